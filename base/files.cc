@@ -1,0 +1,182 @@
+#include "lxmig/base/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "lxmig/base/fd.h"
+
+namespace lxmig {
+
+Result<std::string> readFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::fromErrno("open", path);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::fromErrno("read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+static Status writeAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::fromErrno("write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return okStatus();
+}
+
+Status writeFileAtomic(const std::string& path, std::string_view data, unsigned mode) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) return Status::fromErrno("create", tmp);
+    Status st = writeAll(fd.get(), data, tmp);
+    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::fromErrno("fsync", tmp);
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status st = Status::fromErrno("rename", path);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return okStatus();
+}
+
+Status makeDirs(const std::string& path, unsigned mode) {
+  if (path.empty()) return okStatus();
+  std::string cur;
+  for (const auto& part : split(path, '/')) {
+    cur += "/" + part;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return Status::fromErrno("mkdir", cur);
+  }
+  return okStatus();
+}
+
+static Status removeAt(int dirfd, const char* name, dev_t dev, const std::string& shown) {
+  struct stat st {};
+  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return okStatus();
+    return Status::fromErrno("stat", shown);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != dev) return failedPrecondition("refusing to remove mount point `" + shown + "`");
+    int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return Status::fromErrno("open", shown);
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return Status::fromErrno("opendir", shown);
+    }
+    Status result;
+    while (dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n == "." || n == "..") continue;
+      Status s = removeAt(::dirfd(d), e->d_name, dev, shown + "/" + e->d_name);
+      if (!s.ok() && result.ok()) result = s;
+    }
+    ::closedir(d);
+    if (!result.ok()) return result;
+    if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return Status::fromErrno("rmdir", shown);
+    return okStatus();
+  }
+  if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) return Status::fromErrno("unlink", shown);
+  return okStatus();
+}
+
+Status removeTree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return okStatus();
+    return Status::fromErrno("stat", path);
+  }
+  return removeAt(AT_FDCWD, path.c_str(), st.st_dev, path);
+}
+
+bool pathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t pos = s.find(sep, start);
+    std::string_view part = s.substr(start, pos == std::string_view::npos ? s.npos : pos - start);
+    if (!part.empty() || !skipEmpty) out.emplace_back(part);
+    if (pos == std::string_view::npos) break;
+    start = pos + 1;
+  }
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+bool parseUint64(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    uint64_t nv = v * 10 + static_cast<uint64_t>(c - '0');
+    if (nv / 10 != v) return false;
+    v = nv;
+  }
+  *out = v;
+  return true;
+}
+
+int64_t monotonicNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t wallMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string humanBytes(uint64_t b) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  else std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  return buf;
+}
+
+}  // namespace lxmig

@@ -1,0 +1,34 @@
+// Small file and string helpers with Status errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig {
+
+Result<std::string> readFile(const std::string& path);
+// Writes through a temporary file and rename(2), so readers never see a
+// half-written file. mode applies to the new file.
+Status writeFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+// mkdir -p; existing directories are fine.
+Status makeDirs(const std::string& path, unsigned mode = 0755);
+// rm -rf that does not cross mount points; NotFound is not an error.
+Status removeTree(const std::string& path);
+bool pathExists(const std::string& path);
+
+std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty = true);
+std::string_view trim(std::string_view s);
+bool startsWith(std::string_view s, std::string_view prefix);
+bool parseUint64(std::string_view s, uint64_t* out);
+
+// Monotonic clock in nanoseconds and wall clock in milliseconds since epoch.
+int64_t monotonicNs();
+int64_t wallMs();
+// "1.5 MiB", "640 KiB"
+std::string humanBytes(uint64_t bytes);
+
+}  // namespace lxmig

@@ -1,0 +1,80 @@
+// Child processes: run a command to completion, or hold a running child by
+// pidfd so it is killed and reaped unless released.
+//
+//   LXMIG_ASSIGN_OR_RETURN(auto out, runCommand({"nft", "-j", "list", "ruleset"}));
+//   if (out.exitCode != 0) ...
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/status.h"
+
+namespace lxmig {
+
+struct CommandOutput {
+  int exitCode = -1;  // 128+signal when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+struct CommandOptions {
+  std::string stdinData;
+  int timeoutMs = 0;  // 0: no limit; on expiry the child gets SIGKILL
+  std::vector<std::string> extraEnv;  // "NAME=value", added to the environment
+};
+
+// Runs argv[0] (PATH lookup) with stdout and stderr captured. Every other fd
+// of the caller is closed in the child. Fails only if the command could not
+// be run; a non-zero exit is reported in exitCode.
+Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
+                                 const CommandOptions& opts = {});
+
+// A running child. The destructor sends SIGKILL and reaps it unless it was
+// waited for or released.
+class Child {
+ public:
+  Child() = default;
+  Child(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  Child(Child&& o) noexcept : pid_(o.pid_), pidfd_(std::move(o.pidfd_)) { o.pid_ = -1; }
+  Child& operator=(Child&& o) noexcept {
+    if (this != &o) {
+      killAndReap();
+      pid_ = o.pid_;
+      o.pid_ = -1;
+      pidfd_ = std::move(o.pidfd_);
+    }
+    return *this;
+  }
+  ~Child() { killAndReap(); }
+
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+  // Sends sig through the pidfd (no pid-reuse race).
+  Status signal(int sig);
+  // Waits up to timeoutMs (-1: forever); returns the exit code as above,
+  // DeadlineExceeded on timeout.
+  Result<int> wait(int timeoutMs = -1);
+  pid_t release();
+
+ private:
+  void killAndReap();
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+struct SpawnOptions {
+  std::string stdoutPath = "/dev/null";  // appended to
+  std::string stderrPath = "/dev/null";
+  bool newSession = true;
+};
+
+Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts = {});
+
+// Closes every fd >= minFd in the calling process (used right after fork).
+void closeFdsFrom(int minFd);
+
+}  // namespace lxmig

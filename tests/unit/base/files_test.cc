@@ -1,0 +1,37 @@
+#include "lxmig/base/files.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+namespace lxmig {
+namespace {
+
+TEST(FilesTest, WriteReadRemove) {
+  char tmpl[] = "/tmp/lxmig-files-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  ASSERT_TRUE(makeDirs(dir + "/a/b/c").ok());
+  ASSERT_TRUE(writeFileAtomic(dir + "/a/b/c/f", "hello").ok());
+  auto r = readFile(dir + "/a/b/c/f");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, "hello");
+  ASSERT_TRUE(removeTree(dir).ok());
+  EXPECT_FALSE(pathExists(dir));
+  EXPECT_TRUE(removeTree(dir).ok()) << "removing a missing tree is not an error";
+  EXPECT_EQ(readFile(dir + "/nope").status().code(), Code::kNotFound);
+}
+
+TEST(FilesTest, StringHelpers) {
+  EXPECT_EQ(split("a,,b,c", ','), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(split("a,,b", ',', false), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_EQ(trim("  x y \n"), "x y");
+  uint64_t v = 0;
+  EXPECT_TRUE(parseUint64("18446744073709551615", &v));
+  EXPECT_EQ(v, 18446744073709551615ULL);
+  EXPECT_FALSE(parseUint64("18446744073709551616", &v));
+  EXPECT_FALSE(parseUint64("12a", &v));
+  EXPECT_EQ(humanBytes(1536 * 1024), "1.5 MiB");
+}
+
+}  // namespace
+}  // namespace lxmig

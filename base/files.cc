@@ -61,6 +61,12 @@ Status writeFileAtomic(const std::string& path, std::string_view data, unsigned 
   return okStatus();
 }
 
+Status writeFile(const std::string& path, std::string_view data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+  if (!fd) return Status::fromErrno("open", path);
+  return writeAll(fd.get(), data, path);
+}
+
 Status makeDirs(const std::string& path, unsigned mode) {
   if (path.empty()) return okStatus();
   std::string cur;

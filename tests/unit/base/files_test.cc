@@ -35,3 +35,30 @@ TEST(FilesTest, StringHelpers) {
 
 }  // namespace
 }  // namespace lxmig
+
+#include "lxmig/base/toml_lite.h"
+
+namespace lxmig {
+namespace {
+
+TEST(TomlLiteTest, ParsesSectionsAndValues) {
+  auto r = parseTomlLite(
+      "# cluster\nnode = \"n1\"\nport = 7443 # comment\n[node.n2]\naddress = '10.99.0.12:7443'\n"
+      "[node.n3]\naddress = \"x\"\n",
+      "test.toml");
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->get("node"), "n1");
+  EXPECT_EQ(r->get("port"), "7443");
+  EXPECT_EQ(r->get("node.n2.address"), "10.99.0.12:7443");
+  EXPECT_EQ(r->tables("node"), (std::vector<std::string>{"n2", "n3"}));
+}
+
+TEST(TomlLiteTest, ErrorsNameFileAndLine) {
+  auto r = parseTomlLite("a = 1\nbroken line\n", "agent.conf");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "agent.conf:2: expected key = value");
+  EXPECT_FALSE(parseTomlLite("a = \"x\n", "f").ok());
+}
+
+}  // namespace
+}  // namespace lxmig

@@ -14,6 +14,8 @@ Result<std::string> readFile(const std::string& path);
 // Writes through a temporary file and rename(2), so readers never see a
 // half-written file. mode applies to the new file.
 Status writeFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+// Plain open(O_WRONLY|O_TRUNC)+write, for /proc, /sys and cgroup files.
+Status writeFile(const std::string& path, std::string_view data);
 // mkdir -p; existing directories are fine.
 Status makeDirs(const std::string& path, unsigned mode = 0755);
 // rm -rf that does not cross mount points; NotFound is not an error.

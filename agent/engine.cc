@@ -1,0 +1,589 @@
+#include "engine.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <random>
+#include <thread>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "transfer.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr const char* kLog = "engine";
+
+std::string rpcError(const std::string& node, const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+    return "target " + node + " unreachable: " + s.error_message();
+  return s.error_message();
+}
+
+Status fromGrpc(const std::string& node, const grpc::Status& s) {
+  if (s.ok()) return okStatus();
+  Code c = Code::kInternal;
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE: case grpc::StatusCode::DEADLINE_EXCEEDED: c = Code::kUnavailable; break;
+    case grpc::StatusCode::ALREADY_EXISTS: c = Code::kAlreadyExists; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: c = Code::kFailedPrecondition; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: c = Code::kResourceExhausted; break;
+    case grpc::StatusCode::NOT_FOUND: c = Code::kNotFound; break;
+    case grpc::StatusCode::INVALID_ARGUMENT: c = Code::kInvalidArgument; break;
+    case grpc::StatusCode::CANCELLED: c = Code::kCancelled; break;
+    default: break;
+  }
+  return Status(c, rpcError(node, s));
+}
+
+Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
+
+void setDeadline(grpc::ClientContext& ctx, int seconds) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
+// Times one phase into the report and the audit log.
+class PhaseClock {
+ public:
+  PhaseClock(Node& node, v1::MigrationReport& rep, const std::string& name)
+      : node_(node), rep_(rep), name_(name), startWall_(wallMs()), start_(monotonicNs()) {
+    auto id = node_.audit().beginPhase(rep_.id(), name_, startWall_);
+    if (id.ok()) auditId_ = *id;
+  }
+  ~PhaseClock() {
+    if (!ended_) end(Status(Code::kAborted, "interrupted"));
+  }
+  void end(const Status& st, uint64_t bytes = 0, const std::string& detail = "") {
+    if (ended_) return;
+    ended_ = true;
+    int64_t ms = (monotonicNs() - start_) / 1000000;
+    auto* p = rep_.add_phases();
+    p->set_name(name_);
+    p->set_started_ms(startWall_);
+    p->set_duration_ms(ms);
+    p->set_bytes(bytes);
+    p->set_result(st.ok() ? "ok" : "failed");
+    p->set_error(st.ok() ? "" : st.message());
+    if (auditId_) (void)node_.audit().endPhase(auditId_, startWall_ + ms, bytes, p->result(), p->error(), detail);
+  }
+
+ private:
+  Node& node_;
+  v1::MigrationReport& rep_;
+  std::string name_;
+  int64_t startWall_, start_;
+  int64_t auditId_ = 0;
+  bool ended_ = false;
+};
+
+class Progressor {
+ public:
+  Progressor(const ProgressFn& fn) : fn_(fn), t0_(monotonicNs()) {}
+  void phase(const std::string& name, uint64_t total) {
+    phase_ = name;
+    done_ = 0;
+    total_ = total;
+    phaseStart_ = monotonicNs();
+    emit(true);
+  }
+  void add(uint64_t n) {
+    done_ += n;
+    emit(false);
+  }
+
+ private:
+  void emit(bool force) {
+    if (!fn_) return;
+    int64_t now = monotonicNs();
+    if (!force && now - last_ < 100000000) return;
+    last_ = now;
+    v1::Progress p;
+    p.set_phase(phase_);
+    p.set_bytes_done(done_);
+    p.set_bytes_total(total_);
+    double secs = static_cast<double>(now - phaseStart_) / 1e9;
+    p.set_rate_bps(secs > 0 ? static_cast<double>(done_) / secs : 0);
+    p.set_elapsed_ms((now - t0_) / 1000000);
+    fn_(p);
+  }
+  const ProgressFn& fn_;
+  std::string phase_;
+  uint64_t done_ = 0, total_ = 0;
+  int64_t t0_, phaseStart_ = 0, last_ = 0;
+};
+
+// Sends a tree on an open Transfer stream.
+Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std::string& id,
+                            v1::TransferChunk::Area area, const std::string& root, const Manifest& prev,
+                            Progressor& prog, uint64_t* bytes, const CancelledFn& cancelled) {
+  return sendTree(
+      id, area, root, prev,
+      [&](v1::TransferChunk& c) {
+        if (cancelled && cancelled()) return false;
+        return w->Write(c);
+      },
+      [&](uint64_t n) {
+        *bytes += n;
+        prog.add(n);
+      });
+}
+
+// CRIU's logs of a failed migration outlive the images for the operator.
+void keepCriuLogs(const std::string& imagesDir, const std::string& dest) {
+  for (const char* f : {"dump.log", "restore.log"}) {
+    auto text = readFile(imagesDir + "/" + f);
+    if (!text.ok()) continue;
+    if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
+  }
+}
+
+}  // namespace
+
+std::string newMigrationId() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex mu;
+  std::lock_guard lk(mu);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
+                                 const CancelledFn& cancelled) {
+  const auto& cfg = node.config();
+  v1::MigrationReport rep;
+  rep.set_id(newMigrationId());
+  rep.set_container(req.container());
+  rep.set_source(cfg.node);
+  rep.set_target(req.target());
+  rep.set_mode(req.mode().empty() ? "stop-and-copy" : req.mode());
+  rep.set_reason(req.reason().empty() ? "operator" : req.reason());
+  rep.set_started_ms(wallMs());
+  const int64_t t0 = monotonicNs();
+  Progressor prog(progress);
+
+  store::MigrationRecord rec;
+  rec.id = rep.id();
+  rec.container = rep.container();
+  rec.source = rep.source();
+  rec.target = rep.target();
+  rec.mode = rep.mode();
+  rec.startedMs = rep.started_ms();
+  rec.result = "running";
+  rec.reason = rep.reason();
+  if (auto st = node.audit().beginMigration(rec); !st.ok())
+    LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
+
+  auto finish = [&](const std::string& result, const Status& st) {
+    rep.set_result(result);
+    rep.set_error(st.ok() ? "" : st.message());
+    rep.set_total_ms((monotonicNs() - t0) / 1000000);
+    if (rep.downtime_ms() == 0 && result != "committed") rep.set_downtime_ms(-1);
+    (void)node.audit().finishMigration(rep.id(), result, rep.error(), wallMs(), rep.bytes(), rep.downtime_ms(),
+                                       rep.total_ms());
+    LXMIG_LOG(kInfo, kLog) << "migration " << rep.id() << " of " << rep.container() << " to " << rep.target()
+                           << ": " << result << (st.ok() ? "" : " (" + st.message() + ")");
+    return rep;
+  };
+
+  // ---- validation: nothing reserved yet, failures cost nothing ----
+  if (req.container().empty()) return finish("refused", invalidArgument("no container name given"));
+  auto specR = node.spec(req.container());
+  if (!specR.ok()) return finish("refused", specR.status());
+  const Spec spec = *specR;
+  if (req.target().empty()) return finish("refused", invalidArgument("no target node given (--to)"));
+  if (req.target() == cfg.node)
+    return finish("refused", invalidArgument("container `" + spec.name + "` already runs on " + cfg.node));
+  if (rep.mode() != "stop-and-copy")
+    return finish("refused", unimplemented("migration mode `" + rep.mode() + "` is not implemented (use stop-and-copy)"));
+  auto stubR = node.peer(req.target());
+  if (!stubR.ok()) return finish("refused", stubR.status());
+  auto& stub = *stubR;
+  RunState rs = node.lxc().state(spec.name);
+  if (rs != RunState::kRunning)
+    return finish("refused", failedPrecondition("container `" + spec.name + "` is " + runStateName(rs) + ", not RUNNING"));
+  if (auto st = node.reserve(spec.name, "migrating to " + req.target()); !st.ok()) return finish("refused", st);
+
+  const std::string imagesDir = node.imagesRoot() + "/" + rep.id();
+  bool frozen = false;
+  bool restoreSent = false;
+
+  // Rolls back everything on both sides; legal in every phase, idempotent.
+  auto abortAll = [&](const Status& why) {
+    PhaseClock ph(node, rep, "abort");
+    Status targetAbort;
+    for (int attempt = 0; attempt < (restoreSent ? 5 : 1); ++attempt) {
+      grpc::ClientContext ctx;
+      setDeadline(ctx, 5);
+      v1::AbortRequest ar;
+      ar.set_migration_id(rep.id());
+      ar.set_reason(why.message());
+      v1::Ack ack;
+      targetAbort = fromGrpc(req.target(), stub->Abort(&ctx, ar, &ack));
+      if (targetAbort.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    if (restoreSent && !targetAbort.ok()) {
+      // The target may run the container: thawing here could make two copies.
+      ph.end(targetAbort);
+      node.unreserve(spec.name);
+      return finish("failed", Status(Code::kAborted, why.message() + "; target " + req.target() +
+                                                         " did not confirm the abort, source `" + spec.name +
+                                                         "` left FROZEN on " + cfg.node +
+                                                         " to avoid two running copies: check " + req.target() +
+                                                         ", then `lxmig rm` one copy and thaw the other"));
+    }
+    Status local;
+    if (frozen) {
+      local = node.lxc().thaw(spec.name);
+      if (auto st = node.claimAddress(spec); !st.ok() && local.ok()) local = st;
+    }
+    keepCriuLogs(imagesDir, node.config().stateDir + "/logs/" + rep.id());
+    (void)removeTree(imagesDir);
+    node.unreserve(spec.name);
+    ph.end(local);
+    return finish("aborted", why);
+  };
+  auto isCancelled = [&] { return cancelled && cancelled(); };
+
+  // ---- PREPARE ----
+  {
+    prog.phase("prepare", 0);
+    PhaseClock ph(node, rep, "prepare");
+    v1::PrepareRequest pr;
+    pr.set_migration_id(rep.id());
+    pr.set_source(cfg.node);
+    *pr.mutable_spec() = spec.toProto();
+    uint64_t mem = node.lxc().memoryBytes(spec.name);
+    pr.set_memory_bytes(mem);
+    pr.set_expected_bytes(treeBytes(node.lxc().rootfs(spec.name)));
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 15);
+    v1::PrepareReply prep;
+    Status st = fromGrpc(req.target(), stub->Prepare(&ctx, pr, &prep));
+    ph.end(st);
+    if (!st.ok()) {
+      node.unreserve(spec.name);
+      // The target may have reserved things before refusing.
+      grpc::ClientContext actx;
+      setDeadline(actx, 3);
+      v1::AbortRequest ar;
+      ar.set_migration_id(rep.id());
+      v1::Ack ack;
+      (void)stub->Abort(&actx, ar, &ack);
+      return finish("refused", st);
+    }
+  }
+  if (isCancelled()) return abortAll(cancelledByOperator());
+
+  // ---- SYNC: the writable area while the container runs ----
+  Manifest manifest;
+  {
+    const std::string root = node.lxc().rootfs(spec.name);
+    prog.phase("sync", treeBytes(root));
+    PhaseClock ph(node, rep, "sync");
+    grpc::ClientContext ctx;
+    v1::TransferReply tr;
+    auto w = stub->Transfer(&ctx, &tr);
+    uint64_t bytes = 0;
+    auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, root, {}, prog, &bytes, cancelled);
+    w->WritesDone();
+    Status st = fromGrpc(req.target(), w->Finish());
+    if (st.ok() && !m.ok()) st = m.status();
+    if (st.ok() && isCancelled()) st = cancelledByOperator();
+    rep.set_bytes(rep.bytes() + bytes);
+    ph.end(st, bytes);
+    if (!st.ok()) return abortAll(st.withContext("sync"));
+    manifest = std::move(*m);
+  }
+
+  // ---- FREEZE: downtime starts ----
+  int64_t tFreeze = 0;
+  {
+    prog.phase("freeze", 0);
+    PhaseClock ph(node, rep, "freeze");
+    tFreeze = monotonicNs();
+    Status st = node.lxc().freeze(spec.name);
+    if (st.ok()) {
+      frozen = true;
+      // Stop routing the address here; nothing must reach the frozen copy.
+      if (auto rs2 = node.releaseAddress(spec); !rs2.ok()) LXMIG_LOG(kWarn, kLog) << rs2.toString();
+    }
+    ph.end(st);
+    if (!st.ok()) return abortAll(st);
+  }
+
+  // ---- DUMP ----
+  {
+    prog.phase("dump", 0);
+    PhaseClock ph(node, rep, "dump");
+    Status st = node.lxc().dump(spec.name, imagesDir);
+    uint64_t bytes = st.ok() ? treeBytes(imagesDir) : 0;
+    ph.end(st, bytes);
+    if (!st.ok()) return abortAll(st);
+  }
+  if (isCancelled()) return abortAll(cancelledByOperator());
+
+  // ---- TRANSFER: CRIU images and the file delta ----
+  {
+    uint64_t imageBytes = treeBytes(imagesDir);
+    prog.phase("transfer", imageBytes);
+    PhaseClock ph(node, rep, "transfer");
+    grpc::ClientContext ctx;
+    v1::TransferReply tr;
+    auto w = stub->Transfer(&ctx, &tr);
+    uint64_t bytes = 0;
+    auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled);
+    Status st = m.status();
+    if (st.ok()) {
+      auto d = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
+                          prog, &bytes, cancelled);
+      st = d.status();
+    }
+    w->WritesDone();
+    Status fin = fromGrpc(req.target(), w->Finish());
+    if (!fin.ok()) st = fin;  // the target's reason beats "stream broke"
+    if (st.ok() && isCancelled()) st = cancelledByOperator();
+    rep.set_bytes(rep.bytes() + bytes);
+    ph.end(st, bytes);
+    if (!st.ok()) return abortAll(st.withContext("transfer"));
+  }
+
+  // ---- RESTORE and CUT-OVER on the target ----
+  {
+    prog.phase("restore", 0);
+    PhaseClock ph(node, rep, "restore");
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 120);
+    v1::RestoreRequest rr;
+    rr.set_migration_id(rep.id());
+    v1::RestoreReply rrep;
+    restoreSent = true;
+    Status st = fromGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
+    ph.end(st, 0, st.ok() ? "restore_ms=" + std::to_string(rrep.restore_ms()) +
+                                " cutover_ms=" + std::to_string(rrep.cutover_ms())
+                          : "");
+    if (!st.ok()) return abortAll(st);
+    rep.set_downtime_ms((monotonicNs() - tFreeze) / 1000000);
+  }
+
+  // ---- COMMIT: the target runs it; the source copy goes ----
+  {
+    prog.phase("commit", 0);
+    PhaseClock ph(node, rep, "commit");
+    Status st = node.lxc().destroy(spec.name);
+    (void)removeTree(imagesDir);
+    node.unreserve(spec.name);
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 10);
+    v1::MigrationRef ref;
+    ref.set_migration_id(rep.id());
+    v1::Ack ack;
+    Status cst = fromGrpc(req.target(), stub->Commit(&ctx, ref, &ack));
+    if (!cst.ok()) {
+      LXMIG_LOG(kWarn, kLog) << "commit notice to " << req.target() << " failed: " << cst.toString();
+      (void)node.audit().addEvent(rep.id(), "warn", "commit notice to target failed: " + cst.message());
+    }
+    if (!st.ok()) (void)node.audit().addEvent(rep.id(), "error", "source cleanup: " + st.message());
+    ph.end(st);
+  }
+  return finish("committed", okStatus());
+}
+
+// ----------------------------------------------------------------------------
+// Target side
+
+void Incoming::cleanupStale() {
+  const std::string lxcPath = node_.config().lxcPath;
+  if (DIR* d = ::opendir(lxcPath.c_str())) {
+    std::vector<std::string> stale;
+    while (dirent* e = ::readdir(d))
+      if (startsWith(e->d_name, ".incoming-")) stale.push_back(lxcPath + "/" + e->d_name);
+    ::closedir(d);
+    for (const auto& s : stale) {
+      LXMIG_LOG(kInfo, kLog) << "removing leftover of an interrupted migration: " << s;
+      (void)removeTree(s);
+    }
+  }
+  if (DIR* d = ::opendir(node_.imagesRoot().c_str())) {
+    std::vector<std::string> stale;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") stale.push_back(node_.imagesRoot() + "/" + n);
+    }
+    ::closedir(d);
+    for (const auto& s : stale) (void)removeTree(s);
+  }
+}
+
+Result<std::shared_ptr<Incoming::State>> Incoming::find(const std::string& id) {
+  std::lock_guard lk(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return notFound("no incoming migration `" + id + "` on " + node_.config().node);
+  return it->second;
+}
+
+static uint64_t freeBytes(const std::string& path) {
+  struct statvfs vf {};
+  if (::statvfs(path.c_str(), &vf) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
+}
+
+Status Incoming::prepare(const v1::PrepareRequest& req) {
+  const auto& cfg = node_.config();
+  const std::string& id = req.migration_id();
+  if (id.empty() || id.find('/') != std::string::npos) return invalidArgument("bad migration id");
+  Spec spec = Spec::fromProto(req.spec());
+  {
+    std::lock_guard lk(mu_);
+    if (active_.count(id)) return alreadyExists("migration " + id + " is already prepared on " + cfg.node);
+  }
+  if (node_.lxc().defined(spec.name))
+    return alreadyExists("target " + cfg.node + " already holds a container named `" + spec.name + "`");
+  for (const auto& n : node_.lxc().list()) {
+    auto s = node_.spec(n);
+    if (s.ok() && s->ip == spec.ip)
+      return failedPrecondition("target " + cfg.node + ": address " + spec.ip + " is used by `" + n + "`");
+  }
+  for (const auto& b : spec.binds)
+    if (!pathExists(b.hostPath))
+      return failedPrecondition("target " + cfg.node + " lacks bind source `" + b.hostPath + "`");
+  // Images hold about the container's memory; refuse now rather than after
+  // the freeze when it cannot fit.
+  uint64_t imgFree = freeBytes(node_.imagesRoot());
+  if (req.memory_bytes() > 0 && imgFree < req.memory_bytes())
+    return resourceExhausted("target " + cfg.node + " has " + humanBytes(imgFree) + " free for images in " +
+                             node_.imagesRoot() + ", the container needs about " + humanBytes(req.memory_bytes()));
+  uint64_t fsFree = freeBytes(cfg.lxcPath);
+  if (fsFree < req.expected_bytes())
+    return resourceExhausted("target " + cfg.node + " has " + humanBytes(fsFree) + " free in " + cfg.lxcPath +
+                             ", the writable area needs " + humanBytes(req.expected_bytes()));
+  LXMIG_RETURN_IF_ERROR(node_.reserve(spec.name, "migrating in from " + req.source()));
+  auto st = std::make_shared<State>();
+  st->spec = spec;
+  st->source = req.source();
+  st->stagingDir = cfg.lxcPath + "/.incoming-" + id;
+  st->imagesDir = node_.imagesRoot() + "/" + id;
+  st->startedMs = wallMs();
+  st->lastActivityMs = st->startedMs;
+  Status mk = makeDirs(st->stagingDir + "/rootfs", 0700);
+  if (mk.ok()) mk = makeDirs(st->imagesDir, 0700);
+  if (!mk.ok()) {
+    discard(id, *st);
+    return mk.withContext("target " + cfg.node);
+  }
+  store::MigrationRecord rec;
+  rec.id = id;
+  rec.container = spec.name;
+  rec.source = req.source();
+  rec.target = cfg.node;
+  rec.mode = "incoming";
+  rec.startedMs = st->startedMs;
+  rec.result = "running";
+  rec.reason = "incoming from " + req.source();
+  (void)node_.audit().beginMigration(rec);
+  std::lock_guard lk(mu_);
+  active_[id] = st;
+  LXMIG_LOG(kInfo, kLog) << "prepared incoming migration " << id << " of " << spec.name << " from " << req.source();
+  return okStatus();
+}
+
+Result<v1::TransferReply> Incoming::receive(grpc::ServerReader<v1::TransferChunk>* reader) {
+  v1::TransferChunk c;
+  std::shared_ptr<State> st;
+  std::unique_ptr<TreeWriter> images, rootfs;
+  const std::string& nodeName = node_.config().node;
+  while (reader->Read(&c)) {
+    if (!st) {
+      LXMIG_ASSIGN_OR_RETURN(st, find(c.migration_id()));
+      images = std::make_unique<TreeWriter>(st->imagesDir);
+      rootfs = std::make_unique<TreeWriter>(st->stagingDir + "/rootfs");
+    }
+    st->lastActivityMs = wallMs();
+    TreeWriter& w = c.area() == v1::TransferChunk::IMAGES ? *images : *rootfs;
+    if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + nodeName);
+  }
+  v1::TransferReply r;
+  if (!st) return r;
+  LXMIG_RETURN_IF_ERROR(images->finish().withContext("target " + nodeName));
+  LXMIG_RETURN_IF_ERROR(rootfs->finish().withContext("target " + nodeName));
+  r.set_bytes(images->bytes() + rootfs->bytes());
+  r.set_files(images->files() + rootfs->files());
+  return r;
+}
+
+Result<v1::RestoreReply> Incoming::restore(const std::string& id) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+  const auto& cfg = node_.config();
+  const std::string& name = st->spec.name;
+  st->lastActivityMs = wallMs();
+  auto fail = [&](const Status& s) {
+    (void)node_.lxc().destroy(name);
+    (void)node_.releaseAddress(st->spec);
+    return s.withContext("restore on " + cfg.node);
+  };
+  LXMIG_RETURN_IF_ERROR(makeDirs(node_.lxc().dir(name), 0700));
+  if (::rename((st->stagingDir + "/rootfs").c_str(), node_.lxc().rootfs(name).c_str()) != 0)
+    return fail(Status::fromErrno("rename", node_.lxc().rootfs(name)));
+  if (auto s = node_.lxc().define(node_.paramsFor(st->spec), true); !s.ok()) return fail(s);
+  if (auto s = node_.saveSpec(st->spec); !s.ok()) return fail(s);
+  v1::RestoreReply r;
+  int64_t t = monotonicNs();
+  if (auto s = node_.lxc().restore(name, st->imagesDir); !s.ok()) return fail(s);
+  st->restored = true;
+  if (auto s = node_.lxc().thaw(name); !s.ok()) return fail(s);
+  r.set_restore_ms((monotonicNs() - t) / 1000000);
+  t = monotonicNs();
+  if (auto s = node_.claimAddress(st->spec); !s.ok()) return fail(s);
+  r.set_cutover_ms((monotonicNs() - t) / 1000000);
+  r.set_init_pid(node_.lxc().initPid(name));
+  LXMIG_LOG(kInfo, kLog) << "restored " << name << " (migration " << id << ") in " << r.restore_ms() << " ms";
+  return r;
+}
+
+void Incoming::reapIdle(int64_t idleMs) {
+  std::vector<std::string> idle;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, st] : active_)
+      if (!st->restored && wallMs() - st->lastActivityMs > idleMs) idle.push_back(id);
+  }
+  for (const auto& id : idle) (void)abort(id, "source silent for " + std::to_string(idleMs / 1000) + " s");
+}
+
+void Incoming::discard(const std::string& id, const State& s) {
+  if (!s.restored) keepCriuLogs(s.imagesDir, node_.config().stateDir + "/logs/" + id);
+  (void)removeTree(s.stagingDir);
+  (void)removeTree(s.imagesDir);
+  node_.unreserve(s.spec.name);
+  std::lock_guard lk(mu_);
+  active_.erase(id);
+}
+
+Status Incoming::commit(const std::string& id) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+  if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + node_.config().node);
+  discard(id, *st);
+  (void)node_.audit().finishMigration(id, "committed", "", wallMs(), 0, -1, wallMs() - st->startedMs);
+  return okStatus();
+}
+
+Status Incoming::abort(const std::string& id, const std::string& reason) {
+  auto r = find(id);
+  if (!r.ok()) return okStatus();  // nothing here: already aborted or never prepared
+  auto st = *r;
+  const std::string& name = st->spec.name;
+  // Only a container this migration created is destroyed.
+  if (st->restored || (node_.lxc().defined(name) && !pathExists(st->stagingDir + "/rootfs"))) {
+    (void)node_.lxc().destroy(name);
+    (void)node_.releaseAddress(st->spec);
+  }
+  discard(id, *st);
+  (void)node_.audit().finishMigration(id, "aborted", reason, wallMs(), 0, -1, wallMs() - st->startedMs);
+  LXMIG_LOG(kInfo, kLog) << "aborted incoming migration " << id << ": " << reason;
+  return okStatus();
+}
+
+}  // namespace lxmig::agent

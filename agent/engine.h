@@ -1,0 +1,66 @@
+// The migration engine. Phases (DESIGN.md, "A migration"):
+//   PREPARE (target checks) -> SYNC (writable area while running) ->
+//   FREEZE -> DUMP (CRIU via liblxc) -> TRANSFER (images + file delta) ->
+//   RESTORE (target, liblxc) + CUT-OVER (address) -> COMMIT | ABORT.
+// Invariant: at every instant exactly one copy runs. Until the target
+// reports the container running, any failure thaws the source; abort is
+// legal in every phase and idempotent. Pre-copy (SYNC rounds of memory)
+// slots in between PREPARE and FREEZE.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "lxmig/v1/agent.grpc.pb.h"
+#include "node.h"
+
+namespace lxmig::agent {
+
+using ProgressFn = std::function<void(const v1::Progress&)>;
+using CancelledFn = std::function<bool()>;
+
+// Source side: runs the whole migration and returns its report (result
+// "committed", "aborted", "refused" or "failed" with a one-line error).
+v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
+                                 const CancelledFn& cancelled);
+
+// Target side: state of incoming migrations.
+class Incoming {
+ public:
+  explicit Incoming(Node& node) : node_(node) {}
+  // Removes leftovers of migrations a previous agent did not finish.
+  void cleanupStale();
+  Status prepare(const v1::PrepareRequest& req);
+  Result<v1::TransferReply> receive(grpc::ServerReader<v1::TransferChunk>* reader);
+  Result<v1::RestoreReply> restore(const std::string& id);
+  Status commit(const std::string& id);
+  Status abort(const std::string& id, const std::string& reason);
+  // Aborts incoming migrations not restored and silent for idleMs: their
+  // source is gone (it would have aborted us itself otherwise).
+  void reapIdle(int64_t idleMs);
+
+ private:
+  struct State {
+    Spec spec;
+    std::string source;
+    std::string stagingDir;  // <lxc_path>/.incoming-<id>
+    std::string imagesDir;
+    bool restored = false;
+    int64_t startedMs = 0;
+    std::atomic<int64_t> lastActivityMs{0};
+  };
+  Result<std::shared_ptr<State>> find(const std::string& id);
+  void discard(const std::string& id, const State& s);
+
+  Node& node_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<State>> active_;
+};
+
+std::string newMigrationId();
+
+}  // namespace lxmig::agent

@@ -1,0 +1,64 @@
+// lxmigd's configuration: the agent's own file plus the cluster inventory.
+//
+//   agent.conf (TOML subset, see base/toml_lite.h):
+//     node = "n1"                      listen = "10.99.0.11:7443"
+//     socket = "/run/lxmig/agent.sock" state_dir = "/var/lib/lxmig"
+//     lxc_path = "/var/lib/lxmig/lxc"  cgroup_parent = "lxmig"
+//     bridge = "lxbr0"                 fabric_if = "eth0"
+//     container_subnet = "10.200.1.0/24"   # this node's allocation pool
+//     cluster_prefix = "10.200.0.0/16"     # containers' on-link prefix
+//     gateway = "10.200.0.1"               # anycast gateway on every bridge
+//     tls_ca / tls_cert / tls_key = PEM paths
+//     cluster = "/etc/lxmig/cluster.toml"
+//     images_tmpfs_size = "50%"        # tmpfs for CRIU images; "0" = no tmpfs
+//
+//   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
+// Flags given on the command line override the file.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig::agent {
+
+struct PeerInfo {
+  std::string name;
+  std::string address;  // host:port for mTLS
+  std::string socket;   // local Unix socket, when the node's agent runs on this machine
+};
+
+struct ClusterConfig {
+  std::map<std::string, PeerInfo> nodes;
+  static Result<ClusterConfig> load(const std::string& path);
+};
+
+struct AgentConfig {
+  std::string node;
+  std::string listen;
+  std::string socket = "/run/lxmig/agent.sock";
+  std::string stateDir = "/var/lib/lxmig";
+  std::string lxcPath;        // default: <state_dir>/lxc
+  std::string cgroupParent = "lxmig";
+  std::string bridge = "lxbr0";
+  std::string fabricIf;
+  std::string containerSubnet;
+  std::string clusterPrefix = "10.200.0.0/16";
+  std::string gateway;
+  std::string tlsCa, tlsCert, tlsKey;
+  std::string clusterFile = "/etc/lxmig/cluster.toml";
+  std::string imagesTmpfsSize = "50%";
+  std::string logLevel = "info";
+
+  // Fills the fields present in the file; missing optional ones keep defaults.
+  static Result<AgentConfig> load(const std::string& path);
+  // Checks required fields and their syntax; one line per problem.
+  Status validate() const;
+};
+
+// "10.200.1.0/24" -> (network, prefix length) in host byte order.
+Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr);
+std::string ipToString(uint32_t hostOrder);
+
+}  // namespace lxmig::agent

@@ -1,0 +1,332 @@
+#include "lxc_container.h"
+
+#include <dirent.h>
+#include <lxc/lxccontainer.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+using Container = UniqueHandle<lxc_container, lxc_container_put>;
+
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+// Host directories every application container sees read-only; the rootfs
+// has /bin, /lib, /lib64 and /sbin as links into /usr (merged /usr).
+const char* const kSystemDirs[] = {"usr", "etc"};
+const char* const kWritableDirs[] = {"tmp", "var", "run", "data", "dev", "proc", "sys", "usr", "etc", "opt"};
+
+Result<Container> open(const std::string& lxcPath, const std::string& name) {
+  Container c(::lxc_container_new(name.c_str(), lxcPath.c_str()));
+  if (!c) return internalError("liblxc cannot open container `" + name + "` in " + lxcPath);
+  return c;
+}
+
+bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
+
+// The last "Error" lines of a CRIU log, for a one-line cause.
+std::string criuError(const std::string& logPath) {
+  auto text = readFile(logPath);
+  if (!text.ok()) return "no CRIU log at " + logPath;
+  std::string last;
+  for (const auto& line : split(*text, '\n')) {
+    if (line.find("Error") == std::string::npos) continue;
+    // Harmless on this platform (PLATFORM.md): keep them out of the cause.
+    if (line.find("RLIMIT_NOFILE") != std::string::npos || line.find("iptables") != std::string::npos ||
+        line.find("ip6tables") != std::string::npos)
+      continue;
+    last = std::string(trim(line));
+    break;  // the first error is the cause; later ones are consequences
+  }
+  if (last.empty()) return "see " + logPath;
+  auto pos = last.find("Error");
+  return last.substr(pos) + " (" + logPath + ")";
+}
+
+std::vector<std::string> cgroupHierarchies() {
+  std::vector<std::string> out;
+  if (pureCgroup2()) return {kCgroupRoot};
+  DIR* d = ::opendir(kCgroupRoot);
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    std::string p = std::string(kCgroupRoot) + "/" + n;
+    if (pathExists(p + "/cgroup.procs")) out.push_back(p);
+  }
+  ::closedir(d);
+  return out;
+}
+
+void rmdirDepthFirst(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return;
+  std::vector<std::string> subs;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (e->d_type == DT_DIR && n != "." && n != "..") subs.push_back(path + "/" + n);
+  }
+  ::closedir(d);
+  for (const auto& s : subs) rmdirDepthFirst(s);
+  ::rmdir(path.c_str());
+}
+
+}  // namespace
+
+std::mutex& criuMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+const char* runStateName(RunState s) {
+  switch (s) {
+    case RunState::kStopped: return "STOPPED";
+    case RunState::kStarting: return "STARTING";
+    case RunState::kRunning: return "RUNNING";
+    case RunState::kStopping: return "STOPPING";
+    case RunState::kAborting: return "ABORTING";
+    case RunState::kFreezing: return "FREEZING";
+    case RunState::kFrozen: return "FROZEN";
+    case RunState::kThawed: return "THAWED";
+    case RunState::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
+  if (defined(p.name)) return alreadyExists("container `" + p.name + "` already exists on this node");
+  std::string root = rootfs(p.name);
+  if (!keepRootfs) {
+    for (const char* d : kWritableDirs) LXMIG_RETURN_IF_ERROR(makeDirs(root + "/" + d));
+    ::chmod((root + "/tmp").c_str(), 01777);
+    for (const char* l : {"bin", "lib", "lib64", "sbin"}) {
+      std::string target = std::string("usr/") + l;
+      std::string link = root + "/" + l;
+      if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST)
+        return Status::fromErrno("symlink", link);
+    }
+  }
+  std::string cfg;
+  auto add = [&](const std::string& k, const std::string& v) { cfg += k + " = " + v + "\n"; };
+  cfg += "# written by lxmigd; lxmig.json holds the container's spec\n";
+  add("lxc.uts.name", p.name);
+  add("lxc.rootfs.path", "dir:" + root);
+  for (const char* d : kSystemDirs) add("lxc.mount.entry", std::string("/") + d + " " + d + " none ro,bind 0 0");
+  for (const auto& b : p.binds) {
+    struct stat st {};
+    if (::stat(b.hostPath.c_str(), &st) != 0) return Status::fromErrno("bind source", b.hostPath);
+    std::string rel = b.containerPath;
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
+        b.hostPath.find(' ') != std::string::npos)
+      return invalidArgument("bad bind `" + b.hostPath + ":" + b.containerPath + "`");
+    add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") + "bind,create=" +
+                               (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
+  }
+  add("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0");
+  add("lxc.mount.entry", "mqueue dev/mqueue mqueue rw,nosuid,nodev,noexec,create=dir 0 0");
+  add("lxc.mount.auto", "cgroup:mixed proc:mixed sys:ro");
+  add("lxc.autodev", "1");
+  // CRIU cannot dump consoles or ttys without their masters (PLATFORM.md).
+  add("lxc.tty.max", "0");
+  add("lxc.pty.max", "0");
+  add("lxc.console.path", "none");
+  add("lxc.net.0.type", "veth");
+  add("lxc.net.0.link", p.bridge);
+  add("lxc.net.0.flags", "up");
+  add("lxc.net.0.name", "eth0");
+  add("lxc.net.0.hwaddr", p.hwaddr);
+  add("lxc.net.0.ipv4.address", p.ip + "/" + std::to_string(p.prefixLen));
+  add("lxc.net.0.ipv4.gateway", p.gateway);
+  add("lxc.cgroup.dir.container", cgroupParent_ + "/payload." + p.name);
+  add("lxc.cgroup.dir.monitor", cgroupParent_ + "/monitor." + p.name);
+  for (const auto& e : p.env) add("lxc.environment", e);
+  add("lxc.log.file", dir(p.name) + "/lxc.log");
+  add("lxc.log.level", "WARN");
+  LXMIG_RETURN_IF_ERROR(makeDirs(dir(p.name), 0700));
+  return writeFileAtomic(dir(p.name) + "/config", cfg);
+}
+
+bool LxcHost::defined(const std::string& name) const { return pathExists(dir(name) + "/config"); }
+
+Status LxcHost::start(const std::string& name, const std::vector<std::string>& argv) {
+  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
+  c->want_daemonize(c.get(), true);
+  // The monitor is forked without exec: without this it would keep the
+  // agent's gRPC sockets open for the container's lifetime.
+  c->want_close_all_fds(c.get(), true);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  if (!c->start(c.get(), 0, args.data()))
+    return internalError("liblxc failed to start `" + name + "` (see " + dir(name) + "/lxc.log)");
+  for (int i = 0; i < 100 && c->state(c.get()) != std::string("RUNNING"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return okStatus();
+}
+
+RunState LxcHost::state(const std::string& name) const {
+  auto c = open(lxcPath_, name);
+  if (!c.ok() || !(*c)->is_defined(c->get())) return RunState::kUnknown;
+  std::string s = (*c)->state(c->get());
+  if (s == "RUNNING") return frozen(name) ? RunState::kFrozen : RunState::kRunning;
+  if (s == "STOPPED") return RunState::kStopped;
+  if (s == "FROZEN") return RunState::kFrozen;
+  if (s == "STARTING") return RunState::kStarting;
+  if (s == "STOPPING") return RunState::kStopping;
+  if (s == "FREEZING") return RunState::kFreezing;
+  return RunState::kUnknown;
+}
+
+int LxcHost::initPid(const std::string& name) const {
+  auto c = open(lxcPath_, name);
+  if (!c.ok()) return -1;
+  return (*c)->init_pid(c->get());
+}
+
+uint64_t LxcHost::memoryBytes(const std::string& name) const {
+  std::string rel = "/" + cgroupParent_ + "/payload." + name;
+  std::string p = pureCgroup2() ? std::string(kCgroupRoot) + rel + "/memory.current"
+                                : std::string(kCgroupRoot) + "/memory" + rel + "/memory.usage_in_bytes";
+  auto t = readFile(p);
+  uint64_t v = 0;
+  if (t.ok()) parseUint64(trim(*t), &v);
+  return v;
+}
+
+std::string LxcHost::freezerPath(const std::string& name) const {
+  std::string rel = "/" + cgroupParent_ + "/payload." + name;
+  if (pureCgroup2()) return std::string(kCgroupRoot) + rel + "/cgroup.freeze";
+  return std::string(kCgroupRoot) + "/freezer" + rel + "/freezer.state";
+}
+
+bool LxcHost::frozen(const std::string& name) const {
+  auto t = readFile(freezerPath(name));
+  if (!t.ok()) return false;
+  std::string_view v = trim(*t);
+  return v == "FROZEN" || v == "1";
+}
+
+Status LxcHost::freeze(const std::string& name, int timeoutMs) {
+  std::string p = freezerPath(name);
+  bool v2 = pureCgroup2();
+  LXMIG_RETURN_IF_ERROR(writeFile(p, v2 ? "1" : "FROZEN"));
+  int64_t deadline = monotonicNs() + int64_t{timeoutMs} * 1000000;
+  for (;;) {
+    if (v2) {
+      auto ev = readFile(p.substr(0, p.rfind('/')) + "/cgroup.events");
+      if (ev.ok() && ev->find("frozen 1") != std::string::npos) return okStatus();
+    } else {
+      auto st = readFile(p);
+      if (st.ok() && trim(*st) == "FROZEN") return okStatus();
+    }
+    if (monotonicNs() > deadline) {
+      (void)thaw(name);
+      return unavailable("container `" + name + "` did not freeze within " + std::to_string(timeoutMs) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+Status LxcHost::thaw(const std::string& name) {
+  return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED");
+}
+
+Status LxcHost::dump(const std::string& name, const std::string& imagesDir) {
+  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
+  LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
+  migrate_opts o{};
+  o.directory = const_cast<char*>(imagesDir.c_str());
+  o.stop = false;  // CRIU leaves it as found: frozen
+  std::lock_guard lk(criuMutex());
+  ::setenv("LXMIG_CRIU_DUMP_OPTS", "", 1);
+  int r = c->migrate(c.get(), MIGRATE_DUMP, &o, sizeof o);
+  if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
+  return okStatus();
+}
+
+Status LxcHost::restore(const std::string& name, const std::string& imagesDir) {
+  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
+  c->want_daemonize(c.get(), true);
+  c->want_close_all_fds(c.get(), true);
+  migrate_opts o{};
+  o.directory = const_cast<char*>(imagesDir.c_str());
+  std::lock_guard lk(criuMutex());
+  // liblxc passes --cgroup-root for v1 controllers only; without a default
+  // the tasks land in the source's cgroup2 path (PLATFORM.md).
+  std::string opts = "--cgroup-root /" + cgroupParent_ + "/payload." + name;
+  ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
+  int r = c->migrate(c.get(), MIGRATE_RESTORE, &o, sizeof o);
+  ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
+  if (r != 0) {
+    removeCgroups(name);
+    return internalError("CRIU restore of `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
+  }
+  return okStatus();
+}
+
+Status LxcHost::stop(const std::string& name) {
+  auto c = open(lxcPath_, name);
+  if (!c.ok() || !(*c)->is_defined(c->get())) return okStatus();
+  if (frozen(name)) {
+    // Kill while frozen, then thaw: the tasks die on their way back to user
+    // space, so a frozen source never runs again once its copy is committed.
+    std::string rel = "/" + cgroupParent_ + "/payload." + name;
+    for (const auto& h : cgroupHierarchies()) {
+      if (h.find("freezer") == std::string::npos && !pureCgroup2()) continue;
+      auto procs = readFile(h + rel + "/cgroup.procs");
+      if (!procs.ok()) continue;
+      for (const auto& l : split(*procs, '\n')) {
+        uint64_t pid = 0;
+        if (parseUint64(trim(l), &pid) && pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+      }
+    }
+    (void)thaw(name);
+  }
+  if ((*c)->is_running(c->get())) {
+    if (!(*c)->stop(c->get())) return internalError("liblxc failed to stop `" + name + "`");
+    if (!(*c)->wait(c->get(), "STOPPED", 10)) return internalError("`" + name + "` did not stop within 10 s");
+  }
+  return okStatus();
+}
+
+void LxcHost::removeCgroups(const std::string& name) const {
+  for (const auto& h : cgroupHierarchies()) {
+    rmdirDepthFirst(h + "/" + cgroupParent_ + "/payload." + name);
+    rmdirDepthFirst(h + "/" + cgroupParent_ + "/monitor." + name);
+  }
+}
+
+Status LxcHost::destroy(const std::string& name) {
+  LXMIG_RETURN_IF_ERROR(stop(name));
+  removeCgroups(name);
+  return removeTree(dir(name));
+}
+
+std::vector<std::string> LxcHost::list() const {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(lxcPath_.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (pathExists(lxcPath_ + "/" + n + "/lxmig.json")) out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace lxmig::agent

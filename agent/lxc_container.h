@@ -1,0 +1,89 @@
+// The agent's only door to liblxc: defines, starts, freezes, dumps, restores
+// and destroys the application containers of one node.
+//
+// On-disk layout (all under the node's lxc_path):
+//   <lxc_path>/<name>/config       LXC configuration written by define()
+//   <lxc_path>/<name>/rootfs/      the writable area (tmp, var, run, data) and
+//                                  mount points for read-only host binds
+//   <lxc_path>/<name>/lxmig.json   lxmig's own record (spec), marks ownership
+// Cgroups: <cgroup_parent>/payload.<name> and <cgroup_parent>/monitor.<name>
+// in every hierarchy, so several simulated nodes can share one kernel.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig::agent {
+
+struct Bind {
+  std::string hostPath;
+  std::string containerPath;
+  bool readOnly = true;
+};
+
+struct ContainerParams {
+  std::string name;
+  std::string ip;        // dotted quad
+  int prefixLen = 16;
+  std::string gateway;
+  std::string hwaddr;
+  std::string bridge;
+  std::vector<Bind> binds;
+  std::vector<std::string> env;
+};
+
+enum class RunState { kStopped, kStarting, kRunning, kStopping, kAborting, kFreezing, kFrozen, kThawed, kUnknown };
+const char* runStateName(RunState s);
+
+class LxcHost {
+ public:
+  LxcHost(std::string lxcPath, std::string cgroupParent)
+      : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)) {}
+
+  const std::string& lxcPath() const { return lxcPath_; }
+  std::string rootfs(const std::string& name) const { return lxcPath_ + "/" + name + "/rootfs"; }
+  std::string dir(const std::string& name) const { return lxcPath_ + "/" + name; }
+
+  // Writes config and the rootfs skeleton. AlreadyExists if defined.
+  // `keepRootfs`: the rootfs was already put in place (incoming migration).
+  Status define(const ContainerParams& p, bool keepRootfs = false);
+  bool defined(const std::string& name) const;
+  // Starts `argv` as the container's init, daemonized, all inherited fds closed.
+  Status start(const std::string& name, const std::vector<std::string>& argv);
+  RunState state(const std::string& name) const;
+  int initPid(const std::string& name) const;
+  uint64_t memoryBytes(const std::string& name) const;
+
+  // Cgroup freezer of the payload; waits until the kernel reports FROZEN.
+  Status freeze(const std::string& name, int timeoutMs = 5000);
+  Status thaw(const std::string& name);
+  bool frozen(const std::string& name) const;
+
+  // CRIU dump of a FROZEN container into dir; the container stays frozen
+  // (CRIU restores the freezer state it found), so an abort only thaws.
+  Status dump(const std::string& name, const std::string& dir);
+  // CRIU restore from dir; returns with the container restored, frozen as it
+  // was dumped; call thaw() to let it run.
+  Status restore(const std::string& name, const std::string& dir);
+  // SIGKILL everything and wait until stopped. NotFound is not an error.
+  Status stop(const std::string& name);
+  // stop() + remove config, rootfs and cgroups. Idempotent.
+  Status destroy(const std::string& name);
+  std::vector<std::string> list() const;
+
+ private:
+  std::string freezerPath(const std::string& name) const;
+  void removeCgroups(const std::string& name) const;
+  std::string lxcPath_;
+  std::string cgroupParent_;
+};
+
+// Serializes calls that fork criu with per-call environment (liblxc has no
+// field for the options lxmig adds; the criu wrapper reads them from env).
+std::mutex& criuMutex();
+
+}  // namespace lxmig::agent

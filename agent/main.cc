@@ -1,0 +1,213 @@
+// lxmigd: the per-node agent.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <atomic>
+#include <thread>
+
+#include "lxmig/agent/config.h"
+#include "lxmig/agent/doctor.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "node.h"
+#include "service.h"
+
+using namespace lxmig;
+using namespace lxmig::agent;
+
+namespace {
+
+bool isMountPoint(const std::string& path) {
+  struct stat a {}, b {};
+  if (::stat(path.c_str(), &a) != 0 || ::stat((path + "/..").c_str(), &b) != 0) return false;
+  return a.st_dev != b.st_dev;
+}
+
+// CRIU images go to tmpfs: dumps and restores are memory-speed and leave
+// nothing on disk.
+Status mountImagesTmpfs(const std::string& dir, const std::string& size) {
+  if (size == "0" || isMountPoint(dir)) return okStatus();
+  std::string opts = "mode=0700,size=" + size;
+  if (::mount("lxmig-images", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+    return Status::fromErrno("mount tmpfs on", dir);
+  return okStatus();
+}
+
+// After a crash or restart: a FROZEN container of ours was caught mid
+// migration. If a peer runs it, the migration committed; else thaw it.
+void recoverFrozen(Node& node) {
+  for (const auto& name : node.lxc().list()) {
+    auto spec = node.spec(name);
+    if (!spec.ok()) continue;
+    RunState rs = node.lxc().state(name);
+    if (rs == RunState::kRunning) {
+      (void)node.claimAddress(*spec);
+      continue;
+    }
+    if (rs != RunState::kFrozen) continue;
+    bool elsewhere = false, unknown = false;
+    for (const auto& p : node.peerNames()) {
+      auto stub = node.peer(p);
+      if (!stub.ok()) continue;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      v1::ListContainersRequest rq;
+      rq.set_node(p);
+      v1::ListContainersReply rp;
+      if (!(*stub)->ListContainers(&ctx, rq, &rp).ok()) {
+        unknown = true;
+        continue;
+      }
+      for (const auto& c : rp.containers())
+        if (c.name() == name && c.state() == "RUNNING") elsewhere = true;
+    }
+    if (elsewhere) {
+      LXMIG_LOG(kWarn, "recover") << name << " is frozen here and runs on a peer: removing the stale copy";
+      (void)node.lxc().destroy(name);
+    } else if (unknown) {
+      LXMIG_LOG(kError, "recover") << name << " is frozen here and a peer is unreachable: left frozen, resolve by hand";
+    } else {
+      LXMIG_LOG(kWarn, "recover") << name << " was frozen by an interrupted migration: thawing it";
+      (void)node.lxc().thaw(name);
+      (void)node.claimAddress(*spec);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::setProgram("lxmigd");
+  preferLxmigCriu();
+  CLI::App app{"lxmigd: the lxmig node agent"};
+  std::string configPath;
+  AgentConfig over;
+  app.add_option("-c,--config", configPath, "agent config file (TOML subset)");
+  app.add_option("--node", over.node, "node name");
+  app.add_option("--listen", over.listen, "peer address host:port (mutual TLS)");
+  app.add_option("--socket", over.socket, "local Unix socket for the CLI");
+  app.add_option("--state-dir", over.stateDir, "state directory");
+  app.add_option("--lxc-path", over.lxcPath, "LXC path (default <state-dir>/lxc)");
+  app.add_option("--cgroup-parent", over.cgroupParent, "cgroup directory for containers");
+  app.add_option("--bridge", over.bridge, "container bridge");
+  app.add_option("--fabric-if", over.fabricIf, "interface toward the other nodes (gratuitous ARP)");
+  app.add_option("--container-subnet", over.containerSubnet, "this node's container address pool (CIDR)");
+  app.add_option("--cluster-prefix", over.clusterPrefix, "containers' prefix (CIDR)");
+  app.add_option("--gateway", over.gateway, "containers' gateway address");
+  app.add_option("--cluster", over.clusterFile, "cluster inventory file");
+  app.add_option("--tls-ca", over.tlsCa, "cluster CA (PEM)");
+  app.add_option("--tls-cert", over.tlsCert, "this node's certificate (PEM)");
+  app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
+  app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+
+  AgentConfig cfg;
+  if (!configPath.empty()) {
+    auto r = AgentConfig::load(configPath);
+    if (!r.ok()) {
+      std::fprintf(stderr, "lxmigd: %s\n", r.status().message().c_str());
+      return 2;
+    }
+    cfg = *r;
+  }
+  // Flags given explicitly win over the file.
+  auto pick = [&](const char* flag, std::string& dst, const std::string& src) {
+    if (app.count(flag)) dst = src;
+  };
+  pick("--node", cfg.node, over.node);
+  pick("--listen", cfg.listen, over.listen);
+  pick("--socket", cfg.socket, over.socket);
+  pick("--state-dir", cfg.stateDir, over.stateDir);
+  pick("--lxc-path", cfg.lxcPath, over.lxcPath);
+  pick("--cgroup-parent", cfg.cgroupParent, over.cgroupParent);
+  pick("--bridge", cfg.bridge, over.bridge);
+  pick("--fabric-if", cfg.fabricIf, over.fabricIf);
+  pick("--container-subnet", cfg.containerSubnet, over.containerSubnet);
+  pick("--cluster-prefix", cfg.clusterPrefix, over.clusterPrefix);
+  pick("--gateway", cfg.gateway, over.gateway);
+  pick("--cluster", cfg.clusterFile, over.clusterFile);
+  pick("--tls-ca", cfg.tlsCa, over.tlsCa);
+  pick("--tls-cert", cfg.tlsCert, over.tlsCert);
+  pick("--tls-key", cfg.tlsKey, over.tlsKey);
+  pick("--log-level", cfg.logLevel, over.logLevel);
+  if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
+  if (auto st = cfg.validate(); !st.ok()) {
+    std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());
+    return 2;
+  }
+  log::Level lvl;
+  if (log::parseLevel(cfg.logLevel, &lvl)) log::setLevel(lvl);
+
+  // Signals go to one thread; block them before gRPC starts its threads.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto nodeR = Node::create(cfg);
+  if (!nodeR.ok()) {
+    std::fprintf(stderr, "lxmigd: %s\n", nodeR.status().message().c_str());
+    return 1;
+  }
+  Node& node = **nodeR;
+  if (auto st = mountImagesTmpfs(node.imagesRoot(), cfg.imagesTmpfsSize); !st.ok()) {
+    std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());
+    return 1;
+  }
+  AgentService service(node);
+  service.incoming().cleanupStale();
+  if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0)
+    LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
+
+  std::string sockDir = cfg.socket.substr(0, cfg.socket.rfind('/'));
+  if (auto st = makeDirs(sockDir, 0700); !st.ok()) {
+    std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());
+    return 1;
+  }
+  ::unlink(cfg.socket.c_str());
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  builder.AddListeningPort("unix:" + cfg.socket, grpc::InsecureServerCredentials());
+  int tcpPort = 0;
+  if (!cfg.listen.empty()) builder.AddListeningPort(cfg.listen, node.serverCredentials(), &tcpPort);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || (!cfg.listen.empty() && tcpPort == 0)) {
+    std::fprintf(stderr, "lxmigd: cannot listen on %s / %s\n", cfg.socket.c_str(), cfg.listen.c_str());
+    return 1;
+  }
+  // The local socket is the CLI's: root only.
+  ::chmod(cfg.socket.c_str(), 0600);
+  LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
+                            << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
+  std::thread([&node] { recoverFrozen(node); }).detach();
+  LXMIG_LOG(kInfo, "agent") << "owns " << node.lxc().list().size() << " container(s)";
+
+  std::atomic<bool> stopping{false};
+  std::thread reaper([&] {
+    while (!stopping) {
+      for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      service.incoming().reapIdle(120000);
+    }
+  });
+  std::thread sigThread([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    LXMIG_LOG(kInfo, "agent") << "signal " << sig << ": shutting down (containers keep running)";
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  });
+  server->Wait();
+  stopping = true;
+  sigThread.join();
+  reaper.join();
+  ::unlink(cfg.socket.c_str());
+  if (cfg.imagesTmpfsSize != "0") ::umount2(node.imagesRoot().c_str(), MNT_DETACH);
+  LXMIG_LOG(kInfo, "agent") << "stopped";
+  return 0;
+}

@@ -1,0 +1,337 @@
+#include "node.h"
+
+#include <arpa/inet.h>
+#include <xxhash.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
+#include "lxmig/net/cutover.h"
+
+namespace lxmig::agent {
+
+using nlohmann::json;
+
+uint64_t chunkChecksum(const std::string& data) { return XXH3_64bits(data.data(), data.size()); }
+
+v1::ContainerSpec Spec::toProto() const {
+  v1::ContainerSpec p;
+  p.set_name(name);
+  p.set_ip(ip);
+  p.set_hwaddr(hwaddr);
+  p.set_origin_node(originNode);
+  p.set_created_ms(createdMs);
+  for (const auto& c : command) p.add_command(c);
+  for (const auto& e : env) p.add_env(e);
+  for (const auto& b : binds) {
+    auto* m = p.add_binds();
+    m->set_host_path(b.hostPath);
+    m->set_container_path(b.containerPath);
+    m->set_read_only(b.readOnly);
+  }
+  return p;
+}
+
+Spec Spec::fromProto(const v1::ContainerSpec& p) {
+  Spec s;
+  s.name = p.name();
+  s.ip = p.ip();
+  s.hwaddr = p.hwaddr();
+  s.originNode = p.origin_node();
+  s.createdMs = p.created_ms();
+  s.command.assign(p.command().begin(), p.command().end());
+  s.env.assign(p.env().begin(), p.env().end());
+  for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  return s;
+}
+
+std::string Spec::toJson() const {
+  json j = {{"name", name}, {"ip", ip}, {"hwaddr", hwaddr}, {"origin_node", originNode},
+            {"created_ms", createdMs}, {"command", command}, {"env", env}};
+  j["binds"] = json::array();
+  for (const auto& b : binds)
+    j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
+  return j.dump(2) + "\n";
+}
+
+Result<Spec> Spec::fromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalidArgument("malformed lxmig.json");
+  Spec s;
+  s.name = j.value("name", "");
+  s.ip = j.value("ip", "");
+  s.hwaddr = j.value("hwaddr", "");
+  s.originNode = j.value("origin_node", "");
+  s.createdMs = j.value("created_ms", int64_t{0});
+  s.command = j.value("command", std::vector<std::string>{});
+  s.env = j.value("env", std::vector<std::string>{});
+  for (const auto& b : j.value("binds", json::array()))
+    s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
+  if (s.name.empty() || s.ip.empty()) return invalidArgument("lxmig.json lacks name or ip");
+  return s;
+}
+
+Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
+  std::unique_ptr<Node> n(new Node(cfg));
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg.stateDir, 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg.lxcPath, 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(n->imagesRoot(), 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(n->incomingRoot(), 0700));
+  LXMIG_ASSIGN_OR_RETURN(n->audit_, store::AuditLog::open(cfg.stateDir + "/audit.db"));
+  if (pathExists(cfg.clusterFile)) {
+    LXMIG_ASSIGN_OR_RETURN(n->cluster_, ClusterConfig::load(cfg.clusterFile));
+  } else {
+    LXMIG_LOG(kWarn, "node") << "no cluster file at " << cfg.clusterFile << ": this node knows no peers";
+  }
+  if (!cfg.tlsCa.empty()) {
+    LXMIG_ASSIGN_OR_RETURN(n->caPem_, readFile(cfg.tlsCa));
+    LXMIG_ASSIGN_OR_RETURN(n->certPem_, readFile(cfg.tlsCert));
+    LXMIG_ASSIGN_OR_RETURN(n->keyPem_, readFile(cfg.tlsKey));
+  }
+  return n;
+}
+
+std::shared_ptr<grpc::ServerCredentials> Node::serverCredentials() const {
+  grpc::SslServerCredentialsOptions o(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = caPem_;
+  o.pem_key_cert_pairs.push_back({keyPem_, certPem_});
+  return grpc::SslServerCredentials(o);
+}
+
+std::vector<std::string> Node::peerNames() const {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : cluster_.nodes)
+    if (name != cfg_.node) out.push_back(name);
+  return out;
+}
+
+Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
+  auto it = cluster_.nodes.find(node);
+  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
+  if (it->second.address.empty()) return failedPrecondition("node `" + node + "` has no peer address");
+  if (caPem_.empty()) return failedPrecondition("this agent has no TLS identity to talk to peers");
+  std::lock_guard lk(mu_);
+  auto& ch = channels_[node];
+  if (!ch) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = caPem_;
+    o.pem_private_key = keyPem_;
+    o.pem_cert_chain = certPem_;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxSendMessageSize(64 << 20);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    ch = grpc::CreateCustomChannel(it->second.address, grpc::SslCredentials(o), args);
+  }
+  return v1::Agent::NewStub(ch);
+}
+
+Status Node::reserve(const std::string& name, const std::string& why) {
+  std::lock_guard lk(mu_);
+  auto it = busy_.find(name);
+  if (it != busy_.end()) return failedPrecondition("container `" + name + "` is busy: " + it->second);
+  busy_[name] = why;
+  return okStatus();
+}
+
+void Node::unreserve(const std::string& name) {
+  std::lock_guard lk(mu_);
+  busy_.erase(name);
+}
+
+Result<Spec> Node::spec(const std::string& name) {
+  auto text = readFile(lxc_.dir(name) + "/lxmig.json");
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound)
+      return notFound("no container `" + name + "` on node " + cfg_.node);
+    return text.status();
+  }
+  return Spec::fromJson(*text);
+}
+
+Status Node::saveSpec(const Spec& s) { return writeFileAtomic(lxc_.dir(s.name) + "/lxmig.json", s.toJson(), 0600); }
+
+ContainerParams Node::paramsFor(const Spec& s) const {
+  ContainerParams p;
+  p.name = s.name;
+  p.ip = s.ip;
+  auto prefix = parseCidr(cfg_.clusterPrefix);
+  p.prefixLen = prefix.ok() ? prefix->second : 16;
+  p.gateway = cfg_.gateway;
+  p.hwaddr = s.hwaddr;
+  p.bridge = cfg_.bridge;
+  p.binds = s.binds;
+  p.env = s.env;
+  return p;
+}
+
+Status Node::claimAddress(const Spec& s) {
+  return net::claimAddress({s.ip, cfg_.bridge, cfg_.fabricIf});
+}
+
+Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
+
+static bool validName(const std::string& n) {
+  if (n.empty() || n.size() > 48) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return std::isalnum(static_cast<unsigned char>(n[0]));
+}
+
+Result<std::string> Node::allocateIp() {
+  LXMIG_ASSIGN_OR_RETURN(auto pool, parseCidr(cfg_.containerSubnet));
+  std::set<std::string> used;
+  for (const auto& n : lxc_.list()) {
+    auto s = spec(n);
+    if (s.ok()) used.insert(s->ip);
+  }
+  // Addresses move with their containers, so a free address in this node's
+  // pool may be in use elsewhere: ask the peers.
+  for (const auto& p : peerNames()) {
+    auto stub = peer(p);
+    if (!stub.ok()) continue;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::ListContainersRequest rq;
+    rq.set_node(p);
+    v1::ListContainersReply rp;
+    auto st = (*stub)->ListContainers(&ctx, rq, &rp);
+    if (!st.ok()) {
+      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << st.error_message();
+      continue;
+    }
+    for (const auto& c : rp.containers()) used.insert(c.ip());
+  }
+  uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
+  for (uint32_t i = 10; i + 1 < size; ++i) {
+    std::string ip = ipToString(pool.first + i);
+    if (ip == cfg_.gateway || used.count(ip)) continue;
+    return ip;
+  }
+  return resourceExhausted("no free address in " + cfg_.containerSubnet);
+}
+
+Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
+  if (!validName(req.name())) return invalidArgument("bad container name `" + req.name() + "` (letters, digits, - and _)");
+  if (req.command().empty()) return invalidArgument("no command given for container `" + req.name() + "`");
+  LXMIG_RETURN_IF_ERROR(reserve(req.name(), "being created"));
+  struct Unreserve {
+    Node* n;
+    std::string name;
+    ~Unreserve() { n->unreserve(name); }
+  } unres{this, req.name()};
+  if (lxc_.defined(req.name())) return alreadyExists("container `" + req.name() + "` already exists on " + cfg_.node);
+  Spec s;
+  s.name = req.name();
+  s.command.assign(req.command().begin(), req.command().end());
+  s.env.assign(req.env().begin(), req.env().end());
+  for (const auto& b : req.binds()) {
+    if (b.host_path().empty() || b.host_path()[0] != '/' || b.container_path().empty() || b.container_path()[0] != '/')
+      return invalidArgument("bind paths must be absolute: `" + b.host_path() + ":" + b.container_path() + "`");
+    if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
+    s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  }
+  LXMIG_ASSIGN_OR_RETURN(s.ip, allocateIp());
+  in_addr a{};
+  ::inet_pton(AF_INET, s.ip.c_str(), &a);
+  uint32_t h = ntohl(a.s_addr);
+  char mac[32];
+  std::snprintf(mac, sizeof mac, "02:4c:4d:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  s.hwaddr = mac;
+  s.originNode = cfg_.node;
+  s.createdMs = wallMs();
+
+  Status st = lxc_.define(paramsFor(s));
+  if (st.ok()) st = saveSpec(s);
+  if (st.ok()) st = lxc_.start(s.name, s.command);
+  if (st.ok()) st = claimAddress(s);
+  if (!st.ok()) {
+    (void)lxc_.destroy(s.name);
+    return st.withContext("run `" + s.name + "`");
+  }
+  LXMIG_LOG(kInfo, "node") << "container " << s.name << " started at " << s.ip;
+  return info(s.name);
+}
+
+Status Node::remove(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  LXMIG_RETURN_IF_ERROR(reserve(name, "being removed"));
+  Status st = lxc_.destroy(name);
+  (void)releaseAddress(s);
+  unreserve(name);
+  return st;
+}
+
+Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(req.name()));
+  if (req.command().empty()) return invalidArgument("no command to run in `" + req.name() + "`");
+  RunState rs = lxc_.state(req.name());
+  if (rs != RunState::kRunning)
+    return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
+  std::vector<std::string> argv = {"lxc-attach", "-P", lxc_.lxcPath(), "-n", req.name(), "--clear-env",
+                                   "-v", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--"};
+  argv.insert(argv.end(), req.command().begin(), req.command().end());
+  CommandOptions o;
+  o.timeoutMs = req.timeout_ms() ? static_cast<int>(req.timeout_ms()) : 60000;
+  LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, o));
+  v1::ExecReply r;
+  r.set_exit_code(out.exitCode);
+  r.set_stdout_data(out.out);
+  r.set_stderr_data(out.err);
+  return r;
+}
+
+Result<v1::ContainerInfo> Node::info(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  v1::ContainerInfo ci;
+  ci.set_name(s.name);
+  ci.set_node(cfg_.node);
+  ci.set_ip(s.ip);
+  {
+    std::lock_guard lk(mu_);
+    auto it = busy_.find(name);
+    if (it != busy_.end() && it->second.rfind("migrating", 0) == 0) ci.set_state("MIGRATING");
+  }
+  RunState rs = lxc_.state(name);
+  if (ci.state().empty()) ci.set_state(runStateName(rs));
+  ci.set_memory_bytes(lxc_.memoryBytes(name));
+  ci.set_init_pid(rs == RunState::kStopped ? 0 : lxc_.initPid(name));
+  for (const auto& c : s.command) ci.add_command(c);
+  ci.set_created_ms(s.createdMs);
+  return ci;
+}
+
+std::vector<v1::ContainerInfo> Node::list() {
+  std::vector<v1::ContainerInfo> out;
+  for (const auto& n : lxc_.list()) {
+    auto i = info(n);
+    if (i.ok()) out.push_back(std::move(*i));
+  }
+  return out;
+}
+
+v1::NodeInfo Node::nodeInfo() {
+  v1::NodeInfo ni;
+  ni.set_name(cfg_.node);
+  ni.set_address(cfg_.listen);
+  ni.set_version(LXMIG_VERSION);
+  ni.set_container_subnet(cfg_.containerSubnet);
+  if (auto mi = readFile("/proc/meminfo"); mi.ok()) {
+    for (const auto& l : split(*mi, '\n')) {
+      auto parts = split(l, ' ');
+      uint64_t kb = 0;
+      if (parts.size() >= 2 && parseUint64(parts[1], &kb)) {
+        if (parts[0] == "MemTotal:") ni.set_mem_total_bytes(kb * 1024);
+        if (parts[0] == "MemAvailable:") ni.set_mem_available_bytes(kb * 1024);
+      }
+    }
+  }
+  if (auto la = readFile("/proc/loadavg"); la.ok()) ni.set_load1(std::atof(la->c_str()));
+  ni.set_containers(static_cast<uint32_t>(lxc_.list().size()));
+  return ni;
+}
+
+}  // namespace lxmig::agent

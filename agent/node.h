@@ -1,0 +1,87 @@
+// One node's state: configuration, containers, audit log and peers.
+// Thread-safe; every RPC handler works through it.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lxc_container.h"
+#include "lxmig/agent/config.h"
+#include "lxmig/store/audit_log.h"
+#include "lxmig/v1/agent.grpc.pb.h"
+
+namespace lxmig::agent {
+
+// What lxmig records about a container in <lxc_path>/<name>/lxmig.json.
+struct Spec {
+  std::string name, ip, hwaddr, originNode;
+  std::vector<std::string> command, env;
+  std::vector<Bind> binds;
+  int64_t createdMs = 0;
+
+  v1::ContainerSpec toProto() const;
+  static Spec fromProto(const v1::ContainerSpec& p);
+  std::string toJson() const;
+  static Result<Spec> fromJson(const std::string& text);
+};
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> create(const AgentConfig& cfg);
+
+  const AgentConfig& config() const { return cfg_; }
+  LxcHost& lxc() { return lxc_; }
+  store::AuditLog& audit() { return *audit_; }
+  std::string imagesRoot() const { return cfg_.stateDir + "/images"; }
+  std::string incomingRoot() const { return cfg_.stateDir + "/incoming"; }
+
+  // Containers.
+  Result<v1::ContainerInfo> run(const v1::RunContainerRequest& req);
+  Status remove(const std::string& name);
+  Result<v1::ExecReply> exec(const v1::ExecRequest& req);
+  std::vector<v1::ContainerInfo> list();
+  Result<v1::ContainerInfo> info(const std::string& name);
+  Result<Spec> spec(const std::string& name);
+  Status saveSpec(const Spec& s);
+  ContainerParams paramsFor(const Spec& s) const;
+  // Routes the container's address here (after start or restore).
+  Status claimAddress(const Spec& s);
+  Status releaseAddress(const Spec& s);
+
+  // A name is busy while it is created, removed or migrated; busy names
+  // refuse other operations with FailedPrecondition.
+  Status reserve(const std::string& name, const std::string& why);
+  void unreserve(const std::string& name);
+
+  // Peers, by node name: a stub over mutual TLS (or the node's local socket
+  // when the cluster file names one and it is on this machine).
+  Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
+  std::vector<std::string> peerNames() const;
+  std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
+
+  v1::NodeInfo nodeInfo();
+
+ private:
+  explicit Node(AgentConfig cfg) : cfg_(std::move(cfg)), lxc_(cfg_.lxcPath, cfg_.cgroupParent) {}
+  Result<std::string> allocateIp();
+
+  AgentConfig cfg_;
+  LxcHost lxc_;
+  ClusterConfig cluster_;
+  std::unique_ptr<store::AuditLog> audit_;
+  std::string caPem_, certPem_, keyPem_;
+  std::mutex mu_;
+  std::map<std::string, std::string> busy_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+};
+
+// Bulk-transfer helpers shared by the engine's two sides.
+uint64_t chunkChecksum(const std::string& data);
+
+}  // namespace lxmig::agent

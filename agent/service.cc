@@ -1,0 +1,210 @@
+#include "service.h"
+
+#include "lxmig/agent/doctor.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+v1::MigrationReport fromRecord(const store::MigrationRecord& m) {
+  v1::MigrationReport r;
+  r.set_id(m.id);
+  r.set_container(m.container);
+  r.set_source(m.source);
+  r.set_target(m.target);
+  r.set_mode(m.mode);
+  r.set_result(m.result);
+  r.set_error(m.error);
+  r.set_started_ms(m.startedMs);
+  r.set_downtime_ms(m.downtimeMs);
+  r.set_total_ms(m.totalMs);
+  r.set_bytes(m.bytes);
+  r.set_reason(m.reason);
+  for (const auto& p : m.phases) {
+    auto* ph = r.add_phases();
+    ph->set_name(p.name);
+    ph->set_started_ms(p.startedMs);
+    ph->set_duration_ms(p.endedMs ? p.endedMs - p.startedMs : -1);
+    ph->set_bytes(p.bytes);
+    ph->set_result(p.result);
+    ph->set_error(p.error);
+  }
+  return r;
+}
+
+// Calls the same unary method on a peer.
+template <typename Req, typename Rep, typename Fn>
+grpc::Status forward(Node& node, const std::string& target, const Req& req, Rep* rep, Fn method, int seconds) {
+  auto stub = node.peer(target);
+  if (!stub.ok()) return toGrpc(stub.status());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  grpc::Status st = ((**stub).*method)(&ctx, req, rep);
+  if (st.error_code() == grpc::StatusCode::UNAVAILABLE)
+    return grpc::Status(st.error_code(), "node " + target + " unreachable: " + st.error_message());
+  return st;
+}
+
+}  // namespace
+
+grpc::Status toGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  grpc::StatusCode c = grpc::StatusCode::INTERNAL;
+  switch (s.code()) {
+    case Code::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case Code::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
+    case Code::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
+    case Code::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
+    case Code::kAborted: c = grpc::StatusCode::ABORTED; break;
+    case Code::kCancelled: c = grpc::StatusCode::CANCELLED; break;
+    case Code::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case Code::kDeadlineExceeded: c = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    case Code::kPermissionDenied: c = grpc::StatusCode::PERMISSION_DENIED; break;
+    case Code::kUnimplemented: c = grpc::StatusCode::UNIMPLEMENTED; break;
+    default: break;
+  }
+  return grpc::Status(c, s.message());
+}
+
+grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req, v1::NodeInfo* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetNode, 10);
+  *rep = node_.nodeInfo();
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListContainers(grpc::ServerContext*, const v1::ListContainersRequest* req,
+                                          v1::ListContainersReply* rep) {
+  if (!req->all_nodes()) {
+    if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::ListContainers, 10);
+    for (auto& c : node_.list()) *rep->add_containers() = std::move(c);
+    return grpc::Status::OK;
+  }
+  for (auto& c : node_.list()) *rep->add_containers() = std::move(c);
+  for (const auto& p : node_.peerNames()) {
+    v1::ListContainersRequest one;
+    one.set_node(p);
+    v1::ListContainersReply r;
+    auto st = forward(node_, p, one, &r, &v1::Agent::Stub::ListContainers, 5);
+    if (!st.ok()) {
+      rep->add_unreachable(p + ": " + st.error_message());
+      continue;
+    }
+    for (auto& c : *r.mutable_containers()) *rep->add_containers() = std::move(c);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::RunContainer(grpc::ServerContext*, const v1::RunContainerRequest* req,
+                                        v1::ContainerInfo* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::RunContainer, 120);
+  auto r = node_.run(*req);
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest* req,
+                                           v1::RemoveContainerReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::RemoveContainer, 60);
+  return toGrpc(node_.remove(req->name()));
+}
+
+grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req, v1::ExecReply* rep) {
+  int secs = req->timeout_ms() ? static_cast<int>(req->timeout_ms() / 1000) + 10 : 75;
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Exec, secs);
+  auto r = node_.exec(*req);
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest* req, v1::DoctorReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Doctor, 60);
+  *rep = runDoctor(node_.config().node);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,
+                                   grpc::ServerWriter<v1::MigrateEvent>* writer) {
+  if (remote(req->node())) {
+    auto stub = node_.peer(req->node());
+    if (!stub.ok()) return toGrpc(stub.status());
+    grpc::ClientContext cctx;
+    auto reader = (*stub)->Migrate(&cctx, *req);
+    v1::MigrateEvent ev;
+    while (reader->Read(&ev)) {
+      if (ctx->IsCancelled()) cctx.TryCancel();
+      writer->Write(ev);
+    }
+    return reader->Finish();
+  }
+  auto report = runMigration(
+      node_, *req,
+      [&](const v1::Progress& p) {
+        v1::MigrateEvent ev;
+        *ev.mutable_progress() = p;
+        writer->Write(ev);
+      },
+      [&] { return ctx->IsCancelled(); });
+  v1::MigrateEvent ev;
+  *ev.mutable_report() = report;
+  writer->Write(ev);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest* req,
+                                          v1::ListMigrationsReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::ListMigrations, 10);
+  store::MigrationFilter f;
+  f.container = req->container();
+  if (req->limit() > 0) f.limit = req->limit();
+  auto r = node_.audit().listMigrations(f);
+  if (!r.ok()) return toGrpc(r.status());
+  for (const auto& m : *r) *rep->add_migrations() = fromRecord(m);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest* req,
+                                        v1::MigrationReport* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetMigration, 10);
+  auto r = node_.audit().getMigration(req->id());
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = fromRecord(*r);
+  auto ev = node_.audit().events(r->id);
+  if (ev.ok())
+    for (const auto& [ms, text] : *ev) rep->add_events(text);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply*) {
+  // A request that waited past its deadline (agent stopped, overloaded)
+  // must not reserve anything: its source has already given up.
+  if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
+  return toGrpc(incoming_.prepare(*req));
+}
+
+grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>* reader,
+                                    v1::TransferReply* rep) {
+  auto r = incoming_.receive(reader);
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = *r;
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
+  auto r = incoming_.restore(req->migration_id());
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = *r;
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Commit(grpc::ServerContext*, const v1::MigrationRef* req, v1::Ack*) {
+  return toGrpc(incoming_.commit(req->migration_id()));
+}
+
+grpc::Status AgentService::Abort(grpc::ServerContext*, const v1::AbortRequest* req, v1::Ack*) {
+  return toGrpc(incoming_.abort(req->migration_id(), req->reason()));
+}
+
+}  // namespace lxmig::agent

@@ -1,0 +1,43 @@
+// gRPC service of lxmigd: the same service on the local Unix socket and on
+// the mutual-TLS peer port. Requests naming another node are forwarded.
+#pragma once
+
+#include "engine.h"
+#include "lxmig/v1/agent.grpc.pb.h"
+#include "node.h"
+
+namespace lxmig::agent {
+
+class AgentService final : public v1::Agent::Service {
+ public:
+  explicit AgentService(Node& node) : node_(node), incoming_(node) {}
+  Incoming& incoming() { return incoming_; }
+
+  grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::NodeInfo*) override;
+  grpc::Status ListContainers(grpc::ServerContext*, const v1::ListContainersRequest*,
+                              v1::ListContainersReply*) override;
+  grpc::Status RunContainer(grpc::ServerContext*, const v1::RunContainerRequest*, v1::ContainerInfo*) override;
+  grpc::Status RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
+                               v1::RemoveContainerReply*) override;
+  grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
+  grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
+  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*,
+                       grpc::ServerWriter<v1::MigrateEvent>*) override;
+  grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
+                              v1::ListMigrationsReply*) override;
+  grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
+  grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
+  grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;
+  grpc::Status Restore(grpc::ServerContext*, const v1::RestoreRequest*, v1::RestoreReply*) override;
+  grpc::Status Commit(grpc::ServerContext*, const v1::MigrationRef*, v1::Ack*) override;
+  grpc::Status Abort(grpc::ServerContext*, const v1::AbortRequest*, v1::Ack*) override;
+
+ private:
+  bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
+  Node& node_;
+  Incoming incoming_;
+};
+
+grpc::Status toGrpc(const Status& s);
+
+}  // namespace lxmig::agent

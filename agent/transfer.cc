@@ -1,0 +1,242 @@
+#include "transfer.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "node.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
+
+bool safeRelative(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  for (const auto& part : split(p, '/', false))
+    if (part.empty() || part == "..") return false;
+  return true;
+}
+
+struct Walker {
+  const std::string& id;
+  v1::TransferChunk::Area area;
+  const std::string& root;
+  const Manifest& previous;
+  const ChunkSink& sink;
+  const BytesCallback& onBytes;
+  Manifest now;
+  dev_t dev = 0;
+
+  Status sendMeta(const std::string& rel, const struct stat& st, v1::FileMeta::Type type,
+                  const std::string& link) {
+    v1::TransferChunk c;
+    c.set_migration_id(id);
+    c.set_area(area);
+    c.set_path(rel);
+    auto* m = c.mutable_meta();
+    m->set_type(type);
+    m->set_mode(st.st_mode & 07777);
+    m->set_uid(st.st_uid);
+    m->set_gid(st.st_gid);
+    m->set_mtime_ns(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec);
+    m->set_size(static_cast<uint64_t>(st.st_size));
+    m->set_link_target(link);
+    if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    return okStatus();
+  }
+
+  Status sendFile(const std::string& rel, const std::string& abs, const struct stat& st) {
+    UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return Status::fromErrno("open", abs);
+    LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::REGULAR, ""));
+    std::string buf;
+    uint64_t off = 0;
+    for (;;) {
+      buf.resize(kChunkBytes);
+      ssize_t n = ::pread(fd.get(), buf.data(), kChunkBytes, static_cast<off_t>(off));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::fromErrno("read", abs);
+      }
+      if (n == 0) break;
+      buf.resize(static_cast<size_t>(n));
+      v1::TransferChunk c;
+      c.set_migration_id(id);
+      c.set_area(area);
+      c.set_path(rel);
+      c.set_offset(off);
+      c.set_xxh64(chunkChecksum(buf));
+      c.set_data(std::move(buf));
+      buf = std::string();
+      if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+      off += static_cast<uint64_t>(n);
+      if (onBytes) onBytes(static_cast<uint64_t>(n));
+    }
+    return okStatus();
+  }
+
+  Status walk(const std::string& rel) {
+    std::string abs = rel.empty() ? root : root + "/" + rel;
+    DIR* d = ::opendir(abs.c_str());
+    if (!d) return Status::fromErrno("opendir", abs);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      std::string r = rel.empty() ? n : rel + "/" + n;
+      std::string a = root + "/" + r;
+      struct stat st {};
+      if (::lstat(a.c_str(), &st) != 0) {
+        if (errno == ENOENT) continue;  // vanished while walking a running container
+        return Status::fromErrno("stat", a);
+      }
+      EntryState es;
+      es.size = static_cast<uint64_t>(st.st_size);
+      es.mtimeNs = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+      es.mode = st.st_mode;
+      if (S_ISDIR(st.st_mode)) {
+        es.type = v1::FileMeta::DIRECTORY;
+        es.size = 0;
+        es.mtimeNs = 0;  // directory mtimes change with every file; content is walked anyway
+        bool changed = !previous.count(r) || !(previous.at(r) == es);
+        now[r] = es;
+        if (changed) LXMIG_RETURN_IF_ERROR(sendMeta(r, st, v1::FileMeta::DIRECTORY, ""));
+        if (st.st_dev == dev) LXMIG_RETURN_IF_ERROR(walk(r));
+      } else if (S_ISREG(st.st_mode)) {
+        es.type = v1::FileMeta::REGULAR;
+        now[r] = es;
+        if (!previous.count(r) || !(previous.at(r) == es)) LXMIG_RETURN_IF_ERROR(sendFile(r, a, st));
+      } else if (S_ISLNK(st.st_mode)) {
+        es.type = v1::FileMeta::SYMLINK;
+        now[r] = es;
+        if (!previous.count(r) || !(previous.at(r) == es)) {
+          char target[4096];
+          ssize_t len = ::readlink(a.c_str(), target, sizeof target - 1);
+          if (len < 0) return Status::fromErrno("readlink", a);
+          LXMIG_RETURN_IF_ERROR(sendMeta(r, st, v1::FileMeta::SYMLINK, std::string(target, static_cast<size_t>(len))));
+        }
+      }
+      // Sockets, FIFOs and device nodes are recreated by CRIU or autodev.
+    }
+    return okStatus();
+  }
+};
+
+}  // namespace
+
+Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area, const std::string& root,
+                          const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes) {
+  struct stat st {};
+  if (::stat(root.c_str(), &st) != 0) return Status::fromErrno("stat", root);
+  Walker w{migrationId, area, root, previous, sink, onBytes, {}, st.st_dev};
+  LXMIG_RETURN_IF_ERROR(w.walk(""));
+  // Deletions, deepest first so directories are empty when removed.
+  for (auto it = previous.rbegin(); it != previous.rend(); ++it) {
+    if (w.now.count(it->first)) continue;
+    v1::TransferChunk c;
+    c.set_migration_id(migrationId);
+    c.set_area(area);
+    c.set_path(it->first);
+    c.mutable_meta()->set_type(v1::FileMeta::DELETED);
+    if (!sink(c)) return unavailable("transfer stream broke while sending deletions");
+  }
+  return std::move(w.now);
+}
+
+uint64_t treeBytes(const std::string& root) {
+  uint64_t total = 0;
+  DIR* d = ::opendir(root.c_str());
+  if (!d) return 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    std::string p = root + "/" + n;
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) total += treeBytes(p);
+    else if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+  }
+  ::closedir(d);
+  return total;
+}
+
+TreeWriter::~TreeWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status TreeWriter::closeCurrent() {
+  if (fd_ < 0) return okStatus();
+  int fd = std::exchange(fd_, -1);
+  std::string p = root_ + "/" + curPath_;
+  Status st;
+  if (::ftruncate(fd, static_cast<off_t>(curMeta_.size())) != 0) st = Status::fromErrno("truncate", p);
+  if (st.ok() && ::fchown(fd, curMeta_.uid(), curMeta_.gid()) != 0) st = Status::fromErrno("chown", p);
+  if (st.ok() && ::fchmod(fd, curMeta_.mode()) != 0) st = Status::fromErrno("chmod", p);
+  timespec ts[2] = {{0, UTIME_OMIT},
+                    {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000), static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
+  if (st.ok() && ::futimens(fd, ts) != 0) st = Status::fromErrno("utimens", p);
+  if (::close(fd) != 0 && st.ok()) st = Status::fromErrno("close", p);
+  return st;
+}
+
+Status TreeWriter::apply(const v1::TransferChunk& c) {
+  if (!safeRelative(c.path())) return invalidArgument("unsafe path in transfer: `" + c.path() + "`");
+  std::string p = root_ + "/" + c.path();
+  if (c.has_meta()) {
+    LXMIG_RETURN_IF_ERROR(closeCurrent());
+    const auto& m = c.meta();
+    switch (m.type()) {
+      case v1::FileMeta::DIRECTORY:
+        if (::mkdir(p.c_str(), m.mode()) != 0 && errno != EEXIST) return Status::fromErrno("mkdir", p);
+        if (::chown(p.c_str(), m.uid(), m.gid()) != 0) return Status::fromErrno("chown", p);
+        if (::chmod(p.c_str(), m.mode()) != 0) return Status::fromErrno("chmod", p);
+        return okStatus();
+      case v1::FileMeta::SYMLINK:
+        ::unlink(p.c_str());
+        if (::symlink(m.link_target().c_str(), p.c_str()) != 0) return Status::fromErrno("symlink", p);
+        if (::lchown(p.c_str(), m.uid(), m.gid()) != 0) return Status::fromErrno("lchown", p);
+        return okStatus();
+      case v1::FileMeta::DELETED:
+        return removeTree(p);
+      case v1::FileMeta::REGULAR: {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) LXMIG_RETURN_IF_ERROR(removeTree(p));
+        fd_ = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd_ < 0) return Status::fromErrno("create", p);
+        curPath_ = c.path();
+        curMeta_ = m;
+        ++files_;
+        return okStatus();
+      }
+      default:
+        return invalidArgument("unknown entry type in transfer for `" + c.path() + "`");
+    }
+  }
+  if (fd_ < 0 || c.path() != curPath_) return invalidArgument("data for `" + c.path() + "` without its header");
+  if (chunkChecksum(c.data()) != c.xxh64())
+    return Status(Code::kAborted, "checksum mismatch in `" + c.path() + "` at offset " + std::to_string(c.offset()));
+  const std::string& d = c.data();
+  size_t done = 0;
+  while (done < d.size()) {
+    ssize_t n = ::pwrite(fd_, d.data() + done, d.size() - done, static_cast<off_t>(c.offset() + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::fromErrno("write", p);
+    }
+    done += static_cast<size_t>(n);
+  }
+  bytes_ += d.size();
+  return okStatus();
+}
+
+Status TreeWriter::finish() { return closeCurrent(); }
+
+}  // namespace lxmig::agent

@@ -1,0 +1,83 @@
+#include "client.h"
+
+#include <sys/stat.h>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/toml_lite.h"
+
+#include <grpcpp/grpcpp.h>
+
+namespace lxmig::cli {
+
+Status fromGrpc(const grpc::Status& s) {
+  if (s.ok()) return okStatus();
+  Code c = Code::kInternal;
+  switch (s.error_code()) {
+    case grpc::StatusCode::NOT_FOUND: c = Code::kNotFound; break;
+    case grpc::StatusCode::INVALID_ARGUMENT: c = Code::kInvalidArgument; break;
+    case grpc::StatusCode::ALREADY_EXISTS: c = Code::kAlreadyExists; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: c = Code::kFailedPrecondition; break;
+    case grpc::StatusCode::UNAVAILABLE: c = Code::kUnavailable; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: c = Code::kResourceExhausted; break;
+    case grpc::StatusCode::UNIMPLEMENTED: c = Code::kUnimplemented; break;
+    default: break;
+  }
+  return Status(c, s.error_message());
+}
+
+static bool isSocket(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+Connector::Connector(std::string socket, std::string clusterFile)
+    : socket_(std::move(socket)), clusterFile_(std::move(clusterFile)) {
+  auto kv = loadTomlLite(clusterFile_);
+  if (!kv.ok()) return;
+  for (const auto& n : kv->tables("node")) {
+    nodeNames_.push_back(n);
+    std::string s = kv->get("node." + n + ".socket");
+    if (!s.empty()) nodeSockets_.emplace_back(n, s);
+  }
+}
+
+Result<Target> Connector::forNode(const std::string& node) {
+  std::string path;
+  if (!node.empty()) {
+    bool known = nodeNames_.empty();
+    for (const auto& n : nodeNames_) known |= n == node;
+    if (!known) return notFound("unknown node `" + node + "` (not in " + clusterFile_ + ")");
+    for (const auto& [n, s] : nodeSockets_)
+      if (n == node && isSocket(s)) path = s;
+  }
+  if (path.empty() && isSocket(socket_)) path = socket_;
+  if (path.empty())
+    for (const auto& [n, s] : nodeSockets_)
+      if (isSocket(s)) {
+        path = s;
+        break;
+      }
+  if (path.empty())
+    return unavailable("no agent reachable: " + socket_ + " does not exist (is lxmigd running? `lxmig testbed up` for the test bed)");
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto ch = grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
+  return Target{v1::Agent::NewStub(ch), node, path};
+}
+
+Result<std::string> Connector::locate(const std::string& container) {
+  LXMIG_ASSIGN_OR_RETURN(auto t, forNode(""));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  v1::ListContainersRequest rq;
+  rq.set_all_nodes(true);
+  v1::ListContainersReply rp;
+  LXMIG_RETURN_IF_ERROR(fromGrpc(t.stub->ListContainers(&ctx, rq, &rp)));
+  for (const auto& c : rp.containers())
+    if (c.name() == container) return c.node();
+  std::string extra;
+  for (const auto& u : rp.unreachable()) extra += "; unreachable " + u;
+  return notFound("no container `" + container + "` on any node" + extra);
+}
+
+}  // namespace lxmig::cli

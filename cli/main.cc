@@ -1,0 +1,467 @@
+// lxmig: the operator's command line.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "client.h"
+#include "lxmig/agent/doctor.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+using namespace lxmig;
+using namespace lxmig::cli;
+using nlohmann::json;
+
+namespace {
+
+struct Globals {
+  std::string node;
+  std::string socket = "/run/lxmig/agent.sock";
+  std::string cluster;
+  bool json = false;
+  bool quiet = false;
+};
+
+int fail(const std::string& what, const Status& st) {
+  std::fprintf(stderr, "lxmig: %s%s%s\n", what.c_str(), what.empty() ? "" : ": ", st.message().c_str());
+  switch (st.code()) {
+    case Code::kInvalidArgument: return 2;
+    case Code::kUnimplemented: return 3;
+    default: return 1;
+  }
+}
+
+std::string defaultCluster() {
+  if (const char* e = std::getenv("LXMIG_CLUSTER")) return e;
+  std::string prefix = std::getenv("LXMIG_TESTBED_PREFIX") ? std::getenv("LXMIG_TESTBED_PREFIX") : "lxmig";
+  std::string tb = "/run/" + prefix + "-testbed/cluster.toml";
+  if (pathExists(tb)) return tb;
+  return "/etc/lxmig/cluster.toml";
+}
+
+std::string exeDir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+std::string scriptsDir() {
+  if (const char* e = std::getenv("LXMIG_SCRIPTS_DIR")) return e;
+  if (pathExists(std::string(LXMIG_SOURCE_DIR) + "/scripts/testbed.sh")) return std::string(LXMIG_SOURCE_DIR) + "/scripts";
+  return "/usr/local/share/lxmig/scripts";
+}
+
+std::string lxmigdPath() {
+  if (const char* e = std::getenv("LXMIGD")) return e;
+  std::string d = exeDir();
+  for (const auto& c : {d + "/lxmigd", d + "/../agent/lxmigd"})
+    if (pathExists(c)) return c;
+  return "lxmigd";
+}
+
+void deadline(grpc::ClientContext& ctx, int s) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(s));
+}
+
+std::string fmtMs(int64_t ms) { return ms < 0 ? "-" : std::to_string(ms) + " ms"; }
+
+json reportJson(const v1::MigrationReport& r) {
+  json j = {{"id", r.id()},          {"container", r.container()}, {"source", r.source()},
+            {"target", r.target()},  {"mode", r.mode()},           {"result", r.result()},
+            {"error", r.error()},    {"reason", r.reason()},       {"started_ms", r.started_ms()},
+            {"downtime_ms", r.downtime_ms()}, {"total_ms", r.total_ms()}, {"bytes", r.bytes()}};
+  j["phases"] = json::array();
+  for (const auto& p : r.phases())
+    j["phases"].push_back({{"name", p.name()}, {"started_ms", p.started_ms()}, {"duration_ms", p.duration_ms()},
+                           {"bytes", p.bytes()}, {"result", p.result()}, {"error", p.error()}});
+  j["events"] = r.events();
+  return j;
+}
+
+void printReport(const v1::MigrationReport& r) {
+  std::printf("migration %s: %s %s -> %s  %s\n", r.id().c_str(), r.container().c_str(), r.source().c_str(),
+              r.target().c_str(), r.result().c_str());
+  if (!r.error().empty()) std::printf("  error: %s\n", r.error().c_str());
+  std::printf("  mode %s, downtime %s, total %s, %s transferred\n", r.mode().c_str(), fmtMs(r.downtime_ms()).c_str(),
+              fmtMs(r.total_ms()).c_str(), humanBytes(r.bytes()).c_str());
+  std::printf("  %-10s %10s %12s  %s\n", "PHASE", "DURATION", "BYTES", "RESULT");
+  for (const auto& p : r.phases())
+    std::printf("  %-10s %10s %12s  %s%s%s\n", p.name().c_str(), fmtMs(p.duration_ms()).c_str(),
+                p.bytes() ? humanBytes(p.bytes()).c_str() : "-", p.result().c_str(), p.error().empty() ? "" : ": ",
+                p.error().c_str());
+  for (const auto& e : r.events()) std::printf("  event: %s\n", e.c_str());
+}
+
+grpc::ClientContext* g_migrateCtx = nullptr;
+void onInterrupt(int) {
+  if (g_migrateCtx) g_migrateCtx->TryCancel();
+}
+
+int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::string& to, const std::string& mode) {
+  std::string src = g.node;
+  if (src.empty()) {
+    auto loc = conn.locate(name);
+    if (!loc.ok()) return fail("migrate " + name, loc.status());
+    src = *loc;
+  }
+  auto t = conn.forNode(src);
+  if (!t.ok()) return fail("migrate " + name, t.status());
+  v1::MigrateRequest rq;
+  rq.set_node(src);
+  rq.set_container(name);
+  rq.set_target(to);
+  rq.set_mode(mode);
+  rq.set_reason("operator");
+  grpc::ClientContext ctx;
+  g_migrateCtx = &ctx;
+  struct sigaction sa {};
+  sa.sa_handler = onInterrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  bool tty = ::isatty(2) && !g.quiet && !g.json;
+  auto reader = t->stub->Migrate(&ctx, rq);
+  v1::MigrateEvent ev;
+  v1::MigrationReport report;
+  bool haveReport = false;
+  while (reader->Read(&ev)) {
+    if (ev.has_report()) {
+      report = ev.report();
+      haveReport = true;
+    } else if (tty) {
+      const auto& p = ev.progress();
+      std::string line = "[" + p.phase() + "] " + humanBytes(p.bytes_done());
+      if (p.bytes_total()) line += " / " + humanBytes(p.bytes_total());
+      if (p.rate_bps() > 0) {
+        line += "  " + humanBytes(static_cast<uint64_t>(p.rate_bps())) + "/s";
+        if (p.bytes_total() > p.bytes_done()) {
+          char eta[32];
+          std::snprintf(eta, sizeof eta, "  ETA %.1fs", static_cast<double>(p.bytes_total() - p.bytes_done()) / p.rate_bps());
+          line += eta;
+        }
+      }
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    }
+  }
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  grpc::Status st = reader->Finish();
+  g_migrateCtx = nullptr;
+  if (!haveReport) {
+    if (st.error_code() == grpc::StatusCode::CANCELLED)
+      return fail("migrate " + name, cancelled("interrupted; the source agent rolls the migration back"));
+    return fail("migrate " + name, fromGrpc(st));
+  }
+  if (g.json) std::cout << reportJson(report).dump(2) << "\n";
+  else if (!g.quiet || report.result() != "committed") printReport(report);
+  if (report.result() != "committed") {
+    std::fprintf(stderr, "lxmig: migrate %s: %s: %s\n", name.c_str(), report.result().c_str(), report.error().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::setProgram("lxmig");
+  agent::preferLxmigCriu();
+  CLI::App app{"lxmig: live migration of LXC containers between nodes"};
+  app.require_subcommand(1);
+  app.fallthrough(true);
+  Globals g;
+  app.add_option("--node", g.node, "node to act on (default: where the container runs / the local agent)");
+  app.add_option("--socket", g.socket, "local agent socket")->envname("LXMIG_SOCKET");
+  app.add_option("--cluster", g.cluster, "cluster inventory file");
+  app.add_flag("--json", g.json, "machine-readable output");
+  app.add_flag("-q,--quiet", g.quiet, "no progress output");
+
+  // doctor
+  auto* doctor = app.add_subcommand("doctor", "check this node's prerequisites (or --node X's)");
+  // testbed
+  auto* tb = app.add_subcommand("testbed", "the embedded test bed: nodes in network namespaces on this machine");
+  tb->require_subcommand(1);
+  int tbNodes = 2;
+  auto* tbUp = tb->add_subcommand("up", "bring the test bed up");
+  tbUp->add_option("--nodes", tbNodes, "number of nodes")->check(CLI::Range(1, 9));
+  auto* tbDown = tb->add_subcommand("down", "remove everything the test bed made");
+  auto* tbStatus = tb->add_subcommand("status", "show the test bed");
+  // containers
+  auto* run = app.add_subcommand("run", "create and start an application container");
+  std::string runName;
+  std::vector<std::string> runCmd, runBinds, runEnv;
+  run->add_option("--name", runName, "container name")->required();
+  run->add_option("--bind", runBinds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)");
+  run->add_option("-e,--env", runEnv, "NAME=value for the workload");
+  run->add_option("command", runCmd, "command and arguments (after --)")->required();
+  auto* ps = app.add_subcommand("ps", "list containers of all nodes");
+  auto* rm = app.add_subcommand("rm", "stop and remove a container");
+  std::string rmName;
+  rm->add_option("name", rmName)->required();
+  auto* exec = app.add_subcommand("exec", "run a command inside a container, wherever it lives");
+  std::string execName;
+  std::vector<std::string> execCmd;
+  unsigned execTimeout = 60;
+  exec->add_option("name", execName)->required();
+  exec->add_option("--timeout", execTimeout, "seconds");
+  exec->add_option("command", execCmd)->required();
+  auto* migrate = app.add_subcommand("migrate", "live-migrate a container to another node");
+  std::string migName, migTo, migMode = "stop-and-copy";
+  migrate->add_option("name", migName)->required();
+  migrate->add_option("--to", migTo, "target node")->required();
+  migrate->add_option("--mode", migMode, "stop-and-copy");
+  auto* audit = app.add_subcommand("audit", "migration history");
+  audit->require_subcommand(1);
+  auto* auditList = audit->add_subcommand("list", "recent migrations");
+  std::string auditContainer;
+  int auditLimit = 50;
+  auditList->add_option("--container", auditContainer);
+  auditList->add_option("--limit", auditLimit);
+  auto* auditShow = audit->add_subcommand("show", "one migration with its phases");
+  std::string auditId;
+  auditShow->add_option("id", auditId)->required();
+  auto* nodes = app.add_subcommand("nodes", "list the cluster's nodes");
+
+  CLI11_PARSE(app, argc, argv);
+  if (g.cluster.empty()) g.cluster = defaultCluster();
+  Connector conn(g.socket, g.cluster);
+
+  if (doctor->parsed()) {
+    v1::DoctorReply rep;
+    if (g.node.empty()) {
+      char host[256] = "local";
+      ::gethostname(host, sizeof host);
+      rep = agent::runDoctor(host);
+    } else {
+      auto t = conn.forNode(g.node);
+      if (!t.ok()) return fail("doctor", t.status());
+      grpc::ClientContext ctx;
+      deadline(ctx, 120);
+      v1::DoctorRequest rq;
+      rq.set_node(g.node);
+      if (auto st = fromGrpc(t->stub->Doctor(&ctx, rq, &rep)); !st.ok()) return fail("doctor", st);
+    }
+    bool ok = true;
+    json j = {{"node", rep.node()}, {"checks", json::array()}};
+    for (const auto& c : rep.checks()) {
+      if (!c.ok() && c.required()) ok = false;
+      j["checks"].push_back({{"name", c.name()}, {"ok", c.ok()}, {"required", c.required()}, {"detail", c.detail()},
+                             {"hint", c.hint()}});
+      if (!g.json) {
+        std::printf("%-20s %-5s %s\n", c.name().c_str(), c.ok() ? "ok" : (c.required() ? "FAIL" : "warn"),
+                    c.detail().c_str());
+        if (!c.ok()) std::printf("%-20s       fix: %s\n", "", c.hint().c_str());
+      }
+    }
+    j["ok"] = ok;
+    if (g.json) std::cout << j.dump(2) << "\n";
+    return ok ? 0 : 1;
+  }
+
+  if (tb->parsed()) {
+    std::string script = scriptsDir() + "/testbed.sh";
+    std::vector<std::string> args = {"bash", script};
+    if (tbUp->parsed()) {
+      args.insert(args.end(), {"up", "--nodes", std::to_string(tbNodes), "--lxmigd", lxmigdPath()});
+    } else if (tbDown->parsed()) {
+      args.push_back("down");
+    } else if (tbStatus->parsed()) {
+      args.push_back("status");
+      if (g.json) args.push_back("--json");
+    }
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    ::execvp("bash", cargs.data());
+    return fail("testbed", Status::fromErrno("exec", script));
+  }
+
+  if (run->parsed()) {
+    v1::RunContainerRequest rq;
+    rq.set_node(g.node);
+    rq.set_name(runName);
+    for (const auto& c : runCmd) rq.add_command(c);
+    for (const auto& e : runEnv) {
+      if (e.find('=') == std::string::npos) return fail("run", invalidArgument("--env wants NAME=value, got `" + e + "`"));
+      rq.add_env(e);
+    }
+    for (const auto& b : runBinds) {
+      auto parts = split(b, ':', false);
+      if (parts.empty() || parts.size() > 3 || parts[0].empty())
+        return fail("run", invalidArgument("--bind wants HOST[:CONTAINER][:rw], got `" + b + "`"));
+      auto* m = rq.add_binds();
+      m->set_host_path(parts[0]);
+      m->set_container_path(parts.size() >= 2 && !parts[1].empty() ? parts[1] : parts[0]);
+      m->set_read_only(!(parts.size() == 3 && parts[2] == "rw"));
+    }
+    auto t = conn.forNode(g.node);
+    if (!t.ok()) return fail("run " + runName, t.status());
+    grpc::ClientContext ctx;
+    deadline(ctx, 180);
+    v1::ContainerInfo ci;
+    if (auto st = fromGrpc(t->stub->RunContainer(&ctx, rq, &ci)); !st.ok()) return fail("run " + runName, st);
+    if (g.json)
+      std::cout << json({{"name", ci.name()}, {"node", ci.node()}, {"state", ci.state()}, {"ip", ci.ip()}}).dump() << "\n";
+    else if (!g.quiet)
+      std::printf("%s running on %s at %s\n", ci.name().c_str(), ci.node().c_str(), ci.ip().c_str());
+    return 0;
+  }
+
+  if (ps->parsed() || nodes->parsed()) {
+    auto t = conn.forNode(g.node);
+    if (!t.ok()) return fail(ps->parsed() ? "ps" : "nodes", t.status());
+    if (nodes->parsed()) {
+      json arr = json::array();
+      std::vector<std::string> names = conn.nodes();
+      if (names.empty()) names.push_back("");
+      if (!g.json) std::printf("%-10s %-22s %8s %10s %12s\n", "NODE", "ADDRESS", "LOAD1", "CONTAINERS", "MEM FREE");
+      int rc = 0;
+      for (const auto& n : names) {
+        grpc::ClientContext ctx;
+        deadline(ctx, 10);
+        v1::GetNodeRequest rq;
+        rq.set_node(n);
+        v1::NodeInfo ni;
+        auto st = fromGrpc(t->stub->GetNode(&ctx, rq, &ni));
+        if (!st.ok()) {
+          std::fprintf(stderr, "lxmig: nodes: %s: %s\n", n.c_str(), st.message().c_str());
+          rc = 1;
+          continue;
+        }
+        arr.push_back({{"name", ni.name()}, {"address", ni.address()}, {"load1", ni.load1()},
+                       {"containers", ni.containers()}, {"mem_available_bytes", ni.mem_available_bytes()},
+                       {"container_subnet", ni.container_subnet()}});
+        if (!g.json)
+          std::printf("%-10s %-22s %8.2f %10u %12s\n", ni.name().c_str(), ni.address().c_str(), ni.load1(),
+                      ni.containers(), humanBytes(ni.mem_available_bytes()).c_str());
+      }
+      if (g.json) std::cout << json({{"nodes", arr}}).dump(2) << "\n";
+      return rc;
+    }
+    grpc::ClientContext ctx;
+    deadline(ctx, 20);
+    v1::ListContainersRequest rq;
+    rq.set_node(g.node);
+    rq.set_all_nodes(g.node.empty());
+    v1::ListContainersReply rp;
+    if (auto st = fromGrpc(t->stub->ListContainers(&ctx, rq, &rp)); !st.ok()) return fail("ps", st);
+    if (g.json) {
+      json arr = json::array();
+      for (const auto& c : rp.containers())
+        arr.push_back({{"name", c.name()}, {"node", c.node()}, {"state", c.state()}, {"ip", c.ip()},
+                       {"memory_bytes", c.memory_bytes()}, {"init_pid", c.init_pid()}, {"command", c.command()}});
+      std::cout << json({{"containers", arr}, {"unreachable", rp.unreachable()}}).dump(2) << "\n";
+    } else {
+      std::printf("%-20s %-8s %-10s %-15s %10s\n", "NAME", "NODE", "STATE", "IP", "MEMORY");
+      for (const auto& c : rp.containers())
+        std::printf("%-20s %-8s %-10s %-15s %10s\n", c.name().c_str(), c.node().c_str(), c.state().c_str(),
+                    c.ip().c_str(), humanBytes(c.memory_bytes()).c_str());
+      for (const auto& u : rp.unreachable()) std::fprintf(stderr, "lxmig: ps: unreachable node %s\n", u.c_str());
+    }
+    return rp.unreachable().empty() ? 0 : 1;
+  }
+
+  if (rm->parsed() || exec->parsed()) {
+    const std::string& name = rm->parsed() ? rmName : execName;
+    const char* verb = rm->parsed() ? "rm" : "exec";
+    std::string where = g.node;
+    if (where.empty()) {
+      auto loc = conn.locate(name);
+      if (!loc.ok()) return fail(std::string(verb) + " " + name, loc.status());
+      where = *loc;
+    }
+    auto t = conn.forNode(where);
+    if (!t.ok()) return fail(std::string(verb) + " " + name, t.status());
+    grpc::ClientContext ctx;
+    if (rm->parsed()) {
+      deadline(ctx, 60);
+      v1::RemoveContainerRequest rq;
+      rq.set_node(where);
+      rq.set_name(name);
+      v1::RemoveContainerReply rp;
+      if (auto st = fromGrpc(t->stub->RemoveContainer(&ctx, rq, &rp)); !st.ok()) return fail("rm " + name, st);
+      if (!g.quiet && !g.json) std::printf("%s removed from %s\n", name.c_str(), where.c_str());
+      if (g.json) std::cout << json({{"name", name}, {"node", where}, {"removed", true}}).dump() << "\n";
+      return 0;
+    }
+    deadline(ctx, static_cast<int>(execTimeout) + 15);
+    v1::ExecRequest rq;
+    rq.set_node(where);
+    rq.set_name(name);
+    rq.set_timeout_ms(execTimeout * 1000);
+    for (const auto& c : execCmd) rq.add_command(c);
+    v1::ExecReply rp;
+    if (auto st = fromGrpc(t->stub->Exec(&ctx, rq, &rp)); !st.ok()) return fail("exec " + name, st);
+    if (g.json) {
+      std::cout << json({{"exit_code", rp.exit_code()}, {"stdout", rp.stdout_data()}, {"stderr", rp.stderr_data()}}).dump()
+                << "\n";
+    } else {
+      std::fwrite(rp.stdout_data().data(), 1, rp.stdout_data().size(), stdout);
+      std::fwrite(rp.stderr_data().data(), 1, rp.stderr_data().size(), stderr);
+    }
+    return rp.exit_code();
+  }
+
+  if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migMode);
+
+  if (audit->parsed()) {
+    std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+    if (names.empty()) names.push_back("");
+    if (auditShow->parsed()) {
+      for (const auto& n : names) {
+        auto t = conn.forNode(n);
+        if (!t.ok()) return fail("audit show", t.status());
+        grpc::ClientContext ctx;
+        deadline(ctx, 10);
+        v1::GetMigrationRequest rq;
+        rq.set_node(n);
+        rq.set_id(auditId);
+        v1::MigrationReport r;
+        auto st = fromGrpc(t->stub->GetMigration(&ctx, rq, &r));
+        if (st.code() == Code::kNotFound) continue;
+        if (!st.ok()) return fail("audit show " + auditId, st);
+        if (r.mode() == "incoming" && names.size() > 1 && n != names.back()) {
+          // Prefer the source's record, which has every phase.
+          continue;
+        }
+        if (g.json) std::cout << reportJson(r).dump(2) << "\n";
+        else printReport(r);
+        return 0;
+      }
+      return fail("audit show", notFound("no migration `" + auditId + "` on any node"));
+    }
+    json arr = json::array();
+    std::vector<v1::MigrationReport> all;
+    for (const auto& n : names) {
+      auto t = conn.forNode(n);
+      if (!t.ok()) return fail("audit list", t.status());
+      grpc::ClientContext ctx;
+      deadline(ctx, 10);
+      v1::ListMigrationsRequest rq;
+      rq.set_node(n);
+      rq.set_container(auditContainer);
+      rq.set_limit(auditLimit);
+      v1::ListMigrationsReply rp;
+      if (auto st = fromGrpc(t->stub->ListMigrations(&ctx, rq, &rp)); !st.ok()) return fail("audit list", st);
+      for (const auto& m : rp.migrations())
+        if (m.mode() != "incoming") all.push_back(m);
+    }
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.started_ms() > b.started_ms(); });
+    if (g.json) {
+      for (const auto& m : all) arr.push_back(reportJson(m));
+      std::cout << json({{"migrations", arr}}).dump(2) << "\n";
+      return 0;
+    }
+    std::printf("%-16s %-16s %-6s %-6s %-10s %10s %10s %10s\n", "ID", "CONTAINER", "FROM", "TO", "RESULT", "DOWNTIME",
+                "TOTAL", "BYTES");
+    for (const auto& m : all)
+      std::printf("%-16s %-16s %-6s %-6s %-10s %10s %10s %10s\n", m.id().c_str(), m.container().c_str(),
+                  m.source().c_str(), m.target().c_str(), m.result().c_str(), fmtMs(m.downtime_ms()).c_str(),
+                  fmtMs(m.total_ms()).c_str(), humanBytes(m.bytes()).c_str());
+    return 0;
+  }
+  return 0;
+}

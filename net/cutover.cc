@@ -1,0 +1,92 @@
+#include "lxmig/net/cutover.h"
+
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if_arp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/process.h"
+
+namespace lxmig::net {
+namespace {
+
+Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, {.timeoutMs = 5000}));
+  if (out.exitCode == 0) return okStatus();
+  if (okIfMissing && (out.err.find("No such process") != std::string::npos ||
+                      out.err.find("Cannot find device") != std::string::npos))
+    return okStatus();
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  return internalError("`" + cmd + "` failed: " + std::string(trim(out.err)));
+}
+
+}  // namespace
+
+Status claimAddress(const AddressRoute& r) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, r.ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + r.ip);
+  LXMIG_RETURN_IF_ERROR(runIp({"route", "replace", r.ip + "/32", "dev", r.bridge}, false)
+                            .withContext("route " + r.ip));
+  if (!r.fabricIf.empty()) LXMIG_RETURN_IF_ERROR(sendGratuitousArp(r.fabricIf, r.ip));
+  return okStatus();
+}
+
+Status releaseAddress(const AddressRoute& r) {
+  return runIp({"route", "del", r.ip + "/32", "dev", r.bridge}, true).withContext("unroute " + r.ip);
+}
+
+Status sendGratuitousArp(const std::string& ifname, const std::string& ip, int count) {
+  in_addr addr{};
+  if (::inet_pton(AF_INET, ip.c_str(), &addr) != 1) return invalidArgument("not an IPv4 address: " + ip);
+  UniqueFd fd(::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)));
+  if (!fd) return Status::fromErrno("socket AF_PACKET for", ifname);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(fd.get(), SIOCGIFINDEX, &ifr) != 0) return Status::fromErrno("SIOCGIFINDEX", ifname);
+  int ifindex = ifr.ifr_ifindex;
+  if (::ioctl(fd.get(), SIOCGIFHWADDR, &ifr) != 0) return Status::fromErrno("SIOCGIFHWADDR", ifname);
+
+  // ARP request with sender IP == target IP: every Linux neighbour table
+  // that knows the address takes the new MAC at once (is_garp override).
+  struct __attribute__((packed)) {
+    uint16_t htype, ptype;
+    uint8_t hlen, plen;
+    uint16_t op;
+    uint8_t sha[6];
+    uint32_t spa;
+    uint8_t tha[6];
+    uint32_t tpa;
+  } arp{};
+  arp.htype = htons(ARPHRD_ETHER);
+  arp.ptype = htons(ETH_P_IP);
+  arp.hlen = 6;
+  arp.plen = 4;
+  arp.op = htons(1);
+  std::memcpy(arp.sha, ifr.ifr_hwaddr.sa_data, 6);
+  arp.spa = addr.s_addr;
+  arp.tpa = addr.s_addr;
+
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = ifindex;
+  to.sll_halen = 6;
+  std::memset(to.sll_addr, 0xff, 6);
+  for (int i = 0; i < count; ++i) {
+    if (::sendto(fd.get(), &arp, sizeof arp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+      return Status::fromErrno("send gratuitous ARP on", ifname);
+  }
+  return okStatus();
+}
+
+}  // namespace lxmig::net

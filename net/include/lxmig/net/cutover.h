@@ -1,0 +1,36 @@
+// Address cut-over: which node routes a container's address.
+//
+// Each node routes its containers with a /32 host route toward its container
+// bridge; the fabric finds the node by proxy ARP on the node's fabric
+// interface (or, on routed L3 networks, by the host route announced to the
+// routers). When a container moves, the source withdraws its route and the
+// target installs its own and sends a gratuitous ARP for the address from its
+// fabric interface, so neighbours and switches update at once instead of
+// after their cache ageing (docs/testbed.md draws the topology).
+//
+//   LXMIG_RETURN_IF_ERROR(net::claimAddress({"10.200.1.10", "lxbr0", "fab0"}));
+//   ...
+//   (void)net::releaseAddress({"10.200.1.10", "lxbr0", "fab0"});
+#pragma once
+
+#include <string>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig::net {
+
+struct AddressRoute {
+  std::string ip;        // IPv4 dotted quad of the container
+  std::string bridge;    // node-side bridge the container hangs on
+  std::string fabricIf;  // interface toward the other nodes; "" = no announcement
+};
+
+// Installs (replaces) the /32 route toward the bridge and announces the
+// address with gratuitous ARP on the fabric interface. Idempotent.
+Status claimAddress(const AddressRoute& r);
+// Removes the /32 route. NotFound (no such route) counts as success.
+Status releaseAddress(const AddressRoute& r);
+// Sends `count` gratuitous ARP requests for ip from ifname's MAC.
+Status sendGratuitousArp(const std::string& ifname, const std::string& ip, int count = 2);
+
+}  // namespace lxmig::net

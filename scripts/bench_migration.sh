@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Benchmark (issue 2): stop-and-copy migration of containers whose workload
+# touched 64, 256 and 1024 MiB, lxmig vs. plain lxc-checkpoint (dump + copy +
+# restore) between the same two test-bed nodes, in one run, side by side.
+# Prints a table of medians and writes docs/benchmarks-migration.json.
+# Usage (as root): scripts/bench_migration.sh [--runs 3] [--sizes "64 256 1024"]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+RUNS=3
+SIZES="64 256 1024"
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift 2 ;;
+    --sizes) SIZES=$2; shift 2 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+export LXMIG_TESTBED_PREFIX=lxbench
+export PATH=/opt/lxmig/bin:$PATH
+LXMIG=$BUILD/cli/lxmig
+TB="$ROOT/scripts/testbed.sh"
+WORK=$BUILD/tests/workloads
+OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
+trap '"$LXMIG" testbed down >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+
+"$ROOT/scripts/build.sh" --quiet
+"$LXMIG" testbed down >/dev/null 2>&1 || true
+"$LXMIG" testbed up --nodes 2 >/dev/null
+S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
+S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
+
+now_ms() { date +%s%3N; }
+wait_up() {  # name
+  local ip
+  ip=$("$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$1'][0])")
+  "$TB" client -- python3 - "$ip" <<'PY'
+import socket, sys, time
+for _ in range(600):
+    try:
+        s = socket.create_connection((sys.argv[1], 7000), timeout=1); s.sendall(b"GET\n")
+        if b"counter=" in s.recv(200): sys.exit(0)
+    except OSError: pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
+}
+
+for size in $SIZES; do
+  for run in $(seq "$RUNS"); do
+    # lxmig
+    name=b${size}x$run
+    "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
+      /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
+    wait_up "$name"
+    "$LXMIG" --json migrate "$name" --to n2 >"$OUT/lxmig-$size-$run.json" || true
+    python3 -c "import json; r=json.load(open('$OUT/lxmig-$size-$run.json')); print('lxmig', $size, $run, r['result'], r['total_ms'], r['downtime_ms'])" >>"$OUT/results.txt"
+    "$LXMIG" --quiet rm "$name"
+
+    # baseline: lxc-checkpoint dump on n1, plain copy, lxc-checkpoint restore on n2
+    name=p${size}x$run
+    "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
+      /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
+    wait_up "$name"
+    img1=$S1/images/base-$name; img2=$S2/images/base-$name
+    t0=$(now_ms)
+    "$TB" exec n1 -- lxc-checkpoint -s -P "$S1/lxc" -n "$name" -D "$img1"
+    t1=$(now_ms)
+    "$TB" exec n2 -- mkdir -p "$S2/lxc/$name" "$img2"
+    # Images live in each agent's private tmpfs: copy through the agents' mount namespaces.
+    "$TB" exec n1 -- tar -C "$img1" -cf - . | "$TB" exec n2 -- tar -C "$img2" -xf -
+    "$TB" exec n1 -- tar -C "$S1/lxc/$name" -cf - rootfs lxmig.json | "$TB" exec n2 -- tar -C "$S2/lxc/$name" -xf -
+    sed -e "s#$S1#$S2#g" -e "s#lxbench-n1/#lxbench-n2/#g" "$S1/lxc/$name/config" >"$S2/lxc/$name/config"
+    t2=$(now_ms)
+    "$TB" exec n2 -- env LXMIG_CRIU_RESTORE_OPTS="--cgroup-root /lxbench-n2/payload.$name" \
+      lxc-checkpoint -r -P "$S2/lxc" -n "$name" -D "$img2" </dev/null >/dev/null 2>&1
+    "$TB" exec n2 -- sh -c "echo THAWED > /sys/fs/cgroup/freezer/lxbench-n2/payload.$name/freezer.state 2>/dev/null || true"
+    t3=$(now_ms)
+    echo "plain $size $run ok $((t3 - t0)) $((t3 - t0)) dump=$((t1 - t0)) copy=$((t2 - t1)) restore=$((t3 - t2))" >>"$OUT/results.txt"
+    "$TB" exec n2 -- lxc-stop -k -P "$S2/lxc" -n "$name" >/dev/null 2>&1 || true
+    "$TB" exec n2 -- rm -rf "$S2/lxc/$name" "$img2"
+    "$TB" exec n1 -- rm -rf "$img1"
+    "$LXMIG" --quiet --node n1 rm "$name" >/dev/null 2>&1 || rm -rf "$S1/lxc/$name"
+  done
+done
+
+python3 - "$OUT/results.txt" "$ROOT/docs/benchmarks-migration.json" <<'PY'
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+out = {}
+print(f"{'MiB':>6} {'lxmig total':>12} {'lxmig down':>11} {'plain total':>12} {'ratio':>6}")
+for size in sorted({int(r[1]) for r in rows}):
+    lx = [r for r in rows if r[0] == 'lxmig' and int(r[1]) == size and r[3] == 'committed']
+    pl = [r for r in rows if r[0] == 'plain' and int(r[1]) == size]
+    lt = statistics.median(int(r[4]) for r in lx) if lx else float('nan')
+    ld = statistics.median(int(r[5]) for r in lx) if lx else float('nan')
+    pt = statistics.median(int(r[4]) for r in pl) if pl else float('nan')
+    out[size] = {"lxmig_total_ms": lt, "lxmig_downtime_ms": ld, "plain_total_ms": pt,
+                 "ratio": lt / pt if pt else None, "runs": len(lx)}
+    print(f"{size:>6} {lt:>12.0f} {ld:>11.0f} {pt:>12.0f} {lt/pt:>6.2f}")
+json.dump(out, open(sys.argv[2], "w"), indent=2)
+PY

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: sets up what is missing, builds, and
+# runs every test through ctest (unit tests, then integration tests on real
+# namespaces, LXC and CRIU). Usage (as root): scripts/test.sh [ctest args...]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+"$ROOT/scripts/setup.sh" --quiet
+"$ROOT/scripts/build.sh" --quiet
+export PATH=/opt/lxmig/bin:$PATH
+cd "$BUILD"
+ctest --output-on-failure --timeout 1500 "$@"

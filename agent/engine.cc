@@ -173,8 +173,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   rec.startedMs = rep.started_ms();
   rec.result = "running";
   rec.reason = rep.reason();
-  if (auto st = node.audit().beginMigration(rec); !st.ok())
+  if (auto st = node.audit().beginMigration(rec); !st.ok()) {
     LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
+  }
 
   auto finish = [&](const std::string& result, const Status& st) {
     rep.set_result(result);
@@ -309,7 +310,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (st.ok()) {
       frozen = true;
       // Stop routing the address here; nothing must reach the frozen copy.
-      if (auto rs2 = node.releaseAddress(spec); !rs2.ok()) LXMIG_LOG(kWarn, kLog) << rs2.toString();
+      if (auto rs2 = node.releaseAddress(spec); !rs2.ok()) {
+        LXMIG_LOG(kWarn, kLog) << rs2.toString();
+      }
     }
     ph.end(st);
     if (!st.ok()) return abortAll(st);

@@ -161,8 +161,9 @@ int main(int argc, char** argv) {
   }
   AgentService service(node);
   service.incoming().cleanupStale();
-  if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0)
+  if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0) {
     LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
+  }
 
   std::string sockDir = cfg.socket.substr(0, cfg.socket.rfind('/'));
   if (auto st = makeDirs(sockDir, 0700); !st.ok()) {

@@ -173,7 +173,7 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   *rep = fromRecord(*r);
   auto ev = node_.audit().events(r->id);
   if (ev.ok())
-    for (const auto& [ms, text] : *ev) rep->add_events(text);
+    for (const auto& e : *ev) rep->add_events(e.level + ": " + e.text);
   return grpc::Status::OK;
 }
 

@@ -38,7 +38,7 @@ void write(Level l, std::string_view category, std::string_view text) {
   ::gettimeofday(&tv, nullptr);
   tm t{};
   ::gmtime_r(&tv.tv_sec, &t);
-  char ts[40];
+  char ts[64];
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900,
                 t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
                 static_cast<long>(tv.tv_usec / 1000));

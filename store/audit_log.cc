@@ -1,0 +1,334 @@
+#include "lxmig/store/audit_log.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <iterator>
+
+#include "schema_steps.h"
+
+namespace lxmig::store {
+namespace {
+
+int64_t wallNowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+Status sqlError(sqlite3* db, std::string_view what, std::string_view object) {
+  std::string msg(what);
+  if (!object.empty()) msg += " `" + std::string(object) + "`";
+  msg += ": ";
+  msg += db ? ::sqlite3_errmsg(db) : "out of memory";
+  int rc = db ? ::sqlite3_extended_errcode(db) : SQLITE_NOMEM;
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return {Code::kResourceExhausted, msg};
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return {Code::kUnavailable, msg};
+    case SQLITE_CONSTRAINT: return {Code::kAlreadyExists, msg};
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return {Code::kPermissionDenied, msg};
+    default: return {Code::kInternal, msg};
+  }
+}
+
+// A prepared statement that finalizes itself; binds by 1-based index.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = ::sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
+  }
+  ~Stmt() { ::sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Status prepared(std::string_view what) const {
+    return rc_ == SQLITE_OK ? okStatus() : sqlError(db_, "prepare", what);
+  }
+  Stmt& bind(int i, const std::string& s) {
+    ::sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    ::sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Stmt& bindNull(int i) {
+    ::sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return ::sqlite3_step(st_); }
+  int64_t i64(int col) const { return ::sqlite3_column_int64(st_, col); }
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(::sqlite3_column_text(st_, col));
+    return p ? std::string(p, ::sqlite3_column_bytes(st_, col)) : std::string();
+  }
+  sqlite3_stmt* raw() const { return st_; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int rc_;
+};
+
+Status exec(sqlite3* db, const char* sql, std::string_view what) {
+  char* err = nullptr;
+  if (::sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return okStatus();
+  Status st = sqlError(db, what, "");
+  ::sqlite3_free(err);
+  return st;
+}
+
+constexpr const char* kMigrationColumns =
+    "id, container, source, target, mode, started_ms, COALESCE(ended_ms, 0), result, error, "
+    "bytes, downtime_ms, total_ms, reason";
+
+MigrationRecord readMigration(const Stmt& s) {
+  MigrationRecord m;
+  m.id = s.text(0);
+  m.container = s.text(1);
+  m.source = s.text(2);
+  m.target = s.text(3);
+  m.mode = s.text(4);
+  m.startedMs = s.i64(5);
+  m.endedMs = s.i64(6);
+  m.result = s.text(7);
+  m.error = s.text(8);
+  m.bytes = s.i64(9);
+  m.downtimeMs = s.i64(10);
+  m.totalMs = s.i64(11);
+  m.reason = s.text(12);
+  return m;
+}
+
+}  // namespace
+
+AuditLog::AuditLog(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+AuditLog::~AuditLog() { ::sqlite3_close_v2(db_); }
+
+int AuditLog::latestSchemaVersion() { return static_cast<int>(std::size(internal::kSchemaSteps)); }
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc = ::sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             nullptr);
+  std::unique_ptr<AuditLog> log(new AuditLog(raw, path));
+  if (rc != SQLITE_OK) return sqlError(raw, "open audit database", path);
+  ::sqlite3_busy_timeout(raw, 5000);
+  {
+    Stmt wal(raw, "PRAGMA journal_mode=WAL");
+    LXMIG_RETURN_IF_ERROR(wal.prepared("journal_mode"));
+    if (wal.step() != SQLITE_ROW || wal.text(0) != "wal")
+      return sqlError(raw, "switch to WAL mode", path);
+  }
+  LXMIG_RETURN_IF_ERROR(exec(raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL", "set pragmas"));
+  LXMIG_RETURN_IF_ERROR(log->migrateSchema().withContext("audit database `" + path + "`"));
+  return log;
+}
+
+int AuditLog::schemaVersion() const {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "PRAGMA user_version");
+  return s.step() == SQLITE_ROW ? static_cast<int>(s.i64(0)) : -1;
+}
+
+Status AuditLog::migrateSchema() {
+  int have;
+  {
+    Stmt s(db_, "PRAGMA user_version");
+    if (s.step() != SQLITE_ROW) return sqlError(db_, "read schema version", path_);
+    have = static_cast<int>(s.i64(0));
+  }
+  int latest = latestSchemaVersion();
+  if (have > latest)
+    return failedPrecondition("schema version " + std::to_string(have) + " is newer than this lxmig knows (" +
+                              std::to_string(latest) + "); upgrade lxmig");
+  for (int v = have; v < latest; ++v) {
+    const auto& step = internal::kSchemaSteps[v];
+    LXMIG_RETURN_IF_ERROR(exec(db_, "BEGIN IMMEDIATE", "begin schema step"));
+    std::string sql = std::string(step.sql) + "\nPRAGMA user_version=" + std::to_string(v + 1) + ";";
+    if (Status st = exec(db_, sql.c_str(), std::string("apply schema step ") + step.name); !st.ok()) {
+      (void)exec(db_, "ROLLBACK", "rollback");
+      return st;
+    }
+    LXMIG_RETURN_IF_ERROR(exec(db_, "COMMIT", "commit schema step"));
+  }
+  return okStatus();
+}
+
+Status AuditLog::beginMigration(const MigrationRecord& r) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "INSERT INTO migrations(id, container, source, target, mode, reason, started_ms, result) "
+         "VALUES(?,?,?,?,?,?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert migration"));
+  s.bind(1, r.id).bind(2, r.container).bind(3, r.source).bind(4, r.target).bind(5, r.mode).bind(6, r.reason);
+  s.bind(7, r.startedMs).bind(8, r.result.empty() ? std::string("running") : r.result);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record migration", r.id);
+  return okStatus();
+}
+
+Status AuditLog::finishMigration(const std::string& id, const std::string& result, const std::string& error,
+                                 int64_t endedMs, int64_t bytes, int64_t downtimeMs, int64_t totalMs) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "UPDATE migrations SET result=?, error=?, ended_ms=?, bytes=MAX(bytes, ?), downtime_ms=?, total_ms=? "
+         "WHERE id=?");
+  LXMIG_RETURN_IF_ERROR(s.prepared("update migration"));
+  s.bind(1, result).bind(2, error).bind(3, endedMs).bind(4, bytes).bind(5, downtimeMs).bind(6, totalMs).bind(7, id);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "finish migration", id);
+  if (::sqlite3_changes(db_) == 0) return notFound("migration `" + id + "` not in the audit log");
+  return okStatus();
+}
+
+Result<int64_t> AuditLog::beginPhase(const std::string& migrationId, const std::string& name, int64_t startedMs) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT INTO phases(migration_id, name, started_ms) VALUES(?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert phase"));
+  s.bind(1, migrationId).bind(2, name).bind(3, startedMs);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record phase " + name + " of", migrationId);
+  return static_cast<int64_t>(::sqlite3_last_insert_rowid(db_));
+}
+
+Status AuditLog::endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const std::string& result,
+                          const std::string& error, const std::string& detail) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE phases SET ended_ms=?, bytes=?, result=?, error=?, detail=? WHERE id=?");
+  LXMIG_RETURN_IF_ERROR(s.prepared("update phase"));
+  s.bind(1, endedMs).bind(2, bytes).bind(3, result).bind(4, error).bind(5, detail).bind(6, phaseId);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "finish phase", std::to_string(phaseId));
+  if (::sqlite3_changes(db_) == 0) return notFound("phase " + std::to_string(phaseId) + " not in the audit log");
+  return okStatus();
+}
+
+Status AuditLog::addEvent(const std::string& migrationId, const std::string& level, const std::string& text,
+                          int64_t atMs) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT INTO events(migration_id, at_ms, level, text) VALUES(?,?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert event"));
+  s.bind(1, migrationId).bind(2, atMs ? atMs : wallNowMs()).bind(3, level).bind(4, text);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record event of", migrationId);
+  return okStatus();
+}
+
+Result<std::vector<PhaseRecord>> AuditLog::phasesOf(const std::string& id) const {
+  Stmt s(db_,
+         "SELECT id, migration_id, name, started_ms, COALESCE(ended_ms, 0), bytes, result, error, detail "
+         "FROM phases WHERE migration_id=? ORDER BY id");
+  LXMIG_RETURN_IF_ERROR(s.prepared("select phases"));
+  s.bind(1, id);
+  std::vector<PhaseRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    PhaseRecord p;
+    p.id = s.i64(0);
+    p.migrationId = s.text(1);
+    p.name = s.text(2);
+    p.startedMs = s.i64(3);
+    p.endedMs = s.i64(4);
+    p.bytes = s.i64(5);
+    p.result = s.text(6);
+    p.error = s.text(7);
+    p.detail = s.text(8);
+    out.push_back(std::move(p));
+  }
+  if (rc != SQLITE_DONE) return sqlError(db_, "read phases of", id);
+  return out;
+}
+
+Result<std::vector<MigrationRecord>> AuditLog::listMigrations(const MigrationFilter& f) const {
+  std::lock_guard lock(mu_);
+  std::string sql = std::string("SELECT ") + kMigrationColumns +
+                    " FROM migrations WHERE (?1 = '' OR container = ?1) AND (?2 = '' OR result = ?2) "
+                    "ORDER BY started_ms DESC, rowid DESC LIMIT ?3";
+  Stmt s(db_, sql.c_str());
+  LXMIG_RETURN_IF_ERROR(s.prepared("select migrations"));
+  s.bind(1, f.container).bind(2, f.result).bind(3, static_cast<int64_t>(f.limit > 0 ? f.limit : -1));
+  std::vector<MigrationRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(readMigration(s));
+  if (rc != SQLITE_DONE) return sqlError(db_, "list migrations", path_);
+  for (auto& m : out) {
+    LXMIG_ASSIGN_OR_RETURN(m.phases, phasesOf(m.id));
+  }
+  return out;
+}
+
+Result<MigrationRecord> AuditLog::getMigration(const std::string& id) const {
+  if (id.empty()) return invalidArgument("empty migration id");
+  std::lock_guard lock(mu_);
+  std::string sql = std::string("SELECT ") + kMigrationColumns +
+                    " FROM migrations WHERE id = ?1 OR (length(?1) >= 4 AND substr(id, 1, length(?1)) = ?1) "
+                    "ORDER BY (id = ?1) DESC LIMIT 2";
+  Stmt s(db_, sql.c_str());
+  LXMIG_RETURN_IF_ERROR(s.prepared("select migration"));
+  s.bind(1, id);
+  std::vector<MigrationRecord> found;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) found.push_back(readMigration(s));
+  if (rc != SQLITE_DONE) return sqlError(db_, "read migration", id);
+  if (found.empty()) return notFound("no migration `" + id + "` in the audit log");
+  if (found.size() > 1 && found[0].id != id)
+    return invalidArgument("migration id prefix `" + id + "` is ambiguous");
+  MigrationRecord m = std::move(found[0]);
+  LXMIG_ASSIGN_OR_RETURN(m.phases, phasesOf(m.id));
+  return m;
+}
+
+Result<std::vector<Event>> AuditLog::events(const std::string& migrationId) const {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT at_ms, level, text FROM events WHERE migration_id=? ORDER BY id");
+  LXMIG_RETURN_IF_ERROR(s.prepared("select events"));
+  s.bind(1, migrationId);
+  std::vector<Event> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.i64(0), s.text(1), s.text(2)});
+  if (rc != SQLITE_DONE) return sqlError(db_, "read events of", migrationId);
+  return out;
+}
+
+Result<QueryResult> AuditLog::query(const std::string& sql) const {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, sql.c_str());
+  LXMIG_RETURN_IF_ERROR(s.prepared("query"));
+  if (!::sqlite3_stmt_readonly(s.raw())) return invalidArgument("audit queries are read-only");
+  QueryResult out;
+  int n = ::sqlite3_column_count(s.raw());
+  for (int i = 0; i < n; ++i) out.columns.emplace_back(::sqlite3_column_name(s.raw(), i));
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int i = 0; i < n; ++i) row.push_back(s.text(i));
+    out.rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return sqlError(db_, "query", "");
+  return out;
+}
+
+Result<int> AuditLog::failInterrupted(int64_t nowMs) {
+  std::lock_guard lock(mu_);
+  LXMIG_RETURN_IF_ERROR(exec(db_, "BEGIN IMMEDIATE", "begin"));
+  Stmt p(db_, "UPDATE phases SET result='interrupted', ended_ms=?, error='agent stopped during this phase' "
+              "WHERE ended_ms IS NULL");
+  p.bind(1, nowMs);
+  Stmt m(db_, "UPDATE migrations SET result='interrupted', ended_ms=?, "
+              "error=CASE WHEN error='' THEN 'agent stopped during the migration' ELSE error END "
+              "WHERE result='running'");
+  m.bind(1, nowMs);
+  if (Status st = p.prepared("interrupt phases"); !st.ok() || p.step() != SQLITE_DONE) {
+    (void)exec(db_, "ROLLBACK", "rollback");
+    return st.ok() ? sqlError(db_, "mark phases interrupted", path_) : st;
+  }
+  if (Status st = m.prepared("interrupt migrations"); !st.ok() || m.step() != SQLITE_DONE) {
+    (void)exec(db_, "ROLLBACK", "rollback");
+    return st.ok() ? sqlError(db_, "mark migrations interrupted", path_) : st;
+  }
+  int n = ::sqlite3_changes(db_);
+  LXMIG_RETURN_IF_ERROR(exec(db_, "COMMIT", "commit"));
+  return n;
+}
+
+}  // namespace lxmig::store

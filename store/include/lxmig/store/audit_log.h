@@ -1,0 +1,130 @@
+// The audit store: every migration and each of its phases, in SQLite.
+//
+// One database per agent, under its state directory, in WAL mode so that
+// `lxmig audit` reads while a migration writes. The schema is versioned
+// with PRAGMA user_version; open() applies the missing schema steps in
+// one transaction each (store/schema/NNNN_name.sql), so an agent of a newer
+// version upgrades an older database in place, and refuses a database
+// written by a newer version than it knows.
+//
+//   LXMIG_ASSIGN_OR_RETURN(auto log, store::AuditLog::open(dir + "/audit.db"));
+//   LXMIG_RETURN_IF_ERROR(log->beginMigration(rec));
+//   LXMIG_ASSIGN_OR_RETURN(int64_t ph, log->beginPhase(rec.id, "dump", nowMs));
+//   LXMIG_RETURN_IF_ERROR(log->endPhase(ph, nowMs, bytes, "ok", "", ""));
+//   LXMIG_RETURN_IF_ERROR(log->finishMigration(rec.id, "committed", "", ...));
+//
+// All methods are safe to call from several threads (one connection,
+// serialised by a mutex; writes are short).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lxmig/base/status.h"
+
+struct sqlite3;
+
+namespace lxmig::store {
+
+struct PhaseRecord {
+  int64_t id = 0;
+  std::string migrationId;
+  std::string name;
+  int64_t startedMs = 0;
+  int64_t endedMs = 0;  // 0 while running
+  int64_t bytes = 0;
+  std::string result;   // running, ok, failed, skipped
+  std::string error;
+  std::string detail;
+};
+
+struct MigrationRecord {
+  std::string id;
+  std::string container;
+  std::string source;
+  std::string target;
+  std::string mode;
+  int64_t startedMs = 0;
+  int64_t endedMs = 0;  // 0 while running
+  std::string result;   // running, committed, aborted, failed, in-doubt
+  std::string error;
+  int64_t bytes = 0;
+  int64_t downtimeMs = -1;
+  int64_t totalMs = -1;
+  std::string reason;
+  std::vector<PhaseRecord> phases;  // filled by getMigration and listMigrations
+};
+
+struct MigrationFilter {
+  std::string container;  // empty: all
+  std::string result;     // empty: all
+  int limit = 50;         // newest first
+};
+
+struct Event {
+  int64_t atMs = 0;
+  std::string level;
+  std::string text;
+};
+
+// Rows of a read-only query: column names, then rows of text (NULL as "").
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+};
+
+class AuditLog {
+ public:
+  // Opens or creates the database at `path` and brings its schema up to
+  // date. FailedPrecondition when the file is written by a newer lxmig.
+  static Result<std::unique_ptr<AuditLog>> open(const std::string& path);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  int schemaVersion() const;
+  static int latestSchemaVersion();
+
+  // AlreadyExists when rec.id is taken.
+  Status beginMigration(const MigrationRecord& rec);
+  // NotFound when the migration was never begun.
+  Status finishMigration(const std::string& id, const std::string& result, const std::string& error,
+                         int64_t endedMs, int64_t bytes, int64_t downtimeMs, int64_t totalMs);
+  // Returns the phase row id for endPhase.
+  Result<int64_t> beginPhase(const std::string& migrationId, const std::string& name, int64_t startedMs);
+  Status endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const std::string& result,
+                  const std::string& error, const std::string& detail);
+  Status addEvent(const std::string& migrationId, const std::string& level, const std::string& text,
+                  int64_t atMs = 0);
+
+  // Newest first, each with its phases.
+  Result<std::vector<MigrationRecord>> listMigrations(const MigrationFilter& filter) const;
+  // `id` may be a unique prefix (at least 4 characters). NotFound when no
+  // migration matches, InvalidArgument when the prefix is ambiguous.
+  Result<MigrationRecord> getMigration(const std::string& id) const;
+  Result<std::vector<Event>> events(const std::string& migrationId) const;
+
+  // Runs one read-only statement (SELECT/WITH/EXPLAIN) for audit queries;
+  // anything that would write is refused by SQLite itself.
+  Result<QueryResult> query(const std::string& sql) const;
+
+  // Marks migrations and phases still "running" (the agent died under
+  // them) as "interrupted". Returns how many migrations were touched.
+  Result<int> failInterrupted(int64_t nowMs);
+
+ private:
+  explicit AuditLog(sqlite3* db, std::string path);
+  Status migrateSchema();
+  Result<std::vector<PhaseRecord>> phasesOf(const std::string& id) const;
+
+  sqlite3* db_;
+  std::string path_;
+  mutable std::mutex mu_;
+};
+
+}  // namespace lxmig::store

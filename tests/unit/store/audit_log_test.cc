@@ -1,0 +1,242 @@
+// The audit store against a real SQLite file in a temporary directory.
+#include "lxmig/store/audit_log.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+namespace lxmig::store {
+namespace {
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lxmig-store-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/audit.db";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<AuditLog> openOrDie() {
+    auto r = AuditLog::open(path_);
+    EXPECT_TRUE(r.ok()) << r.status().toString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  static MigrationRecord record(const std::string& id, const std::string& container, int64_t started) {
+    MigrationRecord m;
+    m.id = id;
+    m.container = container;
+    m.source = "n1";
+    m.target = "n2";
+    m.mode = "stop-and-copy";
+    m.startedMs = started;
+    m.reason = "test";
+    return m;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(AuditLogTest, CreatesWalDatabaseAtLatestSchema) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->schemaVersion(), AuditLog::latestSchemaVersion());
+  EXPECT_GE(AuditLog::latestSchemaVersion(), 1);
+  // In WAL mode a write goes to the -wal file beside the database.
+  ASSERT_TRUE(log->beginMigration(record("w1", "c", 1)).ok());
+  EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
+  // Reopening an up-to-date database changes nothing.
+  log.reset();
+  log = openOrDie();
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->schemaVersion(), AuditLog::latestSchemaVersion());
+}
+
+TEST_F(AuditLogTest, RefusesDatabaseFromNewerVersion) {
+  { auto log = openOrDie(); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(::sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(::sqlite3_exec(db, "PRAGMA user_version=999", nullptr, nullptr, nullptr), SQLITE_OK);
+  ::sqlite3_close(db);
+  auto r = AuditLog::open(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("newer"), std::string::npos) << r.status().message();
+}
+
+TEST_F(AuditLogTest, RecordsMigrationWithPhasesAndEvents) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->beginMigration(record("m-0001", "web", 1000)).ok());
+  auto p1 = log->beginPhase("m-0001", "prepare", 1000);
+  ASSERT_TRUE(p1.ok());
+  ASSERT_TRUE(log->endPhase(*p1, 1010, 0, "ok", "", "").ok());
+  auto p2 = log->beginPhase("m-0001", "transfer", 1010);
+  ASSERT_TRUE(p2.ok());
+  ASSERT_TRUE(log->endPhase(*p2, 1500, 4096, "failed", "target unreachable", "chunks=1").ok());
+  ASSERT_TRUE(log->addEvent("m-0001", "warn", "source thawed", 1501).ok());
+  ASSERT_TRUE(log->finishMigration("m-0001", "aborted", "target unreachable", 1502, 4096, 480, 502).ok());
+
+  auto m = log->getMigration("m-0001");
+  ASSERT_TRUE(m.ok()) << m.status().toString();
+  EXPECT_EQ(m->container, "web");
+  EXPECT_EQ(m->result, "aborted");
+  EXPECT_EQ(m->error, "target unreachable");
+  EXPECT_EQ(m->bytes, 4096);
+  EXPECT_EQ(m->downtimeMs, 480);
+  EXPECT_EQ(m->totalMs, 502);
+  EXPECT_EQ(m->endedMs, 1502);
+  ASSERT_EQ(m->phases.size(), 2u);
+  EXPECT_EQ(m->phases[0].name, "prepare");
+  EXPECT_EQ(m->phases[0].endedMs - m->phases[0].startedMs, 10);
+  EXPECT_EQ(m->phases[1].name, "transfer");
+  EXPECT_EQ(m->phases[1].bytes, 4096);
+  EXPECT_EQ(m->phases[1].result, "failed");
+  EXPECT_EQ(m->phases[1].error, "target unreachable");
+  EXPECT_EQ(m->phases[1].detail, "chunks=1");
+  auto ev = log->events("m-0001");
+  ASSERT_TRUE(ev.ok());
+  ASSERT_EQ(ev->size(), 1u);
+  EXPECT_EQ((*ev)[0].level, "warn");
+  EXPECT_EQ((*ev)[0].text, "source thawed");
+}
+
+TEST_F(AuditLogTest, DuplicateIdIsRefused) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->beginMigration(record("dup", "a", 1)).ok());
+  Status st = log->beginMigration(record("dup", "b", 2));
+  EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.toString();
+}
+
+TEST_F(AuditLogTest, UnknownIdsAreNotFound) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->getMigration("nope").status().code(), Code::kNotFound);
+  EXPECT_EQ(log->finishMigration("nope", "committed", "", 1, 0, 0, 0).code(), Code::kNotFound);
+  EXPECT_EQ(log->endPhase(12345, 1, 0, "ok", "", "").code(), Code::kNotFound);
+  EXPECT_EQ(log->getMigration("").status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(AuditLogTest, IdPrefixResolvesOnlyWhenUnique) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->beginMigration(record("abcd1111", "a", 1)).ok());
+  ASSERT_TRUE(log->beginMigration(record("abcd2222", "a", 2)).ok());
+  auto one = log->getMigration("abcd1");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->id, "abcd1111");
+  EXPECT_EQ(log->getMigration("abcd").status().code(), Code::kInvalidArgument);
+  // Shorter than 4 characters never matches as a prefix.
+  EXPECT_EQ(log->getMigration("abc").status().code(), Code::kNotFound);
+}
+
+TEST_F(AuditLogTest, ListIsNewestFirstAndFiltered) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  for (int i = 0; i < 5; ++i) {
+    std::string id = "m" + std::to_string(i);
+    ASSERT_TRUE(log->beginMigration(record(id, i % 2 ? "odd" : "even", 100 + i)).ok());
+    ASSERT_TRUE(log->finishMigration(id, i == 4 ? "aborted" : "committed", "", 200 + i, 0, 1, 2).ok());
+  }
+  auto all = log->listMigrations({});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].id, "m4");
+  EXPECT_EQ((*all)[4].id, "m0");
+
+  MigrationFilter f;
+  f.container = "odd";
+  auto odd = log->listMigrations(f);
+  ASSERT_TRUE(odd.ok());
+  ASSERT_EQ(odd->size(), 2u);
+  EXPECT_EQ((*odd)[0].id, "m3");
+
+  MigrationFilter g;
+  g.result = "aborted";
+  auto ab = log->listMigrations(g);
+  ASSERT_TRUE(ab.ok());
+  ASSERT_EQ(ab->size(), 1u);
+  EXPECT_EQ((*ab)[0].id, "m4");
+
+  MigrationFilter h;
+  h.limit = 2;
+  auto two = log->listMigrations(h);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->size(), 2u);
+}
+
+TEST_F(AuditLogTest, InterruptedMigrationsAreMarkedAfterRestart) {
+  {
+    auto log = openOrDie();
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(log->beginMigration(record("live", "c", 10)).ok());
+    ASSERT_TRUE(log->beginPhase("live", "transfer", 11).ok());
+    ASSERT_TRUE(log->beginMigration(record("done", "c", 5)).ok());
+    ASSERT_TRUE(log->finishMigration("done", "committed", "", 9, 0, 1, 4).ok());
+  }
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  auto n = log->failInterrupted(50);
+  ASSERT_TRUE(n.ok()) << n.status().toString();
+  EXPECT_EQ(*n, 1);
+  auto live = log->getMigration("live");
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->result, "interrupted");
+  EXPECT_EQ(live->endedMs, 50);
+  ASSERT_EQ(live->phases.size(), 1u);
+  EXPECT_EQ(live->phases[0].result, "interrupted");
+  auto done = log->getMigration("done");
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->result, "committed");
+}
+
+TEST_F(AuditLogTest, QueryIsReadOnly) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->beginMigration(record("q1", "c", 1)).ok());
+  auto q = log->query("SELECT id, container FROM migrations");
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->columns.size(), 2u);
+  EXPECT_EQ(q->columns[1], "container");
+  ASSERT_EQ(q->rows.size(), 1u);
+  EXPECT_EQ(q->rows[0][0], "q1");
+  auto w = log->query("DELETE FROM migrations");
+  EXPECT_EQ(w.status().code(), Code::kInvalidArgument);
+  auto still = log->getMigration("q1");
+  EXPECT_TRUE(still.ok());
+  EXPECT_EQ(log->query("SELEC nonsense").status().code(), Code::kInternal);
+}
+
+TEST_F(AuditLogTest, ConcurrentWritersDoNotLoseRows) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        EXPECT_TRUE(log->beginMigration(record(id, "c", i)).ok());
+        auto p = log->beginPhase(id, "dump", i);
+        EXPECT_TRUE(p.ok());
+        if (p.ok()) {
+          EXPECT_TRUE(log->endPhase(*p, i + 1, 1, "ok", "", "").ok());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto q = log->query("SELECT COUNT(*) FROM phases WHERE result='ok'");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->rows[0][0], "200");
+}
+
+}  // namespace
+}  // namespace lxmig::store

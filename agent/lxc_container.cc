@@ -33,23 +33,39 @@ Result<Container> open(const std::string& lxcPath, const std::string& name) {
 
 bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
 
-// The last "Error" lines of a CRIU log, for a one-line cause.
+// The first CRIU error of a log, for a one-line cause. CRIU's own errors
+// read "Error (file.c:line): ..."; lines of the tools it runs ("Error: ipv4:
+// Address already assigned" from `ip` while restoring lo) and the errors
+// PLATFORM.md lists as harmless are only used when nothing else is there.
+// The log is named where the engine keeps it: <state>/logs/<id>/ (the images
+// directory is removed after a failure).
 std::string criuError(const std::string& logPath) {
   auto text = readFile(logPath);
   if (!text.ok()) return "no CRIU log at " + logPath;
-  std::string last;
+  static const char* const kHarmless[] = {"RLIMIT_NOFILE", "iptables", "ip6tables", "-V failed",
+                                          "cgroupd: recv req error", "already assigned", "File exists"};
+  std::string own, other;
   for (const auto& line : split(*text, '\n')) {
-    if (line.find("Error") == std::string::npos) continue;
-    // Harmless on this platform (PLATFORM.md): keep them out of the cause.
-    if (line.find("RLIMIT_NOFILE") != std::string::npos || line.find("iptables") != std::string::npos ||
-        line.find("ip6tables") != std::string::npos)
-      continue;
-    last = std::string(trim(line));
-    break;  // the first error is the cause; later ones are consequences
+    auto pos = line.find("Error");
+    if (pos == std::string::npos) continue;
+    bool harmless = false;
+    for (const char* h : kHarmless) harmless |= line.find(h) != std::string::npos;
+    if (harmless) continue;
+    std::string cause(trim(line.substr(pos)));
+    if (line.compare(pos, 7, "Error (") == 0) {
+      // "Error (criu/files.c:1393): Can't open root" -> "Can't open root"
+      auto close = cause.find("): ");
+      if (close != std::string::npos) cause = cause.substr(close + 3);
+      own = cause;
+      break;  // the first error is the cause; later ones are consequences
+    }
+    if (other.empty()) other = cause;
   }
-  if (last.empty()) return "see " + logPath;
-  auto pos = last.find("Error");
-  return last.substr(pos) + " (" + logPath + ")";
+  std::string kept = logPath;
+  if (auto at = kept.rfind("/images/"); at != std::string::npos) kept.replace(at, 8, "/logs/");
+  std::string cause = own.empty() ? other : own;
+  if (cause.empty()) return "see " + kept;
+  return cause + " (CRIU log: " + kept + ")";
 }
 
 std::vector<std::string> cgroupHierarchies() {

@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", over.tlsCert, "this node's certificate (PEM)");
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
+  app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
   CLI11_PARSE(app, argc, argv);
 
   AgentConfig cfg;
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
   pick("--tls-cert", cfg.tlsCert, over.tlsCert);
   pick("--tls-key", cfg.tlsKey, over.tlsKey);
   pick("--log-level", cfg.logLevel, over.logLevel);
+  pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (auto st = cfg.validate(); !st.ok()) {
     std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());

@@ -15,6 +15,7 @@ namespace {
 constexpr size_t kChunkBytes = 1 << 20;
 
 bool safeRelative(const std::string& p) {
+  if (p == ".") return true;  // the tree's root itself
   if (p.empty() || p[0] == '/') return false;
   for (const auto& part : split(p, '/', false))
     if (part.empty() || part == "..") return false;
@@ -137,6 +138,8 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) return Status::fromErrno("stat", root);
   Walker w{migrationId, area, root, previous, sink, onBytes, {}, st.st_dev};
+  // The root's own mode and owner first: CRIU checks the rootfs mode.
+  LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
   LXMIG_RETURN_IF_ERROR(w.walk(""));
   // Deletions, deepest first so directories are empty when removed.
   for (auto it = previous.rbegin(); it != previous.rend(); ++it) {

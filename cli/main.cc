@@ -194,8 +194,8 @@ int main(int argc, char** argv) {
   std::string runName;
   std::vector<std::string> runCmd, runBinds, runEnv;
   run->add_option("--name", runName, "container name")->required();
-  run->add_option("--bind", runBinds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)");
-  run->add_option("-e,--env", runEnv, "NAME=value for the workload");
+  run->add_option("--bind", runBinds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)")->allow_extra_args(false);
+  run->add_option("-e,--env", runEnv, "NAME=value for the workload")->allow_extra_args(false);
   run->add_option("command", runCmd, "command and arguments (after --)")->required();
   auto* ps = app.add_subcommand("ps", "list containers of all nodes");
   auto* rm = app.add_subcommand("rm", "stop and remove a container");

@@ -132,7 +132,7 @@ Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std:
 
 // CRIU's logs of a failed migration outlive the images for the operator.
 void keepCriuLogs(const std::string& imagesDir, const std::string& dest) {
-  for (const char* f : {"dump.log", "restore.log"}) {
+  for (const char* f : {"dump.log", "restore.log", "lxc.log"}) {
     auto text = readFile(imagesDir + "/" + f);
     if (!text.ok()) continue;
     if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);

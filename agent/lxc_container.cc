@@ -96,7 +96,59 @@ void rmdirDepthFirst(const std::string& path) {
   ::rmdir(path.c_str());
 }
 
+// cgroup.procs files of this process's cgroups, one per hierarchy, found by
+// matching /proc/self/cgroup against the cgroup mounts in mountinfo.
+std::vector<std::string> ownCgroupProcsFiles() {
+  std::vector<std::string> out;
+  auto cg = readFile("/proc/self/cgroup");
+  auto mi = readFile("/proc/self/mountinfo");
+  if (!cg.ok() || !mi.ok()) return out;
+  struct Mount {
+    std::string point, fstype;
+    std::vector<std::string> opts;
+  };
+  std::vector<Mount> mounts;
+  for (const auto& line : split(*mi, '\n')) {
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    auto left = split(line.substr(0, sep), ' ');
+    auto right = split(line.substr(sep + 3), ' ');
+    if (left.size() < 5 || right.size() < 3) continue;
+    if (right[0] != "cgroup" && right[0] != "cgroup2") continue;
+    mounts.push_back({left[4], right[0], split(right[2], ',')});
+  }
+  for (const auto& line : split(*cg, '\n')) {
+    auto a = line.find(':');
+    auto b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    for (const auto& m : mounts) {
+      bool match = ctrls.empty() ? m.fstype == "cgroup2" : m.fstype == "cgroup";
+      if (match && !ctrls.empty())
+        for (const auto& c : split(ctrls, ','))
+          match &= std::find(m.opts.begin(), m.opts.end(), c) != m.opts.end();
+      if (match) {
+        out.push_back(m.point + (path == "/" ? "" : path) + "/cgroup.procs");
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+LxcHost::LxcHost(std::string lxcPath, std::string cgroupParent)
+    : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)), ownCgroupProcs_(ownCgroupProcsFiles()) {}
+
+void LxcHost::returnToOwnCgroups() const {
+  std::string pid = std::to_string(::getpid());
+  for (const auto& f : ownCgroupProcs_) {
+    if (Status st = writeFile(f, pid); !st.ok()) {
+      LXMIG_LOG(kWarn, "lxc") << "return to own cgroup: " << st.toString();
+    }
+  }
+}
 
 std::mutex& criuMutex() {
   static std::mutex mu;
@@ -181,10 +233,13 @@ Status LxcHost::start(const std::string& name, const std::vector<std::string>& a
   // The monitor is forked without exec: without this it would keep the
   // agent's gRPC sockets open for the container's lifetime.
   c->want_close_all_fds(c.get(), true);
+  LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("start `" + name + "`"));
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  if (!c->start(c.get(), 0, args.data()))
+  bool started = c->start(c.get(), 0, args.data());
+  returnToOwnCgroups();
+  if (!started)
     return internalError("liblxc failed to start `" + name + "` (see " + dir(name) + "/lxc.log)");
   for (int i = 0; i < 100 && c->state(c.get()) != std::string("RUNNING"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -279,6 +334,8 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir) {
   c->want_close_all_fds(c.get(), true);
   migrate_opts o{};
   o.directory = const_cast<char*>(imagesDir.c_str());
+  // Leftovers of an earlier copy of this name would make liblxc fail.
+  LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
   std::lock_guard lk(criuMutex());
   // liblxc passes --cgroup-root for v1 controllers only; without a default
   // the tasks land in the source's cgroup2 path (PLATFORM.md).
@@ -286,8 +343,24 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir) {
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
   int r = c->migrate(c.get(), MIGRATE_RESTORE, &o, sizeof o);
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
+  returnToOwnCgroups();
   if (r != 0) {
-    removeCgroups(name);
+    (void)removeCgroups(name);
+    if (!pathExists(imagesDir + "/restore.log")) {
+      // liblxc gave up before CRIU ran; its log says why. Keep it with the
+      // images so the engine files it under <state>/logs/<id>/.
+      auto log = readFile(dir(name) + "/lxc.log");
+      std::string cause = "see lxc.log";
+      if (log.ok()) {
+        (void)writeFile(imagesDir + "/lxc.log", *log);
+        for (const auto& line : split(*log, '\n'))
+          if (line.find("ERROR") != std::string::npos) {
+            cause = std::string(trim(line));
+            break;
+          }
+      }
+      return internalError("liblxc restore of `" + name + "` failed before CRIU ran: " + cause);
+    }
     return internalError("CRIU restore of `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
   }
   return okStatus();
@@ -318,17 +391,30 @@ Status LxcHost::stop(const std::string& name) {
   return okStatus();
 }
 
-void LxcHost::removeCgroups(const std::string& name) const {
-  for (const auto& h : cgroupHierarchies()) {
-    rmdirDepthFirst(h + "/" + cgroupParent_ + "/payload." + name);
-    rmdirDepthFirst(h + "/" + cgroupParent_ + "/monitor." + name);
+Status LxcHost::removeCgroups(const std::string& name) const {
+  // The monitor leaves its cgroup a moment after the container stopped, so
+  // an rmdir right after stop meets EBUSY: retry for a while.
+  std::vector<std::string> left;
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    left.clear();
+    for (const auto& h : cgroupHierarchies()) {
+      for (const char* kind : {"/payload.", "/monitor."}) {
+        std::string p = h + "/" + cgroupParent_ + kind + name;
+        rmdirDepthFirst(p);
+        if (pathExists(p)) left.push_back(p);
+      }
+    }
+    if (left.empty()) return okStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  return failedPrecondition("cgroup `" + left.front() + "` of `" + name + "` still holds tasks");
 }
 
 Status LxcHost::destroy(const std::string& name) {
   LXMIG_RETURN_IF_ERROR(stop(name));
-  removeCgroups(name);
-  return removeTree(dir(name));
+  Status cg = removeCgroups(name);
+  LXMIG_RETURN_IF_ERROR(removeTree(dir(name)));
+  return cg;
 }
 
 std::vector<std::string> LxcHost::list() const {

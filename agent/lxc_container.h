@@ -41,8 +41,10 @@ const char* runStateName(RunState s);
 
 class LxcHost {
  public:
-  LxcHost(std::string lxcPath, std::string cgroupParent)
-      : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)) {}
+  // Remembers the agent's own cgroups: liblxc 5.0 moves the process that
+  // calls start() into the new container's monitor cgroup (its handler
+  // takes the caller's pid as the monitor's), and the agent moves back.
+  LxcHost(std::string lxcPath, std::string cgroupParent);
 
   const std::string& lxcPath() const { return lxcPath_; }
   std::string rootfs(const std::string& name) const { return lxcPath_ + "/" + name + "/rootfs"; }
@@ -77,8 +79,10 @@ class LxcHost {
 
  private:
   std::string freezerPath(const std::string& name) const;
-  void removeCgroups(const std::string& name) const;
+  Status removeCgroups(const std::string& name) const;
+  void returnToOwnCgroups() const;
   std::string lxcPath_;
+  std::vector<std::string> ownCgroupProcs_;  // cgroup.procs of the agent's cgroups
   std::string cgroupParent_;
 };
 

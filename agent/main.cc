@@ -26,6 +26,37 @@ bool isMountPoint(const std::string& path) {
   return a.st_dev != b.st_dev;
 }
 
+// `lxmigd --probe host:port`: one mTLS call with this node's identity, so an
+// operator can check certificates before trusting a migration to them.
+int probePeer(const std::string& address, const AgentConfig& cfg) {
+  grpc::SslCredentialsOptions o;
+  for (auto [path, dst] : {std::pair{cfg.tlsCa, &o.pem_root_certs}, std::pair{cfg.tlsCert, &o.pem_cert_chain},
+                           std::pair{cfg.tlsKey, &o.pem_private_key}}) {
+    if (path.empty()) {
+      std::fprintf(stderr, "lxmigd: --probe needs tls_ca, tls_cert and tls_key\n");
+      return 2;
+    }
+    auto text = readFile(path);
+    if (!text.ok()) {
+      std::fprintf(stderr, "lxmigd: %s\n", text.status().message().c_str());
+      return 2;
+    }
+    *dst = *text;
+  }
+  auto stub = v1::Agent::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetNodeRequest rq;
+  v1::NodeInfo rep;
+  grpc::Status st = stub->GetNode(&ctx, rq, &rep);
+  if (!st.ok()) {
+    std::fprintf(stderr, "lxmigd: probe %s: refused or unreachable: %s\n", address.c_str(), st.error_message().c_str());
+    return 1;
+  }
+  std::printf("%s: node %s accepts this identity\n", address.c_str(), rep.name().c_str());
+  return 0;
+}
+
 // CRIU images go to tmpfs: dumps and restores are memory-speed and leave
 // nothing on disk.
 Status mountImagesTmpfs(const std::string& dir, const std::string& size) {
@@ -103,6 +134,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
+  std::string probe;
+  app.add_option("--probe", probe,
+                 "check that the agent at host:port accepts this node's TLS identity (GetNode over mutual TLS), "
+                 "then exit");
   CLI11_PARSE(app, argc, argv);
 
   AgentConfig cfg;
@@ -136,6 +171,7 @@ int main(int argc, char** argv) {
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
+  if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {
     std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());
     return 2;

@@ -287,7 +287,8 @@ cmd_down() {
     esac
   done
   # Mounts an agent or a crashed run may have left visible here.
-  grep -E " ($R|$S)[/ ]" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
+  local m
+  for m in $(awk -v r="$R" -v s="$S" 'index($2, r) == 1 || index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r); do
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$R" "$S"

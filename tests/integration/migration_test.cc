@@ -1,9 +1,13 @@
 // End-to-end: a real two-node test bed, real LXC containers, real CRIU.
 // A stateful workload (tests/workloads/counter_server) is migrated and must
 // keep its counter, pid and address; every fault leaves the source running.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
@@ -19,12 +23,15 @@ class MigrationTest : public ::testing::Test {
   static void SetUpTestSuite() {
     missing_ = missingPrerequisite();
     if (!missing_.empty()) return;
-    Testbed::get().down();
+    (void)Testbed::get().down();
     Status st = Testbed::get().up(2);
     upError_ = st.ok() ? "" : st.message();
   }
   static void TearDownTestSuite() {
-    if (missing_.empty()) Testbed::get().down();
+    if (missing_.empty()) {
+      Status st = Testbed::get().down();
+      EXPECT_TRUE(st.ok()) << st.message();
+    }
   }
   void SetUp() override {
     LXMIG_REQUIRE(missing_.empty(), missing_);
@@ -47,6 +54,11 @@ class MigrationTest : public ::testing::Test {
     std::string ip = j.value("ip", "");
     EXPECT_NE(tb().waitServer(ip, kPort), "") << "workload in " << name << " never answered at " << ip;
     return ip;
+  }
+
+  void expectRemoved(const std::string& name) {
+    Cli c = tb().lxmig({"rm", name});
+    EXPECT_EQ(c.code, 0) << "rm " << name << ": " << c.err;
   }
 
   std::string nodeOf(const std::string& name) {
@@ -152,7 +164,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   std::string again = tb().waitServer(ip, kPort, 10000);
   EXPECT_EQ(field(again, "pid"), field(before, "pid"));
   EXPECT_EQ(field(again, "start_ns"), field(before, "start_ns"));
-  EXPECT_EQ(tb().lxmig({"rm", "mig1"}).code, 0);
+  expectRemoved("mig1");
 }
 
 TEST_F(MigrationTest, UnknownContainerAndNode) {
@@ -172,7 +184,7 @@ TEST_F(MigrationTest, UnknownContainerAndNode) {
   ASSERT_TRUE(l.is_object());
   ASSERT_FALSE(l["migrations"].empty());
   EXPECT_EQ(l["migrations"][0]["result"], "refused");
-  EXPECT_EQ(tb().lxmig({"rm", "unk"}).code, 0);
+  expectRemoved("unk");
 }
 
 TEST_F(MigrationTest, TargetAlreadyHoldsName) {
@@ -207,7 +219,7 @@ TEST_F(MigrationTest, CriuDumpFailureThawsSource) {
   EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
   EXPECT_GT(field(after, "counter"), field(before, "counter")) << "source must run again";
   EXPECT_FALSE(pathExists(tb().stateDir("n2") + "/lxc/nodump"));
-  EXPECT_EQ(tb().lxmig({"rm", "nodump"}).code, 0);
+  expectRemoved("nodump");
 }
 
 TEST_F(MigrationTest, TargetUnreachable) {
@@ -220,7 +232,7 @@ TEST_F(MigrationTest, TargetUnreachable) {
   EXPECT_NE(c.code, 0);
   EXPECT_NE(c.err.find("unreachable"), std::string::npos) << c.err;
   EXPECT_NE(tb().waitServer(ip, kPort, 5000), "");
-  EXPECT_EQ(tb().lxmig({"rm", "unreach"}).code, 0);
+  expectRemoved("unreach");
 }
 
 TEST_F(MigrationTest, TargetKilledDuringTransfer) {
@@ -230,13 +242,13 @@ TEST_F(MigrationTest, TargetKilledDuringTransfer) {
   int pid = tb().agentPid("n2");
   ASSERT_GT(pid, 0);
   // Kill the target agent as soon as images start arriving.
+  // The images tmpfs is mounted in the agent's own mount namespace: look
+  // at it through /proc/PID/root.
   std::thread killer([&] {
-    std::string images = tb().stateDir("n2") + "/images";
-    for (int i = 0; i < 3000; ++i) {
-      auto r = tb().nodeExec("n2", {"sh", "-c", "du -sm " + images + " | cut -f1"});
-      if (std::atoi(r.out.c_str()) >= 16) break;
+    std::string images = tb().agentView("n2", tb().stateDir("n2") + "/state/images");
+    int64_t deadline = monotonicNs() + 60'000'000'000;
+    while (monotonicNs() < deadline && treeSize(images) < (16u << 20))
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
     ::kill(pid, SIGKILL);
   });
   Cli c = tb().lxmig({"--json", "--node", "n1", "migrate", "killed", "--to", "n2"}, 180000);
@@ -250,10 +262,135 @@ TEST_F(MigrationTest, TargetKilledDuringTransfer) {
   EXPECT_EQ(nodeOf("killed"), "n1");
   // The restarted target cleans what the dead one left.
   ASSERT_TRUE(tb().restartAgent("n2").ok());
-  auto ls = tb().nodeExec("n2", {"sh", "-c", "ls -A " + tb().stateDir("n2") + "/lxc " + tb().stateDir("n2") + "/images"});
+  auto ls = tb().nodeExec("n2", {"sh", "-c", "ls -A " + tb().stateDir("n2") + "/lxc " + tb().stateDir("n2") + "/state/images"});
   EXPECT_EQ(ls.out.find("incoming"), std::string::npos) << ls.out;
   EXPECT_EQ(ls.out.find("killed"), std::string::npos) << ls.out;
-  EXPECT_EQ(tb().lxmig({"rm", "killed"}).code, 0);
+  expectRemoved("killed");
+}
+
+TEST_F(MigrationTest, DiskFullOnTarget) {
+  // n2 gets a 24 MiB tmpfs for images.
+  ASSERT_TRUE(tb().restartAgent("n2", {"--images-tmpfs-size", "24m"}).ok());
+  std::string ip = runServer("full", "n1", {"--mem", "128"});
+  ASSERT_FALSE(ip.empty());
+  std::string before = tb().clientRequest(ip, kPort, "GET");
+  std::string images = tb().agentView("n2", tb().stateDir("n2") + "/state/images");
+
+  // 1. Known up front: refused before the freeze.
+  Cli c = tb().lxmig({"--json", "--node", "n1", "migrate", "full", "--to", "n2"});
+  EXPECT_NE(c.code, 0);
+  EXPECT_NE(c.err.find("free for images"), std::string::npos) << c.err;
+  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << "one-line error: " << c.err;
+  auto r = c.json();
+  ASSERT_TRUE(r.is_object()) << c.out;
+  EXPECT_NE(r["result"], "committed");
+
+  // 2. Space taken while the migration runs: ENOSPC in the transfer. The
+  // test fills the tmpfs as soon as the target prepared its directory.
+  ASSERT_TRUE(tb().restartAgent("n2", {"--images-tmpfs-size", "192m"}).ok());
+  images = tb().agentView("n2", tb().stateDir("n2") + "/state/images");
+  std::atomic<bool> filled{false};
+  std::thread filler([&] {
+    int64_t deadline = monotonicNs() + 30'000'000'000;
+    while (monotonicNs() < deadline) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(images, ec)) {
+        if (!e.is_directory()) continue;
+        // Leave 8 MiB: far less than the 128 MiB of images on their way.
+        std::string f = images + "/filler";
+        int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+          (void)::posix_fallocate(fd, 0, 184ll << 20);
+          ::close(fd);
+        }
+        filled = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  Cli d = tb().lxmig({"--json", "--node", "n1", "migrate", "full", "--to", "n2"});
+  filler.join();
+  ASSERT_TRUE(filled.load()) << "the target never prepared the migration";
+  EXPECT_NE(d.code, 0) << d.out;
+  EXPECT_NE(d.err.find("No space left on device"), std::string::npos) << d.err;
+  EXPECT_EQ(std::count(d.err.begin(), d.err.end(), '\n'), 1) << "one-line error: " << d.err;
+  auto rd = d.json();
+  ASSERT_TRUE(rd.is_object()) << d.out;
+  EXPECT_EQ(rd["result"], "aborted");
+
+  // The source runs on with its state; the audit has the failure.
+  EXPECT_EQ(nodeOf("full"), "n1");
+  std::string after = tb().waitServer(ip, kPort, 5000);
+  EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
+  EXPECT_GT(field(after, "counter"), field(before, "counter"));
+  Cli show = tb().lxmig({"--json", "--node", "n1", "audit", "show", rd["id"]});
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_EQ(show.json()["result"], "aborted");
+  EXPECT_NE(show.json()["error"].get<std::string>().find("No space left"), std::string::npos);
+
+  // Nothing is left on the target but the test's own filler.
+  std::error_code ec;
+  std::filesystem::remove(images + "/filler", ec);
+  EXPECT_EQ(treeSize(images), 0u);
+  auto ls = tb().nodeExec("n2", {"ls", "-A", tb().stateDir("n2") + "/lxc"});
+  EXPECT_EQ(ls.out.find("full"), std::string::npos) << ls.out;
+  EXPECT_EQ(ls.out.find("incoming"), std::string::npos) << ls.out;
+  expectRemoved("full");
+  ASSERT_TRUE(tb().restartAgent("n2").ok());
+}
+
+TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
+  std::string pki = tb().runDir() + "/pki";
+  auto probe = [&](const std::string& ca, const std::string& cert, const std::string& key) {
+    auto r = runCommand({"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", LXMIGD_BIN, "--probe",
+                         "10.99.0.11:7400", "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key},
+                        {.timeoutMs = 30000});
+    return r.ok() ? *r : CommandOutput{-1, "", r.status().message()};
+  };
+  // A cluster member is accepted ...
+  auto good = probe(pki + "/ca.crt", pki + "/n2.crt", pki + "/n2.key");
+  EXPECT_EQ(good.exitCode, 0) << good.err;
+  EXPECT_NE(good.out.find("node n1 accepts"), std::string::npos) << good.out;
+  // ... a certificate from another CA is refused by n1 ...
+  auto rogue = probe(pki + "/ca.crt", pki + "/rogue/rogue.crt", pki + "/rogue/rogue.key");
+  EXPECT_NE(rogue.exitCode, 0);
+  EXPECT_NE(rogue.err.find("refused"), std::string::npos) << rogue.err;
+  // ... and a plain-text gRPC client gets no HTTP/2 answer (a SETTINGS frame).
+  auto plain = runCommand(
+      {"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
+       "import socket\n"
+       "s = socket.create_connection(('10.99.0.11', 7400), timeout=5)\n"
+       "s.sendall(b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))\n"
+       "try:\n    data = s.recv(64)\nexcept OSError:\n    data = b''\n"
+       "print('http2' if len(data) >= 4 and data[3] == 4 else 'refused')\n"},
+      {.timeoutMs = 30000});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->exitCode, 0) << plain->err;
+  EXPECT_NE(plain->out.find("refused"), std::string::npos) << plain->out;
+}
+
+TEST_F(MigrationTest, AgentRestartFindsItsContainers) {
+  std::string ip = runServer("keeper", "n1");
+  ASSERT_FALSE(ip.empty());
+  std::string before = tb().clientRequest(ip, kPort, "GET");
+  int oldPid = tb().agentPid("n1");
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  EXPECT_NE(tb().agentPid("n1"), oldPid);
+  // SIGTERM is a clean shutdown, and containers outlive the agent.
+  auto log = readFile(tb().runDir() + "/n1/agent.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("agent: stopped"), std::string::npos);
+  EXPECT_EQ(nodeOf("keeper"), "n1");
+  std::string after = tb().waitServer(ip, kPort, 5000);
+  EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
+  EXPECT_GT(field(after, "counter"), field(before, "counter"));
+  // The new agent owns it fully: exec, migrate and remove work.
+  Cli e = tb().lxmig({"exec", "keeper", "--", "cat", "/proc/1/comm"});
+  EXPECT_EQ(e.code, 0) << e.err;
+  Cli m = tb().lxmig({"migrate", "keeper", "--to", "n2"});
+  EXPECT_EQ(m.code, 0) << m.err;
+  expectRemoved("keeper");
 }
 
 }  // namespace

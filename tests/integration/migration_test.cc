@@ -155,8 +155,9 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   Cli list = tb().lxmig({"--json", "audit", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   bool found = false;
-  for (const auto& mm : list.json()["migrations"]) found |= mm["id"] == id;
-  EXPECT_TRUE(found);
+  auto listed = list.json();  // named: a temporary would die before the loop body
+  for (const auto& mm : listed["migrations"]) found |= mm["id"] == id;
+  EXPECT_TRUE(found) << id << " not in: " << list.out.substr(0, 1500) << list.err;
 
   // And back again, to prove the target's copy is a full citizen.
   Cli back = tb().lxmig({"--json", "migrate", "mig1", "--to", "n1"});

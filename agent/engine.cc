@@ -261,7 +261,10 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     pr.set_memory_bytes(mem);
     pr.set_expected_bytes(treeBytes(node.lxc().rootfs(spec.name)));
     grpc::ClientContext ctx;
-    setDeadline(ctx, 15);
+    setDeadline(ctx, 10);
+    // A peer that just restarted leaves the channel in reconnect backoff;
+    // wait for it (until the deadline) instead of failing at once.
+    ctx.set_wait_for_ready(true);
     v1::PrepareReply prep;
     Status st = fromGrpc(req.target(), stub->Prepare(&ctx, pr, &prep));
     ph.end(st);

@@ -131,6 +131,7 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     auto stub = node_.peer(req->node());
     if (!stub.ok()) return toGrpc(stub.status());
     grpc::ClientContext cctx;
+    cctx.set_wait_for_ready(true);
     auto reader = (*stub)->Migrate(&cctx, *req);
     v1::MigrateEvent ev;
     while (reader->Read(&ev)) {

@@ -22,7 +22,7 @@ LXMIG=$BUILD/cli/lxmig
 TB="$ROOT/scripts/testbed.sh"
 WORK=$BUILD/tests/workloads
 OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
-trap '"$LXMIG" testbed down >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+trap '"$LXMIG" testbed down >/dev/null 2>&1 || true; cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 "$ROOT/scripts/build.sh" --quiet
 "$LXMIG" testbed down >/dev/null 2>&1 || true
@@ -62,7 +62,7 @@ for size in $SIZES; do
     "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
       /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
     wait_up "$name"
-    img1=$S1/images/base-$name; img2=$S2/images/base-$name
+    img1=$S1/state/images/base-$name; img2=$S2/state/images/base-$name
     t0=$(now_ms)
     "$TB" exec n1 -- lxc-checkpoint -s -P "$S1/lxc" -n "$name" -D "$img1"
     t1=$(now_ms)
@@ -76,7 +76,9 @@ for size in $SIZES; do
       lxc-checkpoint -r -P "$S2/lxc" -n "$name" -D "$img2" </dev/null >/dev/null 2>&1
     "$TB" exec n2 -- sh -c "echo THAWED > /sys/fs/cgroup/freezer/lxbench-n2/payload.$name/freezer.state 2>/dev/null || true"
     t3=$(now_ms)
-    echo "plain $size $run ok $((t3 - t0)) $((t3 - t0)) dump=$((t1 - t0)) copy=$((t2 - t1)) restore=$((t3 - t2))" >>"$OUT/results.txt"
+    pstate=$("$TB" exec n2 -- lxc-info -s -H -P "$S2/lxc" -n "$name" 2>/dev/null || echo FAILED)
+    [[ $pstate == RUNNING ]] || echo "bench: baseline restore of $name ended $pstate" >&2
+    echo "plain $size $run $pstate $((t3 - t0)) $((t3 - t0)) dump=$((t1 - t0)) copy=$((t2 - t1)) restore=$((t3 - t2))" >>"$OUT/results.txt"
     "$TB" exec n2 -- lxc-stop -k -P "$S2/lxc" -n "$name" >/dev/null 2>&1 || true
     "$TB" exec n2 -- rm -rf "$S2/lxc/$name" "$img2"
     "$TB" exec n1 -- rm -rf "$img1"
@@ -91,7 +93,7 @@ out = {}
 print(f"{'MiB':>6} {'lxmig total':>12} {'lxmig down':>11} {'plain total':>12} {'ratio':>6}")
 for size in sorted({int(r[1]) for r in rows}):
     lx = [r for r in rows if r[0] == 'lxmig' and int(r[1]) == size and r[3] == 'committed']
-    pl = [r for r in rows if r[0] == 'plain' and int(r[1]) == size]
+    pl = [r for r in rows if r[0] == 'plain' and int(r[1]) == size and r[3] == 'RUNNING']
     lt = statistics.median(int(r[4]) for r in lx) if lx else float('nan')
     ld = statistics.median(int(r[5]) for r in lx) if lx else float('nan')
     pt = statistics.median(int(r[4]) for r in pl) if pl else float('nan')

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
@@ -28,10 +29,18 @@ class MigrationTest : public ::testing::Test {
     upError_ = st.ok() ? "" : st.message();
   }
   static void TearDownTestSuite() {
-    if (missing_.empty()) {
-      Status st = Testbed::get().down();
-      EXPECT_TRUE(st.ok()) << st.message();
-    }
+    if (!missing_.empty()) return;
+    Status st = Testbed::get().down();
+    EXPECT_TRUE(st.ok()) << st.message();
+    // `down` leaves nothing behind: namespaces, cgroups, files.
+    std::string p = Testbed::kPrefix;
+    auto ns = runCommand({"ip", "netns", "list"});
+    ASSERT_TRUE(ns.ok());
+    EXPECT_EQ(ns->out.find(p + "-"), std::string::npos) << ns->out;
+    for (const char* h : {"/sys/fs/cgroup/unified/", "/sys/fs/cgroup/freezer/", "/sys/fs/cgroup/memory/"})
+      EXPECT_FALSE(pathExists(h + p + "-n1")) << h;
+    EXPECT_FALSE(pathExists(Testbed::get().runDir()));
+    EXPECT_FALSE(pathExists("/var/lib/" + p + "-testbed"));
   }
   void SetUp() override {
     LXMIG_REQUIRE(missing_.empty(), missing_);
@@ -85,6 +94,35 @@ TEST_F(MigrationTest, StatusListsNodesAndClient) {
   EXPECT_FALSE(j["nodes"][0]["netns"].get<std::string>().empty());
   EXPECT_FALSE(j["nodes"][0]["address"].get<std::string>().empty());
   EXPECT_FALSE(j["client"]["netns"].get<std::string>().empty());
+}
+
+TEST_F(MigrationTest, AddressesStayInsideTheTestbed) {
+  auto root = runCommand({"ip", "-o", "addr"});
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->out.find("10.99."), std::string::npos) << root->out;
+  EXPECT_EQ(root->out.find("10.200."), std::string::npos) << root->out;
+  auto route = runCommand({"ip", "route"});
+  ASSERT_TRUE(route.ok());
+  EXPECT_EQ(route->out.find("10.200."), std::string::npos) << route->out;
+}
+
+TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--json", "doctor"},
+                                        std::vector<std::string>{"--json", "--node", "n2", "doctor"}}) {
+    Cli c = tb().lxmig(args);
+    EXPECT_EQ(c.code, 0) << c.err << c.out;
+    auto j = c.json();
+    ASSERT_TRUE(j.is_object()) << c.out;
+    EXPECT_EQ(j["ok"], true);
+    std::set<std::string> names;
+    for (const auto& check : j["checks"]) {
+      names.insert(check["name"].get<std::string>());
+      if (!check["ok"].get<bool>()) EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
+    }
+    for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
+                             "conntrack"})
+      EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
+  }
 }
 
 TEST_F(MigrationTest, RunExecPsRemove) {

@@ -2,6 +2,7 @@
 
 #include "lxmig/agent/doctor.h"
 #include "lxmig/base/log.h"
+#include "lxmig/grouping/scan_json.h"
 
 namespace lxmig::agent {
 namespace {
@@ -116,6 +117,18 @@ grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req
   auto r = node_.exec(*req);
   if (!r.ok()) return toGrpc(r.status());
   *rep = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest* req, v1::GroupsReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Groups, 60);
+  grouping::Selection sel;
+  sel.all = req->all();
+  sel.pid = req->pid();
+  sel.container = req->container();
+  auto j = grouping::scanAndSelect(sel, node_.config().node);
+  if (!j.ok()) return toGrpc(j.status());
+  rep->set_scan_json(j->dump());
   return grpc::Status::OK;
 }
 

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "client.h"
+#include "groups.h"
+#include "lxmig/grouping/scan_json.h"
 #include "lxmig/agent/doctor.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
@@ -224,6 +226,16 @@ int main(int argc, char** argv) {
   std::string auditId;
   auditShow->add_option("id", auditId)->required();
   auto* nodes = app.add_subcommand("nodes", "list the cluster's nodes");
+  auto* groups = app.add_subcommand("groups", "IPC groups: processes that must live and move together");
+  bool groupsAll = false, groupsDot = false;
+  int groupsPid = 0;
+  std::string groupsContainer;
+  auto* gAll = groups->add_flag("--all", groupsAll, "every group, also those only on the host");
+  auto* gPid = groups->add_option("--pid", groupsPid, "the group holding this pid")->check(CLI::PositiveNumber);
+  auto* gCont = groups->add_option("--container", groupsContainer, "the groups touching this container");
+  gAll->excludes(gPid)->excludes(gCont);
+  gPid->excludes(gCont);
+  groups->add_flag("--dot", groupsDot, "Graphviz output (processes, labelled IPC edges, containers as clusters)");
 
   CLI11_PARSE(app, argc, argv);
   if (g.cluster.empty()) g.cluster = defaultCluster();
@@ -406,6 +418,40 @@ int main(int argc, char** argv) {
   }
 
   if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migMode);
+
+  if (groups->parsed()) {
+    json scan;
+    if (g.node.empty()) {
+      // Local analysis: no agent needed.
+      grouping::Selection sel;
+      sel.all = groupsAll;
+      sel.pid = groupsPid;
+      sel.container = groupsContainer;
+      char host[256] = "local";
+      ::gethostname(host, sizeof host);
+      auto r = grouping::scanAndSelect(sel, host);
+      if (!r.ok()) return fail("groups", r.status());
+      scan = std::move(*r);
+    } else {
+      auto t = conn.forNode(g.node);
+      if (!t.ok()) return fail("groups", t.status());
+      grpc::ClientContext ctx;
+      deadline(ctx, 60);
+      v1::GroupsRequest rq;
+      rq.set_node(g.node);
+      rq.set_all(groupsAll);
+      rq.set_pid(groupsPid);
+      rq.set_container(groupsContainer);
+      v1::GroupsReply rp;
+      if (auto st = fromGrpc(t->stub->Groups(&ctx, rq, &rp)); !st.ok()) return fail("groups", st);
+      scan = json::parse(rp.scan_json(), nullptr, false);
+      if (scan.is_discarded()) return fail("groups", internalError("agent sent a malformed scan"));
+    }
+    if (g.json) std::cout << scan.dump(2) << "\n";
+    else if (groupsDot) std::cout << renderGroupsDot(scan);
+    else std::cout << renderGroupsTable(scan);
+    return 0;
+  }
 
   if (audit->parsed()) {
     std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};

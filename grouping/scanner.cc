@@ -1,0 +1,414 @@
+// scanNode: one pass over /proc plus one sock_diag dump per network
+// namespace. Objects are collected with their holders first; edges are drawn
+// once everything is known.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <linux/magic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/grouping/ipc_graph.h"
+#include "proc_parse.h"
+#include "sock_diag.h"
+
+namespace lxmig::grouping {
+namespace {
+
+using internal::bracketInode;
+
+constexpr unsigned kPfKthread = 0x00200000;
+#ifndef MQUEUE_MAGIC
+#define MQUEUE_MAGIC 0x19800202
+#endif
+
+struct ObjectRef {
+  std::string kind;
+  std::string object;
+  std::string path;
+  std::vector<Holder> holders;
+};
+
+// Reads a small /proc file relative to a directory fd; "" when it vanished.
+bool readAt(int dirFd, const char* name, std::string* out, int* err) {
+  int fd = ::openat(dirFd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno;
+    return false;
+  }
+  UniqueFd guard(fd);
+  out->clear();
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return false;
+    }
+    if (n == 0) return true;
+    out->append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::string linkAt(int dirFd, const char* name) {
+  char buf[4096];
+  ssize_t n = ::readlinkat(dirFd, name, buf, sizeof buf - 1);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+bool boringDevice(const std::string& path) {
+  return path == "/dev/null" || path == "/dev/zero" || path == "/dev/full" || path == "/dev/random" ||
+         path == "/dev/urandom" || path == "/dev/console" || path == "/dev/ptmx" || startsWith(path, "/dev/pts/") ||
+         startsWith(path, "/dev/tty");
+}
+
+std::string stripDeleted(std::string p) {
+  static const std::string kDel = " (deleted)";
+  if (p.size() > kDel.size() && p.compare(p.size() - kDel.size(), kDel.size(), kDel) == 0)
+    p.resize(p.size() - kDel.size());
+  return p;
+}
+
+// What one process holds; committed to the scan only if the process is
+// still the same one (pid, start time) after it was read.
+struct ProcessHoldings {
+  Process proc;
+  std::vector<std::pair<std::string, ObjectRef>> objects;  // key -> ref with one holder
+  std::vector<std::pair<uint64_t, Holder>> sockets;        // socket inode -> holder
+  std::vector<std::tuple<std::string, int, Holder>> anonFds;  // link, fd, holder
+};
+
+class Scanner {
+ public:
+  explicit Scanner(const ScanOptions& o) : opts_(o) {}
+
+  Scan run() {
+    int64_t t0 = monotonicNs();
+    hostIpc_ = nsInode("1", "ipc");
+    DIR* d = ::opendir(opts_.procRoot.c_str());
+    if (!d) {
+      scan_.unreadable.push_back(opts_.procRoot + ": " + std::strerror(errno));
+      return std::move(scan_);
+    }
+    std::vector<pid_t> pids;
+    while (dirent* e = ::readdir(d)) {
+      uint64_t pid = 0;
+      if (parseUint64(e->d_name, &pid) && pid > 0) pids.push_back(static_cast<pid_t>(pid));
+    }
+    ::closedir(d);
+    std::sort(pids.begin(), pids.end());
+    for (pid_t pid : pids) scanProcess(pid);
+    unixEdges();
+    anonEdges();
+    netSockets();
+    for (auto& [key, ref] : objects_) starEdges(ref);
+    ipcNamespaceEdges();
+    scan_.groups = buildGroups(scan_.processes, scan_.edges);
+    scan_.durationMs = (monotonicNs() - t0) / 1000000;
+    return std::move(scan_);
+  }
+
+ private:
+  uint64_t nsInode(const std::string& pid, const char* ns) {
+    std::string l = linkAt(AT_FDCWD, (opts_.procRoot + "/" + pid + "/ns/" + ns).c_str());
+    return bracketInode(l, ns).value_or(0);
+  }
+
+  void unreadable(pid_t pid, const char* what, int err) {
+    if (err == ENOENT || err == ESRCH) return;  // gone: not a failure
+    scan_.unreadable.push_back("pid " + std::to_string(pid) + ": " + what + ": " + std::strerror(err));
+  }
+
+  bool fsIsMqueue(dev_t dev, const std::string& fdPath) {
+    auto it = mqueueDev_.find(dev);
+    if (it != mqueueDev_.end()) return it->second;
+    struct statfs sf {};
+    bool mq = ::statfs(fdPath.c_str(), &sf) == 0 && sf.f_type == MQUEUE_MAGIC;
+    mqueueDev_[dev] = mq;
+    return mq;
+  }
+
+  static std::string fileKey(dev_t dev, uint64_t ino) {
+    return "dev " + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + " ino " + std::to_string(ino);
+  }
+
+  void scanProcess(pid_t pid) {
+    std::string dir = opts_.procRoot + "/" + std::to_string(pid);
+    int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    UniqueFd dirFd(dfd);
+    std::string text;
+    int err = 0;
+    if (!readAt(dfd, "stat", &text, &err)) return unreadable(pid, "stat", err);
+    auto st = internal::parseStat(text);
+    if (!st || (st->flags & kPfKthread) || st->state == 'Z' || st->state == 'X') return;
+
+    ProcessHoldings h;
+    h.proc.pid = pid;
+    h.proc.ppid = st->ppid;
+    h.proc.startTime = st->startTime;
+    h.proc.comm = st->comm;
+    h.proc.ipcNs = bracketInode(linkAt(dfd, "ns/ipc"), "ipc").value_or(0);
+    h.proc.netNs = bracketInode(linkAt(dfd, "ns/net"), "net").value_or(0);
+    h.proc.pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
+    if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
+
+    scanFds(pid, dir, dfd, &h);
+    scanMaps(pid, dfd, &h);
+
+    // The same process still? A pid reused mid-scan would mix two processes.
+    if (!readAt(dfd, "stat", &text, &err)) return;
+    auto again = internal::parseStat(text);
+    if (!again || again->startTime != st->startTime) return;
+
+    for (auto& [key, ref] : h.objects) {
+      auto [it, fresh] = objects_.try_emplace(key);
+      if (fresh) {
+        it->second.kind = ref.kind;
+        it->second.object = ref.object;
+        it->second.path = ref.path;
+      }
+      // One holder per process and object (a mapping may span several VMAs).
+      auto& hs = it->second.holders;
+      if (hs.empty() || hs.back().pid != pid) hs.push_back(ref.holders.front());
+    }
+    for (auto& [ino, holder] : h.sockets) socketHolders_[ino].push_back(holder);
+    for (auto& a : h.anonFds) anonFds_.push_back(std::move(a));
+    if (h.proc.netNs && !netnsPid_.count(h.proc.netNs)) netnsPid_[h.proc.netNs] = pid;
+    scan_.processes[pid] = std::move(h.proc);
+  }
+
+  void scanFds(pid_t pid, const std::string& dir, int dfd, ProcessHoldings* h) {
+    int fdDir = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fdDir < 0) return unreadable(pid, "fd", errno);
+    UniqueFd fdDirGuard(fdDir);
+    DIR* d = ::fdopendir(::dup(fdDir));
+    if (!d) return;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::string link = linkAt(fdDir, e->d_name);
+      if (link.empty()) continue;  // closed meanwhile
+      Holder holder{pid, std::string("fd ") + e->d_name};
+      if (auto ino = bracketInode(link, "pipe")) {
+        h->objects.push_back({"pipe:" + std::to_string(*ino), {kPipe, link, "", {holder}}});
+      } else if (auto sino = bracketInode(link, "socket")) {
+        h->sockets.emplace_back(*sino, holder);
+      } else if (startsWith(link, "anon_inode:")) {
+        h->anonFds.emplace_back(link, std::atoi(e->d_name), holder);
+      } else if (link[0] == '/' && !boringDevice(link)) {
+        struct stat sb {};
+        if (::fstatat(fdDir, e->d_name, &sb, 0) != 0) continue;
+        std::string key = fileKey(sb.st_dev, sb.st_ino);
+        std::string path = stripDeleted(link);
+        if (S_ISFIFO(sb.st_mode)) {
+          h->objects.push_back({key, {kFifo, key, path, {holder}}});
+        } else if (startsWith(link, "/memfd:")) {
+          h->objects.push_back({key, {kMemfd, key, path, {holder}}});
+        } else if (startsWith(link, "/dev/shm/")) {
+          h->objects.push_back({key, {kPosixShm, key, path, {holder}}});
+        } else if (S_ISREG(sb.st_mode) && major(sb.st_dev) == 0 &&
+                   fsIsMqueue(sb.st_dev, dir + "/fd/" + e->d_name)) {
+          h->objects.push_back({key, {kMqueue, key, path, {holder}}});
+        }
+        // Other files, devices and directories are not IPC edges.
+      }
+    }
+    ::closedir(d);
+  }
+
+  void scanMaps(pid_t pid, int dfd, ProcessHoldings* h) {
+    std::string text;
+    int err = 0;
+    if (!readAt(dfd, "maps", &text, &err)) return unreadable(pid, "maps", err);
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      std::string_view line(text.data() + start, end - start);
+      start = end + 1;
+      // Cheap filter before parsing: only shared mappings matter.
+      auto sp = line.find(' ');
+      if (sp == std::string_view::npos || sp + 4 >= line.size() || line[sp + 4] != 's') continue;
+      auto m = internal::parseMapsLine(line);
+      if (!m || m->inode == 0) continue;
+      dev_t dev = makedev(m->devMajor, m->devMinor);
+      std::string key = fileKey(dev, m->inode);
+      char range[64];
+      std::snprintf(range, sizeof range, "map %llx-%llx %s", static_cast<unsigned long long>(m->start),
+                    static_cast<unsigned long long>(m->end), m->perms.c_str());
+      Holder holder{pid, range};
+      std::string path = stripDeleted(m->path);
+      const char* kind = nullptr;
+      if (startsWith(path, "/SYSV")) kind = kSysvShm;
+      else if (path == "/dev/zero" && m->devMajor == 0) kind = kSharedAnon;
+      else if (startsWith(path, "/memfd:")) kind = kMemfd;
+      else if (startsWith(path, "/dev/shm/")) kind = kPosixShm;
+      else if (m->writable()) kind = kSharedFileMap;
+      if (!kind) continue;  // read-only shared mapping of a file: not IPC
+      h->objects.push_back({key, {kind, key, path, {holder}}});
+    }
+  }
+
+  void addEdge(const std::string& kind, const std::string& object, const std::string& path, const Holder& a,
+               const Holder& b) {
+    if (a.pid == b.pid) return;
+    Edge e;
+    e.kind = kind;
+    e.object = object;
+    e.path = path;
+    e.a = a;
+    e.b = b;
+    scan_.edges.push_back(std::move(e));
+  }
+
+  // Holders of one object: a star from the first holder keeps the edge count
+  // linear in the number of holders; the component is the same.
+  void starEdges(const ObjectRef& ref) {
+    std::vector<const Holder*> distinct;
+    std::set<pid_t> seen;
+    for (const auto& h : ref.holders)
+      if (seen.insert(h.pid).second) distinct.push_back(&h);
+    for (size_t i = 1; i < distinct.size(); ++i) addEdge(ref.kind, ref.object, ref.path, *distinct[0], *distinct[i]);
+  }
+
+  void unixEdges() {
+    std::unordered_map<uint64_t, internal::UnixSock> socks;
+    for (const auto& [ns, pid] : netnsPid_) {
+      auto fd = internal::openDiagIn(opts_.procRoot + "/" + std::to_string(pid) + "/ns/net");
+      if (!fd.ok()) {
+        if (fd.status().code() != Code::kNotFound) scan_.unreadable.push_back("netns " + std::to_string(ns) + ": " + fd.status().message());
+        continue;
+      }
+      auto list = internal::dumpUnixSockets(fd->get());
+      if (!list.ok()) {
+        scan_.unreadable.push_back("netns " + std::to_string(ns) + ": " + list.status().message());
+        continue;
+      }
+      for (auto& s : *list) socks[s.inode] = std::move(s);
+    }
+    auto holders = [&](uint64_t ino) -> const std::vector<Holder>* {
+      auto it = socketHolders_.find(ino);
+      return it == socketHolders_.end() || it->second.empty() ? nullptr : &it->second;
+    };
+    for (const auto& [ino, s] : socks) {
+      const auto* mine = holders(ino);
+      if (!mine) continue;
+      std::string name = s.name;
+      // One socket held by several processes (inherited or passed).
+      ObjectRef shared{kUnixShared, "socket:[" + std::to_string(ino) + "]", name, *mine};
+      starEdges(shared);
+      // Each connected pair once: from its lower inode when both ends are
+      // known, else from the end we have.
+      auto back = socks.find(s.peer);
+      bool mutual = back != socks.end() && back->second.peer == ino;
+      if (s.peer && (!mutual || ino < s.peer)) {
+        const auto* theirs = holders(s.peer);
+        if (theirs) {
+          auto pit = socks.find(s.peer);
+          if (name.empty() && pit != socks.end()) name = pit->second.name;
+          const char* kind = s.type == SOCK_DGRAM ? kUnixDgram : kUnixStream;
+          addEdge(kind, "socket:[" + std::to_string(ino) + "]<->socket:[" + std::to_string(s.peer) + "]", name,
+                  mine->front(), theirs->front());
+        }
+      }
+      for (uint64_t client : s.pending) {
+        if (const auto* c = holders(client))
+          addEdge(kUnixListener, "socket:[" + std::to_string(ino) + "]<-socket:[" + std::to_string(client) + "]",
+                  s.name, mine->front(), c->front());
+      }
+      unixInodes_.insert(ino);
+    }
+  }
+
+  // Same open file (eventfd, epoll, inotify, signalfd, timerfd...): all
+  // anon inodes of a type share one inode, so only kcmp can tell files apart.
+  void anonEdges() {
+    std::map<std::string, std::vector<std::vector<size_t>>> classes;  // link -> classes of indexes
+    for (size_t i = 0; i < anonFds_.size(); ++i) {
+      const auto& [link, fd, holder] = anonFds_[i];
+      auto& cls = classes[link];
+      bool placed = false;
+      for (auto& c : cls) {
+        const auto& [l0, fd0, h0] = anonFds_[c.front()];
+        if (h0.pid == holder.pid) continue;  // dup()s within one process do not join processes
+        long r = ::syscall(SYS_kcmp, h0.pid, holder.pid, KCMP_FILE, fd0, fd);
+        if (r == 0) {
+          c.push_back(i);
+          placed = true;
+          break;
+        }
+      }
+      if (!placed) cls.push_back({i});
+    }
+    for (const auto& [link, cls] : classes) {
+      for (const auto& c : cls) {
+        if (c.size() < 2) continue;
+        ObjectRef ref{kSharedFile, link, link, {}};
+        for (size_t i : c) ref.holders.push_back(std::get<2>(anonFds_[i]));
+        starEdges(ref);
+      }
+    }
+  }
+
+  // TCP/UDP sockets: a property of the process, not an edge.
+  void netSockets() {
+    std::unordered_map<uint64_t, std::string> rows;
+    for (const auto& [ns, pid] : netnsPid_) {
+      for (auto [file, proto, v6] : {std::tuple{"tcp", "tcp", false}, std::tuple{"tcp6", "tcp6", true},
+                                     std::tuple{"udp", "udp", false}, std::tuple{"udp6", "udp6", true}}) {
+        auto text = readFile(opts_.procRoot + "/" + std::to_string(pid) + "/net/" + file);
+        if (!text.ok()) continue;
+        for (const auto& line : split(*text, '\n')) {
+          if (auto row = internal::parseNetLine(line, proto, v6)) rows[row->inode] = row->summary;
+        }
+      }
+    }
+    for (const auto& [ino, hs] : socketHolders_) {
+      auto it = rows.find(ino);
+      if (it == rows.end()) continue;
+      for (const auto& h : hs) {
+        auto p = scan_.processes.find(h.pid);
+        if (p != scan_.processes.end()) p->second.netSockets.push_back(it->second + " (" + h.how + ")");
+      }
+    }
+  }
+
+  void ipcNamespaceEdges() {
+    std::map<uint64_t, std::vector<pid_t>> byNs;
+    for (const auto& [pid, p] : scan_.processes)
+      if (p.ipcNs && p.ipcNs != hostIpc_) byNs[p.ipcNs].push_back(pid);
+    for (const auto& [ns, pids] : byNs) {
+      ObjectRef ref{kIpcNamespace, "ipc:[" + std::to_string(ns) + "]", "", {}};
+      for (pid_t p : pids) ref.holders.push_back({p, "ipc namespace"});
+      starEdges(ref);
+    }
+  }
+
+  ScanOptions opts_;
+  Scan scan_;
+  uint64_t hostIpc_ = 0;
+  std::map<std::string, ObjectRef> objects_;
+  std::unordered_map<uint64_t, std::vector<Holder>> socketHolders_;
+  std::vector<std::tuple<std::string, int, Holder>> anonFds_;
+  std::map<uint64_t, pid_t> netnsPid_;
+  std::unordered_map<dev_t, bool> mqueueDev_;
+  std::set<uint64_t> unixInodes_;
+};
+
+}  // namespace
+
+Scan scanNode(const ScanOptions& opts) { return Scanner(opts).run(); }
+
+}  // namespace lxmig::grouping

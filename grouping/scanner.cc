@@ -96,7 +96,9 @@ class Scanner {
 
   Scan run() {
     int64_t t0 = monotonicNs();
-    hostIpc_ = nsInode("1", "ipc");
+    // The scanner runs in the host IPC namespace (the agent does); pid 1 may
+    // not (in a sandbox).
+    hostIpc_ = nsInode("self", "ipc");
     DIR* d = ::opendir(opts_.procRoot.c_str());
     if (!d) {
       scan_.unreadable.push_back(opts_.procRoot + ": " + std::strerror(errno));
@@ -242,7 +244,8 @@ class Scanner {
       auto sp = line.find(' ');
       if (sp == std::string_view::npos || sp + 4 >= line.size() || line[sp + 4] != 's') continue;
       auto m = internal::parseMapsLine(line);
-      if (!m || m->inode == 0) continue;
+      // SysV segments show their id as inode, and id 0 is a valid one.
+      if (!m || (m->inode == 0 && !startsWith(m->path, "/SYSV"))) continue;
       dev_t dev = makedev(m->devMajor, m->devMinor);
       std::string key = fileKey(dev, m->inode);
       char range[64];

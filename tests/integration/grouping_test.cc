@@ -1,0 +1,456 @@
+// The grouping engine against real processes: each test forks processes
+// that share exactly one kind of IPC object (or, for the negative cases,
+// nothing that counts), scans the node and checks the partition.
+#include <fcntl.h>
+#include <mqueue.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "lxmig/base/files.h"
+#include "lxmig/grouping/ipc_graph.h"
+
+namespace lxmig::grouping {
+namespace {
+
+// In a forked process: stdio to /dev/null and every other fd closed but
+// `keep`, so test processes share nothing by accident (such as the test's
+// own output pipes).
+void isolate(const std::vector<int>& keep) {
+  int devnull = ::open("/dev/null", O_RDWR);
+  for (int fd : {0, 1, 2}) ::dup2(devnull, fd);
+  std::vector<int> close;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::atoi(e.path().filename().c_str());
+    if (fd > 2 && std::find(keep.begin(), keep.end(), fd) == keep.end()) close.push_back(fd);
+  }
+  for (int fd : close) ::close(fd);
+}
+
+// A forked process that runs `setup`, keeps only the fds it names (stdio goes
+// to /dev/null, so the children do not share the test's output pipes), says
+// it is ready and then waits to be killed.
+class Child {
+ public:
+  Child(std::function<std::vector<int>()> setup) {
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) std::abort();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      std::vector<int> keep = setup();
+      keep.push_back(ready[1]);
+      isolate(keep);
+      char c = 1;
+      if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+      ::close(ready[1]);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char c;
+    if (::read(ready[0], &c, 1) != 1) ADD_FAILURE() << "child " << pid_ << " died during setup";
+    ::close(ready[0]);
+  }
+  ~Child() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::string tempDir() {
+  char tmpl[] = "/tmp/lxmig-grouping-XXXXXX";
+  if (!::mkdtemp(tmpl)) std::abort();
+  return tmpl;
+}
+
+std::set<pid_t> membersOf(const Scan& scan, pid_t pid) {
+  auto g = groupOf(scan, pid);
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  if (!g.ok()) return {};
+  return {g->members.begin(), g->members.end()};
+}
+
+// Asserts that a and b form a group of exactly two joined by `kind`, and
+// returns the edge.
+Edge expectPair(pid_t a, pid_t b, const std::string& kind) {
+  Scan scan = scanNode({});
+  auto g = groupOf(scan, a);
+  EXPECT_TRUE(g.ok());
+  if (!g.ok()) return {};
+  std::string edges;
+  for (const auto& e : g->edges)
+    edges += "\n  " + e.kind + " " + e.object + " " + std::to_string(e.a.pid) + " " + e.a.how + " <-> " +
+             std::to_string(e.b.pid) + " " + e.b.how;
+  EXPECT_EQ(std::set<pid_t>(g->members.begin(), g->members.end()), (std::set<pid_t>{a, b})) << edges;
+  EXPECT_EQ(g->verdict, "host");
+  EXPECT_FALSE(g->edges.empty());
+  for (const auto& e : g->edges) {
+    if (e.kind != kind) continue;
+    EXPECT_TRUE((e.a.pid == a && e.b.pid == b) || (e.a.pid == b && e.b.pid == a));
+    EXPECT_FALSE(e.object.empty());
+    EXPECT_FALSE(e.a.how.empty());
+    EXPECT_FALSE(e.b.how.empty());
+    return e;
+  }
+  ADD_FAILURE() << "no " << kind << " edge; edges: " << g->edges.size() << " first kind "
+                << (g->edges.empty() ? "-" : g->edges[0].kind);
+  return {};
+}
+
+void expectAlone(const Scan& scan, pid_t pid) {
+  auto g = groupOf(scan, pid);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->verdict, "alone") << "pid " << pid << " is in group " << g->id << " with " << g->members.size()
+                                 << " members, first edge "
+                                 << (g->edges.empty() ? "-" : g->edges[0].kind + " " + g->edges[0].object);
+}
+
+TEST(GroupingTest, AnonymousPipe) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  Child a([&] { return std::vector<int>{p[0]}; });
+  Child b([&] { return std::vector<int>{p[1]}; });
+  ::close(p[0]);
+  ::close(p[1]);
+  Edge e = expectPair(a.pid(), b.pid(), kPipe);
+  EXPECT_EQ(e.object.rfind("pipe:[", 0), 0u);
+  EXPECT_TRUE(startsWith(e.a.how, "fd "));
+}
+
+TEST(GroupingTest, NamedFifo) {
+  std::string dir = tempDir();
+  std::string fifo = dir + "/f";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Child a([&] { return std::vector<int>{::open(fifo.c_str(), O_RDWR)}; });
+  Child b([&] { return std::vector<int>{::open(fifo.c_str(), O_RDWR)}; });
+  Edge e = expectPair(a.pid(), b.pid(), kFifo);
+  EXPECT_EQ(e.path, fifo);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GroupingTest, UnixSocketpair) {
+  for (int type : {SOCK_STREAM, SOCK_SEQPACKET}) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, type, 0, sv), 0);
+    Child a([&] { return std::vector<int>{sv[0]}; });
+    Child b([&] { return std::vector<int>{sv[1]}; });
+    ::close(sv[0]);
+    ::close(sv[1]);
+    Edge e = expectPair(a.pid(), b.pid(), kUnixStream);
+    EXPECT_NE(e.object.find("<->"), std::string::npos);
+  }
+}
+
+int listenAt(const std::string& name, bool abstract, int type = SOCK_STREAM) {
+  int s = ::socket(AF_UNIX, type, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  socklen_t len;
+  if (abstract) {
+    std::memcpy(sa.sun_path + 1, name.data(), name.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  } else {
+    std::strncpy(sa.sun_path, name.c_str(), sizeof sa.sun_path - 1);
+    len = sizeof sa;
+  }
+  if (::bind(s, reinterpret_cast<sockaddr*>(&sa), len) != 0) return -1;
+  if (type != SOCK_DGRAM && ::listen(s, 16) != 0) return -1;
+  return s;
+}
+
+int connectTo(const std::string& name, bool abstract, int type = SOCK_STREAM) {
+  int s = ::socket(AF_UNIX, type, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  socklen_t len;
+  if (abstract) {
+    std::memcpy(sa.sun_path + 1, name.data(), name.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  } else {
+    std::strncpy(sa.sun_path, name.c_str(), sizeof sa.sun_path - 1);
+    len = sizeof sa;
+  }
+  return ::connect(s, reinterpret_cast<sockaddr*>(&sa), len) == 0 ? s : -1;
+}
+
+TEST(GroupingTest, NamedListenerWithPendingAndAcceptedClients) {
+  std::string dir = tempDir();
+  std::string path = dir + "/l.sock";
+  // Pending: the server has not accepted yet.
+  {
+    Child server([&] { return std::vector<int>{listenAt(path, false)}; });
+    Child client([&] { return std::vector<int>{connectTo(path, false)}; });
+    Edge e = expectPair(server.pid(), client.pid(), kUnixListener);
+    EXPECT_EQ(e.path, path);
+  }
+  std::filesystem::remove(path);
+  // Accepted: a connected stream pair that carries the listener's name. The
+  // client connects first (the backlog holds it), then the server accepts.
+  {
+    int l = listenAt(path, false);
+    ASSERT_GE(l, 0);
+    Child client([&] { return std::vector<int>{connectTo(path, false)}; });
+    Child server([&] {
+      int conn = ::accept(l, nullptr, nullptr);
+      return std::vector<int>{conn};
+    });
+    ::close(l);
+    Edge e = expectPair(server.pid(), client.pid(), kUnixStream);
+    EXPECT_EQ(e.path, path);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GroupingTest, AbstractListener) {
+  std::string name = "lxmig-test-" + std::to_string(::getpid());
+  Child server([&] { return std::vector<int>{listenAt(name, true)}; });
+  Child client([&] { return std::vector<int>{connectTo(name, true)}; });
+  Edge e = expectPair(server.pid(), client.pid(), kUnixListener);
+  EXPECT_EQ(e.path, "@" + name);
+}
+
+TEST(GroupingTest, DatagramToBoundSocket) {
+  std::string dir = tempDir();
+  std::string path = dir + "/d.sock";
+  Child server([&] { return std::vector<int>{listenAt(path, false, SOCK_DGRAM)}; });
+  Child client([&] { return std::vector<int>{connectTo(path, false, SOCK_DGRAM)}; });
+  Edge e = expectPair(server.pid(), client.pid(), kUnixDgram);
+  EXPECT_EQ(e.path, path);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GroupingTest, SysvSharedMemory) {
+  int id = ::shmget(IPC_PRIVATE, 1 << 16, IPC_CREAT | 0600);
+  ASSERT_GE(id, 0);
+  Child a([&] { return ::shmat(id, nullptr, 0) == (void*)-1 ? std::vector<int>{} : std::vector<int>{}; });
+  Child b([&] { return ::shmat(id, nullptr, 0) == (void*)-1 ? std::vector<int>{} : std::vector<int>{}; });
+  Edge e = expectPair(a.pid(), b.pid(), kSysvShm);
+  EXPECT_TRUE(startsWith(e.path, "/SYSV"));
+  EXPECT_TRUE(startsWith(e.a.how, "map "));
+  ::shmctl(id, IPC_RMID, nullptr);
+}
+
+TEST(GroupingTest, PosixSharedMemoryMappedOrOpen) {
+  std::string name = "/lxmig-test-" + std::to_string(::getpid());
+  int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  ::close(fd);
+  Child mapper([&] {
+    int f = ::shm_open(name.c_str(), O_RDWR, 0);
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    ::close(f);
+    (void)p;
+    return std::vector<int>{};
+  });
+  Child opener([&] { return std::vector<int>{::shm_open(name.c_str(), O_RDWR, 0)}; });
+  Edge e = expectPair(mapper.pid(), opener.pid(), kPosixShm);
+  EXPECT_EQ(e.path, "/dev/shm" + name);
+  ::shm_unlink(name.c_str());
+}
+
+TEST(GroupingTest, MemfdSharedBetweenProcesses) {
+  int fd = ::memfd_create("lxmig-test", 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  Child mapper([&] {
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    (void)p;
+    return std::vector<int>{};
+  });
+  Child holder([&] { return std::vector<int>{fd}; });
+  ::close(fd);
+  Edge e = expectPair(mapper.pid(), holder.pid(), kMemfd);
+  EXPECT_TRUE(startsWith(e.path, "/memfd:lxmig-test"));
+}
+
+TEST(GroupingTest, SharedAnonymousMappingInheritedAcrossFork) {
+  void* p = ::mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  Child a([&] { return std::vector<int>{}; });
+  Child b([&] { return std::vector<int>{}; });
+  ::munmap(p, 1 << 16);
+  expectPair(a.pid(), b.pid(), kSharedAnon);
+}
+
+TEST(GroupingTest, PosixMessageQueue) {
+  std::string name = "/lxmig-test-" + std::to_string(::getpid());
+  mqd_t q = ::mq_open(name.c_str(), O_CREAT | O_RDWR, 0600, nullptr);
+  ASSERT_NE(q, (mqd_t)-1);
+  Child a([&] { return std::vector<int>{q}; });
+  Child b([&] { return std::vector<int>{::mq_open(name.c_str(), O_RDWR)}; });
+  ::mq_close(q);
+  Edge e = expectPair(a.pid(), b.pid(), kMqueue);
+  EXPECT_EQ(e.path, name);
+  ::mq_unlink(name.c_str());
+}
+
+TEST(GroupingTest, EventfdSharedThroughFork) {
+  int efd = ::eventfd(0, 0);
+  ASSERT_GE(efd, 0);
+  Child a([&] { return std::vector<int>{efd}; });
+  Child b([&] { return std::vector<int>{efd}; });
+  // An eventfd of its own: same anon inode, different file, not an edge.
+  Child c([&] { return std::vector<int>{::eventfd(0, 0)}; });
+  ::close(efd);
+  Edge e = expectPair(a.pid(), b.pid(), kSharedFile);
+  EXPECT_EQ(e.path, "anon_inode:[eventfd]");
+  expectAlone(scanNode({}), c.pid());
+}
+
+TEST(GroupingTest, NotEdges) {
+  std::string dir = tempDir();
+  std::string file = dir + "/regular";
+  ASSERT_TRUE(writeFileAtomic(file, "data").ok());
+  int inherited = ::open(file.c_str(), O_RDONLY);
+  // Same regular file: opened separately, and one open file inherited.
+  Child a([&] { return std::vector<int>{::open(file.c_str(), O_RDONLY), inherited}; });
+  Child b([&] { return std::vector<int>{::open(file.c_str(), O_RDONLY), inherited}; });
+  ::close(inherited);
+  // Read-only shared mapping of the same file.
+  Child c([&] {
+    int f = ::open(file.c_str(), O_RDONLY);
+    (void)::mmap(nullptr, 4, PROT_READ, MAP_SHARED, f, 0);
+    return std::vector<int>{};
+  });
+  // Network: a TCP listener and a client connected to it.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  Child server([&] { return std::vector<int>{lfd}; });
+  ::close(lfd);
+  Child client([&] {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) std::abort();
+    return std::vector<int>{s};
+  });
+  // A parent and its child that share nothing (both map libc, /dev/null).
+  Child parent([&] {
+    if (::fork() == 0) {
+      isolate({});
+      for (;;) ::pause();
+    }
+    return std::vector<int>{};
+  });
+  Scan scan = scanNode({});
+  for (pid_t p : {a.pid(), b.pid(), c.pid(), server.pid(), client.pid(), parent.pid()}) expectAlone(scan, p);
+  // TCP sockets are a property of the process.
+  ASSERT_TRUE(scan.processes.count(server.pid()));
+  const auto& socks = scan.processes.at(server.pid()).netSockets;
+  ASSERT_FALSE(socks.empty());
+  EXPECT_NE(socks[0].find("LISTEN"), std::string::npos) << socks[0];
+  for (const auto& [pid, p] : scan.processes)
+    if (p.ppid == parent.pid()) {
+      expectAlone(scan, pid);
+      ::kill(pid, SIGKILL);
+    }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GroupingTest, MixedSceneExactPartition) {
+  // Group 1: a pipe chain a - b - c. Group 2: d and e over a socketpair and
+  // a shared anonymous mapping. f alone.
+  int p1[2], p2[2], sv[2];
+  ASSERT_EQ(::pipe(p1), 0);
+  ASSERT_EQ(::pipe(p2), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  Child a([&] { return std::vector<int>{p1[1]}; });
+  Child b([&] { return std::vector<int>{p1[0], p2[1]}; });
+  Child c([&] { return std::vector<int>{p2[0]}; });
+  ::close(p1[0]);
+  ::close(p1[1]);
+  ::close(p2[0]);
+  ::close(p2[1]);
+  void* m = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  Child d([&] { return std::vector<int>{sv[0]}; });
+  Child e([&] { return std::vector<int>{sv[1]}; });
+  ::munmap(m, 4096);
+  ::close(sv[0]);
+  ::close(sv[1]);
+  Child f([&] { return std::vector<int>{}; });
+  Scan scan = scanNode({});
+  EXPECT_EQ(membersOf(scan, a.pid()), (std::set<pid_t>{a.pid(), b.pid(), c.pid()}));
+  EXPECT_EQ(membersOf(scan, c.pid()), (std::set<pid_t>{a.pid(), b.pid(), c.pid()}));
+  EXPECT_EQ(membersOf(scan, d.pid()), (std::set<pid_t>{d.pid(), e.pid()}));
+  auto g2 = groupOf(scan, d.pid());
+  ASSERT_TRUE(g2.ok());
+  std::set<std::string> kinds;
+  for (const auto& edge : g2->edges) kinds.insert(edge.kind);
+  EXPECT_EQ(kinds, (std::set<std::string>{kUnixStream, kSharedAnon}));
+  expectAlone(scan, f.pid());
+  // Group ids are stable across scans.
+  Scan again = scanNode({});
+  EXPECT_EQ(groupOf(scan, a.pid())->id, groupOf(again, b.pid())->id);
+}
+
+TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  Child a([&] { return std::vector<int>{p[0]}; });
+  Child b([&] { return std::vector<int>{p[1]}; });
+  ::close(p[0]);
+  ::close(p[1]);
+  std::atomic<bool> stop{false};
+  // Churn: short-lived processes with pipes, exiting all the time.
+  std::thread churn([&] {
+    while (!stop) {
+      std::vector<pid_t> kids;
+      for (int i = 0; i < 20; ++i) {
+        int q[2];
+        if (::pipe(q) != 0) continue;
+        pid_t k = ::fork();
+        if (k == 0) {
+          ::usleep(static_cast<useconds_t>(1000 * (i % 5)));
+          ::_exit(0);
+        }
+        ::close(q[0]);
+        ::close(q[1]);
+        kids.push_back(k);
+      }
+      for (pid_t k : kids) ::waitpid(k, nullptr, 0);
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    Scan scan = scanNode({});
+    EXPECT_EQ(membersOf(scan, a.pid()), (std::set<pid_t>{a.pid(), b.pid()}));
+  }
+  stop = true;
+  churn.join();
+}
+
+TEST(GroupingTest, UnknownPidAndContainerAreNotFound) {
+  Scan scan = scanNode({});
+  EXPECT_EQ(groupOf(scan, 0x3ffffff).status().code(), Code::kNotFound);
+  EXPECT_EQ(groupsOfContainer(scan, "no-such-container").status().code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace lxmig::grouping

@@ -432,5 +432,66 @@ TEST_F(MigrationTest, AgentRestartFindsItsContainers) {
   expectRemoved("keeper");
 }
 
+// Issue 3: two containers that share a bind-mounted directory where one
+// listens on a Unix socket and the other is connected to it form one group
+// that spans both; the agent's scan (remote path) says so.
+TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
+  char tmpl[] = "/tmp/lxmig-shared-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string shared = tmpl;
+  Cli s = tb().lxmig({"--node", "n1", "run", "--name", "usrv", "--bind", shared + ":/shared:rw", "--", "/usr/bin/python3",
+                      "-c",
+                      "import socket, time\n"
+                      "s = socket.socket(socket.AF_UNIX)\n"
+                      "s.bind('/shared/s')\n"
+                      "s.listen()\n"
+                      "c, _ = s.accept()\n"
+                      "time.sleep(1e6)\n"});
+  ASSERT_EQ(s.code, 0) << s.err;
+  Cli c = tb().lxmig({"--node", "n1", "run", "--name", "ucli", "--bind", shared + ":/shared:rw", "--", "/usr/bin/python3",
+                      "-c",
+                      "import socket, time, os\n"
+                      "while not os.path.exists('/shared/s'): time.sleep(0.05)\n"
+                      "c = socket.socket(socket.AF_UNIX)\n"
+                      "c.connect('/shared/s')\n"
+                      "time.sleep(1e6)\n"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  nlohmann::json group;
+  for (int i = 0; i < 100 && group.is_null(); ++i) {
+    Cli g = tb().lxmig({"--json", "--node", "n1", "groups", "--container", "usrv"});
+    ASSERT_EQ(g.code, 0) << g.err;
+    auto j = g.json();
+    for (const auto& gr : j["groups"])
+      if (gr["verdict"] == "spans-containers") group = gr;
+    if (group.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(group.is_null()) << "no spanning group for usrv";
+  EXPECT_EQ(group["containers"], (nlohmann::json{"ucli", "usrv"}));
+  bool crossing = false;
+  for (const auto& e : group["edges"])
+    if (e["crosses_container"] == true) {
+      crossing = true;
+      EXPECT_TRUE(e["kind"] == "unix-stream" || e["kind"] == "unix-listener") << e.dump();
+      EXPECT_EQ(e["path"], "/shared/s");
+    }
+  EXPECT_TRUE(crossing) << group.dump();
+  EXPECT_NE(group["why"].get<std::string>().find("usrv"), std::string::npos);
+  std::set<std::string> memberContainers;
+  for (const auto& m : group["members"]) memberContainers.insert(m["container"].get<std::string>());
+  EXPECT_EQ(memberContainers, (std::set<std::string>{"ucli", "usrv"}));
+
+  Cli dot = tb().lxmig({"--node", "n1", "groups", "--container", "usrv", "--dot"});
+  ASSERT_EQ(dot.code, 0) << dot.err;
+  EXPECT_NE(dot.out.find("subgraph cluster_"), std::string::npos);
+  EXPECT_NE(dot.out.find("color=red"), std::string::npos);
+  Cli none = tb().lxmig({"--node", "n1", "groups", "--container", "nosuch"});
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.err.find("no container `nosuch`"), std::string::npos) << none.err;
+
+  expectRemoved("ucli");
+  expectRemoved("usrv");
+  std::filesystem::remove_all(shared);
+}
+
 }  // namespace
 }  // namespace lxmig::testing

@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <cstring>
 #include <set>
 #include <unordered_map>
@@ -111,7 +115,28 @@ class Scanner {
     }
     ::closedir(d);
     std::sort(pids.begin(), pids.end());
-    for (pid_t pid : pids) scanProcess(pid);
+    // Reading /proc is the cost (kernel time per process); spread it over
+    // the cores, then merge in pid order so the result does not depend on
+    // the threads' timing.
+    std::vector<std::optional<ProcessHoldings>> read(pids.size());
+    std::vector<std::vector<std::string>> problems(pids.size());
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (;;) {
+        size_t begin = next.fetch_add(64);
+        if (begin >= pids.size()) return;
+        for (size_t i = begin; i < std::min(begin + 64, pids.size()); ++i) read[i] = readProcess(pids[i], &problems[i]);
+      }
+    };
+    unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    std::vector<std::thread> threads;
+    for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < pids.size(); ++i) {
+      for (auto& p : problems[i]) scan_.unreadable.push_back(std::move(p));
+      if (read[i]) commit(std::move(*read[i]));
+    }
     unixEdges();
     anonEdges();
     netSockets();
@@ -128,16 +153,20 @@ class Scanner {
     return bracketInode(l, ns).value_or(0);
   }
 
-  void unreadable(pid_t pid, const char* what, int err) {
+  static void unreadable(std::vector<std::string>* out, pid_t pid, const char* what, int err) {
     if (err == ENOENT || err == ESRCH) return;  // gone: not a failure
-    scan_.unreadable.push_back("pid " + std::to_string(pid) + ": " + what + ": " + std::strerror(err));
+    out->push_back("pid " + std::to_string(pid) + ": " + what + ": " + std::strerror(err));
   }
 
   bool fsIsMqueue(dev_t dev, const std::string& fdPath) {
-    auto it = mqueueDev_.find(dev);
-    if (it != mqueueDev_.end()) return it->second;
+    {
+      std::lock_guard lk(mqMu_);
+      auto it = mqueueDev_.find(dev);
+      if (it != mqueueDev_.end()) return it->second;
+    }
     struct statfs sf {};
     bool mq = ::statfs(fdPath.c_str(), &sf) == 0 && sf.f_type == MQUEUE_MAGIC;
+    std::lock_guard lk(mqMu_);
     mqueueDev_[dev] = mq;
     return mq;
   }
@@ -146,16 +175,21 @@ class Scanner {
     return "dev " + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + " ino " + std::to_string(ino);
   }
 
-  void scanProcess(pid_t pid) {
+  // Reads one process (thread-safe). Nothing when it is gone, a kernel
+  // thread or a zombie, or when its pid was reused while being read.
+  std::optional<ProcessHoldings> readProcess(pid_t pid, std::vector<std::string>* problems) {
     std::string dir = opts_.procRoot + "/" + std::to_string(pid);
     int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
+    if (dfd < 0) return std::nullopt;
     UniqueFd dirFd(dfd);
     std::string text;
     int err = 0;
-    if (!readAt(dfd, "stat", &text, &err)) return unreadable(pid, "stat", err);
+    if (!readAt(dfd, "stat", &text, &err)) {
+      unreadable(problems, pid, "stat", err);
+      return std::nullopt;
+    }
     auto st = internal::parseStat(text);
-    if (!st || (st->flags & kPfKthread) || st->state == 'Z' || st->state == 'X') return;
+    if (!st || (st->flags & kPfKthread) || st->state == 'Z' || st->state == 'X') return std::nullopt;
 
     ProcessHoldings h;
     h.proc.pid = pid;
@@ -167,13 +201,18 @@ class Scanner {
     h.proc.pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
     if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
 
-    scanFds(pid, dir, dfd, &h);
-    scanMaps(pid, dfd, &h);
+    scanFds(pid, dir, dfd, &h, problems);
+    scanMaps(pid, dfd, &h, problems);
 
     // The same process still? A pid reused mid-scan would mix two processes.
-    if (!readAt(dfd, "stat", &text, &err)) return;
+    if (!readAt(dfd, "stat", &text, &err)) return std::nullopt;
     auto again = internal::parseStat(text);
-    if (!again || again->startTime != st->startTime) return;
+    if (!again || again->startTime != st->startTime) return std::nullopt;
+    return h;
+  }
+
+  void commit(ProcessHoldings&& h) {
+    pid_t pid = h.proc.pid;
 
     for (auto& [key, ref] : h.objects) {
       auto [it, fresh] = objects_.try_emplace(key);
@@ -192,9 +231,9 @@ class Scanner {
     scan_.processes[pid] = std::move(h.proc);
   }
 
-  void scanFds(pid_t pid, const std::string& dir, int dfd, ProcessHoldings* h) {
+  void scanFds(pid_t pid, const std::string& dir, int dfd, ProcessHoldings* h, std::vector<std::string>* problems) {
     int fdDir = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fdDir < 0) return unreadable(pid, "fd", errno);
+    if (fdDir < 0) return unreadable(problems, pid, "fd", errno);
     UniqueFd fdDirGuard(fdDir);
     DIR* d = ::fdopendir(::dup(fdDir));
     if (!d) return;
@@ -230,10 +269,10 @@ class Scanner {
     ::closedir(d);
   }
 
-  void scanMaps(pid_t pid, int dfd, ProcessHoldings* h) {
+  void scanMaps(pid_t pid, int dfd, ProcessHoldings* h, std::vector<std::string>* problems) {
     std::string text;
     int err = 0;
-    if (!readAt(dfd, "maps", &text, &err)) return unreadable(pid, "maps", err);
+    if (!readAt(dfd, "maps", &text, &err)) return unreadable(problems, pid, "maps", err);
     size_t start = 0;
     while (start < text.size()) {
       size_t end = text.find('\n', start);
@@ -406,6 +445,7 @@ class Scanner {
   std::unordered_map<uint64_t, std::vector<Holder>> socketHolders_;
   std::vector<std::tuple<std::string, int, Holder>> anonFds_;
   std::map<uint64_t, pid_t> netnsPid_;
+  std::mutex mqMu_;
   std::unordered_map<dev_t, bool> mqueueDev_;
   std::set<uint64_t> unixInodes_;
 };

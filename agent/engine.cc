@@ -9,6 +9,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/proto/rpc_status.h"
 #include "transfer.h"
 
 namespace lxmig::agent {
@@ -24,17 +25,9 @@ std::string rpcError(const std::string& node, const grpc::Status& s) {
 
 Status fromGrpc(const std::string& node, const grpc::Status& s) {
   if (s.ok()) return okStatus();
-  Code c = Code::kInternal;
-  switch (s.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE: case grpc::StatusCode::DEADLINE_EXCEEDED: c = Code::kUnavailable; break;
-    case grpc::StatusCode::ALREADY_EXISTS: c = Code::kAlreadyExists; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: c = Code::kFailedPrecondition; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: c = Code::kResourceExhausted; break;
-    case grpc::StatusCode::NOT_FOUND: c = Code::kNotFound; break;
-    case grpc::StatusCode::INVALID_ARGUMENT: c = Code::kInvalidArgument; break;
-    case grpc::StatusCode::CANCELLED: c = Code::kCancelled; break;
-    default: break;
-  }
+  Code c = codeFromGrpc(s.error_code());
+  // A peer that does not answer in time is as unreachable as one that refuses.
+  if (c == Code::kDeadlineExceeded) c = Code::kUnavailable;
   return Status(c, rpcError(node, s));
 }
 

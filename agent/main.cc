@@ -82,18 +82,12 @@ void recoverFrozen(Node& node) {
     if (rs != RunState::kFrozen) continue;
     bool elsewhere = false, unknown = false;
     for (const auto& p : node.peerNames()) {
-      auto stub = node.peer(p);
-      if (!stub.ok()) continue;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-      v1::ListContainersRequest rq;
-      rq.set_node(p);
-      v1::ListContainersReply rp;
-      if (!(*stub)->ListContainers(&ctx, rq, &rp).ok()) {
+      auto rp = node.peerContainers(p, 3);
+      if (!rp.ok()) {
         unknown = true;
         continue;
       }
-      for (const auto& c : rp.containers())
+      for (const auto& c : rp->containers())
         if (c.name() == name && c.state() == "RUNNING") elsewhere = true;
     }
     if (elsewhere) {

@@ -9,6 +9,7 @@
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
 #include "lxmig/net/cutover.h"
+#include "lxmig/proto/rpc_status.h"
 
 namespace lxmig::agent {
 
@@ -129,6 +130,17 @@ Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
   return v1::Agent::NewStub(ch);
 }
 
+Result<v1::ListContainersReply> Node::peerContainers(const std::string& node, int seconds) {
+  LXMIG_ASSIGN_OR_RETURN(auto stub, peer(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  v1::ListContainersRequest rq;
+  rq.set_node(node);
+  v1::ListContainersReply rp;
+  LXMIG_RETURN_IF_ERROR(fromGrpc(stub->ListContainers(&ctx, rq, &rp)).withContext("list containers of " + node));
+  return rp;
+}
+
 Status Node::reserve(const std::string& name, const std::string& why) {
   std::lock_guard lk(mu_);
   auto it = busy_.find(name);
@@ -191,19 +203,12 @@ Result<std::string> Node::allocateIp() {
   // Addresses move with their containers, so a free address in this node's
   // pool may be in use elsewhere: ask the peers.
   for (const auto& p : peerNames()) {
-    auto stub = peer(p);
-    if (!stub.ok()) continue;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-    v1::ListContainersRequest rq;
-    rq.set_node(p);
-    v1::ListContainersReply rp;
-    auto st = (*stub)->ListContainers(&ctx, rq, &rp);
-    if (!st.ok()) {
-      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << st.error_message();
+    auto rp = peerContainers(p, 3);
+    if (!rp.ok()) {
+      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << rp.status().message();
       continue;
     }
-    for (const auto& c : rp.containers()) used.insert(c.ip());
+    for (const auto& c : rp->containers()) used.insert(c.ip());
   }
   uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
   for (uint32_t i = 10; i + 1 < size; ++i) {

@@ -62,6 +62,8 @@ class Node {
   // Peers, by node name: a stub over mutual TLS (or the node's local socket
   // when the cluster file names one and it is on this machine).
   Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
+  // The containers a peer runs (its own only), within `seconds`.
+  Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
   std::vector<std::string> peerNames() const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
 

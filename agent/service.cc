@@ -48,26 +48,6 @@ grpc::Status forward(Node& node, const std::string& target, const Req& req, Rep*
 
 }  // namespace
 
-grpc::Status toGrpc(const Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  grpc::StatusCode c = grpc::StatusCode::INTERNAL;
-  switch (s.code()) {
-    case Code::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Code::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
-    case Code::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Code::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
-    case Code::kAborted: c = grpc::StatusCode::ABORTED; break;
-    case Code::kCancelled: c = grpc::StatusCode::CANCELLED; break;
-    case Code::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Code::kDeadlineExceeded: c = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case Code::kPermissionDenied: c = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Code::kUnimplemented: c = grpc::StatusCode::UNIMPLEMENTED; break;
-    default: break;
-  }
-  return grpc::Status(c, s.message());
-}
-
 grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req, v1::NodeInfo* rep) {
   if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetNode, 10);
   *rep = node_.nodeInfo();

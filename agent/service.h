@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine.h"
+#include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 #include "node.h"
 
@@ -39,6 +40,5 @@ class AgentService final : public v1::Agent::Service {
   Incoming incoming_;
 };
 
-grpc::Status toGrpc(const Status& s);
 
 }  // namespace lxmig::agent

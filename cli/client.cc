@@ -9,22 +9,6 @@
 
 namespace lxmig::cli {
 
-Status fromGrpc(const grpc::Status& s) {
-  if (s.ok()) return okStatus();
-  Code c = Code::kInternal;
-  switch (s.error_code()) {
-    case grpc::StatusCode::NOT_FOUND: c = Code::kNotFound; break;
-    case grpc::StatusCode::INVALID_ARGUMENT: c = Code::kInvalidArgument; break;
-    case grpc::StatusCode::ALREADY_EXISTS: c = Code::kAlreadyExists; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: c = Code::kFailedPrecondition; break;
-    case grpc::StatusCode::UNAVAILABLE: c = Code::kUnavailable; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: c = Code::kResourceExhausted; break;
-    case grpc::StatusCode::UNIMPLEMENTED: c = Code::kUnimplemented; break;
-    default: break;
-  }
-  return Status(c, s.error_message());
-}
-
 static bool isSocket(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lxmig/base/status.h"
+#include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
 namespace lxmig::cli {
@@ -36,6 +37,5 @@ class Connector {
   std::vector<std::pair<std::string, std::string>> nodeSockets_;  // name -> socket
 };
 
-Status fromGrpc(const grpc::Status& s);
 
 }  // namespace lxmig::cli

@@ -164,18 +164,22 @@ TEST(GroupingTest, UnixSocketpair) {
   }
 }
 
+// A Unix address: a path, or an abstract name (no leading NUL in `name`).
+socklen_t unixAddress(const std::string& name, bool abstract, sockaddr_un* sa) {
+  *sa = {};
+  sa->sun_family = AF_UNIX;
+  if (abstract) {
+    std::memcpy(sa->sun_path + 1, name.data(), name.size());
+    return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  }
+  std::strncpy(sa->sun_path, name.c_str(), sizeof sa->sun_path - 1);
+  return sizeof *sa;
+}
+
 int listenAt(const std::string& name, bool abstract, int type = SOCK_STREAM) {
   int s = ::socket(AF_UNIX, type, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  socklen_t len;
-  if (abstract) {
-    std::memcpy(sa.sun_path + 1, name.data(), name.size());
-    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  } else {
-    std::strncpy(sa.sun_path, name.c_str(), sizeof sa.sun_path - 1);
-    len = sizeof sa;
-  }
+  sockaddr_un sa;
+  socklen_t len = unixAddress(name, abstract, &sa);
   if (::bind(s, reinterpret_cast<sockaddr*>(&sa), len) != 0) return -1;
   if (type != SOCK_DGRAM && ::listen(s, 16) != 0) return -1;
   return s;
@@ -183,16 +187,8 @@ int listenAt(const std::string& name, bool abstract, int type = SOCK_STREAM) {
 
 int connectTo(const std::string& name, bool abstract, int type = SOCK_STREAM) {
   int s = ::socket(AF_UNIX, type, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  socklen_t len;
-  if (abstract) {
-    std::memcpy(sa.sun_path + 1, name.data(), name.size());
-    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  } else {
-    std::strncpy(sa.sun_path, name.c_str(), sizeof sa.sun_path - 1);
-    len = sizeof sa;
-  }
+  sockaddr_un sa;
+  socklen_t len = unixAddress(name, abstract, &sa);
   return ::connect(s, reinterpret_cast<sockaddr*>(&sa), len) == 0 ? s : -1;
 }
 

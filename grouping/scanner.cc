@@ -198,16 +198,13 @@ class Scanner {
     h.proc.comm = st->comm;
     h.proc.ipcNs = bracketInode(linkAt(dfd, "ns/ipc"), "ipc").value_or(0);
     h.proc.netNs = bracketInode(linkAt(dfd, "ns/net"), "net").value_or(0);
-    h.proc.pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
     if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
 
+    // Every read goes through dfd, which stays bound to this process: if it
+    // exits and its pid is reused meanwhile, the reads fail instead of
+    // mixing two processes.
     scanFds(pid, dir, dfd, &h, problems);
     scanMaps(pid, dfd, &h, problems);
-
-    // The same process still? A pid reused mid-scan would mix two processes.
-    if (!readAt(dfd, "stat", &text, &err)) return std::nullopt;
-    auto again = internal::parseStat(text);
-    if (!again || again->startTime != st->startTime) return std::nullopt;
     return h;
   }
 
@@ -235,38 +232,45 @@ class Scanner {
     int fdDir = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fdDir < 0) return unreadable(problems, pid, "fd", errno);
     UniqueFd fdDirGuard(fdDir);
-    DIR* d = ::fdopendir(::dup(fdDir));
-    if (!d) return;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::string link = linkAt(fdDir, e->d_name);
-      if (link.empty()) continue;  // closed meanwhile
-      Holder holder{pid, std::string("fd ") + e->d_name};
-      if (auto ino = bracketInode(link, "pipe")) {
-        h->objects.push_back({"pipe:" + std::to_string(*ino), {kPipe, link, "", {holder}}});
-      } else if (auto sino = bracketInode(link, "socket")) {
-        h->sockets.emplace_back(*sino, holder);
-      } else if (startsWith(link, "anon_inode:")) {
-        h->anonFds.emplace_back(link, std::atoi(e->d_name), holder);
-      } else if (link[0] == '/' && !boringDevice(link)) {
-        struct stat sb {};
-        if (::fstatat(fdDir, e->d_name, &sb, 0) != 0) continue;
-        std::string key = fileKey(sb.st_dev, sb.st_ino);
-        std::string path = stripDeleted(link);
-        if (S_ISFIFO(sb.st_mode)) {
-          h->objects.push_back({key, {kFifo, key, path, {holder}}});
-        } else if (startsWith(link, "/memfd:")) {
-          h->objects.push_back({key, {kMemfd, key, path, {holder}}});
-        } else if (startsWith(link, "/dev/shm/")) {
-          h->objects.push_back({key, {kPosixShm, key, path, {holder}}});
-        } else if (S_ISREG(sb.st_mode) && major(sb.st_dev) == 0 &&
-                   fsIsMqueue(sb.st_dev, dir + "/fd/" + e->d_name)) {
-          h->objects.push_back({key, {kMqueue, key, path, {holder}}});
-        }
-        // Other files, devices and directories are not IPC edges.
+    alignas(8) char buf[16384];
+    for (;;) {
+      long n = ::syscall(SYS_getdents64, fdDir, buf, sizeof buf);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        auto* e = reinterpret_cast<dirent64*>(buf + off);
+        off += e->d_reclen;
+        if (e->d_name[0] == '.') continue;
+        scanFd(pid, dir, fdDir, e->d_name, h);
       }
     }
-    ::closedir(d);
+  }
+
+  void scanFd(pid_t pid, const std::string& dir, int fdDir, const char* name, ProcessHoldings* h) {
+    std::string link = linkAt(fdDir, name);
+    if (link.empty()) return;  // closed meanwhile
+    Holder holder{pid, std::string("fd ") + name};
+    if (auto ino = bracketInode(link, "pipe")) {
+      h->objects.push_back({"pipe:" + std::to_string(*ino), {kPipe, link, "", {holder}}});
+    } else if (auto sino = bracketInode(link, "socket")) {
+      h->sockets.emplace_back(*sino, holder);
+    } else if (startsWith(link, "anon_inode:")) {
+      h->anonFds.emplace_back(link, std::atoi(name), holder);
+    } else if (link[0] == '/' && !boringDevice(link)) {
+      struct stat sb {};
+      if (::fstatat(fdDir, name, &sb, 0) != 0) return;
+      std::string key = fileKey(sb.st_dev, sb.st_ino);
+      std::string path = stripDeleted(link);
+      if (S_ISFIFO(sb.st_mode)) {
+        h->objects.push_back({key, {kFifo, key, path, {holder}}});
+      } else if (startsWith(link, "/memfd:")) {
+        h->objects.push_back({key, {kMemfd, key, path, {holder}}});
+      } else if (startsWith(link, "/dev/shm/")) {
+        h->objects.push_back({key, {kPosixShm, key, path, {holder}}});
+      } else if (S_ISREG(sb.st_mode) && major(sb.st_dev) == 0 && fsIsMqueue(sb.st_dev, dir + "/fd/" + name)) {
+        h->objects.push_back({key, {kMqueue, key, path, {holder}}});
+      }
+      // Other files, devices and directories are not IPC edges.
+    }
   }
 
   void scanMaps(pid_t pid, int dfd, ProcessHoldings* h, std::vector<std::string>* problems) {

@@ -48,7 +48,7 @@ struct Process {
   uint64_t startTime = 0;  // clock ticks after boot; (pid, startTime) names a process
   std::string comm;
   std::string container;   // LXC container name, "" on the host
-  uint64_t ipcNs = 0, netNs = 0, pidNs = 0;
+  uint64_t ipcNs = 0, netNs = 0;
   std::vector<std::string> netSockets;  // "tcp 10.0.0.1:80 LISTEN": matter for migration, do not group
 };
 

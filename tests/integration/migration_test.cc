@@ -30,6 +30,13 @@ class MigrationTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (!missing_.empty()) return;
+    // `down` must also clean up after a crash: kill the agents hard first
+    // (their containers keep running).
+    for (const char* n : {"n1", "n2"}) {
+      int pid = Testbed::get().agentPid(n);
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     Status st = Testbed::get().down();
     EXPECT_TRUE(st.ok()) << st.message();
     // `down` leaves nothing behind: namespaces, cgroups, files.
@@ -407,6 +414,12 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->exitCode, 0) << plain->err;
   EXPECT_NE(plain->out.find("refused"), std::string::npos) << plain->out;
+}
+
+TEST_F(MigrationTest, CrashedTestbedIsCleanedByDown) {
+  // Leave a container running; the suite's teardown kills the agents with
+  // SIGKILL and checks that `down` removes everything anyway.
+  EXPECT_FALSE(runServer("leftover", "n2").empty());
 }
 
 TEST_F(MigrationTest, AgentRestartFindsItsContainers) {

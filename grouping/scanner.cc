@@ -103,6 +103,7 @@ class Scanner {
     // The scanner runs in the host IPC namespace (the agent does); pid 1 may
     // not (in a sandbox).
     hostIpc_ = nsInode("self", "ipc");
+    hostPid_ = nsInode("self", "pid");
     DIR* d = ::opendir(opts_.procRoot.c_str());
     if (!d) {
       scan_.unreadable.push_back(opts_.procRoot + ": " + std::strerror(errno));
@@ -199,6 +200,11 @@ class Scanner {
     h.proc.ipcNs = bracketInode(linkAt(dfd, "ns/ipc"), "ipc").value_or(0);
     h.proc.netNs = bracketInode(linkAt(dfd, "ns/net"), "net").value_or(0);
     if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
+    if (h.proc.container.empty()) {
+      // Not an LXC cgroup: a PID namespace of its own still makes a container.
+      uint64_t pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
+      if (pidNs && pidNs != hostPid_) h.proc.container = "pidns:" + std::to_string(pidNs);
+    }
 
     // Every read goes through dfd, which stays bound to this process: if it
     // exits and its pid is reused meanwhile, the reads fail instead of
@@ -444,7 +450,7 @@ class Scanner {
 
   ScanOptions opts_;
   Scan scan_;
-  uint64_t hostIpc_ = 0;
+  uint64_t hostIpc_ = 0, hostPid_ = 0;
   std::map<std::string, ObjectRef> objects_;
   std::unordered_map<uint64_t, std::vector<Holder>> socketHolders_;
   std::vector<std::tuple<std::string, int, Holder>> anonFds_;

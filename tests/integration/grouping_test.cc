@@ -5,6 +5,7 @@
 #include <mqueue.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -414,6 +415,24 @@ TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
   Child b([&] { return std::vector<int>{p[1]}; });
   ::close(p[0]);
   ::close(p[1]);
+  // A zombie (exited, not reaped) and a process in a PID namespace of its
+  // own sharing a pipe with a host process.
+  pid_t zombie = ::fork();
+  if (zombie == 0) ::_exit(0);
+  int q[2];
+  ASSERT_EQ(::pipe(q), 0);
+  Child host([&] { return std::vector<int>{q[0]}; });
+  Child nsParent([&] {
+    if (::unshare(CLONE_NEWPID) != 0) return std::vector<int>{};
+    if (::fork() == 0) {  // pid 1 of the new namespace
+      isolate({q[1]});
+      for (;;) ::pause();
+    }
+    return std::vector<int>{};
+  });
+  ::close(q[0]);
+  ::close(q[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::atomic<bool> stop{false};
   // Churn: short-lived processes with pipes, exiting all the time.
   std::thread churn([&] {
@@ -437,9 +456,22 @@ TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
   for (int i = 0; i < 20; ++i) {
     Scan scan = scanNode({});
     EXPECT_EQ(membersOf(scan, a.pid()), (std::set<pid_t>{a.pid(), b.pid()}));
+    EXPECT_FALSE(scan.processes.count(zombie)) << "zombies hold nothing and are left out";
+    auto g = groupOf(scan, host.pid());
+    ASSERT_TRUE(g.ok());
+    EXPECT_EQ(g->members.size(), 2u);
+    EXPECT_EQ(g->verdict, "spans-containers") << "a pipe into another PID namespace crosses a container";
+    for (pid_t m : g->members)
+      if (m != host.pid()) EXPECT_TRUE(startsWith(scan.processes.at(m).container, "pidns:"));
   }
   stop = true;
   churn.join();
+  ::waitpid(zombie, nullptr, 0);
+  // The namespace's pid 1 is a grandchild: end it by pid, found by the scan.
+  auto last = groupOf(scanNode({}), host.pid());
+  if (last.ok())
+    for (pid_t m : last->members)
+      if (m != host.pid()) ::kill(m, SIGKILL);
 }
 
 TEST(GroupingTest, UnknownPidAndContainerAreNotFound) {

@@ -47,7 +47,7 @@ struct Process {
   pid_t ppid = 0;
   uint64_t startTime = 0;  // clock ticks after boot; (pid, startTime) names a process
   std::string comm;
-  std::string container;   // LXC container name, "" on the host
+  std::string container;   // LXC container name, "pidns:<inode>" for another PID namespace, "" on the host
   uint64_t ipcNs = 0, netNs = 0;
   std::vector<std::string> netSockets;  // "tcp 10.0.0.1:80 LISTEN": matter for migration, do not group
 };

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <random>
 #include <thread>
 
@@ -110,7 +111,8 @@ class Progressor {
 // Sends a tree on an open Transfer stream.
 Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std::string& id,
                             v1::TransferChunk::Area area, const std::string& root, const Manifest& prev,
-                            Progressor& prog, uint64_t* bytes, const CancelledFn& cancelled) {
+                            Progressor& prog, uint64_t* bytes, const CancelledFn& cancelled,
+                            const std::map<std::string, uint64_t>* resume = nullptr) {
   return sendTree(
       id, area, root, prev,
       [&](v1::TransferChunk& c) {
@@ -120,7 +122,8 @@ Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std:
       [&](uint64_t n) {
         *bytes += n;
         prog.add(n);
-      });
+      },
+      resume);
 }
 
 // CRIU's logs of a failed migration outlive the images for the operator.
@@ -315,38 +318,72 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   }
 
   // ---- DUMP ----
+  // The images stream is opened before the dump: CRIU's page files go to
+  // the target while CRIU still writes them (TailSender), the rest after.
+  grpc::ClientContext tctx;
+  v1::TransferReply tr;
+  auto w = stub->Transfer(&tctx, &tr);
+  uint64_t sent = 0;
+  auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->Write(c); };
+  auto counted = [&](uint64_t n) {
+    sent += n;
+    prog.add(n);
+  };
+  TailSender tail(rep.id(), v1::TransferChunk::IMAGES, imagesDir, "pages-");
+  Status streamSt;
   {
     prog.phase("dump", 0);
     PhaseClock ph(node, rep, "dump");
-    Status st = node.lxc().dump(spec.name, imagesDir);
+    Status st;
+    std::atomic<bool> done{false};
+    std::thread dumper([&] {
+      st = node.lxc().dump(spec.name, imagesDir);
+      done = true;
+    });
+    while (!done) {
+      uint64_t n = 0;
+      if (streamSt.ok()) {
+        auto r = tail.poll(sink, counted);
+        if (r.ok()) n = *r;
+        else streamSt = r.status();
+      }
+      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    dumper.join();
     uint64_t bytes = st.ok() ? treeBytes(imagesDir) : 0;
-    ph.end(st, bytes);
-    if (!st.ok()) return abortAll(st);
+    ph.end(st, bytes, "streamed_during_dump=" + std::to_string(sent));
+    if (!st.ok()) {
+      tctx.TryCancel();
+      (void)w->Finish();
+      return abortAll(st);
+    }
   }
-  if (isCancelled()) return abortAll(cancelledByOperator());
 
-  // ---- TRANSFER: CRIU images and the file delta ----
+  // ---- TRANSFER: the rest of the images and the file delta ----
   {
     uint64_t imageBytes = treeBytes(imagesDir);
-    prog.phase("transfer", imageBytes);
+    prog.phase("transfer", imageBytes > sent ? imageBytes - sent : 0);
     PhaseClock ph(node, rep, "transfer");
-    grpc::ClientContext ctx;
-    v1::TransferReply tr;
-    auto w = stub->Transfer(&ctx, &tr);
-    uint64_t bytes = 0;
-    auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled);
-    Status st = m.status();
+    uint64_t before = sent;
+    Status st = streamSt;
     if (st.ok()) {
-      auto d = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
-                          prog, &bytes, cancelled);
-      st = d.status();
+      uint64_t bytes = 0;
+      auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled,
+                          &tail.sent());
+      st = m.status();
+      if (st.ok()) {
+        auto d = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
+                            prog, &bytes, cancelled);
+        st = d.status();
+      }
+      sent += bytes;
     }
     w->WritesDone();
     Status fin = fromGrpc(req.target(), w->Finish());
     if (!fin.ok()) st = fin;  // the target's reason beats "stream broke"
-    if (st.ok() && isCancelled()) st = cancelledByOperator();
-    rep.set_bytes(rep.bytes() + bytes);
-    ph.end(st, bytes);
+    if (isCancelled()) st = cancelledByOperator();  // and the operator's beats both
+    rep.set_bytes(rep.bytes() + sent);
+    ph.end(st, sent, "after_dump=" + std::to_string(sent - before));
     if (!st.ok()) return abortAll(st.withContext("transfer"));
   }
 

@@ -1,6 +1,8 @@
 #include "transfer.h"
 
 #include <dirent.h>
+#include <algorithm>
+#include <vector>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +24,52 @@ bool safeRelative(const std::string& p) {
   return true;
 }
 
+// Sends bytes [from, to) of an open file (to = UINT64_MAX: until EOF) as
+// data chunks with a checksum each. Returns the offset reached.
+Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd,
+                           uint64_t from, uint64_t to, const ChunkSink& sink, const BytesCallback& onBytes) {
+  uint64_t off = from;
+  while (off < to) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, to - off));
+    std::string buf(want, '\0');
+    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::fromErrno("read", rel);
+    }
+    if (n == 0) break;
+    buf.resize(static_cast<size_t>(n));
+    v1::TransferChunk c;
+    c.set_migration_id(id);
+    c.set_area(area);
+    c.set_path(rel);
+    c.set_offset(off);
+    c.set_xxh64(chunkChecksum(buf));
+    c.set_data(std::move(buf));
+    if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    off += static_cast<uint64_t>(n);
+    if (onBytes) onBytes(static_cast<uint64_t>(n));
+  }
+  return off;
+}
+
+v1::TransferChunk metaChunk(const std::string& id, v1::TransferChunk::Area area, const std::string& rel,
+                            const struct stat& st, v1::FileMeta::Type type, const std::string& link) {
+  v1::TransferChunk c;
+  c.set_migration_id(id);
+  c.set_area(area);
+  c.set_path(rel);
+  auto* m = c.mutable_meta();
+  m->set_type(type);
+  m->set_mode(st.st_mode & 07777);
+  m->set_uid(st.st_uid);
+  m->set_gid(st.st_gid);
+  m->set_mtime_ns(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec);
+  m->set_size(static_cast<uint64_t>(st.st_size));
+  m->set_link_target(link);
+  return c;
+}
+
 struct Walker {
   const std::string& id;
   v1::TransferChunk::Area area;
@@ -29,55 +77,30 @@ struct Walker {
   const Manifest& previous;
   const ChunkSink& sink;
   const BytesCallback& onBytes;
+  const std::map<std::string, uint64_t>* resume;
   Manifest now;
   dev_t dev = 0;
 
   Status sendMeta(const std::string& rel, const struct stat& st, v1::FileMeta::Type type,
                   const std::string& link) {
-    v1::TransferChunk c;
-    c.set_migration_id(id);
-    c.set_area(area);
-    c.set_path(rel);
-    auto* m = c.mutable_meta();
-    m->set_type(type);
-    m->set_mode(st.st_mode & 07777);
-    m->set_uid(st.st_uid);
-    m->set_gid(st.st_gid);
-    m->set_mtime_ns(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec);
-    m->set_size(static_cast<uint64_t>(st.st_size));
-    m->set_link_target(link);
+    auto c = metaChunk(id, area, rel, st, type, link);
     if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
     return okStatus();
   }
 
+  // A file from its start, or from where a TailSender left it.
   Status sendFile(const std::string& rel, const std::string& abs, const struct stat& st) {
     UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) return Status::fromErrno("open", abs);
-    LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::REGULAR, ""));
-    std::string buf;
-    uint64_t off = 0;
-    for (;;) {
-      buf.resize(kChunkBytes);
-      ssize_t n = ::pread(fd.get(), buf.data(), kChunkBytes, static_cast<off_t>(off));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Status::fromErrno("read", abs);
-      }
-      if (n == 0) break;
-      buf.resize(static_cast<size_t>(n));
-      v1::TransferChunk c;
-      c.set_migration_id(id);
-      c.set_area(area);
-      c.set_path(rel);
-      c.set_offset(off);
-      c.set_xxh64(chunkChecksum(buf));
-      c.set_data(std::move(buf));
-      buf = std::string();
-      if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
-      off += static_cast<uint64_t>(n);
-      if (onBytes) onBytes(static_cast<uint64_t>(n));
+    uint64_t from = 0;
+    if (resume) {
+      auto it = resume->find(rel);
+      if (it != resume->end()) from = it->second;
     }
-    return okStatus();
+    if (from > static_cast<uint64_t>(st.st_size))
+      return failedPrecondition("`" + abs + "` shrank while it was being sent");
+    LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::REGULAR, ""));
+    return sendRange(id, area, rel, fd.get(), from, UINT64_MAX, sink, onBytes).status();
   }
 
   Status walk(const std::string& rel) {
@@ -134,10 +157,11 @@ struct Walker {
 }  // namespace
 
 Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area, const std::string& root,
-                          const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes) {
+                          const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
+                          const std::map<std::string, uint64_t>* resume) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) return Status::fromErrno("stat", root);
-  Walker w{migrationId, area, root, previous, sink, onBytes, {}, st.st_dev};
+  Walker w{migrationId, area, root, previous, sink, onBytes, resume, {}, st.st_dev};
   // The root's own mode and owner first: CRIU checks the rootfs mode.
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
   LXMIG_RETURN_IF_ERROR(w.walk(""));
@@ -152,6 +176,42 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
     if (!sink(c)) return unavailable("transfer stream broke while sending deletions");
   }
   return std::move(w.now);
+}
+
+TailSender::TailSender(std::string migrationId, v1::TransferChunk::Area area, std::string root, std::string prefix)
+    : id_(std::move(migrationId)), area_(area), root_(std::move(root)), prefix_(std::move(prefix)) {}
+
+Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& onBytes) {
+  DIR* d = ::opendir(root_.c_str());
+  if (!d) return uint64_t{0};  // not created yet
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (startsWith(e->d_name, prefix_)) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  uint64_t total = 0;
+  for (const auto& name : names) {
+    std::string abs = root_ + "/" + name;
+    UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) continue;  // not there yet
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto& f = files_[name];
+    if (f.inode == 0) f.inode = st.st_ino;
+    // Only append-only files may be followed: anything else fails the
+    // migration rather than sending a stale copy.
+    if (f.inode != st.st_ino || static_cast<uint64_t>(st.st_size) < sent_[name])
+      return failedPrecondition("`" + abs + "` was replaced or shrank while it was being streamed");
+    uint64_t& done = sent_[name];
+    if (static_cast<uint64_t>(st.st_size) == done) continue;
+    auto c = metaChunk(id_, area_, name, st, v1::FileMeta::REGULAR, "");
+    if (!sink(c)) return unavailable("transfer stream broke while sending `" + name + "`");
+    LXMIG_ASSIGN_OR_RETURN(uint64_t reached,
+                           sendRange(id_, area_, name, fd.get(), done, static_cast<uint64_t>(st.st_size), sink, onBytes));
+    total += reached - done;
+    done = reached;
+  }
+  return total;
 }
 
 uint64_t treeBytes(const std::string& root) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <sys/types.h>
 
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
@@ -28,10 +29,37 @@ using BytesCallback = std::function<void(uint64_t)>;
 
 // Sends every entry of `root` that differs from `previous` (all of them when
 // it is empty) plus deletions, and returns the new manifest. Sockets and
-// device nodes are skipped. Unavailable when the sink fails.
+// device nodes are skipped. Unavailable when the sink fails. Files named in
+// `resume` continue from that offset (a TailSender sent the rest).
 Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area,
                           const std::string& root, const Manifest& previous, const ChunkSink& sink,
-                          const BytesCallback& onBytes);
+                          const BytesCallback& onBytes, const std::map<std::string, uint64_t>* resume = nullptr);
+
+// Follows files that only grow while another process writes them (CRIU's
+// pages-*.img during a dump) and sends what was appended since the last
+// poll, so the bulk of the images travels while CRIU is still dumping.
+// The receiving TreeWriter needs nothing special: each poll sends a header
+// and then data at the file's offsets.
+class TailSender {
+ public:
+  TailSender(std::string migrationId, v1::TransferChunk::Area area, std::string root, std::string prefix);
+  // Sends the new bytes of every file under root whose name starts with
+  // prefix; returns how many. FailedPrecondition when a followed file
+  // shrank or was replaced, Unavailable when the sink fails.
+  Result<uint64_t> poll(const ChunkSink& sink, const BytesCallback& onBytes);
+  // Bytes sent per file, for sendTree's `resume`.
+  const std::map<std::string, uint64_t>& sent() const { return sent_; }
+
+ private:
+  struct Followed {
+    ino_t inode = 0;
+  };
+  std::string id_;
+  v1::TransferChunk::Area area_;
+  std::string root_, prefix_;
+  std::map<std::string, Followed> files_;
+  std::map<std::string, uint64_t> sent_;
+};
 
 // Sum of regular file sizes below root.
 uint64_t treeBytes(const std::string& root);

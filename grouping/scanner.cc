@@ -63,6 +63,9 @@ bool readAt(int dirFd, const char* name, std::string* out, int* err) {
     }
     if (n == 0) return true;
     out->append(buf, static_cast<size_t>(n));
+    // seq_file fills a read with as many records as fit: a read well short
+    // of the buffer reached the end, no need for another (EOF) read.
+    if (static_cast<size_t>(n) < sizeof buf / 2) return true;
   }
 }
 
@@ -198,12 +201,12 @@ class Scanner {
     h.proc.startTime = st->startTime;
     h.proc.comm = st->comm;
     h.proc.ipcNs = bracketInode(linkAt(dfd, "ns/ipc"), "ipc").value_or(0);
-    h.proc.netNs = bracketInode(linkAt(dfd, "ns/net"), "net").value_or(0);
-    if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
-    if (h.proc.container.empty()) {
-      // Not an LXC cgroup: a PID namespace of its own still makes a container.
-      uint64_t pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
-      if (pidNs && pidNs != hostPid_) h.proc.container = "pidns:" + std::to_string(pidNs);
+    // Containers (LXC's included) have a PID namespace of their own; only
+    // those are worth reading the cgroup file for, to learn their name.
+    uint64_t pidNs = bracketInode(linkAt(dfd, "ns/pid"), "pid").value_or(0);
+    if (pidNs && pidNs != hostPid_) {
+      if (readAt(dfd, "cgroup", &text, &err)) h.proc.container = internal::containerFromCgroup(text);
+      if (h.proc.container.empty()) h.proc.container = "pidns:" + std::to_string(pidNs);
     }
 
     // Every read goes through dfd, which stays bound to this process: if it
@@ -211,6 +214,9 @@ class Scanner {
     // mixing two processes.
     scanFds(pid, dir, dfd, &h, problems);
     scanMaps(pid, dfd, &h, problems);
+    // The network namespace only matters to processes holding sockets (its
+    // sock_diag and /proc/net tables are read once per namespace).
+    if (!h.sockets.empty()) h.proc.netNs = bracketInode(linkAt(dfd, "ns/net"), "net").value_or(0);
     return h;
   }
 
@@ -248,6 +254,9 @@ class Scanner {
         if (e->d_name[0] == '.') continue;
         scanFd(pid, dir, fdDir, e->d_name, h);
       }
+      // proc's readdir fills the buffer as far as it can: a short batch
+      // was the last one.
+      if (n < static_cast<long>(sizeof buf / 2)) break;
     }
   }
 

@@ -5,7 +5,9 @@
 //   lxmig     `lxmig groups --all --json` (wall time, peak RSS from wait4)
 //   baseline  `ss -xp` and `lsof -n` over the same processes
 // and the in-process scan alone. Prints a table; --json for a file.
-// Usage (as root): grouping_bench [--pairs 5000] [--shm-groups 50] [--lxmig PATH] [--json]
+// Each measured command runs --repeat times (default 5), interleaved; the
+// medians are reported.
+// Usage (as root): grouping_bench [--pairs 5000] [--shm-groups 50] [--repeat 5] [--lxmig PATH] [--json]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -15,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -78,10 +81,15 @@ Run measure(const std::vector<std::string>& argv) {
   return r;
 }
 
+Run median(std::vector<Run> runs) {
+  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.wallMs < b.wallMs; });
+  return runs[runs.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int pairs = 5000, shmGroups = 50, shmSize = 4;
+  int pairs = 5000, shmGroups = 50, shmSize = 4, repeat = 5;
   bool json = false;
   std::string lxmigBin = "lxmig";
   for (int i = 1; i < argc; ++i) {
@@ -89,6 +97,7 @@ int main(int argc, char** argv) {
     if (a == "--pairs" && i + 1 < argc) pairs = std::atoi(argv[++i]);
     else if (a == "--shm-groups" && i + 1 < argc) shmGroups = std::atoi(argv[++i]);
     else if (a == "--lxmig" && i + 1 < argc) lxmigBin = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (a == "--json") json = true;
     else {
       std::fprintf(stderr, "grouping_bench: unknown argument `%s`\n", a.c_str());
@@ -140,17 +149,25 @@ int main(int argc, char** argv) {
     if (!g.ok() || std::set<pid_t>(g->members.begin(), g->members.end()) != want) ++wrong;
   }
 
-  Run lx = measure({lxmigBin, "--json", "groups", "--all"});
-  Run ss = measure({"ss", "-xp"});
-  Run lsof = measure({"lsof", "-n"});
+  // Medians of `repeat` runs each: this VM is noisy. Interleaved so that a
+  // slow patch of the host hits all three alike.
+  std::vector<Run> lxs, sss, lsofs;
+  for (int i = 0; i < repeat; ++i) {
+    lxs.push_back(measure({lxmigBin, "--json", "groups", "--all"}));
+    sss.push_back(measure({"ss", "-xp"}));
+    lsofs.push_back(measure({"lsof", "-n"}));
+  }
+  Run lx = median(lxs), ss = median(sss), lsof = median(lsofs);
+  for (const auto& r : lxs)
+    if (r.exitCode != 0) lx.exitCode = r.exitCode;
   killAll();
 
   if (json) {
     std::printf(
-        "{\"processes\": %zu, \"groups\": %zu, \"partition_wrong\": %zu, \"scan_ms\": %.1f,"
+        "{\"repeat\": %d, \"processes\": %zu, \"groups\": %zu, \"partition_wrong\": %zu, \"scan_ms\": %.1f,"
         " \"lxmig_groups_ms\": %.1f, \"lxmig_groups_max_rss_kib\": %ld, \"ss_ms\": %.1f, \"ss_max_rss_kib\": %ld,"
         " \"lsof_ms\": %.1f, \"lsof_max_rss_kib\": %ld, \"baseline_ms\": %.1f, \"ratio\": %.3f}\n",
-        scan.processes.size(), expected.size(), wrong, scanMs, lx.wallMs, lx.maxRssKiB, ss.wallMs, ss.maxRssKiB,
+        repeat, scan.processes.size(), expected.size(), wrong, scanMs, lx.wallMs, lx.maxRssKiB, ss.wallMs, ss.maxRssKiB,
         lsof.wallMs, lsof.maxRssKiB, ss.wallMs + lsof.wallMs, lx.wallMs / (ss.wallMs + lsof.wallMs));
   }
   {

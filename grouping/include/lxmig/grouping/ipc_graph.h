@@ -47,8 +47,11 @@ struct Process {
   pid_t ppid = 0;
   uint64_t startTime = 0;  // clock ticks after boot; (pid, startTime) names a process
   std::string comm;
-  std::string container;   // LXC container name, "pidns:<inode>" for another PID namespace, "" on the host
-  uint64_t ipcNs = 0, netNs = 0;
+  // A process in a PID namespace other than the scanner's is in a container:
+  // its LXC name (from its cgroup) or "pidns:<inode>". "" on the host.
+  std::string container;
+  uint64_t ipcNs = 0;
+  uint64_t netNs = 0;  // read only for processes that hold sockets (0 otherwise)
   std::vector<std::string> netSockets;  // "tcp 10.0.0.1:80 LISTEN": matter for migration, do not group
 };
 

@@ -497,6 +497,25 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
   ASSERT_EQ(dot.code, 0) << dot.err;
   EXPECT_NE(dot.out.find("subgraph cluster_"), std::string::npos);
   EXPECT_NE(dot.out.find("color=red"), std::string::npos);
+  // Local analysis, no agent involved (the fixture points the CLI at a
+  // socket that does not exist): the same group, found by pid too.
+  Cli local = tb().lxmig({"--json", "groups", "--container", "usrv"});
+  ASSERT_EQ(local.code, 0) << local.err;
+  auto lj = local.json();
+  bool same = false;
+  for (const auto& gr : lj["groups"]) same |= gr["id"] == group["id"] && gr["verdict"] == "spans-containers";
+  EXPECT_TRUE(same) << local.out.substr(0, 2000);
+  int memberPid = group["members"][0]["pid"];
+  Cli byPid = tb().lxmig({"--json", "groups", "--pid", std::to_string(memberPid)});
+  ASSERT_EQ(byPid.code, 0) << byPid.err;
+  EXPECT_EQ(byPid.json()["groups"][0]["id"], group["id"]);
+  Cli noPid = tb().lxmig({"groups", "--pid", "4194303"});
+  EXPECT_NE(noPid.code, 0);
+  EXPECT_NE(noPid.err.find("no process 4194303"), std::string::npos) << noPid.err;
+  Cli table = tb().lxmig({"groups", "--container", "usrv"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("spans-containers"), std::string::npos) << table.out;
+
   Cli none = tb().lxmig({"--node", "n1", "groups", "--container", "nosuch"});
   EXPECT_NE(none.code, 0);
   EXPECT_NE(none.err.find("no container `nosuch`"), std::string::npos) << none.err;

@@ -67,6 +67,12 @@ std::string lxmigdPath() {
   return "lxmigd";
 }
 
+std::string localHostName() {
+  char host[256] = "local";
+  ::gethostname(host, sizeof host);
+  return host;
+}
+
 void deadline(grpc::ClientContext& ctx, int s) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(s));
 }
@@ -244,9 +250,7 @@ int main(int argc, char** argv) {
   if (doctor->parsed()) {
     v1::DoctorReply rep;
     if (g.node.empty()) {
-      char host[256] = "local";
-      ::gethostname(host, sizeof host);
-      rep = agent::runDoctor(host);
+      rep = agent::runDoctor(localHostName());
     } else {
       auto t = conn.forNode(g.node);
       if (!t.ok()) return fail("doctor", t.status());
@@ -427,9 +431,7 @@ int main(int argc, char** argv) {
       sel.all = groupsAll;
       sel.pid = groupsPid;
       sel.container = groupsContainer;
-      char host[256] = "local";
-      ::gethostname(host, sizeof host);
-      auto r = grouping::scanAndSelect(sel, host);
+      auto r = grouping::scanAndSelect(sel, localHostName());
       if (!r.ok()) return fail("groups", r.status());
       scan = std::move(*r);
     } else {

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -129,13 +130,25 @@ void expectAlone(const Scan& scan, pid_t pid) {
                                  << (g->edges.empty() ? "-" : g->edges[0].kind + " " + g->edges[0].object);
 }
 
-TEST(GroupingTest, AnonymousPipe) {
+// Two processes holding the two ends of one pipe, and nothing else.
+struct PipePair {
+  std::unique_ptr<Child> a, b;
+};
+PipePair pipePair() {
   int p[2];
-  ASSERT_EQ(::pipe(p), 0);
-  Child a([&] { return std::vector<int>{p[0]}; });
-  Child b([&] { return std::vector<int>{p[1]}; });
+  if (::pipe(p) != 0) std::abort();
+  PipePair pp;
+  pp.a = std::make_unique<Child>([&] { return std::vector<int>{p[0]}; });
+  pp.b = std::make_unique<Child>([&] { return std::vector<int>{p[1]}; });
   ::close(p[0]);
   ::close(p[1]);
+  return pp;
+}
+
+TEST(GroupingTest, AnonymousPipe) {
+  PipePair pp = pipePair();
+  Child& a = *pp.a;
+  Child& b = *pp.b;
   Edge e = expectPair(a.pid(), b.pid(), kPipe);
   EXPECT_EQ(e.object.rfind("pipe:[", 0), 0u);
   EXPECT_TRUE(startsWith(e.a.how, "fd "));
@@ -409,12 +422,9 @@ TEST(GroupingTest, MixedSceneExactPartition) {
 }
 
 TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
-  int p[2];
-  ASSERT_EQ(::pipe(p), 0);
-  Child a([&] { return std::vector<int>{p[0]}; });
-  Child b([&] { return std::vector<int>{p[1]}; });
-  ::close(p[0]);
-  ::close(p[1]);
+  PipePair pp = pipePair();
+  Child& a = *pp.a;
+  Child& b = *pp.b;
   // A zombie (exited, not reaped) and a process in a PID namespace of its
   // own sharing a pipe with a host process.
   pid_t zombie = ::fork();

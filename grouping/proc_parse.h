@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,5 +48,9 @@ struct NetRow {
   std::string summary;
 };
 std::optional<NetRow> parseNetLine(std::string_view line, std::string_view proto, bool v6);
+
+// /proc/sysvipc/shm: shmid -> "key 0x0000abcd nattch 2 cpid 42" (the
+// evidence for SysV edges; a SYSV mapping's inode number is the shmid).
+std::map<uint64_t, std::string> parseSysvShm(std::string_view text);
 
 }  // namespace lxmig::grouping::internal

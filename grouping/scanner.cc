@@ -107,6 +107,8 @@ class Scanner {
     // not (in a sandbox).
     hostIpc_ = nsInode("self", "ipc");
     hostPid_ = nsInode("self", "pid");
+    // SysV segments of the scanner's IPC namespace, for evidence.
+    if (auto t = readFile(opts_.procRoot + "/sysvipc/shm"); t.ok()) sysvShm_ = internal::parseSysvShm(*t);
     DIR* d = ::opendir(opts_.procRoot.c_str());
     if (!d) {
       scan_.unreadable.push_back(opts_.procRoot + ": " + std::strerror(errno));
@@ -318,7 +320,14 @@ class Scanner {
       else if (startsWith(path, "/dev/shm/")) kind = kPosixShm;
       else if (m->writable()) kind = kSharedFileMap;
       if (!kind) continue;  // read-only shared mapping of a file: not IPC
-      h->objects.push_back({key, {kind, key, path, {holder}}});
+      std::string object = key;
+      if (kind == kSysvShm) {
+        object = "shmid " + std::to_string(m->inode);
+        // /proc/sysvipc/shm shows the scanner's IPC namespace only.
+        auto it = sysvShm_.find(m->inode);
+        if (it != sysvShm_.end() && h->proc.ipcNs == hostIpc_) object += " " + it->second;
+      }
+      h->objects.push_back({key, {kind, object, path, {holder}}});
     }
   }
 
@@ -460,6 +469,7 @@ class Scanner {
   ScanOptions opts_;
   Scan scan_;
   uint64_t hostIpc_ = 0, hostPid_ = 0;
+  std::map<uint64_t, std::string> sysvShm_;  // shmid -> evidence, read before the parallel part
   std::map<std::string, ObjectRef> objects_;
   std::unordered_map<uint64_t, std::vector<Holder>> socketHolders_;
   std::vector<std::tuple<std::string, int, Holder>> anonFds_;

@@ -259,6 +259,8 @@ TEST(GroupingTest, SysvSharedMemory) {
   Child b([&] { return ::shmat(id, nullptr, 0) == (void*)-1 ? std::vector<int>{} : std::vector<int>{}; });
   Edge e = expectPair(a.pid(), b.pid(), kSysvShm);
   EXPECT_TRUE(startsWith(e.path, "/SYSV"));
+  EXPECT_TRUE(startsWith(e.object, "shmid " + std::to_string(id) + " key 0x")) << e.object;
+  EXPECT_NE(e.object.find("nattch 2"), std::string::npos) << e.object;
   EXPECT_TRUE(startsWith(e.a.how, "map "));
   ::shmctl(id, IPC_RMID, nullptr);
 }

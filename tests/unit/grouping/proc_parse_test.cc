@@ -57,6 +57,18 @@ TEST(ProcParseTest, BracketInode) {
   EXPECT_FALSE(bracketInode("/dev/null", "pipe"));
 }
 
+TEST(ProcParseTest, SysvShm) {
+  auto m = parseSysvShm(
+      "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      "
+      "dtime      ctime                   rss                  swap\n"
+      "         0          3   600                 65536  4242  4243      2     0     0     0     0 1700000000 0 "
+      "1700000000                     0                     0\n"
+      "     48879          7   644                  4096     1     1      0     0     0     0     0 0 0 0 0 0\n");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[3], "key 0x00000000 nattch 2 cpid 4242");
+  EXPECT_EQ(m[7], "key 0x0000beef nattch 0 cpid 1");
+}
+
 TEST(ProcParseTest, NetLines) {
   auto l = parseNetLine(
       "   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 "

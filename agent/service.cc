@@ -108,7 +108,7 @@ grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest*
   sel.container = req->container();
   auto j = grouping::scanAndSelect(sel, node_.config().node);
   if (!j.ok()) return toGrpc(j.status());
-  rep->set_scan_json(j->dump());
+  rep->set_scan_json(std::move(*j));
   return grpc::Status::OK;
 }
 

@@ -424,7 +424,7 @@ int main(int argc, char** argv) {
   if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migMode);
 
   if (groups->parsed()) {
-    json scan;
+    std::string text;
     if (g.node.empty()) {
       // Local analysis: no agent needed.
       grouping::Selection sel;
@@ -433,7 +433,7 @@ int main(int argc, char** argv) {
       sel.container = groupsContainer;
       auto r = grouping::scanAndSelect(sel, localHostName());
       if (!r.ok()) return fail("groups", r.status());
-      scan = std::move(*r);
+      text = std::move(*r);
     } else {
       auto t = conn.forNode(g.node);
       if (!t.ok()) return fail("groups", t.status());
@@ -446,11 +446,15 @@ int main(int argc, char** argv) {
       rq.set_container(groupsContainer);
       v1::GroupsReply rp;
       if (auto st = fromGrpc(t->stub->Groups(&ctx, rq, &rp)); !st.ok()) return fail("groups", st);
-      scan = json::parse(rp.scan_json(), nullptr, false);
-      if (scan.is_discarded()) return fail("groups", internalError("agent sent a malformed scan"));
+      text = std::move(*rp.mutable_scan_json());
     }
-    if (g.json) std::cout << scan.dump(2) << "\n";
-    else if (groupsDot) std::cout << renderGroupsDot(scan);
+    if (g.json) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+    json scan = json::parse(text, nullptr, false);
+    if (scan.is_discarded()) return fail("groups", internalError("malformed scan from the scanner or agent"));
+    if (groupsDot) std::cout << renderGroupsDot(scan);
     else std::cout << renderGroupsTable(scan);
     return 0;
   }

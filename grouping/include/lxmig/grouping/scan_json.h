@@ -7,15 +7,22 @@
 //              "members": [{"pid": 42, "ppid": 1, "comm": "nginx", "container": "web", "net_sockets": [...]}],
 //              "edges": [{"kind": "pipe", "object": "pipe:[123]", "path": "", "crosses_container": false,
 //                         "a": {"pid": 42, "how": "fd 3"}, "b": {"pid": 43, "how": "fd 4"}}]}]}
+//
+// Written directly as text (one group per line), not through a JSON
+// document: a node with 10,000 processes has thousands of groups, and
+// building a document for them cost more than a quarter of a full scan.
+// Bytes that are not UTF-8 (process names and paths may hold any) are
+// written as U+FFFD, so the output is always valid JSON.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "lxmig/grouping/ipc_graph.h"
 
 namespace lxmig::grouping {
 
-nlohmann::json toJson(const Scan& scan, const std::vector<Group>& groups, const std::string& node);
+std::string toJsonText(const Scan& scan, const std::vector<Group>& groups, const std::string& node);
 
 // What to show: every group (all), the groups of one container, the group
 // of one pid, or (none set) the groups that involve a container.
@@ -25,7 +32,8 @@ struct Selection {
   std::string container;
 };
 
-// Scans this node and selects; NotFound for an unknown pid or container.
-Result<nlohmann::json> scanAndSelect(const Selection& sel, const std::string& node);
+// Scans this node, selects, and returns the JSON text. NotFound for an
+// unknown pid or container.
+Result<std::string> scanAndSelect(const Selection& sel, const std::string& node);
 
 }  // namespace lxmig::grouping

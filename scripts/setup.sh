@@ -113,4 +113,5 @@ criu_ok || die "CRIU in $PREFIX does not run"
 if ! "$BIN/criu" check >/tmp/lxmig-criu-check.log 2>&1; then
   die "criu check failed on this kernel (see /tmp/lxmig-criu-check.log)"
 fi
+rm -f /tmp/lxmig-criu-check.log
 say "ok: packages present, CRIU $CRIU_WANT at $BIN/criu passes criu check"

@@ -82,11 +82,22 @@ class Child {
   pid_t pid_ = -1;
 };
 
-std::string tempDir() {
-  char tmpl[] = "/tmp/lxmig-grouping-XXXXXX";
-  if (!::mkdtemp(tmpl)) std::abort();
-  return tmpl;
-}
+// A temporary directory removed with everything in it, also when an
+// assertion ends the test early.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/lxmig-grouping-XXXXXX";
+    if (!::mkdtemp(tmpl)) std::abort();
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
 
 std::set<pid_t> membersOf(const Scan& scan, pid_t pid) {
   auto g = groupOf(scan, pid);
@@ -155,14 +166,14 @@ TEST(GroupingTest, AnonymousPipe) {
 }
 
 TEST(GroupingTest, NamedFifo) {
-  std::string dir = tempDir();
+  TempDir tmp;
+  const std::string& dir = tmp.path;
   std::string fifo = dir + "/f";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   Child a([&] { return std::vector<int>{::open(fifo.c_str(), O_RDWR)}; });
   Child b([&] { return std::vector<int>{::open(fifo.c_str(), O_RDWR)}; });
   Edge e = expectPair(a.pid(), b.pid(), kFifo);
   EXPECT_EQ(e.path, fifo);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(GroupingTest, UnixSocketpair) {
@@ -207,7 +218,8 @@ int connectTo(const std::string& name, bool abstract, int type = SOCK_STREAM) {
 }
 
 TEST(GroupingTest, NamedListenerWithPendingAndAcceptedClients) {
-  std::string dir = tempDir();
+  TempDir tmp;
+  const std::string& dir = tmp.path;
   std::string path = dir + "/l.sock";
   // Pending: the server has not accepted yet.
   {
@@ -231,7 +243,6 @@ TEST(GroupingTest, NamedListenerWithPendingAndAcceptedClients) {
     Edge e = expectPair(server.pid(), client.pid(), kUnixStream);
     EXPECT_EQ(e.path, path);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(GroupingTest, AbstractListener) {
@@ -243,13 +254,13 @@ TEST(GroupingTest, AbstractListener) {
 }
 
 TEST(GroupingTest, DatagramToBoundSocket) {
-  std::string dir = tempDir();
+  TempDir tmp;
+  const std::string& dir = tmp.path;
   std::string path = dir + "/d.sock";
   Child server([&] { return std::vector<int>{listenAt(path, false, SOCK_DGRAM)}; });
   Child client([&] { return std::vector<int>{connectTo(path, false, SOCK_DGRAM)}; });
   Edge e = expectPair(server.pid(), client.pid(), kUnixDgram);
   EXPECT_EQ(e.path, path);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(GroupingTest, SysvSharedMemory) {
@@ -334,7 +345,8 @@ TEST(GroupingTest, EventfdSharedThroughFork) {
 }
 
 TEST(GroupingTest, NotEdges) {
-  std::string dir = tempDir();
+  TempDir tmp;
+  const std::string& dir = tmp.path;
   std::string file = dir + "/regular";
   ASSERT_TRUE(writeFileAtomic(file, "data").ok());
   int inherited = ::open(file.c_str(), O_RDONLY);
@@ -384,7 +396,6 @@ TEST(GroupingTest, NotEdges) {
       expectAlone(scan, pid);
       ::kill(pid, SIGKILL);
     }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(GroupingTest, MixedSceneExactPartition) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -452,6 +453,11 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
   char tmpl[] = "/tmp/lxmig-shared-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   std::string shared = tmpl;
+  // Removed also when an assertion ends the test early.
+  std::unique_ptr<std::string, void (*)(std::string*)> cleanup(&shared, [](std::string* d) {
+    std::error_code ec;
+    std::filesystem::remove_all(*d, ec);
+  });
   Cli s = tb().lxmig({"--node", "n1", "run", "--name", "usrv", "--bind", shared + ":/shared:rw", "--", "/usr/bin/python3",
                       "-c",
                       "import socket, time\n"
@@ -522,7 +528,6 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
 
   expectRemoved("ucli");
   expectRemoved("usrv");
-  std::filesystem::remove_all(shared);
 }
 
 }  // namespace

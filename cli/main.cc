@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
   int groupsPid = 0;
   std::string groupsContainer;
   auto* gAll = groups->add_flag("--all", groupsAll, "every group, also those only on the host");
-  auto* gPid = groups->add_option("--pid", groupsPid, "the group holding this pid")->check(CLI::PositiveNumber);
+  auto* gPid = groups->add_option("--pid", groupsPid, "the group holding this pid")->check(CLI::Range(1, 4194304));
   auto* gCont = groups->add_option("--container", groupsContainer, "the groups touching this container");
   gAll->excludes(gPid)->excludes(gCont);
   gPid->excludes(gCont);

@@ -207,18 +207,23 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   bool frozen = false;
   bool restoreSent = false;
 
+  // Tells the target to drop whatever this migration made there.
+  auto abortTarget = [&](const std::string& reason, int seconds) {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, seconds);
+    v1::AbortRequest ar;
+    ar.set_migration_id(rep.id());
+    ar.set_reason(reason);
+    v1::Ack ack;
+    return fromGrpc(req.target(), stub->Abort(&ctx, ar, &ack));
+  };
+
   // Rolls back everything on both sides; legal in every phase, idempotent.
   auto abortAll = [&](const Status& why) {
     PhaseClock ph(node, rep, "abort");
     Status targetAbort;
     for (int attempt = 0; attempt < (restoreSent ? 5 : 1); ++attempt) {
-      grpc::ClientContext ctx;
-      setDeadline(ctx, 5);
-      v1::AbortRequest ar;
-      ar.set_migration_id(rep.id());
-      ar.set_reason(why.message());
-      v1::Ack ack;
-      targetAbort = fromGrpc(req.target(), stub->Abort(&ctx, ar, &ack));
+      targetAbort = abortTarget(why.message(), 5);
       if (targetAbort.ok()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -267,12 +272,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (!st.ok()) {
       node.unreserve(spec.name);
       // The target may have reserved things before refusing.
-      grpc::ClientContext actx;
-      setDeadline(actx, 3);
-      v1::AbortRequest ar;
-      ar.set_migration_id(rep.id());
-      v1::Ack ack;
-      (void)stub->Abort(&actx, ar, &ack);
+      (void)abortTarget(st.message(), 3);
       return finish("refused", st);
     }
   }
@@ -331,6 +331,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   };
   TailSender tail(rep.id(), v1::TransferChunk::IMAGES, imagesDir, "pages-");
   Status streamSt;
+  uint64_t imageBytes = 0;
   {
     prog.phase("dump", 0);
     PhaseClock ph(node, rep, "dump");
@@ -350,8 +351,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     dumper.join();
-    uint64_t bytes = st.ok() ? treeBytes(imagesDir) : 0;
-    ph.end(st, bytes, "streamed_during_dump=" + std::to_string(sent));
+    if (st.ok()) imageBytes = treeBytes(imagesDir);
+    ph.end(st, imageBytes, "streamed_during_dump=" + std::to_string(sent));
     if (!st.ok()) {
       tctx.TryCancel();
       (void)w->Finish();
@@ -361,7 +362,6 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
 
   // ---- TRANSFER: the rest of the images and the file delta ----
   {
-    uint64_t imageBytes = treeBytes(imagesDir);
     prog.phase("transfer", imageBytes > sent ? imageBytes - sent : 0);
     PhaseClock ph(node, rep, "transfer");
     uint64_t before = sent;

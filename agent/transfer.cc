@@ -196,13 +196,12 @@ Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& on
     if (!fd) continue;  // not there yet
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    auto& f = files_[name];
-    if (f.inode == 0) f.inode = st.st_ino;
+    ino_t firstSeen = inodes_.try_emplace(name, st.st_ino).first->second;
+    uint64_t& done = sent_[name];
     // Only append-only files may be followed: anything else fails the
     // migration rather than sending a stale copy.
-    if (f.inode != st.st_ino || static_cast<uint64_t>(st.st_size) < sent_[name])
+    if (firstSeen != st.st_ino || static_cast<uint64_t>(st.st_size) < done)
       return failedPrecondition("`" + abs + "` was replaced or shrank while it was being streamed");
-    uint64_t& done = sent_[name];
     if (static_cast<uint64_t>(st.st_size) == done) continue;
     auto c = metaChunk(id_, area_, name, st, v1::FileMeta::REGULAR, "");
     if (!sink(c)) return unavailable("transfer stream broke while sending `" + name + "`");

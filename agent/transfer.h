@@ -51,13 +51,10 @@ class TailSender {
   const std::map<std::string, uint64_t>& sent() const { return sent_; }
 
  private:
-  struct Followed {
-    ino_t inode = 0;
-  };
   std::string id_;
   v1::TransferChunk::Area area_;
   std::string root_, prefix_;
-  std::map<std::string, Followed> files_;
+  std::map<std::string, ino_t> inodes_;  // a followed file must stay the same file
   std::map<std::string, uint64_t> sent_;
 };
 

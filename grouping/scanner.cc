@@ -398,7 +398,6 @@ class Scanner {
           addEdge(kUnixListener, "socket:[" + std::to_string(ino) + "]<-socket:[" + std::to_string(client) + "]",
                   s.name, mine->front(), c->front());
       }
-      unixInodes_.insert(ino);
     }
   }
 
@@ -476,7 +475,6 @@ class Scanner {
   std::map<uint64_t, pid_t> netnsPid_;
   std::mutex mqMu_;
   std::unordered_map<dev_t, bool> mqueueDev_;
-  std::set<uint64_t> unixInodes_;
 };
 
 }  // namespace

@@ -36,9 +36,15 @@ class Line {
   std::ostringstream os_;
 };
 
+// Turns a streamed Line into a void expression (binds looser than <<).
+struct Voidify {
+  void operator&(const Line&) {}
+};
+
 }  // namespace lxmig::log
 
-#define LXMIG_LOG(lvl, category)                                         \
-  if (::lxmig::log::Level::lvl < ::lxmig::log::level()) {                \
-  } else                                                                 \
-    ::lxmig::log::Line(::lxmig::log::Level::lvl, category)
+// An expression, not an if/else: safe as the body of an unbraced if.
+#define LXMIG_LOG(lvl, category)                                  \
+  (::lxmig::log::Level::lvl < ::lxmig::log::level())              \
+      ? (void)0                                                   \
+      : ::lxmig::log::Voidify() & ::lxmig::log::Line(::lxmig::log::Level::lvl, category)

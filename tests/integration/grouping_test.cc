@@ -46,6 +46,27 @@ void isolate(const std::vector<int>& keep) {
   for (int fd : close) ::close(fd);
 }
 
+// From inside a Child's setup: forks a grandchild that keeps only `keep`
+// and waits to be killed; returns once the grandchild has dropped what it
+// inherited, so no scan sees it still holding the test's output pipe.
+void forkIsolated(const std::vector<int>& keep) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) std::abort();
+  if (::fork() == 0) {
+    std::vector<int> k = keep;
+    k.push_back(ready[1]);
+    isolate(k);
+    char c = 1;
+    if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+    ::close(ready[1]);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c;
+  if (::read(ready[0], &c, 1) != 1) std::abort();
+  ::close(ready[0]);
+}
+
 // A forked process that runs `setup`, keeps only the fds it names (stdio goes
 // to /dev/null, so the children do not share the test's output pipes), says
 // it is ready and then waits to be killed.
@@ -378,10 +399,7 @@ TEST(GroupingTest, NotEdges) {
   });
   // A parent and its child that share nothing (both map libc, /dev/null).
   Child parent([&] {
-    if (::fork() == 0) {
-      isolate({});
-      for (;;) ::pause();
-    }
+    forkIsolated({});
     return std::vector<int>{};
   });
   Scan scan = scanNode({});
@@ -447,15 +465,11 @@ TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
   Child host([&] { return std::vector<int>{q[0]}; });
   Child nsParent([&] {
     if (::unshare(CLONE_NEWPID) != 0) return std::vector<int>{};
-    if (::fork() == 0) {  // pid 1 of the new namespace
-      isolate({q[1]});
-      for (;;) ::pause();
-    }
+    forkIsolated({q[1]});  // pid 1 of the new namespace
     return std::vector<int>{};
   });
   ::close(q[0]);
   ::close(q[1]);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::atomic<bool> stop{false};
   // Churn: short-lived processes with pipes, exiting all the time.
   std::thread churn([&] {

@@ -1,0 +1,92 @@
+// Dirty-page tracking for pre-copy, one tracker per process, three
+// backends behind one interface (DESIGN.md, "A migration"):
+//   uffd-wp     userfaultfd write-protect in async mode, created inside the
+//               process by an injected system call, scanned with PAGEMAP_SCAN
+//   soft-dirty  /proc/PID/clear_refs + pagemap bit 55 (kernels that have it)
+//   none        nothing is watched: stop-and-copy
+// Only private anonymous writable memory is watched. Everything else (file
+// mappings, shared memory, memory a process maps after its tracker armed
+// and before the next collect) is reported as unwatched, and the caller
+// treats unwatched memory as always dirty.
+//
+//   auto t = createTracker("uffd-wp", pid);
+//   PageSet armed = t->arm();            // watching from now on
+//   ... read the pages of `armed` ...
+//   TrackerScan s = t->collect(true);    // what changed since arm()
+//   t->disarm();                          // also done by the destructor
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/status.h"
+#include "page_set.h"
+
+namespace lxmig::agent {
+
+struct TrackerScan {
+  // Watched without interruption since the previous arm()/collect(): a page
+  // here that is not in `written` has not changed since then.
+  PageSet watched;
+  // Pages of `watched` written since then (present or swapped ones; written
+  // pages that were discarded since are gone and not listed).
+  PageSet written;
+  // Memory that started to be watched during this call: its present pages
+  // must be read now, like arm()'s.
+  PageSet armed;
+};
+
+class DirtyTracker {
+ public:
+  virtual ~DirtyTracker() = default;
+  virtual const char* name() const = 0;
+  // True when collect() is only exact while the process is frozen (the
+  // caller freezes the container around it).
+  virtual bool collectNeedsFreeze() const { return false; }
+  // Starts watching the process's trackable memory; returns it.
+  virtual Result<PageSet> arm() = 0;
+  // What changed since the previous arm()/collect(). With `armNew`, memory
+  // that appeared since is armed too (reported in `armed`). NotFound: the
+  // process is gone.
+  virtual Result<TrackerScan> collect(bool armNew) = 0;
+  // Stops watching and leaves no trace in the process. Idempotent.
+  virtual void disarm() = 0;
+};
+
+struct TrackerBackend {
+  const char* name;
+  const char* description;
+  // OK when the backend works on this kernel; else why not, with a hint.
+  Status (*probe)();
+  Result<std::unique_ptr<DirtyTracker>> (*create)(pid_t pid);
+};
+
+// Every backend, best first ("none" last).
+const std::vector<TrackerBackend>& trackerBackends();
+// "auto" picks the first backend whose probe passes; a named backend is
+// checked. InvalidArgument for an unknown name.
+Result<const TrackerBackend*> chooseTracker(const std::string& requested);
+
+// Present (or swapped), non-zero pages of `range` in `pid`, using
+// PAGEMAP_SCAN where the kernel has it and /proc/PID/pagemap otherwise.
+Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges);
+
+// --- pure helpers, exposed for unit tests ---
+
+struct MapsEntry {
+  Range range;
+  std::string perms;  // "rw-p"
+  uint64_t inode = 0;
+  std::string path;
+};
+std::vector<MapsEntry> parseMaps(std::string_view text);
+// Private, writable, anonymous (heap, stack, anonymous mappings).
+bool trackable(const MapsEntry& e);
+// Soft-dirty / present bits of /proc/PID/pagemap words for pages starting at
+// `base`: fills present (present or swapped) and softDirty.
+void decodePagemapWords(const uint64_t* words, size_t n, uint64_t base, PageSet& present, PageSet& softDirty);
+
+}  // namespace lxmig::agent

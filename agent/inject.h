@@ -1,0 +1,53 @@
+// Runs a system call inside another process, unnoticed: the thread is
+// stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (no signal is sent), its
+// registers are saved, it executes one `syscall` instruction found in its
+// own vDSO (nothing is written into its memory), and everything is put
+// back: registers (so a system call it was blocked in restarts as if
+// interrupted by a signal it ignores) and any signal that arrived meanwhile
+// (re-delivered on detach). x86_64 only; elsewhere FailedPrecondition.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/status.h"
+
+namespace lxmig::agent {
+
+// Why a process cannot be injected, or "" when it can (seccomp strict or
+// filter mode: a filter may kill it for a system call it never makes).
+std::string injectionObstacle(pid_t pid);
+
+class Injector {
+ public:
+  // Attaches to and stops the thread `pid` (a thread-group leader).
+  // FailedPrecondition when ptrace is denied or seccomp forbids it.
+  static Result<Injector> attach(pid_t pid);
+  Injector(Injector&& o) noexcept;
+  Injector& operator=(Injector&&) = delete;
+  ~Injector();  // detach()
+
+  // Runs syscall nr(args...) in the process and returns its result
+  // (negative errno on failure in the process).
+  Result<long> syscall(long nr, std::array<uint64_t, 6> args = {});
+  // Restores registers and signals and lets the thread run. Idempotent.
+  Status detach();
+
+ private:
+  explicit Injector(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  bool attached_ = false;
+  uint64_t syscallInsn_ = 0;
+  int pendingSignal_ = 0;
+  alignas(16) unsigned char savedRegs_[27 * 8] = {};  // struct user_regs_struct
+};
+
+// Makes `pid` create a userfaultfd, takes it into this process with
+// pidfd_getfd and closes the process's copy.
+Result<UniqueFd> stealUserfaultfd(pid_t pid);
+
+}  // namespace lxmig::agent

@@ -1,0 +1,364 @@
+#include "precopy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "criu_image.h"
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "node.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr const char* kLog = "precopy";
+constexpr size_t kReadBytes = 1 << 20;
+
+std::string roundDir(int k) {
+  char b[32];
+  std::snprintf(b, sizeof b, "rounds/%04d", k);
+  return b;
+}
+
+std::string procName(pid_t pid) {
+  auto c = readFile("/proc/" + std::to_string(pid) + "/comm");
+  return c.ok() ? std::string(trim(*c)) : "?";
+}
+
+// Builds the chunks of files written on the target under the images area.
+class Emitter {
+ public:
+  Emitter(const std::string& id, const ChunkSink& sink, const BytesCallback& onBytes)
+      : id_(id), sink_(sink), onBytes_(onBytes) {}
+  Status dir(const std::string& rel) { return meta(rel, v1::FileMeta::DIRECTORY, 0700, ""); }
+  Status symlink(const std::string& rel, const std::string& target) {
+    return meta(rel, v1::FileMeta::SYMLINK, 0777, target);
+  }
+  Status file(const std::string& rel) { return meta(rel, v1::FileMeta::REGULAR, 0600, ""); }
+  Status data(const std::string& rel, uint64_t off, std::string bytes) {
+    v1::TransferChunk c = base(rel);
+    c.set_offset(off);
+    c.set_xxh64(chunkChecksum(bytes));
+    uint64_t n = bytes.size();
+    c.set_data(std::move(bytes));
+    if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    sent_ += n;
+    if (onBytes_) onBytes_(n);
+    return okStatus();
+  }
+  Status whole(const std::string& rel, std::string bytes) {
+    LXMIG_RETURN_IF_ERROR(file(rel));
+    return data(rel, 0, std::move(bytes));
+  }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  v1::TransferChunk base(const std::string& rel) {
+    v1::TransferChunk c;
+    c.set_migration_id(id_);
+    c.set_area(v1::TransferChunk::IMAGES);
+    c.set_path(rel);
+    return c;
+  }
+  Status meta(const std::string& rel, v1::FileMeta::Type type, uint32_t mode, const std::string& link) {
+    v1::TransferChunk c = base(rel);
+    auto* m = c.mutable_meta();
+    m->set_type(type);
+    m->set_mode(mode);
+    m->set_link_target(link);
+    if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    return okStatus();
+  }
+  const std::string& id_;
+  const ChunkSink& sink_;
+  const BytesCallback& onBytes_;
+  uint64_t sent_ = 0;
+};
+
+}  // namespace
+
+Result<PidIdentity> pidIdentity(pid_t pid) {
+  const std::string p = "/proc/" + std::to_string(pid);
+  auto status = readFile(p + "/status");
+  auto stat = readFile(p + "/stat");
+  if (!status.ok() || !stat.ok()) return notFound("pid " + std::to_string(pid) + " exited");
+  PidIdentity id;
+  for (const auto& line : split(*status, '\n')) {
+    if (!startsWith(line, "NSpid:")) continue;
+    auto f = split(line.substr(6), '\t');
+    if (f.empty()) f = split(line.substr(6), ' ');
+    if (!f.empty()) id.vpid = static_cast<pid_t>(std::stol(std::string(trim(f.back()))));
+  }
+  size_t rp = stat->rfind(')');
+  if (rp != std::string::npos) {
+    auto f = split(stat->substr(rp + 2), ' ');
+    if (f.size() > 19) id.startTime = std::stoull(f[19]);
+  }
+  if (id.vpid == 0) return notFound("pid " + std::to_string(pid) + " has no NSpid");
+  return id;
+}
+
+PreCopy::PreCopy(PreCopyOptions opts, PidLister pids) : opts_(std::move(opts)), pids_(std::move(pids)) {}
+
+PreCopy::~PreCopy() { disarm(); }
+
+Result<std::unique_ptr<PreCopy::Proc>> PreCopy::attach(pid_t pid) {
+  LXMIG_ASSIGN_OR_RETURN(PidIdentity id, pidIdentity(pid));
+  auto p = std::make_unique<Proc>();
+  p->pid = pid;
+  p->vpid = id.vpid;
+  p->startTime = id.startTime;
+  auto t = opts_.backend->create(pid);
+  if (!t.ok()) return t.status();
+  p->tracker = std::move(*t);
+  return p;
+}
+
+Status PreCopy::refreshProcesses(bool attachNew) {
+  LXMIG_ASSIGN_OR_RETURN(auto pids, pids_());
+  std::map<pid_t, bool> now;
+  for (pid_t p : pids) now[p] = true;
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    auto id = pidIdentity(it->first);
+    bool same = now.count(it->first) && id.ok() && id->startTime == it->second->startTime;
+    if (!same) it = procs_.erase(it);  // exited (its pages go with it)
+    else ++it;
+  }
+  if (!attachNew) return okStatus();
+  for (pid_t p : pids) {
+    if (procs_.count(p)) continue;
+    auto pr = attach(p);
+    if (pr.ok()) {
+      procs_[p] = std::move(*pr);
+    } else if (pr.status().code() != Code::kNotFound) {
+      // Started after the first round and cannot be watched: its memory
+      // stays dirty (sent after the freeze).
+      std::string w = "pid " + std::to_string(p) + " (" + procName(p) + ") not tracked: " + pr.status().message();
+      LXMIG_LOG(kWarn, kLog) << w;
+      warnings_.push_back(w);
+    }
+  }
+  return okStatus();
+}
+
+Status PreCopy::start() {
+  LXMIG_ASSIGN_OR_RETURN(auto pids, pids_());
+  for (pid_t p : pids) {
+    auto pr = attach(p);
+    if (pr.ok()) {
+      procs_[p] = std::move(*pr);
+      continue;
+    }
+    if (pr.status().code() == Code::kNotFound) continue;
+    Status why = failedPrecondition("pid " + std::to_string(p) + " (" + procName(p) + "): " + pr.status().message());
+    disarm();
+    return why;
+  }
+  if (procs_.empty()) return failedPrecondition("no process to track");
+  return okStatus();
+}
+
+// Scans every process: fills `toSend` with what the target lacks and
+// drops from each `valid` what changed. Returns the dirty page count.
+Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew) {
+  uint64_t dirty = 0;
+  std::vector<pid_t> gone;
+  for (auto& [pid, p] : procs_) {
+    PageSet& out = toSend[pid];
+    if (!p->tracker) continue;
+    if (!p->armed) {
+      if (!armNew) continue;
+      auto armed = p->tracker->arm();
+      if (!armed.ok()) {
+        if (armed.status().code() == Code::kNotFound) gone.push_back(pid);
+        else return armed.status().withContext("pid " + std::to_string(pid));
+        continue;
+      }
+      p->armed = true;
+      auto present = presentPages(pid, armed->ranges());
+      if (!present.ok()) {
+        gone.push_back(pid);
+        continue;
+      }
+      out = std::move(*present);
+    } else {
+      auto s = p->tracker->collect(armNew);
+      if (!s.ok()) {
+        if (s.status().code() == Code::kNotFound) gone.push_back(pid);
+        else return s.status().withContext("pid " + std::to_string(pid));
+        continue;
+      }
+      p->valid.intersect(s->watched);
+      for (const auto& r : s->written.ranges()) p->valid.remove(r);
+      out = std::move(s->written);
+      if (!s->armed.empty()) {
+        auto present = presentPages(pid, s->armed.ranges());
+        if (present.ok())
+          for (const auto& r : present->ranges()) out.add(r);
+      }
+    }
+    // Only what the target lacks travels (a page written back to a state
+    // the target holds is still resent: content is not compared).
+    dirty += out.bytes() / kPageSize;
+  }
+  for (pid_t g : gone) {
+    procs_.erase(g);
+    toSend.erase(g);
+  }
+  return dirty;
+}
+
+Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
+  RoundStats rs;
+  rs.round = roundsDone_;
+  rs.startedMs = wallMs();
+  const int64_t t0 = monotonicNs();
+  const bool first = roundsDone_ == 0;
+  if (!first) LXMIG_RETURN_IF_ERROR(refreshProcesses(true));
+
+  // ---- scan ----
+  bool needFreeze = false;
+  for (const auto& [pid, p] : procs_)
+    if (p->tracker && p->armed && p->tracker->collectNeedsFreeze()) needFreeze = true;
+  if (needFreeze && opts_.freeze) LXMIG_RETURN_IF_ERROR(opts_.freeze());
+  std::map<pid_t, PageSet> toSend;
+  auto dirty = scan(toSend, true);
+  if (needFreeze && opts_.thaw) LXMIG_RETURN_IF_ERROR(opts_.thaw());
+  if (!dirty.ok()) return dirty.status();
+  const int64_t tScan = monotonicNs();
+  rs.scanUs = (tScan - t0) / 1000;
+  rs.dirtyPages = *dirty;
+  rs.processes = static_cast<uint32_t>(procs_.size());
+  const double dirtyBytes = static_cast<double>(rs.dirtyPages * kPageSize);
+  if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.dirtyRateBps = dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_);
+  lastScanNs_ = tScan;
+
+  // ---- stop rule (DESIGN.md step 3), decided on the fresh dirty set ----
+  if (!first) {
+    rs.predictedDowntimeMs = sendRate_ > 0 ? static_cast<int64_t>(dirtyBytes * 1000 / sendRate_) : 0;
+    if (rs.predictedDowntimeMs <= opts_.maxDowntimeMs) rs.stop = "converged";
+    else if (roundsDone_ >= opts_.maxRounds) rs.stop = "round limit";
+    else if (opts_.memoryBytes > 0 && totalSent_ >= 3 * opts_.memoryBytes) rs.stop = "sent 3x the memory";
+    else {
+      notConverging_ = rs.dirtyRateBps >= sendRate_ ? notConverging_ + 1 : 0;
+      if (notConverging_ >= 2) rs.stop = "not converging (dirty rate >= send rate)";
+    }
+    if (!rs.stop.empty()) {
+      rs.durationMs = (monotonicNs() - t0) / 1000000;
+      return rs;
+    }
+  }
+
+  // ---- send: one round directory on the target ----
+  Emitter em(opts_.migrationId, sink, onBytes);
+  const std::string dir = roundDir(roundsDone_);
+  if (first) LXMIG_RETURN_IF_ERROR(em.dir("rounds"));
+  LXMIG_RETURN_IF_ERROR(em.dir(dir));
+  if (!first) LXMIG_RETURN_IF_ERROR(em.symlink(dir + "/parent", "../" + roundDir(roundsDone_ - 1).substr(7)));
+  if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
+  const int64_t tSend = monotonicNs();
+  for (auto& [pid, p] : procs_) {
+    const std::string pages = dir + "/pages-" + std::to_string(p->vpid) + ".img";
+    LXMIG_RETURN_IF_ERROR(em.file(pages));
+    PageSet sentNow;
+    uint64_t off = 0;
+    bool alive = true;
+    for (const auto& r : toSend[pid].ranges()) {
+      uint64_t a = r.start;
+      while (alive && a < r.end) {
+        size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, r.end - a));
+        iovec local{buf_.data(), len}, remote{reinterpret_cast<void*>(a), len};
+        ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (n < 0 && errno == ESRCH) {
+          alive = false;
+          break;
+        }
+        size_t good = n > 0 ? static_cast<size_t>(n) / kPageSize * kPageSize : 0;
+        if (good > 0) {
+          LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::string(buf_.data(), good)));
+          sentNow.add(a, a + good);
+          off += good;
+          rs.pagesSent += good / kPageSize;
+        }
+        // A page that vanished meanwhile is skipped: the next scan sees
+        // its mapping gone or changed.
+        a += good < len ? good + kPageSize : good;
+      }
+    }
+    for (const auto& r : sentNow.ranges()) p->valid.add(r);
+    LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-" + std::to_string(p->vpid) + ".img",
+                                   serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), p->valid, sentNow))));
+  }
+  const int64_t tEnd = monotonicNs();
+  rs.bytesSent = em.sent();
+  totalSent_ += rs.bytesSent;
+  if (tEnd > tSend && rs.bytesSent > (1u << 20)) {
+    double rate = static_cast<double>(rs.bytesSent) * 1e9 / static_cast<double>(tEnd - tSend);
+    sendRate_ = sendRate_ > 0 ? 0.5 * sendRate_ + 0.5 * rate : rate;
+  }
+  rs.sendRateBps = sendRate_;
+  rs.durationMs = (tEnd - t0) / 1000000;
+  ++roundsDone_;
+  return rs;
+}
+
+Result<FinalStats> PreCopy::finalScan() {
+  FinalStats fs;
+  const int64_t t0 = monotonicNs();
+  LXMIG_RETURN_IF_ERROR(refreshProcesses(false));
+  std::map<pid_t, PageSet> toSend;
+  LXMIG_ASSIGN_OR_RETURN(fs.dirtyPages, scan(toSend, false));
+  for (const auto& [pid, p] : procs_) fs.validPages += p->valid.bytes() / kPageSize;
+  fs.scanUs = (monotonicNs() - t0) / 1000;
+  return fs;
+}
+
+Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
+  if (roundsDone_ == 0) return okStatus();
+  for (const auto& [pid, p] : procs_) {
+    if (p->valid.empty()) continue;
+    const std::string pmPath = imagesDir + "/pagemap-" + std::to_string(p->vpid) + ".img";
+    auto text = readFile(pmPath);
+    if (!text.ok()) continue;  // not in the dump (exited before it)
+    auto pm = parsePagemap(*text);
+    if (!pm.ok()) return pm.status().withContext(pmPath);
+    PagemapRewrite rw = rewritePagemap(*pm, p->valid);
+    const std::string pagesPath = imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img";
+    UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Status::fromErrno("open", pagesPath);
+    const std::string tmp = pagesPath + ".delta";
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) return Status::fromErrno("create", tmp);
+    for (const auto& [off, len] : rw.copy) {
+      loff_t ioff = static_cast<loff_t>(off);
+      size_t left = len;
+      while (left > 0) {
+        ssize_t n = ::copy_file_range(in.get(), &ioff, out.get(), nullptr, left, 0);
+        if (n <= 0) return Status::fromErrno("copy pages from", pagesPath, n == 0 ? EIO : errno);
+        left -= static_cast<size_t>(n);
+      }
+    }
+    if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
+    LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(rw.pagemap), 0600));
+    fs.parentPages += rw.parentPages;
+    fs.deltaPages += rw.presentPages;
+  }
+  const std::string link = imagesDir + "/parent";
+  ::unlink(link.c_str());
+  if (::symlink(roundDir(roundsDone_ - 1).c_str(), link.c_str()) != 0) return Status::fromErrno("symlink", link);
+  return okStatus();
+}
+
+void PreCopy::disarm() {
+  for (auto& [pid, p] : procs_)
+    if (p->tracker) p->tracker->disarm();
+}
+
+}  // namespace lxmig::agent

@@ -1,0 +1,122 @@
+// Source side of iterative pre-copy (DESIGN.md, "A migration", SYNC and
+// FINAL). While the container runs, each round sends the pages written since
+// the previous one, read with process_vm_readv and keyed by (pid inside the
+// container, address). The target keeps them as a chain of CRIU image sets
+// rounds/NNNN/{pagemap,pages}-<vpid>.img whose "parent" links point to the
+// previous round; after the freeze and the CRIU dump, rewriteDump() turns
+// every page the target holds into a PARENT entry of CRIU's own pagemap, so
+// only the rest travels and CRIU restores from the chain (lazily: the
+// memory is local to the target, the container runs while it fills in).
+//
+//   PreCopy pc(opts, listPids);
+//   pc.start();                                  // trackers into every process
+//   while (pc.round(sink).ok() && pc.stopReason().empty()) {}
+//   freeze; pc.finalScan(); dump; pc.rewriteDump(imagesDir); send images
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dirty_tracker.h"
+#include "lxmig/base/status.h"
+#include "transfer.h"
+
+namespace lxmig::agent {
+
+struct PreCopyOptions {
+  std::string migrationId;
+  const TrackerBackend* backend = nullptr;
+  int64_t maxDowntimeMs = 300;
+  int maxRounds = 10;
+  uint64_t memoryBytes = 0;  // the container's memory, for the 3x rule
+  // Freezes/thaws the container around collect() for backends that need it.
+  std::function<Status()> freeze, thaw;
+};
+
+struct RoundStats {
+  int round = 0;
+  int64_t startedMs = 0;     // wall clock
+  int64_t durationMs = 0;    // scan + read + send
+  int64_t scanUs = 0;
+  uint64_t dirtyPages = 0;   // found by the scan (round 0: present pages)
+  uint64_t pagesSent = 0;
+  uint64_t bytesSent = 0;    // page data and pagemaps
+  double dirtyRateBps = 0;   // dirty bytes per second since the previous scan
+  double sendRateBps = 0;    // measured while sending this round
+  int64_t predictedDowntimeMs = 0;  // remaining dirty set at the send rate
+  uint32_t processes = 0;
+  std::string stop;          // why the loop stops after this round ("" = go on)
+};
+
+struct FinalStats {
+  uint64_t validPages = 0;    // pages the target already holds at the freeze
+  uint64_t dirtyPages = 0;    // found dirty by the final scan
+  uint64_t parentPages = 0;   // pages of CRIU's dump not sent again
+  uint64_t deltaPages = 0;    // pages of tracked processes sent after the dump
+  int64_t scanUs = 0;
+};
+
+class PreCopy {
+ public:
+  using PidLister = std::function<Result<std::vector<pid_t>>()>;
+  PreCopy(PreCopyOptions opts, PidLister pids);
+  ~PreCopy();
+
+  // Attaches a tracker to every process. FailedPrecondition naming the
+  // process when one cannot be tracked (e.g. seccomp, ptrace denied): the
+  // caller falls back to stop-and-copy; nothing is left attached then.
+  Status start();
+  // One round: scan (round 0: arm) and send; each call appends a round
+  // directory on the target. Stops early (sending nothing) when the stop
+  // rule already holds after the scan; then stats.stop says why.
+  Result<RoundStats> round(const ChunkSink& sink, const BytesCallback& onBytes);
+  // With the container frozen: the last scan.
+  Result<FinalStats> finalScan();
+  // Rewrites CRIU's pagemaps in imagesDir (see above) and links "parent"
+  // to the last round. Call after finalScan() and the dump.
+  Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
+  // Removes write-protection and fds from every process. Idempotent.
+  void disarm();
+
+  int roundsDone() const { return roundsDone_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  const char* trackerName() const { return opts_.backend ? opts_.backend->name : "none"; }
+
+ private:
+  struct Proc {
+    pid_t pid = 0;
+    pid_t vpid = 0;
+    uint64_t startTime = 0;
+    std::unique_ptr<DirtyTracker> tracker;
+    PageSet valid;  // the target holds the current content of these pages
+    bool armed = false;
+  };
+  Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew);
+  Status refreshProcesses(bool attachNew);
+  Result<std::unique_ptr<Proc>> attach(pid_t pid);
+
+  PreCopyOptions opts_;
+  PidLister pids_;
+  std::map<pid_t, std::unique_ptr<Proc>> procs_;  // by host pid
+  std::vector<std::string> warnings_;
+  int roundsDone_ = 0;
+  int64_t lastScanNs_ = 0;
+  double sendRate_ = 0;
+  uint64_t totalSent_ = 0;
+  int notConverging_ = 0;
+  std::vector<char> buf_;
+};
+
+// Host pid -> pid in its innermost pid namespace and start time.
+struct PidIdentity {
+  pid_t vpid = 0;
+  uint64_t startTime = 0;
+};
+Result<PidIdentity> pidIdentity(pid_t pid);
+
+}  // namespace lxmig::agent

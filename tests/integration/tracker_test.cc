@@ -1,0 +1,303 @@
+// Dirty trackers and system call injection on real processes of this
+// machine (no containers): the child processes here are small programs
+// driven over pipes, and every check reads the kernel's own view.
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "dirty_tracker.h"
+#include "inject.h"
+#include "pagemap_scan.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr size_t kBlobPages = 4096;  // 16 MiB
+
+bool requireRoot() {
+  if (::geteuid() == 0) return true;
+  if (std::getenv("CI")) ADD_FAILURE() << "tracker tests need root (CI=true: not skipping)";
+  else std::fprintf(stderr, "\n*** SKIPPING tracker test: needs root ***\n\n");
+  return false;
+}
+
+uint64_t nowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+}
+
+volatile sig_atomic_t gUsr1 = 0;
+
+// A child process driven over pipes: it blocks in read() between commands,
+// so injections land in the middle of a system call.
+class Worker {
+ public:
+  enum Mode { kPlain, kSeccompStrict, kThreads };
+  explicit Worker(Mode mode = kPlain) {
+    int a[2], b[2];
+    EXPECT_EQ(::pipe(a), 0);
+    EXPECT_EQ(::pipe(b), 0);
+    void* blob = ::mmap(nullptr, kBlobPages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    blob_ = reinterpret_cast<uint64_t>(blob);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(a[1]);
+      ::close(b[0]);
+      run(a[0], b[1], static_cast<unsigned char*>(blob), mode);
+      ::_exit(0);
+    }
+    ::munmap(blob, kBlobPages * 4096);
+    ::close(a[0]);
+    ::close(b[1]);
+    cmd_ = a[1];
+    rep_ = b[0];
+    EXPECT_EQ(call('p', 0), 1u);  // ready
+  }
+  ~Worker() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    ::close(cmd_);
+    ::close(rep_);
+  }
+  uint64_t call(char op, uint64_t arg) {
+    char msg[9];
+    msg[0] = op;
+    std::memcpy(msg + 1, &arg, 8);
+    if (::write(cmd_, msg, 9) != 9) return ~0ull;
+    uint64_t r = ~0ull;
+    if (::read(rep_, &r, 8) != 8) return ~0ull;
+    return r;
+  }
+  pid_t pid() const { return pid_; }
+  uint64_t blob() const { return blob_; }
+  Range blobRange() const { return {blob_, blob_ + kBlobPages * 4096}; }
+  int fdCount() const {
+    int n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) ++n;
+    return n;
+  }
+
+ private:
+  static void run(int in, int out, unsigned char* blob, Mode mode) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { gUsr1 = gUsr1 + 1; };
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGUSR1, &sa, nullptr);
+    for (size_t i = 0; i < kBlobPages; ++i) blob[i * 4096] = 1;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    if (mode == kThreads)
+      for (int t = 0; t < 3; ++t)
+        threads.emplace_back([&stop] {
+          std::vector<char> own(1 << 20);
+          while (!stop) own[size_t(nowNs()) % own.size()]++;
+        });
+    if (mode == kSeccompStrict) {
+      uint64_t one = 1;
+      (void)!::write(out, &one, 8);
+      ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT);
+      char c;
+      while (::read(in, &c, 1) == 1) {
+      }
+      ::syscall(SYS_exit, 0);
+    }
+    for (;;) {
+      char msg[9];
+      ssize_t n = ::read(in, msg, 9);
+      if (n != 9) break;
+      uint64_t arg;
+      std::memcpy(&arg, msg + 1, 8);
+      uint64_t r = 1;
+      switch (msg[0]) {
+        case 'p': break;
+        case 'w': blob[(arg % kBlobPages) * 4096] += 1; break;
+        case 'm':  // replace the mapping at the same address
+          ::munmap(blob, kBlobPages * 4096);
+          r = ::mmap(blob, kBlobPages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+                      blob ? 1 : 0;
+          for (size_t i = 0; i < kBlobPages; ++i) blob[i * 4096] = 2;
+          break;
+        case 't': {  // ns to write every page once (best of 3)
+          r = ~0ull;
+          for (int k = 0; k < 3; ++k) {
+            uint64_t t0 = nowNs();
+            for (size_t i = 0; i < kBlobPages; ++i) blob[i * 4096] += 1;
+            r = std::min(r, nowNs() - t0);
+          }
+          break;
+        }
+        case 's': r = static_cast<uint64_t>(gUsr1); break;
+        default: r = 0;
+      }
+      if (::write(out, &r, 8) != 8) break;
+    }
+    stop = true;
+    for (auto& t : threads) t.join();
+  }
+  pid_t pid_ = -1;
+  int cmd_ = -1, rep_ = -1;
+  uint64_t blob_ = 0;
+};
+
+const TrackerBackend& backend(const char* name) {
+  for (const auto& b : trackerBackends())
+    if (std::string(b.name) == name) return b;
+  throw std::runtime_error("no backend");
+}
+
+PageSet inBlob(const PageSet& s, const Worker& w) {
+  PageSet blob;
+  blob.add(w.blobRange());
+  PageSet out = s;
+  out.intersect(blob);
+  return out;
+}
+
+TEST(Inject, StealsUserfaultfdUnnoticed) {
+  if (!requireRoot()) return;
+  Worker w;
+  int before = w.fdCount();
+  // The worker sits in read(): the injected calls interrupt it and the read
+  // must carry on afterwards as if nothing happened.
+  auto fd = stealUserfaultfd(w.pid());
+  ASSERT_TRUE(fd.ok()) << fd.status().toString();
+  char link[64] = {0};
+  ASSERT_GT(::readlink(("/proc/self/fd/" + std::to_string(fd->get())).c_str(), link, sizeof link - 1), 0);
+  EXPECT_STREQ(link, "anon_inode:[userfaultfd]");
+  EXPECT_EQ(w.fdCount(), before) << "the process keeps no copy of the fd";
+  EXPECT_EQ(w.call('p', 0), 1u) << "the interrupted read() went on";
+}
+
+TEST(Inject, SignalArrivingWhileAttachedIsDelivered) {
+  if (!requireRoot()) return;
+  Worker w;
+  {
+    auto in = Injector::attach(w.pid());
+    ASSERT_TRUE(in.ok()) << in.status().toString();
+    ASSERT_EQ(::kill(w.pid(), SIGUSR1), 0);
+    auto r = in->syscall(SYS_getpid);
+    ASSERT_TRUE(r.ok()) << r.status().toString();
+    EXPECT_GT(*r, 0);
+    ASSERT_TRUE(in->detach().ok());
+  }
+  EXPECT_EQ(w.call('s', 0), 1u) << "SIGUSR1 reached its handler exactly once";
+}
+
+TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
+  if (!requireRoot()) return;
+  Worker w(Worker::kSeccompStrict);
+  auto t = backend("uffd-wp").create(w.pid());
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(t.status().message().find("seccomp strict"), std::string::npos) << t.status().message();
+  EXPECT_EQ(::kill(w.pid(), 0), 0) << "still alive";
+}
+
+TEST(UffdWp, ReportsExactlyTheWrittenPages) {
+  if (!requireRoot()) return;
+  ASSERT_TRUE(backend("uffd-wp").probe().ok()) << backend("uffd-wp").probe().toString();
+  for (auto mode : {Worker::kPlain, Worker::kThreads}) {
+    Worker w(mode);
+    auto t = backend("uffd-wp").create(w.pid());
+    ASSERT_TRUE(t.ok()) << t.status().toString();
+    auto armed = (*t)->arm();
+    ASSERT_TRUE(armed.ok()) << armed.status().toString();
+    EXPECT_EQ(inBlob(*armed, w).bytes(), kBlobPages * 4096) << "the whole blob is watched";
+    for (uint64_t p : {3, 7, 8, 100}) w.call('w', p);
+    auto s = (*t)->collect(true);
+    ASSERT_TRUE(s.ok()) << s.status().toString();
+    PageSet want;
+    for (uint64_t p : {3ull, 7ull, 100ull}) want.add(w.blob() + p * 4096, w.blob() + (p + 1) * 4096);
+    want.add(w.blob() + 8 * 4096, w.blob() + 9 * 4096);
+    EXPECT_EQ(inBlob(s->written, w).ranges(), want.ranges());
+    EXPECT_EQ(inBlob(s->watched, w).bytes(), kBlobPages * 4096);
+    auto again = (*t)->collect(true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(inBlob(again->written, w).empty()) << "collect re-protects what it reported";
+    auto present = presentPages(w.pid(), {w.blobRange()});
+    ASSERT_TRUE(present.ok());
+    EXPECT_EQ(present->bytes(), kBlobPages * 4096);
+  }
+}
+
+TEST(UffdWp, ReplacedMappingIsUnwatchedThenArmedAgain) {
+  if (!requireRoot()) return;
+  Worker w;
+  auto t = backend("uffd-wp").create(w.pid());
+  ASSERT_TRUE(t.ok()) << t.status().toString();
+  ASSERT_TRUE((*t)->arm().ok());
+  ASSERT_EQ(w.call('m', 0), 1u);
+  auto s = (*t)->collect(true);
+  ASSERT_TRUE(s.ok()) << s.status().toString();
+  EXPECT_TRUE(inBlob(s->watched, w).empty()) << "a replaced mapping was not watched throughout";
+  EXPECT_EQ(inBlob(s->armed, w).bytes(), kBlobPages * 4096) << "and is watched again from now on";
+  w.call('w', 5);
+  auto s2 = (*t)->collect(true);
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(inBlob(s2->written, w).bytes(), 4096u);
+}
+
+TEST(UffdWp, DisarmLeavesNoProtectionBehind) {
+  if (!requireRoot()) return;
+  Worker w;
+  uint64_t before = w.call('t', 0);
+  auto t = backend("uffd-wp").create(w.pid());
+  ASSERT_TRUE(t.ok()) << t.status().toString();
+  ASSERT_TRUE((*t)->arm().ok());
+  ASSERT_TRUE((*t)->collect(false).ok());
+  auto wpAllowed = [&] {
+    int pm = ::open(("/proc/" + std::to_string(w.pid()) + "/pagemap").c_str(), O_RDONLY);
+    std::vector<kabi::PageRegion> regs;
+    EXPECT_EQ(kabi::pagemapScan(pm, 0, 0x7ffffffff000ull, 0, kabi::kPageIsWpallowed, 0, 0, kabi::kPageIsWpallowed, regs), 0);
+    ::close(pm);
+    return regs.size();
+  };
+  ASSERT_GT(wpAllowed(), 0u) << "armed memory shows as write-protect capable";
+  (*t)->disarm();
+  (*t)->disarm();  // idempotent
+  // The kernel's view: no page of the process is write-protect capable.
+  EXPECT_EQ(wpAllowed(), 0u) << "regions still registered";
+  // And the process's view: writing every page costs what it cost before
+  // (a protected page would take a fault on its first write).
+  uint64_t after = w.call('t', 0);
+  EXPECT_LT(after, before * 2 + 2000000) << "before " << before << " ns, after " << after << " ns";
+}
+
+TEST(UffdWp, ExitedProcessIsNotFound) {
+  if (!requireRoot()) return;
+  auto w = std::make_unique<Worker>();
+  auto t = backend("uffd-wp").create(w->pid());
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->arm().ok());
+  w.reset();
+  auto s = (*t)->collect(true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kNotFound) << s.status().toString();
+}
+
+TEST(Trackers, ChooseReportsWhatWorksHere) {
+  auto a = chooseTracker("auto");
+  ASSERT_TRUE(a.ok());
+  EXPECT_STREQ((*a)->name, backend("uffd-wp").probe().ok() ? "uffd-wp" : "none");
+  EXPECT_FALSE(chooseTracker("bogus").ok());
+  EXPECT_TRUE(chooseTracker("none").ok());
+  // This kernel has no soft-dirty (PLATFORM.md): naming it is refused.
+  if (!backend("soft-dirty").probe().ok()) EXPECT_EQ(chooseTracker("soft-dirty").status().code(), Code::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace lxmig::agent

@@ -75,6 +75,12 @@ std::vector<MapsEntry> parseMaps(std::string_view text) {
   return out;
 }
 
+bool dumpedPrivate(const MapsEntry& e) {
+  if (e.perms.size() < 4 || e.perms[3] != 'p') return false;
+  return e.path != "[vvar]" && e.path != "[vvar_vclock]" && e.path != "[vsyscall]" &&
+         e.path != "[uprobes]";
+}
+
 bool trackable(const MapsEntry& e) {
   if (e.perms.size() < 4 || e.perms[1] != 'w' || e.perms[3] != 'p' || e.inode != 0) return false;
   if (e.path.empty() || e.path == "[heap]" || e.path == "[stack]" || startsWith(e.path, "[anon:")) return true;
@@ -90,7 +96,7 @@ void decodePagemapWords(const uint64_t* w, size_t n, uint64_t base, PageSet& pre
   }
 }
 
-Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges) {
+Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges, bool skipPageCache) {
   const std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
@@ -102,8 +108,10 @@ Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges) {
   for (const auto& r : ranges) {
     if (scanWorks) {
       std::vector<kabi::PageRegion> regs;
-      // Present or swapped, and not the shared zero page.
-      int rc = kabi::pagemapScan(fd.get(), r.start, r.end, 0, kabi::kPageIsPfnzero, kabi::kPageIsPfnzero,
+      // Present or swapped, not the shared zero page, not a page cache page
+      // (an untouched page of a private file mapping): what CRIU dumps.
+      const uint64_t notMask = kabi::kPageIsPfnzero | (skipPageCache ? kabi::kPageIsFile : 0);
+      int rc = kabi::pagemapScan(fd.get(), r.start, r.end, 0, notMask, notMask,
                                  kabi::kPageIsPresent | kabi::kPageIsSwapped, kabi::kPageIsPresent, regs);
       if (rc == 0) {
         for (const auto& g : regs) out.add(g.start, g.end);
@@ -115,6 +123,10 @@ Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges) {
     std::vector<uint64_t> words(r.pages());
     ssize_t n = ::pread(fd.get(), words.data(), words.size() * 8, static_cast<off_t>(r.start / kPageSize * 8));
     if (n < 0) return Status::fromErrno("read", path);
+    // Bit 61: page cache or shared anonymous page (CRIU skips those here).
+    if (skipPageCache)
+      for (auto& w : words)
+        if (w & (1ull << 61)) w = 0;
     PageSet ignored;
     decodePagemapWords(words.data(), static_cast<size_t>(n) / 8, r.start, out, ignored);
   }

@@ -70,9 +70,11 @@ const std::vector<TrackerBackend>& trackerBackends();
 // checked. InvalidArgument for an unknown name.
 Result<const TrackerBackend*> chooseTracker(const std::string& requested);
 
-// Present (or swapped), non-zero pages of `range` in `pid`, using
-// PAGEMAP_SCAN where the kernel has it and /proc/PID/pagemap otherwise.
-Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges);
+// Pages of `ranges` in `pid` that CRIU would dump: present or swapped, not
+// the zero page, and with skipPageCache (private file mappings) not page
+// cache either. PAGEMAP_SCAN where the kernel has it, /proc/PID/pagemap
+// otherwise.
+Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges, bool skipPageCache = false);
 
 // --- pure helpers, exposed for unit tests ---
 
@@ -85,6 +87,9 @@ struct MapsEntry {
 std::vector<MapsEntry> parseMaps(std::string_view text);
 // Private, writable, anonymous (heap, stack, anonymous mappings).
 bool trackable(const MapsEntry& e);
+// Private mappings whose written pages CRIU dumps (all but [vvar] and friends;
+// CRIU dumps the vDSO pages too).
+bool dumpedPrivate(const MapsEntry& e);
 // Soft-dirty / present bits of /proc/PID/pagemap words for pages starting at
 // `base`: fills present (present or swapped) and softDirty.
 void decodePagemapWords(const uint64_t* words, size_t n, uint64_t base, PageSet& present, PageSet& softDirty);

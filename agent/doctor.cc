@@ -8,6 +8,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
+#include "dirty_tracker.h"
 
 namespace lxmig::agent {
 namespace {
@@ -99,11 +100,19 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
     bool lok = lazy.ok() && lazy->exitCode == 0;
     add(r, "criu-lazy-pages", lok, lok ? "uffd-noncoop supported" : "not supported",
         "lazy restore needs userfaultfd non-cooperative events", false);
-    auto sd = runCommand({"criu", "check", "--feature", "mem_dirty_track"}, {.timeoutMs = 30000});
-    bool sok = sd.ok() && sd->exitCode == 0;
-    add(r, "tracker-soft-dirty", sok, sok ? "soft-dirty tracking available" : "kernel lacks CONFIG_MEM_SOFT_DIRTY",
-        "none needed: lxmig tracks dirty pages with userfaultfd write-protect instead", false);
   }
+  // Dirty trackers for pre-copy, probed in this process (best first).
+  std::string chosen;
+  for (const auto& b : trackerBackends()) {
+    Status st = b.probe();
+    if (st.ok() && chosen.empty()) chosen = b.name;
+    add(r, std::string("tracker-") + b.name, st.ok(),
+        std::string(b.description) + (st.ok() ? ": works" : ": " + st.message()),
+        std::string(b.name) == "uffd-wp" ? "Linux >= 6.7 with CONFIG_USERFAULTFD and uffd-wp (PTE markers)"
+                                         : "not needed when uffd-wp works",
+        false);
+  }
+  add(r, "tracker", true, "pre-copy uses `" + chosen + "` (override: lxmig migrate --tracker)", "", false);
 
   auto lxc = runCommand({"lxc-start", "--version"}, {.timeoutMs = 10000});
   bool lxcOk = lxc.ok() && lxc->exitCode == 0;

@@ -10,7 +10,9 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
 #include "lxmig/proto/rpc_status.h"
+#include "precopy.h"
 #include "transfer.h"
 
 namespace lxmig::agent {
@@ -60,6 +62,7 @@ class PhaseClock {
     p->set_bytes(bytes);
     p->set_result(st.ok() ? "ok" : "failed");
     p->set_error(st.ok() ? "" : st.message());
+    p->set_detail(detail);
     if (auditId_) (void)node_.audit().endPhase(auditId_, startWall_ + ms, bytes, p->result(), p->error(), detail);
   }
 
@@ -86,6 +89,12 @@ class Progressor {
     done_ += n;
     emit(false);
   }
+  void round(int k, uint64_t dirtyBytes, int64_t predictedMs) {
+    round_ = k;
+    dirty_ = dirtyBytes;
+    predicted_ = predictedMs;
+    emit(true);
+  }
 
  private:
   void emit(bool force) {
@@ -100,12 +109,20 @@ class Progressor {
     double secs = static_cast<double>(now - phaseStart_) / 1e9;
     p.set_rate_bps(secs > 0 ? static_cast<double>(done_) / secs : 0);
     p.set_elapsed_ms((now - t0_) / 1000000);
+    if (phase_ == "precopy") {
+      p.set_round(round_);
+      p.set_dirty_bytes(dirty_);
+      p.set_predicted_downtime_ms(predicted_);
+    }
     fn_(p);
   }
   const ProgressFn& fn_;
   std::string phase_;
   uint64_t done_ = 0, total_ = 0;
   int64_t t0_, phaseStart_ = 0, last_ = 0;
+  int round_ = 0;
+  uint64_t dirty_ = 0;
+  int64_t predicted_ = 0;
 };
 
 // Sends a tree on an open Transfer stream.
@@ -154,7 +171,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   rep.set_container(req.container());
   rep.set_source(cfg.node);
   rep.set_target(req.target());
-  rep.set_mode(req.mode().empty() ? "stop-and-copy" : req.mode());
+  rep.set_mode(req.mode().empty() ? "auto" : req.mode());
   rep.set_reason(req.reason().empty() ? "operator" : req.reason());
   rep.set_started_ms(wallMs());
   const int64_t t0 = monotonicNs();
@@ -193,8 +210,21 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   if (req.target().empty()) return finish("refused", invalidArgument("no target node given (--to)"));
   if (req.target() == cfg.node)
     return finish("refused", invalidArgument("container `" + spec.name + "` already runs on " + cfg.node));
-  if (rep.mode() != "stop-and-copy")
-    return finish("refused", unimplemented("migration mode `" + rep.mode() + "` is not implemented (use stop-and-copy)"));
+  if (rep.mode() != "auto" && rep.mode() != "pre-copy" && rep.mode() != "stop-and-copy")
+    return finish("refused", invalidArgument("unknown migration mode `" + rep.mode() +
+                                             "` (pre-copy or stop-and-copy)"));
+  // The tracker decides: "none" is stop-and-copy (DESIGN.md, dirty tracking).
+  const TrackerBackend* backend = nullptr;
+  if (rep.mode() != "stop-and-copy") {
+    auto b = chooseTracker(req.tracker());
+    if (!b.ok()) return finish("refused", b.status());
+    if (std::string((*b)->name) != "none") backend = *b;
+    else if (rep.mode() == "pre-copy" && !req.tracker().empty() && req.tracker() != "none")
+      return finish("refused", failedPrecondition("no dirty tracker works on " + cfg.node + " (see `lxmig doctor`)"));
+  }
+  rep.set_mode(backend ? "pre-copy" : "stop-and-copy");
+  rep.set_tracker(backend ? backend->name : "none");
+  (void)node.audit().setMode(rep.id(), rep.mode(), rep.tracker());
   auto stubR = node.peer(req.target());
   if (!stubR.ok()) return finish("refused", stubR.status());
   auto& stub = *stubR;
@@ -204,6 +234,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   if (auto st = node.reserve(spec.name, "migrating to " + req.target()); !st.ok()) return finish("refused", st);
 
   const std::string imagesDir = node.imagesRoot() + "/" + rep.id();
+  std::unique_ptr<PreCopy> pc;  // pre-copy state; its destructor disarms the trackers
   bool frozen = false;
   bool restoreSent = false;
 
@@ -238,6 +269,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
                                                          ", then `lxmig rm` one copy and thaw the other"));
     }
     Status local;
+    if (pc) pc->disarm();  // no write-protection is left in the processes
     if (frozen) {
       local = node.lxc().thaw(spec.name);
       if (auto st = node.claimAddress(spec); !st.ok() && local.ok()) local = st;
@@ -299,6 +331,100 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     manifest = std::move(*m);
   }
 
+  // ---- PRE-COPY: memory rounds while the container runs ----
+  const uint64_t memBytes = node.lxc().memoryBytes(spec.name);
+  if (backend) {
+    prog.phase("precopy", memBytes);
+    PhaseClock ph(node, rep, "precopy");
+    PreCopyOptions o;
+    o.migrationId = rep.id();
+    o.backend = backend;
+    o.maxDowntimeMs = req.max_downtime_ms() > 0 ? req.max_downtime_ms() : 300;
+    o.maxRounds = req.max_rounds() > 0 ? req.max_rounds() : 10;
+    o.memoryBytes = memBytes;
+    o.freeze = [&] { return node.lxc().freeze(spec.name); };
+    o.thaw = [&] { return node.lxc().thaw(spec.name); };
+    pc = std::make_unique<PreCopy>(o, [&] { return node.lxc().pids(spec.name); });
+    Status st = pc->start();
+    if (!st.ok()) {
+      // A process that cannot be tracked: the whole container moves by
+      // stop-and-copy instead (nothing was left in any process).
+      std::string w = "pre-copy impossible for `" + spec.name + "`, falling back to stop-and-copy: " + st.message();
+      LXMIG_LOG(kWarn, kLog) << w;
+      rep.add_warnings(w);
+      (void)node.audit().addEvent(rep.id(), "warn", w);
+      pc.reset();
+      rep.set_mode("stop-and-copy");
+      (void)node.audit().setMode(rep.id(), rep.mode(), backend->name);
+      ph.end(okStatus(), 0, "fallback: " + st.message());
+    } else {
+      uint64_t bytes = 0;
+      auto counted = [&](uint64_t n) {
+        bytes += n;
+        prog.add(n);
+      };
+      Status rst;
+      for (;;) {
+        if (isCancelled()) {
+          rst = cancelledByOperator();
+          break;
+        }
+        // One stream per round: when it ends, the target folds the round
+        // into its page store.
+        grpc::ClientContext ctx;
+        v1::TransferReply tr;
+        auto w = stub->Transfer(&ctx, &tr);
+        auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->Write(c); };
+        auto r = pc->round(sink, counted);
+        w->WritesDone();
+        Status fin = fromGrpc(req.target(), w->Finish());
+        if (!r.ok()) {
+          rst = r.status();
+          if (!fin.ok() && rst.code() == Code::kUnavailable) rst = fin;  // the target's reason
+          break;
+        }
+        if (!fin.ok()) {
+          rst = fin;
+          break;
+        }
+        store::RoundRecord rr;
+        rr.round = r->round;
+        rr.startedMs = r->startedMs;
+        rr.durationMs = r->durationMs;
+        rr.scanUs = r->scanUs;
+        rr.processes = r->processes;
+        rr.dirtyPages = static_cast<int64_t>(r->dirtyPages);
+        rr.pagesSent = static_cast<int64_t>(r->pagesSent);
+        rr.bytes = static_cast<int64_t>(r->bytesSent);
+        rr.dirtyRateBps = r->dirtyRateBps;
+        rr.sendRateBps = r->sendRateBps;
+        rr.predictedDowntimeMs = r->predictedDowntimeMs;
+        rr.stop = r->stop;
+        (void)node.audit().addRound(rep.id(), rr);
+        auto* rp = rep.add_rounds();
+        rp->set_round(r->round);
+        rp->set_started_ms(r->startedMs);
+        rp->set_duration_ms(r->durationMs);
+        rp->set_scan_us(r->scanUs);
+        rp->set_processes(r->processes);
+        rp->set_dirty_pages(r->dirtyPages);
+        rp->set_pages_sent(r->pagesSent);
+        rp->set_bytes(r->bytesSent);
+        rp->set_dirty_rate_bps(r->dirtyRateBps);
+        rp->set_send_rate_bps(r->sendRateBps);
+        rp->set_predicted_downtime_ms(r->predictedDowntimeMs);
+        rp->set_stop(r->stop);
+        prog.round(r->round, r->dirtyPages * kPageSize, r->predictedDowntimeMs);
+        if (!r->stop.empty()) break;
+      }
+      if (isCancelled()) rst = cancelledByOperator();
+      for (const auto& wn : pc->warnings()) rep.add_warnings(wn);
+      rep.set_bytes(rep.bytes() + bytes);
+      ph.end(rst, bytes, "tracker=" + std::string(backend->name) + " rounds=" + std::to_string(pc->roundsDone()));
+      if (!rst.ok()) return abortAll(rst.withContext("pre-copy"));
+    }
+  }
+
   // ---- FREEZE: downtime starts ----
   int64_t tFreeze = 0;
   {
@@ -315,6 +441,15 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     }
     ph.end(st);
     if (!st.ok()) return abortAll(st);
+  }
+  FinalStats fs;
+  if (pc) {
+    PhaseClock ph(node, rep, "final-scan");
+    auto r = pc->finalScan();
+    Status st = r.ok() ? okStatus() : r.status();
+    if (r.ok()) fs = *r;
+    ph.end(st, 0, "dirty_pages=" + std::to_string(fs.dirtyPages) + " valid_pages=" + std::to_string(fs.validPages));
+    if (!st.ok()) return abortAll(st.withContext("final scan"));
   }
 
   // ---- DUMP ----
@@ -343,7 +478,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     });
     while (!done) {
       uint64_t n = 0;
-      if (streamSt.ok()) {
+      if (streamSt.ok() && !pc) {  // pre-copy rewrites the page files after the dump
         auto r = tail.poll(sink, counted);
         if (r.ok()) n = *r;
         else streamSt = r.status();
@@ -357,6 +492,19 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       tctx.TryCancel();
       (void)w->Finish();
       return abortAll(st);
+    }
+  }
+  if (pc) {
+    // Pages the target holds become references into its round chain.
+    PhaseClock ph(node, rep, "rewrite");
+    Status st = pc->rewriteDump(imagesDir, fs);
+    if (st.ok()) imageBytes = treeBytes(imagesDir);
+    ph.end(st, imageBytes,
+           "parent_pages=" + std::to_string(fs.parentPages) + " delta_pages=" + std::to_string(fs.deltaPages));
+    if (!st.ok()) {
+      tctx.TryCancel();
+      (void)w->Finish();
+      return abortAll(st.withContext("rewrite images"));
     }
   }
 
@@ -395,10 +543,14 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     setDeadline(ctx, 120);
     v1::RestoreRequest rr;
     rr.set_migration_id(rep.id());
+    rr.set_lazy(pc != nullptr);
     v1::RestoreReply rrep;
     restoreSent = true;
     Status st = fromGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
-    ph.end(st, 0, st.ok() ? "restore_ms=" + std::to_string(rrep.restore_ms()) +
+    ph.end(st, 0, st.ok() ? "assemble_ms=" + std::to_string(rrep.assemble_ms()) +
+                                " assemble_copied=" + std::to_string(rrep.assembled_copied_bytes()) +
+                                " lazy_start_ms=" + std::to_string(rrep.lazy_start_ms()) +
+                                " restore_ms=" + std::to_string(rrep.restore_ms()) +
                                 " cutover_ms=" + std::to_string(rrep.cutover_ms())
                           : "");
     if (!st.ok()) return abortAll(st);
@@ -545,12 +697,17 @@ Result<v1::TransferReply> Incoming::receive(grpc::ServerReader<v1::TransferChunk
   if (!st) return r;
   LXMIG_RETURN_IF_ERROR(images->finish().withContext("target " + nodeName));
   LXMIG_RETURN_IF_ERROR(rootfs->finish().withContext("target " + nodeName));
+  if (pathExists(st->imagesDir + "/rounds")) {
+    std::lock_guard lk(st->pagesMu);
+    if (!st->pages) st->pages = std::make_unique<PageStore>(st->imagesDir);
+    LXMIG_RETURN_IF_ERROR(st->pages->applyRounds().withContext("target " + nodeName + ": page store"));
+  }
   r.set_bytes(images->bytes() + rootfs->bytes());
   r.set_files(images->files() + rootfs->files());
   return r;
 }
 
-Result<v1::RestoreReply> Incoming::restore(const std::string& id) {
+Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
   const auto& cfg = node_.config();
   const std::string& name = st->spec.name;
@@ -567,7 +724,27 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id) {
   if (auto s = node_.saveSpec(st->spec); !s.ok()) return fail(s);
   v1::RestoreReply r;
   int64_t t = monotonicNs();
-  if (auto s = node_.lxc().restore(name, st->imagesDir); !s.ok()) return fail(s);
+  {
+    std::lock_guard lk(st->pagesMu);
+    if (st->pages) {
+      auto as = st->pages->assemble();
+      if (!as.ok()) return fail(as.status().withContext("assemble images"));
+      r.set_assemble_ms((monotonicNs() - t) / 1000000);
+      r.set_assembled_copied_bytes(as->copiedBytes);
+      t = monotonicNs();
+    }
+  }
+  if (lazy) {
+    auto d = node_.lxc().startLazyPages(st->imagesDir);
+    if (!d.ok()) return fail(d.status());
+    st->lazyPages = std::make_shared<Child>(std::move(*d));
+    r.set_lazy_start_ms((monotonicNs() - t) / 1000000);
+    t = monotonicNs();
+  }
+  if (auto s = node_.lxc().restore(name, st->imagesDir, lazy); !s.ok()) {
+    st->lazyPages.reset();
+    return fail(s);
+  }
   st->restored = true;
   if (auto s = node_.lxc().thaw(name); !s.ok()) return fail(s);
   r.set_restore_ms((monotonicNs() - t) / 1000000);
@@ -589,8 +766,16 @@ void Incoming::reapIdle(int64_t idleMs) {
   for (const auto& id : idle) (void)abort(id, "source silent for " + std::to_string(idleMs / 1000) + " s");
 }
 
-void Incoming::discard(const std::string& id, const State& s) {
-  if (!s.restored) keepCriuLogs(s.imagesDir, node_.config().stateDir + "/logs/" + id);
+void Incoming::discard(const std::string& id, State& s) {
+  s.lazyPages.reset();  // a daemon still running serves a container being destroyed
+  if (!s.restored) {
+    const std::string logs = node_.config().stateDir + "/logs/" + id;
+    keepCriuLogs(s.imagesDir, logs);
+    // For a post-mortem of a failed restore: LXMIG_KEEP_FAILED_IMAGES=1 in
+    // the agent's environment keeps the whole image set with the logs.
+    if (const char* keep = std::getenv("LXMIG_KEEP_FAILED_IMAGES"); keep && std::string(keep) == "1")
+      if (makeDirs(logs, 0700).ok()) (void)runCommand({"cp", "-a", s.imagesDir, logs + "/images"});
+  }
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);
   node_.unreserve(s.spec.name);
@@ -601,8 +786,29 @@ void Incoming::discard(const std::string& id, const State& s) {
 Status Incoming::commit(const std::string& id) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + node_.config().node);
-  discard(id, *st);
   (void)node_.audit().finishMigration(id, "committed", "", wallMs(), 0, -1, wallMs() - st->startedMs);
+  if (st->lazyPages && st->lazyPages->running()) {
+    // The container runs; its memory is still being filled from the local
+    // images. They go once the daemon is done.
+    std::thread([this, id, st] {
+      auto rc = st->lazyPages->wait(600000);
+      if (!rc.ok() || *rc != 0) {
+        std::string why = rc.ok() ? "exit code " + std::to_string(*rc) : rc.status().message();
+        LXMIG_LOG(kError, kLog) << "lazy-pages daemon of migration " << id << " failed (" << why
+                                << "): container `" << st->spec.name << "` may miss memory; log kept in "
+                                << node_.config().stateDir << "/logs/" << id;
+        (void)node_.audit().addEvent(id, "error", "lazy-pages daemon failed: " + why);
+        (void)makeDirs(node_.config().stateDir + "/logs/" + id, 0700);
+        auto log = readFile(st->imagesDir + "/lazy-pages.log");
+        if (log.ok()) (void)writeFileAtomic(node_.config().stateDir + "/logs/" + id + "/lazy-pages.log", *log, 0600);
+      } else {
+        (void)node_.audit().addEvent(id, "info", "lazy-pages daemon filled all memory");
+      }
+      discard(id, *st);
+    }).detach();
+    return okStatus();
+  }
+  discard(id, *st);
   return okStatus();
 }
 

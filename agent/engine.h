@@ -17,6 +17,7 @@
 
 #include "lxmig/v1/agent.grpc.pb.h"
 #include "node.h"
+#include "page_store.h"
 
 namespace lxmig::agent {
 
@@ -36,7 +37,7 @@ class Incoming {
   void cleanupStale();
   Status prepare(const v1::PrepareRequest& req);
   Result<v1::TransferReply> receive(grpc::ServerReader<v1::TransferChunk>* reader);
-  Result<v1::RestoreReply> restore(const std::string& id);
+  Result<v1::RestoreReply> restore(const std::string& id, bool lazy);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);
   // Aborts incoming migrations not restored and silent for idleMs: their
@@ -50,11 +51,16 @@ class Incoming {
     std::string stagingDir;  // <lxc_path>/.incoming-<id>
     std::string imagesDir;
     bool restored = false;
+    // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
+    // has filled every page.
+    std::shared_ptr<Child> lazyPages;
+    std::mutex pagesMu;
+    std::unique_ptr<PageStore> pages;  // pre-copy rounds received
     int64_t startedMs = 0;
     std::atomic<int64_t> lastActivityMs{0};
   };
   Result<std::shared_ptr<State>> find(const std::string& id);
-  void discard(const std::string& id, const State& s);
+  void discard(const std::string& id, State& s);
 
   Node& node_;
   std::mutex mu_;

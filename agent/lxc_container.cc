@@ -327,7 +327,34 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir) {
   return okStatus();
 }
 
-Status LxcHost::restore(const std::string& name, const std::string& imagesDir) {
+Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {
+  std::string p = freezerPath(name);
+  p = p.substr(0, p.rfind('/')) + "/cgroup.procs";
+  auto text = readFile(p);
+  if (!text.ok()) return notFound("container `" + name + "` has no cgroup (not running?)");
+  std::vector<pid_t> out;
+  for (const auto& l : split(*text, '\n')) out.push_back(static_cast<pid_t>(std::stol(l)));
+  return out;
+}
+
+Result<Child> LxcHost::startLazyPages(const std::string& dir) {
+  const std::string sock = dir + "/lazy-pages.socket";
+  ::unlink(sock.c_str());
+  SpawnOptions so;
+  so.stderrPath = dir + "/lazy-pages.out";
+  std::vector<std::string> argv = {"criu", "lazy-pages", "-D", dir, "-o", "lazy-pages.log"};
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) argv.push_back(std::string("-v") + v);
+  LXMIG_ASSIGN_OR_RETURN(Child c, spawn(argv, so));
+  for (int i = 0; i < 2000; ++i) {
+    if (pathExists(sock)) return c;
+    auto done = c.wait(0);
+    if (done.ok()) return internalError("criu lazy-pages exited at once (" + std::to_string(*done) + "): " + criuError(dir + "/lazy-pages.log"));
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return unavailable("criu lazy-pages did not open its socket in " + dir + " within 1 s");
+}
+
+Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {
   LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
   if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
   c->want_daemonize(c.get(), true);
@@ -340,6 +367,9 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir) {
   // liblxc passes --cgroup-root for v1 controllers only; without a default
   // the tasks land in the source's cgroup2 path (PLATFORM.md).
   std::string opts = "--cgroup-root /" + cgroupParent_ + "/payload." + name;
+  if (lazy) opts += " --lazy-pages";
+  // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
   int r = c->migrate(c.get(), MIGRATE_RESTORE, &o, sizeof o);
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);

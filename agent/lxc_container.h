@@ -10,6 +10,8 @@
 // in every hierarchy, so several simulated nodes can share one kernel.
 #pragma once
 
+#include "lxmig/base/process.h"
+
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -69,8 +71,14 @@ class LxcHost {
   // (CRIU restores the freezer state it found), so an abort only thaws.
   Status dump(const std::string& name, const std::string& dir);
   // CRIU restore from dir; returns with the container restored, frozen as it
-  // was dumped; call thaw() to let it run.
-  Status restore(const std::string& name, const std::string& dir);
+  // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
+  // the images is filled after the restore by a lazy-pages daemon on dir,
+  // which the caller started with startLazyPages() and keeps until it exits.
+  Status restore(const std::string& name, const std::string& dir, bool lazy = false);
+  // Starts `criu lazy-pages` on the images in dir and waits for its socket.
+  Result<Child> startLazyPages(const std::string& dir);
+  // Host pids of the container's processes (its payload cgroup).
+  Result<std::vector<pid_t>> pids(const std::string& name) const;
   // SIGKILL everything and wait until stopped. NotFound is not an error.
   Status stop(const std::string& name);
   // stop() + remove config, rootfs and cgroups. Idempotent.

@@ -38,10 +38,9 @@ class Emitter {
   Emitter(const std::string& id, const ChunkSink& sink, const BytesCallback& onBytes)
       : id_(id), sink_(sink), onBytes_(onBytes) {}
   Status dir(const std::string& rel) { return meta(rel, v1::FileMeta::DIRECTORY, 0700, ""); }
-  Status symlink(const std::string& rel, const std::string& target) {
-    return meta(rel, v1::FileMeta::SYMLINK, 0777, target);
-  }
-  Status file(const std::string& rel) { return meta(rel, v1::FileMeta::REGULAR, 0600, ""); }
+  // The receiver truncates a file to the size its header announced when the
+  // next header arrives; a header sent again for the same file fixes it.
+  Status file(const std::string& rel, uint64_t size) { return meta(rel, v1::FileMeta::REGULAR, 0600, "", size); }
   Status data(const std::string& rel, uint64_t off, std::string bytes) {
     v1::TransferChunk c = base(rel);
     c.set_offset(off);
@@ -54,7 +53,7 @@ class Emitter {
     return okStatus();
   }
   Status whole(const std::string& rel, std::string bytes) {
-    LXMIG_RETURN_IF_ERROR(file(rel));
+    LXMIG_RETURN_IF_ERROR(file(rel, bytes.size()));
     return data(rel, 0, std::move(bytes));
   }
   uint64_t sent() const { return sent_; }
@@ -67,11 +66,14 @@ class Emitter {
     c.set_path(rel);
     return c;
   }
-  Status meta(const std::string& rel, v1::FileMeta::Type type, uint32_t mode, const std::string& link) {
+  Status meta(const std::string& rel, v1::FileMeta::Type type, uint32_t mode, const std::string& link,
+              uint64_t size = 0) {
     v1::TransferChunk c = base(rel);
     auto* m = c.mutable_meta();
     m->set_type(type);
     m->set_mode(mode);
+    m->set_size(size);
+    m->set_mtime_ns(wallMs() * 1000000);
     m->set_link_target(link);
     if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
     return okStatus();
@@ -167,7 +169,7 @@ Status PreCopy::start() {
 
 // Scans every process: fills `toSend` with what the target lacks and
 // drops from each `valid` what changed. Returns the dirty page count.
-Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew) {
+Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once) {
   uint64_t dirty = 0;
   std::vector<pid_t> gone;
   for (auto& [pid, p] : procs_) {
@@ -188,6 +190,23 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew) {
         continue;
       }
       out = std::move(*present);
+      // Private memory the tracker does not watch (written pages of file
+      // mappings, ...) is sent once too: it is dirty until the freeze, but
+      // its place in the target's page store is then already reserved.
+      if (once) {
+        auto maps = readFile("/proc/" + std::to_string(pid) + "/maps");
+        std::vector<Range> fileBacked, special;
+        if (maps.ok())
+          for (const auto& e : parseMaps(*maps))
+            if (dumpedPrivate(e)) (e.inode ? fileBacked : special).push_back(e.range);
+        PageSet rest;
+        if (auto pr = presentPages(pid, fileBacked, true); pr.ok()) rest = std::move(*pr);
+        if (auto pr = presentPages(pid, special); pr.ok())
+          for (const auto& r : pr->ranges()) rest.add(r);
+        for (const auto& r : armed->ranges()) rest.remove(r);
+        for (const auto& r : rest.ranges()) out.add(r);
+        (*once)[pid] = std::move(rest);
+      }
     } else {
       auto s = p->tracker->collect(armNew);
       if (!s.ok()) {
@@ -228,8 +247,8 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   for (const auto& [pid, p] : procs_)
     if (p->tracker && p->armed && p->tracker->collectNeedsFreeze()) needFreeze = true;
   if (needFreeze && opts_.freeze) LXMIG_RETURN_IF_ERROR(opts_.freeze());
-  std::map<pid_t, PageSet> toSend;
-  auto dirty = scan(toSend, true);
+  std::map<pid_t, PageSet> toSend, once;
+  auto dirty = scan(toSend, true, &once);
   if (needFreeze && opts_.thaw) LXMIG_RETURN_IF_ERROR(opts_.thaw());
   if (!dirty.ok()) return dirty.status();
   const int64_t tScan = monotonicNs();
@@ -251,6 +270,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
       if (notConverging_ >= 2) rs.stop = "not converging (dirty rate >= send rate)";
     }
     if (!rs.stop.empty()) {
+      rs.sendRateBps = sendRate_;
       rs.durationMs = (monotonicNs() - t0) / 1000000;
       return rs;
     }
@@ -261,12 +281,12 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   const std::string dir = roundDir(roundsDone_);
   if (first) LXMIG_RETURN_IF_ERROR(em.dir("rounds"));
   LXMIG_RETURN_IF_ERROR(em.dir(dir));
-  if (!first) LXMIG_RETURN_IF_ERROR(em.symlink(dir + "/parent", "../" + roundDir(roundsDone_ - 1).substr(7)));
   if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
   const int64_t tSend = monotonicNs();
   for (auto& [pid, p] : procs_) {
     const std::string pages = dir + "/pages-" + std::to_string(p->vpid) + ".img";
-    LXMIG_RETURN_IF_ERROR(em.file(pages));
+    const uint64_t planned = toSend[pid].bytes();
+    LXMIG_RETURN_IF_ERROR(em.file(pages, planned));
     PageSet sentNow;
     uint64_t off = 0;
     bool alive = true;
@@ -292,9 +312,13 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
         a += good < len ? good + kPageSize : good;
       }
     }
+    if (off != planned) LXMIG_RETURN_IF_ERROR(em.file(pages, off));  // pages vanished: the file is shorter
     for (const auto& r : sentNow.ranges()) p->valid.add(r);
+    for (const auto& r : once[pid].ranges()) p->valid.remove(r);  // unwatched: never valid
+    PageSet described = p->valid;  // every page of the pages file must be described
+    for (const auto& r : sentNow.ranges()) described.add(r);
     LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-" + std::to_string(p->vpid) + ".img",
-                                   serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), p->valid, sentNow))));
+                                   serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), described, sentNow))));
   }
   const int64_t tEnd = monotonicNs();
   rs.bytesSent = em.sent();
@@ -350,9 +374,6 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;
   }
-  const std::string link = imagesDir + "/parent";
-  ::unlink(link.c_str());
-  if (::symlink(roundDir(roundsDone_ - 1).c_str(), link.c_str()) != 0) return Status::fromErrno("symlink", link);
   return okStatus();
 }
 

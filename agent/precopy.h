@@ -1,12 +1,13 @@
 // Source side of iterative pre-copy (DESIGN.md, "A migration", SYNC and
 // FINAL). While the container runs, each round sends the pages written since
 // the previous one, read with process_vm_readv and keyed by (pid inside the
-// container, address). The target keeps them as a chain of CRIU image sets
-// rounds/NNNN/{pagemap,pages}-<vpid>.img whose "parent" links point to the
-// previous round; after the freeze and the CRIU dump, rewriteDump() turns
-// every page the target holds into a PARENT entry of CRIU's own pagemap, so
-// only the rest travels and CRIU restores from the chain (lazily: the
-// memory is local to the target, the container runs while it fills in).
+// container, address). Each round arrives on the target as CRIU-format
+// files rounds/NNNN/{pagemap,pages}-<vpid>.img, which the target folds into
+// its page store (page_store.h). After the freeze and the CRIU dump,
+// rewriteDump() marks every page the target holds PARENT in CRIU's own
+// pagemaps, so only the rest travels; the target completes the images from
+// its store and restores lazily (the memory is local: the container runs
+// while it fills in).
 //
 //   PreCopy pc(opts, listPids);
 //   pc.start();                                  // trackers into every process
@@ -77,8 +78,8 @@ class PreCopy {
   Result<RoundStats> round(const ChunkSink& sink, const BytesCallback& onBytes);
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
-  // Rewrites CRIU's pagemaps in imagesDir (see above) and links "parent"
-  // to the last round. Call after finalScan() and the dump.
+  // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
+  // finalScan() and the dump.
   Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
   // Removes write-protection and fds from every process. Idempotent.
   void disarm();
@@ -96,7 +97,7 @@ class PreCopy {
     PageSet valid;  // the target holds the current content of these pages
     bool armed = false;
   };
-  Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew);
+  Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once = nullptr);
   Status refreshProcesses(bool attachNew);
   Result<std::unique_ptr<Proc>> attach(pid_t pid);
 

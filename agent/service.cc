@@ -29,6 +29,23 @@ v1::MigrationReport fromRecord(const store::MigrationRecord& m) {
     ph->set_bytes(p.bytes);
     ph->set_result(p.result);
     ph->set_error(p.error);
+    ph->set_detail(p.detail);
+  }
+  r.set_tracker(m.tracker);
+  for (const auto& x : m.rounds) {
+    auto* rp = r.add_rounds();
+    rp->set_round(x.round);
+    rp->set_started_ms(x.startedMs);
+    rp->set_duration_ms(x.durationMs);
+    rp->set_scan_us(x.scanUs);
+    rp->set_processes(static_cast<uint32_t>(x.processes));
+    rp->set_dirty_pages(static_cast<uint64_t>(x.dirtyPages));
+    rp->set_pages_sent(static_cast<uint64_t>(x.pagesSent));
+    rp->set_bytes(static_cast<uint64_t>(x.bytes));
+    rp->set_dirty_rate_bps(x.dirtyRateBps);
+    rp->set_send_rate_bps(x.sendRateBps);
+    rp->set_predicted_downtime_ms(x.predictedDowntimeMs);
+    rp->set_stop(x.stop);
   }
   return r;
 }
@@ -187,7 +204,7 @@ grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1:
 }
 
 grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
-  auto r = incoming_.restore(req->migration_id());
+  auto r = incoming_.restore(req->migration_id(), req->lazy());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

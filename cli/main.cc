@@ -84,10 +84,20 @@ json reportJson(const v1::MigrationReport& r) {
             {"target", r.target()},  {"mode", r.mode()},           {"result", r.result()},
             {"error", r.error()},    {"reason", r.reason()},       {"started_ms", r.started_ms()},
             {"downtime_ms", r.downtime_ms()}, {"total_ms", r.total_ms()}, {"bytes", r.bytes()}};
+  j["tracker"] = r.tracker();
   j["phases"] = json::array();
   for (const auto& p : r.phases())
     j["phases"].push_back({{"name", p.name()}, {"started_ms", p.started_ms()}, {"duration_ms", p.duration_ms()},
-                           {"bytes", p.bytes()}, {"result", p.result()}, {"error", p.error()}});
+                           {"bytes", p.bytes()}, {"result", p.result()}, {"error", p.error()},
+                           {"detail", p.detail()}});
+  j["rounds"] = json::array();
+  for (const auto& x : r.rounds())
+    j["rounds"].push_back({{"round", x.round()}, {"started_ms", x.started_ms()}, {"duration_ms", x.duration_ms()},
+                           {"scan_us", x.scan_us()}, {"processes", x.processes()}, {"dirty_pages", x.dirty_pages()},
+                           {"pages_sent", x.pages_sent()}, {"bytes", x.bytes()},
+                           {"dirty_rate_bps", x.dirty_rate_bps()}, {"send_rate_bps", x.send_rate_bps()},
+                           {"predicted_downtime_ms", x.predicted_downtime_ms()}, {"stop", x.stop()}});
+  j["warnings"] = r.warnings();
   j["events"] = r.events();
   return j;
 }
@@ -96,13 +106,26 @@ void printReport(const v1::MigrationReport& r) {
   std::printf("migration %s: %s %s -> %s  %s\n", r.id().c_str(), r.container().c_str(), r.source().c_str(),
               r.target().c_str(), r.result().c_str());
   if (!r.error().empty()) std::printf("  error: %s\n", r.error().c_str());
-  std::printf("  mode %s, downtime %s, total %s, %s transferred\n", r.mode().c_str(), fmtMs(r.downtime_ms()).c_str(),
+  std::string mode = r.mode();
+  if (!r.tracker().empty() && r.tracker() != "none") mode += " (" + r.tracker() + ")";
+  std::printf("  mode %s, downtime %s, total %s, %s transferred\n", mode.c_str(), fmtMs(r.downtime_ms()).c_str(),
               fmtMs(r.total_ms()).c_str(), humanBytes(r.bytes()).c_str());
+  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
+  if (r.rounds_size() > 0) {
+    std::printf("  %-5s %9s %10s %10s %10s %12s %12s %10s  %s\n", "ROUND", "DURATION", "DIRTY", "SENT", "BYTES",
+                "DIRTY RATE", "SEND RATE", "PREDICTED", "STOP");
+    for (const auto& x : r.rounds())
+      std::printf("  %-5d %9s %10s %10s %10s %10s/s %10s/s %10s  %s\n", x.round(), fmtMs(x.duration_ms()).c_str(),
+                  humanBytes(x.dirty_pages() * 4096).c_str(), humanBytes(x.pages_sent() * 4096).c_str(),
+                  humanBytes(x.bytes()).c_str(), humanBytes(static_cast<uint64_t>(x.dirty_rate_bps())).c_str(),
+                  humanBytes(static_cast<uint64_t>(x.send_rate_bps())).c_str(),
+                  x.round() == 0 ? "-" : fmtMs(x.predicted_downtime_ms()).c_str(), x.stop().c_str());
+  }
   std::printf("  %-10s %10s %12s  %s\n", "PHASE", "DURATION", "BYTES", "RESULT");
   for (const auto& p : r.phases())
-    std::printf("  %-10s %10s %12s  %s%s%s\n", p.name().c_str(), fmtMs(p.duration_ms()).c_str(),
+    std::printf("  %-10s %10s %12s  %s%s%s%s%s\n", p.name().c_str(), fmtMs(p.duration_ms()).c_str(),
                 p.bytes() ? humanBytes(p.bytes()).c_str() : "-", p.result().c_str(), p.error().empty() ? "" : ": ",
-                p.error().c_str());
+                p.error().c_str(), p.detail().empty() ? "" : "  ", p.detail().c_str());
   for (const auto& e : r.events()) std::printf("  event: %s\n", e.c_str());
 }
 
@@ -111,7 +134,31 @@ void onInterrupt(int) {
   if (g_migrateCtx) g_migrateCtx->TryCancel();
 }
 
-int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::string& to, const std::string& mode) {
+struct MigrateOptions {
+  std::string mode, tracker, maxDowntime;
+  int maxRounds = 0;
+};
+
+// "300ms", "0.5s", "2s" or plain milliseconds.
+Result<int64_t> parseDurationMs(const std::string& s) {
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  std::string unit = end ? end : "";
+  if (end == s.c_str() || v < 0) return invalidArgument("bad duration `" + s + "` (e.g. 300ms or 0.5s)");
+  if (unit.empty() || unit == "ms") return static_cast<int64_t>(v);
+  if (unit == "s") return static_cast<int64_t>(v * 1000);
+  return invalidArgument("bad duration `" + s + "` (e.g. 300ms or 0.5s)");
+}
+
+int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::string& to, const MigrateOptions& mo) {
+  int64_t maxDowntimeMs = 0;
+  if (!mo.maxDowntime.empty()) {
+    auto d = parseDurationMs(mo.maxDowntime);
+    if (!d.ok()) return fail("migrate " + name, d.status());
+    if (*d == 0) return fail("migrate " + name, invalidArgument("--max-downtime must be above 0"));
+    maxDowntimeMs = *d;
+  }
+  if (mo.maxRounds < 0) return fail("migrate " + name, invalidArgument("--max-rounds must be 1 or more"));
   std::string src = g.node;
   if (src.empty()) {
     auto loc = conn.locate(name);
@@ -124,7 +171,10 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   rq.set_node(src);
   rq.set_container(name);
   rq.set_target(to);
-  rq.set_mode(mode);
+  rq.set_mode(mo.mode);
+  rq.set_tracker(mo.tracker);
+  rq.set_max_downtime_ms(maxDowntimeMs);
+  rq.set_max_rounds(mo.maxRounds);
   rq.set_reason("operator");
   grpc::ClientContext ctx;
   g_migrateCtx = &ctx;
@@ -142,7 +192,11 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
       haveReport = true;
     } else if (tty) {
       const auto& p = ev.progress();
-      std::string line = "[" + p.phase() + "] " + humanBytes(p.bytes_done());
+      std::string line = "[" + p.phase() + "] ";
+      if (p.phase() == "precopy")
+        line += "round " + std::to_string(p.round()) + ", dirty " + humanBytes(p.dirty_bytes()) +
+                ", predicted downtime " + std::to_string(p.predicted_downtime_ms()) + " ms; ";
+      line += humanBytes(p.bytes_done());
       if (p.bytes_total()) line += " / " + humanBytes(p.bytes_total());
       if (p.rate_bps() > 0) {
         line += "  " + humanBytes(static_cast<uint64_t>(p.rate_bps())) + "/s";
@@ -217,10 +271,16 @@ int main(int argc, char** argv) {
   exec->add_option("--timeout", execTimeout, "seconds");
   exec->add_option("command", execCmd)->required();
   auto* migrate = app.add_subcommand("migrate", "live-migrate a container to another node");
-  std::string migName, migTo, migMode = "stop-and-copy";
+  std::string migName, migTo;
+  MigrateOptions migOpts;
   migrate->add_option("name", migName)->required();
   migrate->add_option("--to", migTo, "target node")->required();
-  migrate->add_option("--mode", migMode, "stop-and-copy");
+  migrate->add_option("--mode", migOpts.mode, "pre-copy or stop-and-copy (default: pre-copy when a tracker works)")
+      ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));
+  migrate->add_option("--tracker", migOpts.tracker, "dirty tracker: auto, uffd-wp, soft-dirty, none (= stop-and-copy)")
+      ->check(CLI::IsMember({"auto", "uffd-wp", "soft-dirty", "none"}));
+  migrate->add_option("--max-downtime", migOpts.maxDowntime, "pre-copy stops when the rest fits this (default 300ms)");
+  migrate->add_option("--max-rounds", migOpts.maxRounds, "pre-copy round limit (default 10)");
   auto* audit = app.add_subcommand("audit", "migration history");
   audit->require_subcommand(1);
   auto* auditList = audit->add_subcommand("list", "recent migrations");
@@ -421,7 +481,7 @@ int main(int argc, char** argv) {
     return rp.exit_code();
   }
 
-  if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migMode);
+  if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migOpts);
 
   if (groups->parsed()) {
     std::string text;

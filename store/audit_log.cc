@@ -54,6 +54,10 @@ class Stmt {
     ::sqlite3_bind_int64(st_, i, v);
     return *this;
   }
+  Stmt& bind(int i, double v) {
+    ::sqlite3_bind_double(st_, i, v);
+    return *this;
+  }
   Stmt& bindNull(int i) {
     ::sqlite3_bind_null(st_, i);
     return *this;
@@ -61,6 +65,7 @@ class Stmt {
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return ::sqlite3_step(st_); }
   int64_t i64(int col) const { return ::sqlite3_column_int64(st_, col); }
+  double f64(int col) const { return ::sqlite3_column_double(st_, col); }
   std::string text(int col) const {
     auto* p = reinterpret_cast<const char*>(::sqlite3_column_text(st_, col));
     return p ? std::string(p, ::sqlite3_column_bytes(st_, col)) : std::string();
@@ -83,7 +88,7 @@ Status exec(sqlite3* db, const char* sql, std::string_view what) {
 
 constexpr const char* kMigrationColumns =
     "id, container, source, target, mode, started_ms, COALESCE(ended_ms, 0), result, error, "
-    "bytes, downtime_ms, total_ms, reason";
+    "bytes, downtime_ms, total_ms, reason, tracker";
 
 MigrationRecord readMigration(const Stmt& s) {
   MigrationRecord m;
@@ -100,6 +105,7 @@ MigrationRecord readMigration(const Stmt& s) {
   m.downtimeMs = s.i64(10);
   m.totalMs = s.i64(11);
   m.reason = s.text(12);
+  m.tracker = s.text(13);
   return m;
 }
 
@@ -204,6 +210,57 @@ Status AuditLog::endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const
   return okStatus();
 }
 
+Status AuditLog::addRound(const std::string& migrationId, const RoundRecord& r) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "INSERT INTO rounds(migration_id, round, started_ms, duration_ms, scan_us, processes, dirty_pages, "
+         "pages_sent, bytes, dirty_rate_bps, send_rate_bps, predicted_downtime_ms, stop) "
+         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert round"));
+  s.bind(1, migrationId).bind(2, int64_t{r.round}).bind(3, r.startedMs).bind(4, r.durationMs).bind(5, r.scanUs);
+  s.bind(6, r.processes).bind(7, r.dirtyPages).bind(8, r.pagesSent).bind(9, r.bytes).bind(10, r.dirtyRateBps);
+  s.bind(11, r.sendRateBps).bind(12, r.predictedDowntimeMs).bind(13, r.stop);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record round of", migrationId);
+  return okStatus();
+}
+
+Status AuditLog::setMode(const std::string& migrationId, const std::string& mode, const std::string& tracker) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE migrations SET mode=?, tracker=? WHERE id=?");
+  LXMIG_RETURN_IF_ERROR(s.prepared("update mode"));
+  s.bind(1, mode).bind(2, tracker).bind(3, migrationId);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record mode of", migrationId);
+  return okStatus();
+}
+
+Result<std::vector<RoundRecord>> AuditLog::roundsOf(const std::string& id) const {
+  Stmt s(db_,
+         "SELECT round, started_ms, duration_ms, scan_us, processes, dirty_pages, pages_sent, bytes, "
+         "dirty_rate_bps, send_rate_bps, predicted_downtime_ms, stop FROM rounds WHERE migration_id=? ORDER BY round");
+  LXMIG_RETURN_IF_ERROR(s.prepared("select rounds"));
+  s.bind(1, id);
+  std::vector<RoundRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    RoundRecord r;
+    r.round = static_cast<int>(s.i64(0));
+    r.startedMs = s.i64(1);
+    r.durationMs = s.i64(2);
+    r.scanUs = s.i64(3);
+    r.processes = s.i64(4);
+    r.dirtyPages = s.i64(5);
+    r.pagesSent = s.i64(6);
+    r.bytes = s.i64(7);
+    r.dirtyRateBps = s.f64(8);
+    r.sendRateBps = s.f64(9);
+    r.predictedDowntimeMs = s.i64(10);
+    r.stop = s.text(11);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return sqlError(db_, "read rounds of", id);
+  return out;
+}
+
 Status AuditLog::addEvent(const std::string& migrationId, const std::string& level, const std::string& text,
                           int64_t atMs) {
   std::lock_guard lock(mu_);
@@ -275,6 +332,7 @@ Result<MigrationRecord> AuditLog::getMigration(const std::string& id) const {
     return invalidArgument("migration id prefix `" + id + "` is ambiguous");
   MigrationRecord m = std::move(found[0]);
   LXMIG_ASSIGN_OR_RETURN(m.phases, phasesOf(m.id));
+  LXMIG_ASSIGN_OR_RETURN(m.rounds, roundsOf(m.id));
   return m;
 }
 

@@ -240,3 +240,51 @@ TEST_F(AuditLogTest, ConcurrentWritersDoNotLoseRows) {
 
 }  // namespace
 }  // namespace lxmig::store
+
+namespace lxmig::store {
+namespace {
+
+TEST(AuditRounds, RoundsAndModeAreRecordedAndRead) {
+  char tmpl[] = "/tmp/lxmig-rounds-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  {
+    auto log = AuditLog::open(dir + "/audit.db");
+    ASSERT_TRUE(log.ok());
+    MigrationRecord m;
+    m.id = "r1";
+    m.container = "c";
+    m.source = "a";
+    m.target = "b";
+    m.mode = "pre-copy";
+    m.startedMs = 1;
+    ASSERT_TRUE((*log)->beginMigration(m).ok());
+    ASSERT_TRUE((*log)->setMode("r1", "pre-copy", "uffd-wp").ok());
+    for (int k = 0; k < 3; ++k) {
+      RoundRecord r;
+      r.round = k;
+      r.dirtyPages = 100 - k;
+      r.pagesSent = k == 2 ? 0 : 100 - k;
+      r.bytes = r.pagesSent * 4096;
+      r.dirtyRateBps = 1.5 * k;
+      r.stop = k == 2 ? "converged" : "";
+      ASSERT_TRUE((*log)->addRound("r1", r).ok());
+    }
+    RoundRecord dup;
+    EXPECT_FALSE((*log)->addRound("r1", dup).ok()) << "round numbers are unique per migration";
+    auto got = (*log)->getMigration("r1");
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->tracker, "uffd-wp");
+    ASSERT_EQ(got->rounds.size(), 3u);
+    EXPECT_EQ(got->rounds[1].pagesSent, 99);
+    EXPECT_DOUBLE_EQ(got->rounds[2].dirtyRateBps, 3.0);
+    EXPECT_EQ(got->rounds[2].stop, "converged");
+    auto q = (*log)->query("SELECT sum(bytes) FROM rounds WHERE migration_id='r1'");
+    ASSERT_TRUE(q.ok());
+    EXPECT_EQ(q->rows[0][0], std::to_string((100 + 99) * 4096));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lxmig::store

@@ -43,6 +43,21 @@ struct PhaseRecord {
   std::string detail;
 };
 
+// One pre-copy round (see schema/0002_rounds.sql).
+struct RoundRecord {
+  int round = 0;
+  int64_t startedMs = 0;
+  int64_t durationMs = 0;
+  int64_t scanUs = 0;
+  int64_t processes = 0;
+  int64_t dirtyPages = 0;
+  int64_t pagesSent = 0;
+  int64_t bytes = 0;
+  double dirtyRateBps = 0;
+  double sendRateBps = 0;
+  int64_t predictedDowntimeMs = 0;
+  std::string stop;
+};
 struct MigrationRecord {
   std::string id;
   std::string container;
@@ -57,7 +72,9 @@ struct MigrationRecord {
   int64_t downtimeMs = -1;
   int64_t totalMs = -1;
   std::string reason;
+  std::string tracker;               // dirty tracker of a pre-copy migration
   std::vector<PhaseRecord> phases;  // filled by getMigration and listMigrations
+  std::vector<RoundRecord> rounds;  // filled by getMigration
 };
 
 struct MigrationFilter {
@@ -99,6 +116,9 @@ class AuditLog {
   Result<int64_t> beginPhase(const std::string& migrationId, const std::string& name, int64_t startedMs);
   Status endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const std::string& result,
                   const std::string& error, const std::string& detail);
+  Status addRound(const std::string& migrationId, const RoundRecord& r);
+  // The mode actually used (a pre-copy falls back to stop-and-copy) and its tracker.
+  Status setMode(const std::string& migrationId, const std::string& mode, const std::string& tracker);
   Status addEvent(const std::string& migrationId, const std::string& level, const std::string& text,
                   int64_t atMs = 0);
 
@@ -121,6 +141,7 @@ class AuditLog {
   explicit AuditLog(sqlite3* db, std::string path);
   Status migrateSchema();
   Result<std::vector<PhaseRecord>> phasesOf(const std::string& id) const;
+  Result<std::vector<RoundRecord>> roundsOf(const std::string& id) const;
 
   sqlite3* db_;
   std::string path_;

@@ -1,0 +1,64 @@
+// Target side of pre-copy: the pages received in rounds, kept so that the
+// final CRIU images can be completed without copying memory in the frozen
+// window.
+//
+// Round 0 brings every present page of each process in address order: its
+// pages file becomes the process's flat store (store/flat-<vpid>.img) and
+// its address list the store's layout. Later rounds overwrite their pages in
+// place; pages outside the layout (memory that became present later) go to
+// store/extra-<vpid>.img. After the dump the source sends CRIU's pagemaps
+// with every page the target holds marked PARENT plus the pages it lacks;
+// assemble() turns them into plain, self-contained CRIU images: when the
+// process's present pages are still exactly the layout (the usual case),
+// the flat file becomes CRIU's pages file after the few sent pages are
+// written into it; otherwise a new file is built from the pieces.
+//
+// (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
+// local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
+// on pages read from a parent; see docs/architecture.md.)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "lxmig/base/status.h"
+#include "page_set.h"
+
+namespace lxmig::agent {
+
+struct AssembleStats {
+  uint64_t pages = 0;        // pages in the assembled images
+  uint64_t fromStore = 0;    // of which taken from the store
+  uint64_t copiedBytes = 0;  // bytes copied (0 on the fast path)
+  uint32_t rebuilt = 0;      // processes whose pages file had to be rebuilt
+};
+
+class PageStore {
+ public:
+  explicit PageStore(std::string imagesDir) : dir_(std::move(imagesDir)) {}
+  // Folds every round directory (rounds/NNNN) not applied yet into the
+  // store and removes it. Call after each round's stream has ended.
+  Status applyRounds();
+  // Completes CRIU's images in the images dir (see above).
+  Result<AssembleStats> assemble();
+
+ private:
+  struct Proc {
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> layout;  // start -> (end, offset in flat)
+    uint64_t layoutPages = 0;
+    std::map<uint64_t, uint64_t> extra;  // page address -> offset in extra file
+    uint64_t extraSize = 0;
+  };
+  Status applyRound(int k);
+  // Offset in the flat file of the page at addr, or UINT64_MAX.
+  static uint64_t flatOffset(const Proc& p, uint64_t addr);
+  std::string flatPath(uint32_t vpid) const;
+  std::string extraPath(uint32_t vpid) const;
+
+  std::string dir_;
+  std::map<uint32_t, Proc> procs_;
+  int nextRound_ = 0;
+};
+
+}  // namespace lxmig::agent

@@ -14,6 +14,7 @@
 
 #include "fixtures/testbed_fixture.h"
 #include "lxmig/base/files.h"
+#include "pagemap_scan.h"
 
 namespace lxmig::testing {
 namespace {
@@ -158,7 +159,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   std::string sumBefore = tb().clientRequest(ip, kPort, "SUM");
   ASSERT_GT(field(before, "counter"), 0) << before;
 
-  Cli m = tb().lxmig({"--json", "migrate", "mig1", "--to", "n2"});
+  Cli m = tb().lxmig({"--json", "migrate", "mig1", "--to", "n2", "--mode", "stop-and-copy"});
   ASSERT_EQ(m.code, 0) << m.err << m.out;
   auto r = m.json();
   ASSERT_TRUE(r.is_object()) << m.out;
@@ -298,7 +299,7 @@ TEST_F(MigrationTest, TargetKilledDuringTransfer) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     ::kill(pid, SIGKILL);
   });
-  Cli c = tb().lxmig({"--json", "--node", "n1", "migrate", "killed", "--to", "n2"}, 180000);
+  Cli c = tb().lxmig({"--json", "--node", "n1", "migrate", "killed", "--to", "n2", "--mode", "stop-and-copy"}, 180000);
   killer.join();
   EXPECT_NE(c.code, 0);
   auto r = c.json();
@@ -528,6 +529,230 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
 
   expectRemoved("ucli");
   expectRemoved("usrv");
+}
+
+
+// ---------------------------------------------------------------------------
+// Pre-copy (issue 4). The dirtier workload keeps a running checksum of its
+// memory next to the memory; VERIFY recomputes it from the memory. Equal
+// sums after restore mean every page holds its content at freeze time.
+
+constexpr int kDirtierPort = 7100;
+
+class PreCopyTest : public MigrationTest {
+ protected:
+  std::string runDirtier(const std::string& name, const std::string& node, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name, "--bind",
+                                     tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/dirtier",
+                                     "--port", std::to_string(kDirtierPort)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Cli c = tb().lxmig(args);
+    EXPECT_EQ(c.code, 0) << c.err;
+    auto j = c.json();
+    if (!j.is_object()) return "";
+    std::string ip = j.value("ip", "");
+    EXPECT_NE(tb().waitServer(ip, kDirtierPort), "") << "dirtier in " << name << " never answered";
+    return ip;
+  }
+  std::string verify(const std::string& ip, int port = kDirtierPort) {
+    return tb().clientRequest(ip, port, "VERIFY", 20000);
+  }
+  // Host pids of a container's processes, from its freezer cgroup.
+  std::vector<int> pidsOf(const std::string& node, const std::string& name) {
+    std::vector<int> out;
+    auto t = readFile(std::string("/sys/fs/cgroup/freezer/") + Testbed::kPrefix + "-" + node + "/payload." + name +
+                      "/cgroup.procs");
+    if (t.ok())
+      for (const auto& l : split(*t, '\n')) out.push_back(std::stoi(l));
+    return out;
+  }
+  // Memory ranges still registered for write-protection, over all processes.
+  size_t writeProtectLeft(const std::vector<int>& pids) {
+    size_t n = 0;
+    for (int pid : pids) {
+      int fd = ::open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY);
+      if (fd < 0) continue;
+      std::vector<agent::kabi::PageRegion> regs;
+      EXPECT_EQ(agent::kabi::pagemapScan(fd, 0, 0x7ffffffff000ull, 0, agent::kabi::kPageIsWpallowed, 0, 0,
+                                         agent::kabi::kPageIsWpallowed, regs), 0);
+      ::close(fd);
+      n += regs.size();
+    }
+    return n;
+  }
+  long long tput(const std::string& ip) { return field(tb().clientRequest(ip, kDirtierPort, "TPUT", 20000), "ns_per_page"); }
+};
+
+TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
+  struct Variant {
+    const char* name;
+    std::vector<std::string> args;
+    std::vector<std::string> migrate;
+  };
+  std::vector<Variant> variants = {
+      {"pc-plain", {"--mem", "64", "--rate", "20000"}, {}},
+      {"pc-threads", {"--mem", "64", "--rate", "40000", "--threads", "4"}, {}},
+      {"pc-mmap", {"--mem", "32", "--rate", "20000", "--mmap-churn"}, {}},
+      {"pc-fork", {"--mem", "32", "--rate", "20000", "--fork-churn", "--child"}, {}},
+      {"pc-none", {"--mem", "32", "--rate", "20000"}, {"--tracker", "none"}},
+  };
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.name);
+    std::string ip = runDirtier(v.name, "n1", v.args);
+    ASSERT_FALSE(ip.empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ASSERT_EQ(verify(ip).substr(0, 2), "ok");
+    std::vector<std::string> args = {"--json", "migrate", v.name, "--to", "n2"};
+    args.insert(args.end(), v.migrate.begin(), v.migrate.end());
+    Cli m = tb().lxmig(args);
+    ASSERT_EQ(m.code, 0) << m.err << m.out;
+    auto r = m.json();
+    EXPECT_EQ(r["result"], "committed");
+    const bool precopy = v.migrate.empty();
+    EXPECT_EQ(r["mode"], precopy ? "pre-copy" : "stop-and-copy");
+    if (precopy) {
+      EXPECT_EQ(r["tracker"], "uffd-wp");
+      EXPECT_GE(r["rounds"].size(), 2u) << "round 0 and the scan that stopped the loop";
+      std::set<std::string> phases;
+      for (const auto& p : r["phases"]) phases.insert(p["name"].get<std::string>());
+      for (const char* want : {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore"})
+        EXPECT_TRUE(phases.count(want)) << want;
+    }
+    // Right away, while a lazy restore may still be filling memory in...
+    std::string now = verify(ip);
+    EXPECT_EQ(now.substr(0, 2), "ok") << now;
+    if (std::string(v.name) == "pc-fork") EXPECT_EQ(verify(ip, kDirtierPort + 1).substr(0, 2), "ok");
+    // ...and once it is all there, with the writers going on.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::string later = verify(ip);
+    EXPECT_EQ(later.substr(0, 2), "ok") << later;
+    EXPECT_GT(field(later, "writes"), field(now, "writes")) << "the writers run on the target";
+    EXPECT_EQ(nodeOf(v.name), "n2");
+    expectRemoved(v.name);
+  }
+}
+
+TEST_F(PreCopyTest, RoundsAreAuditedAndStopByRule) {
+  // Writes faster than the rounds can send: the loop must stop by a rule.
+  std::string ip = runDirtier("pc-busy", "n1", {"--mem", "64", "--rate", "400000", "--threads", "2"});
+  ASSERT_FALSE(ip.empty());
+  Cli m = tb().lxmig({"--json", "migrate", "pc-busy", "--to", "n2", "--max-rounds", "4", "--max-downtime", "1ms"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto r = m.json();
+  ASSERT_GE(r["rounds"].size(), 2u);
+  auto last = r["rounds"].back();
+  std::string stop = last["stop"];
+  EXPECT_TRUE(stop == "round limit" || stop.rfind("not converging", 0) == 0) << stop;
+  EXPECT_LE(r["rounds"].size(), 5u);
+  EXPECT_GT(r["rounds"][0]["pages_sent"].get<uint64_t>(), (64ull << 20) / 4096 - 1) << "round 0 sends everything";
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  // The audit has the same rows, and the table prints them.
+  Cli show = tb().lxmig({"--json", "--node", "n1", "audit", "show", r["id"]});
+  ASSERT_EQ(show.code, 0) << show.err;
+  auto a = show.json();
+  ASSERT_EQ(a["rounds"].size(), r["rounds"].size());
+  EXPECT_EQ(a["rounds"].back()["stop"], stop);
+  EXPECT_EQ(a["tracker"], "uffd-wp");
+  Cli table = tb().lxmig({"--node", "n1", "audit", "show", r["id"]});
+  EXPECT_NE(table.out.find("ROUND"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(stop), std::string::npos) << table.out;
+  expectRemoved("pc-busy");
+}
+
+TEST_F(PreCopyTest, UninjectableProcessFallsBackToStopAndCopy) {
+  std::string ip = runDirtier("pc-strict", "n1", {"--mem", "16", "--rate", "5000", "--strict-child"});
+  ASSERT_FALSE(ip.empty());
+  Cli m = tb().lxmig({"--json", "migrate", "pc-strict", "--to", "n2"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "committed");
+  EXPECT_EQ(r["mode"], "stop-and-copy");
+  ASSERT_EQ(r["warnings"].size(), 1u) << r.dump();
+  std::string w = r["warnings"][0];
+  EXPECT_NE(w.find("seccomp strict mode"), std::string::npos) << w;
+  EXPECT_NE(w.find("(dirtier)"), std::string::npos) << "names the process: " << w;
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  // A tracker this kernel lacks is refused up front, nothing moves.
+  Cli sd = tb().lxmig({"migrate", "pc-strict", "--to", "n1", "--tracker", "soft-dirty"});
+  EXPECT_NE(sd.code, 0);
+  EXPECT_NE(sd.err.find("soft-dirty"), std::string::npos) << sd.err;
+  EXPECT_EQ(nodeOf("pc-strict"), "n2");
+  expectRemoved("pc-strict");
+}
+
+TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
+  std::string ip = runDirtier("pc-fault", "n1", {"--mem", "128", "--rate", "300000", "--child"});
+  ASSERT_FALSE(ip.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long long before = tput(ip);
+  ASSERT_GT(before, 0);
+  auto pids = pidsOf("n1", "pc-fault");
+  ASSERT_GE(pids.size(), 2u);
+  const std::vector<std::string> slow = {"--max-rounds", "50", "--max-downtime", "1ms"};
+
+  // 1. The operator presses Ctrl-C during the rounds.
+  {
+    std::vector<std::string> argv = {"env"};
+    for (const auto& e : tb().env()) argv.push_back(e);
+    for (const char* a : {LXMIG_BIN, "migrate", "pc-fault", "--to", "n2"}) argv.push_back(a);
+    argv.insert(argv.end(), slow.begin(), slow.end());
+    SpawnOptions so;
+    so.newSession = false;
+    auto cli = spawn(argv, so);
+    ASSERT_TRUE(cli.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    ASSERT_TRUE(cli->signal(SIGINT).ok());
+    auto rc = cli->wait(60000);
+    ASSERT_TRUE(rc.ok());
+    EXPECT_NE(*rc, 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the agent rolls back
+  EXPECT_EQ(nodeOf("pc-fault"), "n1");
+  EXPECT_EQ(writeProtectLeft(pids), 0u) << "write-protection left in the source's processes";
+  Cli list = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-fault"});
+  auto lj = list.json();
+  ASSERT_FALSE(lj["migrations"].empty()) << list.out;
+  EXPECT_EQ(lj["migrations"][0]["result"], "aborted");
+  EXPECT_NE(lj["migrations"][0]["error"].get<std::string>().find("cancelled by the operator"), std::string::npos)
+      << lj["migrations"][0].dump();
+
+  // 2. The target agent dies in the middle of a round.
+  std::atomic<bool> killed{false};
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    int pid = tb().agentPid("n2");
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
+  });
+  std::vector<std::string> args = {"--json", "migrate", "pc-fault", "--to", "n2"};
+  args.insert(args.end(), slow.begin(), slow.end());
+  Cli m = tb().lxmig(args, 120000);
+  killer.join();
+  ASSERT_TRUE(killed);
+  EXPECT_NE(m.code, 0);
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "aborted") << m.out << m.err;
+  EXPECT_NE(r["error"].get<std::string>().find("pre-copy"), std::string::npos) << r["error"];
+  ASSERT_TRUE(tb().restartAgent("n2").ok());
+  EXPECT_EQ(nodeOf("pc-fault"), "n1");
+  EXPECT_EQ(writeProtectLeft(pids), 0u) << "write-protection left in the source's processes";
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  long long after = tput(ip);
+  EXPECT_LT(after, before * 2 + 200) << "first-write cost before " << before << " ns/page, after " << after;
+
+  // 3. A process of the workload exits during the rounds: the rest moves.
+  auto pidsNow = pidsOf("n1", "pc-fault");
+  std::thread exiter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    // The --child process (pid order: init, its child) is ours to end.
+    if (pidsNow.size() >= 2) ::kill(pidsNow.back(), SIGKILL);
+  });
+  Cli m2 = tb().lxmig({"--json", "migrate", "pc-fault", "--to", "n2", "--max-rounds", "6"}, 120000);
+  exiter.join();
+
+  EXPECT_EQ(m2.code, 0) << m2.err << m2.out;
+  EXPECT_EQ(m2.json()["result"], "committed");
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  expectRemoved("pc-fault");
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ run_lxmig() {  # size run
   "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
   wait_up "$name"
-  "$LXMIG" --json migrate "$name" --to n2 >"$OUT/lxmig-$size-$run.json" || true
+  "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/lxmig-$size-$run.json" || true
   python3 -c "import json; r=json.load(open('$OUT/lxmig-$size-$run.json')); ph={p['name']: p['duration_ms'] for p in r['phases']}; print('lxmig', $size, $run, r['result'], r['total_ms'], r['downtime_ms'], 'dump=%s transfer=%s restore=%s' % (ph.get('dump'), ph.get('transfer'), ph.get('restore')))" >>"$OUT/results.txt"
   "$LXMIG" --quiet rm "$name"
 }

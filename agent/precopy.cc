@@ -283,6 +283,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   LXMIG_RETURN_IF_ERROR(em.dir(dir));
   if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
   const int64_t tSend = monotonicNs();
+  int64_t readNs = 0, sendNs = 0;  // where a round's time goes (debug log)
   for (auto& [pid, p] : procs_) {
     const std::string pages = dir + "/pages-" + std::to_string(p->vpid) + ".img";
     const uint64_t planned = toSend[pid].bytes();
@@ -295,14 +296,18 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
       while (alive && a < r.end) {
         size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, r.end - a));
         iovec local{buf_.data(), len}, remote{reinterpret_cast<void*>(a), len};
+        const int64_t tr0 = monotonicNs();
         ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        readNs += monotonicNs() - tr0;
         if (n < 0 && errno == ESRCH) {
           alive = false;
           break;
         }
         size_t good = n > 0 ? static_cast<size_t>(n) / kPageSize * kPageSize : 0;
         if (good > 0) {
+          const int64_t tw0 = monotonicNs();
           LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::string(buf_.data(), good)));
+          sendNs += monotonicNs() - tw0;
           sentNow.add(a, a + good);
           off += good;
           rs.pagesSent += good / kPageSize;
@@ -321,6 +326,8 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
                                    serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), described, sentNow))));
   }
   const int64_t tEnd = monotonicNs();
+  LXMIG_LOG(kDebug, kLog) << "round " << roundsDone_ << ": " << em.sent() << " bytes, read " << readNs / 1000000
+                          << " ms, send " << sendNs / 1000000 << " ms, total " << (tEnd - tSend) / 1000000 << " ms";
   rs.bytesSent = em.sent();
   totalSent_ += rs.bytesSent;
   if (tEnd > tSend && rs.bytesSent > (1u << 20)) {

@@ -642,7 +642,8 @@ TEST_F(PreCopyTest, RoundsAreAuditedAndStopByRule) {
   ASSERT_GE(r["rounds"].size(), 2u);
   auto last = r["rounds"].back();
   std::string stop = last["stop"];
-  EXPECT_TRUE(stop == "round limit" || stop.rfind("not converging", 0) == 0) << stop;
+  // Any rule but convergence may end it (which one depends on the machine).
+  EXPECT_TRUE(stop == "round limit" || stop == "sent 3x the memory" || stop.rfind("not converging", 0) == 0) << stop;
   EXPECT_LE(r["rounds"].size(), 5u);
   EXPECT_GT(r["rounds"][0]["pages_sent"].get<uint64_t>(), (64ull << 20) / 4096 - 1) << "round 0 sends everything";
   EXPECT_EQ(verify(ip).substr(0, 2), "ok");

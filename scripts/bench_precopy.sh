@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Benchmark (issue 4): pre-copy vs. stop-and-copy, side by side in one run,
+# medians of N runs (order alternating), on the two-node test bed.
+#   W1  64 MiB, mostly idle (dirtier --rate 50)
+#   W2  1 GiB writing 2% of its pages per second
+#   W3  1 GiB writing 50% of its pages per second
+#   W4  redis-server holding ~500 MB under redis-benchmark load from the client
+#   floor: a container with almost no memory, stop-and-copy (freeze, dump,
+#          restore and their fixed costs)
+# Per run: downtime (freeze to running on the target, lxmig's report), the
+# longest gap a client in the client namespace saw between two answers,
+# total time, bytes on the wire, rounds. Also iperf3 single-stream between
+# the nodes, against the page stream's rate (round 0).
+# Writes docs/benchmarks-precopy.json; prints a table.
+# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "W1 W2 W3 W4 floor"]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+RUNS=3
+ONLY="floor W1 W2 W3 W4"
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
+export LXMIG_TESTBED_PREFIX=lxbench
+export PATH=/opt/lxmig/bin:$PATH
+LXMIG=$BUILD/cli/lxmig
+TB="$ROOT/scripts/testbed.sh"
+WORK=$BUILD/tests/workloads
+OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
+PROBE_STOP=$OUT/probe.stop
+cleanup() {
+  touch "$PROBE_STOP"
+  "$LXMIG" testbed down >/dev/null 2>&1 || true
+  cp "$OUT/results.jsonl" "$ROOT/build/bench-precopy-raw.jsonl" 2>/dev/null || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/setup.sh" --quiet
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  # Benchmark-only dependency; policy-rc.d keeps the service from starting.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+fi
+"$ROOT/scripts/build.sh" --quiet
+"$LXMIG" testbed down >/dev/null 2>&1 || true
+"$LXMIG" testbed up --nodes 2 >/dev/null
+
+ip_of() {
+  "$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$1'][0])"
+}
+
+# Client probe in the client namespace: asks every 5 ms, records the longest
+# gap between two answers until $PROBE_STOP exists.
+cat >"$OUT/probe.py" <<'PY'
+import os, socket, sys, time, json
+ip, port, kind, stop, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+req = b"*1\r\n$4\r\nPING\r\n" if kind == "redis" else b"GET\n"
+last, gap, n = time.monotonic(), 0.0, 0
+while not os.path.exists(stop):
+    try:
+        s = socket.create_connection((ip, port), timeout=0.5)
+        s.settimeout(0.5)
+        s.sendall(req)
+        if s.recv(100):
+            now = time.monotonic()
+            gap = max(gap, now - last)
+            last = now
+            n += 1
+        s.close()
+    except OSError:
+        pass
+    time.sleep(0.005)
+json.dump({"max_gap_ms": round(gap * 1000), "answers": n}, open(out, "w"))
+PY
+
+start_workload() {  # W name
+  local w=$1 name=$2
+  case $w in
+    floor) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1 --rate 0) ;;
+    W1) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
+    W2) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
+    W3) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 131072) ;; # 50%
+    W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
+              --enable-debug-command yes --daemonize no) ;;
+  esac
+  "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- "${args[@]}"
+  local ip port=7100 kind=dirtier
+  ip=$(ip_of "$name")
+  [[ $w == W4 ]] && { port=6379; kind=redis; }
+  "$TB" client -- python3 - "$ip" "$port" "$kind" <<'PY'
+import socket, sys, time
+ip, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+req = b"*1\r\n$4\r\nPING\r\n" if kind == "redis" else b"GET\n"
+for _ in range(600):
+    try:
+        s = socket.create_connection((ip, port), timeout=1); s.sendall(req)
+        if s.recv(100): sys.exit(0)
+    except OSError: pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
+  if [[ $w == W4 ]]; then
+    # ~500 MB of data: 480,000 keys of 1,000 bytes.
+    "$TB" client -- redis-cli -h "$ip" -p 6379 DEBUG POPULATE 480000 key 1000 >/dev/null
+  fi
+  sleep 3  # the write rate settles, fresh memory is faulted in
+}
+
+run_one() {  # W mode run
+  local w=$1 mode=$2 run=$3 name ip port=7100 kind=dirtier loadpid=""
+  name=${w,,}${mode:0:3}$run
+  start_workload "$w" "$name"
+  ip=$(ip_of "$name")
+  [[ $w == W4 ]] && { port=6379; kind=redis; }
+  if [[ $w == W4 ]]; then
+    "$TB" client -- redis-benchmark -h "$ip" -p 6379 -t set,get -n 100000000 -r 480000 -d 1000 -c 4 -q \
+      >/dev/null 2>&1 &
+    loadpid=$!
+    sleep 2
+  fi
+  rm -f "$PROBE_STOP"
+  "$TB" client -- python3 "$OUT/probe.py" "$ip" "$port" "$kind" "$PROBE_STOP" "$OUT/probe.json" &
+  local probepid=$!
+  sleep 1
+  "$LXMIG" --json migrate "$name" --to n2 --mode "$mode" >"$OUT/mig.json" || true
+  sleep 1
+  touch "$PROBE_STOP"
+  wait "$probepid" || true
+  [[ -n $loadpid ]] && { kill "$loadpid" 2>/dev/null || true; wait "$loadpid" 2>/dev/null || true; }
+  python3 - "$OUT/mig.json" "$OUT/probe.json" "$w" "$mode" "$run" >>"$OUT/results.jsonl" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))
+ph = {x["name"]: x for x in r.get("phases", [])}
+rounds = r.get("rounds", [])
+r0 = rounds[0] if rounds else None
+print(json.dumps({
+  "w": sys.argv[3], "mode": sys.argv[4], "run": int(sys.argv[5]), "result": r["result"],
+  "downtime_ms": r["downtime_ms"], "client_gap_ms": p["max_gap_ms"], "total_ms": r["total_ms"],
+  "bytes": r["bytes"], "rounds": sum(1 for x in rounds if x["pages_sent"] > 0),
+  "stop": rounds[-1]["stop"] if rounds else "",
+  "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],
+  "round0_rate_bps": (r0["bytes"] * 1000 / r0["duration_ms"]) if r0 and r0["duration_ms"] else 0,
+  "frozen": {k: ph[k]["duration_ms"] for k in ("freeze", "final-scan", "dump", "rewrite", "transfer", "restore") if k in ph},
+  "restore_detail": ph.get("restore", {}).get("detail", ""),
+}))
+PY
+  tail -1 "$OUT/results.jsonl" >&2
+  "$LXMIG" --quiet rm "$name" || true
+}
+
+# Touched memory of W1/W2 (for the bytes-on-the-wire goal): the footprint.
+for w in $ONLY; do
+  for run in $(seq "$RUNS"); do
+    if [[ $w == floor ]]; then run_one floor stop-and-copy "$run"; continue; fi
+    if ((run % 2)); then run_one "$w" pre-copy "$run"; run_one "$w" stop-and-copy "$run"
+    else run_one "$w" stop-and-copy "$run"; run_one "$w" pre-copy "$run"; fi
+  done
+done
+
+# iperf3, one stream, n1 -> n2 over the fabric, same link as the page stream.
+"$TB" exec n2 -- iperf3 -s -1 -D -B 10.99.0.12 >/dev/null 2>&1 || true
+sleep 0.5
+"$TB" exec n1 -- iperf3 -c 10.99.0.12 -t 5 -J >"$OUT/iperf.json" 2>/dev/null || echo '{}' >"$OUT/iperf.json"
+
+python3 - "$OUT/results.jsonl" "$OUT/iperf.json" "$ROOT/docs/benchmarks-precopy.json" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+try:
+    iperf = json.load(open(sys.argv[2]))["end"]["sum_received"]["bits_per_second"] / 8
+except Exception:
+    iperf = 0
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+out = {"iperf3_single_stream_Bps": iperf, "workloads": {}}
+print(f"{'W':6} {'mode':14} {'downtime':>9} {'client gap':>10} {'total':>8} {'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
+for w in ["floor", "W1", "W2", "W3", "W4"]:
+    for mode in ["pre-copy", "stop-and-copy"]:
+        rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
+        if not rs: continue
+        fz = {k: med([r["frozen"].get(k, 0) for r in rs]) for k in rs[0]["frozen"]}
+        m = {"downtime_ms": med([r["downtime_ms"] for r in rs]), "client_gap_ms": med([r["client_gap_ms"] for r in rs]),
+             "total_ms": med([r["total_ms"] for r in rs]), "bytes": med([r["bytes"] for r in rs]),
+             "rounds": med([r["rounds"] for r in rs]), "frozen_ms": fz, "runs": len(rs),
+             "stops": [r["stop"] for r in rs], "dirty_per_round": rs[0]["dirty_per_round"],
+             "round0_rate_Bps": med([r["round0_rate_bps"] for r in rs])}
+        out["workloads"].setdefault(w, {})[mode] = m
+        print(f"{w:6} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['total_ms']:>8.0f} "
+              f"{m['bytes']/2**20:>9.1f} {m['rounds']:>6.0f}  " + " ".join(f"{k}={v:.0f}" for k, v in fz.items()))
+W = out["workloads"]
+def ratio(w, a="pre-copy", b="stop-and-copy", key="downtime_ms"):
+    try: return W[w][a][key] / W[w][b][key]
+    except Exception: return float("nan")
+print()
+print(f"W2 downtime pre-copy / stop-and-copy: {ratio('W2'):.2f}  (goal <= 0.25)")
+try: print(f"W1 downtime pre-copy / floor: {W['W1']['pre-copy']['downtime_ms'] / W['floor']['stop-and-copy']['downtime_ms']:.2f}  (goal <= 1.3)")
+except Exception: pass
+print(f"W1 downtime pre-copy / stop-and-copy: {ratio('W1'):.2f}  (goal <= 1.0)")
+print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")
+for w, touched in (("W1", 64 << 20), ("W2", 1 << 30)):
+    try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= 1.3)")
+    except Exception: pass
+rates = [W[w]["pre-copy"]["round0_rate_Bps"] for w in ("W2", "W3") if w in W and "pre-copy" in W[w]]
+if iperf and rates:
+    print(f"page stream {max(rates)/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: {max(rates)/iperf:.2f}  (goal >= 0.70)")
+json.dump(out, open(sys.argv[3], "w"), indent=2)
+PY

@@ -472,8 +472,14 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     PhaseClock ph(node, rep, "dump");
     Status st;
     std::atomic<bool> done{false};
+    // Pre-copy: CRIU need not write the processes' memory (most of it is on
+    // the target already); rewriteDump() reads the rest from the frozen
+    // processes.
+    int discard = 0;
+    if (pc)
+      if (auto pids = node.lxc().pids(spec.name); pids.ok()) discard = static_cast<int>(pids->size());
     std::thread dumper([&] {
-      st = node.lxc().dump(spec.name, imagesDir);
+      st = node.lxc().dump(spec.name, imagesDir, discard);
       done = true;
     });
     while (!done) {
@@ -495,9 +501,19 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     }
   }
   if (pc) {
-    // Pages the target holds become references into its round chain.
+    // Pages the target holds become PARENT references into its page store.
     PhaseClock ph(node, rep, "rewrite");
     Status st = pc->rewriteDump(imagesDir, fs);
+    if (st.code() == Code::kFailedPrecondition) {
+      // The dump did not number its files as expected: dump again, keeping
+      // everything (the container is still frozen), and rewrite that.
+      LXMIG_LOG(kWarn, kLog) << "migration " << rep.id() << ": " << st.message() << "; dumping again";
+      (void)node.audit().addEvent(rep.id(), "warn", st.message() + "; dumped again with all pages");
+      fs.parentPages = fs.deltaPages = 0;
+      (void)removeTree(imagesDir);
+      st = node.lxc().dump(spec.name, imagesDir);
+      if (st.ok()) st = pc->rewriteDump(imagesDir, fs);
+    }
     if (st.ok()) imageBytes = treeBytes(imagesDir);
     ph.end(st, imageBytes,
            "parent_pages=" + std::to_string(fs.parentPages) + " delta_pages=" + std::to_string(fs.deltaPages));
@@ -788,8 +804,14 @@ Status Incoming::commit(const std::string& id) {
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + node_.config().node);
   (void)node_.audit().finishMigration(id, "committed", "", wallMs(), 0, -1, wallMs() - st->startedMs);
   if (st->lazyPages && st->lazyPages->running()) {
-    // The container runs; its memory is still being filled from the local
-    // images. They go once the daemon is done.
+    // The container runs and is an ordinary container of this node now; its
+    // memory is still being filled from the local images, which go once the
+    // daemon is done.
+    node_.unreserve(st->spec.name);
+    {
+      std::lock_guard lk(mu_);
+      active_.erase(id);
+    }
     std::thread([this, id, st] {
       auto rc = st->lazyPages->wait(600000);
       if (!rc.ok() || *rc != 0) {
@@ -804,7 +826,9 @@ Status Incoming::commit(const std::string& id) {
       } else {
         (void)node_.audit().addEvent(id, "info", "lazy-pages daemon filled all memory");
       }
-      discard(id, *st);
+      st->lazyPages.reset();
+      (void)removeTree(st->stagingDir);
+      (void)removeTree(st->imagesDir);
     }).detach();
     return okStatus();
   }

@@ -313,10 +313,16 @@ Status LxcHost::thaw(const std::string& name) {
   return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED");
 }
 
-Status LxcHost::dump(const std::string& name, const std::string& imagesDir) {
+Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages) {
   LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
+  // CRIU numbers page files 1, 2, ... in the order it dumps the tasks, and
+  // only then shared memory.
+  for (int k = 1; k <= discardPages; ++k) {
+    std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
+    if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);
+  }
   migrate_opts o{};
   o.directory = const_cast<char*>(imagesDir.c_str());
   o.stop = false;  // CRIU leaves it as found: frozen

@@ -1,5 +1,6 @@
 #include "precopy.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -204,6 +205,15 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
         if (auto pr = presentPages(pid, special); pr.ok())
           for (const auto& r : pr->ranges()) rest.add(r);
         for (const auto& r : armed->ranges()) rest.remove(r);
+        // CRIU's parasite injection writes into the first page of the first
+        // executable mapping (compel's syscall address), making it a page
+        // the dump includes: reserve its place in the target's store too.
+        if (maps.ok())
+          for (const auto& e : parseMaps(*maps))
+            if (e.perms.size() >= 4 && e.perms[2] == 'x') {
+              if (e.perms[3] == 'p') rest.add(e.range.start, e.range.start + kPageSize);
+              break;
+            }
         for (const auto& r : rest.ranges()) out.add(r);
         (*once)[pid] = std::move(rest);
       }
@@ -353,27 +363,81 @@ Result<FinalStats> PreCopy::finalScan() {
 
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
   if (roundsDone_ == 0) return okStatus();
-  for (const auto& [pid, p] : procs_) {
-    if (p->valid.empty()) continue;
-    const std::string pmPath = imagesDir + "/pagemap-" + std::to_string(p->vpid) + ".img";
+  // Host pid of every process of the (frozen) container by its pid inside.
+  std::map<pid_t, pid_t> hostPid;
+  if (auto pids = pids_(); pids.ok())
+    for (pid_t p : *pids)
+      if (auto id = pidIdentity(p); id.ok()) hostPid[id->vpid] = p;
+  std::map<pid_t, const Proc*> byVpid;
+  for (const auto& [pid, p] : procs_) byVpid[p->vpid] = p.get();
+
+  DIR* d = ::opendir(imagesDir.c_str());
+  if (!d) return Status::fromErrno("opendir", imagesDir);
+  std::vector<std::pair<pid_t, std::string>> pagemaps;
+  std::vector<std::string> shmemPagemaps;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (startsWith(n, "pagemap-shmem-")) shmemPagemaps.push_back(imagesDir + "/" + n);
+    else if (startsWith(n, "pagemap-") && n.size() > 12 && n.find_first_not_of("0123456789", 8) == n.size() - 4)
+      pagemaps.emplace_back(static_cast<pid_t>(std::stol(n.substr(8))), imagesDir + "/" + n);
+  }
+  ::closedir(d);
+  // Shared memory is never discarded (dumpDiscardingPages only covers the
+  // processes' own page files); CRIU numbering otherwise would be a surprise.
+  for (const auto& sp : shmemPagemaps) {
+    auto text = readFile(sp);
+    auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
+    if (!pm.ok()) return pm.status().withContext(sp);
+    if (isDiscarded(imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img"))
+      return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
+  }
+
+  for (const auto& [vpid, pmPath] : pagemaps) {
     auto text = readFile(pmPath);
-    if (!text.ok()) continue;  // not in the dump (exited before it)
-    auto pm = parsePagemap(*text);
+    auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
     if (!pm.ok()) return pm.status().withContext(pmPath);
-    PagemapRewrite rw = rewritePagemap(*pm, p->valid);
     const std::string pagesPath = imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img";
-    UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!in) return Status::fromErrno("open", pagesPath);
+    const bool discarded = isDiscarded(pagesPath);
+    auto proc = byVpid.find(vpid);
+    const PageSet none;
+    const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
+    if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
+    PagemapRewrite rw = rewritePagemap(*pm, valid);
     const std::string tmp = pagesPath + ".delta";
     UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!out) return Status::fromErrno("create", tmp);
-    for (const auto& [off, len] : rw.copy) {
-      loff_t ioff = static_cast<loff_t>(off);
-      size_t left = len;
-      while (left > 0) {
-        ssize_t n = ::copy_file_range(in.get(), &ioff, out.get(), nullptr, left, 0);
-        if (n <= 0) return Status::fromErrno("copy pages from", pagesPath, n == 0 ? EIO : errno);
-        left -= static_cast<size_t>(n);
+    if (discarded) {
+      // CRIU's copy went to /dev/null: read the delta from the frozen
+      // process itself (/proc/PID/mem reads PROT_NONE pages too).
+      auto hp = hostPid.find(vpid);
+      if (hp == hostPid.end()) return failedPrecondition("no process with pid " + std::to_string(vpid) + " in the container");
+      const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
+      UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem) return Status::fromErrno("open", memPath);
+      if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
+      for (const auto& e : rw.pagemap.entries) {
+        if (!(e.flags & kPePresent)) continue;
+        for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize;) {
+          size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, e.vaddr + e.pages * kPageSize - a));
+          ssize_t n = ::pread(mem.get(), buf_.data(), len, static_cast<off_t>(a));
+          if (n != static_cast<ssize_t>(len))
+            return Status::fromErrno("read pages of pid " + std::to_string(vpid) + " from", memPath, n < 0 ? errno : EIO);
+          if (::write(out.get(), buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", tmp);
+          a += len;
+        }
+      }
+      ::unlink(pagesPath.c_str());
+    } else {
+      UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!in) return Status::fromErrno("open", pagesPath);
+      for (const auto& [off, len] : rw.copy) {
+        loff_t ioff = static_cast<loff_t>(off);
+        size_t left = len;
+        while (left > 0) {
+          ssize_t n = ::copy_file_range(in.get(), &ioff, out.get(), nullptr, left, 0);
+          if (n <= 0) return Status::fromErrno("copy pages from", pagesPath, n == 0 ? EIO : errno);
+          left -= static_cast<size_t>(n);
+        }
       }
     }
     if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
@@ -381,7 +445,22 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;
   }
+  // Discard links CRIU did not use.
+  for (uint32_t k = 1;; ++k) {
+    std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
+    if (!isDiscarded(l)) {
+      if (!pathExists(l) && k > 64) break;
+      continue;
+    }
+    ::unlink(l.c_str());
+  }
   return okStatus();
+}
+
+bool isDiscarded(const std::string& path) {
+  char buf[32] = {0};
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 && std::string(buf, static_cast<size_t>(n)) == "/dev/null";
 }
 
 void PreCopy::disarm() {

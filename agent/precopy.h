@@ -79,7 +79,10 @@ class PreCopy {
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
   // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
-  // finalScan() and the dump.
+  // finalScan() and the dump, with the container still frozen: page files
+  // CRIU wrote to /dev/null are rebuilt from the processes' memory.
+  // FailedPrecondition when the dump does not look as expected (then dump
+  // again without discarding).
   Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
   // Removes write-protection and fds from every process. Idempotent.
   void disarm();
@@ -112,6 +115,11 @@ class PreCopy {
   int notConverging_ = 0;
   std::vector<char> buf_;
 };
+
+// True when path is a link to /dev/null: a page file whose content CRIU
+// discarded (LxcHost::dump with discardPages), read back from the frozen
+// processes by rewriteDump().
+bool isDiscarded(const std::string& path);
 
 // Host pid -> pid in its innermost pid namespace and start time.
 struct PidIdentity {

@@ -594,6 +594,7 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       {"pc-threads", {"--mem", "64", "--rate", "40000", "--threads", "4"}, {}},
       {"pc-mmap", {"--mem", "32", "--rate", "20000", "--mmap-churn"}, {}},
       {"pc-fork", {"--mem", "32", "--rate", "20000", "--fork-churn", "--child"}, {}},
+      {"pc-shared", {"--mem", "16", "--rate", "20000", "--shared", "--child"}, {}},
       {"pc-none", {"--mem", "32", "--rate", "20000"}, {"--tracker", "none"}},
   };
   for (const auto& v : variants) {

@@ -19,6 +19,8 @@
 //   serving the same commands on port+1
 // --strict-child: a child process in seccomp strict mode, blocked in read()
 //   (nothing can be injected into it)
+// --shared: the footprint is shared anonymous memory (CRIU dumps it as
+//   shmem, which pre-copy does not watch: always sent after the freeze)
 //
 // Commands (one line per TCP connection, one line back):
 //   VERIFY -> "ok writes=N" | "BAD region=R expected=X actual=Y"
@@ -229,10 +231,10 @@ std::string answer(State& st, const std::string& req) {
   }
 }
 
-void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed) {
+void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed, bool shared = false) {
   st.bytes = memMib << 20;
   st.blob = static_cast<unsigned char*>(
-      mmap(nullptr, st.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      mmap(nullptr, st.bytes, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0));
   if (st.blob == MAP_FAILED) _exit(1);
   size_t slice = st.bytes / static_cast<size_t>(threads) / 4096 * 4096;
   for (int t = 0; t < threads; ++t) {
@@ -260,7 +262,7 @@ int main(int argc, char** argv) {
   int port = 7100, threads = 1;
   size_t memMib = 64;
   double rate = 1000;
-  bool mmapChurnOn = false, forkChurnOn = false, child = false, strictChild = false;
+  bool mmapChurnOn = false, forkChurnOn = false, child = false, strictChild = false, shared = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -278,6 +280,7 @@ int main(int argc, char** argv) {
     else if (a == "--fork-churn") forkChurnOn = true;
     else if (a == "--child") child = true;
     else if (a == "--strict-child") strictChild = true;
+    else if (a == "--shared") shared = true;
     else {
       std::fprintf(stderr, "dirtier: unknown option %s\n", a.c_str());
       return 2;
@@ -303,7 +306,7 @@ int main(int argc, char** argv) {
     close(fds[0]);  // the write end stays open: the child blocks forever
   }
   State st;
-  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345);
+  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared);
   if (forkChurnOn) std::thread(forkChurn).detach();
   serve(st, port);
 }

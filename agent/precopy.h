@@ -113,6 +113,8 @@ class PreCopy {
   double sendRate_ = 0;
   uint64_t totalSent_ = 0;
   int notConverging_ = 0;
+  int notShrinking_ = 0;
+  uint64_t lastDirtyPages_ = 0;
   std::vector<char> buf_;
 };
 

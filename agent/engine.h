@@ -1,11 +1,14 @@
 // The migration engine. Phases (DESIGN.md, "A migration"):
 //   PREPARE (target checks) -> SYNC (writable area while running) ->
-//   FREEZE -> DUMP (CRIU via liblxc) -> TRANSFER (images + file delta) ->
-//   RESTORE (target, liblxc) + CUT-OVER (address) -> COMMIT | ABORT.
+//   PRECOPY (memory rounds, precopy.h; skipped by stop-and-copy) ->
+//   FREEZE -> FINAL-SCAN -> DUMP (CRIU via liblxc) -> REWRITE (only pages
+//   the target lacks) -> TRANSFER (images + file delta) -> RESTORE (target:
+//   assembly from its page store, lazy CRIU restore) + CUT-OVER (address)
+//   -> COMMIT | ABORT.
 // Invariant: at every instant exactly one copy runs. Until the target
-// reports the container running, any failure thaws the source; abort is
-// legal in every phase and idempotent. Pre-copy (SYNC rounds of memory)
-// slots in between PREPARE and FREEZE.
+// reports the container running, any failure thaws the source (after
+// removing every tracker from its processes); abort is legal in every
+// phase and idempotent.
 #pragma once
 
 #include <atomic>

@@ -20,7 +20,9 @@ namespace lxmig::agent {
 namespace {
 
 constexpr const char* kLog = "precopy";
-constexpr size_t kReadBytes = 1 << 20;
+constexpr size_t kReadBytes = 1 << 20;   // reading back the delta after the dump
+constexpr size_t kChunkBytes = 1 << 20;  // one message of a round's page stream
+constexpr size_t kMaxIov = 1024;         // IOV_MAX
 
 std::string roundDir(int k) {
   char b[32];
@@ -298,7 +300,6 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   const std::string dir = roundDir(roundsDone_);
   if (first) LXMIG_RETURN_IF_ERROR(em.dir("rounds"));
   LXMIG_RETURN_IF_ERROR(em.dir(dir));
-  if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
   const int64_t tSend = monotonicNs();
   int64_t readNs = 0, sendNs = 0;  // where a round's time goes (debug log)
   for (auto& [pid, p] : procs_) {
@@ -307,32 +308,67 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
     LXMIG_RETURN_IF_ERROR(em.file(pages, planned));
     PageSet sentNow;
     uint64_t off = 0;
-    bool alive = true;
-    for (const auto& r : toSend[pid].ranges()) {
-      uint64_t a = r.start;
-      while (alive && a < r.end) {
-        size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, r.end - a));
-        iovec local{buf_.data(), len}, remote{reinterpret_cast<void*>(a), len};
-        const int64_t tr0 = monotonicNs();
-        ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
-        readNs += monotonicNs() - tr0;
-        if (n < 0 && errno == ESRCH) {
-          alive = false;
+    // Scattered dirty pages are gathered: one process_vm_readv reads up to
+    // kChunkBytes from up to kMaxIov places straight into the chunk that
+    // travels (no copy), and the pages file grows in address order.
+    const std::vector<Range> todo = toSend[pid].ranges();
+    size_t ri = 0;
+    uint64_t a = todo.empty() ? 0 : todo[0].start;
+    std::vector<iovec> remote;
+    std::vector<Range> pieces;
+    while (ri < todo.size()) {
+      remote.clear();
+      pieces.clear();
+      size_t total = 0, rj = ri;
+      uint64_t b = a;
+      while (rj < todo.size() && remote.size() < kMaxIov && total < kChunkBytes) {
+        uint64_t end = std::min<uint64_t>(todo[rj].end, b + (kChunkBytes - total));
+        remote.push_back({reinterpret_cast<void*>(b), end - b});
+        pieces.push_back({b, end});
+        total += end - b;
+        if (end == todo[rj].end) {
+          if (++rj < todo.size()) b = todo[rj].start;
+        } else {
+          b = end;
+        }
+      }
+      std::string chunk(total, '\0');
+      iovec local{chunk.data(), total};
+      const int64_t tr0 = monotonicNs();
+      ssize_t n = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+      readNs += monotonicNs() - tr0;
+      if (n < 0 && errno == ESRCH) break;  // exited: its pages go with it
+      const size_t good = n > 0 ? static_cast<size_t>(n) / kPageSize * kPageSize : 0;
+      uint64_t failedAt = 0;  // address of the first page not read
+      size_t acc = 0;
+      for (const auto& pc : pieces) {
+        if (acc >= good) {
+          if (!failedAt) failedAt = pc.start;
           break;
         }
-        size_t good = n > 0 ? static_cast<size_t>(n) / kPageSize * kPageSize : 0;
-        if (good > 0) {
-          const int64_t tw0 = monotonicNs();
-          LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::string(buf_.data(), good)));
-          sendNs += monotonicNs() - tw0;
-          sentNow.add(a, a + good);
-          off += good;
-          rs.pagesSent += good / kPageSize;
-        }
-        // A page that vanished meanwhile is skipped: the next scan sees
-        // its mapping gone or changed.
-        a += good < len ? good + kPageSize : good;
+        uint64_t len = std::min<uint64_t>(pc.end - pc.start, good - acc);
+        sentNow.add(pc.start, pc.start + len);
+        if (len < pc.end - pc.start) failedAt = pc.start + len;
+        acc += len;
       }
+      if (good > 0) {
+        chunk.resize(good);
+        const int64_t tw0 = monotonicNs();
+        LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::move(chunk)));
+        sendNs += monotonicNs() - tw0;
+        off += good;
+        rs.pagesSent += good / kPageSize;
+      }
+      if (good == total) {
+        ri = rj;
+        a = b;
+        continue;
+      }
+      // A page that vanished meanwhile is skipped: the next scan sees its
+      // mapping gone or changed.
+      const uint64_t next = failedAt + kPageSize;
+      while (ri < todo.size() && todo[ri].end <= next) ++ri;
+      if (ri < todo.size()) a = std::max(todo[ri].start, next);
     }
     if (off != planned) LXMIG_RETURN_IF_ERROR(em.file(pages, off));  // pages vanished: the file is shorter
     for (const auto& r : sentNow.ranges()) p->valid.add(r);

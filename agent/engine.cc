@@ -143,6 +143,37 @@ Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std:
       resume);
 }
 
+// One pre-copy round into the audit and the report.
+void recordRound(Node& node, v1::MigrationReport& rep, const RoundStats& r) {
+  store::RoundRecord rr;
+  rr.round = r.round;
+  rr.startedMs = r.startedMs;
+  rr.durationMs = r.durationMs;
+  rr.scanUs = r.scanUs;
+  rr.processes = r.processes;
+  rr.dirtyPages = static_cast<int64_t>(r.dirtyPages);
+  rr.pagesSent = static_cast<int64_t>(r.pagesSent);
+  rr.bytes = static_cast<int64_t>(r.bytesSent);
+  rr.dirtyRateBps = r.dirtyRateBps;
+  rr.sendRateBps = r.sendRateBps;
+  rr.predictedDowntimeMs = r.predictedDowntimeMs;
+  rr.stop = r.stop;
+  (void)node.audit().addRound(rep.id(), rr);
+  auto* rp = rep.add_rounds();
+  rp->set_round(r.round);
+  rp->set_started_ms(r.startedMs);
+  rp->set_duration_ms(r.durationMs);
+  rp->set_scan_us(r.scanUs);
+  rp->set_processes(r.processes);
+  rp->set_dirty_pages(r.dirtyPages);
+  rp->set_pages_sent(r.pagesSent);
+  rp->set_bytes(r.bytesSent);
+  rp->set_dirty_rate_bps(r.dirtyRateBps);
+  rp->set_send_rate_bps(r.sendRateBps);
+  rp->set_predicted_downtime_ms(r.predictedDowntimeMs);
+  rp->set_stop(r.stop);
+}
+
 // CRIU's logs of a failed migration outlive the images for the operator.
 void keepCriuLogs(const std::string& imagesDir, const std::string& dest) {
   for (const char* f : {"dump.log", "restore.log", "lxc.log"}) {
@@ -387,33 +418,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
           rst = fin;
           break;
         }
-        store::RoundRecord rr;
-        rr.round = r->round;
-        rr.startedMs = r->startedMs;
-        rr.durationMs = r->durationMs;
-        rr.scanUs = r->scanUs;
-        rr.processes = r->processes;
-        rr.dirtyPages = static_cast<int64_t>(r->dirtyPages);
-        rr.pagesSent = static_cast<int64_t>(r->pagesSent);
-        rr.bytes = static_cast<int64_t>(r->bytesSent);
-        rr.dirtyRateBps = r->dirtyRateBps;
-        rr.sendRateBps = r->sendRateBps;
-        rr.predictedDowntimeMs = r->predictedDowntimeMs;
-        rr.stop = r->stop;
-        (void)node.audit().addRound(rep.id(), rr);
-        auto* rp = rep.add_rounds();
-        rp->set_round(r->round);
-        rp->set_started_ms(r->startedMs);
-        rp->set_duration_ms(r->durationMs);
-        rp->set_scan_us(r->scanUs);
-        rp->set_processes(r->processes);
-        rp->set_dirty_pages(r->dirtyPages);
-        rp->set_pages_sent(r->pagesSent);
-        rp->set_bytes(r->bytesSent);
-        rp->set_dirty_rate_bps(r->dirtyRateBps);
-        rp->set_send_rate_bps(r->sendRateBps);
-        rp->set_predicted_downtime_ms(r->predictedDowntimeMs);
-        rp->set_stop(r->stop);
+        recordRound(node, rep, *r);
         prog.round(r->round, r->dirtyPages * kPageSize, r->predictedDowntimeMs);
         if (!r->stop.empty()) break;
       }

@@ -193,7 +193,7 @@ static bool validName(const std::string& n) {
   return std::isalnum(static_cast<unsigned char>(n[0]));
 }
 
-Result<std::string> Node::allocateIp() {
+Result<std::string> Node::allocateIp(const std::string& forName) {
   LXMIG_ASSIGN_OR_RETURN(auto pool, parseCidr(cfg_.containerSubnet));
   std::set<std::string> used;
   for (const auto& n : lxc_.list()) {
@@ -208,7 +208,11 @@ Result<std::string> Node::allocateIp() {
       LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << rp.status().message();
       continue;
     }
-    for (const auto& c : rp->containers()) used.insert(c.ip());
+    for (const auto& c : rp->containers()) {
+      // Names are cluster-wide: `lxmig rm/exec/migrate NAME` find it by name.
+      if (c.name() == forName) return alreadyExists("container `" + forName + "` already exists on " + p);
+      used.insert(c.ip());
+    }
   }
   uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
   for (uint32_t i = 10; i + 1 < size; ++i) {
@@ -239,7 +243,7 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
     if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
     s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
   }
-  LXMIG_ASSIGN_OR_RETURN(s.ip, allocateIp());
+  LXMIG_ASSIGN_OR_RETURN(s.ip, allocateIp(req.name()));
   in_addr a{};
   ::inet_pton(AF_INET, s.ip.c_str(), &a);
   uint32_t h = ntohl(a.s_addr);

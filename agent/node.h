@@ -71,7 +71,10 @@ class Node {
 
  private:
   explicit Node(AgentConfig cfg) : cfg_(std::move(cfg)), lxc_(cfg_.lxcPath, cfg_.cgroupParent) {}
-  Result<std::string> allocateIp();
+  // A free address for a new container; AlreadyExists when a reachable peer
+  // already runs a container of that name (an unreachable one is skipped
+  // with a warning: PREPARE still refuses a name taken on the target).
+  Result<std::string> allocateIp(const std::string& forName);
 
   AgentConfig cfg_;
   LxcHost lxc_;

@@ -126,7 +126,9 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
     std::set<std::string> names;
     for (const auto& check : j["checks"]) {
       names.insert(check["name"].get<std::string>());
-      if (!check["ok"].get<bool>()) EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
+      if (!check["ok"].get<bool>()) {
+        EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
+      }
     }
     for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
                              "conntrack"})
@@ -237,7 +239,17 @@ TEST_F(MigrationTest, UnknownContainerAndNode) {
 
 TEST_F(MigrationTest, TargetAlreadyHoldsName) {
   std::string ip = runServer("dup", "n1");
+  // Names are cluster-wide: a second `dup` is refused while n1 answers...
+  Cli again = tb().lxmig({"--node", "n2", "run", "--name", "dup", "--", "/bin/true"});
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("already exists on n1"), std::string::npos) << again.err;
+  // ...but a node that was unreachable at the time can still end up with
+  // one: the target's PREPARE must refuse to overwrite it.
+  int n1 = tb().agentPid("n1");
+  ASSERT_GT(n1, 0);
+  ASSERT_EQ(::kill(n1, SIGSTOP), 0);
   std::string ip2 = runServer("dup", "n2");
+  ASSERT_EQ(::kill(n1, SIGCONT), 0);
   ASSERT_NE(ip, ip2);
   std::string before = tb().clientRequest(ip, kPort, "GET");
   Cli c = tb().lxmig({"--node", "n1", "migrate", "dup", "--to", "n2"});
@@ -622,7 +634,9 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
     // Right away, while a lazy restore may still be filling memory in...
     std::string now = verify(ip);
     EXPECT_EQ(now.substr(0, 2), "ok") << now;
-    if (std::string(v.name) == "pc-fork") EXPECT_EQ(verify(ip, kDirtierPort + 1).substr(0, 2), "ok");
+    if (std::string(v.name) == "pc-fork") {
+      EXPECT_EQ(verify(ip, kDirtierPort + 1).substr(0, 2), "ok");
+    }
     // ...and once it is all there, with the writers going on.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     std::string later = verify(ip);

@@ -228,6 +228,21 @@ TEST_F(MigrationTest, UnknownContainerAndNode) {
   EXPECT_NE(n.code, 0);
   EXPECT_NE(n.err.find("unknown node `n9`"), std::string::npos) << n.err;
   EXPECT_EQ(nodeOf("unk"), "n1");
+  // Bad pre-copy options: one line each, nothing moves.
+  for (const auto& [args, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--max-downtime", "soon"}, "bad duration `soon`"},
+           {{"--max-downtime", "0"}, "--max-downtime must be above 0"},
+           {{"--max-rounds", "-2"}, "--max-rounds must be 1 or more"},
+           {{"--tracker", "magic"}, "--tracker"},
+           {{"--mode", "teleport"}, "--mode"}}) {
+    std::vector<std::string> argv = {"migrate", "unk", "--to", "n2"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Cli b = tb().lxmig(argv);
+    EXPECT_NE(b.code, 0) << args[0];
+    EXPECT_NE(b.err.find(want), std::string::npos) << b.err;
+    EXPECT_LE(std::count(b.err.begin(), b.err.end(), '\n'), 2) << "short: " << b.err;
+  }
+  EXPECT_EQ(nodeOf("unk"), "n1");
   EXPECT_NE(tb().waitServer(ip, kPort, 3000), "");
   // The refusal is in the audit.
   auto l = tb().lxmig({"--json", "audit", "list", "--container", "unk"}).json();

@@ -90,6 +90,8 @@ class Progressor {
     emit(false);
   }
   void round(int k, uint64_t dirtyBytes, int64_t predictedMs) {
+    // From round 1 on, "total" is where this round's sending will end.
+    if (k > 0) total_ = done_ + dirtyBytes;
     round_ = k;
     dirty_ = dirtyBytes;
     predicted_ = predictedMs;
@@ -375,6 +377,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     o.memoryBytes = memBytes;
     o.freeze = [&] { return node.lxc().freeze(spec.name); };
     o.thaw = [&] { return node.lxc().thaw(spec.name); };
+    o.onScan = [&](const RoundStats& r) { prog.round(r.round, r.dirtyPages * kPageSize, r.predictedDowntimeMs); };
     pc = std::make_unique<PreCopy>(o, [&] { return node.lxc().pids(spec.name); });
     Status st = pc->start();
     if (!st.ok()) {

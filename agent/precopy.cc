@@ -294,6 +294,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   }
 
   lastDirtyPages_ = rs.dirtyPages;
+  if (opts_.onScan) opts_.onScan(rs);
 
   // ---- send: one round directory on the target ----
   Emitter em(opts_.migrationId, sink, onBytes);

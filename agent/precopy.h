@@ -37,6 +37,8 @@ struct PreCopyOptions {
   uint64_t memoryBytes = 0;  // the container's memory, for the 3x rule
   // Freezes/thaws the container around collect() for backends that need it.
   std::function<Status()> freeze, thaw;
+  // Called after each round's scan, before its pages are sent (progress).
+  std::function<void(const struct RoundStats&)> onScan;
 };
 
 struct RoundStats {

@@ -193,9 +193,12 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
     } else if (tty) {
       const auto& p = ev.progress();
       std::string line = "[" + p.phase() + "] ";
-      if (p.phase() == "precopy")
-        line += "round " + std::to_string(p.round()) + ", dirty " + humanBytes(p.dirty_bytes()) +
-                ", predicted downtime " + std::to_string(p.predicted_downtime_ms()) + " ms; ";
+      if (p.phase() == "precopy") {
+        if (p.round() == 0) line += "round 0 (all " + humanBytes(p.dirty_bytes()) + " present); ";
+        else
+          line += "round " + std::to_string(p.round()) + ", dirty " + humanBytes(p.dirty_bytes()) +
+                  ", predicted downtime " + std::to_string(p.predicted_downtime_ms()) + " ms; ";
+      }
       line += humanBytes(p.bytes_done());
       if (p.bytes_total()) line += " / " + humanBytes(p.bytes_total());
       if (p.rate_bps() > 0) {

@@ -579,6 +579,27 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
                           : "");
     if (!st.ok()) return abortAll(st);
     rep.set_downtime_ms((monotonicNs() - tFreeze) / 1000000);
+    // The target's steps as rows of their own, so the frozen window's
+    // composition is a query away (durations measured by the target).
+    int64_t at = rep.phases(rep.phases_size() - 1).started_ms();
+    auto sub = [&](const char* name, int64_t ms, uint64_t bytes, const std::string& detail) {
+      auto* p = rep.add_phases();
+      p->set_name(name);
+      p->set_started_ms(at);
+      p->set_duration_ms(ms);
+      p->set_bytes(bytes);
+      p->set_result("ok");
+      p->set_detail(detail);
+      if (auto id = node.audit().beginPhase(rep.id(), name, at); id.ok())
+        (void)node.audit().endPhase(*id, at + ms, bytes, "ok", "", detail);
+      at += ms;
+    };
+    if (pc) {
+      sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes(), "bytes = copied");
+      sub("target-lazy-start", rrep.lazy_start_ms(), 0, "criu lazy-pages daemon");
+    }
+    sub("target-restore", rrep.restore_ms(), 0, pc ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
+    sub("target-network", rrep.cutover_ms(), 0, "route + gratuitous ARP");
   }
 
   // ---- COMMIT: the target runs it; the source copy goes ----

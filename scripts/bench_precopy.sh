@@ -145,7 +145,8 @@ print(json.dumps({
   "stop": rounds[-1]["stop"] if rounds else "",
   "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],
   "round0_rate_bps": (r0["bytes"] * 1000 / r0["duration_ms"]) if r0 and r0["duration_ms"] else 0,
-  "frozen": {k: ph[k]["duration_ms"] for k in ("freeze", "final-scan", "dump", "rewrite", "transfer", "restore") if k in ph},
+  "frozen": {k: ph[k]["duration_ms"] for k in ("freeze", "final-scan", "dump", "rewrite", "transfer", "restore",
+                                             "target-assemble", "target-lazy-start", "target-restore", "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
 }))
 PY

@@ -177,7 +177,8 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
     phases.push_back(p["name"]);
     EXPECT_EQ(p["result"], "ok") << p.dump();
   }
-  EXPECT_EQ(phases, (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "transfer", "restore", "commit"}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "transfer", "restore",
+                                              "target-restore", "target-network", "commit"}));
 
   EXPECT_EQ(nodeOf("mig1"), "n2");
   std::string after = tb().waitServer(ip, kPort, 10000);
@@ -200,7 +201,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   ASSERT_EQ(show.code, 0) << show.err;
   auto a = show.json();
   EXPECT_EQ(a["result"], "committed");
-  EXPECT_EQ(a["phases"].size(), 7u);
+  EXPECT_EQ(a["phases"].size(), 9u);
   Cli list = tb().lxmig({"--json", "audit", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   bool found = false;
@@ -643,7 +644,8 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       EXPECT_GE(r["rounds"].size(), 2u) << "round 0 and the scan that stopped the loop";
       std::set<std::string> phases;
       for (const auto& p : r["phases"]) phases.insert(p["name"].get<std::string>());
-      for (const char* want : {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore"})
+      for (const char* want : {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore", "target-assemble",
+                                "target-lazy-start", "target-restore", "target-network"})
         EXPECT_TRUE(phases.count(want)) << want;
     }
     // Right away, while a lazy restore may still be filling memory in...

@@ -456,7 +456,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     auto r = pc->finalScan();
     Status st = r.ok() ? okStatus() : r.status();
     if (r.ok()) fs = *r;
-    ph.end(st, 0, "dirty_pages=" + std::to_string(fs.dirtyPages) + " valid_pages=" + std::to_string(fs.validPages));
+    ph.end(st, 0, "dirty_pages=" + std::to_string(fs.dirtyPages) + " valid_pages=" + std::to_string(fs.validPages) +
+                      " scan_us=" + std::to_string(fs.scanUs));
     if (!st.ok()) return abortAll(st.withContext("final scan"));
   }
 

@@ -93,8 +93,8 @@ class LxcHost {
   Status removeCgroups(const std::string& name) const;
   void returnToOwnCgroups() const;
   std::string lxcPath_;
-  std::vector<std::string> ownCgroupProcs_;  // cgroup.procs of the agent's cgroups
   std::string cgroupParent_;
+  std::vector<std::string> ownCgroupProcs_;  // cgroup.procs of the agent's cgroups
 };
 
 // Serializes calls that fork criu with per-call environment (liblxc has no

@@ -37,16 +37,6 @@ std::vector<std::pair<uint32_t, std::string>> pagemapsIn(const std::string& dir)
   return out;
 }
 
-Status copyRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what) {
-  loff_t i = static_cast<loff_t>(inOff), o = static_cast<loff_t>(outOff);
-  while (len > 0) {
-    ssize_t n = ::copy_file_range(in, &i, out, &o, len, 0);
-    if (n <= 0) return Status::fromErrno("copy pages into", what, n == 0 ? EIO : errno);
-    len -= static_cast<uint64_t>(n);
-  }
-  return okStatus();
-}
-
 UniqueFd openOrFail(const std::string& path, int flags, Status& st) {
   UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
   if (!fd && st.ok()) st = Status::fromErrno("open", path);
@@ -111,14 +101,14 @@ Status PageStore::applyRound(int k) {
         if (off != UINT64_MAX) {
           auto seg = std::prev(p.layout.upper_bound(a));
           uint64_t end = std::min(seg->second.first, e.vaddr + e.pages * kPageSize);
-          LXMIG_RETURN_IF_ERROR(copyRange(in.get(), src, flat.get(), off, end - a, flatPath(vpid)));
+          LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), off, end - a, flatPath(vpid)));
           src += end - a;
           a = end;
           continue;
         }
         auto [it, fresh] = p.extra.try_emplace(a, p.extraSize);
         if (fresh) p.extraSize += kPageSize;
-        LXMIG_RETURN_IF_ERROR(copyRange(in.get(), src, extra.get(), it->second, kPageSize, extraPath(vpid)));
+        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, extra.get(), it->second, kPageSize, extraPath(vpid)));
         src += kPageSize;
         a += kPageSize;
       }
@@ -188,12 +178,12 @@ Result<AssembleStats> PageStore::assemble() {
         if (fast) {
           for (uint64_t a = e.vaddr; a < end;) {
             uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, end);
-            LXMIG_RETURN_IF_ERROR(copyRange(delta.get(), deltaOff, flat.get(), flatOffset(p, a), segEnd - a, flatPath(vpid)));
+            LXMIG_RETURN_IF_ERROR(copyFileRange(delta.get(), deltaOff, flat.get(), flatOffset(p, a), segEnd - a, flatPath(vpid)));
             deltaOff += segEnd - a;
             a = segEnd;
           }
         } else {
-          LXMIG_RETURN_IF_ERROR(copyRange(delta.get(), deltaOff, out.get(), outOff, end - e.vaddr, tmp));
+          LXMIG_RETURN_IF_ERROR(copyFileRange(delta.get(), deltaOff, out.get(), outOff, end - e.vaddr, tmp));
           deltaOff += end - e.vaddr;
           outOff += end - e.vaddr;
           as.copiedBytes += end - e.vaddr;
@@ -205,7 +195,7 @@ Result<AssembleStats> PageStore::assemble() {
           uint64_t off = flatOffset(p, a);
           if (off != UINT64_MAX) {
             uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, end);
-            LXMIG_RETURN_IF_ERROR(copyRange(flat.get(), off, out.get(), outOff, segEnd - a, tmp));
+            LXMIG_RETURN_IF_ERROR(copyFileRange(flat.get(), off, out.get(), outOff, segEnd - a, tmp));
             outOff += segEnd - a;
             as.copiedBytes += segEnd - a;
             a = segEnd;
@@ -214,7 +204,7 @@ Result<AssembleStats> PageStore::assemble() {
           auto x = p.extra.find(a);
           if (x == p.extra.end() || !extra)
             return internalError("page " + std::to_string(a) + " of pid " + std::to_string(vpid) + " is not in the store");
-          LXMIG_RETURN_IF_ERROR(copyRange(extra.get(), x->second, out.get(), outOff, kPageSize, tmp));
+          LXMIG_RETURN_IF_ERROR(copyFileRange(extra.get(), x->second, out.get(), outOff, kPageSize, tmp));
           outOff += kPageSize;
           as.copiedBytes += kPageSize;
           a += kPageSize;

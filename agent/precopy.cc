@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 
 #include "criu_image.h"
 #include "lxmig/base/fd.h"
@@ -199,23 +200,22 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
       if (once) {
         auto maps = readFile("/proc/" + std::to_string(pid) + "/maps");
         std::vector<Range> fileBacked, special;
+        // CRIU's parasite injection writes into the first page of the first
+        // executable mapping (compel's syscall address), making it a page
+        // the dump includes: reserve its place in the target's store too.
+        std::optional<uint64_t> compelPage;
         if (maps.ok())
-          for (const auto& e : parseMaps(*maps))
+          for (const auto& e : parseMaps(*maps)) {
             if (dumpedPrivate(e)) (e.inode ? fileBacked : special).push_back(e.range);
+            bool exec = e.perms.size() >= 4 && e.perms[2] == 'x';
+            if (exec && !compelPage) compelPage = e.perms[3] == 'p' ? e.range.start : 0;
+          }
         PageSet rest;
         if (auto pr = presentPages(pid, fileBacked, true); pr.ok()) rest = std::move(*pr);
         if (auto pr = presentPages(pid, special); pr.ok())
           for (const auto& r : pr->ranges()) rest.add(r);
         for (const auto& r : armed->ranges()) rest.remove(r);
-        // CRIU's parasite injection writes into the first page of the first
-        // executable mapping (compel's syscall address), making it a page
-        // the dump includes: reserve its place in the target's store too.
-        if (maps.ok())
-          for (const auto& e : parseMaps(*maps))
-            if (e.perms.size() >= 4 && e.perms[2] == 'x') {
-              if (e.perms[3] == 'p') rest.add(e.range.start, e.range.start + kPageSize);
-              break;
-            }
+        if (compelPage && *compelPage) rest.add(*compelPage, *compelPage + kPageSize);
         for (const auto& r : rest.ranges()) out.add(r);
         (*once)[pid] = std::move(rest);
       }
@@ -474,14 +474,10 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     } else {
       UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!in) return Status::fromErrno("open", pagesPath);
+      uint64_t outOff = 0;
       for (const auto& [off, len] : rw.copy) {
-        loff_t ioff = static_cast<loff_t>(off);
-        size_t left = len;
-        while (left > 0) {
-          ssize_t n = ::copy_file_range(in.get(), &ioff, out.get(), nullptr, left, 0);
-          if (n <= 0) return Status::fromErrno("copy pages from", pagesPath, n == 0 ? EIO : errno);
-          left -= static_cast<size_t>(n);
-        }
+        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), off, out.get(), outOff, len, tmp));
+        outOff += len;
       }
     }
     if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);

@@ -91,7 +91,6 @@ class PreCopy {
 
   int roundsDone() const { return roundsDone_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
-  const char* trackerName() const { return opts_.backend ? opts_.backend->name : "none"; }
 
  private:
   struct Proc {

@@ -59,7 +59,6 @@ class UffdWpTracker final : public DirtyTracker {
         // Some memory in the range is no longer ours (unmapped and mapped
         // again, or moved): it was not watched throughout.
         registered_.remove(r);
-        lost_ += r.pages();
         continue;
       }
       if (rc != 0) return Status::fromErrno("PAGEMAP_SCAN of pid", std::to_string(pid_), -rc);
@@ -124,7 +123,6 @@ class UffdWpTracker final : public DirtyTracker {
   UniqueFd uffd_;
   UniqueFd pagemap_;
   PageSet registered_;
-  uint64_t lost_ = 0;
 };
 
 }  // namespace

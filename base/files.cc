@@ -61,6 +61,17 @@ Status writeFileAtomic(const std::string& path, std::string_view data, unsigned 
   return okStatus();
 }
 
+Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what) {
+  loff_t i = static_cast<loff_t>(inOff), o = static_cast<loff_t>(outOff);
+  while (len > 0) {
+    ssize_t n = ::copy_file_range(in, &i, out, &o, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::fromErrno("copy into", what, n == 0 ? EIO : errno);
+    len -= static_cast<uint64_t>(n);
+  }
+  return okStatus();
+}
+
 Status writeFile(const std::string& path, std::string_view data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (!fd) return Status::fromErrno("open", path);

@@ -499,7 +499,9 @@ TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
     EXPECT_EQ(g->members.size(), 2u);
     EXPECT_EQ(g->verdict, "spans-containers") << "a pipe into another PID namespace crosses a container";
     for (pid_t m : g->members)
-      if (m != host.pid()) EXPECT_TRUE(startsWith(scan.processes.at(m).container, "pidns:"));
+      if (m != host.pid()) {
+        EXPECT_TRUE(startsWith(scan.processes.at(m).container, "pidns:"));
+      }
   }
   stop = true;
   churn.join();

@@ -21,6 +21,9 @@ Status makeDirs(const std::string& path, unsigned mode = 0755);
 // rm -rf that does not cross mount points; NotFound is not an error.
 Status removeTree(const std::string& path);
 bool pathExists(const std::string& path);
+// Copies len bytes between open files at the given offsets (the kernel
+// copies; no user-space buffer). `what` names the destination in errors.
+Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what);
 
 std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty = true);
 std::string_view trim(std::string_view s);

@@ -608,7 +608,18 @@ class PreCopyTest : public MigrationTest {
     }
     return n;
   }
-  long long tput(const std::string& ip) { return field(tb().clientRequest(ip, kDirtierPort, "TPUT", 20000), "ns_per_page"); }
+  // Cost of one write per page of the footprint, best of three requests:
+  // a tracker left armed re-protects between them and slows every one, a
+  // busy machine (both agents and the workload share the vCPUs) only some.
+  long long tput(const std::string& ip) {
+    long long best = -1;
+    for (int k = 0; k < 3; ++k) {
+      long long ns = field(tb().clientRequest(ip, kDirtierPort, "TPUT", 20000), "ns_per_page");
+      if (ns > 0 && (best < 0 || ns < best)) best = ns;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return best;
+  }
 };
 
 TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
@@ -752,7 +763,14 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   // 2. The target agent dies in the middle of a round.
   std::atomic<bool> killed{false};
   std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    // Once round 0 is in the audit, round 1 is on its way: kill then.
+    for (int i = 0; i < 300; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-fault"}).json();
+      if (!l.contains("migrations") || l["migrations"].empty() || l["migrations"][0]["result"] != "running") continue;
+      auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
+      if (a.contains("rounds") && !a["rounds"].empty()) break;
+    }
     int pid = tb().agentPid("n2");
     if (pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
   });

@@ -1,0 +1,305 @@
+#include "lxmig/net/firewall.h"
+
+#include <arpa/inet.h>
+#include <nftables/libnftables.h>
+
+#include <cctype>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+
+namespace lxmig::net {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string chainOf(const std::string& name) { return "in-" + name; }
+
+// nft's error text is several lines (message, the input, a caret line):
+// the first line says what is wrong.
+std::string firstLine(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  auto nl = s.find('\n');
+  if (nl != std::string::npos) s.resize(nl);
+  if (s.rfind("Error: ", 0) == 0) s.erase(0, 7);
+  return s;
+}
+
+bool validIpv4(const std::string& ip) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, ip.c_str(), &a) == 1;
+}
+
+bool containsWord(const std::string& s, const char* word) {
+  const size_t n = std::strlen(word);
+  for (size_t at = s.find(word); at != std::string::npos; at = s.find(word, at + 1)) {
+    bool left = at == 0 || !(std::isalnum(static_cast<unsigned char>(s[at - 1])) || s[at - 1] == '_');
+    bool right = at + n == s.size() || !(std::isalnum(static_cast<unsigned char>(s[at + n])) || s[at + n] == '_');
+    if (left && right) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool validChainSuffix(const std::string& name) {
+  if (name.empty() || name.size() > 200) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return true;
+}
+
+struct Firewall::Ctx {
+  UniqueHandle<nft_ctx, nft_ctx_free> nft;
+  std::mutex mu;  // a libnftables context is not thread-safe
+};
+
+Firewall::Firewall(nft_ctx* ctx, std::string table) : ctx_(std::make_unique<Ctx>()), table_(std::move(table)) {
+  ctx_->nft.reset(ctx);
+}
+Firewall::Firewall(Firewall&&) noexcept = default;
+Firewall& Firewall::operator=(Firewall&&) noexcept = default;
+Firewall::~Firewall() = default;
+
+Result<Firewall> Firewall::open(std::string table) {
+  if (!validChainSuffix(table)) return invalidArgument("bad nftables table name `" + table + "`");
+  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (!ctx) return internalError("nft_ctx_new failed (libnftables)");
+  if (nft_ctx_buffer_output(ctx) != 0 || nft_ctx_buffer_error(ctx) != 0) {
+    nft_ctx_free(ctx);
+    return internalError("libnftables: cannot buffer output");
+  }
+  return Firewall(ctx, std::move(table));
+}
+
+Result<std::string> Firewall::run(const std::string& cmd, bool jsonOut, bool jsonIn, bool echo) {
+  std::lock_guard lk(ctx_->mu);
+  nft_ctx* c = ctx_->nft.get();
+  unsigned flags = NFT_CTX_OUTPUT_HANDLE;
+  // libnftables 1.0.6 parses JSON input when the JSON output flag is set.
+  if (jsonOut || jsonIn) flags |= NFT_CTX_OUTPUT_JSON;
+  if (echo) flags |= NFT_CTX_OUTPUT_ECHO;
+  nft_ctx_output_set_flags(c, flags);
+  int rc = nft_run_cmd_from_buffer(c, cmd.c_str());
+  // Reading a buffer also rewinds it: read each once.
+  const char* o = nft_ctx_get_output_buffer(c);
+  const char* e = nft_ctx_get_error_buffer(c);
+  std::string out = o ? o : "";
+  std::string err = e ? e : "";
+  if (rc != 0) {
+    std::string line = firstLine(err);
+    return internalError(line.empty() ? "nftables command failed" : line);
+  }
+  return out;
+}
+
+Status Firewall::ensureBase(const FirewallBase& base) {
+  if (base.strict && base.bridge.empty()) return invalidArgument("strict firewall needs the container bridge's name");
+  const std::string t = "inet " + table_;
+  std::string cmd = "add table " + t + "\n" +
+                    "add map " + t + " inbound { type ipv4_addr : verdict; }\n" +
+                    "add chain " + t + " forward { type filter hook forward priority filter; policy " +
+                    (base.strict ? "drop" : "accept") + "; }\n" +
+                    "flush chain " + t + " forward\n";
+  if (base.strict) {
+    cmd += "add rule " + t + " forward ct state established,related accept\n";
+    cmd += "add rule " + t + " forward ct state invalid drop\n";
+  }
+  cmd += "add rule " + t + " forward ip daddr vmap @inbound\n";
+  if (base.strict) cmd += "add rule " + t + " forward iifname \"" + base.bridge + "\" accept\n";
+  auto r = run(cmd, false);
+  return r.ok() ? okStatus() : r.status().withContext("nftables table " + t);
+}
+
+Status Firewall::addContainer(const std::string& name, const std::string& ip) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  const std::string t = "inet " + table_;
+  // A stale element for the address (a container removed while the agent
+  // was down) is replaced, in the same transaction.
+  std::string cmd = "add chain " + t + " " + chainOf(name) + "\n";
+  auto has = run("list map " + t + " inbound", true);
+  if (has.ok() && has->find("\"" + ip + "\"") != std::string::npos)
+    cmd += "delete element " + t + " inbound { " + ip + " }\n";
+  cmd += "add element " + t + " inbound { " + ip + " : jump " + chainOf(name) + " }\n";
+  auto r = run(cmd, false);
+  return r.ok() ? okStatus() : r.status().withContext("firewall chain of `" + name + "`");
+}
+
+Status Firewall::removeContainer(const std::string& name, const std::string& ip) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  const std::string t = "inet " + table_;
+  auto has = run("list map " + t + " inbound", true);
+  std::string cmd;
+  // Only the element that points at this container's chain goes.
+  if (has.ok() && validIpv4(ip)) {
+    auto j = Json::parse(*has, nullptr, false);
+    if (j.is_object())
+      for (const auto& o : j["nftables"])
+        if (o.contains("map") && o["map"].contains("elem"))
+          for (const auto& e : o["map"]["elem"])
+            if (e.is_array() && e.size() == 2 && e[0] == ip && e[1].dump().find("\"" + chainOf(name) + "\"") !=
+                                                                   std::string::npos)
+              cmd += "delete element " + t + " inbound { " + ip + " }\n";
+  }
+  auto chains = containers();
+  if (chains.ok())
+    for (const auto& c : *chains)
+      if (c == name) cmd += "flush chain " + t + " " + chainOf(name) + "\ndelete chain " + t + " " + chainOf(name) + "\n";
+  if (cmd.empty()) return okStatus();
+  auto r = run(cmd, false);
+  return r.ok() ? okStatus() : r.status().withContext("remove firewall chain of `" + name + "`");
+}
+
+Result<std::vector<std::string>> Firewall::containers() {
+  auto r = run("list table inet " + table_, true);
+  if (!r.ok()) {
+    if (r.status().message().find("No such file") != std::string::npos) return std::vector<std::string>{};
+    return r.status();
+  }
+  std::vector<std::string> out;
+  auto j = Json::parse(*r, nullptr, false);
+  if (!j.is_object()) return internalError("libnftables returned malformed JSON: " + r->substr(0, 300));
+  for (const auto& o : j["nftables"]) {
+    if (!o.contains("chain")) continue;
+    std::string n = o["chain"].value("name", "");
+    if (n.rfind("in-", 0) == 0) out.push_back(n.substr(3));
+  }
+  return out;
+}
+
+Result<FirewallRule> Firewall::addRule(const std::string& name, const std::string& rule) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  std::string text(trim(rule));
+  if (text.empty()) return invalidArgument("empty firewall rule");
+  // One rule, nothing else: no second command, no jumps out of the chain.
+  if (text.find_first_of(";\n\r") != std::string::npos)
+    return invalidArgument("a firewall rule must be one rule: no `;` or line break in it");
+  if (containsWord(text, "jump") || containsWord(text, "goto"))
+    return invalidArgument("firewall rule may not jump to another chain: " + text);
+  auto chains = containers();
+  if (!chains.ok()) return chains.status();
+  bool found = false;
+  for (const auto& c : *chains) found = found || c == name;
+  if (!found) return notFound("container `" + name + "` has no firewall chain on this node");
+  auto r = run("add rule inet " + table_ + " " + chainOf(name) + " " + text, true, false, true);
+  if (!r.ok()) return invalidArgument("bad firewall rule `" + text + "`: " + r.status().message());
+  auto j = Json::parse(*r, nullptr, false);
+  FirewallRule fr;
+  if (j.is_object())
+    for (const auto& o : j["nftables"])
+      if (o.contains("add") && o["add"].contains("rule")) fr.handle = o["add"]["rule"].value("handle", 0ull);
+  if (fr.handle == 0) return internalError("nftables did not echo the new rule's handle");
+  // Report the rule as nftables now prints it (normalised).
+  auto list = listRules(name);
+  if (list.ok())
+    for (const auto& x : *list)
+      if (x.handle == fr.handle) fr.text = x.text;
+  if (fr.text.empty()) fr.text = text;
+  return fr;
+}
+
+Status Firewall::deleteRule(const std::string& name, uint64_t handle) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  LXMIG_ASSIGN_OR_RETURN(auto rules, listRules(name));
+  for (const auto& r : rules)
+    if (r.handle == handle) {
+      auto d = run("delete rule inet " + table_ + " " + chainOf(name) + " handle " + std::to_string(handle), false);
+      return d.ok() ? okStatus() : d.status().withContext("delete rule " + std::to_string(handle));
+    }
+  return notFound("container `" + name + "` has no firewall rule with handle " + std::to_string(handle) +
+                  " (see `lxmig fw list " + name + "`)");
+}
+
+Result<std::vector<FirewallRule>> Firewall::listRules(const std::string& name) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  auto r = run("list chain inet " + table_ + " " + chainOf(name), false);
+  if (!r.ok()) {
+    if (r.status().message().find("No such file") != std::string::npos)
+      return notFound("container `" + name + "` has no firewall chain on this node");
+    return r.status();
+  }
+  // Lines look like "\t\ttcp dport 80 accept # handle 6"; the chain's own
+  // line ends in "{ # handle 3".
+  std::vector<FirewallRule> out;
+  size_t pos = 0;
+  while (pos < r->size()) {
+    size_t nl = r->find('\n', pos);
+    std::string line = r->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? r->size() : nl + 1;
+    auto h = line.rfind(" # handle ");
+    if (h == std::string::npos) continue;
+    std::string body(trim(line.substr(0, h)));
+    if (body.empty() || body.back() == '{') continue;
+    FirewallRule fr;
+    fr.handle = std::strtoull(line.c_str() + h + 10, nullptr, 10);
+    fr.text = body;
+    out.push_back(std::move(fr));
+  }
+  return out;
+}
+
+Result<std::string> Firewall::exportContainer(const std::string& name, const std::string& ip) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  auto r = run("list chain inet " + table_ + " " + chainOf(name), true);
+  if (!r.ok()) return r.status().withContext("export firewall chain of `" + name + "`");
+  auto j = Json::parse(*r, nullptr, false);
+  if (!j.is_object() || !j.contains("nftables")) return internalError("libnftables returned malformed JSON");
+  Json rules = Json::array();
+  for (const auto& o : j["nftables"]) {
+    if (!o.contains("rule")) continue;
+    Json rule = o["rule"];
+    rule.erase("handle");
+    rule.erase("family");
+    rule.erase("table");
+    rule.erase("chain");
+    rules.push_back(std::move(rule));
+  }
+  Json doc = {{"container", name}, {"ip", ip}, {"rules", std::move(rules)}};
+  return doc.dump();
+}
+
+Status Firewall::importContainer(const std::string& exported) {
+  auto doc = Json::parse(exported, nullptr, false);
+  if (!doc.is_object() || !doc.contains("container") || !doc.contains("ip") || !doc["rules"].is_array())
+    return invalidArgument("malformed firewall export (want {container, ip, rules})");
+  const std::string name = doc["container"].get<std::string>();
+  const std::string ip = doc["ip"].get<std::string>();
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "` in firewall export");
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address in firewall export: " + ip);
+  const std::string chain = chainOf(name);
+  Json chainObj = {{"family", "inet"}, {"table", table_}, {"name", chain}};
+  Json cmds = Json::array();
+  cmds.push_back({{"add", {{"chain", chainObj}}}});
+  cmds.push_back({{"flush", {{"chain", chainObj}}}});
+  for (const auto& r : doc["rules"]) {
+    if (!r.is_object() || !r.contains("expr")) return invalidArgument("malformed rule in firewall export");
+    if (r["expr"].dump().find("\"jump\"") != std::string::npos || r["expr"].dump().find("\"goto\"") != std::string::npos)
+      return invalidArgument("firewall export of `" + name + "` jumps to another chain");
+    Json rule = r;
+    rule["family"] = "inet";
+    rule["table"] = table_;
+    rule["chain"] = chain;
+    cmds.push_back({{"add", {{"rule", std::move(rule)}}}});
+  }
+  // Another container's stale element for this address is replaced.
+  auto has = run("list map inet " + table_ + " inbound", true);
+  Json setObj = {{"family", "inet"}, {"table", table_}, {"name", "inbound"}};
+  if (has.ok() && has->find("\"" + ip + "\"") != std::string::npos) {
+    Json del = setObj;
+    del["elem"] = Json::array({ip});
+    cmds.push_back({{"delete", {{"element", std::move(del)}}}});
+  }
+  Json add = setObj;
+  add["elem"] = Json::array({Json::array({ip, {{"jump", {{"target", chain}}}}})});
+  cmds.push_back({{"add", {{"element", std::move(add)}}}});
+  Json batch = {{"nftables", std::move(cmds)}};
+  auto r = run(batch.dump(), false, true);
+  return r.ok() ? okStatus() : r.status().withContext("import firewall rules of `" + name + "`");
+}
+
+}  // namespace lxmig::net

@@ -1,0 +1,101 @@
+// Per-container nftables rules in one lxmig-owned table (libnftables).
+//
+// The node's table `inet lxmig` holds a forward base chain, a verdict map
+// from container address to the container's own chain, and one chain
+// `in-NAME` per container with the operator's rules for traffic TO that
+// container:
+//
+//   table inet lxmig {
+//     map inbound { type ipv4_addr : verdict; }      # 10.200.1.10 : jump in-web
+//     chain forward { type filter hook forward priority filter; policy drop;
+//       ct state established,related accept          # strict nodes only
+//       ct state invalid drop                        # strict nodes only
+//       ip daddr vmap @inbound
+//       iifname "lxbr0" accept }                     # containers may connect out
+//     chain in-web { tcp dport 80 accept }
+//   }
+//
+// A container's chain and map element are what migrates: exported as JSON
+// on the source, applied on the target in one nftables transaction (all or
+// nothing), removed from the source on commit. Tables of the operator and
+// other containers' chains are never touched.
+//
+//   LXMIG_ASSIGN_OR_RETURN(auto fw, net::Firewall::open());
+//   LXMIG_RETURN_IF_ERROR(fw.ensureBase({.strict = true, .bridge = "lxbr0"}));
+//   LXMIG_ASSIGN_OR_RETURN(auto rule, fw.addRule("web", "tcp dport 80 accept"));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/status.h"
+
+struct nft_ctx;
+
+namespace lxmig::net {
+
+struct FirewallBase {
+  // Strict: the forward policy is drop; only established/related flows,
+  // the containers' own outgoing connections and what a container's chain
+  // accepts pass. Open: policy accept, container chains may still drop.
+  bool strict = false;
+  std::string bridge;  // the node's container bridge (outgoing traffic)
+};
+
+struct FirewallRule {
+  uint64_t handle = 0;  // nftables rule handle on this node (changes when the container moves)
+  std::string text;     // as `nft list` prints it
+};
+
+class Firewall {
+ public:
+  // table: name of the lxmig-owned inet table ("lxmig").
+  static Result<Firewall> open(std::string table = "lxmig");
+  Firewall(Firewall&&) noexcept;
+  Firewall& operator=(Firewall&&) noexcept;
+  ~Firewall();
+
+  // Creates the table, the map and the forward chain, and replaces the
+  // forward chain's rules by the base policy, in one transaction.
+  Status ensureBase(const FirewallBase& base);
+  // Creates the container's (empty) chain and its map element. Idempotent.
+  Status addContainer(const std::string& name, const std::string& ip);
+  // Removes the container's map element and chain. NotFound is success.
+  Status removeContainer(const std::string& name, const std::string& ip);
+  // Names of the containers that have a chain in the table.
+  Result<std::vector<std::string>> containers();
+
+  // One rule in nft syntax for the container's chain ("tcp dport 80
+  // accept"). InvalidArgument with nft's one-line reason when malformed;
+  // nothing changes then.
+  Result<FirewallRule> addRule(const std::string& name, const std::string& rule);
+  Status deleteRule(const std::string& name, uint64_t handle);
+  Result<std::vector<FirewallRule>> listRules(const std::string& name);
+
+  // The container's chain and map element as a JSON document of our own
+  // envelope ({"container", "ip", "rules": [libnftables rule objects]}).
+  Result<std::string> exportContainer(const std::string& name, const std::string& ip);
+  // Applies an exported document atomically: the chain is created (or
+  // emptied), filled and linked in one nftables transaction.
+  Status importContainer(const std::string& exported);
+
+  const std::string& table() const { return table_; }
+
+ private:
+  Firewall(nft_ctx* ctx, std::string table);
+  // Runs nft commands (text, or JSON when json), returns stdout.
+  Result<std::string> run(const std::string& cmd, bool jsonOut, bool jsonIn = false, bool echo = false);
+
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+  std::string table_;
+};
+
+// Whether a container name can name an nftables chain (the CLI validates
+// names earlier; this guards the command strings built here).
+bool validChainSuffix(const std::string& name);
+
+}  // namespace lxmig::net

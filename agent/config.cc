@@ -43,6 +43,8 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"cluster", &AgentConfig::clusterFile},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
       {"log_level", &AgentConfig::logLevel},
+      {"firewall", &AgentConfig::firewall},
+      {"firewall_table", &AgentConfig::firewallTable},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -68,6 +70,8 @@ Status AgentConfig::validate() const {
   if (!listen.empty() && (tlsCa.empty() || tlsCert.empty() || tlsKey.empty()))
     return invalidArgument("`listen` needs tls_ca, tls_cert and tls_key: peers talk mutual TLS only");
   if (node.find_first_of("/ \t") != std::string::npos) return invalidArgument("bad node name `" + node + "`");
+  if (firewall != "open" && firewall != "strict")
+    return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
   return okStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "lxmig/net/conntrack.h"
 #include "lxmig/proto/rpc_status.h"
 #include "precopy.h"
 #include "transfer.h"
@@ -306,6 +307,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (frozen) {
       local = node.lxc().thaw(spec.name);
       if (auto st = node.claimAddress(spec); !st.ok() && local.ok()) local = st;
+      if (auto st = node.firewall().unblock(spec.ip); !st.ok() && local.ok()) local = st;
     }
     keepCriuLogs(imagesDir, node.config().stateDir + "/logs/" + rep.id());
     (void)removeTree(imagesDir);
@@ -442,7 +444,11 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     Status st = node.lxc().freeze(spec.name);
     if (st.ok()) {
       frozen = true;
-      // Stop routing the address here; nothing must reach the frozen copy.
+      // Nothing of the frozen copy may leave this node or reach it: not
+      // its packets, not the RSTs its sockets send when it is destroyed at
+      // commit (the established flows continue on the target).
+      st = node.firewall().block(spec.ip);
+      // Stop routing the address here.
       if (auto rs2 = node.releaseAddress(spec); !rs2.ok()) {
         LXMIG_LOG(kWarn, kLog) << rs2.toString();
       }
@@ -533,6 +539,32 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     }
   }
 
+  // ---- NETWORK STATE: the container's firewall chain and the node's
+  // conntrack entries of its address, taken while nothing reaches it (the
+  // route went at the freeze; CRIU locked its own namespace for the dump).
+  v1::NetState netState;
+  {
+    PhaseClock ph(node, rep, "net-export");
+    auto rules = node.firewall().exportContainer(spec.name, spec.ip);
+    Status st = rules.status();
+    if (rules.ok()) netState.set_rules_json(std::move(*rules));
+    if (st.ok() && !req.no_conntrack()) {
+      auto entries = net::exportConntrack({spec.ip});
+      st = entries.status();
+      if (entries.ok())
+        for (auto& e : *entries) *netState.add_conntrack() = std::move(e);
+      netState.set_conntrack_replicated(true);
+    }
+    ph.end(st, netState.ByteSizeLong(),
+           "conntrack_entries=" + std::to_string(netState.conntrack_size()) +
+               (req.no_conntrack() ? " (replication switched off)" : ""));
+    if (!st.ok()) {
+      tctx.TryCancel();
+      (void)w->Finish();
+      return abortAll(st.withContext("export network state"));
+    }
+  }
+
   // ---- TRANSFER: the rest of the images and the file delta ----
   {
     prog.phase("transfer", imageBytes > sent ? imageBytes - sent : 0);
@@ -569,12 +601,15 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     v1::RestoreRequest rr;
     rr.set_migration_id(rep.id());
     rr.set_lazy(pc != nullptr);
+    *rr.mutable_net() = std::move(netState);
     v1::RestoreReply rrep;
     restoreSent = true;
     Status st = fromGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
     ph.end(st, 0, st.ok() ? "assemble_ms=" + std::to_string(rrep.assemble_ms()) +
                                 " assemble_copied=" + std::to_string(rrep.assembled_copied_bytes()) +
                                 " lazy_start_ms=" + std::to_string(rrep.lazy_start_ms()) +
+                                " net_import_ms=" + std::to_string(rrep.net_import_ms()) +
+                                " conntrack_imported=" + std::to_string(rrep.conntrack_imported()) +
                                 " restore_ms=" + std::to_string(rrep.restore_ms()) +
                                 " cutover_ms=" + std::to_string(rrep.cutover_ms())
                           : "");
@@ -595,6 +630,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
         (void)node.audit().endPhase(*id, at + ms, bytes, "ok", "", detail);
       at += ms;
     };
+    sub("target-net-import", rrep.net_import_ms(), 0,
+        "nftables chain + " + std::to_string(rrep.conntrack_imported()) + " conntrack entries");
     if (pc) {
       sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes(), "bytes = copied");
       sub("target-lazy-start", rrep.lazy_start_ms(), 0, "criu lazy-pages daemon");
@@ -608,6 +645,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     prog.phase("commit", 0);
     PhaseClock ph(node, rep, "commit");
     Status st = node.lxc().destroy(spec.name);
+    node.dropNetState(spec);  // its rules and entries live on the target now
+    if (auto ub = node.firewall().unblock(spec.ip); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
     (void)removeTree(imagesDir);
     node.unreserve(spec.name);
     grpc::ClientContext ctx;
@@ -753,7 +792,7 @@ Result<v1::TransferReply> Incoming::receive(grpc::ServerReader<v1::TransferChunk
   return r;
 }
 
-Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy) {
+Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, const v1::NetState& net) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
   const auto& cfg = node_.config();
   const std::string& name = st->spec.name;
@@ -761,6 +800,7 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy) {
   auto fail = [&](const Status& s) {
     (void)node_.lxc().destroy(name);
     (void)node_.releaseAddress(st->spec);
+    dropImportedNet(*st);
     return s.withContext("restore on " + cfg.node);
   };
   LXMIG_RETURN_IF_ERROR(makeDirs(node_.lxc().dir(name), 0700));
@@ -770,6 +810,21 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy) {
   if (auto s = node_.saveSpec(st->spec); !s.ok()) return fail(s);
   v1::RestoreReply r;
   int64_t t = monotonicNs();
+  // The container's firewall chain and conntrack entries are in place
+  // before it resumes: its first packet after restore must pass.
+  if (!net.rules_json().empty()) {
+    if (auto s = node_.firewall().importContainer(net.rules_json()); !s.ok()) return fail(s);
+    st->rulesImported = true;
+  }
+  if (net.conntrack_size() > 0) {
+    std::vector<v1::ConntrackEntry> entries(net.conntrack().begin(), net.conntrack().end());
+    auto ct = net::importConntrack(entries);
+    if (!ct.ok()) return fail(ct.status());
+    st->conntrackImported = std::move(entries);
+    r.set_conntrack_imported(static_cast<uint32_t>(ct->created + ct->updated));
+  }
+  r.set_net_import_ms((monotonicNs() - t) / 1000000);
+  t = monotonicNs();
   {
     std::lock_guard lk(st->pagesMu);
     if (st->pages) {
@@ -800,6 +855,18 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy) {
   r.set_init_pid(node_.lxc().initPid(name));
   LXMIG_LOG(kInfo, kLog) << "restored " << name << " (migration " << id << ") in " << r.restore_ms() << " ms";
   return r;
+}
+
+void Incoming::dropImportedNet(State& s) {
+  if (s.rulesImported) {
+    if (auto st = node_.firewall().removeContainer(s.spec.name); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+    s.rulesImported = false;
+  }
+  if (!s.conntrackImported.empty()) {
+    if (auto n = net::deleteConntrackEntries(s.conntrackImported); !n.ok())
+      LXMIG_LOG(kWarn, kLog) << n.status().toString();
+    s.conntrackImported.clear();
+  }
 }
 
 void Incoming::reapIdle(int64_t idleMs) {
@@ -876,6 +943,7 @@ Status Incoming::abort(const std::string& id, const std::string& reason) {
     (void)node_.lxc().destroy(name);
     (void)node_.releaseAddress(st->spec);
   }
+  dropImportedNet(*st);
   discard(id, *st);
   (void)node_.audit().finishMigration(id, "aborted", reason, wallMs(), 0, -1, wallMs() - st->startedMs);
   LXMIG_LOG(kInfo, kLog) << "aborted incoming migration " << id << ": " << reason;

@@ -40,7 +40,7 @@ class Incoming {
   void cleanupStale();
   Status prepare(const v1::PrepareRequest& req);
   Result<v1::TransferReply> receive(grpc::ServerReader<v1::TransferChunk>* reader);
-  Result<v1::RestoreReply> restore(const std::string& id, bool lazy);
+  Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);
   // Aborts incoming migrations not restored and silent for idleMs: their
@@ -54,6 +54,9 @@ class Incoming {
     std::string stagingDir;  // <lxc_path>/.incoming-<id>
     std::string imagesDir;
     bool restored = false;
+    // Network state imported here (removed again if the migration aborts).
+    bool rulesImported = false;
+    std::vector<v1::ConntrackEntry> conntrackImported;
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
     std::shared_ptr<Child> lazyPages;
@@ -64,6 +67,8 @@ class Incoming {
   };
   Result<std::shared_ptr<State>> find(const std::string& id);
   void discard(const std::string& id, State& s);
+  // Removes the firewall chain and conntrack entries restore() imported.
+  void dropImportedNet(State& s);
 
   Node& node_;
   std::mutex mu_;

@@ -405,6 +405,25 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
 Status LxcHost::stop(const std::string& name) {
   auto c = open(lxcPath_, name);
   if (!c.ok() || !(*c)->is_defined(c->get())) return okStatus();
+  // Cut the container off the bridge first. Its TCP sockets outlive their
+  // processes as orphans that keep retrying (for minutes when the peer's
+  // packets are dropped), and they keep the network namespace, its address
+  // and its MAC alive on the bridge: a later container with the same
+  // address would share the wire with that ghost. Without its veth the
+  // ghost namespace reaches nobody; and a stopped source sends no FIN or
+  // RST on behalf of connections that live on elsewhere.
+  if (int pid = initPid(name); pid > 0) {
+    auto links = runCommand({"nsenter", "-t", std::to_string(pid), "-n", "ip", "-o", "link", "show"});
+    if (links.ok() && links->exitCode == 0)
+      for (const auto& l : split(links->out, '\n')) {
+        // "2: eth0@if41: <BROADCAST,..." -> eth0
+        auto colon = l.find(": ");
+        if (colon == std::string::npos) continue;
+        std::string dev = l.substr(colon + 2, l.find_first_of("@:", colon + 2) - colon - 2);
+        if (dev.empty() || dev == "lo") continue;
+        (void)runCommand({"nsenter", "-t", std::to_string(pid), "-n", "ip", "link", "del", dev});
+      }
+  }
   if (frozen(name)) {
     // Kill while frozen, then thaw: the tasks die on their way back to user
     // space, so a frozen source never runs again once its copy is committed.

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "lxmig/agent/config.h"
@@ -71,6 +72,9 @@ Status mountImagesTmpfs(const std::string& dir, const std::string& size) {
 // After a crash or restart: a FROZEN container of ours was caught mid
 // migration. If a peer runs it, the migration committed; else thaw it.
 void recoverFrozen(Node& node) {
+  // Addresses blocked by a migration this agent did not finish: kept only
+  // for copies that stay frozen below.
+  std::set<std::string> stillBlocked;
   for (const auto& name : node.lxc().list()) {
     auto spec = node.spec(name);
     if (!spec.ok()) continue;
@@ -93,14 +97,19 @@ void recoverFrozen(Node& node) {
     if (elsewhere) {
       LXMIG_LOG(kWarn, "recover") << name << " is frozen here and runs on a peer: removing the stale copy";
       (void)node.lxc().destroy(name);
+      node.dropNetState(*spec);
     } else if (unknown) {
       LXMIG_LOG(kError, "recover") << name << " is frozen here and a peer is unreachable: left frozen, resolve by hand";
+      stillBlocked.insert(spec->ip);
     } else {
       LXMIG_LOG(kWarn, "recover") << name << " was frozen by an interrupted migration: thawing it";
       (void)node.lxc().thaw(name);
       (void)node.claimAddress(*spec);
     }
   }
+  if (auto b = node.firewall().blocked(); b.ok())
+    for (const auto& ip : *b)
+      if (!stillBlocked.count(ip)) (void)node.firewall().unblock(ip);
 }
 
 }  // namespace
@@ -135,6 +144,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
+  app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
+                                              "what container rules accept)");
   std::string probe;
   app.add_option("--probe", probe,
                  "check that the agent at host:port accepts this node's TLS identity (GetNode over mutual TLS), "
@@ -171,6 +182,7 @@ int main(int argc, char** argv) {
   pick("--tls-key", cfg.tlsKey, over.tlsKey);
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
+  pick("--firewall", cfg.firewall, over.firewall);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {

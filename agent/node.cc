@@ -8,6 +8,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "lxmig/net/conntrack.h"
 #include "lxmig/net/cutover.h"
 #include "lxmig/proto/rpc_status.h"
 
@@ -86,12 +87,57 @@ Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
   } else {
     LXMIG_LOG(kWarn, "node") << "no cluster file at " << cfg.clusterFile << ": this node knows no peers";
   }
+  LXMIG_RETURN_IF_ERROR(n->initFirewall());
   if (!cfg.tlsCa.empty()) {
     LXMIG_ASSIGN_OR_RETURN(n->caPem_, readFile(cfg.tlsCa));
     LXMIG_ASSIGN_OR_RETURN(n->certPem_, readFile(cfg.tlsCert));
     LXMIG_ASSIGN_OR_RETURN(n->keyPem_, readFile(cfg.tlsKey));
   }
   return n;
+}
+
+// The lxmig table: base chain as configured, a chain for every container of
+// this node, none for containers that are gone (removed while the agent was
+// down, or left by a crash mid-migration).
+Status Node::initFirewall() {
+  auto fw = net::Firewall::open(cfg_.firewallTable);
+  if (!fw.ok()) return fw.status();
+  fw_ = std::make_unique<net::Firewall>(std::move(*fw));
+  LXMIG_RETURN_IF_ERROR(fw_->ensureBase({.strict = cfg_.firewall == "strict", .bridge = cfg_.bridge}));
+  std::set<std::string> local;
+  for (const auto& name : lxc_.list()) {
+    auto s = spec(name);
+    if (!s.ok()) continue;
+    local.insert(name);
+    if (auto st = fw_->addContainer(s->name, s->ip); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
+  }
+  auto chains = fw_->containers();
+  if (chains.ok())
+    for (const auto& c : *chains)
+      if (!local.count(c)) {
+        LXMIG_LOG(kInfo, "node") << "removing firewall chain of `" << c << "`: no such container here";
+        (void)fw_->removeContainer(c);
+      }
+  return okStatus();
+}
+
+void Node::dropNetState(const Spec& s) {
+  if (auto st = fw_->removeContainer(s.name); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
+  if (auto n = net::deleteConntrack({s.ip}); !n.ok()) LXMIG_LOG(kWarn, "node") << n.status().toString();
+}
+
+// "80", "80/tcp", "53/udp" -> an nft rule accepting it.
+static Result<std::string> publishRule(const std::string& spec) {
+  std::string port = spec, proto = "tcp";
+  if (auto slash = spec.find('/'); slash != std::string::npos) {
+    port = spec.substr(0, slash);
+    proto = spec.substr(slash + 1);
+  }
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 1 || p > 65535 || (proto != "tcp" && proto != "udp"))
+    return invalidArgument("bad --publish `" + spec + "` (PORT or PORT/tcp or PORT/udp)");
+  return proto + " dport " + std::to_string(p) + " accept";
 }
 
 std::shared_ptr<grpc::ServerCredentials> Node::serverCredentials() const {
@@ -243,6 +289,11 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
     if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
     s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
   }
+  std::vector<std::string> rules;
+  for (const auto& p : req.publish()) {
+    LXMIG_ASSIGN_OR_RETURN(auto r, publishRule(p));
+    rules.push_back(std::move(r));
+  }
   LXMIG_ASSIGN_OR_RETURN(s.ip, allocateIp(req.name()));
   in_addr a{};
   ::inet_pton(AF_INET, s.ip.c_str(), &a);
@@ -255,10 +306,15 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
 
   Status st = lxc_.define(paramsFor(s));
   if (st.ok()) st = saveSpec(s);
+  // Its firewall chain is in place before the container first runs.
+  if (st.ok()) st = fw_->addContainer(s.name, s.ip);
+  for (const auto& r : rules)
+    if (st.ok()) st = fw_->addRule(s.name, r).status();
   if (st.ok()) st = lxc_.start(s.name, s.command);
   if (st.ok()) st = claimAddress(s);
   if (!st.ok()) {
     (void)lxc_.destroy(s.name);
+    (void)fw_->removeContainer(s.name);
     return st.withContext("run `" + s.name + "`");
   }
   LXMIG_LOG(kInfo, "node") << "container " << s.name << " started at " << s.ip;
@@ -270,6 +326,7 @@ Status Node::remove(const std::string& name) {
   LXMIG_RETURN_IF_ERROR(reserve(name, "being removed"));
   Status st = lxc_.destroy(name);
   (void)releaseAddress(s);
+  dropNetState(s);
   unreserve(name);
   return st;
 }

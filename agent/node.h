@@ -13,6 +13,7 @@
 
 #include "lxc_container.h"
 #include "lxmig/agent/config.h"
+#include "lxmig/net/firewall.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
@@ -53,6 +54,11 @@ class Node {
   // Routes the container's address here (after start or restore).
   Status claimAddress(const Spec& s);
   Status releaseAddress(const Spec& s);
+  // The node's lxmig nftables table (net::Firewall is thread-safe).
+  net::Firewall& firewall() { return *fw_; }
+  // Drops what the node holds for a container's network besides its route:
+  // its firewall chain and its conntrack entries. Errors are logged.
+  void dropNetState(const Spec& s);
 
   // A name is busy while it is created, removed or migrated; busy names
   // refuse other operations with FailedPrecondition.
@@ -75,11 +81,13 @@ class Node {
   // already runs a container of that name (an unreachable one is skipped
   // with a warning: PREPARE still refuses a name taken on the target).
   Result<std::string> allocateIp(const std::string& forName);
+  Status initFirewall();
 
   AgentConfig cfg_;
   LxcHost lxc_;
   ClusterConfig cluster_;
   std::unique_ptr<store::AuditLog> audit_;
+  std::unique_ptr<net::Firewall> fw_;
   std::string caPem_, certPem_, keyPem_;
   std::mutex mu_;
   std::map<std::string, std::string> busy_;

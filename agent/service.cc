@@ -117,6 +117,49 @@ grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Firewall, 20);
+  const std::string& name = req->container();
+  auto spec = node_.spec(name);
+  if (!spec.ok()) return toGrpc(spec.status());
+  auto& fw = node_.firewall();
+  // A change while the container migrates could miss the export: refused.
+  bool changes = req->op() != v1::FirewallRequest::LIST;
+  if (changes)
+    if (auto st = node_.reserve(name, "changing its firewall rules"); !st.ok()) return toGrpc(st);
+  struct Unreserve {
+    Node& n;
+    const std::string& name;
+    bool on;
+    ~Unreserve() {
+      if (on) n.unreserve(name);
+    }
+  } unres{node_, name, changes};
+  switch (req->op()) {
+    case v1::FirewallRequest::ADD: {
+      auto r = fw.addRule(name, req->rule());
+      if (!r.ok()) return toGrpc(r.status());
+      rep->mutable_added()->set_handle(r->handle);
+      rep->mutable_added()->set_text(r->text);
+      break;
+    }
+    case v1::FirewallRequest::DELETE:
+      if (auto st = fw.deleteRule(name, req->handle()); !st.ok()) return toGrpc(st);
+      break;
+    default:
+      break;
+  }
+  auto rules = fw.listRules(name);
+  if (!rules.ok()) return toGrpc(rules.status());
+  rep->set_node(node_.config().node);
+  for (const auto& r : *rules) {
+    auto* x = rep->add_rules();
+    x->set_handle(r.handle);
+    x->set_text(r.text);
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest* req, v1::GroupsReply* rep) {
   if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Groups, 60);
   grouping::Selection sel;
@@ -204,7 +247,7 @@ grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1:
 }
 
 grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
-  auto r = incoming_.restore(req->migration_id(), req->lazy());
+  auto r = incoming_.restore(req->migration_id(), req->lazy(), req->net());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

@@ -137,6 +137,7 @@ void onInterrupt(int) {
 struct MigrateOptions {
   std::string mode, tracker, maxDowntime;
   int maxRounds = 0;
+  bool noConntrack = false;
 };
 
 // "300ms", "0.5s", "2s" or plain milliseconds.
@@ -175,6 +176,7 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   rq.set_tracker(mo.tracker);
   rq.set_max_downtime_ms(maxDowntimeMs);
   rq.set_max_rounds(mo.maxRounds);
+  rq.set_no_conntrack(mo.noConntrack);
   rq.set_reason("operator");
   grpc::ClientContext ctx;
   g_migrateCtx = &ctx;
@@ -261,6 +263,9 @@ int main(int argc, char** argv) {
   run->add_option("--name", runName, "container name")->required();
   run->add_option("--bind", runBinds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)")->allow_extra_args(false);
   run->add_option("-e,--env", runEnv, "NAME=value for the workload")->allow_extra_args(false);
+  std::vector<std::string> runPublish;
+  run->add_option("-p,--publish", runPublish, "PORT[/tcp|udp] open to everyone (a firewall rule of the container)")
+      ->allow_extra_args(false);
   run->add_option("command", runCmd, "command and arguments (after --)")->required();
   auto* ps = app.add_subcommand("ps", "list containers of all nodes");
   auto* rm = app.add_subcommand("rm", "stop and remove a container");
@@ -284,6 +289,23 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "uffd-wp", "soft-dirty", "none"}));
   migrate->add_option("--max-downtime", migOpts.maxDowntime, "pre-copy stops when the rest fits this (default 300ms)");
   migrate->add_option("--max-rounds", migOpts.maxRounds, "pre-copy round limit (default 10)");
+  migrate->add_flag("--no-conntrack", migOpts.noConntrack,
+                    "leave the node's conntrack entries behind (diagnosis: established flows die behind a strict "
+                    "firewall)");
+  auto* fw = app.add_subcommand("fw", "a container's firewall rules (they move with it)");
+  fw->require_subcommand(1);
+  std::string fwName;
+  std::vector<std::string> fwRule;
+  uint64_t fwHandle = 0;
+  auto* fwAdd = fw->add_subcommand("add", "add one rule in nft syntax for traffic to the container, e.g. "
+                                          "`lxmig fw add web tcp dport 80 accept`");
+  fwAdd->add_option("name", fwName)->required();
+  fwAdd->add_option("rule", fwRule, "the rule (words are joined)")->required();
+  auto* fwList = fw->add_subcommand("list", "list the container's rules with their handles");
+  fwList->add_option("name", fwName)->required();
+  auto* fwDel = fw->add_subcommand("del", "delete a rule by the handle `fw list` shows");
+  fwDel->add_option("name", fwName)->required();
+  fwDel->add_option("handle", fwHandle)->required();
   auto* audit = app.add_subcommand("audit", "migration history");
   audit->require_subcommand(1);
   auto* auditList = audit->add_subcommand("list", "recent migrations");
@@ -363,6 +385,7 @@ int main(int argc, char** argv) {
     rq.set_node(g.node);
     rq.set_name(runName);
     for (const auto& c : runCmd) rq.add_command(c);
+    for (const auto& p : runPublish) rq.add_publish(p);
     for (const auto& e : runEnv) {
       if (e.find('=') == std::string::npos) return fail("run", invalidArgument("--env wants NAME=value, got `" + e + "`"));
       rq.add_env(e);
@@ -485,6 +508,47 @@ int main(int argc, char** argv) {
   }
 
   if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migOpts);
+
+  if (fw->parsed()) {
+    std::string where = g.node;
+    if (where.empty()) {
+      auto loc = conn.locate(fwName);
+      if (!loc.ok()) return fail("fw " + fwName, loc.status());
+      where = *loc;
+    }
+    auto t = conn.forNode(where);
+    if (!t.ok()) return fail("fw " + fwName, t.status());
+    v1::FirewallRequest rq;
+    rq.set_node(where);
+    rq.set_container(fwName);
+    std::string rule;
+    for (const auto& w : fwRule) rule += (rule.empty() ? "" : " ") + w;
+    rq.set_op(fwAdd->parsed() ? v1::FirewallRequest::ADD
+                              : fwDel->parsed() ? v1::FirewallRequest::DELETE : v1::FirewallRequest::LIST);
+    rq.set_rule(rule);
+    rq.set_handle(fwHandle);
+    grpc::ClientContext ctx;
+    deadline(ctx, 30);
+    v1::FirewallReply rp;
+    if (auto st = fromGrpc(t->stub->Firewall(&ctx, rq, &rp)); !st.ok()) return fail("fw " + fwName, st);
+    if (g.json) {
+      json j = {{"container", fwName}, {"node", rp.node()}, {"rules", json::array()}};
+      for (const auto& r : rp.rules()) j["rules"].push_back({{"handle", r.handle()}, {"rule", r.text()}});
+      if (fwAdd->parsed()) j["added"] = {{"handle", rp.added().handle()}, {"rule", rp.added().text()}};
+      std::cout << j.dump() << "\n";
+    } else if (fwList->parsed()) {
+      std::printf("%-8s %s\n", "HANDLE", ("RULES FOR TRAFFIC TO " + fwName + " ON " + rp.node()).c_str());
+      for (const auto& r : rp.rules()) std::printf("%-8llu %s\n", static_cast<unsigned long long>(r.handle()), r.text().c_str());
+    } else if (!g.quiet) {
+      if (fwAdd->parsed())
+        std::printf("%s on %s: rule %llu: %s\n", fwName.c_str(), rp.node().c_str(),
+                    static_cast<unsigned long long>(rp.added().handle()), rp.added().text().c_str());
+      else
+        std::printf("%s on %s: rule %llu deleted\n", fwName.c_str(), rp.node().c_str(),
+                    static_cast<unsigned long long>(fwHandle));
+    }
+    return 0;
+  }
 
   if (groups->parsed()) {
     std::string text;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <nftables/libnftables.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -101,9 +102,12 @@ Status Firewall::ensureBase(const FirewallBase& base) {
   const std::string t = "inet " + table_;
   std::string cmd = "add table " + t + "\n" +
                     "add map " + t + " inbound { type ipv4_addr : verdict; }\n" +
+                    "add set " + t + " blocked { type ipv4_addr; }\n" +
                     "add chain " + t + " forward { type filter hook forward priority filter; policy " +
                     (base.strict ? "drop" : "accept") + "; }\n" +
                     "flush chain " + t + " forward\n";
+  cmd += "add rule " + t + " forward ip saddr @blocked drop\n";
+  cmd += "add rule " + t + " forward ip daddr @blocked drop\n";
   if (base.strict) {
     cmd += "add rule " + t + " forward ct state established,related accept\n";
     cmd += "add rule " + t + " forward ct state invalid drop\n";
@@ -129,21 +133,22 @@ Status Firewall::addContainer(const std::string& name, const std::string& ip) {
   return r.ok() ? okStatus() : r.status().withContext("firewall chain of `" + name + "`");
 }
 
-Status Firewall::removeContainer(const std::string& name, const std::string& ip) {
+Status Firewall::removeContainer(const std::string& name) {
   if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "`");
   const std::string t = "inet " + table_;
   auto has = run("list map " + t + " inbound", true);
   std::string cmd;
-  // Only the element that points at this container's chain goes.
-  if (has.ok() && validIpv4(ip)) {
+  // The elements that jump to this chain go first (the kernel refuses to
+  // delete a chain a map still points at), whatever address they hold.
+  if (has.ok()) {
     auto j = Json::parse(*has, nullptr, false);
     if (j.is_object())
       for (const auto& o : j["nftables"])
         if (o.contains("map") && o["map"].contains("elem"))
           for (const auto& e : o["map"]["elem"])
-            if (e.is_array() && e.size() == 2 && e[0] == ip && e[1].dump().find("\"" + chainOf(name) + "\"") !=
-                                                                   std::string::npos)
-              cmd += "delete element " + t + " inbound { " + ip + " }\n";
+            if (e.is_array() && e.size() == 2 && e[0].is_string() &&
+                e[1].dump().find("\"" + chainOf(name) + "\"") != std::string::npos)
+              cmd += "delete element " + t + " inbound { " + e[0].get<std::string>() + " }\n";
   }
   auto chains = containers();
   if (chains.ok())
@@ -152,6 +157,34 @@ Status Firewall::removeContainer(const std::string& name, const std::string& ip)
   if (cmd.empty()) return okStatus();
   auto r = run(cmd, false);
   return r.ok() ? okStatus() : r.status().withContext("remove firewall chain of `" + name + "`");
+}
+
+Status Firewall::block(const std::string& ip) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  auto r = run("add element inet " + table_ + " blocked { " + ip + " }", false);
+  return r.ok() ? okStatus() : r.status().withContext("block " + ip);
+}
+
+Status Firewall::unblock(const std::string& ip) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  auto cur = blocked();
+  if (!cur.ok()) return cur.status();
+  if (std::find(cur->begin(), cur->end(), ip) == cur->end()) return okStatus();
+  auto r = run("delete element inet " + table_ + " blocked { " + ip + " }", false);
+  return r.ok() ? okStatus() : r.status().withContext("unblock " + ip);
+}
+
+Result<std::vector<std::string>> Firewall::blocked() {
+  auto r = run("list set inet " + table_ + " blocked", true);
+  if (!r.ok()) return r.status();
+  std::vector<std::string> out;
+  auto j = Json::parse(*r, nullptr, false);
+  if (j.is_object())
+    for (const auto& o : j["nftables"])
+      if (o.contains("set") && o["set"].contains("elem"))
+        for (const auto& e : o["set"]["elem"])
+          if (e.is_string()) out.push_back(e.get<std::string>());
+  return out;
 }
 
 Result<std::vector<std::string>> Firewall::containers() {

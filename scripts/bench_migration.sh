@@ -51,7 +51,7 @@ PY
 run_lxmig() {  # size run
   local size=$1 run=$2 name
   name=b${size}x$run
-  "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
+  "$LXMIG" --quiet --node n1 run --name "$name" --publish 7000 --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
   wait_up "$name"
   "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/lxmig-$size-$run.json" || true
@@ -63,7 +63,7 @@ run_plain() {  # size run
   local size=$1 run=$2 name img1 img2 t0 t1 t2 t3 pstate
   # lxc-checkpoint dump on n1, plain copy, lxc-checkpoint restore on n2
   name=p${size}x$run
-  "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- \
+  "$LXMIG" --quiet --node n1 run --name "$name" --publish 7000 --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
   wait_up "$name"
   img1=$S1/state/images/base-$name; img2=$S2/state/images/base-$name

@@ -88,7 +88,7 @@ start_workload() {  # W name
     W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
               --enable-debug-command yes --daemonize no) ;;
   esac
-  "$LXMIG" --quiet --node n1 run --name "$name" --bind "$WORK:/opt/lxmig-tests" -- "${args[@]}"
+  "$LXMIG" --quiet --node n1 run --name "$name" --publish 7100 --publish 6379 --bind "$WORK:/opt/lxmig-tests" -- "${args[@]}"
   local ip port=7100 kind=dirtier
   ip=$(ip_of "$name")
   [[ $w == W4 ]] && { port=6379; kind=redis; }

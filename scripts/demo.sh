@@ -25,7 +25,7 @@ echo "==> test bed: 2 nodes"
 "$LXMIG" rm demo >/dev/null 2>&1 || true
 
 echo "==> start a stateful workload on n1 ($MEM MiB of touched memory, a counter, a TCP server)"
-"$LXMIG" --node n1 run --name demo --bind "$WORKLOADS:/opt/lxmig-tests" -- \
+"$LXMIG" --node n1 run --name demo --publish 7000 --bind "$WORKLOADS:/opt/lxmig-tests" -- \
   /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$MEM"
 IP=$("$LXMIG" --json ps | python3 -c 'import json,sys; print([c["ip"] for c in json.load(sys.stdin)["containers"] if c["name"]=="demo"][0])')
 ask() { "$ROOT/scripts/testbed.sh" client -- python3 -c '

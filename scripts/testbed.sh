@@ -23,6 +23,9 @@
 #        testbed.sh [--prefix P] client -- CMD...        (in the client namespace)
 #        testbed.sh [--prefix P] restart-agent [--lxmigd PATH] NODE [-- LXMIGD-FLAGS...]
 # P defaults to $LXMIG_TESTBED_PREFIX or "lxmig". `down` works after a crash too.
+# Nodes run a strict firewall (forward policy drop; established flows, the
+# containers' own connections and their published ports pass) with strict
+# TCP connection tracking; LXMIG_TESTBED_FIREWALL=open makes it permissive.
 set -euo pipefail
 
 P=${LXMIG_TESTBED_PREFIX:-lxmig}
@@ -31,6 +34,7 @@ LXMIGD=${LXMIGD:-}
 JSON=0
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=7400
+FIREWALL=${LXMIG_TESTBED_FIREWALL:-strict}
 CRIU_BIN=/opt/lxmig/bin
 
 die() { echo "testbed: $*" >&2; exit 1; }
@@ -136,6 +140,9 @@ make_node() {  # i
     net.ipv4.conf.fab0.proxy_arp=1 net.ipv4.conf.lxbr0.proxy_arp=1 \
     net.ipv4.neigh.fab0.proxy_delay=0 net.ipv4.neigh.lxbr0.proxy_delay=0 \
     net.ipv4.neigh.fab0.locktime=0 net.ipv4.conf.fab0.arp_accept=1
+  # Strict connection tracking: a mid-stream TCP packet without an entry is
+  # INVALID (not picked up), so only replicated entries keep flows alive.
+  nsx "$ns" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
 }
 
 write_configs() {
@@ -168,6 +175,7 @@ tls_ca = "$R/pki/ca.crt"
 tls_cert = "$R/pki/n$i.crt"
 tls_key = "$R/pki/n$i.key"
 cluster = "$R/cluster.toml"
+firewall = "$FIREWALL"
 EOF
   done
 }

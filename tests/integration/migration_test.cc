@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -60,8 +61,8 @@ class MigrationTest : public ::testing::Test {
 
   // Starts a counter_server container and returns its IP.
   std::string runServer(const std::string& name, const std::string& node, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name, "--bind",
-                                     tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/counter_server",
+    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name, "--publish", std::to_string(kPort),
+                                     "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/counter_server",
                                      "--port", std::to_string(kPort), "--fork"};
     args.insert(args.end(), extra.begin(), extra.end());
     Cli c = tb().lxmig(args);
@@ -177,8 +178,8 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
     phases.push_back(p["name"]);
     EXPECT_EQ(p["result"], "ok") << p.dump();
   }
-  EXPECT_EQ(phases, (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "transfer", "restore",
-                                              "target-restore", "target-network", "commit"}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "net-export", "transfer", "restore",
+                                              "target-net-import", "target-restore", "target-network", "commit"}));
 
   EXPECT_EQ(nodeOf("mig1"), "n2");
   std::string after = tb().waitServer(ip, kPort, 10000);
@@ -201,7 +202,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   ASSERT_EQ(show.code, 0) << show.err;
   auto a = show.json();
   EXPECT_EQ(a["result"], "committed");
-  EXPECT_EQ(a["phases"].size(), 9u);
+  EXPECT_EQ(a["phases"].size(), 11u);
   Cli list = tb().lxmig({"--json", "audit", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   bool found = false;
@@ -570,8 +571,9 @@ constexpr int kDirtierPort = 7100;
 class PreCopyTest : public MigrationTest {
  protected:
   std::string runDirtier(const std::string& name, const std::string& node, std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name, "--bind",
-                                     tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/dirtier",
+    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name,
+                                     "--publish", std::to_string(kDirtierPort), "--publish", std::to_string(kDirtierPort + 1),
+                                     "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/dirtier",
                                      "--port", std::to_string(kDirtierPort)};
     args.insert(args.end(), extra.begin(), extra.end());
     Cli c = tb().lxmig(args);
@@ -804,6 +806,248 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   EXPECT_EQ(m2.json()["result"], "committed");
   EXPECT_EQ(verify(ip).substr(0, 2), "ok");
   expectRemoved("pc-fault");
+}
+
+// ---------------------------------------------------------------------------
+// Network state: the test bed's nodes run a strict firewall (forward policy
+// drop; established flows and published ports pass) with
+// nf_conntrack_tcp_loose=0, so a mid-stream packet that reaches a node
+// without a conntrack entry is INVALID and dropped.
+
+constexpr int kSeqPort = 7300;
+
+class NetStateTest : public MigrationTest {
+ protected:
+  std::string runSeq(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", name, "--publish",
+                                     std::to_string(kSeqPort), "--publish", std::to_string(kSeqPort) + "/udp"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    for (const char* a : {"--bind", "", "--", "/opt/lxmig-tests/seqstream", "--port"}) args.push_back(a);
+    args[args.size() - 4] = tb().workloadsDir() + ":/opt/lxmig-tests";
+    args.push_back(std::to_string(kSeqPort));
+    Cli c = tb().lxmig(args);
+    EXPECT_EQ(c.code, 0) << c.err;
+    std::string ip = c.json().value("ip", "");
+    EXPECT_NE(tb().waitServer(ip, kSeqPort), "") << name << " never answered";
+    return ip;
+  }
+  // The streaming client in the client namespace; its output goes to a file.
+  struct Stream {
+    Child child;
+    std::string out;
+    ~Stream() { ::unlink(out.c_str()); }
+  };
+  std::unique_ptr<Stream> startStream(const std::string& ip, int seconds) {
+    auto s = std::make_unique<Stream>();
+    s->out = "/tmp/" + std::string(Testbed::kPrefix) + "-stream-" + std::to_string(::getpid()) + "-" + ip;
+    ::unlink(s->out.c_str());
+    SpawnOptions so;
+    so.stdoutPath = s->out;
+    auto c = spawn({"nsenter", "--net=/run/netns/" + std::string(Testbed::kPrefix) + "-client", "--",
+                    tb().workloadsDir() + "/seqstream", "--connect", ip, "--port", std::to_string(kSeqPort),
+                    "--seconds", std::to_string(seconds), "--stall-ms", "6000"},
+                   so);
+    EXPECT_TRUE(c.ok());
+    if (c.ok()) s->child = std::move(*c);
+    return s;
+  }
+  // Last "progress" line's recv, or the "final" line.
+  static std::string lastLine(const std::string& file, const char* prefix) {
+    auto t = readFile(file);
+    std::string found;
+    if (t.ok())
+      for (const auto& l : split(*t, '\n'))
+        if (l.rfind(prefix, 0) == 0) found = l;
+    return found;
+  }
+  static long long num(const std::string& line, const std::string& key) {
+    auto at = line.find(key + "=");
+    return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + key.size() + 1);
+  }
+  static std::string word(const std::string& line, const std::string& key) {
+    auto at = line.find(key + "=");
+    if (at == std::string::npos) return "";
+    auto end = line.find(' ', at);
+    return line.substr(at + key.size() + 1, end == std::string::npos ? std::string::npos : end - at - key.size() - 1);
+  }
+  size_t conntrackOf(const std::string& node, const std::string& ip) {
+    auto r = tb().nodeExec(node, {"conntrack", "-L", "-d", ip});
+    size_t n = 0;
+    for (const auto& l : split(r.out, '\n')) n += l.find("dst=" + ip) != std::string::npos;
+    return n;
+  }
+  bool hasChain(const std::string& node, const std::string& name) {
+    auto r = tb().nodeExec(node, {"nft", "list", "chain", "inet", "lxmig", "in-" + name});
+    return r.exitCode == 0;
+  }
+};
+
+TEST_F(NetStateTest, TestbedNodesAreStrict) {
+  for (const char* n : {"n1", "n2"}) {
+    auto fw = tb().nodeExec(n, {"nft", "list", "chain", "inet", "lxmig", "forward"});
+    EXPECT_NE(fw.out.find("policy drop"), std::string::npos) << fw.out << fw.err;
+    EXPECT_NE(fw.out.find("ct state established,related accept"), std::string::npos) << fw.out;
+    auto loose = tb().nodeExec(n, {"sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose"});
+    EXPECT_EQ(std::string(trim(loose.out)), "0") << loose.err;
+  }
+  // An unpublished port is closed to the client, a published one open.
+  std::string ip = runSeq("fwclosed");
+  EXPECT_EQ(tb().clientRequest(ip, 7301, "GET", 1500), "");
+  Cli add = tb().lxmig({"fw", "add", "fwclosed", "tcp", "dport", "7301", "accept"});
+  EXPECT_EQ(add.code, 0) << add.err;
+  expectRemoved("fwclosed");
+  EXPECT_FALSE(hasChain("n1", "fwclosed")) << "rm drops the container's chain";
+}
+
+TEST_F(NetStateTest, TcpConnectionSurvivesMigrationBehindStrictFirewall) {
+  std::string ip = runSeq("tcpmove");
+  ASSERT_FALSE(ip.empty());
+  Cli add = tb().lxmig({"--json", "fw", "add", "tcpmove", "tcp", "dport", "7301", "accept", "comment", "\"admin\""});
+  ASSERT_EQ(add.code, 0) << add.err;
+  EXPECT_EQ(add.json()["rules"].size(), 3u) << add.out;  // two published + this one
+  auto udp = [&] {
+    auto r = runCommand({"nsenter", "--net=/run/netns/" + std::string(Testbed::kPrefix) + "-client", "--",
+                         tb().workloadsDir() + "/seqstream", "--udp", ip, "--port", std::to_string(kSeqPort)});
+    return r.ok() && r->exitCode == 0;
+  };
+  EXPECT_TRUE(udp());
+
+  auto stream = startStream(ip, 9);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  long long before = num(lastLine(stream->out, "progress"), "recv");
+  EXPECT_GT(before, 0) << "the stream flows before the migration";
+  EXPECT_GT(conntrackOf("n1", ip), 0u);
+
+  Cli m = tb().lxmig({"--json", "migrate", "tcpmove", "--to", "n2"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto r = m.json();
+  std::map<std::string, std::string> detail;
+  for (const auto& p : r["phases"]) detail[p["name"]] = p.value("detail", "");
+  ASSERT_TRUE(detail.count("net-export")) << r.dump();
+  ASSERT_TRUE(detail.count("target-net-import")) << r.dump();
+  EXPECT_EQ(detail["net-export"].find("conntrack_entries=0"), std::string::npos) << detail["net-export"];
+
+  auto rc = stream->child.wait(30000);
+  ASSERT_TRUE(rc.ok());
+  std::string fin = lastLine(stream->out, "final");
+  EXPECT_EQ(*rc, 0) << fin;
+  EXPECT_EQ(word(fin, "status"), "ok") << fin;
+  EXPECT_EQ(num(fin, "errors"), 0) << fin;
+  EXPECT_GT(num(fin, "recv"), before) << "the same connection goes on after the migration: " << fin;
+  // A new connection reaches the container on the target; the server saw
+  // every record the client sent, in order, then the client's close.
+  std::string stat;
+  for (int i = 0; i < 20 && num(stat, "eof") != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stat = tb().clientRequest(ip, kSeqPort, "STAT", 3000);
+  }
+  EXPECT_EQ(num(stat, "received"), num(fin, "sent")) << stat << " / " << fin;
+  EXPECT_EQ(num(stat, "errors"), 0) << stat;
+  EXPECT_EQ(num(stat, "eof"), 1) << stat;
+  EXPECT_TRUE(udp()) << "UDP works on the target";
+
+  // The rules moved exactly; the source holds nothing of the container.
+  Cli list = tb().lxmig({"--json", "fw", "list", "tcpmove"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  auto lj = list.json();
+  EXPECT_EQ(lj["node"], "n2");
+  ASSERT_EQ(lj["rules"].size(), 3u) << list.out;
+  EXPECT_EQ(lj["rules"][2]["rule"], "tcp dport 7301 accept comment \"admin\"");
+  EXPECT_FALSE(hasChain("n1", "tcpmove"));
+  // The source copy left nothing on n1's bridge (its orphaned sockets
+  // would otherwise keep a ghost namespace with its address and MAC there).
+  auto ports = tb().nodeExec("n1", {"ip", "-o", "link", "show", "master", "lxbr0"});
+  EXPECT_EQ(ports.out, "") << ports.out;
+  EXPECT_EQ(conntrackOf("n1", ip), 0u) << "the source's entries go at commit";
+  EXPECT_GT(conntrackOf("n2", ip), 0u);
+  expectRemoved("tcpmove");
+}
+
+TEST_F(NetStateTest, WithoutConntrackReplicationTheConnectionDies) {
+  std::string ip = runSeq("tcpnoct");
+  ASSERT_FALSE(ip.empty());
+  auto stream = startStream(ip, 14);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  Cli m = tb().lxmig({"--json", "migrate", "tcpnoct", "--to", "n2", "--no-conntrack"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto rc = stream->child.wait(30000);
+  ASSERT_TRUE(rc.ok());
+  std::string fin = lastLine(stream->out, "final");
+  EXPECT_NE(*rc, 0) << fin;
+  EXPECT_NE(word(fin, "status"), "ok") << "behind a strict firewall the flow needs its conntrack entry: " << fin;
+  std::fprintf(stderr, "without conntrack replication: %s\n", fin.c_str());
+  // Only the flow died: the container runs on n2 and takes new connections.
+  EXPECT_EQ(nodeOf("tcpnoct"), "n2");
+  EXPECT_NE(tb().waitServer(ip, kSeqPort, 5000), "");
+  expectRemoved("tcpnoct");
+}
+
+TEST_F(NetStateTest, FailedImportOnTargetAbortsAndSourceKeepsItsNetwork) {
+  std::string ip = runSeq("tcpfail");
+  ASSERT_FALSE(ip.empty());
+  // A rule naming an interface only n1 has (by index: nft resolves it when
+  // the rule is loaded): n2 cannot load it.
+  ASSERT_EQ(tb().nodeExec("n1", {"ip", "link", "add", "lxtest0", "type", "veth", "peer", "name", "lxtest1"}).exitCode, 0);
+  struct Cleanup {
+    Testbed& tb;
+    ~Cleanup() { (void)tb.nodeExec("n1", {"ip", "link", "del", "lxtest0"}); }
+  } cleanup{tb()};
+  Cli add = tb().lxmig({"--json", "fw", "add", "tcpfail", "iif", "lxtest0", "tcp", "dport", "7302", "accept"});
+  ASSERT_EQ(add.code, 0) << add.err;
+  const uint64_t handle = add.json()["added"]["handle"];
+  std::string rulesBefore = tb().lxmig({"fw", "list", "tcpfail"}).out;
+
+  auto stream = startStream(ip, 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  size_t entriesBefore = conntrackOf("n1", ip);
+  EXPECT_GT(entriesBefore, 0u);
+  Cli m = tb().lxmig({"--json", "migrate", "tcpfail", "--to", "n2"});
+  EXPECT_NE(m.code, 0);
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "aborted") << m.out << m.err;
+  EXPECT_NE(r["error"].get<std::string>().find("import firewall rules of `tcpfail`"), std::string::npos) << r["error"];
+  // The source runs on with its rules, its entries and its address; the
+  // stream never noticed more than a pause.
+  EXPECT_EQ(nodeOf("tcpfail"), "n1");
+  EXPECT_EQ(tb().lxmig({"fw", "list", "tcpfail"}).out, rulesBefore);
+  EXPECT_GE(conntrackOf("n1", ip), entriesBefore);
+  EXPECT_FALSE(hasChain("n2", "tcpfail"));
+  EXPECT_EQ(conntrackOf("n2", ip), 0u) << "the target dropped what it imported";
+  auto rc = stream->child.wait(30000);
+  ASSERT_TRUE(rc.ok());
+  std::string fin = lastLine(stream->out, "final");
+  EXPECT_EQ(word(fin, "status"), "ok") << fin;
+  EXPECT_EQ(num(fin, "errors"), 0) << fin;
+  // Without the rule it moves.
+  EXPECT_EQ(tb().lxmig({"fw", "del", "tcpfail", std::to_string(handle)}).code, 0);
+  Cli m2 = tb().lxmig({"--json", "migrate", "tcpfail", "--to", "n2"});
+  EXPECT_EQ(m2.code, 0) << m2.err << m2.out;
+  expectRemoved("tcpfail");
+}
+
+TEST_F(NetStateTest, MalformedRulesChangeNothing) {
+  std::string ip = runSeq("fwbad");
+  ASSERT_FALSE(ip.empty());
+  std::string before = tb().lxmig({"fw", "list", "fwbad"}).out;
+  for (std::vector<std::string> bad : {std::vector<std::string>{"tcp", "dport", "eighty", "accept"},
+                                       {"tcp dport 80 accept; flush ruleset"},
+                                       {"jump", "forward"},
+                                       {"counter", "drop", "\n", "flush", "ruleset"}}) {
+    std::vector<std::string> args = {"fw", "add", "fwbad"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    Cli c = tb().lxmig(args);
+    EXPECT_NE(c.code, 0) << bad[0];
+    EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << "one line: " << c.err;
+  }
+  EXPECT_NE(tb().lxmig({"fw", "del", "fwbad", "99999"}).code, 0);
+  Cli none = tb().lxmig({"fw", "list", "nosuch"});
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.err.find("nosuch"), std::string::npos) << none.err;
+  EXPECT_EQ(tb().lxmig({"fw", "list", "fwbad"}).out, before);
+  Cli pub = tb().lxmig({"--node", "n1", "run", "--name", "badpub", "--publish", "99999", "--", "/bin/true"});
+  EXPECT_NE(pub.code, 0);
+  EXPECT_NE(pub.err.find("--publish"), std::string::npos) << pub.err;
+  expectRemoved("fwbad");
 }
 
 }  // namespace

@@ -159,12 +159,12 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   EXPECT_EQ(G([&](Firewall& g) { return g.importContainer("{not json"); }).code(), Code::kInvalidArgument);
 
   // The source drops web on commit; db and the operator stay.
-  ASSERT_TRUE(F([&](Firewall& f) { return f.removeContainer("web", "10.200.1.10"); }).ok());
+  ASSERT_TRUE(F([&](Firewall& f) { return f.removeContainer("web"); }).ok());
   EXPECT_EQ(F([&](Firewall& f) { return f.listRules("web"); }).status().code(), Code::kNotFound);
   EXPECT_EQ(F([&](Firewall& f) { return f.listRules("db"); })->size(), 1u);
   EXPECT_EQ(a.sh("nft list map inet lxmig inbound").find("10.200.1.10"), std::string::npos);
   EXPECT_EQ(a.sh("nft list table inet operator"), operatorA);
-  ASSERT_TRUE(F([&](Firewall& f) { return f.removeContainer("web", "10.200.1.10"); }).ok()) << "idempotent";
+  ASSERT_TRUE(F([&](Firewall& f) { return f.removeContainer("web"); }).ok()) << "idempotent";
   // Base chain re-applied (agent restart) keeps container chains.
   ASSERT_TRUE(F([&](Firewall& f) { return f.ensureBase({.strict = true, .bridge = "lxbr0"}); }).ok());
   EXPECT_EQ(F([&](Firewall& f) { return f.listRules("db"); })->size(), 1u);

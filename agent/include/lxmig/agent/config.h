@@ -11,6 +11,9 @@
 //     tls_ca / tls_cert / tls_key = PEM paths
 //     cluster = "/etc/lxmig/cluster.toml"
 //     images_tmpfs_size = "50%"        # tmpfs for CRIU images; "0" = no tmpfs
+//     firewall = "open"                # or "strict": forward policy drop, only
+//                                      # established flows and published ports
+//     firewall_table = "lxmig"         # the nftables table lxmig owns (inet)
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
 // Flags given on the command line override the file.
@@ -50,6 +53,8 @@ struct AgentConfig {
   std::string clusterFile = "/etc/lxmig/cluster.toml";
   std::string imagesTmpfsSize = "50%";
   std::string logLevel = "info";
+  std::string firewall = "open";
+  std::string firewallTable = "lxmig";
 
   // Fills the fields present in the file; missing optional ones keep defaults.
   static Result<AgentConfig> load(const std::string& path);

@@ -7,7 +7,10 @@
 //
 //   table inet lxmig {
 //     map inbound { type ipv4_addr : verdict; }      # 10.200.1.10 : jump in-web
+//     set blocked { type ipv4_addr; }                # containers being migrated away
 //     chain forward { type filter hook forward priority filter; policy drop;
+//       ip saddr @blocked drop                       # nothing of a frozen copy leaves,
+//       ip daddr @blocked drop                       # not even its RSTs when it is destroyed
 //       ct state established,related accept          # strict nodes only
 //       ct state invalid drop                        # strict nodes only
 //       ip daddr vmap @inbound
@@ -63,8 +66,16 @@ class Firewall {
   Status ensureBase(const FirewallBase& base);
   // Creates the container's (empty) chain and its map element. Idempotent.
   Status addContainer(const std::string& name, const std::string& ip);
-  // Removes the container's map element and chain. NotFound is success.
-  Status removeContainer(const std::string& name, const std::string& ip);
+  // Removes the container's chain and every map element that jumps to it.
+  // Missing is success.
+  Status removeContainer(const std::string& name);
+  // Drops every forwarded packet from or to ip, established or not, until
+  // unblock: from the freeze of a migration until the source copy is gone
+  // (commit) or runs again (abort). Idempotent.
+  Status block(const std::string& ip);
+  Status unblock(const std::string& ip);
+  Result<std::vector<std::string>> blocked();
+
   // Names of the containers that have a chain in the table.
   Result<std::vector<std::string>> containers();
 

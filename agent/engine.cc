@@ -817,6 +817,8 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     st->rulesImported = true;
   }
   if (net.conntrack_size() > 0) {
+    if (cfg.failAt == "conntrack-import")
+      return fail(internalError("create conntrack entries: injected fault (lxmigd --fail-at conntrack-import)"));
     std::vector<v1::ConntrackEntry> entries(net.conntrack().begin(), net.conntrack().end());
     auto ct = net::importConntrack(entries);
     if (!ct.ok()) return fail(ct.status());

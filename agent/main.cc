@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
   app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
                                               "what container rules accept)");
+  app.add_option("--fail-at", over.failAt, "testing: make this step fail on this node (conntrack-import)")
+      ->check(CLI::IsMember({"conntrack-import"}))
+      ->group("");  // hidden
   std::string probe;
   app.add_option("--probe", probe,
                  "check that the agent at host:port accepts this node's TLS identity (GetNode over mutual TLS), "
@@ -183,6 +186,7 @@ int main(int argc, char** argv) {
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   pick("--firewall", cfg.firewall, over.firewall);
+  pick("--fail-at", cfg.failAt, over.failAt);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {

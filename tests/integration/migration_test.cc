@@ -1025,6 +1025,35 @@ TEST_F(NetStateTest, FailedImportOnTargetAbortsAndSourceKeepsItsNetwork) {
   expectRemoved("tcpfail");
 }
 
+TEST_F(NetStateTest, FailedConntrackImportAbortsAndTargetKeepsNothing) {
+  std::string ip = runSeq("ctfail");
+  ASSERT_FALSE(ip.empty());
+  ASSERT_TRUE(tb().restartAgent("n2", {"--fail-at", "conntrack-import"}).ok());
+  struct Restore {
+    Testbed& tb;
+    ~Restore() { (void)tb.restartAgent("n2"); }
+  } restore{tb()};
+  auto stream = startStream(ip, 7);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  size_t entriesBefore = conntrackOf("n1", ip);
+  EXPECT_GT(entriesBefore, 0u);
+  Cli m = tb().lxmig({"--json", "migrate", "ctfail", "--to", "n2"});
+  EXPECT_NE(m.code, 0);
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "aborted") << m.out << m.err;
+  EXPECT_NE(r["error"].get<std::string>().find("create conntrack entries"), std::string::npos) << r["error"];
+  EXPECT_EQ(nodeOf("ctfail"), "n1");
+  EXPECT_TRUE(hasChain("n1", "ctfail"));
+  EXPECT_FALSE(hasChain("n2", "ctfail")) << "the rules imported before the failure are gone";
+  EXPECT_GE(conntrackOf("n1", ip), entriesBefore);
+  auto rc = stream->child.wait(30000);
+  ASSERT_TRUE(rc.ok());
+  std::string fin = lastLine(stream->out, "final");
+  EXPECT_EQ(word(fin, "status"), "ok") << fin;
+  EXPECT_EQ(num(fin, "errors"), 0) << fin;
+  expectRemoved("ctfail");
+}
+
 TEST_F(NetStateTest, MalformedRulesChangeNothing) {
   std::string ip = runSeq("fwbad");
   ASSERT_FALSE(ip.empty());

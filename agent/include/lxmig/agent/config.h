@@ -55,6 +55,9 @@ struct AgentConfig {
   std::string logLevel = "info";
   std::string firewall = "open";
   std::string firewallTable = "lxmig";
+  // Testing only (flag --fail-at, never from the file): makes one step fail
+  // for real on this node, e.g. "conntrack-import".
+  std::string failAt;
 
   // Fills the fields present in the file; missing optional ones keep defaults.
   static Result<AgentConfig> load(const std::string& path);

@@ -545,18 +545,21 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   v1::NetState netState;
   {
     PhaseClock ph(node, rep, "net-export");
+    size_t exported = 0;
     auto rules = node.firewall().exportContainer(spec.name, spec.ip);
     Status st = rules.status();
     if (rules.ok()) netState.set_rules_json(std::move(*rules));
     if (st.ok() && !req.no_conntrack()) {
       auto entries = net::exportConntrack({spec.ip});
       st = entries.status();
-      if (entries.ok())
-        for (auto& e : *entries) *netState.add_conntrack() = std::move(e);
+      if (entries.ok()) {
+        netState.set_conntrack(net::encodeConntrack(*entries));
+        exported = entries->size();
+      }
       netState.set_conntrack_replicated(true);
     }
     ph.end(st, netState.ByteSizeLong(),
-           "conntrack_entries=" + std::to_string(netState.conntrack_size()) +
+           "conntrack_entries=" + std::to_string(exported) +
                (req.no_conntrack() ? " (replication switched off)" : ""));
     if (!st.ok()) {
       tctx.TryCancel();
@@ -816,13 +819,14 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     if (auto s = node_.firewall().importContainer(net.rules_json()); !s.ok()) return fail(s);
     st->rulesImported = true;
   }
-  if (net.conntrack_size() > 0) {
+  if (!net.conntrack().empty()) {
     if (cfg.failAt == "conntrack-import")
       return fail(internalError("create conntrack entries: injected fault (lxmigd --fail-at conntrack-import)"));
-    std::vector<v1::ConntrackEntry> entries(net.conntrack().begin(), net.conntrack().end());
-    auto ct = net::importConntrack(entries);
+    auto entries = net::decodeConntrack(net.conntrack());
+    if (!entries.ok()) return fail(entries.status());
+    auto ct = net::importConntrack(*entries);
     if (!ct.ok()) return fail(ct.status());
-    st->conntrackImported = std::move(entries);
+    st->conntrackImported = std::move(*entries);
     r.set_conntrack_imported(static_cast<uint32_t>(ct->created + ct->updated));
   }
   r.set_net_import_ms((monotonicNs() - t) / 1000000);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 
+#include "lxmig/net/conntrack.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 #include "node.h"
 #include "page_store.h"
@@ -56,7 +57,7 @@ class Incoming {
     bool restored = false;
     // Network state imported here (removed again if the migration aborts).
     bool rulesImported = false;
-    std::vector<v1::ConntrackEntry> conntrackImported;
+    net::ConntrackEntries conntrackImported;
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
     std::shared_ptr<Child> lazyPages;

@@ -28,6 +28,7 @@
 #include "lxmig/base/process.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/net/firewall.h"
+#include "lxmig/v1/net.pb.h"
 
 using namespace lxmig;
 
@@ -71,20 +72,20 @@ net::ConntrackEntries makeEntries(size_t n, uint32_t dst) {
   for (size_t i = 0; i < n; ++i) {
     auto& e = out[i];
     uint32_t src = htonl(0x0a630000u | static_cast<uint32_t>(2 + i / 60000));  // 10.99.x.y
-    e.set_proto(6);
-    e.set_orig_src(src);
-    e.set_orig_dst(dst);
-    e.set_orig_sport(static_cast<uint32_t>(1024 + i % 60000));
-    e.set_orig_dport(7000);
-    e.set_repl_src(dst);
-    e.set_repl_dst(src);
-    e.set_repl_sport(7000);
-    e.set_repl_dport(static_cast<uint32_t>(1024 + i % 60000));
-    e.set_status(0x2 | 0x4);  // SEEN_REPLY | ASSURED
-    e.set_timeout(3600);
-    e.set_tcp_state(3);  // ESTABLISHED
-    e.set_tcp_wscale_orig(7);
-    e.set_tcp_wscale_repl(7);
+    e.proto = 6;
+    e.origSrc = src;
+    e.origDst = dst;
+    e.origSport = static_cast<uint16_t>(1024 + i % 60000);
+    e.origDport = 7000;
+    e.replSrc = dst;
+    e.replDst = src;
+    e.replSport = 7000;
+    e.replDport = e.origSport;
+    e.status = 0x2 | 0x4;  // SEEN_REPLY | ASSURED
+    e.timeout = 3600;
+    e.tcpState = 3;  // ESTABLISHED
+    e.tcpWscaleOrig = 7;
+    e.tcpWscaleRepl = 7;
   }
   return out;
 }
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes = {10, 1000, 50000};
   int runs = 5;
   size_t maxPerEntry = 1000;
+  bool lxmigOnly = false;  // for profiling
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
@@ -143,7 +145,8 @@ int main(int argc, char** argv) {
       size_t n;
       while (in >> n) sizes.push_back(n);
     } else if (a == "--max-per-entry" && i + 1 < argc) maxPerEntry = std::strtoull(argv[++i], nullptr, 10);
-    else die("usage: net_bench [--runs N] [--sizes \"10 1000 50000\"] [--max-per-entry N]");
+    else if (a == "--lxmig-only") lxmigOnly = true;
+    else die("usage: net_bench [--runs N] [--sizes \"10 1000 50000\"] [--max-per-entry N] [--lxmig-only]");
   }
   if (::geteuid() != 0) die("needs root (network namespaces, nftables, conntrack)");
   gHome = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -201,7 +204,7 @@ int main(int argc, char** argv) {
       auto entries = net::exportConntrack({kIp});
       if (!rules.ok() || !entries.ok()) die("export failed");
       ns.set_rules_json(*rules);
-      for (auto& e : *entries) *ns.add_conntrack() = std::move(e);
+      ns.set_conntrack(net::encodeConntrack(*entries));
       std::string wire = ns.SerializeAsString();
       home();
       double t1 = nowMs();
@@ -209,8 +212,9 @@ int main(int argc, char** argv) {
       v1::NetState got;
       got.ParseFromString(wire);
       if (auto st = fwB->importContainer(got.rules_json()); !st.ok()) die(st.toString());
-      net::ConntrackEntries in(got.conntrack().begin(), got.conntrack().end());
-      auto imp = net::importConntrack(in);
+      auto in = net::decodeConntrack(got.conntrack());
+      if (!in.ok()) die(in.status().toString());
+      auto imp = net::importConntrack(*in);
       if (!imp.ok()) die(imp.status().toString());
       home();
       double t2 = nowMs();
@@ -219,6 +223,7 @@ int main(int argc, char** argv) {
                   n, run, t2 - t0, t1 - t0, t2 - t1, imp->created + imp->updated, wire.size());
       std::fflush(stdout);
 
+      if (lxmigOnly) continue;
       // conntrack-tools, batch mode (-R)
       enter(B);
       (void)net::deleteConntrack({kIp});

@@ -212,10 +212,15 @@ TEST_F(NetTest, ConntrackEntriesMoveWithStateTimeoutMarkAndNat) {
   auto back = b.in([] { return exportConntrack({"10.200.1.10"}); });
   ASSERT_TRUE(back.ok());
   for (const auto& e : *back)
-    if (e.orig_sport() == 40000) {
-      EXPECT_GT(e.timeout(), 2980u);
-      EXPECT_EQ(e.mark(), 42u);
+    if (e.origSport == 40000) {
+      EXPECT_GT(e.timeout, 2980u);
+      EXPECT_EQ(e.mark, 42u);
     }
+  // The wire form carries every field.
+  auto decoded = decodeConntrack(encodeConntrack(*got));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, *got);
+  EXPECT_FALSE(decodeConntrack(encodeConntrack(*got).substr(0, 20)).ok());
   // Importing again updates in place instead of failing.
   auto again = b.in([&] { return importConntrack(*got); });
   ASSERT_TRUE(again.ok()) << again.status().toString();
@@ -248,13 +253,13 @@ TEST_F(NetTest, ConntrackBatchesOfThousands) {
   EXPECT_EQ(std::string(trim(b.sh("conntrack -C"))), "5000");
   // A refused entry names itself: an ICMP entry with a bogus type.
   ConntrackEntries bad(1);
-  bad[0].set_proto(IPPROTO_ICMP);
-  bad[0].set_orig_src(0x0100000a);
-  bad[0].set_orig_dst(0x0a01c80a);
-  bad[0].set_repl_src(0x0a01c80a);
-  bad[0].set_repl_dst(0x0100000a);
-  bad[0].set_icmp_type(200);
-  bad[0].set_timeout(30);
+  bad[0].proto = IPPROTO_ICMP;
+  bad[0].origSrc = 0x0100000a;
+  bad[0].origDst = 0x0a01c80a;
+  bad[0].replSrc = 0x0a01c80a;
+  bad[0].replDst = 0x0100000a;
+  bad[0].icmpType = 200;
+  bad[0].timeout = 30;
   auto r = b.in([&] { return importConntrack(bad); });
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("icmp 10.0.0.1 -> 10.200.1.10"), std::string::npos) << r.status().message();

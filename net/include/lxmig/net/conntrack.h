@@ -1,5 +1,5 @@
 // The node's connection tracking entries of one container
-// (libnetfilter_conntrack over a libmnl socket, in the caller's netns).
+// (libnetfilter_conntrack messages over a libmnl socket, in the caller's netns).
 //
 // Export selects entries by the container's addresses (either end of either
 // direction, so NAT entries whose address moves with the container come
@@ -8,20 +8,39 @@
 // many netlink messages per send, errors read back per message.
 //
 //   LXMIG_ASSIGN_OR_RETURN(auto entries, net::exportConntrack({"10.200.1.10"}));
+//   std::string wire = net::encodeConntrack(entries);                     // into NetState
 //   LXMIG_ASSIGN_OR_RETURN(auto stats, net::importConntrack(entries));   // on the target
 //   (void)net::deleteConntrack({"10.200.1.10"});                          // on the source, at commit
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lxmig/base/status.h"
-#include "lxmig/v1/net.pb.h"
 
 namespace lxmig::net {
 
-using ConntrackEntries = std::vector<v1::ConntrackEntry>;
+// One IPv4 entry. Addresses in network byte order (as on the wire), ports
+// and everything else in host order.
+struct ConntrackEntry {
+  uint32_t origSrc = 0, origDst = 0, replSrc = 0, replDst = 0;
+  uint16_t origSport = 0, origDport = 0, replSport = 0, replDport = 0;
+  uint32_t status = 0;   // IPS_* bits
+  uint32_t timeout = 0;  // seconds left
+  uint32_t mark = 0;
+  uint16_t zone = 0;
+  uint16_t icmpId = 0;
+  uint8_t proto = 0;  // IPPROTO_*
+  uint8_t icmpType = 0, icmpCode = 0;
+  // TCP: TCP_CONNTRACK_* state, per-direction flags and window scale.
+  uint8_t tcpState = 0, tcpFlagsOrig = 0, tcpFlagsRepl = 0, tcpWscaleOrig = 0, tcpWscaleRepl = 0;
+
+  bool operator==(const ConntrackEntry&) const = default;
+};
+using ConntrackEntries = std::vector<ConntrackEntry>;
 
 // Entries of the current network namespace's table that involve any of
 // `ips` (IPv4 dotted quads).
@@ -31,8 +50,10 @@ struct ConntrackImportStats {
   size_t created = 0;
   size_t updated = 0;  // an entry with the same tuple existed: refreshed
 };
-// Creates the entries; the first entry the kernel refuses fails the call
-// (after the rest were tried), naming the tuple and the errno text.
+// Creates the entries (large sets from two threads: the kernel's side of a
+// create is most of the cost and runs on the sending CPU); the first entry
+// the kernel refuses fails the call (after the rest were tried), naming the
+// tuple and the errno text.
 Result<ConntrackImportStats> importConntrack(const ConntrackEntries& entries);
 
 // Deletes the entries that involve `ips`; returns how many went.
@@ -40,7 +61,11 @@ Result<size_t> deleteConntrack(const std::vector<std::string>& ips);
 // Deletes exactly these entries (by original tuple); missing ones are fine.
 Result<size_t> deleteConntrackEntries(const ConntrackEntries& entries);
 
+// Wire form: a version byte, then fixed-size little-endian records.
+std::string encodeConntrack(const ConntrackEntries& entries);
+Result<ConntrackEntries> decodeConntrack(std::string_view wire);
+
 // "tcp 10.99.0.2:40000 -> 10.200.1.10:7000" for messages.
-std::string describe(const v1::ConntrackEntry& e);
+std::string describe(const ConntrackEntry& e);
 
 }  // namespace lxmig::net

@@ -45,6 +45,7 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"log_level", &AgentConfig::logLevel},
       {"firewall", &AgentConfig::firewall},
       {"firewall_table", &AgentConfig::firewallTable},
+      {"devices", &AgentConfig::devices},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);

@@ -328,6 +328,16 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     uint64_t mem = node.lxc().memoryBytes(spec.name);
     pr.set_memory_bytes(mem);
     pr.set_expected_bytes(treeBytes(node.lxc().rootfs(spec.name)));
+    // Its devices, checked by the target before anything moves.
+    auto need = node.deviceNeeds(spec.name);
+    if (!need.ok()) {
+      ph.end(need.status());
+      node.unreserve(spec.name);
+      return finish("refused", need.status().withContext("devices of `" + spec.name + "`"));
+    }
+    for (const auto& d : *need) *pr.add_devices_needed() = devices::toProto(d);
+    if (auto offer = node.deviceOffer(); offer.ok())
+      for (const auto& d : *offer) *pr.add_source_offer() = devices::toProto(d);
     grpc::ClientContext ctx;
     setDeadline(ctx, 10);
     // A peer that just restarted leaves the channel in reconnect backoff;
@@ -726,6 +736,21 @@ Status Incoming::prepare(const v1::PrepareRequest& req) {
   for (const auto& b : spec.binds)
     if (!pathExists(b.hostPath))
       return failedPrecondition("target " + cfg.node + " lacks bind source `" + b.hostPath + "`");
+  // Devices: every need met by the same device or a declared mapping; one
+  // line per device that is not.
+  devices::Placement fit;
+  if (req.devices_needed_size() > 0) {
+    std::vector<devices::Device> need, sourceOffer;
+    for (const auto& d : req.devices_needed()) need.push_back(devices::fromProto(d));
+    for (const auto& d : req.source_offer()) sourceOffer.push_back(devices::fromProto(d));
+    LXMIG_ASSIGN_OR_RETURN(auto offer, node_.deviceOffer());
+    fit = devices::place(need, sourceOffer, offer, cfg.node, spec.name);
+    if (!fit.missing.empty()) {
+      std::string lines;
+      for (const auto& m : fit.missing) lines += (lines.empty() ? "" : "\n") + m;
+      return failedPrecondition(lines);
+    }
+  }
   // Images hold about the container's memory; refuse now rather than after
   // the freeze when it cannot fit.
   uint64_t imgFree = freeBytes(node_.imagesRoot());
@@ -739,6 +764,10 @@ Status Incoming::prepare(const v1::PrepareRequest& req) {
   LXMIG_RETURN_IF_ERROR(node_.reserve(spec.name, "migrating in from " + req.source()));
   auto st = std::make_shared<State>();
   st->spec = spec;
+  st->devices = fit.target;
+  // The container's device binds point at this node's devices from now on.
+  for (auto& d : st->spec.devices)
+    if (auto m = fit.hostPath.find(d.containerPath); m != fit.hostPath.end()) d.hostPath = m->second;
   st->source = req.source();
   st->stagingDir = cfg.lxcPath + "/.incoming-" + id;
   st->imagesDir = node_.imagesRoot() + "/" + id;
@@ -806,6 +835,13 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     dropImportedNet(*st);
     return s.withContext("restore on " + cfg.node);
   };
+  // A device decided in PREPARE must still be there.
+  for (const auto& [path, dev] : st->devices) {
+    auto now = devices::statDevice(dev.path);
+    if (!now.ok() || now->id() != dev.id())
+      return fail(failedPrecondition("device " + dev.path + " (" + dev.id() + ", for " + path + ") vanished from " +
+                                     cfg.node + " since PREPARE"));
+  }
   LXMIG_RETURN_IF_ERROR(makeDirs(node_.lxc().dir(name), 0700));
   if (::rename((st->stagingDir + "/rootfs").c_str(), node_.lxc().rootfs(name).c_str()) != 0)
     return fail(Status::fromErrno("rename", node_.lxc().rootfs(name)));

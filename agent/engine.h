@@ -57,6 +57,8 @@ class Incoming {
     bool restored = false;
     // Network state imported here (removed again if the migration aborts).
     bool rulesImported = false;
+    // Devices decided in PREPARE: container path -> this node's device.
+    std::map<std::string, devices::Device> devices;
     net::ConntrackEntries conntrackImported;
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.

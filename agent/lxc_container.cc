@@ -200,6 +200,17 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
     add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") + "bind,create=" +
                                (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
   }
+  for (const auto& d : p.devices) {
+    std::string rel = d.containerPath;
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
+        d.hostPath.find(' ') != std::string::npos)
+      return invalidArgument("bad device `" + d.hostPath + ":" + d.containerPath + "`");
+    // The cgroup rule in the hierarchy that holds the devices controller.
+    std::string rule = std::string(1, d.type) + " " + std::to_string(d.major) + ":" + std::to_string(d.minor) + " rwm";
+    add(pathExists("/sys/fs/cgroup/devices") ? "lxc.cgroup.devices.allow" : "lxc.cgroup2.devices.allow", rule);
+    add("lxc.mount.entry", d.hostPath + " " + rel + " none bind,create=file 0 0");
+  }
   add("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0");
   add("lxc.mount.entry", "mqueue dev/mqueue mqueue rw,nosuid,nodev,noexec,create=dir 0 0");
   add("lxc.mount.auto", "cgroup:mixed proc:mixed sys:ro");

@@ -27,6 +27,13 @@ struct Bind {
   bool readOnly = true;
 };
 
+// A device node bound into the container, with its device cgroup rule.
+struct DeviceParam {
+  std::string hostPath, containerPath;
+  char type = 'c';
+  uint32_t major = 0, minor = 0;
+};
+
 struct ContainerParams {
   std::string name;
   std::string ip;        // dotted quad
@@ -36,6 +43,7 @@ struct ContainerParams {
   std::string bridge;
   std::vector<Bind> binds;
   std::vector<std::string> env;
+  std::vector<DeviceParam> devices;
 };
 
 enum class RunState { kStopped, kStarting, kRunning, kStopping, kAborting, kFreezing, kFrozen, kThawed, kUnknown };

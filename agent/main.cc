@@ -146,6 +146,8 @@ int main(int argc, char** argv) {
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
   app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
                                               "what container rules accept)");
+  app.add_option("--devices", over.devices, "devices offered to containers: PATH or CLASS=PATH, space-separated "
+                                            "(default: every device node under /dev; \"none\": nothing)");
   app.add_option("--fail-at", over.failAt, "testing: make this step fail on this node (conntrack-import)")
       ->check(CLI::IsMember({"conntrack-import"}))
       ->group("");  // hidden
@@ -187,6 +189,7 @@ int main(int argc, char** argv) {
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   pick("--firewall", cfg.firewall, over.firewall);
   pick("--fail-at", cfg.failAt, over.failAt);
+  pick("--devices", cfg.devices, over.devices);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {

@@ -27,6 +27,11 @@ v1::ContainerSpec Spec::toProto() const {
   p.set_created_ms(createdMs);
   for (const auto& c : command) p.add_command(c);
   for (const auto& e : env) p.add_env(e);
+  for (const auto& d : devices) {
+    auto* x = p.add_devices();
+    x->set_host_path(d.hostPath);
+    x->set_container_path(d.containerPath);
+  }
   for (const auto& b : binds) {
     auto* m = p.add_binds();
     m->set_host_path(b.hostPath);
@@ -46,6 +51,7 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
   s.command.assign(p.command().begin(), p.command().end());
   s.env.assign(p.env().begin(), p.env().end());
   for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  for (const auto& d : p.devices()) s.devices.push_back({d.host_path(), d.container_path()});
   return s;
 }
 
@@ -55,6 +61,8 @@ std::string Spec::toJson() const {
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
+  j["devices"] = json::array();
+  for (const auto& d : devices) j["devices"].push_back({{"host", d.hostPath}, {"container", d.containerPath}});
   return j.dump(2) + "\n";
 }
 
@@ -71,6 +79,7 @@ Result<Spec> Spec::fromJson(const std::string& text) {
   s.env = j.value("env", std::vector<std::string>{});
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
+  for (const auto& d : j.value("devices", json::array())) s.devices.push_back({d.value("host", ""), d.value("container", "")});
   if (s.name.empty() || s.ip.empty()) return invalidArgument("lxmig.json lacks name or ip");
   return s;
 }
@@ -212,8 +221,33 @@ Result<Spec> Node::spec(const std::string& name) {
 
 Status Node::saveSpec(const Spec& s) { return writeFileAtomic(lxc_.dir(s.name) + "/lxmig.json", s.toJson(), 0600); }
 
-ContainerParams Node::paramsFor(const Spec& s) const {
+Result<std::vector<devices::Device>> Node::deviceOffer() const {
+  if (cfg_.devices == "none") return std::vector<devices::Device>{};
+  return devices::parseOffer(cfg_.devices);
+}
+
+Result<std::vector<devices::Device>> Node::deviceNeeds(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  auto config = readFile(lxc_.dir(name) + "/config");
+  std::vector<pid_t> pids;
+  if (auto p = lxc_.pids(name); p.ok()) pids = *p;
+  return devices::requirements(s.devices, config.ok() ? *config : "", pids);
+}
+
+ContainerParams Node::paramsFor(const Spec& s, const std::map<std::string, std::string>& deviceMap) const {
   ContainerParams p;
+  for (const auto& d : s.devices) {
+    DeviceParam dp;
+    dp.containerPath = d.containerPath;
+    auto m = deviceMap.find(d.containerPath);
+    dp.hostPath = m != deviceMap.end() ? m->second : d.hostPath;
+    if (auto st = devices::statDevice(dp.hostPath); st.ok()) {
+      dp.type = st->type;
+      dp.major = st->major;
+      dp.minor = st->minor;
+    }
+    p.devices.push_back(std::move(dp));
+  }
   p.name = s.name;
   p.ip = s.ip;
   auto prefix = parseCidr(cfg_.clusterPrefix);
@@ -288,6 +322,19 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
       return invalidArgument("bind paths must be absolute: `" + b.host_path() + ":" + b.container_path() + "`");
     if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
     s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  }
+  if (!req.devices().empty()) {
+    LXMIG_ASSIGN_OR_RETURN(auto offer, deviceOffer());
+    for (const auto& flag : req.devices()) {
+      LXMIG_ASSIGN_OR_RETURN(auto b, devices::parseDeviceFlag(flag));
+      LXMIG_ASSIGN_OR_RETURN(auto d, devices::statDevice(b.hostPath));
+      bool offered = false;
+      for (const auto& o : offer) offered = offered || (o.type == d.type && o.major == d.major && o.minor == d.minor);
+      if (!offered)
+        return failedPrecondition(cfg_.node + " does not offer " + d.id() + " " + b.hostPath +
+                                  " to containers (agent config `devices`)");
+      s.devices.push_back(std::move(b));
+    }
   }
   std::vector<std::string> rules;
   for (const auto& p : req.publish()) {
@@ -381,6 +428,8 @@ std::vector<v1::ContainerInfo> Node::list() {
 
 v1::NodeInfo Node::nodeInfo() {
   v1::NodeInfo ni;
+  if (auto offer = deviceOffer(); offer.ok())
+    for (const auto& d : *offer) *ni.add_devices() = devices::toProto(d);
   ni.set_name(cfg_.node);
   ni.set_address(cfg_.listen);
   ni.set_version(LXMIG_VERSION);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "devices.h"
 #include "lxc_container.h"
 #include "lxmig/agent/config.h"
 #include "lxmig/net/firewall.h"
@@ -24,6 +25,7 @@ struct Spec {
   std::string name, ip, hwaddr, originNode;
   std::vector<std::string> command, env;
   std::vector<Bind> binds;
+  std::vector<devices::DeviceBind> devices;  // lxmig run --device
   int64_t createdMs = 0;
 
   v1::ContainerSpec toProto() const;
@@ -50,7 +52,14 @@ class Node {
   Result<v1::ContainerInfo> info(const std::string& name);
   Result<Spec> spec(const std::string& name);
   Status saveSpec(const Spec& s);
-  ContainerParams paramsFor(const Spec& s) const;
+  // LXC parameters of a container; `deviceMap` (container path -> this
+  // node's device node) replaces the spec's host device paths (a mapping
+  // decided in PREPARE).
+  ContainerParams paramsFor(const Spec& s, const std::map<std::string, std::string>& deviceMap = {}) const;
+  // Devices this node offers to containers (agent config `devices`).
+  Result<std::vector<devices::Device>> deviceOffer() const;
+  // What a container of this node needs, from its spec, config and processes.
+  Result<std::vector<devices::Device>> deviceNeeds(const std::string& name);
   // Routes the container's address here (after start or restore).
   Status claimAddress(const Spec& s);
   Status releaseAddress(const Spec& s);

@@ -117,6 +117,15 @@ grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::Devices(grpc::ServerContext*, const v1::DevicesRequest* req, v1::DevicesReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Devices, 20);
+  auto need = node_.deviceNeeds(req->container());
+  if (!need.ok()) return toGrpc(need.status());
+  rep->set_node(node_.config().node);
+  for (const auto& d : *need) *rep->add_needed() = devices::toProto(d);
+  return grpc::Status::OK;
+}
+
 grpc::Status AgentService::Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) {
   if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Firewall, 20);
   const std::string& name = req->container();

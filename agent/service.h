@@ -21,6 +21,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
                                v1::RemoveContainerReply*) override;
   grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
+  grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest* req, v1::DevicesReply* rep) override;
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
   grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;

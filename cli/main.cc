@@ -264,6 +264,9 @@ int main(int argc, char** argv) {
   run->add_option("--bind", runBinds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)")->allow_extra_args(false);
   run->add_option("-e,--env", runEnv, "NAME=value for the workload")->allow_extra_args(false);
   std::vector<std::string> runPublish;
+  std::vector<std::string> runDevices;
+  run->add_option("--device", runDevices, "/dev/X[:/dev/Y] device node of this node, bound into the container")
+      ->allow_extra_args(false);
   run->add_option("-p,--publish", runPublish, "PORT[/tcp|udp] open to everyone (a firewall rule of the container)")
       ->allow_extra_args(false);
   run->add_option("command", runCmd, "command and arguments (after --)")->required();
@@ -317,6 +320,11 @@ int main(int argc, char** argv) {
   std::string auditId;
   auditShow->add_option("id", auditId)->required();
   auto* nodes = app.add_subcommand("nodes", "list the cluster's nodes");
+  bool nodesDevices = false;
+  nodes->add_flag("--devices", nodesDevices, "also the devices each node offers to containers");
+  auto* devs = app.add_subcommand("devices", "the devices a container needs, and where each was seen");
+  std::string devsName;
+  devs->add_option("name", devsName)->required();
   auto* groups = app.add_subcommand("groups", "IPC groups: processes that must live and move together");
   bool groupsAll = false, groupsDot = false;
   int groupsPid = 0;
@@ -386,6 +394,7 @@ int main(int argc, char** argv) {
     rq.set_name(runName);
     for (const auto& c : runCmd) rq.add_command(c);
     for (const auto& p : runPublish) rq.add_publish(p);
+    for (const auto& d : runDevices) rq.add_devices(d);
     for (const auto& e : runEnv) {
       if (e.find('=') == std::string::npos) return fail("run", invalidArgument("--env wants NAME=value, got `" + e + "`"));
       rq.add_env(e);
@@ -433,12 +442,24 @@ int main(int argc, char** argv) {
           rc = 1;
           continue;
         }
-        arr.push_back({{"name", ni.name()}, {"address", ni.address()}, {"load1", ni.load1()},
-                       {"containers", ni.containers()}, {"mem_available_bytes", ni.mem_available_bytes()},
-                       {"container_subnet", ni.container_subnet()}});
-        if (!g.json)
+        json nj = {{"name", ni.name()}, {"address", ni.address()}, {"load1", ni.load1()},
+                   {"containers", ni.containers()}, {"mem_available_bytes", ni.mem_available_bytes()},
+                   {"container_subnet", ni.container_subnet()}};
+        if (nodesDevices) {
+          nj["devices"] = json::array();
+          for (const auto& d : ni.devices())
+            nj["devices"].push_back({{"type", d.type()}, {"major", d.dev_major()}, {"minor", d.dev_minor()},
+                                     {"path", d.path()}, {"class", d.cls()}});
+        }
+        arr.push_back(std::move(nj));
+        if (!g.json) {
           std::printf("%-10s %-22s %8.2f %10u %12s\n", ni.name().c_str(), ni.address().c_str(), ni.load1(),
                       ni.containers(), humanBytes(ni.mem_available_bytes()).c_str());
+          if (nodesDevices)
+            for (const auto& d : ni.devices())
+              std::printf("    %s %u:%u %s%s\n", d.type().c_str(), d.dev_major(), d.dev_minor(), d.path().c_str(),
+                          d.cls().empty() ? "" : ("  class " + d.cls()).c_str());
+        }
       }
       if (g.json) std::cout << json({{"nodes", arr}}).dump(2) << "\n";
       return rc;
@@ -508,6 +529,43 @@ int main(int argc, char** argv) {
   }
 
   if (migrate->parsed()) return cmdMigrate(g, conn, migName, migTo, migOpts);
+
+  if (devs->parsed()) {
+    std::string where = g.node;
+    if (where.empty()) {
+      auto loc = conn.locate(devsName);
+      if (!loc.ok()) return fail("devices " + devsName, loc.status());
+      where = *loc;
+    }
+    auto t = conn.forNode(where);
+    if (!t.ok()) return fail("devices " + devsName, t.status());
+    v1::DevicesRequest rq;
+    rq.set_node(where);
+    rq.set_container(devsName);
+    grpc::ClientContext ctx;
+    deadline(ctx, 30);
+    v1::DevicesReply rp;
+    if (auto st = fromGrpc(t->stub->Devices(&ctx, rq, &rp)); !st.ok()) return fail("devices " + devsName, st);
+    if (g.json) {
+      json j = {{"container", devsName}, {"node", rp.node()}, {"devices", json::array()}};
+      for (const auto& d : rp.needed())
+        j["devices"].push_back({{"type", d.type()}, {"major", d.dev_major()}, {"minor", d.dev_minor()},
+                                {"path", d.path()}, {"host_path", d.host_path()},
+                                {"seen", std::vector<std::string>(d.seen().begin(), d.seen().end())}});
+      std::cout << j.dump() << "\n";
+      return 0;
+    }
+    if (rp.needed().empty()) std::printf("%s on %s needs no devices beyond the standard ones\n", devsName.c_str(),
+                                         rp.node().c_str());
+    else std::printf("%-12s %-20s %s\n", "DEVICE", "PATH", "SEEN");
+    for (const auto& d : rp.needed()) {
+      std::string seen;
+      for (const auto& x : d.seen()) seen += (seen.empty() ? "" : "; ") + x;
+      std::string id = d.type() + " " + std::to_string(d.dev_major()) + ":" + std::to_string(d.dev_minor());
+      std::printf("%-12s %-20s %s\n", id.c_str(), d.path().empty() ? "-" : d.path().c_str(), seen.c_str());
+    }
+    return 0;
+  }
 
   if (fw->parsed()) {
     std::string where = g.node;

@@ -26,6 +26,8 @@
 # Nodes run a strict firewall (forward policy drop; established flows, the
 # containers' own connections and their published ports pass) with strict
 # TCP connection tracking; LXMIG_TESTBED_FIREWALL=open makes it permissive.
+# n1 offers /dev/fuse and /dev/net/tun to containers, every other node only
+# /dev/fuse (agent config `devices`).
 set -euo pipefail
 
 P=${LXMIG_TESTBED_PREFIX:-lxmig}
@@ -145,6 +147,12 @@ make_node() {  # i
   nsx "$ns" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
 }
 
+# Devices offered to containers: n1 offers /dev/net/tun, the others do not,
+# so placement refusals and successes both happen for real.
+node_devices() {
+  if (($1 == 1)); then echo "/dev/fuse /dev/net/tun"; else echo "/dev/fuse"; fi
+}
+
 write_configs() {
   local i d
   {
@@ -176,6 +184,7 @@ tls_cert = "$R/pki/n$i.crt"
 tls_key = "$R/pki/n$i.key"
 cluster = "$R/cluster.toml"
 firewall = "$FIREWALL"
+devices = "$(node_devices "$i")"
 EOF
   done
 }

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   size_t memMib = 0;
   int tickMs = 10;
   bool doFork = false, uffd = false;
+  const char* hold = nullptr;  // a device (or any file) kept open for good
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
     else if (a == "--tick-ms") tickMs = std::atoi(next());
     else if (a == "--fork") doFork = true;
     else if (a == "--uffd") uffd = true;
+    else if (a == "--hold") hold = next();
     else {
       std::fprintf(stderr, "counter_server: unknown option %s\n", a.c_str());
       return 2;
@@ -71,6 +73,10 @@ int main(int argc, char** argv) {
   int keepUffd = -1;
   if (uffd) keepUffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   (void)keepUffd;
+  if (hold && open(hold, O_RDWR | O_CLOEXEC) < 0) {
+    std::perror("counter_server: --hold");
+    return 1;
+  }
 
   size_t memBytes = memMib << 20;
   unsigned char* blob = nullptr;

@@ -14,6 +14,9 @@
 //     firewall = "open"                # or "strict": forward policy drop, only
 //                                      # established flows and published ports
 //     firewall_table = "lxmig"         # the nftables table lxmig owns (inet)
+//     devices = "/dev/fuse gpu=/dev/nvidia0"  # devices offered to containers
+//                                      # (CLASS=PATH allows mappings); unset: every
+//                                      # device node under /dev; "none": nothing
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
 // Flags given on the command line override the file.
@@ -55,6 +58,7 @@ struct AgentConfig {
   std::string logLevel = "info";
   std::string firewall = "open";
   std::string firewallTable = "lxmig";
+  std::string devices;
   // Testing only (flag --fail-at, never from the file): makes one step fail
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;

@@ -234,13 +234,12 @@ Result<std::vector<devices::Device>> Node::deviceNeeds(const std::string& name) 
   return devices::requirements(s.devices, config.ok() ? *config : "", pids);
 }
 
-ContainerParams Node::paramsFor(const Spec& s, const std::map<std::string, std::string>& deviceMap) const {
+ContainerParams Node::paramsFor(const Spec& s) const {
   ContainerParams p;
   for (const auto& d : s.devices) {
     DeviceParam dp;
     dp.containerPath = d.containerPath;
-    auto m = deviceMap.find(d.containerPath);
-    dp.hostPath = m != deviceMap.end() ? m->second : d.hostPath;
+    dp.hostPath = d.hostPath;
     if (auto st = devices::statDevice(dp.hostPath); st.ok()) {
       dp.type = st->type;
       dp.major = st->major;

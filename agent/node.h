@@ -52,10 +52,9 @@ class Node {
   Result<v1::ContainerInfo> info(const std::string& name);
   Result<Spec> spec(const std::string& name);
   Status saveSpec(const Spec& s);
-  // LXC parameters of a container; `deviceMap` (container path -> this
-  // node's device node) replaces the spec's host device paths (a mapping
-  // decided in PREPARE).
-  ContainerParams paramsFor(const Spec& s, const std::map<std::string, std::string>& deviceMap = {}) const;
+  // LXC parameters of a container (device binds with their cgroup rules as
+  // the spec names them: PREPARE rewrote them to this node's devices).
+  ContainerParams paramsFor(const Spec& s) const;
   // Devices this node offers to containers (agent config `devices`).
   Result<std::vector<devices::Device>> deviceOffer() const;
   // What a container of this node needs, from its spec, config and processes.

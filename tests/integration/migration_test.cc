@@ -1222,13 +1222,18 @@ TEST_F(DevicesTest, DeviceVanishingBeforeRestoreAbortsAndSourceRuns) {
   RestoreN2 restore{tb()};
   std::string ip = runTun("dev4", {"--mem", "256"});
   ASSERT_FALSE(ip.empty());
+  // Removed as soon as PREPARE has passed (the 256 MiB pre-copy leaves a
+  // second or more before the restore).
   std::thread remover([&] {
-    for (int i = 0; i < 300; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int i = 0; i < 600; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
       auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "dev4"}).json();
       if (!l.contains("migrations") || l["migrations"].empty() || l["migrations"][0]["result"] != "running") continue;
       auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
-      if (a.contains("rounds") && !a["rounds"].empty()) break;
+      bool prepared = false;
+      if (a.contains("phases"))
+        for (const auto& p : a["phases"]) prepared = prepared || (p["name"] == "prepare" && p["result"] == "ok");
+      if (prepared) break;
     }
     ::unlink(node.c_str());
   });

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmark (issue 4, page-stream goal): the agents' bulk stream alone — one
+# Transfer RPC over the peers' mutual TLS from n1 to n2's agent, 1 MiB chunks
+# with checksums, written into n2's images tmpfs — side by side with iperf3
+# (single stream, plain TCP) between the same two node namespaces, in one
+# run. Separates the transport from what pre-copy adds (process_vm_readv on
+# the source, the page store on the target).
+# Usage (as root): scripts/bench_stream.sh [--mib 1024] [--runs 3]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+MIB=1024
+RUNS=3
+while (($#)); do
+  case $1 in
+    --mib) MIB=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
+export LXMIG_TESTBED_PREFIX=lxbench
+export PATH=/opt/lxmig/bin:$PATH
+LXMIG=$BUILD/cli/lxmig
+P=/run/lxbench-testbed/pki
+IPERF_PID=
+cleanup() {
+  [[ -n $IPERF_PID ]] && kill "$IPERF_PID" 2>/dev/null || true
+  "$LXMIG" testbed down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/setup.sh" --quiet
+"$ROOT/scripts/build.sh" --quiet
+"$LXMIG" testbed down >/dev/null 2>&1 || true
+"$LXMIG" testbed up --nodes 2 >/dev/null
+
+for ((run = 0; run < RUNS; run++)); do
+  nsenter --net=/run/netns/lxbench-n1 -- "$BUILD/tests/bench/stream_bench" --target 10.99.0.12:7400 \
+    --ca $P/ca.crt --cert $P/n1.crt --key $P/n1.key --mib "$MIB" --runs 1 | sed "s/\"run\":0/\"run\":$run/"
+  nsenter --net=/run/netns/lxbench-n2 -- iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
+  IPERF_PID=$!
+  sleep 0.5
+  nsenter --net=/run/netns/lxbench-n1 -- iperf3 -c 10.99.0.12 -p 5299 -t 4 -J |
+    python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'iperf3_mib_per_s': round(r['end']['sum_received']['bits_per_second']/8/2**20,1), 'run': $run}))"
+  wait "$IPERF_PID" 2>/dev/null || true
+  IPERF_PID=
+done

@@ -1,0 +1,118 @@
+// The agents' bulk stream alone (issue 4's page-stream goal): one Transfer
+// RPC over the peers' mutual TLS, 1 MiB chunks with their XXH3 checksum,
+// into a prepared (fake) incoming migration on the target, which writes the
+// file into its images tmpfs; aborted afterwards. Run by
+// scripts/bench_stream.sh inside node n1's network namespace, side by side
+// with iperf3 between the same namespaces.
+//
+//   stream_bench --target 10.99.0.12:7400 --ca CA --cert CERT --key KEY [--mib 1024] [--runs 3]
+// Output: one JSON object per run {"mib","ms","mib_per_s"}.
+#include <grpcpp/grpcpp.h>
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "lxmig/base/files.h"
+#include "lxmig/v1/agent.grpc.pb.h"
+
+using namespace lxmig;
+
+namespace {
+void die(const std::string& m) {
+  std::fprintf(stderr, "stream_bench: %s\n", m.c_str());
+  std::exit(1);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string target, ca, cert, key, host = "n2";
+  int mib = 1024, runs = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i], v = argv[i + 1];
+    if (a == "--target") target = v;
+    else if (a == "--ca") ca = v;
+    else if (a == "--cert") cert = v;
+    else if (a == "--key") key = v;
+    else if (a == "--host") host = v;
+    else if (a == "--mib") mib = std::atoi(v.c_str());
+    else if (a == "--runs") runs = std::atoi(v.c_str());
+    else die("unknown option " + a);
+  }
+  if (target.empty() || ca.empty() || cert.empty() || key.empty())
+    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--host NAME] [--mib N] [--runs N]");
+  auto caPem = readFile(ca), certPem = readFile(cert), keyPem = readFile(key);
+  if (!caPem.ok() || !certPem.ok() || !keyPem.ok()) die("cannot read the TLS files");
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = *caPem;
+  o.pem_cert_chain = *certPem;
+  o.pem_private_key = *keyPem;
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(host);
+  args.SetMaxSendMessageSize(64 << 20);
+  auto ch = grpc::CreateCustomChannel(target, grpc::SslCredentials(o), args);
+  auto stub = v1::Agent::NewStub(ch);
+
+  // Incompressible data, generated once (the source reads pages; here the
+  // cost of producing them is kept out).
+  std::string chunk(1 << 20, '\0');
+  std::mt19937_64 rng(42);
+  for (size_t i = 0; i + 8 <= chunk.size(); i += 8) {
+    uint64_t v = rng();
+    std::memcpy(chunk.data() + i, &v, 8);
+  }
+  for (int run = 0; run < runs; ++run) {
+    const std::string id = "streambench-" + std::to_string(::getpid()) + "-" + std::to_string(run);
+    v1::PrepareRequest pr;
+    pr.set_migration_id(id);
+    pr.set_source("bench");
+    pr.mutable_spec()->set_name("lxstreambench");
+    pr.mutable_spec()->set_ip("10.200.250.250");
+    pr.set_memory_bytes(uint64_t(mib) << 20);
+    {
+      grpc::ClientContext ctx;
+      v1::PrepareReply rep;
+      auto st = stub->Prepare(&ctx, pr, &rep);
+      if (!st.ok()) die("prepare: " + st.error_message());
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    grpc::ClientContext ctx;
+    v1::TransferReply tr;
+    auto w = stub->Transfer(&ctx, &tr);
+    v1::TransferChunk c;
+    c.set_migration_id(id);
+    c.set_area(v1::TransferChunk::IMAGES);
+    c.set_path("bench.img");
+    c.mutable_meta()->set_type(v1::FileMeta::REGULAR);
+    c.mutable_meta()->set_mode(0600);
+    c.mutable_meta()->set_size(uint64_t(mib) << 20);
+    bool ok = w->Write(c);
+    for (int i = 0; ok && i < mib; ++i) {
+      v1::TransferChunk d;
+      d.set_area(v1::TransferChunk::IMAGES);
+      d.set_path("bench.img");
+      d.set_offset(uint64_t(i) << 20);
+      d.set_data(chunk);
+      d.set_xxh64(XXH3_64bits(chunk.data(), chunk.size()));
+      ok = w->Write(d);
+    }
+    w->WritesDone();
+    auto st = w->Finish();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    {
+      grpc::ClientContext actx;
+      v1::AbortRequest ar;
+      ar.set_migration_id(id);
+      ar.set_reason("stream benchmark done");
+      v1::Ack ack;
+      (void)stub->Abort(&actx, ar, &ack);
+    }
+    if (!st.ok()) die("transfer: " + st.error_message());
+    std::printf("{\"mib\":%d,\"run\":%d,\"ms\":%.1f,\"mib_per_s\":%.1f,\"bytes_acked\":%llu}\n", mib, run, ms,
+                mib / (ms / 1000.0), static_cast<unsigned long long>(tr.bytes()));
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -52,6 +52,12 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(host);
   args.SetMaxSendMessageSize(64 << 20);
+  // Experiments: STREAM_BENCH_ARGS="grpc.http2.write_buffer_size=8388608,..."
+  if (const char* extra = std::getenv("STREAM_BENCH_ARGS"))
+    for (const auto& kv : split(extra, ',')) {
+      auto eq = kv.find('=');
+      if (eq != std::string::npos) args.SetInt(kv.substr(0, eq), std::atoi(kv.c_str() + eq + 1));
+    }
   auto ch = grpc::CreateCustomChannel(target, grpc::SslCredentials(o), args);
   auto stub = v1::Agent::NewStub(ch);
 

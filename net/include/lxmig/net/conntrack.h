@@ -1,5 +1,6 @@
-// The node's connection tracking entries of one container
-// (libnetfilter_conntrack messages over a libmnl socket, in the caller's netns).
+// The node's connection tracking entries of one container (ctnetlink over a
+// libmnl socket, in the caller's netns: the dump is parsed here, create and
+// delete messages are built with libnetfilter_conntrack).
 //
 // Export selects entries by the container's addresses (either end of either
 // direction, so NAT entries whose address moves with the container come

@@ -5,8 +5,7 @@
 # Prints a table of medians and writes docs/benchmarks-migration.json.
 # Usage (as root): scripts/bench_migration.sh [--runs 4] [--sizes "64 256 1024"]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+source "$(dirname "$0")/bench_lib.sh"
 RUNS=4
 SIZES="64 256 1024"
 while (($#)); do
@@ -16,17 +15,12 @@ while (($#)); do
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
-export LXMIG_TESTBED_PREFIX=lxbench
-export PATH=/opt/lxmig/bin:$PATH
-LXMIG=$BUILD/cli/lxmig
-TB="$ROOT/scripts/testbed.sh"
-WORK=$BUILD/tests/workloads
+bench_need_root
 OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
 trap '"$LXMIG" testbed down >/dev/null 2>&1 || true; cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-"$ROOT/scripts/build.sh" --quiet
-"$LXMIG" testbed down >/dev/null 2>&1 || true
-"$LXMIG" testbed up --nodes 2 >/dev/null
+bench_prepare
+bench_fresh_testbed
 S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
 S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
 

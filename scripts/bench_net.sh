@@ -13,8 +13,7 @@
 # Writes docs/benchmarks-net.json; prints a table.
 # Usage (as root): scripts/bench_net.sh [--runs 5] [--sizes "10 1000 50000"]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+source "$(dirname "$0")/bench_lib.sh"
 RUNS=5
 SIZES="10 1000 50000"
 while (($#)); do
@@ -24,12 +23,7 @@ while (($#)); do
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
-export LXMIG_TESTBED_PREFIX=lxbench
-export PATH=/opt/lxmig/bin:$PATH
-LXMIG=$BUILD/cli/lxmig
-TB="$ROOT/scripts/testbed.sh"
-WORK=$BUILD/tests/workloads
+bench_need_root
 OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
 cleanup() {
   "$LXMIG" testbed down >/dev/null 2>&1 || true
@@ -37,15 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/scripts/setup.sh" --quiet
-"$ROOT/scripts/build.sh" --quiet
+bench_prepare
 
 echo "bench: export+import in two namespaces, $RUNS runs per size" >&2
 "$BUILD/tests/bench/net_bench" --runs "$RUNS" --sizes "$SIZES" >"$OUT/micro.jsonl"
 
 echo "bench: migrations on the test bed" >&2
-"$LXMIG" testbed down >/dev/null 2>&1 || true
-"$LXMIG" testbed up --nodes 2 >/dev/null
+bench_fresh_testbed
 : >"$OUT/migrations.jsonl"
 for n in $SIZES; do
   for ((run = 1; run <= 3; run++)); do

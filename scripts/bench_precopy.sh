@@ -14,8 +14,7 @@
 # Writes docs/benchmarks-precopy.json; prints a table.
 # Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "W1 W2 W3 W4 floor"]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
 ONLY="floor W1 W2 W3 W4"
 while (($#)); do
@@ -25,12 +24,7 @@ while (($#)); do
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
-export LXMIG_TESTBED_PREFIX=lxbench
-export PATH=/opt/lxmig/bin:$PATH
-LXMIG=$BUILD/cli/lxmig
-TB="$ROOT/scripts/testbed.sh"
-WORK=$BUILD/tests/workloads
+bench_need_root
 OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
 PROBE_STOP=$OUT/probe.stop
 cleanup() {
@@ -41,14 +35,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/scripts/setup.sh" --quiet
+bench_prepare
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   # Benchmark-only dependency; policy-rc.d keeps the service from starting.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
 fi
-"$ROOT/scripts/build.sh" --quiet
-"$LXMIG" testbed down >/dev/null 2>&1 || true
-"$LXMIG" testbed up --nodes 2 >/dev/null
+bench_fresh_testbed
 
 ip_of() {
   "$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$1'][0])"

@@ -7,8 +7,7 @@
 # the source, the page store on the target).
 # Usage (as root): scripts/bench_stream.sh [--mib 1024] [--runs 3]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+source "$(dirname "$0")/bench_lib.sh"
 MIB=1024
 RUNS=3
 while (($#)); do
@@ -18,10 +17,7 @@ while (($#)); do
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
-export LXMIG_TESTBED_PREFIX=lxbench
-export PATH=/opt/lxmig/bin:$PATH
-LXMIG=$BUILD/cli/lxmig
+bench_need_root
 P=/run/lxbench-testbed/pki
 IPERF_PID=
 cleanup() {
@@ -30,10 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/scripts/setup.sh" --quiet
-"$ROOT/scripts/build.sh" --quiet
-"$LXMIG" testbed down >/dev/null 2>&1 || true
-"$LXMIG" testbed up --nodes 2 >/dev/null
+bench_prepare
+bench_fresh_testbed
 
 for ((run = 0; run < RUNS; run++)); do
   nsenter --net=/run/netns/lxbench-n1 -- "$BUILD/tests/bench/stream_bench" --target 10.99.0.12:7400 \

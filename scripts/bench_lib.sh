@@ -1,0 +1,26 @@
+# Shared by the test-bed benchmarks (sourced, not run): paths, the
+# environment they all need, and helpers. The test bed's prefix is lxbench,
+# so a benchmark never touches the tests' (lxit) or the demo's (lxmig).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
+LXMIG=$BUILD/cli/lxmig
+TB="$ROOT/scripts/testbed.sh"
+WORK=$BUILD/tests/workloads
+export LXMIG_TESTBED_PREFIX=lxbench
+export PATH=/opt/lxmig/bin:$PATH
+
+bench_need_root() {
+  [[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
+}
+
+# Installs what is missing and builds (both idempotent).
+bench_prepare() {
+  "$ROOT/scripts/setup.sh" --quiet
+  "$ROOT/scripts/build.sh" --quiet
+}
+
+# A two-node test bed from scratch.
+bench_fresh_testbed() {
+  "$LXMIG" testbed down >/dev/null 2>&1 || true
+  "$LXMIG" testbed up --nodes 2 >/dev/null
+}

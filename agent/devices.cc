@@ -140,17 +140,17 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
                       (b.containerPath == b.hostPath ? "" : ":" + b.containerPath));
     merge(out, std::move(*d));
   }
+  // Config lines lxmig wrote for a --device are that device's, listed above.
+  auto fromBind = [&](const Device& d) {
+    for (const auto& x : out)
+      if (x.type == d.type && x.major == d.major && x.minor == d.minor && !x.hostPath.empty()) return true;
+    return false;
+  };
   for (const auto& raw : split(lxcConfig, '\n')) {
     std::string l(trim(raw));
     auto eq = l.find('=');
     if (eq == std::string::npos) continue;
     std::string key(trim(l.substr(0, eq))), val(trim(l.substr(eq + 1)));
-    // Lines lxmig wrote for a --device are that device's, already listed.
-    auto fromBind = [&](const Device& d) {
-      for (const auto& x : out)
-        if (x.type == d.type && x.major == d.major && x.minor == d.minor && !x.hostPath.empty()) return true;
-      return false;
-    };
     if (key == "lxc.cgroup.devices.allow" || key == "lxc.cgroup2.devices.allow") {
       // "c 10:200 rwm"; wildcards are not a device.
       char type = 0;

@@ -76,12 +76,11 @@ Result<Firewall> Firewall::open(std::string table) {
   return Firewall(ctx, std::move(table));
 }
 
-Result<std::string> Firewall::run(const std::string& cmd, bool jsonOut, bool jsonIn, bool echo) {
+Result<std::string> Firewall::run(const std::string& cmd, bool json, bool echo) {
   std::lock_guard lk(ctx_->mu);
   nft_ctx* c = ctx_->nft.get();
   unsigned flags = NFT_CTX_OUTPUT_HANDLE;
-  // libnftables 1.0.6 parses JSON input when the JSON output flag is set.
-  if (jsonOut || jsonIn) flags |= NFT_CTX_OUTPUT_JSON;
+  if (json) flags |= NFT_CTX_OUTPUT_JSON;
   if (echo) flags |= NFT_CTX_OUTPUT_ECHO;
   nft_ctx_output_set_flags(c, flags);
   int rc = nft_run_cmd_from_buffer(c, cmd.c_str());
@@ -218,7 +217,7 @@ Result<FirewallRule> Firewall::addRule(const std::string& name, const std::strin
   bool found = false;
   for (const auto& c : *chains) found = found || c == name;
   if (!found) return notFound("container `" + name + "` has no firewall chain on this node");
-  auto r = run("add rule inet " + table_ + " " + chainOf(name) + " " + text, true, false, true);
+  auto r = run("add rule inet " + table_ + " " + chainOf(name) + " " + text, true, true);
   if (!r.ok()) return invalidArgument("bad firewall rule `" + text + "`: " + r.status().message());
   auto j = Json::parse(*r, nullptr, false);
   FirewallRule fr;
@@ -331,7 +330,7 @@ Status Firewall::importContainer(const std::string& exported) {
   add["elem"] = Json::array({Json::array({ip, {{"jump", {{"target", chain}}}}})});
   cmds.push_back({{"add", {{"element", std::move(add)}}}});
   Json batch = {{"nftables", std::move(cmds)}};
-  auto r = run(batch.dump(), false, true);
+  auto r = run(batch.dump(), true);
   return r.ok() ? okStatus() : r.status().withContext("import firewall rules of `" + name + "`");
 }
 

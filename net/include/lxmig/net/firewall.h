@@ -97,8 +97,9 @@ class Firewall {
 
  private:
   Firewall(nft_ctx* ctx, std::string table);
-  // Runs nft commands (text, or JSON when json), returns stdout.
-  Result<std::string> run(const std::string& cmd, bool jsonOut, bool jsonIn = false, bool echo = false);
+  // Runs nft commands, returns stdout. json: JSON output, and JSON input
+  // (libnftables 1.0.6 parses JSON input only with the JSON output flag).
+  Result<std::string> run(const std::string& cmd, bool json, bool echo = false);
 
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;

@@ -40,6 +40,7 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"tls_ca", &AgentConfig::tlsCa},
       {"tls_cert", &AgentConfig::tlsCert},
       {"tls_key", &AgentConfig::tlsKey},
+      {"data_listen", &AgentConfig::dataListen},
       {"cluster", &AgentConfig::clusterFile},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
       {"log_level", &AgentConfig::logLevel},
@@ -73,7 +74,29 @@ Status AgentConfig::validate() const {
   if (node.find_first_of("/ \t") != std::string::npos) return invalidArgument("bad node name `" + node + "`");
   if (firewall != "open" && firewall != "strict")
     return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
+  if (!dataListen.empty() && dataListen != "off") {
+    if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
+    auto colon = dataListen.rfind(':');
+    uint64_t port = 0;
+    if (colon == std::string::npos || colon == 0 || !parseUint64(dataListen.substr(colon + 1), &port) || port > 65535)
+      return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
+  }
+  if (dataListen.empty() && !listen.empty()) {
+    auto colon = listen.rfind(':');
+    uint64_t port = 0;
+    if (colon != std::string::npos && parseUint64(listen.substr(colon + 1), &port) && port >= 65535)
+      return invalidArgument("`listen` port " + std::to_string(port) + " leaves no next port for the data link; set data_listen");
+  }
   return okStatus();
+}
+
+std::string AgentConfig::dataAddress() const {
+  if (dataListen == "off") return "";
+  if (!dataListen.empty()) return dataListen;
+  auto colon = listen.rfind(':');
+  uint64_t port = 0;
+  if (listen.empty() || colon == std::string::npos || !parseUint64(listen.substr(colon + 1), &port)) return "";
+  return listen.substr(0, colon + 1) + std::to_string(port == 0 ? 0 : port + 1);  // 0: any free port
 }
 
 Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr) {

@@ -21,20 +21,6 @@ namespace {
 
 constexpr const char* kLog = "engine";
 
-std::string rpcError(const std::string& node, const grpc::Status& s) {
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-    return "target " + node + " unreachable: " + s.error_message();
-  return s.error_message();
-}
-
-Status fromGrpc(const std::string& node, const grpc::Status& s) {
-  if (s.ok()) return okStatus();
-  Code c = codeFromGrpc(s.error_code());
-  // A peer that does not answer in time is as unreachable as one that refuses.
-  if (c == Code::kDeadlineExceeded) c = Code::kUnavailable;
-  return Status(c, rpcError(node, s));
-}
-
 Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
 
 void setDeadline(grpc::ClientContext& ctx, int seconds) {
@@ -128,8 +114,8 @@ class Progressor {
   int64_t predicted_ = 0;
 };
 
-// Sends a tree on an open Transfer stream.
-Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std::string& id,
+// Sends a tree on an open bulk stream.
+Result<Manifest> streamTree(ChunkWriter& w, const std::string& id,
                             v1::TransferChunk::Area area, const std::string& root, const Manifest& prev,
                             Progressor& prog, uint64_t* bytes, const CancelledFn& cancelled,
                             const std::map<std::string, uint64_t>* resume = nullptr) {
@@ -137,7 +123,7 @@ Result<Manifest> streamTree(grpc::ClientWriter<v1::TransferChunk>* w, const std:
       id, area, root, prev,
       [&](v1::TransferChunk& c) {
         if (cancelled && cancelled()) return false;
-        return w->Write(c);
+        return w.write(c);
       },
       [&](uint64_t n) {
         *bytes += n;
@@ -280,7 +266,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     ar.set_migration_id(rep.id());
     ar.set_reason(reason);
     v1::Ack ack;
-    return fromGrpc(req.target(), stub->Abort(&ctx, ar, &ack));
+    return fromPeerGrpc(req.target(), stub->Abort(&ctx, ar, &ack));
   };
 
   // Rolls back everything on both sides; legal in every phase, idempotent.
@@ -318,6 +304,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   auto isCancelled = [&] { return cancelled && cancelled(); };
 
   // ---- PREPARE ----
+  uint16_t dataPort = 0;
   {
     prog.phase("prepare", 0);
     PhaseClock ph(node, rep, "prepare");
@@ -344,7 +331,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     // wait for it (until the deadline) instead of failing at once.
     ctx.set_wait_for_ready(true);
     v1::PrepareReply prep;
-    Status st = fromGrpc(req.target(), stub->Prepare(&ctx, pr, &prep));
+    Status st = fromPeerGrpc(req.target(), stub->Prepare(&ctx, pr, &prep));
+    dataPort = static_cast<uint16_t>(prep.data_port());
     ph.end(st);
     if (!st.ok()) {
       node.unreserve(spec.name);
@@ -355,23 +343,40 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   }
   if (isCancelled()) return abortAll(cancelledByOperator());
 
+  // Bulk streams: the target's data link when it offers one (DESIGN.md:
+  // gRPC stays far below the link rate), the Transfer RPC otherwise. A link
+  // that cannot be opened is a warning, not a failure: the rest of this
+  // migration uses the RPC.
+  bool useLink = dataPort != 0;
+  auto openStream = [&]() -> std::unique_ptr<ChunkWriter> {
+    if (useLink) {
+      auto host = node.peerHost(req.target());
+      Result<std::unique_ptr<ChunkWriter>> w = host.status();
+      if (host.ok()) w = connectDataLink(node.tlsIdentity(), *host, dataPort, 5000);
+      if (w.ok()) return std::move(*w);
+      useLink = false;
+      std::string m = "data link to " + req.target() + " unavailable, bulk data goes over gRPC: " + w.status().message();
+      LXMIG_LOG(kWarn, kLog) << "migration " << rep.id() << ": " << m;
+      rep.add_warnings(m);
+      (void)node.audit().addEvent(rep.id(), "warn", m);
+    }
+    return grpcChunkWriter(*stub, req.target());
+  };
+
   // ---- SYNC: the writable area while the container runs ----
   Manifest manifest;
   {
     const std::string root = node.lxc().rootfs(spec.name);
     prog.phase("sync", treeBytes(root));
     PhaseClock ph(node, rep, "sync");
-    grpc::ClientContext ctx;
-    v1::TransferReply tr;
-    auto w = stub->Transfer(&ctx, &tr);
+    auto w = openStream();
     uint64_t bytes = 0;
-    auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, root, {}, prog, &bytes, cancelled);
-    w->WritesDone();
-    Status st = fromGrpc(req.target(), w->Finish());
+    auto m = streamTree(*w, rep.id(), v1::TransferChunk::ROOTFS, root, {}, prog, &bytes, cancelled);
+    Status st = w->finish().status();
     if (st.ok() && !m.ok()) st = m.status();
     if (st.ok() && isCancelled()) st = cancelledByOperator();
     rep.set_bytes(rep.bytes() + bytes);
-    ph.end(st, bytes);
+    ph.end(st, bytes, std::string("via ") + w->kind());
     if (!st.ok()) return abortAll(st.withContext("sync"));
     manifest = std::move(*m);
   }
@@ -417,13 +422,10 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
         }
         // One stream per round: when it ends, the target folds the round
         // into its page store.
-        grpc::ClientContext ctx;
-        v1::TransferReply tr;
-        auto w = stub->Transfer(&ctx, &tr);
-        auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->Write(c); };
+        auto w = openStream();
+        auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->write(c); };
         auto r = pc->round(sink, counted);
-        w->WritesDone();
-        Status fin = fromGrpc(req.target(), w->Finish());
+        Status fin = w->finish().status();
         if (!r.ok()) {
           rst = r.status();
           if (!fin.ok() && rst.code() == Code::kUnavailable) rst = fin;  // the target's reason
@@ -480,11 +482,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   // ---- DUMP ----
   // The images stream is opened before the dump: CRIU's page files go to
   // the target while CRIU still writes them (TailSender), the rest after.
-  grpc::ClientContext tctx;
-  v1::TransferReply tr;
-  auto w = stub->Transfer(&tctx, &tr);
+  auto w = openStream();
   uint64_t sent = 0;
-  auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->Write(c); };
+  auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->write(c); };
   auto counted = [&](uint64_t n) {
     sent += n;
     prog.add(n);
@@ -520,8 +520,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (st.ok()) imageBytes = treeBytes(imagesDir);
     ph.end(st, imageBytes, "streamed_during_dump=" + std::to_string(sent));
     if (!st.ok()) {
-      tctx.TryCancel();
-      (void)w->Finish();
+      w->cancel();
+      (void)w->finish();
       return abortAll(st);
     }
   }
@@ -543,8 +543,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     ph.end(st, imageBytes,
            "parent_pages=" + std::to_string(fs.parentPages) + " delta_pages=" + std::to_string(fs.deltaPages));
     if (!st.ok()) {
-      tctx.TryCancel();
-      (void)w->Finish();
+      w->cancel();
+      (void)w->finish();
       return abortAll(st.withContext("rewrite images"));
     }
   }
@@ -572,8 +572,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
            "conntrack_entries=" + std::to_string(exported) +
                (req.no_conntrack() ? " (replication switched off)" : ""));
     if (!st.ok()) {
-      tctx.TryCancel();
-      (void)w->Finish();
+      w->cancel();
+      (void)w->finish();
       return abortAll(st.withContext("export network state"));
     }
   }
@@ -586,18 +586,17 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     Status st = streamSt;
     if (st.ok()) {
       uint64_t bytes = 0;
-      auto m = streamTree(w.get(), rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled,
+      auto m = streamTree(*w, rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled,
                           &tail.sent());
       st = m.status();
       if (st.ok()) {
-        auto d = streamTree(w.get(), rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
+        auto d = streamTree(*w, rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
                             prog, &bytes, cancelled);
         st = d.status();
       }
       sent += bytes;
     }
-    w->WritesDone();
-    Status fin = fromGrpc(req.target(), w->Finish());
+    Status fin = w->finish().status();
     if (!fin.ok()) st = fin;  // the target's reason beats "stream broke"
     if (isCancelled()) st = cancelledByOperator();  // and the operator's beats both
     rep.set_bytes(rep.bytes() + sent);
@@ -617,7 +616,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     *rr.mutable_net() = std::move(netState);
     v1::RestoreReply rrep;
     restoreSent = true;
-    Status st = fromGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
+    Status st = fromPeerGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
     ph.end(st, 0, st.ok() ? "assemble_ms=" + std::to_string(rrep.assemble_ms()) +
                                 " assemble_copied=" + std::to_string(rrep.assembled_copied_bytes()) +
                                 " lazy_start_ms=" + std::to_string(rrep.lazy_start_ms()) +
@@ -667,7 +666,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     v1::MigrationRef ref;
     ref.set_migration_id(rep.id());
     v1::Ack ack;
-    Status cst = fromGrpc(req.target(), stub->Commit(&ctx, ref, &ack));
+    Status cst = fromPeerGrpc(req.target(), stub->Commit(&ctx, ref, &ack));
     if (!cst.ok()) {
       LXMIG_LOG(kWarn, kLog) << "commit notice to " << req.target() << " failed: " << cst.toString();
       (void)node.audit().addEvent(rep.id(), "warn", "commit notice to target failed: " + cst.message());
@@ -795,12 +794,15 @@ Status Incoming::prepare(const v1::PrepareRequest& req) {
   return okStatus();
 }
 
-Result<v1::TransferReply> Incoming::receive(grpc::ServerReader<v1::TransferChunk>* reader) {
+Result<v1::TransferReply> Incoming::receive(const ChunkSource& next) {
   v1::TransferChunk c;
   std::shared_ptr<State> st;
   std::unique_ptr<TreeWriter> images, rootfs;
   const std::string& nodeName = node_.config().node;
-  while (reader->Read(&c)) {
+  for (;;) {
+    auto more = next(c);
+    if (!more.ok()) return more.status().withContext("target " + nodeName);
+    if (!*more) break;
     if (!st) {
       LXMIG_ASSIGN_OR_RETURN(st, find(c.migration_id()));
       images = std::make_unique<TreeWriter>(st->imagesDir);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 
+#include "data_link.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 #include "node.h"
@@ -40,7 +41,10 @@ class Incoming {
   // Removes leftovers of migrations a previous agent did not finish.
   void cleanupStale();
   Status prepare(const v1::PrepareRequest& req);
-  Result<v1::TransferReply> receive(grpc::ServerReader<v1::TransferChunk>* reader);
+  // One bulk stream (Transfer RPC or data link) into the migration its
+  // first chunk names; a stream of pre-copy rounds is folded into the page
+  // store when it ends cleanly.
+  Result<v1::TransferReply> receive(const ChunkSource& next);
   Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);

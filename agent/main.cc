@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "data_link.h"
 #include "lxmig/agent/config.h"
 #include "lxmig/agent/doctor.h"
 #include "lxmig/base/files.h"
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", over.tlsCa, "cluster CA (PEM)");
   app.add_option("--tls-cert", over.tlsCert, "this node's certificate (PEM)");
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
+  app.add_option("--data-listen", over.dataListen, "HOST:PORT for bulk data links (default: --listen port + 1; off)");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
   app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
@@ -185,6 +187,7 @@ int main(int argc, char** argv) {
   pick("--tls-ca", cfg.tlsCa, over.tlsCa);
   pick("--tls-cert", cfg.tlsCert, over.tlsCert);
   pick("--tls-key", cfg.tlsKey, over.tlsKey);
+  pick("--data-listen", cfg.dataListen, over.dataListen);
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   pick("--firewall", cfg.firewall, over.firewall);
@@ -245,6 +248,21 @@ int main(int argc, char** argv) {
   ::chmod(cfg.socket.c_str(), 0600);
   LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
                             << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
+  // Bulk data of incoming migrations (agent/data_link.h).
+  std::unique_ptr<DataServer> dataServer;
+  if (std::string addr = cfg.dataAddress(); !addr.empty()) {
+    auto ds = DataServer::start(node.tlsIdentity(), addr,
+                                [&service](const ChunkSource& next) { return service.incoming().receive(next); });
+    if (!ds.ok()) {
+      std::fprintf(stderr, "lxmigd: data link: %s\n", ds.status().message().c_str());
+      server->Shutdown();
+      return 1;
+    }
+    dataServer = std::move(*ds);
+    node.setDataPort(dataServer->port());
+    LXMIG_LOG(kInfo, "agent") << "data links on " << addr.substr(0, addr.rfind(':') + 1) << dataServer->port()
+                              << " (mTLS)";
+  }
   std::thread([&node] { recoverFrozen(node); }).detach();
   LXMIG_LOG(kInfo, "agent") << "owns " << node.lxc().list().size() << " container(s)";
 
@@ -265,6 +283,8 @@ int main(int argc, char** argv) {
   stopping = true;
   sigThread.join();
   reaper.join();
+  node.setDataPort(0);
+  dataServer.reset();
   ::unlink(cfg.socket.c_str());
   if (cfg.imagesTmpfsSize != "0") ::umount2(node.imagesRoot().c_str(), MNT_DETACH);
   LXMIG_LOG(kInfo, "agent") << "stopped";

@@ -163,6 +163,13 @@ std::vector<std::string> Node::peerNames() const {
   return out;
 }
 
+Result<std::string> Node::peerHost(const std::string& node) const {
+  auto it = cluster_.nodes.find(node);
+  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
+  LXMIG_ASSIGN_OR_RETURN(auto hp, splitHostPort(it->second.address));
+  return hp.first;
+}
+
 Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
   auto it = cluster_.nodes.find(node);
   if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "data_link.h"
 #include "devices.h"
 #include "lxc_container.h"
 #include "lxmig/agent/config.h"
@@ -79,7 +81,14 @@ class Node {
   // The containers a peer runs (its own only), within `seconds`.
   Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
   std::vector<std::string> peerNames() const;
+  // The host part of a peer's address (where its data link listens too).
+  Result<std::string> peerHost(const std::string& node) const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
+  TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_}; }
+  // The port this agent's data link listens on; 0: none (told to sources
+  // in PREPARE, so they use the Transfer RPC).
+  uint16_t dataPort() const { return dataPort_; }
+  void setDataPort(uint16_t port) { dataPort_ = port; }
 
   v1::NodeInfo nodeInfo();
 
@@ -97,6 +106,7 @@ class Node {
   std::unique_ptr<store::AuditLog> audit_;
   std::unique_ptr<net::Firewall> fw_;
   std::string caPem_, certPem_, keyPem_;
+  std::atomic<uint16_t> dataPort_{0};
   std::mutex mu_;
   std::map<std::string, std::string> busy_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "criu_image.h"
+#include "data_link.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
@@ -333,7 +334,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
           b = end;
         }
       }
-      std::string chunk(total, '\0');
+      std::string chunk = takeBuffer(total);
       iovec local{chunk.data(), total};
       const int64_t tr0 = monotonicNs();
       ssize_t n = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);

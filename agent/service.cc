@@ -240,16 +240,18 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply*) {
+grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* rep) {
   // A request that waited past its deadline (agent stopped, overloaded)
   // must not reserve anything: its source has already given up.
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
-  return toGrpc(incoming_.prepare(*req));
+  Status st = incoming_.prepare(*req);
+  if (st.ok()) rep->set_data_port(node_.dataPort());
+  return toGrpc(st);
 }
 
 grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>* reader,
                                     v1::TransferReply* rep) {
-  auto r = incoming_.receive(reader);
+  auto r = incoming_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); });
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data_link.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "node.h"
@@ -31,7 +32,7 @@ Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, 
   uint64_t off = from;
   while (off < to) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, to - off));
-    std::string buf(want, '\0');
+    std::string buf = takeBuffer(want);
     ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -40,4 +40,12 @@ Status fromGrpc(const grpc::Status& s) {
   return Status(codeFromGrpc(s.error_code()), s.error_message());
 }
 
+Status fromPeerGrpc(const std::string& peer, const grpc::Status& s) {
+  if (s.ok()) return okStatus();
+  Code c = codeFromGrpc(s.error_code());
+  if (c == Code::kDeadlineExceeded) c = Code::kUnavailable;
+  if (c == Code::kUnavailable) return Status(c, "target " + peer + " unreachable: " + s.error_message());
+  return Status(c, s.error_message());
+}
+
 }  // namespace lxmig

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (issue 4, page-stream goal): the agents' bulk stream alone — one
-# Transfer RPC over the peers' mutual TLS from n1 to n2's agent, 1 MiB chunks
-# with checksums, written into n2's images tmpfs — side by side with iperf3
-# (single stream, plain TCP) between the same two node namespaces, in one
-# run. Separates the transport from what pre-copy adds (process_vm_readv on
-# the source, the page store on the target).
+# stream from n1 to n2's agent over the peers' mutual TLS, 1 MiB chunks with
+# checksums, written into n2's images tmpfs — on the data link (what
+# migrations use) and on the Transfer RPC (the fallback), side by side with
+# iperf3 (single stream, plain TCP) between the same two node namespaces, in
+# one run. Separates the transport from what pre-copy adds (process_vm_readv
+# on the source, the page store on the target).
 # Usage (as root): scripts/bench_stream.sh [--mib 1024] [--runs 3]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
@@ -30,8 +31,10 @@ bench_prepare
 bench_fresh_testbed
 
 for ((run = 0; run < RUNS; run++)); do
-  nsenter --net=/run/netns/lxbench-n1 -- "$BUILD/tests/bench/stream_bench" --target 10.99.0.12:7400 \
-    --ca $P/ca.crt --cert $P/n1.crt --key $P/n1.key --mib "$MIB" --runs 1 | sed "s/\"run\":0/\"run\":$run/"
+  for link in data grpc; do
+    nsenter --net=/run/netns/lxbench-n1 -- "$BUILD/tests/bench/stream_bench" --target 10.99.0.12:7400 --link $link \
+      --ca $P/ca.crt --cert $P/n1.crt --key $P/n1.key --mib "$MIB" --runs 1 | sed "s/\"run\":0/\"run\":$run/"
+  done
   nsenter --net=/run/netns/lxbench-n2 -- iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
   IPERF_PID=$!
   sleep 0.5

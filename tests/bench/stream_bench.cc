@@ -1,12 +1,21 @@
-// The agents' bulk stream alone (issue 4's page-stream goal): one Transfer
-// RPC over the peers' mutual TLS, 1 MiB chunks with their XXH3 checksum,
-// into a prepared (fake) incoming migration on the target, which writes the
-// file into its images tmpfs; aborted afterwards. Run by
-// scripts/bench_stream.sh inside node n1's network namespace, side by side
-// with iperf3 between the same namespaces.
+// The agents' bulk stream alone (issue 4's page-stream goal): one stream of
+// 1 MiB chunks with their XXH3 checksum, over the peers' mutual TLS, into a
+// prepared (fake) incoming migration on the target, which writes the file
+// into its images tmpfs; aborted afterwards. `--link data` uses the agents'
+// data link (agent/data_link.h, what migrations use), `--link grpc` the
+// Transfer RPC (the fallback). Run by scripts/bench_stream.sh inside node
+// n1's network namespace, side by side with iperf3 between the same
+// namespaces.
 //
-//   stream_bench --target 10.99.0.12:7400 --ca CA --cert CERT --key KEY [--mib 1024] [--runs 3]
-// Output: one JSON object per run {"mib","ms","mib_per_s"}.
+// `--span N` makes the stream write its MiB into the first N MiB of the
+// file over and over: the target's page cache stays the same N MiB, so the
+// run measures the transport and the receiver without first-touch costs of
+// fresh memory (on this VM freed memory goes back to the host and costs
+// ~2.3 CPU-s per GiB to touch again, see docs/benchmarks.md).
+//
+//   stream_bench --target 10.99.0.12:7400 --ca CA --cert CERT --key KEY [--link data|grpc] [--mib 1024]
+//                [--span MIB] [--runs 3]
+// Output: one JSON object per run {"link","mib","ms","mib_per_s"}.
 #include <grpcpp/grpcpp.h>
 #include <xxhash.h>
 
@@ -15,6 +24,7 @@
 #include <random>
 #include <string>
 
+#include "data_link.h"
 #include "lxmig/base/files.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
@@ -28,8 +38,8 @@ void die(const std::string& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string target, ca, cert, key, host = "n2";
-  int mib = 1024, runs = 3;
+  std::string target, ca, cert, key, host = "n2", link = "data";
+  int mib = 1024, runs = 3, span = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--target") target = v;
@@ -39,10 +49,12 @@ int main(int argc, char** argv) {
     else if (a == "--host") host = v;
     else if (a == "--mib") mib = std::atoi(v.c_str());
     else if (a == "--runs") runs = std::atoi(v.c_str());
+    else if (a == "--link") link = v;
+    else if (a == "--span") span = std::atoi(v.c_str());
     else die("unknown option " + a);
   }
-  if (target.empty() || ca.empty() || cert.empty() || key.empty())
-    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--host NAME] [--mib N] [--runs N]");
+  if (target.empty() || ca.empty() || cert.empty() || key.empty() || (link != "data" && link != "grpc"))
+    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--link data|grpc] [--host NAME] [--mib N] [--runs N]");
   auto caPem = readFile(ca), certPem = readFile(cert), keyPem = readFile(key);
   if (!caPem.ok() || !certPem.ok() || !keyPem.ok()) die("cannot read the TLS files");
   grpc::SslCredentialsOptions o;
@@ -77,35 +89,47 @@ int main(int argc, char** argv) {
     pr.mutable_spec()->set_name("lxstreambench");
     pr.mutable_spec()->set_ip("10.200.250.250");
     pr.set_memory_bytes(uint64_t(mib) << 20);
+    uint16_t dataPort = 0;
     {
       grpc::ClientContext ctx;
       v1::PrepareReply rep;
       auto st = stub->Prepare(&ctx, pr, &rep);
       if (!st.ok()) die("prepare: " + st.error_message());
+      dataPort = static_cast<uint16_t>(rep.data_port());
     }
     auto t0 = std::chrono::steady_clock::now();
-    grpc::ClientContext ctx;
-    v1::TransferReply tr;
-    auto w = stub->Transfer(&ctx, &tr);
+    std::unique_ptr<agent::ChunkWriter> w;
+    if (link == "grpc") {
+      w = agent::grpcChunkWriter(*stub, host);
+    } else {
+      if (dataPort == 0) die("the target offers no data link");
+      auto hp = agent::splitHostPort(target);
+      if (!hp.ok()) die(hp.status().message());
+      auto dl = agent::connectDataLink({*caPem, *certPem, *keyPem}, hp->first, dataPort, 5000);
+      if (!dl.ok()) die("data link: " + dl.status().message());
+      w = std::move(*dl);
+    }
     v1::TransferChunk c;
     c.set_migration_id(id);
     c.set_area(v1::TransferChunk::IMAGES);
     c.set_path("bench.img");
     c.mutable_meta()->set_type(v1::FileMeta::REGULAR);
     c.mutable_meta()->set_mode(0600);
-    c.mutable_meta()->set_size(uint64_t(mib) << 20);
-    bool ok = w->Write(c);
+    if (span <= 0 || span > mib) span = mib;
+    c.mutable_meta()->set_size(uint64_t(span) << 20);
+    bool ok = w->write(c);
     for (int i = 0; ok && i < mib; ++i) {
       v1::TransferChunk d;
       d.set_area(v1::TransferChunk::IMAGES);
       d.set_path("bench.img");
-      d.set_offset(uint64_t(i) << 20);
-      d.set_data(chunk);
+      d.set_offset(uint64_t(i % span) << 20);
+      std::string buf = agent::takeBuffer(chunk.size());  // as the agent's senders do
+      std::memcpy(buf.data(), chunk.data(), chunk.size());
+      d.set_data(std::move(buf));
       d.set_xxh64(XXH3_64bits(chunk.data(), chunk.size()));
-      ok = w->Write(d);
+      ok = w->write(d);
     }
-    w->WritesDone();
-    auto st = w->Finish();
+    auto st = w->finish();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     {
       grpc::ClientContext actx;
@@ -115,9 +139,9 @@ int main(int argc, char** argv) {
       v1::Ack ack;
       (void)stub->Abort(&actx, ar, &ack);
     }
-    if (!st.ok()) die("transfer: " + st.error_message());
-    std::printf("{\"mib\":%d,\"run\":%d,\"ms\":%.1f,\"mib_per_s\":%.1f,\"bytes_acked\":%llu}\n", mib, run, ms,
-                mib / (ms / 1000.0), static_cast<unsigned long long>(tr.bytes()));
+    if (!st.ok()) die("transfer: " + st.status().message());
+    std::printf("{\"link\":\"%s\",\"mib\":%d,\"span_mib\":%d,\"run\":%d,\"ms\":%.1f,\"mib_per_s\":%.1f,\"bytes_acked\":%llu}\n",
+                link.c_str(), mib, span, run, ms, mib / (ms / 1000.0), static_cast<unsigned long long>(st->bytes()));
     std::fflush(stdout);
   }
   return 0;

@@ -179,7 +179,12 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   for (const auto& p : r["phases"]) {
     phases.push_back(p["name"]);
     EXPECT_EQ(p["result"], "ok") << p.dump();
+    // Bulk data takes the agents' data link, not the gRPC stream.
+    if (p["name"] == "sync") {
+      EXPECT_EQ(p.value("detail", ""), "via data link") << p.dump();
+    }
   }
+  EXPECT_TRUE(r.value("warnings", nlohmann::json::array()).empty()) << r.dump();
   EXPECT_EQ(phases, (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "net-export", "transfer", "restore",
                                               "target-net-import", "target-restore", "target-network", "commit"}));
 
@@ -447,6 +452,67 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->exitCode, 0) << plain->err;
   EXPECT_NE(plain->out.find("refused"), std::string::npos) << plain->out;
+
+  // The data link (listen port + 1) under the same rule: a cluster member
+  // gets the ready frame after the handshake, another CA's certificate
+  // does not.
+  auto dataProbe = [&](const std::string& cert, const std::string& key) {
+    auto r = runCommand(
+        {"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
+         "import socket, ssl, sys\n"
+         "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+         "ctx.load_verify_locations(sys.argv[1])\n"
+         "ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+         "s = ctx.wrap_socket(socket.create_connection(('10.99.0.11', 7401), timeout=5), server_hostname='10.99.0.11')\n"
+         "try:\n    data = s.recv(12)\nexcept (ssl.SSLError, OSError) as e:\n    data = b''\n"
+         "print('ready' if len(data) == 12 else 'refused')\n",
+         pki + "/ca.crt", cert, key},
+        {.timeoutMs = 30000});
+    return r.ok() ? r->out : r.status().message();
+  };
+  EXPECT_NE(dataProbe(pki + "/n2.crt", pki + "/n2.key").find("ready"), std::string::npos);
+  EXPECT_NE(dataProbe(pki + "/rogue/rogue.crt", pki + "/rogue/rogue.key").find("refused"), std::string::npos);
+}
+
+TEST_F(MigrationTest, BulkDataFallsBackToGrpcWithoutADataLink) {
+  struct RestoreN2 {
+    Testbed& tb;
+    ~RestoreN2() { (void)tb.restartAgent("n2"); }
+  } restore{tb()};
+  std::string ip = runServer("nolink", "n1", {"--mem", "16"});
+  ASSERT_FALSE(ip.empty());
+  std::string before = tb().clientRequest(ip, kPort, "GET");
+  std::string sumBefore = tb().clientRequest(ip, kPort, "SUM");
+  auto syncDetail = [](const nlohmann::json& r) {
+    for (const auto& p : r["phases"])
+      if (p["name"] == "sync") return p.value("detail", std::string());
+    return std::string();
+  };
+  // 1. A target that offers no data link: the Transfer RPC, no warning.
+  ASSERT_TRUE(tb().restartAgent("n2", {"--data-listen", "off"}).ok());
+  Cli m = tb().lxmig({"--json", "migrate", "nolink", "--to", "n2"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "committed");
+  EXPECT_EQ(syncDetail(r), "via gRPC") << r.dump();
+  EXPECT_TRUE(r.value("warnings", nlohmann::json::array()).empty()) << r.dump();
+  std::string after = tb().waitServer(ip, kPort, 10000);
+  EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
+  EXPECT_EQ(tb().clientRequest(ip, kPort, "SUM"), sumBefore) << "memory content changed";
+  // 2. A data port the source cannot reach (n2's link listens on its own
+  // loopback): the migration goes on over gRPC and says why.
+  Cli back = tb().lxmig({"--json", "migrate", "nolink", "--to", "n1"});
+  ASSERT_EQ(back.code, 0) << back.err << back.out;
+  ASSERT_TRUE(tb().restartAgent("n2", {"--data-listen", "127.0.0.1:7401"}).ok());
+  Cli m2 = tb().lxmig({"--json", "migrate", "nolink", "--to", "n2"});
+  ASSERT_EQ(m2.code, 0) << m2.err << m2.out;
+  auto r2 = m2.json();
+  EXPECT_EQ(r2["result"], "committed");
+  EXPECT_EQ(syncDetail(r2), "via gRPC") << r2.dump();
+  ASSERT_EQ(r2["warnings"].size(), 1u) << r2.dump();
+  EXPECT_NE(r2["warnings"][0].get<std::string>().find("data link to n2 unavailable"), std::string::npos) << r2.dump();
+  EXPECT_EQ(tb().clientRequest(ip, kPort, "SUM"), sumBefore) << "memory content changed";
+  expectRemoved("nolink");
 }
 
 TEST_F(MigrationTest, CrashedTestbedIsCleanedByDown) {

@@ -9,6 +9,9 @@
 //     cluster_prefix = "10.200.0.0/16"     # containers' on-link prefix
 //     gateway = "10.200.0.1"               # anycast gateway on every bridge
 //     tls_ca / tls_cert / tls_key = PEM paths
+//     data_listen = "10.99.0.11:7444"  # bulk data links (same TLS identity);
+//                                      # default: listen's port + 1; "off": none,
+//                                      # bulk data then flows over gRPC
 //     cluster = "/etc/lxmig/cluster.toml"
 //     images_tmpfs_size = "50%"        # tmpfs for CRIU images; "0" = no tmpfs
 //     firewall = "open"                # or "strict": forward policy drop, only
@@ -53,6 +56,7 @@ struct AgentConfig {
   std::string clusterPrefix = "10.200.0.0/16";
   std::string gateway;
   std::string tlsCa, tlsCert, tlsKey;
+  std::string dataListen;
   std::string clusterFile = "/etc/lxmig/cluster.toml";
   std::string imagesTmpfsSize = "50%";
   std::string logLevel = "info";
@@ -67,6 +71,9 @@ struct AgentConfig {
   static Result<AgentConfig> load(const std::string& path);
   // Checks required fields and their syntax; one line per problem.
   Status validate() const;
+  // Where the data link listens: data_listen, or listen's host with the
+  // next port; "" when switched off or without `listen`.
+  std::string dataAddress() const;
 };
 
 // "10.200.1.0/24" -> (network, prefix length) in host byte order.

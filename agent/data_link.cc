@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -243,7 +244,8 @@ class Channel {
     return send(kind, header, none);
   }
 
-  // Receives one frame; header and data are resized and opened in place.
+  // Receives one frame, opened in place. `data` is a recycled buffer unless
+  // the caller brings one.
   Result<Head> receive(std::string& header, std::string& data) {
     const std::string what = "data link " + peer_;
     char head[kHeadBytes];
@@ -253,6 +255,7 @@ class Channel {
       return invalidArgument(what + ": frame of " + std::to_string(h.headerLen) + "+" + std::to_string(h.dataLen) +
                              " bytes exceeds the limits");
     header.resize(h.headerLen);
+    if (data.capacity() < h.dataLen) data = takeBuffer(h.dataLen);
     data.resize(h.dataLen);
     unsigned char tag[FrameCipher::kTagBytes];
     LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), header.data(), header.size(), what));
@@ -355,7 +358,10 @@ BufferPool& pool() {
 class LinkWriter final : public ChunkWriter {
  public:
   explicit LinkWriter(std::unique_ptr<Channel> ch) : ch_(std::move(ch)) {
-    sender_ = std::thread([this] { run(); });
+    sender_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "lxmig-send");  // for top -H and perf
+      run();
+    });
   }
   ~LinkWriter() override {
     cancel();
@@ -696,6 +702,7 @@ void DataServer::Impl::acceptLoop() {
     Conn& c = conns.emplace_back();
     c.fd = fd;
     c.thread = std::thread([this, &c, from = std::string(host)] {
+      ::pthread_setname_np(::pthread_self(), "lxmig-link");
       serve(c, from);
       std::lock_guard lk2(mu);
       ::close(c.fd);
@@ -741,30 +748,85 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
   setTimeouts(ch.fd(), 0);
   setLiveness(ch.fd());
 
-  bool ended = false, broken = false;
-  std::string header;
+  // A reader thread receives and opens frames while the handler writes the
+  // previous ones (the page store's writes, then its checksums, overlap the
+  // socket and the cipher). Up to kQueueBytes wait between the two.
+  struct Frame {
+    Kind kind = kChunk;
+    std::string header, data;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Frame> q;
+  size_t queued = 0;
+  bool readerDone = false, handlerDone = false, ended = false;
+  Status linkErr;
+  std::thread reader([&] {
+    ::pthread_setname_np(::pthread_self(), "lxmig-recv");
+    for (;;) {
+      Frame f;
+      auto h = ch.receive(f.header, f.data);
+      Status st = h.status();
+      if (st.ok() && h->kind != kChunk && h->kind != kEnd) st = invalidArgument(what + ": unexpected frame kind");
+      std::unique_lock lk(mu);
+      if (!st.ok()) {
+        linkErr = st;
+        break;
+      }
+      if (h->kind == kEnd) {
+        ended = true;
+        break;
+      }
+      if (handlerDone) {  // stopped early: read on and drop, see below
+        recycleBuffer(std::move(f.data));
+        continue;
+      }
+      f.kind = static_cast<Kind>(h->kind);
+      cv.wait(lk, [&] { return handlerDone || queued < kQueueBytes; });
+      if (handlerDone) {
+        recycleBuffer(std::move(f.data));
+        continue;
+      }
+      queued += f.data.size();
+      q.push_back(std::move(f));
+      cv.notify_all();
+    }
+    std::lock_guard lk(mu);
+    readerDone = true;
+    cv.notify_all();
+  });
+
   ChunkSource next = [&](v1::TransferChunk& chunk) -> Result<bool> {
-    std::string* data = chunk.mutable_data();
-    auto h = ch.receive(header, *data);
-    Status st = h.status();
-    if (st.ok() && h->kind == kEnd) {
-      ended = true;
-      return false;
+    Frame f;
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return !q.empty() || readerDone; });
+      if (q.empty()) {
+        if (ended) return false;
+        return linkErr.ok() ? unavailable(what + ": link closed") : linkErr;
+      }
+      f = std::move(q.front());
+      q.pop_front();
+      queued -= f.data.size();
+      cv.notify_all();
     }
-    if (st.ok() && h->kind != kChunk) st = invalidArgument(what + ": unexpected frame kind");
-    std::string payload;
-    if (st.ok()) {
-      payload.swap(*data);  // ParseFromString clears the message
-      if (!chunk.ParseFromString(header)) st = invalidArgument(what + ": malformed chunk header");
-      chunk.mutable_data()->swap(payload);
-    }
-    if (!st.ok()) {
-      broken = true;
-      return st;
-    }
+    recycleBuffer(std::move(*chunk.mutable_data()));  // the previous chunk's
+    if (!chunk.ParseFromString(f.header)) return invalidArgument(what + ": malformed chunk header");
+    *chunk.mutable_data() = std::move(f.data);
     return true;
   };
   auto r = handler(next);
+  bool broken = false, cleanEnd = false;
+  {
+    std::lock_guard lk(mu);
+    handlerDone = true;
+    for (auto& f : q) recycleBuffer(std::move(f.data));
+    q.clear();
+    queued = 0;
+    broken = !linkErr.ok();
+    cleanEnd = ended;
+    cv.notify_all();
+  }
   v1::DataLinkVerdict v;
   if (r.ok()) {
     *v.mutable_reply() = *r;
@@ -772,17 +834,15 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
     v.set_code(static_cast<int>(r.status().code()));
     v.set_message(r.status().message());
   }
-  if (broken) return;  // nobody to answer
-  if (!ch.sendMessage(kVerdict, v).ok()) return;
-  if (!ended) {
-    // Stopped early: the source is still sending until it sees the verdict.
-    // Read on for a while so that its frames in flight do not turn into a
-    // reset that would destroy the verdict before it is read.
-    setTimeouts(ch.fd(), kVerdictGraceMs);
-    char sink[64 << 10];
-    while (::recv(ch.fd(), sink, sizeof sink, 0) > 0) {
-    }
+  if (!broken && ch.sendMessage(kVerdict, v).ok() && !cleanEnd) {
+    // Stopped early: the source sends until it sees the verdict. The reader
+    // reads on (and drops) for a while, so that frames in flight do not turn
+    // into a reset that would destroy the verdict before it is read.
+    std::unique_lock lk(mu);
+    cv.wait_for(lk, std::chrono::milliseconds(kVerdictGraceMs), [&] { return readerDone; });
   }
+  ::shutdown(ch.fd(), SHUT_RDWR);  // ends the reader if it still waits
+  reader.join();
 }
 
 DataServer::DataServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -795,7 +855,6 @@ DataServer::~DataServer() {
   uint64_t one = 1;
   (void)!::write(impl_->wake.get(), &one, sizeof one);
   if (impl_->acceptor.joinable()) impl_->acceptor.join();
-  std::list<Impl::Conn> conns;
   {
     std::lock_guard lk(impl_->mu);
     for (auto& c : impl_->conns)

@@ -501,8 +501,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     // the target already); rewriteDump() reads the rest from the frozen
     // processes.
     int discard = 0;
-    if (pc)
-      if (auto pids = node.lxc().pids(spec.name); pids.ok()) discard = static_cast<int>(pids->size());
+    std::vector<pid_t> pidsAtDump;
+    if (auto pids = node.lxc().pids(spec.name); pids.ok()) pidsAtDump = *pids;
+    if (pc) discard = static_cast<int>(pidsAtDump.size());
     std::thread dumper([&] {
       st = node.lxc().dump(spec.name, imagesDir, discard);
       done = true;
@@ -517,6 +518,20 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     dumper.join();
+    if (!st.ok() && pc) {
+      // A process that was exiting when CRIU seized the frozen container
+      // fails the dump ("unexpected state"); it is gone (or a zombie) now.
+      // Nothing of this dump was sent yet (pre-copy sends page files after
+      // it): dump once more, still frozen.
+      auto now = node.lxc().pids(spec.name);
+      if (now.ok() && *now != pidsAtDump) {
+        std::string m = "a process of `" + spec.name + "` exited during the dump (" + st.message() + "); dumping again";
+        LXMIG_LOG(kWarn, kLog) << "migration " << rep.id() << ": " << m;
+        (void)node.audit().addEvent(rep.id(), "warn", m);
+        (void)removeTree(imagesDir);
+        st = node.lxc().dump(spec.name, imagesDir, static_cast<int>(now->size()));
+      }
+    }
     if (st.ok()) imageBytes = treeBytes(imagesDir);
     ph.end(st, imageBytes, "streamed_during_dump=" + std::to_string(sent));
     if (!st.ok()) {

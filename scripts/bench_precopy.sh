@@ -136,7 +136,11 @@ print(json.dumps({
   "bytes": r["bytes"], "rounds": sum(1 for x in rounds if x["pages_sent"] > 0),
   "stop": rounds[-1]["stop"] if rounds else "",
   "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],
-  "round0_rate_bps": (r0["bytes"] * 1000 / r0["duration_ms"]) if r0 and r0["duration_ms"] else 0,
+  # The page stream: round 0's bytes over the time from its first chunk to
+  # its last (the agent's send rate of round 0); and the whole round with
+  # its scan, for comparison.
+  "round0_rate_bps": r0["send_rate_bps"] if r0 else 0,
+  "round0_with_scan_bps": (r0["bytes"] * 1000 / r0["duration_ms"]) if r0 and r0["duration_ms"] else 0,
   "frozen": {k: ph[k]["duration_ms"] for k in ("freeze", "final-scan", "dump", "rewrite", "transfer", "restore",
                                              "target-assemble", "target-lazy-start", "target-restore", "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
@@ -179,7 +183,8 @@ for w in ["floor", "W1", "W2", "W3", "W4"]:
              "total_ms": med([r["total_ms"] for r in rs]), "bytes": med([r["bytes"] for r in rs]),
              "rounds": med([r["rounds"] for r in rs]), "frozen_ms": fz, "runs": len(rs),
              "stops": [r["stop"] for r in rs], "dirty_per_round": rs[0]["dirty_per_round"],
-             "round0_rate_Bps": med([r["round0_rate_bps"] for r in rs])}
+             "round0_rate_Bps": med([r["round0_rate_bps"] for r in rs]),
+             "round0_with_scan_Bps": med([r.get("round0_with_scan_bps", 0) for r in rs])}
         out["workloads"].setdefault(w, {})[mode] = m
         print(f"{w:6} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['total_ms']:>8.0f} "
               f"{m['bytes']/2**20:>9.1f} {m['rounds']:>6.0f}  " + " ".join(f"{k}={v:.0f}" for k, v in fz.items()))
@@ -196,8 +201,10 @@ print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")
 for w, touched in (("W1", 64 << 20), ("W2", 1 << 30)):
     try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= 1.3)")
     except Exception: pass
-rates = [W[w]["pre-copy"]["round0_rate_Bps"] for w in ("W2", "W3") if w in W and "pre-copy" in W[w]]
-if iperf and rates:
-    print(f"page stream {max(rates)/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: {max(rates)/iperf:.2f}  (goal >= 0.70)")
+for w in ("W2", "W3", "W4"):
+    if iperf and w in W and "pre-copy" in W[w]:
+        m = W[w]["pre-copy"]
+        print(f"{w} page stream (round 0) {m['round0_rate_Bps']/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: "
+              f"{m['round0_rate_Bps']/iperf:.2f}  (goal >= 0.70; with the round's scan {m['round0_with_scan_Bps']/2**20:.0f} MiB/s)")
 json.dump(out, open(sys.argv[3], "w"), indent=2)
 PY

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <xxhash.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -42,6 +43,11 @@ constexpr uint32_t kMaxData = 64 << 20;
 // Chunks the sender thread may hold ahead of the wire: enough to read the
 // next pages while the previous ones are encrypted and sent.
 constexpr size_t kQueueBytes = 4 << 20;
+// Frames are sealed and sent (received and opened) in pieces of this size,
+// each piece right after it was encrypted. 256 KiB pieces (hotter in the
+// cache) measured 20% slower here than 1 MiB: on this VM a syscall costs
+// more than the cache misses it saves.
+constexpr size_t kPieceBytes = 1 << 20;
 // How long an answer to a finished or broken stream may take to arrive
 // once the link itself has failed.
 constexpr int kVerdictGraceMs = 2000;
@@ -165,35 +171,41 @@ class FrameCipher {
     return okStatus();
   }
 
-  // Encrypts (sealing) or decrypts (opening) the pieces in place; `tag` is
-  // written when sealing and checked when opening.
-  Status apply(const char* aad, size_t aadLen, std::initializer_list<std::pair<char*, size_t>> pieces,
-               unsigned char* tag) {
+  // One frame: begin() with the associated data, update() over its bytes
+  // in order (in place), then seal() writes the tag or open() checks it.
+  Status begin(const char* aad, size_t aadLen) {
     unsigned char iv[12] = {};
     uint64_t n = htole64(counter_++);
     std::memcpy(iv + 4, &n, sizeof n);
     EVP_CIPHER_CTX* c = ctx_.get();
-    int len = 0;
-    auto update = [&](unsigned char* out, const unsigned char* in, size_t bytes) {
-      return sealing_ ? EVP_EncryptUpdate(c, out, &len, in, static_cast<int>(bytes))
-                      : EVP_DecryptUpdate(c, out, &len, in, static_cast<int>(bytes));
-    };
     if ((sealing_ ? EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv)
-                  : EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv)) != 1 ||
-        update(nullptr, reinterpret_cast<const unsigned char*>(aad), aadLen) != 1)
+                  : EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv)) != 1)
       return internalError("cipher: " + sslErrors());
-    for (auto [p, bytes] : pieces) {
-      auto* u = reinterpret_cast<unsigned char*>(p);
-      if (bytes > 0 && update(u, u, bytes) != 1) return internalError("cipher: " + sslErrors());
-    }
+    return update(nullptr, aad, aadLen);
+  }
+  Status update(char* p, const char* in, size_t bytes) {
+    if (bytes == 0) return okStatus();
+    int len = 0;
+    auto* out = reinterpret_cast<unsigned char*>(p);
+    auto* src = reinterpret_cast<const unsigned char*>(in);
+    int ok = sealing_ ? EVP_EncryptUpdate(ctx_.get(), out, &len, src, static_cast<int>(bytes))
+                      : EVP_DecryptUpdate(ctx_.get(), out, &len, src, static_cast<int>(bytes));
+    return ok == 1 ? okStatus() : internalError("cipher: " + sslErrors());
+  }
+  Status update(char* p, size_t bytes) { return update(p, p, bytes); }
+  Status seal(unsigned char* tag) {
     unsigned char scratch[16];
-    if (sealing_) {
-      if (EVP_EncryptFinal_ex(c, scratch, &len) != 1 ||
-          EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) != 1)
-        return internalError("cipher: " + sslErrors());
-      return okStatus();
-    }
-    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) != 1 || EVP_DecryptFinal_ex(c, scratch, &len) != 1) {
+    int len = 0;
+    if (EVP_EncryptFinal_ex(ctx_.get(), scratch, &len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) != 1)
+      return internalError("cipher: " + sslErrors());
+    return okStatus();
+  }
+  Status open(unsigned char* tag) {
+    unsigned char scratch[16];
+    int len = 0;
+    if (EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) != 1 ||
+        EVP_DecryptFinal_ex(ctx_.get(), scratch, &len) != 1) {
       ERR_clear_error();
       return Status(Code::kPermissionDenied, "frame failed authentication");
     }
@@ -228,15 +240,28 @@ class Channel {
   int fd() const { return fd_.get(); }
   const std::string& peer() const { return peer_; }
 
-  // Seals header and data in place and sends the frame.
+  // Seals header and data in place and sends the frame, piece by piece.
   Status send(Kind kind, std::string& header, std::string& data) {
+    const std::string what = "data link " + peer_;
     char head[kHeadBytes];
     putHead(head, {kind, static_cast<uint32_t>(header.size()), static_cast<uint32_t>(data.size())});
+    LXMIG_RETURN_IF_ERROR(out_.begin(head, sizeof head).withContext(what));
+    LXMIG_RETURN_IF_ERROR(out_.update(header.data(), header.size()).withContext(what));
+    size_t off = 0;
+    size_t piece = std::min(data.size(), kPieceBytes);
+    LXMIG_RETURN_IF_ERROR(out_.update(data.data(), piece).withContext(what));
+    iovec first[3] = {{head, sizeof head}, {header.data(), header.size()}, {data.data(), piece}};
+    LXMIG_RETURN_IF_ERROR(sendAll(fd_.get(), first, 3, what));
+    for (off = piece; off < data.size(); off += piece) {
+      piece = std::min(data.size() - off, kPieceBytes);
+      LXMIG_RETURN_IF_ERROR(out_.update(data.data() + off, piece).withContext(what));
+      iovec v{data.data() + off, piece};
+      LXMIG_RETURN_IF_ERROR(sendAll(fd_.get(), &v, 1, what));
+    }
     unsigned char tag[FrameCipher::kTagBytes];
-    LXMIG_RETURN_IF_ERROR(out_.apply(head, sizeof head, {{header.data(), header.size()}, {data.data(), data.size()}}, tag)
-                              .withContext("data link " + peer_));
-    iovec iov[4] = {{head, sizeof head}, {header.data(), header.size()}, {data.data(), data.size()}, {tag, sizeof tag}};
-    return sendAll(fd_.get(), iov, 4, "data link " + peer_);
+    LXMIG_RETURN_IF_ERROR(out_.seal(tag).withContext(what));
+    iovec t{tag, sizeof tag};
+    return sendAll(fd_.get(), &t, 1, what);
   }
 
   Status sendMessage(Kind kind, const google::protobuf::MessageLite& m) {
@@ -244,8 +269,8 @@ class Channel {
     return send(kind, header, none);
   }
 
-  // Receives one frame, opened in place. `data` is a recycled buffer unless
-  // the caller brings one.
+  // Receives one frame, opened in place piece by piece. `data` is a
+  // recycled buffer unless the caller brings one.
   Result<Head> receive(std::string& header, std::string& data) {
     const std::string what = "data link " + peer_;
     char head[kHeadBytes];
@@ -257,12 +282,17 @@ class Channel {
     header.resize(h.headerLen);
     if (data.capacity() < h.dataLen) data = takeBuffer(h.dataLen);
     data.resize(h.dataLen);
-    unsigned char tag[FrameCipher::kTagBytes];
+    LXMIG_RETURN_IF_ERROR(in_.begin(head, sizeof head).withContext(what));
     LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), header.data(), header.size(), what));
-    LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), data.data(), data.size(), what));
+    LXMIG_RETURN_IF_ERROR(in_.update(header.data(), header.size()).withContext(what));
+    for (size_t off = 0; off < data.size(); off += kPieceBytes) {
+      size_t piece = std::min(data.size() - off, kPieceBytes);
+      LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), data.data() + off, piece, what));
+      LXMIG_RETURN_IF_ERROR(in_.update(data.data() + off, piece).withContext(what));
+    }
+    unsigned char tag[FrameCipher::kTagBytes];
     LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), reinterpret_cast<char*>(tag), sizeof tag, what));
-    LXMIG_RETURN_IF_ERROR(in_.apply(head, sizeof head, {{header.data(), header.size()}, {data.data(), data.size()}}, tag)
-                              .withContext(what));
+    LXMIG_RETURN_IF_ERROR(in_.open(tag).withContext(what));
     return h;
   }
 
@@ -485,6 +515,7 @@ class GrpcWriter final : public ChunkWriter {
  public:
   GrpcWriter(v1::Agent::Stub& stub, std::string peer) : peer_(std::move(peer)) { w_ = stub.Transfer(&ctx_, &reply_); }
   bool write(v1::TransferChunk& c) override {
+    if (!c.has_meta()) c.set_xxh64(XXH3_64bits(c.data().data(), c.data().size()));
     bool ok = w_->Write(c);  // serialised: the buffer is free again
     recycleBuffer(std::move(*c.mutable_data()));
     return ok;

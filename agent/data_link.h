@@ -38,7 +38,9 @@ struct TlsIdentity {
 };
 
 // One bulk stream, source side. write() and finish() are called from one
-// thread; cancel() from any.
+// thread; cancel() from any. Integrity per chunk is the transport's: the
+// Transfer RPC adds an XXH3 of the data (checked by the receiver), the data
+// link seals every frame (AES-GCM tag); producers set no checksum.
 class ChunkWriter {
  public:
   virtual ~ChunkWriter() = default;
@@ -66,7 +68,8 @@ Result<std::unique_ptr<ChunkWriter>> connectDataLink(const TlsIdentity& tls, con
                                                      int timeoutMs);
 
 // Receiver side: fills the next chunk and returns true, returns false at the
-// clean end of the stream, or an error when the link broke before it.
+// clean end of the stream, or an error when the link broke before it. Chunks
+// from a data link carry no XXH3 (their frame was authenticated).
 using ChunkSource = std::function<Result<bool>(v1::TransferChunk&)>;
 // Consumes one stream; its result is the verdict sent back to the source.
 using ChunkHandler = std::function<Result<v1::TransferReply>(const ChunkSource&)>;

@@ -809,7 +809,7 @@ Status Incoming::prepare(const v1::PrepareRequest& req) {
   return okStatus();
 }
 
-Result<v1::TransferReply> Incoming::receive(const ChunkSource& next) {
+Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checksums) {
   v1::TransferChunk c;
   std::shared_ptr<State> st;
   std::unique_ptr<TreeWriter> images, rootfs;
@@ -820,8 +820,8 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next) {
     if (!*more) break;
     if (!st) {
       LXMIG_ASSIGN_OR_RETURN(st, find(c.migration_id()));
-      images = std::make_unique<TreeWriter>(st->imagesDir);
-      rootfs = std::make_unique<TreeWriter>(st->stagingDir + "/rootfs");
+      images = std::make_unique<TreeWriter>(st->imagesDir, checksums);
+      rootfs = std::make_unique<TreeWriter>(st->stagingDir + "/rootfs", checksums);
     }
     st->lastActivityMs = wallMs();
     TreeWriter& w = c.area() == v1::TransferChunk::IMAGES ? *images : *rootfs;

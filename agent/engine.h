@@ -44,7 +44,7 @@ class Incoming {
   // One bulk stream (Transfer RPC or data link) into the migration its
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
-  Result<v1::TransferReply> receive(const ChunkSource& next);
+  Result<v1::TransferReply> receive(const ChunkSource& next, bool checksums);
   Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);

@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<DataServer> dataServer;
   if (std::string addr = cfg.dataAddress(); !addr.empty()) {
     auto ds = DataServer::start(node.tlsIdentity(), addr,
-                                [&service](const ChunkSource& next) { return service.incoming().receive(next); });
+                                [&service](const ChunkSource& next) { return service.incoming().receive(next, false); });
     if (!ds.ok()) {
       std::fprintf(stderr, "lxmigd: data link: %s\n", ds.status().message().c_str());
       server->Shutdown();

@@ -49,7 +49,6 @@ class Emitter {
   Status data(const std::string& rel, uint64_t off, std::string bytes) {
     v1::TransferChunk c = base(rel);
     c.set_offset(off);
-    c.set_xxh64(chunkChecksum(bytes));
     uint64_t n = bytes.size();
     c.set_data(std::move(bytes));
     if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");

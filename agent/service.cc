@@ -251,7 +251,7 @@ grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRe
 
 grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>* reader,
                                     v1::TransferReply* rep) {
-  auto r = incoming_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); });
+  auto r = incoming_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

@@ -62,9 +62,12 @@ class TailSender {
 uint64_t treeBytes(const std::string& root);
 
 // Applies received chunks under a root directory; one instance per stream.
+// verifyChecksums: data chunks must match their XXH3 (the Transfer RPC); a
+// data link's frames are authenticated by their AEAD tag instead.
 class TreeWriter {
  public:
-  explicit TreeWriter(std::string root) : root_(std::move(root)) {}
+  explicit TreeWriter(std::string root, bool verifyChecksums = true)
+      : root_(std::move(root)), verifyChecksums_(verifyChecksums) {}
   ~TreeWriter();
   Status apply(const v1::TransferChunk& c);
   // Finishes the file in progress (mode, owner, times).
@@ -75,6 +78,7 @@ class TreeWriter {
  private:
   Status closeCurrent();
   std::string root_;
+  bool verifyChecksums_;
   int fd_ = -1;
   std::string curPath_;
   v1::FileMeta curMeta_;

@@ -1,5 +1,6 @@
 // The agents' bulk stream alone (issue 4's page-stream goal): one stream of
-// 1 MiB chunks with their XXH3 checksum, over the peers' mutual TLS, into a
+// 1 MiB chunks (integrity as the agents do it: an AES-GCM tag per frame on
+// the data link, an XXH3 per chunk on gRPC), over the peers' TLS, into a
 // prepared (fake) incoming migration on the target, which writes the file
 // into its images tmpfs; aborted afterwards. `--link data` uses the agents'
 // data link (agent/data_link.h, what migrations use), `--link grpc` the
@@ -17,7 +18,6 @@
 //                [--span MIB] [--runs 3]
 // Output: one JSON object per run {"link","mib","ms","mib_per_s"}.
 #include <grpcpp/grpcpp.h>
-#include <xxhash.h>
 
 #include <chrono>
 #include <cstdio>
@@ -126,7 +126,6 @@ int main(int argc, char** argv) {
       std::string buf = agent::takeBuffer(chunk.size());  // as the agent's senders do
       std::memcpy(buf.data(), chunk.data(), chunk.size());
       d.set_data(std::move(buf));
-      d.set_xxh64(XXH3_64bits(chunk.data(), chunk.size()));
       ok = w->write(d);
     }
     auto st = w->finish();

@@ -48,6 +48,9 @@ constexpr size_t kQueueBytes = 4 << 20;
 // cache) measured 20% slower here than 1 MiB: on this VM a syscall costs
 // more than the cache misses it saves.
 constexpr size_t kPieceBytes = 1 << 20;
+// Connections served at once (each has a thread until its handshake, at
+// most 10 s, or its stream ends).
+constexpr size_t kMaxConnections = 64;
 // How long an answer to a finished or broken stream may take to arrive
 // once the link itself has failed.
 constexpr int kVerdictGraceMs = 2000;
@@ -729,6 +732,12 @@ void DataServer::Impl::acceptLoop() {
     if (stopping) {
       ::close(fd);
       return;
+    }
+    if (conns.size() >= kMaxConnections) {
+      // Peers open a few streams at a time; this many is someone else.
+      LXMIG_LOG(kWarn, kLog) << "data link from " << host << " refused: " << conns.size() << " connections open";
+      ::close(fd);
+      continue;
     }
     Conn& c = conns.emplace_back();
     c.fd = fd;

@@ -29,8 +29,9 @@ bool isMountPoint(const std::string& path) {
   return a.st_dev != b.st_dev;
 }
 
-// `lxmigd --probe host:port`: one mTLS call with this node's identity, so an
-// operator can check certificates before trusting a migration to them.
+// `lxmigd --probe host:port`: one mTLS call with this node's identity, then
+// a data link handshake on the port the peer names, so an operator can check
+// certificates and both ports before trusting a migration to them.
 int probePeer(const std::string& address, const AgentConfig& cfg) {
   grpc::SslCredentialsOptions o;
   for (auto [path, dst] : {std::pair{cfg.tlsCa, &o.pem_root_certs}, std::pair{cfg.tlsCert, &o.pem_cert_chain},
@@ -57,6 +58,25 @@ int probePeer(const std::string& address, const AgentConfig& cfg) {
     return 1;
   }
   std::printf("%s: node %s accepts this identity\n", address.c_str(), rep.name().c_str());
+  if (rep.data_port() == 0) {
+    std::printf("%s: node %s offers no data link (bulk data would go over gRPC)\n", address.c_str(),
+                rep.name().c_str());
+    return 0;
+  }
+  auto hp = splitHostPort(address);
+  if (!hp.ok()) {
+    std::fprintf(stderr, "lxmigd: probe %s: %s\n", address.c_str(), hp.status().message().c_str());
+    return 2;
+  }
+  auto link = connectDataLink({o.pem_root_certs, o.pem_cert_chain, o.pem_private_key}, hp->first,
+                              static_cast<uint16_t>(rep.data_port()), 5000);
+  if (!link.ok()) {
+    std::fprintf(stderr, "lxmigd: probe %s: data link on port %u: %s\n", address.c_str(), rep.data_port(),
+                 link.status().message().c_str());
+    return 1;
+  }
+  (*link)->cancel();
+  std::printf("%s: data link on port %u accepts this identity\n", address.c_str(), rep.data_port());
   return 0;
 }
 

@@ -438,6 +438,7 @@ v1::NodeInfo Node::nodeInfo() {
     for (const auto& d : *offer) *ni.add_devices() = devices::toProto(d);
   ni.set_name(cfg_.node);
   ni.set_address(cfg_.listen);
+  ni.set_data_port(dataPort_);
   ni.set_version(LXMIG_VERSION);
   ni.set_container_subnet(cfg_.containerSubnet);
   if (auto mi = readFile("/proc/meminfo"); mi.ok()) {

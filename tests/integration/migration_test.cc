@@ -436,6 +436,7 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   auto good = probe(pki + "/ca.crt", pki + "/n2.crt", pki + "/n2.key");
   EXPECT_EQ(good.exitCode, 0) << good.err;
   EXPECT_NE(good.out.find("node n1 accepts"), std::string::npos) << good.out;
+  EXPECT_NE(good.out.find("data link on port 7401 accepts"), std::string::npos) << good.out;
   // ... a certificate from another CA is refused by n1 ...
   auto rogue = probe(pki + "/ca.crt", pki + "/rogue/rogue.crt", pki + "/rogue/rogue.key");
   EXPECT_NE(rogue.exitCode, 0);

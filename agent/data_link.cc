@@ -778,7 +778,7 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
   }
   // The TLS session only keyed the frames: the socket is the channel's now
   // (the connection thread closes it).
-  Channel ch(UniqueFd(::dup(c.fd)), "from " + from);
+  Channel ch(UniqueFd(::fcntl(c.fd, F_DUPFD_CLOEXEC, 0)), "from " + from);
   if (ch.fd() < 0) return;
   if (auto st = ch.keys(ssl.get(), false); !st.ok()) {
     LXMIG_LOG(kError, kLog) << st.toString();
@@ -789,8 +789,8 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
   setLiveness(ch.fd());
 
   // A reader thread receives and opens frames while the handler writes the
-  // previous ones (the page store's writes, then its checksums, overlap the
-  // socket and the cipher). Up to kQueueBytes wait between the two.
+  // previous ones (the page store's writes overlap the socket and the
+  // cipher). Up to kQueueBytes wait between the two.
   struct Frame {
     Kind kind = kChunk;
     std::string header, data;

@@ -517,6 +517,11 @@ class LinkWriter final : public ChunkWriter {
 class GrpcWriter final : public ChunkWriter {
  public:
   GrpcWriter(v1::Agent::Stub& stub, std::string peer) : peer_(std::move(peer)) { w_ = stub.Transfer(&ctx_, &reply_); }
+  ~GrpcWriter() override {
+    if (finished_) return;
+    ctx_.TryCancel();  // a stream dropped unfinished is cancelled, not left open
+    (void)w_->Finish();
+  }
   bool write(v1::TransferChunk& c) override {
     if (!c.has_meta()) c.set_xxh64(XXH3_64bits(c.data().data(), c.data().size()));
     bool ok = w_->Write(c);  // serialised: the buffer is free again
@@ -524,6 +529,7 @@ class GrpcWriter final : public ChunkWriter {
     return ok;
   }
   Result<v1::TransferReply> finish() override {
+    finished_ = true;
     w_->WritesDone();
     grpc::Status s = w_->Finish();
     if (!s.ok()) return fromPeerGrpc(peer_, s);
@@ -536,6 +542,7 @@ class GrpcWriter final : public ChunkWriter {
   std::string peer_;
   grpc::ClientContext ctx_;
   v1::TransferReply reply_;
+  bool finished_ = false;
   std::unique_ptr<grpc::ClientWriter<v1::TransferChunk>> w_;
 };
 

@@ -447,6 +447,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     }
   }
 
+  // The stream for the images and the file delta.
+  auto w = openStream();
+
   // ---- FREEZE: downtime starts ----
   int64_t tFreeze = 0;
   {
@@ -480,9 +483,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   }
 
   // ---- DUMP ----
-  // The images stream is opened before the dump: CRIU's page files go to
-  // the target while CRIU still writes them (TailSender), the rest after.
-  auto w = openStream();
+  // The images stream was opened before the freeze (its handshake is not
+  // downtime): CRIU's page files go to the target while CRIU still writes
+  // them (TailSender), the rest after.
   uint64_t sent = 0;
   auto sink = [&](v1::TransferChunk& c) { return !isCancelled() && w->write(c); };
   auto counted = [&](uint64_t n) {
@@ -501,36 +504,41 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     // the target already); rewriteDump() reads the rest from the frozen
     // processes.
     int discard = 0;
-    std::vector<pid_t> pidsAtDump;
-    if (auto pids = node.lxc().pids(spec.name); pids.ok()) pidsAtDump = *pids;
-    if (pc) discard = static_cast<int>(pidsAtDump.size());
-    std::thread dumper([&] {
-      st = node.lxc().dump(spec.name, imagesDir, discard);
-      done = true;
-    });
-    while (!done) {
-      uint64_t n = 0;
-      if (streamSt.ok() && !pc) {  // pre-copy rewrites the page files after the dump
-        auto r = tail.poll(sink, counted);
-        if (r.ok()) n = *r;
-        else streamSt = r.status();
+    // A process killed or exiting since the freeze can leave the freezer
+    // FREEZING; CRIU needs it FROZEN: freeze again (the network is blocked,
+    // nothing of the container reaches the outside meanwhile).
+    auto ensureFrozen = [&]() -> Status {
+      if (node.lxc().frozen(spec.name)) return okStatus();
+      std::string m = "container `" + spec.name + "` was no longer frozen before the dump (a process exiting?); froze it again";
+      LXMIG_LOG(kWarn, kLog) << "migration " << rep.id() << ": " << m;
+      (void)node.audit().addEvent(rep.id(), "warn", m);
+      LXMIG_RETURN_IF_ERROR(node.lxc().freeze(spec.name));
+      if (!pc) return okStatus();
+      // Whatever ran meanwhile is scanned again: pages written since the
+      // final scan lose their validity on the target.
+      LXMIG_ASSIGN_OR_RETURN(FinalStats again, pc->finalScan());
+      fs.dirtyPages += again.dirtyPages;
+      fs.validPages = again.validPages;
+      return okStatus();
+    };
+    st = ensureFrozen();
+    if (pc)
+      if (auto pids = node.lxc().pids(spec.name); pids.ok()) discard = static_cast<int>(pids->size());
+    if (st.ok()) {
+      std::thread dumper([&] {
+        st = node.lxc().dump(spec.name, imagesDir, discard);
+        done = true;
+      });
+      while (!done) {
+        uint64_t n = 0;
+        if (streamSt.ok() && !pc) {  // pre-copy rewrites the page files after the dump
+          auto r = tail.poll(sink, counted);
+          if (r.ok()) n = *r;
+          else streamSt = r.status();
+        }
+        if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
-      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    dumper.join();
-    if (!st.ok() && pc) {
-      // A process that was exiting when CRIU seized the frozen container
-      // fails the dump ("unexpected state"); it is gone (or a zombie) now.
-      // Nothing of this dump was sent yet (pre-copy sends page files after
-      // it): dump once more, still frozen.
-      auto now = node.lxc().pids(spec.name);
-      if (now.ok() && *now != pidsAtDump) {
-        std::string m = "a process of `" + spec.name + "` exited during the dump (" + st.message() + "); dumping again";
-        LXMIG_LOG(kWarn, kLog) << "migration " << rep.id() << ": " << m;
-        (void)node.audit().addEvent(rep.id(), "warn", m);
-        (void)removeTree(imagesDir);
-        st = node.lxc().dump(spec.name, imagesDir, static_cast<int>(now->size()));
-      }
+      dumper.join();
     }
     if (st.ok()) imageBytes = treeBytes(imagesDir);
     ph.end(st, imageBytes, "streamed_during_dump=" + std::to_string(sent));

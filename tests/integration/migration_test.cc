@@ -796,7 +796,9 @@ TEST_F(PreCopyTest, UninjectableProcessFallsBackToStopAndCopy) {
 }
 
 TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
-  std::string ip = runDirtier("pc-fault", "n1", {"--mem", "128", "--rate", "300000", "--child"});
+  // 384 MiB written all over: rounds of ~0.5 s that never converge, so the
+  // faults below land inside the rounds (each waits for round 0's row).
+  std::string ip = runDirtier("pc-fault", "n1", {"--mem", "384", "--rate", "300000", "--child"});
   ASSERT_FALSE(ip.empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   long long before = tput(ip);
@@ -804,6 +806,17 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   auto pids = pidsOf("n1", "pc-fault");
   ASSERT_GE(pids.size(), 2u);
   const std::vector<std::string> slow = {"--max-rounds", "50", "--max-downtime", "1ms"};
+  // Until the running migration of pc-fault has round 0 in its audit.
+  auto waitRound0 = [&] {
+    for (int i = 0; i < 300; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-fault"}).json();
+      if (!l.contains("migrations") || l["migrations"].empty() || l["migrations"][0]["result"] != "running") continue;
+      auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
+      if (a.contains("rounds") && !a["rounds"].empty()) return true;
+    }
+    return false;
+  };
 
   // 1. The operator presses Ctrl-C during the rounds.
   {
@@ -815,7 +828,7 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
     so.newSession = false;
     auto cli = spawn(argv, so);
     ASSERT_TRUE(cli.ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    EXPECT_TRUE(waitRound0());
     ASSERT_TRUE(cli->signal(SIGINT).ok());
     auto rc = cli->wait(60000);
     ASSERT_TRUE(rc.ok());
@@ -835,13 +848,7 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   std::atomic<bool> killed{false};
   std::thread killer([&] {
     // Once round 0 is in the audit, round 1 is on its way: kill then.
-    for (int i = 0; i < 300; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-fault"}).json();
-      if (!l.contains("migrations") || l["migrations"].empty() || l["migrations"][0]["result"] != "running") continue;
-      auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
-      if (a.contains("rounds") && !a["rounds"].empty()) break;
-    }
+    (void)waitRound0();
     int pid = tb().agentPid("n2");
     if (pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
   });
@@ -868,11 +875,11 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   // 3. A process of the workload exits during the rounds: the rest moves.
   auto pidsNow = pidsOf("n1", "pc-fault");
   std::thread exiter([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    (void)waitRound0();
     // The --child process (pid order: init, its child) is ours to end.
     if (pidsNow.size() >= 2) ::kill(pidsNow.back(), SIGKILL);
   });
-  Cli m2 = tb().lxmig({"--json", "migrate", "pc-fault", "--to", "n2", "--max-rounds", "6"}, 120000);
+  Cli m2 = tb().lxmig({"--json", "migrate", "pc-fault", "--to", "n2", "--max-rounds", "6", "--max-downtime", "1ms"}, 120000);
   exiter.join();
 
   EXPECT_EQ(m2.code, 0) << m2.err << m2.out;

@@ -4,6 +4,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/toml_lite.h"
+#include "data_link.h"
 
 namespace lxmig::agent {
 
@@ -76,27 +77,21 @@ Status AgentConfig::validate() const {
     return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
   if (!dataListen.empty() && dataListen != "off") {
     if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
-    auto colon = dataListen.rfind(':');
-    uint64_t port = 0;
-    if (colon == std::string::npos || colon == 0 || !parseUint64(dataListen.substr(colon + 1), &port) || port > 65535)
-      return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
+    if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
   }
-  if (dataListen.empty() && !listen.empty()) {
-    auto colon = listen.rfind(':');
-    uint64_t port = 0;
-    if (colon != std::string::npos && parseUint64(listen.substr(colon + 1), &port) && port >= 65535)
-      return invalidArgument("`listen` port " + std::to_string(port) + " leaves no next port for the data link; set data_listen");
-  }
+  if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
+    return invalidArgument("`listen` port 65535 leaves no next port for the data link; set data_listen");
   return okStatus();
 }
 
 std::string AgentConfig::dataAddress() const {
   if (dataListen == "off") return "";
   if (!dataListen.empty()) return dataListen;
-  auto colon = listen.rfind(':');
-  uint64_t port = 0;
-  if (listen.empty() || colon == std::string::npos || !parseUint64(listen.substr(colon + 1), &port)) return "";
-  return listen.substr(0, colon + 1) + std::to_string(port == 0 ? 0 : port + 1);  // 0: any free port
+  auto hp = splitHostPort(listen);
+  if (!hp.ok()) return "";
+  // listen's host as written (with [v6] brackets), the next port; 0 stays
+  // 0: any free port.
+  return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(hp->second == 0 ? 0 : hp->second + 1);
 }
 
 Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr) {

@@ -26,6 +26,14 @@ constexpr int kPort = 7000;
 
 class MigrationTest : public ::testing::Test {
  protected:
+  // Restarts a node's agent with its usual flags when the scope ends, also
+  // after a failed assertion: `auto restore = restoreAgentAtExit("n2");`
+  struct AgentRestorer {
+    Testbed& tb;
+    std::string node;
+    ~AgentRestorer() { (void)tb.restartAgent(node); }
+  };
+  AgentRestorer restoreAgentAtExit(const std::string& node) { return {tb(), node}; }
   static void SetUpTestSuite() {
     missing_ = missingPrerequisite();
     if (!missing_.empty()) return;
@@ -476,10 +484,7 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
 }
 
 TEST_F(MigrationTest, BulkDataFallsBackToGrpcWithoutADataLink) {
-  struct RestoreN2 {
-    Testbed& tb;
-    ~RestoreN2() { (void)tb.restartAgent("n2"); }
-  } restore{tb()};
+  auto restore = restoreAgentAtExit("n2");
   std::string ip = runServer("nolink", "n1", {"--mem", "16"});
   ASSERT_FALSE(ip.empty());
   std::string before = tb().clientRequest(ip, kPort, "GET");
@@ -1109,10 +1114,7 @@ TEST_F(NetStateTest, FailedConntrackImportAbortsAndTargetKeepsNothing) {
   std::string ip = runSeq("ctfail");
   ASSERT_FALSE(ip.empty());
   ASSERT_TRUE(tb().restartAgent("n2", {"--fail-at", "conntrack-import"}).ok());
-  struct Restore {
-    Testbed& tb;
-    ~Restore() { (void)tb.restartAgent("n2"); }
-  } restore{tb()};
+  auto restore = restoreAgentAtExit("n2");
   auto stream = startStream(ip, 7);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   size_t entriesBefore = conntrackOf("n1", ip);
@@ -1179,10 +1181,6 @@ class DevicesTest : public MigrationTest {
     EXPECT_NE(tb().waitServer(ip, kPort), "") << name << " never answered";
     return ip;
   }
-  struct RestoreN2 {
-    Testbed& tb;
-    ~RestoreN2() { (void)tb.restartAgent("n2"); }
-  };
 };
 
 TEST_F(DevicesTest, NeedsComeFromConfigAndFromOpenFiles) {
@@ -1245,12 +1243,9 @@ TEST_F(DevicesTest, TargetWithoutTheDeviceRefusesInPrepare) {
 
   // A class mapping onto a device of another type is refused the same way.
   ASSERT_TRUE(tb().restartAgent("n2", {"--devices", "tun=/dev/loop0 /dev/fuse"}).ok());
-  RestoreN2 restore{tb()};
+  auto restore = restoreAgentAtExit("n2");
   ASSERT_TRUE(tb().restartAgent("n1", {"--devices", "/dev/fuse tun=/dev/net/tun"}).ok());
-  struct RestoreN1 {
-    Testbed& tb;
-    ~RestoreN1() { (void)tb.restartAgent("n1"); }
-  } restore1{tb()};
+  auto restore1 = restoreAgentAtExit("n1");
   Cli mm = tb().lxmig({"--json", "migrate", "dev2", "--to", "n2"});
   EXPECT_NE(mm.code, 0);
   EXPECT_NE(mm.json()["error"].get<std::string>().find("a device of another type"), std::string::npos) << mm.out;
@@ -1262,7 +1257,7 @@ TEST_F(DevicesTest, DeviceMovesWithTheContainerAndItsOpenFile) {
   std::string ip = runTun("dev3");
   ASSERT_FALSE(ip.empty());
   ASSERT_TRUE(tb().restartAgent("n2", {"--devices", "/dev/fuse /dev/net/tun"}).ok());
-  RestoreN2 restore{tb()};
+  auto restore = restoreAgentAtExit("n2");
   std::string before = tb().clientRequest(ip, kPort, "GET");
   Cli m = tb().lxmig({"--json", "migrate", "dev3", "--to", "n2"});
   ASSERT_EQ(m.code, 0) << m.err << m.out;
@@ -1293,7 +1288,7 @@ TEST_F(DevicesTest, DeviceVanishingBeforeRestoreAbortsAndSourceRuns) {
     ~Unlink() { ::unlink(p.c_str()); }
   } unlink{node};
   ASSERT_TRUE(tb().restartAgent("n2", {"--devices", "/dev/fuse " + node}).ok());
-  RestoreN2 restore{tb()};
+  auto restore = restoreAgentAtExit("n2");
   std::string ip = runTun("dev4", {"--mem", "256"});
   ASSERT_FALSE(ip.empty());
   // Removed as soon as PREPARE has passed (the 256 MiB pre-copy leaves a

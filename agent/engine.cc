@@ -20,6 +20,8 @@ namespace lxmig::agent {
 namespace {
 
 constexpr const char* kLog = "engine";
+// How long a migration waits for the memory of the previous one to arrive.
+constexpr int64_t kMemoryFillWaitMs = 300000;
 
 Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
 
@@ -302,6 +304,31 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     return finish("aborted", why);
   };
   auto isCancelled = [&] { return cancelled && cancelled(); };
+
+  // ---- the memory of the migration that brought it here must be complete ----
+  if (auto fill = node.memoryFill(spec.name)) {
+    prog.phase("await-memory", 0);
+    PhaseClock ph(node, rep, "await-memory");
+    const std::string what = "memory of `" + spec.name + "` is still arriving from migration " + fill->migrationId +
+                             " (lazy restore, daemon pid " + std::to_string(fill->pid) + ")";
+    const std::string fillId = fill->migrationId;
+    LXMIG_LOG(kInfo, kLog) << what << ": the migration waits for it";
+    const int64_t deadline = monotonicNs() + kMemoryFillWaitMs * 1000000;
+    for (; fill; fill = node.memoryFill(spec.name)) {
+      Status stop = isCancelled()                 ? cancelledByOperator()
+                    : monotonicNs() > deadline ? unavailable(what + " after " +
+                                                             std::to_string(kMemoryFillWaitMs / 1000) +
+                                                             " s; try again once it is complete")
+                                                : okStatus();
+      if (!stop.ok()) {
+        ph.end(stop);
+        node.unreserve(spec.name);
+        return finish("refused", stop);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ph.end(okStatus(), 0, "waited for the lazy restore of migration " + fillId + " to fill memory");
+  }
 
   // ---- PREPARE ----
   uint16_t dataPort = 0;
@@ -906,11 +933,16 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     auto d = node_.lxc().startLazyPages(st->imagesDir);
     if (!d.ok()) return fail(d.status());
     st->lazyPages = std::make_shared<Child>(std::move(*d));
+    if (auto s = node_.beginMemoryFill(name, id, st->lazyPages->pid(), st->imagesDir); !s.ok()) {
+      st->lazyPages.reset();
+      return fail(s.withContext("record the memory fill of `" + name + "`"));
+    }
     r.set_lazy_start_ms((monotonicNs() - t) / 1000000);
     t = monotonicNs();
   }
   if (auto s = node_.lxc().restore(name, st->imagesDir, lazy); !s.ok()) {
     st->lazyPages.reset();
+    node_.endMemoryFill(name);
     return fail(s);
   }
   st->restored = true;
@@ -947,7 +979,10 @@ void Incoming::reapIdle(int64_t idleMs) {
 }
 
 void Incoming::discard(const std::string& id, State& s) {
-  s.lazyPages.reset();  // a daemon still running serves a container being destroyed
+  if (s.lazyPages) {
+    s.lazyPages.reset();  // a daemon still running serves a container being destroyed
+    node_.endMemoryFill(s.spec.name);
+  }
   if (!s.restored) {
     const std::string logs = node_.config().stateDir + "/logs/" + id;
     keepCriuLogs(s.imagesDir, logs);
@@ -977,7 +1012,15 @@ Status Incoming::commit(const std::string& id) {
       active_.erase(id);
     }
     std::thread([this, id, st] {
+      // Never killed: a container whose daemon dies reads zeros where its
+      // memory has not arrived yet. A daemon that takes long is reported.
       auto rc = st->lazyPages->wait(600000);
+      if (!rc.ok() && rc.status().code() == Code::kDeadlineExceeded) {
+        LXMIG_LOG(kWarn, kLog) << "lazy-pages daemon of migration " << id << " still fills `" << st->spec.name
+                               << "` after 10 minutes";
+        (void)node_.audit().addEvent(id, "warn", "lazy-pages daemon still running after 10 minutes");
+        rc = st->lazyPages->wait(-1);
+      }
       if (!rc.ok() || *rc != 0) {
         std::string why = rc.ok() ? "exit code " + std::to_string(*rc) : rc.status().message();
         LXMIG_LOG(kError, kLog) << "lazy-pages daemon of migration " << id << " failed (" << why
@@ -991,6 +1034,7 @@ Status Incoming::commit(const std::string& id) {
         (void)node_.audit().addEvent(id, "info", "lazy-pages daemon filled all memory");
       }
       st->lazyPages.reset();
+      node_.endMemoryFill(st->spec.name);
       (void)removeTree(st->stagingDir);
       (void)removeTree(st->imagesDir);
     }).detach();

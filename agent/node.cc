@@ -1,8 +1,10 @@
 #include "node.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "lxmig/base/files.h"
@@ -201,6 +203,39 @@ Result<v1::ListContainersReply> Node::peerContainers(const std::string& node, in
   v1::ListContainersReply rp;
   LXMIG_RETURN_IF_ERROR(fromGrpc(stub->ListContainers(&ctx, rq, &rp)).withContext("list containers of " + node));
   return rp;
+}
+
+Status Node::beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                             const std::string& imagesDir) {
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg_.stateDir + "/fills", 0700));
+  return writeFileAtomic(fillMarker(name),
+                         "pid=" + std::to_string(daemon) + "\nmigration=" + migrationId + "\nimages=" + imagesDir + "\n",
+                         0600);
+}
+
+void Node::endMemoryFill(const std::string& name) { ::unlink(fillMarker(name).c_str()); }
+
+std::optional<Node::MemoryFill> Node::memoryFill(const std::string& name) {
+  auto text = readFile(fillMarker(name));
+  if (!text.ok()) return std::nullopt;
+  MemoryFill f;
+  std::string images;
+  for (const auto& line : split(*text, '\n')) {
+    if (startsWith(line, "pid=")) f.pid = static_cast<pid_t>(std::atoi(line.c_str() + 4));
+    else if (startsWith(line, "migration=")) f.migrationId = line.substr(10);
+    else if (startsWith(line, "images=")) images = line.substr(7);
+  }
+  // The daemon is alive when its pid still runs `criu lazy-pages` on those
+  // images (a recycled pid runs something else).
+  auto cmd = f.pid > 0 ? readFile("/proc/" + std::to_string(f.pid) + "/cmdline") : Result<std::string>(notFound(""));
+  if (cmd.ok()) {
+    std::replace(cmd->begin(), cmd->end(), '\0', ' ');
+    if (cmd->find("lazy-pages") != std::string::npos && cmd->find(images) != std::string::npos) return f;
+  }
+  LXMIG_LOG(kInfo, "node") << "memory of `" << name << "` has arrived (lazy-pages daemon of migration "
+                           << f.migrationId << " is gone)";
+  endMemoryFill(name);
+  return std::nullopt;
 }
 
 Status Node::reserve(const std::string& name, const std::string& why) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -75,6 +76,23 @@ class Node {
   Status reserve(const std::string& name, const std::string& why);
   void unreserve(const std::string& name);
 
+  // Memory still arriving: after a lazy restore, CRIU's lazy-pages daemon
+  // fills the container's memory from local images while it runs. Until it
+  // is done, pages not yet filled are absent from the page tables, so a dump
+  // (the next migration) would save them as holes and the workload would
+  // lose them. A marker in <state_dir>/fills/<name> records the daemon, so
+  // an agent restarted meanwhile (the daemon survives it) still knows.
+  struct MemoryFill {
+    std::string migrationId;
+    pid_t pid = -1;
+  };
+  Status beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                         const std::string& imagesDir);
+  void endMemoryFill(const std::string& name);
+  // The fill running for a container, if any (a marker whose daemon is gone
+  // is removed).
+  std::optional<MemoryFill> memoryFill(const std::string& name);
+
   // Peers, by node name: a stub over mutual TLS (or the node's local socket
   // when the cluster file names one and it is on this machine).
   Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
@@ -99,6 +117,7 @@ class Node {
   // with a warning: PREPARE still refuses a name taken on the target).
   Result<std::string> allocateIp(const std::string& forName);
   Status initFirewall();
+  std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }
 
   AgentConfig cfg_;
   LxcHost lxc_;

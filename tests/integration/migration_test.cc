@@ -893,6 +893,78 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   expectRemoved("pc-fault");
 }
 
+TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
+  // After a lazy restore CRIU's lazy-pages daemon fills the memory in while
+  // the container runs. Dumping it before that would save the pages not yet
+  // filled as holes. Moving it straight back must wait for the daemon; to
+  // make the window certain the test holds the daemon with SIGSTOP.
+  std::string ip = runDirtier("pc-back", "n1", {"--mem", "512", "--rate", "20000"});
+  ASSERT_FALSE(ip.empty());
+  Cli there = tb().lxmig({"--json", "migrate", "pc-back", "--to", "n2"});
+  ASSERT_EQ(there.code, 0) << there.err << there.out;
+  const std::string marker = tb().stateDir("n2") + "/state/fills/pc-back";
+  auto text = readFile(marker);
+  ASSERT_TRUE(text.ok()) << "no memory fill recorded right after the lazy restore: " << marker;
+  int daemon = static_cast<int>(field(*text, "pid"));
+  auto cmd = readFile("/proc/" + std::to_string(daemon) + "/cmdline");
+  ASSERT_TRUE(cmd.ok() && cmd->find("lazy-pages") != std::string::npos) << *text;
+  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{daemon};
+
+  // Ctrl-C while waiting: refused, the container stays where it runs.
+  {
+    std::vector<std::string> argv = {"env"};
+    for (const auto& e : tb().env()) argv.push_back(e);
+    for (const char* a : {LXMIG_BIN, "migrate", "pc-back", "--to", "n1"}) argv.push_back(a);
+    SpawnOptions so;
+    so.newSession = false;
+    auto cli = spawn(argv, so);
+    ASSERT_TRUE(cli.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_FALSE(cli->wait(0).ok()) << "the migration did not wait for the memory";
+    ASSERT_TRUE(cli->signal(SIGINT).ok());
+    auto rc = cli->wait(30000);
+    ASSERT_TRUE(rc.ok());
+    EXPECT_NE(*rc, 0);
+    auto l = tb().lxmig({"--json", "--node", "n2", "audit", "list", "--container", "pc-back"}).json();
+    ASSERT_FALSE(l["migrations"].empty());
+    EXPECT_EQ(l["migrations"][0]["result"], "refused") << l["migrations"][0].dump();
+    EXPECT_EQ(nodeOf("pc-back"), "n2");
+  }
+
+  // The real move back: it waits, then goes once the daemon is done.
+  std::atomic<bool> done{false};
+  Cli back;
+  std::thread mover([&] {
+    back = tb().lxmig({"--json", "migrate", "pc-back", "--to", "n1"});
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(done) << "the migration did not wait for the memory";
+  ::kill(daemon, SIGCONT);
+  mover.join();
+  ASSERT_EQ(back.code, 0) << back.err << back.out;
+  auto r = back.json();
+  EXPECT_EQ(r["result"], "committed");
+  bool waited = false;
+  for (const auto& p : r["phases"])
+    if (p["name"] == "await-memory") {
+      waited = true;
+      EXPECT_GE(p["duration_ms"].get<int64_t>(), 1000);
+      EXPECT_NE(p["detail"].get<std::string>().find(there.json()["id"].get<std::string>()), std::string::npos)
+          << p.dump();
+    }
+  EXPECT_TRUE(waited) << back.out;
+  EXPECT_FALSE(pathExists(marker)) << "the fill marker outlived its daemon";
+  EXPECT_EQ(nodeOf("pc-back"), "n1");
+  std::string v = verify(ip);
+  EXPECT_EQ(v.substr(0, 2), "ok") << v;
+  expectRemoved("pc-back");
+}
+
 // ---------------------------------------------------------------------------
 // Network state: the test bed's nodes run a strict firewall (forward policy
 // drop; established flows and published ports pass) with

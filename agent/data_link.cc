@@ -43,6 +43,8 @@ constexpr uint32_t kMaxData = 64 << 20;
 // Chunks the sender thread may hold ahead of the wire: enough to read the
 // next pages while the previous ones are encrypted and sent.
 constexpr size_t kQueueBytes = 4 << 20;
+// The receiver sleeps until this much of a large frame has arrived.
+constexpr int kLowatBytes = 256 << 10;
 // Connections served at once (each has a thread until its handshake, at
 // most 10 s, or its stream ends).
 constexpr size_t kMaxConnections = 64;
@@ -94,6 +96,19 @@ Status socketError(int err, const std::string& what) {
   return Status(Code::kUnavailable, what + ": " + std::strerror(err), err);
 }
 
+// Moves the pieces past `done` bytes.
+void consume(iovec*& iov, int& n, size_t done) {
+  while (n > 0 && done >= iov->iov_len) {
+    done -= iov->iov_len;
+    ++iov;
+    --n;
+  }
+  if (n > 0) {
+    iov->iov_base = static_cast<char*>(iov->iov_base) + done;
+    iov->iov_len -= done;
+  }
+}
+
 // Writes every byte of the pieces (one syscall for a whole frame mostly).
 Status sendAll(int fd, iovec* iov, int n, const std::string& what) {
   while (n > 0) {
@@ -105,16 +120,24 @@ Status sendAll(int fd, iovec* iov, int n, const std::string& what) {
       if (errno == EINTR) continue;
       return socketError(errno, what);
     }
-    auto left = static_cast<size_t>(w);
-    while (n > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --n;
+    consume(iov, n, static_cast<size_t>(w));
+  }
+  return okStatus();
+}
+
+// Fills the pieces (one syscall for a whole frame mostly).
+Status recvAll(int fd, iovec* iov, int n, const std::string& what) {
+  while (n > 0) {
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<size_t>(n);
+    ssize_t r = ::recvmsg(fd, &mh, MSG_WAITALL);
+    if (r == 0) return unavailable(what + ": connection closed by the peer");
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return socketError(errno, what);
     }
-    if (n > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
+    consume(iov, n, static_cast<size_t>(r));
   }
   return okStatus();
 }
@@ -273,9 +296,15 @@ class Channel {
     if (data.capacity() < h.dataLen) data = takeBuffer(h.dataLen);
     data.resize(h.dataLen);
     unsigned char tag[FrameCipher::kTagBytes];
-    LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), header.data(), header.size(), what));
-    LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), data.data(), data.size(), what));
-    LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), reinterpret_cast<char*>(tag), sizeof tag, what));
+    iovec iov[3] = {{header.data(), header.size()}, {data.data(), data.size()}, {tag, sizeof tag}};
+    // One call for the rest of the frame, woken only once a large part of
+    // it is there: every wake-up is a context switch, and those are dear.
+    const size_t rest = header.size() + data.size() + sizeof tag;
+    const bool lowat = rest > static_cast<size_t>(kLowatBytes);
+    if (lowat) setRcvLowat(kLowatBytes);
+    Status got = recvAll(fd_.get(), iov, 3, what);
+    if (lowat) setRcvLowat(1);  // a short frame must wake the next read
+    LXMIG_RETURN_IF_ERROR(got);
     LXMIG_RETURN_IF_ERROR(in_.begin(head, sizeof head).withContext(what));
     LXMIG_RETURN_IF_ERROR(in_.update(header.data(), header.size()).withContext(what));
     LXMIG_RETURN_IF_ERROR(in_.update(data.data(), data.size()).withContext(what));
@@ -284,6 +313,8 @@ class Channel {
   }
 
  private:
+  void setRcvLowat(int bytes) { ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes); }
+
   UniqueFd fd_;
   std::string peer_;
   FrameCipher out_, in_;

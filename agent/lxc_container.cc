@@ -20,6 +20,10 @@ namespace {
 using Container = UniqueHandle<lxc_container, lxc_container_put>;
 
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+// The restore helper's exit code when liblxc's restore failed (its logs say
+// why); a restore that takes longer than the limit is killed.
+constexpr int kHelperRestoreFailed = 1;
+constexpr int kRestoreTimeoutMs = 15 * 60 * 1000;
 // Host directories every application container sees read-only; the rootfs
 // has /bin, /lib, /lib64 and /sbin as links into /usr (merged /usr).
 const char* const kSystemDirs[] = {"usr", "etc"};
@@ -148,6 +152,23 @@ void LxcHost::returnToOwnCgroups() const {
       LXMIG_LOG(kWarn, "lxc") << "return to own cgroup: " << st.toString();
     }
   }
+}
+
+int restoreHelperMain(int argc, char** argv) {
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: lxmigd --restore-helper LXC_PATH NAME IMAGES_DIR\n");
+    return 2;
+  }
+  auto c = open(argv[2], argv[3]);
+  if (!c.ok() || !(*c)->is_defined(c->get())) {
+    std::fprintf(stderr, "restore helper: container `%s` is not defined in %s\n", argv[3], argv[2]);
+    return 3;
+  }
+  (*c)->want_daemonize(c->get(), true);
+  (*c)->want_close_all_fds(c->get(), true);
+  migrate_opts o{};
+  o.directory = argv[4];
+  return (*c)->migrate(c->get(), MIGRATE_RESTORE, &o, sizeof o) == 0 ? 0 : kHelperRestoreFailed;
 }
 
 std::mutex& criuMutex() {
@@ -374,10 +395,6 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {
   LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
   if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
-  c->want_daemonize(c.get(), true);
-  c->want_close_all_fds(c.get(), true);
-  migrate_opts o{};
-  o.directory = const_cast<char*>(imagesDir.c_str());
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
   std::lock_guard lk(criuMutex());
@@ -387,10 +404,27 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (lazy) opts += " --lazy-pages";
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
+  // liblxc's restore forks the container's monitor from its caller and,
+  // unlike start, leaves every inherited fd open in it. Called here, the
+  // monitor would keep the agent's listening sockets, audit database and
+  // data links for the container's lifetime (a restarted agent could not
+  // bind its ports). A fresh exec of this binary has nothing to leak.
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
-  int r = c->migrate(c.get(), MIGRATE_RESTORE, &o, sizeof o);
+  SpawnOptions so;
+  so.stderrPath = dir(name) + "/restore-helper.log";
+  auto helper = spawn({"/proc/self/exe", "--restore-helper", lxcPath_, name, imagesDir}, so);
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
-  returnToOwnCgroups();
+  if (!helper.ok()) return helper.status().withContext("restore `" + name + "`");
+  auto rc = helper->wait(kRestoreTimeoutMs);
+  if (!rc.ok()) return rc.status().withContext("restore `" + name + "`");
+  const int r = *rc;
+  if (r != 0 && r != kHelperRestoreFailed) {
+    (void)removeCgroups(name);
+    auto log = readFile(so.stderrPath);
+    auto lines = log.ok() ? split(*log, '\n') : std::vector<std::string>{};
+    return internalError("restore helper for `" + name + "` exited with " + std::to_string(r) +
+                         (lines.empty() ? "" : ": " + lines.back()));
+  }
   if (r != 0) {
     (void)removeCgroups(name);
     if (!pathExists(imagesDir + "/restore.log")) {

@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
   log::setProgram("lxmigd");
   preferLxmigCriu();
+  if (argc > 1 && std::string(argv[1]) == "--restore-helper") return restoreHelperMain(argc, argv);
   CLI::App app{"lxmigd: the lxmig node agent"};
   std::string configPath;
   AgentConfig over;
@@ -252,30 +253,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   ::unlink(cfg.socket.c_str());
-  grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  builder.SetMaxSendMessageSize(64 << 20);
-  builder.AddListeningPort("unix:" + cfg.socket, grpc::InsecureServerCredentials());
-  int tcpPort = 0;
-  if (!cfg.listen.empty()) builder.AddListeningPort(cfg.listen, node.serverCredentials(), &tcpPort);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || (!cfg.listen.empty() && tcpPort == 0)) {
-    std::fprintf(stderr, "lxmigd: cannot listen on %s / %s\n", cfg.socket.c_str(), cfg.listen.c_str());
-    return 1;
-  }
-  // The local socket is the CLI's: root only.
-  ::chmod(cfg.socket.c_str(), 0600);
-  LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
-                            << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
-  // Bulk data of incoming migrations (agent/data_link.h).
+  // Bulk data of incoming migrations (agent/data_link.h). Bound first: a
+  // port that is taken stops the start before the CLI's socket appears.
   std::unique_ptr<DataServer> dataServer;
   if (std::string addr = cfg.dataAddress(); !addr.empty()) {
     auto ds = DataServer::start(node.tlsIdentity(), addr,
                                 [&service](const ChunkSource& next) { return service.incoming().receive(next, false); });
     if (!ds.ok()) {
       std::fprintf(stderr, "lxmigd: data link: %s\n", ds.status().message().c_str());
-      server->Shutdown();
       return 1;
     }
     dataServer = std::move(*ds);
@@ -283,6 +268,27 @@ int main(int argc, char** argv) {
     LXMIG_LOG(kInfo, "agent") << "data links on " << addr.substr(0, addr.rfind(':') + 1) << dataServer->port()
                               << " (mTLS)";
   }
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  // No SO_REUSEPORT: a second listener on the port (another agent, or a
+  // process that inherited this one's socket) must fail the start, not take
+  // a share of the connections and never answer them.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort("unix:" + cfg.socket, grpc::InsecureServerCredentials());
+  int tcpPort = 0;
+  if (!cfg.listen.empty()) builder.AddListeningPort(cfg.listen, node.serverCredentials(), &tcpPort);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || (!cfg.listen.empty() && tcpPort == 0)) {
+    std::fprintf(stderr, "lxmigd: cannot listen on %s / %s\n", cfg.socket.c_str(), cfg.listen.c_str());
+    ::unlink(cfg.socket.c_str());
+    return 1;
+  }
+  // The local socket is the CLI's: root only.
+  ::chmod(cfg.socket.c_str(), 0600);
+  LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
+                            << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
   std::thread([&node] { recoverFrozen(node); }).detach();
   LXMIG_LOG(kInfo, "agent") << "owns " << node.lxc().list().size() << " container(s)";
 

@@ -66,6 +66,19 @@ class MigrationTest : public ::testing::Test {
     LXMIG_REQUIRE(missing_.empty(), missing_);
     ASSERT_EQ(upError_, "");
   }
+  // A failed test shows what the agents said (the test bed and its logs go
+  // at the end of the suite).
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (const char* n : {"n1", "n2"}) {
+      auto log = readFile(tb().runDir() + "/" + n + "/agent.log");
+      if (!log.ok()) continue;
+      auto lines = split(*log, '\n');
+      std::fprintf(stderr, "---- last lines of %s's agent log ----\n", n);
+      for (size_t i = lines.size() > 60 ? lines.size() - 60 : 0; i < lines.size(); ++i)
+        std::fprintf(stderr, "%s\n", lines[i].c_str());
+    }
+  }
 
   Testbed& tb() { return Testbed::get(); }
 
@@ -962,6 +975,24 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
   EXPECT_EQ(nodeOf("pc-back"), "n1");
   std::string v = verify(ip);
   EXPECT_EQ(v.substr(0, 2), "ok") << v;
+
+  // The container's LXC monitor, forked in the restore, holds nothing of
+  // the agent's (its listening sockets would keep a restarted agent from
+  // binding its ports), and the agent restarts and finds the container.
+  int monitor = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto c = readFile(e.path().string() + "/cmdline");
+    if (c.ok() && startsWith(*c, "[lxc monitor]") && c->find(" pc-back") != std::string::npos)
+      monitor = std::atoi(e.path().filename().c_str());
+  }
+  ASSERT_GT(monitor, 0) << "no LXC monitor for pc-back";
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(monitor) + "/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+    EXPECT_EQ(target.find("audit.db"), std::string::npos) << "monitor " << monitor << " holds " << target;
+  }
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  EXPECT_EQ(nodeOf("pc-back"), "n1");
   expectRemoved("pc-back");
 }
 

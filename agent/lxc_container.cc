@@ -20,8 +20,9 @@ namespace {
 using Container = UniqueHandle<lxc_container, lxc_container_put>;
 
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
-// The restore helper's exit code when liblxc's restore failed (its logs say
-// why); a restore that takes longer than the limit is killed.
+// lxmig-restore (agent/restore_helper.cc): its exit code when liblxc's
+// restore failed (its logs say why); a restore that takes longer than the
+// limit is killed.
 constexpr int kHelperRestoreFailed = 1;
 constexpr int kRestoreTimeoutMs = 15 * 60 * 1000;
 // Host directories every application container sees read-only; the rootfs
@@ -33,6 +34,14 @@ Result<Container> open(const std::string& lxcPath, const std::string& name) {
   Container c(::lxc_container_new(name.c_str(), lxcPath.c_str()));
   if (!c) return internalError("liblxc cannot open container `" + name + "` in " + lxcPath);
   return c;
+}
+
+// lxmig-restore, installed next to lxmigd.
+std::string restoreHelperPath() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
+  return dir.substr(0, dir.rfind('/') + 1) + "lxmig-restore";
 }
 
 bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
@@ -152,23 +161,6 @@ void LxcHost::returnToOwnCgroups() const {
       LXMIG_LOG(kWarn, "lxc") << "return to own cgroup: " << st.toString();
     }
   }
-}
-
-int restoreHelperMain(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: lxmigd --restore-helper LXC_PATH NAME IMAGES_DIR\n");
-    return 2;
-  }
-  auto c = open(argv[2], argv[3]);
-  if (!c.ok() || !(*c)->is_defined(c->get())) {
-    std::fprintf(stderr, "restore helper: container `%s` is not defined in %s\n", argv[3], argv[2]);
-    return 3;
-  }
-  (*c)->want_daemonize(c->get(), true);
-  (*c)->want_close_all_fds(c->get(), true);
-  migrate_opts o{};
-  o.directory = argv[4];
-  return (*c)->migrate(c->get(), MIGRATE_RESTORE, &o, sizeof o) == 0 ? 0 : kHelperRestoreFailed;
 }
 
 std::mutex& criuMutex() {
@@ -409,10 +401,13 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   // monitor would keep the agent's listening sockets, audit database and
   // data links for the container's lifetime (a restarted agent could not
   // bind its ports). A fresh exec of this binary has nothing to leak.
+  const std::string helperPath = restoreHelperPath();
+  if (!pathExists(helperPath))
+    return failedPrecondition("restore `" + name + "`: " + helperPath + " is missing (install lxmig-restore next to lxmigd)");
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
   SpawnOptions so;
   so.stderrPath = dir(name) + "/restore-helper.log";
-  auto helper = spawn({"/proc/self/exe", "--restore-helper", lxcPath_, name, imagesDir}, so);
+  auto helper = spawn({helperPath, lxcPath_, name, imagesDir}, so);
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
   if (!helper.ok()) return helper.status().withContext("restore `" + name + "`");
   auto rc = helper->wait(kRestoreTimeoutMs);

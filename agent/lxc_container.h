@@ -105,10 +105,6 @@ class LxcHost {
   std::vector<std::string> ownCgroupProcs_;  // cgroup.procs of the agent's cgroups
 };
 
-// `lxmigd --restore-helper LXC_PATH NAME IMAGES_DIR`: the liblxc half of
-// LxcHost::restore(), run in a process of its own; returns the exit code.
-int restoreHelperMain(int argc, char** argv);
-
 // Serializes calls that fork criu with per-call environment (liblxc has no
 // field for the options lxmig adds; the criu wrapper reads them from env).
 std::mutex& criuMutex();

@@ -144,7 +144,6 @@ int main(int argc, char** argv) {
   ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
   log::setProgram("lxmigd");
   preferLxmigCriu();
-  if (argc > 1 && std::string(argv[1]) == "--restore-helper") return restoreHelperMain(argc, argv);
   CLI::App app{"lxmigd: the lxmig node agent"};
   std::string configPath;
   AgentConfig over;

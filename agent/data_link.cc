@@ -43,14 +43,16 @@ constexpr uint32_t kMaxData = 64 << 20;
 // Chunks the sender thread may hold ahead of the wire: enough to read the
 // next pages while the previous ones are encrypted and sent.
 constexpr size_t kQueueBytes = 4 << 20;
-// The receiver sleeps until this much of a large frame has arrived.
-constexpr int kLowatBytes = 256 << 10;
 // Connections served at once (each has a thread until its handshake, at
 // most 10 s, or its stream ends).
 constexpr size_t kMaxConnections = 64;
 // How long an answer to a finished or broken stream may take to arrive
 // once the link itself has failed.
 constexpr int kVerdictGraceMs = 2000;
+// How long the receiver may take to answer a complete stream (it folds what
+// it received into place first). Both ends may be alive and still stuck;
+// this turns that into an error instead of a migration that never ends.
+constexpr int kVerdictWaitMs = 5 * 60 * 1000;
 
 using SslCtx = UniqueHandle<SSL_CTX, SSL_CTX_free>;
 using Ssl = UniqueHandle<SSL, SSL_free>;
@@ -296,15 +298,11 @@ class Channel {
     if (data.capacity() < h.dataLen) data = takeBuffer(h.dataLen);
     data.resize(h.dataLen);
     unsigned char tag[FrameCipher::kTagBytes];
+    // The rest of the frame in one call. (Not with SO_RCVLOWAT to save
+    // wake-ups: the tail of a stream's last frame, shorter than the mark,
+    // would never wake the reader.)
     iovec iov[3] = {{header.data(), header.size()}, {data.data(), data.size()}, {tag, sizeof tag}};
-    // One call for the rest of the frame, woken only once a large part of
-    // it is there: every wake-up is a context switch, and those are dear.
-    const size_t rest = header.size() + data.size() + sizeof tag;
-    const bool lowat = rest > static_cast<size_t>(kLowatBytes);
-    if (lowat) setRcvLowat(kLowatBytes);
-    Status got = recvAll(fd_.get(), iov, 3, what);
-    if (lowat) setRcvLowat(1);  // a short frame must wake the next read
-    LXMIG_RETURN_IF_ERROR(got);
+    LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), iov, 3, what));
     LXMIG_RETURN_IF_ERROR(in_.begin(head, sizeof head).withContext(what));
     LXMIG_RETURN_IF_ERROR(in_.update(header.data(), header.size()).withContext(what));
     LXMIG_RETURN_IF_ERROR(in_.update(data.data(), data.size()).withContext(what));
@@ -313,8 +311,6 @@ class Channel {
   }
 
  private:
-  void setRcvLowat(int bytes) { ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes); }
-
   UniqueFd fd_;
   std::string peer_;
   FrameCipher out_, in_;
@@ -498,6 +494,7 @@ class LinkWriter final : public ChunkWriter {
         break;
       }
       if (f.kind == kEnd) {
+        setTimeouts(ch_->fd(), kVerdictWaitMs);
         st = readVerdict();
         break;
       }

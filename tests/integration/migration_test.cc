@@ -906,6 +906,35 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   expectRemoved("pc-fault");
 }
 
+TEST_F(PreCopyTest, TwoContainersMigrateAtOnce) {
+  // What a rebalancer does: several migrations to one target at the same
+  // time, each with its own streams (more than one frame each), there and
+  // straight back.
+  std::string ipA = runDirtier("pc-dua", "n1", {"--mem", "96", "--rate", "20000"});
+  std::string ipB = runDirtier("pc-dub", "n1", {"--mem", "96", "--rate", "20000"});
+  ASSERT_FALSE(ipA.empty());
+  ASSERT_FALSE(ipB.empty());
+  for (const char* to : {"n2", "n1"}) {
+    SCOPED_TRACE(to);
+    Cli a, b;
+    std::thread other([&] { a = tb().lxmig({"--json", "migrate", "pc-dua", "--to", to}); });
+    b = tb().lxmig({"--json", "migrate", "pc-dub", "--to", to});
+    other.join();
+    ASSERT_EQ(a.code, 0) << a.err << a.out;
+    ASSERT_EQ(b.code, 0) << b.err << b.out;
+    EXPECT_EQ(a.json()["result"], "committed");
+    EXPECT_EQ(b.json()["result"], "committed");
+    EXPECT_EQ(nodeOf("pc-dua"), to);
+    EXPECT_EQ(nodeOf("pc-dub"), to);
+    for (const auto& ip : {ipA, ipB}) {
+      std::string v = verify(ip);
+      EXPECT_EQ(v.substr(0, 2), "ok") << ip << ": " << v;
+    }
+  }
+  expectRemoved("pc-dua");
+  expectRemoved("pc-dub");
+}
+
 TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
   // After a lazy restore CRIU's lazy-pages daemon fills the memory in while
   // the container runs. Dumping it before that would save the pages not yet

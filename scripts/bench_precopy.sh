@@ -9,14 +9,19 @@
 #          restore and their fixed costs)
 # Per run: downtime (freeze to running on the target, lxmig's report), the
 # longest gap a client in the client namespace saw between two answers,
-# total time, bytes on the wire, rounds. Also iperf3 single-stream between
-# the nodes, against the page stream's rate (round 0).
+# total time, bytes on the wire, rounds.
+#   stream: the page stream against iperf3, side by side: per run one iperf3
+#           single stream n1 -> n2 over the fabric, then a W2 pre-copy
+#           migration without the client probe (its 200 connections a second
+#           load the two shared vCPUs that iperf3 has to itself); the page
+#           stream is round 0's send rate. The W2-W4 rows show round 0 under
+#           the probe too.
 # Writes docs/benchmarks-precopy.json; prints a table.
-# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "W1 W2 W3 W4 floor"]
+# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream"]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
-ONLY="floor W1 W2 W3 W4"
+ONLY="floor W1 W2 W3 W4 stream"
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -75,7 +80,7 @@ start_workload() {  # W name
   case $w in
     floor) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1 --rate 0) ;;
     W1) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
-    W2) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
+    W2 | stream) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
     W3) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 131072) ;; # 50%
     W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
               --enable-debug-command yes --daemonize no) ;;
@@ -103,8 +108,8 @@ PY
   sleep 3  # the write rate settles, fresh memory is faulted in
 }
 
-run_one() {  # W mode run
-  local w=$1 mode=$2 run=$3 name ip port=7100 kind=dirtier loadpid=""
+run_one() {  # W mode run [probe: 1|0]
+  local w=$1 mode=$2 run=$3 probe=${4:-1} name ip port=7100 kind=dirtier loadpid="" probepid=""
   name=${w,,}${mode:0:3}$run
   start_workload "$w" "$name"
   ip=$(ip_of "$name")
@@ -116,13 +121,17 @@ run_one() {  # W mode run
     sleep 2
   fi
   rm -f "$PROBE_STOP"
-  "$TB" client -- python3 "$OUT/probe.py" "$ip" "$port" "$kind" "$PROBE_STOP" "$OUT/probe.json" &
-  local probepid=$!
-  sleep 1
+  if ((probe)); then
+    "$TB" client -- python3 "$OUT/probe.py" "$ip" "$port" "$kind" "$PROBE_STOP" "$OUT/probe.json" &
+    probepid=$!
+    sleep 1
+  else
+    echo '{"max_gap_ms": -1, "answers": 0}' >"$OUT/probe.json"
+  fi
   "$LXMIG" --json migrate "$name" --to n2 --mode "$mode" >"$OUT/mig.json" || true
   sleep 1
   touch "$PROBE_STOP"
-  wait "$probepid" || true
+  [[ -n $probepid ]] && { wait "$probepid" || true; }
   [[ -n $loadpid ]] && { kill "$loadpid" 2>/dev/null || true; wait "$loadpid" 2>/dev/null || true; }
   python3 - "$OUT/mig.json" "$OUT/probe.json" "$w" "$mode" "$run" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
@@ -151,30 +160,35 @@ PY
 }
 
 # Touched memory of W1/W2 (for the bytes-on-the-wire goal): the footprint.
+# iperf3, one stream, n1 -> n2 over the fabric, the link the page stream uses.
+iperf_run() {  # run
+  "$TB" exec n2 -- iperf3 -s -1 -D -B 10.99.0.12 >/dev/null 2>&1 || true
+  sleep 0.5
+  "$TB" exec n1 -- iperf3 -c 10.99.0.12 -t 5 -J >"$OUT/iperf-$1.json" 2>/dev/null || echo '{}' >"$OUT/iperf-$1.json"
+  sleep 1
+}
+
 for w in $ONLY; do
   for run in $(seq "$RUNS"); do
     if [[ $w == floor ]]; then run_one floor stop-and-copy "$run"; continue; fi
+    if [[ $w == stream ]]; then iperf_run "$run"; run_one stream pre-copy "$run" 0; continue; fi
     if ((run % 2)); then run_one "$w" pre-copy "$run"; run_one "$w" stop-and-copy "$run"
     else run_one "$w" stop-and-copy "$run"; run_one "$w" pre-copy "$run"; fi
   done
 done
 
-# iperf3, one stream, n1 -> n2 over the fabric, same link as the page stream.
-"$TB" exec n2 -- iperf3 -s -1 -D -B 10.99.0.12 >/dev/null 2>&1 || true
-sleep 0.5
-"$TB" exec n1 -- iperf3 -c 10.99.0.12 -t 5 -J >"$OUT/iperf.json" 2>/dev/null || echo '{}' >"$OUT/iperf.json"
-
-python3 - "$OUT/results.jsonl" "$OUT/iperf.json" "$ROOT/docs/benchmarks-precopy.json" <<'PY'
+python3 - "$OUT/results.jsonl" "$ROOT/docs/benchmarks-precopy.json" "$OUT"/iperf-*.json <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-try:
-    iperf = json.load(open(sys.argv[2]))["end"]["sum_received"]["bits_per_second"] / 8
-except Exception:
-    iperf = 0
+iperfs = []
+for f in sys.argv[3:]:
+    try: iperfs.append(json.load(open(f))["end"]["sum_received"]["bits_per_second"] / 8)
+    except Exception: pass
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-out = {"iperf3_single_stream_Bps": iperf, "workloads": {}}
+iperf = med(iperfs) if iperfs else 0
+out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads": {}}
 print(f"{'W':6} {'mode':14} {'downtime':>9} {'client gap':>10} {'total':>8} {'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
-for w in ["floor", "W1", "W2", "W3", "W4"]:
+for w in ["floor", "W1", "W2", "W3", "W4", "stream"]:
     for mode in ["pre-copy", "stop-and-copy"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
         if not rs: continue
@@ -201,10 +215,14 @@ print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")
 for w, touched in (("W1", 64 << 20), ("W2", 1 << 30)):
     try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= 1.3)")
     except Exception: pass
-for w in ("W2", "W3", "W4"):
+for w in ("stream", "W2", "W3", "W4"):
     if iperf and w in W and "pre-copy" in W[w]:
         m = W[w]["pre-copy"]
-        print(f"{w} page stream (round 0) {m['round0_rate_Bps']/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: "
-              f"{m['round0_rate_Bps']/iperf:.2f}  (goal >= 0.70; with the round's scan {m['round0_with_scan_Bps']/2**20:.0f} MiB/s)")
-json.dump(out, open(sys.argv[3], "w"), indent=2)
+        label = "page stream (W2, no client probe)" if w == "stream" else f"{w} round 0 under the client probe"
+        print(f"{label}: {m['round0_rate_Bps']/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: "
+              f"{m['round0_rate_Bps']/iperf:.2f}" + ("  (goal >= 0.70)" if w == "stream" else "") +
+              f"; with the round's scan {m['round0_with_scan_Bps']/2**20:.0f} MiB/s")
+if iperfs:
+    print("iperf3 runs (MiB/s): " + " ".join(f"{x/2**20:.0f}" for x in iperfs))
+json.dump(out, open(sys.argv[2], "w"), indent=2)
 PY

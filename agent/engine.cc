@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include <map>
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -284,11 +286,12 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       // The target may run the container: thawing here could make two copies.
       ph.end(targetAbort);
       node.unreserve(spec.name);
+      node.requestFrozenCheck();  // settled once the target answers again
       return finish("failed", Status(Code::kAborted, why.message() + "; target " + req.target() +
                                                          " did not confirm the abort, source `" + spec.name +
                                                          "` left FROZEN on " + cfg.node +
-                                                         " to avoid two running copies: check " + req.target() +
-                                                         ", then `lxmig rm` one copy and thaw the other"));
+                                                         " to avoid two running copies; the agent settles it with " +
+                                                         req.target() + " once it answers"));
     }
     Status local;
     if (pc) pc->disarm();  // no write-protection is left in the processes
@@ -728,6 +731,117 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
 }
 
 // ----------------------------------------------------------------------------
+// Frozen leftovers
+
+namespace {
+
+enum class Settle { kThaw, kGone, kWait };
+
+// Who runs the container a migration of this node left frozen.
+Settle settleFrozen(Node& node, const std::string& name, std::string& why) {
+  // The migration that froze it: the newest of this container, from here.
+  auto last = node.audit().listMigrations({.container = name, .result = "", .limit = 1});
+  if (last.ok() && !last->empty() && (*last)[0].source == node.config().node) {
+    const auto& m = (*last)[0];
+    auto stub = node.peer(m.target);
+    if (stub.ok()) {
+      grpc::ClientContext ctx;
+      setDeadline(ctx, 10);
+      v1::MigrationRef ref;
+      ref.set_migration_id(m.id);
+      v1::Ack ack;
+      Status c = fromPeerGrpc(m.target, (*stub)->Commit(&ctx, ref, &ack));
+      auto settled = [&](Settle s, std::string text) {
+        why = std::move(text);
+        (void)node.audit().addEvent(m.id, "warn", "frozen copy on " + node.config().node + ": " + why);
+        return s;
+      };
+      if (c.ok()) return settled(Settle::kGone, "migration " + m.id + " had restored it on " + m.target + ", which committed it now");
+      if (c.code() == Code::kFailedPrecondition) {  // prepared there, not restored
+        grpc::ClientContext actx;
+        setDeadline(actx, 10);
+        v1::AbortRequest ar;
+        ar.set_migration_id(m.id);
+        ar.set_reason("source " + node.config().node + " resumes its frozen copy");
+        if (Status a = fromPeerGrpc(m.target, (*stub)->Abort(&actx, ar, &ack)); !a.ok()) {
+          why = "aborting migration " + m.id + " on " + m.target + ": " + a.message();
+          return Settle::kWait;
+        }
+        return settled(Settle::kThaw, "migration " + m.id + " had not restored it on " + m.target + " (aborted there)");
+      }
+      if (c.code() != Code::kNotFound) {
+        why = m.target + " cannot say what became of migration " + m.id + ": " + c.message();
+        return Settle::kWait;
+      }
+    }
+  }
+  bool running = false, migrating = false;
+  std::string unreachable;
+  for (const auto& p : node.peerNames()) {
+    auto rp = node.peerContainers(p, 3);
+    if (!rp.ok()) {
+      unreachable += (unreachable.empty() ? "" : ", ") + p;
+      continue;
+    }
+    for (const auto& c : rp->containers())
+      if (c.name() == name) {
+        running |= c.state() == "RUNNING";
+        migrating |= c.state() == "MIGRATING";
+      }
+  }
+  if (running) {
+    why = "a peer runs it";
+    return Settle::kGone;
+  }
+  if (migrating || !unreachable.empty()) {
+    why = migrating ? "a peer is still migrating it in" : "peer(s) " + unreachable + " unreachable";
+    return Settle::kWait;
+  }
+  why = "no peer has it";
+  return Settle::kThaw;
+}
+
+}  // namespace
+
+int resolveFrozen(Node& node) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> waiting;  // name -> why, logged once
+  std::lock_guard lk(mu);
+  int left = 0;
+  for (const auto& name : node.lxc().list()) {
+    if (node.lxc().state(name) != RunState::kFrozen) continue;
+    auto spec = node.spec(name);
+    if (!spec.ok()) continue;
+    // A migration running now owns its freeze.
+    if (!node.reserve(name, "settling an interrupted migration").ok()) continue;
+    std::string why;
+    switch (settleFrozen(node, name, why)) {
+      case Settle::kGone:
+        LXMIG_LOG(kWarn, "recover") << name << " is frozen here and " << why << ": removing the frozen copy";
+        (void)node.lxc().destroy(name);
+        node.dropNetState(*spec);
+        (void)node.firewall().unblock(spec->ip);
+        waiting.erase(name);
+        break;
+      case Settle::kThaw:
+        LXMIG_LOG(kWarn, "recover") << name << " was frozen by an interrupted migration and " << why << ": thawing it";
+        (void)node.lxc().thaw(name);
+        (void)node.claimAddress(*spec);
+        (void)node.firewall().unblock(spec->ip);
+        waiting.erase(name);
+        break;
+      case Settle::kWait:
+        if (waiting[name] != why) LXMIG_LOG(kWarn, "recover") << name << " stays frozen for now: " << why;
+        waiting[name] = why;
+        ++left;
+        break;
+    }
+    node.unreserve(name);
+  }
+  return left;
+}
+
+// ----------------------------------------------------------------------------
 // Target side
 
 void Incoming::cleanupStale() {
@@ -878,6 +992,7 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
 
 Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, const v1::NetState& net) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+  std::lock_guard op(st->opMu);
   const auto& cfg = node_.config();
   const std::string& name = st->spec.name;
   st->lastActivityMs = wallMs();
@@ -946,6 +1061,7 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     return fail(s);
   }
   st->restored = true;
+  st->lastActivityMs = wallMs();
   if (auto s = node_.lxc().thaw(name); !s.ok()) return fail(s);
   r.set_restore_ms((monotonicNs() - t) / 1000000);
   t = monotonicNs();
@@ -969,13 +1085,23 @@ void Incoming::dropImportedNet(State& s) {
 }
 
 void Incoming::reapIdle(int64_t idleMs) {
-  std::vector<std::string> idle;
+  std::vector<std::string> idle, orphaned;
   {
     std::lock_guard lk(mu_);
     for (const auto& [id, st] : active_)
-      if (!st->restored && wallMs() - st->lastActivityMs > idleMs) idle.push_back(id);
+      if (wallMs() - st->lastActivityMs > idleMs) (st->restored ? orphaned : idle).push_back(id);
   }
   for (const auto& id : idle) (void)abort(id, "source silent for " + std::to_string(idleMs / 1000) + " s");
+  // Restored and running here, and the source never said COMMIT (it died,
+  // or its notice got lost): the copy here is the one that runs, so it is
+  // this node's container now. A source that comes back finds it running
+  // here and removes its frozen copy.
+  for (const auto& id : orphaned) {
+    LXMIG_LOG(kWarn, kLog) << "migration " << id << ": restored here, source silent for " << idleMs / 1000
+                           << " s: committing";
+    (void)node_.audit().addEvent(id, "warn", "source silent after the restore: committed by the target");
+    if (auto st = commit(id); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+  }
 }
 
 void Incoming::discard(const std::string& id, State& s) {
@@ -1000,6 +1126,8 @@ void Incoming::discard(const std::string& id, State& s) {
 
 Status Incoming::commit(const std::string& id) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+  std::lock_guard op(st->opMu);
+  LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + node_.config().node);
   (void)node_.audit().finishMigration(id, "committed", "", wallMs(), 0, -1, wallMs() - st->startedMs);
   if (st->lazyPages && st->lazyPages->running()) {
@@ -1048,6 +1176,8 @@ Status Incoming::abort(const std::string& id, const std::string& reason) {
   auto r = find(id);
   if (!r.ok()) return okStatus();  // nothing here: already aborted or never prepared
   auto st = *r;
+  std::lock_guard op(st->opMu);
+  if (!find(id).ok()) return okStatus();  // committed or aborted meanwhile
   const std::string& name = st->spec.name;
   // Only a container this migration created is destroyed.
   if (st->restored || (node_.lxc().defined(name) && !pathExists(st->stagingDir + "/rootfs"))) {

@@ -31,6 +31,16 @@ using CancelledFn = std::function<bool()>;
 
 // Source side: runs the whole migration and returns its report (result
 // "committed", "aborted", "refused" or "failed" with a one-line error).
+// Containers of this node left FROZEN by a migration that did not end here
+// (the agent died in the frozen window, or the target did not confirm an
+// abort). Each is settled with the migration's target when possible: the
+// target accepts COMMIT -> its copy runs, the frozen one here goes; the
+// target has not restored it -> ABORT there, thaw here; the target has no
+// trace of it -> a peer that runs it owns it, otherwise thaw. A peer that is
+// unreachable or still migrating it in leaves it frozen for the next call:
+// at no point may two copies run. Returns how many are left frozen.
+int resolveFrozen(Node& node);
+
 v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
                                  const CancelledFn& cancelled);
 
@@ -48,8 +58,9 @@ class Incoming {
   Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);
-  // Aborts incoming migrations not restored and silent for idleMs: their
-  // source is gone (it would have aborted us itself otherwise).
+  // Incoming migrations whose source is silent for idleMs: aborted when not
+  // restored yet (the source is gone; it would have aborted us itself),
+  // committed when restored (the copy here runs; the source's is frozen).
   void reapIdle(int64_t idleMs);
 
  private:
@@ -67,6 +78,9 @@ class Incoming {
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
     std::shared_ptr<Child> lazyPages;
+    // Held by restore, commit and abort: a COMMIT or ABORT that arrives while
+    // the restore runs waits for its outcome instead of racing it.
+    std::mutex opMu;
     std::mutex pagesMu;
     std::unique_ptr<PageStore> pages;  // pre-copy rounds received
     int64_t startedMs = 0;

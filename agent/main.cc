@@ -90,47 +90,24 @@ Status mountImagesTmpfs(const std::string& dir, const std::string& size) {
   return okStatus();
 }
 
-// After a crash or restart: a FROZEN container of ours was caught mid
-// migration. If a peer runs it, the migration committed; else thaw it.
-void recoverFrozen(Node& node) {
-  // Addresses blocked by a migration this agent did not finish: kept only
-  // for copies that stay frozen below.
+// After a crash or restart: addresses of running containers routed here
+// again; FROZEN ones (caught in a migration's frozen window) settled with
+// their migration's target (engine.h, resolveFrozen). Addresses blocked by
+// an unfinished migration stay blocked only for copies still frozen.
+// Returns how many are left frozen.
+int recoverAfterRestart(Node& node) {
+  for (const auto& name : node.lxc().list())
+    if (node.lxc().state(name) == RunState::kRunning)
+      if (auto spec = node.spec(name); spec.ok()) (void)node.claimAddress(*spec);
+  int left = resolveFrozen(node);
   std::set<std::string> stillBlocked;
-  for (const auto& name : node.lxc().list()) {
-    auto spec = node.spec(name);
-    if (!spec.ok()) continue;
-    RunState rs = node.lxc().state(name);
-    if (rs == RunState::kRunning) {
-      (void)node.claimAddress(*spec);
-      continue;
-    }
-    if (rs != RunState::kFrozen) continue;
-    bool elsewhere = false, unknown = false;
-    for (const auto& p : node.peerNames()) {
-      auto rp = node.peerContainers(p, 3);
-      if (!rp.ok()) {
-        unknown = true;
-        continue;
-      }
-      for (const auto& c : rp->containers())
-        if (c.name() == name && c.state() == "RUNNING") elsewhere = true;
-    }
-    if (elsewhere) {
-      LXMIG_LOG(kWarn, "recover") << name << " is frozen here and runs on a peer: removing the stale copy";
-      (void)node.lxc().destroy(name);
-      node.dropNetState(*spec);
-    } else if (unknown) {
-      LXMIG_LOG(kError, "recover") << name << " is frozen here and a peer is unreachable: left frozen, resolve by hand";
-      stillBlocked.insert(spec->ip);
-    } else {
-      LXMIG_LOG(kWarn, "recover") << name << " was frozen by an interrupted migration: thawing it";
-      (void)node.lxc().thaw(name);
-      (void)node.claimAddress(*spec);
-    }
-  }
+  for (const auto& name : node.lxc().list())
+    if (node.lxc().state(name) == RunState::kFrozen)
+      if (auto spec = node.spec(name); spec.ok()) stillBlocked.insert(spec->ip);
   if (auto b = node.firewall().blocked(); b.ok())
     for (const auto& ip : *b)
       if (!stillBlocked.count(ip)) (void)node.firewall().unblock(ip);
+  return left;
 }
 
 }  // namespace
@@ -288,7 +265,8 @@ int main(int argc, char** argv) {
   ::chmod(cfg.socket.c_str(), 0600);
   LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
                             << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
-  std::thread([&node] { recoverFrozen(node); }).detach();
+  std::atomic<int> frozenLeft{-1};  // -1: recovery not done yet
+  std::thread([&node, &frozenLeft] { frozenLeft = recoverAfterRestart(node); }).detach();
   LXMIG_LOG(kInfo, "agent") << "owns " << node.lxc().list().size() << " container(s)";
 
   std::atomic<bool> stopping{false};
@@ -296,6 +274,9 @@ int main(int argc, char** argv) {
     while (!stopping) {
       for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       service.incoming().reapIdle(120000);
+      // Frozen copies left undecided (a peer unreachable or still migrating
+      // the container in) and those a migration left frozen since: again.
+      if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = resolveFrozen(node);
     }
   });
   std::thread sigThread([&] {

@@ -93,6 +93,11 @@ class Node {
   // is removed).
   std::optional<MemoryFill> memoryFill(const std::string& name);
 
+  // A migration left a container frozen (its target did not confirm the
+  // abort): the agent settles it in the background (resolveFrozen).
+  void requestFrozenCheck() { frozenCheck_ = true; }
+  bool takeFrozenCheck() { return frozenCheck_.exchange(false); }
+
   // Peers, by node name: a stub over mutual TLS (or the node's local socket
   // when the cluster file names one and it is on this machine).
   Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
@@ -126,6 +131,7 @@ class Node {
   std::unique_ptr<net::Firewall> fw_;
   std::string caPem_, certPem_, keyPem_;
   std::atomic<uint16_t> dataPort_{0};
+  std::atomic<bool> frozenCheck_{false};
   std::mutex mu_;
   std::map<std::string, std::string> busy_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;

@@ -906,6 +906,58 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   expectRemoved("pc-fault");
 }
 
+TEST_F(PreCopyTest, SourceAgentDyingInTheRestoreLeavesOneCopy) {
+  // The source agent dies while the target restores: its copy stays frozen
+  // on n1, the target's starts on n2. Restarted, the source settles it with
+  // the target (COMMIT there, or ABORT there and thaw here): afterwards
+  // exactly one copy runs, with its memory, and nothing is left frozen.
+  std::string ip = runDirtier("pc-crash", "n1", {"--mem", "64", "--rate", "20000"});
+  ASSERT_FALSE(ip.empty());
+  auto restore = restoreAgentAtExit("n1");
+  std::atomic<bool> killed{false};
+  std::thread killer([&] {
+    // The restore on the target runs in lxmig-restore: kill the source then.
+    for (int i = 0; i < 12000 && !killed; ++i) {
+      for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        auto c = readFile(e.path().string() + "/cmdline");
+        if (c.ok() && c->find("lxmig-restore") != std::string::npos && c->find("pc-crash") != std::string::npos) {
+          if (int pid = tb().agentPid("n1"); pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
+          break;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  Cli m = tb().lxmig({"--json", "migrate", "pc-crash", "--to", "n2"}, 60000);
+  killer.join();
+  ASSERT_TRUE(killed) << "the restore was never seen: " << m.out << m.err;
+  EXPECT_NE(m.code, 0);
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  // Settled within seconds (the restarted source asks the target).
+  std::vector<std::pair<std::string, std::string>> copies;
+  for (int i = 0; i < 60; ++i) {
+    copies.clear();
+    auto j = tb().lxmig({"--json", "ps"}).json();
+    if (j.is_object())
+      for (const auto& c : j["containers"])
+        if (c["name"] == "pc-crash") copies.emplace_back(c["node"], c["state"]);
+    if (copies.size() == 1 && copies[0].second == "RUNNING") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ASSERT_EQ(copies.size(), 1u) << "copies of pc-crash: " << copies.size();
+  EXPECT_EQ(copies[0].second, "RUNNING") << copies[0].first;
+  std::string v = verify(ip);
+  EXPECT_EQ(v.substr(0, 2), "ok") << v;
+  // The source's audit says how it was settled.
+  auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-crash"}).json();
+  ASSERT_FALSE(l["migrations"].empty());
+  auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
+  bool settled = false;
+  for (const auto& e : a["events"]) settled |= e.get<std::string>().find("frozen copy on n1") != std::string::npos;
+  EXPECT_TRUE(settled) << a.dump().substr(0, 3000);
+  expectRemoved("pc-crash");
+}
+
 TEST_F(PreCopyTest, TwoContainersMigrateAtOnce) {
   // What a rebalancer does: several migrations to one target at the same
   // time, each with its own streams (more than one frame each), there and

@@ -756,7 +756,8 @@ Settle settleFrozen(Node& node, const std::string& name, std::string& why) {
         (void)node.audit().addEvent(m.id, "warn", "frozen copy on " + node.config().node + ": " + why);
         return s;
       };
-      if (c.ok()) return settled(Settle::kGone, "migration " + m.id + " had restored it on " + m.target + ", which committed it now");
+      if (c.ok())
+        return settled(Settle::kGone, "migration " + m.id + " had restored it on " + m.target + ", which committed it now");
       if (c.code() == Code::kFailedPrecondition) {  // prepared there, not restored
         grpc::ClientContext actx;
         setDeadline(actx, 10);

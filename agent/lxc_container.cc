@@ -403,7 +403,8 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   // bind its ports). A fresh exec of this binary has nothing to leak.
   const std::string helperPath = restoreHelperPath();
   if (!pathExists(helperPath))
-    return failedPrecondition("restore `" + name + "`: " + helperPath + " is missing (install lxmig-restore next to lxmigd)");
+    return failedPrecondition("restore `" + name + "`: " + helperPath +
+                              " is missing (install lxmig-restore next to lxmigd)");
   ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
   SpawnOptions so;
   so.stderrPath = dir(name) + "/restore-helper.log";

@@ -208,9 +208,9 @@ Result<v1::ListContainersReply> Node::peerContainers(const std::string& node, in
 Status Node::beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
                              const std::string& imagesDir) {
   LXMIG_RETURN_IF_ERROR(makeDirs(cfg_.stateDir + "/fills", 0700));
-  return writeFileAtomic(fillMarker(name),
-                         "pid=" + std::to_string(daemon) + "\nmigration=" + migrationId + "\nimages=" + imagesDir + "\n",
-                         0600);
+  const std::string text =
+      "pid=" + std::to_string(daemon) + "\nmigration=" + migrationId + "\nimages=" + imagesDir + "\n";
+  return writeFileAtomic(fillMarker(name), text, 0600);
 }
 
 void Node::endMemoryFill(const std::string& name) { ::unlink(fillMarker(name).c_str()); }

@@ -36,6 +36,16 @@ Result<Container> open(const std::string& lxcPath, const std::string& name) {
   return c;
 }
 
+// The first error liblxc logged for a container (its directory may be gone
+// by the time anyone reads the log).
+std::string lxcError(const std::string& containerDir) {
+  auto log = readFile(containerDir + "/lxc.log");
+  if (log.ok())
+    for (const auto& line : split(*log, '\n'))
+      if (auto at = line.find(" ERROR "); at != std::string::npos) return std::string(trim(line.substr(at + 7)));
+  return "no error in " + containerDir + "/lxc.log";
+}
+
 // lxmig-restore, installed next to lxmigd.
 std::string restoreHelperPath() {
   char self[4096];
@@ -263,8 +273,7 @@ Status LxcHost::start(const std::string& name, const std::vector<std::string>& a
   args.push_back(nullptr);
   bool started = c->start(c.get(), 0, args.data());
   returnToOwnCgroups();
-  if (!started)
-    return internalError("liblxc failed to start `" + name + "` (see " + dir(name) + "/lxc.log)");
+  if (!started) return internalError("liblxc failed to start `" + name + "`: " + lxcError(dir(name)));
   for (int i = 0; i < 100 && c->state(c.get()) != std::string("RUNNING"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   return okStatus();
@@ -426,17 +435,8 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
     if (!pathExists(imagesDir + "/restore.log")) {
       // liblxc gave up before CRIU ran; its log says why. Keep it with the
       // images so the engine files it under <state>/logs/<id>/.
-      auto log = readFile(dir(name) + "/lxc.log");
-      std::string cause = "see lxc.log";
-      if (log.ok()) {
-        (void)writeFile(imagesDir + "/lxc.log", *log);
-        for (const auto& line : split(*log, '\n'))
-          if (line.find("ERROR") != std::string::npos) {
-            cause = std::string(trim(line));
-            break;
-          }
-      }
-      return internalError("liblxc restore of `" + name + "` failed before CRIU ran: " + cause);
+      if (auto log = readFile(dir(name) + "/lxc.log"); log.ok()) (void)writeFile(imagesDir + "/lxc.log", *log);
+      return internalError("liblxc restore of `" + name + "` failed before CRIU ran: " + lxcError(dir(name)));
     }
     return internalError("CRIU restore of `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
   }

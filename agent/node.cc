@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "lxmig/base/files.h"
@@ -17,6 +18,9 @@
 namespace lxmig::agent {
 
 using nlohmann::json;
+
+// How long `run` watches a new container before it reports it running.
+constexpr int kStartSettleMs = 200;
 
 uint64_t chunkChecksum(const std::string& data) { return XXH3_64bits(data.data(), data.size()); }
 
@@ -400,6 +404,14 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
     if (st.ok()) st = fw_->addRule(s.name, r).status();
   if (st.ok()) st = lxc_.start(s.name, s.command);
   if (st.ok()) st = claimAddress(s);
+  // A command that ends right away (wrong arguments, a daemon that forks
+  // off, nothing to do) leaves a stopped container: say so, not "running".
+  for (int i = 0; st.ok() && i < kStartSettleMs / 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (lxc_.state(s.name) == RunState::kStopped)
+      st = failedPrecondition("`" + s.command[0] + "` exited within " + std::to_string((i + 1) * 20) +
+                              " ms of the start; the container needs a command that keeps running");
+  }
   if (!st.ok()) {
     (void)lxc_.destroy(s.name);
     (void)fw_->removeContainer(s.name);

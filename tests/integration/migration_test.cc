@@ -177,6 +177,19 @@ TEST_F(MigrationTest, RunExecPsRemove) {
   EXPECT_EQ(tb().clientRequest(ip, kPort, "GET", 500), "");
 }
 
+TEST_F(MigrationTest, RunReportsACommandThatCannotRun) {
+  // One line saying why, non-zero, and no container left behind.
+  Cli missing = tb().lxmig({"--node", "n1", "run", "--name", "nocmd", "--", "/nonexistent/cmd"});
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("Failed to exec \"/nonexistent/cmd\""), std::string::npos) << missing.err;
+  Cli quits = tb().lxmig({"--node", "n1", "run", "--name", "quits", "--", "/bin/false"});
+  EXPECT_NE(quits.code, 0);
+  EXPECT_NE(quits.err.find("`/bin/false` exited within"), std::string::npos) << quits.err;
+  for (const Cli& c : {missing, quits}) EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+  EXPECT_EQ(nodeOf("nocmd"), "");
+  EXPECT_EQ(nodeOf("quits"), "");
+}
+
 TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   std::string ip = runServer("mig1", "n1", {"--mem", "32"});
   ASSERT_FALSE(ip.empty());

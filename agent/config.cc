@@ -48,6 +48,7 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"firewall", &AgentConfig::firewall},
       {"firewall_table", &AgentConfig::firewallTable},
       {"devices", &AgentConfig::devices},
+      {"source_silence", &AgentConfig::sourceSilence},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -79,6 +80,9 @@ Status AgentConfig::validate() const {
     if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
     if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
   }
+  if (sourceSilence.empty() || sourceSilence.find_first_not_of("0123456789") != std::string::npos ||
+      sourceSilenceSeconds() < 1)
+    return invalidArgument("bad source_silence `" + sourceSilence + "` (whole seconds, at least 1)");
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
     return invalidArgument("`listen` port 65535 leaves no next port for the data link; set data_listen");
   return okStatus();

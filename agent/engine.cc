@@ -738,11 +738,12 @@ namespace {
 enum class Settle { kThaw, kGone, kWait };
 
 // Who runs the container a migration of this node left frozen.
-Settle settleFrozen(Node& node, const std::string& name, std::string& why) {
+Settle settleFrozen(Node& node, const std::string& name, std::string& why, std::string& migrationId) {
   // The migration that froze it: the newest of this container, from here.
   auto last = node.audit().listMigrations({.container = name, .result = "", .limit = 1});
   if (last.ok() && !last->empty() && (*last)[0].source == node.config().node) {
     const auto& m = (*last)[0];
+    migrationId = m.id;
     auto stub = node.peer(m.target);
     if (stub.ok()) {
       grpc::ClientContext ctx;
@@ -751,13 +752,10 @@ Settle settleFrozen(Node& node, const std::string& name, std::string& why) {
       ref.set_migration_id(m.id);
       v1::Ack ack;
       Status c = fromPeerGrpc(m.target, (*stub)->Commit(&ctx, ref, &ack));
-      auto settled = [&](Settle s, std::string text) {
-        why = std::move(text);
-        (void)node.audit().addEvent(m.id, "warn", "frozen copy on " + node.config().node + ": " + why);
-        return s;
-      };
-      if (c.ok())
-        return settled(Settle::kGone, "migration " + m.id + " had restored it on " + m.target + ", which committed it now");
+      if (c.ok()) {
+        why = "migration " + m.id + " had restored it on " + m.target + ", which committed it now";
+        return Settle::kGone;
+      }
       if (c.code() == Code::kFailedPrecondition) {  // prepared there, not restored
         grpc::ClientContext actx;
         setDeadline(actx, 10);
@@ -768,7 +766,8 @@ Settle settleFrozen(Node& node, const std::string& name, std::string& why) {
           why = "aborting migration " + m.id + " on " + m.target + ": " + a.message();
           return Settle::kWait;
         }
-        return settled(Settle::kThaw, "migration " + m.id + " had not restored it on " + m.target + " (aborted there)");
+        why = "migration " + m.id + " had not restored it on " + m.target + " (aborted there)";
+        return Settle::kThaw;
       }
       if (c.code() != Code::kNotFound) {
         why = m.target + " cannot say what became of migration " + m.id + ": " + c.message();
@@ -815,8 +814,13 @@ int resolveFrozen(Node& node) {
     if (!spec.ok()) continue;
     // A migration running now owns its freeze.
     if (!node.reserve(name, "settling an interrupted migration").ok()) continue;
-    std::string why;
-    switch (settleFrozen(node, name, why)) {
+    std::string why, id;
+    const Settle decision = settleFrozen(node, name, why, id);
+    if (decision != Settle::kWait && !id.empty())
+      (void)node.audit().addEvent(id, "warn",
+                                  "frozen copy on " + node.config().node + ": " + why +
+                                      (decision == Settle::kGone ? ", removed" : ", thawed"));
+    switch (decision) {
       case Settle::kGone:
         LXMIG_LOG(kWarn, "recover") << name << " is frozen here and " << why << ": removing the frozen copy";
         (void)node.lxc().destroy(name);

@@ -142,6 +142,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
   app.add_option("--data-listen", over.dataListen, "HOST:PORT for bulk data links (default: --listen port + 1; off)");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
+  app.add_option("--source-silence", over.sourceSilence,
+                 "seconds before an incoming migration with a silent source is settled here (default 120)");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
   app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
                                               "what container rules accept)");
@@ -190,6 +192,7 @@ int main(int argc, char** argv) {
   pick("--firewall", cfg.firewall, over.firewall);
   pick("--fail-at", cfg.failAt, over.failAt);
   pick("--devices", cfg.devices, over.devices);
+  pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {
@@ -273,7 +276,7 @@ int main(int argc, char** argv) {
   std::thread reaper([&] {
     while (!stopping) {
       for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      service.incoming().reapIdle(120000);
+      service.incoming().reapIdle(int64_t{cfg.sourceSilenceSeconds()} * 1000);
       // Frozen copies left undecided (a peer unreachable or still migrating
       // the container in) and those a migration left frozen since: again.
       if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = resolveFrozen(node);

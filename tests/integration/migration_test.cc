@@ -920,54 +920,84 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
 }
 
 TEST_F(PreCopyTest, SourceAgentDyingInTheRestoreLeavesOneCopy) {
-  // The source agent dies while the target restores: its copy stays frozen
-  // on n1, the target's starts on n2. Restarted, the source settles it with
-  // the target (COMMIT there, or ABORT there and thaw here): afterwards
-  // exactly one copy runs, with its memory, and nothing is left frozen.
+  // The source agent dies while the target restores: its copy stays frozen,
+  // the target's starts. 1: the source comes back at once and settles it
+  // with the target (COMMIT there). 2: the source stays away; the target
+  // commits alone after `source_silence`, and the source, back later, finds
+  // the container running there. Each time: exactly one copy runs, with its
+  // memory, nothing is left frozen, and the source's audit says how.
   std::string ip = runDirtier("pc-crash", "n1", {"--mem", "64", "--rate", "20000"});
   ASSERT_FALSE(ip.empty());
-  auto restore = restoreAgentAtExit("n1");
-  std::atomic<bool> killed{false};
-  std::thread killer([&] {
-    // The restore on the target runs in lxmig-restore: kill the source then.
-    for (int i = 0; i < 12000 && !killed; ++i) {
-      for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        auto c = readFile(e.path().string() + "/cmdline");
-        if (c.ok() && c->find("lxmig-restore") != std::string::npos && c->find("pc-crash") != std::string::npos) {
-          if (int pid = tb().agentPid("n1"); pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
-          break;
+  auto restoreN1 = restoreAgentAtExit("n1");
+  auto restoreN2 = restoreAgentAtExit("n2");
+  auto killSourceDuringRestore = [&](const std::string& from, const std::string& to) {
+    std::atomic<bool> killed{false};
+    std::thread killer([&] {
+      // The target restores in lxmig-restore: kill the source then.
+      for (int i = 0; i < 12000 && !killed; ++i) {
+        for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+          auto c = readFile(e.path().string() + "/cmdline");
+          if (c.ok() && c->find("lxmig-restore") != std::string::npos && c->find("pc-crash") != std::string::npos) {
+            if (int pid = tb().agentPid(from); pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
+            break;
+          }
         }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+    Cli m = tb().lxmig({"--json", "--node", from, "migrate", "pc-crash", "--to", to}, 60000);
+    killer.join();
+    EXPECT_TRUE(killed) << "the restore was never seen: " << m.out << m.err;
+    EXPECT_NE(m.code, 0);
+    return killed.load();
+  };
+  // The copies of pc-crash the nodes list (node, state), once settled.
+  auto settledCopies = [&](const std::vector<std::string>& nodes) {
+    std::vector<std::pair<std::string, std::string>> copies;
+    for (int i = 0; i < 60; ++i) {
+      copies.clear();
+      for (const auto& n : nodes) {
+        auto j = tb().lxmig({"--json", "--node", n, "ps"}).json();
+        if (j.is_object())
+          for (const auto& c : j["containers"])
+            if (c["name"] == "pc-crash" && c["node"] == n) copies.emplace_back(n, c["state"]);
+      }
+      if (copies.size() == 1 && copies[0].second == "RUNNING") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-  });
-  Cli m = tb().lxmig({"--json", "migrate", "pc-crash", "--to", "n2"}, 60000);
-  killer.join();
-  ASSERT_TRUE(killed) << "the restore was never seen: " << m.out << m.err;
-  EXPECT_NE(m.code, 0);
+    return copies;
+  };
+  auto auditSays = [&](const std::string& node, const std::string& text) {
+    auto l = tb().lxmig({"--json", "--node", node, "audit", "list", "--container", "pc-crash"}).json();
+    if (l["migrations"].empty()) return false;
+    auto a = tb().lxmig({"--json", "--node", node, "audit", "show", l["migrations"][0]["id"]}).json();
+    for (const auto& e : a["events"])
+      if (e.get<std::string>().find(text) != std::string::npos) return true;
+    return false;
+  };
+
+  // 1. n1 -> n2, n1 restarted right away.
+  ASSERT_TRUE(killSourceDuringRestore("n1", "n2"));
   ASSERT_TRUE(tb().restartAgent("n1").ok());
-  // Settled within seconds (the restarted source asks the target).
-  std::vector<std::pair<std::string, std::string>> copies;
-  for (int i = 0; i < 60; ++i) {
-    copies.clear();
-    auto j = tb().lxmig({"--json", "ps"}).json();
-    if (j.is_object())
-      for (const auto& c : j["containers"])
-        if (c["name"] == "pc-crash") copies.emplace_back(c["node"], c["state"]);
-    if (copies.size() == 1 && copies[0].second == "RUNNING") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  auto copies = settledCopies({"n1", "n2"});
   ASSERT_EQ(copies.size(), 1u) << "copies of pc-crash: " << copies.size();
-  EXPECT_EQ(copies[0].second, "RUNNING") << copies[0].first;
-  std::string v = verify(ip);
-  EXPECT_EQ(v.substr(0, 2), "ok") << v;
-  // The source's audit says how it was settled.
-  auto l = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-crash"}).json();
-  ASSERT_FALSE(l["migrations"].empty());
-  auto a = tb().lxmig({"--json", "--node", "n1", "audit", "show", l["migrations"][0]["id"]}).json();
-  bool settled = false;
-  for (const auto& e : a["events"]) settled |= e.get<std::string>().find("frozen copy on n1") != std::string::npos;
-  EXPECT_TRUE(settled) << a.dump().substr(0, 3000);
+  EXPECT_EQ(copies[0], std::make_pair(std::string("n2"), std::string("RUNNING")));
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  EXPECT_TRUE(auditSays("n1", "frozen copy on n1: migration")) << "n1's audit";
+
+  // 2. n2 -> n1 with n1 settling a silent source after 3 s; n2 stays away.
+  ASSERT_TRUE(tb().restartAgent("n1", {"--source-silence", "3"}).ok());
+  ASSERT_TRUE(killSourceDuringRestore("n2", "n1"));
+  copies = settledCopies({"n1"});
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].second, "RUNNING") << "n1 did not commit the migration of its silent source";
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  ASSERT_TRUE(tb().restartAgent("n2").ok());
+  copies = settledCopies({"n1", "n2"});
+  ASSERT_EQ(copies.size(), 1u) << "copies of pc-crash: " << copies.size();
+  EXPECT_EQ(copies[0], std::make_pair(std::string("n1"), std::string("RUNNING")));
+  EXPECT_TRUE(auditSays("n2", "frozen copy on n2: a peer runs it, removed")) << "n2's audit";
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
   expectRemoved("pc-crash");
 }
 

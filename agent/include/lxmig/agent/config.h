@@ -20,11 +20,14 @@
 //     devices = "/dev/fuse gpu=/dev/nvidia0"  # devices offered to containers
 //                                      # (CLASS=PATH allows mappings); unset: every
 //                                      # device node under /dev; "none": nothing
+//     source_silence = "120"           # seconds before an incoming migration
+//                                      # whose source went silent is settled here
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
 // Flags given on the command line override the file.
 #pragma once
 
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -63,6 +66,10 @@ struct AgentConfig {
   std::string firewall = "open";
   std::string firewallTable = "lxmig";
   std::string devices;
+  // Seconds an incoming migration waits for a silent source before the
+  // target settles it alone (aborts it before the restore, commits after).
+  std::string sourceSilence = "120";
+  int sourceSilenceSeconds() const { return std::atoi(sourceSilence.c_str()); }
   // Testing only (flag --fail-at, never from the file): makes one step fail
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;

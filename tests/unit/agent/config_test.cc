@@ -1,0 +1,71 @@
+// The agent's config file: keys, defaults and the one-line errors of
+// validate(). Files are written to a temporary directory.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "lxmig/agent/config.h"
+#include "lxmig/base/files.h"
+
+namespace lxmig::agent {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lxmig-config-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)removeTree(dir_); }
+  // A valid minimal config plus `extra` lines.
+  Result<AgentConfig> load(const std::string& extra) {
+    const std::string path = dir_ + "/agent.conf";
+    EXPECT_TRUE(writeFileAtomic(path, "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\n"
+                                "gateway = \"10.200.0.1\"\n" + extra).ok());
+    return AgentConfig::load(path);
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigTest, SourceSilenceDefaultsTo120Seconds) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->validate().ok());
+  EXPECT_EQ(c->sourceSilenceSeconds(), 120);
+  auto d = load("source_silence = \"5\"\n");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->validate().ok());
+  EXPECT_EQ(d->sourceSilenceSeconds(), 5);
+}
+
+TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
+  for (const char* bad : {"0", "-3", "ten", "1.5", ""}) {
+    auto c = load(std::string("source_silence = \"") + bad + "\"\n");
+    ASSERT_TRUE(c.ok()) << bad;
+    Status st = c->validate();
+    EXPECT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("bad source_silence"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find('\n'), std::string::npos);
+  }
+  auto link = load("data_listen = \"10.0.0.1:7401\"\n");
+  ASSERT_TRUE(link.ok());
+  EXPECT_NE(link->validate().message().find("`data_listen` needs `listen`"), std::string::npos);
+  auto unknown = load("sourcesilence = \"5\"\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown key `sourcesilence`"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
+  auto c = load("listen = \"10.99.0.11:7400\"\n");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->dataAddress(), "10.99.0.11:7401");
+  auto off = load("listen = \"10.99.0.11:7400\"\ndata_listen = \"off\"\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->dataAddress(), "");
+}
+
+}  // namespace
+}  // namespace lxmig::agent

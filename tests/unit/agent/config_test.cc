@@ -23,8 +23,9 @@ class ConfigTest : public ::testing::Test {
   // A valid minimal config plus `extra` lines.
   Result<AgentConfig> load(const std::string& extra) {
     const std::string path = dir_ + "/agent.conf";
-    EXPECT_TRUE(writeFileAtomic(path, "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\n"
-                                "gateway = \"10.200.0.1\"\n" + extra).ok());
+    const std::string base =
+        "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
+    EXPECT_TRUE(writeFileAtomic(path, base + extra).ok());
     return AgentConfig::load(path);
   }
   std::string dir_;

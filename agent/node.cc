@@ -415,7 +415,9 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   if (!st.ok()) {
     (void)lxc_.destroy(s.name);
     (void)fw_->removeContainer(s.name);
-    return st.withContext("run `" + s.name + "`");
+    // The CLI names the container already; the log names it here.
+    LXMIG_LOG(kWarn, "node") << "run `" << s.name << "` failed: " << st.message();
+    return st;
   }
   LXMIG_LOG(kInfo, "node") << "container " << s.name << " started at " << s.ip;
   return info(s.name);

@@ -394,8 +394,7 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
 }
 
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {
-  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
-  if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
+  if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
   std::lock_guard lk(criuMutex());

@@ -1,34 +1,28 @@
 // The agent's config file: keys, defaults and the one-line errors of
 // validate(). Files are written to a temporary directory.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "lxmig/agent/config.h"
 #include "lxmig/base/files.h"
+#include "unit/temp_dir.h"
 
 namespace lxmig::agent {
 namespace {
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/lxmig-config-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)removeTree(dir_); }
+  void SetUp() override { ASSERT_TRUE(tmp_.ok()); }
   // A valid minimal config plus `extra` lines.
   Result<AgentConfig> load(const std::string& extra) {
-    const std::string path = dir_ + "/agent.conf";
+    const std::string path = tmp_.path() + "/agent.conf";
     const std::string base =
         "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
     EXPECT_TRUE(writeFileAtomic(path, base + extra).ok());
     return AgentConfig::load(path);
   }
-  std::string dir_;
+  testing::TempDir tmp_{"lxmig-config-test"};
 };
 
 TEST_F(ConfigTest, SourceSilenceDefaultsTo120Seconds) {

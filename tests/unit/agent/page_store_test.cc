@@ -10,6 +10,7 @@
 
 #include "criu_image.h"
 #include "lxmig/base/files.h"
+#include "unit/temp_dir.h"
 
 namespace lxmig::agent {
 namespace {
@@ -30,15 +31,10 @@ std::string fills(const std::string& data) {
 
 class PageStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char t[] = "/tmp/lxmig-pagestore-XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { ASSERT_TRUE(tmp_.ok()); }
   void write(const std::string& rel, const std::string& data) {
-    std::filesystem::create_directories(std::filesystem::path(dir_ + "/" + rel).parent_path());
-    ASSERT_TRUE(writeFileAtomic(dir_ + "/" + rel, data, 0600).ok());
+    std::filesystem::create_directories(std::filesystem::path(dir() + "/" + rel).parent_path());
+    ASSERT_TRUE(writeFileAtomic(dir() + "/" + rel, data, 0600).ok());
   }
   // A round: pages at the given page numbers with the given fill bytes.
   void round(int k, uint32_t vpid, std::vector<std::pair<uint64_t, char>> pages) {
@@ -54,16 +50,17 @@ class PageStoreTest : public ::testing::Test {
     write(std::string(d) + "pages-" + std::to_string(vpid) + ".img", data);
     write(std::string(d) + "pagemap-" + std::to_string(vpid) + ".img", serializePagemap(roundPagemap(vpid, sent, sent)));
   }
-  std::string dir_;
+  const std::string& dir() const { return tmp_.path(); }
+  testing::TempDir tmp_{"lxmig-pagestore"};
 };
 
 TEST_F(PageStoreTest, FastPathWritesDeltaIntoTheFlatStore) {
-  PageStore st(dir_);
+  PageStore st(dir());
   round(0, 2, {{10, 'a'}, {11, 'b'}, {12, 'c'}, {20, 'd'}});
   ASSERT_TRUE(st.applyRounds().ok());
   round(1, 2, {{11, 'B'}});
   ASSERT_TRUE(st.applyRounds().ok());
-  EXPECT_FALSE(pathExists(dir_ + "/rounds/0001")) << "applied rounds are removed";
+  EXPECT_FALSE(pathExists(dir() + "/rounds/0001")) << "applied rounds are removed";
   // Final: 10, 11 held by the target; 12 dirty (sent now); 20 held.
   Pagemap pm;
   pm.pagesId = 7;
@@ -75,16 +72,16 @@ TEST_F(PageStoreTest, FastPathWritesDeltaIntoTheFlatStore) {
   EXPECT_EQ(as->copiedBytes, 0u);
   EXPECT_EQ(as->rebuilt, 0u);
   EXPECT_EQ(as->fromStore, 3u);
-  EXPECT_EQ(fills(*readFile(dir_ + "/pages-7.img")), "aBCd");
-  auto out = parsePagemap(*readFile(dir_ + "/pagemap-2.img"));
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-7.img")), "aBCd");
+  auto out = parsePagemap(*readFile(dir() + "/pagemap-2.img"));
   ASSERT_TRUE(out.ok());
   for (const auto& e : out->entries) EXPECT_EQ(e.flags, kPePresent | kPeLazy) << "no PARENT left";
-  EXPECT_FALSE(pathExists(dir_ + "/store"));
-  EXPECT_FALSE(pathExists(dir_ + "/rounds"));
+  EXPECT_FALSE(pathExists(dir() + "/store"));
+  EXPECT_FALSE(pathExists(dir() + "/rounds"));
 }
 
 TEST_F(PageStoreTest, ChangedPageSetIsRebuiltFromThePieces) {
-  PageStore st(dir_);
+  PageStore st(dir());
   round(0, 5, {{1, 'a'}, {2, 'b'}});
   ASSERT_TRUE(st.applyRounds().ok());
   round(1, 5, {{9, 'x'}});  // memory that appeared later: outside the layout
@@ -99,11 +96,11 @@ TEST_F(PageStoreTest, ChangedPageSetIsRebuiltFromThePieces) {
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
   EXPECT_EQ(as->rebuilt, 1u);
-  EXPECT_EQ(fills(*readFile(dir_ + "/pages-1.img")), "Bny");
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-1.img")), "Bny");
 }
 
 TEST_F(PageStoreTest, ParentPageTheStoreLacksIsAnError) {
-  PageStore st(dir_);
+  PageStore st(dir());
   round(0, 3, {{1, 'a'}});
   ASSERT_TRUE(st.applyRounds().ok());
   Pagemap pm;
@@ -117,7 +114,7 @@ TEST_F(PageStoreTest, ParentPageTheStoreLacksIsAnError) {
 }
 
 TEST_F(PageStoreTest, UntouchedImagesStayAsTheyAre) {
-  PageStore st(dir_);
+  PageStore st(dir());
   Pagemap pm;
   pm.pagesId = 4;
   pm.entries = {{1 * P, 1, kPePresent}};
@@ -125,7 +122,7 @@ TEST_F(PageStoreTest, UntouchedImagesStayAsTheyAre) {
   write("pages-4.img", page('z'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok());
-  EXPECT_EQ(fills(*readFile(dir_ + "/pages-4.img")), "z");
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-4.img")), "z");
 }
 
 }  // namespace

@@ -9,18 +9,17 @@
 #include <filesystem>
 #include <thread>
 
+#include "unit/temp_dir.h"
+
 namespace lxmig::store {
 namespace {
 
 class AuditLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lxmig-store-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/audit.db";
+    ASSERT_TRUE(tmp_.ok());
+    path_ = tmp_.path() + "/audit.db";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<AuditLog> openOrDie() {
     auto r = AuditLog::open(path_);
@@ -40,7 +39,7 @@ class AuditLogTest : public ::testing::Test {
     return m;
   }
 
-  std::string dir_;
+  testing::TempDir tmp_{"lxmig-store-test"};
   std::string path_;
 };
 
@@ -245,9 +244,9 @@ namespace lxmig::store {
 namespace {
 
 TEST(AuditRounds, RoundsAndModeAreRecordedAndRead) {
-  char tmpl[] = "/tmp/lxmig-rounds-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  testing::TempDir tmp("lxmig-rounds");
+  ASSERT_TRUE(tmp.ok());
+  const std::string& dir = tmp.path();
   {
     auto log = AuditLog::open(dir + "/audit.db");
     ASSERT_TRUE(log.ok());
@@ -283,7 +282,6 @@ TEST(AuditRounds, RoundsAndModeAreRecordedAndRead) {
     ASSERT_TRUE(q.ok());
     EXPECT_EQ(q->rows[0][0], std::to_string((100 + 99) * 4096));
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

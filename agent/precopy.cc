@@ -111,7 +111,36 @@ Result<PidIdentity> pidIdentity(pid_t pid) {
   return id;
 }
 
-PreCopy::PreCopy(PreCopyOptions opts, PidLister pids) : opts_(std::move(opts)), pids_(std::move(pids)) {}
+PreCopy::PreCopy(PreCopyOptions opts, PidLister pids)
+    : opts_(std::move(opts)), pids_(std::move(pids)), stopRule_({opts_.maxDowntimeMs, opts_.maxRounds, opts_.memoryBytes}) {}
+
+void StopRule::sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes) {
+  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
+  lastDirty_ = dirtyBytes;
+  totalSent_ += sentBytes;
+}
+
+StopRule::Decision StopRule::decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps,
+                                    double sendRateBps, int round) {
+  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
+  Decision d;
+  const double dirty = static_cast<double>(dirtyBytes);
+  d.predictedDowntimeMs = sendRateBps > 0 ? static_cast<int64_t>(dirty * 1000 / sendRateBps) : 0;
+  const uint64_t mem = memoryBytes();
+  if (d.predictedDowntimeMs <= limits_.maxDowntimeMs) d.stop = "converged";
+  else if (round >= limits_.maxRounds) d.stop = "round limit";
+  else if (mem > 0 && totalSent_ >= 3 * mem) d.stop = "sent 3x the memory";
+  else {
+    notConverging_ = dirtyRateBps >= sendRateBps ? notConverging_ + 1 : 0;
+    // A dirty set that no longer shrinks is the same verdict reached
+    // sooner: the rate only matches the send rate once rounds stop
+    // shortening (seen with 50%/s writers: ten rounds of ~200 MB).
+    notShrinking_ = lastDirty_ > 0 && dirtyBytes * 10 >= lastDirty_ * 9 ? notShrinking_ + 1 : 0;
+    if (notConverging_ >= 2) d.stop = "not converging (dirty rate >= send rate)";
+    else if (notShrinking_ >= 2) d.stop = "not converging (dirty set stopped shrinking)";
+  }
+  return d;
+}
 
 PreCopy::~PreCopy() { disarm(); }
 
@@ -271,29 +300,22 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.dirtyRateBps = dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_);
   lastScanNs_ = tScan;
 
+  // What the processes hold worth sending: what the target holds plus what
+  // it lacks (for the 3x rule, which must follow a growing workload).
+  uint64_t footprint = 0;
+  for (const auto& [pid, p] : procs_) footprint += p->valid.bytes() + toSend[pid].bytes();
+
   // ---- stop rule (DESIGN.md step 3), decided on the fresh dirty set ----
   if (!first) {
-    rs.predictedDowntimeMs = sendRate_ > 0 ? static_cast<int64_t>(dirtyBytes * 1000 / sendRate_) : 0;
-    if (rs.predictedDowntimeMs <= opts_.maxDowntimeMs) rs.stop = "converged";
-    else if (roundsDone_ >= opts_.maxRounds) rs.stop = "round limit";
-    else if (opts_.memoryBytes > 0 && totalSent_ >= 3 * opts_.memoryBytes) rs.stop = "sent 3x the memory";
-    else {
-      notConverging_ = rs.dirtyRateBps >= sendRate_ ? notConverging_ + 1 : 0;
-      // A dirty set that no longer shrinks is the same verdict reached
-      // sooner: the rate only matches the send rate once rounds stop
-      // shortening (seen with 50%/s writers: ten rounds of ~200 MB).
-      notShrinking_ = lastDirtyPages_ > 0 && rs.dirtyPages * 10 >= lastDirtyPages_ * 9 ? notShrinking_ + 1 : 0;
-      if (notConverging_ >= 2) rs.stop = "not converging (dirty rate >= send rate)";
-      else if (notShrinking_ >= 2) rs.stop = "not converging (dirty set stopped shrinking)";
-    }
+    auto d = stopRule_.decide(rs.dirtyPages * kPageSize, footprint, rs.dirtyRateBps, sendRate_, roundsDone_);
+    rs.predictedDowntimeMs = d.predictedDowntimeMs;
+    rs.stop = std::move(d.stop);
     if (!rs.stop.empty()) {
       rs.sendRateBps = sendRate_;
       rs.durationMs = (monotonicNs() - t0) / 1000000;
       return rs;
     }
   }
-
-  lastDirtyPages_ = rs.dirtyPages;
   if (opts_.onScan) opts_.onScan(rs);
 
   // ---- send: one round directory on the target ----
@@ -383,7 +405,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   LXMIG_LOG(kDebug, kLog) << "round " << roundsDone_ << ": " << em.sent() << " bytes, read " << readNs / 1000000
                           << " ms, send " << sendNs / 1000000 << " ms, total " << (tEnd - tSend) / 1000000 << " ms";
   rs.bytesSent = em.sent();
-  totalSent_ += rs.bytesSent;
+  stopRule_.sawRound(footprint, rs.dirtyPages * kPageSize, rs.bytesSent);
   if (tEnd > tSend && rs.bytesSent > (1u << 20)) {
     double rate = static_cast<double>(rs.bytesSent) * 1e9 / static_cast<double>(tEnd - tSend);
     sendRate_ = sendRate_ > 0 ? 0.5 * sendRate_ + 0.5 * rate : rate;

@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,6 +55,44 @@ struct RoundStats {
   int64_t predictedDowntimeMs = 0;  // remaining dirty set at the send rate
   uint32_t processes = 0;
   std::string stop;          // why the loop stops after this round ("" = go on)
+};
+
+// The loop's stop rule (DESIGN.md step 3), decided on each later round's
+// fresh dirty set; pure, so it is unit-tested on its own.
+//
+//   StopRule rule({300, 10, memoryBytes});
+//   rule.sawRound(presentBytes, 0, sentBytes);           // round 0
+//   auto d = rule.decide(dirtyBytes, footprint, dirtyRate, sendRate, 1);
+class StopRule {
+ public:
+  struct Limits {
+    int64_t maxDowntimeMs = 300;
+    int maxRounds = 10;
+    uint64_t memoryBytes = 0;  // the container's memory when the loop began
+  };
+  struct Decision {
+    std::string stop;  // "" = go on
+    int64_t predictedDowntimeMs = 0;
+  };
+  explicit StopRule(Limits l) : limits_(l) {}
+  // Round `round` (0 first) found `dirtyBytes` to send while the processes
+  // held `footprintBytes` of memory worth sending (round 0: every present
+  // page); `sentBytes` is what the round then sent.
+  void sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes);
+  // For round >= 1, after its scan.
+  Decision decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps, double sendRateBps, int round);
+  // The memory the 3x rule measures against: the largest of the
+  // container's memory at the start and every footprint seen since (a
+  // workload still growing must not stop the loop after one round).
+  uint64_t memoryBytes() const { return std::max(limits_.memoryBytes, maxFootprint_); }
+
+ private:
+  Limits limits_;
+  uint64_t totalSent_ = 0;
+  uint64_t maxFootprint_ = 0;
+  uint64_t lastDirty_ = 0;
+  int notConverging_ = 0;
+  int notShrinking_ = 0;
 };
 
 struct FinalStats {
@@ -112,10 +151,7 @@ class PreCopy {
   int roundsDone_ = 0;
   int64_t lastScanNs_ = 0;
   double sendRate_ = 0;
-  uint64_t totalSent_ = 0;
-  int notConverging_ = 0;
-  int notShrinking_ = 0;
-  uint64_t lastDirtyPages_ = 0;
+  StopRule stopRule_;
   std::vector<char> buf_;
 };
 

@@ -12,6 +12,9 @@
 //   auto t = createTracker("uffd-wp", pid);
 //   PageSet armed = t->arm();            // watching from now on
 //   ... read the pages of `armed` ...
+// or, protecting as the reads go (round 0):
+//   PageSet armed = t->armDeferred();
+//   for each range r to read: t->protect(r); ... read r ...
 //   TrackerScan s = t->collect(true);    // what changed since arm()
 //   t->disarm();                          // also done by the destructor
 #pragma once
@@ -48,6 +51,19 @@ class DirtyTracker {
   virtual bool collectNeedsFreeze() const { return false; }
   // Starts watching the process's trackable memory; returns it.
   virtual Result<PageSet> arm() = 0;
+  // Like arm(), but a backend that can leaves the memory unprotected: each
+  // page then counts as written until protect() covers it. A caller that
+  // reads every page (round 0) protects each range right before reading
+  // it, so a write to a page not read yet costs the workload no fault and
+  // the page no second send. Safe whatever the caller protects: an
+  // unprotected page is reported written by the next collect().
+  virtual Result<PageSet> armDeferred() { return arm(); }
+  // Protects `r` (armed memory; other pages in it are ignored): writes
+  // from now on are seen.
+  virtual Status protect(const Range& r) {
+    (void)r;
+    return okStatus();
+  }
   // What changed since the previous arm()/collect(). With `armNew`, memory
   // that appeared since is armed too (reported in `armed`). NotFound: the
   // process is gone.

@@ -210,13 +210,16 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
     if (!p->tracker) continue;
     if (!p->armed) {
       if (!armNew) continue;
-      auto armed = p->tracker->arm();
+      // Protection follows the reads (round 0 reads every page): a write
+      // to a page not read yet costs no fault and no second send.
+      auto armed = p->tracker->armDeferred();
       if (!armed.ok()) {
         if (armed.status().code() == Code::kNotFound) gone.push_back(pid);
         else return armed.status().withContext("pid " + std::to_string(pid));
         continue;
       }
       p->armed = true;
+      p->protectAsRead = true;
       auto present = presentPages(pid, armed->ranges());
       if (!present.ok()) {
         gone.push_back(pid);
@@ -273,6 +276,22 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
     toSend.erase(g);
   }
   return dirty;
+}
+
+// Protects the pages a read is about to take, in one call over their span
+// unless the span is mostly other memory.
+Status PreCopy::protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total) {
+  if (pieces.empty()) return okStatus();
+  const Range hull{pieces.front().start, pieces.back().end};
+  Status st;
+  if (hull.end - hull.start <= 4 * total) {
+    st = p.tracker->protect(hull);
+  } else {
+    for (const auto& pc : pieces)
+      if (st = p.tracker->protect(pc); !st.ok()) break;
+  }
+  // A process that exited is noticed by the read; its pages go with it.
+  return st.code() == Code::kNotFound ? okStatus() : st;
 }
 
 Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
@@ -355,6 +374,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
           b = end;
         }
       }
+      if (p->protectAsRead) LXMIG_RETURN_IF_ERROR(protectPieces(*p, pieces, total));
       std::string chunk = takeBuffer(total);
       iovec local{chunk.data(), total};
       const int64_t tr0 = monotonicNs();
@@ -393,6 +413,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
       while (ri < todo.size() && todo[ri].end <= next) ++ri;
       if (ri < todo.size()) a = std::max(todo[ri].start, next);
     }
+    p->protectAsRead = false;  // what was not read stays unprotected: written, sent next round
     if (off != planned) LXMIG_RETURN_IF_ERROR(em.file(pages, off));  // pages vanished: the file is shorter
     for (const auto& r : sentNow.ranges()) p->valid.add(r);
     for (const auto& r : once[pid].ranges()) p->valid.remove(r);  // unwatched: never valid

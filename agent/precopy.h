@@ -139,10 +139,12 @@ class PreCopy {
     std::unique_ptr<DirtyTracker> tracker;
     PageSet valid;  // the target holds the current content of these pages
     bool armed = false;
+    bool protectAsRead = false;  // armed deferred: protect each range before reading it
   };
   Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once = nullptr);
   Status refreshProcesses(bool attachNew);
   Result<std::unique_ptr<Proc>> attach(pid_t pid);
+  Status protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total);
 
   PreCopyOptions opts_;
   PidLister pids_;

@@ -141,6 +141,7 @@ class Worker {
           break;
         }
         case 's': r = static_cast<uint64_t>(gUsr1); break;
+        case 'd': r = ::madvise(blob + (arg % kBlobPages) * 4096, 4096, MADV_DONTNEED) == 0 ? 1 : 0; break;
         default: r = 0;
       }
       if (::write(out, &r, 8) != 8) break;
@@ -232,6 +233,67 @@ TEST(UffdWp, ReportsExactlyTheWrittenPages) {
     ASSERT_TRUE(present.ok());
     EXPECT_EQ(present->bytes(), kBlobPages * 4096);
   }
+}
+
+// Round 0 protects as it reads: until protect() covers a page, the page
+// counts as written (so a caller that never protects it resends it), and a
+// write to it costs no fault.
+TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
+  if (!requireRoot()) return;
+  Worker w;
+  auto t = backend("uffd-wp").create(w.pid());
+  ASSERT_TRUE(t.ok()) << t.status().toString();
+  auto armed = (*t)->armDeferred();
+  ASSERT_TRUE(armed.ok()) << armed.status().toString();
+  EXPECT_EQ(inBlob(*armed, w).bytes(), kBlobPages * 4096) << "the whole blob is watched";
+  auto page = [&](uint64_t p) { return Range{w.blob() + p * 4096, w.blob() + (p + 1) * 4096}; };
+  // Pages 0-99 protected (as if read), then 5 and 50 written; 200 written
+  // but never protected.
+  ASSERT_TRUE((*t)->protect(Range{w.blob(), w.blob() + 100 * 4096}).ok());
+  for (uint64_t p : {5, 50, 200}) w.call('w', p);
+  auto s = (*t)->collect(true);
+  ASSERT_TRUE(s.ok()) << s.status().toString();
+  PageSet written = inBlob(s->written, w);
+  EXPECT_TRUE(written.contains(page(5).start) && written.contains(page(50).start));
+  for (uint64_t p : {0, 6, 99}) EXPECT_FALSE(written.contains(page(p).start)) << "page " << p << " protected, not written";
+  // Everything never protected counts as written.
+  EXPECT_EQ(written.bytes(), (2 + kBlobPages - 100) * 4096);
+  // The collect protected the rest: from now on only writes show.
+  w.call('w', 3000);
+  auto s2 = (*t)->collect(true);
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(inBlob(s2->written, w).ranges(), std::vector<Range>{page(3000)});
+  // Protecting memory that is not armed (or outside any mapping) is harmless.
+  EXPECT_TRUE((*t)->protect(Range{0x1000, 0x2000}).ok());
+}
+
+// A page the process gives back (MADV_DONTNEED) must stay a hole: CRIU
+// dumps what /proc/PID/pagemap shows present or swapped, and a uffd-wp
+// marker there reads as swapped, so a marker would make the dump carry the
+// page (and the target restore the content it held before, not zeros).
+TEST(UffdWp, FreedPagesStayHoles) {
+  if (!requireRoot()) return;
+  Worker w;
+  auto t = backend("uffd-wp").create(w.pid());
+  ASSERT_TRUE(t.ok()) << t.status().toString();
+  ASSERT_TRUE((*t)->arm().ok());
+  ASSERT_EQ(w.call('d', 7), 1u);
+  ASSERT_TRUE((*t)->collect(true).ok());
+  ASSERT_TRUE((*t)->collect(true).ok());
+  auto bits = [&](uint64_t page) {
+    int pm = ::open(("/proc/" + std::to_string(w.pid()) + "/pagemap").c_str(), O_RDONLY);
+    uint64_t word = 0;
+    EXPECT_EQ(::pread(pm, &word, 8, static_cast<off_t>((w.blob() / 4096 + page) * 8)), 8);
+    ::close(pm);
+    return word >> 62;  // bit 63 present, bit 62 swapped
+  };
+  EXPECT_EQ(bits(7), 0u) << "freed page: neither present nor swapped";
+  EXPECT_EQ(bits(8), 2u) << "a page still held is present";
+  // Written again, it is a new page, not protected: reported.
+  w.call('w', 7);
+  auto s = (*t)->collect(true);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(inBlob(s->written, w).ranges(), (std::vector<Range>{{w.blob() + 7 * 4096, w.blob() + 8 * 4096}}));
 }
 
 TEST(UffdWp, ReplacedMappingIsUnwatchedThenArmedAgain) {

@@ -8,13 +8,16 @@
 // what VERIFY checks.
 //
 //   dirtier --port 7100 --mem 64 --rate 2000 [--threads N] [--mmap-churn]
-//           [--fork-churn] [--child]
+//           [--fork-churn] [--free-churn] [--child]
 //
 // --rate: 64-bit words written per second (each on a random page) in total
 // --threads N: N writer threads, each owning a slice of the footprint
 // --mmap-churn: a thread unmaps and maps again an 8 MiB region (same
 //   address, MAP_FIXED) and refills it, over and over
 // --fork-churn: a thread forks short-lived children that touch memory
+// --free-churn: a thread gives pages of the footprint back to the kernel
+//   (MADV_DONTNEED, as allocators do), 500 a second: they must read as
+//   zeros afterwards, also after a migration
 // --child: a long-lived child process with its own footprint and writer,
 //   serving the same commands on port+1
 // --strict-child: a child process in seccomp strict mode, blocked in read()
@@ -142,6 +145,24 @@ void mmapChurn(Region* r) {
   }
 }
 
+// Gives random pages of `r` back to the kernel; the checksum counts them as
+// zeros, which is what the process reads there from now on.
+void freeChurn(Region* r, uint64_t seed) {
+  const size_t wordsPerPage = 4096 / 8, pages = r->n / wordsPerPage;
+  uint64_t x = seed | 1;
+  for (;;) {
+    x = splitmix(x);
+    const size_t first = (x % pages) * wordsPerPage;
+    {
+      std::lock_guard lk(r->mu);
+      for (size_t i = first; i < first + wordsPerPage; ++i) r->sum -= mix(i, r->words[i]);
+      if (madvise(r->words + first, 4096, MADV_DONTNEED) != 0) _exit(4);
+      for (size_t i = first; i < first + wordsPerPage; ++i) r->sum += mix(i, 0);
+    }
+    usleep(2000);
+  }
+}
+
 void forkChurn() {
   for (;;) {
     pid_t c = fork();
@@ -231,7 +252,8 @@ std::string answer(State& st, const std::string& req) {
   }
 }
 
-void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed, bool shared = false) {
+void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed, bool shared = false,
+                  bool freeing = false) {
   st.bytes = memMib << 20;
   st.blob = static_cast<unsigned char*>(
       mmap(nullptr, st.bytes, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0));
@@ -245,6 +267,7 @@ void startWriters(State& st, size_t memMib, int threads, double rate, bool churn
     st.regions.push_back(r);
     std::thread(writer, &st, r, rate / threads, seed * 31 + static_cast<uint64_t>(t)).detach();
   }
+  if (freeing) std::thread(freeChurn, st.regions[0], seed ^ 0x5eed).detach();
   if (churn) {
     auto* r = new Region;
     const size_t len = 8 << 20;
@@ -262,7 +285,7 @@ int main(int argc, char** argv) {
   int port = 7100, threads = 1;
   size_t memMib = 64;
   double rate = 1000;
-  bool mmapChurnOn = false, forkChurnOn = false, child = false, strictChild = false, shared = false;
+  bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, child = false, strictChild = false, shared = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -278,6 +301,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::max(1, std::atoi(next()));
     else if (a == "--mmap-churn") mmapChurnOn = true;
     else if (a == "--fork-churn") forkChurnOn = true;
+    else if (a == "--free-churn") freeChurnOn = true;
     else if (a == "--child") child = true;
     else if (a == "--strict-child") strictChild = true;
     else if (a == "--shared") shared = true;
@@ -306,7 +330,7 @@ int main(int argc, char** argv) {
     close(fds[0]);  // the write end stays open: the child blocks forever
   }
   State st;
-  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared);
+  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared, freeChurnOn);
   if (forkChurnOn) std::thread(forkChurn).detach();
   serve(st, port);
 }

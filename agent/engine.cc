@@ -672,6 +672,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     Status st = fromPeerGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
     ph.end(st, 0, st.ok() ? "assemble_ms=" + std::to_string(rrep.assemble_ms()) +
                                 " assemble_copied=" + std::to_string(rrep.assembled_copied_bytes()) +
+                                " assemble_moved=" + std::to_string(rrep.assembled_moved_bytes()) +
                                 " lazy_start_ms=" + std::to_string(rrep.lazy_start_ms()) +
                                 " net_import_ms=" + std::to_string(rrep.net_import_ms()) +
                                 " conntrack_imported=" + std::to_string(rrep.conntrack_imported()) +
@@ -698,7 +699,9 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     sub("target-net-import", rrep.net_import_ms(), 0,
         "nftables chain + " + std::to_string(rrep.conntrack_imported()) + " conntrack entries");
     if (pc) {
-      sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes(), "bytes = copied");
+      sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes() + rrep.assembled_moved_bytes(),
+          "bytes = copied " + std::to_string(rrep.assembled_copied_bytes()) + " + moved " +
+              std::to_string(rrep.assembled_moved_bytes()));
       sub("target-lazy-start", rrep.lazy_start_ms(), 0, "criu lazy-pages daemon");
     }
     sub("target-restore", rrep.restore_ms(), 0, pc ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
@@ -1046,6 +1049,7 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
       if (!as.ok()) return fail(as.status().withContext("assemble images"));
       r.set_assemble_ms((monotonicNs() - t) / 1000000);
       r.set_assembled_copied_bytes(as->copiedBytes);
+      r.set_assembled_moved_bytes(as->movedBytes);
       t = monotonicNs();
     }
   }

@@ -8,10 +8,11 @@
 // place; pages outside the layout (memory that became present later) go to
 // store/extra-<vpid>.img. After the dump the source sends CRIU's pagemaps
 // with every page the target holds marked PARENT plus the pages it lacks;
-// assemble() turns them into plain, self-contained CRIU images: when the
-// process's present pages are still exactly the layout (the usual case),
-// the flat file becomes CRIU's pages file after the few sent pages are
-// written into it; otherwise a new file is built from the pieces.
+// assemble() turns them into plain, self-contained CRIU images: the flat
+// file becomes CRIU's pages file in place, with the sent pages written into
+// it. When the process's pages are still exactly the layout nothing moves;
+// pages that appeared or vanished since round 0 shift what follows them
+// inside the file (moved, never copied to a new file).
 //
 // (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
 // local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "lxmig/base/status.h"
 #include "page_set.h"
@@ -30,8 +32,9 @@ namespace lxmig::agent {
 struct AssembleStats {
   uint64_t pages = 0;        // pages in the assembled images
   uint64_t fromStore = 0;    // of which taken from the store
-  uint64_t copiedBytes = 0;  // bytes copied (0 on the fast path)
-  uint32_t rebuilt = 0;      // processes whose pages file had to be rebuilt
+  uint64_t copiedBytes = 0;  // bytes copied from the extra file (pages outside the layout)
+  uint64_t movedBytes = 0;   // bytes moved inside a pages file (pages appeared or vanished)
+  uint32_t rebuilt = 0;      // processes whose pages file was not exactly the layout
 };
 
 class PageStore {
@@ -43,6 +46,8 @@ class PageStore {
   // Completes CRIU's images in the images dir (see above).
   Result<AssembleStats> assemble();
 
+  struct Piece;
+
  private:
   struct Proc {
     std::map<uint64_t, std::pair<uint64_t, uint64_t>> layout;  // start -> (end, offset in flat)
@@ -51,6 +56,8 @@ class PageStore {
     uint64_t extraSize = 0;
   };
   Status applyRound(int k);
+  static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra,
+                         int delta, const std::string& deltaName, AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.
   static uint64_t flatOffset(const Proc& p, uint64_t addr);
   std::string flatPath(uint32_t vpid) const;

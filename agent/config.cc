@@ -49,6 +49,7 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"firewall_table", &AgentConfig::firewallTable},
       {"devices", &AgentConfig::devices},
       {"source_silence", &AgentConfig::sourceSilence},
+      {"data_link_cipher", &AgentConfig::dataLinkCipher},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -83,6 +84,8 @@ Status AgentConfig::validate() const {
   if (sourceSilence.empty() || sourceSilence.find_first_not_of("0123456789") != std::string::npos ||
       sourceSilenceSeconds() < 1)
     return invalidArgument("bad source_silence `" + sourceSilence + "` (whole seconds, at least 1)");
+  if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
+    return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
     return invalidArgument("`listen` port 65535 leaves no next port for the data link; set data_listen");
   return okStatus();

@@ -173,7 +173,24 @@ Head getHead(const char* b) {
   return {le32toh(v[0]), le32toh(v[1]), le32toh(v[2])};
 }
 
-// One direction of a link after the handshake: AES-128-GCM under a key
+// The frames' AEAD, chosen in the TLS handshake by ALPN: AES-128-OCB
+// (RFC 7253) when both ends offer it, twice as fast as GCM with OpenSSL 3.0
+// here (10.5 vs 5.0 GB/s; the page stream is CPU-bound); AES-128-GCM with
+// an agent that offers no ALPN (older lxmigd) or is configured for GCM only
+// (`data_link_cipher`, e.g. where only FIPS-approved modes may be used).
+enum class Aead { kGcm, kOcb };
+constexpr unsigned char kAlpnOcb[] = "\x0clxmig-data/2";
+constexpr unsigned char kAlpnGcm[] = "\x0clxmig-data/1";
+constexpr unsigned char kAlpnBoth[] = "\x0clxmig-data/2\x0clxmig-data/1";
+
+const char* aeadName(Aead a) { return a == Aead::kOcb ? "AES-128-OCB" : "AES-128-GCM"; }
+
+// OCB emits whole 16-byte blocks as it goes and the rest at the end, so a
+// frame's header, encrypted in place ahead of its data, is padded to whole
+// blocks; the frame head keeps its real length.
+size_t sealedHeaderBytes(Aead a, size_t headerLen) { return a == Aead::kOcb ? (headerLen + 15) / 16 * 16 : headerLen; }
+
+// One direction of a link after the handshake: the AEAD under a key
 // exported from the TLS 1.3 session (RFC 8446 7.5), the nonce a frame
 // counter, so frames are accepted only in order and only once. A frame is
 // sealed as one AEAD message of up to 64 MiB, where TLS would cut 16 KiB
@@ -184,18 +201,21 @@ class FrameCipher {
   static constexpr size_t kKeyBytes = 16;
   static constexpr size_t kTagBytes = 16;
 
-  Status init(const unsigned char* key, bool sealing) {
+  Status init(const unsigned char* key, bool sealing, Aead aead) {
     sealing_ = sealing;
     ctx_.reset(EVP_CIPHER_CTX_new());
     if (!ctx_) return internalError("cipher context: " + sslErrors());
-    int ok = sealing ? EVP_EncryptInit_ex(ctx_.get(), EVP_aes_128_gcm(), nullptr, key, nullptr)
-                     : EVP_DecryptInit_ex(ctx_.get(), EVP_aes_128_gcm(), nullptr, key, nullptr);
-    if (ok != 1) return internalError("cipher init: " + sslErrors());
+    const EVP_CIPHER* cipher = aead == Aead::kOcb ? EVP_aes_128_ocb() : EVP_aes_128_gcm();
+    int ok = sealing ? EVP_EncryptInit_ex(ctx_.get(), cipher, nullptr, key, nullptr)
+                     : EVP_DecryptInit_ex(ctx_.get(), cipher, nullptr, key, nullptr);
+    if (ok != 1) return internalError(std::string(aeadName(aead)) + " init: " + sslErrors());
     return okStatus();
   }
 
   // One frame: begin() with the associated data, update() over its bytes
-  // in order (in place), then seal() writes the tag or open() checks it.
+  // in order (in place; `done` says how many came out, OCB holds back a
+  // partial block), then seal() or open() puts what was held back at `tail`
+  // (right after the last update's output) and writes or checks the tag.
   Status begin(const char* aad, size_t aadLen) {
     unsigned char iv[12] = {};
     uint64_t n = htole64(counter_++);
@@ -206,29 +226,30 @@ class FrameCipher {
       return internalError("cipher: " + sslErrors());
     return update(nullptr, aad, aadLen);
   }
-  Status update(char* p, const char* in, size_t bytes) {
+  Status update(char* p, const char* in, size_t bytes, size_t* done = nullptr) {
+    if (done) *done = 0;
     if (bytes == 0) return okStatus();
     int len = 0;
     auto* out = reinterpret_cast<unsigned char*>(p);
     auto* src = reinterpret_cast<const unsigned char*>(in);
     int ok = sealing_ ? EVP_EncryptUpdate(ctx_.get(), out, &len, src, static_cast<int>(bytes))
                       : EVP_DecryptUpdate(ctx_.get(), out, &len, src, static_cast<int>(bytes));
-    return ok == 1 ? okStatus() : internalError("cipher: " + sslErrors());
+    if (ok != 1) return internalError("cipher: " + sslErrors());
+    if (done) *done = static_cast<size_t>(len);
+    return okStatus();
   }
-  Status update(char* p, size_t bytes) { return update(p, p, bytes); }
-  Status seal(unsigned char* tag) {
-    unsigned char scratch[16];
+  Status update(char* p, size_t bytes, size_t* done = nullptr) { return update(p, p, bytes, done); }
+  Status seal(char* tail, unsigned char* tag) {
     int len = 0;
-    if (EVP_EncryptFinal_ex(ctx_.get(), scratch, &len) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) != 1)
+    if (EVP_EncryptFinal_ex(ctx_.get(), reinterpret_cast<unsigned char*>(tail), &len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_AEAD_GET_TAG, kTagBytes, tag) != 1)
       return internalError("cipher: " + sslErrors());
     return okStatus();
   }
-  Status open(unsigned char* tag) {
-    unsigned char scratch[16];
+  Status open(char* tail, unsigned char* tag) {
     int len = 0;
-    if (EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) != 1 ||
-        EVP_DecryptFinal_ex(ctx_.get(), scratch, &len) != 1) {
+    if (EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_AEAD_SET_TAG, kTagBytes, tag) != 1 ||
+        EVP_DecryptFinal_ex(ctx_.get(), reinterpret_cast<unsigned char*>(tail), &len) != 1) {
       ERR_clear_error();
       return Status(Code::kPermissionDenied, "frame failed authentication");
     }
@@ -246,19 +267,26 @@ class Channel {
  public:
   Channel(UniqueFd fd, std::string peer) : fd_(std::move(fd)), peer_(std::move(peer)) {}
 
-  // Derives both directions' keys from the finished TLS session.
+  // Derives both directions' keys from the finished TLS session, for the
+  // AEAD its ALPN chose (none chosen: GCM, the original link).
   Status keys(SSL* ssl, bool client) {
+    const unsigned char* proto = nullptr;
+    unsigned protoLen = 0;
+    SSL_get0_alpn_selected(ssl, &proto, &protoLen);
+    aead_ = protoLen == kAlpnOcb[0] && std::memcmp(proto, kAlpnOcb + 1, protoLen) == 0 ? Aead::kOcb : Aead::kGcm;
     unsigned char km[2 * FrameCipher::kKeyBytes];
-    static constexpr char kLabel[] = "EXPORTER-lxmig-data-link-v1";
-    if (SSL_export_keying_material(ssl, km, sizeof km, kLabel, sizeof kLabel - 1, nullptr, 0, 0) != 1)
+    const std::string label = aead_ == Aead::kOcb ? "EXPORTER-lxmig-data-link-v2" : "EXPORTER-lxmig-data-link-v1";
+    if (SSL_export_keying_material(ssl, km, sizeof km, label.data(), label.size(), nullptr, 0, 0) != 1)
       return internalError("data link " + peer_ + ": key export: " + sslErrors());
     const unsigned char* toServer = km;
     const unsigned char* toClient = km + FrameCipher::kKeyBytes;
-    LXMIG_RETURN_IF_ERROR(out_.init(client ? toServer : toClient, true));
-    LXMIG_RETURN_IF_ERROR(in_.init(client ? toClient : toServer, false));
+    Status st = out_.init(client ? toServer : toClient, true, aead_);
+    if (st.ok()) st = in_.init(client ? toClient : toServer, false, aead_);
     OPENSSL_cleanse(km, sizeof km);
-    return okStatus();
+    return st;
   }
+
+  Aead aead() const { return aead_; }
 
   int fd() const { return fd_.get(); }
   const std::string& peer() const { return peer_; }
@@ -270,11 +298,14 @@ class Channel {
     const std::string what = "data link " + peer_;
     char head[kHeadBytes];
     putHead(head, {kind, static_cast<uint32_t>(header.size()), static_cast<uint32_t>(data.size())});
+    header.resize(sealedHeaderBytes(aead_, header.size()));
     unsigned char tag[FrameCipher::kTagBytes];
+    size_t done = 0;
     LXMIG_RETURN_IF_ERROR(out_.begin(head, sizeof head).withContext(what));
-    LXMIG_RETURN_IF_ERROR(out_.update(header.data(), header.size()).withContext(what));
-    LXMIG_RETURN_IF_ERROR(out_.update(data.data(), data.size()).withContext(what));
-    LXMIG_RETURN_IF_ERROR(out_.seal(tag).withContext(what));
+    LXMIG_RETURN_IF_ERROR(out_.update(header.data(), header.size(), &done).withContext(what));
+    if (done != header.size()) return internalError(what + ": cipher held back part of a header");
+    LXMIG_RETURN_IF_ERROR(out_.update(data.data(), data.size(), &done).withContext(what));
+    LXMIG_RETURN_IF_ERROR(out_.seal(data.data() + done, tag).withContext(what));
     iovec iov[4] = {{head, sizeof head}, {header.data(), header.size()}, {data.data(), data.size()}, {tag, sizeof tag}};
     return sendAll(fd_.get(), iov, 4, what);
   }
@@ -294,7 +325,7 @@ class Channel {
     if (h.headerLen > kMaxHeader || h.dataLen > kMaxData)
       return invalidArgument(what + ": frame of " + std::to_string(h.headerLen) + "+" + std::to_string(h.dataLen) +
                              " bytes exceeds the limits");
-    header.resize(h.headerLen);
+    header.resize(sealedHeaderBytes(aead_, h.headerLen));
     if (data.capacity() < h.dataLen) data = takeBuffer(h.dataLen);
     data.resize(h.dataLen);
     unsigned char tag[FrameCipher::kTagBytes];
@@ -303,10 +334,13 @@ class Channel {
     // would never wake the reader.)
     iovec iov[3] = {{header.data(), header.size()}, {data.data(), data.size()}, {tag, sizeof tag}};
     LXMIG_RETURN_IF_ERROR(recvAll(fd_.get(), iov, 3, what));
+    size_t done = 0;
     LXMIG_RETURN_IF_ERROR(in_.begin(head, sizeof head).withContext(what));
-    LXMIG_RETURN_IF_ERROR(in_.update(header.data(), header.size()).withContext(what));
-    LXMIG_RETURN_IF_ERROR(in_.update(data.data(), data.size()).withContext(what));
-    LXMIG_RETURN_IF_ERROR(in_.open(tag).withContext(what));
+    LXMIG_RETURN_IF_ERROR(in_.update(header.data(), header.size(), &done).withContext(what));
+    if (done != header.size()) return internalError(what + ": cipher held back part of a header");
+    LXMIG_RETURN_IF_ERROR(in_.update(data.data(), data.size(), &done).withContext(what));
+    LXMIG_RETURN_IF_ERROR(in_.open(data.data() + done, tag).withContext(what));
+    header.resize(h.headerLen);
     return h;
   }
 
@@ -314,7 +348,22 @@ class Channel {
   UniqueFd fd_;
   std::string peer_;
   FrameCipher out_, in_;
+  Aead aead_ = Aead::kGcm;
 };
+
+// Server side of the ALPN choice: OCB when the client offers it and this
+// node allows it, else GCM when offered; no ALPN answer at all to a client
+// that offers neither (an older lxmigd: GCM, as before).
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLen, const unsigned char* in, unsigned inLen,
+               void* offer) {
+  const auto* mine = static_cast<const unsigned char*>(offer);  // kAlpnBoth or kAlpnGcm (no zero byte inside)
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, outLen, mine, static_cast<unsigned>(std::strlen(static_cast<const char*>(offer))),
+                            in, inLen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
 
 Result<SslCtx> makeContext(const TlsIdentity& id, bool server) {
   ERR_clear_error();
@@ -348,6 +397,15 @@ Result<SslCtx> makeContext(const TlsIdentity& id, bool server) {
   ERR_clear_error();
   if (cas == 0) return invalidArgument("TLS: no certificate in the cluster CA");
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  // The frames' AEAD (see Aead). ALPN answers travel encrypted and
+  // authenticated in TLS 1.3, so the choice cannot be tampered with.
+  const unsigned char* offer = id.gcmOnly ? kAlpnGcm : kAlpnBoth;
+  const unsigned offerLen = id.gcmOnly ? sizeof kAlpnGcm - 1 : sizeof kAlpnBoth - 1;
+  if (server) {
+    SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, const_cast<unsigned char*>(offer));
+  } else if (SSL_CTX_set_alpn_protos(ctx.get(), offer, offerLen) != 0) {
+    return internalError("TLS ALPN: " + sslErrors());
+  }
   return ctx;
 }
 
@@ -438,7 +496,9 @@ class LinkWriter final : public ChunkWriter {
     ::shutdown(ch_->fd(), SHUT_RDWR);  // wakes the sender out of a blocking send
   }
 
-  const char* kind() const override { return "data link"; }
+  const char* kind() const override {
+    return ch_->aead() == Aead::kOcb ? "data link (AES-128-OCB)" : "data link (AES-128-GCM)";
+  }
 
  private:
   struct Frame {

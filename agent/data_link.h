@@ -16,8 +16,9 @@
 //   auto reply = (*w)->finish();   // the receiver's verdict
 //
 // On the wire (integers little endian): frames of u32 kind, u32 header
-// length, u32 data length, the header (a TransferChunk without `data`), the
-// data. The source sends chunk frames and one end frame; the receiver
+// length, u32 data length, the header (a TransferChunk without `data`; under
+// AES-128-OCB padded with zeros to whole 16-byte blocks), the data, the
+// AEAD tag; the 12-byte head is the AEAD's associated data. The source sends chunk frames and one end frame; the receiver
 // answers with one verdict frame (a DataLinkVerdict), early when it stops on
 // an error. The source looks for an early verdict between its frames, so a
 // receiver's error stops the sender at once and is the error reported.
@@ -35,12 +36,15 @@ namespace lxmig::agent {
 
 struct TlsIdentity {
   std::string caPem, certPem, keyPem;
+  // The data link's frames use AES-128-GCM only (never AES-128-OCB, which
+  // both ends otherwise agree on when they can): config `data_link_cipher`.
+  bool gcmOnly = false;
 };
 
 // One bulk stream, source side. write() and finish() are called from one
 // thread; cancel() from any. Integrity per chunk is the transport's: the
 // Transfer RPC adds an XXH3 of the data (checked by the receiver), the data
-// link seals every frame (AES-GCM tag); producers set no checksum.
+// link seals every frame (AEAD tag); producers set no checksum.
 class ChunkWriter {
  public:
   virtual ~ChunkWriter() = default;
@@ -52,7 +56,8 @@ class ChunkWriter {
   virtual Result<v1::TransferReply> finish() = 0;
   // Breaks the stream at once; idempotent.
   virtual void cancel() = 0;
-  // "data link" or "gRPC", for logs and the audit.
+  // "data link (AES-128-OCB)", "data link (AES-128-GCM)" or "gRPC", for
+  // logs and the audit.
   virtual const char* kind() const = 0;
 };
 

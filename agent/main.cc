@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", over.tlsCert, "this node's certificate (PEM)");
   app.add_option("--tls-key", over.tlsKey, "this node's key (PEM)");
   app.add_option("--data-listen", over.dataListen, "HOST:PORT for bulk data links (default: --listen port + 1; off)");
+  app.add_option("--data-link-cipher", over.dataLinkCipher,
+                 "frame cipher of data links: auto (AES-128-OCB when the peer offers it, else AES-128-GCM) or "
+                 "aes-128-gcm");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
@@ -193,6 +196,7 @@ int main(int argc, char** argv) {
   pick("--fail-at", cfg.failAt, over.failAt);
   pick("--devices", cfg.devices, over.devices);
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
+  pick("--data-link-cipher", cfg.dataLinkCipher, over.dataLinkCipher);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {

@@ -107,7 +107,7 @@ class Node {
   // The host part of a peer's address (where its data link listens too).
   Result<std::string> peerHost(const std::string& node) const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
-  TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_}; }
+  TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"}; }
   // The port this agent's data link listens on; 0: none (told to sources
   // in PREPARE, so they use the Transfer RPC).
   uint16_t dataPort() const { return dataPort_; }

@@ -1,10 +1,11 @@
 // The agents' bulk stream alone (issue 4's page-stream goal): one stream of
-// 1 MiB chunks (integrity as the agents do it: an AES-GCM tag per frame on
+// 1 MiB chunks (integrity as the agents do it: an AEAD tag per frame on
 // the data link, an XXH3 per chunk on gRPC), over the peers' TLS, into a
 // prepared (fake) incoming migration on the target, which writes the file
 // into its images tmpfs; aborted afterwards. `--link data` uses the agents'
-// data link (agent/data_link.h, what migrations use), `--link grpc` the
-// Transfer RPC (the fallback). Run by scripts/bench_stream.sh inside node
+// data link (agent/data_link.h, what migrations use: AES-128-OCB),
+// `--link data-gcm` the same link held to AES-128-GCM (data_link_cipher),
+// `--link grpc` the Transfer RPC (the fallback). Run by scripts/bench_stream.sh inside node
 // n1's network namespace, side by side with iperf3 between the same
 // namespaces.
 //
@@ -14,7 +15,7 @@
 // fresh memory (on this VM freed memory goes back to the host and costs
 // ~2.3 CPU-s per GiB to touch again, see docs/benchmarks.md).
 //
-//   stream_bench --target 10.99.0.12:7400 --ca CA --cert CERT --key KEY [--link data|grpc] [--mib 1024]
+//   stream_bench --target 10.99.0.12:7400 --ca CA --cert CERT --key KEY [--link data|data-gcm|grpc] [--mib 1024]
 //                [--span MIB] [--runs 3]
 // Output: one JSON object per run {"link","mib","ms","mib_per_s"}.
 #include <grpcpp/grpcpp.h>
@@ -53,8 +54,8 @@ int main(int argc, char** argv) {
     else if (a == "--span") span = std::atoi(v.c_str());
     else die("unknown option " + a);
   }
-  if (target.empty() || ca.empty() || cert.empty() || key.empty() || (link != "data" && link != "grpc"))
-    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--link data|grpc] [--host NAME] [--mib N] [--runs N]");
+  if (target.empty() || ca.empty() || cert.empty() || key.empty() || (link != "data" && link != "data-gcm" && link != "grpc"))
+    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--link data|data-gcm|grpc] [--host NAME] [--mib N] [--runs N]");
   auto caPem = readFile(ca), certPem = readFile(cert), keyPem = readFile(key);
   if (!caPem.ok() || !certPem.ok() || !keyPem.ok()) die("cannot read the TLS files");
   grpc::SslCredentialsOptions o;
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
       if (dataPort == 0) die("the target offers no data link");
       auto hp = agent::splitHostPort(target);
       if (!hp.ok()) die(hp.status().message());
-      auto dl = agent::connectDataLink({*caPem, *certPem, *keyPem}, hp->first, dataPort, 5000);
+      auto dl = agent::connectDataLink({*caPem, *certPem, *keyPem, link == "data-gcm"}, hp->first, dataPort, 5000);
       if (!dl.ok()) die("data link: " + dl.status().message());
       w = std::move(*dl);
     }

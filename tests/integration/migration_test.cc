@@ -215,7 +215,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
     EXPECT_EQ(p["result"], "ok") << p.dump();
     // Bulk data takes the agents' data link, not the gRPC stream.
     if (p["name"] == "sync") {
-      EXPECT_EQ(p.value("detail", ""), "via data link") << p.dump();
+      EXPECT_EQ(p.value("detail", ""), "via data link (AES-128-OCB)") << p.dump();
     }
   }
   EXPECT_TRUE(r.value("warnings", nlohmann::json::array()).empty()) << r.dump();

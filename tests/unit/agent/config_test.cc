@@ -53,6 +53,18 @@ TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
   EXPECT_NE(unknown.status().message().find("unknown key `sourcesilence`"), std::string::npos);
 }
 
+TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->dataLinkCipher, "auto");
+  auto gcm = load("data_link_cipher = \"aes-128-gcm\"\n");
+  ASSERT_TRUE(gcm.ok());
+  EXPECT_TRUE(gcm->validate().ok());
+  auto bad = load("data_link_cipher = \"chacha\"\n");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
+}
+
 TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
   auto c = load("listen = \"10.99.0.11:7400\"\n");
   ASSERT_TRUE(c.ok());

@@ -102,7 +102,7 @@ TEST_F(DataLinkTest, ChunksArriveWholeAndInOrderAndTheReplyComesBack) {
   ASSERT_TRUE(srv);
   auto w = connectDataLink(identity("n1"), "127.0.0.1", srv->port(), 2000);
   ASSERT_TRUE(w.ok()) << w.status().toString();
-  EXPECT_STREQ((*w)->kind(), "data link");
+  EXPECT_STREQ((*w)->kind(), "data link (AES-128-OCB)") << "both ends offer OCB";
   const std::vector<size_t> sizes = {0, 1, 4096, 1 << 20, 3 << 20, 12345, 0, 1 << 20};
   std::vector<std::string> sent;
   uint64_t total = 0;
@@ -126,6 +126,41 @@ TEST_F(DataLinkTest, ChunksArriveWholeAndInOrderAndTheReplyComesBack) {
     EXPECT_EQ(got[i].path(), "pages-" + std::to_string(i) + ".img");
     EXPECT_EQ(got[i].offset(), i * 7);
     EXPECT_TRUE(got[i].data() == sent[i]) << "chunk " << i;
+  }
+}
+
+// Either end configured for GCM only (data_link_cipher = "aes-128-gcm"):
+// the link agrees on GCM, and frames of every size (headers not a whole
+// number of blocks, data with a partial last block) arrive intact.
+TEST_F(DataLinkTest, AnEndThatAllowsOnlyGcmGetsGcm) {
+  for (bool serverGcmOnly : {true, false}) {
+    SCOPED_TRACE(serverGcmOnly ? "server GCM only" : "client GCM only");
+    std::vector<std::string> got;
+    TlsIdentity srvId = identity("n2"), cliId = identity("n1");
+    (serverGcmOnly ? srvId : cliId).gcmOnly = true;
+    auto srv = DataServer::start(srvId, "127.0.0.1:0", [&](const ChunkSource& next) -> Result<v1::TransferReply> {
+      v1::TransferChunk c;
+      for (;;) {
+        LXMIG_ASSIGN_OR_RETURN(bool more, next(c));
+        if (!more) break;
+        got.push_back(c.path() + ":" + c.data());
+      }
+      return v1::TransferReply();
+    });
+    ASSERT_TRUE(srv.ok()) << srv.status().toString();
+    auto w = connectDataLink(cliId, "127.0.0.1", (*srv)->port(), 2000);
+    ASSERT_TRUE(w.ok()) << w.status().toString();
+    EXPECT_STREQ((*w)->kind(), "data link (AES-128-GCM)");
+    std::vector<std::string> sent;
+    for (size_t n : {size_t{0}, size_t{15}, size_t{17}, size_t{4096}, size_t{(1 << 20) + 3}}) {
+      v1::TransferChunk c;
+      c.set_path("f" + std::string(n % 7, 'x'));
+      c.set_data(randomBytes(n, n));
+      sent.push_back(c.path() + ":" + c.data());
+      ASSERT_TRUE((*w)->write(c));
+    }
+    ASSERT_TRUE((*w)->finish().ok());
+    EXPECT_TRUE(got == sent);
   }
 }
 

@@ -22,6 +22,8 @@
 //                                      # device node under /dev; "none": nothing
 //     source_silence = "120"           # seconds before an incoming migration
 //                                      # whose source went silent is settled here
+//     data_link_cipher = "auto"        # AES-128-OCB when both ends offer it, else
+//                                      # AES-128-GCM; "aes-128-gcm": GCM only
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
 // Flags given on the command line override the file.
@@ -70,6 +72,9 @@ struct AgentConfig {
   // target settles it alone (aborts it before the restore, commits after).
   std::string sourceSilence = "120";
   int sourceSilenceSeconds() const { return std::atoi(sourceSilence.c_str()); }
+  // The data link's frame cipher: "auto" (AES-128-OCB when the peer offers
+  // it too, else AES-128-GCM) or "aes-128-gcm" (never OCB, e.g. FIPS).
+  std::string dataLinkCipher = "auto";
   // Testing only (flag --fail-at, never from the file): makes one step fail
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;

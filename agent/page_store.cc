@@ -227,7 +227,8 @@ Result<AssembleStats> PageStore::assemble() {
     as.pages += total;
     if (!anyParent) continue;  // sent complete (the process was not tracked)
     auto found = procs_.find(vpid);
-    if (found == procs_.end()) return internalError("pid " + std::to_string(vpid) + " has pages in PARENT but none in the store");
+    if (found == procs_.end())
+      return internalError("pid " + std::to_string(vpid) + " has pages in PARENT but none in the store");
     const Proc& p = found->second;
     const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
 
@@ -254,18 +255,30 @@ Result<AssembleStats> PageStore::assemble() {
         }
         auto x = p.extra.find(a);
         if (x == p.extra.end())
-          return internalError("page " + std::to_string(a) + " of pid " + std::to_string(vpid) + " is not in the store");
+          return internalError("page " + std::to_string(a) + " of pid " + std::to_string(vpid) +
+                               " is not in the store");
         addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
         out += kPageSize;
         a += kPageSize;
       }
     }
     bool moved = false;
-    for (const auto& pc : pieces) moved |= pc.from == Piece::kFlat && pc.src != pc.dst;
+    uint64_t fromLayout = 0;  // pages of the final file that the layout holds
+    for (const auto& pc : pieces) {
+      moved |= pc.from == Piece::kFlat && pc.src != pc.dst;
+      if (pc.from == Piece::kFlat) fromLayout += pc.len / kPageSize;
+    }
+    uint64_t presentInLayout = 0;  // PRESENT (sent after the dump) pages at layout addresses
+    for (const auto& e : pm.entries)
+      if (e.flags & kPePresent)
+        for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize)
+          if (flatOffset(p, a) != UINT64_MAX) ++presentInLayout;
     if (moved || out != p.layoutPages * kPageSize) {
       ++as.rebuilt;
+      const uint64_t kept = fromLayout + presentInLayout;
       LXMIG_LOG(kInfo, "pagestore") << "pid " << vpid << ": pages file laid out anew in place (" << total
-                                    << " pages, store layout " << p.layoutPages << ")";
+                                    << " pages; layout " << p.layoutPages << ", " << p.layoutPages - kept
+                                    << " of them gone, " << total - kept << " pages new)";
     }
 
     Status st;

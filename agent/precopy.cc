@@ -112,7 +112,9 @@ Result<PidIdentity> pidIdentity(pid_t pid) {
 }
 
 PreCopy::PreCopy(PreCopyOptions opts, PidLister pids)
-    : opts_(std::move(opts)), pids_(std::move(pids)), stopRule_({opts_.maxDowntimeMs, opts_.maxRounds, opts_.memoryBytes}) {}
+    : opts_(std::move(opts)),
+      pids_(std::move(pids)),
+      stopRule_({opts_.maxDowntimeMs, opts_.maxRounds, opts_.memoryBytes}) {}
 
 void StopRule::sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes) {
   maxFootprint_ = std::max(maxFootprint_, footprintBytes);

@@ -59,7 +59,8 @@ class DirtyTracker {
   // unprotected page is reported written by the next collect().
   virtual Result<PageSet> armDeferred() { return arm(); }
   // Protects `r` (armed memory; other pages in it are ignored): writes
-  // from now on are seen.
+  // from now on are seen. Protecting a page again forgets the writes since
+  // it was last protected or collected: never protect a page already read.
   virtual Status protect(const Range& r) {
     (void)r;
     return okStatus();

@@ -222,6 +222,7 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
       }
       p->armed = true;
       p->protectAsRead = true;
+      p->protectedTo = 0;
       auto present = presentPages(pid, armed->ranges());
       if (!present.ok()) {
         gone.push_back(pid);
@@ -281,16 +282,28 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
 }
 
 // Protects the pages a read is about to take, in one call over their span
-// unless the span is mostly other memory.
+// unless the span is mostly other memory. Ranges are widened to whole 2 MiB
+// blocks (protecting part of a transparent huge page would split it, and
+// the workload would keep the small pages), but never below what this
+// round already protected: protecting a page again after its read would
+// forget a write made since (and the target would keep the old content).
+// Pieces come in address order, so `protectedTo` only grows.
 Status PreCopy::protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total) {
   if (pieces.empty()) return okStatus();
-  const Range hull{pieces.front().start, pieces.back().end};
+  constexpr uint64_t kBlock = 2 << 20;
+  auto protect = [&](const Range& r) -> Status {
+    const uint64_t start = std::max(r.start / kBlock * kBlock, p.protectedTo);
+    const uint64_t end = (r.end + kBlock - 1) / kBlock * kBlock;
+    if (start >= end) return okStatus();
+    p.protectedTo = end;
+    return p.tracker->protect({start, end});
+  };
   Status st;
-  if (hull.end - hull.start <= 4 * total) {
-    st = p.tracker->protect(hull);
+  if (pieces.back().end - pieces.front().start <= 4 * total) {
+    st = protect({pieces.front().start, pieces.back().end});
   } else {
     for (const auto& pc : pieces)
-      if (st = p.tracker->protect(pc); !st.ok()) break;
+      if (st = protect(pc); !st.ok()) break;
   }
   // A process that exited is noticed by the read; its pages go with it.
   return st.code() == Code::kNotFound ? okStatus() : st;

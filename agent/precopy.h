@@ -140,6 +140,7 @@ class PreCopy {
     PageSet valid;  // the target holds the current content of these pages
     bool armed = false;
     bool protectAsRead = false;  // armed deferred: protect each range before reading it
+    uint64_t protectedTo = 0;    // while protectAsRead: everything below is protected (and maybe read)
   };
   Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once = nullptr);
   Status refreshProcesses(bool attachNew);

@@ -54,12 +54,8 @@ class UffdWpTracker final : public DirtyTracker {
   }
 
   Status protect(const Range& r) override {
-    // Whole 2 MiB blocks: protecting part of a transparent huge page would
-    // split it, and the workload would keep the small pages afterwards.
-    // Pages protected a little before their read only risk a resend.
-    constexpr uint64_t kHuge = 2 << 20;
     PageSet todo;
-    todo.add(r.start / kHuge * kHuge, (r.end + kHuge - 1) / kHuge * kHuge);
+    todo.add(r);
     todo.intersect(registered_);
     for (const auto& m : todo.ranges()) {
       int rc = writeProtect(m);

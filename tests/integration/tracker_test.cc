@@ -247,25 +247,20 @@ TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
   ASSERT_TRUE(armed.ok()) << armed.status().toString();
   EXPECT_EQ(inBlob(*armed, w).bytes(), kBlobPages * 4096) << "the whole blob is watched";
   auto page = [&](uint64_t p) { return Range{w.blob() + p * 4096, w.blob() + (p + 1) * 4096}; };
-  // Pages 0-99 protected (as if read; protection covers whole 2 MiB blocks
-  // so that no huge page is split), then 5 and 50 written, and one page
-  // past those blocks, never protected.
+  // Pages 0-99 protected (as if read), then 5 and 50 written; 200 written
+  // but never protected.
   ASSERT_TRUE((*t)->protect(Range{w.blob(), w.blob() + 100 * 4096}).ok());
-  const uint64_t blockEnd = (w.blob() + 100 * 4096 + (2 << 20) - 1) / (2 << 20) * (2 << 20);
-  const uint64_t beyond = (blockEnd - w.blob()) / 4096 + 10;
-  ASSERT_LT(beyond, kBlobPages);
-  for (uint64_t p : {uint64_t{5}, uint64_t{50}, beyond}) w.call('w', p);
+  for (uint64_t p : {5, 50, 200}) w.call('w', p);
   auto s = (*t)->collect(true);
   ASSERT_TRUE(s.ok()) << s.status().toString();
   PageSet written = inBlob(s->written, w);
   EXPECT_TRUE(written.contains(page(5).start) && written.contains(page(50).start));
   for (uint64_t p : {0, 6, 99}) EXPECT_FALSE(written.contains(page(p).start)) << "page " << p << " protected, not written";
-  // Everything never protected counts as written: the blob from the end
-  // of the protected blocks on.
-  PageSet want = written;
-  want.remove(page(5));
-  want.remove(page(50));
-  EXPECT_EQ(want.ranges(), (std::vector<Range>{{blockEnd, w.blob() + kBlobPages * 4096}}));
+  // Everything never protected counts as written.
+  EXPECT_EQ(written.bytes(), (2 + kBlobPages - 100) * 4096);
+  // Protecting again a page written since its protection would forget
+  // that write: the caller must never do it (PreCopy protects each page
+  // once per round, ahead of its read).
   // The collect protected the rest: from now on only writes show.
   w.call('w', 3000);
   auto s2 = (*t)->collect(true);

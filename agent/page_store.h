@@ -46,6 +46,8 @@ class PageStore {
   // Completes CRIU's images in the images dir (see above).
   Result<AssembleStats> assemble();
 
+  // Where a stretch of an assembled pages file comes from (defined in
+  // page_store.cc; opaque here).
   struct Piece;
 
  private:

@@ -43,7 +43,6 @@ struct UffdioRegister {
   uint64_t mode, ioctls;
 };
 constexpr uint64_t kUffdApi = 0xAA;
-constexpr uint64_t kUffdFeatureWpUnpopulated = 1u << 13;
 constexpr uint64_t kUffdFeatureWpAsync = 1u << 15;
 constexpr uint64_t kUffdRegisterModeWp = 1u << 1;
 constexpr unsigned long kUffdioApi = _IOWR(0xAA, 0x3F, UffdioApi);

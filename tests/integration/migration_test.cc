@@ -739,6 +739,9 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       // back as zeros, not as the content the target holds; few writes, so
       // most freed pages are not written again before the freeze.
       {"pc-free", {"--mem", "32", "--rate", "500", "--free-churn"}, {}},
+      // Memory that appears after round 0 (1,000 new pages a second): the
+      // target's pages file is laid out anew, pages moved in place.
+      {"pc-grow", {"--mem", "32", "--rate", "500", "--grow"}, {}},
       {"pc-shared", {"--mem", "16", "--rate", "20000", "--shared", "--child"}, {}},
       {"pc-none", {"--mem", "32", "--rate", "20000"}, {"--tracker", "none"}},
   };

@@ -8,7 +8,7 @@
 // what VERIFY checks.
 //
 //   dirtier --port 7100 --mem 64 --rate 2000 [--threads N] [--mmap-churn]
-//           [--fork-churn] [--free-churn] [--child]
+//           [--fork-churn] [--free-churn] [--grow] [--child]
 //
 // --rate: 64-bit words written per second (each on a random page) in total
 // --threads N: N writer threads, each owning a slice of the footprint
@@ -18,6 +18,9 @@
 // --free-churn: a thread gives pages of the footprint back to the kernel
 //   (MADV_DONTNEED, as allocators do), 500 a second: they must read as
 //   zeros afterwards, also after a migration
+// --grow: a thread fills a further 16 MiB region one page at a time, 1,000
+//   pages a second, so memory keeps appearing during a migration (VERIFY
+//   reads only the part filled so far, never the untouched rest)
 // --child: a long-lived child process with its own footprint and writer,
 //   serving the same commands on port+1
 // --strict-child: a child process in seccomp strict mode, blocked in read()
@@ -88,10 +91,14 @@ struct Region {
     sum += mix(i, v);
   }
   // 0 when intact, else the recomputed sum.
+  // Words in use (a growing region fills up over time; the rest is never
+  // touched, not even read).
+  size_t live = SIZE_MAX;
+  size_t used() const { return live < n ? live : n; }
   bool verify(uint64_t& expected, uint64_t& actual) {
     std::lock_guard lk(mu);
     uint64_t s = 0;
-    for (size_t i = 0; i < n; ++i) s += mix(i, words[i]);
+    for (size_t i = 0; i < used(); ++i) s += mix(i, words[i]);
     expected = sum;
     actual = s;
     return s == sum;
@@ -163,6 +170,23 @@ void freeChurn(Region* r, uint64_t seed) {
   }
 }
 
+// Fills `r` one page at a time, from nothing (see --grow).
+void grow(Region* r) {
+  const size_t wordsPerPage = 4096 / 8;
+  for (uint64_t gen = 1;; ++gen) {
+    {
+      std::lock_guard lk(r->mu);
+      if (r->live >= r->n) return;
+      for (size_t i = r->live; i < r->live + wordsPerPage; ++i) {
+        r->words[i] = splitmix(i * 31 + gen);
+        r->sum += mix(i, r->words[i]);
+      }
+      r->live += wordsPerPage;
+    }
+    usleep(1000);
+  }
+}
+
 void forkChurn() {
   for (;;) {
     pid_t c = fork();
@@ -210,7 +234,7 @@ std::string answer(State& st, const std::string& req) {
     uint64_t t0 = nowNs();
     for (auto* r : st.regions) {
       std::lock_guard lk(r->mu);
-      for (size_t i = 0; i < r->n; i += 512) {
+      for (size_t i = 0; i < r->used(); i += 512) {
         r->sum -= mix(i, r->words[i]);
         r->words[i] ^= 1;
         r->sum += mix(i, r->words[i]);
@@ -253,7 +277,7 @@ std::string answer(State& st, const std::string& req) {
 }
 
 void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed, bool shared = false,
-                  bool freeing = false) {
+                  bool freeing = false, bool growing = false) {
   st.bytes = memMib << 20;
   st.blob = static_cast<unsigned char*>(
       mmap(nullptr, st.bytes, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0));
@@ -268,6 +292,15 @@ void startWriters(State& st, size_t memMib, int threads, double rate, bool churn
     std::thread(writer, &st, r, rate / threads, seed * 31 + static_cast<uint64_t>(t)).detach();
   }
   if (freeing) std::thread(freeChurn, st.regions[0], seed ^ 0x5eed).detach();
+  if (growing) {
+    auto* r = new Region;
+    const size_t len = 16 << 20;
+    r->words = static_cast<uint64_t*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    r->n = len / 8;
+    r->live = 0;
+    st.regions.push_back(r);
+    std::thread(grow, r).detach();
+  }
   if (churn) {
     auto* r = new Region;
     const size_t len = 8 << 20;
@@ -285,7 +318,7 @@ int main(int argc, char** argv) {
   int port = 7100, threads = 1;
   size_t memMib = 64;
   double rate = 1000;
-  bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, child = false, strictChild = false, shared = false;
+  bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, growOn = false, child = false, strictChild = false, shared = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -302,6 +335,7 @@ int main(int argc, char** argv) {
     else if (a == "--mmap-churn") mmapChurnOn = true;
     else if (a == "--fork-churn") forkChurnOn = true;
     else if (a == "--free-churn") freeChurnOn = true;
+    else if (a == "--grow") growOn = true;
     else if (a == "--child") child = true;
     else if (a == "--strict-child") strictChild = true;
     else if (a == "--shared") shared = true;
@@ -330,7 +364,7 @@ int main(int argc, char** argv) {
     close(fds[0]);  // the write end stays open: the child blocks forever
   }
   State st;
-  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared, freeChurnOn);
+  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared, freeChurnOn, growOn);
   if (forkChurnOn) std::thread(forkChurn).detach();
   serve(st, port);
 }

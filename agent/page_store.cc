@@ -136,27 +136,6 @@ void addPiece(std::vector<PageStore::Piece>& v, PageStore::Piece::From from, uin
     v.push_back({from, src, dst, len});
 }
 
-Status preadAll(int fd, char* p, uint64_t n, uint64_t off, const std::string& path) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::fromErrno("read", path);
-    if (r == 0) return internalError(path + ": ends before offset " + std::to_string(off + n));
-    p += r, off += static_cast<uint64_t>(r), n -= static_cast<uint64_t>(r);
-  }
-  return okStatus();
-}
-
-Status pwriteAll(int fd, const char* p, uint64_t n, uint64_t off, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return Status::fromErrno("write", path);
-    p += w, off += static_cast<uint64_t>(w), n -= static_cast<uint64_t>(w);
-  }
-  return okStatus();
-}
-
 // Moves [src, src+len) to [dst, dst+len) of one file; the two may overlap
 // (a move to the right copies from the end, so nothing is read after it was
 // overwritten).
@@ -263,19 +242,18 @@ Result<AssembleStats> PageStore::assemble() {
       }
     }
     bool moved = false;
-    uint64_t fromLayout = 0;  // pages of the final file that the layout holds
-    for (const auto& pc : pieces) {
-      moved |= pc.from == Piece::kFlat && pc.src != pc.dst;
-      if (pc.from == Piece::kFlat) fromLayout += pc.len / kPageSize;
-    }
-    uint64_t presentInLayout = 0;  // PRESENT (sent after the dump) pages at layout addresses
-    for (const auto& e : pm.entries)
-      if (e.flags & kPePresent)
-        for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize)
-          if (flatOffset(p, a) != UINT64_MAX) ++presentInLayout;
+    for (const auto& pc : pieces) moved |= pc.from == Piece::kFlat && pc.src != pc.dst;
     if (moved || out != p.layoutPages * kPageSize) {
       ++as.rebuilt;
-      const uint64_t kept = fromLayout + presentInLayout;
+      // For the log only: pages of the layout kept (taken from it, or sent
+      // again at a layout address), so how many are gone and how many new.
+      uint64_t kept = 0;
+      for (const auto& pc : pieces)
+        if (pc.from == Piece::kFlat) kept += pc.len / kPageSize;
+      for (const auto& e : pm.entries)
+        if (e.flags & kPePresent)
+          for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize)
+            if (flatOffset(p, a) != UINT64_MAX) ++kept;
       LXMIG_LOG(kInfo, "pagestore") << "pid " << vpid << ": pages file laid out anew in place (" << total
                                     << " pages; layout " << p.layoutPages << ", " << p.layoutPages - kept
                                     << " of them gone, " << total - kept << " pages new)";

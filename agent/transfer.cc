@@ -286,15 +286,7 @@ Status TreeWriter::apply(const v1::TransferChunk& c) {
   if (verifyChecksums_ && chunkChecksum(c.data()) != c.xxh64())
     return Status(Code::kAborted, "checksum mismatch in `" + c.path() + "` at offset " + std::to_string(c.offset()));
   const std::string& d = c.data();
-  size_t done = 0;
-  while (done < d.size()) {
-    ssize_t n = ::pwrite(fd_, d.data() + done, d.size() - done, static_cast<off_t>(c.offset() + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::fromErrno("write", p);
-    }
-    done += static_cast<size_t>(n);
-  }
+  LXMIG_RETURN_IF_ERROR(pwriteAll(fd_, d.data(), d.size(), c.offset(), p));
   bytes_ += d.size();
   return okStatus();
 }

@@ -72,6 +72,27 @@ Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t 
   return okStatus();
 }
 
+Status preadAll(int fd, char* p, uint64_t n, uint64_t off, const std::string& path) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::fromErrno("read", path);
+    if (r == 0) return internalError(path + ": ends before offset " + std::to_string(off + n));
+    p += r, off += static_cast<uint64_t>(r), n -= static_cast<uint64_t>(r);
+  }
+  return okStatus();
+}
+
+Status pwriteAll(int fd, const char* p, uint64_t n, uint64_t off, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Status::fromErrno("write", path);
+    p += w, off += static_cast<uint64_t>(w), n -= static_cast<uint64_t>(w);
+  }
+  return okStatus();
+}
+
 Status writeFile(const std::string& path, std::string_view data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (!fd) return Status::fromErrno("open", path);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 namespace lxmig {
 namespace {
@@ -19,6 +20,22 @@ TEST(FilesTest, WriteReadRemove) {
   EXPECT_FALSE(pathExists(dir));
   EXPECT_TRUE(removeTree(dir).ok()) << "removing a missing tree is not an error";
   EXPECT_EQ(readFile(dir + "/nope").status().code(), Code::kNotFound);
+}
+
+TEST(FilesTest, PositionalReadAndWriteAreWhole) {
+  char tmpl[] = "/tmp/lxmig-files-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  const std::string data(3 << 20, 'x');
+  ASSERT_TRUE(pwriteAll(fd, data.data(), data.size(), 4096, tmpl).ok());
+  std::string back(data.size(), '\0');
+  ASSERT_TRUE(preadAll(fd, back.data(), back.size(), 4096, tmpl).ok());
+  EXPECT_TRUE(back == data);
+  Status past = preadAll(fd, back.data(), 10, 4096 + data.size() - 5, tmpl);
+  EXPECT_FALSE(past.ok()) << "a read past the end is an error, not a short read";
+  EXPECT_NE(past.message().find(tmpl), std::string::npos) << past.message();
+  ::close(fd);
+  ::unlink(tmpl);
 }
 
 TEST(FilesTest, StringHelpers) {

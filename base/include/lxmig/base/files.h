@@ -24,6 +24,11 @@ bool pathExists(const std::string& path);
 // Copies len bytes between open files at the given offsets (the kernel
 // copies; no user-space buffer). `what` names the destination in errors.
 Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what);
+// Reads exactly n bytes at `off` (an error at end of file) / writes all n
+// bytes at `off`, retrying short transfers and EINTR. `path` names the file
+// in errors.
+Status preadAll(int fd, char* p, uint64_t n, uint64_t off, const std::string& path);
+Status pwriteAll(int fd, const char* p, uint64_t n, uint64_t off, const std::string& path);
 
 std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty = true);
 std::string_view trim(std::string_view s);

@@ -68,7 +68,8 @@ class PhaseClock {
 
 class Progressor {
  public:
-  Progressor(const ProgressFn& fn) : fn_(fn), t0_(monotonicNs()) {}
+  Progressor(const ProgressFn& fn, std::string migrationId)
+      : fn_(fn), id_(std::move(migrationId)), t0_(monotonicNs()) {}
   void phase(const std::string& name, uint64_t total) {
     phase_ = name;
     done_ = 0;
@@ -96,6 +97,7 @@ class Progressor {
     if (!force && now - last_ < 100000000) return;
     last_ = now;
     v1::Progress p;
+    p.set_migration_id(id_);
     p.set_phase(phase_);
     p.set_bytes_done(done_);
     p.set_bytes_total(total_);
@@ -110,6 +112,7 @@ class Progressor {
     fn_(p);
   }
   const ProgressFn& fn_;
+  std::string id_;
   std::string phase_;
   uint64_t done_ = 0, total_ = 0;
   int64_t t0_, phaseStart_ = 0, last_ = 0;
@@ -199,7 +202,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   rep.set_reason(req.reason().empty() ? "operator" : req.reason());
   rep.set_started_ms(wallMs());
   const int64_t t0 = monotonicNs();
-  Progressor prog(progress);
+  Progressor prog(progress, rep.id());
 
   store::MigrationRecord rec;
   rec.id = rep.id();
@@ -213,6 +216,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   if (auto st = node.audit().beginMigration(rec); !st.ok()) {
     LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
   }
+  prog.phase("start", 0);  // the client learns the id before anything can block
 
   auto finish = [&](const std::string& result, const Status& st) {
     rep.set_result(result);

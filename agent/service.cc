@@ -1,5 +1,9 @@
 #include "service.h"
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "lxmig/agent/doctor.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
@@ -195,12 +199,25 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     grpc::ClientContext cctx;
     cctx.set_wait_for_ready(true);
     auto reader = (*stub)->Migrate(&cctx, *req);
+    // Phases can be silent for minutes (waiting for a lazy restore to fill
+    // memory): pass the client's cancel on as soon as it comes, not with
+    // the next event.
+    std::atomic<bool> over{false};
+    std::thread relay([&] {
+      while (!over.load()) {
+        if (ctx->IsCancelled()) {
+          cctx.TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
     v1::MigrateEvent ev;
-    while (reader->Read(&ev)) {
-      if (ctx->IsCancelled()) cctx.TryCancel();
-      writer->Write(ev);
-    }
-    return reader->Finish();
+    while (reader->Read(&ev)) writer->Write(ev);
+    grpc::Status st = reader->Finish();
+    over = true;
+    relay.join();
+    return st;
   }
   auto report = runMigration(
       node_, *req,

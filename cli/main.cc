@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "client.h"
 #include "groups.h"
@@ -151,6 +153,25 @@ Result<int64_t> parseDurationMs(const std::string& s) {
   return invalidArgument("bad duration `" + s + "` (e.g. 300ms or 0.5s)");
 }
 
+// The final record of a migration whose stream the client cancelled: the
+// source finishes the rollback (thaw, target abort) after the stream ends.
+Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, const std::string& id) {
+  const int64_t until = monotonicNs() + 120 * int64_t{1000000000};
+  for (;;) {
+    grpc::ClientContext ctx;
+    deadline(ctx, 10);
+    v1::GetMigrationRequest rq;
+    rq.set_node(node);
+    rq.set_id(id);
+    v1::MigrationReport r;
+    auto st = fromGrpc(t.stub->GetMigration(&ctx, rq, &r));
+    if (!st.ok()) return st;
+    if (r.result() != "running") return r;
+    if (monotonicNs() > until) return unavailable("still rolling back after 120 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::string& to, const MigrateOptions& mo) {
   int64_t maxDowntimeMs = 0;
   if (!mo.maxDowntime.empty()) {
@@ -188,11 +209,13 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   v1::MigrateEvent ev;
   v1::MigrationReport report;
   bool haveReport = false;
+  std::string migrationId;
   while (reader->Read(&ev)) {
+    if (ev.has_progress() && !ev.progress().migration_id().empty()) migrationId = ev.progress().migration_id();
     if (ev.has_report()) {
       report = ev.report();
       haveReport = true;
-    } else if (tty) {
+    } else if (tty && ev.progress().phase() != "start") {
       const auto& p = ev.progress();
       std::string line = "[" + p.phase() + "] ";
       if (p.phase() == "precopy") {
@@ -217,11 +240,20 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   if (tty) std::fprintf(stderr, "\r\033[K");
   grpc::Status st = reader->Finish();
   g_migrateCtx = nullptr;
-  if (!haveReport) {
-    if (st.error_code() == grpc::StatusCode::CANCELLED)
-      return fail("migrate " + name, cancelled("interrupted; the source agent rolls the migration back"));
-    return fail("migrate " + name, fromGrpc(st));
+  if (!haveReport && st.error_code() == grpc::StatusCode::CANCELLED) {
+    // Interrupted: the source rolls back on its own. Wait for its verdict
+    // so the operator learns where the container runs, not just "maybe".
+    if (migrationId.empty())
+      return fail("migrate " + name, cancelled("interrupted before the source agent answered"));
+    auto r = awaitOutcome(*t, src, migrationId);
+    if (!r.ok())
+      return fail("migrate " + name, cancelled("interrupted; the source agent rolls migration " + migrationId +
+                                               " back (" + r.status().message() + "; see `lxmig audit show " +
+                                               migrationId + "`)"));
+    report = *r;
+    haveReport = true;
   }
+  if (!haveReport) return fail("migrate " + name, fromGrpc(st));
   if (g.json) std::cout << reportJson(report).dump(2) << "\n";
   else if (!g.quiet || report.result() != "committed") printReport(report);
   if (report.result() != "committed") {

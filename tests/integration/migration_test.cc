@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -109,6 +111,39 @@ class MigrationTest : public ::testing::Test {
     for (const auto& c : j["containers"])
       if (c["name"] == name) return c["node"];
     return "";
+  }
+
+  // `lxmig ARGS` as an operator runs it at a terminal, interrupted with
+  // Ctrl-C once `before` returns: its exit code and its stderr.
+  struct Interrupted {
+    int code = -1;
+    std::string err;
+  };
+  Interrupted interrupt(const std::vector<std::string>& args, const std::function<void()>& before) {
+    char tmpl[] = "/tmp/lxmig-cli-err-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    EXPECT_GE(fd, 0);
+    if (fd >= 0) ::close(fd);
+    std::unique_ptr<char, int (*)(const char*)> cleanup(tmpl, ::unlink);
+    std::vector<std::string> argv = {"env"};
+    for (const auto& e : tb().env()) argv.push_back(e);
+    argv.push_back(LXMIG_BIN);
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions so;
+    so.newSession = false;
+    so.stderrPath = tmpl;
+    Interrupted out;
+    auto cli = spawn(argv, so);
+    EXPECT_TRUE(cli.ok());
+    if (!cli.ok()) return out;
+    before();
+    EXPECT_FALSE(cli->wait(0).ok()) << "lxmig ended before Ctrl-C";
+    EXPECT_TRUE(cli->signal(SIGINT).ok());
+    auto rc = cli->wait(60000);
+    EXPECT_TRUE(rc.ok()) << "lxmig still running 60 s after Ctrl-C";
+    if (rc.ok()) out.code = *rc;
+    if (auto text = readFile(tmpl); text.ok()) out.err = *text;
+    return out;
   }
 
   static std::string missing_;
@@ -858,21 +893,13 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
 
   // 1. The operator presses Ctrl-C during the rounds.
   {
-    std::vector<std::string> argv = {"env"};
-    for (const auto& e : tb().env()) argv.push_back(e);
-    for (const char* a : {LXMIG_BIN, "migrate", "pc-fault", "--to", "n2"}) argv.push_back(a);
-    argv.insert(argv.end(), slow.begin(), slow.end());
-    SpawnOptions so;
-    so.newSession = false;
-    auto cli = spawn(argv, so);
-    ASSERT_TRUE(cli.ok());
-    EXPECT_TRUE(waitRound0());
-    ASSERT_TRUE(cli->signal(SIGINT).ok());
-    auto rc = cli->wait(60000);
-    ASSERT_TRUE(rc.ok());
-    EXPECT_NE(*rc, 0);
+    std::vector<std::string> args = {"migrate", "pc-fault", "--to", "n2"};
+    args.insert(args.end(), slow.begin(), slow.end());
+    // The CLI waits for the rollback and says how it ended.
+    auto cli = interrupt(args, [&] { EXPECT_TRUE(waitRound0()); });
+    EXPECT_NE(cli.code, 0);
+    EXPECT_NE(cli.err.find("aborted: pre-copy: cancelled by the operator"), std::string::npos) << cli.err;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the agent rolls back
   EXPECT_EQ(nodeOf("pc-fault"), "n1");
   EXPECT_EQ(writeProtectLeft(pids), 0u) << "write-protection left in the source's processes";
   Cli list = tb().lxmig({"--json", "--node", "n1", "audit", "list", "--container", "pc-fault"});
@@ -1060,19 +1087,10 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
 
   // Ctrl-C while waiting: refused, the container stays where it runs.
   {
-    std::vector<std::string> argv = {"env"};
-    for (const auto& e : tb().env()) argv.push_back(e);
-    for (const char* a : {LXMIG_BIN, "migrate", "pc-back", "--to", "n1"}) argv.push_back(a);
-    SpawnOptions so;
-    so.newSession = false;
-    auto cli = spawn(argv, so);
-    ASSERT_TRUE(cli.ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    EXPECT_FALSE(cli->wait(0).ok()) << "the migration did not wait for the memory";
-    ASSERT_TRUE(cli->signal(SIGINT).ok());
-    auto rc = cli->wait(30000);
-    ASSERT_TRUE(rc.ok());
-    EXPECT_NE(*rc, 0);
+    auto cli = interrupt({"migrate", "pc-back", "--to", "n1"},
+                         [] { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); });
+    EXPECT_NE(cli.code, 0);
+    EXPECT_NE(cli.err.find("refused: cancelled by the operator"), std::string::npos) << cli.err;
     auto l = tb().lxmig({"--json", "--node", "n2", "audit", "list", "--container", "pc-back"}).json();
     ASSERT_FALSE(l["migrations"].empty());
     EXPECT_EQ(l["migrations"][0]["result"], "refused") << l["migrations"][0].dump();

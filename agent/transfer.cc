@@ -16,6 +16,7 @@ namespace lxmig::agent {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr uint64_t kPageBytes = 4096;  // the read that finds EOF
 
 bool safeRelative(const std::string& p) {
   if (p == ".") return true;  // the tree's root itself
@@ -27,18 +28,30 @@ bool safeRelative(const std::string& p) {
 
 // Sends bytes [from, to) of an open file (to = UINT64_MAX: until EOF) as
 // data chunks with a checksum each. Returns the offset reached.
+//
+// Reads are sized by what the file holds (a 1 MiB read for a 300-byte
+// image meant a 1 MiB zero fill of its buffer, in the frozen window), and
+// go on until EOF, so a file that grows meanwhile is still sent whole.
+// Every buffer goes back to the pool, the one that met EOF too.
 Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd,
                            uint64_t from, uint64_t to, const ChunkSink& sink, const BytesCallback& onBytes) {
-  uint64_t off = from;
+  uint64_t off = from, size = 0;
   while (off < to) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, to - off));
+    if (off >= size) {  // first read, or past what the file held: look again
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) return Status::fromErrno("stat", rel);
+      size = static_cast<uint64_t>(st.st_size);
+    }
+    const uint64_t left = off < size ? size - off : kPageBytes;
+    const size_t want = static_cast<size_t>(std::min<uint64_t>({kChunkBytes, to - off, left}));
     std::string buf = takeBuffer(want);
     ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::fromErrno("read", rel);
+    if (n <= 0) {
+      recycleBuffer(std::move(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::fromErrno("read", rel);
+      break;
     }
-    if (n == 0) break;
     buf.resize(static_cast<size_t>(n));
     v1::TransferChunk c;
     c.set_migration_id(id);

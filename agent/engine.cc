@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -506,14 +507,44 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (!st.ok()) return abortAll(st);
   }
   FinalStats fs;
+  v1::PrelayoutRequest plr;
   if (pc) {
     PhaseClock ph(node, rep, "final-scan");
     auto r = pc->finalScan();
     Status st = r.ok() ? okStatus() : r.status();
     if (r.ok()) fs = *r;
+    // What the dump will hold, for the target's prelayout (below).
+    const int64_t tp = monotonicNs();
+    plr.set_migration_id(rep.id());
+    if (st.ok())
+      for (const auto& [vpid, pages] : pc->predictedDump()) {
+        auto* p = plr.add_procs();
+        p->set_vpid(vpid);
+        for (const auto& r : pages.ranges()) {
+          p->add_ranges(r.start);
+          p->add_ranges(r.end);
+        }
+      }
     ph.end(st, 0, "dirty_pages=" + std::to_string(fs.dirtyPages) + " valid_pages=" + std::to_string(fs.validPages) +
-                      " scan_us=" + std::to_string(fs.scanUs));
+                      " scan_us=" + std::to_string(fs.scanUs) +
+                      " predict_us=" + std::to_string((monotonicNs() - tp) / 1000));
     if (!st.ok()) return abortAll(st.withContext("final scan"));
+  }
+  // While CRIU dumps here, the target lays its page store out the way the
+  // dump is expected to be, so the restore's assembly has (almost) nothing
+  // to move. Only an optimisation: a target that cannot (an older agent)
+  // leaves it all to the assembly. Joined when this function returns.
+  std::future<void> prelayoutSent;
+  if (pc) {
+    prelayoutSent = std::async(std::launch::async, [&stub, plr = std::move(plr), target = req.target(), id = rep.id()] {
+      grpc::ClientContext ctx;
+      setDeadline(ctx, 5);
+      v1::Ack ack;
+      Status st = fromPeerGrpc(target, stub->Prelayout(&ctx, plr, &ack));
+      if (!st.ok())
+        LXMIG_LOG(kInfo, kLog) << "migration " << id << ": no prelayout on " << target << " (" << st.message()
+                               << "); its restore assembles the page store";
+    });
   }
 
   // ---- DUMP ----
@@ -674,7 +705,10 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     v1::RestoreReply rrep;
     restoreSent = true;
     Status st = fromPeerGrpc(req.target(), stub->Restore(&ctx, rr, &rrep));
-    ph.end(st, 0, st.ok() ? "assemble_ms=" + std::to_string(rrep.assemble_ms()) +
+    ph.end(st, 0, st.ok() ? "prelayout_ms=" + std::to_string(rrep.prelayout_ms()) +
+                                " prelayout_bytes=" + std::to_string(rrep.prelayout_bytes()) +
+                                " prelayout_wait_ms=" + std::to_string(rrep.prelayout_wait_ms()) +
+                                " assemble_ms=" + std::to_string(rrep.assemble_ms()) +
                                 " assemble_copied=" + std::to_string(rrep.assembled_copied_bytes()) +
                                 " assemble_moved=" + std::to_string(rrep.assembled_moved_bytes()) +
                                 " lazy_start_ms=" + std::to_string(rrep.lazy_start_ms()) +
@@ -703,6 +737,12 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     sub("target-net-import", rrep.net_import_ms(), 0,
         "nftables chain + " + std::to_string(rrep.conntrack_imported()) + " conntrack entries");
     if (pc) {
+      // Frozen time only the wait is; the layout itself ran during the dump.
+      sub("target-prelayout-wait", rrep.prelayout_wait_ms(), rrep.prelayout_bytes(),
+          rrep.prelayout_ms() || rrep.prelayout_bytes()
+              ? "page store laid out during the dump in " + std::to_string(rrep.prelayout_ms()) + " ms (" +
+                    std::to_string(rrep.prelayout_bytes()) + " bytes moved or copied)"
+              : "no prelayout");
       sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes() + rrep.assembled_moved_bytes(),
           "bytes = copied " + std::to_string(rrep.assembled_copied_bytes()) + " + moved " +
               std::to_string(rrep.assembled_moved_bytes()));
@@ -975,6 +1015,7 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
   std::shared_ptr<State> st;
   std::unique_ptr<TreeWriter> images, rootfs;
   const std::string& nodeName = node_.config().node;
+  bool rounds = false;  // a stream of pre-copy rounds (not the images after the dump)
   for (;;) {
     auto more = next(c);
     if (!more.ok()) return more.status().withContext("target " + nodeName);
@@ -985,6 +1026,7 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
       rootfs = std::make_unique<TreeWriter>(st->stagingDir + "/rootfs", checksums);
     }
     st->lastActivityMs = wallMs();
+    rounds |= c.area() == v1::TransferChunk::IMAGES && startsWith(c.path(), "rounds");
     TreeWriter& w = c.area() == v1::TransferChunk::IMAGES ? *images : *rootfs;
     if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + nodeName);
   }
@@ -992,7 +1034,7 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
   if (!st) return r;
   LXMIG_RETURN_IF_ERROR(images->finish().withContext("target " + nodeName));
   LXMIG_RETURN_IF_ERROR(rootfs->finish().withContext("target " + nodeName));
-  if (pathExists(st->imagesDir + "/rounds")) {
+  if (rounds) {
     std::lock_guard lk(st->pagesMu);
     if (!st->pages) st->pages = std::make_unique<PageStore>(st->imagesDir);
     LXMIG_RETURN_IF_ERROR(st->pages->applyRounds().withContext("target " + nodeName + ": page store"));
@@ -1000,6 +1042,32 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
   r.set_bytes(images->bytes() + rootfs->bytes());
   r.set_files(images->files() + rootfs->files());
   return r;
+}
+
+Status Incoming::prelayout(const v1::PrelayoutRequest& req) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, find(req.migration_id()));
+  std::map<uint32_t, PageSet> predicted;
+  for (const auto& p : req.procs()) {
+    if (p.ranges_size() % 2) return invalidArgument("prelayout of pid " + std::to_string(p.vpid()) + ": odd range list");
+    PageSet& set = predicted[p.vpid()];
+    for (int i = 0; i < p.ranges_size(); i += 2) set.add(p.ranges(i), p.ranges(i + 1));
+  }
+  std::lock_guard op(st->opMu);
+  if (st->restored || st->prelayoutDone.valid()) return failedPrecondition("migration " + req.migration_id() + ": prelayout comes once, before the restore");
+  st->lastActivityMs = wallMs();
+  State* s = st.get();  // outlives the thread: its future is joined first
+  s->prelayoutDone = std::async(std::launch::async, [s, predicted = std::move(predicted)] {
+    const int64_t t0 = monotonicNs();
+    std::lock_guard lk(s->pagesMu);
+    if (s->pages) s->prelayoutStats = s->pages->prelayout(predicted);
+    s->prelayoutMs = (monotonicNs() - t0) / 1000000;
+    if (!s->prelayoutStats.ok()) LXMIG_LOG(kWarn, kLog) << s->prelayoutStats.status().toString();
+  });
+  return okStatus();
+}
+
+void Incoming::awaitPrelayout(State& s) {
+  if (s.prelayoutDone.valid()) s.prelayoutDone.wait();
 }
 
 Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, const v1::NetState& net) {
@@ -1046,6 +1114,14 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
   }
   r.set_net_import_ms((monotonicNs() - t) / 1000000);
   t = monotonicNs();
+  awaitPrelayout(*st);
+  if (st->prelayoutDone.valid()) {
+    r.set_prelayout_wait_ms((monotonicNs() - t) / 1000000);
+    r.set_prelayout_ms(st->prelayoutMs);
+    if (st->prelayoutStats.ok())
+      r.set_prelayout_bytes(st->prelayoutStats->movedBytes + st->prelayoutStats->copiedBytes);
+    t = monotonicNs();
+  }
   {
     std::lock_guard lk(st->pagesMu);
     if (st->pages) {
@@ -1118,6 +1194,7 @@ void Incoming::reapIdle(int64_t idleMs) {
 }
 
 void Incoming::discard(const std::string& id, State& s) {
+  awaitPrelayout(s);  // it works on the images about to go
   if (s.lazyPages) {
     s.lazyPages.reset();  // a daemon still running serves a container being destroyed
     node_.endMemoryFill(s.spec.name);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,9 @@ class Incoming {
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
   Result<v1::TransferReply> receive(const ChunkSource& next, bool checksums);
+  // Lays the page store out as the source predicts the dump, in the
+  // background; restore() waits for it.
+  Status prelayout(const v1::PrelayoutRequest& req);
   Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
   Status commit(const std::string& id);
   Status abort(const std::string& id, const std::string& reason);
@@ -85,7 +89,15 @@ class Incoming {
     std::unique_ptr<PageStore> pages;  // pre-copy rounds received
     int64_t startedMs = 0;
     std::atomic<int64_t> lastActivityMs{0};
+    // PRELAYOUT's outcome, set by its thread before it ends.
+    Result<PrelayoutStats> prelayoutStats = PrelayoutStats{};
+    int64_t prelayoutMs = 0;
+    // Its thread (std::async: destroying the future joins it). Declared
+    // last, so it is joined before any member it uses goes.
+    std::future<void> prelayoutDone;
   };
+  // Waits for a PRELAYOUT still laying out `s`'s store.
+  static void awaitPrelayout(State& s);
   Result<std::shared_ptr<State>> find(const std::string& id);
   void discard(const std::string& id, State& s);
   // Removes the firewall chain and conntrack entries restore() imported.

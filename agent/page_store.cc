@@ -189,7 +189,82 @@ Status PageStore::relayout(int flat, const std::string& flatName, const std::vec
   return okStatus();
 }
 
+namespace {
+
+// Appends [start, end) at `off` to a layout, merged with the segment before
+// it when both continue each other.
+void addSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint64_t start, uint64_t end, uint64_t off) {
+  if (!layout.empty()) {
+    auto& [lastStart, last] = *layout.rbegin();
+    if (last.first == start && last.second + (start - lastStart) == off) {
+      last.first = end;
+      return;
+    }
+  }
+  layout[start] = {end, off};
+}
+
+}  // namespace
+
+Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& predicted) {
+  PrelayoutStats ps;
+  for (const auto& [vpid, pages] : predicted) {
+    auto found = procs_.find(vpid);
+    if (found == procs_.end() || pages.empty()) continue;
+    Proc& p = found->second;
+    Proc next;
+    std::vector<Piece> pieces;
+    uint64_t out = 0;
+    for (const Range& r : pages.ranges()) {
+      for (uint64_t a = r.start; a < r.end;) {
+        if (uint64_t off = flatOffset(p, a); off != UINT64_MAX) {
+          const uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, r.end);
+          addPiece(pieces, Piece::kFlat, off, out, segEnd - a);
+          addSegment(next.layout, a, segEnd, out);
+          out += segEnd - a;
+          a = segEnd;
+          continue;
+        }
+        if (auto x = p.extra.find(a); x != p.extra.end()) {
+          addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
+          addSegment(next.layout, a, a + kPageSize, out);
+        }  // else: a hole the delta fills in
+        out += kPageSize;
+        a += kPageSize;
+      }
+    }
+    next.layoutPages = out / kPageSize;
+    // Pieces keep address order on both sides (a held page the prediction
+    // does not name is simply not a piece), as relayout() requires.
+    Status st;
+    UniqueFd flat = openOrFail(flatPath(vpid), O_RDWR, st);
+    UniqueFd extra;
+    if (!p.extra.empty()) extra = openOrFail(extraPath(vpid), O_RDONLY, st);
+    if (st.ok()) {
+      AssembleStats as;
+      st = relayout(flat.get(), flatPath(vpid), pieces, extra.get(), -1, "", as);
+      ps.movedBytes += as.movedBytes;
+      ps.copiedBytes += as.copiedBytes;
+    }
+    if (!st.ok()) {
+      broken_ = st.withContext("lay out the page store of pid " + std::to_string(vpid));
+      return broken_;
+    }
+    // The layout may end in holes: the file is as long as the predicted
+    // pages file, so assemble() sees every piece in place.
+    if (::ftruncate(flat.get(), static_cast<off_t>(out)) != 0) {
+      broken_ = Status::fromErrno("truncate", flatPath(vpid));
+      return broken_;
+    }
+    ::unlink(extraPath(vpid).c_str());
+    p = std::move(next);
+    ++ps.procs;
+  }
+  return ps;
+}
+
 Result<AssembleStats> PageStore::assemble() {
+  LXMIG_RETURN_IF_ERROR(broken_);
   AssembleStats as;
   ::unlink((dir_ + "/parent").c_str());
   for (const auto& [vpid, pmPath] : pagemapsIn(dir_)) {

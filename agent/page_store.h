@@ -14,6 +14,11 @@
 // pages that appeared or vanished since round 0 shift what follows them
 // inside the file (moved, never copied to a new file).
 //
+// To keep even those moves out of the frozen window, the source sends its
+// prediction of the dump's pages right after the final scan, and
+// prelayout() lays the flat file out that way while CRIU dumps on the
+// source; assemble() then moves only what the prediction missed.
+//
 // (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
 // local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
 // on pages read from a parent; see docs/architecture.md.)
@@ -37,12 +42,26 @@ struct AssembleStats {
   uint32_t rebuilt = 0;      // processes whose pages file was not exactly the layout
 };
 
+struct PrelayoutStats {
+  uint64_t movedBytes = 0;   // moved inside flat files
+  uint64_t copiedBytes = 0;  // copied in from extra files
+  uint32_t procs = 0;        // processes laid out
+};
+
 class PageStore {
  public:
   explicit PageStore(std::string imagesDir) : dir_(std::move(imagesDir)) {}
   // Folds every round directory (rounds/NNNN) not applied yet into the
   // store and removes it. Call after each round's stream has ended.
   Status applyRounds();
+  // Lays out the flat files as `predicted` says (pages by pid inside the
+  // container, in address order): every page the store holds and the
+  // prediction names goes to its offset in the pages file the dump is
+  // expected to give; named pages the store lacks leave a hole for the
+  // delta; held pages it does not name are dropped (the source predicts
+  // every page it will mark PARENT). Call after the last applyRounds().
+  // A failure leaves the store unusable: assemble() then fails too.
+  Result<PrelayoutStats> prelayout(const std::map<uint32_t, PageSet>& predicted);
   // Completes CRIU's images in the images dir (see above).
   Result<AssembleStats> assemble();
 
@@ -67,6 +86,7 @@ class PageStore {
 
   std::string dir_;
   std::map<uint32_t, Proc> procs_;
+  Status broken_;  // a prelayout() that failed halfway
   int nextRound_ = 0;
 };
 

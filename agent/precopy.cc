@@ -90,6 +90,25 @@ class Emitter {
 
 }  // namespace
 
+Result<PageSet> dumpedPages(pid_t pid) {
+  LXMIG_ASSIGN_OR_RETURN(std::string maps, readFile("/proc/" + std::to_string(pid) + "/maps"));
+  std::vector<Range> fileBacked, special;
+  // CRIU's parasite injection writes into the first page of the first
+  // executable mapping (compel's syscall address), making it a page the
+  // dump includes.
+  std::optional<uint64_t> compelPage;
+  for (const auto& e : parseMaps(maps)) {
+    if (dumpedPrivate(e)) (e.inode ? fileBacked : special).push_back(e.range);
+    bool exec = e.perms.size() >= 4 && e.perms[2] == 'x';
+    if (exec && !compelPage) compelPage = e.perms[3] == 'p' ? e.range.start : 0;
+  }
+  LXMIG_ASSIGN_OR_RETURN(PageSet out, presentPages(pid, fileBacked, true));
+  LXMIG_ASSIGN_OR_RETURN(PageSet anon, presentPages(pid, special));
+  for (const auto& r : anon.ranges()) out.add(r);
+  if (compelPage && *compelPage) out.add(*compelPage, *compelPage + kPageSize);
+  return out;
+}
+
 Result<PidIdentity> pidIdentity(pid_t pid) {
   const std::string p = "/proc/" + std::to_string(pid);
   auto status = readFile(p + "/status");
@@ -233,24 +252,9 @@ Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, st
       // mappings, ...) is sent once too: it is dirty until the freeze, but
       // its place in the target's page store is then already reserved.
       if (once) {
-        auto maps = readFile("/proc/" + std::to_string(pid) + "/maps");
-        std::vector<Range> fileBacked, special;
-        // CRIU's parasite injection writes into the first page of the first
-        // executable mapping (compel's syscall address), making it a page
-        // the dump includes: reserve its place in the target's store too.
-        std::optional<uint64_t> compelPage;
-        if (maps.ok())
-          for (const auto& e : parseMaps(*maps)) {
-            if (dumpedPrivate(e)) (e.inode ? fileBacked : special).push_back(e.range);
-            bool exec = e.perms.size() >= 4 && e.perms[2] == 'x';
-            if (exec && !compelPage) compelPage = e.perms[3] == 'p' ? e.range.start : 0;
-          }
         PageSet rest;
-        if (auto pr = presentPages(pid, fileBacked, true); pr.ok()) rest = std::move(*pr);
-        if (auto pr = presentPages(pid, special); pr.ok())
-          for (const auto& r : pr->ranges()) rest.add(r);
+        if (auto d = dumpedPages(pid); d.ok()) rest = std::move(*d);
         for (const auto& r : armed->ranges()) rest.remove(r);
-        if (compelPage && *compelPage) rest.add(*compelPage, *compelPage + kPageSize);
         for (const auto& r : rest.ranges()) out.add(r);
         (*once)[pid] = std::move(rest);
       }
@@ -461,6 +465,19 @@ Result<FinalStats> PreCopy::finalScan() {
   for (const auto& [pid, p] : procs_) fs.validPages += p->valid.bytes() / kPageSize;
   fs.scanUs = (monotonicNs() - t0) / 1000;
   return fs;
+}
+
+std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
+  std::map<uint32_t, PageSet> out;
+  for (const auto& [pid, p] : procs_) {
+    if (!p->armed) continue;  // never sent: the target holds nothing of it
+    auto dumped = dumpedPages(pid);
+    if (!dumped.ok()) continue;  // gone: the dump will say
+    PageSet& s = out[static_cast<uint32_t>(p->vpid)];
+    s = std::move(*dumped);
+    for (const auto& r : p->valid.ranges()) s.add(r);
+  }
+  return out;
 }
 
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {

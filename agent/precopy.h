@@ -119,6 +119,13 @@ class PreCopy {
   Result<RoundStats> round(const ChunkSink& sink, const BytesCallback& onBytes);
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
+  // With the container frozen, after finalScan(): per process (pid inside
+  // the container) the pages the dump is expected to hold, in address
+  // order: what CRIU dumps (present private memory, as round 0 computes
+  // it) plus every page the target holds, so that every page rewriteDump()
+  // can mark PARENT is in it (a page freed since it was sent is too,
+  // although the dump will lack it).
+  std::map<uint32_t, PageSet> predictedDump() const;
   // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
   // finalScan() and the dump, with the container still frozen: page files
   // CRIU wrote to /dev/null are rebuilt from the processes' memory.
@@ -169,5 +176,10 @@ struct PidIdentity {
   uint64_t startTime = 0;
 };
 Result<PidIdentity> pidIdentity(pid_t pid);
+
+// The pages CRIU dumps of a process (as far as /proc tells before the dump):
+// present private memory, not the shared zero page nor untouched page-cache
+// pages of private file mappings, plus the page CRIU's parasite writes.
+Result<PageSet> dumpedPages(pid_t pid);
 
 }  // namespace lxmig::agent

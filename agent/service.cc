@@ -274,6 +274,10 @@ grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1:
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest* req, v1::Ack*) {
+  return toGrpc(incoming_.prelayout(*req));
+}
+
 grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
   auto r = incoming_.restore(req->migration_id(), req->lazy(), req->net());
   if (!r.ok()) return toGrpc(r.status());

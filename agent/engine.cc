@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include <map>
+#include <set>
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -126,7 +127,8 @@ class Progressor {
 Result<Manifest> streamTree(ChunkWriter& w, const std::string& id,
                             v1::TransferChunk::Area area, const std::string& root, const Manifest& prev,
                             Progressor& prog, uint64_t* bytes, const CancelledFn& cancelled,
-                            const std::map<std::string, uint64_t>* resume = nullptr) {
+                            const std::map<std::string, uint64_t>* resume = nullptr,
+                            const std::vector<std::string>& first = {}) {
   return sendTree(
       id, area, root, prev,
       [&](v1::TransferChunk& c) {
@@ -137,7 +139,7 @@ Result<Manifest> streamTree(ChunkWriter& w, const std::string& id,
         *bytes += n;
         prog.add(n);
       },
-      resume);
+      resume, first);
 }
 
 // One pre-copy round into the audit and the report.
@@ -674,8 +676,10 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     Status st = streamSt;
     if (st.ok()) {
       uint64_t bytes = 0;
+      // What CRIU's lazy-pages daemon reads at start-up first: the target
+      // starts it while the rest arrives.
       auto m = streamTree(*w, rep.id(), v1::TransferChunk::IMAGES, imagesDir, {}, prog, &bytes, cancelled,
-                          &tail.sent());
+                          &tail.sent(), {"inventory.img", "pstree.img"});
       st = m.status();
       if (st.ok()) {
         auto d = streamTree(*w, rep.id(), v1::TransferChunk::ROOTFS, node.lxc().rootfs(spec.name), manifest,
@@ -1016,6 +1020,8 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
   std::unique_ptr<TreeWriter> images, rootfs;
   const std::string& nodeName = node_.config().node;
   bool rounds = false;  // a stream of pre-copy rounds (not the images after the dump)
+  std::set<std::string> lazyInputs;  // what CRIU's lazy-pages daemon reads at start-up, seen
+  bool lazyTried = false;
   for (;;) {
     auto more = next(c);
     if (!more.ok()) return more.status().withContext("target " + nodeName);
@@ -1026,9 +1032,26 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
       rootfs = std::make_unique<TreeWriter>(st->stagingDir + "/rootfs", checksums);
     }
     st->lastActivityMs = wallMs();
-    rounds |= c.area() == v1::TransferChunk::IMAGES && startsWith(c.path(), "rounds");
-    TreeWriter& w = c.area() == v1::TransferChunk::IMAGES ? *images : *rootfs;
+    const bool isImages = c.area() == v1::TransferChunk::IMAGES;
+    rounds |= isImages && startsWith(c.path(), "rounds");
+    // Pre-copy's images after the dump (the source sends inventory.img and
+    // pstree.img first): once both are complete, CRIU's lazy-pages daemon
+    // can start, and its start-up runs while the rest arrives.
+    bool startLazy = false;
+    if (isImages && !rounds) {
+      if (c.path() == "inventory.img" || c.path() == "pstree.img") lazyInputs.insert(c.path());
+      else if (lazyInputs.size() == 2 && !lazyTried) startLazy = lazyTried = true;
+    }
+    TreeWriter& w = isImages ? *images : *rootfs;
     if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + nodeName);
+    if (startLazy) {  // the next file's header closed the second of them
+      std::lock_guard op(st->opMu);
+      if (st->roundsApplied && !st->restored && !st->lazyEarly) {
+        auto d = node_.lxc().spawnLazyPages(st->imagesDir);
+        if (d.ok()) st->lazyEarly = std::make_unique<Child>(std::move(*d));
+        else LXMIG_LOG(kInfo, kLog) << "early lazy-pages start: " << d.status().toString();
+      }
+    }
   }
   v1::TransferReply r;
   if (!st) return r;
@@ -1038,6 +1061,7 @@ Result<v1::TransferReply> Incoming::receive(const ChunkSource& next, bool checks
     std::lock_guard lk(st->pagesMu);
     if (!st->pages) st->pages = std::make_unique<PageStore>(st->imagesDir);
     LXMIG_RETURN_IF_ERROR(st->pages->applyRounds().withContext("target " + nodeName + ": page store"));
+    st->roundsApplied = true;
   }
   r.set_bytes(images->bytes() + rootfs->bytes());
   r.set_files(images->files() + rootfs->files());
@@ -1134,7 +1158,10 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     }
   }
   if (lazy) {
-    auto d = node_.lxc().startLazyPages(st->imagesDir);
+    Result<Child> d = st->lazyEarly ? Result<Child>(std::move(*st->lazyEarly)) : node_.lxc().spawnLazyPages(st->imagesDir);
+    st->lazyEarly.reset();
+    if (d.ok())
+      if (auto s = node_.lxc().awaitLazyPages(st->imagesDir, *d); !s.ok()) d = s;
     if (!d.ok()) return fail(d.status());
     st->lazyPages = std::make_shared<Child>(std::move(*d));
     if (auto s = node_.beginMemoryFill(name, id, st->lazyPages->pid(), st->imagesDir); !s.ok()) {
@@ -1144,6 +1171,7 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     r.set_lazy_start_ms((monotonicNs() - t) / 1000000);
     t = monotonicNs();
   }
+  st->lazyEarly.reset();  // not lazy after all
   if (auto s = node_.lxc().restore(name, st->imagesDir, lazy); !s.ok()) {
     st->lazyPages.reset();
     node_.endMemoryFill(name);
@@ -1195,6 +1223,7 @@ void Incoming::reapIdle(int64_t idleMs) {
 
 void Incoming::discard(const std::string& id, State& s) {
   awaitPrelayout(s);  // it works on the images about to go
+  s.lazyEarly.reset();
   if (s.lazyPages) {
     s.lazyPages.reset();  // a daemon still running serves a container being destroyed
     node_.endMemoryFill(s.spec.name);

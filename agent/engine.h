@@ -82,11 +82,15 @@ class Incoming {
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
     std::shared_ptr<Child> lazyPages;
+    // The same daemon started early, while the images still arrive (see
+    // receive()); restore() takes it over.
+    std::unique_ptr<Child> lazyEarly;
     // Held by restore, commit and abort: a COMMIT or ABORT that arrives while
     // the restore runs waits for its outcome instead of racing it.
     std::mutex opMu;
     std::mutex pagesMu;
     std::unique_ptr<PageStore> pages;  // pre-copy rounds received
+    std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy
     int64_t startedMs = 0;
     std::atomic<int64_t> lastActivityMs{0};
     // PRELAYOUT's outcome, set by its thread before it ends.

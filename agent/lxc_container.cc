@@ -376,21 +376,30 @@ Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {
   return out;
 }
 
-Result<Child> LxcHost::startLazyPages(const std::string& dir) {
-  const std::string sock = dir + "/lazy-pages.socket";
-  ::unlink(sock.c_str());
+Result<Child> LxcHost::spawnLazyPages(const std::string& dir) {
+  ::unlink((dir + "/lazy-pages.socket").c_str());
   SpawnOptions so;
   so.stderrPath = dir + "/lazy-pages.out";
   std::vector<std::string> argv = {"criu", "lazy-pages", "-D", dir, "-o", "lazy-pages.log"};
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) argv.push_back(std::string("-v") + v);
-  LXMIG_ASSIGN_OR_RETURN(Child c, spawn(argv, so));
+  return spawn(argv, so);
+}
+
+Status LxcHost::awaitLazyPages(const std::string& dir, Child& daemon) {
+  const std::string sock = dir + "/lazy-pages.socket";
   for (int i = 0; i < 2000; ++i) {
-    if (pathExists(sock)) return c;
-    auto done = c.wait(0);
+    if (pathExists(sock)) return okStatus();
+    auto done = daemon.wait(0);
     if (done.ok()) return internalError("criu lazy-pages exited at once (" + std::to_string(*done) + "): " + criuError(dir + "/lazy-pages.log"));
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   return unavailable("criu lazy-pages did not open its socket in " + dir + " within 1 s");
+}
+
+Result<Child> LxcHost::startLazyPages(const std::string& dir) {
+  LXMIG_ASSIGN_OR_RETURN(Child c, spawnLazyPages(dir));
+  LXMIG_RETURN_IF_ERROR(awaitLazyPages(dir, c));
+  return c;
 }
 
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {

@@ -91,6 +91,7 @@ struct Walker {
   const ChunkSink& sink;
   const BytesCallback& onBytes;
   const std::map<std::string, uint64_t>* resume;
+  const std::vector<std::string>& first;
   Manifest now;
   dev_t dev = 0;
 
@@ -127,6 +128,10 @@ struct Walker {
     }
     ::closedir(d);
     std::sort(names.begin(), names.end());
+    if (rel.empty() && !first.empty())
+      std::stable_partition(names.begin(), names.end(), [&](const std::string& n) {
+        return std::find(first.begin(), first.end(), n) != first.end();
+      });
     for (const auto& n : names) {
       std::string r = rel.empty() ? n : rel + "/" + n;
       std::string a = root + "/" + r;
@@ -171,10 +176,10 @@ struct Walker {
 
 Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area, const std::string& root,
                           const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
-                          const std::map<std::string, uint64_t>* resume) {
+                          const std::map<std::string, uint64_t>* resume, const std::vector<std::string>& first) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) return Status::fromErrno("stat", root);
-  Walker w{migrationId, area, root, previous, sink, onBytes, resume, {}, st.st_dev};
+  Walker w{migrationId, area, root, previous, sink, onBytes, resume, first, {}, st.st_dev};
   // The root's own mode and owner first: CRIU checks the rootfs mode.
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
   LXMIG_RETURN_IF_ERROR(w.walk(""));

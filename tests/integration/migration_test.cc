@@ -910,7 +910,8 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
     // The CLI waits for the rollback and says how it ended.
     auto cli = interrupt(args, [&] { EXPECT_TRUE(waitRound0()); });
     EXPECT_NE(cli.code, 0);
-    EXPECT_NE(cli.err.find("aborted: pre-copy: cancelled by the operator"), std::string::npos) << cli.err;
+    EXPECT_NE(cli.err.find("pc-fault: aborted: "), std::string::npos) << cli.err;
+    EXPECT_NE(cli.err.find("cancelled by the operator"), std::string::npos) << cli.err;
   }
   EXPECT_EQ(nodeOf("pc-fault"), "n1");
   EXPECT_EQ(writeProtectLeft(pids), 0u) << "write-protection left in the source's processes";

@@ -1077,7 +1077,8 @@ Status Incoming::prelayout(const v1::PrelayoutRequest& req) {
     for (int i = 0; i < p.ranges_size(); i += 2) set.add(p.ranges(i), p.ranges(i + 1));
   }
   std::lock_guard op(st->opMu);
-  if (st->restored || st->prelayoutDone.valid()) return failedPrecondition("migration " + req.migration_id() + ": prelayout comes once, before the restore");
+  if (st->restored || st->prelayoutDone.valid())
+    return failedPrecondition("migration " + req.migration_id() + ": prelayout comes once, before the restore");
   st->lastActivityMs = wallMs();
   State* s = st.get();  // outlives the thread: its future is joined first
   s->prelayoutDone = std::async(std::launch::async, [s, predicted = std::move(predicted)] {
@@ -1158,7 +1159,8 @@ Result<v1::RestoreReply> Incoming::restore(const std::string& id, bool lazy, con
     }
   }
   if (lazy) {
-    Result<Child> d = st->lazyEarly ? Result<Child>(std::move(*st->lazyEarly)) : node_.lxc().spawnLazyPages(st->imagesDir);
+    Result<Child> d =
+        st->lazyEarly ? Result<Child>(std::move(*st->lazyEarly)) : node_.lxc().spawnLazyPages(st->imagesDir);
     st->lazyEarly.reset();
     if (d.ok())
       if (auto s = node_.lxc().awaitLazyPages(st->imagesDir, *d); !s.ok()) d = s;

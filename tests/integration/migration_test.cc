@@ -1098,9 +1098,12 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
     ~Resume() { ::kill(pid, SIGCONT); }
   } resume{daemon};
 
-  // Ctrl-C while waiting: refused, the container stays where it runs.
+  // Ctrl-C while waiting: refused, the container stays where it runs. The
+  // CLI talks to n1's agent only (no cluster file), which forwards to n2:
+  // the cancel must get through although the wait sends no events.
   {
-    auto cli = interrupt({"migrate", "pc-back", "--to", "n1"},
+    auto cli = interrupt({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
+                          "migrate", "pc-back", "--to", "n1"},
                          [] { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); });
     EXPECT_NE(cli.code, 0);
     EXPECT_NE(cli.err.find("refused: cancelled by the operator"), std::string::npos) << cli.err;

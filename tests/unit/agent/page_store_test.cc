@@ -52,6 +52,15 @@ class PageStoreTest : public ::testing::Test {
     write(std::string(d) + "pages-" + std::to_string(vpid) + ".img", data);
     write(std::string(d) + "pagemap-" + std::to_string(vpid) + ".img", serializePagemap(roundPagemap(vpid, sent, sent)));
   }
+  // CRIU's dump after the rewrite: pagemap-<vpid>.img naming pages-<id>.img,
+  // which holds the delta.
+  void dump(uint32_t vpid, uint32_t pagesId, std::vector<PagemapEntry> entries, const std::string& delta) {
+    Pagemap pm;
+    pm.pagesId = pagesId;
+    pm.entries = std::move(entries);
+    write("pagemap-" + std::to_string(vpid) + ".img", serializePagemap(pm));
+    write("pages-" + std::to_string(pagesId) + ".img", delta);
+  }
   const std::string& dir() const { return tmp_.path(); }
   testing::TempDir tmp_{"lxmig-pagestore"};
 };
@@ -64,11 +73,8 @@ TEST_F(PageStoreTest, FastPathWritesDeltaIntoTheFlatStore) {
   ASSERT_TRUE(st.applyRounds().ok());
   EXPECT_FALSE(pathExists(dir() + "/rounds/0001")) << "applied rounds are removed";
   // Final: 10, 11 held by the target; 12 dirty (sent now); 20 held.
-  Pagemap pm;
-  pm.pagesId = 7;
-  pm.entries = {{10 * P, 2, kPeParent | kPeLazy}, {12 * P, 1, kPePresent | kPeLazy}, {20 * P, 1, kPeParent | kPeLazy}};
-  write("pagemap-2.img", serializePagemap(pm));
-  write("pages-7.img", page('C'));
+  dump(2, 7, {{10 * P, 2, kPeParent | kPeLazy}, {12 * P, 1, kPePresent | kPeLazy}, {20 * P, 1, kPeParent | kPeLazy}},
+       page('C'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
   EXPECT_EQ(as->copiedBytes, 0u);
@@ -90,11 +96,7 @@ TEST_F(PageStoreTest, ChangedPageSetIsRebuiltFromThePieces) {
   round(2, 5, {{9, 'y'}, {2, 'B'}});
   ASSERT_TRUE(st.applyRounds().ok());
   // Page 1 is gone from the dump, page 3 is new (sent now), 2 and 9 held.
-  Pagemap pm;
-  pm.pagesId = 1;
-  pm.entries = {{2 * P, 1, kPeParent}, {3 * P, 1, kPePresent}, {9 * P, 1, kPeParent}};
-  write("pagemap-5.img", serializePagemap(pm));
-  write("pages-1.img", page('n'));
+  dump(5, 1, {{2 * P, 1, kPeParent}, {3 * P, 1, kPePresent}, {9 * P, 1, kPeParent}}, page('n'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
   EXPECT_EQ(as->rebuilt, 1u);
@@ -105,11 +107,7 @@ TEST_F(PageStoreTest, ParentPageTheStoreLacksIsAnError) {
   PageStore st(dir());
   round(0, 3, {{1, 'a'}});
   ASSERT_TRUE(st.applyRounds().ok());
-  Pagemap pm;
-  pm.pagesId = 1;
-  pm.entries = {{1 * P, 2, kPeParent}};
-  write("pagemap-3.img", serializePagemap(pm));
-  write("pages-1.img", "");
+  dump(3, 1, {{1 * P, 2, kPeParent}}, "");
   auto as = st.assemble();
   ASSERT_FALSE(as.ok());
   EXPECT_NE(as.status().message().find("not in the store"), std::string::npos) << as.status().message();
@@ -234,11 +232,8 @@ TEST_F(PageStoreTest, PrelayoutLeavesTheAssemblyNothingToMove) {
   EXPECT_EQ(ps->procs, 1u);
   EXPECT_EQ(ps->copiedBytes, P) << "page 1 came from the extra file";
   EXPECT_GT(ps->movedBytes, 0u);
-  Pagemap pm;
-  pm.pagesId = 2;
-  pm.entries = {{1 * P, 1, kPeParent}, {2 * P, 1, kPePresent}, {4 * P, 2, kPeParent}, {8 * P, 1, kPeParent}};
-  write("pagemap-6.img", serializePagemap(pm));
-  write("pages-2.img", page('n'));
+  dump(6, 2, {{1 * P, 1, kPeParent}, {2 * P, 1, kPePresent}, {4 * P, 2, kPeParent}, {8 * P, 1, kPeParent}},
+       page('n'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
   EXPECT_EQ(as->movedBytes, 0u);
@@ -297,11 +292,7 @@ TEST_F(PageStoreTest, LongRunsShiftByOnePageEitherWay) {
 
 TEST_F(PageStoreTest, UntouchedImagesStayAsTheyAre) {
   PageStore st(dir());
-  Pagemap pm;
-  pm.pagesId = 4;
-  pm.entries = {{1 * P, 1, kPePresent}};
-  write("pagemap-9.img", serializePagemap(pm));
-  write("pages-4.img", page('z'));
+  dump(9, 4, {{1 * P, 1, kPePresent}}, page('z'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok());
   EXPECT_EQ(fills(*readFile(dir() + "/pages-4.img")), "z");

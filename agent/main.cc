@@ -10,12 +10,12 @@
 #include <set>
 #include <thread>
 
-#include "data_link.h"
-#include "lxmig/agent/config.h"
-#include "lxmig/agent/doctor.h"
+#include "lxmig/transport/data_link.h"
+#include "lxmig/node/config.h"
+#include "lxmig/node/doctor.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
-#include "node.h"
+#include "lxmig/node/node.h"
 #include "service.h"
 
 using namespace lxmig;

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <thread>
 
-#include "lxmig/agent/doctor.h"
+#include "lxmig/node/doctor.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
 

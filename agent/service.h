@@ -2,10 +2,10 @@
 // the mutual-TLS peer port. Requests naming another node are forwarded.
 #pragma once
 
-#include "engine.h"
+#include "lxmig/migration/engine.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
-#include "node.h"
+#include "lxmig/node/node.h"
 
 namespace lxmig::agent {
 

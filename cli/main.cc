@@ -12,7 +12,7 @@
 #include "client.h"
 #include "groups.h"
 #include "lxmig/grouping/scan_json.h"
-#include "lxmig/agent/doctor.h"
+#include "lxmig/node/doctor.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 

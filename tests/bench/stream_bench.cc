@@ -25,7 +25,7 @@
 #include <random>
 #include <string>
 
-#include "data_link.h"
+#include "lxmig/transport/data_link.h"
 #include "lxmig/base/files.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 

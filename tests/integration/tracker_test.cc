@@ -18,8 +18,8 @@
 
 #include <gtest/gtest.h>
 
-#include "dirty_tracker.h"
-#include "inject.h"
+#include "lxmig/tracking/dirty_tracker.h"
+#include "lxmig/tracking/inject.h"
 #include "pagemap_scan.h"
 
 namespace lxmig::agent {

@@ -1,0 +1,538 @@
+#include "lxmig/container/lxc_host.h"
+
+#include <dirent.h>
+#include <lxc/lxccontainer.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+using Container = UniqueHandle<lxc_container, lxc_container_put>;
+
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+// lxmig-restore (container/restore_helper.cc): its exit code when liblxc's
+// restore failed (its logs say why); a restore that takes longer than the
+// limit is killed.
+constexpr int kHelperRestoreFailed = 1;
+constexpr int kRestoreTimeoutMs = 15 * 60 * 1000;
+// Host directories every application container sees read-only; the rootfs
+// has /bin, /lib, /lib64 and /sbin as links into /usr (merged /usr).
+const char* const kSystemDirs[] = {"usr", "etc"};
+const char* const kWritableDirs[] = {"tmp", "var", "run", "data", "dev", "proc", "sys", "usr", "etc", "opt"};
+
+Result<Container> open(const std::string& lxcPath, const std::string& name) {
+  Container c(::lxc_container_new(name.c_str(), lxcPath.c_str()));
+  if (!c) return internalError("liblxc cannot open container `" + name + "` in " + lxcPath);
+  return c;
+}
+
+// The first error liblxc logged for a container (its directory may be gone
+// by the time anyone reads the log).
+std::string lxcError(const std::string& containerDir) {
+  auto log = readFile(containerDir + "/lxc.log");
+  if (log.ok())
+    for (const auto& line : split(*log, '\n'))
+      if (auto at = line.find(" ERROR "); at != std::string::npos) return std::string(trim(line.substr(at + 7)));
+  return "no error in " + containerDir + "/lxc.log";
+}
+
+// lxmig-restore, installed next to lxmigd.
+std::string restoreHelperPath() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
+  return dir.substr(0, dir.rfind('/') + 1) + "lxmig-restore";
+}
+
+bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
+
+// The first CRIU error of a log, for a one-line cause. CRIU's own errors
+// read "Error (file.c:line): ..."; lines of the tools it runs ("Error: ipv4:
+// Address already assigned" from `ip` while restoring lo) and the errors
+// PLATFORM.md lists as harmless are only used when nothing else is there.
+// The log is named where the engine keeps it: <state>/logs/<id>/ (the images
+// directory is removed after a failure).
+std::string criuError(const std::string& logPath) {
+  auto text = readFile(logPath);
+  if (!text.ok()) return "no CRIU log at " + logPath;
+  static const char* const kHarmless[] = {"RLIMIT_NOFILE", "iptables", "ip6tables", "-V failed",
+                                          "cgroupd: recv req error", "already assigned", "File exists"};
+  std::string own, other;
+  for (const auto& line : split(*text, '\n')) {
+    auto pos = line.find("Error");
+    if (pos == std::string::npos) continue;
+    bool harmless = false;
+    for (const char* h : kHarmless) harmless |= line.find(h) != std::string::npos;
+    if (harmless) continue;
+    std::string cause(trim(line.substr(pos)));
+    if (line.compare(pos, 7, "Error (") == 0) {
+      // "Error (criu/files.c:1393): Can't open root" -> "Can't open root"
+      auto close = cause.find("): ");
+      if (close != std::string::npos) cause = cause.substr(close + 3);
+      own = cause;
+      break;  // the first error is the cause; later ones are consequences
+    }
+    if (other.empty()) other = cause;
+  }
+  std::string kept = logPath;
+  if (auto at = kept.rfind("/images/"); at != std::string::npos) kept.replace(at, 8, "/logs/");
+  std::string cause = own.empty() ? other : own;
+  if (cause.empty()) return "see " + kept;
+  return cause + " (CRIU log: " + kept + ")";
+}
+
+std::vector<std::string> cgroupHierarchies() {
+  std::vector<std::string> out;
+  if (pureCgroup2()) return {kCgroupRoot};
+  DIR* d = ::opendir(kCgroupRoot);
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    std::string p = std::string(kCgroupRoot) + "/" + n;
+    if (pathExists(p + "/cgroup.procs")) out.push_back(p);
+  }
+  ::closedir(d);
+  return out;
+}
+
+void rmdirDepthFirst(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return;
+  std::vector<std::string> subs;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (e->d_type == DT_DIR && n != "." && n != "..") subs.push_back(path + "/" + n);
+  }
+  ::closedir(d);
+  for (const auto& s : subs) rmdirDepthFirst(s);
+  ::rmdir(path.c_str());
+}
+
+// cgroup.procs files of this process's cgroups, one per hierarchy, found by
+// matching /proc/self/cgroup against the cgroup mounts in mountinfo.
+std::vector<std::string> ownCgroupProcsFiles() {
+  std::vector<std::string> out;
+  auto cg = readFile("/proc/self/cgroup");
+  auto mi = readFile("/proc/self/mountinfo");
+  if (!cg.ok() || !mi.ok()) return out;
+  struct Mount {
+    std::string point, fstype;
+    std::vector<std::string> opts;
+  };
+  std::vector<Mount> mounts;
+  for (const auto& line : split(*mi, '\n')) {
+    auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    auto left = split(line.substr(0, sep), ' ');
+    auto right = split(line.substr(sep + 3), ' ');
+    if (left.size() < 5 || right.size() < 3) continue;
+    if (right[0] != "cgroup" && right[0] != "cgroup2") continue;
+    mounts.push_back({left[4], right[0], split(right[2], ',')});
+  }
+  for (const auto& line : split(*cg, '\n')) {
+    auto a = line.find(':');
+    auto b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    for (const auto& m : mounts) {
+      bool match = ctrls.empty() ? m.fstype == "cgroup2" : m.fstype == "cgroup";
+      if (match && !ctrls.empty())
+        for (const auto& c : split(ctrls, ','))
+          match &= std::find(m.opts.begin(), m.opts.end(), c) != m.opts.end();
+      if (match) {
+        out.push_back(m.point + (path == "/" ? "" : path) + "/cgroup.procs");
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+LxcHost::LxcHost(std::string lxcPath, std::string cgroupParent)
+    : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)), ownCgroupProcs_(ownCgroupProcsFiles()) {}
+
+void LxcHost::returnToOwnCgroups() const {
+  std::string pid = std::to_string(::getpid());
+  for (const auto& f : ownCgroupProcs_) {
+    if (Status st = writeFile(f, pid); !st.ok()) {
+      LXMIG_LOG(kWarn, "lxc") << "return to own cgroup: " << st.toString();
+    }
+  }
+}
+
+std::mutex& criuMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+const char* runStateName(RunState s) {
+  switch (s) {
+    case RunState::kStopped: return "STOPPED";
+    case RunState::kStarting: return "STARTING";
+    case RunState::kRunning: return "RUNNING";
+    case RunState::kStopping: return "STOPPING";
+    case RunState::kAborting: return "ABORTING";
+    case RunState::kFreezing: return "FREEZING";
+    case RunState::kFrozen: return "FROZEN";
+    case RunState::kThawed: return "THAWED";
+    case RunState::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
+  if (defined(p.name)) return alreadyExists("container `" + p.name + "` already exists on this node");
+  std::string root = rootfs(p.name);
+  if (!keepRootfs) {
+    for (const char* d : kWritableDirs) LXMIG_RETURN_IF_ERROR(makeDirs(root + "/" + d));
+    ::chmod((root + "/tmp").c_str(), 01777);
+    for (const char* l : {"bin", "lib", "lib64", "sbin"}) {
+      std::string target = std::string("usr/") + l;
+      std::string link = root + "/" + l;
+      if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST)
+        return Status::fromErrno("symlink", link);
+    }
+  }
+  std::string cfg;
+  auto add = [&](const std::string& k, const std::string& v) { cfg += k + " = " + v + "\n"; };
+  cfg += "# written by lxmigd; lxmig.json holds the container's spec\n";
+  add("lxc.uts.name", p.name);
+  add("lxc.rootfs.path", "dir:" + root);
+  for (const char* d : kSystemDirs) add("lxc.mount.entry", std::string("/") + d + " " + d + " none ro,bind 0 0");
+  for (const auto& b : p.binds) {
+    struct stat st {};
+    if (::stat(b.hostPath.c_str(), &st) != 0) return Status::fromErrno("bind source", b.hostPath);
+    std::string rel = b.containerPath;
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
+        b.hostPath.find(' ') != std::string::npos)
+      return invalidArgument("bad bind `" + b.hostPath + ":" + b.containerPath + "`");
+    add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") + "bind,create=" +
+                               (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
+  }
+  for (const auto& d : p.devices) {
+    std::string rel = d.containerPath;
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
+        d.hostPath.find(' ') != std::string::npos)
+      return invalidArgument("bad device `" + d.hostPath + ":" + d.containerPath + "`");
+    // The cgroup rule in the hierarchy that holds the devices controller.
+    std::string rule = std::string(1, d.type) + " " + std::to_string(d.major) + ":" + std::to_string(d.minor) + " rwm";
+    add(pathExists("/sys/fs/cgroup/devices") ? "lxc.cgroup.devices.allow" : "lxc.cgroup2.devices.allow", rule);
+    add("lxc.mount.entry", d.hostPath + " " + rel + " none bind,create=file 0 0");
+  }
+  add("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0");
+  add("lxc.mount.entry", "mqueue dev/mqueue mqueue rw,nosuid,nodev,noexec,create=dir 0 0");
+  add("lxc.mount.auto", "cgroup:mixed proc:mixed sys:ro");
+  add("lxc.autodev", "1");
+  // CRIU cannot dump consoles or ttys without their masters (PLATFORM.md).
+  add("lxc.tty.max", "0");
+  add("lxc.pty.max", "0");
+  add("lxc.console.path", "none");
+  add("lxc.net.0.type", "veth");
+  add("lxc.net.0.link", p.bridge);
+  add("lxc.net.0.flags", "up");
+  add("lxc.net.0.name", "eth0");
+  add("lxc.net.0.hwaddr", p.hwaddr);
+  add("lxc.net.0.ipv4.address", p.ip + "/" + std::to_string(p.prefixLen));
+  add("lxc.net.0.ipv4.gateway", p.gateway);
+  add("lxc.cgroup.dir.container", cgroupParent_ + "/payload." + p.name);
+  add("lxc.cgroup.dir.monitor", cgroupParent_ + "/monitor." + p.name);
+  for (const auto& e : p.env) add("lxc.environment", e);
+  add("lxc.log.file", dir(p.name) + "/lxc.log");
+  add("lxc.log.level", "WARN");
+  LXMIG_RETURN_IF_ERROR(makeDirs(dir(p.name), 0700));
+  return writeFileAtomic(dir(p.name) + "/config", cfg);
+}
+
+bool LxcHost::defined(const std::string& name) const { return pathExists(dir(name) + "/config"); }
+
+Status LxcHost::start(const std::string& name, const std::vector<std::string>& argv) {
+  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!c->is_defined(c.get())) return notFound("container `" + name + "` is not defined");
+  c->want_daemonize(c.get(), true);
+  // The monitor is forked without exec: without this it would keep the
+  // agent's gRPC sockets open for the container's lifetime.
+  c->want_close_all_fds(c.get(), true);
+  LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("start `" + name + "`"));
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  bool started = c->start(c.get(), 0, args.data());
+  returnToOwnCgroups();
+  if (!started) return internalError("liblxc failed to start `" + name + "`: " + lxcError(dir(name)));
+  for (int i = 0; i < 100 && c->state(c.get()) != std::string("RUNNING"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return okStatus();
+}
+
+RunState LxcHost::state(const std::string& name) const {
+  auto c = open(lxcPath_, name);
+  if (!c.ok() || !(*c)->is_defined(c->get())) return RunState::kUnknown;
+  std::string s = (*c)->state(c->get());
+  if (s == "RUNNING") return frozen(name) ? RunState::kFrozen : RunState::kRunning;
+  if (s == "STOPPED") return RunState::kStopped;
+  if (s == "FROZEN") return RunState::kFrozen;
+  if (s == "STARTING") return RunState::kStarting;
+  if (s == "STOPPING") return RunState::kStopping;
+  if (s == "FREEZING") return RunState::kFreezing;
+  return RunState::kUnknown;
+}
+
+int LxcHost::initPid(const std::string& name) const {
+  auto c = open(lxcPath_, name);
+  if (!c.ok()) return -1;
+  return (*c)->init_pid(c->get());
+}
+
+uint64_t LxcHost::memoryBytes(const std::string& name) const {
+  std::string rel = "/" + cgroupParent_ + "/payload." + name;
+  std::string p = pureCgroup2() ? std::string(kCgroupRoot) + rel + "/memory.current"
+                                : std::string(kCgroupRoot) + "/memory" + rel + "/memory.usage_in_bytes";
+  auto t = readFile(p);
+  uint64_t v = 0;
+  if (t.ok()) parseUint64(trim(*t), &v);
+  return v;
+}
+
+std::string LxcHost::freezerPath(const std::string& name) const {
+  std::string rel = "/" + cgroupParent_ + "/payload." + name;
+  if (pureCgroup2()) return std::string(kCgroupRoot) + rel + "/cgroup.freeze";
+  return std::string(kCgroupRoot) + "/freezer" + rel + "/freezer.state";
+}
+
+bool LxcHost::frozen(const std::string& name) const {
+  auto t = readFile(freezerPath(name));
+  if (!t.ok()) return false;
+  std::string_view v = trim(*t);
+  return v == "FROZEN" || v == "1";
+}
+
+Status LxcHost::freeze(const std::string& name, int timeoutMs) {
+  std::string p = freezerPath(name);
+  bool v2 = pureCgroup2();
+  LXMIG_RETURN_IF_ERROR(writeFile(p, v2 ? "1" : "FROZEN"));
+  int64_t deadline = monotonicNs() + int64_t{timeoutMs} * 1000000;
+  for (;;) {
+    if (v2) {
+      auto ev = readFile(p.substr(0, p.rfind('/')) + "/cgroup.events");
+      if (ev.ok() && ev->find("frozen 1") != std::string::npos) return okStatus();
+    } else {
+      auto st = readFile(p);
+      if (st.ok() && trim(*st) == "FROZEN") return okStatus();
+    }
+    if (monotonicNs() > deadline) {
+      (void)thaw(name);
+      return unavailable("container `" + name + "` did not freeze within " + std::to_string(timeoutMs) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+Status LxcHost::thaw(const std::string& name) {
+  return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED");
+}
+
+Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages) {
+  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
+  LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
+  // CRIU numbers page files 1, 2, ... in the order it dumps the tasks, and
+  // only then shared memory.
+  for (int k = 1; k <= discardPages; ++k) {
+    std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
+    if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);
+  }
+  migrate_opts o{};
+  o.directory = const_cast<char*>(imagesDir.c_str());
+  o.stop = false;  // CRIU leaves it as found: frozen
+  std::lock_guard lk(criuMutex());
+  ::setenv("LXMIG_CRIU_DUMP_OPTS", "", 1);
+  int r = c->migrate(c.get(), MIGRATE_DUMP, &o, sizeof o);
+  if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
+  return okStatus();
+}
+
+Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {
+  std::string p = freezerPath(name);
+  p = p.substr(0, p.rfind('/')) + "/cgroup.procs";
+  auto text = readFile(p);
+  if (!text.ok()) return notFound("container `" + name + "` has no cgroup (not running?)");
+  std::vector<pid_t> out;
+  for (const auto& l : split(*text, '\n')) out.push_back(static_cast<pid_t>(std::stol(l)));
+  return out;
+}
+
+Result<Child> LxcHost::spawnLazyPages(const std::string& dir) {
+  ::unlink((dir + "/lazy-pages.socket").c_str());
+  SpawnOptions so;
+  so.stderrPath = dir + "/lazy-pages.out";
+  std::vector<std::string> argv = {"criu", "lazy-pages", "-D", dir, "-o", "lazy-pages.log"};
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) argv.push_back(std::string("-v") + v);
+  return spawn(argv, so);
+}
+
+Status LxcHost::awaitLazyPages(const std::string& dir, Child& daemon) {
+  const std::string sock = dir + "/lazy-pages.socket";
+  for (int i = 0; i < 2000; ++i) {
+    if (pathExists(sock)) return okStatus();
+    auto done = daemon.wait(0);
+    if (done.ok()) return internalError("criu lazy-pages exited at once (" + std::to_string(*done) + "): " + criuError(dir + "/lazy-pages.log"));
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return unavailable("criu lazy-pages did not open its socket in " + dir + " within 1 s");
+}
+
+Result<Child> LxcHost::startLazyPages(const std::string& dir) {
+  LXMIG_ASSIGN_OR_RETURN(Child c, spawnLazyPages(dir));
+  LXMIG_RETURN_IF_ERROR(awaitLazyPages(dir, c));
+  return c;
+}
+
+Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {
+  if (!defined(name)) return notFound("container `" + name + "` is not defined");
+  // Leftovers of an earlier copy of this name would make liblxc fail.
+  LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
+  std::lock_guard lk(criuMutex());
+  // liblxc passes --cgroup-root for v1 controllers only; without a default
+  // the tasks land in the source's cgroup2 path (PLATFORM.md).
+  std::string opts = "--cgroup-root /" + cgroupParent_ + "/payload." + name;
+  if (lazy) opts += " --lazy-pages";
+  // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
+  // liblxc's restore forks the container's monitor from its caller and,
+  // unlike start, leaves every inherited fd open in it. Called here, the
+  // monitor would keep the agent's listening sockets, audit database and
+  // data links for the container's lifetime (a restarted agent could not
+  // bind its ports). A fresh exec of this binary has nothing to leak.
+  const std::string helperPath = restoreHelperPath();
+  if (!pathExists(helperPath))
+    return failedPrecondition("restore `" + name + "`: " + helperPath +
+                              " is missing (install lxmig-restore next to lxmigd)");
+  ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
+  SpawnOptions so;
+  so.stderrPath = dir(name) + "/restore-helper.log";
+  auto helper = spawn({helperPath, lxcPath_, name, imagesDir}, so);
+  ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
+  if (!helper.ok()) return helper.status().withContext("restore `" + name + "`");
+  auto rc = helper->wait(kRestoreTimeoutMs);
+  if (!rc.ok()) return rc.status().withContext("restore `" + name + "`");
+  const int r = *rc;
+  if (r != 0 && r != kHelperRestoreFailed) {
+    (void)removeCgroups(name);
+    auto log = readFile(so.stderrPath);
+    auto lines = log.ok() ? split(*log, '\n') : std::vector<std::string>{};
+    return internalError("restore helper for `" + name + "` exited with " + std::to_string(r) +
+                         (lines.empty() ? "" : ": " + lines.back()));
+  }
+  if (r != 0) {
+    (void)removeCgroups(name);
+    if (!pathExists(imagesDir + "/restore.log")) {
+      // liblxc gave up before CRIU ran; its log says why. Keep it with the
+      // images so the engine files it under <state>/logs/<id>/.
+      if (auto log = readFile(dir(name) + "/lxc.log"); log.ok()) (void)writeFile(imagesDir + "/lxc.log", *log);
+      return internalError("liblxc restore of `" + name + "` failed before CRIU ran: " + lxcError(dir(name)));
+    }
+    return internalError("CRIU restore of `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
+  }
+  return okStatus();
+}
+
+Status LxcHost::stop(const std::string& name) {
+  auto c = open(lxcPath_, name);
+  if (!c.ok() || !(*c)->is_defined(c->get())) return okStatus();
+  // Cut the container off the bridge first. Its TCP sockets outlive their
+  // processes as orphans that keep retrying (for minutes when the peer's
+  // packets are dropped), and they keep the network namespace, its address
+  // and its MAC alive on the bridge: a later container with the same
+  // address would share the wire with that ghost. Without its veth the
+  // ghost namespace reaches nobody; and a stopped source sends no FIN or
+  // RST on behalf of connections that live on elsewhere.
+  if (int pid = initPid(name); pid > 0) {
+    auto links = runCommand({"nsenter", "-t", std::to_string(pid), "-n", "ip", "-o", "link", "show"});
+    if (links.ok() && links->exitCode == 0)
+      for (const auto& l : split(links->out, '\n')) {
+        // "2: eth0@if41: <BROADCAST,..." -> eth0
+        auto colon = l.find(": ");
+        if (colon == std::string::npos) continue;
+        std::string dev = l.substr(colon + 2, l.find_first_of("@:", colon + 2) - colon - 2);
+        if (dev.empty() || dev == "lo") continue;
+        (void)runCommand({"nsenter", "-t", std::to_string(pid), "-n", "ip", "link", "del", dev});
+      }
+  }
+  if (frozen(name)) {
+    // Kill while frozen, then thaw: the tasks die on their way back to user
+    // space, so a frozen source never runs again once its copy is committed.
+    std::string rel = "/" + cgroupParent_ + "/payload." + name;
+    for (const auto& h : cgroupHierarchies()) {
+      if (h.find("freezer") == std::string::npos && !pureCgroup2()) continue;
+      auto procs = readFile(h + rel + "/cgroup.procs");
+      if (!procs.ok()) continue;
+      for (const auto& l : split(*procs, '\n')) {
+        uint64_t pid = 0;
+        if (parseUint64(trim(l), &pid) && pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+      }
+    }
+    (void)thaw(name);
+  }
+  if ((*c)->is_running(c->get())) {
+    if (!(*c)->stop(c->get())) return internalError("liblxc failed to stop `" + name + "`");
+    if (!(*c)->wait(c->get(), "STOPPED", 10)) return internalError("`" + name + "` did not stop within 10 s");
+  }
+  return okStatus();
+}
+
+Status LxcHost::removeCgroups(const std::string& name) const {
+  // The monitor leaves its cgroup a moment after the container stopped, so
+  // an rmdir right after stop meets EBUSY: retry for a while.
+  std::vector<std::string> left;
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    left.clear();
+    for (const auto& h : cgroupHierarchies()) {
+      for (const char* kind : {"/payload.", "/monitor."}) {
+        std::string p = h + "/" + cgroupParent_ + kind + name;
+        rmdirDepthFirst(p);
+        if (pathExists(p)) left.push_back(p);
+      }
+    }
+    if (left.empty()) return okStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return failedPrecondition("cgroup `" + left.front() + "` of `" + name + "` still holds tasks");
+}
+
+Status LxcHost::destroy(const std::string& name) {
+  LXMIG_RETURN_IF_ERROR(stop(name));
+  Status cg = removeCgroups(name);
+  LXMIG_RETURN_IF_ERROR(removeTree(dir(name)));
+  return cg;
+}
+
+std::vector<std::string> LxcHost::list() const {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(lxcPath_.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (pathExists(lxcPath_ + "/" + n + "/lxmig.json")) out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace lxmig::agent

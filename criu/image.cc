@@ -1,0 +1,145 @@
+#include "lxmig/criu/image.h"
+
+#include <cstring>
+
+#include "lxmig/criu/pagemap.pb.h"
+
+namespace lxmig::agent {
+namespace {
+
+uint32_t readU32(std::string_view b, size_t off) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + off, 4);
+  return v;
+}
+
+void appendU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+
+void appendMessage(std::string& out, const google::protobuf::MessageLite& m) {
+  std::string s = m.SerializeAsString();
+  appendU32(out, static_cast<uint32_t>(s.size()));
+  out += s;
+}
+
+void addEntry(Pagemap& pm, uint64_t vaddr, uint64_t pages, uint32_t flags) {
+  if (pages == 0) return;
+  if (!pm.entries.empty()) {
+    auto& last = pm.entries.back();
+    if (last.flags == flags && last.vaddr + last.pages * kPageSize == vaddr) {
+      last.pages += pages;
+      return;
+    }
+  }
+  pm.entries.push_back({vaddr, pages, flags});
+}
+
+}  // namespace
+
+Result<Pagemap> parsePagemap(std::string_view b) {
+  if (b.size() < 12) return invalidArgument("pagemap image too short (" + std::to_string(b.size()) + " bytes)");
+  if (readU32(b, 0) != kImgCommonMagic || readU32(b, 4) != kPagemapMagic)
+    return invalidArgument("not a CRIU pagemap image (bad magic)");
+  size_t off = 8;
+  Pagemap pm;
+  bool head = true;
+  while (off < b.size()) {
+    if (b.size() - off < 4) return invalidArgument("pagemap image truncated at byte " + std::to_string(off));
+    uint32_t len = readU32(b, off);
+    off += 4;
+    if (b.size() - off < len) return invalidArgument("pagemap image truncated at byte " + std::to_string(off));
+    std::string_view msg = b.substr(off, len);
+    off += len;
+    if (head) {
+      lxmig::criu::PagemapHead h;
+      if (!h.ParseFromArray(msg.data(), static_cast<int>(msg.size())) || !h.has_pages_id())
+        return invalidArgument("bad pagemap head");
+      pm.pagesId = h.pages_id();
+      head = false;
+      continue;
+    }
+    lxmig::criu::PagemapEntry e;
+    if (!e.ParseFromArray(msg.data(), static_cast<int>(msg.size())) || !e.has_vaddr())
+      return invalidArgument("bad pagemap entry #" + std::to_string(pm.entries.size()));
+    PagemapEntry pe;
+    pe.vaddr = e.vaddr();
+    pe.pages = e.has_nr_pages() ? e.nr_pages() : e.compat_nr_pages();
+    if (e.has_flags()) pe.flags = e.flags();
+    else pe.flags = (e.has_in_parent() && e.in_parent()) ? kPeParent : kPePresent;
+    if (pe.vaddr % kPageSize != 0) return invalidArgument("pagemap entry at unaligned address");
+    if (!pm.entries.empty()) {
+      const auto& prev = pm.entries.back();
+      if (pe.vaddr < prev.vaddr + prev.pages * kPageSize) return invalidArgument("pagemap entries overlap or unsorted");
+    }
+    pm.entries.push_back(pe);
+  }
+  if (head) return invalidArgument("pagemap image has no head");
+  return pm;
+}
+
+std::string serializePagemap(const Pagemap& pm) {
+  std::string out;
+  appendU32(out, kImgCommonMagic);
+  appendU32(out, kPagemapMagic);
+  lxmig::criu::PagemapHead h;
+  h.set_pages_id(pm.pagesId);
+  appendMessage(out, h);
+  for (const auto& pe : pm.entries) {
+    lxmig::criu::PagemapEntry e;
+    e.set_vaddr(pe.vaddr);
+    e.set_compat_nr_pages(static_cast<uint32_t>(pe.pages));
+    e.set_flags(pe.flags);
+    e.set_nr_pages(pe.pages);
+    appendMessage(out, e);
+  }
+  return out;
+}
+
+Pagemap roundPagemap(uint32_t pagesId, const PageSet& valid, const PageSet& sentNow) {
+  Pagemap pm;
+  pm.pagesId = pagesId;
+  for (const auto& [s, e] : valid.raw()) {
+    uint64_t cur = s;
+    sentNow.forEachOverlap(s, e, [&](uint64_t a, uint64_t b) {
+      addEntry(pm, cur, (a - cur) / kPageSize, kPeParent);
+      addEntry(pm, a, (b - a) / kPageSize, kPePresent);
+      cur = b;
+    });
+    addEntry(pm, cur, (e - cur) / kPageSize, kPeParent);
+  }
+  return pm;
+}
+
+PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
+  PagemapRewrite out;
+  out.pagemap.pagesId = in.pagesId;
+  uint64_t fileOff = 0;  // offset of the entry's first page in the old pages file
+  for (const auto& pe : in.entries) {
+    const uint64_t end = pe.vaddr + pe.pages * kPageSize;
+    if (!(pe.flags & kPePresent)) {
+      // Already in a parent, or a hole: unchanged, no data.
+      addEntry(out.pagemap, pe.vaddr, pe.pages, pe.flags);
+      continue;
+    }
+    const uint32_t parentFlags = (pe.flags & ~kPePresent) | kPeParent;
+    uint64_t cur = pe.vaddr;
+    auto keep = [&](uint64_t a, uint64_t b) {  // data travels
+      if (a >= b) return;
+      addEntry(out.pagemap, a, (b - a) / kPageSize, pe.flags);
+      uint64_t o = fileOff + (a - pe.vaddr);
+      if (!out.copy.empty() && out.copy.back().first + out.copy.back().second == o) out.copy.back().second += b - a;
+      else out.copy.emplace_back(o, b - a);
+      out.presentPages += (b - a) / kPageSize;
+    };
+    onTarget.forEachOverlap(pe.vaddr, end, [&](uint64_t a, uint64_t b) {
+      keep(cur, a);
+      addEntry(out.pagemap, a, (b - a) / kPageSize, parentFlags);
+      out.parentPages += (b - a) / kPageSize;
+      cur = b;
+    });
+    keep(cur, end);
+    fileOff += pe.pages * kPageSize;
+  }
+  return out;
+}
+
+}  // namespace lxmig::agent

@@ -1,0 +1,59 @@
+// CRIU's pagemap images, read and written with lxmig's own message
+// definitions (proto/lxmig/criu/pagemap.proto). Pre-copy uses them twice:
+// each round the source writes, per process, a pagemap + pages pair into
+// rounds/NNNN/ on the target (pages sent this round are PRESENT, older
+// valid pages PARENT, the round's "parent" link names the previous round);
+// after the final dump the source rewrites CRIU's own pagemaps so that
+// every page the target already holds becomes PARENT and only the rest
+// travels. CRIU then restores from the chain as it would from pre-dumps.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lxmig/base/status.h"
+#include "lxmig/tracking/page_set.h"
+
+namespace lxmig::agent {
+
+constexpr uint32_t kImgCommonMagic = 0x54564319;
+constexpr uint32_t kPagemapMagic = 0x56084025;
+constexpr uint32_t kPeParent = 1u << 0;
+constexpr uint32_t kPeLazy = 1u << 1;
+constexpr uint32_t kPePresent = 1u << 2;
+
+struct PagemapEntry {
+  uint64_t vaddr = 0;
+  uint64_t pages = 0;
+  uint32_t flags = 0;
+  bool operator==(const PagemapEntry&) const = default;
+};
+
+struct Pagemap {
+  uint32_t pagesId = 0;
+  std::vector<PagemapEntry> entries;
+};
+
+// InvalidArgument names what is wrong with the bytes.
+Result<Pagemap> parsePagemap(std::string_view bytes);
+std::string serializePagemap(const Pagemap& pm);
+
+// A round's pagemap: every range of `valid` (what the target holds after
+// this round), split into PRESENT pieces (`sentNow`, whose data is this
+// round's pages file in address order) and PARENT pieces.
+Pagemap roundPagemap(uint32_t pagesId, const PageSet& valid, const PageSet& sentNow);
+
+// Rewrites CRIU's final pagemap: PRESENT pages inside `onTarget` become
+// PARENT (LAZY kept), the others stay and their data is copied from the
+// original pages file: `copy` lists (offset, length) in that file, in order.
+struct PagemapRewrite {
+  Pagemap pagemap;
+  std::vector<std::pair<uint64_t, uint64_t>> copy;
+  uint64_t parentPages = 0;
+  uint64_t presentPages = 0;
+};
+PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget);
+
+}  // namespace lxmig::agent

@@ -1,0 +1,93 @@
+// Target side of pre-copy: the pages received in rounds, kept so that the
+// final CRIU images can be completed without copying memory in the frozen
+// window.
+//
+// Round 0 brings every present page of each process in address order: its
+// pages file becomes the process's flat store (store/flat-<vpid>.img) and
+// its address list the store's layout. Later rounds overwrite their pages in
+// place; pages outside the layout (memory that became present later) go to
+// store/extra-<vpid>.img. After the dump the source sends CRIU's pagemaps
+// with every page the target holds marked PARENT plus the pages it lacks;
+// assemble() turns them into plain, self-contained CRIU images: the flat
+// file becomes CRIU's pages file in place, with the sent pages written into
+// it. When the process's pages are still exactly the layout nothing moves;
+// pages that appeared or vanished since round 0 shift what follows them
+// inside the file (moved, never copied to a new file).
+//
+// To keep even those moves out of the frozen window, the source sends its
+// prediction of the dump's pages right after the final scan, and
+// prelayout() lays the flat file out that way while CRIU dumps on the
+// source; assemble() then moves only what the prediction missed.
+//
+// (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
+// local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
+// on pages read from a parent; see docs/architecture.md.)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/status.h"
+#include "lxmig/tracking/page_set.h"
+
+namespace lxmig::agent {
+
+struct AssembleStats {
+  uint64_t pages = 0;        // pages in the assembled images
+  uint64_t fromStore = 0;    // of which taken from the store
+  uint64_t copiedBytes = 0;  // bytes copied from the extra file (pages outside the layout)
+  uint64_t movedBytes = 0;   // bytes moved inside a pages file (pages appeared or vanished)
+  uint32_t rebuilt = 0;      // processes whose pages file was not exactly the layout
+};
+
+struct PrelayoutStats {
+  uint64_t movedBytes = 0;   // moved inside flat files
+  uint64_t copiedBytes = 0;  // copied in from extra files
+  uint32_t procs = 0;        // processes laid out
+};
+
+class PageStore {
+ public:
+  explicit PageStore(std::string imagesDir) : dir_(std::move(imagesDir)) {}
+  // Folds every round directory (rounds/NNNN) not applied yet into the
+  // store and removes it. Call after each round's stream has ended.
+  Status applyRounds();
+  // Lays out the flat files as `predicted` says (pages by pid inside the
+  // container, in address order): every page the store holds and the
+  // prediction names goes to its offset in the pages file the dump is
+  // expected to give; named pages the store lacks leave a hole for the
+  // delta; held pages it does not name are dropped (the source predicts
+  // every page it will mark PARENT). Call after the last applyRounds().
+  // A failure leaves the store unusable: assemble() then fails too.
+  Result<PrelayoutStats> prelayout(const std::map<uint32_t, PageSet>& predicted);
+  // Completes CRIU's images in the images dir (see above).
+  Result<AssembleStats> assemble();
+
+  // Where a stretch of an assembled pages file comes from (defined in
+  // page_store.cc; opaque here).
+  struct Piece;
+
+ private:
+  struct Proc {
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> layout;  // start -> (end, offset in flat)
+    uint64_t layoutPages = 0;
+    std::map<uint64_t, uint64_t> extra;  // page address -> offset in extra file
+    uint64_t extraSize = 0;
+  };
+  Status applyRound(int k);
+  static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra,
+                         int delta, const std::string& deltaName, AssembleStats& as);
+  // Offset in the flat file of the page at addr, or UINT64_MAX.
+  static uint64_t flatOffset(const Proc& p, uint64_t addr);
+  std::string flatPath(uint32_t vpid) const;
+  std::string extraPath(uint32_t vpid) const;
+
+  std::string dir_;
+  std::map<uint32_t, Proc> procs_;
+  Status broken_;  // a prelayout() that failed halfway
+  int nextRound_ = 0;
+};
+
+}  // namespace lxmig::agent

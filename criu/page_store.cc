@@ -1,0 +1,355 @@
+#include "lxmig/criu/page_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <vector>
+
+#include "lxmig/criu/image.h"
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+std::string roundDirName(int k) {
+  char b[32];
+  std::snprintf(b, sizeof b, "rounds/%04d", k);
+  return b;
+}
+
+// pagemap-<N>.img files of a directory (not pagemap-shmem-*).
+std::vector<std::pair<uint32_t, std::string>> pagemapsIn(const std::string& dir) {
+  std::vector<std::pair<uint32_t, std::string>> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (!startsWith(n, "pagemap-") || n.size() < 13 || n.substr(n.size() - 4) != ".img") continue;
+    std::string num = n.substr(8, n.size() - 12);
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.emplace_back(static_cast<uint32_t>(std::stoul(num)), dir + "/" + n);
+  }
+  ::closedir(d);
+  return out;
+}
+
+UniqueFd openOrFail(const std::string& path, int flags, Status& st) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
+  if (!fd && st.ok()) st = Status::fromErrno("open", path);
+  return fd;
+}
+
+}  // namespace
+
+std::string PageStore::flatPath(uint32_t vpid) const { return dir_ + "/store/flat-" + std::to_string(vpid) + ".img"; }
+std::string PageStore::extraPath(uint32_t vpid) const { return dir_ + "/store/extra-" + std::to_string(vpid) + ".img"; }
+
+uint64_t PageStore::flatOffset(const Proc& p, uint64_t addr) {
+  auto it = p.layout.upper_bound(addr);
+  if (it == p.layout.begin()) return UINT64_MAX;
+  --it;
+  if (addr >= it->second.first) return UINT64_MAX;
+  return it->second.second + (addr - it->first);
+}
+
+Status PageStore::applyRounds() {
+  for (;;) {
+    const std::string rd = dir_ + "/" + roundDirName(nextRound_);
+    if (!pathExists(rd)) return okStatus();
+    LXMIG_RETURN_IF_ERROR(applyRound(nextRound_));
+    LXMIG_RETURN_IF_ERROR(removeTree(rd));
+    ++nextRound_;
+  }
+}
+
+Status PageStore::applyRound(int k) {
+  const std::string rd = dir_ + "/" + roundDirName(k);
+  LXMIG_RETURN_IF_ERROR(makeDirs(dir_ + "/store", 0700));
+  for (const auto& [vpid, pmPath] : pagemapsIn(rd)) {
+    LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(pmPath));
+    auto pm = parsePagemap(text);
+    if (!pm.ok()) return pm.status().withContext(pmPath);
+    const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
+    auto found = procs_.find(vpid);
+    if (found == procs_.end()) {
+      // First pages of this process: they are its flat store, as they are.
+      Proc p;
+      for (const auto& e : pm->entries) {
+        if (!(e.flags & kPePresent)) continue;
+        p.layout[e.vaddr] = {e.vaddr + e.pages * kPageSize, p.layoutPages * kPageSize};
+        p.layoutPages += e.pages;
+      }
+      if (::rename(pages.c_str(), flatPath(vpid).c_str()) != 0) return Status::fromErrno("rename", pages);
+      procs_[vpid] = std::move(p);
+      continue;
+    }
+    Proc& p = found->second;
+    Status st;
+    UniqueFd in = openOrFail(pages, O_RDONLY, st);
+    UniqueFd flat = openOrFail(flatPath(vpid), O_WRONLY, st);
+    UniqueFd extra = openOrFail(extraPath(vpid), O_WRONLY | O_CREAT, st);
+    LXMIG_RETURN_IF_ERROR(st);
+    uint64_t src = 0;
+    for (const auto& e : pm->entries) {
+      if (!(e.flags & kPePresent)) continue;
+      for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize;) {
+        uint64_t off = flatOffset(p, a);
+        if (off != UINT64_MAX) {
+          auto seg = std::prev(p.layout.upper_bound(a));
+          uint64_t end = std::min(seg->second.first, e.vaddr + e.pages * kPageSize);
+          LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), off, end - a, flatPath(vpid)));
+          src += end - a;
+          a = end;
+          continue;
+        }
+        auto [it, fresh] = p.extra.try_emplace(a, p.extraSize);
+        if (fresh) p.extraSize += kPageSize;
+        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, extra.get(), it->second, kPageSize, extraPath(vpid)));
+        src += kPageSize;
+        a += kPageSize;
+      }
+    }
+  }
+  return okStatus();
+}
+
+// Where each byte of a process's assembled pages file comes from.
+struct PageStore::Piece {
+  enum From { kFlat, kExtra, kDelta } from;
+  uint64_t src = 0;  // offset in the source file
+  uint64_t dst = 0;  // offset in the assembled file
+  uint64_t len = 0;
+};
+
+namespace {
+
+void addPiece(std::vector<PageStore::Piece>& v, PageStore::Piece::From from, uint64_t src, uint64_t dst, uint64_t len) {
+  if (!v.empty() && v.back().from == from && v.back().src + v.back().len == src && v.back().dst + v.back().len == dst)
+    v.back().len += len;
+  else
+    v.push_back({from, src, dst, len});
+}
+
+// Moves [src, src+len) to [dst, dst+len) of one file; the two may overlap
+// (a move to the right copies from the end, so nothing is read after it was
+// overwritten).
+Status moveWithin(int fd, uint64_t src, uint64_t dst, uint64_t len, std::vector<char>& buf, const std::string& path) {
+  const bool right = dst > src;
+  for (uint64_t done = 0; done < len;) {
+    const uint64_t n = std::min<uint64_t>(buf.size(), len - done);
+    const uint64_t at = right ? len - done - n : done;
+    LXMIG_RETURN_IF_ERROR(preadAll(fd, buf.data(), n, src + at, path));
+    LXMIG_RETURN_IF_ERROR(pwriteAll(fd, buf.data(), n, dst + at, path));
+    done += n;
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+// The flat file becomes the pages file in place. Pieces of it that keep
+// their offset stay where they are (all of them, usually); pieces that move
+// are moved inside the file, never copied to a new one: pages that appeared
+// or vanished since round 0 shift what follows them, and a copy would put
+// the whole process's memory into fresh pages in the frozen window (4.3 s
+// for 1 GiB on the test VM, cold memory; a move rewrites warm pages).
+//
+// Destinations are in address order like the sources, so a piece moving
+// right can only land on the sources of pieces after it, and one moving
+// left on those before it: right-movers go last first, left-movers first
+// first, and then the pages from the delta and the extra file are written.
+Status PageStore::relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra,
+                           int delta, const std::string& deltaName, AssembleStats& as) {
+  std::vector<char> buf(1 << 20);
+  for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) {
+    if (it->from != Piece::kFlat || it->dst <= it->src) continue;
+    LXMIG_RETURN_IF_ERROR(moveWithin(flat, it->src, it->dst, it->len, buf, flatName));
+    as.movedBytes += it->len;
+  }
+  for (const auto& pc : pieces) {
+    if (pc.from != Piece::kFlat || pc.dst >= pc.src) continue;
+    LXMIG_RETURN_IF_ERROR(moveWithin(flat, pc.src, pc.dst, pc.len, buf, flatName));
+    as.movedBytes += pc.len;
+  }
+  for (const auto& pc : pieces) {
+    if (pc.from == Piece::kFlat) continue;
+    const bool fromDelta = pc.from == Piece::kDelta;
+    LXMIG_RETURN_IF_ERROR(copyFileRange(fromDelta ? delta : extra, pc.src, flat, pc.dst, pc.len, flatName)
+                              .withContext(fromDelta ? deltaName : "extra pages"));
+    if (!fromDelta) as.copiedBytes += pc.len;
+  }
+  const uint64_t size = pieces.empty() ? 0 : pieces.back().dst + pieces.back().len;
+  if (::ftruncate(flat, static_cast<off_t>(size)) != 0) return Status::fromErrno("truncate", flatName);
+  return okStatus();
+}
+
+namespace {
+
+// Appends [start, end) at `off` to a layout, merged with the segment before
+// it when both continue each other.
+void addSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint64_t start, uint64_t end, uint64_t off) {
+  if (!layout.empty()) {
+    auto& [lastStart, last] = *layout.rbegin();
+    if (last.first == start && last.second + (start - lastStart) == off) {
+      last.first = end;
+      return;
+    }
+  }
+  layout[start] = {end, off};
+}
+
+}  // namespace
+
+Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& predicted) {
+  PrelayoutStats ps;
+  for (const auto& [vpid, pages] : predicted) {
+    auto found = procs_.find(vpid);
+    if (found == procs_.end() || pages.empty()) continue;
+    Proc& p = found->second;
+    Proc next;
+    std::vector<Piece> pieces;
+    uint64_t out = 0;
+    for (const Range& r : pages.ranges()) {
+      for (uint64_t a = r.start; a < r.end;) {
+        if (uint64_t off = flatOffset(p, a); off != UINT64_MAX) {
+          const uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, r.end);
+          addPiece(pieces, Piece::kFlat, off, out, segEnd - a);
+          addSegment(next.layout, a, segEnd, out);
+          out += segEnd - a;
+          a = segEnd;
+          continue;
+        }
+        if (auto x = p.extra.find(a); x != p.extra.end()) {
+          addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
+          addSegment(next.layout, a, a + kPageSize, out);
+        }  // else: a hole the delta fills in
+        out += kPageSize;
+        a += kPageSize;
+      }
+    }
+    next.layoutPages = out / kPageSize;
+    // Pieces keep address order on both sides (a held page the prediction
+    // does not name is simply not a piece), as relayout() requires.
+    Status st;
+    UniqueFd flat = openOrFail(flatPath(vpid), O_RDWR, st);
+    UniqueFd extra;
+    if (!p.extra.empty()) extra = openOrFail(extraPath(vpid), O_RDONLY, st);
+    if (st.ok()) {
+      AssembleStats as;
+      st = relayout(flat.get(), flatPath(vpid), pieces, extra.get(), -1, "", as);
+      ps.movedBytes += as.movedBytes;
+      ps.copiedBytes += as.copiedBytes;
+    }
+    if (!st.ok()) {
+      broken_ = st.withContext("lay out the page store of pid " + std::to_string(vpid));
+      return broken_;
+    }
+    // The layout may end in holes: the file is as long as the predicted
+    // pages file, so assemble() sees every piece in place.
+    if (::ftruncate(flat.get(), static_cast<off_t>(out)) != 0) {
+      broken_ = Status::fromErrno("truncate", flatPath(vpid));
+      return broken_;
+    }
+    ::unlink(extraPath(vpid).c_str());
+    p = std::move(next);
+    ++ps.procs;
+  }
+  return ps;
+}
+
+Result<AssembleStats> PageStore::assemble() {
+  LXMIG_RETURN_IF_ERROR(broken_);
+  AssembleStats as;
+  ::unlink((dir_ + "/parent").c_str());
+  for (const auto& [vpid, pmPath] : pagemapsIn(dir_)) {
+    LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(pmPath));
+    auto pmr = parsePagemap(text);
+    if (!pmr.ok()) return pmr.status().withContext(pmPath);
+    Pagemap pm = std::move(*pmr);
+    bool anyParent = false;
+    uint64_t total = 0;
+    for (const auto& e : pm.entries) {
+      anyParent |= (e.flags & kPeParent) != 0;
+      if (e.flags & (kPeParent | kPePresent)) total += e.pages;
+    }
+    as.pages += total;
+    if (!anyParent) continue;  // sent complete (the process was not tracked)
+    auto found = procs_.find(vpid);
+    if (found == procs_.end())
+      return internalError("pid " + std::to_string(vpid) + " has pages in PARENT but none in the store");
+    const Proc& p = found->second;
+    const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
+
+    // Where every page of CRIU's pages file comes from, in its order.
+    std::vector<Piece> pieces;
+    uint64_t deltaOff = 0, out = 0;
+    for (const auto& e : pm.entries) {
+      const uint64_t end = e.vaddr + e.pages * kPageSize;
+      if (e.flags & kPePresent) {
+        addPiece(pieces, Piece::kDelta, deltaOff, out, end - e.vaddr);
+        deltaOff += end - e.vaddr;
+        out += end - e.vaddr;
+        continue;
+      }
+      if (!(e.flags & kPeParent)) continue;
+      as.fromStore += e.pages;
+      for (uint64_t a = e.vaddr; a < end;) {
+        if (uint64_t off = flatOffset(p, a); off != UINT64_MAX) {
+          const uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, end);
+          addPiece(pieces, Piece::kFlat, off, out, segEnd - a);
+          out += segEnd - a;
+          a = segEnd;
+          continue;
+        }
+        auto x = p.extra.find(a);
+        if (x == p.extra.end())
+          return internalError("page " + std::to_string(a) + " of pid " + std::to_string(vpid) +
+                               " is not in the store");
+        addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
+        out += kPageSize;
+        a += kPageSize;
+      }
+    }
+    bool moved = false;
+    for (const auto& pc : pieces) moved |= pc.from == Piece::kFlat && pc.src != pc.dst;
+    if (moved || out != p.layoutPages * kPageSize) {
+      ++as.rebuilt;
+      // For the log only: pages of the layout kept (taken from it, or sent
+      // again at a layout address), so how many are gone and how many new.
+      uint64_t kept = 0;
+      for (const auto& pc : pieces)
+        if (pc.from == Piece::kFlat) kept += pc.len / kPageSize;
+      for (const auto& e : pm.entries)
+        if (e.flags & kPePresent)
+          for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize)
+            if (flatOffset(p, a) != UINT64_MAX) ++kept;
+      LXMIG_LOG(kInfo, "pagestore") << "pid " << vpid << ": pages file laid out anew in place (" << total
+                                    << " pages; layout " << p.layoutPages << ", " << p.layoutPages - kept
+                                    << " of them gone, " << total - kept << " pages new)";
+    }
+
+    Status st;
+    UniqueFd delta = openOrFail(pagesPath, O_RDONLY, st);
+    UniqueFd flat = openOrFail(flatPath(vpid), O_RDWR, st);
+    UniqueFd extra;
+    if (pathExists(extraPath(vpid))) extra = openOrFail(extraPath(vpid), O_RDONLY, st);
+    LXMIG_RETURN_IF_ERROR(st);
+    LXMIG_RETURN_IF_ERROR(relayout(flat.get(), flatPath(vpid), pieces, extra.get(), delta.get(), pagesPath, as));
+    if (::rename(flatPath(vpid).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(vpid));
+    ::unlink(extraPath(vpid).c_str());
+    for (auto& e : pm.entries)
+      if (e.flags & kPeParent) e.flags = (e.flags & ~kPeParent) | kPePresent;
+    LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(pm), 0600));
+  }
+  (void)removeTree(dir_ + "/store");
+  (void)removeTree(dir_ + "/rounds");
+  return as;
+}
+
+}  // namespace lxmig::agent

@@ -1,0 +1,585 @@
+#include "precopy.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <optional>
+
+#include "lxmig/criu/image.h"
+#include "lxmig/transport/data_link.h"
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr const char* kLog = "precopy";
+constexpr size_t kReadBytes = 1 << 20;   // reading back the delta after the dump
+constexpr size_t kChunkBytes = 1 << 20;  // one message of a round's page stream
+constexpr size_t kMaxIov = 1024;         // IOV_MAX
+
+std::string roundDir(int k) {
+  char b[32];
+  std::snprintf(b, sizeof b, "rounds/%04d", k);
+  return b;
+}
+
+std::string procName(pid_t pid) {
+  auto c = readFile("/proc/" + std::to_string(pid) + "/comm");
+  return c.ok() ? std::string(trim(*c)) : "?";
+}
+
+// Builds the chunks of files written on the target under the images area.
+class Emitter {
+ public:
+  Emitter(const std::string& id, const ChunkSink& sink, const BytesCallback& onBytes)
+      : id_(id), sink_(sink), onBytes_(onBytes) {}
+  Status dir(const std::string& rel) { return meta(rel, v1::FileMeta::DIRECTORY, 0700, ""); }
+  // The receiver truncates a file to the size its header announced when the
+  // next header arrives; a header sent again for the same file fixes it.
+  Status file(const std::string& rel, uint64_t size) { return meta(rel, v1::FileMeta::REGULAR, 0600, "", size); }
+  Status data(const std::string& rel, uint64_t off, std::string bytes) {
+    v1::TransferChunk c = base(rel);
+    c.set_offset(off);
+    uint64_t n = bytes.size();
+    c.set_data(std::move(bytes));
+    if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    sent_ += n;
+    if (onBytes_) onBytes_(n);
+    return okStatus();
+  }
+  Status whole(const std::string& rel, std::string bytes) {
+    LXMIG_RETURN_IF_ERROR(file(rel, bytes.size()));
+    return data(rel, 0, std::move(bytes));
+  }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  v1::TransferChunk base(const std::string& rel) {
+    v1::TransferChunk c;
+    c.set_migration_id(id_);
+    c.set_area(v1::TransferChunk::IMAGES);
+    c.set_path(rel);
+    return c;
+  }
+  Status meta(const std::string& rel, v1::FileMeta::Type type, uint32_t mode, const std::string& link,
+              uint64_t size = 0) {
+    v1::TransferChunk c = base(rel);
+    auto* m = c.mutable_meta();
+    m->set_type(type);
+    m->set_mode(mode);
+    m->set_size(size);
+    m->set_mtime_ns(wallMs() * 1000000);
+    m->set_link_target(link);
+    if (!sink_(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    return okStatus();
+  }
+  const std::string& id_;
+  const ChunkSink& sink_;
+  const BytesCallback& onBytes_;
+  uint64_t sent_ = 0;
+};
+
+}  // namespace
+
+Result<PageSet> dumpedPages(pid_t pid) {
+  LXMIG_ASSIGN_OR_RETURN(std::string maps, readFile("/proc/" + std::to_string(pid) + "/maps"));
+  std::vector<Range> fileBacked, special;
+  // CRIU's parasite injection writes into the first page of the first
+  // executable mapping (compel's syscall address), making it a page the
+  // dump includes.
+  std::optional<uint64_t> compelPage;
+  for (const auto& e : parseMaps(maps)) {
+    if (dumpedPrivate(e)) (e.inode ? fileBacked : special).push_back(e.range);
+    bool exec = e.perms.size() >= 4 && e.perms[2] == 'x';
+    if (exec && !compelPage) compelPage = e.perms[3] == 'p' ? e.range.start : 0;
+  }
+  LXMIG_ASSIGN_OR_RETURN(PageSet out, presentPages(pid, fileBacked, true));
+  LXMIG_ASSIGN_OR_RETURN(PageSet anon, presentPages(pid, special));
+  for (const auto& r : anon.ranges()) out.add(r);
+  if (compelPage && *compelPage) out.add(*compelPage, *compelPage + kPageSize);
+  return out;
+}
+
+Result<PidIdentity> pidIdentity(pid_t pid) {
+  const std::string p = "/proc/" + std::to_string(pid);
+  auto status = readFile(p + "/status");
+  auto stat = readFile(p + "/stat");
+  if (!status.ok() || !stat.ok()) return notFound("pid " + std::to_string(pid) + " exited");
+  PidIdentity id;
+  for (const auto& line : split(*status, '\n')) {
+    if (!startsWith(line, "NSpid:")) continue;
+    auto f = split(line.substr(6), '\t');
+    if (f.empty()) f = split(line.substr(6), ' ');
+    if (!f.empty()) id.vpid = static_cast<pid_t>(std::stol(std::string(trim(f.back()))));
+  }
+  size_t rp = stat->rfind(')');
+  if (rp != std::string::npos) {
+    auto f = split(stat->substr(rp + 2), ' ');
+    if (f.size() > 19) id.startTime = std::stoull(f[19]);
+  }
+  if (id.vpid == 0) return notFound("pid " + std::to_string(pid) + " has no NSpid");
+  return id;
+}
+
+PreCopy::PreCopy(PreCopyOptions opts, PidLister pids)
+    : opts_(std::move(opts)),
+      pids_(std::move(pids)),
+      stopRule_({opts_.maxDowntimeMs, opts_.maxRounds, opts_.memoryBytes}) {}
+
+void StopRule::sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes) {
+  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
+  lastDirty_ = dirtyBytes;
+  totalSent_ += sentBytes;
+}
+
+StopRule::Decision StopRule::decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps,
+                                    double sendRateBps, int round) {
+  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
+  Decision d;
+  const double dirty = static_cast<double>(dirtyBytes);
+  d.predictedDowntimeMs = sendRateBps > 0 ? static_cast<int64_t>(dirty * 1000 / sendRateBps) : 0;
+  const uint64_t mem = memoryBytes();
+  if (d.predictedDowntimeMs <= limits_.maxDowntimeMs) d.stop = "converged";
+  else if (round >= limits_.maxRounds) d.stop = "round limit";
+  else if (mem > 0 && totalSent_ >= 3 * mem) d.stop = "sent 3x the memory";
+  else {
+    notConverging_ = dirtyRateBps >= sendRateBps ? notConverging_ + 1 : 0;
+    // A dirty set that no longer shrinks is the same verdict reached
+    // sooner: the rate only matches the send rate once rounds stop
+    // shortening (seen with 50%/s writers: ten rounds of ~200 MB).
+    notShrinking_ = lastDirty_ > 0 && dirtyBytes * 10 >= lastDirty_ * 9 ? notShrinking_ + 1 : 0;
+    if (notConverging_ >= 2) d.stop = "not converging (dirty rate >= send rate)";
+    else if (notShrinking_ >= 2) d.stop = "not converging (dirty set stopped shrinking)";
+  }
+  return d;
+}
+
+PreCopy::~PreCopy() { disarm(); }
+
+Result<std::unique_ptr<PreCopy::Proc>> PreCopy::attach(pid_t pid) {
+  LXMIG_ASSIGN_OR_RETURN(PidIdentity id, pidIdentity(pid));
+  auto p = std::make_unique<Proc>();
+  p->pid = pid;
+  p->vpid = id.vpid;
+  p->startTime = id.startTime;
+  auto t = opts_.backend->create(pid);
+  if (!t.ok()) return t.status();
+  p->tracker = std::move(*t);
+  return p;
+}
+
+Status PreCopy::refreshProcesses(bool attachNew) {
+  LXMIG_ASSIGN_OR_RETURN(auto pids, pids_());
+  std::map<pid_t, bool> now;
+  for (pid_t p : pids) now[p] = true;
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    auto id = pidIdentity(it->first);
+    bool same = now.count(it->first) && id.ok() && id->startTime == it->second->startTime;
+    if (!same) it = procs_.erase(it);  // exited (its pages go with it)
+    else ++it;
+  }
+  if (!attachNew) return okStatus();
+  for (pid_t p : pids) {
+    if (procs_.count(p)) continue;
+    auto pr = attach(p);
+    if (pr.ok()) {
+      procs_[p] = std::move(*pr);
+    } else if (pr.status().code() != Code::kNotFound) {
+      // Started after the first round and cannot be watched: its memory
+      // stays dirty (sent after the freeze).
+      std::string w = "pid " + std::to_string(p) + " (" + procName(p) + ") not tracked: " + pr.status().message();
+      LXMIG_LOG(kWarn, kLog) << w;
+      warnings_.push_back(w);
+    }
+  }
+  return okStatus();
+}
+
+Status PreCopy::start() {
+  LXMIG_ASSIGN_OR_RETURN(auto pids, pids_());
+  for (pid_t p : pids) {
+    auto pr = attach(p);
+    if (pr.ok()) {
+      procs_[p] = std::move(*pr);
+      continue;
+    }
+    if (pr.status().code() == Code::kNotFound) continue;
+    Status why = failedPrecondition("pid " + std::to_string(p) + " (" + procName(p) + "): " + pr.status().message());
+    disarm();
+    return why;
+  }
+  if (procs_.empty()) return failedPrecondition("no process to track");
+  return okStatus();
+}
+
+// Scans every process: fills `toSend` with what the target lacks and
+// drops from each `valid` what changed. Returns the dirty page count.
+Result<uint64_t> PreCopy::scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once) {
+  uint64_t dirty = 0;
+  std::vector<pid_t> gone;
+  for (auto& [pid, p] : procs_) {
+    PageSet& out = toSend[pid];
+    if (!p->tracker) continue;
+    if (!p->armed) {
+      if (!armNew) continue;
+      // Protection follows the reads (round 0 reads every page): a write
+      // to a page not read yet costs no fault and no second send.
+      auto armed = p->tracker->armDeferred();
+      if (!armed.ok()) {
+        if (armed.status().code() == Code::kNotFound) gone.push_back(pid);
+        else return armed.status().withContext("pid " + std::to_string(pid));
+        continue;
+      }
+      p->armed = true;
+      p->protectAsRead = true;
+      p->protectedTo = 0;
+      auto present = presentPages(pid, armed->ranges());
+      if (!present.ok()) {
+        gone.push_back(pid);
+        continue;
+      }
+      out = std::move(*present);
+      // Private memory the tracker does not watch (written pages of file
+      // mappings, ...) is sent once too: it is dirty until the freeze, but
+      // its place in the target's page store is then already reserved.
+      if (once) {
+        PageSet rest;
+        if (auto d = dumpedPages(pid); d.ok()) rest = std::move(*d);
+        for (const auto& r : armed->ranges()) rest.remove(r);
+        for (const auto& r : rest.ranges()) out.add(r);
+        (*once)[pid] = std::move(rest);
+      }
+    } else {
+      auto s = p->tracker->collect(armNew);
+      if (!s.ok()) {
+        if (s.status().code() == Code::kNotFound) gone.push_back(pid);
+        else return s.status().withContext("pid " + std::to_string(pid));
+        continue;
+      }
+      p->valid.intersect(s->watched);
+      for (const auto& r : s->written.ranges()) p->valid.remove(r);
+      out = std::move(s->written);
+      if (!s->armed.empty()) {
+        auto present = presentPages(pid, s->armed.ranges());
+        if (present.ok())
+          for (const auto& r : present->ranges()) out.add(r);
+      }
+    }
+    // Only what the target lacks travels (a page written back to a state
+    // the target holds is still resent: content is not compared).
+    dirty += out.bytes() / kPageSize;
+  }
+  for (pid_t g : gone) {
+    procs_.erase(g);
+    toSend.erase(g);
+  }
+  return dirty;
+}
+
+// Protects the pages a read is about to take, in one call over their span
+// unless the span is mostly other memory. Ranges are widened to whole 2 MiB
+// blocks (protecting part of a transparent huge page would split it, and
+// the workload would keep the small pages), but never below what this
+// round already protected: protecting a page again after its read would
+// forget a write made since (and the target would keep the old content).
+// Pieces come in address order, so `protectedTo` only grows.
+Status PreCopy::protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total) {
+  if (pieces.empty()) return okStatus();
+  constexpr uint64_t kBlock = 2 << 20;
+  auto protect = [&](const Range& r) -> Status {
+    const uint64_t start = std::max(r.start / kBlock * kBlock, p.protectedTo);
+    const uint64_t end = (r.end + kBlock - 1) / kBlock * kBlock;
+    if (start >= end) return okStatus();
+    p.protectedTo = end;
+    return p.tracker->protect({start, end});
+  };
+  Status st;
+  if (pieces.back().end - pieces.front().start <= 4 * total) {
+    st = protect({pieces.front().start, pieces.back().end});
+  } else {
+    for (const auto& pc : pieces)
+      if (st = protect(pc); !st.ok()) break;
+  }
+  // A process that exited is noticed by the read; its pages go with it.
+  return st.code() == Code::kNotFound ? okStatus() : st;
+}
+
+Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
+  RoundStats rs;
+  rs.round = roundsDone_;
+  rs.startedMs = wallMs();
+  const int64_t t0 = monotonicNs();
+  const bool first = roundsDone_ == 0;
+  if (!first) LXMIG_RETURN_IF_ERROR(refreshProcesses(true));
+
+  // ---- scan ----
+  bool needFreeze = false;
+  for (const auto& [pid, p] : procs_)
+    if (p->tracker && p->armed && p->tracker->collectNeedsFreeze()) needFreeze = true;
+  if (needFreeze && opts_.freeze) LXMIG_RETURN_IF_ERROR(opts_.freeze());
+  std::map<pid_t, PageSet> toSend, once;
+  auto dirty = scan(toSend, true, &once);
+  if (needFreeze && opts_.thaw) LXMIG_RETURN_IF_ERROR(opts_.thaw());
+  if (!dirty.ok()) return dirty.status();
+  const int64_t tScan = monotonicNs();
+  rs.scanUs = (tScan - t0) / 1000;
+  rs.dirtyPages = *dirty;
+  rs.processes = static_cast<uint32_t>(procs_.size());
+  const double dirtyBytes = static_cast<double>(rs.dirtyPages * kPageSize);
+  if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.dirtyRateBps = dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_);
+  lastScanNs_ = tScan;
+
+  // What the processes hold worth sending: what the target holds plus what
+  // it lacks (for the 3x rule, which must follow a growing workload).
+  uint64_t footprint = 0;
+  for (const auto& [pid, p] : procs_) footprint += p->valid.bytes() + toSend[pid].bytes();
+
+  // ---- stop rule (DESIGN.md step 3), decided on the fresh dirty set ----
+  if (!first) {
+    auto d = stopRule_.decide(rs.dirtyPages * kPageSize, footprint, rs.dirtyRateBps, sendRate_, roundsDone_);
+    rs.predictedDowntimeMs = d.predictedDowntimeMs;
+    rs.stop = std::move(d.stop);
+    if (!rs.stop.empty()) {
+      rs.sendRateBps = sendRate_;
+      rs.durationMs = (monotonicNs() - t0) / 1000000;
+      return rs;
+    }
+  }
+  if (opts_.onScan) opts_.onScan(rs);
+
+  // ---- send: one round directory on the target ----
+  Emitter em(opts_.migrationId, sink, onBytes);
+  const std::string dir = roundDir(roundsDone_);
+  if (first) LXMIG_RETURN_IF_ERROR(em.dir("rounds"));
+  LXMIG_RETURN_IF_ERROR(em.dir(dir));
+  const int64_t tSend = monotonicNs();
+  int64_t readNs = 0, sendNs = 0;  // where a round's time goes (debug log)
+  for (auto& [pid, p] : procs_) {
+    const std::string pages = dir + "/pages-" + std::to_string(p->vpid) + ".img";
+    const uint64_t planned = toSend[pid].bytes();
+    LXMIG_RETURN_IF_ERROR(em.file(pages, planned));
+    PageSet sentNow;
+    uint64_t off = 0;
+    // Scattered dirty pages are gathered: one process_vm_readv reads up to
+    // kChunkBytes from up to kMaxIov places straight into the chunk that
+    // travels (no copy), and the pages file grows in address order.
+    const std::vector<Range> todo = toSend[pid].ranges();
+    size_t ri = 0;
+    uint64_t a = todo.empty() ? 0 : todo[0].start;
+    std::vector<iovec> remote;
+    std::vector<Range> pieces;
+    while (ri < todo.size()) {
+      remote.clear();
+      pieces.clear();
+      size_t total = 0, rj = ri;
+      uint64_t b = a;
+      while (rj < todo.size() && remote.size() < kMaxIov && total < kChunkBytes) {
+        uint64_t end = std::min<uint64_t>(todo[rj].end, b + (kChunkBytes - total));
+        remote.push_back({reinterpret_cast<void*>(b), end - b});
+        pieces.push_back({b, end});
+        total += end - b;
+        if (end == todo[rj].end) {
+          if (++rj < todo.size()) b = todo[rj].start;
+        } else {
+          b = end;
+        }
+      }
+      if (p->protectAsRead) LXMIG_RETURN_IF_ERROR(protectPieces(*p, pieces, total));
+      std::string chunk = takeBuffer(total);
+      iovec local{chunk.data(), total};
+      const int64_t tr0 = monotonicNs();
+      ssize_t n = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+      readNs += monotonicNs() - tr0;
+      if (n < 0 && errno == ESRCH) break;  // exited: its pages go with it
+      const size_t good = n > 0 ? static_cast<size_t>(n) / kPageSize * kPageSize : 0;
+      uint64_t failedAt = 0;  // address of the first page not read
+      size_t acc = 0;
+      for (const auto& pc : pieces) {
+        if (acc >= good) {
+          if (!failedAt) failedAt = pc.start;
+          break;
+        }
+        uint64_t len = std::min<uint64_t>(pc.end - pc.start, good - acc);
+        sentNow.add(pc.start, pc.start + len);
+        if (len < pc.end - pc.start) failedAt = pc.start + len;
+        acc += len;
+      }
+      if (good > 0) {
+        chunk.resize(good);
+        const int64_t tw0 = monotonicNs();
+        LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::move(chunk)));
+        sendNs += monotonicNs() - tw0;
+        off += good;
+        rs.pagesSent += good / kPageSize;
+      }
+      if (good == total) {
+        ri = rj;
+        a = b;
+        continue;
+      }
+      // A page that vanished meanwhile is skipped: the next scan sees its
+      // mapping gone or changed.
+      const uint64_t next = failedAt + kPageSize;
+      while (ri < todo.size() && todo[ri].end <= next) ++ri;
+      if (ri < todo.size()) a = std::max(todo[ri].start, next);
+    }
+    p->protectAsRead = false;  // what was not read stays unprotected: written, sent next round
+    if (off != planned) LXMIG_RETURN_IF_ERROR(em.file(pages, off));  // pages vanished: the file is shorter
+    for (const auto& r : sentNow.ranges()) p->valid.add(r);
+    for (const auto& r : once[pid].ranges()) p->valid.remove(r);  // unwatched: never valid
+    PageSet described = p->valid;  // every page of the pages file must be described
+    for (const auto& r : sentNow.ranges()) described.add(r);
+    LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-" + std::to_string(p->vpid) + ".img",
+                                   serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), described, sentNow))));
+  }
+  const int64_t tEnd = monotonicNs();
+  LXMIG_LOG(kDebug, kLog) << "round " << roundsDone_ << ": " << em.sent() << " bytes, read " << readNs / 1000000
+                          << " ms, send " << sendNs / 1000000 << " ms, total " << (tEnd - tSend) / 1000000 << " ms";
+  rs.bytesSent = em.sent();
+  stopRule_.sawRound(footprint, rs.dirtyPages * kPageSize, rs.bytesSent);
+  if (tEnd > tSend && rs.bytesSent > (1u << 20)) {
+    double rate = static_cast<double>(rs.bytesSent) * 1e9 / static_cast<double>(tEnd - tSend);
+    sendRate_ = sendRate_ > 0 ? 0.5 * sendRate_ + 0.5 * rate : rate;
+  }
+  rs.sendRateBps = sendRate_;
+  rs.durationMs = (tEnd - t0) / 1000000;
+  ++roundsDone_;
+  return rs;
+}
+
+Result<FinalStats> PreCopy::finalScan() {
+  FinalStats fs;
+  const int64_t t0 = monotonicNs();
+  LXMIG_RETURN_IF_ERROR(refreshProcesses(false));
+  std::map<pid_t, PageSet> toSend;
+  LXMIG_ASSIGN_OR_RETURN(fs.dirtyPages, scan(toSend, false));
+  for (const auto& [pid, p] : procs_) fs.validPages += p->valid.bytes() / kPageSize;
+  fs.scanUs = (monotonicNs() - t0) / 1000;
+  return fs;
+}
+
+std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
+  std::map<uint32_t, PageSet> out;
+  for (const auto& [pid, p] : procs_) {
+    if (!p->armed) continue;  // never sent: the target holds nothing of it
+    auto dumped = dumpedPages(pid);
+    if (!dumped.ok()) continue;  // gone: the dump will say
+    PageSet& s = out[static_cast<uint32_t>(p->vpid)];
+    s = std::move(*dumped);
+    for (const auto& r : p->valid.ranges()) s.add(r);
+  }
+  return out;
+}
+
+Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
+  if (roundsDone_ == 0) return okStatus();
+  // Host pid of every process of the (frozen) container by its pid inside.
+  std::map<pid_t, pid_t> hostPid;
+  if (auto pids = pids_(); pids.ok())
+    for (pid_t p : *pids)
+      if (auto id = pidIdentity(p); id.ok()) hostPid[id->vpid] = p;
+  std::map<pid_t, const Proc*> byVpid;
+  for (const auto& [pid, p] : procs_) byVpid[p->vpid] = p.get();
+
+  DIR* d = ::opendir(imagesDir.c_str());
+  if (!d) return Status::fromErrno("opendir", imagesDir);
+  std::vector<std::pair<pid_t, std::string>> pagemaps;
+  std::vector<std::string> shmemPagemaps;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (startsWith(n, "pagemap-shmem-")) shmemPagemaps.push_back(imagesDir + "/" + n);
+    else if (startsWith(n, "pagemap-") && n.size() > 12 && n.find_first_not_of("0123456789", 8) == n.size() - 4)
+      pagemaps.emplace_back(static_cast<pid_t>(std::stol(n.substr(8))), imagesDir + "/" + n);
+  }
+  ::closedir(d);
+  // Shared memory is never discarded (dumpDiscardingPages only covers the
+  // processes' own page files); CRIU numbering otherwise would be a surprise.
+  for (const auto& sp : shmemPagemaps) {
+    auto text = readFile(sp);
+    auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
+    if (!pm.ok()) return pm.status().withContext(sp);
+    if (isDiscarded(imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img"))
+      return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
+  }
+
+  for (const auto& [vpid, pmPath] : pagemaps) {
+    auto text = readFile(pmPath);
+    auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
+    if (!pm.ok()) return pm.status().withContext(pmPath);
+    const std::string pagesPath = imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img";
+    const bool discarded = isDiscarded(pagesPath);
+    auto proc = byVpid.find(vpid);
+    const PageSet none;
+    const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
+    if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
+    PagemapRewrite rw = rewritePagemap(*pm, valid);
+    const std::string tmp = pagesPath + ".delta";
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) return Status::fromErrno("create", tmp);
+    if (discarded) {
+      // CRIU's copy went to /dev/null: read the delta from the frozen
+      // process itself (/proc/PID/mem reads PROT_NONE pages too).
+      auto hp = hostPid.find(vpid);
+      if (hp == hostPid.end()) return failedPrecondition("no process with pid " + std::to_string(vpid) + " in the container");
+      const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
+      UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem) return Status::fromErrno("open", memPath);
+      if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
+      for (const auto& e : rw.pagemap.entries) {
+        if (!(e.flags & kPePresent)) continue;
+        for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize;) {
+          size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, e.vaddr + e.pages * kPageSize - a));
+          ssize_t n = ::pread(mem.get(), buf_.data(), len, static_cast<off_t>(a));
+          if (n != static_cast<ssize_t>(len))
+            return Status::fromErrno("read pages of pid " + std::to_string(vpid) + " from", memPath, n < 0 ? errno : EIO);
+          if (::write(out.get(), buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", tmp);
+          a += len;
+        }
+      }
+      ::unlink(pagesPath.c_str());
+    } else {
+      UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!in) return Status::fromErrno("open", pagesPath);
+      uint64_t outOff = 0;
+      for (const auto& [off, len] : rw.copy) {
+        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), off, out.get(), outOff, len, tmp));
+        outOff += len;
+      }
+    }
+    if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
+    LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(rw.pagemap), 0600));
+    fs.parentPages += rw.parentPages;
+    fs.deltaPages += rw.presentPages;
+  }
+  // Discard links CRIU did not use.
+  for (uint32_t k = 1;; ++k) {
+    std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
+    if (!isDiscarded(l)) {
+      if (!pathExists(l) && k > 64) break;
+      continue;
+    }
+    ::unlink(l.c_str());
+  }
+  return okStatus();
+}
+
+bool isDiscarded(const std::string& path) {
+  char buf[32] = {0};
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 && std::string(buf, static_cast<size_t>(n)) == "/dev/null";
+}
+
+void PreCopy::disarm() {
+  for (auto& [pid, p] : procs_)
+    if (p->tracker) p->tracker->disarm();
+}
+
+}  // namespace lxmig::agent

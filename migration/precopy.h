@@ -1,0 +1,185 @@
+// Source side of iterative pre-copy (DESIGN.md, "A migration", SYNC and
+// FINAL). While the container runs, each round sends the pages written since
+// the previous one, read with process_vm_readv and keyed by (pid inside the
+// container, address). Each round arrives on the target as CRIU-format
+// files rounds/NNNN/{pagemap,pages}-<vpid>.img, which the target folds into
+// its page store (page_store.h). After the freeze and the CRIU dump,
+// rewriteDump() marks every page the target holds PARENT in CRIU's own
+// pagemaps, so only the rest travels; the target completes the images from
+// its store and restores lazily (the memory is local: the container runs
+// while it fills in).
+//
+//   PreCopy pc(opts, listPids);
+//   pc.start();                                  // trackers into every process
+//   while (pc.round(sink).ok() && pc.stopReason().empty()) {}
+//   freeze; pc.finalScan(); dump; pc.rewriteDump(imagesDir); send images
+#pragma once
+
+#include <sys/types.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lxmig/tracking/dirty_tracker.h"
+#include "lxmig/base/status.h"
+#include "lxmig/transport/tree_transfer.h"
+
+namespace lxmig::agent {
+
+struct PreCopyOptions {
+  std::string migrationId;
+  const TrackerBackend* backend = nullptr;
+  int64_t maxDowntimeMs = 300;
+  int maxRounds = 10;
+  uint64_t memoryBytes = 0;  // the container's memory, for the 3x rule
+  // Freezes/thaws the container around collect() for backends that need it.
+  std::function<Status()> freeze, thaw;
+  // Called after each round's scan, before its pages are sent (progress).
+  std::function<void(const struct RoundStats&)> onScan;
+};
+
+struct RoundStats {
+  int round = 0;
+  int64_t startedMs = 0;     // wall clock
+  int64_t durationMs = 0;    // scan + read + send
+  int64_t scanUs = 0;
+  uint64_t dirtyPages = 0;   // found by the scan (round 0: present pages)
+  uint64_t pagesSent = 0;
+  uint64_t bytesSent = 0;    // page data and pagemaps
+  double dirtyRateBps = 0;   // dirty bytes per second since the previous scan
+  double sendRateBps = 0;    // measured while sending this round
+  int64_t predictedDowntimeMs = 0;  // remaining dirty set at the send rate
+  uint32_t processes = 0;
+  std::string stop;          // why the loop stops after this round ("" = go on)
+};
+
+// The loop's stop rule (DESIGN.md step 3), decided on each later round's
+// fresh dirty set; pure, so it is unit-tested on its own.
+//
+//   StopRule rule({300, 10, memoryBytes});
+//   rule.sawRound(presentBytes, 0, sentBytes);           // round 0
+//   auto d = rule.decide(dirtyBytes, footprint, dirtyRate, sendRate, 1);
+class StopRule {
+ public:
+  struct Limits {
+    int64_t maxDowntimeMs = 300;
+    int maxRounds = 10;
+    uint64_t memoryBytes = 0;  // the container's memory when the loop began
+  };
+  struct Decision {
+    std::string stop;  // "" = go on
+    int64_t predictedDowntimeMs = 0;
+  };
+  explicit StopRule(Limits l) : limits_(l) {}
+  // Round `round` (0 first) found `dirtyBytes` to send while the processes
+  // held `footprintBytes` of memory worth sending (round 0: every present
+  // page); `sentBytes` is what the round then sent.
+  void sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes);
+  // For round >= 1, after its scan.
+  Decision decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps, double sendRateBps, int round);
+  // The memory the 3x rule measures against: the largest of the
+  // container's memory at the start and every footprint seen since (a
+  // workload still growing must not stop the loop after one round).
+  uint64_t memoryBytes() const { return std::max(limits_.memoryBytes, maxFootprint_); }
+
+ private:
+  Limits limits_;
+  uint64_t totalSent_ = 0;
+  uint64_t maxFootprint_ = 0;
+  uint64_t lastDirty_ = 0;
+  int notConverging_ = 0;
+  int notShrinking_ = 0;
+};
+
+struct FinalStats {
+  uint64_t validPages = 0;    // pages the target already holds at the freeze
+  uint64_t dirtyPages = 0;    // found dirty by the final scan
+  uint64_t parentPages = 0;   // pages of CRIU's dump not sent again
+  uint64_t deltaPages = 0;    // pages of tracked processes sent after the dump
+  int64_t scanUs = 0;
+};
+
+class PreCopy {
+ public:
+  using PidLister = std::function<Result<std::vector<pid_t>>()>;
+  PreCopy(PreCopyOptions opts, PidLister pids);
+  ~PreCopy();
+
+  // Attaches a tracker to every process. FailedPrecondition naming the
+  // process when one cannot be tracked (e.g. seccomp, ptrace denied): the
+  // caller falls back to stop-and-copy; nothing is left attached then.
+  Status start();
+  // One round: scan (round 0: arm) and send; each call appends a round
+  // directory on the target. Stops early (sending nothing) when the stop
+  // rule already holds after the scan; then stats.stop says why.
+  Result<RoundStats> round(const ChunkSink& sink, const BytesCallback& onBytes);
+  // With the container frozen: the last scan.
+  Result<FinalStats> finalScan();
+  // With the container frozen, after finalScan(): per process (pid inside
+  // the container) the pages the dump is expected to hold, in address
+  // order: what CRIU dumps (present private memory, as round 0 computes
+  // it) plus every page the target holds, so that every page rewriteDump()
+  // can mark PARENT is in it (a page freed since it was sent is too,
+  // although the dump will lack it).
+  std::map<uint32_t, PageSet> predictedDump() const;
+  // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
+  // finalScan() and the dump, with the container still frozen: page files
+  // CRIU wrote to /dev/null are rebuilt from the processes' memory.
+  // FailedPrecondition when the dump does not look as expected (then dump
+  // again without discarding).
+  Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
+  // Removes write-protection and fds from every process. Idempotent.
+  void disarm();
+
+  int roundsDone() const { return roundsDone_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+ private:
+  struct Proc {
+    pid_t pid = 0;
+    pid_t vpid = 0;
+    uint64_t startTime = 0;
+    std::unique_ptr<DirtyTracker> tracker;
+    PageSet valid;  // the target holds the current content of these pages
+    bool armed = false;
+    bool protectAsRead = false;  // armed deferred: protect each range before reading it
+    uint64_t protectedTo = 0;    // while protectAsRead: everything below is protected (and maybe read)
+  };
+  Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once = nullptr);
+  Status refreshProcesses(bool attachNew);
+  Result<std::unique_ptr<Proc>> attach(pid_t pid);
+  Status protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total);
+
+  PreCopyOptions opts_;
+  PidLister pids_;
+  std::map<pid_t, std::unique_ptr<Proc>> procs_;  // by host pid
+  std::vector<std::string> warnings_;
+  int roundsDone_ = 0;
+  int64_t lastScanNs_ = 0;
+  double sendRate_ = 0;
+  StopRule stopRule_;
+  std::vector<char> buf_;
+};
+
+// True when path is a link to /dev/null: a page file whose content CRIU
+// discarded (LxcHost::dump with discardPages), read back from the frozen
+// processes by rewriteDump().
+bool isDiscarded(const std::string& path);
+
+// Host pid -> pid in its innermost pid namespace and start time.
+struct PidIdentity {
+  pid_t vpid = 0;
+  uint64_t startTime = 0;
+};
+Result<PidIdentity> pidIdentity(pid_t pid);
+
+// The pages CRIU dumps of a process (as far as /proc tells before the dump):
+// present private memory, not the shared zero page nor untouched page-cache
+// pages of private file mappings, plus the page CRIU's parasite writes.
+Result<PageSet> dumpedPages(pid_t pid);
+
+}  // namespace lxmig::agent

@@ -1,0 +1,125 @@
+#include "lxmig/node/config.h"
+
+#include <arpa/inet.h>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/toml_lite.h"
+#include "lxmig/transport/data_link.h"
+
+namespace lxmig::agent {
+
+Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
+  LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
+  ClusterConfig c;
+  for (const auto& name : kv.tables("node")) {
+    PeerInfo p;
+    p.name = name;
+    p.address = kv.get("node." + name + ".address");
+    p.socket = kv.get("node." + name + ".socket");
+    if (p.address.empty() && p.socket.empty())
+      return invalidArgument(path + ": node `" + name + "` has neither address nor socket");
+    c.nodes[name] = p;
+  }
+  return c;
+}
+
+Result<AgentConfig> AgentConfig::load(const std::string& path) {
+  LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
+  AgentConfig c;
+  static const std::map<std::string, std::string AgentConfig::*> kFields = {
+      {"node", &AgentConfig::node},
+      {"listen", &AgentConfig::listen},
+      {"socket", &AgentConfig::socket},
+      {"state_dir", &AgentConfig::stateDir},
+      {"lxc_path", &AgentConfig::lxcPath},
+      {"cgroup_parent", &AgentConfig::cgroupParent},
+      {"bridge", &AgentConfig::bridge},
+      {"fabric_if", &AgentConfig::fabricIf},
+      {"container_subnet", &AgentConfig::containerSubnet},
+      {"cluster_prefix", &AgentConfig::clusterPrefix},
+      {"gateway", &AgentConfig::gateway},
+      {"tls_ca", &AgentConfig::tlsCa},
+      {"tls_cert", &AgentConfig::tlsCert},
+      {"tls_key", &AgentConfig::tlsKey},
+      {"data_listen", &AgentConfig::dataListen},
+      {"cluster", &AgentConfig::clusterFile},
+      {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
+      {"log_level", &AgentConfig::logLevel},
+      {"firewall", &AgentConfig::firewall},
+      {"firewall_table", &AgentConfig::firewallTable},
+      {"devices", &AgentConfig::devices},
+      {"source_silence", &AgentConfig::sourceSilence},
+      {"data_link_cipher", &AgentConfig::dataLinkCipher},
+  };
+  for (const auto& [k, v] : kv.values()) {
+    auto it = kFields.find(k);
+    if (it == kFields.end()) return invalidArgument(path + ": unknown key `" + k + "`");
+    c.*(it->second) = v;
+  }
+  return c;
+}
+
+Status AgentConfig::validate() const {
+  auto need = [](const std::string& v, const char* key) -> Status {
+    if (v.empty()) return invalidArgument(std::string("missing `") + key + "` (config file or --" + key + ")");
+    return okStatus();
+  };
+  LXMIG_RETURN_IF_ERROR(need(node, "node"));
+  LXMIG_RETURN_IF_ERROR(need(stateDir, "state_dir"));
+  LXMIG_RETURN_IF_ERROR(need(containerSubnet, "container_subnet"));
+  LXMIG_RETURN_IF_ERROR(need(gateway, "gateway"));
+  LXMIG_RETURN_IF_ERROR(parseCidr(containerSubnet).status());
+  LXMIG_RETURN_IF_ERROR(parseCidr(clusterPrefix).status());
+  in_addr a{};
+  if (::inet_pton(AF_INET, gateway.c_str(), &a) != 1) return invalidArgument("bad gateway `" + gateway + "`");
+  if (!listen.empty() && (tlsCa.empty() || tlsCert.empty() || tlsKey.empty()))
+    return invalidArgument("`listen` needs tls_ca, tls_cert and tls_key: peers talk mutual TLS only");
+  if (node.find_first_of("/ \t") != std::string::npos) return invalidArgument("bad node name `" + node + "`");
+  if (firewall != "open" && firewall != "strict")
+    return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
+  if (!dataListen.empty() && dataListen != "off") {
+    if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
+    if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
+  }
+  if (sourceSilence.empty() || sourceSilence.find_first_not_of("0123456789") != std::string::npos ||
+      sourceSilenceSeconds() < 1)
+    return invalidArgument("bad source_silence `" + sourceSilence + "` (whole seconds, at least 1)");
+  if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
+    return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");
+  if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
+    return invalidArgument("`listen` port 65535 leaves no next port for the data link; set data_listen");
+  return okStatus();
+}
+
+std::string AgentConfig::dataAddress() const {
+  if (dataListen == "off") return "";
+  if (!dataListen.empty()) return dataListen;
+  auto hp = splitHostPort(listen);
+  if (!hp.ok()) return "";
+  // listen's host as written (with [v6] brackets), the next port; 0 stays
+  // 0: any free port.
+  return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(hp->second == 0 ? 0 : hp->second + 1);
+}
+
+Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr) {
+  auto slash = cidr.find('/');
+  if (slash == std::string::npos) return invalidArgument("not a CIDR block: `" + cidr + "`");
+  in_addr a{};
+  if (::inet_pton(AF_INET, cidr.substr(0, slash).c_str(), &a) != 1)
+    return invalidArgument("not a CIDR block: `" + cidr + "`");
+  uint64_t len = 0;
+  if (!parseUint64(cidr.substr(slash + 1), &len) || len > 32)
+    return invalidArgument("bad prefix length in `" + cidr + "`");
+  uint32_t host = ntohl(a.s_addr);
+  uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+  return std::make_pair(host & mask, static_cast<int>(len));
+}
+
+std::string ipToString(uint32_t hostOrder) {
+  in_addr a{htonl(hostOrder)};
+  char buf[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace lxmig::agent

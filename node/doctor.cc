@@ -1,0 +1,151 @@
+#include "lxmig/node/doctor.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/process.h"
+#include "lxmig/tracking/dirty_tracker.h"
+
+namespace lxmig::agent {
+namespace {
+
+void add(v1::DoctorReply& r, const std::string& name, bool ok, const std::string& detail, const std::string& hint,
+         bool required = true) {
+  auto* c = r.add_checks();
+  c->set_name(name);
+  c->set_ok(ok);
+  c->set_detail(detail);
+  c->set_hint(ok ? "" : hint);
+  c->set_required(required);
+}
+
+std::string firstLine(const std::string& s) {
+  auto l = split(s, '\n');
+  return l.empty() ? "" : std::string(trim(l[0]));
+}
+
+std::string lastLine(const std::string& s) {
+  auto l = split(s, '\n');
+  return l.empty() ? "" : std::string(trim(l.back()));
+}
+
+}  // namespace
+
+void preferLxmigCriu() {
+  const char* dir = std::getenv("LXMIG_CRIU_DIR");
+  std::string d = dir ? dir : "/opt/lxmig/bin";
+  if (!pathExists(d + "/criu")) return;
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+  if (startsWith(p, d + ":")) return;
+  ::setenv("PATH", (d + ":" + p).c_str(), 1);
+}
+
+v1::DoctorReply runDoctor(const std::string& nodeName) {
+  v1::DoctorReply r;
+  r.set_node(nodeName);
+  const std::string setupHint = "run scripts/setup.sh as root (installs packages and CRIU 4.2.1)";
+
+  add(r, "root", ::geteuid() == 0, ::geteuid() == 0 ? "running as root" : "not root",
+      "lxmigd and migrations need root");
+
+  utsname u{};
+  ::uname(&u);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  bool kernOk = major > 6 || (major == 6 && minor >= 7);
+  add(r, "kernel", kernOk, std::string("Linux ") + u.release,
+      "Linux >= 6.7 is needed for PAGEMAP_SCAN (pre-copy dirty tracking)", false);
+
+  std::string missingNs;
+  for (const char* ns : {"pid", "net", "ipc", "uts", "mnt", "cgroup", "user", "time"})
+    if (!pathExists(std::string("/proc/self/ns/") + ns)) missingNs += std::string(missingNs.empty() ? "" : ",") + ns;
+  add(r, "namespaces", missingNs.empty(), missingNs.empty() ? "pid net ipc uts mnt cgroup user time" : "missing: " + missingNs,
+      "enable CONFIG_*_NS for the missing namespaces in the kernel");
+
+  bool v2 = pathExists("/sys/fs/cgroup/cgroup.controllers");
+  bool freezer = v2 || pathExists("/sys/fs/cgroup/freezer/cgroup.procs");
+  add(r, "cgroups", freezer,
+      v2 ? "cgroup2 (unified) with freeze" : (freezer ? "cgroup v1 with freezer controller" : "no freezer"),
+      "mount the freezer controller (cgroup v1) or run a cgroup2 host");
+
+  {
+    UniqueFd fd(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+    add(r, "userfaultfd", static_cast<bool>(fd), fd ? "available" : std::string("userfaultfd: ") + strerror(errno),
+        "enable CONFIG_USERFAULTFD (needed by lazy restore and pre-copy)", false);
+  }
+  {
+    long rc = ::syscall(SYS_pidfd_getfd, -1, 0, 0);
+    bool ok = !(rc < 0 && errno == ENOSYS);
+    add(r, "pidfd_getfd", ok, ok ? "available" : "ENOSYS", "Linux >= 5.6 is needed for pidfd_getfd", false);
+  }
+
+  auto criuVer = runCommand({"criu", "--version"}, {.timeoutMs = 10000});
+  bool criuFound = criuVer.ok() && criuVer->exitCode == 0;
+  std::string ver = criuFound ? firstLine(criuVer->out) : "criu not found in PATH";
+  bool verOk = criuFound && ver.find("4.2") != std::string::npos;
+  add(r, "criu-version", verOk, ver,
+      criuFound ? "CRIU >= 4.2.1 is needed on kernels >= 6.16; " + setupHint + " and put /opt/lxmig/bin first in PATH"
+                : setupHint + " and put /opt/lxmig/bin first in PATH");
+  if (criuFound) {
+    auto chk = runCommand({"criu", "check"}, {.timeoutMs = 60000});
+    bool ok = chk.ok() && chk->exitCode == 0;
+    add(r, "criu-check", ok, ok ? "Looks good." : (chk.ok() ? lastLine(chk->err + chk->out) : chk.status().message()),
+        "`criu check` must pass on this kernel: " + setupHint);
+    auto lazy = runCommand({"criu", "check", "--feature", "uffd-noncoop"}, {.timeoutMs = 30000});
+    bool lok = lazy.ok() && lazy->exitCode == 0;
+    add(r, "criu-lazy-pages", lok, lok ? "uffd-noncoop supported" : "not supported",
+        "lazy restore needs userfaultfd non-cooperative events", false);
+  }
+  // Dirty trackers for pre-copy, probed in this process (best first).
+  std::string chosen;
+  for (const auto& b : trackerBackends()) {
+    Status st = b.probe();
+    if (st.ok() && chosen.empty()) chosen = b.name;
+    add(r, std::string("tracker-") + b.name, st.ok(),
+        std::string(b.description) + (st.ok() ? ": works" : ": " + st.message()),
+        std::string(b.name) == "uffd-wp" ? "Linux >= 6.7 with CONFIG_USERFAULTFD and uffd-wp (PTE markers)"
+                                         : "not needed when uffd-wp works",
+        false);
+  }
+  add(r, "tracker", true, "pre-copy uses `" + chosen + "` (override: lxmig migrate --tracker)", "", false);
+
+  auto lxc = runCommand({"lxc-start", "--version"}, {.timeoutMs = 10000});
+  bool lxcOk = lxc.ok() && lxc->exitCode == 0;
+  add(r, "lxc", lxcOk, lxcOk ? "liblxc " + firstLine(lxc->out) : "lxc tools not found",
+      "apt-get install lxc lxc-dev (Debian 12 ships 5.0.2)");
+  bool apparmor = pathExists("/sys/kernel/security/apparmor");
+  bool lxcConfOk = true;
+  if (auto conf = readFile("/etc/lxc/default.conf"); conf.ok() && !apparmor)
+    lxcConfOk = conf->find("lxc.apparmor") == std::string::npos;
+  add(r, "lxc-apparmor", true,
+      apparmor ? "AppArmor present" : std::string("no AppArmor in this kernel; lxmig's container configs carry no apparmor lines") +
+                                          (lxcConfOk ? "" : " (/etc/lxc/default.conf has some, unused by lxmig)"),
+      "", false);
+
+  auto nft = runCommand({"nft", "list", "tables"}, {.timeoutMs = 10000});
+  bool nftOk = nft.ok() && nft->exitCode == 0;
+  add(r, "nftables", nftOk, nftOk ? "nft works" : (nft.ok() ? lastLine(nft->err) : "nft not found"),
+      "apt-get install nftables; the kernel needs nf_tables (CRIU's network lock uses it)");
+
+  bool ct = pathExists("/proc/sys/net/netfilter/nf_conntrack_max");
+  auto ctl = runCommand({"conntrack", "-C"}, {.timeoutMs = 10000});
+  bool ctlOk = ctl.ok() && ctl->exitCode == 0;
+  add(r, "conntrack", ct && ctlOk,
+      ct ? (ctlOk ? "conntrack table with ctnetlink (" + firstLine(ctl->out) + " entries)" : "ctnetlink not usable")
+         : "nf_conntrack not loaded",
+      "modprobe nf_conntrack nf_conntrack_netlink; apt-get install conntrack");
+
+  bool bridge = pathExists("/sys/module/bridge") || pathExists("/proc/sys/net/bridge");
+  auto mods = readFile("/proc/modules");
+  add(r, "bridge", true, bridge ? "bridge support loaded" : "bridge module not loaded yet (auto-loads on first use)", "",
+      false);
+  (void)mods;
+  return r;
+}
+
+}  // namespace lxmig::agent

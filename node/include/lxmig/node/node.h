@@ -1,0 +1,140 @@
+// One node's state: configuration, containers, audit log and peers.
+// Thread-safe; every RPC handler works through it.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lxmig/transport/data_link.h"
+#include "lxmig/container/devices.h"
+#include "lxmig/container/lxc_host.h"
+#include "lxmig/node/config.h"
+#include "lxmig/net/firewall.h"
+#include "lxmig/store/audit_log.h"
+#include "lxmig/v1/agent.grpc.pb.h"
+
+namespace lxmig::agent {
+
+// What lxmig records about a container in <lxc_path>/<name>/lxmig.json.
+struct Spec {
+  std::string name, ip, hwaddr, originNode;
+  std::vector<std::string> command, env;
+  std::vector<Bind> binds;
+  std::vector<devices::DeviceBind> devices;  // lxmig run --device
+  int64_t createdMs = 0;
+
+  v1::ContainerSpec toProto() const;
+  static Spec fromProto(const v1::ContainerSpec& p);
+  std::string toJson() const;
+  static Result<Spec> fromJson(const std::string& text);
+};
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> create(const AgentConfig& cfg);
+
+  const AgentConfig& config() const { return cfg_; }
+  LxcHost& lxc() { return lxc_; }
+  store::AuditLog& audit() { return *audit_; }
+  std::string imagesRoot() const { return cfg_.stateDir + "/images"; }
+  std::string incomingRoot() const { return cfg_.stateDir + "/incoming"; }
+
+  // Containers.
+  Result<v1::ContainerInfo> run(const v1::RunContainerRequest& req);
+  Status remove(const std::string& name);
+  Result<v1::ExecReply> exec(const v1::ExecRequest& req);
+  std::vector<v1::ContainerInfo> list();
+  Result<v1::ContainerInfo> info(const std::string& name);
+  Result<Spec> spec(const std::string& name);
+  Status saveSpec(const Spec& s);
+  // LXC parameters of a container (device binds with their cgroup rules as
+  // the spec names them: PREPARE rewrote them to this node's devices).
+  ContainerParams paramsFor(const Spec& s) const;
+  // Devices this node offers to containers (agent config `devices`).
+  Result<std::vector<devices::Device>> deviceOffer() const;
+  // What a container of this node needs, from its spec, config and processes.
+  Result<std::vector<devices::Device>> deviceNeeds(const std::string& name);
+  // Routes the container's address here (after start or restore).
+  Status claimAddress(const Spec& s);
+  Status releaseAddress(const Spec& s);
+  // The node's lxmig nftables table (net::Firewall is thread-safe).
+  net::Firewall& firewall() { return *fw_; }
+  // Drops what the node holds for a container's network besides its route:
+  // its firewall chain and its conntrack entries. Errors are logged.
+  void dropNetState(const Spec& s);
+
+  // A name is busy while it is created, removed or migrated; busy names
+  // refuse other operations with FailedPrecondition.
+  Status reserve(const std::string& name, const std::string& why);
+  void unreserve(const std::string& name);
+
+  // Memory still arriving: after a lazy restore, CRIU's lazy-pages daemon
+  // fills the container's memory from local images while it runs. Until it
+  // is done, pages not yet filled are absent from the page tables, so a dump
+  // (the next migration) would save them as holes and the workload would
+  // lose them. A marker in <state_dir>/fills/<name> records the daemon, so
+  // an agent restarted meanwhile (the daemon survives it) still knows.
+  struct MemoryFill {
+    std::string migrationId;
+    pid_t pid = -1;
+  };
+  Status beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                         const std::string& imagesDir);
+  void endMemoryFill(const std::string& name);
+  // The fill running for a container, if any (a marker whose daemon is gone
+  // is removed).
+  std::optional<MemoryFill> memoryFill(const std::string& name);
+
+  // A migration left a container frozen (its target did not confirm the
+  // abort): the agent settles it in the background (resolveFrozen).
+  void requestFrozenCheck() { frozenCheck_ = true; }
+  bool takeFrozenCheck() { return frozenCheck_.exchange(false); }
+
+  // Peers, by node name: a stub over mutual TLS (or the node's local socket
+  // when the cluster file names one and it is on this machine).
+  Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
+  // The containers a peer runs (its own only), within `seconds`.
+  Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
+  std::vector<std::string> peerNames() const;
+  // The host part of a peer's address (where its data link listens too).
+  Result<std::string> peerHost(const std::string& node) const;
+  std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
+  TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"}; }
+  // The port this agent's data link listens on; 0: none (told to sources
+  // in PREPARE, so they use the Transfer RPC).
+  uint16_t dataPort() const { return dataPort_; }
+  void setDataPort(uint16_t port) { dataPort_ = port; }
+
+  v1::NodeInfo nodeInfo();
+
+ private:
+  explicit Node(AgentConfig cfg) : cfg_(std::move(cfg)), lxc_(cfg_.lxcPath, cfg_.cgroupParent) {}
+  // A free address for a new container; AlreadyExists when a reachable peer
+  // already runs a container of that name (an unreachable one is skipped
+  // with a warning: PREPARE still refuses a name taken on the target).
+  Result<std::string> allocateIp(const std::string& forName);
+  Status initFirewall();
+  std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }
+
+  AgentConfig cfg_;
+  LxcHost lxc_;
+  ClusterConfig cluster_;
+  std::unique_ptr<store::AuditLog> audit_;
+  std::unique_ptr<net::Firewall> fw_;
+  std::string caPem_, certPem_, keyPem_;
+  std::atomic<uint16_t> dataPort_{0};
+  std::atomic<bool> frozenCheck_{false};
+  std::mutex mu_;
+  std::map<std::string, std::string> busy_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+};
+
+}  // namespace lxmig::agent

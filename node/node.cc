@@ -1,0 +1,505 @@
+#include "lxmig/node/node.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
+#include "lxmig/net/conntrack.h"
+#include "lxmig/net/cutover.h"
+#include "lxmig/proto/rpc_status.h"
+
+namespace lxmig::agent {
+
+using nlohmann::json;
+
+// How long `run` watches a new container before it reports it running.
+constexpr int kStartSettleMs = 200;
+
+v1::ContainerSpec Spec::toProto() const {
+  v1::ContainerSpec p;
+  p.set_name(name);
+  p.set_ip(ip);
+  p.set_hwaddr(hwaddr);
+  p.set_origin_node(originNode);
+  p.set_created_ms(createdMs);
+  for (const auto& c : command) p.add_command(c);
+  for (const auto& e : env) p.add_env(e);
+  for (const auto& d : devices) {
+    auto* x = p.add_devices();
+    x->set_host_path(d.hostPath);
+    x->set_container_path(d.containerPath);
+  }
+  for (const auto& b : binds) {
+    auto* m = p.add_binds();
+    m->set_host_path(b.hostPath);
+    m->set_container_path(b.containerPath);
+    m->set_read_only(b.readOnly);
+  }
+  return p;
+}
+
+Spec Spec::fromProto(const v1::ContainerSpec& p) {
+  Spec s;
+  s.name = p.name();
+  s.ip = p.ip();
+  s.hwaddr = p.hwaddr();
+  s.originNode = p.origin_node();
+  s.createdMs = p.created_ms();
+  s.command.assign(p.command().begin(), p.command().end());
+  s.env.assign(p.env().begin(), p.env().end());
+  for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  for (const auto& d : p.devices()) s.devices.push_back({d.host_path(), d.container_path()});
+  return s;
+}
+
+std::string Spec::toJson() const {
+  json j = {{"name", name}, {"ip", ip}, {"hwaddr", hwaddr}, {"origin_node", originNode},
+            {"created_ms", createdMs}, {"command", command}, {"env", env}};
+  j["binds"] = json::array();
+  for (const auto& b : binds)
+    j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
+  j["devices"] = json::array();
+  for (const auto& d : devices) j["devices"].push_back({{"host", d.hostPath}, {"container", d.containerPath}});
+  return j.dump(2) + "\n";
+}
+
+Result<Spec> Spec::fromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalidArgument("malformed lxmig.json");
+  Spec s;
+  s.name = j.value("name", "");
+  s.ip = j.value("ip", "");
+  s.hwaddr = j.value("hwaddr", "");
+  s.originNode = j.value("origin_node", "");
+  s.createdMs = j.value("created_ms", int64_t{0});
+  s.command = j.value("command", std::vector<std::string>{});
+  s.env = j.value("env", std::vector<std::string>{});
+  for (const auto& b : j.value("binds", json::array()))
+    s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
+  for (const auto& d : j.value("devices", json::array())) s.devices.push_back({d.value("host", ""), d.value("container", "")});
+  if (s.name.empty() || s.ip.empty()) return invalidArgument("lxmig.json lacks name or ip");
+  return s;
+}
+
+Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
+  std::unique_ptr<Node> n(new Node(cfg));
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg.stateDir, 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg.lxcPath, 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(n->imagesRoot(), 0700));
+  LXMIG_RETURN_IF_ERROR(makeDirs(n->incomingRoot(), 0700));
+  LXMIG_ASSIGN_OR_RETURN(n->audit_, store::AuditLog::open(cfg.stateDir + "/audit.db"));
+  if (pathExists(cfg.clusterFile)) {
+    LXMIG_ASSIGN_OR_RETURN(n->cluster_, ClusterConfig::load(cfg.clusterFile));
+  } else {
+    LXMIG_LOG(kWarn, "node") << "no cluster file at " << cfg.clusterFile << ": this node knows no peers";
+  }
+  LXMIG_RETURN_IF_ERROR(n->initFirewall());
+  if (!cfg.tlsCa.empty()) {
+    LXMIG_ASSIGN_OR_RETURN(n->caPem_, readFile(cfg.tlsCa));
+    LXMIG_ASSIGN_OR_RETURN(n->certPem_, readFile(cfg.tlsCert));
+    LXMIG_ASSIGN_OR_RETURN(n->keyPem_, readFile(cfg.tlsKey));
+  }
+  return n;
+}
+
+// The lxmig table: base chain as configured, a chain for every container of
+// this node, none for containers that are gone (removed while the agent was
+// down, or left by a crash mid-migration).
+Status Node::initFirewall() {
+  auto fw = net::Firewall::open(cfg_.firewallTable);
+  if (!fw.ok()) return fw.status();
+  fw_ = std::make_unique<net::Firewall>(std::move(*fw));
+  LXMIG_RETURN_IF_ERROR(fw_->ensureBase({.strict = cfg_.firewall == "strict", .bridge = cfg_.bridge}));
+  std::set<std::string> local;
+  for (const auto& name : lxc_.list()) {
+    auto s = spec(name);
+    if (!s.ok()) continue;
+    local.insert(name);
+    if (auto st = fw_->addContainer(s->name, s->ip); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
+  }
+  auto chains = fw_->containers();
+  if (chains.ok())
+    for (const auto& c : *chains)
+      if (!local.count(c)) {
+        LXMIG_LOG(kInfo, "node") << "removing firewall chain of `" << c << "`: no such container here";
+        (void)fw_->removeContainer(c);
+      }
+  return okStatus();
+}
+
+void Node::dropNetState(const Spec& s) {
+  if (auto st = fw_->removeContainer(s.name); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
+  if (auto n = net::deleteConntrack({s.ip}); !n.ok()) LXMIG_LOG(kWarn, "node") << n.status().toString();
+}
+
+// "80", "80/tcp", "53/udp" -> an nft rule accepting it.
+static Result<std::string> publishRule(const std::string& spec) {
+  std::string port = spec, proto = "tcp";
+  if (auto slash = spec.find('/'); slash != std::string::npos) {
+    port = spec.substr(0, slash);
+    proto = spec.substr(slash + 1);
+  }
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 1 || p > 65535 || (proto != "tcp" && proto != "udp"))
+    return invalidArgument("bad --publish `" + spec + "` (PORT or PORT/tcp or PORT/udp)");
+  return proto + " dport " + std::to_string(p) + " accept";
+}
+
+std::shared_ptr<grpc::ServerCredentials> Node::serverCredentials() const {
+  grpc::SslServerCredentialsOptions o(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = caPem_;
+  o.pem_key_cert_pairs.push_back({keyPem_, certPem_});
+  return grpc::SslServerCredentials(o);
+}
+
+std::vector<std::string> Node::peerNames() const {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : cluster_.nodes)
+    if (name != cfg_.node) out.push_back(name);
+  return out;
+}
+
+Result<std::string> Node::peerHost(const std::string& node) const {
+  auto it = cluster_.nodes.find(node);
+  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
+  LXMIG_ASSIGN_OR_RETURN(auto hp, splitHostPort(it->second.address));
+  return hp.first;
+}
+
+Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
+  auto it = cluster_.nodes.find(node);
+  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
+  if (it->second.address.empty()) return failedPrecondition("node `" + node + "` has no peer address");
+  if (caPem_.empty()) return failedPrecondition("this agent has no TLS identity to talk to peers");
+  std::lock_guard lk(mu_);
+  auto& ch = channels_[node];
+  if (!ch) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = caPem_;
+    o.pem_private_key = keyPem_;
+    o.pem_cert_chain = certPem_;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxSendMessageSize(64 << 20);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    ch = grpc::CreateCustomChannel(it->second.address, grpc::SslCredentials(o), args);
+  }
+  return v1::Agent::NewStub(ch);
+}
+
+Result<v1::ListContainersReply> Node::peerContainers(const std::string& node, int seconds) {
+  LXMIG_ASSIGN_OR_RETURN(auto stub, peer(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  v1::ListContainersRequest rq;
+  rq.set_node(node);
+  v1::ListContainersReply rp;
+  LXMIG_RETURN_IF_ERROR(fromGrpc(stub->ListContainers(&ctx, rq, &rp)).withContext("list containers of " + node));
+  return rp;
+}
+
+Status Node::beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                             const std::string& imagesDir) {
+  LXMIG_RETURN_IF_ERROR(makeDirs(cfg_.stateDir + "/fills", 0700));
+  const std::string text =
+      "pid=" + std::to_string(daemon) + "\nmigration=" + migrationId + "\nimages=" + imagesDir + "\n";
+  return writeFileAtomic(fillMarker(name), text, 0600);
+}
+
+void Node::endMemoryFill(const std::string& name) { ::unlink(fillMarker(name).c_str()); }
+
+std::optional<Node::MemoryFill> Node::memoryFill(const std::string& name) {
+  auto text = readFile(fillMarker(name));
+  if (!text.ok()) return std::nullopt;
+  MemoryFill f;
+  std::string images;
+  for (const auto& line : split(*text, '\n')) {
+    if (startsWith(line, "pid=")) f.pid = static_cast<pid_t>(std::atoi(line.c_str() + 4));
+    else if (startsWith(line, "migration=")) f.migrationId = line.substr(10);
+    else if (startsWith(line, "images=")) images = line.substr(7);
+  }
+  // The daemon is alive when its pid still runs `criu lazy-pages` on those
+  // images (a recycled pid runs something else).
+  auto cmd = f.pid > 0 ? readFile("/proc/" + std::to_string(f.pid) + "/cmdline") : Result<std::string>(notFound(""));
+  if (cmd.ok()) {
+    std::replace(cmd->begin(), cmd->end(), '\0', ' ');
+    if (cmd->find("lazy-pages") != std::string::npos && cmd->find(images) != std::string::npos) return f;
+  }
+  LXMIG_LOG(kInfo, "node") << "memory of `" << name << "` has arrived (lazy-pages daemon of migration "
+                           << f.migrationId << " is gone)";
+  endMemoryFill(name);
+  return std::nullopt;
+}
+
+Status Node::reserve(const std::string& name, const std::string& why) {
+  std::lock_guard lk(mu_);
+  auto it = busy_.find(name);
+  if (it != busy_.end()) return failedPrecondition("container `" + name + "` is busy: " + it->second);
+  busy_[name] = why;
+  return okStatus();
+}
+
+void Node::unreserve(const std::string& name) {
+  std::lock_guard lk(mu_);
+  busy_.erase(name);
+}
+
+Result<Spec> Node::spec(const std::string& name) {
+  auto text = readFile(lxc_.dir(name) + "/lxmig.json");
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound)
+      return notFound("no container `" + name + "` on node " + cfg_.node);
+    return text.status();
+  }
+  return Spec::fromJson(*text);
+}
+
+Status Node::saveSpec(const Spec& s) { return writeFileAtomic(lxc_.dir(s.name) + "/lxmig.json", s.toJson(), 0600); }
+
+Result<std::vector<devices::Device>> Node::deviceOffer() const {
+  if (cfg_.devices == "none") return std::vector<devices::Device>{};
+  return devices::parseOffer(cfg_.devices);
+}
+
+Result<std::vector<devices::Device>> Node::deviceNeeds(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  auto config = readFile(lxc_.dir(name) + "/config");
+  std::vector<pid_t> pids;
+  if (auto p = lxc_.pids(name); p.ok()) pids = *p;
+  return devices::requirements(s.devices, config.ok() ? *config : "", pids);
+}
+
+ContainerParams Node::paramsFor(const Spec& s) const {
+  ContainerParams p;
+  for (const auto& d : s.devices) {
+    DeviceParam dp;
+    dp.containerPath = d.containerPath;
+    dp.hostPath = d.hostPath;
+    if (auto st = devices::statDevice(dp.hostPath); st.ok()) {
+      dp.type = st->type;
+      dp.major = st->major;
+      dp.minor = st->minor;
+    }
+    p.devices.push_back(std::move(dp));
+  }
+  p.name = s.name;
+  p.ip = s.ip;
+  auto prefix = parseCidr(cfg_.clusterPrefix);
+  p.prefixLen = prefix.ok() ? prefix->second : 16;
+  p.gateway = cfg_.gateway;
+  p.hwaddr = s.hwaddr;
+  p.bridge = cfg_.bridge;
+  p.binds = s.binds;
+  p.env = s.env;
+  return p;
+}
+
+Status Node::claimAddress(const Spec& s) {
+  return net::claimAddress({s.ip, cfg_.bridge, cfg_.fabricIf});
+}
+
+Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
+
+static bool validName(const std::string& n) {
+  if (n.empty() || n.size() > 48) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return std::isalnum(static_cast<unsigned char>(n[0]));
+}
+
+Result<std::string> Node::allocateIp(const std::string& forName) {
+  LXMIG_ASSIGN_OR_RETURN(auto pool, parseCidr(cfg_.containerSubnet));
+  std::set<std::string> used;
+  for (const auto& n : lxc_.list()) {
+    auto s = spec(n);
+    if (s.ok()) used.insert(s->ip);
+  }
+  // Addresses move with their containers, so a free address in this node's
+  // pool may be in use elsewhere: ask the peers.
+  for (const auto& p : peerNames()) {
+    auto rp = peerContainers(p, 3);
+    if (!rp.ok()) {
+      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << rp.status().message();
+      continue;
+    }
+    for (const auto& c : rp->containers()) {
+      // Names are cluster-wide: `lxmig rm/exec/migrate NAME` find it by name.
+      if (c.name() == forName) return alreadyExists("container `" + forName + "` already exists on " + p);
+      used.insert(c.ip());
+    }
+  }
+  uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
+  for (uint32_t i = 10; i + 1 < size; ++i) {
+    std::string ip = ipToString(pool.first + i);
+    if (ip == cfg_.gateway || used.count(ip)) continue;
+    return ip;
+  }
+  return resourceExhausted("no free address in " + cfg_.containerSubnet);
+}
+
+Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
+  if (!validName(req.name())) return invalidArgument("bad container name `" + req.name() + "` (letters, digits, - and _)");
+  if (req.command().empty()) return invalidArgument("no command given for container `" + req.name() + "`");
+  LXMIG_RETURN_IF_ERROR(reserve(req.name(), "being created"));
+  struct Unreserve {
+    Node* n;
+    std::string name;
+    ~Unreserve() { n->unreserve(name); }
+  } unres{this, req.name()};
+  if (lxc_.defined(req.name())) return alreadyExists("container `" + req.name() + "` already exists on " + cfg_.node);
+  Spec s;
+  s.name = req.name();
+  s.command.assign(req.command().begin(), req.command().end());
+  s.env.assign(req.env().begin(), req.env().end());
+  for (const auto& b : req.binds()) {
+    if (b.host_path().empty() || b.host_path()[0] != '/' || b.container_path().empty() || b.container_path()[0] != '/')
+      return invalidArgument("bind paths must be absolute: `" + b.host_path() + ":" + b.container_path() + "`");
+    if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
+    s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
+  }
+  if (!req.devices().empty()) {
+    LXMIG_ASSIGN_OR_RETURN(auto offer, deviceOffer());
+    for (const auto& flag : req.devices()) {
+      LXMIG_ASSIGN_OR_RETURN(auto b, devices::parseDeviceFlag(flag));
+      LXMIG_ASSIGN_OR_RETURN(auto d, devices::statDevice(b.hostPath));
+      bool offered = false;
+      for (const auto& o : offer) offered = offered || (o.type == d.type && o.major == d.major && o.minor == d.minor);
+      if (!offered)
+        return failedPrecondition(cfg_.node + " does not offer " + d.id() + " " + b.hostPath +
+                                  " to containers (agent config `devices`)");
+      s.devices.push_back(std::move(b));
+    }
+  }
+  std::vector<std::string> rules;
+  for (const auto& p : req.publish()) {
+    LXMIG_ASSIGN_OR_RETURN(auto r, publishRule(p));
+    rules.push_back(std::move(r));
+  }
+  LXMIG_ASSIGN_OR_RETURN(s.ip, allocateIp(req.name()));
+  in_addr a{};
+  ::inet_pton(AF_INET, s.ip.c_str(), &a);
+  uint32_t h = ntohl(a.s_addr);
+  char mac[32];
+  std::snprintf(mac, sizeof mac, "02:4c:4d:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  s.hwaddr = mac;
+  s.originNode = cfg_.node;
+  s.createdMs = wallMs();
+
+  Status st = lxc_.define(paramsFor(s));
+  if (st.ok()) st = saveSpec(s);
+  // Its firewall chain is in place before the container first runs.
+  if (st.ok()) st = fw_->addContainer(s.name, s.ip);
+  for (const auto& r : rules)
+    if (st.ok()) st = fw_->addRule(s.name, r).status();
+  if (st.ok()) st = lxc_.start(s.name, s.command);
+  if (st.ok()) st = claimAddress(s);
+  // A command that ends right away (wrong arguments, a daemon that forks
+  // off, nothing to do) leaves a stopped container: say so, not "running".
+  for (int i = 0; st.ok() && i < kStartSettleMs / 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (lxc_.state(s.name) == RunState::kStopped)
+      st = failedPrecondition("`" + s.command[0] + "` exited within " + std::to_string((i + 1) * 20) +
+                              " ms of the start; the container needs a command that keeps running");
+  }
+  if (!st.ok()) {
+    (void)lxc_.destroy(s.name);
+    (void)fw_->removeContainer(s.name);
+    // The CLI names the container already; the log names it here.
+    LXMIG_LOG(kWarn, "node") << "run `" << s.name << "` failed: " << st.message();
+    return st;
+  }
+  LXMIG_LOG(kInfo, "node") << "container " << s.name << " started at " << s.ip;
+  return info(s.name);
+}
+
+Status Node::remove(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  LXMIG_RETURN_IF_ERROR(reserve(name, "being removed"));
+  Status st = lxc_.destroy(name);
+  (void)releaseAddress(s);
+  dropNetState(s);
+  unreserve(name);
+  return st;
+}
+
+Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(req.name()));
+  if (req.command().empty()) return invalidArgument("no command to run in `" + req.name() + "`");
+  RunState rs = lxc_.state(req.name());
+  if (rs != RunState::kRunning)
+    return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
+  std::vector<std::string> argv = {"lxc-attach", "-P", lxc_.lxcPath(), "-n", req.name(), "--clear-env",
+                                   "-v", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--"};
+  argv.insert(argv.end(), req.command().begin(), req.command().end());
+  CommandOptions o;
+  o.timeoutMs = req.timeout_ms() ? static_cast<int>(req.timeout_ms()) : 60000;
+  LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, o));
+  v1::ExecReply r;
+  r.set_exit_code(out.exitCode);
+  r.set_stdout_data(out.out);
+  r.set_stderr_data(out.err);
+  return r;
+}
+
+Result<v1::ContainerInfo> Node::info(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  v1::ContainerInfo ci;
+  ci.set_name(s.name);
+  ci.set_node(cfg_.node);
+  ci.set_ip(s.ip);
+  {
+    std::lock_guard lk(mu_);
+    auto it = busy_.find(name);
+    if (it != busy_.end() && it->second.rfind("migrating", 0) == 0) ci.set_state("MIGRATING");
+  }
+  RunState rs = lxc_.state(name);
+  if (ci.state().empty()) ci.set_state(runStateName(rs));
+  ci.set_memory_bytes(lxc_.memoryBytes(name));
+  ci.set_init_pid(rs == RunState::kStopped ? 0 : lxc_.initPid(name));
+  for (const auto& c : s.command) ci.add_command(c);
+  ci.set_created_ms(s.createdMs);
+  return ci;
+}
+
+std::vector<v1::ContainerInfo> Node::list() {
+  std::vector<v1::ContainerInfo> out;
+  for (const auto& n : lxc_.list()) {
+    auto i = info(n);
+    if (i.ok()) out.push_back(std::move(*i));
+  }
+  return out;
+}
+
+v1::NodeInfo Node::nodeInfo() {
+  v1::NodeInfo ni;
+  if (auto offer = deviceOffer(); offer.ok())
+    for (const auto& d : *offer) *ni.add_devices() = devices::toProto(d);
+  ni.set_name(cfg_.node);
+  ni.set_address(cfg_.listen);
+  ni.set_data_port(dataPort_);
+  ni.set_version(LXMIG_VERSION);
+  ni.set_container_subnet(cfg_.containerSubnet);
+  if (auto mi = readFile("/proc/meminfo"); mi.ok()) {
+    for (const auto& l : split(*mi, '\n')) {
+      auto parts = split(l, ' ');
+      uint64_t kb = 0;
+      if (parts.size() >= 2 && parseUint64(parts[1], &kb)) {
+        if (parts[0] == "MemTotal:") ni.set_mem_total_bytes(kb * 1024);
+        if (parts[0] == "MemAvailable:") ni.set_mem_available_bytes(kb * 1024);
+      }
+    }
+  }
+  if (auto la = readFile("/proc/loadavg"); la.ok()) ni.set_load1(std::atof(la->c_str()));
+  ni.set_containers(static_cast<uint32_t>(lxc_.list().size()));
+  return ni;
+}
+
+}  // namespace lxmig::agent

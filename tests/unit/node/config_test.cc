@@ -1,0 +1,78 @@
+// The agent's config file: keys, defaults and the one-line errors of
+// validate(). Files are written to a temporary directory.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "lxmig/node/config.h"
+#include "lxmig/base/files.h"
+#include "unit/temp_dir.h"
+
+namespace lxmig::agent {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(tmp_.ok()); }
+  // A valid minimal config plus `extra` lines.
+  Result<AgentConfig> load(const std::string& extra) {
+    const std::string path = tmp_.path() + "/agent.conf";
+    const std::string base =
+        "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
+    EXPECT_TRUE(writeFileAtomic(path, base + extra).ok());
+    return AgentConfig::load(path);
+  }
+  testing::TempDir tmp_{"lxmig-config-test"};
+};
+
+TEST_F(ConfigTest, SourceSilenceDefaultsTo120Seconds) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->validate().ok());
+  EXPECT_EQ(c->sourceSilenceSeconds(), 120);
+  auto d = load("source_silence = \"5\"\n");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->validate().ok());
+  EXPECT_EQ(d->sourceSilenceSeconds(), 5);
+}
+
+TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
+  for (const char* bad : {"0", "-3", "ten", "1.5", ""}) {
+    auto c = load(std::string("source_silence = \"") + bad + "\"\n");
+    ASSERT_TRUE(c.ok()) << bad;
+    Status st = c->validate();
+    EXPECT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("bad source_silence"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find('\n'), std::string::npos);
+  }
+  auto link = load("data_listen = \"10.0.0.1:7401\"\n");
+  ASSERT_TRUE(link.ok());
+  EXPECT_NE(link->validate().message().find("`data_listen` needs `listen`"), std::string::npos);
+  auto unknown = load("sourcesilence = \"5\"\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown key `sourcesilence`"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->dataLinkCipher, "auto");
+  auto gcm = load("data_link_cipher = \"aes-128-gcm\"\n");
+  ASSERT_TRUE(gcm.ok());
+  EXPECT_TRUE(gcm->validate().ok());
+  auto bad = load("data_link_cipher = \"chacha\"\n");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
+}
+
+TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
+  auto c = load("listen = \"10.99.0.11:7400\"\n");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->dataAddress(), "10.99.0.11:7401");
+  auto off = load("listen = \"10.99.0.11:7400\"\ndata_listen = \"off\"\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->dataAddress(), "");
+}
+
+}  // namespace
+}  // namespace lxmig::agent

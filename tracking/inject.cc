@@ -1,0 +1,186 @@
+#include "lxmig/tracking/inject.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::agent {
+namespace {
+
+constexpr const char* kLog = "inject";
+
+#if defined(__x86_64__)
+static_assert(sizeof(user_regs_struct) <= 27 * 8);
+#endif
+
+Result<uint64_t> findSyscallInsn(pid_t pid) {
+  auto maps = readFile("/proc/" + std::to_string(pid) + "/maps");
+  if (!maps.ok()) return maps.status();
+  for (const auto& line : split(*maps, '\n')) {
+    if (line.find("[vdso]") == std::string::npos) continue;
+    uint64_t start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    uint64_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
+    std::vector<unsigned char> buf(end - start);
+    iovec local{buf.data(), buf.size()}, remote{reinterpret_cast<void*>(start), buf.size()};
+    ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n <= 0) return Status::fromErrno("process_vm_readv vdso of pid", std::to_string(pid));
+    for (ssize_t i = 0; i + 1 < n; ++i)
+      if (buf[i] == 0x0f && buf[i + 1] == 0x05) return start + static_cast<uint64_t>(i);
+  }
+  return failedPrecondition("pid " + std::to_string(pid) + " has no vDSO syscall instruction");
+}
+
+}  // namespace
+
+std::string injectionObstacle(pid_t pid) {
+#if !defined(__x86_64__)
+  (void)pid;
+  return "system call injection is implemented for x86_64 only";
+#else
+  auto st = readFile("/proc/" + std::to_string(pid) + "/status");
+  if (!st.ok()) return st.status().message();
+  for (const auto& line : split(*st, '\n')) {
+    if (!startsWith(line, "Seccomp:")) continue;
+    std::string mode(trim(line.substr(8)));
+    if (mode == "1") return "seccomp strict mode";
+    if (mode == "2") return "seccomp filter mode";
+  }
+  return "";
+#endif
+}
+
+Result<Injector> Injector::attach(pid_t pid) {
+  if (std::string why = injectionObstacle(pid); !why.empty())
+    return failedPrecondition("cannot inject into pid " + std::to_string(pid) + ": " + why);
+  Injector in(pid);
+  LXMIG_ASSIGN_OR_RETURN(in.syscallInsn_, findSyscallInsn(pid));
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) {
+    int e = errno;
+    if (e == ESRCH) return notFound("pid " + std::to_string(pid) + " exited");
+    return failedPrecondition("cannot inject into pid " + std::to_string(pid) + ": ptrace: " + std::strerror(e));
+  }
+  in.attached_ = true;
+  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
+    return Status::fromErrno("ptrace interrupt pid", std::to_string(pid));
+  for (;;) {
+    int ws = 0;
+    if (::waitpid(pid, &ws, __WALL) != pid) return Status::fromErrno("waitpid", std::to_string(pid));
+    if (WIFEXITED(ws) || WIFSIGNALED(ws)) {
+      in.attached_ = false;
+      return notFound("pid " + std::to_string(pid) + " exited");
+    }
+    if (!WIFSTOPPED(ws)) continue;
+    if ((ws >> 16) == PTRACE_EVENT_STOP) break;
+    // A signal arrived first: keep it for the detach, stop there.
+    in.pendingSignal_ = WSTOPSIG(ws);
+    break;
+  }
+#if defined(__x86_64__)
+  if (::ptrace(PTRACE_GETREGS, pid, nullptr, in.savedRegs_) != 0)
+    return Status::fromErrno("ptrace getregs pid", std::to_string(pid));
+#endif
+  return in;
+}
+
+Injector::Injector(Injector&& o) noexcept
+    : pid_(o.pid_), attached_(std::exchange(o.attached_, false)), syscallInsn_(o.syscallInsn_),
+      pendingSignal_(o.pendingSignal_) {
+  std::memcpy(savedRegs_, o.savedRegs_, sizeof savedRegs_);
+}
+
+Injector::~Injector() { (void)detach(); }
+
+Result<long> Injector::syscall(long nr, std::array<uint64_t, 6> args) {
+#if !defined(__x86_64__)
+  (void)nr;
+  (void)args;
+  return failedPrecondition("system call injection is implemented for x86_64 only");
+#else
+  if (!attached_) return failedPrecondition("not attached to pid " + std::to_string(pid_));
+  user_regs_struct r;
+  std::memcpy(&r, savedRegs_, sizeof r);
+  r.rip = syscallInsn_;
+  r.rax = static_cast<uint64_t>(nr);
+  r.orig_rax = static_cast<uint64_t>(-1);  // no syscall-restart handling of our own step
+  r.rdi = args[0];
+  r.rsi = args[1];
+  r.rdx = args[2];
+  r.r10 = args[3];
+  r.r8 = args[4];
+  r.r9 = args[5];
+  if (::ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0) return Status::fromErrno("ptrace setregs pid", std::to_string(pid_));
+  for (;;) {
+    if (::ptrace(PTRACE_SINGLESTEP, pid_, nullptr, nullptr) != 0)
+      return Status::fromErrno("ptrace singlestep pid", std::to_string(pid_));
+    int ws = 0;
+    if (::waitpid(pid_, &ws, __WALL) != pid_) return Status::fromErrno("waitpid", std::to_string(pid_));
+    if (WIFEXITED(ws) || WIFSIGNALED(ws)) {
+      attached_ = false;
+      return notFound("pid " + std::to_string(pid_) + " exited during injection");
+    }
+    if (!WIFSTOPPED(ws)) continue;
+    if (WSTOPSIG(ws) == SIGTRAP && (ws >> 16) == 0) break;  // the step is done
+    if ((ws >> 16) == 0) {
+      // A signal arrived while stepping: suppress it now, deliver on detach.
+      // A second different one is re-sent with tgkill then.
+      if (pendingSignal_ && pendingSignal_ != WSTOPSIG(ws)) ::syscall(SYS_tgkill, pid_, pid_, WSTOPSIG(ws));
+      else pendingSignal_ = WSTOPSIG(ws);
+    }
+    // Re-arm and step again: a signal stop happens before the instruction.
+    user_regs_struct cur;
+    if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &cur) != 0) return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
+    if (cur.rip != syscallInsn_) {
+      // The instruction ran and a signal stop followed the trap.
+      return static_cast<long>(cur.rax);
+    }
+  }
+  user_regs_struct out;
+  if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &out) != 0) return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
+  return static_cast<long>(out.rax);
+#endif
+}
+
+Status Injector::detach() {
+  if (!attached_) return okStatus();
+  attached_ = false;
+#if defined(__x86_64__)
+  if (::ptrace(PTRACE_SETREGS, pid_, nullptr, savedRegs_) != 0) {
+    Status st = Status::fromErrno("ptrace restore registers of pid", std::to_string(pid_));
+    LXMIG_LOG(kError, kLog) << st.toString();
+    (void)::ptrace(PTRACE_DETACH, pid_, nullptr, nullptr);
+    return st;
+  }
+#endif
+  if (::ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pendingSignal_))) != 0)
+    return Status::fromErrno("ptrace detach pid", std::to_string(pid_));
+  return okStatus();
+}
+
+Result<UniqueFd> stealUserfaultfd(pid_t pid) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Status::fromErrno("pidfd_open pid", std::to_string(pid));
+  LXMIG_ASSIGN_OR_RETURN(auto in, Injector::attach(pid));
+  LXMIG_ASSIGN_OR_RETURN(long remote, in.syscall(SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}));
+  if (remote < 0)
+    return failedPrecondition("userfaultfd() in pid " + std::to_string(pid) + " failed: " + std::strerror(static_cast<int>(-remote)));
+  UniqueFd local(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(remote), 0)));
+  Status got = local ? okStatus() : Status::fromErrno("pidfd_getfd from pid", std::to_string(pid));
+  auto closed = in.syscall(SYS_close, {static_cast<uint64_t>(remote)});
+  LXMIG_RETURN_IF_ERROR(in.detach());
+  LXMIG_RETURN_IF_ERROR(got);
+  if (!closed.ok()) return closed.status();
+  return local;
+}
+
+}  // namespace lxmig::agent

@@ -20,6 +20,15 @@
 
 using namespace lxmig;
 using namespace lxmig::agent;
+using lxmig::migration::resolveFrozen;
+using lxmig::node::AgentConfig;
+using lxmig::node::Node;
+using lxmig::node::preferLxmigCriu;
+using lxmig::container::RunState;
+using lxmig::transport::ChunkSource;
+using lxmig::transport::connectDataLink;
+using lxmig::transport::splitHostPort;
+using lxmig::transport::DataServer;
 
 namespace {
 

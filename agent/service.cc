@@ -9,6 +9,11 @@
 #include "lxmig/grouping/scan_json.h"
 
 namespace lxmig::agent {
+
+using node::Node;
+using migration::runMigration;
+using node::runDoctor;
+namespace devices = container::devices;
 namespace {
 
 v1::MigrationReport fromRecord(const store::MigrationRecord& m) {

@@ -11,8 +11,8 @@ namespace lxmig::agent {
 
 class AgentService final : public v1::Agent::Service {
  public:
-  explicit AgentService(Node& node) : node_(node), incoming_(node) {}
-  Incoming& incoming() { return incoming_; }
+  explicit AgentService(node::Node& node) : node_(node), incoming_(node) {}
+  migration::Incoming& incoming() { return incoming_; }
 
   grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::NodeInfo*) override;
   grpc::Status ListContainers(grpc::ServerContext*, const v1::ListContainersRequest*,
@@ -39,8 +39,8 @@ class AgentService final : public v1::Agent::Service {
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
-  Node& node_;
-  Incoming incoming_;
+  node::Node& node_;
+  migration::Incoming incoming_;
 };
 
 

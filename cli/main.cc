@@ -267,7 +267,7 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
 
 int main(int argc, char** argv) {
   log::setProgram("lxmig");
-  agent::preferLxmigCriu();
+  node::preferLxmigCriu();
   CLI::App app{"lxmig: live migration of LXC containers between nodes"};
   app.require_subcommand(1);
   app.fallthrough(true);
@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
   if (doctor->parsed()) {
     v1::DoctorReply rep;
     if (g.node.empty()) {
-      rep = agent::runDoctor(localHostName());
+      rep = node::runDoctor(localHostName());
     } else {
       auto t = conn.forNode(g.node);
       if (!t.ok()) return fail("doctor", t.status());

@@ -10,7 +10,7 @@
 
 #include "lxmig/base/files.h"
 
-namespace lxmig::agent::devices {
+namespace lxmig::container::devices {
 namespace {
 
 std::string comm(pid_t pid) {
@@ -278,4 +278,4 @@ Device fromProto(const v1::Device& p) {
   return d;
 }
 
-}  // namespace lxmig::agent::devices
+}  // namespace lxmig::container::devices

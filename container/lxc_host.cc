@@ -14,7 +14,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 
-namespace lxmig::agent {
+namespace lxmig::container {
 namespace {
 
 using Container = UniqueHandle<lxc_container, lxc_container_put>;
@@ -535,4 +535,4 @@ std::vector<std::string> LxcHost::list() const {
   return out;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::container

@@ -4,7 +4,11 @@
 
 #include "lxmig/criu/pagemap.pb.h"
 
-namespace lxmig::agent {
+namespace lxmig::criu {
+
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::Range;
 namespace {
 
 uint32_t readU32(std::string_view b, size_t off) {
@@ -50,14 +54,14 @@ Result<Pagemap> parsePagemap(std::string_view b) {
     std::string_view msg = b.substr(off, len);
     off += len;
     if (head) {
-      lxmig::criu::PagemapHead h;
+      pb::PagemapHead h;
       if (!h.ParseFromArray(msg.data(), static_cast<int>(msg.size())) || !h.has_pages_id())
         return invalidArgument("bad pagemap head");
       pm.pagesId = h.pages_id();
       head = false;
       continue;
     }
-    lxmig::criu::PagemapEntry e;
+    pb::PagemapEntry e;
     if (!e.ParseFromArray(msg.data(), static_cast<int>(msg.size())) || !e.has_vaddr())
       return invalidArgument("bad pagemap entry #" + std::to_string(pm.entries.size()));
     PagemapEntry pe;
@@ -80,11 +84,11 @@ std::string serializePagemap(const Pagemap& pm) {
   std::string out;
   appendU32(out, kImgCommonMagic);
   appendU32(out, kPagemapMagic);
-  lxmig::criu::PagemapHead h;
+  pb::PagemapHead h;
   h.set_pages_id(pm.pagesId);
   appendMessage(out, h);
   for (const auto& pe : pm.entries) {
-    lxmig::criu::PagemapEntry e;
+    pb::PagemapEntry e;
     e.set_vaddr(pe.vaddr);
     e.set_compat_nr_pages(static_cast<uint32_t>(pe.pages));
     e.set_flags(pe.flags);
@@ -142,4 +146,4 @@ PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
   return out;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

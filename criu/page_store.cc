@@ -14,7 +14,11 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 
-namespace lxmig::agent {
+namespace lxmig::criu {
+
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::Range;
 namespace {
 
 std::string roundDirName(int k) {
@@ -352,4 +356,4 @@ Result<AssembleStats> PageStore::assemble() {
   return as;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

@@ -20,7 +20,25 @@
 #include "precopy.h"
 #include "lxmig/transport/tree_transfer.h"
 
-namespace lxmig::agent {
+namespace lxmig::migration {
+
+using node::Node;
+using node::Spec;
+using container::RunState;
+using container::runStateName;
+using transport::ChunkSource;
+using transport::ChunkWriter;
+using transport::Manifest;
+using transport::TreeWriter;
+using transport::TailSender;
+using criu::PageStore;
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::TrackerBackend;
+using tracking::chooseTracker;
+using transport::grpcChunkWriter;
+using transport::treeBytes;
+namespace devices = container::devices;
 namespace {
 
 constexpr const char* kLog = "engine";
@@ -1312,4 +1330,4 @@ Status Incoming::abort(const std::string& id, const std::string& reason) {
   return okStatus();
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::migration

@@ -17,7 +17,19 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 
-namespace lxmig::agent {
+namespace lxmig::migration {
+
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::Range;
+using tracking::TrackerScan;
+using tracking::DirtyTracker;
+using tracking::dumpedPrivate;
+using tracking::parseMaps;
+using transport::BytesCallback;
+using transport::ChunkSink;
+using transport::takeBuffer;
+using namespace criu;  // image.h: CRIU pagemaps, read and rewritten here
 namespace {
 
 constexpr const char* kLog = "precopy";
@@ -582,4 +594,4 @@ void PreCopy::disarm() {
     if (p->tracker) p->tracker->disarm();
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::migration

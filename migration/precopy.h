@@ -28,11 +28,11 @@
 #include "lxmig/base/status.h"
 #include "lxmig/transport/tree_transfer.h"
 
-namespace lxmig::agent {
+namespace lxmig::migration {
 
 struct PreCopyOptions {
   std::string migrationId;
-  const TrackerBackend* backend = nullptr;
+  const tracking::TrackerBackend* backend = nullptr;
   int64_t maxDowntimeMs = 300;
   int maxRounds = 10;
   uint64_t memoryBytes = 0;  // the container's memory, for the 3x rule
@@ -116,7 +116,7 @@ class PreCopy {
   // One round: scan (round 0: arm) and send; each call appends a round
   // directory on the target. Stops early (sending nothing) when the stop
   // rule already holds after the scan; then stats.stop says why.
-  Result<RoundStats> round(const ChunkSink& sink, const BytesCallback& onBytes);
+  Result<RoundStats> round(const transport::ChunkSink& sink, const transport::BytesCallback& onBytes);
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
   // With the container frozen, after finalScan(): per process (pid inside
@@ -125,7 +125,7 @@ class PreCopy {
   // it) plus every page the target holds, so that every page rewriteDump()
   // can mark PARENT is in it (a page freed since it was sent is too,
   // although the dump will lack it).
-  std::map<uint32_t, PageSet> predictedDump() const;
+  std::map<uint32_t, tracking::PageSet> predictedDump() const;
   // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
   // finalScan() and the dump, with the container still frozen: page files
   // CRIU wrote to /dev/null are rebuilt from the processes' memory.
@@ -143,16 +143,16 @@ class PreCopy {
     pid_t pid = 0;
     pid_t vpid = 0;
     uint64_t startTime = 0;
-    std::unique_ptr<DirtyTracker> tracker;
-    PageSet valid;  // the target holds the current content of these pages
+    std::unique_ptr<tracking::DirtyTracker> tracker;
+    tracking::PageSet valid;  // the target holds the current content of these pages
     bool armed = false;
     bool protectAsRead = false;  // armed deferred: protect each range before reading it
     uint64_t protectedTo = 0;    // while protectAsRead: everything below is protected (and maybe read)
   };
-  Result<uint64_t> scan(std::map<pid_t, PageSet>& toSend, bool armNew, std::map<pid_t, PageSet>* once = nullptr);
+  Result<uint64_t> scan(std::map<pid_t, tracking::PageSet>& toSend, bool armNew, std::map<pid_t, tracking::PageSet>* once = nullptr);
   Status refreshProcesses(bool attachNew);
   Result<std::unique_ptr<Proc>> attach(pid_t pid);
-  Status protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_t total);
+  Status protectPieces(Proc& p, const std::vector<tracking::Range>& pieces, uint64_t total);
 
   PreCopyOptions opts_;
   PidLister pids_;
@@ -180,6 +180,6 @@ Result<PidIdentity> pidIdentity(pid_t pid);
 // The pages CRIU dumps of a process (as far as /proc tells before the dump):
 // present private memory, not the shared zero page nor untouched page-cache
 // pages of private file mappings, plus the page CRIU's parasite writes.
-Result<PageSet> dumpedPages(pid_t pid);
+Result<tracking::PageSet> dumpedPages(pid_t pid);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::migration

@@ -6,7 +6,9 @@
 #include "lxmig/base/toml_lite.h"
 #include "lxmig/transport/data_link.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
+
+using transport::splitHostPort;
 
 Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
   LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
@@ -122,4 +124,4 @@ std::string ipToString(uint32_t hostOrder) {
   return buf;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

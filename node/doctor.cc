@@ -10,7 +10,7 @@
 #include "lxmig/base/process.h"
 #include "lxmig/tracking/dirty_tracker.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
 namespace {
 
 void add(v1::DoctorReply& r, const std::string& name, bool ok, const std::string& detail, const std::string& hint,
@@ -103,7 +103,7 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
   }
   // Dirty trackers for pre-copy, probed in this process (best first).
   std::string chosen;
-  for (const auto& b : trackerBackends()) {
+  for (const auto& b : tracking::trackerBackends()) {
     Status st = b.probe();
     if (st.ok() && chosen.empty()) chosen = b.name;
     add(r, std::string("tracker-") + b.name, st.ok(),
@@ -148,4 +148,4 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
   return r;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

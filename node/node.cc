@@ -14,7 +14,15 @@
 #include "lxmig/net/cutover.h"
 #include "lxmig/proto/rpc_status.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
+
+using container::Bind;
+using container::ContainerParams;
+using container::DeviceParam;
+using container::RunState;
+using container::runStateName;
+using transport::splitHostPort;
+namespace devices = container::devices;
 
 using nlohmann::json;
 
@@ -502,4 +510,4 @@ v1::NodeInfo Node::nodeInfo() {
   return ni;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

@@ -12,7 +12,7 @@
 #include "lxmig/base/files.h"
 #include "pagemap_scan.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 
 // Defined in tracker_*.cc.
 Status probeUffdWp();
@@ -158,4 +158,4 @@ Result<const TrackerBackend*> chooseTracker(const std::string& requested) {
   return invalidArgument("unknown tracker `" + requested + "` (uffd-wp, soft-dirty, none or auto)");
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

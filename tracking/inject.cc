@@ -15,7 +15,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 constexpr const char* kLog = "inject";
@@ -183,4 +183,4 @@ Result<UniqueFd> stealUserfaultfd(pid_t pid) {
   return local;
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

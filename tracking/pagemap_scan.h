@@ -13,7 +13,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/tracking/page_set.h"
 
-namespace lxmig::agent::kabi {
+namespace lxmig::tracking::kabi {
 
 struct PageRegion {
   uint64_t start, end, categories;
@@ -54,4 +54,4 @@ constexpr unsigned long kUffdioUnregister = _IOR(0xAA, 0x01, UffdioRange);
 int pagemapScan(int pagemapFd, uint64_t start, uint64_t end, uint64_t flags, uint64_t categoryMask,
                 uint64_t categoryInverted, uint64_t anyof, uint64_t returnMask, std::vector<PageRegion>& out);
 
-}  // namespace lxmig::agent::kabi
+}  // namespace lxmig::tracking::kabi

@@ -2,7 +2,7 @@
 // migration is stop-and-copy.
 #include "lxmig/tracking/dirty_tracker.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 class NoneTracker final : public DirtyTracker {
@@ -19,4 +19,4 @@ Result<std::unique_ptr<DirtyTracker>> createNoneTracker(pid_t) {
   return std::unique_ptr<DirtyTracker>(new NoneTracker());
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

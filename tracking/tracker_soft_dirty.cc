@@ -14,7 +14,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 class SoftDirtyTracker final : public DirtyTracker {
@@ -107,4 +107,4 @@ Result<std::unique_ptr<DirtyTracker>> createSoftDirtyTracker(pid_t pid) {
   return std::unique_ptr<DirtyTracker>(new SoftDirtyTracker(pid));
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

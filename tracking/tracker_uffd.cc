@@ -22,7 +22,7 @@
 #include "lxmig/base/log.h"
 #include "pagemap_scan.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 constexpr const char* kLog = "tracker";
@@ -209,4 +209,4 @@ Result<std::unique_ptr<DirtyTracker>> createUffdWpTracker(pid_t pid) {
   return std::unique_ptr<DirtyTracker>(new UffdWpTracker(pid, std::move(uffd), std::move(pm)));
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

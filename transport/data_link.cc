@@ -29,7 +29,7 @@
 #include "lxmig/base/log.h"
 #include "lxmig/proto/rpc_status.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 namespace {
 
 constexpr const char* kLog = "datalink";
@@ -1019,4 +1019,4 @@ Result<std::unique_ptr<DataServer>> DataServer::start(const TlsIdentity& tls, co
   return std::unique_ptr<DataServer>(new DataServer(std::move(impl)));
 }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

@@ -12,7 +12,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
@@ -311,4 +311,4 @@ Status TreeWriter::apply(const v1::TransferChunk& c) {
 
 Status TreeWriter::finish() { return closeCurrent(); }
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

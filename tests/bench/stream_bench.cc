@@ -99,14 +99,14 @@ int main(int argc, char** argv) {
       dataPort = static_cast<uint16_t>(rep.data_port());
     }
     auto t0 = std::chrono::steady_clock::now();
-    std::unique_ptr<agent::ChunkWriter> w;
+    std::unique_ptr<transport::ChunkWriter> w;
     if (link == "grpc") {
-      w = agent::grpcChunkWriter(*stub, host);
+      w = transport::grpcChunkWriter(*stub, host);
     } else {
       if (dataPort == 0) die("the target offers no data link");
-      auto hp = agent::splitHostPort(target);
+      auto hp = transport::splitHostPort(target);
       if (!hp.ok()) die(hp.status().message());
-      auto dl = agent::connectDataLink({*caPem, *certPem, *keyPem, link == "data-gcm"}, hp->first, dataPort, 5000);
+      auto dl = transport::connectDataLink({*caPem, *certPem, *keyPem, link == "data-gcm"}, hp->first, dataPort, 5000);
       if (!dl.ok()) die("data link: " + dl.status().message());
       w = std::move(*dl);
     }
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
       d.set_area(v1::TransferChunk::IMAGES);
       d.set_path("bench.img");
       d.set_offset(uint64_t(i % span) << 20);
-      std::string buf = agent::takeBuffer(chunk.size());  // as the agent's senders do
+      std::string buf = transport::takeBuffer(chunk.size());  // as the agent's senders do
       std::memcpy(buf.data(), chunk.data(), chunk.size());
       d.set_data(std::move(buf));
       ok = w->write(d);

@@ -460,6 +460,10 @@ TEST(GroupingTest, ScanSurvivesProcessesExitingMidScan) {
   // own sharing a pipe with a host process.
   pid_t zombie = ::fork();
   if (zombie == 0) ::_exit(0);
+  // A zombie once it has exited (WNOWAIT leaves it unreaped); right after
+  // fork it may still run.
+  siginfo_t exited{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(zombie), &exited, WEXITED | WNOWAIT), 0);
   int q[2];
   ASSERT_EQ(::pipe(q), 0);
   Child host([&] { return std::vector<int>{q[0]}; });

@@ -737,9 +737,9 @@ class PreCopyTest : public MigrationTest {
     for (int pid : pids) {
       int fd = ::open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY);
       if (fd < 0) continue;
-      std::vector<agent::kabi::PageRegion> regs;
-      EXPECT_EQ(agent::kabi::pagemapScan(fd, 0, 0x7ffffffff000ull, 0, agent::kabi::kPageIsWpallowed, 0, 0,
-                                         agent::kabi::kPageIsWpallowed, regs), 0);
+      std::vector<tracking::kabi::PageRegion> regs;
+      EXPECT_EQ(tracking::kabi::pagemapScan(fd, 0, 0x7ffffffff000ull, 0, tracking::kabi::kPageIsWpallowed, 0, 0,
+                                         tracking::kabi::kPageIsWpallowed, regs), 0);
       ::close(fd);
       n += regs.size();
     }

@@ -22,7 +22,7 @@
 #include "lxmig/tracking/inject.h"
 #include "pagemap_scan.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 constexpr size_t kBlobPages = 4096;  // 16 MiB
@@ -365,4 +365,4 @@ TEST(Trackers, ChooseReportsWhatWorksHere) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

@@ -4,7 +4,7 @@
 
 #include "lxmig/container/devices.h"
 
-namespace lxmig::agent::devices {
+namespace lxmig::container::devices {
 namespace {
 
 Device dev(char type, uint32_t maj, uint32_t min, std::string path, std::string cls = "") {
@@ -87,4 +87,4 @@ TEST(Devices, ParsersRejectWhatIsNotADevice) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent::devices
+}  // namespace lxmig::container::devices

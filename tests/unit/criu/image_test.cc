@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
-namespace lxmig::agent {
+namespace lxmig::criu {
+
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::Range;
 namespace {
 
 constexpr uint64_t P = kPageSize;
@@ -64,4 +68,4 @@ TEST(CriuImage, RewriteKeepsOnlyPagesTheTargetLacks) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

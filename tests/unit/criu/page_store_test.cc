@@ -14,7 +14,11 @@
 #include "lxmig/base/files.h"
 #include "unit/temp_dir.h"
 
-namespace lxmig::agent {
+namespace lxmig::criu {
+
+using tracking::kPageSize;
+using tracking::PageSet;
+using tracking::Range;
 namespace {
 
 constexpr uint64_t P = kPageSize;
@@ -299,4 +303,4 @@ TEST_F(PageStoreTest, UntouchedImagesStayAsTheyAre) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

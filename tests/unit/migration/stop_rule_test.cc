@@ -3,7 +3,7 @@
 
 #include "precopy.h"
 
-namespace lxmig::agent {
+namespace lxmig::migration {
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -88,4 +88,4 @@ TEST(StopRuleTest, AShrinkingRoundResetsTheCount) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::migration

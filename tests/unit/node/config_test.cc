@@ -8,7 +8,7 @@
 #include "lxmig/base/files.h"
 #include "unit/temp_dir.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
 namespace {
 
 class ConfigTest : public ::testing::Test {
@@ -75,4 +75,4 @@ TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 constexpr uint64_t P = kPageSize;
@@ -50,4 +50,4 @@ TEST(PageSet, IntersectAndContains) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

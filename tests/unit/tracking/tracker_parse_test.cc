@@ -2,7 +2,7 @@
 
 #include "lxmig/tracking/dirty_tracker.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 namespace {
 
 TEST(Maps, ParsesAndSelectsPrivateAnonymousWritable) {
@@ -35,4 +35,4 @@ TEST(SoftDirty, DecodesPagemapWords) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

@@ -17,7 +17,7 @@
 
 #include "lxmig/base/files.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 namespace {
 
 class DataLinkTest : public ::testing::Test {
@@ -327,4 +327,4 @@ TEST(DataLinkBuffers, RecycledBuffersComeBackAtTheAskedSize) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

@@ -14,7 +14,7 @@
 #include "lxmig/base/files.h"
 #include "unit/temp_dir.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 namespace {
 
 std::string noise(size_t n, uint32_t seed) {
@@ -106,4 +106,4 @@ TEST_F(TransferTest, AFileThatGrowsWhileSentIsSentToItsNewEnd) {
 }
 
 }  // namespace
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

@@ -25,7 +25,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.pb.h"
 
-namespace lxmig::agent::devices {
+namespace lxmig::container::devices {
 
 struct Device {
   char type = 'c';  // 'c' or 'b'
@@ -72,4 +72,4 @@ Placement place(const std::vector<Device>& need, const std::vector<Device>& sour
 v1::Device toProto(const Device& d);
 Device fromProto(const v1::Device& p);
 
-}  // namespace lxmig::agent::devices
+}  // namespace lxmig::container::devices

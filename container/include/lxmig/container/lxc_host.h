@@ -19,7 +19,7 @@
 
 #include "lxmig/base/status.h"
 
-namespace lxmig::agent {
+namespace lxmig::container {
 
 struct Bind {
   std::string hostPath;
@@ -115,4 +115,4 @@ class LxcHost {
 // field for the options lxmig adds; the criu wrapper reads them from env).
 std::mutex& criuMutex();
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::container

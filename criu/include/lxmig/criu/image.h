@@ -16,7 +16,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/tracking/page_set.h"
 
-namespace lxmig::agent {
+namespace lxmig::criu {
 
 constexpr uint32_t kImgCommonMagic = 0x54564319;
 constexpr uint32_t kPagemapMagic = 0x56084025;
@@ -43,7 +43,7 @@ std::string serializePagemap(const Pagemap& pm);
 // A round's pagemap: every range of `valid` (what the target holds after
 // this round), split into PRESENT pieces (`sentNow`, whose data is this
 // round's pages file in address order) and PARENT pieces.
-Pagemap roundPagemap(uint32_t pagesId, const PageSet& valid, const PageSet& sentNow);
+Pagemap roundPagemap(uint32_t pagesId, const tracking::PageSet& valid, const tracking::PageSet& sentNow);
 
 // Rewrites CRIU's final pagemap: PRESENT pages inside `onTarget` become
 // PARENT (LAZY kept), the others stay and their data is copied from the
@@ -54,6 +54,6 @@ struct PagemapRewrite {
   uint64_t parentPages = 0;
   uint64_t presentPages = 0;
 };
-PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget);
+PagemapRewrite rewritePagemap(const Pagemap& in, const tracking::PageSet& onTarget);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

@@ -32,7 +32,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/tracking/page_set.h"
 
-namespace lxmig::agent {
+namespace lxmig::criu {
 
 struct AssembleStats {
   uint64_t pages = 0;        // pages in the assembled images
@@ -61,7 +61,7 @@ class PageStore {
   // delta; held pages it does not name are dropped (the source predicts
   // every page it will mark PARENT). Call after the last applyRounds().
   // A failure leaves the store unusable: assemble() then fails too.
-  Result<PrelayoutStats> prelayout(const std::map<uint32_t, PageSet>& predicted);
+  Result<PrelayoutStats> prelayout(const std::map<uint32_t, tracking::PageSet>& predicted);
   // Completes CRIU's images in the images dir (see above).
   Result<AssembleStats> assemble();
 
@@ -90,4 +90,4 @@ class PageStore {
   int nextRound_ = 0;
 };
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::criu

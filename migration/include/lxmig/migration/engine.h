@@ -25,7 +25,7 @@
 #include "lxmig/node/node.h"
 #include "lxmig/criu/page_store.h"
 
-namespace lxmig::agent {
+namespace lxmig::migration {
 
 using ProgressFn = std::function<void(const v1::Progress&)>;
 using CancelledFn = std::function<bool()>;
@@ -40,22 +40,22 @@ using CancelledFn = std::function<bool()>;
 // trace of it -> a peer that runs it owns it, otherwise thaw. A peer that is
 // unreachable or still migrating it in leaves it frozen for the next call:
 // at no point may two copies run. Returns how many are left frozen.
-int resolveFrozen(Node& node);
+int resolveFrozen(node::Node& node);
 
-v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
+v1::MigrationReport runMigration(node::Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
                                  const CancelledFn& cancelled);
 
 // Target side: state of incoming migrations.
 class Incoming {
  public:
-  explicit Incoming(Node& node) : node_(node) {}
+  explicit Incoming(node::Node& node) : node_(node) {}
   // Removes leftovers of migrations a previous agent did not finish.
   void cleanupStale();
   Status prepare(const v1::PrepareRequest& req);
   // One bulk stream (Transfer RPC or data link) into the migration its
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
-  Result<v1::TransferReply> receive(const ChunkSource& next, bool checksums);
+  Result<v1::TransferReply> receive(const transport::ChunkSource& next, bool checksums);
   // Lays the page store out as the source predicts the dump, in the
   // background; restore() waits for it.
   Status prelayout(const v1::PrelayoutRequest& req);
@@ -69,7 +69,7 @@ class Incoming {
 
  private:
   struct State {
-    Spec spec;
+    node::Spec spec;
     std::string source;
     std::string stagingDir;  // <lxc_path>/.incoming-<id>
     std::string imagesDir;
@@ -77,7 +77,7 @@ class Incoming {
     // Network state imported here (removed again if the migration aborts).
     bool rulesImported = false;
     // Devices decided in PREPARE: container path -> this node's device.
-    std::map<std::string, devices::Device> devices;
+    std::map<std::string, container::devices::Device> devices;
     net::ConntrackEntries conntrackImported;
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
@@ -89,12 +89,12 @@ class Incoming {
     // the restore runs waits for its outcome instead of racing it.
     std::mutex opMu;
     std::mutex pagesMu;
-    std::unique_ptr<PageStore> pages;  // pre-copy rounds received
+    std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
     std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy
     int64_t startedMs = 0;
     std::atomic<int64_t> lastActivityMs{0};
     // PRELAYOUT's outcome, set by its thread before it ends.
-    Result<PrelayoutStats> prelayoutStats = PrelayoutStats{};
+    Result<criu::PrelayoutStats> prelayoutStats = criu::PrelayoutStats{};
     int64_t prelayoutMs = 0;
     // Its thread (std::async: destroying the future joins it). Declared
     // last, so it is joined before any member it uses goes.
@@ -107,11 +107,11 @@ class Incoming {
   // Removes the firewall chain and conntrack entries restore() imported.
   void dropImportedNet(State& s);
 
-  Node& node_;
+  node::Node& node_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<State>> active_;
 };
 
 std::string newMigrationId();
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::migration

@@ -35,7 +35,7 @@
 
 #include "lxmig/base/status.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
 
 struct PeerInfo {
   std::string name;
@@ -92,4 +92,4 @@ struct AgentConfig {
 Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr);
 std::string ipToString(uint32_t hostOrder);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

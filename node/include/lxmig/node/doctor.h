@@ -9,7 +9,7 @@
 
 #include "lxmig/v1/agent.pb.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
 
 v1::DoctorReply runDoctor(const std::string& nodeName);
 
@@ -17,4 +17,4 @@ v1::DoctorReply runDoctor(const std::string& nodeName);
 // /opt/lxmig/bin) first in PATH: liblxc runs `criu` from PATH.
 void preferLxmigCriu();
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

@@ -21,14 +21,14 @@
 #include "lxmig/store/audit_log.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
-namespace lxmig::agent {
+namespace lxmig::node {
 
 // What lxmig records about a container in <lxc_path>/<name>/lxmig.json.
 struct Spec {
   std::string name, ip, hwaddr, originNode;
   std::vector<std::string> command, env;
-  std::vector<Bind> binds;
-  std::vector<devices::DeviceBind> devices;  // lxmig run --device
+  std::vector<container::Bind> binds;
+  std::vector<container::devices::DeviceBind> devices;  // lxmig run --device
   int64_t createdMs = 0;
 
   v1::ContainerSpec toProto() const;
@@ -42,7 +42,7 @@ class Node {
   static Result<std::unique_ptr<Node>> create(const AgentConfig& cfg);
 
   const AgentConfig& config() const { return cfg_; }
-  LxcHost& lxc() { return lxc_; }
+  container::LxcHost& lxc() { return lxc_; }
   store::AuditLog& audit() { return *audit_; }
   std::string imagesRoot() const { return cfg_.stateDir + "/images"; }
   std::string incomingRoot() const { return cfg_.stateDir + "/incoming"; }
@@ -57,11 +57,11 @@ class Node {
   Status saveSpec(const Spec& s);
   // LXC parameters of a container (device binds with their cgroup rules as
   // the spec names them: PREPARE rewrote them to this node's devices).
-  ContainerParams paramsFor(const Spec& s) const;
+  container::ContainerParams paramsFor(const Spec& s) const;
   // Devices this node offers to containers (agent config `devices`).
-  Result<std::vector<devices::Device>> deviceOffer() const;
+  Result<std::vector<container::devices::Device>> deviceOffer() const;
   // What a container of this node needs, from its spec, config and processes.
-  Result<std::vector<devices::Device>> deviceNeeds(const std::string& name);
+  Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name);
   // Routes the container's address here (after start or restore).
   Status claimAddress(const Spec& s);
   Status releaseAddress(const Spec& s);
@@ -107,7 +107,7 @@ class Node {
   // The host part of a peer's address (where its data link listens too).
   Result<std::string> peerHost(const std::string& node) const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
-  TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"}; }
+  transport::TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"}; }
   // The port this agent's data link listens on; 0: none (told to sources
   // in PREPARE, so they use the Transfer RPC).
   uint16_t dataPort() const { return dataPort_; }
@@ -125,7 +125,7 @@ class Node {
   std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }
 
   AgentConfig cfg_;
-  LxcHost lxc_;
+  container::LxcHost lxc_;
   ClusterConfig cluster_;
   std::unique_ptr<store::AuditLog> audit_;
   std::unique_ptr<net::Firewall> fw_;
@@ -137,4 +137,4 @@ class Node {
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 };
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::node

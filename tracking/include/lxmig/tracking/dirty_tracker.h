@@ -28,7 +28,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/tracking/page_set.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 
 struct TrackerScan {
   // Watched without interruption since the previous arm()/collect(): a page
@@ -111,4 +111,4 @@ bool dumpedPrivate(const MapsEntry& e);
 // `base`: fills present (present or swapped) and softDirty.
 void decodePagemapWords(const uint64_t* words, size_t n, uint64_t base, PageSet& present, PageSet& softDirty);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

@@ -16,7 +16,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 
 // Why a process cannot be injected, or "" when it can (seccomp strict or
 // filter mode: a filter may kill it for a system call it never makes).
@@ -50,4 +50,4 @@ class Injector {
 // pidfd_getfd and closes the process's copy.
 Result<UniqueFd> stealUserfaultfd(pid_t pid);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

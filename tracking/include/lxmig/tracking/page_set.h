@@ -8,7 +8,7 @@
 #include <map>
 #include <vector>
 
-namespace lxmig::agent {
+namespace lxmig::tracking {
 
 constexpr uint64_t kPageSize = 4096;
 
@@ -106,4 +106,4 @@ class PageSet {
   std::map<uint64_t, uint64_t> ranges_;  // start -> end
 };
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::tracking

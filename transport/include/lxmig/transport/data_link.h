@@ -32,7 +32,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 
 struct TlsIdentity {
   std::string caPem, certPem, keyPem;
@@ -109,4 +109,4 @@ void recycleBuffer(std::string&& buffer);
 // Splits "host:port" or "[v6]:port"; InvalidArgument when malformed.
 Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address);
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

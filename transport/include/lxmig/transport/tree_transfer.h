@@ -13,7 +13,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
-namespace lxmig::agent {
+namespace lxmig::transport {
 
 struct EntryState {
   int type = 0;  // v1::FileMeta::Type
@@ -90,4 +90,4 @@ class TreeWriter {
   uint32_t files_ = 0;
 };
 
-}  // namespace lxmig::agent
+}  // namespace lxmig::transport

@@ -7,6 +7,7 @@
 #include "lxmig/node/doctor.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
+#include "lxmig/proto/vocabulary.h"
 
 namespace lxmig::agent {
 
@@ -22,8 +23,12 @@ v1::MigrationReport fromRecord(const store::MigrationRecord& m) {
   r.set_container(m.container);
   r.set_source(m.source);
   r.set_target(m.target);
-  r.set_mode(m.mode);
-  r.set_result(m.result);
+  v1::MigrationMode mode = v1::MODE_AUTO;
+  v1::MigrationResult result = v1::RESULT_UNSPECIFIED;
+  (void)parse(m.mode, &mode);
+  (void)parse(m.result, &result);
+  r.set_mode(mode);
+  r.set_result(result);
   r.set_error(m.error);
   r.set_started_ms(m.startedMs);
   r.set_downtime_ms(m.downtimeMs);
@@ -32,15 +37,21 @@ v1::MigrationReport fromRecord(const store::MigrationRecord& m) {
   r.set_reason(m.reason);
   for (const auto& p : m.phases) {
     auto* ph = r.add_phases();
-    ph->set_name(p.name);
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+    v1::PhaseResult pr = v1::PHASE_RESULT_UNSPECIFIED;
+    (void)parse(p.name, &phase);
+    (void)parse(p.result, &pr);
+    ph->set_phase(phase);
     ph->set_started_ms(p.startedMs);
     ph->set_duration_ms(p.endedMs ? p.endedMs - p.startedMs : -1);
     ph->set_bytes(p.bytes);
-    ph->set_result(p.result);
+    ph->set_result(pr);
     ph->set_error(p.error);
     ph->set_detail(p.detail);
   }
-  r.set_tracker(m.tracker);
+  v1::Tracker tracker = v1::TRACKER_NONE;
+  (void)parse(m.tracker, &tracker);
+  r.set_tracker(tracker);
   for (const auto& x : m.rounds) {
     auto* rp = r.add_rounds();
     rp->set_round(x.round);

@@ -15,6 +15,7 @@
 #include "lxmig/node/doctor.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/proto/vocabulary.h"
 
 using namespace lxmig;
 using namespace lxmig::cli;
@@ -83,14 +84,14 @@ std::string fmtMs(int64_t ms) { return ms < 0 ? "-" : std::to_string(ms) + " ms"
 
 json reportJson(const v1::MigrationReport& r) {
   json j = {{"id", r.id()},          {"container", r.container()}, {"source", r.source()},
-            {"target", r.target()},  {"mode", r.mode()},           {"result", r.result()},
+            {"target", r.target()},  {"mode", name(r.mode())},     {"result", name(r.result())},
             {"error", r.error()},    {"reason", r.reason()},       {"started_ms", r.started_ms()},
             {"downtime_ms", r.downtime_ms()}, {"total_ms", r.total_ms()}, {"bytes", r.bytes()}};
-  j["tracker"] = r.tracker();
+  j["tracker"] = name(r.tracker());
   j["phases"] = json::array();
   for (const auto& p : r.phases())
-    j["phases"].push_back({{"name", p.name()}, {"started_ms", p.started_ms()}, {"duration_ms", p.duration_ms()},
-                           {"bytes", p.bytes()}, {"result", p.result()}, {"error", p.error()},
+    j["phases"].push_back({{"name", name(p.phase())}, {"started_ms", p.started_ms()}, {"duration_ms", p.duration_ms()},
+                           {"bytes", p.bytes()}, {"result", name(p.result())}, {"error", p.error()},
                            {"detail", p.detail()}});
   j["rounds"] = json::array();
   for (const auto& x : r.rounds())
@@ -106,10 +107,10 @@ json reportJson(const v1::MigrationReport& r) {
 
 void printReport(const v1::MigrationReport& r) {
   std::printf("migration %s: %s %s -> %s  %s\n", r.id().c_str(), r.container().c_str(), r.source().c_str(),
-              r.target().c_str(), r.result().c_str());
+              r.target().c_str(), std::string(name(r.result())).c_str());
   if (!r.error().empty()) std::printf("  error: %s\n", r.error().c_str());
-  std::string mode = r.mode();
-  if (!r.tracker().empty() && r.tracker() != "none") mode += " (" + r.tracker() + ")";
+  std::string mode(name(r.mode()));
+  if (r.tracker() != v1::TRACKER_NONE && r.tracker() != v1::TRACKER_AUTO) mode += " (" + std::string(name(r.tracker())) + ")";
   std::printf("  mode %s, downtime %s, total %s, %s transferred\n", mode.c_str(), fmtMs(r.downtime_ms()).c_str(),
               fmtMs(r.total_ms()).c_str(), humanBytes(r.bytes()).c_str());
   for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
@@ -125,8 +126,9 @@ void printReport(const v1::MigrationReport& r) {
   }
   std::printf("  %-10s %10s %12s  %s\n", "PHASE", "DURATION", "BYTES", "RESULT");
   for (const auto& p : r.phases())
-    std::printf("  %-10s %10s %12s  %s%s%s%s%s\n", p.name().c_str(), fmtMs(p.duration_ms()).c_str(),
-                p.bytes() ? humanBytes(p.bytes()).c_str() : "-", p.result().c_str(), p.error().empty() ? "" : ": ",
+    std::printf("  %-10s %10s %12s  %s%s%s%s%s\n", std::string(name(p.phase())).c_str(), fmtMs(p.duration_ms()).c_str(),
+                p.bytes() ? humanBytes(p.bytes()).c_str() : "-", std::string(name(p.result())).c_str(),
+                p.error().empty() ? "" : ": ",
                 p.error().c_str(), p.detail().empty() ? "" : "  ", p.detail().c_str());
   for (const auto& e : r.events()) std::printf("  event: %s\n", e.c_str());
 }
@@ -166,7 +168,7 @@ Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, con
     v1::MigrationReport r;
     auto st = fromGrpc(t.stub->GetMigration(&ctx, rq, &r));
     if (!st.ok()) return st;
-    if (r.result() != "running") return r;
+    if (r.result() != v1::RESULT_RUNNING) return r;
     if (monotonicNs() > until) return unavailable("still rolling back after 120 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -193,8 +195,14 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   rq.set_node(src);
   rq.set_container(name);
   rq.set_target(to);
-  rq.set_mode(mo.mode);
-  rq.set_tracker(mo.tracker);
+  v1::MigrationMode mode = v1::MODE_AUTO;
+  v1::Tracker tracker = v1::TRACKER_AUTO;
+  if (!mo.mode.empty() && !parse(mo.mode, &mode))
+    return fail("migrate " + name, invalidArgument("unknown --mode `" + mo.mode + "`"));
+  if (!mo.tracker.empty() && !parse(mo.tracker, &tracker))
+    return fail("migrate " + name, invalidArgument("unknown --tracker `" + mo.tracker + "`"));
+  rq.set_mode(mode);
+  rq.set_tracker(tracker);
   rq.set_max_downtime_ms(maxDowntimeMs);
   rq.set_max_rounds(mo.maxRounds);
   rq.set_no_conntrack(mo.noConntrack);
@@ -215,10 +223,10 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
     if (ev.has_report()) {
       report = ev.report();
       haveReport = true;
-    } else if (tty && ev.progress().phase() != "start") {
+    } else if (tty && ev.progress().phase() != v1::PHASE_START) {
       const auto& p = ev.progress();
-      std::string line = "[" + p.phase() + "] ";
-      if (p.phase() == "precopy") {
+      std::string line = "[" + std::string(lxmig::name(p.phase())) + "] ";
+      if (p.phase() == v1::PHASE_PRECOPY) {
         if (p.round() == 0) line += "round 0 (all " + humanBytes(p.dirty_bytes()) + " present); ";
         else
           line += "round " + std::to_string(p.round()) + ", dirty " + humanBytes(p.dirty_bytes()) +
@@ -255,9 +263,10 @@ int cmdMigrate(Globals& g, Connector& conn, const std::string& name, const std::
   }
   if (!haveReport) return fail("migrate " + name, fromGrpc(st));
   if (g.json) std::cout << reportJson(report).dump(2) << "\n";
-  else if (!g.quiet || report.result() != "committed") printReport(report);
-  if (report.result() != "committed") {
-    std::fprintf(stderr, "lxmig: migrate %s: %s: %s\n", name.c_str(), report.result().c_str(), report.error().c_str());
+  else if (!g.quiet || report.result() != v1::RESULT_COMMITTED) printReport(report);
+  if (report.result() != v1::RESULT_COMMITTED) {
+    std::fprintf(stderr, "lxmig: migrate %s: %s: %s\n", name.c_str(), std::string(lxmig::name(report.result())).c_str(),
+                 report.error().c_str());
     return 1;
   }
   return 0;
@@ -322,8 +331,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));
   migrate->add_option("--tracker", migOpts.tracker, "dirty tracker: auto, uffd-wp, soft-dirty, none (= stop-and-copy)")
       ->check(CLI::IsMember({"auto", "uffd-wp", "soft-dirty", "none"}));
-  migrate->add_option("--max-downtime", migOpts.maxDowntime, "pre-copy stops when the rest fits this (default 300ms)");
-  migrate->add_option("--max-rounds", migOpts.maxRounds, "pre-copy round limit (default 10)");
+  migrate->add_option("--max-downtime", migOpts.maxDowntime,
+                      "pre-copy stops when the rest fits this (default " + std::to_string(kDefaultMaxDowntimeMs) + "ms)");
+  migrate->add_option("--max-rounds", migOpts.maxRounds,
+                      "pre-copy round limit (default " + std::to_string(kDefaultMaxRounds) + ")");
   migrate->add_flag("--no-conntrack", migOpts.noConntrack,
                     "leave the node's conntrack entries behind (diagnosis: established flows die behind a strict "
                     "firewall)");
@@ -692,7 +703,7 @@ int main(int argc, char** argv) {
         auto st = fromGrpc(t->stub->GetMigration(&ctx, rq, &r));
         if (st.code() == Code::kNotFound) continue;
         if (!st.ok()) return fail("audit show " + auditId, st);
-        if (r.mode() == "incoming" && names.size() > 1 && n != names.back()) {
+        if (r.mode() == v1::MODE_INCOMING && names.size() > 1 && n != names.back()) {
           // Prefer the source's record, which has every phase.
           continue;
         }
@@ -716,7 +727,7 @@ int main(int argc, char** argv) {
       v1::ListMigrationsReply rp;
       if (auto st = fromGrpc(t->stub->ListMigrations(&ctx, rq, &rp)); !st.ok()) return fail("audit list", st);
       for (const auto& m : rp.migrations())
-        if (m.mode() != "incoming") all.push_back(m);
+        if (m.mode() != v1::MODE_INCOMING) all.push_back(m);
     }
     std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.started_ms() > b.started_ms(); });
     if (g.json) {
@@ -728,7 +739,8 @@ int main(int argc, char** argv) {
                 "TOTAL", "BYTES");
     for (const auto& m : all)
       std::printf("%-16s %-16s %-6s %-6s %-10s %10s %10s %10s\n", m.id().c_str(), m.container().c_str(),
-                  m.source().c_str(), m.target().c_str(), m.result().c_str(), fmtMs(m.downtime_ms()).c_str(),
+                  m.source().c_str(), m.target().c_str(), std::string(name(m.result())).c_str(),
+                  fmtMs(m.downtime_ms()).c_str(),
                   fmtMs(m.total_ms()).c_str(), humanBytes(m.bytes()).c_str());
     return 0;
   }

@@ -17,6 +17,7 @@
 #include "lxmig/base/process.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/proto/rpc_status.h"
+#include "lxmig/proto/vocabulary.h"
 #include "precopy.h"
 #include "lxmig/transport/tree_transfer.h"
 
@@ -54,9 +55,9 @@ void setDeadline(grpc::ClientContext& ctx, int seconds) {
 // Times one phase into the report and the audit log.
 class PhaseClock {
  public:
-  PhaseClock(Node& node, v1::MigrationReport& rep, const std::string& name)
-      : node_(node), rep_(rep), name_(name), startWall_(wallMs()), start_(monotonicNs()) {
-    auto id = node_.audit().beginPhase(rep_.id(), name_, startWall_);
+  PhaseClock(Node& node, v1::MigrationReport& rep, v1::Phase phase)
+      : node_(node), rep_(rep), phase_(phase), startWall_(wallMs()), start_(monotonicNs()) {
+    auto id = node_.audit().beginPhase(rep_.id(), std::string(name(phase_)), startWall_);
     if (id.ok()) auditId_ = *id;
   }
   ~PhaseClock() {
@@ -67,20 +68,21 @@ class PhaseClock {
     ended_ = true;
     int64_t ms = (monotonicNs() - start_) / 1000000;
     auto* p = rep_.add_phases();
-    p->set_name(name_);
+    p->set_phase(phase_);
     p->set_started_ms(startWall_);
     p->set_duration_ms(ms);
     p->set_bytes(bytes);
-    p->set_result(st.ok() ? "ok" : "failed");
+    p->set_result(st.ok() ? v1::PHASE_RESULT_OK : v1::PHASE_RESULT_FAILED);
     p->set_error(st.ok() ? "" : st.message());
     p->set_detail(detail);
-    if (auditId_) (void)node_.audit().endPhase(auditId_, startWall_ + ms, bytes, p->result(), p->error(), detail);
+    if (auditId_)
+      (void)node_.audit().endPhase(auditId_, startWall_ + ms, bytes, std::string(name(p->result())), p->error(), detail);
   }
 
  private:
   Node& node_;
   v1::MigrationReport& rep_;
-  std::string name_;
+  v1::Phase phase_;
   int64_t startWall_, start_;
   int64_t auditId_ = 0;
   bool ended_ = false;
@@ -90,8 +92,8 @@ class Progressor {
  public:
   Progressor(const ProgressFn& fn, std::string migrationId)
       : fn_(fn), id_(std::move(migrationId)), t0_(monotonicNs()) {}
-  void phase(const std::string& name, uint64_t total) {
-    phase_ = name;
+  void phase(v1::Phase phase, uint64_t total) {
+    phase_ = phase;
     done_ = 0;
     total_ = total;
     phaseStart_ = monotonicNs();
@@ -124,7 +126,7 @@ class Progressor {
     double secs = static_cast<double>(now - phaseStart_) / 1e9;
     p.set_rate_bps(secs > 0 ? static_cast<double>(done_) / secs : 0);
     p.set_elapsed_ms((now - t0_) / 1000000);
-    if (phase_ == "precopy") {
+    if (phase_ == v1::PHASE_PRECOPY) {
       p.set_round(round_);
       p.set_dirty_bytes(dirty_);
       p.set_predicted_downtime_ms(predicted_);
@@ -133,7 +135,7 @@ class Progressor {
   }
   const ProgressFn& fn_;
   std::string id_;
-  std::string phase_;
+  v1::Phase phase_ = v1::PHASE_START;
   uint64_t done_ = 0, total_ = 0;
   int64_t t0_, phaseStart_ = 0, last_ = 0;
   int round_ = 0;
@@ -219,7 +221,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   rep.set_container(req.container());
   rep.set_source(cfg.node);
   rep.set_target(req.target());
-  rep.set_mode(req.mode().empty() ? "auto" : req.mode());
+  rep.set_mode(req.mode());
   rep.set_reason(req.reason().empty() ? "operator" : req.reason());
   rep.set_started_ms(wallMs());
   const int64_t t0 = monotonicNs();
@@ -230,57 +232,57 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   rec.container = rep.container();
   rec.source = rep.source();
   rec.target = rep.target();
-  rec.mode = rep.mode();
+  rec.mode = std::string(name(rep.mode()));
   rec.startedMs = rep.started_ms();
-  rec.result = "running";
+  rec.result = std::string(name(v1::RESULT_RUNNING));
   rec.reason = rep.reason();
   if (auto st = node.audit().beginMigration(rec); !st.ok()) {
     LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
   }
-  prog.phase("start", 0);  // the client learns the id before anything can block
+  prog.phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
 
-  auto finish = [&](const std::string& result, const Status& st) {
+  auto finish = [&](v1::MigrationResult result, const Status& st) {
     rep.set_result(result);
     rep.set_error(st.ok() ? "" : st.message());
     rep.set_total_ms((monotonicNs() - t0) / 1000000);
-    if (rep.downtime_ms() == 0 && result != "committed") rep.set_downtime_ms(-1);
-    (void)node.audit().finishMigration(rep.id(), result, rep.error(), wallMs(), rep.bytes(), rep.downtime_ms(),
-                                       rep.total_ms());
+    if (rep.downtime_ms() == 0 && result != v1::RESULT_COMMITTED) rep.set_downtime_ms(-1);
+    (void)node.audit().finishMigration(rep.id(), std::string(name(result)), rep.error(), wallMs(), rep.bytes(),
+                                       rep.downtime_ms(), rep.total_ms());
     LXMIG_LOG(kInfo, kLog) << "migration " << rep.id() << " of " << rep.container() << " to " << rep.target()
-                           << ": " << result << (st.ok() ? "" : " (" + st.message() + ")");
+                           << ": " << name(result) << (st.ok() ? "" : " (" + st.message() + ")");
     return rep;
   };
 
   // ---- validation: nothing reserved yet, failures cost nothing ----
-  if (req.container().empty()) return finish("refused", invalidArgument("no container name given"));
+  if (req.container().empty()) return finish(v1::RESULT_REFUSED, invalidArgument("no container name given"));
   auto specR = node.spec(req.container());
-  if (!specR.ok()) return finish("refused", specR.status());
+  if (!specR.ok()) return finish(v1::RESULT_REFUSED, specR.status());
   const Spec spec = *specR;
-  if (req.target().empty()) return finish("refused", invalidArgument("no target node given (--to)"));
+  if (req.target().empty()) return finish(v1::RESULT_REFUSED, invalidArgument("no target node given (--to)"));
   if (req.target() == cfg.node)
-    return finish("refused", invalidArgument("container `" + spec.name + "` already runs on " + cfg.node));
-  if (rep.mode() != "auto" && rep.mode() != "pre-copy" && rep.mode() != "stop-and-copy")
-    return finish("refused", invalidArgument("unknown migration mode `" + rep.mode() +
-                                             "` (pre-copy or stop-and-copy)"));
+    return finish(v1::RESULT_REFUSED, invalidArgument("container `" + spec.name + "` already runs on " + cfg.node));
+  if (rep.mode() != v1::MODE_AUTO && rep.mode() != v1::MODE_PRE_COPY && rep.mode() != v1::MODE_STOP_AND_COPY)
+    return finish(v1::RESULT_REFUSED, invalidArgument("unknown migration mode `" + std::string(name(rep.mode())) +
+                                                      "` (pre-copy or stop-and-copy)"));
   // The tracker decides: "none" is stop-and-copy (DESIGN.md, dirty tracking).
   const TrackerBackend* backend = nullptr;
-  if (rep.mode() != "stop-and-copy") {
-    auto b = chooseTracker(req.tracker());
-    if (!b.ok()) return finish("refused", b.status());
+  if (rep.mode() != v1::MODE_STOP_AND_COPY) {
+    auto b = chooseTracker(std::string(name(req.tracker())));
+    if (!b.ok()) return finish(v1::RESULT_REFUSED, b.status());
     if (std::string((*b)->name) != "none") backend = *b;
-    else if (rep.mode() == "pre-copy" && !req.tracker().empty() && req.tracker() != "none")
-      return finish("refused", failedPrecondition("no dirty tracker works on " + cfg.node + " (see `lxmig doctor`)"));
   }
-  rep.set_mode(backend ? "pre-copy" : "stop-and-copy");
-  rep.set_tracker(backend ? backend->name : "none");
-  (void)node.audit().setMode(rep.id(), rep.mode(), rep.tracker());
+  rep.set_mode(backend ? v1::MODE_PRE_COPY : v1::MODE_STOP_AND_COPY);
+  v1::Tracker used = v1::TRACKER_NONE;
+  if (backend) (void)parse(backend->name, &used);
+  rep.set_tracker(used);
+  (void)node.audit().setMode(rep.id(), std::string(name(rep.mode())), std::string(name(rep.tracker())));
   auto stubR = node.peer(req.target());
-  if (!stubR.ok()) return finish("refused", stubR.status());
+  if (!stubR.ok()) return finish(v1::RESULT_REFUSED, stubR.status());
   auto& stub = *stubR;
   RunState rs = node.lxc().state(spec.name);
   if (rs != RunState::kRunning)
-    return finish("refused", failedPrecondition("container `" + spec.name + "` is " + runStateName(rs) + ", not RUNNING"));
-  if (auto st = node.reserve(spec.name, "migrating to " + req.target()); !st.ok()) return finish("refused", st);
+    return finish(v1::RESULT_REFUSED, failedPrecondition("container `" + spec.name + "` is " + runStateName(rs) + ", not RUNNING"));
+  if (auto st = node.reserve(spec.name, "migrating to " + req.target()); !st.ok()) return finish(v1::RESULT_REFUSED, st);
 
   const std::string imagesDir = node.imagesRoot() + "/" + rep.id();
   std::unique_ptr<PreCopy> pc;  // pre-copy state; its destructor disarms the trackers
@@ -300,7 +302,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
 
   // Rolls back everything on both sides; legal in every phase, idempotent.
   auto abortAll = [&](const Status& why) {
-    PhaseClock ph(node, rep, "abort");
+    PhaseClock ph(node, rep, v1::PHASE_ABORT);
     Status targetAbort;
     for (int attempt = 0; attempt < (restoreSent ? 5 : 1); ++attempt) {
       targetAbort = abortTarget(why.message(), 5);
@@ -312,7 +314,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       ph.end(targetAbort);
       node.unreserve(spec.name);
       node.requestFrozenCheck();  // settled once the target answers again
-      return finish("failed", Status(Code::kAborted, why.message() + "; target " + req.target() +
+      return finish(v1::RESULT_FAILED, Status(Code::kAborted, why.message() + "; target " + req.target() +
                                                          " did not confirm the abort, source `" + spec.name +
                                                          "` left FROZEN on " + cfg.node +
                                                          " to avoid two running copies; the agent settles it with " +
@@ -329,14 +331,14 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     (void)removeTree(imagesDir);
     node.unreserve(spec.name);
     ph.end(local);
-    return finish("aborted", why);
+    return finish(v1::RESULT_ABORTED, why);
   };
   auto isCancelled = [&] { return cancelled && cancelled(); };
 
   // ---- the memory of the migration that brought it here must be complete ----
   if (auto fill = node.memoryFill(spec.name)) {
-    prog.phase("await-memory", 0);
-    PhaseClock ph(node, rep, "await-memory");
+    prog.phase(v1::PHASE_AWAIT_MEMORY, 0);
+    PhaseClock ph(node, rep, v1::PHASE_AWAIT_MEMORY);
     const std::string what = "memory of `" + spec.name + "` is still arriving from migration " + fill->migrationId +
                              " (lazy restore, daemon pid " + std::to_string(fill->pid) + ")";
     const std::string fillId = fill->migrationId;
@@ -351,7 +353,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       if (!stop.ok()) {
         ph.end(stop);
         node.unreserve(spec.name);
-        return finish("refused", stop);
+        return finish(v1::RESULT_REFUSED, stop);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -361,8 +363,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   // ---- PREPARE ----
   uint16_t dataPort = 0;
   {
-    prog.phase("prepare", 0);
-    PhaseClock ph(node, rep, "prepare");
+    prog.phase(v1::PHASE_PREPARE, 0);
+    PhaseClock ph(node, rep, v1::PHASE_PREPARE);
     v1::PrepareRequest pr;
     pr.set_migration_id(rep.id());
     pr.set_source(cfg.node);
@@ -375,7 +377,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (!need.ok()) {
       ph.end(need.status());
       node.unreserve(spec.name);
-      return finish("refused", need.status().withContext("devices of `" + spec.name + "`"));
+      return finish(v1::RESULT_REFUSED, need.status().withContext("devices of `" + spec.name + "`"));
     }
     for (const auto& d : *need) *pr.add_devices_needed() = devices::toProto(d);
     if (auto offer = node.deviceOffer(); offer.ok())
@@ -393,7 +395,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       node.unreserve(spec.name);
       // The target may have reserved things before refusing.
       (void)abortTarget(st.message(), 3);
-      return finish("refused", st);
+      return finish(v1::RESULT_REFUSED, st);
     }
   }
   if (isCancelled()) return abortAll(cancelledByOperator());
@@ -422,8 +424,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   Manifest manifest;
   {
     const std::string root = node.lxc().rootfs(spec.name);
-    prog.phase("sync", treeBytes(root));
-    PhaseClock ph(node, rep, "sync");
+    prog.phase(v1::PHASE_SYNC, treeBytes(root));
+    PhaseClock ph(node, rep, v1::PHASE_SYNC);
     auto w = openStream();
     uint64_t bytes = 0;
     auto m = streamTree(*w, rep.id(), v1::TransferChunk::ROOTFS, root, {}, prog, &bytes, cancelled);
@@ -439,13 +441,13 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   // ---- PRE-COPY: memory rounds while the container runs ----
   const uint64_t memBytes = node.lxc().memoryBytes(spec.name);
   if (backend) {
-    prog.phase("precopy", memBytes);
-    PhaseClock ph(node, rep, "precopy");
+    prog.phase(v1::PHASE_PRECOPY, memBytes);
+    PhaseClock ph(node, rep, v1::PHASE_PRECOPY);
     PreCopyOptions o;
     o.migrationId = rep.id();
     o.backend = backend;
-    o.maxDowntimeMs = req.max_downtime_ms() > 0 ? req.max_downtime_ms() : 300;
-    o.maxRounds = req.max_rounds() > 0 ? req.max_rounds() : 10;
+    o.maxDowntimeMs = req.max_downtime_ms() > 0 ? req.max_downtime_ms() : kDefaultMaxDowntimeMs;
+    o.maxRounds = req.max_rounds() > 0 ? req.max_rounds() : kDefaultMaxRounds;
     o.memoryBytes = memBytes;
     o.freeze = [&] { return node.lxc().freeze(spec.name); };
     o.thaw = [&] { return node.lxc().thaw(spec.name); };
@@ -460,8 +462,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
       rep.add_warnings(w);
       (void)node.audit().addEvent(rep.id(), "warn", w);
       pc.reset();
-      rep.set_mode("stop-and-copy");
-      (void)node.audit().setMode(rep.id(), rep.mode(), backend->name);
+      rep.set_mode(v1::MODE_STOP_AND_COPY);
+      (void)node.audit().setMode(rep.id(), std::string(name(rep.mode())), backend->name);
       ph.end(okStatus(), 0, "fallback: " + st.message());
     } else {
       uint64_t bytes = 0;
@@ -508,8 +510,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   // ---- FREEZE: downtime starts ----
   int64_t tFreeze = 0;
   {
-    prog.phase("freeze", 0);
-    PhaseClock ph(node, rep, "freeze");
+    prog.phase(v1::PHASE_FREEZE, 0);
+    PhaseClock ph(node, rep, v1::PHASE_FREEZE);
     tFreeze = monotonicNs();
     Status st = node.lxc().freeze(spec.name);
     if (st.ok()) {
@@ -529,7 +531,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   FinalStats fs;
   v1::PrelayoutRequest plr;
   if (pc) {
-    PhaseClock ph(node, rep, "final-scan");
+    PhaseClock ph(node, rep, v1::PHASE_FINAL_SCAN);
     auto r = pc->finalScan();
     Status st = r.ok() ? okStatus() : r.status();
     if (r.ok()) fs = *r;
@@ -581,8 +583,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   Status streamSt;
   uint64_t imageBytes = 0;
   {
-    prog.phase("dump", 0);
-    PhaseClock ph(node, rep, "dump");
+    prog.phase(v1::PHASE_DUMP, 0);
+    PhaseClock ph(node, rep, v1::PHASE_DUMP);
     Status st;
     std::atomic<bool> done{false};
     // Pre-copy: CRIU need not write the processes' memory (most of it is on
@@ -635,7 +637,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   }
   if (pc) {
     // Pages the target holds become PARENT references into its page store.
-    PhaseClock ph(node, rep, "rewrite");
+    PhaseClock ph(node, rep, v1::PHASE_REWRITE);
     Status st = pc->rewriteDump(imagesDir, fs);
     if (st.code() == Code::kFailedPrecondition) {
       // The dump did not number its files as expected: dump again, keeping
@@ -662,7 +664,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
   // route went at the freeze; CRIU locked its own namespace for the dump).
   v1::NetState netState;
   {
-    PhaseClock ph(node, rep, "net-export");
+    PhaseClock ph(node, rep, v1::PHASE_NET_EXPORT);
     size_t exported = 0;
     auto rules = node.firewall().exportContainer(spec.name, spec.ip);
     Status st = rules.status();
@@ -688,8 +690,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
 
   // ---- TRANSFER: the rest of the images and the file delta ----
   {
-    prog.phase("transfer", imageBytes > sent ? imageBytes - sent : 0);
-    PhaseClock ph(node, rep, "transfer");
+    prog.phase(v1::PHASE_TRANSFER, imageBytes > sent ? imageBytes - sent : 0);
+    PhaseClock ph(node, rep, v1::PHASE_TRANSFER);
     uint64_t before = sent;
     Status st = streamSt;
     if (st.ok()) {
@@ -716,8 +718,8 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
 
   // ---- RESTORE and CUT-OVER on the target ----
   {
-    prog.phase("restore", 0);
-    PhaseClock ph(node, rep, "restore");
+    prog.phase(v1::PHASE_RESTORE, 0);
+    PhaseClock ph(node, rep, v1::PHASE_RESTORE);
     grpc::ClientContext ctx;
     setDeadline(ctx, 120);
     v1::RestoreRequest rr;
@@ -744,40 +746,40 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     // The target's steps as rows of their own, so the frozen window's
     // composition is a query away (durations measured by the target).
     int64_t at = rep.phases(rep.phases_size() - 1).started_ms();
-    auto sub = [&](const char* name, int64_t ms, uint64_t bytes, const std::string& detail) {
+    auto sub = [&](v1::Phase phase, int64_t ms, uint64_t bytes, const std::string& detail) {
       auto* p = rep.add_phases();
-      p->set_name(name);
+      p->set_phase(phase);
       p->set_started_ms(at);
       p->set_duration_ms(ms);
       p->set_bytes(bytes);
-      p->set_result("ok");
+      p->set_result(v1::PHASE_RESULT_OK);
       p->set_detail(detail);
-      if (auto id = node.audit().beginPhase(rep.id(), name, at); id.ok())
-        (void)node.audit().endPhase(*id, at + ms, bytes, "ok", "", detail);
+      if (auto id = node.audit().beginPhase(rep.id(), std::string(name(phase)), at); id.ok())
+        (void)node.audit().endPhase(*id, at + ms, bytes, std::string(name(v1::PHASE_RESULT_OK)), "", detail);
       at += ms;
     };
-    sub("target-net-import", rrep.net_import_ms(), 0,
+    sub(v1::PHASE_TARGET_NET_IMPORT, rrep.net_import_ms(), 0,
         "nftables chain + " + std::to_string(rrep.conntrack_imported()) + " conntrack entries");
     if (pc) {
       // Frozen time only the wait is; the layout itself ran during the dump.
-      sub("target-prelayout-wait", rrep.prelayout_wait_ms(), rrep.prelayout_bytes(),
+      sub(v1::PHASE_TARGET_PRELAYOUT_WAIT, rrep.prelayout_wait_ms(), rrep.prelayout_bytes(),
           rrep.prelayout_ms() || rrep.prelayout_bytes()
               ? "page store laid out during the dump in " + std::to_string(rrep.prelayout_ms()) + " ms (" +
                     std::to_string(rrep.prelayout_bytes()) + " bytes moved or copied)"
               : "no prelayout");
-      sub("target-assemble", rrep.assemble_ms(), rrep.assembled_copied_bytes() + rrep.assembled_moved_bytes(),
+      sub(v1::PHASE_TARGET_ASSEMBLE, rrep.assemble_ms(), rrep.assembled_copied_bytes() + rrep.assembled_moved_bytes(),
           "bytes = copied " + std::to_string(rrep.assembled_copied_bytes()) + " + moved " +
               std::to_string(rrep.assembled_moved_bytes()));
-      sub("target-lazy-start", rrep.lazy_start_ms(), 0, "criu lazy-pages daemon");
+      sub(v1::PHASE_TARGET_LAZY_START, rrep.lazy_start_ms(), 0, "criu lazy-pages daemon");
     }
-    sub("target-restore", rrep.restore_ms(), 0, pc ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
-    sub("target-network", rrep.cutover_ms(), 0, "route + gratuitous ARP");
+    sub(v1::PHASE_TARGET_RESTORE, rrep.restore_ms(), 0, pc ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
+    sub(v1::PHASE_TARGET_NETWORK, rrep.cutover_ms(), 0, "route + gratuitous ARP");
   }
 
   // ---- COMMIT: the target runs it; the source copy goes ----
   {
-    prog.phase("commit", 0);
-    PhaseClock ph(node, rep, "commit");
+    prog.phase(v1::PHASE_COMMIT, 0);
+    PhaseClock ph(node, rep, v1::PHASE_COMMIT);
     Status st = node.lxc().destroy(spec.name);
     node.dropNetState(spec);  // its rules and entries live on the target now
     if (auto ub = node.firewall().unblock(spec.ip); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
@@ -796,7 +798,7 @@ v1::MigrationReport runMigration(Node& node, const v1::MigrateRequest& req, cons
     if (!st.ok()) (void)node.audit().addEvent(rep.id(), "error", "source cleanup: " + st.message());
     ph.end(st);
   }
-  return finish("committed", okStatus());
+  return finish(v1::RESULT_COMMITTED, okStatus());
 }
 
 // ----------------------------------------------------------------------------
@@ -1021,9 +1023,9 @@ Status Incoming::prepare(const v1::PrepareRequest& req) {
   rec.container = spec.name;
   rec.source = req.source();
   rec.target = cfg.node;
-  rec.mode = "incoming";
+  rec.mode = std::string(name(v1::MODE_INCOMING));
   rec.startedMs = st->startedMs;
-  rec.result = "running";
+  rec.result = std::string(name(v1::RESULT_RUNNING));
   rec.reason = "incoming from " + req.source();
   (void)node_.audit().beginMigration(rec);
   std::lock_guard lk(mu_);
@@ -1268,7 +1270,7 @@ Status Incoming::commit(const std::string& id) {
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + node_.config().node);
-  (void)node_.audit().finishMigration(id, "committed", "", wallMs(), 0, -1, wallMs() - st->startedMs);
+  (void)node_.audit().finishMigration(id, std::string(name(v1::RESULT_COMMITTED)), "", wallMs(), 0, -1, wallMs() - st->startedMs);
   if (st->lazyPages && st->lazyPages->running()) {
     // The container runs and is an ordinary container of this node now; its
     // memory is still being filled from the local images, which go once the
@@ -1325,7 +1327,7 @@ Status Incoming::abort(const std::string& id, const std::string& reason) {
   }
   dropImportedNet(*st);
   discard(id, *st);
-  (void)node_.audit().finishMigration(id, "aborted", reason, wallMs(), 0, -1, wallMs() - st->startedMs);
+  (void)node_.audit().finishMigration(id, std::string(lxmig::name(v1::RESULT_ABORTED)), reason, wallMs(), 0, -1, wallMs() - st->startedMs);
   LXMIG_LOG(kInfo, kLog) << "aborted incoming migration " << id << ": " << reason;
   return okStatus();
 }

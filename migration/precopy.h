@@ -26,6 +26,7 @@
 
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/base/status.h"
+#include "lxmig/proto/vocabulary.h"
 #include "lxmig/transport/tree_transfer.h"
 
 namespace lxmig::migration {
@@ -33,8 +34,8 @@ namespace lxmig::migration {
 struct PreCopyOptions {
   std::string migrationId;
   const tracking::TrackerBackend* backend = nullptr;
-  int64_t maxDowntimeMs = 300;
-  int maxRounds = 10;
+  int64_t maxDowntimeMs = kDefaultMaxDowntimeMs;
+  int maxRounds = kDefaultMaxRounds;
   uint64_t memoryBytes = 0;  // the container's memory, for the 3x rule
   // Freezes/thaws the container around collect() for backends that need it.
   std::function<Status()> freeze, thaw;
@@ -66,8 +67,8 @@ struct RoundStats {
 class StopRule {
  public:
   struct Limits {
-    int64_t maxDowntimeMs = 300;
-    int maxRounds = 10;
+    int64_t maxDowntimeMs = kDefaultMaxDowntimeMs;
+    int maxRounds = kDefaultMaxRounds;
     uint64_t memoryBytes = 0;  // the container's memory when the loop began
   };
   struct Decision {

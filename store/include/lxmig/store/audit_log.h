@@ -38,7 +38,7 @@ struct PhaseRecord {
   int64_t startedMs = 0;
   int64_t endedMs = 0;  // 0 while running
   int64_t bytes = 0;
-  std::string result;   // running, ok, failed, skipped
+  std::string result;   // a v1::PhaseResult's name (lxmig/proto/vocabulary.h)
   std::string error;
   std::string detail;
 };
@@ -63,10 +63,10 @@ struct MigrationRecord {
   std::string container;
   std::string source;
   std::string target;
-  std::string mode;
+  std::string mode;     // a v1::MigrationMode's name
   int64_t startedMs = 0;
   int64_t endedMs = 0;  // 0 while running
-  std::string result;   // running, committed, aborted, failed, in-doubt
+  std::string result;   // a v1::MigrationResult's name (lxmig/proto/vocabulary.h)
   std::string error;
   int64_t bytes = 0;
   int64_t downtimeMs = -1;

@@ -20,7 +20,6 @@
 
 using namespace lxmig;
 using namespace lxmig::agent;
-using lxmig::migration::resolveFrozen;
 using lxmig::node::AgentConfig;
 using lxmig::node::Node;
 using lxmig::node::preferLxmigCriu;
@@ -101,14 +100,14 @@ Status mountImagesTmpfs(const std::string& dir, const std::string& size) {
 
 // After a crash or restart: addresses of running containers routed here
 // again; FROZEN ones (caught in a migration's frozen window) settled with
-// their migration's target (engine.h, resolveFrozen). Addresses blocked by
+// their migration's target (migration/settle.h). Addresses blocked by
 // an unfinished migration stay blocked only for copies still frozen.
 // Returns how many are left frozen.
-int recoverAfterRestart(Node& node) {
+int recoverAfterRestart(Node& node, lxmig::migration::FrozenCopies& frozen) {
   for (const auto& name : node.lxc().list())
     if (node.lxc().state(name) == RunState::kRunning)
       if (auto spec = node.spec(name); spec.ok()) (void)node.claimAddress(*spec);
-  int left = resolveFrozen(node);
+  int left = frozen.settle();
   std::set<std::string> stillBlocked;
   for (const auto& name : node.lxc().list())
     if (node.lxc().state(name) == RunState::kFrozen)
@@ -234,7 +233,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   AgentService service(node);
-  service.incoming().cleanupStale();
+  service.target().cleanupStale();
   if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0) {
     LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
   }
@@ -250,7 +249,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<DataServer> dataServer;
   if (std::string addr = cfg.dataAddress(); !addr.empty()) {
     auto ds = DataServer::start(node.tlsIdentity(), addr,
-                                [&service](const ChunkSource& next) { return service.incoming().receive(next, false); });
+                                [&service](const ChunkSource& next) { return service.target().receive(next, false); });
     if (!ds.ok()) {
       std::fprintf(stderr, "lxmigd: data link: %s\n", ds.status().message().c_str());
       return 1;
@@ -282,17 +281,17 @@ int main(int argc, char** argv) {
   LXMIG_LOG(kInfo, "agent") << "node " << cfg.node << " serving on " << cfg.socket
                             << (cfg.listen.empty() ? "" : " and " + cfg.listen + " (mTLS)");
   std::atomic<int> frozenLeft{-1};  // -1: recovery not done yet
-  std::thread([&node, &frozenLeft] { frozenLeft = recoverAfterRestart(node); }).detach();
+  std::thread recovery([&] { frozenLeft = recoverAfterRestart(node, service.frozen()); });
   LXMIG_LOG(kInfo, "agent") << "owns " << node.lxc().list().size() << " container(s)";
 
   std::atomic<bool> stopping{false};
   std::thread reaper([&] {
     while (!stopping) {
       for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      service.incoming().reapIdle(int64_t{cfg.sourceSilenceSeconds()} * 1000);
+      service.target().reapIdle(int64_t{cfg.sourceSilenceSeconds()} * 1000);
       // Frozen copies left undecided (a peer unreachable or still migrating
       // the container in) and those a migration left frozen since: again.
-      if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = resolveFrozen(node);
+      if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = service.frozen().settle();
     }
   });
   std::thread sigThread([&] {
@@ -305,6 +304,7 @@ int main(int argc, char** argv) {
   stopping = true;
   sigThread.join();
   reaper.join();
+  recovery.join();
   node.setDataPort(0);
   dataServer.reset();
   ::unlink(cfg.socket.c_str());

@@ -7,68 +7,15 @@
 #include "lxmig/node/doctor.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
-#include "lxmig/proto/vocabulary.h"
+#include "lxmig/migration/report.h"
+#include "lxmig/migration/source.h"
 
 namespace lxmig::agent {
 
 using node::Node;
-using migration::runMigration;
 using node::runDoctor;
 namespace devices = container::devices;
 namespace {
-
-v1::MigrationReport fromRecord(const store::MigrationRecord& m) {
-  v1::MigrationReport r;
-  r.set_id(m.id);
-  r.set_container(m.container);
-  r.set_source(m.source);
-  r.set_target(m.target);
-  v1::MigrationMode mode = v1::MODE_AUTO;
-  v1::MigrationResult result = v1::RESULT_UNSPECIFIED;
-  (void)parse(m.mode, &mode);
-  (void)parse(m.result, &result);
-  r.set_mode(mode);
-  r.set_result(result);
-  r.set_error(m.error);
-  r.set_started_ms(m.startedMs);
-  r.set_downtime_ms(m.downtimeMs);
-  r.set_total_ms(m.totalMs);
-  r.set_bytes(m.bytes);
-  r.set_reason(m.reason);
-  for (const auto& p : m.phases) {
-    auto* ph = r.add_phases();
-    v1::Phase phase = v1::PHASE_UNSPECIFIED;
-    v1::PhaseResult pr = v1::PHASE_RESULT_UNSPECIFIED;
-    (void)parse(p.name, &phase);
-    (void)parse(p.result, &pr);
-    ph->set_phase(phase);
-    ph->set_started_ms(p.startedMs);
-    ph->set_duration_ms(p.endedMs ? p.endedMs - p.startedMs : -1);
-    ph->set_bytes(p.bytes);
-    ph->set_result(pr);
-    ph->set_error(p.error);
-    ph->set_detail(p.detail);
-  }
-  v1::Tracker tracker = v1::TRACKER_NONE;
-  (void)parse(m.tracker, &tracker);
-  r.set_tracker(tracker);
-  for (const auto& x : m.rounds) {
-    auto* rp = r.add_rounds();
-    rp->set_round(x.round);
-    rp->set_started_ms(x.startedMs);
-    rp->set_duration_ms(x.durationMs);
-    rp->set_scan_us(x.scanUs);
-    rp->set_processes(static_cast<uint32_t>(x.processes));
-    rp->set_dirty_pages(static_cast<uint64_t>(x.dirtyPages));
-    rp->set_pages_sent(static_cast<uint64_t>(x.pagesSent));
-    rp->set_bytes(static_cast<uint64_t>(x.bytes));
-    rp->set_dirty_rate_bps(x.dirtyRateBps);
-    rp->set_send_rate_bps(x.sendRateBps);
-    rp->set_predicted_downtime_ms(x.predictedDowntimeMs);
-    rp->set_stop(x.stop);
-  }
-  return r;
-}
 
 // Calls the same unary method on a peer.
 template <typename Req, typename Rep, typename Fn>
@@ -153,17 +100,12 @@ grpc::Status AgentService::Firewall(grpc::ServerContext*, const v1::FirewallRequ
   if (!spec.ok()) return toGrpc(spec.status());
   auto& fw = node_.firewall();
   // A change while the container migrates could miss the export: refused.
-  bool changes = req->op() != v1::FirewallRequest::LIST;
-  if (changes)
-    if (auto st = node_.reserve(name, "changing its firewall rules"); !st.ok()) return toGrpc(st);
-  struct Unreserve {
-    Node& n;
-    const std::string& name;
-    bool on;
-    ~Unreserve() {
-      if (on) n.unreserve(name);
-    }
-  } unres{node_, name, changes};
+  node::Reservation busy;
+  if (req->op() != v1::FirewallRequest::LIST) {
+    auto r = node_.reserve(name, "changing its firewall rules");
+    if (!r.ok()) return toGrpc(r.status());
+    busy = std::move(*r);
+  }
   switch (req->op()) {
     case v1::FirewallRequest::ADD: {
       auto r = fw.addRule(name, req->rule());
@@ -235,14 +177,17 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     relay.join();
     return st;
   }
-  auto report = runMigration(
-      node_, *req,
+  migration::SourceContext sc{host_, peers_, node_.audit(), node_.reservations(),
+                              [this] { node_.requestFrozenCheck(); }};
+  migration::Source source(
+      sc, *req,
       [&](const v1::Progress& p) {
         v1::MigrateEvent ev;
         *ev.mutable_progress() = p;
         writer->Write(ev);
       },
       [&] { return ctx->IsCancelled(); });
+  auto report = source.run();
   v1::MigrateEvent ev;
   *ev.mutable_report() = report;
   writer->Write(ev);
@@ -257,7 +202,7 @@ grpc::Status AgentService::ListMigrations(grpc::ServerContext*, const v1::ListMi
   if (req->limit() > 0) f.limit = req->limit();
   auto r = node_.audit().listMigrations(f);
   if (!r.ok()) return toGrpc(r.status());
-  for (const auto& m : *r) *rep->add_migrations() = fromRecord(m);
+  for (const auto& m : *r) *rep->add_migrations() = migration::fromRecord(m);
   return grpc::Status::OK;
 }
 
@@ -266,7 +211,7 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetMigration, 10);
   auto r = node_.audit().getMigration(req->id());
   if (!r.ok()) return toGrpc(r.status());
-  *rep = fromRecord(*r);
+  *rep = migration::fromRecord(*r);
   auto ev = node_.audit().events(r->id);
   if (ev.ok())
     for (const auto& e : *ev) rep->add_events(e.level + ": " + e.text);
@@ -277,36 +222,36 @@ grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRe
   // A request that waited past its deadline (agent stopped, overloaded)
   // must not reserve anything: its source has already given up.
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
-  Status st = incoming_.prepare(*req);
+  Status st = target_.prepare(*req);
   if (st.ok()) rep->set_data_port(node_.dataPort());
   return toGrpc(st);
 }
 
 grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>* reader,
                                     v1::TransferReply* rep) {
-  auto r = incoming_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
+  auto r = target_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;
 }
 
 grpc::Status AgentService::Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest* req, v1::Ack*) {
-  return toGrpc(incoming_.prelayout(*req));
+  return toGrpc(target_.prelayout(*req));
 }
 
 grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
-  auto r = incoming_.restore(req->migration_id(), req->lazy(), req->net());
+  auto r = target_.restore(req->migration_id(), req->lazy(), req->net());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;
 }
 
 grpc::Status AgentService::Commit(grpc::ServerContext*, const v1::MigrationRef* req, v1::Ack*) {
-  return toGrpc(incoming_.commit(req->migration_id()));
+  return toGrpc(target_.commit(req->migration_id()));
 }
 
 grpc::Status AgentService::Abort(grpc::ServerContext*, const v1::AbortRequest* req, v1::Ack*) {
-  return toGrpc(incoming_.abort(req->migration_id(), req->reason()));
+  return toGrpc(target_.abort(req->migration_id(), req->reason()));
 }
 
 }  // namespace lxmig::agent

@@ -2,7 +2,9 @@
 // the mutual-TLS peer port. Requests naming another node are forwarded.
 #pragma once
 
-#include "lxmig/migration/engine.h"
+#include "lxmig/migration/node_host.h"
+#include "lxmig/migration/settle.h"
+#include "lxmig/migration/target.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 #include "lxmig/node/node.h"
@@ -11,8 +13,16 @@ namespace lxmig::agent {
 
 class AgentService final : public v1::Agent::Service {
  public:
-  explicit AgentService(node::Node& node) : node_(node), incoming_(node) {}
-  migration::Incoming& incoming() { return incoming_; }
+  explicit AgentService(node::Node& node)
+      : node_(node),
+        host_(node),
+        peers_(node),
+        target_(host_, node.audit(), node.reservations()),
+        frozen_(host_, peers_, node.audit(), node.reservations()) {}
+  // The migrations this node receives.
+  migration::Target& target() { return target_; }
+  // Frozen copies left by interrupted migrations.
+  migration::FrozenCopies& frozen() { return frozen_; }
 
   grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::NodeInfo*) override;
   grpc::Status ListContainers(grpc::ServerContext*, const v1::ListContainersRequest*,
@@ -40,7 +50,10 @@ class AgentService final : public v1::Agent::Service {
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
   node::Node& node_;
-  migration::Incoming incoming_;
+  migration::NodeHost host_;
+  migration::NodePeers peers_;
+  migration::Target target_;
+  migration::FrozenCopies frozen_;
 };
 
 

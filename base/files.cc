@@ -99,6 +99,49 @@ Status writeFile(const std::string& path, std::string_view data) {
   return writeAll(fd.get(), data, path);
 }
 
+Result<std::vector<DirEntry>> listDirAt(int dirfd, const std::string& shown) {
+  // fdopendir takes the fd over: give it a duplicate, rewound.
+  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Status::fromErrno("dup", shown);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return Status::fromErrno("opendir", shown);
+  }
+  ::rewinddir(d);
+  std::vector<DirEntry> out;
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") out.push_back({std::string(n), e->d_type});
+    errno = 0;
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) {
+    errno = err;
+    return Status::fromErrno("readdir", shown);
+  }
+  return out;
+}
+
+Result<std::vector<DirEntry>> listDirEntries(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return notFound("no directory `" + path + "`");
+    return Status::fromErrno("open", path);
+  }
+  return listDirAt(fd.get(), path);
+}
+
+Result<std::vector<std::string>> listDir(const std::string& path) {
+  LXMIG_ASSIGN_OR_RETURN(auto entries, listDirEntries(path));
+  std::vector<std::string> names;
+  names.reserve(entries.size());
+  for (auto& e : entries) names.push_back(std::move(e.name));
+  return names;
+}
+
 Status makeDirs(const std::string& path, unsigned mode) {
   if (path.empty()) return okStatus();
   std::string cur;

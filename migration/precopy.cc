@@ -146,34 +146,6 @@ PreCopy::PreCopy(PreCopyOptions opts, PidLister pids)
       pids_(std::move(pids)),
       stopRule_({opts_.maxDowntimeMs, opts_.maxRounds, opts_.memoryBytes}) {}
 
-void StopRule::sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes) {
-  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
-  lastDirty_ = dirtyBytes;
-  totalSent_ += sentBytes;
-}
-
-StopRule::Decision StopRule::decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps,
-                                    double sendRateBps, int round) {
-  maxFootprint_ = std::max(maxFootprint_, footprintBytes);
-  Decision d;
-  const double dirty = static_cast<double>(dirtyBytes);
-  d.predictedDowntimeMs = sendRateBps > 0 ? static_cast<int64_t>(dirty * 1000 / sendRateBps) : 0;
-  const uint64_t mem = memoryBytes();
-  if (d.predictedDowntimeMs <= limits_.maxDowntimeMs) d.stop = "converged";
-  else if (round >= limits_.maxRounds) d.stop = "round limit";
-  else if (mem > 0 && totalSent_ >= 3 * mem) d.stop = "sent 3x the memory";
-  else {
-    notConverging_ = dirtyRateBps >= sendRateBps ? notConverging_ + 1 : 0;
-    // A dirty set that no longer shrinks is the same verdict reached
-    // sooner: the rate only matches the send rate once rounds stop
-    // shortening (seen with 50%/s writers: ten rounds of ~200 MB).
-    notShrinking_ = lastDirty_ > 0 && dirtyBytes * 10 >= lastDirty_ * 9 ? notShrinking_ + 1 : 0;
-    if (notConverging_ >= 2) d.stop = "not converging (dirty rate >= send rate)";
-    else if (notShrinking_ >= 2) d.stop = "not converging (dirty set stopped shrinking)";
-  }
-  return d;
-}
-
 PreCopy::~PreCopy() { disarm(); }
 
 Result<std::unique_ptr<PreCopy::Proc>> PreCopy::attach(pid_t pid) {
@@ -324,10 +296,10 @@ Status PreCopy::protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_
   return st.code() == Code::kNotFound ? okStatus() : st;
 }
 
-Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
-  RoundStats rs;
-  rs.round = roundsDone_;
-  rs.startedMs = wallMs();
+Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
+  v1::RoundReport rs;
+  rs.set_round(roundsDone_);
+  rs.set_started_ms(wallMs());
   const int64_t t0 = monotonicNs();
   const bool first = roundsDone_ == 0;
   if (!first) LXMIG_RETURN_IF_ERROR(refreshProcesses(true));
@@ -342,11 +314,11 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   if (needFreeze && opts_.thaw) LXMIG_RETURN_IF_ERROR(opts_.thaw());
   if (!dirty.ok()) return dirty.status();
   const int64_t tScan = monotonicNs();
-  rs.scanUs = (tScan - t0) / 1000;
-  rs.dirtyPages = *dirty;
-  rs.processes = static_cast<uint32_t>(procs_.size());
-  const double dirtyBytes = static_cast<double>(rs.dirtyPages * kPageSize);
-  if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.dirtyRateBps = dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_);
+  rs.set_scan_us((tScan - t0) / 1000);
+  rs.set_dirty_pages(*dirty);
+  rs.set_processes(static_cast<uint32_t>(procs_.size()));
+  const double dirtyBytes = static_cast<double>(rs.dirty_pages() * kPageSize);
+  if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.set_dirty_rate_bps(dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_));
   lastScanNs_ = tScan;
 
   // What the processes hold worth sending: what the target holds plus what
@@ -356,12 +328,12 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
 
   // ---- stop rule (DESIGN.md step 3), decided on the fresh dirty set ----
   if (!first) {
-    auto d = stopRule_.decide(rs.dirtyPages * kPageSize, footprint, rs.dirtyRateBps, sendRate_, roundsDone_);
-    rs.predictedDowntimeMs = d.predictedDowntimeMs;
-    rs.stop = std::move(d.stop);
-    if (!rs.stop.empty()) {
-      rs.sendRateBps = sendRate_;
-      rs.durationMs = (monotonicNs() - t0) / 1000000;
+    auto d = stopRule_.decide(rs.dirty_pages() * kPageSize, footprint, rs.dirty_rate_bps(), sendRate_, roundsDone_);
+    rs.set_predicted_downtime_ms(d.predictedDowntimeMs);
+    rs.set_stop(std::move(d.stop));
+    if (!rs.stop().empty()) {
+      rs.set_send_rate_bps(sendRate_);
+      rs.set_duration_ms((monotonicNs() - t0) / 1000000);
       return rs;
     }
   }
@@ -430,7 +402,7 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
         LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::move(chunk)));
         sendNs += monotonicNs() - tw0;
         off += good;
-        rs.pagesSent += good / kPageSize;
+        rs.set_pages_sent(rs.pages_sent() + good / kPageSize);
       }
       if (good == total) {
         ri = rj;
@@ -455,14 +427,14 @@ Result<RoundStats> PreCopy::round(const ChunkSink& sink, const BytesCallback& on
   const int64_t tEnd = monotonicNs();
   LXMIG_LOG(kDebug, kLog) << "round " << roundsDone_ << ": " << em.sent() << " bytes, read " << readNs / 1000000
                           << " ms, send " << sendNs / 1000000 << " ms, total " << (tEnd - tSend) / 1000000 << " ms";
-  rs.bytesSent = em.sent();
-  stopRule_.sawRound(footprint, rs.dirtyPages * kPageSize, rs.bytesSent);
-  if (tEnd > tSend && rs.bytesSent > (1u << 20)) {
-    double rate = static_cast<double>(rs.bytesSent) * 1e9 / static_cast<double>(tEnd - tSend);
+  rs.set_bytes(em.sent());
+  stopRule_.sawRound(footprint, rs.dirty_pages() * kPageSize, rs.bytes());
+  if (tEnd > tSend && rs.bytes() > (1u << 20)) {
+    double rate = static_cast<double>(rs.bytes()) * 1e9 / static_cast<double>(tEnd - tSend);
     sendRate_ = sendRate_ > 0 ? 0.5 * sendRate_ + 0.5 * rate : rate;
   }
-  rs.sendRateBps = sendRate_;
-  rs.durationMs = (tEnd - t0) / 1000000;
+  rs.set_send_rate_bps(sendRate_);
+  rs.set_duration_ms((tEnd - t0) / 1000000);
   ++roundsDone_;
   return rs;
 }

@@ -27,6 +27,8 @@
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/base/status.h"
 #include "lxmig/proto/vocabulary.h"
+#include "lxmig/v1/migration.pb.h"
+#include "stop_rule.h"
 #include "lxmig/transport/tree_transfer.h"
 
 namespace lxmig::migration {
@@ -40,60 +42,7 @@ struct PreCopyOptions {
   // Freezes/thaws the container around collect() for backends that need it.
   std::function<Status()> freeze, thaw;
   // Called after each round's scan, before its pages are sent (progress).
-  std::function<void(const struct RoundStats&)> onScan;
-};
-
-struct RoundStats {
-  int round = 0;
-  int64_t startedMs = 0;     // wall clock
-  int64_t durationMs = 0;    // scan + read + send
-  int64_t scanUs = 0;
-  uint64_t dirtyPages = 0;   // found by the scan (round 0: present pages)
-  uint64_t pagesSent = 0;
-  uint64_t bytesSent = 0;    // page data and pagemaps
-  double dirtyRateBps = 0;   // dirty bytes per second since the previous scan
-  double sendRateBps = 0;    // measured while sending this round
-  int64_t predictedDowntimeMs = 0;  // remaining dirty set at the send rate
-  uint32_t processes = 0;
-  std::string stop;          // why the loop stops after this round ("" = go on)
-};
-
-// The loop's stop rule (DESIGN.md step 3), decided on each later round's
-// fresh dirty set; pure, so it is unit-tested on its own.
-//
-//   StopRule rule({300, 10, memoryBytes});
-//   rule.sawRound(presentBytes, 0, sentBytes);           // round 0
-//   auto d = rule.decide(dirtyBytes, footprint, dirtyRate, sendRate, 1);
-class StopRule {
- public:
-  struct Limits {
-    int64_t maxDowntimeMs = kDefaultMaxDowntimeMs;
-    int maxRounds = kDefaultMaxRounds;
-    uint64_t memoryBytes = 0;  // the container's memory when the loop began
-  };
-  struct Decision {
-    std::string stop;  // "" = go on
-    int64_t predictedDowntimeMs = 0;
-  };
-  explicit StopRule(Limits l) : limits_(l) {}
-  // Round `round` (0 first) found `dirtyBytes` to send while the processes
-  // held `footprintBytes` of memory worth sending (round 0: every present
-  // page); `sentBytes` is what the round then sent.
-  void sawRound(uint64_t footprintBytes, uint64_t dirtyBytes, uint64_t sentBytes);
-  // For round >= 1, after its scan.
-  Decision decide(uint64_t dirtyBytes, uint64_t footprintBytes, double dirtyRateBps, double sendRateBps, int round);
-  // The memory the 3x rule measures against: the largest of the
-  // container's memory at the start and every footprint seen since (a
-  // workload still growing must not stop the loop after one round).
-  uint64_t memoryBytes() const { return std::max(limits_.memoryBytes, maxFootprint_); }
-
- private:
-  Limits limits_;
-  uint64_t totalSent_ = 0;
-  uint64_t maxFootprint_ = 0;
-  uint64_t lastDirty_ = 0;
-  int notConverging_ = 0;
-  int notShrinking_ = 0;
+  std::function<void(const v1::RoundReport&)> onScan;
 };
 
 struct FinalStats {
@@ -117,7 +66,7 @@ class PreCopy {
   // One round: scan (round 0: arm) and send; each call appends a round
   // directory on the target. Stops early (sending nothing) when the stop
   // rule already holds after the scan; then stats.stop says why.
-  Result<RoundStats> round(const transport::ChunkSink& sink, const transport::BytesCallback& onBytes);
+  Result<v1::RoundReport> round(const transport::ChunkSink& sink, const transport::BytesCallback& onBytes);
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
   // With the container frozen, after finalScan(): per process (pid inside

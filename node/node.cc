@@ -247,19 +247,6 @@ std::optional<Node::MemoryFill> Node::memoryFill(const std::string& name) {
   return std::nullopt;
 }
 
-Status Node::reserve(const std::string& name, const std::string& why) {
-  std::lock_guard lk(mu_);
-  auto it = busy_.find(name);
-  if (it != busy_.end()) return failedPrecondition("container `" + name + "` is busy: " + it->second);
-  busy_[name] = why;
-  return okStatus();
-}
-
-void Node::unreserve(const std::string& name) {
-  std::lock_guard lk(mu_);
-  busy_.erase(name);
-}
-
 Result<Spec> Node::spec(const std::string& name) {
   auto text = readFile(lxc_.dir(name) + "/lxmig.json");
   if (!text.ok()) {
@@ -356,12 +343,7 @@ Result<std::string> Node::allocateIp(const std::string& forName) {
 Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   if (!validName(req.name())) return invalidArgument("bad container name `" + req.name() + "` (letters, digits, - and _)");
   if (req.command().empty()) return invalidArgument("no command given for container `" + req.name() + "`");
-  LXMIG_RETURN_IF_ERROR(reserve(req.name(), "being created"));
-  struct Unreserve {
-    Node* n;
-    std::string name;
-    ~Unreserve() { n->unreserve(name); }
-  } unres{this, req.name()};
+  LXMIG_ASSIGN_OR_RETURN(Reservation busy, reserve(req.name(), "being created"));
   if (lxc_.defined(req.name())) return alreadyExists("container `" + req.name() + "` already exists on " + cfg_.node);
   Spec s;
   s.name = req.name();
@@ -430,11 +412,10 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
 
 Status Node::remove(const std::string& name) {
   LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
-  LXMIG_RETURN_IF_ERROR(reserve(name, "being removed"));
+  LXMIG_ASSIGN_OR_RETURN(Reservation busy, reserve(name, "being removed"));
   Status st = lxc_.destroy(name);
   (void)releaseAddress(s);
   dropNetState(s);
-  unreserve(name);
   return st;
 }
 
@@ -463,11 +444,7 @@ Result<v1::ContainerInfo> Node::info(const std::string& name) {
   ci.set_name(s.name);
   ci.set_node(cfg_.node);
   ci.set_ip(s.ip);
-  {
-    std::lock_guard lk(mu_);
-    auto it = busy_.find(name);
-    if (it != busy_.end() && it->second.rfind("migrating", 0) == 0) ci.set_state("MIGRATING");
-  }
+  if (auto why = reservations_.why(name); why && startsWith(*why, "migrating")) ci.set_state("MIGRATING");
   RunState rs = lxc_.state(name);
   if (ci.state().empty()) ci.set_state(runStateName(rs));
   ci.set_memory_bytes(lxc_.memoryBytes(name));

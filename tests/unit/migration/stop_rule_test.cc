@@ -1,7 +1,7 @@
 // The pre-copy loop's stop rule on its own (no processes, no agent).
 #include <gtest/gtest.h>
 
-#include "precopy.h"
+#include "stop_rule.h"
 
 namespace lxmig::migration {
 namespace {

@@ -21,6 +21,19 @@ Status makeDirs(const std::string& path, unsigned mode = 0755);
 // rm -rf that does not cross mount points; NotFound is not an error.
 Status removeTree(const std::string& path);
 bool pathExists(const std::string& path);
+// One entry of a directory listing; `type` is dirent's d_type (DT_DIR,
+// DT_REG, DT_LNK, ...; DT_UNKNOWN where the filesystem does not say).
+struct DirEntry {
+  std::string name;
+  unsigned char type = 0;
+};
+// The entries of a directory but "." and "..", in no particular order.
+// NotFound when it does not exist. `listDirAt` reads an open directory fd
+// (not closed; read from its start), `shown` names it in errors.
+Result<std::vector<DirEntry>> listDirAt(int dirfd, const std::string& shown);
+Result<std::vector<DirEntry>> listDirEntries(const std::string& path);
+// Just the names.
+Result<std::vector<std::string>> listDir(const std::string& path);
 // Copies len bytes between open files at the given offsets (the kernel
 // copies; no user-space buffer). `what` names the destination in errors.
 Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what);

@@ -82,6 +82,7 @@ inline Status cancelled(std::string m) { return {Code::kCancelled, std::move(m)}
 inline Status resourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
 inline Status internalError(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status unimplemented(std::string m) { return {Code::kUnimplemented, std::move(m)}; }
+inline Status deadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] Result {
@@ -103,6 +104,8 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  // The value, or `fallback` when this holds an error.
+  T value_or(T fallback) const& { return ok() ? value() : std::move(fallback); }
 
  private:
   std::variant<T, Status> v_;

@@ -17,6 +17,7 @@
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
 #include "lxmig/node/config.h"
+#include "lxmig/node/reservations.h"
 #include "lxmig/net/firewall.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/v1/agent.grpc.pb.h"
@@ -73,8 +74,10 @@ class Node {
 
   // A name is busy while it is created, removed or migrated; busy names
   // refuse other operations with FailedPrecondition.
-  Status reserve(const std::string& name, const std::string& why);
-  void unreserve(const std::string& name);
+  Result<Reservation> reserve(const std::string& name, const std::string& why) {
+    return reservations_.reserve(name, why);
+  }
+  Reservations& reservations() { return reservations_; }
 
   // Memory still arriving: after a lazy restore, CRIU's lazy-pages daemon
   // fills the container's memory from local images while it runs. Until it
@@ -133,7 +136,7 @@ class Node {
   std::atomic<uint16_t> dataPort_{0};
   std::atomic<bool> frozenCheck_{false};
   std::mutex mu_;
-  std::map<std::string, std::string> busy_;
+  Reservations reservations_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 };
 

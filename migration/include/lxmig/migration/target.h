@@ -1,54 +1,49 @@
-// The migration engine. Phases (DESIGN.md, "A migration"):
-//   PREPARE (target checks) -> SYNC (writable area while running) ->
-//   PRECOPY (memory rounds, precopy.h; skipped by stop-and-copy) ->
-//   FREEZE -> FINAL-SCAN -> DUMP (CRIU via liblxc) -> REWRITE (only pages
-//   the target lacks) -> TRANSFER (images + file delta) -> RESTORE (target:
-//   assembly from its page store, lazy CRIU restore) + CUT-OVER (address)
-//   -> COMMIT | ABORT.
-// Invariant: at every instant exactly one copy runs. Until the target
-// reports the container running, any failure thaws the source (after
-// removing every tracker from its processes); abort is legal in every
-// phase and idempotent.
+// The target side of migrations: what a node does for the migrations that
+// bring containers to it (DESIGN.md, "A migration"). The source drives; the
+// target answers PREPARE, receives bulk streams (the writable area,
+// pre-copy rounds folded into a page store, the images after the dump),
+// lays its page store out as the source predicts the dump (PRELAYOUT),
+// RESTOREs (network state first, then the container, then its address),
+// and COMMITs or ABORTs. Restore, commit and abort of one migration are
+// serialized, so a COMMIT or ABORT that arrives during the restore waits
+// for its outcome.
+//
+//   Target target(host, audit, reservations);
+//   target.cleanupStale();                   // at agent start
+//   target.prepare(req); target.receive(next, checksums); ...
+//   target.restore(id, lazy, net); target.commit(id);
+//   target.reapIdle(silenceMs);              // now and then
 #pragma once
 
 #include <atomic>
-#include <functional>
+#include <cstdint>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
-#include "lxmig/transport/data_link.h"
-#include "lxmig/net/conntrack.h"
-#include "lxmig/v1/agent.grpc.pb.h"
-#include "lxmig/node/node.h"
 #include "lxmig/criu/page_store.h"
+#include "lxmig/migration/host.h"
+#include "lxmig/node/reservations.h"
+#include "lxmig/store/audit_log.h"
+#include "lxmig/transport/data_link.h"
+#include "lxmig/v1/agent.pb.h"
 
 namespace lxmig::migration {
 
-using ProgressFn = std::function<void(const v1::Progress&)>;
-using CancelledFn = std::function<bool()>;
-
-// Source side: runs the whole migration and returns its report (result
-// "committed", "aborted", "refused" or "failed" with a one-line error).
-// Containers of this node left FROZEN by a migration that did not end here
-// (the agent died in the frozen window, or the target did not confirm an
-// abort). Each is settled with the migration's target when possible: the
-// target accepts COMMIT -> its copy runs, the frozen one here goes; the
-// target has not restored it -> ABORT there, thaw here; the target has no
-// trace of it -> a peer that runs it owns it, otherwise thaw. A peer that is
-// unreachable or still migrating it in leaves it frozen for the next call:
-// at no point may two copies run. Returns how many are left frozen.
-int resolveFrozen(node::Node& node);
-
-v1::MigrationReport runMigration(node::Node& node, const v1::MigrateRequest& req, const ProgressFn& progress,
-                                 const CancelledFn& cancelled);
-
-// Target side: state of incoming migrations.
-class Incoming {
+class Target {
  public:
-  explicit Incoming(node::Node& node) : node_(node) {}
+  // All three outlive the Target.
+  Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations)
+      : host_(host), audit_(audit), reservations_(reservations) {}
+  // Stops watching the lazy-pages daemons of committed migrations (they go
+  // on filling memory; a restarted agent finds them again, node.h's
+  // MemoryFill) and joins its threads.
+  ~Target();
+
   // Removes leftovers of migrations a previous agent did not finish.
   void cleanupStale();
   Status prepare(const v1::PrepareRequest& req);
@@ -60,7 +55,10 @@ class Incoming {
   // background; restore() waits for it.
   Status prelayout(const v1::PrelayoutRequest& req);
   Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
+  // FailedPrecondition when prepared but not restored; NotFound when this
+  // node has no such migration.
   Status commit(const std::string& id);
+  // Idempotent: an unknown id is fine (already aborted, never prepared).
   Status abort(const std::string& id, const std::string& reason);
   // Incoming migrations whose source is silent for idleMs: aborted when not
   // restored yet (the source is gone; it would have aborted us itself),
@@ -71,22 +69,21 @@ class Incoming {
   struct State {
     node::Spec spec;
     std::string source;
-    std::string stagingDir;  // <lxc_path>/.incoming-<id>
+    std::string stagingDir;  // <staging>/.incoming-<id>
     std::string imagesDir;
+    node::Reservation reservation;
     bool restored = false;
     // Network state imported here (removed again if the migration aborts).
-    bool rulesImported = false;
+    ImportedNet net;
     // Devices decided in PREPARE: container path -> this node's device.
     std::map<std::string, container::devices::Device> devices;
-    net::ConntrackEntries conntrackImported;
     // CRIU's lazy-pages daemon of a lazy restore: the images stay until it
     // has filled every page.
     std::shared_ptr<Child> lazyPages;
     // The same daemon started early, while the images still arrive (see
     // receive()); restore() takes it over.
     std::unique_ptr<Child> lazyEarly;
-    // Held by restore, commit and abort: a COMMIT or ABORT that arrives while
-    // the restore runs waits for its outcome instead of racing it.
+    // Held by restore, commit and abort.
     std::mutex opMu;
     std::mutex pagesMu;
     std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
@@ -103,15 +100,26 @@ class Incoming {
   // Waits for a PRELAYOUT still laying out `s`'s store.
   static void awaitPrelayout(State& s);
   Result<std::shared_ptr<State>> find(const std::string& id);
+  // Drops staging, images and the reservation; forgets the migration.
   void discard(const std::string& id, State& s);
-  // Removes the firewall chain and conntrack entries restore() imported.
-  void dropImportedNet(State& s);
+  // After a commit with the lazy-pages daemon still filling memory: waits
+  // for it, records how it ended, then drops the images.
+  void awaitFill(std::string id, std::shared_ptr<State> s);
+  void finishAudit(const std::string& id, v1::MigrationResult result, const std::string& error, const State& s);
 
-  node::Node& node_;
+  ContainerHost& host_;
+  store::AuditLog& audit_;
+  node::Reservations& reservations_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<State>> active_;
+  // awaitFill threads; finished ones are joined when the next starts, the
+  // rest by the destructor.
+  struct Fill {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Fill> fills_;
+  std::atomic<bool> stopping_{false};
 };
-
-std::string newMigrationId();
 
 }  // namespace lxmig::migration

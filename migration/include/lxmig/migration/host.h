@@ -1,0 +1,121 @@
+// What a migration needs of its own node, on either side: the node's
+// containers (liblxc and CRIU underneath), their devices, the memory still
+// arriving after a lazy restore, and each container's network on this node
+// (address, firewall chain, conntrack entries). The migration code sees the
+// node only through this interface; NodeHost (node_host.h) implements it
+// over node::Node, and unit tests over a fake that keeps containers in a map.
+//
+// Unless a method says otherwise, a container name that the node does not
+// know is NotFound, and errors name the container.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/process.h"
+#include "lxmig/base/status.h"
+#include "lxmig/container/devices.h"
+#include "lxmig/container/lxc_host.h"
+#include "lxmig/node/node.h"
+#include "lxmig/v1/migration.pb.h"
+
+namespace lxmig::migration {
+
+// Network state a target imported for a container, so an abort can take
+// exactly that away again.
+struct ImportedNet {
+  bool rules = false;    // the container's firewall chain
+  std::string conntrack;  // the conntrack entries created, encoded as in v1::NetState
+  uint32_t conntrackCount = 0;
+};
+
+class ContainerHost {
+ public:
+  virtual ~ContainerHost() = default;
+
+  virtual const std::string& nodeName() const = 0;
+  // Where CRIU images live while a migration runs (<images>/<id>), on tmpfs
+  // when the node mounted one.
+  virtual std::string imagesRoot() const = 0;
+  // Where a migration keeps CRIU's logs after it failed (<logs>/<id>).
+  virtual std::string logsRoot() const = 0;
+  // Where a target stages a container's writable area while it arrives
+  // (<staging>/.incoming-<id>): the same filesystem as the containers', so
+  // that moving it in place is a rename.
+  virtual std::string stagingRoot() const = 0;
+  virtual uint64_t freeBytes(const std::string& dir) const = 0;
+
+  // ---- containers ----
+  virtual std::vector<std::string> containers() = 0;
+  virtual bool defined(const std::string& name) = 0;
+  virtual Result<node::Spec> spec(const std::string& name) = 0;
+  virtual container::RunState state(const std::string& name) = 0;
+  virtual uint64_t memoryBytes(const std::string& name) = 0;
+  // The container's writable area (what SYNC and the final delta send).
+  virtual std::string rootfs(const std::string& name) = 0;
+  // Host pids of its processes.
+  virtual Result<std::vector<pid_t>> pids(const std::string& name) = 0;
+  // Freezes the whole container; returns once the kernel reports it frozen.
+  virtual Status freeze(const std::string& name) = 0;
+  virtual Status thaw(const std::string& name) = 0;
+  virtual bool frozen(const std::string& name) = 0;
+  // CRIU dump of a frozen container into dir; it stays frozen. With
+  // discardPages > 0 CRIU does not write the memory of the first N
+  // processes (pre-copy rebuilds it).
+  virtual Status dump(const std::string& name, const std::string& dir, int discardPages) = 0;
+  // Stops and removes the container and its files. Idempotent.
+  virtual Status destroy(const std::string& name) = 0;
+  // Whether a bind source of a container exists on this node.
+  virtual bool hostPathExists(const std::string& path) = 0;
+
+  // ---- receiving a container ----
+  // Defines `spec` around the writable area staged at `stagedRootfs` (moved
+  // in place) and records the spec.
+  virtual Status adopt(const node::Spec& spec, const std::string& stagedRootfs) = 0;
+  // CRIU's lazy-pages daemon on the images in dir: spawned (its start-up
+  // overlaps other work), then awaited until its socket is up.
+  virtual Result<Child> spawnLazyPages(const std::string& dir) = 0;
+  virtual Status awaitLazyPages(const std::string& dir, Child& daemon) = 0;
+  // CRIU restore from dir; the container comes back frozen, as dumped.
+  virtual Status restore(const std::string& name, const std::string& dir, bool lazy) = 0;
+  virtual int initPid(const std::string& name) = 0;
+
+  // ---- devices ----
+  virtual Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) = 0;
+  virtual Result<std::vector<container::devices::Device>> deviceOffer() = 0;
+  // The device at `path` now (a device decided at PREPARE must still be there).
+  virtual Result<container::devices::Device> statDevice(const std::string& path) = 0;
+
+  // ---- memory arriving after a lazy restore (node::Node::MemoryFill) ----
+  virtual std::optional<node::Node::MemoryFill> memoryFill(const std::string& name) = 0;
+  virtual Status beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                                 const std::string& imagesDir) = 0;
+  virtual void endMemoryFill(const std::string& name) = 0;
+
+  // ---- the container's network on this node ----
+  // At the freeze: nothing of the frozen copy leaves or reaches the node
+  // (its address blocked) and its route goes.
+  virtual Status isolate(const node::Spec& spec) = 0;
+  // After an abort: route and unblock again.
+  virtual Status reconnect(const node::Spec& spec) = 0;
+  // Route to the container here (after a restore) / not any more.
+  virtual Status claimAddress(const node::Spec& spec) = 0;
+  virtual Status releaseAddress(const node::Spec& spec) = 0;
+  // Its firewall chain and (when `conntrack`) the node's conntrack entries
+  // of its address; `entries` says how many.
+  virtual Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) = 0;
+  // Imports what exportNet() gave on the source; `done` records what is in
+  // place so far, also when it fails halfway.
+  virtual Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) = 0;
+  // Takes away what importNet() put in place. Errors are logged.
+  virtual void dropImportedNet(const node::Spec& spec, ImportedNet* done) = 0;
+  // After a commit on the source: its chain and entries live on the target
+  // now; the address is unblocked. Errors are logged.
+  virtual void forgetNet(const node::Spec& spec) = 0;
+};
+
+}  // namespace lxmig::migration

@@ -1,0 +1,94 @@
+// The migration's view of a real node (host.h, peers.h) over node::Node:
+// liblxc and CRIU through its container host, the node's nftables table and
+// conntrack for network state, gRPC with mutual TLS and the data link for
+// peers.
+//
+//   NodeHost host(node);
+//   NodePeers peers(node);
+//   Source src({host, peers, node.audit(), node.reservations(), ...}, req, progress, cancelled);
+#pragma once
+
+#include "lxmig/migration/host.h"
+#include "lxmig/migration/peers.h"
+#include "lxmig/node/node.h"
+
+namespace lxmig::migration {
+
+class NodeHost final : public ContainerHost {
+ public:
+  explicit NodeHost(node::Node& node) : node_(node) {}
+
+  const std::string& nodeName() const override { return node_.config().node; }
+  std::string imagesRoot() const override { return node_.imagesRoot(); }
+  std::string logsRoot() const override { return node_.config().stateDir + "/logs"; }
+  std::string stagingRoot() const override { return node_.config().lxcPath; }
+  uint64_t freeBytes(const std::string& dir) const override;
+
+  std::vector<std::string> containers() override { return node_.lxc().list(); }
+  bool defined(const std::string& name) override { return node_.lxc().defined(name); }
+  Result<node::Spec> spec(const std::string& name) override { return node_.spec(name); }
+  container::RunState state(const std::string& name) override { return node_.lxc().state(name); }
+  uint64_t memoryBytes(const std::string& name) override { return node_.lxc().memoryBytes(name); }
+  std::string rootfs(const std::string& name) override { return node_.lxc().rootfs(name); }
+  Result<std::vector<pid_t>> pids(const std::string& name) override { return node_.lxc().pids(name); }
+  Status freeze(const std::string& name) override { return node_.lxc().freeze(name); }
+  Status thaw(const std::string& name) override { return node_.lxc().thaw(name); }
+  bool frozen(const std::string& name) override { return node_.lxc().frozen(name); }
+  Status dump(const std::string& name, const std::string& dir, int discardPages) override {
+    return node_.lxc().dump(name, dir, discardPages);
+  }
+  Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
+  bool hostPathExists(const std::string& path) override;
+
+  Status adopt(const node::Spec& spec, const std::string& stagedRootfs) override;
+  Result<Child> spawnLazyPages(const std::string& dir) override { return node_.lxc().spawnLazyPages(dir); }
+  Status awaitLazyPages(const std::string& dir, Child& daemon) override {
+    return node_.lxc().awaitLazyPages(dir, daemon);
+  }
+  Status restore(const std::string& name, const std::string& dir, bool lazy) override {
+    return node_.lxc().restore(name, dir, lazy);
+  }
+  int initPid(const std::string& name) override { return node_.lxc().initPid(name); }
+
+  Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override {
+    return node_.deviceNeeds(name);
+  }
+  Result<std::vector<container::devices::Device>> deviceOffer() override { return node_.deviceOffer(); }
+  Result<container::devices::Device> statDevice(const std::string& path) override {
+    return container::devices::statDevice(path);
+  }
+
+  std::optional<node::Node::MemoryFill> memoryFill(const std::string& name) override {
+    return node_.memoryFill(name);
+  }
+  Status beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
+                         const std::string& imagesDir) override {
+    return node_.beginMemoryFill(name, migrationId, daemon, imagesDir);
+  }
+  void endMemoryFill(const std::string& name) override { node_.endMemoryFill(name); }
+
+  Status isolate(const node::Spec& spec) override;
+  Status reconnect(const node::Spec& spec) override;
+  Status claimAddress(const node::Spec& spec) override { return node_.claimAddress(spec); }
+  Status releaseAddress(const node::Spec& spec) override { return node_.releaseAddress(spec); }
+  Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
+  Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
+  void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
+  void forgetNet(const node::Spec& spec) override;
+
+ private:
+  node::Node& node_;
+};
+
+class NodePeers final : public Peers {
+ public:
+  explicit NodePeers(node::Node& node) : node_(node) {}
+  Result<std::unique_ptr<Peer>> connect(const std::string& node) override;
+  std::vector<std::string> names() override { return node_.peerNames(); }
+  Result<std::vector<v1::ContainerInfo>> containers(const std::string& node, int seconds) override;
+
+ private:
+  node::Node& node_;
+};
+
+}  // namespace lxmig::migration

@@ -1,0 +1,138 @@
+// The source side of a migration (DESIGN.md, "A migration"): one object
+// per migration, one method per phase, one abort.
+//
+//   validate -> await-memory -> prepare (target) -> sync -> precopy ->
+//   freeze -> final-scan -> dump -> rewrite -> net-export -> transfer ->
+//   restore (target) -> commit
+//
+// validate refuses before anything is touched; await-memory waits for the
+// memory of the migration that brought the container here; precopy and
+// final-scan/rewrite only run in pre-copy mode. Downtime starts at freeze
+// and ends when the target's restore answers.
+//
+// Invariant: at every instant exactly one copy runs. abort() is the one
+// way out of every phase: before the restore was sent it thaws the source
+// (after removing every tracker from its processes) and tells the target
+// to discard what it has; after it, the source stays frozen unless the
+// target confirms the abort, and the node settles it later (settle.h).
+//
+//   Source src(ctx, request, progress, cancelled);
+//   v1::MigrationReport report = src.run();   // committed, aborted, refused or failed
+#pragma once
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "lxmig/migration/host.h"
+#include "lxmig/migration/peers.h"
+#include "lxmig/node/reservations.h"
+#include "lxmig/store/audit_log.h"
+#include "lxmig/transport/tree_transfer.h"
+#include "lxmig/v1/agent.pb.h"
+
+namespace lxmig::tracking {
+struct TrackerBackend;
+}
+
+namespace lxmig::migration {
+
+class Journal;
+class Progressor;
+class PreCopy;
+struct FinalStats;
+
+using ProgressFn = std::function<void(const v1::Progress&)>;
+using CancelledFn = std::function<bool()>;
+
+// What a source migration works with; all of it outlives the Source.
+struct SourceContext {
+  ContainerHost& host;
+  Peers& peers;
+  store::AuditLog& audit;
+  node::Reservations& reservations;
+  // Called when a container is left frozen because the target did not
+  // confirm an abort: the node settles it in the background.
+  std::function<void()> settleLater;
+};
+
+class Source {
+ public:
+  Source(SourceContext ctx, v1::MigrateRequest req, ProgressFn progress, CancelledFn cancelled);
+  ~Source();
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  // Runs the migration to its end and returns the report (also in the
+  // audit). Call once.
+  v1::MigrationReport run();
+
+ private:
+  // How far the migration got: what abort() has to undo.
+  enum class Stage { kNothing, kReserved, kPrepareSent, kPrepared, kFrozen, kRestoreSent };
+
+  Status validate();
+  Status awaitMemory();
+  Status prepare();
+  Status sync();
+  Status precopy();
+  Status freeze();
+  Status finalScan();
+  Status dump();
+  Status rewrite();
+  Status exportNet();
+  Status transfer();
+  Status restore();
+  void commit();
+  // Rolls back whatever the migration did so far (see above) and finishes
+  // the report. Legal in every stage.
+  v1::MigrationReport abort(const Status& why);
+  v1::MigrationReport finish(v1::MigrationResult result, const Status& st);
+
+  bool cancelled() const { return cancelled_ && cancelled_(); }
+  // A bulk stream to the target: its data link while it works, the
+  // Transfer RPC otherwise (with a warning saying why).
+  std::unique_ptr<transport::ChunkWriter> openStream();
+  // Sends the tree under `root` on `w` (what differs from `previous`).
+  Result<transport::Manifest> sendTree(transport::ChunkWriter& w, v1::TransferChunk::Area area,
+                                       const std::string& root, const transport::Manifest& previous,
+                                       uint64_t* bytes, const std::map<std::string, uint64_t>* resume = nullptr,
+                                       const std::vector<std::string>& first = {});
+  // Breaks the images stream opened before the freeze, if open.
+  void dropImagesStream();
+  void recordTargetSteps(const v1::RestoreReply& r);
+
+  SourceContext ctx_;
+  const v1::MigrateRequest req_;
+  CancelledFn cancelled_;
+  v1::MigrationReport rep_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Progressor> progress_;
+  const int64_t t0_;
+
+  Stage stage_ = Stage::kNothing;
+  node::Spec spec_;
+  node::Reservation reservation_;
+  const tracking::TrackerBackend* backend_ = nullptr;  // null: stop-and-copy
+  std::unique_ptr<Peer> target_;
+  uint16_t dataPort_ = 0;
+  bool useLink_ = true;
+  std::string imagesDir_;
+  transport::Manifest manifest_;  // the writable area as SYNC sent it
+  std::unique_ptr<PreCopy> pc_;   // its destructor disarms the trackers
+  std::unique_ptr<FinalStats> final_;
+  std::unique_ptr<transport::ChunkWriter> images_;  // the stream of the frozen window
+  std::unique_ptr<transport::TailSender> tail_;
+  std::future<void> prelayoutSent_;
+  v1::NetState net_;
+  uint64_t sent_ = 0;         // bytes of the images stream
+  uint64_t imageBytes_ = 0;
+  Status streamError_;        // the images stream broke during the dump
+  int64_t tFreeze_ = 0;
+};
+
+// A fresh migration id: 16 hex digits.
+std::string newMigrationId();
+
+}  // namespace lxmig::migration

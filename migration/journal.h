@@ -1,0 +1,82 @@
+// How a migration records itself while it runs: each phase timed into the
+// report and the audit at once, progress for the operator's terminal, and
+// warnings that land in the log, the report and the audit alike.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "lxmig/base/status.h"
+#include "lxmig/store/audit_log.h"
+#include "lxmig/v1/migration.pb.h"
+
+namespace lxmig::migration {
+
+using ProgressFn = std::function<void(const v1::Progress&)>;
+
+// The report and the audit of one migration. An audit write that fails is
+// logged (the migration goes on: the report still says everything).
+class Journal {
+ public:
+  Journal(store::AuditLog& audit, v1::MigrationReport& report) : audit_(audit), report_(report) {}
+  store::AuditLog& audit() { return audit_; }
+  v1::MigrationReport& report() { return report_; }
+  // The migration's row, "running".
+  void begin(const std::string& reason);
+  void setMode(v1::MigrationMode mode, v1::Tracker tracker);
+  void round(const v1::RoundReport& r);
+  // A phase measured elsewhere (the target's steps), `ms` long from `at`.
+  void addPhase(v1::Phase phase, int64_t at, int64_t ms, uint64_t bytes, const std::string& detail);
+  void event(const std::string& level, const std::string& text);
+  // Logged, in the report's warnings and in the audit's events.
+  void warn(const std::string& text);
+  void finish(v1::MigrationResult result, const Status& st, int64_t totalMs);
+
+ private:
+  void check(const Status& st);
+  store::AuditLog& audit_;
+  v1::MigrationReport& report_;
+};
+
+// Times one phase into the journal; a phase never ended is recorded as
+// interrupted when the clock goes.
+class PhaseClock {
+ public:
+  PhaseClock(Journal& journal, v1::Phase phase);
+  ~PhaseClock();
+  PhaseClock(const PhaseClock&) = delete;
+  PhaseClock& operator=(const PhaseClock&) = delete;
+  // Idempotent: the first call counts.
+  void end(const Status& st, uint64_t bytes = 0, const std::string& detail = "");
+
+ private:
+  Journal& journal_;
+  v1::Phase phase_;
+  int64_t startWall_, start_;
+  int64_t auditId_ = 0;
+  bool ended_ = false;
+};
+
+// Progress events for the operator: a phase with bytes done of a total, and
+// pre-copy's rounds; byte counts are sent at most every 100 ms.
+class Progressor {
+ public:
+  Progressor(ProgressFn fn, std::string migrationId);
+  void phase(v1::Phase phase, uint64_t total);
+  void add(uint64_t n);
+  void round(int k, uint64_t dirtyBytes, int64_t predictedMs);
+
+ private:
+  void emit(bool force);
+  ProgressFn fn_;
+  std::string id_;
+  v1::Phase phase_ = v1::PHASE_START;
+  uint64_t done_ = 0, total_ = 0;
+  int64_t t0_, phaseStart_ = 0, last_ = 0;
+  int round_ = 0;
+  uint64_t dirty_ = 0;
+  int64_t predicted_ = 0;
+};
+
+}  // namespace lxmig::migration

@@ -1,0 +1,177 @@
+#include "lxmig/migration/node_host.h"
+
+#include <sys/statvfs.h>
+
+#include <chrono>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "lxmig/net/conntrack.h"
+#include "lxmig/proto/rpc_status.h"
+#include "lxmig/v1/agent.grpc.pb.h"
+
+namespace lxmig::migration {
+namespace {
+
+constexpr const char* kLog = "node";
+// Deadlines of the calls to a target, in seconds: PREPARE waits for a peer
+// that reconnects; RESTORE includes CRIU's restore of a large container.
+constexpr int kPrepareSeconds = 10;
+constexpr int kPrelayoutSeconds = 5;
+constexpr int kRestoreSeconds = 120;
+constexpr int kCommitSeconds = 10;
+constexpr int kDataLinkConnectMs = 5000;
+
+void setDeadline(grpc::ClientContext& ctx, int seconds) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
+class GrpcPeer final : public Peer {
+ public:
+  GrpcPeer(node::Node& node, std::string name, std::unique_ptr<v1::Agent::Stub> stub)
+      : node_(node), name_(std::move(name)), stub_(std::move(stub)) {}
+  const std::string& name() const override { return name_; }
+
+  Result<v1::PrepareReply> prepare(const v1::PrepareRequest& req) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, kPrepareSeconds);
+    // A peer that just restarted leaves the channel in reconnect backoff;
+    // wait for it (until the deadline) instead of failing at once.
+    ctx.set_wait_for_ready(true);
+    v1::PrepareReply rep;
+    LXMIG_RETURN_IF_ERROR(fromPeerGrpc(name_, stub_->Prepare(&ctx, req, &rep)));
+    return rep;
+  }
+  Result<std::unique_ptr<transport::ChunkWriter>> openDataLink(uint16_t port) override {
+    LXMIG_ASSIGN_OR_RETURN(std::string host, node_.peerHost(name_));
+    return transport::connectDataLink(node_.tlsIdentity(), host, port, kDataLinkConnectMs);
+  }
+  std::unique_ptr<transport::ChunkWriter> openRpcStream() override {
+    return transport::grpcChunkWriter(*stub_, name_);
+  }
+  Status prelayout(const v1::PrelayoutRequest& req) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, kPrelayoutSeconds);
+    v1::Ack ack;
+    return fromPeerGrpc(name_, stub_->Prelayout(&ctx, req, &ack));
+  }
+  Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, kRestoreSeconds);
+    v1::RestoreReply rep;
+    LXMIG_RETURN_IF_ERROR(fromPeerGrpc(name_, stub_->Restore(&ctx, req, &rep)));
+    return rep;
+  }
+  Status commit(const std::string& migrationId) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, kCommitSeconds);
+    v1::MigrationRef ref;
+    ref.set_migration_id(migrationId);
+    v1::Ack ack;
+    return fromPeerGrpc(name_, stub_->Commit(&ctx, ref, &ack));
+  }
+  Status abort(const std::string& migrationId, const std::string& reason, int seconds) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, seconds);
+    v1::AbortRequest ar;
+    ar.set_migration_id(migrationId);
+    ar.set_reason(reason);
+    v1::Ack ack;
+    return fromPeerGrpc(name_, stub_->Abort(&ctx, ar, &ack));
+  }
+
+ private:
+  node::Node& node_;
+  std::string name_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+};
+
+}  // namespace
+
+uint64_t NodeHost::freeBytes(const std::string& dir) const {
+  struct statvfs vf {};
+  if (::statvfs(dir.c_str(), &vf) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
+}
+
+bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path); }
+
+Status NodeHost::adopt(const node::Spec& spec, const std::string& stagedRootfs) {
+  auto& lxc = node_.lxc();
+  LXMIG_RETURN_IF_ERROR(makeDirs(lxc.dir(spec.name), 0700));
+  if (::rename(stagedRootfs.c_str(), lxc.rootfs(spec.name).c_str()) != 0)
+    return Status::fromErrno("rename", lxc.rootfs(spec.name));
+  LXMIG_RETURN_IF_ERROR(lxc.define(node_.paramsFor(spec), true));
+  return node_.saveSpec(spec);
+}
+
+Status NodeHost::isolate(const node::Spec& spec) {
+  LXMIG_RETURN_IF_ERROR(node_.firewall().block(spec.ip));
+  if (Status st = node_.releaseAddress(spec); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+  return okStatus();
+}
+
+Status NodeHost::reconnect(const node::Spec& spec) {
+  Status st = node_.claimAddress(spec);
+  if (Status ub = node_.firewall().unblock(spec.ip); !ub.ok() && st.ok()) st = ub;
+  return st;
+}
+
+Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack, size_t* entries) {
+  v1::NetState net;
+  LXMIG_ASSIGN_OR_RETURN(*net.mutable_rules_json(), node_.firewall().exportContainer(spec.name, spec.ip));
+  *entries = 0;
+  if (conntrack) {
+    LXMIG_ASSIGN_OR_RETURN(auto found, net::exportConntrack({spec.ip}));
+    net.set_conntrack(net::encodeConntrack(found));
+    net.set_conntrack_replicated(true);
+    *entries = found.size();
+  }
+  return net;
+}
+
+Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) {
+  if (!net.rules_json().empty()) {
+    LXMIG_RETURN_IF_ERROR(node_.firewall().importContainer(net.rules_json()));
+    done->rules = true;
+  }
+  if (net.conntrack().empty()) return okStatus();
+  if (node_.config().failAt == "conntrack-import")
+    return internalError("create conntrack entries: injected fault (lxmigd --fail-at conntrack-import)");
+  LXMIG_ASSIGN_OR_RETURN(auto entries, net::decodeConntrack(net.conntrack()));
+  LXMIG_ASSIGN_OR_RETURN(auto stats, net::importConntrack(entries));
+  done->conntrack = net.conntrack();
+  done->conntrackCount = static_cast<uint32_t>(stats.created + stats.updated);
+  return okStatus();
+}
+
+void NodeHost::dropImportedNet(const node::Spec& spec, ImportedNet* done) {
+  if (done->rules) {
+    if (auto st = node_.firewall().removeContainer(spec.name); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+    done->rules = false;
+  }
+  if (!done->conntrack.empty()) {
+    auto entries = net::decodeConntrack(done->conntrack);
+    auto n = entries.ok() ? net::deleteConntrackEntries(*entries) : Result<size_t>(entries.status());
+    if (!n.ok()) LXMIG_LOG(kWarn, kLog) << n.status().toString();
+    done->conntrack.clear();
+    done->conntrackCount = 0;
+  }
+}
+
+void NodeHost::forgetNet(const node::Spec& spec) {
+  node_.dropNetState(spec);
+  if (auto ub = node_.firewall().unblock(spec.ip); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
+}
+
+Result<std::unique_ptr<Peer>> NodePeers::connect(const std::string& node) {
+  LXMIG_ASSIGN_OR_RETURN(auto stub, node_.peer(node));
+  return std::unique_ptr<Peer>(std::make_unique<GrpcPeer>(node_, node, std::move(stub)));
+}
+
+Result<std::vector<v1::ContainerInfo>> NodePeers::containers(const std::string& node, int seconds) {
+  LXMIG_ASSIGN_OR_RETURN(auto reply, node_.peerContainers(node, seconds));
+  return std::vector<v1::ContainerInfo>(reply.containers().begin(), reply.containers().end());
+}
+
+}  // namespace lxmig::migration

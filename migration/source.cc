@@ -1,0 +1,569 @@
+#include "lxmig/migration/source.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "journal.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "lxmig/proto/vocabulary.h"
+#include "lxmig/tracking/dirty_tracker.h"
+#include "precopy.h"
+
+namespace lxmig::migration {
+namespace {
+
+constexpr const char* kLog = "migration";
+// How long a migration waits for the memory of the previous one to arrive.
+constexpr int64_t kMemoryFillWaitMs = 300000;
+// A target that does not confirm an abort after the restore was sent may
+// run the container: the abort is asked again this often before giving up.
+constexpr int kAbortAttemptsAfterRestore = 5;
+
+Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
+
+// CRIU's logs of a failed migration outlive the images for the operator.
+void keepCriuLogs(const std::string& imagesDir, const std::string& dest) {
+  for (const char* f : {"dump.log", "restore.log", "lxc.log"}) {
+    auto text = readFile(imagesDir + "/" + f);
+    if (!text.ok()) continue;
+    if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
+  }
+}
+
+std::string kv(const char* key, int64_t v) { return std::string(key) + "=" + std::to_string(v); }
+
+}  // namespace
+
+std::string newMigrationId() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex mu;
+  std::lock_guard lk(mu);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+Source::Source(SourceContext ctx, v1::MigrateRequest req, ProgressFn progress, CancelledFn cancelled)
+    : ctx_(std::move(ctx)), req_(std::move(req)), cancelled_(std::move(cancelled)), t0_(monotonicNs()) {
+  rep_.set_id(newMigrationId());
+  rep_.set_container(req_.container());
+  rep_.set_source(ctx_.host.nodeName());
+  rep_.set_target(req_.target());
+  rep_.set_mode(req_.mode());
+  rep_.set_tracker(req_.tracker());
+  rep_.set_reason(req_.reason().empty() ? "operator" : req_.reason());
+  rep_.set_started_ms(wallMs());
+  journal_ = std::make_unique<Journal>(ctx_.audit, rep_);
+  progress_ = std::make_unique<Progressor>(std::move(progress), rep_.id());
+  imagesDir_ = ctx_.host.imagesRoot() + "/" + rep_.id();
+}
+
+Source::~Source() = default;
+
+v1::MigrationReport Source::run() {
+  journal_->begin(rep_.reason());
+  progress_->phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
+  using Step = Status (Source::*)();
+  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::prepare,  &Source::sync,
+                                    &Source::precopy,  &Source::freeze,      &Source::finalScan, &Source::dump,
+                                    &Source::rewrite,  &Source::exportNet,   &Source::transfer,  &Source::restore};
+  for (Step step : kSteps) {
+    Status st = (this->*step)();
+    // The operator's cancel is honoured between any two phases until the
+    // restore is sent (inside long phases the streams check it too), and
+    // it is the reason given: a stream it broke says less.
+    if (stage_ < Stage::kRestoreSent && cancelled()) st = cancelledByOperator();
+    if (!st.ok()) return abort(st);
+  }
+  commit();
+  return finish(v1::RESULT_COMMITTED, okStatus());
+}
+
+v1::MigrationReport Source::finish(v1::MigrationResult result, const Status& st) {
+  journal_->finish(result, st, (monotonicNs() - t0_) / 1000000);
+  return rep_;
+}
+
+// ---- validate: nothing reserved yet, a refusal costs nothing ----
+Status Source::validate() {
+  const std::string& self = ctx_.host.nodeName();
+  if (req_.container().empty()) return invalidArgument("no container name given");
+  LXMIG_ASSIGN_OR_RETURN(spec_, ctx_.host.spec(req_.container()));
+  if (req_.target().empty()) return invalidArgument("no target node given (--to)");
+  if (req_.target() == self) return invalidArgument("container `" + spec_.name + "` already runs on " + self);
+  if (rep_.mode() != v1::MODE_AUTO && rep_.mode() != v1::MODE_PRE_COPY && rep_.mode() != v1::MODE_STOP_AND_COPY)
+    return invalidArgument("unknown migration mode `" + std::string(name(rep_.mode())) +
+                           "` (pre-copy or stop-and-copy)");
+  // The tracker decides: "none" is stop-and-copy (DESIGN.md, dirty tracking).
+  if (rep_.mode() != v1::MODE_STOP_AND_COPY) {
+    LXMIG_ASSIGN_OR_RETURN(const tracking::TrackerBackend* b,
+                           tracking::chooseTracker(std::string(name(req_.tracker()))));
+    if (std::string(b->name) != "none") backend_ = b;
+  }
+  v1::Tracker used = v1::TRACKER_NONE;
+  if (backend_) (void)parse(backend_->name, &used);
+  journal_->setMode(backend_ ? v1::MODE_PRE_COPY : v1::MODE_STOP_AND_COPY, used);
+  LXMIG_ASSIGN_OR_RETURN(target_, ctx_.peers.connect(req_.target()));
+  const container::RunState rs = ctx_.host.state(spec_.name);
+  if (rs != container::RunState::kRunning)
+    return failedPrecondition("container `" + spec_.name + "` is " + container::runStateName(rs) + ", not RUNNING");
+  LXMIG_ASSIGN_OR_RETURN(reservation_, ctx_.reservations.reserve(spec_.name, "migrating to " + req_.target()));
+  stage_ = Stage::kReserved;
+  return okStatus();
+}
+
+// ---- the memory of the migration that brought it here must be complete ----
+Status Source::awaitMemory() {
+  auto fill = ctx_.host.memoryFill(spec_.name);
+  if (!fill) return okStatus();
+  progress_->phase(v1::PHASE_AWAIT_MEMORY, 0);
+  PhaseClock ph(*journal_, v1::PHASE_AWAIT_MEMORY);
+  const std::string what = "memory of `" + spec_.name + "` is still arriving from migration " + fill->migrationId +
+                           " (lazy restore, daemon pid " + std::to_string(fill->pid) + ")";
+  const std::string fillId = fill->migrationId;
+  LXMIG_LOG(kInfo, kLog) << what << ": the migration waits for it";
+  const int64_t deadline = monotonicNs() + kMemoryFillWaitMs * 1000000;
+  for (; fill; fill = ctx_.host.memoryFill(spec_.name)) {
+    Status stop = cancelled() ? cancelledByOperator()
+                  : monotonicNs() > deadline
+                      ? unavailable(what + " after " + std::to_string(kMemoryFillWaitMs / 1000) +
+                                    " s; try again once it is complete")
+                      : okStatus();
+    if (!stop.ok()) {
+      ph.end(stop);
+      return stop;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ph.end(okStatus(), 0, "waited for the lazy restore of migration " + fillId + " to fill memory");
+  return okStatus();
+}
+
+// ---- PREPARE on the target: failures here cost nothing ----
+Status Source::prepare() {
+  progress_->phase(v1::PHASE_PREPARE, 0);
+  PhaseClock ph(*journal_, v1::PHASE_PREPARE);
+  v1::PrepareRequest pr;
+  pr.set_migration_id(rep_.id());
+  pr.set_source(ctx_.host.nodeName());
+  *pr.mutable_spec() = spec_.toProto();
+  pr.set_memory_bytes(ctx_.host.memoryBytes(spec_.name));
+  pr.set_expected_bytes(transport::treeBytes(ctx_.host.rootfs(spec_.name)));
+  // Its devices, checked by the target before anything moves.
+  auto need = ctx_.host.deviceNeeds(spec_.name);
+  if (!need.ok()) {
+    Status st = need.status().withContext("devices of `" + spec_.name + "`");
+    ph.end(st);
+    return st;
+  }
+  for (const auto& d : *need) *pr.add_devices_needed() = container::devices::toProto(d);
+  if (auto offer = ctx_.host.deviceOffer(); offer.ok())
+    for (const auto& d : *offer) *pr.add_source_offer() = container::devices::toProto(d);
+  stage_ = Stage::kPrepareSent;
+  auto reply = target_->prepare(pr);
+  ph.end(reply.status());
+  LXMIG_RETURN_IF_ERROR(reply.status());
+  dataPort_ = static_cast<uint16_t>(reply->data_port());
+  useLink_ = dataPort_ != 0;
+  stage_ = Stage::kPrepared;
+  return okStatus();
+}
+
+// Bulk streams: the target's data link when it offers one (DESIGN.md: gRPC
+// stays far below the link rate), the Transfer RPC otherwise. A link that
+// cannot be opened is a warning, not a failure: the rest of this migration
+// uses the RPC.
+std::unique_ptr<transport::ChunkWriter> Source::openStream() {
+  if (useLink_) {
+    auto w = target_->openDataLink(dataPort_);
+    if (w.ok()) return std::move(*w);
+    useLink_ = false;
+    journal_->warn("data link to " + req_.target() + " unavailable, bulk data goes over gRPC: " +
+                   w.status().message());
+  }
+  return target_->openRpcStream();
+}
+
+Result<transport::Manifest> Source::sendTree(transport::ChunkWriter& w, v1::TransferChunk::Area area,
+                                             const std::string& root, const transport::Manifest& previous,
+                                             uint64_t* bytes, const std::map<std::string, uint64_t>* resume,
+                                             const std::vector<std::string>& first) {
+  return transport::sendTree(
+      rep_.id(), area, root, previous, [&](v1::TransferChunk& c) { return !cancelled() && w.write(c); },
+      [&](uint64_t n) {
+        *bytes += n;
+        progress_->add(n);
+      },
+      resume, first);
+}
+
+// ---- SYNC: the writable area while the container runs ----
+Status Source::sync() {
+  const std::string root = ctx_.host.rootfs(spec_.name);
+  progress_->phase(v1::PHASE_SYNC, transport::treeBytes(root));
+  PhaseClock ph(*journal_, v1::PHASE_SYNC);
+  auto w = openStream();
+  uint64_t bytes = 0;
+  auto m = sendTree(*w, v1::TransferChunk::ROOTFS, root, {}, &bytes);
+  Status st = w->finish().status();
+  if (st.ok() && !m.ok()) st = m.status();
+  rep_.set_bytes(rep_.bytes() + bytes);
+  ph.end(st, bytes, std::string("via ") + w->kind());
+  if (!st.ok()) return st.withContext("sync");
+  manifest_ = std::move(*m);
+  return okStatus();
+}
+
+// ---- PRE-COPY: memory rounds while the container runs ----
+Status Source::precopy() {
+  if (!backend_) return okStatus();
+  const uint64_t memBytes = ctx_.host.memoryBytes(spec_.name);
+  progress_->phase(v1::PHASE_PRECOPY, memBytes);
+  PhaseClock ph(*journal_, v1::PHASE_PRECOPY);
+  PreCopyOptions o;
+  o.migrationId = rep_.id();
+  o.backend = backend_;
+  o.maxDowntimeMs = req_.max_downtime_ms() > 0 ? req_.max_downtime_ms() : kDefaultMaxDowntimeMs;
+  o.maxRounds = req_.max_rounds() > 0 ? req_.max_rounds() : kDefaultMaxRounds;
+  o.memoryBytes = memBytes;
+  o.freeze = [this] { return ctx_.host.freeze(spec_.name); };
+  o.thaw = [this] { return ctx_.host.thaw(spec_.name); };
+  o.onScan = [this](const v1::RoundReport& r) {
+    progress_->round(r.round(), r.dirty_pages() * tracking::kPageSize, r.predicted_downtime_ms());
+  };
+  pc_ = std::make_unique<PreCopy>(o, [this] { return ctx_.host.pids(spec_.name); });
+  if (Status st = pc_->start(); !st.ok()) {
+    // A process that cannot be tracked: the whole container moves by
+    // stop-and-copy instead (nothing was left in any process).
+    journal_->warn("pre-copy impossible for `" + spec_.name + "`, falling back to stop-and-copy: " + st.message());
+    pc_.reset();
+    journal_->setMode(v1::MODE_STOP_AND_COPY, rep_.tracker());
+    ph.end(okStatus(), 0, "fallback: " + st.message());
+    return okStatus();
+  }
+  uint64_t bytes = 0;
+  auto counted = [&](uint64_t n) {
+    bytes += n;
+    progress_->add(n);
+  };
+  Status st;
+  while (st.ok() && !cancelled()) {
+    // One stream per round: when it ends, the target folds the round into
+    // its page store.
+    auto w = openStream();
+    auto r = pc_->round([&](v1::TransferChunk& c) { return !cancelled() && w->write(c); }, counted);
+    Status fin = w->finish().status();
+    if (!r.ok()) {
+      st = r.status();
+      if (!fin.ok() && st.code() == Code::kUnavailable) st = fin;  // the target's reason
+      break;
+    }
+    if (!fin.ok()) {
+      st = fin;
+      break;
+    }
+    journal_->round(*r);
+    progress_->round(r->round(), r->dirty_pages() * tracking::kPageSize, r->predicted_downtime_ms());
+    if (!r->stop().empty()) break;
+  }
+  for (const auto& wn : pc_->warnings()) rep_.add_warnings(wn);
+  rep_.set_bytes(rep_.bytes() + bytes);
+  ph.end(st, bytes, "tracker=" + std::string(backend_->name) + " rounds=" + std::to_string(pc_->roundsDone()));
+  return st.withContext("pre-copy");
+}
+
+// ---- FREEZE: downtime starts ----
+Status Source::freeze() {
+  // The stream of the frozen window is opened first: its handshake is not
+  // downtime.
+  images_ = openStream();
+  tail_ = std::make_unique<transport::TailSender>(rep_.id(), v1::TransferChunk::IMAGES, imagesDir_, "pages-");
+  progress_->phase(v1::PHASE_FREEZE, 0);
+  PhaseClock ph(*journal_, v1::PHASE_FREEZE);
+  tFreeze_ = monotonicNs();
+  Status st = ctx_.host.freeze(spec_.name);
+  if (st.ok()) {
+    stage_ = Stage::kFrozen;
+    // Nothing of the frozen copy may leave this node or reach it: not its
+    // packets, not the RSTs its sockets send when it is destroyed at commit
+    // (the established flows continue on the target); its route goes.
+    st = ctx_.host.isolate(spec_);
+  }
+  ph.end(st);
+  return st;
+}
+
+Status Source::finalScan() {
+  if (!pc_) return okStatus();
+  PhaseClock ph(*journal_, v1::PHASE_FINAL_SCAN);
+  auto r = pc_->finalScan();
+  if (!r.ok()) {
+    ph.end(r.status());
+    return r.status().withContext("final scan");
+  }
+  final_ = std::make_unique<FinalStats>(*r);
+  // What the dump will hold, for the target's prelayout: while CRIU dumps
+  // here, the target lays its page store out that way, so the restore's
+  // assembly has (almost) nothing to move. Only an optimisation: a target
+  // that cannot (an older agent) leaves it all to the assembly.
+  const int64_t tp = monotonicNs();
+  v1::PrelayoutRequest plr;
+  plr.set_migration_id(rep_.id());
+  for (const auto& [vpid, pages] : pc_->predictedDump()) {
+    auto* p = plr.add_procs();
+    p->set_vpid(vpid);
+    for (const auto& rg : pages.ranges()) {
+      p->add_ranges(rg.start);
+      p->add_ranges(rg.end);
+    }
+  }
+  ph.end(okStatus(), 0,
+         kv("dirty_pages", static_cast<int64_t>(final_->dirtyPages)) + " " +
+             kv("valid_pages", static_cast<int64_t>(final_->validPages)) + " " + kv("scan_us", final_->scanUs) + " " +
+             kv("predict_us", (monotonicNs() - tp) / 1000));
+  prelayoutSent_ = std::async(std::launch::async, [peer = target_.get(), plr = std::move(plr), id = rep_.id()] {
+    if (Status st = peer->prelayout(plr); !st.ok())
+      LXMIG_LOG(kInfo, kLog) << "migration " << id << ": no prelayout on " << peer->name() << " (" << st.message()
+                             << "); its restore assembles the page store";
+  });
+  return okStatus();
+}
+
+// ---- DUMP: CRIU's page files go to the target while CRIU still writes
+// them (TailSender), the rest in TRANSFER ----
+Status Source::dump() {
+  auto sink = [this](v1::TransferChunk& c) { return !cancelled() && images_->write(c); };
+  auto counted = [this](uint64_t n) {
+    sent_ += n;
+    progress_->add(n);
+  };
+  progress_->phase(v1::PHASE_DUMP, 0);
+  PhaseClock ph(*journal_, v1::PHASE_DUMP);
+  // A process killed or exiting since the freeze can leave the freezer
+  // FREEZING; CRIU needs it FROZEN: freeze again (the network is blocked,
+  // nothing of the container reaches the outside meanwhile).
+  auto ensureFrozen = [this]() -> Status {
+    if (ctx_.host.frozen(spec_.name)) return okStatus();
+    journal_->event("warn", "container `" + spec_.name +
+                                "` was no longer frozen before the dump (a process exiting?); froze it again");
+    LXMIG_RETURN_IF_ERROR(ctx_.host.freeze(spec_.name));
+    if (!pc_) return okStatus();
+    // Whatever ran meanwhile is scanned again: pages written since the
+    // final scan lose their validity on the target.
+    LXMIG_ASSIGN_OR_RETURN(FinalStats again, pc_->finalScan());
+    final_->dirtyPages += again.dirtyPages;
+    final_->validPages = again.validPages;
+    return okStatus();
+  };
+  Status st = ensureFrozen();
+  // Pre-copy: CRIU need not write the processes' memory (most of it is on
+  // the target already); rewrite() reads the rest from the frozen processes.
+  int discard = 0;
+  if (pc_)
+    if (auto pids = ctx_.host.pids(spec_.name); pids.ok()) discard = static_cast<int>(pids->size());
+  if (st.ok()) {
+    std::atomic<bool> done{false};
+    std::thread dumper([&] {
+      st = ctx_.host.dump(spec_.name, imagesDir_, discard);
+      done = true;
+    });
+    while (!done) {
+      uint64_t n = 0;
+      if (streamError_.ok() && !pc_) {  // pre-copy rewrites the page files after the dump
+        auto r = tail_->poll(sink, counted);
+        if (r.ok()) n = *r;
+        else streamError_ = r.status();
+      }
+      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    dumper.join();
+  }
+  if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
+  ph.end(st, imageBytes_, kv("streamed_during_dump", static_cast<int64_t>(sent_)));
+  return st;
+}
+
+// ---- REWRITE (pre-copy): pages the target holds become PARENT references
+// into its page store ----
+Status Source::rewrite() {
+  if (!pc_) return okStatus();
+  PhaseClock ph(*journal_, v1::PHASE_REWRITE);
+  Status st = pc_->rewriteDump(imagesDir_, *final_);
+  if (st.code() == Code::kFailedPrecondition) {
+    // The dump did not number its files as expected: dump again, keeping
+    // everything (the container is still frozen), and rewrite that.
+    journal_->event("warn", st.message() + "; dumped again with all pages");
+    final_->parentPages = final_->deltaPages = 0;
+    (void)removeTree(imagesDir_);
+    st = ctx_.host.dump(spec_.name, imagesDir_, 0);
+    if (st.ok()) st = pc_->rewriteDump(imagesDir_, *final_);
+  }
+  if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
+  ph.end(st, imageBytes_,
+         kv("parent_pages", static_cast<int64_t>(final_->parentPages)) + " " +
+             kv("delta_pages", static_cast<int64_t>(final_->deltaPages)));
+  return st.withContext("rewrite images");
+}
+
+// ---- NETWORK STATE: the container's firewall chain and the node's
+// conntrack entries of its address, taken while nothing reaches it (the
+// route went at the freeze; CRIU locked its own namespace for the dump) ----
+Status Source::exportNet() {
+  PhaseClock ph(*journal_, v1::PHASE_NET_EXPORT);
+  size_t entries = 0;
+  auto net = ctx_.host.exportNet(spec_, !req_.no_conntrack(), &entries);
+  if (net.ok()) net_ = std::move(*net);
+  ph.end(net.status(), net_.ByteSizeLong(),
+         kv("conntrack_entries", static_cast<int64_t>(entries)) +
+             (req_.no_conntrack() ? " (replication switched off)" : ""));
+  return net.status().withContext("export network state");
+}
+
+// ---- TRANSFER: the rest of the images and the writable area's delta ----
+Status Source::transfer() {
+  progress_->phase(v1::PHASE_TRANSFER, imageBytes_ > sent_ ? imageBytes_ - sent_ : 0);
+  PhaseClock ph(*journal_, v1::PHASE_TRANSFER);
+  const uint64_t before = sent_;
+  Status st = streamError_;
+  if (st.ok()) {
+    uint64_t bytes = 0;
+    // What CRIU's lazy-pages daemon reads at start-up first: the target
+    // starts it while the rest arrives.
+    auto m = sendTree(*images_, v1::TransferChunk::IMAGES, imagesDir_, {}, &bytes, &tail_->sent(),
+                      {"inventory.img", "pstree.img"});
+    st = m.status();
+    if (st.ok())
+      st = sendTree(*images_, v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_, &bytes).status();
+    sent_ += bytes;
+  }
+  Status fin = images_->finish().status();
+  images_.reset();
+  if (!fin.ok()) st = fin;  // the target's reason beats "stream broke" (the operator's beats both: run())
+  rep_.set_bytes(rep_.bytes() + sent_);
+  ph.end(st, sent_, kv("after_dump", static_cast<int64_t>(sent_ - before)));
+  return st.withContext("transfer");
+}
+
+// ---- RESTORE and CUT-OVER on the target: downtime ends when it answers ----
+Status Source::restore() {
+  progress_->phase(v1::PHASE_RESTORE, 0);
+  PhaseClock ph(*journal_, v1::PHASE_RESTORE);
+  v1::RestoreRequest rr;
+  rr.set_migration_id(rep_.id());
+  rr.set_lazy(pc_ != nullptr);
+  *rr.mutable_net() = std::move(net_);
+  stage_ = Stage::kRestoreSent;
+  auto r = target_->restore(rr);
+  if (!r.ok()) {
+    ph.end(r.status());
+    return r.status();
+  }
+  ph.end(okStatus(), 0,
+         kv("prelayout_ms", r->prelayout_ms()) + " " + kv("prelayout_bytes", static_cast<int64_t>(r->prelayout_bytes())) +
+             " " + kv("prelayout_wait_ms", r->prelayout_wait_ms()) + " " + kv("assemble_ms", r->assemble_ms()) + " " +
+             kv("assemble_copied", static_cast<int64_t>(r->assembled_copied_bytes())) + " " +
+             kv("assemble_moved", static_cast<int64_t>(r->assembled_moved_bytes())) + " " +
+             kv("lazy_start_ms", r->lazy_start_ms()) + " " + kv("net_import_ms", r->net_import_ms()) + " " +
+             kv("conntrack_imported", r->conntrack_imported()) + " " + kv("restore_ms", r->restore_ms()) + " " +
+             kv("cutover_ms", r->cutover_ms()));
+  rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000);
+  recordTargetSteps(*r);
+  return okStatus();
+}
+
+// The target's steps as rows of their own, so the frozen window's
+// composition is a query away (durations measured by the target).
+void Source::recordTargetSteps(const v1::RestoreReply& r) {
+  int64_t at = rep_.phases(rep_.phases_size() - 1).started_ms();
+  auto step = [&](v1::Phase phase, int64_t ms, uint64_t bytes, const std::string& detail) {
+    journal_->addPhase(phase, at, ms, bytes, detail);
+    at += ms;
+  };
+  step(v1::PHASE_TARGET_NET_IMPORT, r.net_import_ms(), 0,
+       "nftables chain + " + std::to_string(r.conntrack_imported()) + " conntrack entries");
+  if (pc_) {
+    // Frozen time only the wait is; the layout itself ran during the dump.
+    step(v1::PHASE_TARGET_PRELAYOUT_WAIT, r.prelayout_wait_ms(), r.prelayout_bytes(),
+         r.prelayout_ms() || r.prelayout_bytes()
+             ? "page store laid out during the dump in " + std::to_string(r.prelayout_ms()) + " ms (" +
+                   std::to_string(r.prelayout_bytes()) + " bytes moved or copied)"
+             : "no prelayout");
+    step(v1::PHASE_TARGET_ASSEMBLE, r.assemble_ms(), r.assembled_copied_bytes() + r.assembled_moved_bytes(),
+         "bytes = copied " + std::to_string(r.assembled_copied_bytes()) + " + moved " +
+             std::to_string(r.assembled_moved_bytes()));
+    step(v1::PHASE_TARGET_LAZY_START, r.lazy_start_ms(), 0, "criu lazy-pages daemon");
+  }
+  step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), 0, pc_ ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
+  step(v1::PHASE_TARGET_NETWORK, r.cutover_ms(), 0, "route + gratuitous ARP");
+}
+
+// ---- COMMIT: the target runs it; the source copy goes ----
+void Source::commit() {
+  progress_->phase(v1::PHASE_COMMIT, 0);
+  PhaseClock ph(*journal_, v1::PHASE_COMMIT);
+  Status st = ctx_.host.destroy(spec_.name);
+  ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
+  (void)removeTree(imagesDir_);
+  reservation_.release();
+  if (Status cst = target_->commit(rep_.id()); !cst.ok())
+    journal_->event("warn", "commit notice to target failed: " + cst.message());
+  if (!st.ok()) journal_->event("error", "source cleanup: " + st.message());
+  ph.end(st);
+}
+
+void Source::dropImagesStream() {
+  if (!images_) return;
+  images_->cancel();
+  (void)images_->finish();
+  images_.reset();
+}
+
+// ---- ABORT: one way back from every stage ----
+v1::MigrationReport Source::abort(const Status& why) {
+  dropImagesStream();
+  if (stage_ < Stage::kPrepared) {
+    // Refused: nothing of the container was touched. A target that got the
+    // PREPARE may have reserved things before refusing: it is told.
+    if (stage_ == Stage::kPrepareSent) (void)target_->abort(rep_.id(), why.message(), 3);
+    reservation_.release();
+    return finish(v1::RESULT_REFUSED, why);
+  }
+  PhaseClock ph(*journal_, v1::PHASE_ABORT);
+  prelayoutSent_ = {};  // joined: the target is about to drop what it works on
+  const bool restoreSent = stage_ == Stage::kRestoreSent;
+  Status targetAbort;
+  for (int attempt = 0; attempt < (restoreSent ? kAbortAttemptsAfterRestore : 1); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    targetAbort = target_->abort(rep_.id(), why.message(), 5);
+    if (targetAbort.ok()) break;
+  }
+  if (restoreSent && !targetAbort.ok()) {
+    // The target may run the container: thawing here could make two copies.
+    ph.end(targetAbort);
+    reservation_.release();
+    if (ctx_.settleLater) ctx_.settleLater();  // settled once the target answers again
+    return finish(v1::RESULT_FAILED,
+                  Status(Code::kAborted, why.message() + "; target " + req_.target() +
+                                             " did not confirm the abort, source `" + spec_.name +
+                                             "` left FROZEN on " + ctx_.host.nodeName() +
+                                             " to avoid two running copies; the agent settles it with " +
+                                             req_.target() + " once it answers"));
+  }
+  Status local;
+  if (pc_) pc_->disarm();  // no write-protection is left in the processes
+  if (stage_ >= Stage::kFrozen) {
+    local = ctx_.host.thaw(spec_.name);
+    if (Status st = ctx_.host.reconnect(spec_); !st.ok() && local.ok()) local = st;
+  }
+  keepCriuLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
+  (void)removeTree(imagesDir_);
+  reservation_.release();
+  ph.end(local);
+  return finish(v1::RESULT_ABORTED, why);
+}
+
+}  // namespace lxmig::migration

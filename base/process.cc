@@ -186,6 +186,10 @@ void Child::killAndReap() {
 Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts) {
   if (argv.empty()) return invalidArgument("spawn: empty argv");
   auto args = cArgs(argv);
+  // Built before the fork: the child of a threaded parent may only make
+  // async-signal-safe calls.
+  auto envStrings = mergedEnv(opts.extraEnv);
+  auto envp = cArgs(envStrings);
   pid_t pid = ::fork();
   if (pid < 0) return Status::fromErrno("fork", argv[0]);
   if (pid == 0) {
@@ -201,7 +205,7 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), envp.data());
     std::fprintf(stderr, "exec %s: %s\n", args[0], ::strerror(errno));
     ::_exit(127);
   }

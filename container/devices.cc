@@ -50,11 +50,7 @@ void merge(std::vector<Device>& into, Device d) {
 }
 
 void scanDir(const std::string& dir, int depth, std::vector<Device>& out) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  for (const auto& n : listDir(dir).value_or({})) {
     std::string p = dir + "/" + n;
     struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) continue;
@@ -66,7 +62,6 @@ void scanDir(const std::string& dir, int depth, std::vector<Device>& out) {
     Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c', ::major(st.st_rdev), ::minor(st.st_rdev), p, "", "", {}};
     if (!standardDevice(dev)) out.push_back(std::move(dev));
   }
-  ::closedir(d);
 }
 
 }  // namespace
@@ -173,20 +168,16 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
   }
   for (pid_t pid : pids) {
     const std::string base = "/proc/" + std::to_string(pid);
-    if (DIR* d = ::opendir((base + "/fd").c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::string fd = base + "/fd/" + e->d_name;
+    for (const auto& n : listDir(base + "/fd").value_or({})) {
+        std::string fd = base + "/fd/" + n;
         struct stat st {};
         if (::stat(fd.c_str(), &st) != 0 || (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))) continue;
         Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c', ::major(st.st_rdev), ::minor(st.st_rdev), "", "", "", {}};
         if (standardDevice(dev)) continue;
         auto target = readLink(fd);
         dev.path = target.ok() ? *target : "";
-        dev.seen.push_back("open by pid " + containerPid(pid) + " '" + comm(pid) + "' (fd " + e->d_name + ")");
+        dev.seen.push_back("open by pid " + containerPid(pid) + " '" + comm(pid) + "' (fd " + n + ")");
         merge(out, std::move(dev));
-      }
-      ::closedir(d);
     }
     auto maps = readFile(base + "/maps");
     if (!maps.ok()) continue;

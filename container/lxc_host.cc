@@ -94,28 +94,16 @@ std::string criuError(const std::string& logPath) {
 std::vector<std::string> cgroupHierarchies() {
   std::vector<std::string> out;
   if (pureCgroup2()) return {kCgroupRoot};
-  DIR* d = ::opendir(kCgroupRoot);
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  for (const auto& n : listDir(kCgroupRoot).value_or({})) {
     std::string p = std::string(kCgroupRoot) + "/" + n;
     if (pathExists(p + "/cgroup.procs")) out.push_back(p);
   }
-  ::closedir(d);
   return out;
 }
 
 void rmdirDepthFirst(const std::string& path) {
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return;
-  std::vector<std::string> subs;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (e->d_type == DT_DIR && n != "." && n != "..") subs.push_back(path + "/" + n);
-  }
-  ::closedir(d);
-  for (const auto& s : subs) rmdirDepthFirst(s);
+  for (const auto& e : listDirEntries(path).value_or({}))
+    if (e.type == DT_DIR) rmdirDepthFirst(path + "/" + e.name);
   ::rmdir(path.c_str());
 }
 
@@ -173,7 +161,10 @@ void LxcHost::returnToOwnCgroups() const {
   }
 }
 
-std::mutex& criuMutex() {
+// liblxc does not say that concurrent migrate() calls in one process are
+// safe: dumps, which run in the agent, go one at a time. Restores run in
+// lxmig-restore processes of their own and need no lock.
+static std::mutex& dumpMutex() {
   static std::mutex mu;
   return mu;
 }
@@ -359,8 +350,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   migrate_opts o{};
   o.directory = const_cast<char*>(imagesDir.c_str());
   o.stop = false;  // CRIU leaves it as found: frozen
-  std::lock_guard lk(criuMutex());
-  ::setenv("LXMIG_CRIU_DUMP_OPTS", "", 1);
+  std::lock_guard lk(dumpMutex());
   int r = c->migrate(c.get(), MIGRATE_DUMP, &o, sizeof o);
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -406,7 +396,6 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
-  std::lock_guard lk(criuMutex());
   // liblxc passes --cgroup-root for v1 controllers only; without a default
   // the tasks land in the source's cgroup2 path (PLATFORM.md).
   std::string opts = "--cgroup-root /" + cgroupParent_ + "/payload." + name;
@@ -422,11 +411,11 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (!pathExists(helperPath))
     return failedPrecondition("restore `" + name + "`: " + helperPath +
                               " is missing (install lxmig-restore next to lxmigd)");
-  ::setenv("LXMIG_CRIU_RESTORE_OPTS", opts.c_str(), 1);
   SpawnOptions so;
   so.stderrPath = dir(name) + "/restore-helper.log";
+  // The criu wrapper (scripts/setup.sh) reads them; liblxc has no field.
+  so.extraEnv = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
   auto helper = spawn({helperPath, lxcPath_, name, imagesDir}, so);
-  ::setenv("LXMIG_CRIU_RESTORE_OPTS", "", 1);
   if (!helper.ok()) return helper.status().withContext("restore `" + name + "`");
   auto rc = helper->wait(kRestoreTimeoutMs);
   if (!rc.ok()) return rc.status().withContext("restore `" + name + "`");
@@ -523,14 +512,8 @@ Status LxcHost::destroy(const std::string& name) {
 
 std::vector<std::string> LxcHost::list() const {
   std::vector<std::string> out;
-  DIR* d = ::opendir(lxcPath_.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  for (const auto& n : listDir(lxcPath_).value_or({}))
     if (pathExists(lxcPath_ + "/" + n + "/lxmig.json")) out.push_back(n);
-  }
-  ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -30,16 +30,12 @@ std::string roundDirName(int k) {
 // pagemap-<N>.img files of a directory (not pagemap-shmem-*).
 std::vector<std::pair<uint32_t, std::string>> pagemapsIn(const std::string& dir) {
   std::vector<std::pair<uint32_t, std::string>> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
+  for (const auto& n : listDir(dir).value_or({})) {
     if (!startsWith(n, "pagemap-") || n.size() < 13 || n.substr(n.size() - 4) != ".img") continue;
     std::string num = n.substr(8, n.size() - 12);
     if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
     out.emplace_back(static_cast<uint32_t>(std::stoul(num)), dir + "/" + n);
   }
-  ::closedir(d);
   return out;
 }
 

@@ -109,17 +109,16 @@ class Scanner {
     hostPid_ = nsInode("self", "pid");
     // SysV segments of the scanner's IPC namespace, for evidence.
     if (auto t = readFile(opts_.procRoot + "/sysvipc/shm"); t.ok()) sysvShm_ = internal::parseSysvShm(*t);
-    DIR* d = ::opendir(opts_.procRoot.c_str());
-    if (!d) {
-      scan_.unreadable.push_back(opts_.procRoot + ": " + std::strerror(errno));
+    auto entries = listDir(opts_.procRoot);
+    if (!entries.ok()) {
+      scan_.unreadable.push_back(entries.status().message());
       return std::move(scan_);
     }
     std::vector<pid_t> pids;
-    while (dirent* e = ::readdir(d)) {
+    for (const auto& n : *entries) {
       uint64_t pid = 0;
-      if (parseUint64(e->d_name, &pid) && pid > 0) pids.push_back(static_cast<pid_t>(pid));
+      if (parseUint64(n, &pid) && pid > 0) pids.push_back(static_cast<pid_t>(pid));
     }
-    ::closedir(d);
     std::sort(pids.begin(), pids.end());
     // Reading /proc is the cost (kernel time per process); spread it over
     // the cores, then merge in pid order so the result does not depend on

@@ -473,17 +473,14 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
   std::map<pid_t, const Proc*> byVpid;
   for (const auto& [pid, p] : procs_) byVpid[p->vpid] = p.get();
 
-  DIR* d = ::opendir(imagesDir.c_str());
-  if (!d) return Status::fromErrno("opendir", imagesDir);
+  LXMIG_ASSIGN_OR_RETURN(auto names, listDir(imagesDir));
   std::vector<std::pair<pid_t, std::string>> pagemaps;
   std::vector<std::string> shmemPagemaps;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
+  for (const auto& n : names) {
     if (startsWith(n, "pagemap-shmem-")) shmemPagemaps.push_back(imagesDir + "/" + n);
     else if (startsWith(n, "pagemap-") && n.size() > 12 && n.find_first_not_of("0123456789", 8) == n.size() - 4)
       pagemaps.emplace_back(static_cast<pid_t>(std::stol(n.substr(8))), imagesDir + "/" + n);
   }
-  ::closedir(d);
   // Shared memory is never discarded (dumpDiscardingPages only covers the
   // processes' own page files); CRIU numbering otherwise would be a surprise.
   for (const auto& sp : shmemPagemaps) {

@@ -363,7 +363,9 @@ TEST(Trackers, ChooseReportsWhatWorksHere) {
   EXPECT_FALSE(chooseTracker("bogus").ok());
   EXPECT_TRUE(chooseTracker("none").ok());
   // This kernel has no soft-dirty (PLATFORM.md): naming it is refused.
-  if (!backend("soft-dirty").probe().ok()) EXPECT_EQ(chooseTracker("soft-dirty").status().code(), Code::kFailedPrecondition);
+  if (!backend("soft-dirty").probe().ok()) {
+    EXPECT_EQ(chooseTracker("soft-dirty").status().code(), Code::kFailedPrecondition);
+  }
 }
 
 }  // namespace

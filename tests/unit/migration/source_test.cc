@@ -95,7 +95,9 @@ TEST_F(SourceTest, FailureOnTheTargetDuringTheRestoreIsUndoneThere) {
     auto r = migrate();
     EXPECT_EQ(r.result(), v1::RESULT_ABORTED) << r.error();
     expectRunsOnlyOn(n1);
-    if (std::string(step) != "adopt") EXPECT_TRUE(n2.called("dropImportedNet web"));
+    if (std::string(step) != "adopt") {
+      EXPECT_TRUE(n2.called("dropImportedNet web"));
+    }
     EXPECT_EQ(auditResult(n2, r.id()), "aborted");
   }
 }

@@ -70,6 +70,7 @@ struct SpawnOptions {
   std::string stdoutPath = "/dev/null";  // appended to
   std::string stderrPath = "/dev/null";
   bool newSession = true;
+  std::vector<std::string> extraEnv;  // "NAME=value", added to the child's environment
 };
 
 Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts = {});

@@ -111,8 +111,4 @@ class LxcHost {
   std::vector<std::string> ownCgroupProcs_;  // cgroup.procs of the agent's cgroups
 };
 
-// Serializes calls that fork criu with per-call environment (liblxc has no
-// field for the options lxmig adds; the criu wrapper reads them from env).
-std::mutex& criuMutex();
-
 }  // namespace lxmig::container

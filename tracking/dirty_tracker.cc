@@ -96,6 +96,22 @@ void decodePagemapWords(const uint64_t* w, size_t n, uint64_t base, PageSet& pre
   }
 }
 
+Result<PageSet> writeProtectRegistered(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return notFound("pid " + std::to_string(pid) + " exited");
+    return Status::fromErrno("open", path);
+  }
+  std::vector<kabi::PageRegion> regs;
+  constexpr uint64_t kUserEnd = 0x7ffffffff000ull;
+  int rc = kabi::pagemapScan(fd.get(), 0, kUserEnd, 0, kabi::kPageIsWpallowed, 0, 0, kabi::kPageIsWpallowed, regs);
+  if (rc != 0) return Status::fromErrno("PAGEMAP_SCAN", path, -rc);
+  PageSet out;
+  for (const auto& g : regs) out.add(g.start, g.end);
+  return out;
+}
+
 Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges, bool skipPageCache) {
   const std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -19,7 +19,7 @@
 
 #include "fixtures/testbed_fixture.h"
 #include "lxmig/base/files.h"
-#include "pagemap_scan.h"
+#include "lxmig/tracking/dirty_tracker.h"
 
 namespace lxmig::testing {
 namespace {
@@ -735,13 +735,10 @@ class PreCopyTest : public MigrationTest {
   size_t writeProtectLeft(const std::vector<int>& pids) {
     size_t n = 0;
     for (int pid : pids) {
-      int fd = ::open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY);
-      if (fd < 0) continue;
-      std::vector<tracking::kabi::PageRegion> regs;
-      EXPECT_EQ(tracking::kabi::pagemapScan(fd, 0, 0x7ffffffff000ull, 0, tracking::kabi::kPageIsWpallowed, 0, 0,
-                                         tracking::kabi::kPageIsWpallowed, regs), 0);
-      ::close(fd);
-      n += regs.size();
+      auto wp = tracking::writeProtectRegistered(pid);
+      if (!wp.ok() && wp.status().code() == Code::kNotFound) continue;
+      EXPECT_TRUE(wp.ok()) << wp.status().toString();
+      if (wp.ok()) n += wp->ranges().size();
     }
     return n;
   }

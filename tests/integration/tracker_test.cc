@@ -20,7 +20,6 @@
 
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/tracking/inject.h"
-#include "pagemap_scan.h"
 
 namespace lxmig::tracking {
 namespace {
@@ -327,11 +326,9 @@ TEST(UffdWp, DisarmLeavesNoProtectionBehind) {
   ASSERT_TRUE((*t)->arm().ok());
   ASSERT_TRUE((*t)->collect(false).ok());
   auto wpAllowed = [&] {
-    int pm = ::open(("/proc/" + std::to_string(w.pid()) + "/pagemap").c_str(), O_RDONLY);
-    std::vector<kabi::PageRegion> regs;
-    EXPECT_EQ(kabi::pagemapScan(pm, 0, 0x7ffffffff000ull, 0, kabi::kPageIsWpallowed, 0, 0, kabi::kPageIsWpallowed, regs), 0);
-    ::close(pm);
-    return regs.size();
+    auto wp = writeProtectRegistered(w.pid());
+    EXPECT_TRUE(wp.ok()) << wp.status().toString();
+    return wp.ok() ? wp->ranges().size() : 0;
   };
   ASSERT_GT(wpAllowed(), 0u) << "armed memory shows as write-protect capable";
   (*t)->disarm();

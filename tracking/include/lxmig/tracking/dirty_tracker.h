@@ -93,6 +93,10 @@ Result<const TrackerBackend*> chooseTracker(const std::string& requested);
 // otherwise.
 Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges, bool skipPageCache = false);
 
+// Memory of `pid` still registered with a userfaultfd for write-protection
+// (empty once every tracker in it is disarmed). Needs PAGEMAP_SCAN.
+Result<PageSet> writeProtectRegistered(pid_t pid);
+
 // --- pure helpers, exposed for unit tests ---
 
 struct MapsEntry {

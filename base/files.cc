@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -182,6 +183,58 @@ static Status removeAt(int dirfd, const char* name, dev_t dev, const std::string
   }
   if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) return Status::fromErrno("unlink", shown);
   return okStatus();
+}
+
+Status removeTreeAt(int dirfd, const std::string& name, const std::string& shown) {
+  struct stat parent {};
+  if (::fstat(dirfd, &parent) != 0) return Status::fromErrno("stat", shown);
+  return removeAt(dirfd, name.c_str(), parent.st_dev, shown);
+}
+
+namespace {
+
+struct OpenHow {
+  uint64_t flags, mode, resolve;
+};
+constexpr uint64_t kResolveNoMagiclinks = 0x02, kResolveNoSymlinks = 0x04, kResolveBeneath = 0x08;
+
+// O_NOFOLLOW on every component: what openat2 does, for kernels before 5.6.
+Result<UniqueFd> walkBeneath(int rootfd, const std::string& rel, int flags, const std::string& shown) {
+  UniqueFd cur(::fcntl(rootfd, F_DUPFD_CLOEXEC, 0));
+  if (!cur) return Status::fromErrno("dup", shown);
+  for (const auto& part : split(rel, '/')) {
+    if (part == ".") continue;
+    UniqueFd next(::openat(cur.get(), part.c_str(), flags | O_NOFOLLOW));
+    if (!next) {
+      if (errno == ENOENT) return notFound("no directory `" + shown + "`");
+      if (errno == ELOOP || errno == ENOTDIR)
+        return failedPrecondition("`" + shown + "` leads through a link or a non-directory (`" + part + "`)");
+      return Status::fromErrno("open", shown);
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+}  // namespace
+
+Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::string& shown, bool pathOnly) {
+  const int flags = O_DIRECTORY | O_CLOEXEC | (pathOnly ? O_PATH : O_RDONLY);
+  OpenHow how{static_cast<uint64_t>(flags), 0, kResolveBeneath | kResolveNoSymlinks | kResolveNoMagiclinks};
+  long fd = ::syscall(SYS_openat2, rootfd, rel.empty() ? "." : rel.c_str(), &how, sizeof how);
+  if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+  switch (errno) {
+    case ENOSYS:
+      return walkBeneath(rootfd, rel, flags, shown);
+    case ENOENT:
+      return notFound("no directory `" + shown + "`");
+    case ELOOP:
+    case EXDEV:
+    case ENOTDIR:
+      return failedPrecondition("`" + shown + "` leads through a link or a non-directory");
+    default:
+      return Status::fromErrno("open", shown);
+  }
 }
 
 Status removeTree(const std::string& path) {

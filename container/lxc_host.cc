@@ -12,6 +12,7 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 
 namespace lxmig::container {
@@ -184,6 +185,18 @@ const char* runStateName(RunState s) {
   return "UNKNOWN";
 }
 
+// The two paths of an lxc.mount.entry (fstab syntax: blanks separate
+// fields); returns the container path relative to its root.
+static Result<std::string> mountEntryPaths(const std::string& host, const std::string& inside, const char* what) {
+  const std::string both = "`" + host + ":" + inside + "`";
+  if (Status st = checkAbsolutePath(host); !st.ok()) return invalidArgument(std::string("bad ") + what + " " + both + ": " + st.message());
+  if (Status st = checkAbsolutePath(inside); !st.ok() || inside == "/")
+    return invalidArgument(std::string("bad ") + what + " " + both + ": " + (st.ok() ? "not the container's root" : st.message()));
+  if ((host + inside).find_first_of(" \t\\") != std::string::npos)
+    return invalidArgument(std::string("bad ") + what + " " + both + ": blanks and backslashes cannot be written to an LXC mount entry");
+  return inside.substr(1);
+}
+
 Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   if (defined(p.name)) return alreadyExists("container `" + p.name + "` already exists on this node");
   std::string root = rootfs(p.name);
@@ -197,8 +210,16 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
         return Status::fromErrno("symlink", link);
     }
   }
+  // Every value goes through one door: a control character (a newline
+  // would start a config line of the caller's choosing, e.g. a host hook)
+  // refuses the whole config.
+  LXMIG_RETURN_IF_ERROR(checkContainerName(p.name));
   std::string cfg;
-  auto add = [&](const std::string& k, const std::string& v) { cfg += k + " = " + v + "\n"; };
+  Status unsafe;
+  auto add = [&](const std::string& k, const std::string& v) {
+    if (Status st = checkPlainText(v, "value of " + k + " for `" + p.name + "`"); !st.ok() && unsafe.ok()) unsafe = st;
+    cfg += k + " = " + v + "\n";
+  };
   cfg += "# written by lxmigd; lxmig.json holds the container's spec\n";
   add("lxc.uts.name", p.name);
   add("lxc.rootfs.path", "dir:" + root);
@@ -206,20 +227,12 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   for (const auto& b : p.binds) {
     struct stat st {};
     if (::stat(b.hostPath.c_str(), &st) != 0) return Status::fromErrno("bind source", b.hostPath);
-    std::string rel = b.containerPath;
-    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
-    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
-        b.hostPath.find(' ') != std::string::npos)
-      return invalidArgument("bad bind `" + b.hostPath + ":" + b.containerPath + "`");
+    LXMIG_ASSIGN_OR_RETURN(std::string rel, mountEntryPaths(b.hostPath, b.containerPath, "bind"));
     add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") + "bind,create=" +
                                (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
   }
   for (const auto& d : p.devices) {
-    std::string rel = d.containerPath;
-    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
-    if (rel.empty() || rel.find("..") != std::string::npos || rel.find(' ') != std::string::npos ||
-        d.hostPath.find(' ') != std::string::npos)
-      return invalidArgument("bad device `" + d.hostPath + ":" + d.containerPath + "`");
+    LXMIG_ASSIGN_OR_RETURN(std::string rel, mountEntryPaths(d.hostPath, d.containerPath, "device"));
     // The cgroup rule in the hierarchy that holds the devices controller.
     std::string rule = std::string(1, d.type) + " " + std::to_string(d.major) + ":" + std::to_string(d.minor) + " rwm";
     add(pathExists("/sys/fs/cgroup/devices") ? "lxc.cgroup.devices.allow" : "lxc.cgroup2.devices.allow", rule);
@@ -245,6 +258,7 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   for (const auto& e : p.env) add("lxc.environment", e);
   add("lxc.log.file", dir(p.name) + "/lxc.log");
   add("lxc.log.level", "WARN");
+  LXMIG_RETURN_IF_ERROR(unsafe);
   LXMIG_RETURN_IF_ERROR(makeDirs(dir(p.name), 0700));
   return writeFileAtomic(dir(p.name) + "/config", cfg);
 }

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
 #include "lxmig/proto/vocabulary.h"
@@ -14,6 +15,8 @@ namespace {
 
 constexpr const char* kLog = "target";
 constexpr const char* kStagingPrefix = ".incoming-";
+// Room a migration may use on top of what its PREPARE announced.
+constexpr uint64_t kBudgetSlackBytes = uint64_t{1} << 30;
 // After this long a lazy-pages daemon still filling memory is reported.
 constexpr int kFillReportMs = 600000;
 
@@ -62,8 +65,10 @@ void Target::finishAudit(const std::string& id, v1::MigrationResult result, cons
 Status Target::prepare(const v1::PrepareRequest& req) {
   const std::string& self = host_.nodeName();
   const std::string& id = req.migration_id();
-  if (id.empty() || id.find('/') != std::string::npos) return invalidArgument("bad migration id");
+  LXMIG_RETURN_IF_ERROR(checkMigrationId(id));
+  LXMIG_RETURN_IF_ERROR(checkNodeName(req.source()));
   node::Spec spec = node::Spec::fromProto(req.spec());
+  LXMIG_RETURN_IF_ERROR(spec.check().withContext("container spec from " + req.source()));
   {
     std::lock_guard lk(mu_);
     if (active_.count(id)) return alreadyExists("migration " + id + " is already prepared on " + self);
@@ -115,6 +120,11 @@ Status Target::prepare(const v1::PrepareRequest& req) {
   st->imagesDir = host_.imagesRoot() + "/" + id;
   st->startedMs = wallMs();
   st->lastActivityMs = st->startedMs;
+  // What the source may send at most: pre-copy rounds stop after 3x the
+  // memory, the images hold about the memory once more, the writable area
+  // goes twice (before the freeze and its delta) and may grow meanwhile.
+  st->budget = std::make_unique<transport::ByteBudget>(4 * req.memory_bytes() + 2 * req.expected_bytes() +
+                                                       kBudgetSlackBytes);
   Status mk = makeDirs(st->stagingDir + "/rootfs", 0700);
   if (mk.ok()) mk = makeDirs(st->imagesDir, 0700);
   if (!mk.ok()) {
@@ -151,8 +161,8 @@ Result<v1::TransferReply> Target::receive(const transport::ChunkSource& next, bo
     if (!*more) break;
     if (!st) {
       LXMIG_ASSIGN_OR_RETURN(st, find(c.migration_id()));
-      images = std::make_unique<transport::TreeWriter>(st->imagesDir, checksums);
-      rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums);
+      images = std::make_unique<transport::TreeWriter>(st->imagesDir, checksums, st->budget.get());
+      rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums, st->budget.get());
     }
     st->lastActivityMs = wallMs();
     const bool isImages = c.area() == v1::TransferChunk::IMAGES;

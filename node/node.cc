@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
 #include "lxmig/net/conntrack.h"
@@ -77,7 +78,7 @@ std::string Spec::toJson() const {
   return j.dump(2) + "\n";
 }
 
-Result<Spec> Spec::fromJson(const std::string& text) {
+Result<Spec> Spec::fromJson(const std::string& text) try {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return invalidArgument("malformed lxmig.json");
   Spec s;
@@ -92,7 +93,65 @@ Result<Spec> Spec::fromJson(const std::string& text) {
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
   for (const auto& d : j.value("devices", json::array())) s.devices.push_back({d.value("host", ""), d.value("container", "")});
   if (s.name.empty() || s.ip.empty()) return invalidArgument("lxmig.json lacks name or ip");
+  LXMIG_RETURN_IF_ERROR(s.check().withContext("lxmig.json"));
   return s;
+} catch (const json::exception& e) {  // a field of the wrong type
+  return invalidArgument(std::string("malformed lxmig.json: ") + e.what());
+}
+
+namespace {
+
+// NAME=value for the workload's environment.
+Status checkEnv(const std::string& e) {
+  const auto eq = e.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return invalidArgument("bad environment entry `" + e.substr(0, 80) + "`: NAME=value wanted");
+  for (size_t i = 0; i < eq; ++i) {
+    const char c = e[i];
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_') || (i == 0 && std::isdigit(static_cast<unsigned char>(c))))
+      return invalidArgument("bad environment variable name `" + e.substr(0, std::min<size_t>(eq, 80)) +
+                             "`: letters, digits and '_', not starting with a digit");
+  }
+  return checkPlainText(e, "environment entry");
+}
+
+Status checkMac(const std::string& mac) {
+  bool ok = mac.size() == 17;
+  for (size_t i = 0; ok && i < mac.size(); ++i)
+    ok = i % 3 == 2 ? mac[i] == ':' : std::isxdigit(static_cast<unsigned char>(mac[i])) != 0;
+  return ok ? okStatus() : invalidArgument("bad MAC address `" + mac.substr(0, 40) + "`");
+}
+
+Status checkIpv4(const std::string& ip) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus()
+                                                   : invalidArgument("bad IPv4 address `" + ip.substr(0, 40) + "`");
+}
+
+constexpr size_t kMaxArgs = 4096;
+constexpr size_t kMaxCommandBytes = 128 * 1024;
+
+}  // namespace
+
+Status Spec::check() const {
+  LXMIG_RETURN_IF_ERROR(checkContainerName(name));
+  LXMIG_RETURN_IF_ERROR(checkIpv4(ip));
+  if (!hwaddr.empty()) LXMIG_RETURN_IF_ERROR(checkMac(hwaddr));
+  if (!originNode.empty()) LXMIG_RETURN_IF_ERROR(checkNodeName(originNode));
+  size_t bytes = 0;
+  for (const auto& c : command) bytes += c.size() + 1;
+  if (command.size() > kMaxArgs || bytes > kMaxCommandBytes)
+    return invalidArgument("command of `" + name + "` too long (at most 4096 arguments, 128 KiB)");
+  for (const auto& e : env) LXMIG_RETURN_IF_ERROR(checkEnv(e));
+  for (const auto& b : binds) {
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.hostPath).withContext("bind source"));
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.containerPath).withContext("bind target"));
+  }
+  for (const auto& d : devices) {
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(d.hostPath).withContext("device"));
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(d.containerPath).withContext("device path in the container"));
+  }
+  return okStatus();
 }
 
 Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
@@ -248,13 +307,16 @@ std::optional<Node::MemoryFill> Node::memoryFill(const std::string& name) {
 }
 
 Result<Spec> Node::spec(const std::string& name) {
+  LXMIG_RETURN_IF_ERROR(checkContainerName(name));
   auto text = readFile(lxc_.dir(name) + "/lxmig.json");
   if (!text.ok()) {
     if (text.status().code() == Code::kNotFound)
       return notFound("no container `" + name + "` on node " + cfg_.node);
     return text.status();
   }
-  return Spec::fromJson(*text);
+  LXMIG_ASSIGN_OR_RETURN(Spec s, Spec::fromJson(*text));
+  if (s.name != name) return invalidArgument("lxmig.json of `" + name + "` names `" + s.name + "`");
+  return s;
 }
 
 Status Node::saveSpec(const Spec& s) { return writeFileAtomic(lxc_.dir(s.name) + "/lxmig.json", s.toJson(), 0600); }
@@ -303,13 +365,6 @@ Status Node::claimAddress(const Spec& s) {
 
 Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
 
-static bool validName(const std::string& n) {
-  if (n.empty() || n.size() > 48) return false;
-  for (char c : n)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-  return std::isalnum(static_cast<unsigned char>(n[0]));
-}
-
 Result<std::string> Node::allocateIp(const std::string& forName) {
   LXMIG_ASSIGN_OR_RETURN(auto pool, parseCidr(cfg_.containerSubnet));
   std::set<std::string> used;
@@ -341,7 +396,7 @@ Result<std::string> Node::allocateIp(const std::string& forName) {
 }
 
 Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
-  if (!validName(req.name())) return invalidArgument("bad container name `" + req.name() + "` (letters, digits, - and _)");
+  LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
   if (req.command().empty()) return invalidArgument("no command given for container `" + req.name() + "`");
   LXMIG_ASSIGN_OR_RETURN(Reservation busy, reserve(req.name(), "being created"));
   if (lxc_.defined(req.name())) return alreadyExists("container `" + req.name() + "` already exists on " + cfg_.node);
@@ -352,6 +407,8 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   for (const auto& b : req.binds()) {
     if (b.host_path().empty() || b.host_path()[0] != '/' || b.container_path().empty() || b.container_path()[0] != '/')
       return invalidArgument("bind paths must be absolute: `" + b.host_path() + ":" + b.container_path() + "`");
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.host_path()));
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.container_path()));
     if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
     s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
   }
@@ -382,6 +439,7 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   s.hwaddr = mac;
   s.originNode = cfg_.node;
   s.createdMs = wallMs();
+  LXMIG_RETURN_IF_ERROR(s.check());
 
   Status st = lxc_.define(paramsFor(s));
   if (st.ok()) st = saveSpec(s);

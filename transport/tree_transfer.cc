@@ -1,30 +1,27 @@
 #include "lxmig/transport/tree_transfer.h"
 
-#include <dirent.h>
-#include <algorithm>
-#include <vector>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "lxmig/transport/data_link.h"
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
+#include "lxmig/transport/data_link.h"
 
 namespace lxmig::transport {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 constexpr uint64_t kPageBytes = 4096;  // the read that finds EOF
-
-bool safeRelative(const std::string& p) {
-  if (p == ".") return true;  // the tree's root itself
-  if (p.empty() || p[0] == '/') return false;
-  for (const auto& part : split(p, '/', false))
-    if (part.empty() || part == "..") return false;
-  return true;
-}
+// No file of a container is larger (the ext4 limit is 16 TiB).
+constexpr uint64_t kMaxFileBytes = uint64_t{1} << 44;
 
 // Sends bytes [from, to) of an open file (to = UINT64_MAX: until EOF) as
 // data chunks with a checksum each. Returns the offset reached.
@@ -83,6 +80,7 @@ v1::TransferChunk metaChunk(const std::string& id, v1::TransferChunk::Area area,
   return c;
 }
 
+// The (possibly running) container's tree, walked through directory fds.
 struct Walker {
   const std::string& id;
   v1::TransferChunk::Area area;
@@ -95,6 +93,8 @@ struct Walker {
   Manifest now;
   dev_t dev = 0;
 
+  std::string shown(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
+
   Status sendMeta(const std::string& rel, const struct stat& st, v1::FileMeta::Type type,
                   const std::string& link) {
     auto c = metaChunk(id, area, rel, st, type, link);
@@ -103,30 +103,79 @@ struct Walker {
   }
 
   // A file from its start, or from where a TailSender left it.
-  Status sendFile(const std::string& rel, const std::string& abs, const struct stat& st) {
-    UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd) return Status::fromErrno("open", abs);
+  Status sendFile(const std::string& rel, int fd, const struct stat& st) {
     uint64_t from = 0;
     if (resume) {
       auto it = resume->find(rel);
       if (it != resume->end()) from = it->second;
     }
     if (from > static_cast<uint64_t>(st.st_size))
-      return failedPrecondition("`" + abs + "` shrank while it was being sent");
+      return failedPrecondition("`" + shown(rel) + "` shrank while it was being sent");
     LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::REGULAR, ""));
-    return sendRange(id, area, rel, fd.get(), from, UINT64_MAX, sink, onBytes).status();
+    return sendRange(id, area, rel, fd, from, UINT64_MAX, sink, onBytes).status();
   }
 
-  Status walk(const std::string& rel) {
-    std::string abs = rel.empty() ? root : root + "/" + rel;
-    DIR* d = ::opendir(abs.c_str());
-    if (!d) return Status::fromErrno("opendir", abs);
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
+  static EntryState stateOf(const struct stat& st, v1::FileMeta::Type type) {
+    EntryState es;
+    es.type = type;
+    es.size = type == v1::FileMeta::DIRECTORY ? 0 : static_cast<uint64_t>(st.st_size);
+    // Directory mtimes change with every file; their content is walked anyway.
+    es.mtimeNs = type == v1::FileMeta::DIRECTORY ? 0 : int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    es.mode = st.st_mode;
+    return es;
+  }
+  bool changed(const std::string& rel, const EntryState& es) const {
+    auto it = previous.find(rel);
+    return it == previous.end() || !(it->second == es);
+  }
+
+  // One entry of the directory `dirfd`. Whatever it is when opened (with
+  // O_NOFOLLOW) is what is sent; one that changed type since it was listed
+  // is skipped (the pass after the freeze sees it still).
+  Status entry(int dirfd, const std::string& rel, const std::string& name, size_t depth) {
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return okStatus();  // vanished while walking a running container
+      return Status::fromErrno("stat", shown(rel));
     }
-    ::closedir(d);
+    if (S_ISLNK(st.st_mode)) {
+      EntryState es = stateOf(st, v1::FileMeta::SYMLINK);
+      now[rel] = es;
+      if (!changed(rel, es)) return okStatus();
+      char target[kMaxPath + 1];
+      ssize_t len = ::readlinkat(dirfd, name.c_str(), target, sizeof target);
+      if (len < 0 || static_cast<size_t>(len) > kMaxPath) {
+        now.erase(rel);
+        return okStatus();  // replaced meanwhile, or longer than any path the target accepts
+      }
+      return sendMeta(rel, st, v1::FileMeta::SYMLINK, std::string(target, static_cast<size_t>(len)));
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return okStatus();  // CRIU or autodev recreate those
+    // O_NONBLOCK: a FIFO swapped in after the stat must not block the open.
+    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+      if (errno == ENOENT || errno == ELOOP || errno == ENXIO) return okStatus();
+      return Status::fromErrno("open", shown(rel));
+    }
+    if (S_ISREG(st.st_mode)) {
+      EntryState es = stateOf(st, v1::FileMeta::REGULAR);
+      now[rel] = es;
+      return changed(rel, es) ? sendFile(rel, fd.get(), st) : okStatus();
+    }
+    if (!S_ISDIR(st.st_mode)) return okStatus();
+    EntryState es = stateOf(st, v1::FileMeta::DIRECTORY);
+    now[rel] = es;
+    if (changed(rel, es)) LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::DIRECTORY, ""));
+    if (st.st_dev != dev) return okStatus();  // another filesystem mounted here
+    return walk(fd.get(), rel, depth + 1);
+  }
+
+  Status walk(int dirfd, const std::string& rel, size_t depth) {
+    if (depth > kMaxPathDepth) return failedPrecondition("`" + shown(rel) + "` is nested deeper than 256 levels");
+    LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dirfd, shown(rel)));
+    std::vector<std::string> names;
+    names.reserve(entries.size());
+    for (auto& e : entries) names.push_back(std::move(e.name));
     std::sort(names.begin(), names.end());
     if (rel.empty() && !first.empty())
       std::stable_partition(names.begin(), names.end(), [&](const std::string& n) {
@@ -134,43 +183,35 @@ struct Walker {
       });
     for (const auto& n : names) {
       std::string r = rel.empty() ? n : rel + "/" + n;
-      std::string a = root + "/" + r;
-      struct stat st {};
-      if (::lstat(a.c_str(), &st) != 0) {
-        if (errno == ENOENT) continue;  // vanished while walking a running container
-        return Status::fromErrno("stat", a);
-      }
-      EntryState es;
-      es.size = static_cast<uint64_t>(st.st_size);
-      es.mtimeNs = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-      es.mode = st.st_mode;
-      if (S_ISDIR(st.st_mode)) {
-        es.type = v1::FileMeta::DIRECTORY;
-        es.size = 0;
-        es.mtimeNs = 0;  // directory mtimes change with every file; content is walked anyway
-        bool changed = !previous.count(r) || !(previous.at(r) == es);
-        now[r] = es;
-        if (changed) LXMIG_RETURN_IF_ERROR(sendMeta(r, st, v1::FileMeta::DIRECTORY, ""));
-        if (st.st_dev == dev) LXMIG_RETURN_IF_ERROR(walk(r));
-      } else if (S_ISREG(st.st_mode)) {
-        es.type = v1::FileMeta::REGULAR;
-        now[r] = es;
-        if (!previous.count(r) || !(previous.at(r) == es)) LXMIG_RETURN_IF_ERROR(sendFile(r, a, st));
-      } else if (S_ISLNK(st.st_mode)) {
-        es.type = v1::FileMeta::SYMLINK;
-        now[r] = es;
-        if (!previous.count(r) || !(previous.at(r) == es)) {
-          char target[4096];
-          ssize_t len = ::readlink(a.c_str(), target, sizeof target - 1);
-          if (len < 0) return Status::fromErrno("readlink", a);
-          LXMIG_RETURN_IF_ERROR(sendMeta(r, st, v1::FileMeta::SYMLINK, std::string(target, static_cast<size_t>(len))));
-        }
-      }
-      // Sockets, FIFOs and device nodes are recreated by CRIU or autodev.
+      if (r.size() > kMaxPath)
+        return failedPrecondition("`" + shown(r).substr(0, 200) + "...` is a path longer than 4096 bytes");
+      LXMIG_RETURN_IF_ERROR(entry(dirfd, r, n, depth));
     }
     return okStatus();
   }
 };
+
+// The tree's root, opened without following a link.
+Result<UniqueFd> openRoot(const std::string& root, struct stat* st) {
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Status::fromErrno("open", root);
+  if (::fstat(fd.get(), st) != 0) return Status::fromErrno("stat", root);
+  return fd;
+}
+
+uint64_t bytesBelow(int dirfd, dev_t dev, size_t depth) {
+  if (depth > kMaxPathDepth) return 0;
+  uint64_t total = 0;
+  for (const auto& e : listDirAt(dirfd, "").value_or({})) {
+    struct stat st {};
+    if (::fstatat(dirfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    if (!S_ISDIR(st.st_mode) || st.st_dev != dev) continue;
+    UniqueFd sub(::openat(dirfd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (sub) total += bytesBelow(sub.get(), dev, depth + 1);
+  }
+  return total;
+}
 
 }  // namespace
 
@@ -178,11 +219,11 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
                           const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
                           const std::map<std::string, uint64_t>* resume, const std::vector<std::string>& first) {
   struct stat st {};
-  if (::stat(root.c_str(), &st) != 0) return Status::fromErrno("stat", root);
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd rootFd, openRoot(root, &st));
   Walker w{migrationId, area, root, previous, sink, onBytes, resume, first, {}, st.st_dev};
   // The root's own mode and owner first: CRIU checks the rootfs mode.
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
-  LXMIG_RETURN_IF_ERROR(w.walk(""));
+  LXMIG_RETURN_IF_ERROR(w.walk(rootFd.get(), "", 0));
   // Deletions, deepest first so directories are empty when removed.
   for (auto it = previous.rbegin(); it != previous.rend(); ++it) {
     if (w.now.count(it->first)) continue;
@@ -200,12 +241,9 @@ TailSender::TailSender(std::string migrationId, v1::TransferChunk::Area area, st
     : id_(std::move(migrationId)), area_(area), root_(std::move(root)), prefix_(std::move(prefix)) {}
 
 Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& onBytes) {
-  DIR* d = ::opendir(root_.c_str());
-  if (!d) return uint64_t{0};  // not created yet
   std::vector<std::string> names;
-  while (dirent* e = ::readdir(d))
-    if (startsWith(e->d_name, prefix_)) names.emplace_back(e->d_name);
-  ::closedir(d);
+  for (auto& n : listDir(root_).value_or({}))  // not created yet: nothing to send
+    if (startsWith(n, prefix_)) names.push_back(std::move(n));
   std::sort(names.begin(), names.end());
   uint64_t total = 0;
   for (const auto& name : names) {
@@ -232,79 +270,196 @@ Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& on
 }
 
 uint64_t treeBytes(const std::string& root) {
-  uint64_t total = 0;
-  DIR* d = ::opendir(root.c_str());
-  if (!d) return 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
-    std::string p = root + "/" + n;
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) total += treeBytes(p);
-    else if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
-  }
-  ::closedir(d);
-  return total;
+  struct stat st {};
+  auto fd = openRoot(root, &st);
+  return fd.ok() ? bytesBelow(fd->get(), st.st_dev, 0) : 0;
 }
 
+Status ByteBudget::take(uint64_t n, const std::string& what) {
+  uint64_t left = left_.load();
+  do {
+    if (n > left)
+      return resourceExhausted(what + ": more than the " + humanBytes(total_) + " announced for this migration");
+  } while (!left_.compare_exchange_weak(left, left - n));
+  return okStatus();
+}
+
+// ---- receiving ----
+
+namespace {
+
+// A name no transfer entry takes for long: entries are built under it, then
+// put in place in one step.
+std::string tempName(const std::string& leaf) {
+  static std::atomic<uint64_t> counter{0};
+  return ".lxmig-new." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." + leaf.substr(0, 64);
+}
+
+}  // namespace
+
 TreeWriter::~TreeWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  if (file_ && !curTmp_.empty()) ::unlinkat(fileDir_.get(), curTmp_.c_str(), 0);
+}
+
+Result<UniqueFd> TreeWriter::parentOf(const std::string& rel, std::string* leaf) {
+  if (!rootFd_) {
+    rootFd_ = UniqueFd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!rootFd_) return Status::fromErrno("open", root_);
+  }
+  const size_t slash = rel.rfind('/');
+  *leaf = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  const std::string dir = slash == std::string::npos ? "." : rel.substr(0, slash);
+  return openDirBeneath(rootFd_.get(), dir, root_ + "/" + dir, true);
+}
+
+Status TreeWriter::replace(int parent, const std::string& tmp, const std::string& leaf, const std::string& shown) {
+  if (::renameat2(parent, tmp.c_str(), parent, leaf.c_str(), RENAME_NOREPLACE) == 0) return okStatus();
+  if (errno != EEXIST) return Status::fromErrno("rename into place", shown);
+  // Something else is there: exchange, then remove it under the temporary name.
+  if (::renameat2(parent, tmp.c_str(), parent, leaf.c_str(), RENAME_EXCHANGE) != 0)
+    return Status::fromErrno("exchange into place", shown);
+  return removeTreeAt(parent, tmp, shown + " (replaced)");
+}
+
+Status TreeWriter::makeDirectory(const std::string& rel, const v1::FileMeta& m) {
+  const std::string shown = root_ + "/" + rel;
+  UniqueFd dir;
+  if (rel == ".") {
+    dir = UniqueFd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir) return Status::fromErrno("open", shown);
+  } else {
+    std::string leaf;
+    LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
+    dir = UniqueFd(::openat(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) return Status::fromErrno("open", shown);
+    if (!dir) {  // missing, or of another type: built aside, then put in place
+      const std::string tmp = tempName(leaf);
+      if (::mkdirat(parent.get(), tmp.c_str(), 0700) != 0) return Status::fromErrno("mkdir", shown);
+      LXMIG_RETURN_IF_ERROR(replace(parent.get(), tmp, leaf, shown));
+      dir = UniqueFd(::openat(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!dir) return Status::fromErrno("open", shown);
+    }
+  }
+  if (::fchown(dir.get(), m.uid(), m.gid()) != 0) return Status::fromErrno("chown", shown);
+  if (::fchmod(dir.get(), m.mode() & 07777) != 0) return Status::fromErrno("chmod", shown);
+  return okStatus();
+}
+
+Status TreeWriter::makeSymlink(const std::string& rel, const v1::FileMeta& m) {
+  const std::string shown = root_ + "/" + rel;
+  if (m.link_target().empty() || m.link_target().size() > kMaxPath || m.link_target().find('\0') != std::string::npos)
+    return invalidArgument("bad link target for `" + rel + "`");
+  std::string leaf;
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
+  const std::string tmp = tempName(leaf);
+  if (::symlinkat(m.link_target().c_str(), parent.get(), tmp.c_str()) != 0) return Status::fromErrno("symlink", shown);
+  if (::fchownat(parent.get(), tmp.c_str(), m.uid(), m.gid(), AT_SYMLINK_NOFOLLOW) != 0) {
+    Status st = Status::fromErrno("lchown", shown);
+    ::unlinkat(parent.get(), tmp.c_str(), 0);
+    return st;
+  }
+  return replace(parent.get(), tmp, leaf, shown);
+}
+
+Status TreeWriter::beginFile(const std::string& rel, const v1::FileMeta& m) {
+  const std::string shown = root_ + "/" + rel;
+  if (budget_ && m.size() > budget_->total())
+    return resourceExhausted("`" + rel + "` is larger than the " + humanBytes(budget_->total()) +
+                             " announced for this migration");
+  std::string leaf;
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
+  // A file already here (an earlier piece of it, or its copy from the pass
+  // before the freeze) is written in place; anything else is replaced.
+  UniqueFd fd(::openat(parent.get(), leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  // ENOENT: new; ELOOP: a link; EISDIR: a directory; ENXIO: a FIFO or socket.
+  if (!fd && errno != ENOENT && errno != ELOOP && errno != EISDIR && errno != ENXIO)
+    return Status::fromErrno("open", shown);
+  struct stat st {};
+  if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) fd.reset();
+  if (!fd) {
+    struct stat there {};
+    const bool occupied = ::fstatat(parent.get(), leaf.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0;
+    curTmp_ = occupied ? tempName(leaf) : "";
+    const std::string create = occupied ? curTmp_ : leaf;
+    fd = UniqueFd(::openat(parent.get(), create.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return Status::fromErrno("create", shown);
+  } else {
+    curTmp_.clear();
+  }
+  fileDir_ = std::move(parent);
+  file_ = std::move(fd);
+  curPath_ = rel;
+  curLeaf_ = leaf;
+  curMeta_ = m;
+  ++files_;
+  return okStatus();
+}
+
+Status TreeWriter::remove(const std::string& rel) {
+  std::string leaf;
+  auto parent = parentOf(rel, &leaf);
+  // A parent that is gone or no longer a directory holds nothing to delete
+  // (a directory that became a link takes its old entries with it).
+  if (!parent.ok())
+    return parent.status().code() == Code::kNotFound || parent.status().code() == Code::kFailedPrecondition
+               ? okStatus()
+               : parent.status();
+  return removeTreeAt(parent->get(), leaf, root_ + "/" + rel);
 }
 
 Status TreeWriter::closeCurrent() {
-  if (fd_ < 0) return okStatus();
-  int fd = std::exchange(fd_, -1);
-  std::string p = root_ + "/" + curPath_;
+  if (!file_) return okStatus();
+  UniqueFd fd = std::move(file_);
+  UniqueFd dir = std::move(fileDir_);
+  const std::string p = root_ + "/" + curPath_;
   Status st;
-  if (::ftruncate(fd, static_cast<off_t>(curMeta_.size())) != 0) st = Status::fromErrno("truncate", p);
-  if (st.ok() && ::fchown(fd, curMeta_.uid(), curMeta_.gid()) != 0) st = Status::fromErrno("chown", p);
-  if (st.ok() && ::fchmod(fd, curMeta_.mode()) != 0) st = Status::fromErrno("chmod", p);
+  if (::ftruncate(fd.get(), static_cast<off_t>(curMeta_.size())) != 0) st = Status::fromErrno("truncate", p);
+  if (st.ok() && ::fchown(fd.get(), curMeta_.uid(), curMeta_.gid()) != 0) st = Status::fromErrno("chown", p);
+  if (st.ok() && ::fchmod(fd.get(), curMeta_.mode() & 07777) != 0) st = Status::fromErrno("chmod", p);
   timespec ts[2] = {{0, UTIME_OMIT},
-                    {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000), static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
-  if (st.ok() && ::futimens(fd, ts) != 0) st = Status::fromErrno("utimens", p);
-  if (::close(fd) != 0 && st.ok()) st = Status::fromErrno("close", p);
+                    {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000),
+                     static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
+  if (st.ok() && ::futimens(fd.get(), ts) != 0) st = Status::fromErrno("utimens", p);
+  int fdNum = fd.release();
+  if (::close(fdNum) != 0 && st.ok()) st = Status::fromErrno("close", p);
+  if (!curTmp_.empty()) {
+    if (st.ok()) st = replace(dir.get(), curTmp_, curLeaf_, p);
+    else ::unlinkat(dir.get(), curTmp_.c_str(), 0);
+    curTmp_.clear();
+  }
   return st;
 }
 
 Status TreeWriter::apply(const v1::TransferChunk& c) {
-  if (!safeRelative(c.path())) return invalidArgument("unsafe path in transfer: `" + c.path() + "`");
-  std::string p = root_ + "/" + c.path();
+  LXMIG_RETURN_IF_ERROR(checkRelativePath(c.path()));
   if (c.has_meta()) {
     LXMIG_RETURN_IF_ERROR(closeCurrent());
     const auto& m = c.meta();
     switch (m.type()) {
       case v1::FileMeta::DIRECTORY:
-        if (::mkdir(p.c_str(), m.mode()) != 0 && errno != EEXIST) return Status::fromErrno("mkdir", p);
-        if (::chown(p.c_str(), m.uid(), m.gid()) != 0) return Status::fromErrno("chown", p);
-        if (::chmod(p.c_str(), m.mode()) != 0) return Status::fromErrno("chmod", p);
-        return okStatus();
+        return makeDirectory(c.path(), m);
       case v1::FileMeta::SYMLINK:
-        ::unlink(p.c_str());
-        if (::symlink(m.link_target().c_str(), p.c_str()) != 0) return Status::fromErrno("symlink", p);
-        if (::lchown(p.c_str(), m.uid(), m.gid()) != 0) return Status::fromErrno("lchown", p);
-        return okStatus();
+        if (c.path() == ".") return invalidArgument("the tree's root cannot be a link");
+        return makeSymlink(c.path(), m);
       case v1::FileMeta::DELETED:
-        return removeTree(p);
-      case v1::FileMeta::REGULAR: {
-        struct stat st {};
-        if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) LXMIG_RETURN_IF_ERROR(removeTree(p));
-        fd_ = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd_ < 0) return Status::fromErrno("create", p);
-        curPath_ = c.path();
-        curMeta_ = m;
-        ++files_;
-        return okStatus();
-      }
+        if (c.path() == ".") return invalidArgument("the tree's root cannot be deleted");
+        return remove(c.path());
+      case v1::FileMeta::REGULAR:
+        if (c.path() == ".") return invalidArgument("the tree's root cannot be a file");
+        return beginFile(c.path(), m);
       default:
         return invalidArgument("unknown entry type in transfer for `" + c.path() + "`");
     }
   }
-  if (fd_ < 0 || c.path() != curPath_) return invalidArgument("data for `" + c.path() + "` without its header");
+  if (!file_ || c.path() != curPath_) return invalidArgument("data for `" + c.path() + "` without its header");
   const std::string& d = c.data();
   if (verifyChecksums_ && XXH3_64bits(d.data(), d.size()) != c.xxh64())
     return Status(Code::kAborted, "checksum mismatch in `" + c.path() + "` at offset " + std::to_string(c.offset()));
-  LXMIG_RETURN_IF_ERROR(pwriteAll(fd_, d.data(), d.size(), c.offset(), p));
+  if (c.offset() > kMaxFileBytes || d.size() > kMaxFileBytes - c.offset())
+    return invalidArgument("data for `" + c.path() + "` beyond any file size (offset " + std::to_string(c.offset()) +
+                           ")");
+  if (budget_) LXMIG_RETURN_IF_ERROR(budget_->take(d.size(), "`" + c.path() + "`"));
+  LXMIG_RETURN_IF_ERROR(pwriteAll(file_.get(), d.data(), d.size(), c.offset(), root_ + "/" + curPath_));
   bytes_ += d.size();
   return okStatus();
 }

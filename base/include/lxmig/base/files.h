@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
 
 namespace lxmig {
@@ -20,6 +21,18 @@ Status writeFile(const std::string& path, std::string_view data);
 Status makeDirs(const std::string& path, unsigned mode = 0755);
 // rm -rf that does not cross mount points; NotFound is not an error.
 Status removeTree(const std::string& path);
+// The same for the entry `name` of an open directory, never following a
+// link (a link is removed, not what it points to); `shown` names it in
+// errors.
+Status removeTreeAt(int dirfd, const std::string& name, const std::string& shown);
+// Opens the directory `rel` (a relative path, checkRelativePath; "." is
+// the root itself) beneath the open directory `rootfd` without following
+// any symbolic link and without leaving it: openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), or O_NOFOLLOW on every
+// component where openat2 is missing. A link or a non-directory on the way
+// is FailedPrecondition; a missing component NotFound. With O_PATH the fd
+// only anchors *at() calls.
+Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::string& shown, bool pathOnly = false);
 bool pathExists(const std::string& path);
 // One entry of a directory listing; `type` is dirent's d_type (DT_DIR,
 // DT_REG, DT_LNK, ...; DT_UNKNOWN where the filesystem does not say).

@@ -30,6 +30,7 @@
 #include "lxmig/node/reservations.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/transport/data_link.h"
+#include "lxmig/transport/tree_transfer.h"
 #include "lxmig/v1/agent.pb.h"
 
 namespace lxmig::migration {
@@ -72,6 +73,7 @@ class Target {
     std::string stagingDir;  // <staging>/.incoming-<id>
     std::string imagesDir;
     node::Reservation reservation;
+    std::unique_ptr<transport::ByteBudget> budget;  // bytes the source may still send
     bool restored = false;
     // Network state imported here (removed again if the migration aborts).
     ImportedNet net;

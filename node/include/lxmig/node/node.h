@@ -35,7 +35,12 @@ struct Spec {
   v1::ContainerSpec toProto() const;
   static Spec fromProto(const v1::ContainerSpec& p);
   std::string toJson() const;
+  // Parsed and checked (check()).
   static Result<Spec> fromJson(const std::string& text);
+  // Every field against its grammar (lxmig/base/grammar.h): a spec comes
+  // from flags, from a peer or from a file, and its values reach paths, the
+  // LXC config and commands. One line naming the first bad value.
+  Status check() const;
 };
 
 class Node {

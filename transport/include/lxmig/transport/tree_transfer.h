@@ -3,6 +3,7 @@
 // freeze sends only what changed (and what was deleted).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -10,6 +11,7 @@
 #include <vector>
 #include <sys/types.h>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
@@ -30,10 +32,13 @@ using BytesCallback = std::function<void(uint64_t)>;
 
 // Sends every entry of `root` that differs from `previous` (all of them when
 // it is empty) plus deletions, and returns the new manifest. Sockets and
-// device nodes are skipped. Unavailable when the sink fails. Files named in
-// `resume` continue from that offset (a TailSender sent the rest).
-// Entries of the root named in `first` go before the others (which go in
-// name order).
+// device nodes are skipped, and so are other filesystems mounted inside.
+// The tree may belong to a running container: it is walked through
+// directory fds, never following a link (a link is sent as a link), and an
+// entry that changes type while it is read is left to the next pass.
+// Unavailable when the sink fails. Files named in `resume` continue from
+// that offset (a TailSender sent the rest). Entries of the root named in
+// `first` go before the others (which go in name order).
 Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area,
                           const std::string& root, const Manifest& previous, const ChunkSink& sink,
                           const BytesCallback& onBytes, const std::map<std::string, uint64_t>* resume = nullptr,
@@ -62,29 +67,62 @@ class TailSender {
   std::map<std::string, uint64_t> sent_;
 };
 
-// Sum of regular file sizes below root.
+// Sum of regular file sizes below root (same walk as sendTree's).
 uint64_t treeBytes(const std::string& root);
 
+// How many bytes a migration may still write on this node: what the source
+// announced at PREPARE, with some slack. Shared by every TreeWriter of the
+// migration (thread-safe).
+class ByteBudget {
+ public:
+  explicit ByteBudget(uint64_t bytes) : total_(bytes), left_(bytes) {}
+  // ResourceExhausted once more than the budget would be written.
+  Status take(uint64_t n, const std::string& what);
+  uint64_t total() const { return total_; }
+
+ private:
+  const uint64_t total_;
+  std::atomic<uint64_t> left_;
+};
+
 // Applies received chunks under a root directory; one instance per stream.
-// verifyChecksums: data chunks must match their XXH3 (the Transfer RPC); a
-// data link's frames are authenticated by their AEAD tag instead.
+// The peer is not trusted: every path is checked (checkRelativePath) and
+// opened beneath the root without following any link (openDirBeneath), so
+// nothing it sends reaches outside the root, whatever the tree already
+// holds; an entry whose type changed is replaced atomically (built under a
+// temporary name, then exchanged). verifyChecksums: data chunks must match
+// their XXH3 (the Transfer RPC); a data link's frames are authenticated by
+// their AEAD tag instead. `budget` (optional) bounds the bytes written.
 class TreeWriter {
  public:
-  explicit TreeWriter(std::string root, bool verifyChecksums = true)
-      : root_(std::move(root)), verifyChecksums_(verifyChecksums) {}
+  explicit TreeWriter(std::string root, bool verifyChecksums = true, ByteBudget* budget = nullptr)
+      : root_(std::move(root)), verifyChecksums_(verifyChecksums), budget_(budget) {}
   ~TreeWriter();
   Status apply(const v1::TransferChunk& c);
-  // Finishes the file in progress (mode, owner, times).
+  // Finishes the file in progress (size, mode, owner, times).
   Status finish();
   uint64_t bytes() const { return bytes_; }
   uint32_t files() const { return files_; }
 
  private:
+  // The directory holding `rel` (O_PATH), and rel's last component.
+  Result<UniqueFd> parentOf(const std::string& rel, std::string* leaf);
+  Status makeDirectory(const std::string& rel, const v1::FileMeta& m);
+  Status makeSymlink(const std::string& rel, const v1::FileMeta& m);
+  Status beginFile(const std::string& rel, const v1::FileMeta& m);
+  Status remove(const std::string& rel);
   Status closeCurrent();
+  // Puts the entry `tmp` in the place of `leaf` in one step; what was at
+  // `leaf` (of another type) goes.
+  Status replace(int parent, const std::string& tmp, const std::string& leaf, const std::string& shown);
   std::string root_;
   bool verifyChecksums_;
-  int fd_ = -1;
-  std::string curPath_;
+  ByteBudget* budget_;
+  UniqueFd rootFd_;
+  // The file being written: its directory, its name, and the temporary name
+  // it is written under when it replaces an entry of another type.
+  UniqueFd fileDir_, file_;
+  std::string curPath_, curLeaf_, curTmp_;
   v1::FileMeta curMeta_;
   uint64_t bytes_ = 0;
   uint32_t files_ = 0;

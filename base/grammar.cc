@@ -1,0 +1,114 @@
+#include "lxmig/base/grammar.h"
+
+#include <cctype>
+#include <cstdio>
+
+namespace lxmig {
+namespace {
+
+bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+// For error messages: the value as it came, control characters shown as \xNN.
+std::string shown(std::string_view v, size_t max = 80) {
+  std::string out;
+  for (char c : v.substr(0, max)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", u);
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  if (v.size() > max) out += "...";
+  return out;
+}
+
+Status bad(std::string_view what, std::string_view value, std::string_view rule) {
+  return invalidArgument("bad " + std::string(what) + " `" + shown(value) + "`: " + std::string(rule));
+}
+
+Status checkComponents(std::string_view path, std::string_view what) {
+  size_t depth = 0;
+  size_t start = 0;
+  for (;;) {
+    size_t end = path.find('/', start);
+    std::string_view part = path.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (part.empty()) return bad(what, path, "empty component");
+    if (part == "." || part == "..") return bad(what, path, "`.` or `..` component");
+    if (part.size() > 255) return bad(what, path, "component longer than 255 bytes");
+    if (++depth > kMaxPathDepth) return bad(what, path, "more than 256 components");
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Status checkContainerName(std::string_view name) {
+  constexpr std::string_view rule = "letters, digits, '-' and '_', at most 48, starting with a letter or digit";
+  if (name.empty() || name.size() > kMaxContainerName || !alnum(name[0])) return bad("container name", name, rule);
+  for (char c : name)
+    if (!alnum(c) && c != '-' && c != '_') return bad("container name", name, rule);
+  return okStatus();
+}
+
+Status checkNodeName(std::string_view name) {
+  constexpr std::string_view rule = "letters, digits, '-', '_' and '.', at most 63, starting with a letter or digit";
+  if (name.empty() || name.size() > kMaxNodeName || !alnum(name[0])) return bad("node name", name, rule);
+  for (char c : name)
+    if (!alnum(c) && c != '-' && c != '_' && c != '.') return bad("node name", name, rule);
+  return okStatus();
+}
+
+Status checkMigrationId(std::string_view id) {
+  constexpr std::string_view rule = "16 lower-case hex digits";
+  if (id.size() != 16) return bad("migration id", id, rule);
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad("migration id", id, rule);
+  return okStatus();
+}
+
+Status checkRelativePath(std::string_view path) {
+  if (path == ".") return okStatus();
+  if (path.empty()) return bad("path", path, "empty");
+  if (path.size() > kMaxPath) return bad("path", path, "longer than 4096 bytes");
+  if (path.find('\0') != std::string_view::npos) return bad("path", path, "NUL byte");
+  if (path[0] == '/') return bad("path", path, "absolute where a relative path belongs");
+  return checkComponents(path, "path");
+}
+
+Status checkAbsolutePath(std::string_view path) {
+  if (path.empty() || path[0] != '/') return bad("path", path, "not absolute");
+  if (path.size() > kMaxPath) return bad("path", path, "longer than 4096 bytes");
+  if (path.find('\0') != std::string_view::npos) return bad("path", path, "NUL byte");
+  if (path == "/") return okStatus();
+  return checkComponents(path.substr(1), "path");
+}
+
+Status checkPlainText(std::string_view text, std::string_view what, size_t max) {
+  if (text.size() > max) return bad(what, text, "longer than " + std::to_string(max) + " bytes");
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return bad(what, text, "control character");
+  }
+  return okStatus();
+}
+
+Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max) {
+  const std::string range = "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+  if (text.empty() || text.size() > 20) return bad(what, text, range);
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return bad(what, text, range);
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return bad(what, text, range);
+    v = v * 10 + d;
+  }
+  if (v < min || v > max) return bad(what, text, range);
+  return v;
+}
+
+}  // namespace lxmig

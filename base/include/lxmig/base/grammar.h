@@ -1,0 +1,45 @@
+// The grammar every value from outside passes before use: flags, peer
+// messages, stored specs, file names in images and transfers. Each check
+// returns InvalidArgument with one line naming the value and the rule it
+// broke ("bad container name `a/b`: letters, digits, '-' and '_', at most
+// 48, starting with a letter or digit"), or OK.
+//
+//   LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
+//   LXMIG_ASSIGN_OR_RETURN(uint64_t n, parseUint(text, "page count", 0, kMaxPages));
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig {
+
+// Container names are cluster-wide (`lxmig rm NAME` finds it on any node)
+// and become directory names, cgroup names and LXC config values.
+inline constexpr size_t kMaxContainerName = 48;
+Status checkContainerName(std::string_view name);
+// Node names appear in paths, certificates and messages.
+inline constexpr size_t kMaxNodeName = 63;
+Status checkNodeName(std::string_view name);
+// A migration id: exactly 16 lower-case hex digits (newMigrationId()).
+Status checkMigrationId(std::string_view id);
+// A relative path inside a tree: components separated by single '/', none
+// empty, "." or "..", no NUL; at most kMaxPathDepth components of at most
+// 255 bytes, kMaxPath bytes in all. "." alone names the tree's root.
+inline constexpr size_t kMaxPath = 4096;
+inline constexpr size_t kMaxPathDepth = 256;
+Status checkRelativePath(std::string_view path);
+// An absolute path without "..", empty components or NUL (a bind source,
+// a device node).
+Status checkAbsolutePath(std::string_view path);
+// Text that may reach a configuration file or a log line as one value: no
+// control characters (newline, NUL, escape ...), at most `max` bytes.
+// `what` names the value in the error.
+Status checkPlainText(std::string_view text, std::string_view what, size_t max = 4096);
+// A decimal number in [min, max], nothing else (no sign, no spaces, no
+// suffix); `what` names it in the error.
+Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max);
+
+}  // namespace lxmig

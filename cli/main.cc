@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "client.h"
+#include "command_line.h"
 #include "commands/command.h"
 #include "lxmig/base/log.h"
 #include "lxmig/node/doctor.h"
@@ -22,11 +23,12 @@ int main(int argc, char** argv) {
   app.add_option("--cluster", g.cluster, "cluster inventory file");
   app.add_flag("--json", g.json, "machine-readable output");
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
+  app.set_version_flag("--version", std::string("lxmig ") + LXMIG_VERSION);
   const Verb verbs[] = {addDoctor(app), addTestbed(app), addRun(app),     addPs(app),
                         addRm(app),     addExec(app),    addMigrate(app), addFw(app),
                         addAudit(app),  addNodes(app),   addDevices(app), addGroups(app)};
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = parseCommandLine(app, argc, argv)) return *rc;
   if (g.cluster.empty()) g.cluster = defaultClusterFile();
   Connector conn(g.socket, g.cluster);
   for (const auto& v : verbs)

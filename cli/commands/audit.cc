@@ -79,10 +79,10 @@ Verb addAudit(CLI::App& app) {
   cmd->require_subcommand(1);
   auto o = std::make_shared<AuditOptions>();
   auto* list = cmd->add_subcommand("list", "recent migrations");
-  list->add_option("--container", o->container);
-  list->add_option("--limit", o->limit);
+  list->add_option("--container", o->container, "only the migrations of this container");
+  list->add_option("--limit", o->limit, "at most this many from each node");
   o->show = cmd->add_subcommand("show", "one migration with its phases");
-  o->show->add_option("id", o->id)->required();
+  o->show->add_option("id", o->id, "migration id, as `audit list` shows it")->required();
   return {cmd, [o](const Globals& g, Connector& conn) { return audit(g, conn, *o); }};
 }
 

@@ -5,7 +5,7 @@
 //   Verb addExec(CLI::App& app) {
 //     auto* cmd = app.add_subcommand("exec", "run a command inside a container");
 //     auto o = std::make_shared<ExecOptions>();
-//     cmd->add_option("name", o->name, "the container")->required();
+//     cmd->add_option("name", o->name, "container name")->required();
 //     return {cmd, [o](const Globals& g, Connector& conn) { return exec(g, conn, *o); }};
 //   }
 #pragma once

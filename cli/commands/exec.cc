@@ -39,9 +39,9 @@ int exec(const Globals& g, Connector& conn, const ExecOptions& o) {
 Verb addExec(CLI::App& app) {
   auto* cmd = app.add_subcommand("exec", "run a command inside a container, wherever it lives");
   auto o = std::make_shared<ExecOptions>();
-  cmd->add_option("name", o->name)->required();
+  cmd->add_option("name", o->name, "container name")->required();
   cmd->add_option("--timeout", o->timeoutS, "seconds");
-  cmd->add_option("command", o->command)->required();
+  cmd->add_option("command", o->command, "command and arguments (after --)")->required();
   return {cmd, [o](const Globals& g, Connector& conn) { return exec(g, conn, *o); }};
 }
 

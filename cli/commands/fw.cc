@@ -63,13 +63,13 @@ Verb addFw(CLI::App& app) {
   auto o = std::make_shared<FwOptions>();
   o->add = cmd->add_subcommand("add", "add one rule in nft syntax for traffic to the container, e.g. "
                                       "`lxmig fw add web tcp dport 80 accept`");
-  o->add->add_option("name", o->name)->required();
+  o->add->add_option("name", o->name, "container name")->required();
   o->add->add_option("rule", o->rule, "the rule (words are joined)")->required();
   o->list = cmd->add_subcommand("list", "list the container's rules with their handles");
-  o->list->add_option("name", o->name)->required();
+  o->list->add_option("name", o->name, "container name")->required();
   o->del = cmd->add_subcommand("del", "delete a rule by the handle `fw list` shows");
-  o->del->add_option("name", o->name)->required();
-  o->del->add_option("handle", o->handle)->required();
+  o->del->add_option("name", o->name, "container name")->required();
+  o->del->add_option("handle", o->handle, "the rule's handle, as `fw list` shows it")->required();
   return {cmd, [o](const Globals& g, Connector& conn) { return fw(g, conn, *o); }};
 }
 

@@ -130,7 +130,7 @@ int migrate(const Globals& g, Connector& conn, const MigrateOptions& o) {
 Verb addMigrate(CLI::App& app) {
   auto* cmd = app.add_subcommand("migrate", "live-migrate a container to another node");
   auto o = std::make_shared<MigrateOptions>();
-  cmd->add_option("name", o->name)->required();
+  cmd->add_option("name", o->name, "container name")->required();
   cmd->add_option("--to", o->to, "target node")->required();
   cmd->add_option("--mode", o->mode, "pre-copy or stop-and-copy (default: pre-copy when a tracker works)")
       ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));

@@ -1,11 +1,12 @@
 #include "client.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
+
+#include <cstdlib>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/toml_lite.h"
-
-#include <grpcpp/grpcpp.h>
 
 namespace lxmig::cli {
 
@@ -42,26 +43,32 @@ Result<Target> Connector::forNode(const std::string& node) {
         break;
       }
   if (path.empty())
-    return unavailable("no agent reachable: " + socket_ + " does not exist (is lxmigd running? `lxmig testbed up` for the test bed)");
+    return unavailable("no agent reachable: " + socket_ +
+                       " does not exist (is lxmigd running? `lxmig testbed up` for the test bed)");
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   auto ch = grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
   return Target{v1::Agent::NewStub(ch), node, path};
 }
 
-Result<std::string> Connector::locate(const std::string& container) {
-  LXMIG_ASSIGN_OR_RETURN(auto t, forNode(""));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+Result<std::string> Connector::nodeOf(const std::string& container, const std::string& node) {
+  if (!node.empty()) return node;
   v1::ListContainersRequest rq;
   rq.set_all_nodes(true);
-  v1::ListContainersReply rp;
-  LXMIG_RETURN_IF_ERROR(fromGrpc(t.stub->ListContainers(&ctx, rq, &rp)));
+  LXMIG_ASSIGN_OR_RETURN(auto rp, call(*this, "", &v1::Agent::Stub::ListContainers, rq, 15));
   for (const auto& c : rp.containers())
     if (c.name() == container) return c.node();
   std::string extra;
   for (const auto& u : rp.unreachable()) extra += "; unreachable " + u;
   return notFound("no container `" + container + "` on any node" + extra);
+}
+
+std::string defaultClusterFile() {
+  if (const char* e = std::getenv("LXMIG_CLUSTER")) return e;
+  std::string prefix = std::getenv("LXMIG_TESTBED_PREFIX") ? std::getenv("LXMIG_TESTBED_PREFIX") : "lxmig";
+  std::string tb = "/run/" + prefix + "-testbed/cluster.toml";
+  if (pathExists(tb)) return tb;
+  return "/etc/lxmig/cluster.toml";
 }
 
 }  // namespace lxmig::cli

@@ -1,8 +1,14 @@
 // How the CLI reaches agents: the local agent's socket, or a test-bed node's
 // own socket from the cluster file; requests naming another node are
 // forwarded by the agent over mutual TLS.
+//
+//   Connector conn(socket, defaultClusterFile());
+//   v1::GetNodeRequest rq;
+//   rq.set_node("n2");
+//   Result<v1::NodeInfo> info = call(conn, "n2", &v1::Agent::Stub::GetNode, rq, 10);
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,9 +32,10 @@ class Connector {
   Result<Target> forNode(const std::string& node);
   // Every node known from the cluster file (or just the local agent).
   std::vector<std::string> nodes() const { return nodeNames_; }
-  // Finds the node running `container`.
-  Result<std::string> locate(const std::string& container);
-  const std::string& clusterFile() const { return clusterFile_; }
+  // The node `container` runs on: `node` as it is when given (--node),
+  // else the one whose agent lists it. NotFound names the nodes that did
+  // not answer.
+  Result<std::string> nodeOf(const std::string& container, const std::string& node);
 
  private:
   std::string socket_;
@@ -37,5 +44,31 @@ class Connector {
   std::vector<std::pair<std::string, std::string>> nodeSockets_;  // name -> socket
 };
 
+// $LXMIG_CLUSTER, else the test bed's cluster file when it is up, else
+// /etc/lxmig/cluster.toml.
+std::string defaultClusterFile();
+
+// A unary method of the agent, e.g. &v1::Agent::Stub::GetNode.
+template <typename Req, typename Rep>
+using AgentMethod = grpc::Status (v1::Agent::Stub::*)(grpc::ClientContext*, const Req&, Rep*);
+
+// Calls `method` on `target`, giving up after `seconds`; the agent's error
+// comes back with its message as it is.
+template <typename Req, typename Rep>
+Result<Rep> call(Target& target, AgentMethod<Req, Rep> method, const Req& req, int seconds) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  Rep rep;
+  if (Status st = fromGrpc((target.stub.get()->*method)(&ctx, req, &rep)); !st.ok()) return st;
+  return rep;
+}
+
+// The same on the agent that answers for `node` (Connector::forNode).
+template <typename Req, typename Rep>
+Result<Rep> call(Connector& conn, const std::string& node, AgentMethod<Req, Rep> method, const Req& req,
+                 int seconds) {
+  LXMIG_ASSIGN_OR_RETURN(Target target, conn.forNode(node));
+  return call(target, method, req, seconds);
+}
 
 }  // namespace lxmig::cli

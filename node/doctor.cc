@@ -103,7 +103,7 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
   }
   // Dirty trackers for pre-copy, probed in this process (best first).
   std::string chosen;
-  for (const auto& b : tracking::trackerBackends()) {
+  for (const auto& b : tracking::trackerProbes()) {
     Status st = b.probe();
     if (st.ok() && chosen.empty()) chosen = b.name;
     add(r, std::string("tracker-") + b.name, st.ok(),

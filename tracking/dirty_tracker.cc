@@ -1,7 +1,6 @@
 #include "lxmig/tracking/dirty_tracker.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,43 +10,14 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "pagemap_scan.h"
+#include "probes.h"
 
 namespace lxmig::tracking {
 
 // Defined in tracker_*.cc.
-Status probeUffdWp();
 Result<std::unique_ptr<DirtyTracker>> createUffdWpTracker(pid_t pid);
-Status probeSoftDirty();
 Result<std::unique_ptr<DirtyTracker>> createSoftDirtyTracker(pid_t pid);
 Result<std::unique_ptr<DirtyTracker>> createNoneTracker(pid_t pid);
-
-namespace kabi {
-
-int pagemapScan(int fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t mask, uint64_t inverted,
-                uint64_t anyof, uint64_t returnMask, std::vector<PageRegion>& out) {
-  PageRegion vec[512];
-  while (start < end) {
-    PmScanArg a{};
-    a.size = sizeof a;
-    a.flags = flags;
-    a.start = start;
-    a.end = end;
-    a.vec = reinterpret_cast<uint64_t>(vec);
-    a.vecLen = 512;
-    a.categoryInverted = inverted;
-    a.categoryMask = mask;
-    a.categoryAnyofMask = anyof;
-    a.returnMask = returnMask;
-    long n = ::ioctl(fd, kPagemapScan, &a);
-    if (n < 0) return -errno;
-    for (long i = 0; i < n; ++i) out.push_back(vec[i]);
-    if (a.walkEnd <= start) break;
-    start = a.walkEnd;
-  }
-  return 0;
-}
-
-}  // namespace kabi
 
 std::vector<MapsEntry> parseMaps(std::string_view text) {
   std::vector<MapsEntry> out;
@@ -150,11 +120,11 @@ Result<PageSet> presentPages(pid_t pid, const std::vector<Range>& ranges, bool s
 }
 
 const std::vector<TrackerBackend>& trackerBackends() {
+  // In the order of trackerProbes().
   static const std::vector<TrackerBackend> kBackends = {
-      {"uffd-wp", "userfaultfd write-protect (async) + PAGEMAP_SCAN, injected into each process", probeUffdWp,
-       createUffdWpTracker},
-      {"soft-dirty", "/proc/PID/clear_refs + pagemap soft-dirty bit", probeSoftDirty, createSoftDirtyTracker},
-      {"none", "no tracking: stop-and-copy", [] { return okStatus(); }, createNoneTracker},
+      {kUffdWpProbe, createUffdWpTracker},
+      {kSoftDirtyProbe, createSoftDirtyTracker},
+      {kNoneProbe, createNoneTracker},
   };
   return kBackends;
 }

@@ -53,5 +53,8 @@ constexpr unsigned long kUffdioUnregister = _IOR(0xAA, 0x01, UffdioRange);
 // whole range is walked; regions are appended to `out`. Returns -errno.
 int pagemapScan(int pagemapFd, uint64_t start, uint64_t end, uint64_t flags, uint64_t categoryMask,
                 uint64_t categoryInverted, uint64_t anyof, uint64_t returnMask, std::vector<PageRegion>& out);
+// The UFFDIO_API handshake of a fresh userfaultfd, asking for write-protect
+// in async mode (Linux 6.7).
+Status uffdApiWpAsync(int uffd);
 
 }  // namespace lxmig::tracking::kabi

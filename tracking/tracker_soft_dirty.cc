@@ -5,7 +5,6 @@
 // and clearing them are two steps: a write in between would be lost, so
 // collect() must run with the process frozen (collectNeedsFreeze).
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -80,26 +79,6 @@ class SoftDirtyTracker final : public DirtyTracker {
 };
 
 }  // namespace
-
-Status probeSoftDirty() {
-  // Fresh pages of a kernel with CONFIG_MEM_SOFT_DIRTY are soft-dirty.
-  void* p = ::mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return Status::fromErrno("mmap", "probe page");
-  static_cast<volatile char*>(p)[0] = 1;
-  Status st = writeFile("/proc/self/clear_refs", "4");
-  static_cast<volatile char*>(p)[0] = 2;
-  uint64_t word = 0;
-  if (st.ok()) {
-    UniqueFd fd(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-    auto addr = reinterpret_cast<uint64_t>(p);
-    if (!fd || ::pread(fd.get(), &word, 8, static_cast<off_t>(addr / kPageSize * 8)) != 8)
-      st = Status::fromErrno("read", "/proc/self/pagemap");
-  }
-  ::munmap(p, kPageSize);
-  if (!st.ok()) return st;
-  if (!(word & (1ull << 55))) return failedPrecondition("kernel built without CONFIG_MEM_SOFT_DIRTY");
-  return okStatus();
-}
 
 Result<std::unique_ptr<DirtyTracker>> createSoftDirtyTracker(pid_t pid) {
   if (::access(("/proc/" + std::to_string(pid) + "/clear_refs").c_str(), W_OK) != 0)

@@ -8,8 +8,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,13 +24,6 @@ namespace lxmig::tracking {
 namespace {
 
 constexpr const char* kLog = "tracker";
-
-Status uffdApi(int fd) {
-  // No WP_UNPOPULATED: holes stay unprotected (see writeProtect).
-  kabi::UffdioApi api{kabi::kUffdApi, kabi::kUffdFeatureWpAsync, 0};
-  if (::ioctl(fd, kabi::kUffdioApi, &api) != 0) return Status::fromErrno("UFFDIO_API (WP_ASYNC)", "userfaultfd");
-  return okStatus();
-}
 
 class UffdWpTracker final : public DirtyTracker {
  public:
@@ -167,36 +158,6 @@ class UffdWpTracker final : public DirtyTracker {
 
 }  // namespace
 
-Status probeUffdWp() {
-  UniqueFd fd(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
-  if (!fd) return Status::fromErrno("userfaultfd", "this process").withContext("kernel without userfaultfd? (CONFIG_USERFAULTFD)");
-  LXMIG_RETURN_IF_ERROR(uffdApi(fd.get()).withContext("kernel older than 6.7 or without uffd-wp"));
-  const size_t len = 4 * kPageSize;
-  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return Status::fromErrno("mmap", "probe page");
-  auto start = reinterpret_cast<uint64_t>(p);
-  Status st;
-  kabi::UffdioRegister reg{{start, len}, kabi::kUffdRegisterModeWp, 0};
-  if (::ioctl(fd.get(), kabi::kUffdioRegister, &reg) != 0) st = Status::fromErrno("UFFDIO_REGISTER (MODE_WP)", "probe page");
-  UniqueFd pm(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-  if (st.ok()) {
-    std::vector<kabi::PageRegion> regs;
-    int rc = kabi::pagemapScan(pm.get(), start, start + len, kabi::kPmScanWpMatching | kabi::kPmScanCheckWpasync,
-                               kabi::kPageIsWritten, 0, 0, kabi::kPageIsWritten, regs);
-    if (rc == 0) {
-      static_cast<volatile char*>(p)[kPageSize] = 1;
-      regs.clear();
-      rc = kabi::pagemapScan(pm.get(), start, start + len, kabi::kPmScanWpMatching | kabi::kPmScanCheckWpasync,
-                             kabi::kPageIsWritten, 0, 0, kabi::kPageIsWritten, regs);
-      if (rc == 0 && (regs.size() != 1 || regs[0].start != start + kPageSize || regs[0].end != start + 2 * kPageSize))
-        st = failedPrecondition("PAGEMAP_SCAN did not report exactly the written page");
-    }
-    if (rc != 0 && st.ok()) st = Status::fromErrno("PAGEMAP_SCAN", "/proc/self/pagemap", -rc).withContext("kernel older than 6.7?");
-  }
-  ::munmap(p, len);
-  return st;
-}
-
 Result<std::unique_ptr<DirtyTracker>> createUffdWpTracker(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd pm(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -205,7 +166,7 @@ Result<std::unique_ptr<DirtyTracker>> createUffdWpTracker(pid_t pid) {
     return Status::fromErrno("open", path);
   }
   LXMIG_ASSIGN_OR_RETURN(UniqueFd uffd, stealUserfaultfd(pid));
-  LXMIG_RETURN_IF_ERROR(uffdApi(uffd.get()).withContext("pid " + std::to_string(pid)));
+  LXMIG_RETURN_IF_ERROR(kabi::uffdApiWpAsync(uffd.get()).withContext("pid " + std::to_string(pid)));
   return std::unique_ptr<DirtyTracker>(new UffdWpTracker(pid, std::move(uffd), std::move(pm)));
 }
 

@@ -73,16 +73,23 @@ class DirtyTracker {
   virtual void disarm() = 0;
 };
 
-struct TrackerBackend {
+struct TrackerProbe {
   const char* name;
   const char* description;
   // OK when the backend works on this kernel; else why not, with a hint.
   Status (*probe)();
+};
+
+struct TrackerBackend : TrackerProbe {
   Result<std::unique_ptr<DirtyTracker>> (*create)(pid_t pid);
 };
 
 // Every backend, best first ("none" last).
 const std::vector<TrackerBackend>& trackerBackends();
+// The same backends' probes, in the same order, for a caller that only asks
+// what works here (doctor): linking these pulls in no backend, so no
+// ptrace system call injection either.
+const std::vector<TrackerProbe>& trackerProbes();
 // "auto" picks the first backend whose probe passes; a named backend is
 // checked. InvalidArgument for an unknown name.
 Result<const TrackerBackend*> chooseTracker(const std::string& requested);

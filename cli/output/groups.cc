@@ -1,4 +1,4 @@
-#include "groups.h"
+#include "output/groups.h"
 
 #include <cstdio>
 #include <map>

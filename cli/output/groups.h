@@ -1,13 +1,11 @@
-// `lxmig groups`: the IPC groups of a node, as a table, JSON or Graphviz.
+// How `lxmig groups` shows the IPC groups of a node: a table or Graphviz
+// (with --json the scan is printed as it came).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 namespace lxmig::cli {
-
-enum class GroupsFormat { kTable, kJson, kDot };
 
 // Renders a scan in the form of grouping/scan_json.h.
 std::string renderGroupsTable(const nlohmann::json& scan);

@@ -1,0 +1,149 @@
+// `lxmig migrate NAME --to NODE`: live-migrates a container, showing the
+// progress on a terminal and the report at the end. Ctrl-C cancels the
+// stream; the source agent rolls back and the CLI waits for its verdict.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "args.h"
+#include "commands/command.h"
+#include "lxmig/base/files.h"
+#include "lxmig/proto/vocabulary.h"
+#include "output/progress.h"
+#include "output/report.h"
+
+namespace lxmig::cli {
+namespace {
+
+struct MigrateOptions {
+  std::string name, to, mode, tracker, maxDowntime;
+  int maxRounds = 0;
+  bool noConntrack = false;
+};
+
+grpc::ClientContext* g_migrateCtx = nullptr;
+void onInterrupt(int) {
+  if (g_migrateCtx) g_migrateCtx->TryCancel();
+}
+
+// The final record of a migration whose stream the client cancelled: the
+// source finishes the rollback (thaw, target abort) after the stream ends.
+Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, const std::string& id) {
+  const int64_t until = monotonicNs() + 120 * int64_t{1000000000};
+  v1::GetMigrationRequest rq;
+  rq.set_node(node);
+  rq.set_id(id);
+  for (;;) {
+    LXMIG_ASSIGN_OR_RETURN(auto r, call(t, &v1::Agent::Stub::GetMigration, rq, 10));
+    if (r.result() != v1::RESULT_RUNNING) return r;
+    if (monotonicNs() > until) return unavailable("still rolling back after 120 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// The request, or InvalidArgument for an option value CLI11 cannot check.
+Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& src, int64_t maxDowntimeMs) {
+  v1::MigrateRequest rq;
+  rq.set_node(src);
+  rq.set_container(o.name);
+  rq.set_target(o.to);
+  v1::MigrationMode mode = v1::MODE_AUTO;
+  v1::Tracker tracker = v1::TRACKER_AUTO;
+  if (!o.mode.empty() && !parse(o.mode, &mode)) return invalidArgument("unknown --mode `" + o.mode + "`");
+  if (!o.tracker.empty() && !parse(o.tracker, &tracker))
+    return invalidArgument("unknown --tracker `" + o.tracker + "`");
+  rq.set_mode(mode);
+  rq.set_tracker(tracker);
+  rq.set_max_downtime_ms(maxDowntimeMs);
+  rq.set_max_rounds(o.maxRounds);
+  rq.set_no_conntrack(o.noConntrack);
+  rq.set_reason("operator");
+  return rq;
+}
+
+int migrate(const Globals& g, Connector& conn, const MigrateOptions& o) {
+  const std::string what = "migrate " + o.name;
+  int64_t maxDowntimeMs = 0;
+  if (!o.maxDowntime.empty()) {
+    auto d = parseDurationMs(o.maxDowntime);
+    if (!d.ok()) return fail(what, d.status());
+    if (*d == 0) return fail(what, invalidArgument("--max-downtime must be above 0"));
+    maxDowntimeMs = *d;
+  }
+  if (o.maxRounds < 0) return fail(what, invalidArgument("--max-rounds must be 1 or more"));
+  auto src = conn.nodeOf(o.name, g.node);
+  if (!src.ok()) return fail(what, src.status());
+  auto t = conn.forNode(*src);
+  if (!t.ok()) return fail(what, t.status());
+  auto rq = request(o, *src, maxDowntimeMs);
+  if (!rq.ok()) return fail(what, rq.status());
+
+  grpc::ClientContext ctx;
+  g_migrateCtx = &ctx;
+  struct sigaction sa {};
+  sa.sa_handler = onInterrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  bool tty = ::isatty(2) && !g.quiet && !g.json;
+  auto reader = t->stub->Migrate(&ctx, *rq);
+  v1::MigrateEvent ev;
+  v1::MigrationReport report;
+  bool haveReport = false;
+  std::string migrationId;
+  while (reader->Read(&ev)) {
+    if (ev.has_progress() && !ev.progress().migration_id().empty()) migrationId = ev.progress().migration_id();
+    if (ev.has_report()) {
+      report = ev.report();
+      haveReport = true;
+    } else if (tty && ev.progress().phase() != v1::PHASE_START) {
+      std::fprintf(stderr, "\r\033[K%s", progressLine(ev.progress()).c_str());
+    }
+  }
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  grpc::Status st = reader->Finish();
+  g_migrateCtx = nullptr;
+  if (!haveReport && st.error_code() == grpc::StatusCode::CANCELLED) {
+    // Interrupted: the source rolls back on its own. Wait for its verdict
+    // so the operator learns where the container runs, not just "maybe".
+    if (migrationId.empty()) return fail(what, cancelled("interrupted before the source agent answered"));
+    auto r = awaitOutcome(*t, *src, migrationId);
+    if (!r.ok())
+      return fail(what, cancelled("interrupted; the source agent rolls migration " + migrationId + " back (" +
+                                  r.status().message() + "; see `lxmig audit show " + migrationId + "`)"));
+    report = *r;
+    haveReport = true;
+  }
+  if (!haveReport) return fail(what, fromGrpc(st));
+  if (g.json || !g.quiet || report.result() != v1::RESULT_COMMITTED) printReport(report, g.json);
+  if (report.result() != v1::RESULT_COMMITTED) {
+    std::fprintf(stderr, "lxmig: %s: %s: %s\n", what.c_str(), std::string(name(report.result())).c_str(),
+                 report.error().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Verb addMigrate(CLI::App& app) {
+  auto* cmd = app.add_subcommand("migrate", "live-migrate a container to another node");
+  auto o = std::make_shared<MigrateOptions>();
+  cmd->add_option("name", o->name, "container name")->required();
+  cmd->add_option("--to", o->to, "target node")->required();
+  cmd->add_option("--mode", o->mode, "pre-copy or stop-and-copy (default: pre-copy when a tracker works)")
+      ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));
+  cmd->add_option("--tracker", o->tracker, "dirty tracker: auto, uffd-wp, soft-dirty, none (= stop-and-copy)")
+      ->check(CLI::IsMember({"auto", "uffd-wp", "soft-dirty", "none"}));
+  cmd->add_option("--max-downtime", o->maxDowntime,
+                  "pre-copy stops when the rest fits this (default " + std::to_string(kDefaultMaxDowntimeMs) + "ms)");
+  cmd->add_option("--max-rounds", o->maxRounds,
+                  "pre-copy round limit (default " + std::to_string(kDefaultMaxRounds) + ")");
+  cmd->add_flag("--no-conntrack", o->noConntrack,
+                "leave the node's conntrack entries behind (diagnosis: established flows die behind a strict "
+                "firewall)");
+  return {cmd, [o](const Globals& g, Connector& conn) { return migrate(g, conn, *o); }};
+}
+
+}  // namespace lxmig::cli

@@ -1,0 +1,63 @@
+// Argument values the CLI parses itself: --max-downtime and --bind.
+#include <gtest/gtest.h>
+
+#include "args.h"
+
+namespace lxmig::cli {
+namespace {
+
+TEST(ParseDurationMs, MillisecondsSecondsAndBareNumbers) {
+  EXPECT_EQ(*parseDurationMs("300ms"), 300);
+  EXPECT_EQ(*parseDurationMs("0.5s"), 500);
+  EXPECT_EQ(*parseDurationMs("2s"), 2000);
+  EXPECT_EQ(*parseDurationMs("250"), 250);
+  EXPECT_EQ(*parseDurationMs("0"), 0);  // the caller decides whether 0 makes sense
+  EXPECT_EQ(*parseDurationMs("1.9ms"), 1);
+}
+
+TEST(ParseDurationMs, RejectsOtherUnitsNegativesAndWords) {
+  for (const char* bad : {"soon", "", "5min", "-1", "-1s", "ms", "3 s"}) {
+    auto d = parseDurationMs(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(d.status().message(), std::string("bad duration `") + bad + "` (e.g. 300ms or 0.5s)");
+  }
+}
+
+TEST(ParseBind, ContainerPathDefaultsToHostPathReadOnly) {
+  auto b = parseBind("/srv/data");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(b->host_path(), "/srv/data");
+  EXPECT_EQ(b->container_path(), "/srv/data");
+  EXPECT_TRUE(b->read_only());
+}
+
+TEST(ParseBind, ContainerPathAndRw) {
+  auto b = parseBind("/srv:/data");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->container_path(), "/data");
+  EXPECT_TRUE(b->read_only());
+  b = parseBind("/srv:/data:rw");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->container_path(), "/data");
+  EXPECT_FALSE(b->read_only());
+  b = parseBind("/srv::rw");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->container_path(), "/srv");
+  EXPECT_FALSE(b->read_only());
+  b = parseBind("/srv:/data:ro");  // anything but rw is read-only
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->read_only());
+}
+
+TEST(ParseBind, RejectsEmptyHostAndTooManyParts) {
+  for (const char* bad : {"", ":/data", "a:b:rw:x"}) {
+    auto b = parseBind(bad);
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_EQ(b.status().code(), Code::kInvalidArgument);
+    EXPECT_EQ(b.status().message(), std::string("--bind wants HOST[:CONTAINER][:rw], got `") + bad + "`");
+  }
+}
+
+}  // namespace
+}  // namespace lxmig::cli

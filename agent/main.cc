@@ -31,6 +31,10 @@ using lxmig::transport::DataServer;
 
 namespace {
 
+// Largest gRPC message: chunks carry 1 MiB; a container spec or a report a
+// few KiB; a NetState with 50,000 conntrack entries a few MiB.
+constexpr int kMaxMessageBytes = 16 << 20;
+
 bool isMountPoint(const std::string& path) {
   struct stat a {}, b {};
   if (::stat(path.c_str(), &a) != 0 || ::stat((path + "/..").c_str(), &b) != 0) return false;
@@ -55,7 +59,7 @@ int probePeer(const std::string& address, const AgentConfig& cfg) {
     }
     *dst = *text;
   }
-  auto stub = v1::Agent::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
+  auto stub = v1::Peer::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(o)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::GetNodeRequest rq;
@@ -233,6 +237,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   AgentService service(node);
+  PeerService peerService(node, service);
   service.target().cleanupStale();
   if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0) {
     LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
@@ -248,8 +253,12 @@ int main(int argc, char** argv) {
   // port that is taken stops the start before the CLI's socket appears.
   std::unique_ptr<DataServer> dataServer;
   if (std::string addr = cfg.dataAddress(); !addr.empty()) {
-    auto ds = DataServer::start(node.tlsIdentity(), addr,
-                                [&service](const ChunkSource& next) { return service.target().receive(next, false); });
+    auto ds = DataServer::start(
+        node.tlsIdentity(), addr,
+        [&node](const std::vector<std::string>& names) { return node.identifyPeer(names, "data link"); },
+        [&service](const std::string& peer, const ChunkSource& next) {
+          return service.target().receive(peer, next, false);
+        });
     if (!ds.ok()) {
       std::fprintf(stderr, "lxmigd: data link: %s\n", ds.status().message().c_str());
       return 1;
@@ -259,21 +268,40 @@ int main(int argc, char** argv) {
     LXMIG_LOG(kInfo, "agent") << "data links on " << addr.substr(0, addr.rfind(':') + 1) << dataServer->port()
                               << " (mTLS)";
   }
+  // Two servers, one service each: the operator's on the local socket
+  // only, the peers' on TCP with mutual TLS only (docs/security.md).
+  auto builderFor = [](grpc::ServerBuilder& b) {
+    b.SetMaxReceiveMessageSize(kMaxMessageBytes);
+    b.SetMaxSendMessageSize(kMaxMessageBytes);
+    // No SO_REUSEPORT: a second listener on the port (another agent, or a
+    // process that inherited this one's socket) must fail the start, not
+    // take a share of the connections and never answer them.
+    b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Peers ping every 10 s during a call (node.cc): allow it.
+    b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  };
+  std::unique_ptr<grpc::Server> peerServer;
+  if (!cfg.listen.empty()) {
+    grpc::ServerBuilder pb;
+    builderFor(pb);
+    int tcpPort = 0;
+    pb.AddListeningPort(cfg.listen, node.serverCredentials(), &tcpPort);
+    pb.RegisterService(&peerService);
+    peerServer = pb.BuildAndStart();
+    if (!peerServer || tcpPort == 0) {
+      std::fprintf(stderr, "lxmigd: cannot listen on %s\n", cfg.listen.c_str());
+      return 1;
+    }
+  }
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  builder.SetMaxSendMessageSize(64 << 20);
-  // No SO_REUSEPORT: a second listener on the port (another agent, or a
-  // process that inherited this one's socket) must fail the start, not take
-  // a share of the connections and never answer them.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builderFor(builder);
   builder.AddListeningPort("unix:" + cfg.socket, grpc::InsecureServerCredentials());
-  int tcpPort = 0;
-  if (!cfg.listen.empty()) builder.AddListeningPort(cfg.listen, node.serverCredentials(), &tcpPort);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || (!cfg.listen.empty() && tcpPort == 0)) {
-    std::fprintf(stderr, "lxmigd: cannot listen on %s / %s\n", cfg.socket.c_str(), cfg.listen.c_str());
+  if (!server) {
+    std::fprintf(stderr, "lxmigd: cannot listen on %s\n", cfg.socket.c_str());
     ::unlink(cfg.socket.c_str());
+    if (peerServer) peerServer->Shutdown();
     return 1;
   }
   // The local socket is the CLI's: root only.
@@ -298,9 +326,12 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&sigs, &sig);
     LXMIG_LOG(kInfo, "agent") << "signal " << sig << ": shutting down (containers keep running)";
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
+    if (peerServer) peerServer->Shutdown(deadline);
+    server->Shutdown(deadline);
   });
   server->Wait();
+  if (peerServer) peerServer->Wait();
   stopping = true;
   sigThread.join();
   reaper.join();

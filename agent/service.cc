@@ -33,7 +33,7 @@ grpc::Status forward(Node& node, const std::string& target, const Req& req, Rep*
 }  // namespace
 
 grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req, v1::NodeInfo* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetNode, 10);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::GetNode, 10);
   *rep = node_.nodeInfo();
   return grpc::Status::OK;
 }
@@ -41,7 +41,7 @@ grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeReques
 grpc::Status AgentService::ListContainers(grpc::ServerContext*, const v1::ListContainersRequest* req,
                                           v1::ListContainersReply* rep) {
   if (!req->all_nodes()) {
-    if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::ListContainers, 10);
+    if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::ListContainers, 10);
     for (auto& c : node_.list()) *rep->add_containers() = std::move(c);
     return grpc::Status::OK;
   }
@@ -50,7 +50,7 @@ grpc::Status AgentService::ListContainers(grpc::ServerContext*, const v1::ListCo
     v1::ListContainersRequest one;
     one.set_node(p);
     v1::ListContainersReply r;
-    auto st = forward(node_, p, one, &r, &v1::Agent::Stub::ListContainers, 5);
+    auto st = forward(node_, p, one, &r, &v1::Peer::Stub::ListContainers, 5);
     if (!st.ok()) {
       rep->add_unreachable(p + ": " + st.error_message());
       continue;
@@ -62,7 +62,7 @@ grpc::Status AgentService::ListContainers(grpc::ServerContext*, const v1::ListCo
 
 grpc::Status AgentService::RunContainer(grpc::ServerContext*, const v1::RunContainerRequest* req,
                                         v1::ContainerInfo* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::RunContainer, 120);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::RunContainer, 120);
   auto r = node_.run(*req);
   if (!r.ok()) return toGrpc(r.status());
   *rep = std::move(*r);
@@ -71,13 +71,13 @@ grpc::Status AgentService::RunContainer(grpc::ServerContext*, const v1::RunConta
 
 grpc::Status AgentService::RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest* req,
                                            v1::RemoveContainerReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::RemoveContainer, 60);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::RemoveContainer, 60);
   return toGrpc(node_.remove(req->name()));
 }
 
 grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req, v1::ExecReply* rep) {
-  int secs = req->timeout_ms() ? static_cast<int>(req->timeout_ms() / 1000) + 10 : 75;
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Exec, secs);
+  int secs = req->timeout_ms() ? static_cast<int>(std::min<uint64_t>(req->timeout_ms() / 1000, 86400)) + 10 : 75;
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Exec, secs);
   auto r = node_.exec(*req);
   if (!r.ok()) return toGrpc(r.status());
   *rep = std::move(*r);
@@ -85,7 +85,7 @@ grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req
 }
 
 grpc::Status AgentService::Devices(grpc::ServerContext*, const v1::DevicesRequest* req, v1::DevicesReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Devices, 20);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Devices, 20);
   auto need = node_.deviceNeeds(req->container());
   if (!need.ok()) return toGrpc(need.status());
   rep->set_node(node_.config().node);
@@ -94,7 +94,7 @@ grpc::Status AgentService::Devices(grpc::ServerContext*, const v1::DevicesReques
 }
 
 grpc::Status AgentService::Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Firewall, 20);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Firewall, 20);
   const std::string& name = req->container();
   auto spec = node_.spec(name);
   if (!spec.ok()) return toGrpc(spec.status());
@@ -132,7 +132,7 @@ grpc::Status AgentService::Firewall(grpc::ServerContext*, const v1::FirewallRequ
 }
 
 grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest* req, v1::GroupsReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Groups, 60);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Groups, 60);
   grouping::Selection sel;
   sel.all = req->all();
   sel.pid = req->pid();
@@ -144,7 +144,7 @@ grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest*
 }
 
 grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest* req, v1::DoctorReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::Doctor, 60);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Doctor, 60);
   *rep = runDoctor(node_.config().node);
   return grpc::Status::OK;
 }
@@ -178,7 +178,8 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     return st;
   }
   migration::SourceContext sc{host_, peers_, node_.audit(), node_.reservations(),
-                              [this] { node_.requestFrozenCheck(); }};
+                              [this] { node_.requestFrozenCheck(); },
+                              int64_t{node_.config().frozenLimitSeconds()} * 1000};
   migration::Source source(
       sc, *req,
       [&](const v1::Progress& p) {
@@ -196,7 +197,7 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
 
 grpc::Status AgentService::ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest* req,
                                           v1::ListMigrationsReply* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::ListMigrations, 10);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::ListMigrations, 10);
   store::MigrationFilter f;
   f.container = req->container();
   if (req->limit() > 0) f.limit = req->limit();
@@ -208,7 +209,7 @@ grpc::Status AgentService::ListMigrations(grpc::ServerContext*, const v1::ListMi
 
 grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest* req,
                                         v1::MigrationReport* rep) {
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Agent::Stub::GetMigration, 10);
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::GetMigration, 10);
   auto r = node_.audit().getMigration(req->id());
   if (!r.ok()) return toGrpc(r.status());
   *rep = migration::fromRecord(*r);
@@ -218,40 +219,136 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* rep) {
+// ---- the peer service ----
+
+namespace {
+
+// The names in the caller's certificate, as gRPC's TLS layer reports them.
+std::vector<std::string> certificateNames(const grpc::ServerContext* ctx) {
+  std::vector<std::string> names;
+  auto auth = ctx->auth_context();
+  if (!auth) return names;
+  for (const char* property : {"x509_subject_alternative_name", "x509_common_name"})
+    for (const auto& v : auth->FindPropertyValues(property)) names.emplace_back(v.data(), v.size());
+  return names;
+}
+
+}  // namespace
+
+Result<std::string> PeerService::caller(const grpc::ServerContext* ctx) {
+  return node_.identifyPeer(certificateNames(ctx), "peer port");
+}
+
+Result<std::string> PeerService::callerForHere(const grpc::ServerContext* ctx, const std::string& node) {
+  LXMIG_ASSIGN_OR_RETURN(std::string peer, caller(ctx));
+  if (!node.empty() && node != node_.config().node)
+    return Status(Code::kPermissionDenied, "a request from " + peer + " names node " + node.substr(0, 64) +
+                                               ": requests are forwarded one hop only");
+  return peer;
+}
+
+Result<std::string> PeerService::forwarded(const grpc::ServerContext* ctx, const std::string& node,
+                                           const std::string& what) {
+  LXMIG_ASSIGN_OR_RETURN(std::string peer, callerForHere(ctx, node));
+  const bool accepted = node_.config().acceptsForwarded();
+  store::NodeEvent e;
+  e.level = accepted ? "info" : "warn";
+  e.kind = accepted ? "forwarded" : "forward-refused";
+  e.peer = peer;
+  e.text = what + " forwarded by " + peer + (accepted ? "" : ": refused (accept_forwarded = false)");
+  if (Status st = node_.audit().addNodeEvent(e); !st.ok()) LXMIG_LOG(kWarn, "agent") << "audit: " << st.toString();
+  if (!accepted)
+    return Status(Code::kPermissionDenied, node_.config().node + " accepts no commands forwarded by other nodes (" +
+                                               what + " from " + peer + "); run it on " + node_.config().node);
+  return peer;
+}
+
+// Reads and forwarded commands: the caller must be a node of the cluster
+// naming this node (or none); the operator service does the work.
+#define LXMIG_PEER_READ(Method, Req, Rep)                                                              \
+  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) {      \
+    if (auto who = callerForHere(ctx, req->node()); !who.ok()) return toGrpc(who.status());           \
+    return ops_.Method(ctx, req, rep);                                                                 \
+  }
+#define LXMIG_PEER_FORWARDED(Method, Req, Rep, what)                                                   \
+  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) {      \
+    if (auto who = forwarded(ctx, req->node(), what); !who.ok()) return toGrpc(who.status());         \
+    return ops_.Method(ctx, req, rep);                                                                 \
+  }
+
+LXMIG_PEER_READ(GetNode, GetNodeRequest, NodeInfo)
+LXMIG_PEER_READ(ListMigrations, ListMigrationsRequest, ListMigrationsReply)
+LXMIG_PEER_READ(GetMigration, GetMigrationRequest, MigrationReport)
+LXMIG_PEER_READ(Devices, DevicesRequest, DevicesReply)
+LXMIG_PEER_READ(Doctor, DoctorRequest, DoctorReply)
+LXMIG_PEER_READ(Groups, GroupsRequest, GroupsReply)
+LXMIG_PEER_FORWARDED(RunContainer, RunContainerRequest, ContainerInfo, "run " + req->name())
+LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerReply, "rm " + req->name())
+LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())
+LXMIG_PEER_FORWARDED(Firewall, FirewallRequest, FirewallReply, "fw " + req->container())
+#undef LXMIG_PEER_READ
+#undef LXMIG_PEER_FORWARDED
+
+grpc::Status PeerService::ListContainers(grpc::ServerContext* ctx, const v1::ListContainersRequest* req,
+                                         v1::ListContainersReply* rep) {
+  if (auto who = callerForHere(ctx, req->node()); !who.ok()) return toGrpc(who.status());
+  v1::ListContainersRequest own = *req;
+  own.set_all_nodes(false);  // this node's own containers: a peer asks each node itself
+  return ops_.ListContainers(ctx, &own, rep);
+}
+
+grpc::Status PeerService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,
+                                  grpc::ServerWriter<v1::MigrateEvent>* writer) {
+  if (auto who = forwarded(ctx, req->node(), "migrate " + req->container()); !who.ok()) return toGrpc(who.status());
+  return ops_.Migrate(ctx, req, writer);
+}
+
+grpc::Status PeerService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* rep) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
   // A request that waited past its deadline (agent stopped, overloaded)
   // must not reserve anything: its source has already given up.
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
-  Status st = target_.prepare(*req);
+  Status st = target_.prepare(*peer, *req);
   if (st.ok()) rep->set_data_port(node_.dataPort());
   return toGrpc(st);
 }
 
-grpc::Status AgentService::Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>* reader,
-                                    v1::TransferReply* rep) {
-  auto r = target_.receive([reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
+grpc::Status PeerService::Transfer(grpc::ServerContext* ctx, grpc::ServerReader<v1::TransferChunk>* reader,
+                                   v1::TransferReply* rep) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  auto r = target_.receive(*peer, [reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest* req, v1::Ack*) {
-  return toGrpc(target_.prelayout(*req));
+grpc::Status PeerService::Prelayout(grpc::ServerContext* ctx, const v1::PrelayoutRequest* req, v1::Ack*) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  return toGrpc(target_.prelayout(*peer, *req));
 }
 
-grpc::Status AgentService::Restore(grpc::ServerContext*, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
-  auto r = target_.restore(req->migration_id(), req->lazy(), req->net());
+grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Commit(grpc::ServerContext*, const v1::MigrationRef* req, v1::Ack*) {
-  return toGrpc(target_.commit(req->migration_id()));
+grpc::Status PeerService::Commit(grpc::ServerContext* ctx, const v1::MigrationRef* req, v1::Ack*) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  return toGrpc(target_.commit(*peer, req->migration_id()));
 }
 
-grpc::Status AgentService::Abort(grpc::ServerContext*, const v1::AbortRequest* req, v1::Ack*) {
-  return toGrpc(target_.abort(req->migration_id(), req->reason()));
+grpc::Status PeerService::Abort(grpc::ServerContext* ctx, const v1::AbortRequest* req, v1::Ack*) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  return toGrpc(target_.abort(*peer, req->migration_id(), req->reason()));
 }
 
 }  // namespace lxmig::agent

@@ -1,13 +1,23 @@
-// gRPC service of lxmigd: the same service on the local Unix socket and on
-// the mutual-TLS peer port. Requests naming another node are forwarded.
+// lxmigd's two gRPC services (proto/lxmig/v1/agent.proto; who may call
+// what: docs/security.md).
+//
+//   AgentService  the operator's, on the local Unix socket (mode 0600): every
+//                 command; one naming another node is forwarded to that
+//                 node's PeerService.
+//   PeerService   on TCP with mutual TLS, for the other nodes only: each call
+//                 first proves its caller is a node of the inventory (the
+//                 names in its certificate), then the migration protocol acts
+//                 for migrations that caller is the source of, reads are
+//                 answered, and operator commands forwarded by it are served
+//                 (or refused with accept_forwarded = false), one hop only.
 #pragma once
 
 #include "lxmig/migration/node_host.h"
 #include "lxmig/migration/settle.h"
 #include "lxmig/migration/target.h"
+#include "lxmig/node/node.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
-#include "lxmig/node/node.h"
 
 namespace lxmig::agent {
 
@@ -17,7 +27,7 @@ class AgentService final : public v1::Agent::Service {
       : node_(node),
         host_(node),
         peers_(node),
-        target_(host_, node.audit(), node.reservations()),
+        target_(host_, node.audit(), node.reservations(), {.maxIncoming = node.config().maxIncomingCount()}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
   // The migrations this node receives.
   migration::Target& target() { return target_; }
@@ -40,12 +50,6 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
-  grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
-  grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;
-  grpc::Status Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest*, v1::Ack*) override;
-  grpc::Status Restore(grpc::ServerContext*, const v1::RestoreRequest*, v1::RestoreReply*) override;
-  grpc::Status Commit(grpc::ServerContext*, const v1::MigrationRef*, v1::Ack*) override;
-  grpc::Status Abort(grpc::ServerContext*, const v1::AbortRequest*, v1::Ack*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
@@ -56,5 +60,48 @@ class AgentService final : public v1::Agent::Service {
   migration::FrozenCopies frozen_;
 };
 
+class PeerService final : public v1::Peer::Service {
+ public:
+  // Both outlive this service.
+  PeerService(node::Node& node, AgentService& ops) : node_(node), ops_(ops), target_(ops.target()) {}
+
+  grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::NodeInfo*) override;
+  grpc::Status ListContainers(grpc::ServerContext*, const v1::ListContainersRequest*,
+                              v1::ListContainersReply*) override;
+  grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
+                              v1::ListMigrationsReply*) override;
+  grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
+  grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest*, v1::DevicesReply*) override;
+  grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
+  grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;
+
+  grpc::Status RunContainer(grpc::ServerContext*, const v1::RunContainerRequest*, v1::ContainerInfo*) override;
+  grpc::Status RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
+                               v1::RemoveContainerReply*) override;
+  grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
+  grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest*, v1::FirewallReply*) override;
+  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*,
+                       grpc::ServerWriter<v1::MigrateEvent>*) override;
+
+  grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
+  grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;
+  grpc::Status Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest*, v1::Ack*) override;
+  grpc::Status Restore(grpc::ServerContext*, const v1::RestoreRequest*, v1::RestoreReply*) override;
+  grpc::Status Commit(grpc::ServerContext*, const v1::MigrationRef*, v1::Ack*) override;
+  grpc::Status Abort(grpc::ServerContext*, const v1::AbortRequest*, v1::Ack*) override;
+
+ private:
+  // The node of the inventory the caller's certificate names.
+  Result<std::string> caller(const grpc::ServerContext* ctx);
+  // The same, for a request that may name a node: it must be this one.
+  Result<std::string> callerForHere(const grpc::ServerContext* ctx, const std::string& node);
+  // The same, for an operator command another node forwards: allowed by
+  // accept_forwarded, and recorded as a node event either way.
+  Result<std::string> forwarded(const grpc::ServerContext* ctx, const std::string& node, const std::string& what);
+
+  node::Node& node_;
+  AgentService& ops_;
+  migration::Target& target_;
+};
 
 }  // namespace lxmig::agent

@@ -8,8 +8,7 @@ namespace {
 
 bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
-// For error messages: the value as it came, control characters shown as \xNN.
-std::string shown(std::string_view v, size_t max = 80) {
+std::string shownRaw(std::string_view v, size_t max) {
   std::string out;
   for (char c : v.substr(0, max)) {
     auto u = static_cast<unsigned char>(c);
@@ -26,7 +25,7 @@ std::string shown(std::string_view v, size_t max = 80) {
 }
 
 Status bad(std::string_view what, std::string_view value, std::string_view rule) {
-  return invalidArgument("bad " + std::string(what) + " `" + shown(value) + "`: " + std::string(rule));
+  return invalidArgument("bad " + std::string(what) + " " + quote(value) + ": " + std::string(rule));
 }
 
 Status checkComponents(std::string_view path, std::string_view what) {
@@ -46,6 +45,8 @@ Status checkComponents(std::string_view path, std::string_view what) {
 }
 
 }  // namespace
+
+std::string quote(std::string_view value, size_t max) { return "`" + shownRaw(value, max) + "`"; }
 
 Status checkContainerName(std::string_view name) {
   constexpr std::string_view rule = "letters, digits, '-' and '_', at most 48, starting with a letter or digit";

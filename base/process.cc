@@ -130,7 +130,13 @@ Result<CommandOutput> runCommand(const std::vector<std::string>& argv, const Com
         (isOut ? outR : errR).reset();
         continue;
       }
-      (isOut ? result.out : result.err).append(buf, static_cast<size_t>(got));
+      std::string& into = isOut ? result.out : result.err;
+      size_t keep = static_cast<size_t>(got);
+      if (opts.maxOutputBytes && into.size() + keep > opts.maxOutputBytes) {
+        keep = opts.maxOutputBytes - std::min(opts.maxOutputBytes, into.size());
+        result.truncated = true;
+      }
+      into.append(buf, keep);
     }
   }
   inW.reset();

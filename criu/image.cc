@@ -70,6 +70,10 @@ Result<Pagemap> parsePagemap(std::string_view b) {
     if (e.has_flags()) pe.flags = e.flags();
     else pe.flags = (e.has_in_parent() && e.in_parent()) ? kPeParent : kPePresent;
     if (pe.vaddr % kPageSize != 0) return invalidArgument("pagemap entry at unaligned address");
+    // Addresses of a process: the end of the range must not wrap (its
+    // end is computed below and by every user of the entry).
+    if (pe.pages == 0 || pe.vaddr >= kAddressSpaceEnd || pe.pages > (kAddressSpaceEnd - pe.vaddr) / kPageSize)
+      return invalidArgument("pagemap entry #" + std::to_string(pm.entries.size()) + " outside the address space");
     if (!pm.entries.empty()) {
       const auto& prev = pm.entries.back();
       if (pe.vaddr < prev.vaddr + prev.pages * kPageSize) return invalidArgument("pagemap entries overlap or unsorted");

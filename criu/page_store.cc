@@ -12,6 +12,7 @@
 #include "lxmig/criu/image.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 
 namespace lxmig::criu {
@@ -32,9 +33,10 @@ std::vector<std::pair<uint32_t, std::string>> pagemapsIn(const std::string& dir)
   std::vector<std::pair<uint32_t, std::string>> out;
   for (const auto& n : listDir(dir).value_or({})) {
     if (!startsWith(n, "pagemap-") || n.size() < 13 || n.substr(n.size() - 4) != ".img") continue;
-    std::string num = n.substr(8, n.size() - 12);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    out.emplace_back(static_cast<uint32_t>(std::stoul(num)), dir + "/" + n);
+    // A name from the peer: a number out of range is not a pid's pagemap.
+    auto num = parseUint(n.substr(8, n.size() - 12), "pagemap number", 0, UINT32_MAX);
+    if (!num.ok()) continue;
+    out.emplace_back(static_cast<uint32_t>(*num), dir + "/" + n);
   }
   return out;
 }

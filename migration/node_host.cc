@@ -28,7 +28,7 @@ void setDeadline(grpc::ClientContext& ctx, int seconds) {
 
 class GrpcPeer final : public Peer {
  public:
-  GrpcPeer(node::Node& node, std::string name, std::unique_ptr<v1::Agent::Stub> stub)
+  GrpcPeer(node::Node& node, std::string name, std::unique_ptr<v1::Peer::Stub> stub)
       : node_(node), name_(std::move(name)), stub_(std::move(stub)) {}
   const std::string& name() const override { return name_; }
 
@@ -83,7 +83,7 @@ class GrpcPeer final : public Peer {
  private:
   node::Node& node_;
   std::string name_;
-  std::unique_ptr<v1::Agent::Stub> stub_;
+  std::unique_ptr<v1::Peer::Stub> stub_;
 };
 
 }  // namespace

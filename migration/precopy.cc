@@ -15,6 +15,7 @@
 #include "lxmig/transport/data_link.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 
 namespace lxmig::migration {
@@ -479,7 +480,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
   for (const auto& n : names) {
     if (startsWith(n, "pagemap-shmem-")) shmemPagemaps.push_back(imagesDir + "/" + n);
     else if (startsWith(n, "pagemap-") && n.size() > 12 && n.find_first_not_of("0123456789", 8) == n.size() - 4)
-      pagemaps.emplace_back(static_cast<pid_t>(std::stol(n.substr(8))), imagesDir + "/" + n);
+      if (auto pid = parseUint(n.substr(8, n.size() - 12), "pagemap pid", 1, INT32_MAX); pid.ok())
+        pagemaps.emplace_back(static_cast<pid_t>(*pid), imagesDir + "/" + n);
   }
   // Shared memory is never discarded (dumpDiscardingPages only covers the
   // processes' own page files); CRIU numbering otherwise would be a surprise.

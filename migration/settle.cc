@@ -16,7 +16,7 @@ FrozenCopies::Verdict FrozenCopies::decide(const std::string& name, std::string&
     if (auto peer = peers_.connect(m.target); peer.ok()) {
       Status c = (*peer)->commit(m.id);
       if (c.ok()) {
-        why = "migration " + m.id + " had restored it on " + m.target + ", which committed it now";
+        why = "migration " + m.id + " restored it on " + m.target + ", where it is committed";
         return Verdict::kGone;
       }
       if (c.code() == Code::kFailedPrecondition) {  // prepared there, not restored

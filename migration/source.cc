@@ -62,10 +62,74 @@ Source::Source(SourceContext ctx, v1::MigrateRequest req, ProgressFn progress, C
   imagesDir_ = ctx_.host.imagesRoot() + "/" + rep_.id();
 }
 
-Source::~Source() = default;
+Source::~Source() { stopSupervisor(); }
+
+// Registers a stream with the supervisor for as long as it lives here.
+class Source::LiveStream {
+ public:
+  LiveStream(Source& s, transport::ChunkWriter* w) : s_(s) { s_.setLive(w); }
+  ~LiveStream() { s_.setLive(nullptr); }
+  LiveStream(const LiveStream&) = delete;
+  LiveStream& operator=(const LiveStream&) = delete;
+
+ private:
+  Source& s_;
+};
+
+// Work on this node in the frozen window (CRIU, the final scan, rewriting
+// the images): the target is not waited for, so no stall is counted.
+class Source::LocalWork {
+ public:
+  explicit LocalWork(Source& s) : s_(s) { s_.localWork_ = true; }
+  ~LocalWork() {
+    s_.progressed();
+    s_.localWork_ = false;
+  }
+  LocalWork(const LocalWork&) = delete;
+  LocalWork& operator=(const LocalWork&) = delete;
+
+ private:
+  Source& s_;
+};
+
+void Source::setLive(transport::ChunkWriter* w) {
+  std::lock_guard sl(streamMu_);
+  live_ = w;
+}
+
+void Source::supervise() {
+  std::unique_lock lk(superviseMu_);
+  while (!superviseCv_.wait_for(lk, std::chrono::milliseconds(50), [this] { return superviseStop_; })) {
+    const Stage stage = stage_;
+    if (stage == Stage::kRestoreSent) return;  // the source waits for the target's answer now
+    bool breakIt = cancelled();
+    if (stage == Stage::kFrozen && ctx_.stallLimitMs > 0) {
+      if (localWork_) progressed();
+      if ((monotonicNs() - progressNs_) / 1000000 >= ctx_.stallLimitMs) breakIt = stalled_ = true;
+    }
+    if (!breakIt) continue;
+    std::lock_guard sl(streamMu_);
+    if (live_) live_->cancel();  // idempotent; the stream's user sees it fail
+  }
+}
+
+void Source::stopSupervisor() {
+  {
+    std::lock_guard lk(superviseMu_);
+    superviseStop_ = true;
+  }
+  superviseCv_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+Status Source::stallError() const {
+  return unavailable("target " + req_.target() + " took no data for " + std::to_string(ctx_.stallLimitMs / 1000) +
+                     " s while `" + spec_.name + "` was frozen (stall limit)");
+}
 
 v1::MigrationReport Source::run() {
   journal_->begin(rep_.reason());
+  supervisor_ = std::thread([this] { supervise(); });
   progress_->phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
   using Step = Status (Source::*)();
   static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::prepare,  &Source::sync,
@@ -196,6 +260,7 @@ Result<transport::Manifest> Source::sendTree(transport::ChunkWriter& w, v1::Tran
       rep_.id(), area, root, previous, [&](v1::TransferChunk& c) { return !cancelled() && w.write(c); },
       [&](uint64_t n) {
         *bytes += n;
+        progressed();
         progress_->add(n);
       },
       resume, first);
@@ -207,6 +272,7 @@ Status Source::sync() {
   progress_->phase(v1::PHASE_SYNC, transport::treeBytes(root));
   PhaseClock ph(*journal_, v1::PHASE_SYNC);
   auto w = openStream();
+  LiveStream live(*this, w.get());
   uint64_t bytes = 0;
   auto m = sendTree(*w, v1::TransferChunk::ROOTFS, root, {}, &bytes);
   Status st = w->finish().status();
@@ -255,6 +321,7 @@ Status Source::precopy() {
     // One stream per round: when it ends, the target folds the round into
     // its page store.
     auto w = openStream();
+    LiveStream live(*this, w.get());
     auto r = pc_->round([&](v1::TransferChunk& c) { return !cancelled() && w->write(c); }, counted);
     Status fin = w->finish().status();
     if (!r.ok()) {
@@ -281,12 +348,14 @@ Status Source::freeze() {
   // The stream of the frozen window is opened first: its handshake is not
   // downtime.
   images_ = openStream();
+  setLive(images_.get());  // until transfer() ends it
   tail_ = std::make_unique<transport::TailSender>(rep_.id(), v1::TransferChunk::IMAGES, imagesDir_, "pages-");
   progress_->phase(v1::PHASE_FREEZE, 0);
   PhaseClock ph(*journal_, v1::PHASE_FREEZE);
   tFreeze_ = monotonicNs();
   Status st = ctx_.host.freeze(spec_.name);
   if (st.ok()) {
+    progressed();
     stage_ = Stage::kFrozen;
     // Nothing of the frozen copy may leave this node or reach it: not its
     // packets, not the RSTs its sockets send when it is destroyed at commit
@@ -299,6 +368,7 @@ Status Source::freeze() {
 
 Status Source::finalScan() {
   if (!pc_) return okStatus();
+  LocalWork local(*this);
   PhaseClock ph(*journal_, v1::PHASE_FINAL_SCAN);
   auto r = pc_->finalScan();
   if (!r.ok()) {
@@ -339,6 +409,7 @@ Status Source::dump() {
   auto sink = [this](v1::TransferChunk& c) { return !cancelled() && images_->write(c); };
   auto counted = [this](uint64_t n) {
     sent_ += n;
+    progressed();
     progress_->add(n);
   };
   progress_->phase(v1::PHASE_DUMP, 0);
@@ -367,8 +438,10 @@ Status Source::dump() {
     if (auto pids = ctx_.host.pids(spec_.name); pids.ok()) discard = static_cast<int>(pids->size());
   if (st.ok()) {
     std::atomic<bool> done{false};
+    localWork_ = true;
     std::thread dumper([&] {
       st = ctx_.host.dump(spec_.name, imagesDir_, discard);
+      localWork_ = false;  // from here on the wait is for the target
       done = true;
     });
     while (!done) {
@@ -382,6 +455,7 @@ Status Source::dump() {
     }
     dumper.join();
   }
+  if (stalled_ && st.ok()) st = stallError();
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
   ph.end(st, imageBytes_, kv("streamed_during_dump", static_cast<int64_t>(sent_)));
   return st;
@@ -391,6 +465,7 @@ Status Source::dump() {
 // into its page store ----
 Status Source::rewrite() {
   if (!pc_) return okStatus();
+  LocalWork local(*this);
   PhaseClock ph(*journal_, v1::PHASE_REWRITE);
   Status st = pc_->rewriteDump(imagesDir_, *final_);
   if (st.code() == Code::kFailedPrecondition) {
@@ -413,6 +488,7 @@ Status Source::rewrite() {
 // conntrack entries of its address, taken while nothing reaches it (the
 // route went at the freeze; CRIU locked its own namespace for the dump) ----
 Status Source::exportNet() {
+  LocalWork local(*this);
   PhaseClock ph(*journal_, v1::PHASE_NET_EXPORT);
   size_t entries = 0;
   auto net = ctx_.host.exportNet(spec_, !req_.no_conntrack(), &entries);
@@ -441,8 +517,10 @@ Status Source::transfer() {
     sent_ += bytes;
   }
   Status fin = images_->finish().status();
+  setLive(nullptr);
   images_.reset();
   if (!fin.ok()) st = fin;  // the target's reason beats "stream broke" (the operator's beats both: run())
+  if (stalled_) st = stallError();
   rep_.set_bytes(rep_.bytes() + sent_);
   ph.end(st, sent_, kv("after_dump", static_cast<int64_t>(sent_ - before)));
   return st.withContext("transfer");
@@ -456,7 +534,7 @@ Status Source::restore() {
   rr.set_migration_id(rep_.id());
   rr.set_lazy(pc_ != nullptr);
   *rr.mutable_net() = std::move(net_);
-  stage_ = Stage::kRestoreSent;
+  stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {
     ph.end(r.status());
@@ -516,6 +594,7 @@ void Source::commit() {
 }
 
 void Source::dropImagesStream() {
+  setLive(nullptr);
   if (!images_) return;
   images_->cancel();
   (void)images_->finish();

@@ -7,6 +7,7 @@
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "lxmig/criu/image.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/transport/tree_transfer.h"
 
@@ -15,6 +16,9 @@ namespace {
 
 constexpr const char* kLog = "target";
 constexpr const char* kStagingPrefix = ".incoming-";
+// The audit event that says a container was restored and runs here (read
+// back after an agent restart, pastOf()).
+constexpr const char* kRestoredEvent = "restored and running on the target";
 // Room a migration may use on top of what its PREPARE announced.
 constexpr uint64_t kBudgetSlackBytes = uint64_t{1} << 30;
 // After this long a lazy-pages daemon still filling memory is reported.
@@ -52,8 +56,32 @@ void Target::cleanupStale() {
 Result<std::shared_ptr<Target::State>> Target::find(const std::string& id) {
   std::lock_guard lk(mu_);
   auto it = active_.find(id);
-  if (it == active_.end()) return notFound("no incoming migration `" + id + "` on " + host_.nodeName());
+  if (it == active_.end()) return notFound("no incoming migration `" + id.substr(0, 64) + "` on " + host_.nodeName());
   return it->second;
+}
+
+Result<std::shared_ptr<Target::State>> Target::findFor(const std::string& peer, const std::string& id) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+  if (st->source != peer)
+    return Status(Code::kPermissionDenied, "migration " + id + " on " + host_.nodeName() + " is " + st->source +
+                                               "'s, not " + peer + "'s");
+  return st;
+}
+
+Target::Past Target::pastOf(const std::string& id, std::string* container) {
+  if (!checkMigrationId(id).ok()) return Past::kUnknown;
+  auto m = audit_.getMigration(id);
+  if (!m.ok() || m->id != id || m->mode != name(v1::MODE_INCOMING)) return Past::kUnknown;
+  *container = m->container;
+  if (m->result == name(v1::RESULT_COMMITTED)) return Past::kCommitted;
+  if (m->result == name(v1::RESULT_ABORTED)) return Past::kAborted;
+  // Interrupted by an agent restart (or still "running" in a database the
+  // agent did not get to mark): did the restore complete before it?
+  auto events = audit_.events(id);
+  if (events.ok())
+    for (const auto& e : *events)
+      if (e.text == kRestoredEvent) return Past::kRestored;
+  return Past::kInterrupted;
 }
 
 void Target::finishAudit(const std::string& id, v1::MigrationResult result, const std::string& error,
@@ -62,17 +90,24 @@ void Target::finishAudit(const std::string& id, v1::MigrationResult result, cons
   if (!st.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
 }
 
-Status Target::prepare(const v1::PrepareRequest& req) {
+Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   const std::string& self = host_.nodeName();
   const std::string& id = req.migration_id();
   LXMIG_RETURN_IF_ERROR(checkMigrationId(id));
-  LXMIG_RETURN_IF_ERROR(checkNodeName(req.source()));
+  LXMIG_RETURN_IF_ERROR(checkNodeName(peer));
+  if (!req.source().empty() && req.source() != peer)
+    return Status(Code::kPermissionDenied, peer + " cannot prepare a migration from " + req.source().substr(0, 64));
   node::Spec spec = node::Spec::fromProto(req.spec());
-  LXMIG_RETURN_IF_ERROR(spec.check().withContext("container spec from " + req.source()));
+  LXMIG_RETURN_IF_ERROR(spec.check().withContext("container spec from " + peer));
   {
     std::lock_guard lk(mu_);
     if (active_.count(id)) return alreadyExists("migration " + id + " is already prepared on " + self);
+    if (static_cast<int>(active_.size()) >= options_.maxIncoming)
+      return resourceExhausted("target " + self + " already receives " + std::to_string(active_.size()) +
+                               " migrations (max_incoming)");
   }
+  std::string seen;
+  if (pastOf(id, &seen) != Past::kUnknown) return alreadyExists("migration " + id + " already ran on " + self);
   if (host_.defined(spec.name))
     return alreadyExists("target " + self + " already holds a container named `" + spec.name + "`");
   for (const auto& n : host_.containers()) {
@@ -109,17 +144,17 @@ Status Target::prepare(const v1::PrepareRequest& req) {
     return resourceExhausted("target " + self + " has " + humanBytes(fsFree) + " free in " + host_.stagingRoot() +
                              ", the writable area needs " + humanBytes(req.expected_bytes()));
   auto st = std::make_shared<State>();
-  LXMIG_ASSIGN_OR_RETURN(st->reservation, reservations_.reserve(spec.name, "migrating in from " + req.source()));
+  LXMIG_ASSIGN_OR_RETURN(st->reservation, reservations_.reserve(spec.name, "migrating in from " + peer));
   st->spec = spec;
   st->devices = fit.target;
   // The container's device binds point at this node's devices from now on.
   for (auto& d : st->spec.devices)
     if (auto m = fit.hostPath.find(d.containerPath); m != fit.hostPath.end()) d.hostPath = m->second;
-  st->source = req.source();
+  st->source = peer;
   st->stagingDir = host_.stagingRoot() + "/" + kStagingPrefix + id;
   st->imagesDir = host_.imagesRoot() + "/" + id;
   st->startedMs = wallMs();
-  st->lastActivityMs = st->startedMs;
+  st->lastActivityNs = monotonicNs();
   // What the source may send at most: pre-copy rounds stop after 3x the
   // memory, the images hold about the memory once more, the writable area
   // goes twice (before the freeze and its delta) and may grow meanwhile.
@@ -134,22 +169,24 @@ Status Target::prepare(const v1::PrepareRequest& req) {
   store::MigrationRecord rec;
   rec.id = id;
   rec.container = spec.name;
-  rec.source = req.source();
+  rec.source = peer;
   rec.target = self;
   rec.mode = std::string(name(v1::MODE_INCOMING));
   rec.startedMs = st->startedMs;
   rec.result = std::string(name(v1::RESULT_RUNNING));
-  rec.reason = "incoming from " + req.source();
+  rec.reason = "incoming from " + peer;
   if (Status a = audit_.beginMigration(rec); !a.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
   std::lock_guard lk(mu_);
   active_[id] = st;
-  LXMIG_LOG(kInfo, kLog) << "prepared incoming migration " << id << " of " << spec.name << " from " << req.source();
+  LXMIG_LOG(kInfo, kLog) << "prepared incoming migration " << id << " of " << spec.name << " from " << peer;
   return okStatus();
 }
 
-Result<v1::TransferReply> Target::receive(const transport::ChunkSource& next, bool checksums) {
+Result<v1::TransferReply> Target::receive(const std::string& peer, const transport::ChunkSource& next,
+                                          bool checksums) {
   v1::TransferChunk c;
   std::shared_ptr<State> st;
+  std::string id;
   std::unique_ptr<transport::TreeWriter> images, rootfs;
   const std::string& self = host_.nodeName();
   bool rounds = false;               // a stream of pre-copy rounds (not the images after the dump)
@@ -160,11 +197,13 @@ Result<v1::TransferReply> Target::receive(const transport::ChunkSource& next, bo
     if (!more.ok()) return more.status().withContext("target " + self);
     if (!*more) break;
     if (!st) {
-      LXMIG_ASSIGN_OR_RETURN(st, find(c.migration_id()));
+      id = c.migration_id();
+      LXMIG_ASSIGN_OR_RETURN(st, findFor(peer, id));
       images = std::make_unique<transport::TreeWriter>(st->imagesDir, checksums, st->budget.get());
       rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums, st->budget.get());
     }
-    st->lastActivityMs = wallMs();
+    if (c.migration_id() != id) return invalidArgument("one stream, one migration: chunk of " + c.migration_id().substr(0, 64));
+    st->lastActivityNs = monotonicNs();
     const bool isImages = c.area() == v1::TransferChunk::IMAGES;
     rounds |= isImages && startsWith(c.path(), "rounds");
     // Pre-copy's images after the dump (the source sends inventory.img and
@@ -201,18 +240,29 @@ Result<v1::TransferReply> Target::receive(const transport::ChunkSource& next, bo
   return r;
 }
 
-Status Target::prelayout(const v1::PrelayoutRequest& req) {
-  LXMIG_ASSIGN_OR_RETURN(auto st, find(req.migration_id()));
+Status Target::prelayout(const std::string& peer, const v1::PrelayoutRequest& req) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, req.migration_id()));
+  // The layout walks every predicted page: bounded by what the migration
+  // may send at all, and every range must be a range of addresses.
   std::map<uint32_t, tracking::PageSet> predicted;
+  uint64_t total = 0;
   for (const auto& p : req.procs()) {
-    if (p.ranges_size() % 2) return invalidArgument("prelayout of pid " + std::to_string(p.vpid()) + ": odd range list");
+    const std::string pid = "prelayout of pid " + std::to_string(p.vpid());
+    if (p.ranges_size() % 2) return invalidArgument(pid + ": odd range list");
     tracking::PageSet& set = predicted[p.vpid()];
-    for (int i = 0; i < p.ranges_size(); i += 2) set.add(p.ranges(i), p.ranges(i + 1));
+    for (int i = 0; i < p.ranges_size(); i += 2) {
+      const uint64_t a = p.ranges(i), b = p.ranges(i + 1);
+      if (a >= b || a % tracking::kPageSize || b % tracking::kPageSize || b > criu::kAddressSpaceEnd)
+        return invalidArgument(pid + ": bad range");
+      total += b - a;
+      if (total > st->budget->total()) return resourceExhausted(pid + ": more pages than the migration announced");
+      set.add(a, b);
+    }
   }
   std::lock_guard op(st->opMu);
   if (st->restored || st->prelayoutDone.valid())
     return failedPrecondition("migration " + req.migration_id() + ": prelayout comes once, before the restore");
-  st->lastActivityMs = wallMs();
+  st->lastActivityNs = monotonicNs();
   State* s = st.get();  // outlives the thread: its future is joined first
   s->prelayoutDone = std::async(std::launch::async, [s, predicted = std::move(predicted)] {
     const int64_t t0 = monotonicNs();
@@ -228,11 +278,12 @@ void Target::awaitPrelayout(State& s) {
   if (s.prelayoutDone.valid()) s.prelayoutDone.wait();
 }
 
-Result<v1::RestoreReply> Target::restore(const std::string& id, bool lazy, const v1::NetState& net) {
-  LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
+                                         const v1::NetState& net) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
   const std::string& name = st->spec.name;
-  st->lastActivityMs = wallMs();
+  st->lastActivityNs = monotonicNs();
   auto fail = [&](const Status& s) {
     (void)host_.destroy(name);
     (void)host_.releaseAddress(st->spec);
@@ -295,7 +346,10 @@ Result<v1::RestoreReply> Target::restore(const std::string& id, bool lazy, const
     return fail(s);
   }
   st->restored = true;
-  st->lastActivityMs = wallMs();
+  st->lastActivityNs = monotonicNs();
+  // Durable before it runs: an agent restarted from here on must never
+  // agree to an abort (the source would thaw its copy too), pastOf().
+  if (Status a = audit_.addEvent(id, "info", kRestoredEvent); !a.ok()) return fail(a.withContext("audit"));
   if (auto s = host_.thaw(name); !s.ok()) return fail(s);
   r.set_restore_ms(lap());
   if (auto s = host_.claimAddress(st->spec); !s.ok()) return fail(s);
@@ -306,22 +360,31 @@ Result<v1::RestoreReply> Target::restore(const std::string& id, bool lazy, const
 }
 
 void Target::reapIdle(int64_t idleMs) {
-  std::vector<std::string> idle, orphaned;
+  std::vector<std::pair<std::string, std::shared_ptr<State>>> silent;
   {
     std::lock_guard lk(mu_);
+    const int64_t now = monotonicNs();
     for (const auto& [id, st] : active_)
-      if (wallMs() - st->lastActivityMs > idleMs) (st->restored ? orphaned : idle).push_back(id);
+      if ((now - st->lastActivityNs) / 1000000 > idleMs) silent.emplace_back(id, st);
   }
-  for (const auto& id : idle) (void)abort(id, "source silent for " + std::to_string(idleMs / 1000) + " s");
-  // Restored and running here, and the source never said COMMIT (it died,
-  // or its notice got lost): the copy here is the one that runs, so it is
-  // this node's container now. A source that comes back finds it running
-  // here and removes its frozen copy.
-  for (const auto& id : orphaned) {
+  for (auto& [id, st] : silent) {
+    // A restore, commit or abort in progress is the source at work, not
+    // silence; and whether the container was restored is decided under the
+    // same lock, so a restore that just succeeded is never aborted.
+    std::unique_lock op(st->opMu, std::try_to_lock);
+    if (!op.owns_lock() || !find(id).ok()) continue;
+    if (!st->restored) {
+      (void)abortLocked(id, *st, "source silent for " + std::to_string(idleMs / 1000) + " s");
+      continue;
+    }
+    // Restored and running here, and the source never said COMMIT (it died,
+    // or its notice got lost): the copy here is the one that runs, so it is
+    // this node's container now. A source that comes back finds it running
+    // here and removes its frozen copy.
     LXMIG_LOG(kWarn, kLog) << "migration " << id << ": restored here, source silent for " << idleMs / 1000
                            << " s: committing";
     (void)audit_.addEvent(id, "warn", "source silent after the restore: committed by the target");
-    if (auto st = commit(id); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+    if (auto s = commitLocked(id, st); !s.ok()) LXMIG_LOG(kWarn, kLog) << s.toString();
   }
 }
 
@@ -347,10 +410,37 @@ void Target::discard(const std::string& id, State& s) {
   active_.erase(id);
 }
 
-Status Target::commit(const std::string& id) {
-  LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
+Status Target::commit(const std::string& peer, const std::string& id) {
+  auto found = findFor(peer, id);
+  if (!found.ok() && found.status().code() == Code::kNotFound) {
+    std::string container;
+    switch (pastOf(id, &container)) {
+      case Past::kCommitted:
+        return okStatus();
+      case Past::kRestored: {
+        Status a = audit_.finishMigration(id, std::string(name(v1::RESULT_COMMITTED)),
+                                          "committed after an agent restart", wallMs(), 0, -1, -1);
+        if (!a.ok()) return a;
+        LXMIG_LOG(kInfo, kLog) << "migration " << id << " of " << container
+                               << ": restored here before the agent restarted; committed";
+        return okStatus();
+      }
+      case Past::kAborted:
+        return failedPrecondition("migration " + id + " was aborted on " + host_.nodeName());
+      case Past::kInterrupted:
+        return failedPrecondition("migration " + id + " was not restored on " + host_.nodeName() +
+                                  " before its agent restarted");
+      case Past::kUnknown:
+        break;
+    }
+  }
+  LXMIG_ASSIGN_OR_RETURN(auto st, found);
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
+  return commitLocked(id, st);
+}
+
+Status Target::commitLocked(const std::string& id, const std::shared_ptr<State>& st) {
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + host_.nodeName());
   finishAudit(id, v1::RESULT_COMMITTED, "", *st);
   if (!st->lazyPages || !st->lazyPages->running()) {
@@ -418,21 +508,41 @@ void Target::awaitFill(std::string id, std::shared_ptr<State> s) {
   (void)removeTree(s->imagesDir);
 }
 
-Status Target::abort(const std::string& id, const std::string& reason) {
-  auto r = find(id);
-  if (!r.ok()) return okStatus();  // nothing here: already aborted or never prepared
-  auto st = *r;
-  std::lock_guard op(st->opMu);
-  if (!find(id).ok()) return okStatus();  // committed or aborted meanwhile
-  const std::string& name = st->spec.name;
-  // Only a container this migration created is destroyed.
-  if (st->restored || (host_.defined(name) && !pathExists(st->stagingDir + "/rootfs"))) {
-    (void)host_.destroy(name);
-    (void)host_.releaseAddress(st->spec);
+Status Target::abort(const std::string& peer, const std::string& id, const std::string& reason) {
+  auto r = findFor(peer, id);
+  if (!r.ok() && r.status().code() == Code::kNotFound) {
+    std::string container;
+    switch (pastOf(id, &container)) {
+      case Past::kCommitted:
+        return failedPrecondition("migration " + id + " was committed on " + host_.nodeName() + ": `" + container +
+                                  "` runs there");
+      case Past::kRestored:
+        return failedPrecondition("migration " + id + " restored `" + container + "` on " + host_.nodeName() +
+                                  " before its agent restarted: only a commit settles it");
+      default:
+        return okStatus();  // aborted, never restored, or never prepared here
+    }
   }
-  host_.dropImportedNet(st->spec, &st->net);
-  discard(id, *st);
-  finishAudit(id, v1::RESULT_ABORTED, reason, *st);
+  LXMIG_ASSIGN_OR_RETURN(auto st, r);
+  std::lock_guard op(st->opMu);
+  if (!find(id).ok()) {  // settled meanwhile
+    std::string container;
+    return pastOf(id, &container) == Past::kCommitted ? failedPrecondition("migration " + id + " was committed")
+                                                      : okStatus();
+  }
+  return abortLocked(id, *st, reason);
+}
+
+Status Target::abortLocked(const std::string& id, State& st, const std::string& reason) {
+  const std::string& name = st.spec.name;
+  // Only a container this migration created is destroyed.
+  if (st.restored || (host_.defined(name) && !pathExists(st.stagingDir + "/rootfs"))) {
+    (void)host_.destroy(name);
+    (void)host_.releaseAddress(st.spec);
+  }
+  host_.dropImportedNet(st.spec, &st.net);
+  discard(id, st);
+  finishAudit(id, v1::RESULT_ABORTED, reason, st);
   LXMIG_LOG(kInfo, kLog) << "aborted incoming migration " << id << ": " << reason;
   return okStatus();
 }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/toml_lite.h"
 #include "lxmig/transport/data_link.h"
 
@@ -14,6 +15,7 @@ Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
   LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
   ClusterConfig c;
   for (const auto& name : kv.tables("node")) {
+    LXMIG_RETURN_IF_ERROR(checkNodeName(name).withContext(path));
     PeerInfo p;
     p.name = name;
     p.address = kv.get("node." + name + ".address");
@@ -52,6 +54,9 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
       {"devices", &AgentConfig::devices},
       {"source_silence", &AgentConfig::sourceSilence},
       {"data_link_cipher", &AgentConfig::dataLinkCipher},
+      {"accept_forwarded", &AgentConfig::acceptForwarded},
+      {"max_incoming", &AgentConfig::maxIncoming},
+      {"frozen_limit", &AgentConfig::frozenLimit},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -76,16 +81,18 @@ Status AgentConfig::validate() const {
   if (::inet_pton(AF_INET, gateway.c_str(), &a) != 1) return invalidArgument("bad gateway `" + gateway + "`");
   if (!listen.empty() && (tlsCa.empty() || tlsCert.empty() || tlsKey.empty()))
     return invalidArgument("`listen` needs tls_ca, tls_cert and tls_key: peers talk mutual TLS only");
-  if (node.find_first_of("/ \t") != std::string::npos) return invalidArgument("bad node name `" + node + "`");
   if (firewall != "open" && firewall != "strict")
     return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
   if (!dataListen.empty() && dataListen != "off") {
     if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
     if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
   }
-  if (sourceSilence.empty() || sourceSilence.find_first_not_of("0123456789") != std::string::npos ||
-      sourceSilenceSeconds() < 1)
-    return invalidArgument("bad source_silence `" + sourceSilence + "` (whole seconds, at least 1)");
+  LXMIG_RETURN_IF_ERROR(parseUint(sourceSilence, "source_silence (seconds)", 1, 86400).status());
+  if (acceptForwarded != "true" && acceptForwarded != "false")
+    return invalidArgument("bad accept_forwarded `" + acceptForwarded + "` (true or false)");
+  LXMIG_RETURN_IF_ERROR(parseUint(maxIncoming, "max_incoming", 1, 64).status());
+  LXMIG_RETURN_IF_ERROR(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
+  LXMIG_RETURN_IF_ERROR(checkNodeName(node));
   if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
     return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)

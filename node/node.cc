@@ -29,6 +29,9 @@ using nlohmann::json;
 
 // How long `run` watches a new container before it reports it running.
 constexpr int kStartSettleMs = 200;
+// `lxmig exec`: the command's output travels in one reply, so it is bounded.
+constexpr size_t kMaxExecOutputBytes = 4 << 20;
+constexpr uint64_t kMaxExecMs = 24 * 3600 * 1000;
 
 v1::ContainerSpec Spec::toProto() const {
   v1::ContainerSpec p;
@@ -105,12 +108,12 @@ namespace {
 Status checkEnv(const std::string& e) {
   const auto eq = e.find('=');
   if (eq == std::string::npos || eq == 0)
-    return invalidArgument("bad environment entry `" + e.substr(0, 80) + "`: NAME=value wanted");
+    return invalidArgument("bad environment entry " + quote(e) + ": NAME=value wanted");
   for (size_t i = 0; i < eq; ++i) {
     const char c = e[i];
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_') || (i == 0 && std::isdigit(static_cast<unsigned char>(c))))
-      return invalidArgument("bad environment variable name `" + e.substr(0, std::min<size_t>(eq, 80)) +
-                             "`: letters, digits and '_', not starting with a digit");
+      return invalidArgument("bad environment variable name " + quote(e.substr(0, eq)) +
+                             ": letters, digits and '_', not starting with a digit");
   }
   return checkPlainText(e, "environment entry");
 }
@@ -119,13 +122,13 @@ Status checkMac(const std::string& mac) {
   bool ok = mac.size() == 17;
   for (size_t i = 0; ok && i < mac.size(); ++i)
     ok = i % 3 == 2 ? mac[i] == ':' : std::isxdigit(static_cast<unsigned char>(mac[i])) != 0;
-  return ok ? okStatus() : invalidArgument("bad MAC address `" + mac.substr(0, 40) + "`");
+  return ok ? okStatus() : invalidArgument("bad MAC address " + quote(mac));
 }
 
 Status checkIpv4(const std::string& ip) {
   in_addr a{};
   return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus()
-                                                   : invalidArgument("bad IPv4 address `" + ip.substr(0, 40) + "`");
+                                                   : invalidArgument("bad IPv4 address " + quote(ip));
 }
 
 constexpr size_t kMaxArgs = 4096;
@@ -215,7 +218,7 @@ static Result<std::string> publishRule(const std::string& spec) {
   char* end = nullptr;
   long p = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || p < 1 || p > 65535 || (proto != "tcp" && proto != "udp"))
-    return invalidArgument("bad --publish `" + spec + "` (PORT or PORT/tcp or PORT/udp)");
+    return invalidArgument("bad --publish " + quote(spec) + " (PORT or PORT/tcp or PORT/udp)");
   return proto + " dport " + std::to_string(p) + " accept";
 }
 
@@ -240,7 +243,28 @@ Result<std::string> Node::peerHost(const std::string& node) const {
   return hp.first;
 }
 
-Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
+Result<std::string> Node::identifyPeer(const std::vector<std::string>& names, const std::string& via) {
+  std::set<std::string> matched;
+  for (const auto& n : names)
+    if (cluster_.nodes.count(n)) matched.insert(n);
+  std::string shown;
+  for (const auto& n : names) shown += (shown.empty() ? "" : ", ") + n.substr(0, 64);
+  std::string why;
+  if (matched.empty()) why = "its certificate (" + (shown.empty() ? std::string("no names") : shown) + ") names no node of the cluster";
+  else if (matched.size() > 1) why = "its certificate names several nodes (" + shown + ")";
+  else if (*matched.begin() == cfg_.node) why = "its certificate names this node, " + cfg_.node;
+  if (why.empty()) return *matched.begin();
+  LXMIG_LOG(kWarn, "node") << "peer refused on the " << via << ": " << why;
+  store::NodeEvent e;
+  e.level = "warn";
+  e.kind = "peer-refused";
+  e.peer = shown.substr(0, 200);
+  e.text = "refused on the " + via + ": " + why;
+  if (Status st = audit_->addNodeEvent(e); !st.ok()) LXMIG_LOG(kWarn, "node") << "audit: " << st.toString();
+  return Status(Code::kPermissionDenied, "peer refused: " + why);
+}
+
+Result<std::unique_ptr<v1::Peer::Stub>> Node::peer(const std::string& node) {
   auto it = cluster_.nodes.find(node);
   if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
   if (it->second.address.empty()) return failedPrecondition("node `" + node + "` has no peer address");
@@ -253,13 +277,18 @@ Result<std::unique_ptr<v1::Agent::Stub>> Node::peer(const std::string& node) {
     o.pem_private_key = keyPem_;
     o.pem_cert_chain = certPem_;
     grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(64 << 20);
-    args.SetMaxSendMessageSize(64 << 20);
+    args.SetMaxReceiveMessageSize(16 << 20);
+    args.SetMaxSendMessageSize(16 << 20);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // A peer that vanishes mid-call (power loss, partition) is noticed in
+    // seconds, not when TCP gives up.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
     ch = grpc::CreateCustomChannel(it->second.address, grpc::SslCredentials(o), args);
   }
-  return v1::Agent::NewStub(ch);
+  return v1::Peer::NewStub(ch);
 }
 
 Result<v1::ListContainersReply> Node::peerContainers(const std::string& node, int seconds) {
@@ -487,8 +516,11 @@ Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
                                    "-v", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--"};
   argv.insert(argv.end(), req.command().begin(), req.command().end());
   CommandOptions o;
-  o.timeoutMs = req.timeout_ms() ? static_cast<int>(req.timeout_ms()) : 60000;
+  o.timeoutMs = static_cast<int>(std::min<uint64_t>(req.timeout_ms() ? req.timeout_ms() : 60000, kMaxExecMs));
+  o.maxOutputBytes = kMaxExecOutputBytes;
   LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, o));
+  if (out.truncated)
+    out.err += "\nlxmig: output cut at " + humanBytes(kMaxExecOutputBytes) + " per stream (lxmig exec keeps no more)\n";
   v1::ExecReply r;
   r.set_exit_code(out.exitCode);
   r.set_stdout_data(out.out);

@@ -102,6 +102,10 @@ make_pki() {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/rogue/ca.key" \
     -out "$pki/rogue/ca.crt" -days 3650 -subj "/CN=rogue CA" 2>/dev/null
   make_cert "$pki/rogue" rogue "$pki/rogue" "DNS:n1,IP:$(node_ip 1)"
+  # A certificate of the cluster CA that names no node of the cluster: a
+  # peer must be a node of the inventory, not just hold a CA signature.
+  mkdir -p "$pki/stranger"
+  make_cert "$pki/stranger" stranger "$pki" "DNS:stranger,IP:10.99.0.99"
 }
 
 # ---- networking --------------------------------------------------------------

@@ -348,6 +348,27 @@ Result<std::vector<Event>> AuditLog::events(const std::string& migrationId) cons
   return out;
 }
 
+Status AuditLog::addNodeEvent(const NodeEvent& e) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT INTO node_events(at_ms, level, kind, peer, text) VALUES(?,?,?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert node event"));
+  s.bind(1, e.atMs ? e.atMs : wallNowMs()).bind(2, e.level).bind(3, e.kind).bind(4, e.peer).bind(5, e.text);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record node event", e.kind);
+  return okStatus();
+}
+
+Result<std::vector<NodeEvent>> AuditLog::nodeEvents(int limit) const {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT at_ms, level, kind, peer, text FROM node_events ORDER BY id DESC LIMIT ?");
+  LXMIG_RETURN_IF_ERROR(s.prepared("select node events"));
+  s.bind(1, int64_t{limit});
+  std::vector<NodeEvent> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3), s.text(4)});
+  if (rc != SQLITE_DONE) return sqlError(db_, "read node events", "");
+  return out;
+}
+
 Result<QueryResult> AuditLog::query(const std::string& sql) const {
   std::lock_guard lock(mu_);
   Stmt s(db_, sql.c_str());

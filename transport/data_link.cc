@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/proto/rpc_status.h"
 
@@ -39,13 +40,19 @@ constexpr const char* kLog = "datalink";
 enum Kind : uint32_t { kReady = 0x4c58d001, kChunk = 0x4c58d003, kEnd = 0x4c58d005, kVerdict = 0x4c58d007 };
 constexpr size_t kHeadBytes = 12;
 constexpr uint32_t kMaxHeader = 64 << 10;
-constexpr uint32_t kMaxData = 64 << 20;
+// Chunks carry 1 MiB of data; a frame announces its size before it can be
+// authenticated, so the receiver reserves at most this per frame.
+constexpr uint32_t kMaxData = 4 << 20;
 // Chunks the sender thread may hold ahead of the wire: enough to read the
 // next pages while the previous ones are encrypted and sent.
 constexpr size_t kQueueBytes = 4 << 20;
 // Connections served at once (each has a thread until its handshake, at
-// most 10 s, or its stream ends).
+// most kHandshakeMs in all, or its stream ends), and of those, how many may
+// still be in their handshake: a peer that is not (yet) authenticated can
+// hold only these.
 constexpr size_t kMaxConnections = 64;
+constexpr size_t kMaxHandshakes = 16;
+constexpr int kHandshakeMs = 10000;
 // How long an answer to a finished or broken stream may take to arrive
 // once the link itself has failed.
 constexpr int kVerdictGraceMs = 2000;
@@ -588,7 +595,7 @@ class LinkWriter final : public ChunkWriter {
 
 class GrpcWriter final : public ChunkWriter {
  public:
-  GrpcWriter(v1::Agent::Stub& stub, std::string peer) : peer_(std::move(peer)) { w_ = stub.Transfer(&ctx_, &reply_); }
+  GrpcWriter(v1::Peer::Stub& stub, std::string peer) : peer_(std::move(peer)) { w_ = stub.Transfer(&ctx_, &reply_); }
   ~GrpcWriter() override {
     if (finished_) return;
     ctx_.TryCancel();  // a stream dropped unfinished is cancelled, not left open
@@ -699,7 +706,7 @@ Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& addres
   return std::pair{host, static_cast<uint16_t>(p)};
 }
 
-std::unique_ptr<ChunkWriter> grpcChunkWriter(v1::Agent::Stub& stub, const std::string& peer) {
+std::unique_ptr<ChunkWriter> grpcChunkWriter(v1::Peer::Stub& stub, const std::string& peer) {
   return std::make_unique<GrpcWriter>(stub, peer);
 }
 
@@ -752,16 +759,73 @@ Result<std::unique_ptr<ChunkWriter>> connectDataLink(const TlsIdentity& tls, con
 
 // ---- receiver side ----
 
+namespace {
+
+// SSL_accept on a blocking socket with one deadline for the whole
+// handshake (SO_RCVTIMEO alone restarts with every byte received).
+Status acceptWithin(SSL* ssl, int fd, int ms) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return Status::fromErrno("fcntl", "data link");
+  const int64_t deadline = monotonicNs() + int64_t{ms} * 1000000;
+  Status st;
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    const int r = SSL_accept(ssl);
+    if (r == 1) break;
+    const int e = SSL_get_error(ssl, r);
+    const int64_t left = (deadline - monotonicNs()) / 1000000;
+    if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
+      st = left <= 0 ? unavailable("TLS handshake: not done within " + std::to_string(ms / 1000) + " s")
+                     : sslIoError(ssl, r, "TLS handshake");
+      break;
+    }
+    pollfd p{fd, static_cast<short>(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) {
+      st = Status::fromErrno("poll", "TLS handshake");
+      break;
+    }
+  }
+  if (::fcntl(fd, F_SETFL, flags) != 0 && st.ok()) st = Status::fromErrno("fcntl", "data link");
+  return st;
+}
+
+// The names a client's certificate carries: its DNS subjectAltNames, then
+// its subject's common name.
+std::vector<std::string> certificateNames(SSL* ssl) {
+  std::vector<std::string> names;
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (!cert) return names;
+  if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+      if (g->type != GEN_DNS) continue;
+      const auto* s = g->d.dNSName;
+      names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                         static_cast<size_t>(ASN1_STRING_length(s)));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  char cn[256];
+  if (int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn); n > 0)
+    names.emplace_back(cn, static_cast<size_t>(n));
+  return names;
+}
+
+}  // namespace
+
 struct DataServer::Impl {
   SslCtx ctx;
   UniqueFd listenFd, wake;
   uint16_t port = 0;
   ChunkHandler handler;
   std::thread acceptor;
+  PeerAuthorizer authorize;
   struct Conn {
     int fd = -1;
     std::thread thread;
     std::atomic<bool> done{false};
+    std::atomic<bool> handshaking{true};
   };
   std::mutex mu;
   std::list<Conn> conns;
@@ -812,9 +876,12 @@ void DataServer::Impl::acceptLoop() {
       ::close(fd);
       return;
     }
-    if (conns.size() >= kMaxConnections) {
+    size_t handshaking = 0;
+    for (const auto& c : conns) handshaking += c.handshaking ? 1 : 0;
+    if (conns.size() >= kMaxConnections || handshaking >= kMaxHandshakes) {
       // Peers open a few streams at a time; this many is someone else.
-      LXMIG_LOG(kWarn, kLog) << "data link from " << host << " refused: " << conns.size() << " connections open";
+      LXMIG_LOG(kWarn, kLog) << "data link from " << host << " refused: " << conns.size() << " connections open, "
+                             << handshaking << " in their handshake";
       ::close(fd);
       continue;
     }
@@ -832,22 +899,31 @@ void DataServer::Impl::acceptLoop() {
 }
 
 void DataServer::Impl::serve(Conn& c, const std::string& from) {
-  const std::string what = "data link from " + from;
-  setTimeouts(c.fd, 10000);  // a client that connects and says nothing
+  std::string what = "data link from " + from;
   Ssl ssl(SSL_new(ctx.get()));
   if (!ssl || SSL_set_fd(ssl.get(), c.fd) != 1) {
     LXMIG_LOG(kError, kLog) << what << ": " << sslErrors();
     return;
   }
-  ERR_clear_error();
-  errno = 0;
-  if (int r = SSL_accept(ssl.get()); r != 1) {
+  // The whole handshake within kHandshakeMs, however slowly the client
+  // trickles its bytes in.
+  if (Status st = acceptWithin(ssl.get(), c.fd, kHandshakeMs); !st.ok()) {
     long vr = SSL_get_verify_result(ssl.get());
     LXMIG_LOG(kWarn, kLog) << what << " refused: "
                            << (vr != X509_V_OK ? std::string("client certificate: ") + X509_verify_cert_error_string(vr)
-                                               : sslIoError(ssl.get(), r, "TLS handshake").message());
+                                               : st.message());
     return;
   }
+  // A certificate of the cluster CA is not enough: it must name a node of
+  // the cluster.
+  auto peer = authorize(certificateNames(ssl.get()));
+  if (!peer.ok()) {
+    LXMIG_LOG(kWarn, kLog) << what << " refused: " << peer.status().message();
+    return;
+  }
+  what += " (" + *peer + ")";
+  c.handshaking = false;
+  setTimeouts(c.fd, kHandshakeMs);
   char ready[kHeadBytes];
   putHead(ready, {kReady, 0, 0});
   size_t done = 0;
@@ -934,7 +1010,7 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
     *chunk.mutable_data() = std::move(f.data);
     return true;
   };
-  auto r = handler(next);
+  auto r = handler(*peer, next);
   bool broken = false, cleanEnd = false;
   {
     std::lock_guard lk(mu);
@@ -987,10 +1063,11 @@ DataServer::~DataServer() {
 uint16_t DataServer::port() const { return impl_->port; }
 
 Result<std::unique_ptr<DataServer>> DataServer::start(const TlsIdentity& tls, const std::string& listen,
-                                                      ChunkHandler handler) {
+                                                      PeerAuthorizer authorize, ChunkHandler handler) {
   LXMIG_ASSIGN_OR_RETURN(auto hp, splitHostPort(listen));
   auto impl = std::make_unique<Impl>();
   LXMIG_ASSIGN_OR_RETURN(impl->ctx, makeContext(tls, true));
+  impl->authorize = std::move(authorize);
   impl->handler = std::move(handler);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       if (eq != std::string::npos) args.SetInt(kv.substr(0, eq), std::atoi(kv.c_str() + eq + 1));
     }
   auto ch = grpc::CreateCustomChannel(target, grpc::SslCredentials(o), args);
-  auto stub = v1::Agent::NewStub(ch);
+  auto stub = v1::Peer::NewStub(ch);
 
   // Incompressible data, generated once (the source reads pages; here the
   // cost of producing them is kept out).
@@ -83,10 +83,10 @@ int main(int argc, char** argv) {
     std::memcpy(chunk.data() + i, &v, 8);
   }
   for (int run = 0; run < runs; ++run) {
-    const std::string id = "streambench-" + std::to_string(::getpid()) + "-" + std::to_string(run);
+    char id[20];  // a migration id (16 hex digits); the target names the source from our certificate
+    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng()));
     v1::PrepareRequest pr;
     pr.set_migration_id(id);
-    pr.set_source("bench");
     pr.mutable_spec()->set_name("lxstreambench");
     pr.mutable_spec()->set_ip("10.200.250.250");
     pr.set_memory_bytes(uint64_t(mib) << 20);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
+#include "unit/temp_dir.h"
 #include "lxmig/base/files.h"
 #include "lxmig/tracking/dirty_tracker.h"
 
@@ -510,6 +511,11 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   auto rogue = probe(pki + "/ca.crt", pki + "/rogue/rogue.crt", pki + "/rogue/rogue.key");
   EXPECT_NE(rogue.exitCode, 0);
   EXPECT_NE(rogue.err.find("refused"), std::string::npos) << rogue.err;
+  // ... and so is a certificate of the cluster CA that names no node, on
+  // both ports, with an event in n1's audit.
+  auto stranger = probe(pki + "/ca.crt", pki + "/stranger/stranger.crt", pki + "/stranger/stranger.key");
+  EXPECT_NE(stranger.exitCode, 0);
+  EXPECT_NE(stranger.err.find("names no node of the cluster"), std::string::npos) << stranger.err;
   // ... and a plain-text gRPC client gets no HTTP/2 answer (a SETTINGS frame).
   auto plain = runCommand(
       {"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
@@ -542,6 +548,62 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   };
   EXPECT_NE(dataProbe(pki + "/n2.crt", pki + "/n2.key").find("ready"), std::string::npos);
   EXPECT_NE(dataProbe(pki + "/rogue/rogue.crt", pki + "/rogue/rogue.key").find("refused"), std::string::npos);
+  EXPECT_NE(dataProbe(pki + "/stranger/stranger.crt", pki + "/stranger/stranger.key").find("refused"),
+            std::string::npos);
+  auto events = runCommand({"sqlite3", tb().stateDir("n1") + "/state/audit.db",
+                            "SELECT count(*) FROM node_events WHERE kind = 'peer-refused' AND peer LIKE '%stranger%'"});
+  ASSERT_TRUE(events.ok());
+  EXPECT_GE(std::atoi(events->out.c_str()), 2) << "one refusal per port in n1's audit: " << events->out;
+}
+
+// A container that keeps swapping a directory of its writable area with a
+// link to a host directory while it is migrated, back and forth in both
+// modes: the host directory is never written, and no host file ever
+// appears in the container's tree.
+TEST_F(MigrationTest, AContainerSwappingADirectoryForAHostLinkReachesNothingOfTheHost) {
+  lxmig::testing::TempDir host("lxmig-canary");
+  ASSERT_TRUE(host.ok());
+  ASSERT_TRUE(writeFileAtomic(host.path() + "/secret", "host secret\n", 0600).ok());
+  Cli run = tb().lxmig({"--json", "--node", "n1", "run", "--name", "toggle", "--bind",
+                        tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/toggler", host.path()});
+  ASSERT_EQ(run.code, 0) << run.err;
+  std::string node = "n1";
+  auto hostUntouched = [&] {
+    EXPECT_EQ(listDir(host.path()).value_or({}), std::vector<std::string>{"secret"}) << "written into the host";
+    EXPECT_EQ(readFile(host.path() + "/secret").value_or(""), "host secret\n");
+  };
+  auto noHostFileInside = [&] {
+    const std::string root = tb().stateDir(node) + "/lxc/toggle/rootfs";
+    std::error_code ec;
+    size_t files = 0;
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+      ++files;
+      EXPECT_NE(it->path().filename(), "secret") << "a host file inside the container: " << it->path();
+      EXPECT_NE(readFile(it->path()).value_or(""), "host secret\n") << it->path();
+    }
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_GT(files, 0u) << "the container's own file arrived";
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 0; i < 4; ++i) {
+    const std::string to = node == "n1" ? "n2" : "n1";
+    Cli m = tb().lxmig({"--json", "migrate", "toggle", "--to", to, "--mode", i % 2 ? "pre-copy" : "stop-and-copy"});
+    ASSERT_EQ(m.code, 0) << m.err << m.out;
+    node = to;
+    hostUntouched();
+    noHostFileInside();
+  }
+  // Its loop stops at the first error: still running means every swap worked.
+  auto ps = tb().lxmig({"--json", "ps"}).json();
+  ASSERT_TRUE(ps.is_object());
+  bool running = false;
+  for (const auto& c : ps["containers"])
+    if (c["name"] == "toggle") running = c["node"] == node && c["state"] == "RUNNING";
+  EXPECT_TRUE(running) << ps.dump();
+  expectRemoved("toggle");
+  hostUntouched();
 }
 
 TEST_F(MigrationTest, BulkDataFallsBackToGrpcWithoutADataLink) {
@@ -963,6 +1025,54 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
   expectRemoved("pc-fault");
 }
 
+// SIGTERM to the source agent while a migration is in its rounds and the
+// target has stopped reading (its agent is SIGSTOPped: the source's stream
+// blocks): the agent gives the call its shutdown grace (5 s), then cancels
+// it; the blocked stream is broken, the migration rolls back and the agent
+// stops, every thread joined (no crash, no hang). The container runs on,
+// on the source, with its memory, and the restarted agent finds it there.
+TEST_F(PreCopyTest, SigtermDuringAMigrationStopsTheAgentCleanly) {
+  auto restore = restoreAgentAtExit("n1");
+  auto restoreTarget = restoreAgentAtExit("n2");
+  std::string ip = runDirtier("sigterm", "n1", {"--mem", "256"});
+  ASSERT_FALSE(ip.empty());
+  const int pid = tb().agentPid("n1"), target = tb().agentPid("n2");
+  ASSERT_GT(pid, 0);
+  ASSERT_GT(target, 0);
+  const std::string log = tb().runDir() + "/n1/agent.log";
+  const size_t logBefore = readFile(log).value_or("").size();
+  std::atomic<int64_t> stoppedAfterMs{-1};
+  std::thread term([&] {
+    // Once pages arrive on the target, the migration is in its rounds.
+    std::string images = tb().agentView("n2", tb().stateDir("n2") + "/state/images");
+    const int64_t deadline = monotonicNs() + 60'000'000'000;
+    while (monotonicNs() < deadline && treeSize(images) < (32u << 20))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ::kill(target, SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the source's stream blocks
+    const int64_t t0 = monotonicNs();
+    ::kill(pid, SIGTERM);
+    while (::kill(pid, 0) == 0 && monotonicNs() - t0 < 60'000'000'000)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (::kill(pid, 0) != 0) stoppedAfterMs = (monotonicNs() - t0) / 1000000;
+  });
+  Cli c = tb().lxmig({"--json", "--node", "n1", "migrate", "sigterm", "--to", "n2"}, 180000);
+  term.join();
+  ::kill(target, SIGCONT);
+  EXPECT_NE(c.code, 0) << "the rounds never converge; the migration cannot have committed: " << c.out;
+  EXPECT_GE(stoppedAfterMs, 0) << "n1's agent still runs a minute after SIGTERM";
+  EXPECT_LT(stoppedAfterMs, 30000);
+  const std::string tail = readFile(log).value_or("").substr(logBefore);
+  EXPECT_NE(tail.find("stopped"), std::string::npos) << tail;
+  for (const char* crash : {"terminate called", "Aborted", "Segmentation", "double free"})
+    EXPECT_EQ(tail.find(crash), std::string::npos) << tail;
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  EXPECT_EQ(nodeOf("sigterm"), "n1");
+  EXPECT_EQ(writeProtectLeft(pidsOf("n1", "sigterm")), 0u) << "write-protection left in the source's processes";
+  EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+  expectRemoved("sigterm");
+}
+
 TEST_F(PreCopyTest, SourceAgentDyingInTheRestoreLeavesOneCopy) {
   // The source agent dies while the target restores: its copy stays frozen,
   // the target's starts. 1: the source comes back at once and settles it
@@ -1040,7 +1150,10 @@ TEST_F(PreCopyTest, SourceAgentDyingInTheRestoreLeavesOneCopy) {
   copies = settledCopies({"n1", "n2"});
   ASSERT_EQ(copies.size(), 1u) << "copies of pc-crash: " << copies.size();
   EXPECT_EQ(copies[0], std::make_pair(std::string("n1"), std::string("RUNNING")));
-  EXPECT_TRUE(auditSays("n2", "frozen copy on n2: a peer runs it, removed")) << "n2's audit";
+  // n1 committed it alone; it says so when n2 asks (its audit answers for a
+  // migration it no longer holds).
+  EXPECT_TRUE(auditSays("n2", "frozen copy on n2: migration")) << "n2's audit";
+  EXPECT_TRUE(auditSays("n2", "where it is committed, removed")) << "n2's audit";
   EXPECT_EQ(verify(ip).substr(0, 2), "ok");
   expectRemoved("pc-crash");
 }

@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "prerequisite.h"
+
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
 #include "lxmig/net/conntrack.h"
@@ -21,13 +23,6 @@
 
 namespace lxmig::net {
 namespace {
-
-bool requireRoot() {
-  if (::geteuid() == 0) return true;
-  if (std::getenv("CI")) ADD_FAILURE() << "net tests need root (CI=true: not skipping)";
-  else std::fprintf(stderr, "\n*** SKIPPING net test: needs root ***\n\n");
-  return false;
-}
 
 // A network namespace made for the test and removed afterwards.
 class Netns {
@@ -73,7 +68,7 @@ class Netns {
 class NetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!requireRoot()) GTEST_SKIP();
+    LXMIG_REQUIRE(::geteuid() == 0, "root");
     ASSERT_TRUE(a.ok() && b.ok());
     // Conntrack entries need the tracker in the namespace: one rule that
     // uses it loads it, as on a real node.

@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "prerequisite.h"
+
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/tracking/inject.h"
 
@@ -25,13 +27,6 @@ namespace lxmig::tracking {
 namespace {
 
 constexpr size_t kBlobPages = 4096;  // 16 MiB
-
-bool requireRoot() {
-  if (::geteuid() == 0) return true;
-  if (std::getenv("CI")) ADD_FAILURE() << "tracker tests need root (CI=true: not skipping)";
-  else std::fprintf(stderr, "\n*** SKIPPING tracker test: needs root ***\n\n");
-  return false;
-}
 
 uint64_t nowNs() {
   timespec ts{};
@@ -170,7 +165,7 @@ PageSet inBlob(const PageSet& s, const Worker& w) {
 }
 
 TEST(Inject, StealsUserfaultfdUnnoticed) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   int before = w.fdCount();
   // The worker sits in read(): the injected calls interrupt it and the read
@@ -185,7 +180,7 @@ TEST(Inject, StealsUserfaultfdUnnoticed) {
 }
 
 TEST(Inject, SignalArrivingWhileAttachedIsDelivered) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   {
     auto in = Injector::attach(w.pid());
@@ -200,7 +195,7 @@ TEST(Inject, SignalArrivingWhileAttachedIsDelivered) {
 }
 
 TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w(Worker::kSeccompStrict);
   auto t = backend("uffd-wp").create(w.pid());
   ASSERT_FALSE(t.ok());
@@ -210,7 +205,7 @@ TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
 }
 
 TEST(UffdWp, ReportsExactlyTheWrittenPages) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   ASSERT_TRUE(backend("uffd-wp").probe().ok()) << backend("uffd-wp").probe().toString();
   for (auto mode : {Worker::kPlain, Worker::kThreads}) {
     Worker w(mode);
@@ -240,7 +235,7 @@ TEST(UffdWp, ReportsExactlyTheWrittenPages) {
 // counts as written (so a caller that never protects it resends it), and a
 // write to it costs no fault.
 TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   auto t = backend("uffd-wp").create(w.pid());
   ASSERT_TRUE(t.ok()) << t.status().toString();
@@ -276,7 +271,7 @@ TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
 // marker there reads as swapped, so a marker would make the dump carry the
 // page (and the target restore the content it held before, not zeros).
 TEST(UffdWp, FreedPagesStayHoles) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   auto t = backend("uffd-wp").create(w.pid());
   ASSERT_TRUE(t.ok()) << t.status().toString();
@@ -301,7 +296,7 @@ TEST(UffdWp, FreedPagesStayHoles) {
 }
 
 TEST(UffdWp, ReplacedMappingIsUnwatchedThenArmedAgain) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   auto t = backend("uffd-wp").create(w.pid());
   ASSERT_TRUE(t.ok()) << t.status().toString();
@@ -318,7 +313,7 @@ TEST(UffdWp, ReplacedMappingIsUnwatchedThenArmedAgain) {
 }
 
 TEST(UffdWp, DisarmLeavesNoProtectionBehind) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;
   uint64_t before = w.call('t', 0);
   auto t = backend("uffd-wp").create(w.pid());
@@ -342,7 +337,7 @@ TEST(UffdWp, DisarmLeavesNoProtectionBehind) {
 }
 
 TEST(UffdWp, ExitedProcessIsNotFound) {
-  if (!requireRoot()) return;
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
   auto w = std::make_unique<Worker>();
   auto t = backend("uffd-wp").create(w->pid());
   ASSERT_TRUE(t.ok());

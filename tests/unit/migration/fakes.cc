@@ -16,7 +16,13 @@ FakeNode::FakeNode(std::string name) : name_(std::move(name)), root_("lxmig-fake
   (void)makeDirs(stagingRoot(), 0700);
   auto log = store::AuditLog::open(root_.path() + "/audit.db");
   if (log.ok()) audit_ = std::move(*log);
-  target_ = std::make_unique<Target>(*this, *audit_, reservations_);
+  target_ = std::make_unique<Target>(*this, *audit_, reservations_, Target::Options{});
+}
+
+void FakeNode::restartAgent() {
+  target_.reset();
+  (void)audit_->failInterrupted(wallMs());
+  target_ = std::make_unique<Target>(*this, *audit_, reservations_, Target::Options{});
 }
 
 void FakeNode::addRunning(const std::string& name, const std::string& ip) {
@@ -126,6 +132,7 @@ Status FakeNode::restore(const std::string& name, const std::string& dir, bool) 
   if (!c) return notFound("container `" + name + "` is not defined");
   if (!pathExists(dir + "/inventory.img")) return internalError("no images in " + dir);
   c->state = RunState::kFrozen;  // as dumped
+  if (duringRestore) duringRestore();
   return okStatus();
 }
 
@@ -218,7 +225,8 @@ namespace {
 // as the data link's receiver would see them.
 class LoopWriter final : public transport::ChunkWriter {
  public:
-  LoopWriter(Target& target, bool breaks) : target_(target), breaks_(breaks) {}
+  LoopWriter(Target& target, std::string caller, bool breaks)
+      : target_(target), caller_(std::move(caller)), breaks_(breaks) {}
   bool write(v1::TransferChunk& c) override {
     if (breaks_ || cancelled_) return false;
     chunks_.push_back(c);
@@ -229,6 +237,7 @@ class LoopWriter final : public transport::ChunkWriter {
     if (cancelled_) return cancelled("stream cancelled");
     size_t next = 0;
     return target_.receive(
+        caller_,
         [&](v1::TransferChunk& c) -> Result<bool> {
           if (next == chunks_.size()) return false;
           c = chunks_[next++];
@@ -241,6 +250,7 @@ class LoopWriter final : public transport::ChunkWriter {
 
  private:
   Target& target_;
+  std::string caller_;
   bool breaks_;
   bool cancelled_ = false;
   std::vector<v1::TransferChunk> chunks_;
@@ -248,41 +258,42 @@ class LoopWriter final : public transport::ChunkWriter {
 
 class LoopPeer final : public Peer {
  public:
-  LoopPeer(FakeNode& node, PeerFaults& faults) : node_(node), f_(faults) {}
+  LoopPeer(FakeNode& node, std::string caller, PeerFaults& faults)
+      : node_(node), caller_(std::move(caller)), f_(faults) {}
   const std::string& name() const override { return node_.nodeName(); }
   Result<v1::PrepareReply> prepare(const v1::PrepareRequest& req) override {
     ++f_.prepareCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    LXMIG_RETURN_IF_ERROR(node_.target().prepare(req));
+    LXMIG_RETURN_IF_ERROR(node_.target().prepare(caller_, req));
     return v1::PrepareReply{};  // no data port: streams take the "RPC"
   }
   Result<std::unique_ptr<transport::ChunkWriter>> openDataLink(uint16_t) override {
     return unavailable("no data link in the fake cluster");
   }
   std::unique_ptr<transport::ChunkWriter> openRpcStream() override {
-    return std::make_unique<LoopWriter>(node_.target(), f_.streamBreaks || f_.unreachable);
+    return std::make_unique<LoopWriter>(node_.target(), caller_, f_.streamBreaks || f_.unreachable);
   }
   Status prelayout(const v1::PrelayoutRequest& req) override {
     LXMIG_RETURN_IF_ERROR(reach());
-    return node_.target().prelayout(req);
+    return node_.target().prelayout(caller_, req);
   }
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    auto r = node_.target().restore(req.migration_id(), req.lazy(), req.net());
+    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net());
     if (f_.restoreTimesOut) return unavailable("target " + name() + " unreachable: Deadline Exceeded");
     return r;
   }
   Status commit(const std::string& id) override {
     ++f_.commitCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    return node_.target().commit(id);
+    return node_.target().commit(caller_, id);
   }
   Status abort(const std::string& id, const std::string& reason, int) override {
     ++f_.abortCalls;
     LXMIG_RETURN_IF_ERROR(reach());
     if (f_.abortFails) return unavailable("target " + name() + " unreachable: abort lost");
-    return node_.target().abort(id, reason);
+    return node_.target().abort(caller_, id, reason);
   }
 
  private:
@@ -291,6 +302,7 @@ class LoopPeer final : public Peer {
                           : okStatus();
   }
   FakeNode& node_;
+  std::string caller_;
   PeerFaults& f_;
 };
 
@@ -305,7 +317,7 @@ FakeNode* FakeCluster::node(const std::string& name) {
 Result<std::unique_ptr<Peer>> FakeCluster::connect(const std::string& name) {
   FakeNode* n = node(name);
   if (!n) return notFound("unknown node `" + name + "`");
-  return std::unique_ptr<Peer>(std::make_unique<LoopPeer>(*n, faults_[name]));
+  return std::unique_ptr<Peer>(std::make_unique<LoopPeer>(*n, caller, faults_[name]));
 }
 
 std::vector<std::string> FakeCluster::names() {

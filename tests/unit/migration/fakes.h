@@ -54,6 +54,11 @@ class FakeNode final : public ContainerHost {
   store::AuditLog& audit() { return *audit_; }
   node::Reservations& reservations() { return reservations_; }
   Target& target() { return *target_; }
+  // What an agent restart does to the target side: the Target and all it
+  // held in memory go, the audit marks what was running as interrupted.
+  void restartAgent();
+  // Runs inside restore(), before it returns (tests of what races it).
+  std::function<void()> duringRestore;
 
   // ContainerHost
   const std::string& nodeName() const override { return name_; }
@@ -122,6 +127,8 @@ struct PeerFaults {
 class FakeCluster final : public Peers {
  public:
   explicit FakeCluster(std::vector<FakeNode*> nodes) : nodes_(std::move(nodes)) {}
+  // The node whose view this is: peers see calls as coming from it.
+  std::string caller = "n1";
   PeerFaults& faults(const std::string& node) { return faults_[node]; }
 
   Result<std::unique_ptr<Peer>> connect(const std::string& node) override;

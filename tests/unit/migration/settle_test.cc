@@ -51,7 +51,7 @@ TEST_F(SettleTest, RestoredOnTheTargetItIsCommittedThereAndGoesHere) {
   EXPECT_TRUE(n1.called("forgetNet web"));
   EXPECT_EQ(n2.find("web")->state, RunState::kRunning);
   EXPECT_EQ(n2.audit().getMigration(id)->result, "committed");
-  EXPECT_TRUE(hasEvent(id, "committed it now, removed"));
+  EXPECT_TRUE(hasEvent(id, "where it is committed, removed"));
 }
 
 TEST_F(SettleTest, PreparedButNotRestoredItIsAbortedThereAndThawedHere) {

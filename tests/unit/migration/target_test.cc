@@ -2,6 +2,8 @@
 // COMMIT and ABORT accept, and a source that goes silent.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "fakes.h"
 #include "lxmig/base/files.h"
 
@@ -36,6 +38,7 @@ class TargetTest : public ::testing::Test {
     }
     size_t i = 0;
     auto r = n2.target().receive(
+        "n1",
         [&](v1::TransferChunk& c) -> Result<bool> {
           if (i == chunks.size()) return false;
           c = chunks[i++];
@@ -43,7 +46,7 @@ class TargetTest : public ::testing::Test {
         },
         false);
     ASSERT_TRUE(r.ok()) << r.status().toString();
-    auto rr = n2.target().restore(id, false, {});
+    auto rr = n2.target().restore("n1", id, false, {});
     ASSERT_TRUE(rr.ok()) << rr.status().toString();
   }
   FakeNode n2;
@@ -51,51 +54,51 @@ class TargetTest : public ::testing::Test {
 
 TEST_F(TargetTest, PrepareRefusesWhatCannotWork) {
   n2.addRunning("db", "10.200.2.10");
-  auto st = n2.target().prepare(request("0000000000000001", "db", "10.200.1.5"));
+  auto st = n2.target().prepare("n1", request("0000000000000001", "db", "10.200.1.5"));
   EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.toString();
-  st = n2.target().prepare(request("0000000000000002", "web", "10.200.2.10"));
+  st = n2.target().prepare("n1", request("0000000000000002", "web", "10.200.2.10"));
   EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.toString();
   EXPECT_NE(st.message().find("address 10.200.2.10 is used by `db`"), std::string::npos);
   n2.freeBytes_ = 1000;
   auto pr = request("0000000000000003", "web", "10.200.1.10");
   pr.set_memory_bytes(1 << 20);
-  st = n2.target().prepare(pr);
+  st = n2.target().prepare("n1", pr);
   EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.toString();
-  EXPECT_EQ(n2.target().prepare(request("a/b", "web", "10.200.1.10")).code(), Code::kInvalidArgument);
+  EXPECT_EQ(n2.target().prepare("n1", request("a/b", "web", "10.200.1.10")).code(), Code::kInvalidArgument);
   EXPECT_FALSE(n2.reservations().why("web")) << "a refusal reserves nothing";
 }
 
 TEST_F(TargetTest, PrepareTwiceAndBusyNames) {
-  ASSERT_TRUE(n2.target().prepare(request("0000000000000001", "web", "10.200.1.10")).ok());
-  EXPECT_EQ(n2.target().prepare(request("0000000000000001", "web", "10.200.1.10")).code(), Code::kAlreadyExists);
-  auto st = n2.target().prepare(request("0000000000000002", "web", "10.200.1.11"));
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  EXPECT_EQ(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).code(), Code::kAlreadyExists);
+  auto st = n2.target().prepare("n1", request("0000000000000002", "web", "10.200.1.11"));
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
   EXPECT_NE(st.message().find("busy: migrating in from n1"), std::string::npos) << st.toString();
 }
 
 TEST_F(TargetTest, CommitNeedsARestoreAndAbortIsIdempotent) {
-  ASSERT_TRUE(n2.target().prepare(request("0000000000000001", "web", "10.200.1.10")).ok());
-  EXPECT_EQ(n2.target().commit("0000000000000001").code(), Code::kFailedPrecondition);
-  EXPECT_EQ(n2.target().commit("ffffffffffffffff").code(), Code::kNotFound);
-  EXPECT_TRUE(n2.target().abort("0000000000000001", "operator").ok());
-  EXPECT_TRUE(n2.target().abort("0000000000000001", "again").ok());
-  EXPECT_TRUE(n2.target().abort("never-prepared", "x").ok());
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  EXPECT_EQ(n2.target().commit("n1", "0000000000000001").code(), Code::kFailedPrecondition);
+  EXPECT_EQ(n2.target().commit("n1", "ffffffffffffffff").code(), Code::kNotFound);
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000001", "operator").ok());
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000001", "again").ok());
+  EXPECT_TRUE(n2.target().abort("n1", "never-prepared", "x").ok());
   EXPECT_FALSE(n2.reservations().why("web"));
   EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty());
 }
 
 TEST_F(TargetTest, AbortAfterTheRestoreDestroysTheCopyHere) {
-  ASSERT_TRUE(n2.target().prepare(request("0000000000000001", "web", "10.200.1.10")).ok());
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   restoreHere("0000000000000001");
   ASSERT_EQ(n2.find("web")->state, RunState::kRunning);
-  EXPECT_TRUE(n2.target().abort("0000000000000001", "source says so").ok());
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000001", "source says so").ok());
   EXPECT_EQ(n2.find("web"), nullptr);
   EXPECT_TRUE(n2.called("dropImportedNet web"));
 }
 
 TEST_F(TargetTest, SilentSourceAbortsBeforeTheRestoreAndCommitsAfterIt) {
-  ASSERT_TRUE(n2.target().prepare(request("0000000000000001", "web", "10.200.1.10")).ok());
-  ASSERT_TRUE(n2.target().prepare(request("0000000000000002", "db", "10.200.1.11")).ok());
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000002", "db", "10.200.1.11")).ok());
   restoreHere("0000000000000002");
   n2.target().reapIdle(60000);  // not silent long enough: nothing happens
   EXPECT_TRUE(n2.reservations().why("web"));
@@ -105,6 +108,92 @@ TEST_F(TargetTest, SilentSourceAbortsBeforeTheRestoreAndCommitsAfterIt) {
   EXPECT_EQ(n2.audit().getMigration("0000000000000002")->result, "committed");
   ASSERT_NE(n2.find("db"), nullptr);
   EXPECT_EQ(n2.find("db")->state, RunState::kRunning) << "the restored copy is this node's now";
+}
+
+TEST_F(TargetTest, OnlyTheSourceActsInItsMigration) {
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  EXPECT_EQ(n2.target().commit("n3", "0000000000000001").code(), Code::kPermissionDenied);
+  EXPECT_EQ(n2.target().abort("n3", "0000000000000001", "x").code(), Code::kPermissionDenied);
+  EXPECT_EQ(n2.target().restore("n3", "0000000000000001", false, {}).status().code(), Code::kPermissionDenied);
+  v1::PrelayoutRequest pl;
+  pl.set_migration_id("0000000000000001");
+  EXPECT_EQ(n2.target().prelayout("n3", pl).code(), Code::kPermissionDenied);
+  // A PREPARE that names another source than its caller.
+  auto pr = request("0000000000000002", "db", "10.200.1.11");
+  pr.set_source("n3");
+  EXPECT_EQ(n2.target().prepare("n1", pr).code(), Code::kPermissionDenied);
+  EXPECT_TRUE(n2.reservations().why("web")) << "n3's calls changed nothing";
+}
+
+TEST_F(TargetTest, PrelayoutRangesAreBounded) {
+  auto pr = request("0000000000000001", "web", "10.200.1.10");
+  pr.set_memory_bytes(1 << 20);
+  ASSERT_TRUE(n2.target().prepare("n1", pr).ok());
+  auto prelayout = [&](uint64_t a, uint64_t b) {
+    v1::PrelayoutRequest pl;
+    pl.set_migration_id("0000000000000001");
+    auto* p = pl.add_procs();
+    p->set_vpid(1);
+    p->add_ranges(a);
+    p->add_ranges(b);
+    return n2.target().prelayout("n1", pl);
+  };
+  EXPECT_EQ(prelayout(0x2000, 0x1000).code(), Code::kInvalidArgument);
+  EXPECT_EQ(prelayout(0x1001, 0x3000).code(), Code::kInvalidArgument);
+  EXPECT_EQ(prelayout(0, uint64_t{1} << 62).code(), Code::kInvalidArgument);
+  EXPECT_EQ(prelayout(0, uint64_t{1} << 47).code(), Code::kResourceExhausted) << "more than the budget";
+}
+
+TEST_F(TargetTest, TooManyIncomingMigrationsAreRefused) {
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(n2.target()
+                    .prepare("n1", request("000000000000000" + std::to_string(i), "c" + std::to_string(i),
+                                           "10.200.1." + std::to_string(10 + i)))
+                    .ok());
+  EXPECT_EQ(n2.target().prepare("n1", request("0000000000000009", "c9", "10.200.1.19")).code(),
+            Code::kResourceExhausted);
+}
+
+// After an agent restart the target holds nothing in memory; COMMIT and
+// ABORT answer from the audit, so a source never thaws while a copy runs
+// here.
+TEST_F(TargetTest, AfterARestartCommitAndAbortAnswerFromTheAudit) {
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  restoreHere("0000000000000001");
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000002", "db", "10.200.1.11")).ok());
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000003", "cache", "10.200.1.12")).ok());
+  ASSERT_TRUE(n2.target().abort("n1", "0000000000000003", "source gave up").ok());
+  n2.restartAgent();
+  // Restored before the restart: runs here, only a commit settles it.
+  EXPECT_EQ(n2.target().abort("n1", "0000000000000001", "source wants it back").code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(n2.target().commit("n1", "0000000000000001").ok());
+  EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "committed");
+  EXPECT_TRUE(n2.target().commit("n1", "0000000000000001").ok()) << "committed stays committed";
+  EXPECT_EQ(n2.target().abort("n1", "0000000000000001", "x").code(), Code::kFailedPrecondition);
+  // Prepared, never restored: abort is fine, commit is not.
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000002", "x").ok());
+  EXPECT_EQ(n2.target().commit("n1", "0000000000000002").code(), Code::kFailedPrecondition);
+  // Aborted before: stays aborted.
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000003", "x").ok());
+  EXPECT_EQ(n2.target().commit("n1", "0000000000000003").code(), Code::kFailedPrecondition);
+  // Never here.
+  EXPECT_EQ(n2.target().commit("n1", "00000000000000ff").code(), Code::kNotFound);
+  EXPECT_TRUE(n2.target().abort("n1", "00000000000000ff", "x").ok());
+}
+
+// The reaper runs while a restore is under way: it must not take that for
+// silence (it would destroy the container the restore just started).
+TEST_F(TargetTest, TheReaperLeavesARestoreInProgressAlone) {
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  n2.duringRestore = [&] { std::thread([&] { n2.target().reapIdle(-1); }).join(); };
+  restoreHere("0000000000000001");
+  n2.duringRestore = {};
+  ASSERT_NE(n2.find("web"), nullptr);
+  EXPECT_EQ(n2.find("web")->state, RunState::kRunning);
+  EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "running");
+  n2.target().reapIdle(-1);  // silent after its restore: committed, not destroyed
+  EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "committed");
+  EXPECT_EQ(n2.find("web")->state, RunState::kRunning);
 }
 
 TEST_F(TargetTest, CleanupStaleRemovesLeftoversOnly) {

@@ -197,6 +197,20 @@ TEST_F(AuditLogTest, InterruptedMigrationsAreMarkedAfterRestart) {
   EXPECT_EQ(done->result, "committed");
 }
 
+TEST_F(AuditLogTest, NodeEventsAreKeptNewestFirst) {
+  auto log = openOrDie();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->addNodeEvent({1000, "warn", "peer-refused", "stranger", "names no node"}).ok());
+  ASSERT_TRUE(log->addNodeEvent({2000, "info", "forwarded", "n1", "rm web forwarded by n1"}).ok());
+  auto ev = log->nodeEvents(10);
+  ASSERT_TRUE(ev.ok()) << ev.status().toString();
+  ASSERT_EQ(ev->size(), 2u);
+  EXPECT_EQ((*ev)[0].kind, "forwarded");
+  EXPECT_EQ((*ev)[1].peer, "stranger");
+  EXPECT_EQ((*ev)[1].atMs, 1000);
+  EXPECT_EQ(log->nodeEvents(1)->size(), 1u);
+}
+
 TEST_F(AuditLogTest, QueryIsReadOnly) {
   auto log = openOrDie();
   ASSERT_TRUE(log);

@@ -3,7 +3,11 @@
 // handshakes and real sockets.
 #include "lxmig/transport/data_link.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,6 +51,7 @@ class DataLinkTest : public ::testing::Test {
     cert("n1", "ca", "DNS:n1,IP:127.0.0.1");
     cert("n2", "ca", "DNS:n2,IP:127.0.0.1");
     cert("rogue", "rogueca", "DNS:n1,IP:127.0.0.1");
+    cert("stranger", "ca", "DNS:stranger,IP:127.0.0.1");
   }
   static void TearDownTestSuite() {
     if (dir_) (void)removeTree(*dir_);
@@ -62,9 +67,19 @@ class DataLinkTest : public ::testing::Test {
     return {r(*dir_ + "/" + caName + ".crt"), r(*dir_ + "/" + node + ".crt"), r(*dir_ + "/" + node + ".key")};
   }
 
+  // The cluster of these tests: n1 and n2.
+  static Result<std::string> authorize(const std::vector<std::string>& names) {
+    for (const auto& n : names)
+      if (n == "n1" || n == "n2") return n;
+    return Status(Code::kPermissionDenied, "names no node of the cluster");
+  }
+  using Handler = std::function<Result<v1::TransferReply>(const ChunkSource&)>;
+  static ChunkHandler fromAnyNode(Handler h) {
+    return [h = std::move(h)](const std::string&, const ChunkSource& next) { return h(next); };
+  }
   // A server on a free loopback port whose handler collects everything.
-  std::unique_ptr<DataServer> serve(ChunkHandler h) {
-    auto s = DataServer::start(identity("n2"), "127.0.0.1:0", std::move(h));
+  std::unique_ptr<DataServer> serve(Handler h) {
+    auto s = DataServer::start(identity("n2"), "127.0.0.1:0", authorize, fromAnyNode(std::move(h)));
     EXPECT_TRUE(s.ok()) << s.status().toString();
     return s.ok() ? std::move(*s) : nullptr;
   }
@@ -138,7 +153,7 @@ TEST_F(DataLinkTest, AnEndThatAllowsOnlyGcmGetsGcm) {
     std::vector<std::string> got;
     TlsIdentity srvId = identity("n2"), cliId = identity("n1");
     (serverGcmOnly ? srvId : cliId).gcmOnly = true;
-    auto srv = DataServer::start(srvId, "127.0.0.1:0", [&](const ChunkSource& next) -> Result<v1::TransferReply> {
+    auto srv = DataServer::start(srvId, "127.0.0.1:0", authorize, fromAnyNode([&](const ChunkSource& next) -> Result<v1::TransferReply> {
       v1::TransferChunk c;
       for (;;) {
         LXMIG_ASSIGN_OR_RETURN(bool more, next(c));
@@ -146,7 +161,7 @@ TEST_F(DataLinkTest, AnEndThatAllowsOnlyGcmGetsGcm) {
         got.push_back(c.path() + ":" + c.data());
       }
       return v1::TransferReply();
-    });
+    }));
     ASSERT_TRUE(srv.ok()) << srv.status().toString();
     auto w = connectDataLink(cliId, "127.0.0.1", (*srv)->port(), 2000);
     ASSERT_TRUE(w.ok()) << w.status().toString();
@@ -208,6 +223,67 @@ TEST_F(DataLinkTest, ACertificateOfAnotherCaIsRefusedBeforeAnyChunk) {
   EXPECT_EQ(w2.status().code(), Code::kPermissionDenied);
   EXPECT_NE(w2.status().message().find("certificate"), std::string::npos) << w2.status().message();
   EXPECT_FALSE(called);
+}
+
+// The cluster CA signed it, but it names no node: refused before any frame.
+TEST_F(DataLinkTest, ACertificateNamingNoNodeIsRefusedBeforeAnyChunk) {
+  std::atomic<bool> called{false};
+  auto srv = serve([&](const ChunkSource&) -> Result<v1::TransferReply> {
+    called = true;
+    return v1::TransferReply();
+  });
+  ASSERT_TRUE(srv);
+  auto w = connectDataLink(identity("stranger"), "127.0.0.1", srv->port(), 2000);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), Code::kPermissionDenied) << w.status().toString();
+  EXPECT_FALSE(called);
+}
+
+TEST_F(DataLinkTest, TheHandlerLearnsWhichNodeSends) {
+  std::string from;
+  auto s = DataServer::start(identity("n2"), "127.0.0.1:0", authorize,
+                             [&](const std::string& peer, const ChunkSource& next) -> Result<v1::TransferReply> {
+                               from = peer;
+                               v1::TransferChunk c;
+                               while (true) {
+                                 LXMIG_ASSIGN_OR_RETURN(bool more, next(c));
+                                 if (!more) break;
+                               }
+                               return v1::TransferReply();
+                             });
+  ASSERT_TRUE(s.ok()) << s.status().toString();
+  auto w = connectDataLink(identity("n1"), "127.0.0.1", (*s)->port(), 2000);
+  ASSERT_TRUE(w.ok()) << w.status().toString();
+  ASSERT_TRUE((*w)->finish().ok());
+  EXPECT_EQ(from, "n1");
+}
+
+// A client that trickles its handshake in a byte at a time cannot hold a
+// connection slot for longer than the handshake deadline (10 s in all; the
+// socket's timeout alone restarted with every byte).
+TEST_F(DataLinkTest, ASlowHandshakeIsCutOffAtItsDeadline) {
+  auto srv = serve([](const ChunkSource&) -> Result<v1::TransferReply> { return v1::TransferReply(); });
+  ASSERT_TRUE(srv);
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(srv->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";  // a ClientHello, begun
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (size_t i = 0; i < 30 && !closed; ++i) {
+    if (::send(fd.get(), hello + (i % (sizeof hello - 1)), 1, MSG_NOSIGNAL) != 1) closed = true;
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) > 0) {
+      char b;
+      if (::recv(fd.get(), &b, 1, 0) <= 0) closed = true;
+    }
+  }
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(closed) << "the server still holds the connection after " << secs << " s";
+  EXPECT_LE(secs, 13);
 }
 
 TEST_F(DataLinkTest, TheServerMustCarryTheNameThatWasDialled) {

@@ -38,6 +38,9 @@ Status checkAbsolutePath(std::string_view path);
 // control characters (newline, NUL, escape ...), at most `max` bytes.
 // `what` names the value in the error.
 Status checkPlainText(std::string_view text, std::string_view what, size_t max = 4096);
+// A value for an error message: in backquotes, at most `max` bytes, control
+// characters shown as \xNN, so the message stays one line.
+std::string quote(std::string_view value, size_t max = 80);
 // A decimal number in [min, max], nothing else (no sign, no spaces, no
 // suffix); `what` names it in the error.
 Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max);

@@ -19,12 +19,16 @@ struct CommandOutput {
   int exitCode = -1;  // 128+signal when killed by a signal
   std::string out;
   std::string err;
+  bool truncated = false;  // CommandOptions::maxOutputBytes cut out or err
 };
 
 struct CommandOptions {
   std::string stdinData;
   int timeoutMs = 0;  // 0: no limit; on expiry the child gets SIGKILL
   std::vector<std::string> extraEnv;  // "NAME=value", added to the environment
+  // At most this much of stdout and of stderr is kept (0: all); the rest is
+  // read and dropped, and `truncated` says so.
+  size_t maxOutputBytes = 0;
 };
 
 // Runs argv[0] (PATH lookup) with stdout and stderr captured. Every other fd

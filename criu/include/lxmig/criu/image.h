@@ -23,6 +23,8 @@ constexpr uint32_t kPagemapMagic = 0x56084025;
 constexpr uint32_t kPeParent = 1u << 0;
 constexpr uint32_t kPeLazy = 1u << 1;
 constexpr uint32_t kPePresent = 1u << 2;
+// Above every user-space address (x86-64 with 5-level page tables: 2^56).
+constexpr uint64_t kAddressSpaceEnd = uint64_t{1} << 57;
 
 struct PagemapEntry {
   uint64_t vaddr = 0;

@@ -20,11 +20,16 @@
 //   v1::MigrationReport report = src.run();   // committed, aborted, refused or failed
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <future>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 
+#include "lxmig/base/files.h"
 #include "lxmig/migration/host.h"
 #include "lxmig/migration/peers.h"
 #include "lxmig/node/reservations.h"
@@ -55,6 +60,10 @@ struct SourceContext {
   // Called when a container is left frozen because the target did not
   // confirm an abort: the node settles it in the background.
   std::function<void()> settleLater;
+  // How long the frozen window may go without the target taking a byte
+  // (while CRIU dumps here, the target is not waited for). Past it, before
+  // the restore was sent, the migration aborts and the source thaws.
+  int64_t stallLimitMs = 60000;
 };
 
 class Source {
@@ -101,6 +110,19 @@ class Source {
                                        const std::vector<std::string>& first = {});
   // Breaks the images stream opened before the freeze, if open.
   void dropImagesStream();
+  // Until the restore is sent, a supervisor thread breaks the stream in use
+  // (a blocked write or wait for a verdict would not see them otherwise)
+  // when the operator cancels, and in the frozen window when the target
+  // takes nothing for ctx_.stallLimitMs (the frozen container must not wait
+  // for a stalled peer).
+  void supervise();
+  void stopSupervisor();
+  // The stream the supervisor may break (null: none); see LiveStream.
+  void setLive(transport::ChunkWriter* w);
+  class LiveStream;
+  class LocalWork;
+  void progressed() { progressNs_ = monotonicNs(); }
+  Status stallError() const;
   void recordTargetSteps(const v1::RestoreReply& r);
 
   SourceContext ctx_;
@@ -111,7 +133,7 @@ class Source {
   std::unique_ptr<Progressor> progress_;
   const int64_t t0_;
 
-  Stage stage_ = Stage::kNothing;
+  std::atomic<Stage> stage_{Stage::kNothing};
   node::Spec spec_;
   node::Reservation reservation_;
   const tracking::TrackerBackend* backend_ = nullptr;  // null: stop-and-copy
@@ -130,6 +152,16 @@ class Source {
   uint64_t imageBytes_ = 0;
   Status streamError_;        // the images stream broke during the dump
   int64_t tFreeze_ = 0;
+
+  std::mutex streamMu_;
+  transport::ChunkWriter* live_ = nullptr;  // the stream in use, for the supervisor
+  std::atomic<int64_t> progressNs_{0};
+  std::atomic<bool> localWork_{false};  // CRIU dumps: the target is not waited for
+  std::atomic<bool> stalled_{false};
+  std::mutex superviseMu_;
+  std::condition_variable superviseCv_;
+  bool superviseStop_ = false;
+  std::thread supervisor_;
 };
 
 // A fresh migration id: 16 hex digits.

@@ -8,10 +8,14 @@
 // serialized, so a COMMIT or ABORT that arrives during the restore waits
 // for its outcome.
 //
-//   Target target(host, audit, reservations);
+// A migration belongs to the node that prepared it: every later call names
+// the calling node (`peer`, from its certificate), and a node that is not
+// the migration's source gets PermissionDenied.
+//
+//   Target target(host, audit, reservations, {.maxIncoming = 4});
 //   target.cleanupStale();                   // at agent start
-//   target.prepare(req); target.receive(next, checksums); ...
-//   target.restore(id, lazy, net); target.commit(id);
+//   target.prepare("n1", req); target.receive("n1", next, checksums); ...
+//   target.restore("n1", id, lazy, net); target.commit("n1", id);
 //   target.reapIdle(silenceMs);              // now and then
 #pragma once
 
@@ -37,9 +41,12 @@ namespace lxmig::migration {
 
 class Target {
  public:
+  struct Options {
+    int maxIncoming = 4;  // migrations prepared at once; more are refused
+  };
   // All three outlive the Target.
-  Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations)
-      : host_(host), audit_(audit), reservations_(reservations) {}
+  Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations, Options options)
+      : host_(host), audit_(audit), reservations_(reservations), options_(options) {}
   // Stops watching the lazy-pages daemons of committed migrations (they go
   // on filling memory; a restarted agent finds them again, node.h's
   // MemoryFill) and joins its threads.
@@ -47,20 +54,27 @@ class Target {
 
   // Removes leftovers of migrations a previous agent did not finish.
   void cleanupStale();
-  Status prepare(const v1::PrepareRequest& req);
+  // `peer` becomes the migration's source (req.source, when set, must
+  // name it too).
+  Status prepare(const std::string& peer, const v1::PrepareRequest& req);
   // One bulk stream (Transfer RPC or data link) into the migration its
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
-  Result<v1::TransferReply> receive(const transport::ChunkSource& next, bool checksums);
+  Result<v1::TransferReply> receive(const std::string& peer, const transport::ChunkSource& next, bool checksums);
   // Lays the page store out as the source predicts the dump, in the
   // background; restore() waits for it.
-  Status prelayout(const v1::PrelayoutRequest& req);
-  Result<v1::RestoreReply> restore(const std::string& id, bool lazy, const v1::NetState& net);
-  // FailedPrecondition when prepared but not restored; NotFound when this
-  // node has no such migration.
-  Status commit(const std::string& id);
-  // Idempotent: an unknown id is fine (already aborted, never prepared).
-  Status abort(const std::string& id, const std::string& reason);
+  Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
+  Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy,
+                                   const v1::NetState& net);
+  // OK once committed (again too). FailedPrecondition when prepared but
+  // not restored, or aborted; NotFound when this node has no trace of it.
+  // After an agent restart the audit answers: a migration restored here
+  // before the restart is committed now.
+  Status commit(const std::string& peer, const std::string& id);
+  // OK once aborted (again too) or never prepared. FailedPrecondition for a
+  // migration committed here, or restored here before an agent restart: its
+  // container runs here, only COMMIT settles it.
+  Status abort(const std::string& peer, const std::string& id, const std::string& reason);
   // Incoming migrations whose source is silent for idleMs: aborted when not
   // restored yet (the source is gone; it would have aborted us itself),
   // committed when restored (the copy here runs; the source's is frozen).
@@ -91,7 +105,7 @@ class Target {
     std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
     std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy
     int64_t startedMs = 0;
-    std::atomic<int64_t> lastActivityMs{0};
+    std::atomic<int64_t> lastActivityNs{0};  // monotonic
     // PRELAYOUT's outcome, set by its thread before it ends.
     Result<criu::PrelayoutStats> prelayoutStats = criu::PrelayoutStats{};
     int64_t prelayoutMs = 0;
@@ -102,6 +116,13 @@ class Target {
   // Waits for a PRELAYOUT still laying out `s`'s store.
   static void awaitPrelayout(State& s);
   Result<std::shared_ptr<State>> find(const std::string& id);
+  // find() for `peer`, which must be the migration's source.
+  Result<std::shared_ptr<State>> findFor(const std::string& peer, const std::string& id);
+  Status commitLocked(const std::string& id, const std::shared_ptr<State>& st);
+  Status abortLocked(const std::string& id, State& st, const std::string& reason);
+  // What the audit says of a migration this node no longer holds.
+  enum class Past { kUnknown, kCommitted, kAborted, kRestored, kInterrupted };
+  Past pastOf(const std::string& id, std::string* container);
   // Drops staging, images and the reservation; forgets the migration.
   void discard(const std::string& id, State& s);
   // After a commit with the lazy-pages daemon still filling memory: waits
@@ -112,6 +133,7 @@ class Target {
   ContainerHost& host_;
   store::AuditLog& audit_;
   node::Reservations& reservations_;
+  Options options_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<State>> active_;
   // awaitFill threads; finished ones are joined when the next starts, the

@@ -24,6 +24,12 @@
 //                                      # whose source went silent is settled here
 //     data_link_cipher = "auto"        # AES-128-OCB when both ends offer it, else
 //                                      # AES-128-GCM; "aes-128-gcm": GCM only
+//     accept_forwarded = "true"        # operator commands other nodes forward for
+//                                      # their operator (run, rm, exec, fw, migrate);
+//                                      # "false": only this node's own CLI
+//     max_incoming = "4"               # migrations into this node at once
+//     frozen_limit = "60"              # seconds a source stays frozen for a target
+//                                      # that does not answer before it aborts
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
 // Flags given on the command line override the file.
@@ -75,6 +81,17 @@ struct AgentConfig {
   // The data link's frame cipher: "auto" (AES-128-OCB when the peer offers
   // it too, else AES-128-GCM) or "aes-128-gcm" (never OCB, e.g. FIPS).
   std::string dataLinkCipher = "auto";
+  // Operator commands another node of the cluster forwards for its operator
+  // are served ("true") or refused ("false").
+  std::string acceptForwarded = "true";
+  bool acceptsForwarded() const { return acceptForwarded == "true"; }
+  // Incoming migrations prepared at once; more are refused at PREPARE.
+  std::string maxIncoming = "4";
+  int maxIncomingCount() const { return std::atoi(maxIncoming.c_str()); }
+  // Seconds a source keeps a container frozen while the target does not
+  // take the images; then, before the restore was sent, it aborts and thaws.
+  std::string frozenLimit = "60";
+  int frozenLimitSeconds() const { return std::atoi(frozenLimit.c_str()); }
   // Testing only (flag --fail-at, never from the file): makes one step fail
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;

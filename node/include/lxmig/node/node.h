@@ -108,7 +108,13 @@ class Node {
 
   // Peers, by node name: a stub over mutual TLS (or the node's local socket
   // when the cluster file names one and it is on this machine).
-  Result<std::unique_ptr<v1::Agent::Stub>> peer(const std::string& node);
+  Result<std::unique_ptr<v1::Peer::Stub>> peer(const std::string& node);
+  // The node of the inventory a peer's certificate names (`names`: its DNS
+  // subjectAltNames and common name, as the TLS layer reports them; `via`
+  // says where it came: "peer port", "data link"). PermissionDenied for a
+  // certificate that names no node (or more than one, or this node itself),
+  // recorded as a node event in the audit.
+  Result<std::string> identifyPeer(const std::vector<std::string>& names, const std::string& via);
   // The containers a peer runs (its own only), within `seconds`.
   Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
   std::vector<std::string> peerNames() const;

@@ -89,6 +89,15 @@ struct Event {
   std::string text;
 };
 
+// An event of the node itself (schema/0003_node_events.sql).
+struct NodeEvent {
+  int64_t atMs = 0;
+  std::string level;  // info, warn, error
+  std::string kind;   // peer-refused, forwarded, ...
+  std::string peer;
+  std::string text;
+};
+
 // Rows of a read-only query: column names, then rows of text (NULL as "").
 struct QueryResult {
   std::vector<std::string> columns;
@@ -128,6 +137,9 @@ class AuditLog {
   // migration matches, InvalidArgument when the prefix is ambiguous.
   Result<MigrationRecord> getMigration(const std::string& id) const;
   Result<std::vector<Event>> events(const std::string& migrationId) const;
+  Status addNodeEvent(const NodeEvent& e);
+  // Newest first.
+  Result<std::vector<NodeEvent>> nodeEvents(int limit = 100) const;
 
   // Runs one read-only statement (SELECT/WITH/EXPLAIN) for audit queries;
   // anything that would write is refused by SQLite itself.

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lxmig/base/status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
@@ -63,7 +64,7 @@ class ChunkWriter {
 
 // The Transfer RPC as a ChunkWriter (the stub must outlive it). `peer`
 // names the target in errors.
-std::unique_ptr<ChunkWriter> grpcChunkWriter(v1::Agent::Stub& stub, const std::string& peer);
+std::unique_ptr<ChunkWriter> grpcChunkWriter(v1::Peer::Stub& stub, const std::string& peer);
 
 // Opens a data link to host:port: TCP connect and TLS handshake within
 // timeoutMs, the server's certificate checked against the CA and `host`
@@ -76,16 +77,23 @@ Result<std::unique_ptr<ChunkWriter>> connectDataLink(const TlsIdentity& tls, con
 // clean end of the stream, or an error when the link broke before it. Chunks
 // from a data link carry no XXH3 (their frame was authenticated).
 using ChunkSource = std::function<Result<bool>(v1::TransferChunk&)>;
-// Consumes one stream; its result is the verdict sent back to the source.
-using ChunkHandler = std::function<Result<v1::TransferReply>(const ChunkSource&)>;
+// Consumes one stream from the node `peer`; its result is the verdict sent
+// back to the source.
+using ChunkHandler = std::function<Result<v1::TransferReply>(const std::string& peer, const ChunkSource&)>;
+// Who a client is, from the names its certificate carries (DNS
+// subjectAltNames, then the subject's CN): the node's name, or why the
+// client is refused (its connection is then closed before any frame).
+using PeerAuthorizer = std::function<Result<std::string>(const std::vector<std::string>& certificateNames)>;
 
 // Accepts data links on one address; each connection runs the handler on
-// its own thread. Clients must present a certificate of the cluster CA.
+// its own thread. Clients must present a certificate of the cluster CA that
+// `authorize` accepts, and finish their TLS handshake within 10 s; at most
+// 16 connections may be in their handshake at once, 64 open in all.
 class DataServer {
  public:
   // `listen` is host:port (port 0: any free port, see port()).
   static Result<std::unique_ptr<DataServer>> start(const TlsIdentity& tls, const std::string& listen,
-                                                   ChunkHandler handler);
+                                                   PeerAuthorizer authorize, ChunkHandler handler);
   // Stops accepting, breaks open connections and waits for their threads.
   ~DataServer();
   uint16_t port() const;

@@ -1,0 +1,61 @@
+// A container's spec comes from flags, from a peer and from lxmig.json:
+// Spec::check() holds every field to its grammar.
+#include <gtest/gtest.h>
+
+#include "lxmig/node/node.h"
+
+namespace lxmig::node {
+namespace {
+
+Spec good() {
+  Spec s;
+  s.name = "web";
+  s.ip = "10.200.1.10";
+  s.hwaddr = "02:4c:4d:00:00:01";
+  s.originNode = "n1";
+  s.command = {"/usr/bin/python3", "-c", "print('multi\\nline is fine in argv')"};
+  s.env = {"PATH=/usr/bin", "X="};
+  s.binds = {{"/srv/data", "/data", true}};
+  s.devices = {{"/dev/fuse", "/dev/fuse"}};
+  return s;
+}
+
+TEST(SpecCheck, AGoodSpecPasses) { EXPECT_TRUE(good().check().ok()) << good().check().toString(); }
+
+TEST(SpecCheck, EachFieldHasItsGrammar) {
+  struct Case {
+    const char* what;
+    void (*spoil)(Spec&);
+  };
+  const Case cases[] = {
+      {"name", [](Spec& s) { s.name = "../etc"; }},
+      {"ip", [](Spec& s) { s.ip = "10.200.1.10\nlxc.hook.pre-start=/bin/sh"; }},
+      {"hwaddr", [](Spec& s) { s.hwaddr = "02:4c:4d:00:00:0g"; }},
+      {"origin", [](Spec& s) { s.originNode = "n1/../x"; }},
+      {"env newline", [](Spec& s) { s.env = {"A=b\nlxc.hook.pre-start = /bin/sh"}; }},
+      {"env name", [](Spec& s) { s.env = {"1A=b"}; }},
+      {"env without =", [](Spec& s) { s.env = {"JUSTANAME"}; }},
+      {"bind source", [](Spec& s) { s.binds = {{"/srv/../etc", "/data", true}}; }},
+      {"bind target", [](Spec& s) { s.binds = {{"/srv/data", "data", true}}; }},
+      {"device", [](Spec& s) { s.devices = {{"/dev/../etc/shadow", "/dev/x"}}; }},
+      {"command size", [](Spec& s) { s.command.assign(5000, "x"); }},
+  };
+  for (const auto& c : cases) {
+    Spec s = good();
+    c.spoil(s);
+    Status st = s.check();
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << c.what << ": " << st.toString();
+    EXPECT_EQ(st.message().find('\n'), std::string::npos) << c.what << ": one line: " << st.message();
+  }
+}
+
+TEST(SpecCheck, StoredSpecsAreCheckedAndFieldsOfTheWrongTypeAreErrors) {
+  EXPECT_TRUE(Spec::fromJson(good().toJson()).ok());
+  EXPECT_EQ(Spec::fromJson(R"({"name": 5, "ip": "10.200.1.10"})").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Spec::fromJson(R"({"name": "web", "ip": "10.200.1.10", "env": ["A=b\nc"]})").status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Spec::fromJson("[1, 2]").status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lxmig::node

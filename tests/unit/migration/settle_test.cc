@@ -16,11 +16,9 @@ class SettleTest : public ::testing::Test {
  protected:
   SettleTest() : n1("n1"), n2("n2"), n3("n3"), cluster({&n1, &n2, &n3}), frozen(n1, cluster, n1.audit(), n1.reservations()) {}
 
-  // web frozen on n1 by a migration to n2 whose restore answer was lost.
-  std::string freezeByLostRestore() {
-    n1.addRunning("web", "10.200.1.10");
-    cluster.faults("n2").restoreTimesOut = true;
-    cluster.faults("n2").abortFails = true;
+  // Migrates web from n1 to n2 with the faults set up before, which leave it
+  // frozen on n1 (the abort is not confirmed); clears the faults.
+  std::string leaveFrozen() {
     v1::MigrateRequest req;
     req.set_container("web");
     req.set_target("n2");
@@ -29,6 +27,13 @@ class SettleTest : public ::testing::Test {
     EXPECT_EQ(r.result(), v1::RESULT_FAILED) << r.error();
     cluster.faults("n2") = {};
     return r.id();
+  }
+  // web frozen on n1 by a migration to n2 whose restore answer was lost.
+  std::string freezeByLostRestore() {
+    n1.addRunning("web", "10.200.1.10");
+    cluster.faults("n2").restoreTimesOut = true;
+    cluster.faults("n2").abortFails = true;
+    return leaveFrozen();
   }
   bool hasEvent(const std::string& id, const std::string& text) {
     auto ev = n1.audit().events(id);
@@ -58,18 +63,12 @@ TEST_F(SettleTest, PreparedButNotRestoredItIsAbortedThereAndThawedHere) {
   n1.addRunning("web", "10.200.1.10");
   n2.failAt = {{"restore", internalError("CRIU restore failed")}};
   cluster.faults("n2").abortFails = true;  // the source cannot confirm its abort
-  v1::MigrateRequest req;
-  req.set_container("web");
-  req.set_target("n2");
-  req.set_mode(v1::MODE_STOP_AND_COPY);
-  auto r = Source(testing::sourceContext(n1, cluster), req, {}, {}).run();
-  ASSERT_EQ(r.result(), v1::RESULT_FAILED) << r.error();
-  cluster.faults("n2") = {};
+  const std::string id = leaveFrozen();
   // The target's failed restore undid its steps but holds the migration
   // until it is aborted: COMMIT there is refused (not restored), ABORT goes
   // through, n1 thaws.
   EXPECT_EQ(frozen.settle(), 0);
-  EXPECT_EQ(n2.audit().getMigration(r.id())->result, "aborted");
+  EXPECT_EQ(n2.audit().getMigration(id)->result, "aborted");
   ASSERT_NE(n1.find("web"), nullptr);
   EXPECT_EQ(n1.find("web")->state, RunState::kRunning);
   EXPECT_TRUE(n1.find("web")->routed);

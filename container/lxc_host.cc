@@ -21,11 +21,11 @@ namespace {
 using Container = UniqueHandle<lxc_container, lxc_container_put>;
 
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
-// lxmig-restore (container/restore_helper.cc): its exit code when liblxc's
-// restore failed (its logs say why); a restore that takes longer than the
-// limit is killed.
-constexpr int kHelperRestoreFailed = 1;
-constexpr int kRestoreTimeoutMs = 15 * 60 * 1000;
+// lxmig-lxc (container/lxc_helper.cc): its exit code when liblxc's call
+// failed (CRIU's logs say why); a dump or restore that takes longer than
+// the limit is killed.
+constexpr int kHelperCallFailed = 1;
+constexpr int kHelperTimeoutMs = 15 * 60 * 1000;
 // Host directories every application container sees read-only; the rootfs
 // has /bin, /lib, /lib64 and /sbin as links into /usr (merged /usr).
 const char* const kSystemDirs[] = {"usr", "etc"};
@@ -47,12 +47,12 @@ std::string lxcError(const std::string& containerDir) {
   return "no error in " + containerDir + "/lxc.log";
 }
 
-// lxmig-restore, installed next to lxmigd.
-std::string restoreHelperPath() {
+// lxmig-lxc, installed next to lxmigd.
+std::string helperPath() {
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-  return dir.substr(0, dir.rfind('/') + 1) + "lxmig-restore";
+  return dir.substr(0, dir.rfind('/') + 1) + "lxmig-lxc";
 }
 
 bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
@@ -160,14 +160,6 @@ void LxcHost::returnToOwnCgroups() const {
       LXMIG_LOG(kWarn, "lxc") << "return to own cgroup: " << st.toString();
     }
   }
-}
-
-// liblxc does not say that concurrent migrate() calls in one process are
-// safe: dumps, which run in the agent, go one at a time. Restores run in
-// lxmig-restore processes of their own and need no lock.
-static std::mutex& dumpMutex() {
-  static std::mutex mu;
-  return mu;
 }
 
 const char* runStateName(RunState s) {
@@ -352,7 +344,7 @@ Status LxcHost::thaw(const std::string& name) {
 }
 
 Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages) {
-  LXMIG_ASSIGN_OR_RETURN(auto c, open(lxcPath_, name));
+  if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
   // CRIU numbers page files 1, 2, ... in the order it dumps the tasks, and
@@ -361,13 +353,42 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
     std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
     if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);
   }
-  migrate_opts o{};
-  o.directory = const_cast<char*>(imagesDir.c_str());
-  o.stop = false;  // CRIU leaves it as found: frozen
-  std::lock_guard lk(dumpMutex());
-  int r = c->migrate(c.get(), MIGRATE_DUMP, &o, sizeof o);
+  std::string opts;
+  // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
+}
+
+// liblxc's calls that fork CRIU run in lxmig-lxc, a fresh process: liblxc's
+// restore forks the container's monitor from its caller and, unlike start,
+// leaves every inherited fd open in it (called in the agent, the monitor
+// kept the agent's listening sockets, audit database and data links for
+// the container's lifetime); each call carries its CRIU options in its own
+// environment (liblxc has no field for them), so calls for different
+// containers run at once; and a dump may read the limits of processes of
+// any uid (rlimits.h). Returns the helper's exit code: 0, or
+// kHelperCallFailed when liblxc's call failed.
+Result<int> LxcHost::runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
+                               std::vector<std::string> env) {
+  const std::string helper = helperPath();
+  if (!pathExists(helper))
+    return failedPrecondition(verb + " `" + name + "`: " + helper + " is missing (install lxmig-lxc next to lxmigd)");
+  SpawnOptions so;
+  so.stderrPath = dir(name) + "/" + verb + "-helper.log";
+  so.extraEnv = std::move(env);
+  auto child = spawn({helper, verb, lxcPath_, name, imagesDir}, so);
+  if (!child.ok()) return child.status().withContext(verb + " `" + name + "`");
+  auto rc = child->wait(kHelperTimeoutMs);
+  if (!rc.ok()) return rc.status().withContext(verb + " `" + name + "`");
+  if (*rc != 0 && *rc != kHelperCallFailed) {
+    auto log = readFile(so.stderrPath);
+    auto lines = log.ok() ? split(*log, '\n') : std::vector<std::string>{};
+    return internalError("lxmig-lxc " + verb + " of `" + name + "` exited with " + std::to_string(*rc) +
+                         (lines.empty() ? "" : ": " + lines.back()));
+  }
+  return *rc;
 }
 
 Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {
@@ -416,32 +437,12 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (lazy) opts += " --lazy-pages";
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
-  // liblxc's restore forks the container's monitor from its caller and,
-  // unlike start, leaves every inherited fd open in it. Called here, the
-  // monitor would keep the agent's listening sockets, audit database and
-  // data links for the container's lifetime (a restarted agent could not
-  // bind its ports). A fresh exec of this binary has nothing to leak.
-  const std::string helperPath = restoreHelperPath();
-  if (!pathExists(helperPath))
-    return failedPrecondition("restore `" + name + "`: " + helperPath +
-                              " is missing (install lxmig-restore next to lxmigd)");
-  SpawnOptions so;
-  so.stderrPath = dir(name) + "/restore-helper.log";
-  // The criu wrapper (scripts/setup.sh) reads them; liblxc has no field.
-  so.extraEnv = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
-  auto helper = spawn({helperPath, lxcPath_, name, imagesDir}, so);
-  if (!helper.ok()) return helper.status().withContext("restore `" + name + "`");
-  auto rc = helper->wait(kRestoreTimeoutMs);
-  if (!rc.ok()) return rc.status().withContext("restore `" + name + "`");
-  const int r = *rc;
-  if (r != 0 && r != kHelperRestoreFailed) {
+  auto rc = runHelper("restore", name, imagesDir, {"LXMIG_CRIU_RESTORE_OPTS=" + opts});
+  if (!rc.ok()) {
     (void)removeCgroups(name);
-    auto log = readFile(so.stderrPath);
-    auto lines = log.ok() ? split(*log, '\n') : std::vector<std::string>{};
-    return internalError("restore helper for `" + name + "` exited with " + std::to_string(r) +
-                         (lines.empty() ? "" : ": " + lines.back()));
+    return rc.status();
   }
-  if (r != 0) {
+  if (*rc != 0) {
     (void)removeCgroups(name);
     if (!pathExists(imagesDir + "/restore.log")) {
       // liblxc gave up before CRIU ran; its log says why. Keep it with the

@@ -296,6 +296,43 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   expectRemoved("mig1");
 }
 
+// A workload that runs under a uid of its own, like PostgreSQL or nginx's
+// workers: root here lacks CAP_SYS_RESOURCE, so the kernel refuses CRIU's
+// read of its resource limits (prlimit64 across uids); the dump's helper
+// answers those reads from /proc/PID/limits (container/rlimits.h). Both
+// ways, with its state, pid and limits intact.
+TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
+  std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", "nobody", "--publish",
+                                   std::to_string(kPort), "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--",
+                                   "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   "/opt/lxmig-tests/counter_server", "--port", std::to_string(kPort), "--fork",
+                                   "--mem", "16"};
+  Cli run = tb().lxmig(args);
+  ASSERT_EQ(run.code, 0) << run.err;
+  const std::string ip = run.json().value("ip", "");
+  ASSERT_NE(tb().waitServer(ip, kPort), "");
+  const std::string before = tb().clientRequest(ip, kPort, "GET");
+  const std::string sum = tb().clientRequest(ip, kPort, "SUM");
+  auto uids = [&] {  // of the container's init and server
+    Cli c = tb().lxmig({"exec", "nobody", "--", "stat", "-c", "%u", "/proc/1", "/proc/2"});
+    return std::string(trim(c.out));
+  };
+  ASSERT_EQ(uids(), "65534\n65534");
+  for (const char* mode : {"stop-and-copy", "pre-copy"}) {
+    const std::string from = nodeOf("nobody"), to = from == "n1" ? "n2" : "n1";
+    Cli m = tb().lxmig({"--json", "migrate", "nobody", "--to", to, "--mode", mode});
+    ASSERT_EQ(m.code, 0) << mode << ": " << m.err << m.out;
+    EXPECT_EQ(m.json()["result"], "committed") << m.out;
+    EXPECT_EQ(nodeOf("nobody"), to);
+    const std::string after = tb().waitServer(ip, kPort, 10000);
+    EXPECT_EQ(field(after, "pid"), field(before, "pid")) << mode;
+    EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns")) << mode << ": the workload restarted";
+    EXPECT_EQ(tb().clientRequest(ip, kPort, "SUM"), sum) << mode << ": memory content changed";
+    EXPECT_EQ(uids(), "65534\n65534") << mode;
+  }
+  expectRemoved("nobody");
+}
+
 TEST_F(MigrationTest, UnknownContainerAndNode) {
   Cli c = tb().lxmig({"migrate", "nosuch", "--to", "n2"});
   EXPECT_NE(c.code, 0);

@@ -104,6 +104,8 @@ class LxcHost {
 
  private:
   std::string freezerPath(const std::string& name) const;
+  Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
+                        std::vector<std::string> env);
   Status removeCgroups(const std::string& name) const;
   void returnToOwnCgroups() const;
   std::string lxcPath_;

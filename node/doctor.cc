@@ -78,6 +78,53 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
     add(r, "userfaultfd", static_cast<bool>(fd), fd ? "available" : std::string("userfaultfd: ") + strerror(errno),
         "enable CONFIG_USERFAULTFD (needed by lazy restore and pre-copy)", false);
   }
+  // Capabilities root holds here (it may run in a container with fewer)
+  // and what each missing one costs.
+  {
+    uint64_t eff = 0;
+    if (auto st = readFile("/proc/self/status"); st.ok())
+      for (const auto& line : split(*st, '\n'))
+        if (startsWith(line, "CapEff:")) eff = std::strtoull(std::string(trim(line.substr(7))).c_str(), nullptr, 16);
+    struct Cap {
+      int bit;
+      const char* check;
+      const char* name;
+      bool required;
+      const char* without;
+    };
+    const Cap caps[] = {
+        {21, "cap-sys-admin", "CAP_SYS_ADMIN", true, "no namespaces, mounts, freezer or CRIU"},
+        {19, "cap-sys-ptrace", "CAP_SYS_PTRACE", true, "CRIU cannot seize processes; no dirty tracker can be injected"},
+        {12, "cap-net-admin", "CAP_NET_ADMIN", true, "no bridges, routes, nftables or conntrack"},
+        {24, "cap-sys-resource", "CAP_SYS_RESOURCE", false,
+         "CRIU cannot read the resource limits of processes of other uids itself; lxmig-lxc answers those reads "
+         "from /proc/PID/limits, so dumps still work"},
+        {40, "cap-checkpoint", "CAP_CHECKPOINT_RESTORE", false, "none while CAP_SYS_ADMIN is held"},
+    };
+    for (const auto& c : caps) {
+      const bool held = (eff >> c.bit) & 1;
+      add(r, c.check, held, std::string(c.name) + (held ? " held" : " missing: " + std::string(c.without)),
+          std::string("run lxmigd with ") + c.name + " (a container for the agent must keep it)", c.required);
+    }
+  }
+  {
+    // Pre-copy in processes that dropped privileges (PostgreSQL, nginx
+    // workers): their own userfaultfd() needs the global sysctl, which
+    // lxmig leaves alone; /dev/userfaultfd serves instead.
+    const std::string sysctl = std::string(trim(readFile("/proc/sys/vm/unprivileged_userfaultfd").value_or("?")));
+    const bool device = pathExists("/dev/userfaultfd");
+    add(r, "userfaultfd-non-root", sysctl == "1" || device,
+        sysctl == "1" ? "vm.unprivileged_userfaultfd = 1: every process makes its own"
+        : device      ? "vm.unprivileged_userfaultfd = " + sysctl +
+                       ": processes of other uids get theirs through /dev/userfaultfd"
+                      : "neither /dev/userfaultfd nor vm.unprivileged_userfaultfd = 1: processes of other uids "
+                        "move by stop-and-copy",
+        "Linux >= 6.1 provides /dev/userfaultfd (lxmig never changes the sysctl)", false);
+    const std::string yama = std::string(trim(readFile("/proc/sys/kernel/yama/ptrace_scope").value_or("0")));
+    add(r, "ptrace-scope", yama != "3",
+        "kernel.yama.ptrace_scope = " + yama + (yama == "3" ? ": no process may be traced (no CRIU dump)" : ""),
+        "set kernel.yama.ptrace_scope to 2 or less (3 forbids ptrace for root too, until reboot)");
+  }
   {
     long rc = ::syscall(SYS_pidfd_getfd, -1, 0, 0);
     bool ok = !(rc < 0 && errno == ENOSYS);

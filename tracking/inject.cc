@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -167,18 +171,131 @@ Status Injector::detach() {
   return okStatus();
 }
 
+namespace {
+
+// USERFAULTFD_IOC_NEW on /dev/userfaultfd (Linux 6.1; newer than
+// bookworm's headers): a userfaultfd for the caller's memory, with access
+// decided when the device was opened.
+constexpr unsigned long kUserfaultfdIocNew = _IO(0xAA, 0x00);
+
+// A file descriptor of the target process, taken into this one.
+Result<UniqueFd> take(int pidfd, long remote, pid_t pid) {
+  UniqueFd local(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(remote), 0)));
+  if (!local) return Status::fromErrno("pidfd_getfd from pid", std::to_string(pid));
+  return local;
+}
+
+// The target's own userfaultfd() (root, or vm.unprivileged_userfaultfd=1).
+// -errno from the target when the kernel refuses it.
+Result<long> ownUserfaultfd(Injector& in) { return in.syscall(SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}); }
+
+// The same through /dev/userfaultfd, for a process that may not call
+// userfaultfd() itself (not root, vm.unprivileged_userfaultfd=0): this
+// process opens the device (root may) and passes it to the target over a
+// socket pair the target makes (SCM_RIGHTS); the target asks the device
+// for a userfaultfd of its own memory; the device goes again. Needs a page
+// of scratch memory in the target, mapped and unmapped here. Returns the
+// target's fd number of the new userfaultfd.
+Result<long> deviceUserfaultfd(Injector& in, int pidfd, pid_t pid) {
+  const std::string who = "pid " + std::to_string(pid);
+  UniqueFd device(::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC));
+  if (!device) return Status::fromErrno("open", "/dev/userfaultfd");
+  LXMIG_ASSIGN_OR_RETURN(long page, in.syscall(SYS_mmap, {0, 4096, PROT_READ | PROT_WRITE,
+                                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0}));
+  if (page < 0 && page > -4096) return internalError("scratch page in " + who + ": " + std::strerror(int(-page)));
+  const auto scratch = static_cast<uint64_t>(page);
+  std::vector<long> opened;  // fds made in the target, closed again below
+  auto run = [&]() -> Result<long> {
+    // The socket pair, its fds written into the scratch page.
+    LXMIG_ASSIGN_OR_RETURN(long r, in.syscall(SYS_socketpair, {AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, scratch}));
+    if (r < 0) return internalError("socketpair in " + who + ": " + std::strerror(int(-r)));
+    int sv[2];
+    iovec local{sv, sizeof sv}, remote{reinterpret_cast<void*>(scratch), sizeof sv};
+    if (::process_vm_readv(pid, &local, 1, &remote, 1, 0) != sizeof sv) return Status::fromErrno("read", who);
+    opened.insert(opened.end(), {sv[0], sv[1]});
+    // The device over the pair: sent from here on our copy of one end ...
+    LXMIG_ASSIGN_OR_RETURN(UniqueFd end, take(pidfd, sv[0], pid));
+    char byte = 'u';
+    iovec data{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr out{};
+    out.msg_iov = &data;
+    out.msg_iovlen = 1;
+    out.msg_control = control;
+    out.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&out);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    const int devFd = device.get();
+    std::memcpy(CMSG_DATA(cm), &devFd, sizeof devFd);
+    if (::sendmsg(end.get(), &out, 0) != 1) return Status::fromErrno("sendmsg to", who);
+    // ... and received by the target on the other: a msghdr in its scratch
+    // page, pointing at a byte and a control buffer there too.
+    struct {
+      msghdr hdr;
+      iovec iov;
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+      char byte;
+    } in_{};
+    in_.iov = {reinterpret_cast<void*>(scratch + offsetof(decltype(in_), byte)), 1};
+    in_.hdr.msg_iov = reinterpret_cast<iovec*>(scratch + offsetof(decltype(in_), iov));
+    in_.hdr.msg_iovlen = 1;
+    in_.hdr.msg_control = reinterpret_cast<void*>(scratch + offsetof(decltype(in_), control));
+    in_.hdr.msg_controllen = sizeof in_.control;
+    iovec w{&in_, sizeof in_}, rw{reinterpret_cast<void*>(scratch), sizeof in_};
+    if (::process_vm_writev(pid, &w, 1, &rw, 1, 0) != sizeof in_) return Status::fromErrno("write", who);
+    LXMIG_ASSIGN_OR_RETURN(r, in.syscall(SYS_recvmsg, {static_cast<uint64_t>(sv[1]), scratch, MSG_CMSG_CLOEXEC}));
+    if (r != 1) return internalError("recvmsg in " + who + ": " + std::strerror(r < 0 ? int(-r) : EPROTO));
+    iovec back{&in_, sizeof in_};
+    if (::process_vm_readv(pid, &back, 1, &rw, 1, 0) != sizeof in_) return Status::fromErrno("read", who);
+    const cmsghdr* got = reinterpret_cast<const cmsghdr*>(in_.control);
+    if (got->cmsg_type != SCM_RIGHTS || got->cmsg_len != CMSG_LEN(sizeof(int)))
+      return internalError("no descriptor arrived in " + who);
+    int remoteDevice = -1;
+    std::memcpy(&remoteDevice, CMSG_DATA(got), sizeof remoteDevice);
+    opened.push_back(remoteDevice);
+    // The target asks the device for a userfaultfd of its own memory.
+    return in.syscall(SYS_ioctl, {static_cast<uint64_t>(remoteDevice), kUserfaultfdIocNew, O_CLOEXEC | O_NONBLOCK});
+  };
+  Result<long> uffd = run();
+  for (long fd : opened) (void)in.syscall(SYS_close, {static_cast<uint64_t>(fd)});
+  (void)in.syscall(SYS_munmap, {scratch, 4096});
+  return uffd;
+}
+
+}  // namespace
+
+std::string userfaultfdWay(pid_t pid) {
+  auto st = readFile("/proc/" + std::to_string(pid) + "/status");
+  if (st.ok())
+    for (const auto& line : split(*st, '\n'))
+      if (startsWith(line, "Uid:")) {
+        auto f = split(line.substr(4), '\t');
+        if (!f.empty() && trim(f[0]) == "0") return "userfaultfd()";
+      }
+  auto sysctl = readFile("/proc/sys/vm/unprivileged_userfaultfd");
+  if (sysctl.ok() && trim(*sysctl) == "1") return "userfaultfd()";
+  return "/dev/userfaultfd";
+}
+
 Result<UniqueFd> stealUserfaultfd(pid_t pid) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) return Status::fromErrno("pidfd_open pid", std::to_string(pid));
   LXMIG_ASSIGN_OR_RETURN(auto in, Injector::attach(pid));
-  LXMIG_ASSIGN_OR_RETURN(long remote, in.syscall(SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}));
+  LXMIG_ASSIGN_OR_RETURN(long remote, ownUserfaultfd(in));
+  if (remote == -EPERM) {
+    // A process that may not make one itself (not root, and the global
+    // sysctl left at 0): through the device instead.
+    LXMIG_ASSIGN_OR_RETURN(remote, deviceUserfaultfd(in, pidfd.get(), pid));
+  }
   if (remote < 0)
-    return failedPrecondition("userfaultfd() in pid " + std::to_string(pid) + " failed: " + std::strerror(static_cast<int>(-remote)));
-  UniqueFd local(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(remote), 0)));
-  Status got = local ? okStatus() : Status::fromErrno("pidfd_getfd from pid", std::to_string(pid));
+    return failedPrecondition("userfaultfd in pid " + std::to_string(pid) + " failed: " +
+                              std::strerror(static_cast<int>(-remote)));
+  auto local = take(pidfd.get(), remote, pid);
   auto closed = in.syscall(SYS_close, {static_cast<uint64_t>(remote)});
   LXMIG_RETURN_IF_ERROR(in.detach());
-  LXMIG_RETURN_IF_ERROR(got);
+  LXMIG_RETURN_IF_ERROR(local.status());
   if (!closed.ok()) return closed.status();
   return local;
 }

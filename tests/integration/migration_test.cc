@@ -191,7 +191,7 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
       }
     }
     for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
-                             "conntrack"})
+                             "conntrack", "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
   }
 }
@@ -299,8 +299,10 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
 // A workload that runs under a uid of its own, like PostgreSQL or nginx's
 // workers: root here lacks CAP_SYS_RESOURCE, so the kernel refuses CRIU's
 // read of its resource limits (prlimit64 across uids); the dump's helper
-// answers those reads from /proc/PID/limits (container/rlimits.h). Both
-// ways, with its state, pid and limits intact.
+// answers those reads from /proc/PID/limits (container/rlimits.h). And it
+// may not call userfaultfd() (vm.unprivileged_userfaultfd = 0): pre-copy's
+// tracker gets one through /dev/userfaultfd. Both ways, pre-copy included,
+// with its state, pid and uids intact.
 TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", "nobody", "--publish",
                                    std::to_string(kPort), "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--",
@@ -323,6 +325,10 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
     Cli m = tb().lxmig({"--json", "migrate", "nobody", "--to", to, "--mode", mode});
     ASSERT_EQ(m.code, 0) << mode << ": " << m.err << m.out;
     EXPECT_EQ(m.json()["result"], "committed") << m.out;
+    // Its processes may not make a userfaultfd themselves: the tracker
+    // takes one through /dev/userfaultfd, and pre-copy does not fall back.
+    EXPECT_EQ(m.json()["mode"], mode) << m.out;
+    EXPECT_TRUE(m.json().value("warnings", nlohmann::json::array()).empty()) << m.out;
     EXPECT_EQ(nodeOf("nobody"), to);
     const std::string after = tb().waitServer(ip, kPort, 10000);
     EXPECT_EQ(field(after, "pid"), field(before, "pid")) << mode;

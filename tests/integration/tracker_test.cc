@@ -20,6 +20,7 @@
 
 #include "prerequisite.h"
 
+#include "lxmig/base/files.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/tracking/inject.h"
 
@@ -40,7 +41,7 @@ volatile sig_atomic_t gUsr1 = 0;
 // so injections land in the middle of a system call.
 class Worker {
  public:
-  enum Mode { kPlain, kSeccompStrict, kThreads };
+  enum Mode { kPlain, kSeccompStrict, kThreads, kNobody };
   explicit Worker(Mode mode = kPlain) {
     int a[2], b[2];
     EXPECT_EQ(::pipe(a), 0);
@@ -100,6 +101,8 @@ class Worker {
           std::vector<char> own(1 << 20);
           while (!stop) own[size_t(nowNs()) % own.size()]++;
         });
+    // A daemon that dropped its privileges: it may not call userfaultfd().
+    if (mode == kNobody && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(1);
     if (mode == kSeccompStrict) {
       // Ready only once strict (write is one of the four calls it allows):
       // said before, the test could look at the process before the prctl.
@@ -207,7 +210,8 @@ TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
 TEST(UffdWp, ReportsExactlyTheWrittenPages) {
   LXMIG_REQUIRE(::geteuid() == 0, "root");
   ASSERT_TRUE(backend("uffd-wp").probe().ok()) << backend("uffd-wp").probe().toString();
-  for (auto mode : {Worker::kPlain, Worker::kThreads}) {
+  for (auto mode : {Worker::kPlain, Worker::kThreads, Worker::kNobody}) {
+    SCOPED_TRACE(mode);
     Worker w(mode);
     auto t = backend("uffd-wp").create(w.pid());
     ASSERT_TRUE(t.ok()) << t.status().toString();
@@ -234,6 +238,25 @@ TEST(UffdWp, ReportsExactlyTheWrittenPages) {
 // Round 0 protects as it reads: until protect() covers a page, the page
 // counts as written (so a caller that never protects it resends it), and a
 // write to it costs no fault.
+// A process that may not make a userfaultfd itself (uid 65534, the global
+// sysctl untouched) gets one through /dev/userfaultfd, and keeps nothing of
+// the way: no extra fd, no scratch mapping.
+TEST(UffdWp, AProcessOfAnotherUidIsTrackedThroughTheDevice) {
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
+  LXMIG_REQUIRE(pathExists("/dev/userfaultfd"), "/dev/userfaultfd (Linux 6.1)");
+  Worker w(Worker::kNobody);
+  EXPECT_EQ(userfaultfdWay(w.pid()), readFile("/proc/sys/vm/unprivileged_userfaultfd").value_or("0")[0] == '1'
+                                         ? "userfaultfd()"
+                                         : "/dev/userfaultfd");
+  const int fdsBefore = w.fdCount();
+  const std::string mapsBefore = readFile("/proc/" + std::to_string(w.pid()) + "/maps").value_or("");
+  auto fd = stealUserfaultfd(w.pid());
+  ASSERT_TRUE(fd.ok()) << fd.status().toString();
+  EXPECT_EQ(w.fdCount(), fdsBefore) << "descriptors left in the process";
+  EXPECT_EQ(readFile("/proc/" + std::to_string(w.pid()) + "/maps").value_or(""), mapsBefore) << "mappings changed";
+  EXPECT_EQ(w.call('p', 0), 1u) << "the process runs on";
+}
+
 TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
   LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w;

@@ -47,7 +47,13 @@ class Injector {
 };
 
 // Makes `pid` create a userfaultfd, takes it into this process with
-// pidfd_getfd and closes the process's copy.
+// pidfd_getfd and closes the process's copy. A process that may not call
+// userfaultfd() itself (not root, vm.unprivileged_userfaultfd = 0) gets it
+// from /dev/userfaultfd, which this process opens and passes to it for the
+// time of one ioctl (USERFAULTFD_IOC_NEW); no global setting changes.
 Result<UniqueFd> stealUserfaultfd(pid_t pid);
+// Which way stealUserfaultfd() takes for `pid`: "userfaultfd()" or
+// "/dev/userfaultfd" (for doctor and the report).
+std::string userfaultfdWay(pid_t pid);
 
 }  // namespace lxmig::tracking

@@ -1,5 +1,6 @@
 #include "lxmig/migration/node_host.h"
 
+#include <arpa/inet.h>
 #include <sys/statvfs.h>
 
 #include <chrono>
@@ -131,16 +132,34 @@ Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack,
 }
 
 Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) {
+  // The chain and the entries are the migrating container's: its name and
+  // address from PREPARE, never what the peer's document says.
   if (!net.rules_json().empty()) {
-    LXMIG_RETURN_IF_ERROR(node_.firewall().importContainer(net.rules_json()));
+    LXMIG_RETURN_IF_ERROR(node_.firewall().importContainer(spec.name, spec.ip, net.rules_json()));
     done->rules = true;
   }
   if (net.conntrack().empty()) return okStatus();
   if (node_.config().failAt == "conntrack-import")
     return internalError("create conntrack entries: injected fault (lxmigd --fail-at conntrack-import)");
-  LXMIG_ASSIGN_OR_RETURN(auto entries, net::decodeConntrack(net.conntrack()));
+  LXMIG_ASSIGN_OR_RETURN(auto sent, net::decodeConntrack(net.conntrack()));
+  in_addr a{};
+  ::inet_pton(AF_INET, spec.ip.c_str(), &a);
+  net::ConntrackEntries entries;
+  for (const auto& e : sent)
+    if (e.origSrc == a.s_addr || e.origDst == a.s_addr || e.replSrc == a.s_addr || e.replDst == a.s_addr)
+      entries.push_back(e);
+  if (entries.size() != sent.size())
+    LXMIG_LOG(kWarn, kLog) << "conntrack import for `" << spec.name << "`: " << sent.size() - entries.size()
+                           << " entries not of its address " << spec.ip << " left out";
   LXMIG_ASSIGN_OR_RETURN(auto stats, net::importConntrack(entries));
-  done->conntrack = net.conntrack();
+  // An abort takes away what this import created, not the entries it only
+  // refreshed (a flow that reached this node first lives on).
+  std::vector<bool> refreshed(entries.size());
+  for (size_t i : stats.refreshed) refreshed[i] = true;
+  net::ConntrackEntries created;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (!refreshed[i]) created.push_back(entries[i]);
+  done->conntrack = net::encodeConntrack(created);
   done->conntrackCount = static_cast<uint32_t>(stats.created + stats.updated);
   return okStatus();
 }

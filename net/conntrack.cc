@@ -453,6 +453,7 @@ Result<ConntrackImportStats> importConntrack(const ConntrackEntries& entries) {
   for (const auto& v : exist)
     for (size_t i : v) again.push_back(entries[i]);
   stats.created = entries.size() - again.size();
+  for (const auto& v : exist) stats.refreshed.insert(stats.refreshed.end(), v.begin(), v.end());
   if (!again.empty()) {
     LXMIG_ASSIGN_OR_RETURN(auto s, openSocket());
     auto upd = [&](size_t i, char* at, uint32_t seq) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -295,33 +297,114 @@ Result<std::string> Firewall::exportContainer(const std::string& name, const std
   return doc.dump();
 }
 
-Status Firewall::importContainer(const std::string& exported) {
+Status Firewall::importContainer(const std::string& name, const std::string& ip, const std::string& exported) {
+  // Another container's stale element for this address is replaced.
+  auto has = run("list map inet " + table_ + " inbound", true);
+  const bool stale = has.ok() && has->find("\"" + ip + "\"") != std::string::npos;
+  LXMIG_ASSIGN_OR_RETURN(std::string batch, importBatch(table_, name, ip, exported, stale));
+  auto r = run(batch, true);
+  return r.ok() ? okStatus() : r.status().withContext("import firewall rules of `" + name + "`");
+}
+
+namespace {
+
+constexpr size_t kMaxExportBytes = 1 << 20;
+constexpr size_t kMaxImportRules = 1000;
+constexpr int kMaxJsonDepth = 32;
+
+// Deeper nesting than any rule has, before the parser sees it.
+bool shallow(const std::string& text) {
+  int depth = 0;
+  bool inString = false, escaped = false;
+  for (char c : text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') inString = false;
+      continue;
+    }
+    if (c == '"') inString = true;
+    else if ((c == '[' || c == '{') && ++depth > kMaxJsonDepth) return false;
+    else if (c == ']' || c == '}') --depth;
+  }
+  return true;
+}
+
+// A rule's statements may only filter and count: nothing that rewrites
+// packets, jumps elsewhere, or touches a set by name (lxmig's own sets,
+// `blocked` first, live in the same table).
+Status checkRule(const Json& expr) {
+  static const std::set<std::string> kPlain = {"match", "counter", "accept", "drop", "reject",
+                                               "return", "log", "limit", "quota", "mangle"};
+  if (!expr.is_array() || expr.empty()) return invalidArgument("a rule without statements");
+  for (const auto& stmt : expr) {
+    if (!stmt.is_object() || stmt.size() != 1) return invalidArgument("a malformed statement");
+    const std::string key = stmt.begin().key();
+    if (!kPlain.count(key)) return invalidArgument("a `" + key.substr(0, 32) + "` statement");
+    if (key == "mangle") {
+      const Json& target = stmt["mangle"].is_object() ? stmt["mangle"].value("key", Json()) : Json();
+      const bool mark = target.is_object() && target.size() == 1 &&
+                        (target.contains("meta") || target.contains("ct")) && target.begin()->is_object() &&
+                        target.begin()->value("key", "") == "mark";
+      if (!mark) return invalidArgument("a statement that rewrites packets");
+    }
+  }
+  // No named set or map anywhere, no jump or goto.
+  std::vector<const Json*> todo = {&expr};
+  while (!todo.empty()) {
+    const Json* j = todo.back();
+    todo.pop_back();
+    if (j->is_string() && startsWith(j->get_ref<const std::string&>(), "@"))
+      return invalidArgument("a reference to a named set");
+    if (j->is_object()) {
+      for (const auto& [k, v] : j->items()) {
+        if (k == "jump" || k == "goto") return invalidArgument("a jump to another chain");
+        todo.push_back(&v);
+      }
+    } else if (j->is_array()) {
+      for (const auto& v : *j) todo.push_back(&v);
+    }
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<std::string> importBatch(const std::string& table, const std::string& name, const std::string& ip,
+                                const std::string& exported, bool replaceElement) {
+  const std::string what = "firewall export of `" + name + "`";
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "` for a firewall chain");
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address for a firewall element: " + ip);
+  if (exported.size() > kMaxExportBytes || !shallow(exported))
+    return invalidArgument(what + ": larger or deeper than any chain of rules");
   auto doc = Json::parse(exported, nullptr, false);
-  if (!doc.is_object() || !doc.contains("container") || !doc.contains("ip") || !doc["rules"].is_array())
-    return invalidArgument("malformed firewall export (want {container, ip, rules})");
-  const std::string name = doc["container"].get<std::string>();
-  const std::string ip = doc["ip"].get<std::string>();
-  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "` in firewall export");
-  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address in firewall export: " + ip);
+  if (!doc.is_object() || !doc.contains("container") || !doc["container"].is_string() || !doc.contains("ip") ||
+      !doc["ip"].is_string() || !doc.contains("rules") || !doc["rules"].is_array())
+    return invalidArgument(what + ": malformed (want {container, ip, rules})");
+  if (doc["container"].get_ref<const std::string&>() != name || doc["ip"].get_ref<const std::string&>() != ip)
+    return invalidArgument(what + ": it is for another container or address");
+  if (doc["rules"].size() > kMaxImportRules) return invalidArgument(what + ": more than 1,000 rules");
   const std::string chain = chainOf(name);
-  Json chainObj = {{"family", "inet"}, {"table", table_}, {"name", chain}};
+  Json chainObj = {{"family", "inet"}, {"table", table}, {"name", chain}};
   Json cmds = Json::array();
   cmds.push_back({{"add", {{"chain", chainObj}}}});
   cmds.push_back({{"flush", {{"chain", chainObj}}}});
   for (const auto& r : doc["rules"]) {
-    if (!r.is_object() || !r.contains("expr")) return invalidArgument("malformed rule in firewall export");
-    if (r["expr"].dump().find("\"jump\"") != std::string::npos || r["expr"].dump().find("\"goto\"") != std::string::npos)
-      return invalidArgument("firewall export of `" + name + "` jumps to another chain");
-    Json rule = r;
-    rule["family"] = "inet";
-    rule["table"] = table_;
-    rule["chain"] = chain;
+    if (!r.is_object() || !r.contains("expr")) return invalidArgument(what + ": a malformed rule");
+    if (Status st = checkRule(r["expr"]); !st.ok()) return invalidArgument(what + ": " + st.message());
+    // Only the statements and a comment travel; where the rule goes is ours
+    // to say.
+    Json rule = {{"family", "inet"}, {"table", table}, {"name", nullptr}, {"chain", chain}, {"expr", r["expr"]}};
+    rule.erase("name");
+    if (r.contains("comment")) {
+      if (!r["comment"].is_string() || r["comment"].get_ref<const std::string&>().size() > 128)
+        return invalidArgument(what + ": a malformed comment");
+      rule["comment"] = r["comment"];
+    }
     cmds.push_back({{"add", {{"rule", std::move(rule)}}}});
   }
-  // Another container's stale element for this address is replaced.
-  auto has = run("list map inet " + table_ + " inbound", true);
-  Json setObj = {{"family", "inet"}, {"table", table_}, {"name", "inbound"}};
-  if (has.ok() && has->find("\"" + ip + "\"") != std::string::npos) {
+  Json setObj = {{"family", "inet"}, {"table", table}, {"name", "inbound"}};
+  if (replaceElement) {
     Json del = setObj;
     del["elem"] = Json::array({ip});
     cmds.push_back({{"delete", {{"element", std::move(del)}}}});
@@ -329,9 +412,7 @@ Status Firewall::importContainer(const std::string& exported) {
   Json add = setObj;
   add["elem"] = Json::array({Json::array({ip, {{"jump", {{"target", chain}}}}})});
   cmds.push_back({{"add", {{"element", std::move(add)}}}});
-  Json batch = {{"nftables", std::move(cmds)}};
-  auto r = run(batch.dump(), true);
-  return r.ok() ? okStatus() : r.status().withContext("import firewall rules of `" + name + "`");
+  return Json({{"nftables", std::move(cmds)}}).dump();
 }
 
 }  // namespace lxmig::net

@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
       enter(B);
       v1::NetState got;
       got.ParseFromString(wire);
-      if (auto st = fwB->importContainer(got.rules_json()); !st.ok()) die(st.toString());
+      if (auto st = fwB->importContainer("web", kIp, got.rules_json()); !st.ok()) die(st.toString());
       auto in = net::decodeConntrack(got.conntrack());
       if (!in.ok()) die(in.status().toString());
       auto imp = net::importConntrack(*in);

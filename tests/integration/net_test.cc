@@ -126,7 +126,7 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   auto doc = F([&](Firewall& f) { return f.exportContainer("web", "10.200.1.10"); });
   ASSERT_TRUE(doc.ok()) << doc.status().toString();
   ASSERT_TRUE(G([&](Firewall& g) { return g.ensureBase({.strict = true, .bridge = "lxbr0"}); }).ok());
-  Status im = G([&](Firewall& g) { return g.importContainer(*doc); });
+  Status im = G([&](Firewall& g) { return g.importContainer("web", "10.200.1.10", *doc); });
   ASSERT_TRUE(im.ok()) << im.toString();
   auto listB = G([&](Firewall& g) { return g.listRules("web"); });
   ASSERT_TRUE(listB.ok());
@@ -136,7 +136,7 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   EXPECT_NE(b.sh("nft list map inet lxmig inbound").find("10.200.1.10 : jump in-web"), std::string::npos);
   EXPECT_EQ(G([&](Firewall& g) { return g.listRules("db"); }).status().code(), Code::kNotFound) << "only web moved";
   // Importing twice leaves one copy of each rule.
-  im = G([&](Firewall& g) { return g.importContainer(*doc); });
+  im = G([&](Firewall& g) { return g.importContainer("web", "10.200.1.10", *doc); });
   ASSERT_TRUE(im.ok()) << im.toString();
   EXPECT_EQ(G([&](Firewall& g) { return g.listRules("web"); })->size(), 2u);
 
@@ -146,12 +146,13 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   ASSERT_NE(at, std::string::npos);
   std::string bad = R"({"container":"api","ip":"10.200.1.12","rules":[)"
                     R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":81}},{"accept":null}]},)"
-                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":"@nosuchset"}},{"accept":null}]}]})";
+                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"nosuchfield"}},"right":82}},{"accept":null}]}]})";
   std::string beforeB = b.sh("nft list table inet lxmig");
-  Status imp = G([&](Firewall& g) { return g.importContainer(bad); });
+  Status imp = G([&](Firewall& g) { return g.importContainer("api", "10.200.1.12", bad); });
   EXPECT_FALSE(imp.ok());
   EXPECT_EQ(b.sh("nft list table inet lxmig"), beforeB) << "a failed import leaves no trace";
-  EXPECT_EQ(G([&](Firewall& g) { return g.importContainer("{not json"); }).code(), Code::kInvalidArgument);
+  EXPECT_EQ(G([&](Firewall& g) { return g.importContainer("api", "10.200.1.12", "{not json"); }).code(),
+            Code::kInvalidArgument);
 
   // The source drops web on commit; db and the operator stay.
   ASSERT_TRUE(F([&](Firewall& f) { return f.removeContainer("web"); }).ok());

@@ -16,7 +16,7 @@ void expectBad(const Status& st, const std::string& shown) {
 }
 
 TEST(Grammar, ContainerNames) {
-  for (const std::string ok : {"web", "db-1", "a_b", "9lives"}) EXPECT_TRUE(checkContainerName(ok).ok()) << ok;
+  for (const char* ok : {"web", "db-1", "a_b", "9lives"}) EXPECT_TRUE(checkContainerName(ok).ok()) << ok;
   EXPECT_TRUE(checkContainerName(std::string(48, 'x')).ok());
   for (const char* bad : {"", "-x", "_x", "a/b", "../x", "a b", "a.b", "web\n", "x$"})
     expectBad(checkContainerName(bad), "bad container name");

@@ -89,9 +89,11 @@ class Firewall {
   // The container's chain and map element as a JSON document of our own
   // envelope ({"container", "ip", "rules": [libnftables rule objects]}).
   Result<std::string> exportContainer(const std::string& name, const std::string& ip);
-  // Applies an exported document atomically: the chain is created (or
-  // emptied), filled and linked in one nftables transaction.
-  Status importContainer(const std::string& exported);
+  // Applies a document a peer exported for container `name` at `ip` (the
+  // migration's, never the document's own idea of them) atomically: the
+  // chain is created (or emptied), filled and linked in one nftables
+  // transaction. What the peer sent is checked first (importBatch).
+  Status importContainer(const std::string& name, const std::string& ip, const std::string& exported);
 
   const std::string& table() const { return table_; }
 
@@ -109,5 +111,15 @@ class Firewall {
 // Whether a container name can name an nftables chain (the CLI validates
 // names earlier; this guards the command strings built here).
 bool validChainSuffix(const std::string& name);
+
+// The nftables JSON batch that installs an exported document as the chain
+// of container `name` at `ip` in `table` (replaceElement: another element
+// for `ip` is in the inbound map and goes). The document comes from a peer:
+// it must name the same container and address, hold at most 1,000 rules of
+// plain statements (match, counter, accept, drop, reject, return, log,
+// limit, quota, and setting a mark), and refer to no named set or other
+// chain; one line says what it broke. Pure: no kernel, fuzzed.
+Result<std::string> importBatch(const std::string& table, const std::string& name, const std::string& ip,
+                                const std::string& exported, bool replaceElement);
 
 }  // namespace lxmig::net

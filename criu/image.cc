@@ -1,6 +1,7 @@
 #include "lxmig/criu/image.h"
 
 #include <cstring>
+#include <limits>
 
 #include "lxmig/criu/pagemap.pb.h"
 
@@ -70,6 +71,9 @@ Result<Pagemap> parsePagemap(std::string_view b) {
     if (e.has_flags()) pe.flags = e.flags();
     else pe.flags = (e.has_in_parent() && e.in_parent()) ? kPeParent : kPePresent;
     if (pe.vaddr % kPageSize != 0) return invalidArgument("pagemap entry at unaligned address");
+    // The end address must not wrap: a wrapped end passes the order check below.
+    if (pe.pages > (std::numeric_limits<uint64_t>::max() - pe.vaddr) / kPageSize)
+      return invalidArgument("pagemap entry past the end of the address space");
     if (!pm.entries.empty()) {
       const auto& prev = pm.entries.back();
       if (pe.vaddr < prev.vaddr + prev.pages * kPageSize) return invalidArgument("pagemap entries overlap or unsorted");

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <limits>
+
 #include "lxmig/base/files.h"
 #include "lxmig/base/toml_lite.h"
 #include "lxmig/transport/data_link.h"
@@ -93,8 +95,11 @@ Status AgentConfig::validate() const {
     if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
     if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
   }
-  if (sourceSilence.empty() || sourceSilence.find_first_not_of("0123456789") != std::string::npos ||
-      sourceSilenceSeconds() < 1)
+  // Whole seconds that fit sourceSilenceSeconds()'s int (atoi would take
+  // "4294967297" for 1).
+  uint64_t silence = 0;
+  if (!parseUint64(sourceSilence, &silence) || silence < 1 ||
+      silence > static_cast<uint64_t>(std::numeric_limits<int>::max()))
     return invalidArgument("bad source_silence `" + sourceSilence + "` (whole seconds, at least 1)");
   if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
     return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");

@@ -18,6 +18,13 @@ std::vector<std::string> TomlLite::tables(const std::string& prefix) const {
   return {names.begin(), names.end()};
 }
 
+// A section or key: dotted parts, none empty ("node.n1", not "node." or "a..b").
+static bool validName(std::string_view name) {
+  for (const auto& part : split(name, '.', false))
+    if (trim(part).empty()) return false;
+  return true;
+}
+
 Result<TomlLite> parseTomlLite(const std::string& text, const std::string& origin) {
   TomlLite out;
   std::string section;
@@ -30,6 +37,7 @@ Result<TomlLite> parseTomlLite(const std::string& text, const std::string& origi
     if (line[0] == '[') {
       if (line.back() != ']' || line.size() < 3) return invalidArgument(where() + "malformed section header");
       section = std::string(trim(line.substr(1, line.size() - 2)));
+      if (!validName(section)) return invalidArgument(where() + "empty name in section `" + section + "`");
       continue;
     }
     auto eq = line.find('=');
@@ -37,6 +45,7 @@ Result<TomlLite> parseTomlLite(const std::string& text, const std::string& origi
     std::string key(trim(line.substr(0, eq)));
     std::string_view val = trim(line.substr(eq + 1));
     if (key.empty()) return invalidArgument(where() + "empty key");
+    if (!validName(key)) return invalidArgument(where() + "empty name in key `" + key + "`");
     std::string value;
     if (!val.empty() && (val[0] == '"' || val[0] == '\'')) {
       char q = val[0];

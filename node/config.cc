@@ -12,23 +12,33 @@ namespace lxmig::node {
 using transport::splitHostPort;
 
 Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
-  LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
+  LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  return parse(text, path);
+}
+
+Result<ClusterConfig> ClusterConfig::parse(const std::string& text, const std::string& origin) {
+  LXMIG_ASSIGN_OR_RETURN(auto kv, parseTomlLite(text, origin));
   ClusterConfig c;
   for (const auto& name : kv.tables("node")) {
-    LXMIG_RETURN_IF_ERROR(checkNodeName(name).withContext(path));
+    LXMIG_RETURN_IF_ERROR(checkNodeName(name).withContext(origin));
     PeerInfo p;
     p.name = name;
     p.address = kv.get("node." + name + ".address");
     p.socket = kv.get("node." + name + ".socket");
     if (p.address.empty() && p.socket.empty())
-      return invalidArgument(path + ": node `" + name + "` has neither address nor socket");
+      return invalidArgument(origin + ": node `" + name + "` has neither address nor socket");
     c.nodes[name] = p;
   }
   return c;
 }
 
 Result<AgentConfig> AgentConfig::load(const std::string& path) {
-  LXMIG_ASSIGN_OR_RETURN(auto kv, loadTomlLite(path));
+  LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  return parse(text, path);
+}
+
+Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::string& origin) {
+  LXMIG_ASSIGN_OR_RETURN(auto kv, parseTomlLite(text, origin));
   AgentConfig c;
   static const std::map<std::string, std::string AgentConfig::*> kFields = {
       {"node", &AgentConfig::node},
@@ -60,7 +70,7 @@ Result<AgentConfig> AgentConfig::load(const std::string& path) {
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
-    if (it == kFields.end()) return invalidArgument(path + ": unknown key `" + k + "`");
+    if (it == kFields.end()) return invalidArgument(origin + ": unknown key `" + k + "`");
     c.*(it->second) = v;
   }
   return c;

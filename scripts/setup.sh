@@ -24,6 +24,9 @@ PACKAGES=(
   libnftables-dev nftables libnetfilter-conntrack-dev libmnl-dev conntrack
   nlohmann-json3-dev libssl-dev openssl libcap-dev libxxhash-dev
   iproute2 util-linux procps iperf3 patchelf jq python3 lsof
+  # scripts/fuzz.sh and the asan preset: clang, its sanitizer and libFuzzer
+  # runtimes, llvm-symbolizer for readable reports
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

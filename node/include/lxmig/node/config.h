@@ -52,6 +52,8 @@ struct PeerInfo {
 struct ClusterConfig {
   std::map<std::string, PeerInfo> nodes;
   static Result<ClusterConfig> load(const std::string& path);
+  // The same from the file's text; `origin` names it in errors.
+  static Result<ClusterConfig> parse(const std::string& text, const std::string& origin);
 };
 
 struct AgentConfig {
@@ -98,6 +100,8 @@ struct AgentConfig {
 
   // Fills the fields present in the file; missing optional ones keep defaults.
   static Result<AgentConfig> load(const std::string& path);
+  // The same from the file's text; `origin` names it in errors.
+  static Result<AgentConfig> parse(const std::string& text, const std::string& origin);
   // Checks required fields and their syntax; one line per problem.
   Status validate() const;
   // Where the data link listens: data_listen, or listen's host with the

@@ -100,7 +100,8 @@ Status checkPlainText(std::string_view text, std::string_view what, size_t max) 
 
 Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max) {
   const std::string range = "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
-  if (text.empty() || text.size() > 20) return bad(what, text, range);
+  // Canonical only: no leading zeros, so a number prints back as its text.
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return bad(what, text, range);
   uint64_t v = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return bad(what, text, range);

@@ -1,5 +1,9 @@
 #include "args.h"
 
+#include "lxmig/base/grammar.h"
+
+#include <cctype>
+
 #include <cstdlib>
 
 #include "lxmig/base/files.h"
@@ -7,14 +11,32 @@
 namespace lxmig::cli {
 
 Result<int64_t> parseDurationMs(const std::string& s) {
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  const std::string unit = end;
-  if (end != s.c_str() && v >= 0) {
-    if (unit.empty() || unit == "ms") return static_cast<int64_t>(v);
-    if (unit == "s") return static_cast<int64_t>(v * 1000);
+  // DIGITS[.DIGITS][ms|s], at most a day: strtod alone would take "nan",
+  // "inf", "1e400" and leading blanks, and a cast of those is undefined.
+  const Status bad = invalidArgument("bad duration " + quote(s) + " (e.g. 300ms or 0.5s, at most 24h)");
+  size_t i = 0;
+  uint64_t whole = 0, frac = 0, scale = 1;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && whole <= 86400000)
+    whole = whole * 10 + static_cast<uint64_t>(s[i++] - '0');
+  if (i == 0) return bad;
+  if (i < s.size() && s[i] == '.') {
+    const size_t start = ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      if (scale < 1000000) {
+        frac = frac * 10 + static_cast<uint64_t>(s[i] - '0');
+        scale *= 10;
+      }
+      ++i;
+    }
+    if (i == start) return bad;
   }
-  return invalidArgument("bad duration `" + s + "` (e.g. 300ms or 0.5s)");
+  const std::string unit = s.substr(i);
+  uint64_t ms;
+  if (unit.empty() || unit == "ms") ms = whole;
+  else if (unit == "s") ms = whole * 1000 + frac * 1000 / scale;
+  else return bad;
+  if (whole > 86400000 || ms > 86400000) return bad;
+  return static_cast<int64_t>(ms);
 }
 
 Result<v1::BindMount> parseBind(const std::string& s) {

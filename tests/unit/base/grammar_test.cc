@@ -65,7 +65,7 @@ TEST(Grammar, BoundedNumbers) {
   EXPECT_EQ(parseUint("0", "n", 0, 10).value_or(99), 0u);
   EXPECT_EQ(parseUint("10", "n", 0, 10).value_or(99), 10u);
   EXPECT_EQ(parseUint("18446744073709551615", "n", 0, UINT64_MAX).value_or(0), UINT64_MAX);
-  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1s", "0x10", "11", "18446744073709551616",
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1s", "0x10", "11", "18446744073709551616", "007",
                           "99999999999999999999999"})
     expectBad(parseUint(bad, "rounds", 0, 10).status(), "bad rounds");
   expectBad(parseUint("0", "rounds", 1, 10).status(), "from 1 to 10");

@@ -42,7 +42,7 @@ Status checkPlainText(std::string_view text, std::string_view what, size_t max =
 // characters shown as \xNN, so the message stays one line.
 std::string quote(std::string_view value, size_t max = 80);
 // A decimal number in [min, max], nothing else (no sign, no spaces, no
-// suffix); `what` names it in the error.
+// suffix, no leading zero); `what` names it in the error.
 Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max);
 
 }  // namespace lxmig

@@ -77,5 +77,12 @@ TEST(TomlLiteTest, ErrorsNameFileAndLine) {
   EXPECT_FALSE(parseTomlLite("a = \"x\n", "f").ok());
 }
 
+// A table or key with an empty dotted part (found by the fuzzer: `[node.]`
+// made an inventory node without a name).
+TEST(TomlLiteTest, EmptyNamesAreErrors) {
+  for (const char* bad : {"[node.]\naddress = \"x\"\n", "[.node]\n", "[ ]\n", "a..b = 1\n", ".a = 1\n"})
+    EXPECT_FALSE(parseTomlLite(bad, "f").ok()) << bad;
+}
+
 }  // namespace
 }  // namespace lxmig

@@ -37,7 +37,8 @@ TEST_F(ConfigTest, SourceSilenceDefaultsTo120Seconds) {
 }
 
 TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
-  for (const char* bad : {"0", "-3", "ten", "1.5", ""}) {
+  // Numbers past an int once read as small ones (atoi: "4294967297" was 1).
+  for (const char* bad : {"0", "-3", "ten", "1.5", "", "4294967297", "42949672970", "86401"}) {
     auto c = load(std::string("source_silence = \"") + bad + "\"\n");
     ASSERT_TRUE(c.ok()) << bad;
     Status st = c->validate();

@@ -4,30 +4,30 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <set>
 #include <thread>
 
-#include "lxmig/transport/data_link.h"
-#include "lxmig/node/config.h"
-#include "lxmig/node/doctor.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/node/config.h"
+#include "lxmig/node/doctor.h"
 #include "lxmig/node/node.h"
+#include "lxmig/transport/data_link.h"
 #include "service.h"
 
 using namespace lxmig;
 using namespace lxmig::agent;
+using lxmig::container::RunState;
 using lxmig::node::AgentConfig;
 using lxmig::node::Node;
 using lxmig::node::preferLxmigCriu;
-using lxmig::container::RunState;
 using lxmig::transport::ChunkSource;
 using lxmig::transport::connectDataLink;
-using lxmig::transport::splitHostPort;
 using lxmig::transport::DataServer;
+using lxmig::transport::splitHostPort;
 
 namespace {
 
@@ -36,7 +36,8 @@ namespace {
 constexpr int kMaxMessageBytes = 16 << 20;
 
 bool isMountPoint(const std::string& path) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   if (::stat(path.c_str(), &a) != 0 || ::stat((path + "/..").c_str(), &b) != 0) return false;
   return a.st_dev != b.st_dev;
 }
@@ -160,10 +161,12 @@ int main(int argc, char** argv) {
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
-  app.add_option("--firewall", over.firewall, "open (policy accept) or strict (drop all but established flows and "
-                                              "what container rules accept)");
-  app.add_option("--devices", over.devices, "devices offered to containers: PATH or CLASS=PATH, space-separated "
-                                            "(default: every device node under /dev; \"none\": nothing)");
+  app.add_option("--firewall", over.firewall,
+                 "open (policy accept) or strict (drop all but established flows and "
+                 "what container rules accept)");
+  app.add_option("--devices", over.devices,
+                 "devices offered to containers: PATH or CLASS=PATH, space-separated "
+                 "(default: every device node under /dev; \"none\": nothing)");
   app.add_option("--fail-at", over.failAt, "testing: make this step fail on this node (conntrack-import)")
       ->check(CLI::IsMember({"conntrack-import"}))
       ->group("");  // hidden

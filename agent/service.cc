@@ -4,11 +4,11 @@
 #include <chrono>
 #include <thread>
 
-#include "lxmig/node/doctor.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
+#include "lxmig/node/doctor.h"
 
 namespace lxmig::agent {
 
@@ -177,7 +177,10 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     relay.join();
     return st;
   }
-  migration::SourceContext sc{host_, peers_, node_.audit(), node_.reservations(),
+  migration::SourceContext sc{host_,
+                              peers_,
+                              node_.audit(),
+                              node_.reservations(),
                               [this] { node_.requestFrozenCheck(); },
                               int64_t{node_.config().frozenLimitSeconds()} * 1000};
   migration::Source source(
@@ -265,15 +268,15 @@ Result<std::string> PeerService::forwarded(const grpc::ServerContext* ctx, const
 
 // Reads and forwarded commands: the caller must be a node of the cluster
 // naming this node (or none); the operator service does the work.
-#define LXMIG_PEER_READ(Method, Req, Rep)                                                              \
-  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) {      \
-    if (auto who = callerForHere(ctx, req->node()); !who.ok()) return toGrpc(who.status());           \
-    return ops_.Method(ctx, req, rep);                                                                 \
+#define LXMIG_PEER_READ(Method, Req, Rep)                                                        \
+  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) { \
+    if (auto who = callerForHere(ctx, req->node()); !who.ok()) return toGrpc(who.status());      \
+    return ops_.Method(ctx, req, rep);                                                           \
   }
-#define LXMIG_PEER_FORWARDED(Method, Req, Rep, what)                                                   \
-  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) {      \
-    if (auto who = forwarded(ctx, req->node(), what); !who.ok()) return toGrpc(who.status());         \
-    return ops_.Method(ctx, req, rep);                                                                 \
+#define LXMIG_PEER_FORWARDED(Method, Req, Rep, what)                                             \
+  grpc::Status PeerService::Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Rep* rep) { \
+    if (auto who = forwarded(ctx, req->node(), what); !who.ok()) return toGrpc(who.status());    \
+    return ops_.Method(ctx, req, rep);                                                           \
   }
 
 LXMIG_PEER_READ(GetNode, GetNodeRequest, NodeInfo)
@@ -318,7 +321,8 @@ grpc::Status PeerService::Transfer(grpc::ServerContext* ctx, grpc::ServerReader<
                                    v1::TransferReply* rep) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
-  auto r = target_.receive(*peer, [reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
+  auto r = target_.receive(
+      *peer, [reader](v1::TransferChunk& c) -> Result<bool> { return reader->Read(&c); }, true);
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

@@ -45,8 +45,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
   grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;
-  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*,
-                       grpc::ServerWriter<v1::MigrateEvent>*) override;
+  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*, grpc::ServerWriter<v1::MigrateEvent>*) override;
   grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
@@ -80,8 +79,7 @@ class PeerService final : public v1::Peer::Service {
                                v1::RemoveContainerReply*) override;
   grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest*, v1::FirewallReply*) override;
-  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*,
-                       grpc::ServerWriter<v1::MigrateEvent>*) override;
+  grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*, grpc::ServerWriter<v1::MigrateEvent>*) override;
 
   grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
   grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;

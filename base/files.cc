@@ -177,8 +177,7 @@ static Status removeAt(int dirfd, const char* name, dev_t dev, const std::string
     }
     ::closedir(d);
     if (!result.ok()) return result;
-    if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-      return Status::fromErrno("rmdir", shown);
+    if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return Status::fromErrno("rmdir", shown);
     return okStatus();
   }
   if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) return Status::fromErrno("unlink", shown);

@@ -39,13 +39,11 @@ void write(Level l, std::string_view category, std::string_view text) {
   tm t{};
   ::gmtime_r(&tv.tv_sec, &t);
   char ts[64];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900,
-                t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                static_cast<long>(tv.tv_usec / 1000));
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, static_cast<long>(tv.tv_usec / 1000));
   std::lock_guard lk(g_mu);
-  std::fprintf(stderr, "%s %s[%d] %c %.*s: %.*s\n", ts, g_program.c_str(), ::getpid(),
-               kLetters[static_cast<int>(l)], static_cast<int>(category.size()),
-               category.data(), static_cast<int>(text.size()), text.data());
+  std::fprintf(stderr, "%s %s[%d] %c %.*s: %.*s\n", ts, g_program.c_str(), ::getpid(), kLetters[static_cast<int>(l)],
+               static_cast<int>(category.size()), category.data(), static_cast<int>(text.size()), text.data());
   std::fflush(stderr);
 }
 

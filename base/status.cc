@@ -6,34 +6,67 @@ namespace lxmig {
 
 std::string_view codeName(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kInvalidArgument: return "invalid-argument";
-    case Code::kNotFound: return "not-found";
-    case Code::kAlreadyExists: return "already-exists";
-    case Code::kFailedPrecondition: return "failed-precondition";
-    case Code::kUnavailable: return "unavailable";
-    case Code::kAborted: return "aborted";
-    case Code::kCancelled: return "cancelled";
-    case Code::kResourceExhausted: return "resource-exhausted";
-    case Code::kDeadlineExceeded: return "deadline-exceeded";
-    case Code::kPermissionDenied: return "permission-denied";
-    case Code::kUnimplemented: return "unimplemented";
-    case Code::kInternal: return "internal";
+    case Code::kOk:
+      return "ok";
+    case Code::kInvalidArgument:
+      return "invalid-argument";
+    case Code::kNotFound:
+      return "not-found";
+    case Code::kAlreadyExists:
+      return "already-exists";
+    case Code::kFailedPrecondition:
+      return "failed-precondition";
+    case Code::kUnavailable:
+      return "unavailable";
+    case Code::kAborted:
+      return "aborted";
+    case Code::kCancelled:
+      return "cancelled";
+    case Code::kResourceExhausted:
+      return "resource-exhausted";
+    case Code::kDeadlineExceeded:
+      return "deadline-exceeded";
+    case Code::kPermissionDenied:
+      return "permission-denied";
+    case Code::kUnimplemented:
+      return "unimplemented";
+    case Code::kInternal:
+      return "internal";
   }
   return "unknown";
 }
 
 static Code codeForErrno(int err) {
   switch (err) {
-    case ENOENT: case ESRCH: return Code::kNotFound;
-    case EEXIST: return Code::kAlreadyExists;
-    case EACCES: case EPERM: return Code::kPermissionDenied;
-    case EINVAL: return Code::kInvalidArgument;
-    case ENOSPC: case ENOMEM: case EMFILE: case ENFILE: case EDQUOT: return Code::kResourceExhausted;
-    case EAGAIN: case ECONNREFUSED: case ECONNRESET: case EHOSTUNREACH: case ENETUNREACH:
-    case EPIPE: case ETIMEDOUT: return Code::kUnavailable;
-    case ENOSYS: case EOPNOTSUPP: return Code::kUnimplemented;
-    default: return Code::kInternal;
+    case ENOENT:
+    case ESRCH:
+      return Code::kNotFound;
+    case EEXIST:
+      return Code::kAlreadyExists;
+    case EACCES:
+    case EPERM:
+      return Code::kPermissionDenied;
+    case EINVAL:
+      return Code::kInvalidArgument;
+    case ENOSPC:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EDQUOT:
+      return Code::kResourceExhausted;
+    case EAGAIN:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EPIPE:
+    case ETIMEDOUT:
+      return Code::kUnavailable;
+    case ENOSYS:
+    case EOPNOTSUPP:
+      return Code::kUnimplemented;
+    default:
+      return Code::kInternal;
   }
 }
 

@@ -65,8 +65,7 @@ Result<Rep> call(Target& target, AgentMethod<Req, Rep> method, const Req& req, i
 
 // The same on the agent that answers for `node` (Connector::forNode).
 template <typename Req, typename Rep>
-Result<Rep> call(Connector& conn, const std::string& node, AgentMethod<Req, Rep> method, const Req& req,
-                 int seconds) {
+Result<Rep> call(Connector& conn, const std::string& node, AgentMethod<Req, Rep> method, const Req& req, int seconds) {
   LXMIG_ASSIGN_OR_RETURN(Target target, conn.forNode(node));
   return call(target, method, req, seconds);
 }

@@ -39,7 +39,8 @@ Result<std::string> readLink(const std::string& path) {
 
 void merge(std::vector<Device>& into, Device d) {
   for (auto& x : into)
-    if (x.type == d.type && x.major == d.major && x.minor == d.minor && (x.path == d.path || x.path.empty() || d.path.empty())) {
+    if (x.type == d.type && x.major == d.major && x.minor == d.minor &&
+        (x.path == d.path || x.path.empty() || d.path.empty())) {
       if (x.path.empty()) x.path = d.path;
       if (x.hostPath.empty()) x.hostPath = d.hostPath;
       for (auto& s : d.seen)
@@ -81,7 +82,7 @@ Result<Device> statDevice(const std::string& path) {
 bool standardDevice(const Device& d) {
   if (d.type != 'c') return false;
   if (d.major == 1) return d.minor == 3 || d.minor == 5 || d.minor == 7 || d.minor == 8 || d.minor == 9;
-  if (d.major == 5) return d.minor <= 2;  // tty, console, ptmx
+  if (d.major == 5) return d.minor <= 2;    // tty, console, ptmx
   return d.major >= 136 && d.major <= 143;  // pts
 }
 
@@ -169,15 +170,15 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
   for (pid_t pid : pids) {
     const std::string base = "/proc/" + std::to_string(pid);
     for (const auto& n : listDir(base + "/fd").value_or({})) {
-        std::string fd = base + "/fd/" + n;
-        struct stat st {};
-        if (::stat(fd.c_str(), &st) != 0 || (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))) continue;
-        Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c', ::major(st.st_rdev), ::minor(st.st_rdev), "", "", "", {}};
-        if (standardDevice(dev)) continue;
-        auto target = readLink(fd);
-        dev.path = target.ok() ? *target : "";
-        dev.seen.push_back("open by pid " + containerPid(pid) + " '" + comm(pid) + "' (fd " + n + ")");
-        merge(out, std::move(dev));
+      std::string fd = base + "/fd/" + n;
+      struct stat st {};
+      if (::stat(fd.c_str(), &st) != 0 || (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))) continue;
+      Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c', ::major(st.st_rdev), ::minor(st.st_rdev), "", "", "", {}};
+      if (standardDevice(dev)) continue;
+      auto target = readLink(fd);
+      dev.path = target.ok() ? *target : "";
+      dev.seen.push_back("open by pid " + containerPid(pid) + " '" + comm(pid) + "' (fd " + n + ")");
+      merge(out, std::move(dev));
     }
     auto maps = readFile(base + "/maps");
     if (!maps.ok()) continue;
@@ -190,8 +191,13 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
       struct stat st {};
       if (::stat((base + "/map_files/" + range).c_str(), &st) != 0) continue;
       if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) continue;
-      Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c', ::major(st.st_rdev), ::minor(st.st_rdev),
-                 std::string(trim(line.substr(slash))), "", "", {}};
+      Device dev{S_ISBLK(st.st_mode) ? 'b' : 'c',
+                 ::major(st.st_rdev),
+                 ::minor(st.st_rdev),
+                 std::string(trim(line.substr(slash))),
+                 "",
+                 "",
+                 {}};
       if (standardDevice(dev)) continue;
       dev.seen.push_back("mapped by pid " + containerPid(pid) + " '" + comm(pid) + "'");
       merge(out, std::move(dev));

@@ -66,7 +66,7 @@ bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.contr
 std::string criuError(const std::string& logPath) {
   auto text = readFile(logPath);
   if (!text.ok()) return "no CRIU log at " + logPath;
-  static const char* const kHarmless[] = {"RLIMIT_NOFILE", "iptables", "ip6tables", "-V failed",
+  static const char* const kHarmless[] = {"RLIMIT_NOFILE",           "iptables",         "ip6tables",  "-V failed",
                                           "cgroupd: recv req error", "already assigned", "File exists"};
   std::string own, other;
   for (const auto& line : split(*text, '\n')) {
@@ -137,8 +137,7 @@ std::vector<std::string> ownCgroupProcsFiles() {
     for (const auto& m : mounts) {
       bool match = ctrls.empty() ? m.fstype == "cgroup2" : m.fstype == "cgroup";
       if (match && !ctrls.empty())
-        for (const auto& c : split(ctrls, ','))
-          match &= std::find(m.opts.begin(), m.opts.end(), c) != m.opts.end();
+        for (const auto& c : split(ctrls, ',')) match &= std::find(m.opts.begin(), m.opts.end(), c) != m.opts.end();
       if (match) {
         out.push_back(m.point + (path == "/" ? "" : path) + "/cgroup.procs");
         break;
@@ -164,15 +163,24 @@ void LxcHost::returnToOwnCgroups() const {
 
 const char* runStateName(RunState s) {
   switch (s) {
-    case RunState::kStopped: return "STOPPED";
-    case RunState::kStarting: return "STARTING";
-    case RunState::kRunning: return "RUNNING";
-    case RunState::kStopping: return "STOPPING";
-    case RunState::kAborting: return "ABORTING";
-    case RunState::kFreezing: return "FREEZING";
-    case RunState::kFrozen: return "FROZEN";
-    case RunState::kThawed: return "THAWED";
-    case RunState::kUnknown: return "UNKNOWN";
+    case RunState::kStopped:
+      return "STOPPED";
+    case RunState::kStarting:
+      return "STARTING";
+    case RunState::kRunning:
+      return "RUNNING";
+    case RunState::kStopping:
+      return "STOPPING";
+    case RunState::kAborting:
+      return "ABORTING";
+    case RunState::kFreezing:
+      return "FREEZING";
+    case RunState::kFrozen:
+      return "FROZEN";
+    case RunState::kThawed:
+      return "THAWED";
+    case RunState::kUnknown:
+      return "UNKNOWN";
   }
   return "UNKNOWN";
 }
@@ -181,11 +189,14 @@ const char* runStateName(RunState s) {
 // fields); returns the container path relative to its root.
 static Result<std::string> mountEntryPaths(const std::string& host, const std::string& inside, const char* what) {
   const std::string both = "`" + host + ":" + inside + "`";
-  if (Status st = checkAbsolutePath(host); !st.ok()) return invalidArgument(std::string("bad ") + what + " " + both + ": " + st.message());
+  if (Status st = checkAbsolutePath(host); !st.ok())
+    return invalidArgument(std::string("bad ") + what + " " + both + ": " + st.message());
   if (Status st = checkAbsolutePath(inside); !st.ok() || inside == "/")
-    return invalidArgument(std::string("bad ") + what + " " + both + ": " + (st.ok() ? "not the container's root" : st.message()));
+    return invalidArgument(std::string("bad ") + what + " " + both + ": " +
+                           (st.ok() ? "not the container's root" : st.message()));
   if ((host + inside).find_first_of(" \t\\") != std::string::npos)
-    return invalidArgument(std::string("bad ") + what + " " + both + ": blanks and backslashes cannot be written to an LXC mount entry");
+    return invalidArgument(std::string("bad ") + what + " " + both +
+                           ": blanks and backslashes cannot be written to an LXC mount entry");
   return inside.substr(1);
 }
 
@@ -198,8 +209,7 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
     for (const char* l : {"bin", "lib", "lib64", "sbin"}) {
       std::string target = std::string("usr/") + l;
       std::string link = root + "/" + l;
-      if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST)
-        return Status::fromErrno("symlink", link);
+      if (::symlink(target.c_str(), link.c_str()) != 0 && errno != EEXIST) return Status::fromErrno("symlink", link);
     }
   }
   // Every value goes through one door: a control character (a newline
@@ -220,8 +230,8 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
     struct stat st {};
     if (::stat(b.hostPath.c_str(), &st) != 0) return Status::fromErrno("bind source", b.hostPath);
     LXMIG_ASSIGN_OR_RETURN(std::string rel, mountEntryPaths(b.hostPath, b.containerPath, "bind"));
-    add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") + "bind,create=" +
-                               (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
+    add("lxc.mount.entry", b.hostPath + " " + rel + " none " + (b.readOnly ? "ro," : "") +
+                               "bind,create=" + (S_ISDIR(st.st_mode) ? "dir" : "file") + " 0 0");
   }
   for (const auto& d : p.devices) {
     LXMIG_ASSIGN_OR_RETURN(std::string rel, mountEntryPaths(d.hostPath, d.containerPath, "device"));
@@ -339,9 +349,7 @@ Status LxcHost::freeze(const std::string& name, int timeoutMs) {
   }
 }
 
-Status LxcHost::thaw(const std::string& name) {
-  return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED");
-}
+Status LxcHost::thaw(const std::string& name) { return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED"); }
 
 Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
@@ -415,7 +423,9 @@ Status LxcHost::awaitLazyPages(const std::string& dir, Child& daemon) {
   for (int i = 0; i < 2000; ++i) {
     if (pathExists(sock)) return okStatus();
     auto done = daemon.wait(0);
-    if (done.ok()) return internalError("criu lazy-pages exited at once (" + std::to_string(*done) + "): " + criuError(dir + "/lazy-pages.log"));
+    if (done.ok())
+      return internalError("criu lazy-pages exited at once (" + std::to_string(*done) +
+                           "): " + criuError(dir + "/lazy-pages.log"));
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   return unavailable("criu lazy-pages did not open its socket in " + dir + " within 1 s");

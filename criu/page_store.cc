@@ -9,11 +9,11 @@
 #include <cstdio>
 #include <vector>
 
-#include "lxmig/criu/image.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
+#include "lxmig/criu/image.h"
 
 namespace lxmig::criu {
 
@@ -134,8 +134,7 @@ namespace {
 void addPiece(std::vector<PageStore::Piece>& v, PageStore::Piece::From from, uint64_t src, uint64_t dst, uint64_t len) {
   if (!v.empty() && v.back().from == from && v.back().src + v.back().len == src && v.back().dst + v.back().len == dst)
     v.back().len += len;
-  else
-    v.push_back({from, src, dst, len});
+  else v.push_back({from, src, dst, len});
 }
 
 // Moves [src, src+len) to [dst, dst+len) of one file; the two may overlap

@@ -91,7 +91,8 @@ std::vector<Group> buildGroups(const std::map<pid_t, Process>& processes, std::v
     }
     out.push_back(std::move(g));
   }
-  std::sort(out.begin(), out.end(), [](const Group& a, const Group& b) { return a.members.front() < b.members.front(); });
+  std::sort(out.begin(), out.end(),
+            [](const Group& a, const Group& b) { return a.members.front() < b.members.front(); });
   return out;
 }
 

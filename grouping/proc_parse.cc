@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 
 #include <charconv>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace lxmig::grouping::internal {
@@ -136,16 +136,16 @@ std::optional<NetRow> parseNetLine(std::string_view line, std::string_view proto
     }
     return (v6 ? "[" + std::string(buf) + "]" : std::string(buf)) + ":" + std::to_string(port);
   };
-  static const char* const kTcpStates[] = {"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-                                           "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"};
+  static const char* const kTcpStates[] = {"?",          "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
+                                           "FIN_WAIT1",  "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
+                                           "CLOSE_WAIT", "LAST_ACK",    "LISTEN",    "CLOSING"};
   unsigned st = 0;
   (void)num(f[3], &st, 16);
   std::string state = proto.substr(0, 3) == "tcp" ? (st < 12 ? kTcpStates[st] : "?") : "";
   row.summary = std::string(proto) + " " + addr(f[1]);
   if (state == "LISTEN" || (proto.substr(0, 3) == "udp" && f[2].find_first_not_of("0:") == std::string_view::npos))
     row.summary += state.empty() ? "" : " LISTEN";
-  else
-    row.summary += " -> " + addr(f[2]) + (state.empty() ? "" : " " + state);
+  else row.summary += " -> " + addr(f[2]) + (state.empty() ? "" : " " + state);
   return row;
 }
 
@@ -162,8 +162,9 @@ std::map<uint64_t, std::string> parseSysvShm(std::string_view text) {
     long long key = 0;
     if (f.size() < 7 || !num(f[1], &shmid) || !num(f[0], &key)) continue;  // also skips the header
     char buf[96];
-    std::snprintf(buf, sizeof buf, "key 0x%08llx nattch %.*s cpid %.*s", static_cast<unsigned long long>(key) & 0xffffffffull,
-                  static_cast<int>(f[6].size()), f[6].data(), static_cast<int>(f[4].size()), f[4].data());
+    std::snprintf(buf, sizeof buf, "key 0x%08llx nattch %.*s cpid %.*s",
+                  static_cast<unsigned long long>(key) & 0xffffffffull, static_cast<int>(f[6].size()), f[6].data(),
+                  static_cast<int>(f[4].size()), f[4].data());
     out[shmid] = buf;
   }
   return out;

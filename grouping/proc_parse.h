@@ -27,7 +27,7 @@ struct MapsLine {
   std::string perms;  // "rw-s"
   uint32_t devMajor = 0, devMinor = 0;
   uint64_t inode = 0;
-  std::string path;   // may end in " (deleted)"
+  std::string path;  // may end in " (deleted)"
   bool shared() const { return perms.size() == 4 && perms[3] == 's'; }
   bool writable() const { return perms.size() >= 2 && perms[1] == 'w'; }
 };

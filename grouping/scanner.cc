@@ -14,11 +14,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <optional>
-#include <thread>
-#include <cstring>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "lxmig/base/fd.h"
@@ -92,8 +92,8 @@ std::string stripDeleted(std::string p) {
 // still the same one (pid, start time) after it was read.
 struct ProcessHoldings {
   Process proc;
-  std::vector<std::pair<std::string, ObjectRef>> objects;  // key -> ref with one holder
-  std::vector<std::pair<uint64_t, Holder>> sockets;        // socket inode -> holder
+  std::vector<std::pair<std::string, ObjectRef>> objects;     // key -> ref with one holder
+  std::vector<std::pair<uint64_t, Holder>> sockets;           // socket inode -> holder
   std::vector<std::tuple<std::string, int, Holder>> anonFds;  // link, fd, holder
 };
 
@@ -357,7 +357,8 @@ class Scanner {
     for (const auto& [ns, pid] : netnsPid_) {
       auto fd = internal::openDiagIn(opts_.procRoot + "/" + std::to_string(pid) + "/ns/net");
       if (!fd.ok()) {
-        if (fd.status().code() != Code::kNotFound) scan_.unreadable.push_back("netns " + std::to_string(ns) + ": " + fd.status().message());
+        if (fd.status().code() != Code::kNotFound)
+          scan_.unreadable.push_back("netns " + std::to_string(ns) + ": " + fd.status().message());
         continue;
       }
       auto list = internal::dumpUnixSockets(fd->get());

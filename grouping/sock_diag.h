@@ -14,10 +14,10 @@ namespace lxmig::grouping::internal {
 
 struct UnixSock {
   uint64_t inode = 0;
-  uint8_t type = 0;    // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
-  uint8_t state = 0;   // TCP_ESTABLISHED, TCP_LISTEN, ...
-  std::string name;    // "/run/x.sock", "@abstract", "" when unbound
-  uint64_t peer = 0;   // 0 when none
+  uint8_t type = 0;               // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+  uint8_t state = 0;              // TCP_ESTABLISHED, TCP_LISTEN, ...
+  std::string name;               // "/run/x.sock", "@abstract", "" when unbound
+  uint64_t peer = 0;              // 0 when none
   std::vector<uint64_t> pending;  // listener: client inodes not yet accepted
 };
 

@@ -47,7 +47,8 @@ void Journal::addPhase(v1::Phase phase, int64_t at, int64_t ms, uint64_t bytes, 
   p->set_detail(detail);
   auto id = audit_.beginPhase(report_.id(), std::string(name(phase)), at);
   check(id.status());
-  if (id.ok()) check(audit_.endPhase(*id, at + ms, static_cast<int64_t>(bytes), std::string(name(p->result())), "", detail));
+  if (id.ok())
+    check(audit_.endPhase(*id, at + ms, static_cast<int64_t>(bytes), std::string(name(p->result())), "", detail));
 }
 
 void Journal::event(const std::string& level, const std::string& text) {
@@ -68,8 +69,8 @@ void Journal::finish(v1::MigrationResult result, const Status& st, int64_t total
   if (report_.downtime_ms() == 0 && result != v1::RESULT_COMMITTED) report_.set_downtime_ms(-1);
   check(audit_.finishMigration(report_.id(), std::string(name(result)), report_.error(), wallMs(),
                                static_cast<int64_t>(report_.bytes()), report_.downtime_ms(), report_.total_ms()));
-  LXMIG_LOG(kInfo, kLog) << "migration " << report_.id() << " of " << report_.container() << " to "
-                         << report_.target() << ": " << name(result) << (st.ok() ? "" : " (" + st.message() + ")");
+  LXMIG_LOG(kInfo, kLog) << "migration " << report_.id() << " of " << report_.container() << " to " << report_.target()
+                         << ": " << name(result) << (st.ok() ? "" : " (" + st.message() + ")");
 }
 
 PhaseClock::PhaseClock(Journal& journal, v1::Phase phase)

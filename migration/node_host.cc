@@ -47,9 +47,7 @@ class GrpcPeer final : public Peer {
     LXMIG_ASSIGN_OR_RETURN(std::string host, node_.peerHost(name_));
     return transport::connectDataLink(node_.tlsIdentity(), host, port, kDataLinkConnectMs);
   }
-  std::unique_ptr<transport::ChunkWriter> openRpcStream() override {
-    return transport::grpcChunkWriter(*stub_, name_);
-  }
+  std::unique_ptr<transport::ChunkWriter> openRpcStream() override { return transport::grpcChunkWriter(*stub_, name_); }
   Status prelayout(const v1::PrelayoutRequest& req) override {
     grpc::ClientContext ctx;
     setDeadline(ctx, kPrelayoutSeconds);

@@ -11,22 +11,22 @@
 #include <cstdio>
 #include <optional>
 
-#include "lxmig/criu/image.h"
-#include "lxmig/transport/data_link.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
+#include "lxmig/criu/image.h"
+#include "lxmig/transport/data_link.h"
 
 namespace lxmig::migration {
 
-using tracking::kPageSize;
-using tracking::PageSet;
-using tracking::Range;
-using tracking::TrackerScan;
 using tracking::DirtyTracker;
 using tracking::dumpedPrivate;
+using tracking::kPageSize;
+using tracking::PageSet;
 using tracking::parseMaps;
+using tracking::Range;
+using tracking::TrackerScan;
 using transport::BytesCallback;
 using transport::ChunkSink;
 using transport::takeBuffer;
@@ -319,7 +319,8 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
   rs.set_dirty_pages(*dirty);
   rs.set_processes(static_cast<uint32_t>(procs_.size()));
   const double dirtyBytes = static_cast<double>(rs.dirty_pages() * kPageSize);
-  if (lastScanNs_ > 0 && tScan > lastScanNs_) rs.set_dirty_rate_bps(dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_));
+  if (lastScanNs_ > 0 && tScan > lastScanNs_)
+    rs.set_dirty_rate_bps(dirtyBytes * 1e9 / static_cast<double>(tScan - lastScanNs_));
   lastScanNs_ = tScan;
 
   // What the processes hold worth sending: what the target holds plus what
@@ -420,7 +421,7 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     if (off != planned) LXMIG_RETURN_IF_ERROR(em.file(pages, off));  // pages vanished: the file is shorter
     for (const auto& r : sentNow.ranges()) p->valid.add(r);
     for (const auto& r : once[pid].ranges()) p->valid.remove(r);  // unwatched: never valid
-    PageSet described = p->valid;  // every page of the pages file must be described
+    PageSet described = p->valid;                                 // every page of the pages file must be described
     for (const auto& r : sentNow.ranges()) described.add(r);
     LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-" + std::to_string(p->vpid) + ".img",
                                    serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), described, sentNow))));
@@ -511,7 +512,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
       // CRIU's copy went to /dev/null: read the delta from the frozen
       // process itself (/proc/PID/mem reads PROT_NONE pages too).
       auto hp = hostPid.find(vpid);
-      if (hp == hostPid.end()) return failedPrecondition("no process with pid " + std::to_string(vpid) + " in the container");
+      if (hp == hostPid.end())
+        return failedPrecondition("no process with pid " + std::to_string(vpid) + " in the container");
       const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
       UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem) return Status::fromErrno("open", memPath);
@@ -522,7 +524,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
           size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, e.vaddr + e.pages * kPageSize - a));
           ssize_t n = ::pread(mem.get(), buf_.data(), len, static_cast<off_t>(a));
           if (n != static_cast<ssize_t>(len))
-            return Status::fromErrno("read pages of pid " + std::to_string(vpid) + " from", memPath, n < 0 ? errno : EIO);
+            return Status::fromErrno("read pages of pid " + std::to_string(vpid) + " from", memPath,
+                                     n < 0 ? errno : EIO);
           if (::write(out.get(), buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", tmp);
           a += len;
         }

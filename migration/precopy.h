@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/base/status.h"
 #include "lxmig/proto/vocabulary.h"
+#include "lxmig/tracking/dirty_tracker.h"
+#include "lxmig/transport/tree_transfer.h"
 #include "lxmig/v1/migration.pb.h"
 #include "stop_rule.h"
-#include "lxmig/transport/tree_transfer.h"
 
 namespace lxmig::migration {
 
@@ -46,10 +46,10 @@ struct PreCopyOptions {
 };
 
 struct FinalStats {
-  uint64_t validPages = 0;    // pages the target already holds at the freeze
-  uint64_t dirtyPages = 0;    // found dirty by the final scan
-  uint64_t parentPages = 0;   // pages of CRIU's dump not sent again
-  uint64_t deltaPages = 0;    // pages of tracked processes sent after the dump
+  uint64_t validPages = 0;   // pages the target already holds at the freeze
+  uint64_t dirtyPages = 0;   // found dirty by the final scan
+  uint64_t parentPages = 0;  // pages of CRIU's dump not sent again
+  uint64_t deltaPages = 0;   // pages of tracked processes sent after the dump
   int64_t scanUs = 0;
 };
 
@@ -99,7 +99,8 @@ class PreCopy {
     bool protectAsRead = false;  // armed deferred: protect each range before reading it
     uint64_t protectedTo = 0;    // while protectAsRead: everything below is protected (and maybe read)
   };
-  Result<uint64_t> scan(std::map<pid_t, tracking::PageSet>& toSend, bool armNew, std::map<pid_t, tracking::PageSet>* once = nullptr);
+  Result<uint64_t> scan(std::map<pid_t, tracking::PageSet>& toSend, bool armNew,
+                        std::map<pid_t, tracking::PageSet>* once = nullptr);
   Status refreshProcesses(bool attachNew);
   Result<std::unique_ptr<Proc>> attach(pid_t pid);
   Status protectPieces(Proc& p, const std::vector<tracking::Range>& pieces, uint64_t total);

@@ -72,9 +72,9 @@ int FrozenCopies::settle() {
     std::string why, id;
     const Verdict verdict = decide(name, why, id);
     if (verdict != Verdict::kWait && !id.empty()) {
-      Status a = audit_.addEvent(id, "warn",
-                                 "frozen copy on " + host_.nodeName() + ": " + why +
-                                     (verdict == Verdict::kGone ? ", removed" : ", thawed"));
+      Status a = audit_.addEvent(
+          id, "warn",
+          "frozen copy on " + host_.nodeName() + ": " + why + (verdict == Verdict::kGone ? ", removed" : ", thawed"));
       if (!a.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
     }
     switch (verdict) {

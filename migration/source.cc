@@ -132,7 +132,7 @@ v1::MigrationReport Source::run() {
   supervisor_ = std::thread([this] { supervise(); });
   progress_->phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
   using Step = Status (Source::*)();
-  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::prepare,  &Source::sync,
+  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::prepare,   &Source::sync,
                                     &Source::precopy,  &Source::freeze,      &Source::finalScan, &Source::dump,
                                     &Source::rewrite,  &Source::exportNet,   &Source::transfer,  &Source::restore};
   for (Step step : kSteps) {
@@ -192,11 +192,10 @@ Status Source::awaitMemory() {
   LXMIG_LOG(kInfo, kLog) << what << ": the migration waits for it";
   const int64_t deadline = monotonicNs() + kMemoryFillWaitMs * 1000000;
   for (; fill; fill = ctx_.host.memoryFill(spec_.name)) {
-    Status stop = cancelled() ? cancelledByOperator()
-                  : monotonicNs() > deadline
-                      ? unavailable(what + " after " + std::to_string(kMemoryFillWaitMs / 1000) +
-                                    " s; try again once it is complete")
-                      : okStatus();
+    Status stop = cancelled()                ? cancelledByOperator()
+                  : monotonicNs() > deadline ? unavailable(what + " after " + std::to_string(kMemoryFillWaitMs / 1000) +
+                                                           " s; try again once it is complete")
+                                             : okStatus();
     if (!stop.ok()) {
       ph.end(stop);
       return stop;
@@ -246,8 +245,7 @@ std::unique_ptr<transport::ChunkWriter> Source::openStream() {
     auto w = target_->openDataLink(dataPort_);
     if (w.ok()) return std::move(*w);
     useLink_ = false;
-    journal_->warn("data link to " + req_.target() + " unavailable, bulk data goes over gRPC: " +
-                   w.status().message());
+    journal_->warn("data link to " + req_.target() + " unavailable, bulk data goes over gRPC: " + w.status().message());
   }
   return target_->openRpcStream();
 }
@@ -541,8 +539,9 @@ Status Source::restore() {
     return r.status();
   }
   ph.end(okStatus(), 0,
-         kv("prelayout_ms", r->prelayout_ms()) + " " + kv("prelayout_bytes", static_cast<int64_t>(r->prelayout_bytes())) +
-             " " + kv("prelayout_wait_ms", r->prelayout_wait_ms()) + " " + kv("assemble_ms", r->assemble_ms()) + " " +
+         kv("prelayout_ms", r->prelayout_ms()) + " " +
+             kv("prelayout_bytes", static_cast<int64_t>(r->prelayout_bytes())) + " " +
+             kv("prelayout_wait_ms", r->prelayout_wait_ms()) + " " + kv("assemble_ms", r->assemble_ms()) + " " +
              kv("assemble_copied", static_cast<int64_t>(r->assembled_copied_bytes())) + " " +
              kv("assemble_moved", static_cast<int64_t>(r->assembled_moved_bytes())) + " " +
              kv("lazy_start_ms", r->lazy_start_ms()) + " " + kv("net_import_ms", r->net_import_ms()) + " " +
@@ -575,7 +574,8 @@ void Source::recordTargetSteps(const v1::RestoreReply& r) {
              std::to_string(r.assembled_moved_bytes()));
     step(v1::PHASE_TARGET_LAZY_START, r.lazy_start_ms(), 0, "criu lazy-pages daemon");
   }
-  step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), 0, pc_ ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
+  step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), 0,
+       pc_ ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
   step(v1::PHASE_TARGET_NETWORK, r.cutover_ms(), 0, "route + gratuitous ARP");
 }
 
@@ -625,12 +625,12 @@ v1::MigrationReport Source::abort(const Status& why) {
     ph.end(targetAbort);
     reservation_.release();
     if (ctx_.settleLater) ctx_.settleLater();  // settled once the target answers again
-    return finish(v1::RESULT_FAILED,
-                  Status(Code::kAborted, why.message() + "; target " + req_.target() +
-                                             " did not confirm the abort, source `" + spec_.name +
-                                             "` left FROZEN on " + ctx_.host.nodeName() +
-                                             " to avoid two running copies; the agent settles it with " +
-                                             req_.target() + " once it answers"));
+    return finish(
+        v1::RESULT_FAILED,
+        Status(Code::kAborted, why.message() + "; target " + req_.target() + " did not confirm the abort, source `" +
+                                   spec_.name + "` left FROZEN on " + ctx_.host.nodeName() +
+                                   " to avoid two running copies; the agent settles it with " + req_.target() +
+                                   " once it answers"));
   }
   Status local;
   if (pc_) pc_->disarm();  // no write-protection is left in the processes

@@ -48,5 +48,4 @@ class StopRule {
   int notShrinking_ = 0;
 };
 
-
 }  // namespace lxmig::migration

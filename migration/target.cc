@@ -63,8 +63,8 @@ Result<std::shared_ptr<Target::State>> Target::find(const std::string& id) {
 Result<std::shared_ptr<Target::State>> Target::findFor(const std::string& peer, const std::string& id) {
   LXMIG_ASSIGN_OR_RETURN(auto st, find(id));
   if (st->source != peer)
-    return Status(Code::kPermissionDenied, "migration " + id + " on " + host_.nodeName() + " is " + st->source +
-                                               "'s, not " + peer + "'s");
+    return Status(Code::kPermissionDenied,
+                  "migration " + id + " on " + host_.nodeName() + " is " + st->source + "'s, not " + peer + "'s");
   return st;
 }
 
@@ -84,8 +84,7 @@ Target::Past Target::pastOf(const std::string& id, std::string* container) {
   return Past::kInterrupted;
 }
 
-void Target::finishAudit(const std::string& id, v1::MigrationResult result, const std::string& error,
-                         const State& s) {
+void Target::finishAudit(const std::string& id, v1::MigrationResult result, const std::string& error, const State& s) {
   Status st = audit_.finishMigration(id, std::string(name(result)), error, wallMs(), 0, -1, wallMs() - s.startedMs);
   if (!st.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
 }
@@ -158,8 +157,8 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   // What the source may send at most: pre-copy rounds stop after 3x the
   // memory, the images hold about the memory once more, the writable area
   // goes twice (before the freeze and its delta) and may grow meanwhile.
-  st->budget = std::make_unique<transport::ByteBudget>(4 * req.memory_bytes() + 2 * req.expected_bytes() +
-                                                       kBudgetSlackBytes);
+  st->budget =
+      std::make_unique<transport::ByteBudget>(4 * req.memory_bytes() + 2 * req.expected_bytes() + kBudgetSlackBytes);
   Status mk = makeDirs(st->stagingDir + "/rootfs", 0700);
   if (mk.ok()) mk = makeDirs(st->imagesDir, 0700);
   if (!mk.ok()) {
@@ -182,8 +181,7 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   return okStatus();
 }
 
-Result<v1::TransferReply> Target::receive(const std::string& peer, const transport::ChunkSource& next,
-                                          bool checksums) {
+Result<v1::TransferReply> Target::receive(const std::string& peer, const transport::ChunkSource& next, bool checksums) {
   v1::TransferChunk c;
   std::shared_ptr<State> st;
   std::string id;
@@ -202,7 +200,8 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
       images = std::make_unique<transport::TreeWriter>(st->imagesDir, checksums, st->budget.get());
       rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums, st->budget.get());
     }
-    if (c.migration_id() != id) return invalidArgument("one stream, one migration: chunk of " + c.migration_id().substr(0, 64));
+    if (c.migration_id() != id)
+      return invalidArgument("one stream, one migration: chunk of " + c.migration_id().substr(0, 64));
     st->lastActivityNs = monotonicNs();
     const bool isImages = c.area() == v1::TransferChunk::IMAGES;
     rounds |= isImages && startsWith(c.path(), "rounds");

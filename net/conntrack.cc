@@ -228,12 +228,24 @@ bool parseEntry(const nlmsghdr* m, ConntrackEntry* e) {
   const char* end = reinterpret_cast<const char*>(m) + m->nlmsg_len;
   forEachAttr(p, end, [&](int type, const char* v, size_t n) {
     switch (type) {
-      case CTA_TUPLE_ORIG: parseTuple(v, n, false, e); break;
-      case CTA_TUPLE_REPLY: parseTuple(v, n, true, e); break;
-      case CTA_STATUS: if (n >= 4) e->status = be32(v); break;
-      case CTA_TIMEOUT: if (n >= 4) e->timeout = be32(v); break;
-      case CTA_MARK: if (n >= 4) e->mark = be32(v); break;
-      case CTA_ZONE: if (n >= 2) e->zone = be16(v); break;
+      case CTA_TUPLE_ORIG:
+        parseTuple(v, n, false, e);
+        break;
+      case CTA_TUPLE_REPLY:
+        parseTuple(v, n, true, e);
+        break;
+      case CTA_STATUS:
+        if (n >= 4) e->status = be32(v);
+        break;
+      case CTA_TIMEOUT:
+        if (n >= 4) e->timeout = be32(v);
+        break;
+      case CTA_MARK:
+        if (n >= 4) e->mark = be32(v);
+        break;
+      case CTA_ZONE:
+        if (n >= 2) e->zone = be16(v);
+        break;
       case CTA_PROTOINFO:
         forEachNested(v, n, [&](int k, const char* x, size_t xn) {
           if (k != CTA_PROTOINFO_TCP) return;
@@ -242,12 +254,14 @@ bool parseEntry(const nlmsghdr* m, ConntrackEntry* e) {
             if (t == CTA_PROTOINFO_TCP_STATE) e->tcpState = u8(y);
             else if (t == CTA_PROTOINFO_TCP_WSCALE_ORIGINAL) e->tcpWscaleOrig = u8(y);
             else if (t == CTA_PROTOINFO_TCP_WSCALE_REPLY) e->tcpWscaleRepl = u8(y);
-            else if (t == CTA_PROTOINFO_TCP_FLAGS_ORIGINAL) e->tcpFlagsOrig = u8(y);  // struct nf_ct_tcp_flags: flags first
+            else if (t == CTA_PROTOINFO_TCP_FLAGS_ORIGINAL)
+              e->tcpFlagsOrig = u8(y);  // struct nf_ct_tcp_flags: flags first
             else if (t == CTA_PROTOINFO_TCP_FLAGS_REPLY) e->tcpFlagsRepl = u8(y);
           });
         });
         break;
-      default: break;
+      default:
+        break;
     }
   });
   return true;

@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
-#include <net/if_arp.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -22,8 +22,8 @@ Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
   argv.insert(argv.end(), args.begin(), args.end());
   LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, {.timeoutMs = 5000}));
   if (out.exitCode == 0) return okStatus();
-  if (okIfMissing && (out.err.find("No such process") != std::string::npos ||
-                      out.err.find("Cannot find device") != std::string::npos))
+  if (okIfMissing &&
+      (out.err.find("No such process") != std::string::npos || out.err.find("Cannot find device") != std::string::npos))
     return okStatus();
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
@@ -35,8 +35,7 @@ Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
 Status claimAddress(const AddressRoute& r) {
   in_addr a{};
   if (::inet_pton(AF_INET, r.ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + r.ip);
-  LXMIG_RETURN_IF_ERROR(runIp({"route", "replace", r.ip + "/32", "dev", r.bridge}, false)
-                            .withContext("route " + r.ip));
+  LXMIG_RETURN_IF_ERROR(runIp({"route", "replace", r.ip + "/32", "dev", r.bridge}, false).withContext("route " + r.ip));
   if (!r.fabricIf.empty()) LXMIG_RETURN_IF_ERROR(sendGratuitousArp(r.fabricIf, r.ip));
   return okStatus();
 }

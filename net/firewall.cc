@@ -101,12 +101,10 @@ Result<std::string> Firewall::run(const std::string& cmd, bool json, bool echo) 
 Status Firewall::ensureBase(const FirewallBase& base) {
   if (base.strict && base.bridge.empty()) return invalidArgument("strict firewall needs the container bridge's name");
   const std::string t = "inet " + table_;
-  std::string cmd = "add table " + t + "\n" +
-                    "add map " + t + " inbound { type ipv4_addr : verdict; }\n" +
-                    "add set " + t + " blocked { type ipv4_addr; }\n" +
-                    "add chain " + t + " forward { type filter hook forward priority filter; policy " +
-                    (base.strict ? "drop" : "accept") + "; }\n" +
-                    "flush chain " + t + " forward\n";
+  std::string cmd = "add table " + t + "\n" + "add map " + t + " inbound { type ipv4_addr : verdict; }\n" + "add set " +
+                    t + " blocked { type ipv4_addr; }\n" + "add chain " + t +
+                    " forward { type filter hook forward priority filter; policy " + (base.strict ? "drop" : "accept") +
+                    "; }\n" + "flush chain " + t + " forward\n";
   cmd += "add rule " + t + " forward ip saddr @blocked drop\n";
   cmd += "add rule " + t + " forward ip daddr @blocked drop\n";
   if (base.strict) {
@@ -154,7 +152,8 @@ Status Firewall::removeContainer(const std::string& name) {
   auto chains = containers();
   if (chains.ok())
     for (const auto& c : *chains)
-      if (c == name) cmd += "flush chain " + t + " " + chainOf(name) + "\ndelete chain " + t + " " + chainOf(name) + "\n";
+      if (c == name)
+        cmd += "flush chain " + t + " " + chainOf(name) + "\ndelete chain " + t + " " + chainOf(name) + "\n";
   if (cmd.empty()) return okStatus();
   auto r = run(cmd, false);
   return r.ok() ? okStatus() : r.status().withContext("remove firewall chain of `" + name + "`");
@@ -334,8 +333,8 @@ bool shallow(const std::string& text) {
 // packets, jumps elsewhere, or touches a set by name (lxmig's own sets,
 // `blocked` first, live in the same table).
 Status checkRule(const Json& expr) {
-  static const std::set<std::string> kPlain = {"match", "counter", "accept", "drop", "reject",
-                                               "return", "log", "limit", "quota", "mangle"};
+  static const std::set<std::string> kPlain = {"match",  "counter", "accept", "drop",  "reject",
+                                               "return", "log",     "limit",  "quota", "mangle"};
   if (!expr.is_array() || expr.empty()) return invalidArgument("a rule without statements");
   for (const auto& stmt : expr) {
     if (!stmt.is_object() || stmt.size() != 1) return invalidArgument("a malformed statement");

@@ -95,7 +95,8 @@ Status AgentConfig::validate() const {
     return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
   if (!dataListen.empty() && dataListen != "off") {
     if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
-    if (!splitHostPort(dataListen).ok()) return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
+    if (!splitHostPort(dataListen).ok())
+      return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
   }
   LXMIG_RETURN_IF_ERROR(parseUint(sourceSilence, "source_silence (seconds)", 1, 86400).status());
   if (acceptForwarded != "true" && acceptForwarded != "false")

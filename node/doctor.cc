@@ -64,7 +64,8 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
   std::string missingNs;
   for (const char* ns : {"pid", "net", "ipc", "uts", "mnt", "cgroup", "user", "time"})
     if (!pathExists(std::string("/proc/self/ns/") + ns)) missingNs += std::string(missingNs.empty() ? "" : ",") + ns;
-  add(r, "namespaces", missingNs.empty(), missingNs.empty() ? "pid net ipc uts mnt cgroup user time" : "missing: " + missingNs,
+  add(r, "namespaces", missingNs.empty(),
+      missingNs.empty() ? "pid net ipc uts mnt cgroup user time" : "missing: " + missingNs,
       "enable CONFIG_*_NS for the missing namespaces in the kernel");
 
   bool v2 = pathExists("/sys/fs/cgroup/cgroup.controllers");
@@ -117,8 +118,8 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         sysctl == "1" ? "vm.unprivileged_userfaultfd = 1: every process makes its own"
         : device      ? "vm.unprivileged_userfaultfd = " + sysctl +
                        ": processes of other uids get theirs through /dev/userfaultfd"
-                      : "neither /dev/userfaultfd nor vm.unprivileged_userfaultfd = 1: processes of other uids "
-                        "move by stop-and-copy",
+                 : "neither /dev/userfaultfd nor vm.unprivileged_userfaultfd = 1: processes of other uids "
+                   "move by stop-and-copy",
         "Linux >= 6.1 provides /dev/userfaultfd (lxmig never changes the sysctl)", false);
     const std::string yama = std::string(trim(readFile("/proc/sys/kernel/yama/ptrace_scope").value_or("0")));
     add(r, "ptrace-scope", yama != "3",
@@ -170,8 +171,9 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
   if (auto conf = readFile("/etc/lxc/default.conf"); conf.ok() && !apparmor)
     lxcConfOk = conf->find("lxc.apparmor") == std::string::npos;
   add(r, "lxc-apparmor", true,
-      apparmor ? "AppArmor present" : std::string("no AppArmor in this kernel; lxmig's container configs carry no apparmor lines") +
-                                          (lxcConfOk ? "" : " (/etc/lxc/default.conf has some, unused by lxmig)"),
+      apparmor ? "AppArmor present"
+               : std::string("no AppArmor in this kernel; lxmig's container configs carry no apparmor lines") +
+                     (lxcConfOk ? "" : " (/etc/lxc/default.conf has some, unused by lxmig)"),
       "", false);
 
   auto nft = runCommand({"nft", "list", "tables"}, {.timeoutMs = 10000});
@@ -189,8 +191,8 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
 
   bool bridge = pathExists("/sys/module/bridge") || pathExists("/proc/sys/net/bridge");
   auto mods = readFile("/proc/modules");
-  add(r, "bridge", true, bridge ? "bridge support loaded" : "bridge module not loaded yet (auto-loads on first use)", "",
-      false);
+  add(r, "bridge", true, bridge ? "bridge support loaded" : "bridge module not loaded yet (auto-loads on first use)",
+      "", false);
   (void)mods;
   return r;
 }

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
@@ -71,8 +71,9 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 }
 
 std::string Spec::toJson() const {
-  json j = {{"name", name}, {"ip", ip}, {"hwaddr", hwaddr}, {"origin_node", originNode},
-            {"created_ms", createdMs}, {"command", command}, {"env", env}};
+  json j = {
+      {"name", name},       {"ip", ip},  {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
+      {"command", command}, {"env", env}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
@@ -94,7 +95,8 @@ Result<Spec> Spec::fromJson(const std::string& text) try {
   s.env = j.value("env", std::vector<std::string>{});
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
-  for (const auto& d : j.value("devices", json::array())) s.devices.push_back({d.value("host", ""), d.value("container", "")});
+  for (const auto& d : j.value("devices", json::array()))
+    s.devices.push_back({d.value("host", ""), d.value("container", "")});
   if (s.name.empty() || s.ip.empty()) return invalidArgument("lxmig.json lacks name or ip");
   LXMIG_RETURN_IF_ERROR(s.check().withContext("lxmig.json"));
   return s;
@@ -111,7 +113,8 @@ Status checkEnv(const std::string& e) {
     return invalidArgument("bad environment entry " + quote(e) + ": NAME=value wanted");
   for (size_t i = 0; i < eq; ++i) {
     const char c = e[i];
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_') || (i == 0 && std::isdigit(static_cast<unsigned char>(c))))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_') ||
+        (i == 0 && std::isdigit(static_cast<unsigned char>(c))))
       return invalidArgument("bad environment variable name " + quote(e.substr(0, eq)) +
                              ": letters, digits and '_', not starting with a digit");
   }
@@ -127,8 +130,7 @@ Status checkMac(const std::string& mac) {
 
 Status checkIpv4(const std::string& ip) {
   in_addr a{};
-  return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus()
-                                                   : invalidArgument("bad IPv4 address " + quote(ip));
+  return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus() : invalidArgument("bad IPv4 address " + quote(ip));
 }
 
 constexpr size_t kMaxArgs = 4096;
@@ -250,7 +252,8 @@ Result<std::string> Node::identifyPeer(const std::vector<std::string>& names, co
   std::string shown;
   for (const auto& n : names) shown += (shown.empty() ? "" : ", ") + n.substr(0, 64);
   std::string why;
-  if (matched.empty()) why = "its certificate (" + (shown.empty() ? std::string("no names") : shown) + ") names no node of the cluster";
+  if (matched.empty())
+    why = "its certificate (" + (shown.empty() ? std::string("no names") : shown) + ") names no node of the cluster";
   else if (matched.size() > 1) why = "its certificate names several nodes (" + shown + ")";
   else if (*matched.begin() == cfg_.node) why = "its certificate names this node, " + cfg_.node;
   if (why.empty()) return *matched.begin();
@@ -329,8 +332,8 @@ std::optional<Node::MemoryFill> Node::memoryFill(const std::string& name) {
     std::replace(cmd->begin(), cmd->end(), '\0', ' ');
     if (cmd->find("lazy-pages") != std::string::npos && cmd->find(images) != std::string::npos) return f;
   }
-  LXMIG_LOG(kInfo, "node") << "memory of `" << name << "` has arrived (lazy-pages daemon of migration "
-                           << f.migrationId << " is gone)";
+  LXMIG_LOG(kInfo, "node") << "memory of `" << name << "` has arrived (lazy-pages daemon of migration " << f.migrationId
+                           << " is gone)";
   endMemoryFill(name);
   return std::nullopt;
 }
@@ -339,8 +342,7 @@ Result<Spec> Node::spec(const std::string& name) {
   LXMIG_RETURN_IF_ERROR(checkContainerName(name));
   auto text = readFile(lxc_.dir(name) + "/lxmig.json");
   if (!text.ok()) {
-    if (text.status().code() == Code::kNotFound)
-      return notFound("no container `" + name + "` on node " + cfg_.node);
+    if (text.status().code() == Code::kNotFound) return notFound("no container `" + name + "` on node " + cfg_.node);
     return text.status();
   }
   LXMIG_ASSIGN_OR_RETURN(Spec s, Spec::fromJson(*text));
@@ -388,9 +390,7 @@ ContainerParams Node::paramsFor(const Spec& s) const {
   return p;
 }
 
-Status Node::claimAddress(const Spec& s) {
-  return net::claimAddress({s.ip, cfg_.bridge, cfg_.fabricIf});
-}
+Status Node::claimAddress(const Spec& s) { return net::claimAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
 
 Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
 
@@ -438,7 +438,8 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
       return invalidArgument("bind paths must be absolute: `" + b.host_path() + ":" + b.container_path() + "`");
     LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.host_path()));
     LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.container_path()));
-    if (!pathExists(b.host_path())) return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
+    if (!pathExists(b.host_path()))
+      return notFound("bind source `" + b.host_path() + "` does not exist on " + cfg_.node);
     s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
   }
   if (!req.devices().empty()) {
@@ -512,8 +513,10 @@ Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
   RunState rs = lxc_.state(req.name());
   if (rs != RunState::kRunning)
     return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
-  std::vector<std::string> argv = {"lxc-attach", "-P", lxc_.lxcPath(), "-n", req.name(), "--clear-env",
-                                   "-v", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--"};
+  std::vector<std::string> argv = {
+      "lxc-attach", "-P",          lxc_.lxcPath(), "-n",
+      req.name(),   "--clear-env", "-v",           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "--"};
   argv.insert(argv.end(), req.command().begin(), req.command().end());
   CommandOptions o;
   o.timeoutMs = static_cast<int>(std::min<uint64_t>(req.timeout_ms() ? req.timeout_ms() : 60000, kMaxExecMs));

@@ -2,7 +2,8 @@
 
 namespace lxmig::node {
 
-Reservation::Reservation(Reservation&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)), name_(std::move(o.name_)) {}
+Reservation::Reservation(Reservation&& o) noexcept
+    : owner_(std::exchange(o.owner_, nullptr)), name_(std::move(o.name_)) {}
 
 Reservation& Reservation::operator=(Reservation&& o) noexcept {
   if (this != &o) {

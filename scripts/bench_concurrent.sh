@@ -39,7 +39,10 @@ bench_fresh_testbed
 sleep 3
 
 downtime() {  # report.json -> ms, or "failed"
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['downtime_ms'] if r['result']=='committed' else 'failed')" "$1"
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["downtime_ms"] if r["result"] == "committed" else "failed")' "$1"
 }
 move() {  # name from to mode out.json
   "$LXMIG" --json --node "$2" migrate "$1" --to "$3" --mode "$4" >"$5" 2>/dev/null || true

@@ -19,6 +19,13 @@ bench_prepare() {
   "$ROOT/scripts/build.sh" --quiet
 }
 
+# The address of container $1, from `lxmig ps`.
+bench_container_ip() {
+  "$LXMIG" --json ps | python3 -c '
+import json, sys
+print([c["ip"] for c in json.load(sys.stdin)["containers"] if c["name"] == sys.argv[1]][0])' "$1"
+}
+
 # A two-node test bed from scratch.
 bench_fresh_testbed() {
   "$LXMIG" testbed down >/dev/null 2>&1 || true

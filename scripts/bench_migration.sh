@@ -17,7 +17,12 @@ while (($#)); do
 done
 bench_need_root
 OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
-trap '"$LXMIG" testbed down >/dev/null 2>&1 || true; cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+cleanup() {
+  "$LXMIG" testbed down >/dev/null 2>&1 || true
+  cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
 
 bench_prepare
 bench_fresh_testbed
@@ -27,7 +32,7 @@ S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
 now_ms() { date +%s%3N; }
 wait_up() {  # name
   local ip
-  ip=$("$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$1'][0])")
+  ip=$(bench_container_ip "$1")
   "$TB" client -- python3 - "$ip" <<'PY'
 import socket, sys, time
 for _ in range(600):
@@ -49,7 +54,13 @@ run_lxmig() {  # size run
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
   wait_up "$name"
   "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/lxmig-$size-$run.json" || true
-  python3 -c "import json; r=json.load(open('$OUT/lxmig-$size-$run.json')); ph={p['name']: p['duration_ms'] for p in r['phases']}; print('lxmig', $size, $run, r['result'], r['total_ms'], r['downtime_ms'], 'dump=%s transfer=%s restore=%s' % (ph.get('dump'), ph.get('transfer'), ph.get('restore')))" >>"$OUT/results.txt"
+  python3 - "$OUT/lxmig-$size-$run.json" "$size" "$run" >>"$OUT/results.txt" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ph = {p["name"]: p["duration_ms"] for p in r["phases"]}
+print("lxmig", sys.argv[2], sys.argv[3], r["result"], r["total_ms"], r["downtime_ms"],
+      "dump=%s transfer=%s restore=%s" % (ph.get("dump"), ph.get("transfer"), ph.get("restore")))
+PY
   "$LXMIG" --quiet rm "$name"
 }
 
@@ -72,11 +83,13 @@ run_plain() {  # size run
   t2=$(now_ms)
   "$TB" exec n2 -- env LXMIG_CRIU_RESTORE_OPTS="--cgroup-root /lxbench-n2/payload.$name" \
     lxc-checkpoint -r -P "$S2/lxc" -n "$name" -D "$img2" </dev/null >/dev/null 2>&1
-  "$TB" exec n2 -- sh -c "echo THAWED > /sys/fs/cgroup/freezer/lxbench-n2/payload.$name/freezer.state 2>/dev/null || true"
+  "$TB" exec n2 -- sh -c \
+    "echo THAWED > /sys/fs/cgroup/freezer/lxbench-n2/payload.$name/freezer.state 2>/dev/null || true"
   t3=$(now_ms)
   pstate=$("$TB" exec n2 -- lxc-info -s -H -P "$S2/lxc" -n "$name" 2>/dev/null || echo FAILED)
   [[ $pstate == RUNNING ]] || echo "bench: baseline restore of $name ended $pstate" >&2
-  echo "plain $size $run $pstate $((t3 - t0)) $((t3 - t0)) dump=$((t1 - t0)) copy=$((t2 - t1)) restore=$((t3 - t2))" >>"$OUT/results.txt"
+  echo "plain $size $run $pstate $((t3 - t0)) $((t3 - t0))" \
+    "dump=$((t1 - t0)) copy=$((t2 - t1)) restore=$((t3 - t2))" >>"$OUT/results.txt"
   "$TB" exec n2 -- lxc-stop -k -P "$S2/lxc" -n "$name" >/dev/null 2>&1 || true
   "$TB" exec n2 -- rm -rf "$S2/lxc/$name" "$img2"
   "$TB" exec n1 -- rm -rf "$img1"

@@ -44,7 +44,7 @@ for n in $SIZES; do
     name=nb$n
     "$LXMIG" --quiet --node n1 run --name "$name" --publish 7300 --bind "$WORK:/opt/lxmig-tests" -- \
       /opt/lxmig-tests/seqstream --port 7300
-    ip=$("$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$name'][0])")
+    ip=$(bench_container_ip "$name")
     # n established flows toward the container in n1's table.
     python3 - "$ip" "$n" >"$OUT/entries" <<'PY'
 import sys
@@ -96,7 +96,9 @@ for n in sizes:
     if row["lxmig_ms"] and row["conntrack_R_ms"]:
         row["ratio_lxmig_to_conntrack_R"] = round(row["lxmig_ms"] / row["conntrack_R_ms"], 3)
     summary.append(row)
-    inmig = "-" if row["migration_net_export_ms"] is None else "%d + %d" % (row["migration_net_export_ms"], row["migration_net_import_ms"])
+    inmig = "-"
+    if row["migration_net_export_ms"] is not None:
+        inmig = "%d + %d" % (row["migration_net_export_ms"], row["migration_net_import_ms"])
     print("%8d | %12s %10s %10s | %14s %8s | %14s | %20s" % (n, row["lxmig_ms"], row["lxmig_export_ms"],
           row["lxmig_import_ms"], row["conntrack_R_ms"], row["ratio_lxmig_to_conntrack_R"],
           row["conntrack_I_ms"] if row["conntrack_I_ms"] is not None else "-", inmig))

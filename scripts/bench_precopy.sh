@@ -47,10 +47,6 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 fi
 bench_fresh_testbed
 
-ip_of() {
-  "$LXMIG" --json ps | python3 -c "import json,sys; print([c['ip'] for c in json.load(sys.stdin)['containers'] if c['name']=='$1'][0])"
-}
-
 # Client probe in the client namespace: asks every 5 ms, records the longest
 # gap between two answers until $PROBE_STOP exists.
 cat >"$OUT/probe.py" <<'PY'
@@ -85,9 +81,10 @@ start_workload() {  # W name
     W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
               --enable-debug-command yes --daemonize no) ;;
   esac
-  "$LXMIG" --quiet --node n1 run --name "$name" --publish 7100 --publish 6379 --bind "$WORK:/opt/lxmig-tests" -- "${args[@]}"
+  "$LXMIG" --quiet --node n1 run --name "$name" --publish 7100 --publish 6379 --bind "$WORK:/opt/lxmig-tests" -- \
+    "${args[@]}"
   local ip port=7100 kind=dirtier
-  ip=$(ip_of "$name")
+  ip=$(bench_container_ip "$name")
   [[ $w == W4 ]] && { port=6379; kind=redis; }
   "$TB" client -- python3 - "$ip" "$port" "$kind" <<'PY'
 import socket, sys, time
@@ -112,7 +109,7 @@ run_one() {  # W mode run [probe: 1|0]
   local w=$1 mode=$2 run=$3 probe=${4:-1} name ip port=7100 kind=dirtier loadpid="" probepid=""
   name=${w,,}${mode:0:3}$run
   start_workload "$w" "$name"
-  ip=$(ip_of "$name")
+  ip=$(bench_container_ip "$name")
   [[ $w == W4 ]] && { port=6379; kind=redis; }
   if [[ $w == W4 ]]; then
     "$TB" client -- redis-benchmark -h "$ip" -p 6379 -t set,get -n 100000000 -r 480000 -d 1000 -c 4 -q \
@@ -151,7 +148,8 @@ print(json.dumps({
   "round0_rate_bps": r0["send_rate_bps"] if r0 else 0,
   "round0_with_scan_bps": (r0["bytes"] * 1000 / r0["duration_ms"]) if r0 and r0["duration_ms"] else 0,
   "frozen": {k: ph[k]["duration_ms"] for k in ("freeze", "final-scan", "dump", "rewrite", "transfer", "restore",
-                                             "target-assemble", "target-lazy-start", "target-restore", "target-network") if k in ph},
+                                             "target-assemble", "target-lazy-start", "target-restore",
+                                             "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
 }))
 PY
@@ -187,7 +185,8 @@ for f in sys.argv[3:]:
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 iperf = med(iperfs) if iperfs else 0
 out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads": {}}
-print(f"{'W':6} {'mode':14} {'downtime':>9} {'client gap':>10} {'total':>8} {'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
+print(f"{'W':6} {'mode':14} {'downtime':>9} {'client gap':>10} {'total':>8} {'wire MiB':>9} {'rounds':>6}  "
+      "frozen window (median ms)")
 for w in ["floor", "W1", "W2", "W3", "W4", "stream"]:
     for mode in ["pre-copy", "stop-and-copy"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
@@ -208,7 +207,9 @@ def ratio(w, a="pre-copy", b="stop-and-copy", key="downtime_ms"):
     except Exception: return float("nan")
 print()
 print(f"W2 downtime pre-copy / stop-and-copy: {ratio('W2'):.2f}  (goal <= 0.25)")
-try: print(f"W1 downtime pre-copy / floor: {W['W1']['pre-copy']['downtime_ms'] / W['floor']['stop-and-copy']['downtime_ms']:.2f}  (goal <= 1.3)")
+try:
+    w1 = W['W1']['pre-copy']['downtime_ms'] / W['floor']['stop-and-copy']['downtime_ms']
+    print(f"W1 downtime pre-copy / floor: {w1:.2f}  (goal <= 1.3)")
 except Exception: pass
 print(f"W1 downtime pre-copy / stop-and-copy: {ratio('W1'):.2f}  (goal <= 1.0)")
 print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")

@@ -42,7 +42,11 @@ for ((run = 0; run < RUNS; run++)); do
   IPERF_PID=$!
   sleep 0.5
   nsenter --net=/run/netns/lxbench-n1 -- iperf3 -c 10.99.0.12 -p 5299 -t 4 -J |
-    python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'iperf3_mib_per_s': round(r['end']['sum_received']['bits_per_second']/8/2**20,1), 'run': $run}))" |
+    python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+mib = round(r["end"]["sum_received"]["bits_per_second"] / 8 / 2**20, 1)
+print(json.dumps({"iperf3_mib_per_s": mib, "run": int(sys.argv[1])}))' "$run" |
     tee -a "$RAW"
   wait "$IPERF_PID" 2>/dev/null || true
   IPERF_PID=

@@ -27,12 +27,15 @@ echo "==> test bed: 2 nodes"
 echo "==> start a stateful workload on n1 ($MEM MiB of touched memory, a counter, a TCP server)"
 "$LXMIG" --node n1 run --name demo --publish 7000 --bind "$WORKLOADS:/opt/lxmig-tests" -- \
   /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$MEM"
-IP=$("$LXMIG" --json ps | python3 -c 'import json,sys; print([c["ip"] for c in json.load(sys.stdin)["containers"] if c["name"]=="demo"][0])')
+IP=$("$LXMIG" --json ps | python3 -c '
+import json, sys
+print([c["ip"] for c in json.load(sys.stdin)["containers"] if c["name"] == "demo"][0])')
 ask() { "$ROOT/scripts/testbed.sh" client -- python3 -c '
 import socket,sys
 for _ in range(100):
     try:
-        s=socket.create_connection((sys.argv[1],7000),timeout=1); s.sendall(b"GET\n"); print(s.recv(200).decode().strip()); break
+        s=socket.create_connection((sys.argv[1],7000),timeout=1); s.sendall(b"GET\n")
+        print(s.recv(200).decode().strip()); break
     except OSError:
         import time; time.sleep(0.1)
 ' "$IP"; }

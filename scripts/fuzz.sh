@@ -71,7 +71,8 @@ for t in "${targets[@]}"; do
     echo "fuzz: FAIL $t: crash input ${crash:-(none written, exit $rc)} (log: $dir/log)" >&2
     failed+=("$t")
   else
-    say "$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/log" | grep -o '[0-9]*$' || echo '?') runs," \
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/log" | grep -o '[0-9]*$' || echo '?')
+    say "$t: ok ($runs runs," \
         "corpus $(find "$dir/corpus" -type f | wc -l))"
   fi
 done

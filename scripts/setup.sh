@@ -27,6 +27,8 @@ PACKAGES=(
   # scripts/fuzz.sh and the asan preset: clang, its sanitizer and libFuzzer
   # runtimes, llvm-symbolizer for readable reports
   clang libclang-rt-14-dev llvm
+  # scripts/format.sh
+  clang-format
 )
 
 missing=()
@@ -103,7 +105,8 @@ action="\$1"
 [ \$# -gt 0 ] && shift
 case "\$action" in
   dump)    exec $PREFIX/criu dump --no-default-config --network-lock nftables \${LXMIG_CRIU_DUMP_OPTS:-} "\$@" ;;
-  restore) exec $PREFIX/criu restore --no-default-config --network-lock nftables --mntns-compat-mode \${LXMIG_CRIU_RESTORE_OPTS:-} "\$@" ;;
+  restore) exec $PREFIX/criu restore --no-default-config --network-lock nftables --mntns-compat-mode \
+             \${LXMIG_CRIU_RESTORE_OPTS:-} "\$@" ;;
   "")      exec $PREFIX/criu ;;
   *)       exec $PREFIX/criu "\$action" --no-default-config "\$@" ;;
 esac

@@ -309,7 +309,8 @@ cmd_down() {
   done
   # Mounts an agent or a crashed run may have left visible here.
   local m
-  for m in $(awk -v r="$R" -v s="$S" 'index($2, r) == 1 || index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r); do
+  for m in $(awk -v r="$R" -v s="$S" 'index($2, r) == 1 || index($2, s) == 1 {print $2}' /proc/self/mounts |
+             sort -r); do
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$R" "$S"
@@ -398,5 +399,6 @@ case $CMD in
   exec) cmd_exec "$@" ;;
   client) cmd_client "$@" ;;
   restart-agent) cmd_restart_agent "$@" ;;
-  *) die "usage: testbed.sh [--prefix P] up [--nodes N] | down | status [--json] | exec NODE -- CMD | client -- CMD | restart-agent NODE" ;;
+  *) die "usage: testbed.sh [--prefix P] up [--nodes N] | down | status [--json] | exec NODE -- CMD" \
+         "| client -- CMD | restart-agent NODE" ;;
 esac

@@ -22,23 +22,26 @@ Status sqlError(sqlite3* db, std::string_view what, std::string_view object) {
   msg += db ? ::sqlite3_errmsg(db) : "out of memory";
   int rc = db ? ::sqlite3_extended_errcode(db) : SQLITE_NOMEM;
   switch (rc & 0xff) {
-    case SQLITE_FULL: return {Code::kResourceExhausted, msg};
+    case SQLITE_FULL:
+      return {Code::kResourceExhausted, msg};
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return {Code::kUnavailable, msg};
-    case SQLITE_CONSTRAINT: return {Code::kAlreadyExists, msg};
+    case SQLITE_LOCKED:
+      return {Code::kUnavailable, msg};
+    case SQLITE_CONSTRAINT:
+      return {Code::kAlreadyExists, msg};
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: return {Code::kPermissionDenied, msg};
-    default: return {Code::kInternal, msg};
+    case SQLITE_AUTH:
+      return {Code::kPermissionDenied, msg};
+    default:
+      return {Code::kInternal, msg};
   }
 }
 
 // A prepared statement that finalizes itself; binds by 1-based index.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = ::sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
-  }
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = ::sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
   ~Stmt() { ::sqlite3_finalize(st_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
@@ -127,8 +130,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
   {
     Stmt wal(raw, "PRAGMA journal_mode=WAL");
     LXMIG_RETURN_IF_ERROR(wal.prepared("journal_mode"));
-    if (wal.step() != SQLITE_ROW || wal.text(0) != "wal")
-      return sqlError(raw, "switch to WAL mode", path);
+    if (wal.step() != SQLITE_ROW || wal.text(0) != "wal") return sqlError(raw, "switch to WAL mode", path);
   }
   LXMIG_RETURN_IF_ERROR(exec(raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL", "set pragmas"));
   LXMIG_RETURN_IF_ERROR(log->migrateSchema().withContext("audit database `" + path + "`"));
@@ -328,8 +330,7 @@ Result<MigrationRecord> AuditLog::getMigration(const std::string& id) const {
   while ((rc = s.step()) == SQLITE_ROW) found.push_back(readMigration(s));
   if (rc != SQLITE_DONE) return sqlError(db_, "read migration", id);
   if (found.empty()) return notFound("no migration `" + id + "` in the audit log");
-  if (found.size() > 1 && found[0].id != id)
-    return invalidArgument("migration id prefix `" + id + "` is ambiguous");
+  if (found.size() > 1 && found[0].id != id) return invalidArgument("migration id prefix `" + id + "` is ambiguous");
   MigrationRecord m = std::move(found[0]);
   LXMIG_ASSIGN_OR_RETURN(m.phases, phasesOf(m.id));
   LXMIG_ASSIGN_OR_RETURN(m.rounds, roundsOf(m.id));
@@ -390,12 +391,14 @@ Result<QueryResult> AuditLog::query(const std::string& sql) const {
 Result<int> AuditLog::failInterrupted(int64_t nowMs) {
   std::lock_guard lock(mu_);
   LXMIG_RETURN_IF_ERROR(exec(db_, "BEGIN IMMEDIATE", "begin"));
-  Stmt p(db_, "UPDATE phases SET result='interrupted', ended_ms=?, error='agent stopped during this phase' "
-              "WHERE ended_ms IS NULL");
+  Stmt p(db_,
+         "UPDATE phases SET result='interrupted', ended_ms=?, error='agent stopped during this phase' "
+         "WHERE ended_ms IS NULL");
   p.bind(1, nowMs);
-  Stmt m(db_, "UPDATE migrations SET result='interrupted', ended_ms=?, "
-              "error=CASE WHEN error='' THEN 'agent stopped during the migration' ELSE error END "
-              "WHERE result='running'");
+  Stmt m(db_,
+         "UPDATE migrations SET result='interrupted', ended_ms=?, "
+         "error=CASE WHEN error='' THEN 'agent stopped during the migration' ELSE error END "
+         "WHERE result='running'");
   m.bind(1, nowMs);
   if (Status st = p.prepared("interrupt phases"); !st.ok() || p.step() != SQLITE_DONE) {
     (void)exec(db_, "ROLLBACK", "rollback");

@@ -23,10 +23,10 @@ inline bool inCi() {
 }  // namespace lxmig::testing
 
 // A statement, usable in a TEST body or a fixture's SetUp.
-#define LXMIG_REQUIRE(cond, what)                                                         \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
+#define LXMIG_REQUIRE(cond, what)                                                        \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       if (::lxmig::testing::inCi()) FAIL() << "prerequisite missing under CI: " << what; \
       GTEST_SKIP() << "SKIPPED (prerequisite missing): " << what;                        \
-    }                                                                                     \
+    }                                                                                    \
   } while (0)

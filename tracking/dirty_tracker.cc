@@ -47,8 +47,7 @@ std::vector<MapsEntry> parseMaps(std::string_view text) {
 
 bool dumpedPrivate(const MapsEntry& e) {
   if (e.perms.size() < 4 || e.perms[3] != 'p') return false;
-  return e.path != "[vvar]" && e.path != "[vvar_vclock]" && e.path != "[vsyscall]" &&
-         e.path != "[uprobes]";
+  return e.path != "[vvar]" && e.path != "[vvar_vclock]" && e.path != "[vsyscall]" && e.path != "[uprobes]";
 }
 
 bool trackable(const MapsEntry& e) {
@@ -138,7 +137,8 @@ Result<const TrackerBackend*> chooseTracker(const std::string& requested) {
   }
   for (const auto& b : all) {
     if (requested != b.name) continue;
-    if (Status st = b.probe(); !st.ok()) return failedPrecondition("tracker `" + requested + "` does not work here: " + st.message());
+    if (Status st = b.probe(); !st.ok())
+      return failedPrecondition("tracker `" + requested + "` does not work here: " + st.message());
     return &b;
   }
   return invalidArgument("unknown tracker `" + requested + "` (uffd-wp, soft-dirty, none or auto)");

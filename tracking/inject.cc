@@ -98,7 +98,9 @@ Result<Injector> Injector::attach(pid_t pid) {
 }
 
 Injector::Injector(Injector&& o) noexcept
-    : pid_(o.pid_), attached_(std::exchange(o.attached_, false)), syscallInsn_(o.syscallInsn_),
+    : pid_(o.pid_),
+      attached_(std::exchange(o.attached_, false)),
+      syscallInsn_(o.syscallInsn_),
       pendingSignal_(o.pendingSignal_) {
   std::memcpy(savedRegs_, o.savedRegs_, sizeof savedRegs_);
 }
@@ -123,7 +125,8 @@ Result<long> Injector::syscall(long nr, std::array<uint64_t, 6> args) {
   r.r10 = args[3];
   r.r8 = args[4];
   r.r9 = args[5];
-  if (::ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0) return Status::fromErrno("ptrace setregs pid", std::to_string(pid_));
+  if (::ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0)
+    return Status::fromErrno("ptrace setregs pid", std::to_string(pid_));
   for (;;) {
     if (::ptrace(PTRACE_SINGLESTEP, pid_, nullptr, nullptr) != 0)
       return Status::fromErrno("ptrace singlestep pid", std::to_string(pid_));
@@ -143,14 +146,16 @@ Result<long> Injector::syscall(long nr, std::array<uint64_t, 6> args) {
     }
     // Re-arm and step again: a signal stop happens before the instruction.
     user_regs_struct cur;
-    if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &cur) != 0) return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
+    if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &cur) != 0)
+      return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
     if (cur.rip != syscallInsn_) {
       // The instruction ran and a signal stop followed the trap.
       return static_cast<long>(cur.rax);
     }
   }
   user_regs_struct out;
-  if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &out) != 0) return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
+  if (::ptrace(PTRACE_GETREGS, pid_, nullptr, &out) != 0)
+    return Status::fromErrno("ptrace getregs pid", std::to_string(pid_));
   return static_cast<long>(out.rax);
 #endif
 }
@@ -200,8 +205,8 @@ Result<long> deviceUserfaultfd(Injector& in, int pidfd, pid_t pid) {
   const std::string who = "pid " + std::to_string(pid);
   UniqueFd device(::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC));
   if (!device) return Status::fromErrno("open", "/dev/userfaultfd");
-  LXMIG_ASSIGN_OR_RETURN(long page, in.syscall(SYS_mmap, {0, 4096, PROT_READ | PROT_WRITE,
-                                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0}));
+  LXMIG_ASSIGN_OR_RETURN(long page, in.syscall(SYS_mmap, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                                          static_cast<uint64_t>(-1), 0}));
   if (page < 0 && page > -4096) return internalError("scratch page in " + who + ": " + std::strerror(int(-page)));
   const auto scratch = static_cast<uint64_t>(page);
   std::vector<long> opened;  // fds made in the target, closed again below
@@ -290,8 +295,8 @@ Result<UniqueFd> stealUserfaultfd(pid_t pid) {
     LXMIG_ASSIGN_OR_RETURN(remote, deviceUserfaultfd(in, pidfd.get(), pid));
   }
   if (remote < 0)
-    return failedPrecondition("userfaultfd in pid " + std::to_string(pid) + " failed: " +
-                              std::strerror(static_cast<int>(-remote)));
+    return failedPrecondition("userfaultfd in pid " + std::to_string(pid) +
+                              " failed: " + std::strerror(static_cast<int>(-remote)));
   auto local = take(pidfd.get(), remote, pid);
   auto closed = in.syscall(SYS_close, {static_cast<uint64_t>(remote)});
   LXMIG_RETURN_IF_ERROR(in.detach());

@@ -6,8 +6,8 @@
 
 namespace lxmig::tracking::kabi {
 
-int pagemapScan(int fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t mask, uint64_t inverted,
-                uint64_t anyof, uint64_t returnMask, std::vector<PageRegion>& out) {
+int pagemapScan(int fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t mask, uint64_t inverted, uint64_t anyof,
+                uint64_t returnMask, std::vector<PageRegion>& out) {
   PageRegion vec[512];
   while (start < end) {
     PmScanArg a{};

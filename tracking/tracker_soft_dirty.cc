@@ -9,9 +9,9 @@
 
 #include <cerrno>
 
-#include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/tracking/dirty_tracker.h"
 
 namespace lxmig::tracking {
 namespace {

@@ -6,18 +6,18 @@
 // /proc/PID/pagemap returns the written pages and protects them again in
 // the same call, so nothing written between two scans is missed.
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "lxmig/tracking/dirty_tracker.h"
-#include "lxmig/tracking/inject.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/tracking/dirty_tracker.h"
+#include "lxmig/tracking/inject.h"
 #include "pagemap_scan.h"
 
 namespace lxmig::tracking {

@@ -11,10 +11,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <xxhash.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <xxhash.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -61,7 +61,6 @@ using Bio = UniqueHandle<BIO, BIO_free_all>;
 using X509Ptr = UniqueHandle<X509, X509_free>;
 using PKeyPtr = UniqueHandle<EVP_PKEY, EVP_PKEY_free>;
 
-
 // Server side of the ALPN choice: OCB when the client offers it and this
 // node allows it, else GCM when offered; no ALPN answer at all to a client
 // that offers neither (an older lxmigd: GCM, as before).
@@ -84,7 +83,8 @@ Status sslIoError(SSL* ssl, int ret, const std::string& what) {
       return unavailable(what + ": the peer closed the link");
     case SSL_ERROR_SYSCALL:
       ERR_clear_error();
-      if (saved == 0 || saved == EPIPE || saved == ECONNRESET) return unavailable(what + ": connection closed by the peer");
+      if (saved == 0 || saved == EPIPE || saved == ECONNRESET)
+        return unavailable(what + ": connection closed by the peer");
       if (saved == EAGAIN || saved == EWOULDBLOCK) return unavailable(what + ": timed out");
       return Status(Code::kUnavailable, what + ": " + std::strerror(saved), saved);
     case SSL_ERROR_WANT_READ:
@@ -112,7 +112,7 @@ Result<SslCtx> makeContext(const TlsIdentity& id, bool server) {
     return invalidArgument("TLS certificate of this node: " + sslErrors());
   while (X509* extra = PEM_read_bio_X509(cert.get(), nullptr, nullptr, nullptr))
     SSL_CTX_add0_chain_cert(ctx.get(), extra);  // intermediates; the context owns them
-  ERR_clear_error();                             // the end of the PEM data
+  ERR_clear_error();                            // the end of the PEM data
   Bio keyBio(BIO_new_mem_buf(id.keyPem.data(), static_cast<int>(id.keyPem.size())));
   PKeyPtr key(keyBio ? PEM_read_bio_PrivateKey(keyBio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 || SSL_CTX_check_private_key(ctx.get()) != 1)
@@ -251,7 +251,8 @@ class LinkWriter final : public ChunkWriter {
   Status readVerdict() {
     std::string header, data;
     LXMIG_ASSIGN_OR_RETURN(Head h, ch_->receive(header, data));
-    if (h.kind != kVerdict) return internalError("data link " + ch_->peer() + ": unexpected frame instead of the verdict");
+    if (h.kind != kVerdict)
+      return internalError("data link " + ch_->peer() + ": unexpected frame instead of the verdict");
     v1::DataLinkVerdict v;
     if (!v.ParseFromString(header)) return internalError("data link " + ch_->peer() + ": malformed verdict");
     reply_ = v.reply();
@@ -440,12 +441,15 @@ Result<std::unique_ptr<ChunkWriter>> connectDataLink(const TlsIdentity& tls, con
   LXMIG_ASSIGN_OR_RETURN(UniqueFd fd, dial(host, port, timeoutMs));
   setTimeouts(fd.get(), timeoutMs);
   Ssl ssl(SSL_new(ctx.get()));
-  if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) return internalError("TLS session to " + where + ": " + sslErrors());
+  if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1)
+    return internalError("TLS session to " + where + ": " + sslErrors());
   // The peer's certificate must name the host we dialled, like gRPC checks.
   X509_VERIFY_PARAM* vp = SSL_get0_param(ssl.get());
   in6_addr scratch;
-  const bool isIp = ::inet_pton(AF_INET, host.c_str(), &scratch) == 1 || ::inet_pton(AF_INET6, host.c_str(), &scratch) == 1;
-  if (isIp ? X509_VERIFY_PARAM_set1_ip_asc(vp, host.c_str()) != 1 : X509_VERIFY_PARAM_set1_host(vp, host.c_str(), 0) != 1)
+  const bool isIp =
+      ::inet_pton(AF_INET, host.c_str(), &scratch) == 1 || ::inet_pton(AF_INET6, host.c_str(), &scratch) == 1;
+  if (isIp ? X509_VERIFY_PARAM_set1_ip_asc(vp, host.c_str()) != 1
+           : X509_VERIFY_PARAM_set1_host(vp, host.c_str(), 0) != 1)
     return internalError("TLS peer check for " + where + ": " + sslErrors());
   if (!isIp) SSL_set_tlsext_host_name(ssl.get(), host.c_str());
   ERR_clear_error();
@@ -453,8 +457,8 @@ Result<std::unique_ptr<ChunkWriter>> connectDataLink(const TlsIdentity& tls, con
   if (int r = SSL_connect(ssl.get()); r != 1) {
     long vr = SSL_get_verify_result(ssl.get());
     if (vr != X509_V_OK)
-      return Status(Code::kPermissionDenied, "TLS handshake with " + where + ": peer certificate rejected: " +
-                                                 X509_verify_cert_error_string(vr));
+      return Status(Code::kPermissionDenied, "TLS handshake with " + where +
+                                                 ": peer certificate rejected: " + X509_verify_cert_error_string(vr));
     Status io = sslIoError(ssl.get(), r, "TLS handshake with " + where);
     return Status(Code::kPermissionDenied, io.message());
   }

@@ -75,7 +75,9 @@ inline const char* aeadName(Aead a) { return a == Aead::kOcb ? "AES-128-OCB" : "
 // OCB emits whole 16-byte blocks as it goes and the rest at the end, so a
 // frame's header, encrypted in place ahead of its data, is padded to whole
 // blocks; the frame head keeps its real length.
-inline size_t sealedHeaderBytes(Aead a, size_t headerLen) { return a == Aead::kOcb ? (headerLen + 15) / 16 * 16 : headerLen; }
+inline size_t sealedHeaderBytes(Aead a, size_t headerLen) {
+  return a == Aead::kOcb ? (headerLen + 15) / 16 * 16 : headerLen;
+}
 
 // One direction of a link after the handshake: the AEAD under a key
 // exported from the TLS 1.3 session (RFC 8446 7.5), the nonce a frame
@@ -244,6 +246,5 @@ class Channel {
   FrameCipher out_, in_;
   Aead aead_ = Aead::kGcm;
 };
-
 
 }  // namespace lxmig::transport::frames

@@ -95,8 +95,7 @@ struct Walker {
 
   std::string shown(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
 
-  Status sendMeta(const std::string& rel, const struct stat& st, v1::FileMeta::Type type,
-                  const std::string& link) {
+  Status sendMeta(const std::string& rel, const struct stat& st, v1::FileMeta::Type type, const std::string& link) {
     auto c = metaChunk(id, area, rel, st, type, link);
     if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
     return okStatus();
@@ -261,8 +260,8 @@ Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& on
     if (static_cast<uint64_t>(st.st_size) == done) continue;
     auto c = metaChunk(id_, area_, name, st, v1::FileMeta::REGULAR, "");
     if (!sink(c)) return unavailable("transfer stream broke while sending `" + name + "`");
-    LXMIG_ASSIGN_OR_RETURN(uint64_t reached,
-                           sendRange(id_, area_, name, fd.get(), done, static_cast<uint64_t>(st.st_size), sink, onBytes));
+    LXMIG_ASSIGN_OR_RETURN(uint64_t reached, sendRange(id_, area_, name, fd.get(), done,
+                                                       static_cast<uint64_t>(st.st_size), sink, onBytes));
     total += reached - done;
     done = reached;
   }
@@ -416,9 +415,9 @@ Status TreeWriter::closeCurrent() {
   if (::ftruncate(fd.get(), static_cast<off_t>(curMeta_.size())) != 0) st = Status::fromErrno("truncate", p);
   if (st.ok() && ::fchown(fd.get(), curMeta_.uid(), curMeta_.gid()) != 0) st = Status::fromErrno("chown", p);
   if (st.ok() && ::fchmod(fd.get(), curMeta_.mode() & 07777) != 0) st = Status::fromErrno("chmod", p);
-  timespec ts[2] = {{0, UTIME_OMIT},
-                    {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000),
-                     static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
+  timespec ts[2] = {
+      {0, UTIME_OMIT},
+      {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000), static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
   if (st.ok() && ::futimens(fd.get(), ts) != 0) st = Status::fromErrno("utimens", p);
   int fdNum = fd.release();
   if (::close(fdNum) != 0 && st.ok()) st = Status::fromErrno("close", p);

@@ -24,9 +24,12 @@ Verb containerVerb(CLI::App& app, const std::string& verb, const std::string& de
 int fail(const std::string& what, const Status& st) {
   std::fprintf(stderr, "lxmig: %s%s%s\n", what.c_str(), what.empty() ? "" : ": ", st.message().c_str());
   switch (st.code()) {
-    case Code::kInvalidArgument: return kUsageError;
-    case Code::kUnimplemented: return 3;
-    default: return 1;
+    case Code::kInvalidArgument:
+      return kUsageError;
+    case Code::kUnimplemented:
+      return 3;
+    default:
+      return 1;
   }
 }
 

@@ -19,8 +19,11 @@ int devices(const Globals& g, Connector& conn, const std::string& name, const st
   if (g.json) {
     nlohmann::json j = {{"container", name}, {"node", rp->node()}, {"devices", nlohmann::json::array()}};
     for (const auto& d : rp->needed())
-      j["devices"].push_back({{"type", d.type()}, {"major", d.dev_major()}, {"minor", d.dev_minor()},
-                              {"path", d.path()}, {"host_path", d.host_path()},
+      j["devices"].push_back({{"type", d.type()},
+                              {"major", d.dev_major()},
+                              {"minor", d.dev_minor()},
+                              {"path", d.path()},
+                              {"host_path", d.host_path()},
                               {"seen", std::vector<std::string>(d.seen().begin(), d.seen().end())}});
     printJson(j);
     return 0;
@@ -28,8 +31,7 @@ int devices(const Globals& g, Connector& conn, const std::string& name, const st
   Table table("%-12s %-20s %s\n");
   if (rp->needed().empty())
     std::printf("%s on %s needs no devices beyond the standard ones\n", name.c_str(), rp->node().c_str());
-  else
-    std::cout << table.row({"DEVICE", "PATH", "SEEN"});
+  else std::cout << table.row({"DEVICE", "PATH", "SEEN"});
   for (const auto& d : rp->needed()) {
     std::string seen;
     for (const auto& x : d.seen()) seen += (seen.empty() ? "" : "; ") + x;

@@ -24,8 +24,8 @@ int doctor(const Globals& g, Connector& conn) {
   nlohmann::json j = {{"node", rep.node()}, {"checks", nlohmann::json::array()}};
   for (const auto& c : rep.checks()) {
     if (!c.ok() && c.required()) ok = false;
-    j["checks"].push_back({{"name", c.name()}, {"ok", c.ok()}, {"required", c.required()}, {"detail", c.detail()},
-                           {"hint", c.hint()}});
+    j["checks"].push_back(
+        {{"name", c.name()}, {"ok", c.ok()}, {"required", c.required()}, {"detail", c.detail()}, {"hint", c.hint()}});
     if (!g.json) {
       std::printf("%-20s %-5s %s\n", c.name().c_str(), c.ok() ? "ok" : (c.required() ? "FAIL" : "warn"),
                   c.detail().c_str());

@@ -61,8 +61,9 @@ Verb addFw(CLI::App& app) {
   auto* cmd = app.add_subcommand("fw", "a container's firewall rules (they move with it)");
   cmd->require_subcommand(1);
   auto o = std::make_shared<FwOptions>();
-  o->add = cmd->add_subcommand("add", "add one rule in nft syntax for traffic to the container, e.g. "
-                                      "`lxmig fw add web tcp dport 80 accept`");
+  o->add = cmd->add_subcommand("add",
+                               "add one rule in nft syntax for traffic to the container, e.g. "
+                               "`lxmig fw add web tcp dport 80 accept`");
   o->add->add_option("name", o->name, "container name")->required();
   o->add->add_option("rule", o->rule, "the rule (words are joined)")->required();
   o->list = cmd->add_subcommand("list", "list the container's rules with their handles");

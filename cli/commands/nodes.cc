@@ -29,21 +29,27 @@ int nodes(const Globals& g, Connector& conn, bool devices) {
       rc = 1;
       continue;
     }
-    nlohmann::json nj = {{"name", ni->name()}, {"address", ni->address()}, {"load1", ni->load1()},
-                         {"containers", ni->containers()}, {"mem_available_bytes", ni->mem_available_bytes()},
+    nlohmann::json nj = {{"name", ni->name()},
+                         {"address", ni->address()},
+                         {"load1", ni->load1()},
+                         {"containers", ni->containers()},
+                         {"mem_available_bytes", ni->mem_available_bytes()},
                          {"container_subnet", ni->container_subnet()}};
     if (devices) {
       nj["devices"] = nlohmann::json::array();
       for (const auto& d : ni->devices())
-        nj["devices"].push_back({{"type", d.type()}, {"major", d.dev_major()}, {"minor", d.dev_minor()},
-                                 {"path", d.path()}, {"class", d.cls()}});
+        nj["devices"].push_back({{"type", d.type()},
+                                 {"major", d.dev_major()},
+                                 {"minor", d.dev_minor()},
+                                 {"path", d.path()},
+                                 {"class", d.cls()}});
     }
     arr.push_back(std::move(nj));
     if (g.json) continue;
     char load[32];
     std::snprintf(load, sizeof load, "%.2f", ni->load1());
-    std::cout << table.row({ni->name(), ni->address(), load, std::to_string(ni->containers()),
-                            humanBytes(ni->mem_available_bytes())});
+    std::cout << table.row(
+        {ni->name(), ni->address(), load, std::to_string(ni->containers()), humanBytes(ni->mem_available_bytes())});
     if (devices)
       for (const auto& d : ni->devices())
         std::printf("    %s %u:%u %s%s\n", d.type().c_str(), d.dev_major(), d.dev_minor(), d.path().c_str(),

@@ -20,8 +20,13 @@ int ps(const Globals& g, Connector& conn) {
   if (g.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& c : rp->containers())
-      arr.push_back({{"name", c.name()}, {"node", c.node()}, {"state", c.state()}, {"ip", c.ip()},
-                     {"memory_bytes", c.memory_bytes()}, {"init_pid", c.init_pid()}, {"command", c.command()}});
+      arr.push_back({{"name", c.name()},
+                     {"node", c.node()},
+                     {"state", c.state()},
+                     {"ip", c.ip()},
+                     {"memory_bytes", c.memory_bytes()},
+                     {"init_pid", c.init_pid()},
+                     {"command", c.command()}});
     printJson({{"containers", arr}, {"unreachable", rp->unreachable()}}, 2);
   } else {
     Table table("%-20s %-8s %-10s %-15s %10s\n");

@@ -33,10 +33,8 @@ int run(const Globals& g, Connector& conn, const RunOptions& o) {
   }
   auto ci = call(conn, g.node, &v1::Agent::Stub::RunContainer, rq, 180);
   if (!ci.ok()) return fail("run " + o.name, ci.status());
-  if (g.json)
-    printJson({{"name", ci->name()}, {"node", ci->node()}, {"state", ci->state()}, {"ip", ci->ip()}});
-  else if (!g.quiet)
-    std::printf("%s running on %s at %s\n", ci->name().c_str(), ci->node().c_str(), ci->ip().c_str());
+  if (g.json) printJson({{"name", ci->name()}, {"node", ci->node()}, {"state", ci->state()}, {"ip", ci->ip()}});
+  else if (!g.quiet) std::printf("%s running on %s at %s\n", ci->name().c_str(), ci->node().c_str(), ci->ip().c_str());
   return 0;
 }
 

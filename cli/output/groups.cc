@@ -31,9 +31,8 @@ std::string renderGroupsTable(const nlohmann::json& scan) {
   for (const auto& g : groups) {
     std::string containers;
     for (const auto& c : g["containers"]) containers += (containers.empty() ? "" : ",") + containerLabel(c);
-    std::snprintf(line, sizeof line, "\n%-18s %-17s %zu members  containers: %s\n",
-                  g["id"].get<std::string>().c_str(), g["verdict"].get<std::string>().c_str(), g["members"].size(),
-                  containers.c_str());
+    std::snprintf(line, sizeof line, "\n%-18s %-17s %zu members  containers: %s\n", g["id"].get<std::string>().c_str(),
+                  g["verdict"].get<std::string>().c_str(), g["members"].size(), containers.c_str());
     out += line;
     if (!g["why"].get<std::string>().empty()) out += "  why: " + g["why"].get<std::string>() + "\n";
     std::snprintf(line, sizeof line, "  %-8s %-8s %-16s %-14s %s\n", "PID", "PPID", "COMM", "CONTAINER", "NETWORK");

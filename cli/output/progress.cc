@@ -11,8 +11,7 @@ namespace lxmig::cli {
 std::string progressLine(const v1::Progress& p) {
   std::string line = "[" + std::string(name(p.phase())) + "] ";
   if (p.phase() == v1::PHASE_PRECOPY) {
-    if (p.round() == 0)
-      line += "round 0 (all " + humanBytes(p.dirty_bytes()) + " present); ";
+    if (p.round() == 0) line += "round 0 (all " + humanBytes(p.dirty_bytes()) + " present); ";
     else
       line += "round " + std::to_string(p.round()) + ", dirty " + humanBytes(p.dirty_bytes()) +
               ", predicted downtime " + std::to_string(p.predicted_downtime_ms()) + " ms; ";

@@ -19,23 +19,42 @@ std::string str(std::string_view s) { return std::string(s); }
 
 nlohmann::json reportJson(const v1::MigrationReport& r) {
   using nlohmann::json;
-  json j = {{"id", r.id()},          {"container", r.container()}, {"source", r.source()},
-            {"target", r.target()},  {"mode", name(r.mode())},     {"result", name(r.result())},
-            {"error", r.error()},    {"reason", r.reason()},       {"started_ms", r.started_ms()},
-            {"downtime_ms", r.downtime_ms()}, {"total_ms", r.total_ms()}, {"bytes", r.bytes()}};
+  json j = {{"id", r.id()},
+            {"container", r.container()},
+            {"source", r.source()},
+            {"target", r.target()},
+            {"mode", name(r.mode())},
+            {"result", name(r.result())},
+            {"error", r.error()},
+            {"reason", r.reason()},
+            {"started_ms", r.started_ms()},
+            {"downtime_ms", r.downtime_ms()},
+            {"total_ms", r.total_ms()},
+            {"bytes", r.bytes()}};
   j["tracker"] = name(r.tracker());
   j["phases"] = json::array();
   for (const auto& p : r.phases())
-    j["phases"].push_back({{"name", name(p.phase())}, {"started_ms", p.started_ms()}, {"duration_ms", p.duration_ms()},
-                           {"bytes", p.bytes()}, {"result", name(p.result())}, {"error", p.error()},
+    j["phases"].push_back({{"name", name(p.phase())},
+                           {"started_ms", p.started_ms()},
+                           {"duration_ms", p.duration_ms()},
+                           {"bytes", p.bytes()},
+                           {"result", name(p.result())},
+                           {"error", p.error()},
                            {"detail", p.detail()}});
   j["rounds"] = json::array();
   for (const auto& x : r.rounds())
-    j["rounds"].push_back({{"round", x.round()}, {"started_ms", x.started_ms()}, {"duration_ms", x.duration_ms()},
-                           {"scan_us", x.scan_us()}, {"processes", x.processes()}, {"dirty_pages", x.dirty_pages()},
-                           {"pages_sent", x.pages_sent()}, {"bytes", x.bytes()},
-                           {"dirty_rate_bps", x.dirty_rate_bps()}, {"send_rate_bps", x.send_rate_bps()},
-                           {"predicted_downtime_ms", x.predicted_downtime_ms()}, {"stop", x.stop()}});
+    j["rounds"].push_back({{"round", x.round()},
+                           {"started_ms", x.started_ms()},
+                           {"duration_ms", x.duration_ms()},
+                           {"scan_us", x.scan_us()},
+                           {"processes", x.processes()},
+                           {"dirty_pages", x.dirty_pages()},
+                           {"pages_sent", x.pages_sent()},
+                           {"bytes", x.bytes()},
+                           {"dirty_rate_bps", x.dirty_rate_bps()},
+                           {"send_rate_bps", x.send_rate_bps()},
+                           {"predicted_downtime_ms", x.predicted_downtime_ms()},
+                           {"stop", x.stop()}});
   j["warnings"] = r.warnings();
   j["events"] = r.events();
   return j;
@@ -65,8 +84,8 @@ std::string reportText(const v1::MigrationReport& r) {
     std::string result(name(p.result()));
     if (!p.error().empty()) result += ": " + p.error();
     if (!p.detail().empty()) result += "  " + p.detail();
-    out += phases.row({str(name(p.phase())), formatMs(p.duration_ms()), p.bytes() ? humanBytes(p.bytes()) : "-",
-                       result});
+    out +=
+        phases.row({str(name(p.phase())), formatMs(p.duration_ms()), p.bytes() ? humanBytes(p.bytes()) : "-", result});
   }
   for (const auto& e : r.events()) out += "  event: " + e + "\n";
   return out;

@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
     auto& out = json ? stderr : stdout;
     auto printf = [&](const char* fmt, auto... args) { std::fprintf(out, fmt, args...); };
     printf("processes scanned %zu, expected groups %zu, wrongly partitioned %zu\n", scan.processes.size(),
-                expected.size(), wrong);
+           expected.size(), wrong);
     printf("%-34s %10s %14s\n", "", "wall ms", "peak RSS MiB");
     printf("%-34s %10.1f %14s\n", "scanNode() in process", scanMs, "-");
     printf("%-34s %10.1f %14.1f\n", "lxmig --json groups --all", lx.wallMs, lx.maxRssKiB / 1024.0);

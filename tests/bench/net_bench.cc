@@ -154,8 +154,9 @@ int main(int argc, char** argv) {
   for (const auto& ns : {A, B}) {
     (void)runCommand({"ip", "netns", "del", ns});
     if (auto r = runCommand({"ip", "netns", "add", ns}); !r.ok() || r->exitCode != 0) die("ip netns add " + ns);
-    sh(ns, "nft add table ip warm; nft add chain ip warm c '{ type filter hook prerouting priority 0; }'; "
-           "nft add rule ip warm c ct state new accept");
+    sh(ns,
+       "nft add table ip warm; nft add chain ip warm c '{ type filter hook prerouting priority 0; }'; "
+       "nft add rule ip warm c ct state new accept");
   }
   struct Cleanup {
     std::string a, b;
@@ -218,9 +219,10 @@ int main(int argc, char** argv) {
       if (!imp.ok()) die(imp.status().toString());
       home();
       double t2 = nowMs();
-      std::printf("{\"entries\":%zu,\"method\":\"lxmig\",\"run\":%d,\"ms\":%.2f,\"export_ms\":%.2f,\"import_ms\":%.2f,"
-                  "\"moved\":%zu,\"wire_bytes\":%zu}\n",
-                  n, run, t2 - t0, t1 - t0, t2 - t1, imp->created + imp->updated, wire.size());
+      std::printf(
+          "{\"entries\":%zu,\"method\":\"lxmig\",\"run\":%d,\"ms\":%.2f,\"export_ms\":%.2f,\"import_ms\":%.2f,"
+          "\"moved\":%zu,\"wire_bytes\":%zu}\n",
+          n, run, t2 - t0, t1 - t0, t2 - t1, imp->created + imp->updated, wire.size());
       std::fflush(stdout);
 
       if (lxmigOnly) continue;
@@ -229,8 +231,8 @@ int main(int argc, char** argv) {
       (void)net::deleteConntrack({kIp});
       home();
       double c0 = nowMs();
-      std::string listing = shOut(A, std::string("conntrack -L -d ") + kIp + " 2>/dev/null; conntrack -L -s " + kIp +
-                                         " 2>/dev/null");
+      std::string listing =
+          shOut(A, std::string("conntrack -L -d ") + kIp + " 2>/dev/null; conntrack -L -s " + kIp + " 2>/dev/null");
       std::string lines = toInsertLines(listing);
       if (!writeFileAtomic("/tmp/lxnb-entries", lines, 0600).ok()) die("write /tmp/lxnb-entries");
       sh(B, "conntrack -R /tmp/lxnb-entries >/dev/null 2>&1 || true");

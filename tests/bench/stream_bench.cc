@@ -25,8 +25,8 @@
 #include <random>
 #include <string>
 
-#include "lxmig/transport/data_link.h"
 #include "lxmig/base/files.h"
+#include "lxmig/transport/data_link.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
 using namespace lxmig;
@@ -54,8 +54,10 @@ int main(int argc, char** argv) {
     else if (a == "--span") span = std::atoi(v.c_str());
     else die("unknown option " + a);
   }
-  if (target.empty() || ca.empty() || cert.empty() || key.empty() || (link != "data" && link != "data-gcm" && link != "grpc"))
-    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--link data|data-gcm|grpc] [--host NAME] [--mib N] [--runs N]");
+  if (target.empty() || ca.empty() || cert.empty() || key.empty() ||
+      (link != "data" && link != "data-gcm" && link != "grpc"))
+    die("usage: stream_bench --target HOST:PORT --ca CA --cert CERT --key KEY [--link data|data-gcm|grpc] [--host "
+        "NAME] [--mib N] [--runs N]");
   auto caPem = readFile(ca), certPem = readFile(cert), keyPem = readFile(key);
   if (!caPem.ok() || !certPem.ok() || !keyPem.ok()) die("cannot read the TLS files");
   grpc::SslCredentialsOptions o;
@@ -140,8 +142,9 @@ int main(int argc, char** argv) {
       (void)stub->Abort(&actx, ar, &ack);
     }
     if (!st.ok()) die("transfer: " + st.status().message());
-    std::printf("{\"link\":\"%s\",\"mib\":%d,\"span_mib\":%d,\"run\":%d,\"ms\":%.1f,\"mib_per_s\":%.1f,\"bytes_acked\":%llu}\n",
-                link.c_str(), mib, span, run, ms, mib / (ms / 1000.0), static_cast<unsigned long long>(st->bytes()));
+    std::printf(
+        "{\"link\":\"%s\",\"mib\":%d,\"span_mib\":%d,\"run\":%d,\"ms\":%.1f,\"mib_per_s\":%.1f,\"bytes_acked\":%llu}\n",
+        link.c_str(), mib, span, run, ms, mib / (ms / 1000.0), static_cast<unsigned long long>(st->bytes()));
     std::fflush(stdout);
   }
   return 0;

@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define LXMIG_FUZZ_CHECK(cond)                                                                   \
-  do {                                                                                            \
-    if (!(cond)) {                                                                                \
-      std::fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);  \
-      std::abort();                                                                               \
-    }                                                                                             \
+#define LXMIG_FUZZ_CHECK(cond)                                                                \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      std::fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)

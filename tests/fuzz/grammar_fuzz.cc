@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t size) {
   oneLine(rel);
   if (rel.ok() && s != ".") {
     LXMIG_FUZZ_CHECK(s[0] != '/' && s.find("//") == std::string::npos && s.find('\0') == std::string::npos);
-    LXMIG_FUZZ_CHECK(("/" + s + "/").find("/../") == std::string::npos && ("/" + s + "/").find("/./") == std::string::npos);
+    LXMIG_FUZZ_CHECK(("/" + s + "/").find("/../") == std::string::npos &&
+                     ("/" + s + "/").find("/./") == std::string::npos);
   }
   auto abs = lxmig::checkAbsolutePath(s);
   oneLine(abs);

@@ -18,12 +18,13 @@ bool isTrimmed(std::string_view s) { return lxmig::trim(s) == s; }
 
 // A key as it may stand left of '=' on a line of its own.
 bool writableKey(std::string_view k) {
-  return !k.empty() && isTrimmed(k) && k.find_first_of("=\n") == std::string_view::npos && k[0] != '[' &&
-         k[0] != '#';
+  return !k.empty() && isTrimmed(k) && k.find_first_of("=\n") == std::string_view::npos && k[0] != '[' && k[0] != '#';
 }
 
 // A section name as it may stand in `[...]`.
-bool writableSection(std::string_view s) { return !s.empty() && isTrimmed(s) && s.find('\n') == std::string_view::npos; }
+bool writableSection(std::string_view s) {
+  return !s.empty() && isTrimmed(s) && s.find('\n') == std::string_view::npos;
+}
 
 // A value as a bare word or a quoted string; nullopt when it has no form.
 std::optional<std::string> writeValue(const std::string& v) {

@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <mqueue.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/shm.h>

@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
-#include "unit/temp_dir.h"
 #include "lxmig/base/files.h"
 #include "lxmig/tracking/dirty_tracker.h"
+#include "unit/temp_dir.h"
 
 namespace lxmig::testing {
 namespace {
@@ -87,9 +87,14 @@ class MigrationTest : public ::testing::Test {
 
   // Starts a counter_server container and returns its IP.
   std::string runServer(const std::string& name, const std::string& node, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name, "--publish", std::to_string(kPort),
-                                     "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/counter_server",
-                                     "--port", std::to_string(kPort), "--fork"};
+    std::vector<std::string> args = {"--json",    "--node",
+                                     node,        "run",
+                                     "--name",    name,
+                                     "--publish", std::to_string(kPort),
+                                     "--bind",    tb().workloadsDir() + ":/opt/lxmig-tests",
+                                     "--",        "/opt/lxmig-tests/counter_server",
+                                     "--port",    std::to_string(kPort),
+                                     "--fork"};
     args.insert(args.end(), extra.begin(), extra.end());
     Cli c = tb().lxmig(args);
     EXPECT_EQ(c.code, 0) << c.err;
@@ -176,8 +181,8 @@ TEST_F(MigrationTest, AddressesStayInsideTheTestbed) {
 }
 
 TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
-  for (std::vector<std::string> args : {std::vector<std::string>{"--json", "doctor"},
-                                        std::vector<std::string>{"--json", "--node", "n2", "doctor"}}) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--json", "doctor"}, std::vector<std::string>{"--json", "--node", "n2", "doctor"}}) {
     Cli c = tb().lxmig(args);
     EXPECT_EQ(c.code, 0) << c.err << c.out;
     auto j = c.json();
@@ -304,11 +309,27 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
 // tracker gets one through /dev/userfaultfd. Both ways, pre-copy included,
 // with its state, pid and uids intact.
 TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
-  std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", "nobody", "--publish",
-                                   std::to_string(kPort), "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--",
-                                   "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                   "/opt/lxmig-tests/counter_server", "--port", std::to_string(kPort), "--fork",
-                                   "--mem", "16"};
+  std::vector<std::string> args = {"--json",
+                                   "--node",
+                                   "n1",
+                                   "run",
+                                   "--name",
+                                   "nobody",
+                                   "--publish",
+                                   std::to_string(kPort),
+                                   "--bind",
+                                   tb().workloadsDir() + ":/opt/lxmig-tests",
+                                   "--",
+                                   "/usr/bin/setpriv",
+                                   "--reuid=65534",
+                                   "--regid=65534",
+                                   "--clear-groups",
+                                   "/opt/lxmig-tests/counter_server",
+                                   "--port",
+                                   std::to_string(kPort),
+                                   "--fork",
+                                   "--mem",
+                                   "16"};
   Cli run = tb().lxmig(args);
   ASSERT_EQ(run.code, 0) << run.err;
   const std::string ip = run.json().value("ip", "");
@@ -459,7 +480,8 @@ TEST_F(MigrationTest, TargetKilledDuringTransfer) {
   EXPECT_EQ(nodeOf("killed"), "n1");
   // The restarted target cleans what the dead one left.
   ASSERT_TRUE(tb().restartAgent("n2").ok());
-  auto ls = tb().nodeExec("n2", {"sh", "-c", "ls -A " + tb().stateDir("n2") + "/lxc " + tb().stateDir("n2") + "/state/images"});
+  auto ls = tb().nodeExec(
+      "n2", {"sh", "-c", "ls -A " + tb().stateDir("n2") + "/lxc " + tb().stateDir("n2") + "/state/images"});
   EXPECT_EQ(ls.out.find("incoming"), std::string::npos) << ls.out;
   EXPECT_EQ(ls.out.find("killed"), std::string::npos) << ls.out;
   expectRemoved("killed");
@@ -560,14 +582,14 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   EXPECT_NE(stranger.exitCode, 0);
   EXPECT_NE(stranger.err.find("names no node of the cluster"), std::string::npos) << stranger.err;
   // ... and a plain-text gRPC client gets no HTTP/2 answer (a SETTINGS frame).
-  auto plain = runCommand(
-      {"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
-       "import socket\n"
-       "s = socket.create_connection(('10.99.0.11', 7400), timeout=5)\n"
-       "s.sendall(b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))\n"
-       "try:\n    data = s.recv(64)\nexcept OSError:\n    data = b''\n"
-       "print('http2' if len(data) >= 4 and data[3] == 4 else 'refused')\n"},
-      {.timeoutMs = 30000});
+  auto plain =
+      runCommand({"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
+                  "import socket\n"
+                  "s = socket.create_connection(('10.99.0.11', 7400), timeout=5)\n"
+                  "s.sendall(b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))\n"
+                  "try:\n    data = s.recv(64)\nexcept OSError:\n    data = b''\n"
+                  "print('http2' if len(data) >= 4 and data[3] == 4 else 'refused')\n"},
+                 {.timeoutMs = 30000});
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->exitCode, 0) << plain->err;
   EXPECT_NE(plain->out.find("refused"), std::string::npos) << plain->out;
@@ -576,17 +598,17 @@ TEST_F(MigrationTest, PeerWithoutClusterCertificateIsRefused) {
   // gets the ready frame after the handshake, another CA's certificate
   // does not.
   auto dataProbe = [&](const std::string& cert, const std::string& key) {
-    auto r = runCommand(
-        {"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
-         "import socket, ssl, sys\n"
-         "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
-         "ctx.load_verify_locations(sys.argv[1])\n"
-         "ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
-         "s = ctx.wrap_socket(socket.create_connection(('10.99.0.11', 7401), timeout=5), server_hostname='10.99.0.11')\n"
-         "try:\n    data = s.recv(12)\nexcept (ssl.SSLError, OSError) as e:\n    data = b''\n"
-         "print('ready' if len(data) == 12 else 'refused')\n",
-         pki + "/ca.crt", cert, key},
-        {.timeoutMs = 30000});
+    auto r = runCommand({"ip", "netns", "exec", std::string(Testbed::kPrefix) + "-client", "python3", "-c",
+                         "import socket, ssl, sys\n"
+                         "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+                         "ctx.load_verify_locations(sys.argv[1])\n"
+                         "ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+                         "s = ctx.wrap_socket(socket.create_connection(('10.99.0.11', 7401), timeout=5), "
+                         "server_hostname='10.99.0.11')\n"
+                         "try:\n    data = s.recv(12)\nexcept (ssl.SSLError, OSError) as e:\n    data = b''\n"
+                         "print('ready' if len(data) == 12 else 'refused')\n",
+                         pki + "/ca.crt", cert, key},
+                        {.timeoutMs = 30000});
     return r.ok() ? r->out : r.status().message();
   };
   EXPECT_NE(dataProbe(pki + "/n2.crt", pki + "/n2.key").find("ready"), std::string::npos);
@@ -728,8 +750,8 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
     std::error_code ec;
     std::filesystem::remove_all(*d, ec);
   });
-  Cli s = tb().lxmig({"--node", "n1", "run", "--name", "usrv", "--bind", shared + ":/shared:rw", "--", "/usr/bin/python3",
-                      "-c",
+  Cli s = tb().lxmig({"--node", "n1", "run", "--name", "usrv", "--bind", shared + ":/shared:rw", "--",
+                      "/usr/bin/python3", "-c",
                       "import socket, time\n"
                       "s = socket.socket(socket.AF_UNIX)\n"
                       "s.bind('/shared/s')\n"
@@ -737,8 +759,8 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
                       "c, _ = s.accept()\n"
                       "time.sleep(1e6)\n"});
   ASSERT_EQ(s.code, 0) << s.err;
-  Cli c = tb().lxmig({"--node", "n1", "run", "--name", "ucli", "--bind", shared + ":/shared:rw", "--", "/usr/bin/python3",
-                      "-c",
+  Cli c = tb().lxmig({"--node", "n1", "run", "--name", "ucli", "--bind", shared + ":/shared:rw", "--",
+                      "/usr/bin/python3", "-c",
                       "import socket, time, os\n"
                       "while not os.path.exists('/shared/s'): time.sleep(0.05)\n"
                       "c = socket.socket(socket.AF_UNIX)\n"
@@ -800,7 +822,6 @@ TEST_F(MigrationTest, GroupsSpanContainersSharingASocketDirectory) {
   expectRemoved("usrv");
 }
 
-
 // ---------------------------------------------------------------------------
 // Pre-copy (issue 4). The dirtier workload keeps a running checksum of its
 // memory next to the memory; VERIFY recomputes it from the memory. Equal
@@ -811,10 +832,14 @@ constexpr int kDirtierPort = 7100;
 class PreCopyTest : public MigrationTest {
  protected:
   std::string runDirtier(const std::string& name, const std::string& node, std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--json", "--node", node, "run", "--name", name,
-                                     "--publish", std::to_string(kDirtierPort), "--publish", std::to_string(kDirtierPort + 1),
-                                     "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/dirtier",
-                                     "--port", std::to_string(kDirtierPort)};
+    std::vector<std::string> args = {"--json",    "--node",
+                                     node,        "run",
+                                     "--name",    name,
+                                     "--publish", std::to_string(kDirtierPort),
+                                     "--publish", std::to_string(kDirtierPort + 1),
+                                     "--bind",    tb().workloadsDir() + ":/opt/lxmig-tests",
+                                     "--",        "/opt/lxmig-tests/dirtier",
+                                     "--port",    std::to_string(kDirtierPort)};
     args.insert(args.end(), extra.begin(), extra.end());
     Cli c = tb().lxmig(args);
     EXPECT_EQ(c.code, 0) << c.err;
@@ -901,9 +926,9 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       EXPECT_GE(r["rounds"].size(), 2u) << "round 0 and the scan that stopped the loop";
       std::set<std::string> phases;
       for (const auto& p : r["phases"]) phases.insert(p["name"].get<std::string>());
-      for (const char* want : {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore",
-                                "target-prelayout-wait", "target-assemble", "target-lazy-start", "target-restore",
-                                "target-network"})
+      for (const char* want :
+           {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore", "target-prelayout-wait",
+            "target-assemble", "target-lazy-start", "target-restore", "target-network"})
         EXPECT_TRUE(phases.count(want)) << want;
       if (std::string(v.name) == "pc-grow") {
         // The pages that appeared were put in place while CRIU dumped (the
@@ -1059,7 +1084,8 @@ TEST_F(PreCopyTest, FaultsDuringRoundsLeaveSourceRunningUnprotected) {
     // The --child process (pid order: init, its child) is ours to end.
     if (pidsNow.size() >= 2) ::kill(pidsNow.back(), SIGKILL);
   });
-  Cli m2 = tb().lxmig({"--json", "migrate", "pc-fault", "--to", "n2", "--max-rounds", "6", "--max-downtime", "1ms"}, 120000);
+  Cli m2 =
+      tb().lxmig({"--json", "migrate", "pc-fault", "--to", "n2", "--max-rounds", "6", "--max-downtime", "1ms"}, 120000);
   exiter.join();
 
   EXPECT_EQ(m2.code, 0) << m2.err << m2.out;
@@ -1325,8 +1351,11 @@ constexpr int kSeqPort = 7300;
 class NetStateTest : public MigrationTest {
  protected:
   std::string runSeq(const std::string& name, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", name, "--publish",
-                                     std::to_string(kSeqPort), "--publish", std::to_string(kSeqPort) + "/udp"};
+    std::vector<std::string> args = {"--json",    "--node",
+                                     "n1",        "run",
+                                     "--name",    name,
+                                     "--publish", std::to_string(kSeqPort),
+                                     "--publish", std::to_string(kSeqPort) + "/udp"};
     args.insert(args.end(), extra.begin(), extra.end());
     for (const char* a : {"--bind", "", "--", "/opt/lxmig-tests/seqstream", "--port"}) args.push_back(a);
     args[args.size() - 4] = tb().workloadsDir() + ":/opt/lxmig-tests";
@@ -1493,7 +1522,8 @@ TEST_F(NetStateTest, FailedImportOnTargetAbortsAndSourceKeepsItsNetwork) {
   ASSERT_FALSE(ip.empty());
   // A rule naming an interface only n1 has (by index: nft resolves it when
   // the rule is loaded): n2 cannot load it.
-  ASSERT_EQ(tb().nodeExec("n1", {"ip", "link", "add", "lxtest0", "type", "veth", "peer", "name", "lxtest1"}).exitCode, 0);
+  ASSERT_EQ(tb().nodeExec("n1", {"ip", "link", "add", "lxtest0", "type", "veth", "peer", "name", "lxtest1"}).exitCode,
+            0);
   struct Cleanup {
     Testbed& tb;
     ~Cleanup() { (void)tb.nodeExec("n1", {"ip", "link", "del", "lxtest0"}); }
@@ -1591,10 +1621,15 @@ class DevicesTest : public MigrationTest {
  protected:
   // A counter_server holding /dev/net/tun open, bound in with --device.
   std::string runTun(const std::string& name, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--json", "--node", "n1", "run", "--name", name, "--device", "/dev/net/tun",
-                                     "--publish", std::to_string(kPort), "--bind",
-                                     tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/counter_server",
-                                     "--port", std::to_string(kPort), "--hold", "/dev/net/tun"};
+    std::vector<std::string> args = {"--json",    "--node",
+                                     "n1",        "run",
+                                     "--name",    name,
+                                     "--device",  "/dev/net/tun",
+                                     "--publish", std::to_string(kPort),
+                                     "--bind",    tb().workloadsDir() + ":/opt/lxmig-tests",
+                                     "--",        "/opt/lxmig-tests/counter_server",
+                                     "--port",    std::to_string(kPort),
+                                     "--hold",    "/dev/net/tun"};
     args.insert(args.end(), extra.begin(), extra.end());
     Cli c = tb().lxmig(args);
     EXPECT_EQ(c.code, 0) << c.err;
@@ -1750,7 +1785,8 @@ TEST_F(DevicesTest, BadDeviceInputIsOneLine) {
     EXPECT_NE(c.code, 0) << bad[1];
     EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
   }
-  Cli notOffered = tb().lxmig({"--node", "n2", "run", "--name", "devbad", "--device", "/dev/net/tun", "--", "/bin/true"});
+  Cli notOffered =
+      tb().lxmig({"--node", "n2", "run", "--name", "devbad", "--device", "/dev/net/tun", "--", "/bin/true"});
   EXPECT_NE(notOffered.err.find("n2 does not offer c 10:200 /dev/net/tun"), std::string::npos) << notOffered.err;
   EXPECT_EQ(nodeOf("devbad"), "") << "nothing was created";
   EXPECT_NE(tb().lxmig({"devices", "nosuch"}).code, 0);

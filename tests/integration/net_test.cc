@@ -72,10 +72,11 @@ class NetTest : public ::testing::Test {
     ASSERT_TRUE(a.ok() && b.ok());
     // Conntrack entries need the tracker in the namespace: one rule that
     // uses it loads it, as on a real node.
-    for (Netns* n : {&a, &b}) ASSERT_EQ(n->sh("nft add table ip warm; nft add chain ip warm c '{ type filter hook "
-                                              "prerouting priority 0; }'; nft add rule ip warm c ct state new accept")
-                                              .rfind("ERROR", 0),
-                                          std::string::npos);
+    for (Netns* n : {&a, &b})
+      ASSERT_EQ(n->sh("nft add table ip warm; nft add chain ip warm c '{ type filter hook "
+                      "prerouting priority 0; }'; nft add rule ip warm c ct state new accept")
+                    .rfind("ERROR", 0),
+                std::string::npos);
   }
   Netns a{"lxnet-a"}, b{"lxnet-b"};
 };
@@ -145,8 +146,10 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   auto at = broken.find("5353");
   ASSERT_NE(at, std::string::npos);
   std::string bad = R"({"container":"api","ip":"10.200.1.12","rules":[)"
-                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":81}},{"accept":null}]},)"
-                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"nosuchfield"}},"right":82}},{"accept":null}]}]})";
+                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},)"
+                    R"("right":81}},{"accept":null}]},)"
+                    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"nosuchfield"}},)"
+                    R"("right":82}},{"accept":null}]}]})";
   std::string beforeB = b.sh("nft list table inet lxmig");
   Status imp = G([&](Firewall& g) { return g.importContainer("api", "10.200.1.12", bad); });
   EXPECT_FALSE(imp.ok());

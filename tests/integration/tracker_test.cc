@@ -122,12 +122,17 @@ class Worker {
       std::memcpy(&arg, msg + 1, 8);
       uint64_t r = 1;
       switch (msg[0]) {
-        case 'p': break;
-        case 'w': blob[(arg % kBlobPages) * 4096] += 1; break;
+        case 'p':
+          break;
+        case 'w':
+          blob[(arg % kBlobPages) * 4096] += 1;
+          break;
         case 'm':  // replace the mapping at the same address
           ::munmap(blob, kBlobPages * 4096);
           r = ::mmap(blob, kBlobPages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
-                      blob ? 1 : 0;
+                      blob
+                  ? 1
+                  : 0;
           for (size_t i = 0; i < kBlobPages; ++i) blob[i * 4096] = 2;
           break;
         case 't': {  // ns to write every page once (best of 3)
@@ -139,9 +144,14 @@ class Worker {
           }
           break;
         }
-        case 's': r = static_cast<uint64_t>(gUsr1); break;
-        case 'd': r = ::madvise(blob + (arg % kBlobPages) * 4096, 4096, MADV_DONTNEED) == 0 ? 1 : 0; break;
-        default: r = 0;
+        case 's':
+          r = static_cast<uint64_t>(gUsr1);
+          break;
+        case 'd':
+          r = ::madvise(blob + (arg % kBlobPages) * 4096, 4096, MADV_DONTNEED) == 0 ? 1 : 0;
+          break;
+        default:
+          r = 0;
       }
       if (::write(out, &r, 8) != 8) break;
     }
@@ -274,7 +284,8 @@ TEST(UffdWp, DeferredArmingProtectsOnlyWhatIsProtected) {
   ASSERT_TRUE(s.ok()) << s.status().toString();
   PageSet written = inBlob(s->written, w);
   EXPECT_TRUE(written.contains(page(5).start) && written.contains(page(50).start));
-  for (uint64_t p : {0, 6, 99}) EXPECT_FALSE(written.contains(page(p).start)) << "page " << p << " protected, not written";
+  for (uint64_t p : {0, 6, 99})
+    EXPECT_FALSE(written.contains(page(p).start)) << "page " << p << " protected, not written";
   // Everything never protected counts as written.
   EXPECT_EQ(written.bytes(), (2 + kBlobPages - 100) * 4096);
   // Protecting again a page written since its protection would forget

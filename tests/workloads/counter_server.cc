@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   size_t memBytes = memMib << 20;
   unsigned char* blob = nullptr;
   if (memBytes) {
-    blob = static_cast<unsigned char*>(mmap(nullptr, memBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    blob = static_cast<unsigned char*>(
+        mmap(nullptr, memBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (blob == MAP_FAILED) return 1;
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < memBytes; i += 8) {
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
       std::snprintf(out, sizeof out, "ok\n");
     } else {
       std::snprintf(out, sizeof out, "counter=%llu pid=%d start_ns=%llu mem_mib=%zu\n",
-                    static_cast<unsigned long long>(counter), getpid(), static_cast<unsigned long long>(startNs), memMib);
+                    static_cast<unsigned long long>(counter), getpid(), static_cast<unsigned long long>(startNs),
+                    memMib);
     }
     ssize_t w = write(c, out, std::strlen(out));
     (void)w;

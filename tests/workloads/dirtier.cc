@@ -35,11 +35,11 @@
 //   GET    -> "pid=P writes=N counter=N"
 #include <linux/seccomp.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,7 +192,8 @@ void forkChurn() {
     pid_t c = fork();
     if (c == 0) {
       // No malloc after fork in a threaded process: mmap.
-      auto* mem = static_cast<char*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      auto* mem =
+          static_cast<char*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
       for (size_t i = 0; i < (1 << 20); i += 4096) mem[i] = static_cast<char>(i);
       usleep(100000 + (getpid() % 5) * 40000);
       _exit(0);
@@ -318,7 +319,8 @@ int main(int argc, char** argv) {
   int port = 7100, threads = 1;
   size_t memMib = 64;
   double rate = 1000;
-  bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, growOn = false, child = false, strictChild = false, shared = false;
+  bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, growOn = false, child = false,
+       strictChild = false, shared = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {

@@ -134,11 +134,13 @@ void serveConn(int fd, ServerStats& st) {
     w.join();
   } else if (cmd == "STAT") {
     std::snprintf(out, sizeof out, "streams=%llu received=%llu errors=%llu eof=%llu\n",
-                  static_cast<unsigned long long>(st.streams.load()), static_cast<unsigned long long>(st.received.load()),
+                  static_cast<unsigned long long>(st.streams.load()),
+                  static_cast<unsigned long long>(st.received.load()),
                   static_cast<unsigned long long>(st.errors.load()), static_cast<unsigned long long>(st.eof.load()));
     (void)!::write(fd, out, std::strlen(out));
   } else {
-    std::snprintf(out, sizeof out, "counter=%llu pid=%d\n", static_cast<unsigned long long>(st.streams.load()), getpid());
+    std::snprintf(out, sizeof out, "counter=%llu pid=%d\n", static_cast<unsigned long long>(st.streams.load()),
+                  getpid());
     (void)!::write(fd, out, std::strlen(out));
   }
   ::close(fd);

@@ -32,8 +32,8 @@ TEST(Grammar, NodeNames) {
 
 TEST(Grammar, MigrationIds) {
   EXPECT_TRUE(checkMigrationId("0123456789abcdef").ok());
-  for (const char* bad : {"", "..", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "../../../state/x",
-                          "0123456789abcdeg"})
+  for (const char* bad :
+       {"", "..", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "../../../state/x", "0123456789abcdeg"})
     expectBad(checkMigrationId(bad), "bad migration id");
 }
 
@@ -57,7 +57,8 @@ TEST(Grammar, AbsolutePaths) {
 
 TEST(Grammar, PlainText) {
   EXPECT_TRUE(checkPlainText("A=b c;'\"$", "value").ok());
-  for (const char* bad : {"a\nb", "a\rb", "a\x1b[31m", "a\x7f"}) expectBad(checkPlainText(bad, "value"), "control character");
+  for (const char* bad : {"a\nb", "a\rb", "a\x1b[31m", "a\x7f"})
+    expectBad(checkPlainText(bad, "value"), "control character");
   expectBad(checkPlainText(std::string(5, 'x'), "value", 4), "longer than 4 bytes");
 }
 
@@ -65,8 +66,8 @@ TEST(Grammar, BoundedNumbers) {
   EXPECT_EQ(parseUint("0", "n", 0, 10).value_or(99), 0u);
   EXPECT_EQ(parseUint("10", "n", 0, 10).value_or(99), 10u);
   EXPECT_EQ(parseUint("18446744073709551615", "n", 0, UINT64_MAX).value_or(0), UINT64_MAX);
-  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1s", "0x10", "11", "18446744073709551616", "007",
-                          "99999999999999999999999"})
+  for (const char* bad :
+       {"", "-1", "+1", " 1", "1 ", "1s", "0x10", "11", "18446744073709551616", "007", "99999999999999999999999"})
     expectBad(parseUint(bad, "rounds", 0, 10).status(), "bad rounds");
   expectBad(parseUint("0", "rounds", 1, 10).status(), "from 1 to 10");
 }

@@ -16,8 +16,8 @@ TEST(ParseDurationMs, MillisecondsSecondsAndBareNumbers) {
 }
 
 TEST(ParseDurationMs, RejectsOtherUnitsNegativesAndWords) {
-  for (const char* bad : {"soon", "", "5min", "-1", "-1s", "ms", "3 s", "nan", "inf", "1e400", " 5", "0x10",
-                          "86400001", "99999999999999999999s", "1.s", ".5s"}) {
+  for (const char* bad : {"soon", "", "5min", "-1", "-1s", "ms", "3 s", "nan", "inf", "1e400", " 5", "0x10", "86400001",
+                          "99999999999999999999s", "1.s", ".5s"}) {
     auto d = parseDurationMs(bad);
     ASSERT_FALSE(d.ok()) << bad;
     EXPECT_EQ(d.status().code(), Code::kInvalidArgument) << bad;

@@ -57,10 +57,11 @@ TEST(Devices, StandardDevicesAreNeverNeeds) {
   EXPECT_FALSE(standardDevice(dev('c', 10, 200, "/dev/net/tun")));
   EXPECT_FALSE(standardDevice(dev('b', 1, 3, "/dev/ram3")));
   // Config: rules and device bind mounts count; wildcards and /dev/null do not.
-  auto need = requirements({}, "lxc.cgroup.devices.allow = c 10:200 rwm\n"
-                               "lxc.cgroup2.devices.allow = c *:* m\n"
-                               "lxc.cgroup.devices.allow = c 1:3 rwm\n"
-                               "lxc.mount.entry = /dev/null dev/null none bind,create=file 0 0\n",
+  auto need = requirements({},
+                           "lxc.cgroup.devices.allow = c 10:200 rwm\n"
+                           "lxc.cgroup2.devices.allow = c *:* m\n"
+                           "lxc.cgroup.devices.allow = c 1:3 rwm\n"
+                           "lxc.mount.entry = /dev/null dev/null none bind,create=file 0 0\n",
                            {});
   ASSERT_EQ(need.size(), 1u);
   EXPECT_EQ(need[0].id(), "c 10:200");

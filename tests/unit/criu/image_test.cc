@@ -33,9 +33,9 @@ TEST(CriuImage, RejectsGarbage) {
   EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{1, {{0x5000, 1, kPePresent}, {0x1000, 1, kPePresent}}})).ok());
   // An entry whose end wraps around 2^64 (found by the fuzzer: the next
   // entry's order check then compared against the wrapped end).
-  EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{1, {{0x1000, uint64_t{1} << 52, kPePresent},
-                                                         {0x2000, 1, kPePresent}}}))
-                   .ok());
+  EXPECT_FALSE(
+      parsePagemap(serializePagemap(Pagemap{1, {{0x1000, uint64_t{1} << 52, kPePresent}, {0x2000, 1, kPePresent}}}))
+          .ok());
   EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{1, {{kAddressSpaceEnd, 1, kPePresent}}})).ok());
   EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{1, {{0x1000, 0, kPePresent}}})).ok()) << "an empty entry";
 }

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <map>
 
-#include "lxmig/criu/image.h"
 #include "lxmig/base/files.h"
+#include "lxmig/criu/image.h"
 #include "unit/temp_dir.h"
 
 namespace lxmig::criu {
@@ -54,7 +54,8 @@ class PageStoreTest : public ::testing::Test {
     char d[32];
     std::snprintf(d, sizeof d, "rounds/%04d/", k);
     write(std::string(d) + "pages-" + std::to_string(vpid) + ".img", data);
-    write(std::string(d) + "pagemap-" + std::to_string(vpid) + ".img", serializePagemap(roundPagemap(vpid, sent, sent)));
+    write(std::string(d) + "pagemap-" + std::to_string(vpid) + ".img",
+          serializePagemap(roundPagemap(vpid, sent, sent)));
   }
   // CRIU's dump after the rewrite: pagemap-<vpid>.img naming pages-<id>.img,
   // which holds the delta.
@@ -176,8 +177,7 @@ TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) {
       if (!pm.entries.empty() && pm.entries.back().flags == (flags | kPeLazy) &&
           pm.entries.back().vaddr + pm.entries.back().pages * P == n * P)
         ++pm.entries.back().pages;
-      else
-        pm.entries.push_back({n * P, 1, flags | kPeLazy});
+      else pm.entries.push_back({n * P, 1, flags | kPeLazy});
     }
     if (pm.entries.empty()) continue;
     bool anyParent = false;
@@ -236,8 +236,7 @@ TEST_F(PageStoreTest, PrelayoutLeavesTheAssemblyNothingToMove) {
   EXPECT_EQ(ps->procs, 1u);
   EXPECT_EQ(ps->copiedBytes, P) << "page 1 came from the extra file";
   EXPECT_GT(ps->movedBytes, 0u);
-  dump(6, 2, {{1 * P, 1, kPeParent}, {2 * P, 1, kPePresent}, {4 * P, 2, kPeParent}, {8 * P, 1, kPeParent}},
-       page('n'));
+  dump(6, 2, {{1 * P, 1, kPeParent}, {2 * P, 1, kPePresent}, {4 * P, 2, kPeParent}, {8 * P, 1, kPeParent}}, page('n'));
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
   EXPECT_EQ(as->movedBytes, 0u);

@@ -25,9 +25,9 @@ Edge edge(const std::string& kind, pid_t a, pid_t b) {
 }
 
 TEST(GraphTest, ComponentsVerdictsAndCrossingFlags) {
-  std::map<pid_t, Process> procs = {{1, proc(1, "", 10)},    {2, proc(2, "", 11)},    {3, proc(3, "web", 5)},
-                                    {4, proc(4, "web", 6)},  {5, proc(5, "web", 7)},  {6, proc(6, "db", 8)},
-                                    {7, proc(7, "", 9)},     {8, proc(8, "", 1)}};
+  std::map<pid_t, Process> procs = {{1, proc(1, "", 10)},   {2, proc(2, "", 11)},   {3, proc(3, "web", 5)},
+                                    {4, proc(4, "web", 6)}, {5, proc(5, "web", 7)}, {6, proc(6, "db", 8)},
+                                    {7, proc(7, "", 9)},    {8, proc(8, "", 1)}};
   std::vector<Edge> edges = {edge(kPipe, 1, 2), edge(kPipe, 3, 4), edge(kUnixStream, 4, 5), edge(kUnixStream, 5, 6)};
   auto groups = buildGroups(procs, edges);
   ASSERT_EQ(groups.size(), 2u);

@@ -20,7 +20,8 @@ TEST(ProcParseTest, StatWithSpacesAndParensInComm) {
 }
 
 TEST(ProcParseTest, MapsLines) {
-  auto m = parseMapsLine("7f1c2a000000-7f1c2a021000 rw-s 00000000 00:01 1234                       /dev/zero (deleted)");
+  auto m =
+      parseMapsLine("7f1c2a000000-7f1c2a021000 rw-s 00000000 00:01 1234                       /dev/zero (deleted)");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->start, 0x7f1c2a000000u);
   EXPECT_EQ(m->end, 0x7f1c2a021000u);
@@ -78,13 +79,15 @@ TEST(ProcParseTest, NetLines) {
   EXPECT_EQ(l->inode, 12345u);
   EXPECT_EQ(l->summary, "tcp 127.0.0.1:8000 LISTEN");
   auto e = parseNetLine(
-      "   1: 0100007F:1F40 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 555 1 0 20 4 30 10 -1",
+      "   1: 0100007F:1F40 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 555 1 0 20 4 30 10 "
+      "-1",
       "tcp", false);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->summary, "tcp 127.0.0.1:8000 -> 127.0.0.1:54321 ESTABLISHED");
-  EXPECT_FALSE(parseNetLine("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
-                            "timeout inode",
-                            "tcp", false));
+  EXPECT_FALSE(
+      parseNetLine("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+                   "timeout inode",
+                   "tcp", false));
 }
 
 }  // namespace

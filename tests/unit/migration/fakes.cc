@@ -298,8 +298,7 @@ class LoopPeer final : public Peer {
 
  private:
   Status reach() const {
-    return f_.unreachable ? unavailable("target " + node_.nodeName() + " unreachable: connection refused")
-                          : okStatus();
+    return f_.unreachable ? unavailable("target " + node_.nodeName() + " unreachable: connection refused") : okStatus();
   }
   FakeNode& node_;
   std::string caller_;

@@ -14,7 +14,8 @@ using testing::FakeNode;
 
 class SettleTest : public ::testing::Test {
  protected:
-  SettleTest() : n1("n1"), n2("n2"), n3("n3"), cluster({&n1, &n2, &n3}), frozen(n1, cluster, n1.audit(), n1.reservations()) {}
+  SettleTest()
+      : n1("n1"), n2("n2"), n3("n3"), cluster({&n1, &n2, &n3}), frozen(n1, cluster, n1.audit(), n1.reservations()) {}
 
   // Migrates web from n1 to n2 with the faults set up before, which leave it
   // frozen on n1 (the abort is not confirmed); clears the faults.

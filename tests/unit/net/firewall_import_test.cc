@@ -13,7 +13,8 @@ std::string doc(const std::string& name, const std::string& ip, const std::strin
   return R"({"container":")" + name + R"(","ip":")" + ip + R"(","rules":[)" + rules + "]}";
 }
 const std::string kAccept80 =
-    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"accept":null}],"comment":"web"})";
+    R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},)"
+    R"({"accept":null}],"comment":"web"})";
 
 Status import(const std::string& exported, const std::string& name = "web", const std::string& ip = "10.200.1.10") {
   return importBatch("lxmig", name, ip, exported, false).status();
@@ -40,7 +41,8 @@ TEST(FirewallImport, RulesOnlyFilter) {
       // a dynamic update of lxmig's own blocked set
       R"({"expr":[{"set":{"op":"delete","elem":{"payload":{"protocol":"ip","field":"saddr"}},"set":"@blocked"}}]})",
       // a match against a named set
-      R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@blocked"}},{"accept":null}]})",
+      R"({"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@blocked"}},)"
+      R"({"accept":null}]})",
       // jumps
       R"({"expr":[{"jump":{"target":"forward"}}]})",
       R"({"expr":[{"accept":null},{"goto":{"target":"in-db"}}]})",
@@ -50,22 +52,26 @@ TEST(FirewallImport, RulesOnlyFilter) {
       R"({"expr":[{"dnat":{"addr":"10.0.0.1"}}]})",
       R"({"expr":[{"queue":{"num":1}}]})",
       // shapes
-      R"({"expr":[]})", R"({"expr":"accept"})", R"({"noexpr":1})", R"({"expr":[{"accept":null,"drop":null}]})",
+      R"({"expr":[]})",
+      R"({"expr":"accept"})",
+      R"({"noexpr":1})",
+      R"({"expr":[{"accept":null,"drop":null}]})",
       R"({"expr":[{"accept":null}],"comment":5})",
   };
   for (const char* r : bad) EXPECT_EQ(import(doc("web", "10.200.1.10", r)).code(), Code::kInvalidArgument) << r;
   const char* good[] = {
       R"({"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":1}}]})",
-      R"({"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"established"}},{"counter":{"packets":0,"bytes":0}},{"accept":null}]})",
+      R"({"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"established"}},)"
+      R"({"counter":{"packets":0,"bytes":0}},{"accept":null}]})",
       R"({"expr":[{"limit":{"rate":10,"burst":5,"per":"second"}},{"log":{"prefix":"x"}},{"drop":null}]})",
   };
   for (const char* r : good) EXPECT_TRUE(import(doc("web", "10.200.1.10", r)).ok()) << r;
 }
 
 TEST(FirewallImport, MalformedLargeOrDeepDocumentsAreRefused) {
-  for (const std::string& d : {std::string("{not json"), std::string(R"({"container":5,"ip":"10.200.1.10","rules":[]})"),
-                              std::string(R"({"container":"web","ip":"10.200.1.10","rules":{}})"),
-                              std::string(R"([1,2,3])")})
+  for (const std::string& d :
+       {std::string("{not json"), std::string(R"({"container":5,"ip":"10.200.1.10","rules":[]})"),
+        std::string(R"({"container":"web","ip":"10.200.1.10","rules":{}})"), std::string(R"([1,2,3])")})
     EXPECT_EQ(import(d).code(), Code::kInvalidArgument) << d;
   EXPECT_EQ(import(doc("web", "10.200.1.10", std::string(10000, '[') + std::string(10000, ']'))).code(),
             Code::kInvalidArgument);

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "lxmig/node/config.h"
 #include "lxmig/base/files.h"
+#include "lxmig/node/config.h"
 #include "unit/temp_dir.h"
 
 namespace lxmig::node {

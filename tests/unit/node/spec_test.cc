@@ -35,9 +35,18 @@ TEST(SpecCheck, EachFieldHasItsGrammar) {
       {"env newline", [](Spec& s) { s.env = {"A=b\nlxc.hook.pre-start = /bin/sh"}; }},
       {"env name", [](Spec& s) { s.env = {"1A=b"}; }},
       {"env without =", [](Spec& s) { s.env = {"JUSTANAME"}; }},
-      {"bind source", [](Spec& s) { s.binds = {{"/srv/../etc", "/data", true}}; }},
-      {"bind target", [](Spec& s) { s.binds = {{"/srv/data", "data", true}}; }},
-      {"device", [](Spec& s) { s.devices = {{"/dev/../etc/shadow", "/dev/x"}}; }},
+      {"bind source",
+       [](Spec& s) {
+         s.binds = {{"/srv/../etc", "/data", true}};
+       }},
+      {"bind target",
+       [](Spec& s) {
+         s.binds = {{"/srv/data", "data", true}};
+       }},
+      {"device",
+       [](Spec& s) {
+         s.devices = {{"/dev/../etc/shadow", "/dev/x"}};
+       }},
       {"command size", [](Spec& s) { s.command.assign(5000, "x"); }},
   };
   for (const auto& c : cases) {

@@ -8,8 +8,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -35,14 +33,15 @@ class DataLinkTest : public ::testing::Test {
       ASSERT_EQ(std::system(("cd " + d + " && " + cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
     };
     auto ca = [&](const std::string& name) {
-      sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + name +
-         ".key -out " + name + ".crt -days 2 -subj /CN=" + name);
+      sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + name + ".key -out " +
+         name + ".crt -days 2 -subj /CN=" + name);
     };
     auto cert = [&](const std::string& name, const std::string& caName, const std::string& san) {
       sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + name + ".key -out " + name +
          ".csr -subj /CN=" + name);
       ASSERT_TRUE(writeFileAtomic(d + "/" + name + ".ext",
-                            "subjectAltName=" + san + "\nextendedKeyUsage=serverAuth,clientAuth\n").ok());
+                                  "subjectAltName=" + san + "\nextendedKeyUsage=serverAuth,clientAuth\n")
+                      .ok());
       sh("openssl x509 -req -in " + name + ".csr -CA " + caName + ".crt -CAkey " + caName +
          ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + name + ".crt");
     };
@@ -153,15 +152,16 @@ TEST_F(DataLinkTest, AnEndThatAllowsOnlyGcmGetsGcm) {
     std::vector<std::string> got;
     TlsIdentity srvId = identity("n2"), cliId = identity("n1");
     (serverGcmOnly ? srvId : cliId).gcmOnly = true;
-    auto srv = DataServer::start(srvId, "127.0.0.1:0", authorize, fromAnyNode([&](const ChunkSource& next) -> Result<v1::TransferReply> {
-      v1::TransferChunk c;
-      for (;;) {
-        LXMIG_ASSIGN_OR_RETURN(bool more, next(c));
-        if (!more) break;
-        got.push_back(c.path() + ":" + c.data());
-      }
-      return v1::TransferReply();
-    }));
+    auto srv = DataServer::start(srvId, "127.0.0.1:0", authorize,
+                                 fromAnyNode([&](const ChunkSource& next) -> Result<v1::TransferReply> {
+                                   v1::TransferChunk c;
+                                   for (;;) {
+                                     LXMIG_ASSIGN_OR_RETURN(bool more, next(c));
+                                     if (!more) break;
+                                     got.push_back(c.path() + ":" + c.data());
+                                   }
+                                   return v1::TransferReply();
+                                 }));
     ASSERT_TRUE(srv.ok()) << srv.status().toString();
     auto w = connectDataLink(cliId, "127.0.0.1", (*srv)->port(), 2000);
     ASSERT_TRUE(w.ok()) << w.status().toString();

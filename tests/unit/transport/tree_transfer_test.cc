@@ -10,8 +10,8 @@
 #include <random>
 #include <set>
 
-#include "lxmig/transport/data_link.h"
 #include "lxmig/base/files.h"
+#include "lxmig/transport/data_link.h"
 #include "unit/temp_dir.h"
 
 namespace lxmig::transport {

@@ -44,7 +44,7 @@ struct Voidify {
 }  // namespace lxmig::log
 
 // An expression, not an if/else: safe as the body of an unbraced if.
-#define LXMIG_LOG(lvl, category)                                  \
-  (::lxmig::log::Level::lvl < ::lxmig::log::level())              \
-      ? (void)0                                                   \
+#define LXMIG_LOG(lvl, category)                     \
+  (::lxmig::log::Level::lvl < ::lxmig::log::level()) \
+      ? (void)0                                      \
       : ::lxmig::log::Voidify() & ::lxmig::log::Line(::lxmig::log::Level::lvl, category)

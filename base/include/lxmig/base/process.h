@@ -24,7 +24,7 @@ struct CommandOutput {
 
 struct CommandOptions {
   std::string stdinData;
-  int timeoutMs = 0;  // 0: no limit; on expiry the child gets SIGKILL
+  int timeoutMs = 0;                  // 0: no limit; on expiry the child gets SIGKILL
   std::vector<std::string> extraEnv;  // "NAME=value", added to the environment
   // At most this much of stdout and of stderr is kept (0: all); the rest is
   // read and dropped, and `truncated` says so.
@@ -34,8 +34,7 @@ struct CommandOptions {
 // Runs argv[0] (PATH lookup) with stdout and stderr captured. Every other fd
 // of the caller is closed in the child. Fails only if the command could not
 // be run; a non-zero exit is reported in exitCode.
-Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
-                                 const CommandOptions& opts = {});
+Result<CommandOutput> runCommand(const std::vector<std::string>& argv, const CommandOptions& opts = {});
 
 // A running child. The destructor sends SIGKILL and reaps it unless it was
 // waited for or released.

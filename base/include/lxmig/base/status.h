@@ -46,13 +46,11 @@ std::string_view codeName(Code code);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Code code, std::string message, int err = 0)
-      : code_(code), message_(std::move(message)), errno_(err) {}
+  Status(Code code, std::string message, int err = 0) : code_(code), message_(std::move(message)), errno_(err) {}
 
   // "open `/proc/42/fd`: Permission denied"; the code follows errno
   // (ENOENT -> NotFound, EACCES/EPERM -> PermissionDenied, ...).
-  static Status fromErrno(std::string_view what, std::string_view object,
-                          int err = errno);
+  static Status fromErrno(std::string_view what, std::string_view object, int err = errno);
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -87,7 +85,7 @@ inline Status deadlineExceeded(std::string m) { return {Code::kDeadlineExceeded,
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) v_ = Status(Code::kInternal, "Result built from an ok Status");
   }
@@ -116,10 +114,10 @@ class [[nodiscard]] Result {
 #define LXMIG_CONCAT_INNER_(a, b) a##b
 #define LXMIG_CONCAT_(a, b) LXMIG_CONCAT_INNER_(a, b)
 
-#define LXMIG_RETURN_IF_ERROR(expr)            \
-  do {                                         \
-    ::lxmig::Status lxmig_st_ = (expr);        \
-    if (!lxmig_st_.ok()) return lxmig_st_;     \
+#define LXMIG_RETURN_IF_ERROR(expr)        \
+  do {                                     \
+    ::lxmig::Status lxmig_st_ = (expr);    \
+    if (!lxmig_st_.ok()) return lxmig_st_; \
   } while (0)
 
 #define LXMIG_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -127,5 +125,4 @@ class [[nodiscard]] Result {
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
 
-#define LXMIG_ASSIGN_OR_RETURN(lhs, expr) \
-  LXMIG_ASSIGN_OR_RETURN_IMPL_(LXMIG_CONCAT_(lxmig_res_, __LINE__), lhs, expr)
+#define LXMIG_ASSIGN_OR_RETURN(lhs, expr) LXMIG_ASSIGN_OR_RETURN_IMPL_(LXMIG_CONCAT_(lxmig_res_, __LINE__), lhs, expr)

@@ -30,9 +30,9 @@ namespace lxmig::container::devices {
 struct Device {
   char type = 'c';  // 'c' or 'b'
   uint32_t major = 0, minor = 0;
-  std::string path;    // on the node (offer) or in the container (requirement)
-  std::string hostPath;  // requirement: the node's device node it comes from
-  std::string cls;     // operator-defined class ("gpu"), offers only
+  std::string path;               // on the node (offer) or in the container (requirement)
+  std::string hostPath;           // requirement: the node's device node it comes from
+  std::string cls;                // operator-defined class ("gpu"), offers only
   std::vector<std::string> seen;  // requirement: "configured: --device", "open by pid 4 'sshfs' (fd 5)"
 
   std::string id() const;  // "c 10:200"
@@ -62,9 +62,9 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
 // device (type and major:minor), or by a device of the same class as the
 // one the source offered it under (a mapping, which must keep the type).
 struct Placement {
-  std::vector<std::string> missing;           // one line each: "lacks c 10:200 /dev/net/tun needed ..."
+  std::vector<std::string> missing;             // one line each: "lacks c 10:200 /dev/net/tun needed ..."
   std::map<std::string, std::string> hostPath;  // container path -> the target's device node
-  std::map<std::string, Device> target;        // container path -> the target's device
+  std::map<std::string, Device> target;         // container path -> the target's device
 };
 Placement place(const std::vector<Device>& need, const std::vector<Device>& sourceOffer,
                 const std::vector<Device>& offer, const std::string& node, const std::string& container);

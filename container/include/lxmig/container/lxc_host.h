@@ -36,7 +36,7 @@ struct DeviceParam {
 
 struct ContainerParams {
   std::string name;
-  std::string ip;        // dotted quad
+  std::string ip;  // dotted quad
   int prefixLen = 16;
   std::string gateway;
   std::string hwaddr;

@@ -77,8 +77,8 @@ class PageStore {
     uint64_t extraSize = 0;
   };
   Status applyRound(int k);
-  static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra,
-                         int delta, const std::string& deltaName, AssembleStats& as);
+  static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra, int delta,
+                         const std::string& deltaName, AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.
   static uint64_t flatOffset(const Proc& p, uint64_t addr);
   std::string flatPath(uint32_t vpid) const;

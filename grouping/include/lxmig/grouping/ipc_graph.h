@@ -27,16 +27,16 @@
 namespace lxmig::grouping {
 
 // Kinds of edges (Edge::kind).
-inline constexpr const char* kPipe = "pipe";                  // anonymous pipe
-inline constexpr const char* kFifo = "fifo";                  // named pipe
-inline constexpr const char* kUnixStream = "unix-stream";     // connected stream/seqpacket peers, socketpairs
-inline constexpr const char* kUnixDgram = "unix-dgram";       // datagram socket with a peer
-inline constexpr const char* kUnixListener = "unix-listener"; // listener and a not yet accepted client
+inline constexpr const char* kPipe = "pipe";                      // anonymous pipe
+inline constexpr const char* kFifo = "fifo";                      // named pipe
+inline constexpr const char* kUnixStream = "unix-stream";         // connected stream/seqpacket peers, socketpairs
+inline constexpr const char* kUnixDgram = "unix-dgram";           // datagram socket with a peer
+inline constexpr const char* kUnixListener = "unix-listener";     // listener and a not yet accepted client
 inline constexpr const char* kUnixShared = "unix-shared-socket";  // one socket held by several processes
 inline constexpr const char* kSysvShm = "sysv-shm";
-inline constexpr const char* kPosixShm = "posix-shm";         // /dev/shm object, mapped or open
+inline constexpr const char* kPosixShm = "posix-shm";  // /dev/shm object, mapped or open
 inline constexpr const char* kMemfd = "memfd";
-inline constexpr const char* kSharedAnon = "shared-anon";     // MAP_SHARED|MAP_ANONYMOUS inherited across fork
+inline constexpr const char* kSharedAnon = "shared-anon";         // MAP_SHARED|MAP_ANONYMOUS inherited across fork
 inline constexpr const char* kSharedFileMap = "shared-file-map";  // writable MAP_SHARED of a file
 inline constexpr const char* kMqueue = "mqueue";
 inline constexpr const char* kSharedFile = "shared-open-file";  // eventfd/epoll/inotify/... same open file
@@ -51,7 +51,7 @@ struct Process {
   // its LXC name (from its cgroup) or "pidns:<inode>". "" on the host.
   std::string container;
   uint64_t ipcNs = 0;
-  uint64_t netNs = 0;  // read only for processes that hold sockets (0 otherwise)
+  uint64_t netNs = 0;                   // read only for processes that hold sockets (0 otherwise)
   std::vector<std::string> netSockets;  // "tcp 10.0.0.1:80 LISTEN": matter for migration, do not group
 };
 
@@ -70,10 +70,10 @@ struct Edge {
 };
 
 struct Group {
-  std::string id;       // stable while its oldest member lives: "g" + hex(pid, start time)
-  std::string verdict;  // single-container, spans-containers, host
+  std::string id;                       // stable while its oldest member lives: "g" + hex(pid, start time)
+  std::string verdict;                  // single-container, spans-containers, host
   std::vector<std::string> containers;  // distinct containers of the members ("" = host)
-  std::string why;      // for spans-containers: the edges that cross
+  std::string why;                      // for spans-containers: the edges that cross
   std::vector<pid_t> members;
   std::vector<Edge> edges;
 };
@@ -81,7 +81,7 @@ struct Group {
 struct Scan {
   std::map<pid_t, Process> processes;
   std::vector<Edge> edges;
-  std::vector<Group> groups;     // components of two or more processes, by id
+  std::vector<Group> groups;            // components of two or more processes, by id
   std::vector<std::string> unreadable;  // "pid 42: maps: Permission denied"
   int64_t durationMs = 0;
 };

@@ -28,7 +28,7 @@ namespace lxmig::migration {
 // Network state a target imported for a container, so an abort can take
 // exactly that away again.
 struct ImportedNet {
-  bool rules = false;    // the container's firewall chain
+  bool rules = false;     // the container's firewall chain
   std::string conntrack;  // the conntrack entries created, encoded as in v1::NetState
   uint32_t conntrackCount = 0;
 };

@@ -58,9 +58,7 @@ class NodeHost final : public ContainerHost {
     return container::devices::statDevice(path);
   }
 
-  std::optional<node::Node::MemoryFill> memoryFill(const std::string& name) override {
-    return node_.memoryFill(name);
-  }
+  std::optional<node::Node::MemoryFill> memoryFill(const std::string& name) override { return node_.memoryFill(name); }
   Status beginMemoryFill(const std::string& name, const std::string& migrationId, pid_t daemon,
                          const std::string& imagesDir) override {
     return node_.beginMemoryFill(name, migrationId, daemon, imagesDir);

@@ -24,10 +24,10 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "lxmig/base/files.h"
 #include "lxmig/migration/host.h"
@@ -104,9 +104,9 @@ class Source {
   // Transfer RPC otherwise (with a warning saying why).
   std::unique_ptr<transport::ChunkWriter> openStream();
   // Sends the tree under `root` on `w` (what differs from `previous`).
-  Result<transport::Manifest> sendTree(transport::ChunkWriter& w, v1::TransferChunk::Area area,
-                                       const std::string& root, const transport::Manifest& previous,
-                                       uint64_t* bytes, const std::map<std::string, uint64_t>* resume = nullptr,
+  Result<transport::Manifest> sendTree(transport::ChunkWriter& w, v1::TransferChunk::Area area, const std::string& root,
+                                       const transport::Manifest& previous, uint64_t* bytes,
+                                       const std::map<std::string, uint64_t>* resume = nullptr,
                                        const std::vector<std::string>& first = {});
   // Breaks the images stream opened before the freeze, if open.
   void dropImagesStream();
@@ -148,9 +148,9 @@ class Source {
   std::unique_ptr<transport::TailSender> tail_;
   std::future<void> prelayoutSent_;
   v1::NetState net_;
-  uint64_t sent_ = 0;         // bytes of the images stream
+  uint64_t sent_ = 0;  // bytes of the images stream
   uint64_t imageBytes_ = 0;
-  Status streamError_;        // the images stream broke during the dump
+  Status streamError_;  // the images stream broke during the dump
   int64_t tFreeze_ = 0;
 
   std::mutex streamMu_;

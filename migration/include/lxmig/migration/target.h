@@ -64,8 +64,7 @@ class Target {
   // Lays the page store out as the source predicts the dump, in the
   // background; restore() waits for it.
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
-  Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy,
-                                   const v1::NetState& net);
+  Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net);
   // OK once committed (again too). FailedPrecondition when prepared but
   // not restored, or aborted; NotFound when this node has no trace of it.
   // After an agent restart the audit answers: a migration restored here

@@ -49,7 +49,7 @@ Result<ConntrackEntries> exportConntrack(const std::vector<std::string>& ips);
 
 struct ConntrackImportStats {
   size_t created = 0;
-  size_t updated = 0;  // an entry with the same tuple existed: refreshed
+  size_t updated = 0;             // an entry with the same tuple existed: refreshed
   std::vector<size_t> refreshed;  // indices of those entries (an abort leaves them)
 };
 // Creates the entries (large sets from two threads: the kernel's side of a

@@ -61,7 +61,7 @@ struct AgentConfig {
   std::string listen;
   std::string socket = "/run/lxmig/agent.sock";
   std::string stateDir = "/var/lib/lxmig";
-  std::string lxcPath;        // default: <state_dir>/lxc
+  std::string lxcPath;  // default: <state_dir>/lxc
   std::string cgroupParent = "lxmig";
   std::string bridge = "lxbr0";
   std::string fabricIf;

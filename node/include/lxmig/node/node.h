@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
-#include "lxmig/transport/data_link.h"
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
+#include "lxmig/net/firewall.h"
 #include "lxmig/node/config.h"
 #include "lxmig/node/reservations.h"
-#include "lxmig/net/firewall.h"
 #include "lxmig/store/audit_log.h"
+#include "lxmig/transport/data_link.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
 namespace lxmig::node {
@@ -121,7 +121,9 @@ class Node {
   // The host part of a peer's address (where its data link listens too).
   Result<std::string> peerHost(const std::string& node) const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
-  transport::TlsIdentity tlsIdentity() const { return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"}; }
+  transport::TlsIdentity tlsIdentity() const {
+    return {caPem_, certPem_, keyPem_, cfg_.dataLinkCipher == "aes-128-gcm"};
+  }
   // The port this agent's data link listens on; 0: none (told to sources
   // in PREPARE, so they use the Transfer RPC).
   uint16_t dataPort() const { return dataPort_; }

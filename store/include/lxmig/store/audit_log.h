@@ -38,7 +38,7 @@ struct PhaseRecord {
   int64_t startedMs = 0;
   int64_t endedMs = 0;  // 0 while running
   int64_t bytes = 0;
-  std::string result;   // a v1::PhaseResult's name (lxmig/proto/vocabulary.h)
+  std::string result;  // a v1::PhaseResult's name (lxmig/proto/vocabulary.h)
   std::string error;
   std::string detail;
 };
@@ -63,7 +63,7 @@ struct MigrationRecord {
   std::string container;
   std::string source;
   std::string target;
-  std::string mode;     // a v1::MigrationMode's name
+  std::string mode;  // a v1::MigrationMode's name
   int64_t startedMs = 0;
   int64_t endedMs = 0;  // 0 while running
   std::string result;   // a v1::MigrationResult's name (lxmig/proto/vocabulary.h)
@@ -72,7 +72,7 @@ struct MigrationRecord {
   int64_t downtimeMs = -1;
   int64_t totalMs = -1;
   std::string reason;
-  std::string tracker;               // dirty tracker of a pre-copy migration
+  std::string tracker;              // dirty tracker of a pre-copy migration
   std::vector<PhaseRecord> phases;  // filled by getMigration and listMigrations
   std::vector<RoundRecord> rounds;  // filled by getMigration
 };
@@ -119,17 +119,16 @@ class AuditLog {
   // AlreadyExists when rec.id is taken.
   Status beginMigration(const MigrationRecord& rec);
   // NotFound when the migration was never begun.
-  Status finishMigration(const std::string& id, const std::string& result, const std::string& error,
-                         int64_t endedMs, int64_t bytes, int64_t downtimeMs, int64_t totalMs);
+  Status finishMigration(const std::string& id, const std::string& result, const std::string& error, int64_t endedMs,
+                         int64_t bytes, int64_t downtimeMs, int64_t totalMs);
   // Returns the phase row id for endPhase.
   Result<int64_t> beginPhase(const std::string& migrationId, const std::string& name, int64_t startedMs);
-  Status endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const std::string& result,
-                  const std::string& error, const std::string& detail);
+  Status endPhase(int64_t phaseId, int64_t endedMs, int64_t bytes, const std::string& result, const std::string& error,
+                  const std::string& detail);
   Status addRound(const std::string& migrationId, const RoundRecord& r);
   // The mode actually used (a pre-copy falls back to stop-and-copy) and its tracker.
   Status setMode(const std::string& migrationId, const std::string& mode, const std::string& tracker);
-  Status addEvent(const std::string& migrationId, const std::string& level, const std::string& text,
-                  int64_t atMs = 0);
+  Status addEvent(const std::string& migrationId, const std::string& level, const std::string& text, int64_t atMs = 0);
 
   // Newest first, each with its phases.
   Result<std::vector<MigrationRecord>> listMigrations(const MigrationFilter& filter) const;

@@ -63,8 +63,7 @@ class PageSet {
   // Keeps only what also lies in `keep`.
   void intersect(const PageSet& keep) {
     PageSet out;
-    for (const auto& [s, e] : ranges_)
-      keep.forEachOverlap(s, e, [&](uint64_t a, uint64_t b) { out.add(a, b); });
+    for (const auto& [s, e] : ranges_) keep.forEachOverlap(s, e, [&](uint64_t a, uint64_t b) { out.add(a, b); });
     ranges_.swap(out.ranges_);
   }
 

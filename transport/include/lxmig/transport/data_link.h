@@ -18,10 +18,9 @@
 // On the wire (integers little endian): frames of u32 kind, u32 header
 // length, u32 data length, the header (a TransferChunk without `data`; under
 // AES-128-OCB padded with zeros to whole 16-byte blocks), the data, the
-// AEAD tag; the 12-byte head is the AEAD's associated data. The source sends chunk frames and one end frame; the receiver
-// answers with one verdict frame (a DataLinkVerdict), early when it stops on
-// an error. The source looks for an early verdict between its frames, so a
-// receiver's error stops the sender at once and is the error reported.
+// AEAD tag; the 12-byte head is the AEAD's associated data. The source sends chunk frames and one end frame; the
+// receiver answers with one verdict frame (a DataLinkVerdict), early when it stops on an error. The source looks for an
+// early verdict between its frames, so a receiver's error stops the sender at once and is the error reported.
 #pragma once
 
 #include <cstdint>

@@ -3,13 +3,13 @@
 // freeze sends only what changed (and what was deleted).
 #pragma once
 
+#include <sys/types.h>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-#include <sys/types.h>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
@@ -39,9 +39,9 @@ using BytesCallback = std::function<void(uint64_t)>;
 // Unavailable when the sink fails. Files named in `resume` continue from
 // that offset (a TailSender sent the rest). Entries of the root named in
 // `first` go before the others (which go in name order).
-Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area,
-                          const std::string& root, const Manifest& previous, const ChunkSink& sink,
-                          const BytesCallback& onBytes, const std::map<std::string, uint64_t>* resume = nullptr,
+Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area, const std::string& root,
+                          const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
+                          const std::map<std::string, uint64_t>* resume = nullptr,
                           const std::vector<std::string>& first = {});
 
 // Follows files that only grow while another process writes them (CRIU's

@@ -9,14 +9,14 @@
 //    environment, so dumps and restores of different containers run at
 //    once, and none waits for a lock another holds.
 //  - A dump reads the resource limits of processes of any uid, also where
-//    root lacks CAP_SYS_RESOURCE (rlimits.h); the seccomp filter that does
-//    it stays with this process, which exits right after.
+//    root lacks CAP_SYS_RESOURCE: CRIU runs with the rlimits shim preloaded
+//    (rlimits.h), set in this process's environment only.
 // It links liblxc and little else, so it starts in a few milliseconds (both
 // run in the frozen window).
 //
 // Exit codes: 0 done (a restored container is frozen, as dumped; a dumped
 // one stays frozen), 1 liblxc's call failed (CRIU's logs say why), 2 usage,
-// 3 no such container, 4 the limits reader could not be set up.
+// 3 no such container, 4 the rlimits shim is missing.
 #include <lxc/lxccontainer.h>
 
 #include <cstdio>
@@ -46,12 +46,11 @@ int main(int argc, char** argv) {
     rc = c->migrate(c, MIGRATE_RESTORE, &o, sizeof o) == 0 ? 0 : 1;
   } else {
     o.stop = false;  // CRIU leaves the container as it found it: frozen
-    auto r = lxmig::container::withRlimitReads([&] { return c->migrate(c, MIGRATE_DUMP, &o, sizeof o); });
-    if (!r.ok()) {
-      std::fprintf(stderr, "lxmig-lxc: %s\n", r.status().message().c_str());
+    if (auto shim = lxmig::container::preloadRlimitShim(); !shim.ok()) {
+      std::fprintf(stderr, "lxmig-lxc: %s\n", shim.toString().c_str());
       rc = 4;
     } else {
-      rc = *r == 0 ? 0 : 1;
+      rc = c->migrate(c, MIGRATE_DUMP, &o, sizeof o) == 0 ? 0 : 1;
     }
   }
   lxc_container_put(c);

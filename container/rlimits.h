@@ -6,32 +6,34 @@
 // (PostgreSQL, nginx workers) fails with "Can't get rlimit 0". The same
 // values are in /proc/PID/limits, which root can read.
 //
-// withRlimitReads(fn) runs fn on the calling thread under a seccomp filter
-// that hands every prlimit64() of this thread and of the processes it
-// starts (CRIU, through liblxc) to a supervisor thread: a read of another
-// process's limits is answered with the kernel's own answer when the
-// supervisor may ask, else from /proc/PID/limits, written into the caller's
-// buffer; anything else goes on to the kernel untouched. The filter cannot
-// be removed again: call this only in a process that exits afterwards (the
-// lxmig-lxc helper's dump), never in the agent.
+// CRIU's dump runs with liblxmig-rlimits.so preloaded (rlimit_shim.cc): its
+// syscall() and prlimit64() answer a read the kernel refuses from
+// /proc/PID/limits. A
+// seccomp filter handing prlimit64 to a supervisor would do the same
+// without a preload, but the kernel refuses PTRACE_O_SUSPEND_SECCOMP to a
+// tracer that is itself under seccomp, and CRIU needs it for every process
+// with a filter of its own (systemd's SystemCallFilter=, sandboxed daemons).
 #pragma once
 
 #include <sys/resource.h>
-#include <sys/types.h>
 
-#include <functional>
 #include <string_view>
 
 #include "lxmig/base/status.h"
 
 namespace lxmig::container {
 
+// Installed next to lxmig-lxc and lxmigd.
+inline constexpr const char* kRlimitShim = "liblxmig-rlimits.so";
+
 // One resource (RLIMIT_CPU ... RLIMIT_RTTIME) from the text of
 // /proc/PID/limits; InvalidArgument when the text does not have it.
 Result<rlimit> parseProcLimits(std::string_view text, int resource);
 
-// Runs fn with the filter in place; its result is fn's. FailedPrecondition
-// when the filter cannot be installed (no seccomp user notification here).
-Result<int> withRlimitReads(const std::function<int()>& fn);
+// Preloads the shim into every program this process starts from now on
+// (LD_PRELOAD); FailedPrecondition when it is not next to this program.
+// Changes the environment: only for a single-threaded process that exits
+// afterwards (lxmig-lxc's dump).
+Status preloadRlimitShim();
 
 }  // namespace lxmig::container

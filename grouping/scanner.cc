@@ -62,10 +62,9 @@ bool readAt(int dirFd, const char* name, std::string* out, int* err) {
       return false;
     }
     if (n == 0) return true;
+    // Read to the end: a seq_file hands out at most its own buffer (a page)
+    // per read, however large ours is, so a short read is not the end.
     out->append(buf, static_cast<size_t>(n));
-    // seq_file fills a read with as many records as fit: a read well short
-    // of the buffer reached the end, no need for another (EOF) read.
-    if (static_cast<size_t>(n) < sizeof buf / 2) return true;
   }
 }
 

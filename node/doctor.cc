@@ -98,8 +98,8 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         {19, "cap-sys-ptrace", "CAP_SYS_PTRACE", true, "CRIU cannot seize processes; no dirty tracker can be injected"},
         {12, "cap-net-admin", "CAP_NET_ADMIN", true, "no bridges, routes, nftables or conntrack"},
         {24, "cap-sys-resource", "CAP_SYS_RESOURCE", false,
-         "CRIU cannot read the resource limits of processes of other uids itself; lxmig-lxc answers those reads "
-         "from /proc/PID/limits, so dumps still work"},
+         "the kernel refuses CRIU's reads of the resource limits of processes of other uids; the "
+         "liblxmig-rlimits.so shim answers them from /proc/PID/limits, so dumps still work"},
         {40, "cap-checkpoint", "CAP_CHECKPOINT_RESTORE", false, "none while CAP_SYS_ADMIN is held"},
     };
     for (const auto& c : caps) {

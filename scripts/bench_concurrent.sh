@@ -58,7 +58,7 @@ for ((run = 1; run <= RUNS; run++)); do
   move big n2 n1 stop-and-copy "$OUT/big.json" &
   bigpid=$!
   for ((i = 0; i < 20000; i++)); do
-    pgrep -f "lxmig-restore .* big " >/dev/null && break
+    pgrep -f "lxmig-lxc restore .* big " >/dev/null && break
     sleep 0.001
   done
   move small n1 n2 stop-and-copy "$OUT/c.json"

@@ -45,6 +45,18 @@ Result<uint64_t> findSyscallInsn(pid_t pid) {
   return failedPrecondition("pid " + std::to_string(pid) + " has no vDSO syscall instruction");
 }
 
+// The process's seccomp mode (the Seccomp: line of its status: 0 none,
+// 1 strict, 2 filter).
+Result<int> seccompMode(pid_t pid) {
+  LXMIG_ASSIGN_OR_RETURN(std::string st, readFile("/proc/" + std::to_string(pid) + "/status"));
+  for (const auto& line : split(st, '\n')) {
+    if (!startsWith(line, "Seccomp:")) continue;
+    std::string mode(trim(line.substr(8)));
+    return mode == "1" ? 1 : mode == "2" ? 2 : 0;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::string injectionObstacle(pid_t pid) {
@@ -52,26 +64,27 @@ std::string injectionObstacle(pid_t pid) {
   (void)pid;
   return "system call injection is implemented for x86_64 only";
 #else
-  auto st = readFile("/proc/" + std::to_string(pid) + "/status");
-  if (!st.ok()) return st.status().message();
-  for (const auto& line : split(*st, '\n')) {
-    if (!startsWith(line, "Seccomp:")) continue;
-    std::string mode(trim(line.substr(8)));
-    if (mode == "1") return "seccomp strict mode";
-    if (mode == "2") return "seccomp filter mode";
-  }
-  return "";
+  auto mode = seccompMode(pid);
+  if (!mode.ok()) return mode.status().message();
+  return *mode == 1 ? "seccomp strict mode" : "";
 #endif
 }
 
 Result<Injector> Injector::attach(pid_t pid) {
   if (std::string why = injectionObstacle(pid); !why.empty())
     return failedPrecondition("cannot inject into pid " + std::to_string(pid) + ": " + why);
+  LXMIG_ASSIGN_OR_RETURN(int mode, seccompMode(pid));
   Injector in(pid);
   LXMIG_ASSIGN_OR_RETURN(in.syscallInsn_, findSyscallInsn(pid));
-  if (::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) {
+  // Its filter is suspended while it is traced, for the injected calls.
+  const long options = mode == 2 ? PTRACE_O_SUSPEND_SECCOMP : 0;
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, options) != 0) {
     int e = errno;
     if (e == ESRCH) return notFound("pid " + std::to_string(pid) + " exited");
+    if (options && e == EPERM)
+      return failedPrecondition("cannot inject into pid " + std::to_string(pid) +
+                                ": it runs under a seccomp filter, which the agent may not suspend (that needs "
+                                "CAP_SYS_ADMIN and an agent not under seccomp itself)");
     return failedPrecondition("cannot inject into pid " + std::to_string(pid) + ": ptrace: " + std::strerror(e));
   }
   in.attached_ = true;

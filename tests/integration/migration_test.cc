@@ -303,11 +303,13 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
 
 // A workload that runs under a uid of its own, like PostgreSQL or nginx's
 // workers: root here lacks CAP_SYS_RESOURCE, so the kernel refuses CRIU's
-// read of its resource limits (prlimit64 across uids); the dump's helper
-// answers those reads from /proc/PID/limits (container/rlimits.h). And it
+// read of its resource limits (prlimit64 across uids); the shim preloaded
+// into CRIU answers those reads from /proc/PID/limits (rlimits.h). And it
 // may not call userfaultfd() (vm.unprivileged_userfaultfd = 0): pre-copy's
-// tracker gets one through /dev/userfaultfd. Both ways, pre-copy included,
-// with its state, pid and uids intact.
+// tracker gets one through /dev/userfaultfd. And it runs under a seccomp
+// filter of its own (systemd's SystemCallFilter=), which CRIU suspends while
+// it dumps: only a tracer outside seccomp may. Both ways, pre-copy
+// included, with its state, pid, uids and filter intact.
 TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   std::vector<std::string> args = {"--json",
                                    "--node",
@@ -328,6 +330,7 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
                                    "--port",
                                    std::to_string(kPort),
                                    "--fork",
+                                   "--sandbox",
                                    "--mem",
                                    "16"};
   Cli run = tb().lxmig(args);
@@ -341,6 +344,11 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
     return std::string(trim(c.out));
   };
   ASSERT_EQ(uids(), "65534\n65534");
+  auto seccomp = [&] {  // of the server: 2, a filter of its own
+    Cli c = tb().lxmig({"exec", "nobody", "--", "grep", "^Seccomp:", "/proc/2/status"});
+    return std::string(trim(c.out));
+  };
+  ASSERT_EQ(seccomp(), "Seccomp:\t2");
   for (const char* mode : {"stop-and-copy", "pre-copy"}) {
     const std::string from = nodeOf("nobody"), to = from == "n1" ? "n2" : "n1";
     Cli m = tb().lxmig({"--json", "migrate", "nobody", "--to", to, "--mode", mode});
@@ -356,6 +364,7 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
     EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns")) << mode << ": the workload restarted";
     EXPECT_EQ(tb().clientRequest(ip, kPort, "SUM"), sum) << mode << ": memory content changed";
     EXPECT_EQ(uids(), "65534\n65534") << mode;
+    EXPECT_EQ(seccomp(), "Seccomp:\t2") << mode << ": the filter did not come along";
   }
   expectRemoved("nobody");
 }
@@ -1156,11 +1165,12 @@ TEST_F(PreCopyTest, SourceAgentDyingInTheRestoreLeavesOneCopy) {
   auto killSourceDuringRestore = [&](const std::string& from, const std::string& to) {
     std::atomic<bool> killed{false};
     std::thread killer([&] {
-      // The target restores in lxmig-restore: kill the source then.
+      // The target restores in `lxmig-lxc restore`: kill the source then.
+      const std::string helper = std::string("lxmig-lxc") + '\0' + "restore" + '\0';
       for (int i = 0; i < 12000 && !killed; ++i) {
         for (const auto& e : std::filesystem::directory_iterator("/proc")) {
           auto c = readFile(e.path().string() + "/cmdline");
-          if (c.ok() && c->find("lxmig-restore") != std::string::npos && c->find("pc-crash") != std::string::npos) {
+          if (c.ok() && c->find(helper) != std::string::npos && c->find("pc-crash") != std::string::npos) {
             if (int pid = tb().agentPid(from); pid > 0 && ::kill(pid, SIGKILL) == 0) killed = true;
             break;
           }

@@ -2,6 +2,7 @@
 // machine (no containers): the child processes here are small programs
 // driven over pipes, and every check reads the kernel's own view.
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -41,7 +43,9 @@ volatile sig_atomic_t gUsr1 = 0;
 // so injections land in the middle of a system call.
 class Worker {
  public:
-  enum Mode { kPlain, kSeccompStrict, kThreads, kNobody };
+  // kSandboxed: uid 65534 under a seccomp filter that kills it for any of
+  // the calls injection makes and it never does itself.
+  enum Mode { kPlain, kSeccompStrict, kThreads, kNobody, kSandboxed };
   explicit Worker(Mode mode = kPlain) {
     int a[2], b[2];
     EXPECT_EQ(::pipe(a), 0);
@@ -102,7 +106,8 @@ class Worker {
           while (!stop) own[size_t(nowNs()) % own.size()]++;
         });
     // A daemon that dropped its privileges: it may not call userfaultfd().
-    if (mode == kNobody && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(1);
+    if ((mode == kNobody || mode == kSandboxed) && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(1);
+    if (mode == kSandboxed && !killOnInjectedCalls()) ::_exit(1);
     if (mode == kSeccompStrict) {
       // Ready only once strict (write is one of the four calls it allows):
       // said before, the test could look at the process before the prctl.
@@ -157,6 +162,20 @@ class Worker {
     }
     stop = true;
     for (auto& t : threads) t.join();
+  }
+  static bool killOnInjectedCalls() {
+    sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socketpair, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
   }
   pid_t pid_ = -1;
   int cmd_ = -1, rep_ = -1;
@@ -220,7 +239,8 @@ TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
 TEST(UffdWp, ReportsExactlyTheWrittenPages) {
   LXMIG_REQUIRE(::geteuid() == 0, "root");
   ASSERT_TRUE(backend("uffd-wp").probe().ok()) << backend("uffd-wp").probe().toString();
-  for (auto mode : {Worker::kPlain, Worker::kThreads, Worker::kNobody}) {
+  // kSandboxed: its filter is suspended for the injected calls only.
+  for (auto mode : {Worker::kPlain, Worker::kThreads, Worker::kNobody, Worker::kSandboxed}) {
     SCOPED_TRACE(mode);
     Worker w(mode);
     auto t = backend("uffd-wp").create(w.pid());

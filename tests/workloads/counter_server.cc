@@ -1,7 +1,7 @@
 // zdtm-style workload: keeps state in memory and serves it over TCP, so a
 // test can tell a migrated process from a restarted one.
 //
-//   counter_server [--port 7000] [--mem MiB] [--tick-ms 10] [--fork] [--uffd]
+//   counter_server [--port 7000] [--mem MiB] [--tick-ms 10] [--fork] [--uffd] [--sandbox]
 //
 // Each TCP request is one line; the answer is one line:
 //   GET  -> "counter=N pid=P start_ns=T mem_mib=M"   (pid as seen inside its pid namespace)
@@ -10,21 +10,46 @@
 // --fork: init forks the server and reaps children, so the server's pid is
 //         not 1 (proves the pid survives migration).
 // --uffd: holds a userfaultfd open, which CRIU refuses to dump (fault tests).
+// --sandbox: the server runs under a seccomp filter of its own, as daemons
+//         under systemd's SystemCallFilter= do (ptrace and personality
+//         fail with EPERM, everything else is allowed).
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+// The --sandbox filter; false when the kernel refuses it.
+static bool sandbox() {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ptrace, 1, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_personality, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
 
 static uint64_t nowNs() {
   timespec ts{};
@@ -36,7 +61,7 @@ int main(int argc, char** argv) {
   int port = 7000;
   size_t memMib = 0;
   int tickMs = 10;
-  bool doFork = false, uffd = false;
+  bool doFork = false, uffd = false, sandboxed = false;
   const char* hold = nullptr;  // a device (or any file) kept open for good
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -52,6 +77,7 @@ int main(int argc, char** argv) {
     else if (a == "--tick-ms") tickMs = std::atoi(next());
     else if (a == "--fork") doFork = true;
     else if (a == "--uffd") uffd = true;
+    else if (a == "--sandbox") sandboxed = true;
     else if (a == "--hold") hold = next();
     else {
       std::fprintf(stderr, "counter_server: unknown option %s\n", a.c_str());
@@ -69,6 +95,10 @@ int main(int argc, char** argv) {
         if (r < 0 && errno == ECHILD) return 0;
       }
     }
+  }
+  if (sandboxed && !sandbox()) {
+    std::perror("counter_server: --sandbox");
+    return 1;
   }
   int keepUffd = -1;
   if (uffd) keepUffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));

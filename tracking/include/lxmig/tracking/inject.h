@@ -18,8 +18,13 @@
 
 namespace lxmig::tracking {
 
-// Why a process cannot be injected, or "" when it can (seccomp strict or
-// filter mode: a filter may kill it for a system call it never makes).
+// Why a process cannot be injected, or "" when it can. Seccomp strict mode
+// is an obstacle (a sandbox by design: lxmig does not lift it). A process
+// under a seccomp filter of its own (systemd's SystemCallFilter=, sandboxed
+// daemons) is injected with its filter suspended for the injected calls
+// only (PTRACE_O_SUSPEND_SECCOMP: the filter could refuse or kill it for a
+// call it never makes); that needs CAP_SYS_ADMIN and an agent that is not
+// under seccomp itself, and attach() says so when they are missing.
 std::string injectionObstacle(pid_t pid);
 
 class Injector {

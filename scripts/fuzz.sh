@@ -10,8 +10,8 @@
 # Usage: scripts/fuzz.sh [--seconds N] [--fresh] [TARGET...]
 #   --seconds N  fuzzing time per target (default 60)
 #   --fresh      start from the seeds again (forget earlier runs' corpus)
-#   TARGET       pagemap, conntrack, toml_lite, node_config, vocabulary,
-#                proc_parse (default: all, from tests/fuzz/*_fuzz.cc)
+#   TARGET       a name from tests/fuzz/<name>_fuzz.cc, e.g. pagemap or
+#                proc_limits (default: all of them)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -329,6 +329,15 @@ bool shallow(const std::string& text) {
   return true;
 }
 
+// nftables' JSON keys are lower-case words ("payload", "tcp option",
+// "queue-threshold"): anything else is refused, not passed on.
+bool plainKey(const std::string& k) {
+  if (k.empty() || k.size() > 32) return false;
+  for (char c : k)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == ' ')) return false;
+  return true;
+}
+
 // A rule's statements may only filter and count: nothing that rewrites
 // packets, jumps elsewhere, or touches a set by name (lxmig's own sets,
 // `blocked` first, live in the same table).
@@ -357,6 +366,7 @@ Status checkRule(const Json& expr) {
       return invalidArgument("a reference to a named set");
     if (j->is_object()) {
       for (const auto& [k, v] : j->items()) {
+        if (!plainKey(k)) return invalidArgument("a malformed key in a rule");
         if (k == "jump" || k == "goto") return invalidArgument("a jump to another chain");
         todo.push_back(&v);
       }

@@ -57,6 +57,9 @@ TEST(FirewallImport, RulesOnlyFilter) {
       R"({"noexpr":1})",
       R"({"expr":[{"accept":null,"drop":null}]})",
       R"({"expr":[{"accept":null}],"comment":5})",
+      // keys that are no nftables word (found by the fuzzer)
+      R"({"expr":[{"match":{"@p":"in","left":{"ct":{"key":"state"}},"right":"established"}},{"accept":null}]})",
+      R"({"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"valu\u007f":1}}]})",
   };
   for (const char* r : bad) EXPECT_EQ(import(doc("web", "10.200.1.10", r)).code(), Code::kInvalidArgument) << r;
   const char* good[] = {
@@ -64,6 +67,8 @@ TEST(FirewallImport, RulesOnlyFilter) {
       R"({"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"established"}},)"
       R"({"counter":{"packets":0,"bytes":0}},{"accept":null}]})",
       R"({"expr":[{"limit":{"rate":10,"burst":5,"per":"second"}},{"log":{"prefix":"x"}},{"drop":null}]})",
+      R"({"expr":[{"match":{"op":"==","left":{"tcp option":{"name":"maxseg","field":"size"}},"right":1460}},)"
+      R"({"accept":null}]})",
   };
   for (const char* r : good) EXPECT_TRUE(import(doc("web", "10.200.1.10", r)).ok()) << r;
 }

@@ -85,8 +85,12 @@ int main(int argc, char** argv) {
     std::memcpy(chunk.data() + i, &v, 8);
   }
   for (int run = 0; run < runs; ++run) {
-    char id[20];  // a migration id (16 hex digits); the target names the source from our certificate
-    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng()));
+    // A migration id (16 hex digits) of its own per run and per process:
+    // the target refuses an id its audit has seen. It names the source from
+    // our certificate.
+    char id[20];
+    std::random_device entropy;
+    std::snprintf(id, sizeof id, "%08x%08x", entropy(), entropy());
     v1::PrepareRequest pr;
     pr.set_migration_id(id);
     pr.mutable_spec()->set_name("lxstreambench");
@@ -123,6 +127,7 @@ int main(int argc, char** argv) {
     bool ok = w->write(c);
     for (int i = 0; ok && i < mib; ++i) {
       v1::TransferChunk d;
+      d.set_migration_id(id);  // every chunk names its migration, as the agent's do
       d.set_area(v1::TransferChunk::IMAGES);
       d.set_path("bench.img");
       d.set_offset(uint64_t(i % span) << 20);

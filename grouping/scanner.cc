@@ -44,8 +44,14 @@ struct ObjectRef {
   std::vector<Holder> holders;
 };
 
+// How a /proc file ends. A seq_file hands out at most its own buffer (a
+// page) per read, however large ours is, so a short read is the end only of
+// a file that is one record (stat: one line, always whole in the first
+// read); any other is read until read() says end of file.
+enum class Records { kOne, kMany };
+
 // Reads a small /proc file relative to a directory fd; "" when it vanished.
-bool readAt(int dirFd, const char* name, std::string* out, int* err) {
+bool readAt(int dirFd, const char* name, std::string* out, int* err, Records records = Records::kMany) {
   int fd = ::openat(dirFd, name, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *err = errno;
@@ -62,9 +68,8 @@ bool readAt(int dirFd, const char* name, std::string* out, int* err) {
       return false;
     }
     if (n == 0) return true;
-    // Read to the end: a seq_file hands out at most its own buffer (a page)
-    // per read, however large ours is, so a short read is not the end.
     out->append(buf, static_cast<size_t>(n));
+    if (records == Records::kOne && static_cast<size_t>(n) < sizeof buf) return true;
   }
 }
 
@@ -188,7 +193,7 @@ class Scanner {
     UniqueFd dirFd(dfd);
     std::string text;
     int err = 0;
-    if (!readAt(dfd, "stat", &text, &err)) {
+    if (!readAt(dfd, "stat", &text, &err, Records::kOne)) {
       unreadable(problems, pid, "stat", err);
       return std::nullopt;
     }

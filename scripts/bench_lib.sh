@@ -26,6 +26,19 @@ import json, sys
 print([c["ip"] for c in json.load(sys.stdin)["containers"] if c["name"] == sys.argv[1]][0])' "$1"
 }
 
+# A scratch directory, $OUT; on exit the test bed goes down and $OUT is
+# removed, after the caller's bench_on_exit if it defines one (to keep raw
+# results, stop a prober).
+bench_scratch() {
+  OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  if [[ $(type -t bench_on_exit) == function ]]; then bench_on_exit || true; fi
+  "$LXMIG" testbed down >/dev/null 2>&1 || true
+  rm -rf "$OUT"
+}
+
 # A two-node test bed from scratch.
 bench_fresh_testbed() {
   "$LXMIG" testbed down >/dev/null 2>&1 || true

@@ -16,13 +16,8 @@ while (($#)); do
   esac
 done
 bench_need_root
-OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
-cleanup() {
-  "$LXMIG" testbed down >/dev/null 2>&1 || true
-  cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null || true
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
+bench_on_exit() { cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null; }
+bench_scratch
 
 bench_prepare
 bench_fresh_testbed

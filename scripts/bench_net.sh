@@ -24,12 +24,7 @@ while (($#)); do
   esac
 done
 bench_need_root
-OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
-cleanup() {
-  "$LXMIG" testbed down >/dev/null 2>&1 || true
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
+bench_scratch
 
 bench_prepare
 

@@ -30,15 +30,12 @@ while (($#)); do
   esac
 done
 bench_need_root
-OUT=$(mktemp -d /tmp/lxmig-bench.XXXXXX)
-PROBE_STOP=$OUT/probe.stop
-cleanup() {
-  touch "$PROBE_STOP"
-  "$LXMIG" testbed down >/dev/null 2>&1 || true
-  cp "$OUT/results.jsonl" "$ROOT/build/bench-precopy-raw.jsonl" 2>/dev/null || true
-  rm -rf "$OUT"
+bench_on_exit() {
+  [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
+  cp "$OUT/results.jsonl" "$ROOT/build/bench-precopy-raw.jsonl" 2>/dev/null
 }
-trap cleanup EXIT
+bench_scratch
+PROBE_STOP=$OUT/probe.stop
 
 bench_prepare
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -127,7 +124,7 @@ run_one() {  # W mode run [probe: 1|0]
   fi
   "$LXMIG" --json migrate "$name" --to n2 --mode "$mode" >"$OUT/mig.json" || true
   sleep 1
-  touch "$PROBE_STOP"
+  [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
   [[ -n $probepid ]] && { wait "$probepid" || true; }
   [[ -n $loadpid ]] && { kill "$loadpid" 2>/dev/null || true; wait "$loadpid" 2>/dev/null || true; }
   python3 - "$OUT/mig.json" "$OUT/probe.json" "$w" "$mode" "$run" >>"$OUT/results.jsonl" <<'PY'

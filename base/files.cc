@@ -62,6 +62,13 @@ Status writeFileAtomic(const std::string& path, std::string_view data, unsigned 
   return okStatus();
 }
 
+Status syncFilesystem(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Status::fromErrno("open", dir);
+  if (::syncfs(fd.get()) != 0) return Status::fromErrno("syncfs", dir);
+  return okStatus();
+}
+
 Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what) {
   loff_t i = static_cast<loff_t>(inOff), o = static_cast<loff_t>(outOff);
   while (len > 0) {

@@ -355,8 +355,9 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
-  // CRIU numbers page files 1, 2, ... in the order it dumps the tasks, and
-  // only then shared memory.
+  // CRIU numbers page files 1, 2, ... as it dumps the tasks and the memfd
+  // files and shared anonymous memory they use, and SysV segments last
+  // (migration::pageFilesBeforeSysv counts the former).
   for (int k = 1; k <= discardPages; ++k) {
     std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
     if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);

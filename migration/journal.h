@@ -49,6 +49,7 @@ class PhaseClock {
   PhaseClock& operator=(const PhaseClock&) = delete;
   // Idempotent: the first call counts.
   void end(const Status& st, uint64_t bytes = 0, const std::string& detail = "");
+  int64_t startedNs() const { return start_; }
 
  private:
   Journal& journal_;

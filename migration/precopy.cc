@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -119,6 +120,66 @@ Result<PageSet> dumpedPages(pid_t pid) {
   for (const auto& r : anon.ranges()) out.add(r);
   if (compelPage && *compelPage) out.add(*compelPage, *compelPage + kPageSize);
   return out;
+}
+
+namespace {
+
+// The device of the kernel's internal shmem mount, which holds memfd files,
+// shared anonymous mappings and SysV segments (not /dev/shm: a tmpfs of its
+// own). 0 when it cannot be found.
+dev_t shmemDevice() {
+  static const dev_t dev = [] {
+    UniqueFd fd(::memfd_create("lxmig-shmem-dev", MFD_CLOEXEC));
+    struct stat st {};
+    return fd && ::fstat(fd.get(), &st) == 0 ? st.st_dev : dev_t{0};
+  }();
+  return dev;
+}
+
+// The object behind `path` (a /proc magic link) when it lives on the shmem
+// device: its inode, CRIU's shmid.
+std::optional<uint64_t> shmemInode(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != shmemDevice()) return std::nullopt;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+}  // namespace
+
+Result<std::map<uint64_t, std::string>> shmemObjects(const std::vector<pid_t>& pids) {
+  std::map<uint64_t, std::string> out;
+  if (shmemDevice() == 0) return internalError("cannot find the kernel's shmem device (memfd_create failed)");
+  for (pid_t pid : pids) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    auto maps = readFile(proc + "/maps");
+    if (!maps.ok()) continue;  // exited: the dump will say
+    for (const auto& e : parseMaps(*maps)) {
+      // SysV segments are on the same device; CRIU dumps them last.
+      if (e.inode == 0 || startsWith(e.path, "/SYSV")) continue;
+      const bool shared = e.perms.size() >= 4 && e.perms[3] == 's';
+      if (!shared && e.path.find("memfd:") == std::string::npos) continue;
+      char name[64];
+      std::snprintf(name, sizeof name, "/map_files/%llx-%llx", static_cast<unsigned long long>(e.range.start),
+                    static_cast<unsigned long long>(e.range.end));
+      if (out.count(e.inode)) continue;
+      if (auto ino = shmemInode(proc + name); ino && *ino == e.inode) out[*ino] = proc + name;
+    }
+    // A memfd held only as an fd. Its link names it; nothing else is opened.
+    for (const auto& fdName : listDir(proc + "/fd").value_or({})) {
+      const std::string link = proc + "/fd/" + fdName;
+      char target[64] = {0};
+      ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      if (n <= 0 || std::string_view(target, static_cast<size_t>(n)).substr(0, 7) != "/memfd:") continue;
+      if (auto ino = shmemInode(link); ino && !out.count(*ino)) out[*ino] = link;
+    }
+  }
+  return out;
+}
+
+size_t pageFilesBeforeSysv(const std::vector<pid_t>& pids) {
+  auto objects = shmemObjects(pids);
+  return pids.size() + (objects.ok() ? objects->size() : 0);
 }
 
 Result<PidIdentity> pidIdentity(pid_t pid) {
@@ -465,6 +526,48 @@ std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
   return out;
 }
 
+namespace {
+
+uint64_t presentPagesOf(const std::vector<PagemapEntry>& entries) {
+  uint64_t n = 0;
+  for (const auto& e : entries)
+    if (e.flags & kPePresent) n += e.pages;
+  return n;
+}
+
+}  // namespace
+
+// Writes the present pages of `entries`, read from `src` at their
+// addresses (a process's /proc/PID/mem, or a shared memory object at its
+// offsets), to `out`; without `out`, to a new file that takes the place of
+// `outPath` (a discarded page file's link).
+Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::vector<PagemapEntry>& entries,
+                              const std::string& outPath, int out) {
+  UniqueFd own;
+  const std::string tmp = outPath + ".delta";
+  if (out < 0) {
+    own = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!own) return Status::fromErrno("create", tmp);
+    out = own.get();
+  }
+  if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
+  for (const auto& e : entries) {
+    if (!(e.flags & kPePresent)) continue;
+    const uint64_t end = e.vaddr + e.pages * kPageSize;
+    for (uint64_t a = e.vaddr; a < end;) {
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, end - a));
+      ssize_t n = ::pread(src, buf_.data(), len, static_cast<off_t>(a));
+      if (n != static_cast<ssize_t>(len)) return Status::fromErrno("read pages from", srcName, n < 0 ? errno : EIO);
+      if (::write(out, buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", outPath);
+      a += len;
+    }
+  }
+  if (!own) return okStatus();
+  own.reset();
+  if (::rename(tmp.c_str(), outPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
+  return okStatus();
+}
+
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
   if (roundsDone_ == 0) return okStatus();
   // Host pid of every process of the (frozen) container by its pid inside.
@@ -484,14 +587,33 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
       if (auto pid = parseUint(n.substr(8, n.size() - 12), "pagemap pid", 1, INT32_MAX); pid.ok())
         pagemaps.emplace_back(static_cast<pid_t>(*pid), imagesDir + "/" + n);
   }
-  // Shared memory is never discarded (dumpDiscardingPages only covers the
-  // processes' own page files); CRIU numbering otherwise would be a surprise.
+  // Shared memory CRIU wrote to a discarded page file (memfd files and
+  // shared anonymous mappings take numbers among the processes') is read
+  // back from the object itself, through a frozen process that maps or
+  // holds it. A page file of a SysV segment is never discarded (they come
+  // last); one found discarded means the numbering was not as expected.
+  std::optional<std::map<uint64_t, std::string>> objects;
   for (const auto& sp : shmemPagemaps) {
     auto text = readFile(sp);
     auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
     if (!pm.ok()) return pm.status().withContext(sp);
-    if (isDiscarded(imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img"))
+    const std::string pagesPath = imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img";
+    if (!isDiscarded(pagesPath)) continue;
+    const std::string name = sp.substr(sp.rfind('/') + 1);
+    auto shmid = parseUint(name.substr(14, name.size() - 18), "shmid", 1, UINT64_MAX);
+    if (!objects) {
+      auto pids = pids_();
+      if (!pids.ok()) return pids.status();
+      LXMIG_ASSIGN_OR_RETURN(auto found, shmemObjects(*pids));
+      objects = std::move(found);
+    }
+    auto obj = shmid.ok() ? objects->find(*shmid) : objects->end();
+    if (obj == objects->end())
       return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
+    UniqueFd in(::open(obj->second.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Status::fromErrno("open shared memory " + name + " as", obj->second);
+    LXMIG_RETURN_IF_ERROR(readPagesInto(in.get(), obj->second, pm->entries, pagesPath));
+    fs.deltaPages += presentPagesOf(pm->entries);
   }
 
   for (const auto& [vpid, pmPath] : pagemaps) {
@@ -517,19 +639,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
       const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
       UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem) return Status::fromErrno("open", memPath);
-      if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
-      for (const auto& e : rw.pagemap.entries) {
-        if (!(e.flags & kPePresent)) continue;
-        for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize;) {
-          size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, e.vaddr + e.pages * kPageSize - a));
-          ssize_t n = ::pread(mem.get(), buf_.data(), len, static_cast<off_t>(a));
-          if (n != static_cast<ssize_t>(len))
-            return Status::fromErrno("read pages of pid " + std::to_string(vpid) + " from", memPath,
-                                     n < 0 ? errno : EIO);
-          if (::write(out.get(), buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", tmp);
-          a += len;
-        }
-      }
+      LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, tmp, out.get()));
       ::unlink(pagesPath.c_str());
     } else {
       UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));

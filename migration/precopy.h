@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "lxmig/base/status.h"
+#include "lxmig/criu/image.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "lxmig/transport/tree_transfer.h"
@@ -104,6 +105,8 @@ class PreCopy {
   Status refreshProcesses(bool attachNew);
   Result<std::unique_ptr<Proc>> attach(pid_t pid);
   Status protectPieces(Proc& p, const std::vector<tracking::Range>& pieces, uint64_t total);
+  Status readPagesInto(int src, const std::string& srcName, const std::vector<criu::PagemapEntry>& entries,
+                       const std::string& outPath, int out = -1);
 
   PreCopyOptions opts_;
   PidLister pids_;
@@ -120,6 +123,17 @@ class PreCopy {
 // discarded (LxcHost::dump with discardPages), read back from the frozen
 // processes by rewriteDump().
 bool isDiscarded(const std::string& path);
+
+// Shared memory objects CRIU dumps with the processes (memfd files and
+// shared anonymous mappings, not SysV segments, which it dumps last), by
+// CRIU's shmid (their inode): a /proc path that opens the object itself,
+// through a mapping (map_files) or an fd of one of `pids`.
+Result<std::map<uint64_t, std::string>> shmemObjects(const std::vector<pid_t>& pids);
+
+// How many page files CRIU numbers before SysV shared memory when it dumps
+// `pids`: one per process and one per object of shmemObjects(). Each may
+// be discarded (LxcHost::dump) and rebuilt by rewriteDump().
+size_t pageFilesBeforeSysv(const std::vector<pid_t>& pids);
 
 // Host pid -> pid in its innermost pid namespace and start time.
 struct PidIdentity {

@@ -22,6 +22,13 @@ constexpr int64_t kMemoryFillWaitMs = 300000;
 // A target that does not confirm an abort after the restore was sent may
 // run the container: the abort is asked again this often before giving up.
 constexpr int kAbortAttemptsAfterRestore = 5;
+// Passes over the writable area before the freeze: at most this many in
+// SYNC, which stops once a pass sends less than kTreeSettledBytes or more
+// than half the pass before; memory rounds that took kTreeRefreshAfterMs
+// or longer are followed by one more.
+constexpr int kMaxTreePasses = 5;
+constexpr uint64_t kTreeSettledBytes = 4 << 20;
+constexpr int64_t kTreeRefreshAfterMs = 1000;
 
 Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
 
@@ -273,11 +280,35 @@ Status Source::sync() {
   LiveStream live(*this, w.get());
   uint64_t bytes = 0;
   auto m = sendTree(*w, v1::TransferChunk::ROOTFS, root, {}, &bytes);
+  // Passes over what changed meanwhile (blocks of changed files), while
+  // they shrink: the frozen window carries only the last pass's changes.
+  int passes = 1;
+  for (uint64_t last = bytes; m.ok() && passes < kMaxTreePasses; ++passes) {
+    const uint64_t before = bytes;
+    auto again = sendTree(*w, v1::TransferChunk::ROOTFS, root, *m, &bytes);
+    m = std::move(again);
+    const uint64_t now = bytes - before;
+    if (now < kTreeSettledBytes || now > last / 2) break;
+    last = now;
+  }
   Status st = w->finish().status();
   if (st.ok() && !m.ok()) st = m.status();
   rep_.set_bytes(rep_.bytes() + bytes);
-  ph.end(st, bytes, std::string("via ") + w->kind());
+  ph.end(st, bytes, std::string("via ") + w->kind() + " " + kv("passes", passes));
   if (!st.ok()) return st.withContext("sync");
+  manifest_ = std::move(*m);
+  return okStatus();
+}
+
+// One more pass over the writable area right before the freeze, after the
+// memory rounds (which may have taken a while).
+Status Source::syncAgain(uint64_t* bytes) {
+  auto w = openStream();
+  LiveStream live(*this, w.get());
+  auto m = sendTree(*w, v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_, bytes);
+  Status st = w->finish().status();
+  if (st.ok() && !m.ok()) st = m.status();
+  if (!st.ok()) return st.withContext("writable area pass before the freeze");
   manifest_ = std::move(*m);
   return okStatus();
 }
@@ -335,9 +366,16 @@ Status Source::precopy() {
     progress_->round(r->round(), r->dirty_pages() * tracking::kPageSize, r->predicted_downtime_ms());
     if (!r->stop().empty()) break;
   }
+  // The writable area changed while the rounds ran: one more pass, so the
+  // frozen window carries only what changes from here on.
+  uint64_t treeBytes = 0;
+  if (st.ok() && !cancelled() && (monotonicNs() - ph.startedNs()) / 1000000 >= kTreeRefreshAfterMs)
+    st = syncAgain(&treeBytes);
   for (const auto& wn : pc_->warnings()) rep_.add_warnings(wn);
-  rep_.set_bytes(rep_.bytes() + bytes);
-  ph.end(st, bytes, "tracker=" + std::string(backend_->name) + " rounds=" + std::to_string(pc_->roundsDone()));
+  rep_.set_bytes(rep_.bytes() + bytes + treeBytes);
+  ph.end(st, bytes + treeBytes,
+         "tracker=" + std::string(backend_->name) + " rounds=" + std::to_string(pc_->roundsDone()) + " " +
+             kv("writable_area_bytes", static_cast<int64_t>(treeBytes)));
   return st.withContext("pre-copy");
 }
 
@@ -433,7 +471,7 @@ Status Source::dump() {
   // the target already); rewrite() reads the rest from the frozen processes.
   int discard = 0;
   if (pc_)
-    if (auto pids = ctx_.host.pids(spec_.name); pids.ok()) discard = static_cast<int>(pids->size());
+    if (auto pids = ctx_.host.pids(spec_.name); pids.ok()) discard = static_cast<int>(pageFilesBeforeSysv(*pids));
   if (st.ok()) {
     std::atomic<bool> done{false};
     localWork_ = true;
@@ -547,7 +585,9 @@ Status Source::restore() {
              kv("lazy_start_ms", r->lazy_start_ms()) + " " + kv("net_import_ms", r->net_import_ms()) + " " +
              kv("conntrack_imported", r->conntrack_imported()) + " " + kv("restore_ms", r->restore_ms()) + " " +
              kv("cutover_ms", r->cutover_ms()));
-  rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000);
+  // The target made the writable area durable after the container
+  // resumed there: clients did not wait for that.
+  rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000 - r->durable_ms());
   recordTargetSteps(*r);
   return okStatus();
 }
@@ -577,6 +617,7 @@ void Source::recordTargetSteps(const v1::RestoreReply& r) {
   step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), 0,
        pc_ ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
   step(v1::PHASE_TARGET_NETWORK, r.cutover_ms(), 0, "route + gratuitous ARP");
+  step(v1::PHASE_TARGET_DURABLE, r.durable_ms(), 0, "syncfs of the writable area (the container runs)");
 }
 
 // ---- COMMIT: the target runs it; the source copy goes ----

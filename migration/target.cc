@@ -353,6 +353,11 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   r.set_restore_ms(lap());
   if (auto s = host_.claimAddress(st->spec); !s.ok()) return fail(s);
   r.set_cutover_ms(lap());
+  // The source destroys its copy when this answer arrives (the commit
+  // point): the writable area must be on disk by then, not only in the
+  // page cache. The container already runs.
+  if (auto s = syncFilesystem(host_.rootfs(name)); !s.ok()) return fail(s);
+  r.set_durable_ms(lap());
   r.set_init_pid(host_.initPid(name));
   LXMIG_LOG(kInfo, kLog) << "restored " << name << " (migration " << id << ") in " << r.restore_ms() << " ms";
   return r;

@@ -63,6 +63,65 @@ Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, 
   return off;
 }
 
+// Sends a regular file's first `size` bytes: every block when `old` is
+// null, else only the blocks whose hash differs from `old` (or that lie
+// beyond it). Fills `hashes` with every block's.
+Status sendBlocks(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd,
+                  uint64_t size, const std::vector<uint64_t>* old, std::vector<uint64_t>& hashes,
+                  const ChunkSink& sink, const BytesCallback& onBytes) {
+  static_assert(kChunkBytes % kTreeBlockBytes == 0);
+  hashes.clear();
+  hashes.reserve(static_cast<size_t>((size + kTreeBlockBytes - 1) / kTreeBlockBytes));
+  auto send = [&](uint64_t off, std::string data) -> Status {
+    const uint64_t n = data.size();
+    v1::TransferChunk c;
+    c.set_migration_id(id);
+    c.set_area(area);
+    c.set_path(rel);
+    c.set_offset(off);
+    c.set_data(std::move(data));
+    if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    if (onBytes) onBytes(n);
+    return okStatus();
+  };
+  for (uint64_t off = 0; off < size;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, size - off));
+    std::string buf = takeBuffer(want);
+    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) {
+      recycleBuffer(std::move(buf));
+      continue;
+    }
+    if (n <= 0) {  // shrank while read: the receiver's copy is cut at `size`, the next pass sees the change
+      recycleBuffer(std::move(buf));
+      if (n < 0) return Status::fromErrno("read", rel);
+      break;
+    }
+    const size_t got = static_cast<size_t>(n);
+    buf.resize(got);
+    // Runs of changed blocks, as [begin, end) byte offsets in buf.
+    std::vector<std::pair<size_t, size_t>> runs;
+    for (size_t b = 0; b < got; b += kTreeBlockBytes) {
+      const size_t len = std::min<size_t>(kTreeBlockBytes, got - b);
+      const uint64_t h = XXH3_64bits(buf.data() + b, len);
+      const size_t index = hashes.size();
+      hashes.push_back(h);
+      if (old && index < old->size() && (*old)[index] == h) continue;
+      if (!runs.empty() && runs.back().second == b) runs.back().second = b + len;
+      else runs.emplace_back(b, b + len);
+    }
+    if (runs.size() == 1 && runs[0].first == 0 && runs[0].second == got) {
+      LXMIG_RETURN_IF_ERROR(send(off, std::move(buf)));  // all of it, without a copy
+    } else {
+      for (const auto& [b, e] : runs) LXMIG_RETURN_IF_ERROR(send(off + b, buf.substr(b, e - b)));
+      recycleBuffer(std::move(buf));
+    }
+    off += got;
+    if (got % kTreeBlockBytes != 0) break;  // a short read: blocks would no longer line up
+  }
+  return okStatus();
+}
+
 v1::TransferChunk metaChunk(const std::string& id, v1::TransferChunk::Area area, const std::string& rel,
                             const struct stat& st, v1::FileMeta::Type type, const std::string& link) {
   v1::TransferChunk c;
@@ -92,6 +151,9 @@ struct Walker {
   const std::vector<std::string>& first;
   Manifest now;
   dev_t dev = 0;
+  int64_t startedNs = 0;  // wall clock when the pass began
+  static constexpr int64_t kCoarseClockNs = 50'000'000;
+  static constexpr int64_t kUnsettled = INT64_MIN;
 
   std::string shown(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
 
@@ -101,8 +163,9 @@ struct Walker {
     return okStatus();
   }
 
-  // A file from its start, or from where a TailSender left it.
-  Status sendFile(const std::string& rel, int fd, const struct stat& st) {
+  // A file from where a TailSender left it; otherwise the blocks that
+  // differ from the previous pass's (all of them the first time).
+  Status sendFile(const std::string& rel, int fd, const struct stat& st, EntryState& es) {
     uint64_t from = 0;
     if (resume) {
       auto it = resume->find(rel);
@@ -111,21 +174,29 @@ struct Walker {
     if (from > static_cast<uint64_t>(st.st_size))
       return failedPrecondition("`" + shown(rel) + "` shrank while it was being sent");
     LXMIG_RETURN_IF_ERROR(sendMeta(rel, st, v1::FileMeta::REGULAR, ""));
-    return sendRange(id, area, rel, fd, from, UINT64_MAX, sink, onBytes).status();
+    if (from > 0) return sendRange(id, area, rel, fd, from, UINT64_MAX, sink, onBytes).status();
+    auto it = previous.find(rel);
+    const bool known = it != previous.end() && it->second.type == v1::FileMeta::REGULAR && !it->second.blocks.empty();
+    return sendBlocks(id, area, rel, fd, static_cast<uint64_t>(st.st_size), known ? &it->second.blocks : nullptr,
+                      es.blocks, sink, onBytes);
   }
 
-  static EntryState stateOf(const struct stat& st, v1::FileMeta::Type type) {
+  EntryState stateOf(const struct stat& st, v1::FileMeta::Type type) const {
     EntryState es;
     es.type = type;
     es.size = type == v1::FileMeta::DIRECTORY ? 0 : static_cast<uint64_t>(st.st_size);
     // Directory mtimes change with every file; their content is walked anyway.
     es.mtimeNs = type == v1::FileMeta::DIRECTORY ? 0 : int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    // A file changed within the last moments may change again with the same
+    // time (the kernel's clock for file times is coarse): it is looked at
+    // again next pass, whatever its time then.
+    if (type == v1::FileMeta::REGULAR && es.mtimeNs > startedNs - kCoarseClockNs) es.mtimeNs = kUnsettled;
     es.mode = st.st_mode;
     return es;
   }
   bool changed(const std::string& rel, const EntryState& es) const {
     auto it = previous.find(rel);
-    return it == previous.end() || !(it->second == es);
+    return it == previous.end() || es.mtimeNs == kUnsettled || !it->second.sameMeta(es);
   }
 
   // One entry of the directory `dirfd`. Whatever it is when opened (with
@@ -158,8 +229,13 @@ struct Walker {
     }
     if (S_ISREG(st.st_mode)) {
       EntryState es = stateOf(st, v1::FileMeta::REGULAR);
-      now[rel] = es;
-      return changed(rel, es) ? sendFile(rel, fd.get(), st) : okStatus();
+      if (changed(rel, es)) {
+        LXMIG_RETURN_IF_ERROR(sendFile(rel, fd.get(), st, es));
+      } else {
+        es.blocks = previous.at(rel).blocks;
+      }
+      now[rel] = std::move(es);
+      return okStatus();
     }
     if (!S_ISDIR(st.st_mode)) return okStatus();
     EntryState es = stateOf(st, v1::FileMeta::DIRECTORY);
@@ -219,7 +295,7 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
                           const std::map<std::string, uint64_t>* resume, const std::vector<std::string>& first) {
   struct stat st {};
   LXMIG_ASSIGN_OR_RETURN(UniqueFd rootFd, openRoot(root, &st));
-  Walker w{migrationId, area, root, previous, sink, onBytes, resume, first, {}, st.st_dev};
+  Walker w{migrationId, area, root, previous, sink, onBytes, resume, first, {}, st.st_dev, wallMs() * 1000000};
   // The root's own mode and owner first: CRIU checks the rootfs mode.
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
   LXMIG_RETURN_IF_ERROR(w.walk(rootFd.get(), "", 0));

@@ -85,6 +85,7 @@ class Source {
   Status awaitMemory();
   Status prepare();
   Status sync();
+  Status syncAgain(uint64_t* bytes);
   Status precopy();
   Status freeze();
   Status finalScan();

@@ -17,12 +17,21 @@
 
 namespace lxmig::transport {
 
+// A regular file is remembered block by block: a later pass over a file
+// whose size or time changed reads it again and sends only the blocks
+// whose hash changed (a database rewrites a few pages of a large file).
+constexpr uint64_t kTreeBlockBytes = 32 << 10;
+
 struct EntryState {
   int type = 0;  // v1::FileMeta::Type
   uint64_t size = 0;
   int64_t mtimeNs = 0;
   uint32_t mode = 0;
-  bool operator==(const EntryState&) const = default;
+  // XXH3 of each kTreeBlockBytes block as sent (regular files).
+  std::vector<uint64_t> blocks;
+  bool sameMeta(const EntryState& o) const {
+    return type == o.type && size == o.size && mtimeNs == o.mtimeNs && mode == o.mode;
+  }
 };
 using Manifest = std::map<std::string, EntryState>;
 
@@ -31,7 +40,9 @@ using ChunkSink = std::function<bool(v1::TransferChunk&)>;
 using BytesCallback = std::function<void(uint64_t)>;
 
 // Sends every entry of `root` that differs from `previous` (all of them when
-// it is empty) plus deletions, and returns the new manifest. Sockets and
+// it is empty) plus deletions, and returns the new manifest. Of a regular
+// file `previous` holds, only the blocks that changed travel (the receiver
+// writes in place). Sockets and
 // device nodes are skipped, and so are other filesystems mounted inside.
 // The tree may belong to a running container: it is walked through
 // directory fds, never following a link (a link is sent as a link), and an

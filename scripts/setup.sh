@@ -29,6 +29,8 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm
   # scripts/format.sh
   clang-format
+  # tests/integration/daemons_test.cc: real daemons under their own uid
+  postgresql-15 postgresql-client-15
 )
 
 missing=()
@@ -39,6 +41,11 @@ for p in "${PACKAGES[@]}"; do
 done
 if ((${#missing[@]})); then
   say "installing ${missing[*]}"
+  # PostgreSQL is a test workload run in containers: no cluster of the host's.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/lxmig-tests.conf
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

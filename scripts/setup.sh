@@ -30,7 +30,7 @@ PACKAGES=(
   # scripts/format.sh
   clang-format
   # tests/integration/daemons_test.cc: real daemons under their own uid
-  postgresql-15 postgresql-client-15
+  postgresql-15 postgresql-client-15 redis-server redis-tools
 )
 
 missing=()

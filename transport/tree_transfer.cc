@@ -23,6 +23,21 @@ constexpr uint64_t kPageBytes = 4096;  // the read that finds EOF
 // No file of a container is larger (the ext4 limit is 16 TiB).
 constexpr uint64_t kMaxFileBytes = uint64_t{1} << 44;
 
+// One data chunk of `rel` at `off`.
+Status sendData(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, uint64_t off,
+                std::string data, const ChunkSink& sink, const BytesCallback& onBytes) {
+  const uint64_t n = data.size();
+  v1::TransferChunk c;
+  c.set_migration_id(id);
+  c.set_area(area);
+  c.set_path(rel);
+  c.set_offset(off);
+  c.set_data(std::move(data));
+  if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+  if (onBytes) onBytes(n);
+  return okStatus();
+}
+
 // Sends bytes [from, to) of an open file (to = UINT64_MAX: until EOF) as
 // data chunks with a checksum each. Returns the offset reached.
 //
@@ -50,15 +65,8 @@ Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, 
       break;
     }
     buf.resize(static_cast<size_t>(n));
-    v1::TransferChunk c;
-    c.set_migration_id(id);
-    c.set_area(area);
-    c.set_path(rel);
-    c.set_offset(off);
-    c.set_data(std::move(buf));
-    if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
+    LXMIG_RETURN_IF_ERROR(sendData(id, area, rel, off, std::move(buf), sink, onBytes));
     off += static_cast<uint64_t>(n);
-    if (onBytes) onBytes(static_cast<uint64_t>(n));
   }
   return off;
 }
@@ -66,23 +74,14 @@ Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, 
 // Sends a regular file's first `size` bytes: every block when `old` is
 // null, else only the blocks whose hash differs from `old` (or that lie
 // beyond it). Fills `hashes` with every block's.
-Status sendBlocks(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd,
-                  uint64_t size, const std::vector<uint64_t>* old, std::vector<uint64_t>& hashes,
-                  const ChunkSink& sink, const BytesCallback& onBytes) {
+Status sendBlocks(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd, uint64_t size,
+                  const std::vector<uint64_t>* old, std::vector<uint64_t>& hashes, const ChunkSink& sink,
+                  const BytesCallback& onBytes) {
   static_assert(kChunkBytes % kTreeBlockBytes == 0);
   hashes.clear();
   hashes.reserve(static_cast<size_t>((size + kTreeBlockBytes - 1) / kTreeBlockBytes));
-  auto send = [&](uint64_t off, std::string data) -> Status {
-    const uint64_t n = data.size();
-    v1::TransferChunk c;
-    c.set_migration_id(id);
-    c.set_area(area);
-    c.set_path(rel);
-    c.set_offset(off);
-    c.set_data(std::move(data));
-    if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
-    if (onBytes) onBytes(n);
-    return okStatus();
+  auto send = [&](uint64_t off, std::string data) {
+    return sendData(id, area, rel, off, std::move(data), sink, onBytes);
   };
   for (uint64_t off = 0; off < size;) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, size - off));

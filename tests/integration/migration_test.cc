@@ -72,15 +72,7 @@ class MigrationTest : public ::testing::Test {
   // A failed test shows what the agents said (the test bed and its logs go
   // at the end of the suite).
   void TearDown() override {
-    if (!HasFailure()) return;
-    for (const char* n : {"n1", "n2"}) {
-      auto log = readFile(tb().runDir() + "/" + n + "/agent.log");
-      if (!log.ok()) continue;
-      auto lines = split(*log, '\n');
-      std::fprintf(stderr, "---- last lines of %s's agent log ----\n", n);
-      for (size_t i = lines.size() > 60 ? lines.size() - 60 : 0; i < lines.size(); ++i)
-        std::fprintf(stderr, "%s\n", lines[i].c_str());
-    }
+    if (HasFailure()) tb().printAgentLogs();
   }
 
   Testbed& tb() { return Testbed::get(); }
@@ -111,13 +103,7 @@ class MigrationTest : public ::testing::Test {
     EXPECT_EQ(c.code, 0) << "rm " << name << ": " << c.err;
   }
 
-  std::string nodeOf(const std::string& name) {
-    auto j = tb().lxmig({"--json", "ps"}).json();
-    if (!j.is_object()) return "";
-    for (const auto& c : j["containers"])
-      if (c["name"] == name) return c["node"];
-    return "";
-  }
+  std::string nodeOf(const std::string& name) { return tb().nodeOf(name); }
 
   // `lxmig ARGS` as an operator runs it at a terminal, interrupted with
   // Ctrl-C once `before` returns: its exit code and its stderr.

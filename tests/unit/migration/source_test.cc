@@ -62,10 +62,9 @@ TEST_F(SourceTest, CommitMovesTheContainerWithItsFilesAndNetwork) {
   EXPECT_TRUE(n2.find("web")->rules) << "its firewall chain was imported before it ran";
   EXPECT_TRUE(n1.called("forgetNet web"));
   EXPECT_GE(r.downtime_ms(), 0);
-  EXPECT_EQ(phases(r),
-            (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "net-export", "transfer", "restore",
-                                      "target-net-import", "target-restore", "target-network", "target-durable",
-                                              "commit"}));
+  EXPECT_EQ(phases(r), (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "net-export", "transfer",
+                                                 "restore", "target-net-import", "target-restore", "target-network",
+                                                 "target-durable", "commit"}));
   EXPECT_EQ(auditResult(n1, r.id()), "committed");
   EXPECT_EQ(auditResult(n2, r.id()), "committed");
   EXPECT_TRUE(listDir(n1.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n1";

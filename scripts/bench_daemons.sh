@@ -135,7 +135,8 @@ machine = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinf
                          capture_output=True, text=True).stdout.split("\n")
 json.dump({"machine": {"cpus": machine[0], "cpu": machine[1].strip(), "kernel": machine[2]},
            "summary": summary, "runs": rows}, open(sys.argv[2], "w"), indent=1)
-print(f"{'scale':>5} {'mode':<14} {'downtime':>9} {'longest tx':>10} {'before':>9} {'window':>9} {'failed tx':>9}  frozen window (ms)")
+print(f"{'scale':>5} {'mode':<14} {'downtime':>9} {'longest tx':>10} {'before':>9} {'window':>9} "
+      f"{'failed tx':>9}  frozen window (ms)")
 for s in summary:
     for m in ("pre_copy", "stop_and_copy"):
         b = s[m]

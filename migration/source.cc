@@ -283,10 +283,11 @@ Status Source::sync() {
   // Passes over what changed meanwhile (blocks of changed files), while
   // they shrink: the frozen window carries only the last pass's changes.
   int passes = 1;
-  for (uint64_t last = bytes; m.ok() && passes < kMaxTreePasses; ++passes) {
+  for (uint64_t last = bytes; m.ok() && passes < kMaxTreePasses;) {
     const uint64_t before = bytes;
     auto again = sendTree(*w, v1::TransferChunk::ROOTFS, root, *m, &bytes);
     m = std::move(again);
+    ++passes;
     const uint64_t now = bytes - before;
     if (now < kTreeSettledBytes || now > last / 2) break;
     last = now;

@@ -28,17 +28,27 @@ std::string roundDirName(int k) {
   return b;
 }
 
-// pagemap-<N>.img files of a directory (not pagemap-shmem-*).
-std::vector<std::pair<uint32_t, std::string>> pagemapsIn(const std::string& dir) {
-  std::vector<std::pair<uint32_t, std::string>> out;
+// The pagemaps of a directory by key: "<pid>" for pagemap-<pid>.img (a
+// process, pid inside the container), "shmem-<id>" for
+// pagemap-shmem-<id>.img (a shared memory object, CRIU's shmid).
+std::vector<std::pair<std::string, std::string>> pagemapsIn(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
   for (const auto& n : listDir(dir).value_or({})) {
     if (!startsWith(n, "pagemap-") || n.size() < 13 || n.substr(n.size() - 4) != ".img") continue;
-    // A name from the peer: a number out of range is not a pid's pagemap.
-    auto num = parseUint(n.substr(8, n.size() - 12), "pagemap number", 0, UINT32_MAX);
+    // A name from the peer: a number out of range names nothing.
+    const bool shmem = startsWith(n, "pagemap-shmem-");
+    const size_t from = shmem ? 14 : 8;
+    if (n.size() < from + 5) continue;
+    auto num = parseUint(n.substr(from, n.size() - from - 4), "pagemap number", 0, shmem ? UINT64_MAX : UINT32_MAX);
     if (!num.ok()) continue;
-    out.emplace_back(static_cast<uint32_t>(*num), dir + "/" + n);
+    out.emplace_back((shmem ? "shmem-" : "") + std::to_string(*num), dir + "/" + n);
   }
   return out;
+}
+
+// "pid 12" or "shared memory 3456", for messages.
+std::string describe(const std::string& key) {
+  return startsWith(key, "shmem-") ? "shared memory " + key.substr(6) : "pid " + key;
 }
 
 UniqueFd openOrFail(const std::string& path, int flags, Status& st) {
@@ -49,8 +59,8 @@ UniqueFd openOrFail(const std::string& path, int flags, Status& st) {
 
 }  // namespace
 
-std::string PageStore::flatPath(uint32_t vpid) const { return dir_ + "/store/flat-" + std::to_string(vpid) + ".img"; }
-std::string PageStore::extraPath(uint32_t vpid) const { return dir_ + "/store/extra-" + std::to_string(vpid) + ".img"; }
+std::string PageStore::flatPath(const std::string& key) const { return dir_ + "/store/flat-" + key + ".img"; }
+std::string PageStore::extraPath(const std::string& key) const { return dir_ + "/store/extra-" + key + ".img"; }
 
 uint64_t PageStore::flatOffset(const Proc& p, uint64_t addr) {
   auto it = p.layout.upper_bound(addr);
@@ -73,29 +83,29 @@ Status PageStore::applyRounds() {
 Status PageStore::applyRound(int k) {
   const std::string rd = dir_ + "/" + roundDirName(k);
   LXMIG_RETURN_IF_ERROR(makeDirs(dir_ + "/store", 0700));
-  for (const auto& [vpid, pmPath] : pagemapsIn(rd)) {
+  for (const auto& [key, pmPath] : pagemapsIn(rd)) {
     LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(pmPath));
     auto pm = parsePagemap(text);
     if (!pm.ok()) return pm.status().withContext(pmPath);
     const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
-    auto found = procs_.find(vpid);
+    auto found = procs_.find(key);
     if (found == procs_.end()) {
-      // First pages of this process: they are its flat store, as they are.
+      // First pages of this process (or object): its flat store, as they are.
       Proc p;
       for (const auto& e : pm->entries) {
         if (!(e.flags & kPePresent)) continue;
         p.layout[e.vaddr] = {e.vaddr + e.pages * kPageSize, p.layoutPages * kPageSize};
         p.layoutPages += e.pages;
       }
-      if (::rename(pages.c_str(), flatPath(vpid).c_str()) != 0) return Status::fromErrno("rename", pages);
-      procs_[vpid] = std::move(p);
+      if (::rename(pages.c_str(), flatPath(key).c_str()) != 0) return Status::fromErrno("rename", pages);
+      procs_[key] = std::move(p);
       continue;
     }
     Proc& p = found->second;
     Status st;
     UniqueFd in = openOrFail(pages, O_RDONLY, st);
-    UniqueFd flat = openOrFail(flatPath(vpid), O_WRONLY, st);
-    UniqueFd extra = openOrFail(extraPath(vpid), O_WRONLY | O_CREAT, st);
+    UniqueFd flat = openOrFail(flatPath(key), O_WRONLY, st);
+    UniqueFd extra = openOrFail(extraPath(key), O_WRONLY | O_CREAT, st);
     LXMIG_RETURN_IF_ERROR(st);
     uint64_t src = 0;
     for (const auto& e : pm->entries) {
@@ -105,14 +115,14 @@ Status PageStore::applyRound(int k) {
         if (off != UINT64_MAX) {
           auto seg = std::prev(p.layout.upper_bound(a));
           uint64_t end = std::min(seg->second.first, e.vaddr + e.pages * kPageSize);
-          LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), off, end - a, flatPath(vpid)));
+          LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), off, end - a, flatPath(key)));
           src += end - a;
           a = end;
           continue;
         }
         auto [it, fresh] = p.extra.try_emplace(a, p.extraSize);
         if (fresh) p.extraSize += kPageSize;
-        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, extra.get(), it->second, kPageSize, extraPath(vpid)));
+        LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, extra.get(), it->second, kPageSize, extraPath(key)));
         src += kPageSize;
         a += kPageSize;
       }
@@ -210,7 +220,8 @@ void addSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint6
 Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& predicted) {
   PrelayoutStats ps;
   for (const auto& [vpid, pages] : predicted) {
-    auto found = procs_.find(vpid);
+    const std::string key = std::to_string(vpid);
+    auto found = procs_.find(key);
     if (found == procs_.end() || pages.empty()) continue;
     Proc& p = found->second;
     Proc next;
@@ -238,12 +249,12 @@ Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& p
     // Pieces keep address order on both sides (a held page the prediction
     // does not name is simply not a piece), as relayout() requires.
     Status st;
-    UniqueFd flat = openOrFail(flatPath(vpid), O_RDWR, st);
+    UniqueFd flat = openOrFail(flatPath(key), O_RDWR, st);
     UniqueFd extra;
-    if (!p.extra.empty()) extra = openOrFail(extraPath(vpid), O_RDONLY, st);
+    if (!p.extra.empty()) extra = openOrFail(extraPath(key), O_RDONLY, st);
     if (st.ok()) {
       AssembleStats as;
-      st = relayout(flat.get(), flatPath(vpid), pieces, extra.get(), -1, "", as);
+      st = relayout(flat.get(), flatPath(key), pieces, extra.get(), -1, "", as);
       ps.movedBytes += as.movedBytes;
       ps.copiedBytes += as.copiedBytes;
     }
@@ -254,10 +265,10 @@ Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& p
     // The layout may end in holes: the file is as long as the predicted
     // pages file, so assemble() sees every piece in place.
     if (::ftruncate(flat.get(), static_cast<off_t>(out)) != 0) {
-      broken_ = Status::fromErrno("truncate", flatPath(vpid));
+      broken_ = Status::fromErrno("truncate", flatPath(key));
       return broken_;
     }
-    ::unlink(extraPath(vpid).c_str());
+    ::unlink(extraPath(key).c_str());
     p = std::move(next);
     ++ps.procs;
   }
@@ -268,7 +279,7 @@ Result<AssembleStats> PageStore::assemble() {
   LXMIG_RETURN_IF_ERROR(broken_);
   AssembleStats as;
   ::unlink((dir_ + "/parent").c_str());
-  for (const auto& [vpid, pmPath] : pagemapsIn(dir_)) {
+  for (const auto& [key, pmPath] : pagemapsIn(dir_)) {
     LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(pmPath));
     auto pmr = parsePagemap(text);
     if (!pmr.ok()) return pmr.status().withContext(pmPath);
@@ -281,9 +292,8 @@ Result<AssembleStats> PageStore::assemble() {
     }
     as.pages += total;
     if (!anyParent) continue;  // sent complete (the process was not tracked)
-    auto found = procs_.find(vpid);
-    if (found == procs_.end())
-      return internalError("pid " + std::to_string(vpid) + " has pages in PARENT but none in the store");
+    auto found = procs_.find(key);
+    if (found == procs_.end()) return internalError(describe(key) + " has pages in PARENT but none in the store");
     const Proc& p = found->second;
     const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
 
@@ -310,8 +320,7 @@ Result<AssembleStats> PageStore::assemble() {
         }
         auto x = p.extra.find(a);
         if (x == p.extra.end())
-          return internalError("page " + std::to_string(a) + " of pid " + std::to_string(vpid) +
-                               " is not in the store");
+          return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
         addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
         out += kPageSize;
         a += kPageSize;
@@ -330,20 +339,20 @@ Result<AssembleStats> PageStore::assemble() {
         if (e.flags & kPePresent)
           for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize)
             if (flatOffset(p, a) != UINT64_MAX) ++kept;
-      LXMIG_LOG(kInfo, "pagestore") << "pid " << vpid << ": pages file laid out anew in place (" << total
+      LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": pages file laid out anew in place (" << total
                                     << " pages; layout " << p.layoutPages << ", " << p.layoutPages - kept
                                     << " of them gone, " << total - kept << " pages new)";
     }
 
     Status st;
     UniqueFd delta = openOrFail(pagesPath, O_RDONLY, st);
-    UniqueFd flat = openOrFail(flatPath(vpid), O_RDWR, st);
+    UniqueFd flat = openOrFail(flatPath(key), O_RDWR, st);
     UniqueFd extra;
-    if (pathExists(extraPath(vpid))) extra = openOrFail(extraPath(vpid), O_RDONLY, st);
+    if (pathExists(extraPath(key))) extra = openOrFail(extraPath(key), O_RDONLY, st);
     LXMIG_RETURN_IF_ERROR(st);
-    LXMIG_RETURN_IF_ERROR(relayout(flat.get(), flatPath(vpid), pieces, extra.get(), delta.get(), pagesPath, as));
-    if (::rename(flatPath(vpid).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(vpid));
-    ::unlink(extraPath(vpid).c_str());
+    LXMIG_RETURN_IF_ERROR(relayout(flat.get(), flatPath(key), pieces, extra.get(), delta.get(), pagesPath, as));
+    if (::rename(flatPath(key).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(key));
+    ::unlink(extraPath(key).c_str());
     for (auto& e : pm.entries)
       if (e.flags & kPeParent) e.flags = (e.flags & ~kPeParent) | kPePresent;
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(pm), 0600));

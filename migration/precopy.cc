@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -100,6 +101,39 @@ class Emitter {
   const BytesCallback& onBytes_;
   uint64_t sent_ = 0;
 };
+
+// Page files of shared memory in a round directory are numbered from here
+// (a process's are its pid, always below).
+constexpr uint32_t kSharedPagesId = 0x80000000u;
+
+// The pages of `fd` (a shared memory object) below `size` that hold data
+// (SEEK_DATA/SEEK_HOLE: what CRIU dumps), read 1 MiB at a time: calls
+// page(offset, bytes of one page) for each.
+template <typename PageFn>
+Status forEachDataPage(int fd, const std::string& name, uint64_t size, std::vector<char>& buf, PageFn page) {
+  if (buf.size() < kReadBytes) buf.resize(kReadBytes);
+  for (uint64_t off = 0; off < size;) {
+    off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // no data beyond
+      return Status::fromErrno("seek data in", name);
+    }
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return Status::fromErrno("seek hole in", name);
+    const uint64_t end = std::min<uint64_t>((static_cast<uint64_t>(hole) + kPageSize - 1) / kPageSize * kPageSize,
+                                            (size + kPageSize - 1) / kPageSize * kPageSize);
+    for (uint64_t a = static_cast<uint64_t>(data) / kPageSize * kPageSize; a < end;) {
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, end - a));
+      ssize_t n = ::pread(fd, buf.data(), len, static_cast<off_t>(a));
+      if (n < 0) return Status::fromErrno("read", name);
+      std::fill(buf.begin() + n, buf.begin() + static_cast<ssize_t>(len), 0);  // a last partial page
+      for (size_t p = 0; p < len; p += kPageSize) LXMIG_RETURN_IF_ERROR(page(a + p, buf.data() + p));
+      a += len;
+    }
+    off = end;
+  }
+  return okStatus();
+}
 
 }  // namespace
 
@@ -487,6 +521,57 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-" + std::to_string(p->vpid) + ".img",
                                    serializePagemap(roundPagemap(static_cast<uint32_t>(p->vpid), described, sentNow))));
   }
+  // Shared memory: the pages whose content changed since they were sent,
+  // once per object, whichever processes map it.
+  auto pids = pids_();
+  auto objects = pids.ok() ? shmemObjects(*pids) : Result<std::map<uint64_t, std::string>>(pids.status());
+  if (!objects.ok()) return objects.status().withContext("shared memory of the container");
+  uint32_t pagesId = kSharedPagesId;
+  for (const auto& [shmid, opener] : *objects) {
+    UniqueFd fd(::open(opener.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) continue;  // its last user exited: the dump will not have it either
+    SharedObject& obj = shared_[shmid];
+    const std::string pages = dir + "/pages-" + std::to_string(pagesId) + ".img";
+    // The header announces at most the whole object; the one after the
+    // data says how much it was (the receiver cuts a file to its header's
+    // size when the next header comes: announcing less first would cut
+    // the data off).
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return Status::fromErrno("stat", opener);
+    LXMIG_RETURN_IF_ERROR(em.file(pages, (static_cast<uint64_t>(st.st_size) + kPageSize - 1) / kPageSize * kPageSize));
+    PageSet changed, present;
+    std::string chunk;
+    uint64_t off = 0;
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    Status sent = forEachDataPage(fd.get(), opener, size, buf_, [&](uint64_t a, const char* page) -> Status {
+      const uint64_t h = XXH3_64bits(page, kPageSize);
+      const size_t index = static_cast<size_t>(a / kPageSize);
+      present.add(a, a + kPageSize);
+      if (obj.hash.size() <= index) obj.hash.resize(index + 1);
+      if (obj.held.contains(a) && obj.hash[index] == h) return okStatus();
+      obj.hash[index] = h;
+      changed.add(a, a + kPageSize);
+      chunk.append(page, kPageSize);
+      if (chunk.size() < kChunkBytes) return okStatus();
+      const uint64_t n = chunk.size();
+      LXMIG_RETURN_IF_ERROR(em.data(pages, off, std::exchange(chunk, {})));
+      off += n;
+      return okStatus();
+    });
+    if (sent.ok() && !chunk.empty()) {
+      const uint64_t n = chunk.size();
+      sent = em.data(pages, off, std::move(chunk));
+      off += n;
+    }
+    LXMIG_RETURN_IF_ERROR(sent.withContext("shared memory " + std::to_string(shmid)));
+    LXMIG_RETURN_IF_ERROR(em.file(pages, off));
+    obj.held.intersect(present);  // pages that became holes are gone
+    for (const auto& r : changed.ranges()) obj.held.add(r);
+    rs.set_pages_sent(rs.pages_sent() + off / kPageSize);
+    LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-shmem-" + std::to_string(shmid) + ".img",
+                                   serializePagemap(roundPagemap(pagesId, obj.held, changed))));
+    ++pagesId;
+  }
   const int64_t tEnd = monotonicNs();
   LXMIG_LOG(kDebug, kLog) << "round " << roundsDone_ << ": " << em.sent() << " bytes, read " << readNs / 1000000
                           << " ms, send " << sendNs / 1000000 << " ms, total " << (tEnd - tSend) / 1000000 << " ms";
@@ -525,17 +610,6 @@ std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
   }
   return out;
 }
-
-namespace {
-
-uint64_t presentPagesOf(const std::vector<PagemapEntry>& entries) {
-  uint64_t n = 0;
-  for (const auto& e : entries)
-    if (e.flags & kPePresent) n += e.pages;
-  return n;
-}
-
-}  // namespace
 
 // Writes the present pages of `entries`, read from `src` at their
 // addresses (a process's /proc/PID/mem, or a shared memory object at its
@@ -612,8 +686,26 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
       return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
     UniqueFd in(::open(obj->second.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return Status::fromErrno("open shared memory " + name + " as", obj->second);
-    LXMIG_RETURN_IF_ERROR(readPagesInto(in.get(), obj->second, pm->entries, pagesPath));
-    fs.deltaPages += presentPagesOf(pm->entries);
+    // Pages whose content is still what the target holds become PARENT;
+    // the others are read into the delta.
+    PageSet same;
+    struct stat st {};
+    if (::fstat(in.get(), &st) != 0) return Status::fromErrno("stat", obj->second);
+    if (auto held = shared_.find(*shmid); held != shared_.end()) {
+      const SharedObject& so = held->second;
+      const uint64_t size = static_cast<uint64_t>(st.st_size);
+      LXMIG_RETURN_IF_ERROR(forEachDataPage(in.get(), obj->second, size, buf_, [&](uint64_t a, const char* page) {
+        const size_t index = static_cast<size_t>(a / kPageSize);
+        if (so.held.contains(a) && index < so.hash.size() && so.hash[index] == XXH3_64bits(page, kPageSize))
+          same.add(a, a + kPageSize);
+        return okStatus();
+      }));
+    }
+    PagemapRewrite rw = rewritePagemap(*pm, same);
+    LXMIG_RETURN_IF_ERROR(readPagesInto(in.get(), obj->second, rw.pagemap.entries, pagesPath));
+    LXMIG_RETURN_IF_ERROR(writeFileAtomic(sp, serializePagemap(rw.pagemap), 0600));
+    fs.parentPages += rw.parentPages;
+    fs.deltaPages += rw.presentPages;
   }
 
   for (const auto& [vpid, pmPath] : pagemaps) {

@@ -1,7 +1,9 @@
 // Source side of iterative pre-copy (DESIGN.md, "A migration", SYNC and
 // FINAL). While the container runs, each round sends the pages written since
 // the previous one, read with process_vm_readv and keyed by (pid inside the
-// container, address). Each round arrives on the target as CRIU-format
+// container, address), and the pages of shared memory objects (memfd,
+// shared anonymous mappings) whose content changed, keyed by (shmid,
+// offset) and sent once for all the processes that map them. Each round arrives on the target as CRIU-format
 // files rounds/NNNN/{pagemap,pages}-<vpid>.img, which the target folds into
 // its page store (page_store.h). After the freeze and the CRIU dump,
 // rewriteDump() marks every page the target holds PARENT in CRIU's own
@@ -89,6 +91,17 @@ class PreCopy {
   int roundsDone() const { return roundsDone_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
 
+  // A shared memory object (shmemObjects()) as the target holds it: the
+  // pages sent (offsets) and the XXH3 of each as sent, by page number.
+  // Shared memory is compared by content, not tracked: a write through any
+  // process's mapping, through a memfd's fd or through map_files is seen
+  // alike, at the cost of reading the object once per round (and once in
+  // the frozen window).
+  struct SharedObject {
+    tracking::PageSet held;
+    std::vector<uint64_t> hash;
+  };
+
  private:
   struct Proc {
     pid_t pid = 0;
@@ -111,6 +124,7 @@ class PreCopy {
   PreCopyOptions opts_;
   PidLister pids_;
   std::map<pid_t, std::unique_ptr<Proc>> procs_;  // by host pid
+  std::map<uint64_t, SharedObject> shared_;       // by CRIU's shmid
   std::vector<std::string> warnings_;
   int roundsDone_ = 0;
   int64_t lastScanNs_ = 0;

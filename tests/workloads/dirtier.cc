@@ -26,7 +26,7 @@
 // --strict-child: a child process in seccomp strict mode, blocked in read()
 //   (nothing can be injected into it)
 // --shared: the footprint is shared anonymous memory (CRIU dumps it as
-//   shmem, which pre-copy does not watch: always sent after the freeze)
+//   shmem, which pre-copy compares page by page by content)
 //
 // Commands (one line per TCP connection, one line back):
 //   VERIFY -> "ok writes=N" | "BAD region=R expected=X actual=Y"

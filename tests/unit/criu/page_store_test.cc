@@ -93,6 +93,50 @@ TEST_F(PageStoreTest, FastPathWritesDeltaIntoTheFlatStore) {
   EXPECT_FALSE(pathExists(dir() + "/rounds"));
 }
 
+TEST_F(PageStoreTest, SharedMemoryIsKeptApartFromTheProcessOfTheSameNumber) {
+  PageStore st(dir());
+  // Process 7 and shared memory object 7 (offsets, not addresses), in the
+  // same round directory under different page files.
+  round(0, 7, {{0, 'p'}, {1, 'q'}});
+  write("rounds/0000/pages-2147483648.img", page('a') + page('b') + page('c'));
+  PageSet sent;
+  sent.add(0, 3 * P);
+  write("rounds/0000/pagemap-shmem-7.img", serializePagemap(roundPagemap(2147483648u, sent, sent)));
+  ASSERT_TRUE(st.applyRounds().ok());
+  write("rounds/0001/pages-2147483648.img", page('B'));
+  PageSet changed;
+  changed.add(P, 2 * P);
+  write("rounds/0001/pagemap-shmem-7.img", serializePagemap(roundPagemap(2147483648u, sent, changed)));
+  ASSERT_TRUE(st.applyRounds().ok());
+  // The dump: the process unchanged; of the object, offset 2 changed
+  // again (sent now), 0 and 1 held.
+  dump(7, 1, {{0, 2, kPeParent}}, "");
+  Pagemap shm;
+  shm.pagesId = 2;
+  shm.entries = {{0, 2, kPeParent}, {2 * P, 1, kPePresent}};
+  write("pagemap-shmem-7.img", serializePagemap(shm));
+  write("pages-2.img", page('C'));
+  auto as = st.assemble();
+  ASSERT_TRUE(as.ok()) << as.status().toString();
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-1.img")), "pq");
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBC");
+  auto out = parsePagemap(*readFile(dir() + "/pagemap-shmem-7.img"));
+  ASSERT_TRUE(out.ok());
+  for (const auto& e : out->entries) EXPECT_EQ(e.flags, kPePresent) << "no PARENT left";
+}
+
+TEST_F(PageStoreTest, SharedMemoryInParentThatTheStoreLacksIsAnError) {
+  PageStore st(dir());
+  Pagemap shm;
+  shm.pagesId = 3;
+  shm.entries = {{0, 1, kPeParent}};
+  write("pagemap-shmem-99.img", serializePagemap(shm));
+  write("pages-3.img", "");
+  auto as = st.assemble();
+  ASSERT_FALSE(as.ok());
+  EXPECT_NE(as.status().message().find("shared memory 99"), std::string::npos) << as.status().toString();
+}
+
 TEST_F(PageStoreTest, ChangedPageSetIsRebuiltFromThePieces) {
   PageStore st(dir());
   round(0, 5, {{1, 'a'}, {2, 'b'}});

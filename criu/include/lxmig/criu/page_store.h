@@ -1,6 +1,7 @@
 // Target side of pre-copy: the pages received in rounds, kept so that the
 // final CRIU images can be completed without copying memory in the frozen
-// window.
+// window. Shared memory objects are kept the same way as processes, under
+// their pagemap's name (pagemap-shmem-<id>.img, addresses being offsets).
 //
 // Round 0 brings every present page of each process in address order: its
 // pages file becomes the process's flat store (store/flat-<vpid>.img) and
@@ -81,11 +82,13 @@ class PageStore {
                          const std::string& deltaName, AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.
   static uint64_t flatOffset(const Proc& p, uint64_t addr);
-  std::string flatPath(uint32_t vpid) const;
-  std::string extraPath(uint32_t vpid) const;
+  std::string flatPath(const std::string& key) const;
+  std::string extraPath(const std::string& key) const;
 
   std::string dir_;
-  std::map<uint32_t, Proc> procs_;
+  // By "<pid>" (a process, pid inside the container) or "shmem-<id>" (a
+  // shared memory object by CRIU's shmid: addresses are offsets in it).
+  std::map<std::string, Proc> procs_;
   Status broken_;  // a prelayout() that failed halfway
   int nextRound_ = 0;
 };

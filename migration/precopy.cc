@@ -106,12 +106,12 @@ class Emitter {
 // (a process's are its pid, always below).
 constexpr uint32_t kSharedPagesId = 0x80000000u;
 
-// The pages of `fd` (a shared memory object) below `size` that hold data
-// (SEEK_DATA/SEEK_HOLE: what CRIU dumps), read 1 MiB at a time: calls
-// page(offset, bytes of one page) for each.
-template <typename PageFn>
-Status forEachDataPage(int fd, const std::string& name, uint64_t size, std::vector<char>& buf, PageFn page) {
-  if (buf.size() < kReadBytes) buf.resize(kReadBytes);
+// Calls extent(first, end) for each stretch of whole pages of `fd` (a
+// shared memory object) below `size` that holds data (SEEK_DATA and
+// SEEK_HOLE: the pages CRIU dumps).
+template <typename ExtentFn>
+Status forEachExtent(int fd, const std::string& name, uint64_t size, ExtentFn extent) {
+  const uint64_t last = (size + kPageSize - 1) / kPageSize * kPageSize;
   for (uint64_t off = 0; off < size;) {
     off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
     if (data < 0) {
@@ -120,9 +120,32 @@ Status forEachDataPage(int fd, const std::string& name, uint64_t size, std::vect
     }
     off_t hole = ::lseek(fd, data, SEEK_HOLE);
     if (hole < 0) return Status::fromErrno("seek hole in", name);
-    const uint64_t end = std::min<uint64_t>((static_cast<uint64_t>(hole) + kPageSize - 1) / kPageSize * kPageSize,
-                                            (size + kPageSize - 1) / kPageSize * kPageSize);
-    for (uint64_t a = static_cast<uint64_t>(data) / kPageSize * kPageSize; a < end;) {
+    const uint64_t first = static_cast<uint64_t>(data) / kPageSize * kPageSize;
+    const uint64_t end =
+        std::min<uint64_t>((static_cast<uint64_t>(hole) + kPageSize - 1) / kPageSize * kPageSize, last);
+    if (end > first) LXMIG_RETURN_IF_ERROR(extent(first, end));
+    off = std::max(end, first + kPageSize);
+  }
+  return okStatus();
+}
+
+// Bytes of the object's data extents below `size`.
+Result<uint64_t> dataBytes(int fd, const std::string& name, uint64_t size) {
+  uint64_t total = 0;
+  LXMIG_RETURN_IF_ERROR(forEachExtent(fd, name, size, [&](uint64_t first, uint64_t end) {
+    total += end - first;
+    return okStatus();
+  }));
+  return total;
+}
+
+// Reads the object's data pages below `size` 1 MiB at a time and calls
+// page(offset, bytes of one page) for each.
+template <typename PageFn>
+Status forEachDataPage(int fd, const std::string& name, uint64_t size, std::vector<char>& buf, PageFn page) {
+  if (buf.size() < kReadBytes) buf.resize(kReadBytes);
+  return forEachExtent(fd, name, size, [&](uint64_t first, uint64_t end) -> Status {
+    for (uint64_t a = first; a < end;) {
       const size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, end - a));
       ssize_t n = ::pread(fd, buf.data(), len, static_cast<off_t>(a));
       if (n < 0) return Status::fromErrno("read", name);
@@ -130,9 +153,8 @@ Status forEachDataPage(int fd, const std::string& name, uint64_t size, std::vect
       for (size_t p = 0; p < len; p += kPageSize) LXMIG_RETURN_IF_ERROR(page(a + p, buf.data() + p));
       a += len;
     }
-    off = end;
-  }
-  return okStatus();
+    return okStatus();
+  });
 }
 
 }  // namespace
@@ -532,24 +554,29 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     if (!fd) continue;  // its last user exited: the dump will not have it either
     SharedObject& obj = shared_[shmid];
     const std::string pages = dir + "/pages-" + std::to_string(pagesId) + ".img";
-    // The header announces at most the whole object; the one after the
-    // data says how much it was (the receiver cuts a file to its header's
-    // size when the next header comes: announcing less first would cut
-    // the data off).
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return Status::fromErrno("stat", opener);
-    LXMIG_RETURN_IF_ERROR(em.file(pages, (static_cast<uint64_t>(st.st_size) + kPageSize - 1) / kPageSize * kPageSize));
-    PageSet changed, present;
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    // The header announces at most the object's data (its extents now);
+    // the one after the data says how much it was. The receiver cuts a
+    // file to its header's size when the next header comes, so the data
+    // sent stays within the first announcement.
+    LXMIG_ASSIGN_OR_RETURN(const uint64_t bound, dataBytes(fd.get(), opener, size));
+    LXMIG_RETURN_IF_ERROR(em.file(pages, bound));
+    std::vector<std::pair<uint64_t, uint64_t>> now;  // the new obj.pages
+    size_t j = 0;                                    // cursor in obj.pages
+    PageSet changed;
     std::string chunk;
     uint64_t off = 0;
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
     Status sent = forEachDataPage(fd.get(), opener, size, buf_, [&](uint64_t a, const char* page) -> Status {
       const uint64_t h = XXH3_64bits(page, kPageSize);
-      const size_t index = static_cast<size_t>(a / kPageSize);
-      present.add(a, a + kPageSize);
-      if (obj.hash.size() <= index) obj.hash.resize(index + 1);
-      if (obj.held.contains(a) && obj.hash[index] == h) return okStatus();
-      obj.hash[index] = h;
+      while (j < obj.pages.size() && obj.pages[j].first < a) ++j;
+      if (j < obj.pages.size() && obj.pages[j] == std::make_pair(a, h)) {
+        now.emplace_back(a, h);  // the target holds it as it is
+        return okStatus();
+      }
+      if (off + chunk.size() + kPageSize > bound) return okStatus();  // appeared since: next round
+      now.emplace_back(a, h);
       changed.add(a, a + kPageSize);
       chunk.append(page, kPageSize);
       if (chunk.size() < kChunkBytes) return okStatus();
@@ -565,11 +592,13 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     }
     LXMIG_RETURN_IF_ERROR(sent.withContext("shared memory " + std::to_string(shmid)));
     LXMIG_RETURN_IF_ERROR(em.file(pages, off));
-    obj.held.intersect(present);  // pages that became holes are gone
-    for (const auto& r : changed.ranges()) obj.held.add(r);
+    // Pages that became holes or failed to go are no longer counted on.
+    obj.pages = std::move(now);
+    PageSet held;
+    for (const auto& pg : obj.pages) held.add(pg.first, pg.first + kPageSize);
     rs.set_pages_sent(rs.pages_sent() + off / kPageSize);
     LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-shmem-" + std::to_string(shmid) + ".img",
-                                   serializePagemap(roundPagemap(pagesId, obj.held, changed))));
+                                   serializePagemap(roundPagemap(pagesId, held, changed))));
     ++pagesId;
   }
   const int64_t tEnd = monotonicNs();
@@ -692,11 +721,12 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     struct stat st {};
     if (::fstat(in.get(), &st) != 0) return Status::fromErrno("stat", obj->second);
     if (auto held = shared_.find(*shmid); held != shared_.end()) {
-      const SharedObject& so = held->second;
+      const auto& sent = held->second.pages;
+      size_t j = 0;
       const uint64_t size = static_cast<uint64_t>(st.st_size);
       LXMIG_RETURN_IF_ERROR(forEachDataPage(in.get(), obj->second, size, buf_, [&](uint64_t a, const char* page) {
-        const size_t index = static_cast<size_t>(a / kPageSize);
-        if (so.held.contains(a) && index < so.hash.size() && so.hash[index] == XXH3_64bits(page, kPageSize))
+        while (j < sent.size() && sent[j].first < a) ++j;
+        if (j < sent.size() && sent[j].first == a && sent[j].second == XXH3_64bits(page, kPageSize))
           same.add(a, a + kPageSize);
         return okStatus();
       }));

@@ -91,15 +91,15 @@ class PreCopy {
   int roundsDone() const { return roundsDone_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
 
-  // A shared memory object (shmemObjects()) as the target holds it: the
-  // pages sent (offsets) and the XXH3 of each as sent, by page number.
-  // Shared memory is compared by content, not tracked: a write through any
+  // A shared memory object (shmemObjects()) as the target holds it: each
+  // page sent, by offset in offset order, with the XXH3 of its content as
+  // sent (16 bytes per page of data, however sparse the object). Shared
+  // memory is compared by content, not tracked: a write through any
   // process's mapping, through a memfd's fd or through map_files is seen
   // alike, at the cost of reading the object once per round (and once in
   // the frozen window).
   struct SharedObject {
-    tracking::PageSet held;
-    std::vector<uint64_t> hash;
+    std::vector<std::pair<uint64_t, uint64_t>> pages;
   };
 
  private:

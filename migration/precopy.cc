@@ -194,10 +194,17 @@ dev_t shmemDevice() {
 
 // The object behind `path` (a /proc magic link) when it lives on the shmem
 // device: its inode, CRIU's shmid.
+// Nothing else is opened: a name is the container's choice, and opening a
+// device or a FIFO it maps or holds could do something.
 std::optional<uint64_t> shmemInode(const std::string& path) {
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0 || !S_ISREG(before.st_mode) || before.st_dev != shmemDevice())
+    return std::nullopt;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != shmemDevice()) return std::nullopt;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != shmemDevice() ||
+      st.st_ino != before.st_ino)
+    return std::nullopt;
   return static_cast<uint64_t>(st.st_ino);
 }
 

@@ -357,7 +357,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
   // CRIU numbers page files 1, 2, ... as it dumps the tasks and the memfd
   // files and shared anonymous memory they use, and SysV segments last
-  // (migration::pageFilesBeforeSysv counts the former).
+  // (migration::PreCopy::pageFilesBeforeSysv counts the former).
   for (int k = 1; k <= discardPages; ++k) {
     std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
     if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);

@@ -240,11 +240,6 @@ Result<std::map<uint64_t, std::string>> shmemObjects(const std::vector<pid_t>& p
   return out;
 }
 
-size_t pageFilesBeforeSysv(const std::vector<pid_t>& pids) {
-  auto objects = shmemObjects(pids);
-  return pids.size() + (objects.ok() ? objects->size() : 0);
-}
-
 Result<PidIdentity> pidIdentity(pid_t pid) {
   const std::string p = "/proc/" + std::to_string(pid);
   auto status = readFile(p + "/status");
@@ -647,6 +642,15 @@ std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
   return out;
 }
 
+size_t PreCopy::pageFilesBeforeSysv() {
+  auto pids = pids_();
+  if (!pids.ok()) return 0;
+  auto objects = shmemObjects(*pids);
+  if (!objects.ok()) return pids->size();
+  frozenObjects_ = std::move(*objects);
+  return pids->size() + frozenObjects_->size();
+}
+
 // Writes the present pages of `entries`, read from `src` at their
 // addresses (a process's /proc/PID/mem, or a shared memory object at its
 // offsets), to `out`; without `out`, to a new file that takes the place of
@@ -702,7 +706,6 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
   // back from the object itself, through a frozen process that maps or
   // holds it. A page file of a SysV segment is never discarded (they come
   // last); one found discarded means the numbering was not as expected.
-  std::optional<std::map<uint64_t, std::string>> objects;
   for (const auto& sp : shmemPagemaps) {
     auto text = readFile(sp);
     auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
@@ -711,14 +714,15 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     if (!isDiscarded(pagesPath)) continue;
     const std::string name = sp.substr(sp.rfind('/') + 1);
     auto shmid = parseUint(name.substr(14, name.size() - 18), "shmid", 1, UINT64_MAX);
-    if (!objects) {
+    if (!frozenObjects_) {  // the dump discarded nothing of ours: found now
       auto pids = pids_();
       if (!pids.ok()) return pids.status();
       LXMIG_ASSIGN_OR_RETURN(auto found, shmemObjects(*pids));
-      objects = std::move(found);
+      frozenObjects_ = std::move(found);
     }
-    auto obj = shmid.ok() ? objects->find(*shmid) : objects->end();
-    if (obj == objects->end())
+    const auto& objects = *frozenObjects_;
+    auto obj = shmid.ok() ? objects.find(*shmid) : objects.end();
+    if (obj == objects.end())
       return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
     UniqueFd in(::open(obj->second.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return Status::fromErrno("open shared memory " + name + " as", obj->second);

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,12 @@ class PreCopy {
   // FailedPrecondition when the dump does not look as expected (then dump
   // again without discarding).
   Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
+  // With the container frozen, before the dump: how many page files CRIU
+  // will number before SysV shared memory (one per process and one per
+  // object of shmemObjects(), which rewriteDump() then reuses). Each may be
+  // discarded (LxcHost::dump) and is rebuilt by rewriteDump(). 0 when the
+  // container's processes cannot be listed.
+  size_t pageFilesBeforeSysv();
   // Removes write-protection and fds from every process. Idempotent.
   void disarm();
 
@@ -125,6 +132,9 @@ class PreCopy {
   PidLister pids_;
   std::map<pid_t, std::unique_ptr<Proc>> procs_;  // by host pid
   std::map<uint64_t, SharedObject> shared_;       // by CRIU's shmid
+  // shmemObjects() of the frozen container, found once for the dump and
+  // its rewrite.
+  std::optional<std::map<uint64_t, std::string>> frozenObjects_;
   std::vector<std::string> warnings_;
   int roundsDone_ = 0;
   int64_t lastScanNs_ = 0;
@@ -143,11 +153,6 @@ bool isDiscarded(const std::string& path);
 // CRIU's shmid (their inode): a /proc path that opens the object itself,
 // through a mapping (map_files) or an fd of one of `pids`.
 Result<std::map<uint64_t, std::string>> shmemObjects(const std::vector<pid_t>& pids);
-
-// How many page files CRIU numbers before SysV shared memory when it dumps
-// `pids`: one per process and one per object of shmemObjects(). Each may
-// be discarded (LxcHost::dump) and rebuilt by rewriteDump().
-size_t pageFilesBeforeSysv(const std::vector<pid_t>& pids);
 
 // Host pid -> pid in its innermost pid namespace and start time.
 struct PidIdentity {

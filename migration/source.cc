@@ -470,9 +470,7 @@ Status Source::dump() {
   Status st = ensureFrozen();
   // Pre-copy: CRIU need not write the processes' memory (most of it is on
   // the target already); rewrite() reads the rest from the frozen processes.
-  int discard = 0;
-  if (pc_)
-    if (auto pids = ctx_.host.pids(spec_.name); pids.ok()) discard = static_cast<int>(pageFilesBeforeSysv(*pids));
+  const int discard = pc_ && st.ok() ? static_cast<int>(pc_->pageFilesBeforeSysv()) : 0;
   if (st.ok()) {
     std::atomic<bool> done{false};
     localWork_ = true;

@@ -9,6 +9,7 @@
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/node/doctor.h"
+#include "lxmig/store/audit_query.h"
 
 namespace lxmig::agent {
 
@@ -222,6 +223,47 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest* req,
+                                      v1::AuditQueryReply* rep) {
+  store::QueryLimits limits;
+  if (req->timeout_ms() != 0) limits.timeoutMs = req->timeout_ms();
+  if (req->max_rows() != 0) limits.maxRows = req->max_rows() > store::QueryLimits::kMaxRows ? 0 : req->max_rows();
+  if (Status st = limits.check(); !st.ok()) return toGrpc(st);
+  // The peer gets the query's own time and some for the way.
+  const int seconds = static_cast<int>(limits.timeoutMs / 1000) + 10;
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::AuditQuery, seconds);
+  auto q = store::AuditQuery::open(node_.config().stateDir + "/audit.db");
+  if (!q.ok()) return toGrpc(q.status());
+  auto rows = (*q)->run(req->sql(), limits);
+  if (!rows.ok()) return toGrpc(rows.status());
+  for (const auto& c : rows->columns) rep->add_columns(c);
+  for (const auto& row : rows->rows) {
+    auto* out = rep->add_rows();
+    for (const auto& c : row) {
+      auto* cell = out->add_cells();
+      switch (c.kind) {
+        case store::Cell::Kind::kNull:
+          break;
+        case store::Cell::Kind::kInteger:
+          cell->set_integer(c.integer);
+          break;
+        case store::Cell::Kind::kReal:
+          cell->set_real(c.real);
+          break;
+        case store::Cell::Kind::kText:
+          cell->set_text(c.text);
+          break;
+        case store::Cell::Kind::kBlob:
+          cell->set_blob(c.text);
+          break;
+      }
+    }
+  }
+  rep->set_truncated(rows->truncated);
+  rep->set_elapsed_ms(rows->elapsedMs);
+  return grpc::Status::OK;
+}
+
 // ---- the peer service ----
 
 namespace {
@@ -285,6 +327,7 @@ LXMIG_PEER_READ(GetMigration, GetMigrationRequest, MigrationReport)
 LXMIG_PEER_READ(Devices, DevicesRequest, DevicesReply)
 LXMIG_PEER_READ(Doctor, DoctorRequest, DoctorReply)
 LXMIG_PEER_READ(Groups, GroupsRequest, GroupsReply)
+LXMIG_PEER_READ(AuditQuery, AuditQueryRequest, AuditQueryReply)
 LXMIG_PEER_FORWARDED(RunContainer, RunContainerRequest, ContainerInfo, "run " + req->name())
 LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerReply, "rm " + req->name())
 LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())

@@ -49,6 +49,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
+  grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
@@ -70,6 +71,7 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
+  grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
   grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest*, v1::DevicesReply*) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
   grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "schema_steps.h"
+#include "sqlite_util.h"
 
 namespace lxmig::store {
 namespace {
@@ -13,80 +14,6 @@ namespace {
 int64_t wallNowMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-Status sqlError(sqlite3* db, std::string_view what, std::string_view object) {
-  std::string msg(what);
-  if (!object.empty()) msg += " `" + std::string(object) + "`";
-  msg += ": ";
-  msg += db ? ::sqlite3_errmsg(db) : "out of memory";
-  int rc = db ? ::sqlite3_extended_errcode(db) : SQLITE_NOMEM;
-  switch (rc & 0xff) {
-    case SQLITE_FULL:
-      return {Code::kResourceExhausted, msg};
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return {Code::kUnavailable, msg};
-    case SQLITE_CONSTRAINT:
-      return {Code::kAlreadyExists, msg};
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return {Code::kPermissionDenied, msg};
-    default:
-      return {Code::kInternal, msg};
-  }
-}
-
-// A prepared statement that finalizes itself; binds by 1-based index.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = ::sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
-  ~Stmt() { ::sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Status prepared(std::string_view what) const {
-    return rc_ == SQLITE_OK ? okStatus() : sqlError(db_, "prepare", what);
-  }
-  Stmt& bind(int i, const std::string& s) {
-    ::sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    ::sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  Stmt& bind(int i, double v) {
-    ::sqlite3_bind_double(st_, i, v);
-    return *this;
-  }
-  Stmt& bindNull(int i) {
-    ::sqlite3_bind_null(st_, i);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int step() { return ::sqlite3_step(st_); }
-  int64_t i64(int col) const { return ::sqlite3_column_int64(st_, col); }
-  double f64(int col) const { return ::sqlite3_column_double(st_, col); }
-  std::string text(int col) const {
-    auto* p = reinterpret_cast<const char*>(::sqlite3_column_text(st_, col));
-    return p ? std::string(p, ::sqlite3_column_bytes(st_, col)) : std::string();
-  }
-  sqlite3_stmt* raw() const { return st_; }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-  int rc_;
-};
-
-Status exec(sqlite3* db, const char* sql, std::string_view what) {
-  char* err = nullptr;
-  if (::sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return okStatus();
-  Status st = sqlError(db, what, "");
-  ::sqlite3_free(err);
-  return st;
 }
 
 constexpr const char* kMigrationColumns =
@@ -370,22 +297,20 @@ Result<std::vector<NodeEvent>> AuditLog::nodeEvents(int limit) const {
   return out;
 }
 
-Result<QueryResult> AuditLog::query(const std::string& sql) const {
+Status AuditLog::addDecision(const DecisionRecord& d) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, sql.c_str());
-  LXMIG_RETURN_IF_ERROR(s.prepared("query"));
-  if (!::sqlite3_stmt_readonly(s.raw())) return invalidArgument("audit queries are read-only");
-  QueryResult out;
-  int n = ::sqlite3_column_count(s.raw());
-  for (int i = 0; i < n; ++i) out.columns.emplace_back(::sqlite3_column_name(s.raw(), i));
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    std::vector<std::string> row;
-    for (int i = 0; i < n; ++i) row.push_back(s.text(i));
-    out.rows.push_back(std::move(row));
-  }
-  if (rc != SQLITE_DONE) return sqlError(db_, "query", "");
-  return out;
+  Stmt s(db_,
+         "INSERT INTO decisions(at_ms, container, from_node, to_node, action, reason, score_before, score_after, "
+         "migration_id) VALUES(?,?,?,?,?,?,?,?,?)");
+  LXMIG_RETURN_IF_ERROR(s.prepared("insert decision"));
+  s.bind(1, d.atMs ? d.atMs : wallNowMs()).bind(2, d.container).bind(3, d.fromNode).bind(4, d.toNode);
+  s.bind(5, d.action).bind(6, d.reason).bind(9, d.migrationId);
+  if (d.scoreBefore) s.bind(7, *d.scoreBefore);
+  else s.bindNull(7);
+  if (d.scoreAfter) s.bind(8, *d.scoreAfter);
+  else s.bindNull(8);
+  if (s.step() != SQLITE_DONE) return sqlError(db_, "record decision about", d.container);
+  return okStatus();
 }
 
 Result<int> AuditLog::failInterrupted(int64_t nowMs) {

@@ -1,6 +1,8 @@
-// `lxmig audit list|show`: the migration history kept by each node's agent.
-// A migration is recorded by its source and, as "incoming", by its target:
-// the list shows each once, and show prefers the source's full record.
+// `lxmig audit list|show|query|views`: the history kept by each node's
+// agent. A migration is recorded by its source and, as "incoming", by its
+// target: the list shows each once, and show prefers the source's full
+// record. `query` runs read-only SQL over the audit views on one node or
+// all (docs/audit.md).
 #include <algorithm>
 #include <iostream>
 
@@ -9,13 +11,24 @@
 #include "lxmig/proto/vocabulary.h"
 #include "output/json.h"
 #include "output/report.h"
+#include "output/rows.h"
 #include "output/table.h"
 
 namespace lxmig::cli {
 namespace {
 
+struct QueryOptions {
+  std::string sql, merge;
+  bool all = false, csv = false;
+  int64_t timeoutMs = store::QueryLimits{}.timeoutMs;
+  uint64_t limit = store::QueryLimits{}.maxRows;
+};
+
 struct AuditOptions {
   CLI::App* show = nullptr;
+  CLI::App* query = nullptr;
+  CLI::App* views = nullptr;
+  QueryOptions q;
   std::string container;
   int limit = 50;
   std::string id;
@@ -66,7 +79,69 @@ int list(const Globals& g, Connector& conn, const std::vector<std::string>& name
   return 0;
 }
 
+// The statement on each node asked; the rows tagged with the node that
+// answered, merged (mergeRows), printed. A node that fails is named on
+// stderr and makes the exit status 1; the others' rows are still printed.
+int query(const Globals& g, Connector& conn, const QueryOptions& q) {
+  if (q.all && !g.node.empty()) return fail("audit query", invalidArgument("--node and --all exclude each other"));
+  std::vector<std::string> names = q.all ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  store::QueryLimits limits;
+  limits.timeoutMs = q.timeoutMs;
+  limits.maxRows = q.limit;
+  if (Status st = limits.check(); !st.ok()) return fail("audit query", st);
+  std::vector<std::pair<std::string, store::Rows>> per;
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& n : names) {
+    v1::AuditQueryRequest rq;
+    rq.set_node(n);
+    rq.set_sql(q.sql);
+    rq.set_timeout_ms(limits.timeoutMs);
+    rq.set_max_rows(limits.maxRows);
+    const int seconds = static_cast<int>(limits.timeoutMs / 1000) + 15;
+    auto rp = call(conn, n, &v1::Agent::Stub::AuditQuery, rq, seconds);
+    if (!rp.ok()) {
+      if (names.size() == 1) return fail("audit query", rp.status());
+      std::cerr << "lxmig: audit query on " << n << ": " << rp.status().message() << "\n";
+      failed.push_back({{"node", n}, {"error", rp.status().message()}});
+      continue;
+    }
+    std::string name = n;
+    if (name.empty()) {  // the local agent's node
+      v1::GetNodeRequest nr;
+      auto info = call(conn, n, &v1::Agent::Stub::GetNode, nr, 10);
+      name = info.ok() ? info->name() : "local";
+    }
+    per.emplace_back(name, rowsFromReply(*rp));
+  }
+  if (per.empty()) return 1;  // each node's failure is on stderr
+  auto rows = store::mergeRows(per, q.merge, limits);
+  if (!rows.ok()) return fail("audit query --merge", rows.status());
+  if (rows->truncated && !g.quiet)
+    std::cerr << "lxmig: warning: more rows than the limit (--limit " << limits.maxRows
+              << ", or 8 MiB of text per node): the first ones are shown\n";
+  if (g.json) {
+    auto j = rowsJson(*rows);
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& [n, r] : per)
+      nodes.push_back({{"node", n}, {"rows", r.rows.size()}, {"elapsed_ms", r.elapsedMs}, {"truncated", r.truncated}});
+    j["nodes"] = nodes;
+    j["failed"] = failed;
+    printJson(j, 2);
+  } else if (q.csv) {
+    printRowsCsv(std::cout, *rows);
+  } else {
+    printRowsTable(std::cout, *rows);
+  }
+  return failed.empty() ? 0 : 1;
+}
+
 int audit(const Globals& g, Connector& conn, const AuditOptions& o) {
+  if (o.views->parsed()) {
+    std::cout << store::auditViews();
+    return 0;
+  }
+  if (o.query->parsed()) return query(g, conn, o.q);
   std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
   if (names.empty()) names.push_back("");
   return o.show->parsed() ? show(g, conn, names, o.id) : list(g, conn, names, o);
@@ -83,6 +158,18 @@ Verb addAudit(CLI::App& app) {
   list->add_option("--limit", o->limit, "at most this many from each node");
   o->show = cmd->add_subcommand("show", "one migration with its phases");
   o->show->add_option("id", o->id, "migration id, as `audit list` shows it")->required();
+  o->query = cmd->add_subcommand("query", "read-only SQL over the audit views (docs/audit.md)");
+  o->query->add_option("sql", o->q.sql, "one SELECT statement over migrations, phases, rounds, events, decisions")
+      ->required();
+  o->query->add_flag("--all", o->q.all, "on every node of the cluster, rows tagged with their node");
+  o->query->add_option("--merge", o->q.merge,
+                       "a second statement over all nodes' rows (table `rows`: node, then the query's columns)");
+  o->query->add_flag("--csv", o->q.csv, "CSV (RFC 4180) instead of a table");
+  o->query->add_option("--limit", o->q.limit, "at most this many rows per node and merged (1..1000000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  o->query->add_option("--timeout", o->q.timeoutMs, "stop a query running longer, in ms (1..60000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{60000}));
+  o->views = cmd->add_subcommand("views", "the audit views' SQL, for `sqlite3 -readonly <state_dir>/audit.db`");
   return {cmd, [o](const Globals& g, Connector& conn) { return audit(g, conn, *o); }};
 }
 

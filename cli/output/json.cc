@@ -4,6 +4,10 @@
 
 namespace lxmig::cli {
 
-void printJson(const nlohmann::json& j, int indent) { std::cout << j.dump(indent) << "\n"; }
+// Text from outside (an audit row, a process name) need not be UTF-8: shown
+// with U+FFFD, never an exception.
+void printJson(const nlohmann::json& j, int indent) {
+  std::cout << j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
 
 }  // namespace lxmig::cli

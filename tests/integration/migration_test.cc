@@ -279,6 +279,32 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   for (const auto& mm : listed["migrations"]) found |= mm["id"] == id;
   EXPECT_TRUE(found) << id << " not in: " << list.out.substr(0, 1500) << list.err;
 
+  // SQL over both nodes' audit: each half of the migration, tagged with the
+  // node that recorded it; a merge across nodes; a write refused in one line.
+  Cli q = tb().lxmig(
+      {"--json", "audit", "query", "--all",
+       "SELECT role, result, bytes > 0 OR role = 'target' AS counted FROM migrations WHERE migration_id = '" + id +
+           "' ORDER BY role"});
+  ASSERT_EQ(q.code, 0) << q.err << q.out;
+  auto qj = q.json();
+  EXPECT_EQ(qj["columns"], nlohmann::json({"node", "role", "result", "counted"}));
+  EXPECT_EQ(qj["rows"], nlohmann::json({{"n1", "source", "committed", 1}, {"n2", "target", "committed", 1}})) << q.out;
+  Cli merged = tb().lxmig({"--json", "audit", "query", "--all",
+                           "SELECT count(*) AS n FROM migrations WHERE migration_id = '" + id + "'", "--merge",
+                           "SELECT sum(n) AS halves, count(*) AS nodes FROM rows"});
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_EQ(merged.json()["rows"], nlohmann::json({{2, 2}})) << merged.out;
+  Cli write = tb().lxmig({"audit", "query", "--node", "n2", "DELETE FROM main.migrations"});
+  EXPECT_NE(write.code, 0);
+  EXPECT_NE(write.err.find("DELETE is not allowed"), std::string::npos) << write.err;
+  EXPECT_EQ(std::count(write.err.begin(), write.err.end(), '\n'), 1) << write.err;
+  Cli csv = tb().lxmig({"audit", "query", "--node", "n1", "--csv",
+                        "SELECT container FROM migrations WHERE "
+                        "migration_id = '" +
+                            id + "'"});
+  ASSERT_EQ(csv.code, 0) << csv.err;
+  EXPECT_EQ(csv.out, "node,container\r\nn1,mig1\r\n");
+
   // And back again, to prove the target's copy is a full citizen.
   Cli back = tb().lxmig({"--json", "migrate", "mig1", "--to", "n1"});
   ASSERT_EQ(back.code, 0) << back.err << back.out;

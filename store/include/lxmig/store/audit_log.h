@@ -13,6 +13,8 @@
 //   LXMIG_RETURN_IF_ERROR(log->endPhase(ph, nowMs, bytes, "ok", "", ""));
 //   LXMIG_RETURN_IF_ERROR(log->finishMigration(rec.id, "committed", "", ...));
 //
+// Reading with SQL: lxmig/store/audit_query.h.
+//
 // All methods are safe to call from several threads (one connection,
 // serialised by a mutex; writes are short).
 #pragma once
@@ -98,10 +100,17 @@ struct NodeEvent {
   std::string text;
 };
 
-// Rows of a read-only query: column names, then rows of text (NULL as "").
-struct QueryResult {
-  std::vector<std::string> columns;
-  std::vector<std::vector<std::string>> rows;
+// What the rebalancer decided about a container (schema/0004_decisions.sql;
+// the `decisions` view of audit queries).
+struct DecisionRecord {
+  int64_t atMs = 0;
+  std::string container;
+  std::string fromNode;
+  std::string toNode;  // "" when it stays
+  std::string action;  // move, stay, skip
+  std::string reason;
+  std::optional<double> scoreBefore, scoreAfter;
+  std::string migrationId;  // the move it started, "" when none
 };
 
 class AuditLog {
@@ -140,9 +149,7 @@ class AuditLog {
   // Newest first.
   Result<std::vector<NodeEvent>> nodeEvents(int limit = 100) const;
 
-  // Runs one read-only statement (SELECT/WITH/EXPLAIN) for audit queries;
-  // anything that would write is refused by SQLite itself.
-  Result<QueryResult> query(const std::string& sql) const;
+  Status addDecision(const DecisionRecord& d);
 
   // Marks migrations and phases still "running" (the agent died under
   // them) as "interrupted". Returns how many migrations were touched.

@@ -39,6 +39,34 @@ Result<int64_t> parseDurationMs(const std::string& s) {
   return static_cast<int64_t>(ms);
 }
 
+Result<int64_t> parseSinceMs(const std::string& s) {
+  const Status bad = invalidArgument("bad duration " + quote(s) + " (e.g. 90m, 24h, 7d, 2w; at most 3650d)");
+  constexpr int64_t kMaxMs = int64_t{3650} * 86400 * 1000;
+  size_t i = 0;
+  int64_t n = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && n <= kMaxMs) n = n * 10 + (s[i++] - '0');
+  if (i == 0 || i + 1 != s.size()) return bad;
+  int64_t unit = 0;
+  switch (s[i]) {
+    case 'm':
+      unit = 60 * 1000;
+      break;
+    case 'h':
+      unit = 3600 * 1000;
+      break;
+    case 'd':
+      unit = 86400 * 1000;
+      break;
+    case 'w':
+      unit = 7 * 86400 * 1000;
+      break;
+    default:
+      return bad;
+  }
+  if (n > kMaxMs / unit) return bad;
+  return n * unit;
+}
+
 Result<v1::BindMount> parseBind(const std::string& s) {
   auto parts = split(s, ':', false);
   if (parts.empty() || parts.size() > 3 || parts[0].empty())

@@ -16,6 +16,10 @@ namespace lxmig::cli {
 // "300ms", "0.5s", "2s" or plain milliseconds; not negative.
 Result<int64_t> parseDurationMs(const std::string& s);
 
+// A look back: DIGITS followed by m, h, d or w ("90m", "24h", "7d", "2w"),
+// at most ten years; returns milliseconds.
+Result<int64_t> parseSinceMs(const std::string& s);
+
 // --bind HOST[:CONTAINER][:rw]: CONTAINER defaults to HOST, read-only
 // unless the third part is "rw".
 Result<v1::BindMount> parseBind(const std::string& s);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "args.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
 #include "lxmig/proto/vocabulary.h"
@@ -27,6 +28,8 @@ struct QueryOptions {
 struct AuditOptions {
   CLI::App* show = nullptr;
   CLI::App* query = nullptr;
+  CLI::App* stats = nullptr;
+  std::string since = "7d";
   CLI::App* views = nullptr;
   QueryOptions q;
   std::string container;
@@ -136,7 +139,74 @@ int query(const Globals& g, Connector& conn, const QueryOptions& q) {
   return failed.empty() ? 0 : 1;
 }
 
+// `audit stats`: each node's own migrations (as source) since a point, then
+// figures over all of them: downtime percentiles per node and mode,
+// outcomes and bytes per node, the top causes of failure, moves per reason.
+int stats(const Globals& g, Connector& conn, const std::string& since) {
+  auto back = parseSinceMs(since);
+  if (!back.ok()) return fail("audit stats", back.status());
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  store::QueryLimits limits;
+  limits.maxRows = store::QueryLimits::kMaxRows;
+  limits.timeoutMs = 10000;
+  std::vector<std::pair<std::string, store::Rows>> per;
+  int failed = 0;
+  for (const auto& n : names) {
+    v1::AuditQueryRequest rq;
+    rq.set_node(n);
+    rq.set_sql(
+        "SELECT mode, result, error, downtime_ms, bytes, reason FROM migrations "
+        "WHERE role = 'source' AND started_ms >= now_ms() - " +
+        std::to_string(*back));
+    rq.set_timeout_ms(limits.timeoutMs);
+    rq.set_max_rows(limits.maxRows);
+    auto rp = call(conn, n, &v1::Agent::Stub::AuditQuery, rq, 30);
+    if (!rp.ok()) {
+      std::cerr << "lxmig: audit stats on " << (n.empty() ? "the local node" : n) << ": " << rp.status().message()
+                << "\n";
+      ++failed;
+      continue;
+    }
+    std::string name = n;
+    if (name.empty()) {
+      auto info = call(conn, n, &v1::Agent::Stub::GetNode, v1::GetNodeRequest{}, 10);
+      name = info.ok() ? info->name() : "local";
+    }
+    per.emplace_back(name, rowsFromReply(*rp));
+  }
+  if (per.empty()) return 1;
+  const std::pair<const char*, const char*> sections[] = {
+      {"downtime",
+       "SELECT node, mode, count(*) AS moves, percentile(downtime_ms, 50) AS p50_ms, "
+       "percentile(downtime_ms, 95) AS p95_ms, percentile(downtime_ms, 99) AS p99_ms, max(downtime_ms) AS max_ms "
+       "FROM rows WHERE result = 'committed' GROUP BY node, mode ORDER BY node, mode"},
+      {"outcomes",
+       "SELECT node, sum(result = 'committed') AS committed, "
+       "sum(result IN ('failed', 'aborted', 'refused', 'interrupted')) AS failed, "
+       "sum(result = 'running') AS running, sum(bytes) AS bytes FROM rows GROUP BY node ORDER BY node"},
+      {"causes",
+       "SELECT substr(error, 1, 100) AS cause, count(*) AS times FROM rows WHERE error != '' "
+       "GROUP BY cause ORDER BY times DESC, cause LIMIT 10"},
+      {"reasons", "SELECT reason, count(*) AS moves FROM rows GROUP BY reason ORDER BY moves DESC, reason"},
+  };
+  nlohmann::json j = {{"since", since}};
+  for (const auto& [title, sql] : sections) {
+    auto r = store::mergeRows(per, sql, limits);
+    if (!r.ok()) return fail(std::string("audit stats (") + title + ")", r.status());
+    if (g.json) {
+      j[title] = rowsJson(*r);
+      continue;
+    }
+    std::cout << (std::string(title) == "downtime" ? "" : "\n") << title << " (since " << since << " ago):\n";
+    printRowsTable(std::cout, *r);
+  }
+  if (g.json) printJson(j, 2);
+  return failed ? 1 : 0;
+}
+
 int audit(const Globals& g, Connector& conn, const AuditOptions& o) {
+  if (o.stats->parsed()) return stats(g, conn, o.since);
   if (o.views->parsed()) {
     std::cout << store::auditViews();
     return 0;
@@ -169,6 +239,8 @@ Verb addAudit(CLI::App& app) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
   o->query->add_option("--timeout", o->q.timeoutMs, "stop a query running longer, in ms (1..60000)")
       ->check(CLI::Range(int64_t{1}, int64_t{60000}));
+  o->stats = cmd->add_subcommand("stats", "downtime percentiles, outcomes, causes and reasons, per node");
+  o->stats->add_option("--since", o->since, "how far back: 90m, 24h, 7d (default), 2w");
   o->views = cmd->add_subcommand("views", "the audit views' SQL, for `sqlite3 -readonly <state_dir>/audit.db`");
   return {cmd, [o](const Globals& g, Connector& conn) { return audit(g, conn, *o); }};
 }

@@ -304,6 +304,15 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
                             id + "'"});
   ASSERT_EQ(csv.code, 0) << csv.err;
   EXPECT_EQ(csv.out, "node,container\r\nn1,mig1\r\n");
+  // Figures over the cluster: n1 moved mig1 and says how long it was down.
+  Cli stats = tb().lxmig({"--json", "audit", "stats", "--since", "1h"});
+  ASSERT_EQ(stats.code, 0) << stats.err;
+  auto sj = stats.json();
+  bool committedOnN1 = false, downtimeOnN1 = false;
+  for (const auto& row : sj["outcomes"]["rows"]) committedOnN1 |= row[0] == "n1" && row[1].get<int>() >= 1;
+  for (const auto& row : sj["downtime"]["rows"]) downtimeOnN1 |= row[0] == "n1" && row[3].get<double>() > 0;
+  EXPECT_TRUE(committedOnN1 && downtimeOnN1) << stats.out;
+  EXPECT_EQ(tb().lxmig({"audit", "stats", "--since", "7x"}).code, 2) << "a bad --since is a usage error";
 
   // And back again, to prove the target's copy is a full citizen.
   Cli back = tb().lxmig({"--json", "migrate", "mig1", "--to", "n1"});

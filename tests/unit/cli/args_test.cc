@@ -63,3 +63,19 @@ TEST(ParseBind, RejectsEmptyHostAndTooManyParts) {
 
 }  // namespace
 }  // namespace lxmig::cli
+
+namespace lxmig::cli {
+namespace {
+
+TEST(Args, SinceTakesMinutesHoursDaysWeeks) {
+  EXPECT_EQ(*parseSinceMs("90m"), 90 * 60 * 1000);
+  EXPECT_EQ(*parseSinceMs("24h"), 24 * 3600 * 1000);
+  EXPECT_EQ(*parseSinceMs("7d"), int64_t{7} * 86400 * 1000);
+  EXPECT_EQ(*parseSinceMs("2w"), int64_t{14} * 86400 * 1000);
+  EXPECT_EQ(*parseSinceMs("3650d"), int64_t{3650} * 86400 * 1000);
+  for (const char* bad : {"", "d", "7", "7x", "-1d", "1.5d", "7d ", " 7d", "3651d", "99999999999999999999w"})
+    EXPECT_EQ(parseSinceMs(bad).status().code(), Code::kInvalidArgument) << bad;
+}
+
+}  // namespace
+}  // namespace lxmig::cli

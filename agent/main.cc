@@ -123,6 +123,27 @@ int recoverAfterRestart(Node& node, lxmig::migration::FrozenCopies& frozen) {
   return left;
 }
 
+// Removes the audit's rows older than `beforeMs`, a batch at a time, until
+// none is left or the agent stops.
+void pruneAudit(lxmig::store::AuditLog& audit, int64_t beforeMs, const std::atomic<bool>& stopping) {
+  lxmig::store::AuditLog::Pruned sum;
+  while (!stopping) {
+    auto r = audit.prune(beforeMs);
+    if (!r.ok()) {
+      LXMIG_LOG(kWarn, "agent") << "audit retention: " << r.status().toString();
+      return;
+    }
+    sum.migrations += r->migrations;
+    sum.nodeEvents += r->nodeEvents;
+    sum.decisions += r->decisions;
+    if (r->total() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (sum.total() > 0)
+    LXMIG_LOG(kInfo, "agent") << "audit retention: removed " << sum.migrations << " migration(s), " << sum.nodeEvents
+                              << " node event(s), " << sum.decisions << " decision(s) older than the retention";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -325,6 +346,20 @@ int main(int argc, char** argv) {
       if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = service.frozen().settle();
     }
   });
+  // Retention: every hour, the audit rows older than audit_retention go,
+  // in small batches (a migration's writes wait for one batch at most).
+  std::thread retention([&] {
+    const int64_t keepMs = cfg.auditRetentionMs();
+    if (keepMs <= 0) return;
+    int64_t dueNs = 0;
+    while (!stopping) {
+      if (monotonicNs() >= dueNs) {
+        pruneAudit(node.audit(), wallMs() - keepMs, stopping);
+        dueNs = monotonicNs() + int64_t{3600} * 1000000000;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
   std::thread sigThread([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -338,6 +373,7 @@ int main(int argc, char** argv) {
   stopping = true;
   sigThread.join();
   reaper.join();
+  retention.join();
   recovery.join();
   node.setDataPort(0);
   dataServer.reset();

@@ -67,6 +67,7 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
       {"accept_forwarded", &AgentConfig::acceptForwarded},
       {"max_incoming", &AgentConfig::maxIncoming},
       {"frozen_limit", &AgentConfig::frozenLimit},
+      {"audit_retention", &AgentConfig::auditRetention},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -103,6 +104,14 @@ Status AgentConfig::validate() const {
     return invalidArgument("bad accept_forwarded `" + acceptForwarded + "` (true or false)");
   LXMIG_RETURN_IF_ERROR(parseUint(maxIncoming, "max_incoming", 1, 64).status());
   LXMIG_RETURN_IF_ERROR(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
+  if (auditRetention != "off") {
+    const char unit = auditRetention.empty() ? '\0' : auditRetention.back();
+    if (unit != 'd' && unit != 'w')
+      return invalidArgument("bad audit_retention " + quote(auditRetention) + ": days (90d), weeks (13w) or off");
+    LXMIG_RETURN_IF_ERROR(
+        parseUint(auditRetention.substr(0, auditRetention.size() - 1), "audit_retention", 1, unit == 'd' ? 36500 : 5200)
+            .status());
+  }
   LXMIG_RETURN_IF_ERROR(checkNodeName(node));
   if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
     return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");
@@ -140,6 +149,12 @@ std::string ipToString(uint32_t hostOrder) {
   char buf[INET_ADDRSTRLEN];
   ::inet_ntop(AF_INET, &a, buf, sizeof buf);
   return buf;
+}
+
+int64_t AgentConfig::auditRetentionMs() const {
+  if (auditRetention == "off" || auditRetention.size() < 2) return 0;
+  const int64_t n = std::atoll(auditRetention.c_str());
+  return n * (auditRetention.back() == 'w' ? 7 : 1) * 86400 * 1000;
 }
 
 }  // namespace lxmig::node

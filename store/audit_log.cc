@@ -59,7 +59,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     LXMIG_RETURN_IF_ERROR(wal.prepared("journal_mode"));
     if (wal.step() != SQLITE_ROW || wal.text(0) != "wal") return sqlError(raw, "switch to WAL mode", path);
   }
-  LXMIG_RETURN_IF_ERROR(exec(raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL", "set pragmas"));
+  LXMIG_RETURN_IF_ERROR(exec(
+      raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864", "set pragmas"));
   LXMIG_RETURN_IF_ERROR(log->migrateSchema().withContext("audit database `" + path + "`"));
   return log;
 }
@@ -311,6 +312,36 @@ Status AuditLog::addDecision(const DecisionRecord& d) {
   else s.bindNull(8);
   if (s.step() != SQLITE_DONE) return sqlError(db_, "record decision about", d.container);
   return okStatus();
+}
+
+Result<AuditLog::Pruned> AuditLog::prune(int64_t beforeMs, int batch) {
+  std::lock_guard lock(mu_);
+  LXMIG_RETURN_IF_ERROR(exec(db_, "BEGIN IMMEDIATE", "begin pruning"));
+  Pruned out;
+  // Phases, rounds and events go with their migration (ON DELETE CASCADE).
+  const std::pair<const char*, int64_t Pruned::*> steps[] = {
+      {"DELETE FROM migrations WHERE id IN (SELECT id FROM migrations WHERE started_ms < ?1 AND "
+       "ended_ms IS NOT NULL AND ended_ms < ?1 AND result != 'running' LIMIT ?2)",
+       &Pruned::migrations},
+      {"DELETE FROM node_events WHERE id IN (SELECT id FROM node_events WHERE at_ms < ?1 LIMIT ?2)",
+       &Pruned::nodeEvents},
+      {"DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE at_ms < ?1 LIMIT ?2)", &Pruned::decisions},
+  };
+  for (const auto& [sql, field] : steps) {
+    Stmt s(db_, sql);
+    Status st = s.prepared("prune");
+    if (st.ok()) {
+      s.bind(1, beforeMs).bind(2, int64_t{batch});
+      if (s.step() != SQLITE_DONE) st = sqlError(db_, "prune the audit", path_);
+    }
+    if (!st.ok()) {
+      (void)exec(db_, "ROLLBACK", "rollback");
+      return st;
+    }
+    out.*field = ::sqlite3_changes(db_);
+  }
+  LXMIG_RETURN_IF_ERROR(exec(db_, "COMMIT", "commit pruning"));
+  return out;
 }
 
 Result<int> AuditLog::failInterrupted(int64_t nowMs) {

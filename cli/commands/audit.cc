@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
 #include "output/json.h"
 #include "output/report.h"
@@ -29,7 +30,9 @@ struct AuditOptions {
   CLI::App* show = nullptr;
   CLI::App* query = nullptr;
   CLI::App* stats = nullptr;
+  CLI::App* exporter = nullptr;
   std::string since = "7d";
+  std::string format = "jsonl";
   CLI::App* views = nullptr;
   QueryOptions q;
   std::string container;
@@ -205,7 +208,66 @@ int stats(const Globals& g, Connector& conn, const std::string& since) {
   return failed ? 1 : 0;
 }
 
+// `audit export`: every row of the views since a point, one JSON object per
+// line ({"type": "migration", "node": "n1", column: value, ...}), for log
+// stores (Loki, Elasticsearch). Pages of 10,000 rows per request.
+int exportAudit(const Globals& g, Connector& conn, const std::string& since, const std::string& format) {
+  if (format != "jsonl") return fail("audit export", invalidArgument("format " + quote(format) + ": only jsonl"));
+  auto back = parseSinceMs(since);
+  if (!back.ok()) return fail("audit export", back.status());
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  struct Kind {
+    const char *type, *view, *time;
+  };
+  const Kind kinds[] = {{"migration", "migrations", "started_ms"},
+                        {"phase", "phases", "started_ms"},
+                        {"round", "rounds", "started_ms"},
+                        {"event", "events", "at_ms"},
+                        {"decision", "decisions", "at_ms"}};
+  constexpr uint64_t kPage = 10000;
+  int failed = 0;
+  for (const auto& n : names) {
+    std::string name = n;
+    if (name.empty()) {
+      auto info = call(conn, n, &v1::Agent::Stub::GetNode, v1::GetNodeRequest{}, 10);
+      name = info.ok() ? info->name() : "local";
+    }
+    Status st;
+    for (const auto& k : kinds) {
+      for (uint64_t offset = 0; st.ok(); offset += kPage) {
+        v1::AuditQueryRequest rq;
+        rq.set_node(n);
+        rq.set_sql(std::string("SELECT * FROM ") + k.view + " WHERE " + k.time + " >= now_ms() - " +
+                   std::to_string(*back) + " ORDER BY " + k.time + " LIMIT " + std::to_string(kPage) + " OFFSET " +
+                   std::to_string(offset));
+        rq.set_max_rows(kPage);
+        rq.set_timeout_ms(10000);
+        auto rp = call(conn, n, &v1::Agent::Stub::AuditQuery, rq, 30);
+        if (!rp.ok()) {
+          st = rp.status();
+          break;
+        }
+        const store::Rows rows = rowsFromReply(*rp);
+        const nlohmann::json table = rowsJson(rows);
+        for (const auto& row : table["rows"]) {
+          nlohmann::json line = {{"type", k.type}, {"node", name}};
+          for (size_t i = 0; i < rows.columns.size() && i < row.size(); ++i) line[rows.columns[i]] = row[i];
+          printJson(line);
+        }
+        if (rows.rows.size() < kPage) break;
+      }
+    }
+    if (!st.ok()) {
+      std::cerr << "lxmig: audit export on " << name << ": " << st.message() << "\n";
+      ++failed;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
 int audit(const Globals& g, Connector& conn, const AuditOptions& o) {
+  if (o.exporter->parsed()) return exportAudit(g, conn, o.since, o.format);
   if (o.stats->parsed()) return stats(g, conn, o.since);
   if (o.views->parsed()) {
     std::cout << store::auditViews();
@@ -241,6 +303,9 @@ Verb addAudit(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{60000}));
   o->stats = cmd->add_subcommand("stats", "downtime percentiles, outcomes, causes and reasons, per node");
   o->stats->add_option("--since", o->since, "how far back: 90m, 24h, 7d (default), 2w");
+  o->exporter = cmd->add_subcommand("export", "every audit row since a point, one JSON object per line");
+  o->exporter->add_option("--since", o->since, "how far back: 90m, 24h, 7d (default), 2w");
+  o->exporter->add_option("--format", o->format, "jsonl (one JSON object per line)");
   o->views = cmd->add_subcommand("views", "the audit views' SQL, for `sqlite3 -readonly <state_dir>/audit.db`");
   return {cmd, [o](const Globals& g, Connector& conn) { return audit(g, conn, *o); }};
 }

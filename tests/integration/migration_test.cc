@@ -313,6 +313,22 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   for (const auto& row : sj["downtime"]["rows"]) downtimeOnN1 |= row[0] == "n1" && row[3].get<double>() > 0;
   EXPECT_TRUE(committedOnN1 && downtimeOnN1) << stats.out;
   EXPECT_EQ(tb().lxmig({"audit", "stats", "--since", "7x"}).code, 2) << "a bad --since is a usage error";
+  // Export for log stores: one JSON object per line, both halves of the
+  // migration and its phases among them.
+  Cli exported = tb().lxmig({"audit", "export", "--since", "1h"});
+  ASSERT_EQ(exported.code, 0) << exported.err;
+  std::set<std::string> halves;
+  int phaseLines = 0;
+  for (const auto& line : split(exported.out, '\n')) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j["type"] == "migration" && j["migration_id"] == id) halves.insert(j["node"].get<std::string>());
+    if (j["type"] == "phase" && j["migration_id"] == id) ++phaseLines;
+  }
+  EXPECT_EQ(halves, (std::set<std::string>{"n1", "n2"})) << exported.out.substr(0, 2000);
+  EXPECT_GE(phaseLines, 12);
+  EXPECT_EQ(tb().lxmig({"audit", "export", "--format", "csv"}).code, 2);
 
   // And back again, to prove the target's copy is a full citizen.
   Cli back = tb().lxmig({"--json", "migrate", "mig1", "--to", "n1"});

@@ -54,6 +54,28 @@ TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
   EXPECT_NE(unknown.status().message().find("unknown key `sourcesilence`"), std::string::npos);
 }
 
+TEST_F(ConfigTest, AuditRetentionIsDaysWeeksOrOff) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->auditRetentionMs(), int64_t{90} * 86400 * 1000) << "90 days by default";
+  const std::pair<const char*, int64_t> good[] = {
+      {"1d", int64_t{86400} * 1000}, {"13w", int64_t{91} * 86400 * 1000}, {"off", 0}};
+  for (const auto& [text, ms] : good) {
+    auto g = load(std::string("audit_retention = \"") + text + "\"\n");
+    ASSERT_TRUE(g.ok()) << text;
+    EXPECT_TRUE(g->validate().ok()) << text << ": " << g->validate().message();
+    EXPECT_EQ(g->auditRetentionMs(), ms) << text;
+  }
+  for (const char* bad :
+       {"", "0d", "90", "90 d", "d", "1.5d", "-1d", "36501d", "5201w", "never", "99999999999999999999d"}) {
+    auto b = load(std::string("audit_retention = \"") + bad + "\"\n");
+    ASSERT_TRUE(b.ok()) << bad;
+    Status st = b->validate();
+    EXPECT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("audit_retention"), std::string::npos) << st.message();
+  }
+}
+
 TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
   auto c = load("");
   ASSERT_TRUE(c.ok());

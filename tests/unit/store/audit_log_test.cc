@@ -291,3 +291,131 @@ TEST(AuditRounds, RoundsAndModeAreRecordedAndRead) {
 
 }  // namespace
 }  // namespace lxmig::store
+
+namespace lxmig::store {
+namespace {
+
+constexpr int64_t kDay = 86400 * 1000;
+
+// One day's worth of history: `n` finished migrations with phases, rounds
+// and events, a node event and a decision, all in that day.
+void addDay(AuditLog& log, int day, int n) {
+  for (int k = 0; k < n; ++k) {
+    const int64_t t = day * kDay + k * 1000;
+    MigrationRecord m;
+    m.id = "d" + std::to_string(day) + "-" + std::to_string(k);
+    m.container = "c" + std::to_string(k % 7);
+    m.source = "n1";
+    m.target = "n2";
+    m.mode = "pre-copy";
+    m.startedMs = t;
+    ASSERT_TRUE(log.beginMigration(m).ok());
+    for (const char* ph : {"prepare", "precopy", "freeze", "dump", "transfer", "restore"}) {
+      auto p = log.beginPhase(m.id, ph, t);
+      ASSERT_TRUE(p.ok());
+      ASSERT_TRUE(log.endPhase(*p, t + 10, 4096, "ok", "", "passes=1").ok());
+    }
+    for (int r = 0; r < 2; ++r) {
+      RoundRecord rr;
+      rr.round = r;
+      rr.bytes = 1 << 20;
+      ASSERT_TRUE(log.addRound(m.id, rr).ok());
+    }
+    ASSERT_TRUE(log.addEvent(m.id, "info", "an event of " + m.id, t + 5).ok());
+    ASSERT_TRUE(log.finishMigration(m.id, "committed", "", t + 500, 1 << 20, 100, 500).ok());
+  }
+  NodeEvent e;
+  e.atMs = day * kDay;
+  e.level = "info";
+  e.kind = "forwarded";
+  e.text = "day " + std::to_string(day);
+  ASSERT_TRUE(log.addNodeEvent(e).ok());
+  DecisionRecord d;
+  d.atMs = day * kDay;
+  d.container = "c0";
+  d.fromNode = "n1";
+  d.action = "stay";
+  ASSERT_TRUE(log.addDecision(d).ok());
+}
+
+int64_t count(const std::string& db, const std::string& view) {
+  auto q = AuditQuery::open(db);
+  if (!q.ok()) return -1;
+  auto r = (*q)->run("SELECT count(*) FROM " + view, {});
+  return r.ok() ? r->rows[0][0].integer : -1;
+}
+
+// The database file's size once the WAL is folded into it.
+int64_t fileBytes(const std::string& db) {
+  sqlite3* raw = nullptr;
+  ::sqlite3_open(db.c_str(), &raw);
+  ::sqlite3_exec(raw, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  ::sqlite3_close(raw);
+  return static_cast<int64_t>(std::filesystem::file_size(db));
+}
+
+TEST(AuditRetention, PruneRemovesOldRowsWithTheirPartsInBatches) {
+  testing::TempDir tmp("lxmig-retention");
+  ASSERT_TRUE(tmp.ok());
+  const std::string db = tmp.path() + "/audit.db";
+  auto log = AuditLog::open(db);
+  ASSERT_TRUE(log.ok());
+  for (int day = 1; day <= 3; ++day) addDay(**log, day, 30);
+  MigrationRecord running;
+  running.id = "still-running";
+  running.container = "c";
+  running.source = "n1";
+  running.target = "n2";
+  running.mode = "pre-copy";
+  running.startedMs = kDay;  // old, but not finished: kept
+  ASSERT_TRUE((*log)->beginMigration(running).ok());
+  // Everything before day 3: two days of rows, 25 migrations per batch.
+  int batches = 0;
+  AuditLog::Pruned sum;
+  for (;; ++batches) {
+    auto r = (*log)->prune(3 * kDay, 25);
+    ASSERT_TRUE(r.ok()) << r.status().toString();
+    EXPECT_LE(r->migrations, 25);
+    sum.migrations += r->migrations;
+    sum.nodeEvents += r->nodeEvents;
+    sum.decisions += r->decisions;
+    if (r->total() == 0) break;
+  }
+  EXPECT_EQ(batches, 3) << "60 migrations in batches of 25";
+  EXPECT_EQ(sum.migrations, 60);
+  EXPECT_EQ(sum.nodeEvents, 2);
+  EXPECT_EQ(sum.decisions, 2);
+  EXPECT_EQ(count(db, "migrations"), 31);
+  EXPECT_EQ(count(db, "phases"), 30 * 6) << "phases go with their migration";
+  EXPECT_EQ(count(db, "rounds"), 30 * 2);
+  EXPECT_EQ(count(db, "events"), 30 + 1);
+  EXPECT_EQ(count(db, "decisions"), 1);
+  EXPECT_TRUE((*log)->getMigration("still-running").ok());
+}
+
+// A node that keeps migrating under a retention of three days: after the
+// first days the file stops growing (freed pages are used again).
+TEST(AuditRetention, TheDatabaseDoesNotGrowWithoutBound) {
+  testing::TempDir tmp("lxmig-retention-bound");
+  ASSERT_TRUE(tmp.ok());
+  const std::string db = tmp.path() + "/audit.db";
+  auto log = AuditLog::open(db);
+  ASSERT_TRUE(log.ok());
+  std::vector<int64_t> size;
+  for (int day = 1; day <= 12; ++day) {
+    addDay(**log, day, 150);
+    for (;;) {
+      auto r = (*log)->prune((day - 3) * kDay, 100);
+      ASSERT_TRUE(r.ok());
+      if (r->total() == 0) break;
+    }
+    size.push_back(fileBytes(db));
+  }
+  EXPECT_EQ(count(db, "migrations"), 4 * 150) << "days 9..12 are kept";
+  // Steady state from day 5 on: the last size within 10% of day 5's.
+  EXPECT_LE(size.back(), size[4] + size[4] / 10) << "day 5: " << size[4] << " bytes, day 12: " << size.back();
+  EXPECT_GT(size[4], size[0]) << "the history did grow at first";
+}
+
+}  // namespace
+}  // namespace lxmig::store

@@ -28,6 +28,8 @@
 //                                      # their operator (run, rm, exec, fw, migrate);
 //                                      # "false": only this node's own CLI
 //     max_incoming = "4"               # migrations into this node at once
+//     audit_retention = "90d"          # audit rows older than this are removed
+//                                      # (days "90d" or weeks "13w"); "off": kept
 //     frozen_limit = "60"              # seconds a source stays frozen for a target
 //                                      # that does not answer before it aborts
 //
@@ -94,6 +96,11 @@ struct AgentConfig {
   // take the images; then, before the restore was sent, it aborts and thaws.
   std::string frozenLimit = "60";
   int frozenLimitSeconds() const { return std::atoi(frozenLimit.c_str()); }
+  // How long the audit keeps a finished migration, a node event, a
+  // decision: "<N>d" or "<N>w" (1 day .. 100 years), or "off".
+  std::string auditRetention = "90d";
+  // Milliseconds; 0 when "off" (validate() has checked the syntax).
+  int64_t auditRetentionMs() const;
   // Testing only (flag --fail-at, never from the file): makes one step fail
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;

@@ -151,6 +151,16 @@ class AuditLog {
 
   Status addDecision(const DecisionRecord& d);
 
+  // Retention: removes, in one short transaction, at most `batch` of each
+  // of: finished migrations that ended before `beforeMs` (with their
+  // phases, rounds and events), node events and decisions older than it.
+  // Call again until it removes nothing; other writers run in between.
+  struct Pruned {
+    int64_t migrations = 0, nodeEvents = 0, decisions = 0;
+    int64_t total() const { return migrations + nodeEvents + decisions; }
+  };
+  Result<Pruned> prune(int64_t beforeMs, int batch = 500);
+
   // Marks migrations and phases still "running" (the agent died under
   // them) as "interrupted". Returns how many migrations were touched.
   Result<int> failInterrupted(int64_t nowMs);

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "audit_cookbook.h"
 #include "lxmig/base/files.h"
 #include "lxmig/store/audit_log.h"
 #include "unit/temp_dir.h"
@@ -317,22 +318,9 @@ TEST_F(AuditQueryTest, MergeRunsAcrossNodes) {
   EXPECT_EQ(renamed->columns, (std::vector<std::string>{"node", "count(*)", "count(*)_2"}));
 }
 
-// docs/audit.md's cookbook: "### title" followed by a ```sql block.
 std::vector<std::pair<std::string, std::string>> cookbook() {
-  std::vector<std::pair<std::string, std::string>> out;
   auto doc = readFile(std::string(LXMIG_SOURCE_DIR) + "/docs/audit.md");
-  if (!doc.ok()) return out;
-  const size_t start = doc->find("## Cookbook");
-  std::istringstream in(doc->substr(start == std::string::npos ? doc->size() : start));
-  std::string line, title, sql;
-  bool inSql = false;
-  while (std::getline(in, line)) {
-    if (line.rfind("### ", 0) == 0) title = line.substr(4);
-    else if (line == "```sql") inSql = true, sql.clear();
-    else if (inSql && line == "```") inSql = false, out.emplace_back(title, sql);
-    else if (inSql) sql += line + "\n";
-  }
-  return out;
+  return doc.ok() ? testing::cookbookQueries(*doc) : std::vector<std::pair<std::string, std::string>>{};
 }
 
 TEST_F(AuditQueryTest, TheCookbookAnswersOnTheFixture) {
@@ -342,9 +330,9 @@ TEST_F(AuditQueryTest, TheCookbookAnswersOnTheFixture) {
       {"Migrations that failed, and why",
        {"m3|db|n2|failed|CRIU dump of `db` failed: Can't dump", "m5|api|n2|aborted|target refused: no room"}},
       {"The most common causes of failure", {"CRIU dump of `db` failed: Can't dump|1", "target refused: no room|1"}},
-      {"Containers moved twice within an hour", {"web|m1|m2|30"}},
+      {"Containers moved twice within an hour, this week", {"web|m1|m2|30"}},
       {"Pre-copies whose rounds never converged", {"m2|1|round limit"}},
-      {"The slowest steps of the frozen window",
+      {"The slowest steps of the frozen window, this week",
        {"dump|3|167.0|300", "transfer|1|20.0|20", "restore|1|15.0|15", "freeze|1|5.0|5"}},
       {"One migration's phases, step by step",
        {"prepare|20|0|ok", "precopy|1500|900000000|ok", "freeze|5|0|ok", "dump|60|0|ok", "transfer|20|100000000|ok",
@@ -359,7 +347,7 @@ TEST_F(AuditQueryTest, TheCookbookAnswersOnTheFixture) {
       {"Migrations this node received", {"m6|api|n2|committed|250"}},
       {"Warnings and errors of migrations",
        {"m1|warn|container `web` was no longer frozen before the dump; froze it again"}},
-      {"Bytes moved per day", {}},  // days depend on the clock: checked by sum below
+      {"Bytes moved per day, last 30 days", {}},  // days depend on the clock: checked by sum below
   };
   auto book = cookbook();
   ASSERT_GE(book.size(), 12u) << "docs/audit.md's cookbook has fewer than 12 queries";
@@ -374,7 +362,7 @@ TEST_F(AuditQueryTest, TheCookbookAnswersOnTheFixture) {
     if (title == "Peers this node refused") {
       ASSERT_EQ(r->rows.size(), 1u);
       EXPECT_EQ(r->rows[0][1].str(), "stranger.example");
-    } else if (title == "Bytes moved per day") {
+    } else if (title == "Bytes moved per day, last 30 days") {
       int64_t moves = 0, bytes = 0;
       for (const auto& row : r->rows) moves += row[1].integer, bytes += row[2].integer;
       EXPECT_EQ(moves, 6);

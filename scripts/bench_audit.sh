@@ -36,11 +36,13 @@ print(f"one node: {j['migrations']:,} migrations, {j['db_bytes'] / 2**20:.0f} Mi
 worst = 0
 for c in j["cookbook"]:
     worst = max(worst, c["median_ms"])
-    flag = "" if c["median_ms"] < 1000 and not c["error"] else "  <-- over 1 s" if not c["error"] else "  ERROR " + c["error"]
-    print(f"  {c['median_ms']:8.1f} ms  {c['rows']:6d} rows{' (capped)' if c['truncated'] else '         '}  {c['query']}{flag}")
+    flag = "  ERROR " + c["error"] if c["error"] else "  <-- over 1 s" if c["median_ms"] >= 1000 else ""
+    capped = " (capped)" if c["truncated"] else "         "
+    print(f"  {c['median_ms']:8.1f} ms  {c['rows']:6d} rows{capped}  {c['query']}{flag}")
 print(f"  slowest cookbook query: {worst:.1f} ms (goal < 1000 ms)")
 print(f"cluster: {j['nodes']} nodes x {j['node_migrations']:,} migrations, asked in turn and merged")
 for c in j["cluster"]:
-    print(f"  {c['median_ms']:8.1f} ms  {c['rows']:6d} rows  {c['query']}{'  ERROR ' + c['error'] if c['error'] else ''}")
+    error = "  ERROR " + c["error"] if c["error"] else ""
+    print(f"  {c['median_ms']:8.1f} ms  {c['rows']:6d} rows  {c['query']}{error}")
 PY
 mv "$OUT.tmp" "$OUT"

@@ -97,10 +97,8 @@ void generate(const std::string& path, int64_t n, const std::string& node, uint6
                   "score_after, migration_id) VALUES(?,?,?,?,?,?,?,?,?)");
   std::mt19937_64 rng(seed);
   auto pick = [&](uint64_t k) { return rng() % k; };
-  const char* errors[] = {"CRIU dump of `c` failed: Can't dump a ptraced process",
-                          "target refused: not enough memory",
-                          "data link broke: connection reset by peer",
-                          "restore failed: Can't bind-mount at /usr",
+  const char* errors[] = {"CRIU dump of `c` failed: Can't dump a ptraced process", "target refused: not enough memory",
+                          "data link broke: connection reset by peer", "restore failed: Can't bind-mount at /usr",
                           "container did not freeze within 5000 ms"};
   const char* phases[] = {"prepare", "precopy", "freeze", "dump", "rewrite", "transfer", "restore", "commit"};
   const char* reasons[] = {"operator", "rebalance", "rebalance", "drain"};
@@ -194,8 +192,7 @@ void generate(const std::string& path, int64_t n, const std::string& node, uint6
       decision.run(db);
     }
   }
-  must(sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE); ANALYZE", nullptr, nullptr, nullptr), db,
-       "commit");
+  must(sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE); ANALYZE", nullptr, nullptr, nullptr), db, "commit");
   sqlite3_close(db);
 }
 

@@ -341,6 +341,7 @@ int main(int argc, char** argv) {
     while (!stopping) {
       for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       service.target().reapIdle(int64_t{cfg.sourceSilenceSeconds()} * 1000);
+      node.sampleLoad();  // every 5 s: containers' CPU rates for the scheduler
       // Frozen copies left undecided (a peer unreachable or still migrating
       // the container in) and those a migration left frozen since: again.
       if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = service.frozen().settle();

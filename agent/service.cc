@@ -264,6 +264,35 @@ grpc::Status AgentService::AuditQuery(grpc::ServerContext*, const v1::AuditQuery
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::Pin(grpc::ServerContext*, const v1::PinRequest* req, v1::PinReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Pin, 10);
+  auto was = node_.setPinned(req->name(), req->pinned());
+  if (!was.ok()) return toGrpc(was.status());
+  rep->set_was_pinned(*was);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest* req,
+                                           v1::RecordDecisionsReply*) {
+  if (req->decisions_size() > 100000) return toGrpc(invalidArgument("at most 100,000 decisions at once"));
+  for (const auto& d : req->decisions()) {
+    store::DecisionRecord r;
+    r.atMs = d.at_ms();
+    r.container = d.container().substr(0, 256);
+    r.fromNode = d.from_node().substr(0, 256);
+    r.toNode = d.to_node().substr(0, 256);
+    r.action = d.action().substr(0, 16);
+    r.reason = d.reason().substr(0, 1024);
+    if (d.has_scores()) {
+      r.scoreBefore = d.score_before();
+      r.scoreAfter = d.score_after();
+    }
+    r.migrationId = d.migration_id().substr(0, 64);
+    if (Status st = node_.audit().addDecision(r); !st.ok()) return toGrpc(st);
+  }
+  return grpc::Status::OK;
+}
+
 // ---- the peer service ----
 
 namespace {
@@ -332,6 +361,7 @@ LXMIG_PEER_FORWARDED(RunContainer, RunContainerRequest, ContainerInfo, "run " + 
 LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerReply, "rm " + req->name())
 LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())
 LXMIG_PEER_FORWARDED(Firewall, FirewallRequest, FirewallReply, "fw " + req->container())
+LXMIG_PEER_FORWARDED(Pin, PinRequest, PinReply, std::string(req->pinned() ? "pin " : "unpin ") + req->name())
 #undef LXMIG_PEER_READ
 #undef LXMIG_PEER_FORWARDED
 

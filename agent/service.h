@@ -50,6 +50,9 @@ class AgentService final : public v1::Agent::Service {
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
+  grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
+  grpc::Status RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest*,
+                               v1::RecordDecisionsReply*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
@@ -72,6 +75,7 @@ class PeerService final : public v1::Peer::Service {
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
+  grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
   grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest*, v1::DevicesReply*) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
   grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;

@@ -315,6 +315,22 @@ uint64_t LxcHost::memoryBytes(const std::string& name) const {
   return v;
 }
 
+uint64_t LxcHost::cpuUsageNs(const std::string& name) const {
+  std::string rel = "/" + cgroupParent_ + "/payload." + name;
+  uint64_t v = 0;
+  if (pureCgroup2()) {
+    // cpu.stat: "usage_usec N" on its first line.
+    auto t = readFile(std::string(kCgroupRoot) + rel + "/cpu.stat");
+    if (!t.ok()) return 0;
+    for (const auto& line : split(*t, '\n'))
+      if (startsWith(line, "usage_usec ") && parseUint64(trim(line.substr(11)), &v)) return v * 1000;
+    return 0;
+  }
+  auto t = readFile(std::string(kCgroupRoot) + "/cpuacct" + rel + "/cpuacct.usage");
+  if (t.ok()) parseUint64(trim(*t), &v);
+  return v;
+}
+
 std::string LxcHost::freezerPath(const std::string& name) const {
   std::string rel = "/" + cgroupParent_ + "/payload." + name;
   if (pureCgroup2()) return std::string(kCgroupRoot) + rel + "/cgroup.freeze";

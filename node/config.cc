@@ -2,6 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/toml_lite.h"
@@ -68,6 +72,8 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
       {"max_incoming", &AgentConfig::maxIncoming},
       {"frozen_limit", &AgentConfig::frozenLimit},
       {"audit_retention", &AgentConfig::auditRetention},
+      {"capacity_cpus", &AgentConfig::capacityCpus},
+      {"capacity_memory", &AgentConfig::capacityMemory},
   };
   for (const auto& [k, v] : kv.values()) {
     auto it = kFields.find(k);
@@ -104,6 +110,11 @@ Status AgentConfig::validate() const {
     return invalidArgument("bad accept_forwarded `" + acceptForwarded + "` (true or false)");
   LXMIG_RETURN_IF_ERROR(parseUint(maxIncoming, "max_incoming", 1, 64).status());
   LXMIG_RETURN_IF_ERROR(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
+  if (capacityCpus != "auto" && !(capacityCpuCount() > 0 && capacityCpuCount() <= 4096))
+    return invalidArgument("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
+  if (capacityMemory != "auto" && capacityMemoryBytes() == 0)
+    return invalidArgument("bad capacity_memory " + quote(capacityMemory) +
+                           ": bytes, or a number with K, M, G or T, or auto");
   if (auditRetention != "off") {
     const char unit = auditRetention.empty() ? '\0' : auditRetention.back();
     if (unit != 'd' && unit != 'w')
@@ -155,6 +166,45 @@ int64_t AgentConfig::auditRetentionMs() const {
   if (auditRetention == "off" || auditRetention.size() < 2) return 0;
   const int64_t n = std::atoll(auditRetention.c_str());
   return n * (auditRetention.back() == 'w' ? 7 : 1) * 86400 * 1000;
+}
+
+double AgentConfig::capacityCpuCount() const {
+  if (capacityCpus == "auto" || capacityCpus.empty() || capacityCpus.size() > 12) return 0;
+  // Digits and at most one point: no sign, blank, exponent, inf or nan.
+  if (capacityCpus.find_first_not_of("0123456789.") != std::string::npos ||
+      std::count(capacityCpus.begin(), capacityCpus.end(), '.') > 1)
+    return 0;
+  char* end = nullptr;
+  const double v = std::strtod(capacityCpus.c_str(), &end);
+  if (*end != '\0' || !(v > 0) || !std::isdigit(static_cast<unsigned char>(capacityCpus[0]))) return 0;
+  return v;
+}
+
+uint64_t AgentConfig::capacityMemoryBytes() const {
+  if (capacityMemory == "auto" || capacityMemory.empty()) return 0;
+  std::string digits = capacityMemory;
+  uint64_t unit = 1;
+  switch (digits.back()) {
+    case 'K':
+      unit = uint64_t{1} << 10;
+      break;
+    case 'M':
+      unit = uint64_t{1} << 20;
+      break;
+    case 'G':
+      unit = uint64_t{1} << 30;
+      break;
+    case 'T':
+      unit = uint64_t{1} << 40;
+      break;
+    default:
+      break;
+  }
+  if (unit != 1) digits.pop_back();
+  uint64_t n = 0;
+  if (digits.empty() || digits.size() > 15 || !parseUint64(digits, &n) || n == 0) return 0;
+  if (n > (uint64_t{1} << 50) / unit) return 0;
+  return n * unit;
 }
 
 }  // namespace lxmig::node

@@ -40,6 +40,7 @@ v1::ContainerSpec Spec::toProto() const {
   p.set_hwaddr(hwaddr);
   p.set_origin_node(originNode);
   p.set_created_ms(createdMs);
+  p.set_pinned(pinned);
   for (const auto& c : command) p.add_command(c);
   for (const auto& e : env) p.add_env(e);
   for (const auto& d : devices) {
@@ -63,6 +64,7 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
   s.hwaddr = p.hwaddr();
   s.originNode = p.origin_node();
   s.createdMs = p.created_ms();
+  s.pinned = p.pinned();
   s.command.assign(p.command().begin(), p.command().end());
   s.env.assign(p.env().begin(), p.env().end());
   for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
@@ -72,8 +74,8 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 
 std::string Spec::toJson() const {
   json j = {
-      {"name", name},       {"ip", ip},  {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
-      {"command", command}, {"env", env}};
+      {"name", name},       {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
+      {"command", command}, {"env", env}, {"pinned", pinned}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
@@ -93,6 +95,7 @@ Result<Spec> Spec::fromJson(const std::string& text) try {
   s.createdMs = j.value("created_ms", int64_t{0});
   s.command = j.value("command", std::vector<std::string>{});
   s.env = j.value("env", std::vector<std::string>{});
+  s.pinned = j.value("pinned", false);
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
   for (const auto& d : j.value("devices", json::array()))
@@ -350,6 +353,15 @@ Result<Spec> Node::spec(const std::string& name) {
   return s;
 }
 
+Result<bool> Node::setPinned(const std::string& name, bool pinned) {
+  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
+  LXMIG_ASSIGN_OR_RETURN(Reservation busy, reserve(name, pinned ? "being pinned" : "being unpinned"));
+  const bool was = s.pinned;
+  s.pinned = pinned;
+  LXMIG_RETURN_IF_ERROR(saveSpec(s));
+  return was;
+}
+
 Status Node::saveSpec(const Spec& s) { return writeFileAtomic(lxc_.dir(s.name) + "/lxmig.json", s.toJson(), 0600); }
 
 Result<std::vector<devices::Device>> Node::deviceOffer() const {
@@ -576,8 +588,65 @@ v1::NodeInfo Node::nodeInfo() {
     }
   }
   if (auto la = readFile("/proc/loadavg"); la.ok()) ni.set_load1(std::atof(la->c_str()));
-  ni.set_containers(static_cast<uint32_t>(lxc_.list().size()));
+  const auto names = lxc_.list();
+  ni.set_containers(static_cast<uint32_t>(names.size()));
+  // The scheduler's view: capacity, use outside the containers, each
+  // container's load.
+  double usedCpu = 0;
+  uint64_t usedMem = 0;
+  for (const auto& name : names) {
+    auto s = spec(name);
+    if (!s.ok()) continue;
+    v1::ContainerLoad* l = ni.add_loads();
+    l->set_name(name);
+    l->set_memory_bytes(lxc_.memoryBytes(name));
+    {
+      std::lock_guard lk(loadMu_);
+      auto it = cpu_.find(name);
+      if (it != cpu_.end() && it->second.lastNs > it->second.prevNs && it->second.lastUse >= it->second.prevUse)
+        l->set_cpu(static_cast<double>(it->second.lastUse - it->second.prevUse) /
+                   static_cast<double>(it->second.lastNs - it->second.prevNs));
+    }
+    l->set_pinned(s->pinned);
+    if (auto needs = deviceNeeds(name); needs.ok())
+      for (const auto& d : *needs) l->add_devices(d.id());
+    store::MigrationFilter f;
+    f.container = name;
+    f.result = "committed";
+    f.limit = 1;
+    if (auto last = audit_->listMigrations(f); last.ok() && !last->empty())
+      l->set_last_move_ms(last->front().endedMs > 0 ? last->front().endedMs : last->front().startedMs);
+    usedCpu += l->cpu();
+    usedMem += l->memory_bytes();
+  }
+  const double cpus = cfg_.capacityCpuCount();
+  const uint64_t mem = cfg_.capacityMemoryBytes();
+  ni.set_cpus(cpus > 0 ? cpus : static_cast<double>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))));
+  if (mem > 0) ni.set_mem_total_bytes(mem);
+  if (cpus <= 0 && mem <= 0) {
+    // A real host: what is busy beyond the containers is the host's own.
+    const uint64_t busy = ni.mem_total_bytes() - std::min(ni.mem_total_bytes(), ni.mem_available_bytes());
+    ni.set_host_memory_bytes(busy > usedMem ? busy - usedMem : 0);
+    ni.set_host_cpu(std::max(0.0, ni.load1() - usedCpu));
+  }
   return ni;
+}
+
+void Node::sampleLoad() {
+  const int64_t now = monotonicNs();
+  std::map<std::string, CpuSample> next;
+  for (const auto& name : lxc_.list()) {
+    const uint64_t use = lxc_.cpuUsageNs(name);
+    std::lock_guard lk(loadMu_);
+    CpuSample s = cpu_.count(name) ? cpu_[name] : CpuSample{};
+    s.prevNs = s.lastNs;
+    s.prevUse = s.lastUse;
+    s.lastNs = now;
+    s.lastUse = use;
+    next[name] = s;
+  }
+  std::lock_guard lk(loadMu_);
+  cpu_ = std::move(next);  // containers gone are forgotten
 }
 
 }  // namespace lxmig::node

@@ -16,6 +16,9 @@ constexpr double kMoveCostBytes = 256.0 * (1 << 20);
 // Per container: targets tried (that fit), nodes looked at (fit or not),
 // lowest score first; a plan's cost stays linear in the containers.
 constexpr int kTargetsTried = 8;
+// A move must bring the higher of its pair down by at least this much of a
+// node's score (half a percent): no move for nothing.
+constexpr double kMinGain = 0.005;
 constexpr int kNodesExamined = 64;
 
 std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
@@ -272,7 +275,7 @@ Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& 
         // a large busy node to a small idle one is still the point.)
         const double gain = srcScore - std::max(fromAfter, toAfter);
         const double value = gain / (static_cast<double>(containers[c].memBytes) + kMoveCostBytes);
-        if (gain > 0 && value > bestValue) {
+        if (gain >= kMinGain && value > bestValue) {
           bestValue = value;
           bestC = c;
           bestT = t;
@@ -377,7 +380,10 @@ std::string place(const std::vector<NodeLoad>& nodes, const std::vector<Containe
     if (u.empty()) return nodes[t].name;
     if (first.empty()) first = u;
   }
-  if (why) *why = first.empty() ? "no node takes work" : first.rfind("no node", 0) == 0 ? first : "no node fits: e.g. " + first;
+  if (why)
+    *why = first.empty()                    ? "no node takes work"
+           : first.rfind("no node", 0) == 0 ? first
+                                            : "no node fits: e.g. " + first;
   return "";
 }
 

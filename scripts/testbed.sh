@@ -189,6 +189,10 @@ tls_key = "$R/pki/n$i.key"
 cluster = "$R/cluster.toml"
 firewall = "$FIREWALL"
 devices = "$(node_devices "$i")"
+# Simulated nodes share this host: each gives the scheduler one CPU and
+# 2 GiB, and the host's own use counts as none.
+capacity_cpus = "1"
+capacity_memory = "2G"
 EOF
   done
 }

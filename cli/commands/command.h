@@ -58,6 +58,10 @@ Verb addMigrate(CLI::App& app);
 Verb addFw(CLI::App& app);
 Verb addAudit(CLI::App& app);
 Verb addNodes(CLI::App& app);
+Verb addRebalance(CLI::App& app);
+Verb addDrain(CLI::App& app);
+Verb addPin(CLI::App& app);
+Verb addUnpin(CLI::App& app);
 Verb addDevices(CLI::App& app);
 Verb addGroups(CLI::App& app);
 

@@ -1,8 +1,10 @@
-// `lxmig nodes`: each node of the cluster as its agent describes itself;
+// `lxmig nodes`: each node of the cluster as its agent describes itself,
+// with the scheduler's view (capacity, containers' loads, score);
 // a node that does not answer is reported and makes the exit code 1.
 #include <cstdio>
 #include <iostream>
 
+#include "cluster_load.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
 #include "output/json.h"
@@ -12,32 +14,43 @@ namespace lxmig::cli {
 namespace {
 
 int nodes(const Globals& g, Connector& conn, bool devices) {
-  auto t = conn.forNode(g.node);
-  if (!t.ok()) return fail("nodes", t.status());
+  ClusterLoad cl = gatherLoad(conn);
+  for (const auto& u : cl.unreachable) std::fprintf(stderr, "lxmig: nodes: %s\n", u.c_str());
   nlohmann::json arr = nlohmann::json::array();
-  std::vector<std::string> names = conn.nodes();
-  if (names.empty()) names.push_back("");
-  Table table("%-10s %-22s %8s %10s %12s\n");
-  if (!g.json) std::cout << table.row({"NODE", "ADDRESS", "LOAD1", "CONTAINERS", "MEM FREE"});
-  int rc = 0;
-  for (const auto& n : names) {
-    v1::GetNodeRequest rq;
-    rq.set_node(n);
-    auto ni = call(*t, &v1::Agent::Stub::GetNode, rq, 10);
-    if (!ni.ok()) {
-      std::fprintf(stderr, "lxmig: nodes: %s: %s\n", n.c_str(), ni.status().message().c_str());
-      rc = 1;
-      continue;
+  Table table("%-10s %-22s %6s %10s %10s %6s %6s %6s\n");
+  if (!g.json) std::cout << table.row({"NODE", "ADDRESS", "CPUS", "MEMORY", "MEM FREE", "CONT.", "LOAD1", "SCORE"});
+  for (size_t k = 0; k < cl.infos.size(); ++k) {
+    const v1::NodeInfo& ni = cl.infos[k];
+    const sched::NodeLoad& n = cl.nodes[k];
+    double cpu = n.hostCpu;
+    uint64_t mem = n.hostMemBytes;
+    nlohmann::json loads = nlohmann::json::array();
+    for (const auto& l : ni.loads()) {
+      cpu += l.cpu();
+      mem += l.memory_bytes();
+      loads.push_back({{"name", l.name()},
+                       {"memory_bytes", l.memory_bytes()},
+                       {"cpu", l.cpu()},
+                       {"devices", l.devices()},
+                       {"pinned", l.pinned()},
+                       {"last_move_ms", l.last_move_ms()}});
     }
-    nlohmann::json nj = {{"name", ni->name()},
-                         {"address", ni->address()},
-                         {"load1", ni->load1()},
-                         {"containers", ni->containers()},
-                         {"mem_available_bytes", ni->mem_available_bytes()},
-                         {"container_subnet", ni->container_subnet()}};
+    const double score = sched::score(n, cpu, mem);
+    nlohmann::json nj = {{"name", ni.name()},
+                         {"address", ni.address()},
+                         {"cpus", ni.cpus()},
+                         {"mem_total_bytes", ni.mem_total_bytes()},
+                         {"mem_available_bytes", ni.mem_available_bytes()},
+                         {"host_cpu", ni.host_cpu()},
+                         {"host_memory_bytes", ni.host_memory_bytes()},
+                         {"load1", ni.load1()},
+                         {"containers", ni.containers()},
+                         {"score", score},
+                         {"loads", loads},
+                         {"container_subnet", ni.container_subnet()}};
     if (devices) {
       nj["devices"] = nlohmann::json::array();
-      for (const auto& d : ni->devices())
+      for (const auto& d : ni.devices())
         nj["devices"].push_back({{"type", d.type()},
                                  {"major", d.dev_major()},
                                  {"minor", d.dev_minor()},
@@ -46,17 +59,19 @@ int nodes(const Globals& g, Connector& conn, bool devices) {
     }
     arr.push_back(std::move(nj));
     if (g.json) continue;
-    char load[32];
-    std::snprintf(load, sizeof load, "%.2f", ni->load1());
-    std::cout << table.row(
-        {ni->name(), ni->address(), load, std::to_string(ni->containers()), humanBytes(ni->mem_available_bytes())});
+    char load[32], cpus[32], sc[32];
+    std::snprintf(load, sizeof load, "%.2f", ni.load1());
+    std::snprintf(cpus, sizeof cpus, "%g", ni.cpus());
+    std::snprintf(sc, sizeof sc, "%.0f%%", score * 100);
+    std::cout << table.row({ni.name(), ni.address(), cpus, humanBytes(ni.mem_total_bytes()),
+                            humanBytes(ni.mem_available_bytes()), std::to_string(ni.containers()), load, sc});
     if (devices)
-      for (const auto& d : ni->devices())
+      for (const auto& d : ni.devices())
         std::printf("    %s %u:%u %s%s\n", d.type().c_str(), d.dev_major(), d.dev_minor(), d.path().c_str(),
                     d.cls().empty() ? "" : ("  class " + d.cls()).c_str());
   }
-  if (g.json) printJson({{"nodes", arr}}, 2);
-  return rc;
+  if (g.json) printJson({{"nodes", arr}, {"unreachable", cl.unreachable}}, 2);
+  return cl.unreachable.empty() ? 0 : 1;
 }
 
 }  // namespace

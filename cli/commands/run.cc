@@ -1,9 +1,13 @@
 // `lxmig run --name X -- COMMAND...`: creates and starts an application
-// container on --node (or wherever the local agent puts it).
+// container on --node, or on the node the scheduler places it on (the
+// least loaded node that offers its devices and has room: sched::place),
+// which is recorded as a decision in the audit.
 #include <cstdio>
 
 #include "args.h"
+#include "cluster_load.h"
 #include "commands/command.h"
+#include "lxmig/base/files.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -31,10 +35,50 @@ int run(const Globals& g, Connector& conn, const RunOptions& o) {
     if (!m.ok()) return fail("run", m.status());
     *rq.add_binds() = std::move(*m);
   }
-  auto ci = call(conn, g.node, &v1::Agent::Stub::RunContainer, rq, 180);
+  std::string node = g.node, placedWhy;
+  if (node.empty() && conn.nodes().size() > 1) {
+    ClusterLoad cl = gatherLoad(conn);
+    sched::ContainerLoad newcomer;
+    newcomer.name = o.name;
+    newcomer.memBytes = uint64_t{64} << 20;  // unknown before it runs: a small container
+    for (const auto& d : o.devices) {
+      // The device by its path on the nodes: the id of the first node
+      // that offers that path.
+      const std::string path = d.substr(0, d.find(':'));
+      std::string id;
+      for (const auto& ni : cl.infos)
+        for (const auto& off : ni.devices())
+          if (id.empty() && off.path() == path)
+            id = off.type() + " " + std::to_string(off.dev_major()) + ":" + std::to_string(off.dev_minor());
+      if (id.empty()) return fail("run " + o.name, failedPrecondition("no node offers " + path));
+      newcomer.devices.push_back(id);
+    }
+    sched::Params p;
+    p.nowMs = wallMs();
+    std::string why;
+    node = sched::place(cl.nodes, cl.containers, newcomer, p, &why);
+    if (node.empty()) return fail("run " + o.name, failedPrecondition("no node can take it: " + why));
+    placedWhy = "placed on the least loaded node that offers its devices and has room";
+    rq.set_node(node);
+    v1::RecordDecisionsRequest rec;
+    v1::Decision* d = rec.add_decisions();
+    d->set_at_ms(wallMs());
+    d->set_container(o.name);
+    d->set_to_node(node);
+    d->set_action("place");
+    d->set_reason("run: " + placedWhy);
+    (void)call(conn, "", &v1::Agent::Stub::RecordDecisions, rec, 10);
+  }
+  auto ci = call(conn, node, &v1::Agent::Stub::RunContainer, rq, 180);
   if (!ci.ok()) return fail("run " + o.name, ci.status());
-  if (g.json) printJson({{"name", ci->name()}, {"node", ci->node()}, {"state", ci->state()}, {"ip", ci->ip()}});
-  else if (!g.quiet) std::printf("%s running on %s at %s\n", ci->name().c_str(), ci->node().c_str(), ci->ip().c_str());
+  if (g.json) {
+    nlohmann::json j = {{"name", ci->name()}, {"node", ci->node()}, {"state", ci->state()}, {"ip", ci->ip()}};
+    if (!placedWhy.empty()) j["placed"] = placedWhy;
+    printJson(j);
+  } else if (!g.quiet) {
+    std::printf("%s running on %s at %s%s\n", ci->name().c_str(), ci->node().c_str(), ci->ip().c_str(),
+                placedWhy.empty() ? "" : (" (" + placedWhy + ")").c_str());
+  }
   return 0;
 }
 

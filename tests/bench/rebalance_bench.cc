@@ -45,7 +45,7 @@ Cluster synthetic(int nodes, int containers, uint64_t seed) {
   for (int i = 0; i < nodes; ++i) {
     NodeLoad n;
     n.name = "n" + std::to_string(i);
-    n.cpus = 16 << (rng() % 3);                           // 16, 32, 64
+    n.cpus = 16 << (rng() % 3);                             // 16, 32, 64
     n.memTotalBytes = (uint64_t{64} << (rng() % 3)) << 30;  // 64, 128, 256 GiB
     n.hostCpu = 0.5;
     n.hostMemBytes = uint64_t{2} << 30;
@@ -138,9 +138,9 @@ struct Model {
   double s(size_t n) const { return score(c.nodes[n], cpu[n], mem[n]); }
   bool fits(size_t k, size_t t) const {
     for (const auto& d : c.containers[k].devices)
-      if (std::find(c.nodes[t].devices.begin(), c.nodes[t].devices.end(), d) == c.nodes[t].devices.end())
-        return false;
-    return static_cast<double>(mem[t] + c.containers[k].memBytes) <= 0.9 * static_cast<double>(c.nodes[t].memTotalBytes);
+      if (std::find(c.nodes[t].devices.begin(), c.nodes[t].devices.end(), d) == c.nodes[t].devices.end()) return false;
+    return static_cast<double>(mem[t] + c.containers[k].memBytes) <=
+           0.9 * static_cast<double>(c.nodes[t].memTotalBytes);
   }
   void move(size_t k, size_t from, size_t to) {
     cpu[from] -= c.containers[k].cpu;
@@ -178,8 +178,7 @@ Outcome greedy(const Cluster& c) {
       const auto& x = c.containers[k];
       if (moved[k] || x.pinned || !m.fits(k, lo)) continue;
       const double w = (x.cpu / c.nodes[hi].cpus + static_cast<double>(x.memBytes) / c.nodes[hi].memTotalBytes) / 2;
-      const double toAfter =
-          score(c.nodes[lo], m.cpu[lo] + x.cpu, m.mem[lo] + x.memBytes);
+      const double toAfter = score(c.nodes[lo], m.cpu[lo] + x.cpu, m.mem[lo] + x.memBytes);
       if (toAfter >= m.s(hi)) continue;
       if (w > bestW) bestW = w, best = k;
     }
@@ -306,8 +305,12 @@ int main(int argc, char** argv) {
   for (const auto& [name, h] : history)
     for (size_t k = 2; k < h.size(); ++k)
       if (h[k].second == h[k - 2].second && h[k].first - h[k - 1].first < q.cooldownMs) ++backWithinCooldown;
-  out["pingpong"] = {{"periods", 100},        {"nodes", 100},          {"containers", c.containers.size()},
-                     {"periods_with_moves", plans}, {"moves", moves}, {"back_within_cooldown", backWithinCooldown}};
+  out["pingpong"] = {{"periods", 100},
+                     {"nodes", 100},
+                     {"containers", c.containers.size()},
+                     {"periods_with_moves", plans},
+                     {"moves", moves},
+                     {"back_within_cooldown", backWithinCooldown}};
   std::cout << out.dump(2) << "\n";
   return 0;
 }

@@ -76,6 +76,31 @@ TEST_F(ConfigTest, AuditRetentionIsDaysWeeksOrOff) {
   }
 }
 
+TEST_F(ConfigTest, CapacityIsAutoOrAFigure) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->capacityCpuCount(), 0) << "auto";
+  EXPECT_EQ(c->capacityMemoryBytes(), 0u) << "auto";
+  auto g = load("capacity_cpus = \"1.5\"\ncapacity_memory = \"2G\"\n");
+  ASSERT_TRUE(g.ok());
+  EXPECT_TRUE(g->validate().ok()) << g->validate().message();
+  EXPECT_DOUBLE_EQ(g->capacityCpuCount(), 1.5);
+  EXPECT_EQ(g->capacityMemoryBytes(), uint64_t{2} << 30);
+  auto m = load("capacity_memory = \"536870912\"\n");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->capacityMemoryBytes(), uint64_t{512} << 20);
+  for (const char* bad : {"0", "-1", "two", "1e3", "nan", " 2", "99999"}) {
+    auto b = load(std::string("capacity_cpus = \"") + bad + "\"\n");
+    ASSERT_TRUE(b.ok()) << bad;
+    EXPECT_NE(b->validate().message().find("bad capacity_cpus"), std::string::npos) << bad;
+  }
+  for (const char* bad : {"0", "2X", "G", "-1G", "1.5G", "99999999999999999G"}) {
+    auto b = load(std::string("capacity_memory = \"") + bad + "\"\n");
+    ASSERT_TRUE(b.ok()) << bad;
+    EXPECT_NE(b->validate().message().find("bad capacity_memory"), std::string::npos) << bad;
+  }
+}
+
 TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
   auto c = load("");
   ASSERT_TRUE(c.ok());

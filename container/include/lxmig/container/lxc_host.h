@@ -69,6 +69,9 @@ class LxcHost {
   RunState state(const std::string& name) const;
   int initPid(const std::string& name) const;
   uint64_t memoryBytes(const std::string& name) const;
+  // CPU time the container's processes used since it started (its payload
+  // cgroup), in nanoseconds; 0 when unknown.
+  uint64_t cpuUsageNs(const std::string& name) const;
 
   // Cgroup freezer of the payload; waits until the kernel reports FROZEN.
   Status freeze(const std::string& name, int timeoutMs = 5000);

@@ -28,6 +28,11 @@
 //                                      # their operator (run, rm, exec, fw, migrate);
 //                                      # "false": only this node's own CLI
 //     max_incoming = "4"               # migrations into this node at once
+//     capacity_cpus = "auto"           # CPUs this node gives to containers (scheduler);
+//                                      # "auto": the host's; a number: a share of it
+//     capacity_memory = "auto"         # the same for memory ("64G", "512M", bytes);
+//                                      # set both to simulate nodes on one host: the
+//                                      # host's own use then counts as none
 //     audit_retention = "90d"          # audit rows older than this are removed
 //                                      # (days "90d" or weeks "13w"); "off": kept
 //     frozen_limit = "60"              # seconds a source stays frozen for a target
@@ -99,6 +104,13 @@ struct AgentConfig {
   // How long the audit keeps a finished migration, a node event, a
   // decision: "<N>d" or "<N>w" (1 day .. 100 years), or "off".
   std::string auditRetention = "90d";
+  // What the node gives to containers, for the scheduler: "auto" (the
+  // host's CPUs and memory) or a figure.
+  std::string capacityCpus = "auto";
+  std::string capacityMemory = "auto";
+  // 0 for "auto" (validate() has checked the syntax).
+  double capacityCpuCount() const;
+  uint64_t capacityMemoryBytes() const;
   // Milliseconds; 0 when "off" (validate() has checked the syntax).
   int64_t auditRetentionMs() const;
   // Testing only (flag --fail-at, never from the file): makes one step fail

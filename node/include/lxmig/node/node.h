@@ -31,6 +31,7 @@ struct Spec {
   std::vector<container::Bind> binds;
   std::vector<container::devices::DeviceBind> devices;  // lxmig run --device
   int64_t createdMs = 0;
+  bool pinned = false;  // lxmig pin
 
   v1::ContainerSpec toProto() const;
   static Spec fromProto(const v1::ContainerSpec& p);
@@ -61,6 +62,8 @@ class Node {
   Result<v1::ContainerInfo> info(const std::string& name);
   Result<Spec> spec(const std::string& name);
   Status saveSpec(const Spec& s);
+  // lxmig pin / unpin; returns whether it was pinned before.
+  Result<bool> setPinned(const std::string& name, bool pinned);
   // LXC parameters of a container (device binds with their cgroup rules as
   // the spec names them: PREPARE rewrote them to this node's devices).
   container::ContainerParams paramsFor(const Spec& s) const;
@@ -130,6 +133,10 @@ class Node {
   void setDataPort(uint16_t port) { dataPort_ = port; }
 
   v1::NodeInfo nodeInfo();
+  // Samples the CPU time of every container (the agent calls it every few
+  // seconds): nodeInfo() reports each container's rate over the window
+  // between the last two samples.
+  void sampleLoad();
 
  private:
   explicit Node(AgentConfig cfg) : cfg_(std::move(cfg)), lxc_(cfg_.lxcPath, cfg_.cgroupParent) {}
@@ -151,6 +158,12 @@ class Node {
   std::mutex mu_;
   Reservations reservations_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  struct CpuSample {
+    int64_t prevNs = 0, lastNs = 0;     // monotonic
+    uint64_t prevUse = 0, lastUse = 0;  // CPU time, ns
+  };
+  std::mutex loadMu_;
+  std::map<std::string, CpuSample> cpu_;
 };
 
 }  // namespace lxmig::node

@@ -31,10 +31,10 @@ namespace lxmig::sched {
 
 struct NodeLoad {
   std::string name;
-  double cpus = 1;             // CPUs the node gives to containers
-  uint64_t memTotalBytes = 0;  // memory the node gives to containers
-  double hostCpu = 0;          // CPUs busy outside any container
-  uint64_t hostMemBytes = 0;   // memory in use outside any container
+  double cpus = 1;                   // CPUs the node gives to containers
+  uint64_t memTotalBytes = 0;        // memory the node gives to containers
+  double hostCpu = 0;                // CPUs busy outside any container
+  uint64_t hostMemBytes = 0;         // memory in use outside any container
   std::vector<std::string> devices;  // offered: "c 10:229", or a class ("gpu")
   bool takesWork = true;             // false while draining or cordoned
 };
@@ -72,8 +72,8 @@ struct Plan {
   std::vector<Move> moves;
   std::vector<Skip> skipped;
   double spreadBefore = 0, spreadAfter = 0;
-  uint64_t bytes = 0;      // memory moved
-  std::string verdict;     // one line: why the plan ends where it does
+  uint64_t bytes = 0;   // memory moved
+  std::string verdict;  // one line: why the plan ends where it does
 };
 
 // Node scores: the mean of memory and CPU fractions in use.

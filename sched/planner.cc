@@ -17,8 +17,9 @@ constexpr double kMoveCostBytes = 256.0 * (1 << 20);
 // lowest score first; a plan's cost stays linear in the containers.
 constexpr int kTargetsTried = 8;
 // A move must bring the higher of its pair down by at least this much of a
-// node's score (half a percent): no move for nothing.
-constexpr double kMinGain = 0.005;
+// node's score (a tenth of a percent): no move for nothing (an idle
+// container shifted between two equal nodes).
+constexpr double kMinGain = 0.001;
 constexpr int kNodesExamined = 64;
 
 std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }

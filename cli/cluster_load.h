@@ -15,7 +15,7 @@ namespace lxmig::cli {
 struct ClusterLoad {
   std::vector<sched::NodeLoad> nodes;
   std::vector<sched::ContainerLoad> containers;
-  std::vector<v1::NodeInfo> infos;      // as the agents answered
+  std::vector<v1::NodeInfo> infos;       // as the agents answered
   std::vector<std::string> unreachable;  // "n3: connection refused"
 };
 

@@ -129,7 +129,9 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
     std::snprintf(why, sizeof why, "%s: %s %s -> %s, %s %s -> %s%s", reason.c_str(), m.from.c_str(),
                   pctText(m.fromBefore).c_str(), pctText(m.fromAfter).c_str(), m.to.c_str(),
                   pctText(m.toBefore).c_str(), pctText(m.toAfter).c_str(),
-                  dryRun ? " (dry run)" : results[k] == "committed" ? "" : (" (" + results[k] + ")").c_str());
+                  dryRun                      ? " (dry run)"
+                  : results[k] == "committed" ? ""
+                                              : (" (" + results[k] + ")").c_str());
     v1::Decision d = decision(m.container, m.from, m.to, "move", why);
     d.set_has_scores(true);
     d.set_score_before(m.fromBefore);
@@ -139,8 +141,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
   }
   for (const auto& s : plan.skipped)
     *rec.add_decisions() = decision(s.container, s.node, "", "skip", reason + ": " + s.why);
-  if (rec.decisions_size() == 0)
-    *rec.add_decisions() = decision("", "", "", "stay", reason + ": " + plan.verdict);
+  if (rec.decisions_size() == 0) *rec.add_decisions() = decision("", "", "", "stay", reason + ": " + plan.verdict);
   if (auto r = call(conn, "", &v1::Agent::Stub::RecordDecisions, rec, 30); !r.ok())
     std::cerr << "lxmig: " << what << ": decisions not recorded in the audit: " << r.status().message() << "\n";
 
@@ -161,7 +162,8 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
                        {"migration_id", ids[k]}});
     }
     nlohmann::json skipped = nlohmann::json::array();
-    for (const auto& s : plan.skipped) skipped.push_back({{"container", s.container}, {"node", s.node}, {"why", s.why}});
+    for (const auto& s : plan.skipped)
+      skipped.push_back({{"container", s.container}, {"node", s.node}, {"why", s.why}});
     printJson({{"spread_before", plan.spreadBefore},
                {"spread_after", plan.spreadAfter},
                {"bytes", plan.bytes},

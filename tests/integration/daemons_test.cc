@@ -31,31 +31,14 @@ long long pgbenchCount(const std::string& out, const std::string& label) {
   return std::atoll(out.c_str() + pos + label.size() + 2);
 }
 
-class DaemonsTest : public ::testing::Test {
+class DaemonsTest : public TestbedSuite {
  protected:
   static void SetUpTestSuite() {
-    missing_ = missingPrerequisite();
-    if (missing_.empty() && !pathExists(std::string(kPgBin) + "/postgres"))
-      missing_ = "PostgreSQL 15 (scripts/setup.sh installs postgresql-15)";
-    if (!missing_.empty()) return;
-    (void)Testbed::get().down();
-    Status st = Testbed::get().up(2);
-    upError_ = st.ok() ? "" : st.message();
+    upForSuite(2, pathExists(std::string(kPgBin) + "/postgres")
+                      ? ""
+                      : "PostgreSQL 15 (scripts/setup.sh installs postgresql-15)");
   }
-  static void TearDownTestSuite() {
-    if (!missing_.empty()) return;
-    Status st = Testbed::get().down();
-    EXPECT_TRUE(st.ok()) << st.message();
-  }
-  void SetUp() override {
-    LXMIG_REQUIRE(missing_.empty(), missing_);
-    ASSERT_EQ(upError_, "");
-  }
-  void TearDown() override {
-    if (HasFailure()) tb().printAgentLogs();
-  }
-  Testbed& tb() { return Testbed::get(); }
-  std::string nodeOf(const std::string& name) { return tb().nodeOf(name); }
+  static void TearDownTestSuite() { downAfterSuite(); }
 
   // psql in the client namespace: the query's rows, unaligned.
   std::string sql(const std::string& ip, const std::string& query) {
@@ -63,12 +46,7 @@ class DaemonsTest : public ::testing::Test {
     EXPECT_EQ(r.exitCode, 0) << query << ": " << r.err;
     return std::string(trim(r.out));
   }
-
-  static std::string missing_;
-  static std::string upError_;
 };
-std::string DaemonsTest::missing_;
-std::string DaemonsTest::upError_;
 
 TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) {
   testing::TempDir dir("lxmig-pg");

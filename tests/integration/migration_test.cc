@@ -27,7 +27,7 @@ namespace {
 
 constexpr int kPort = 7000;
 
-class MigrationTest : public ::testing::Test {
+class MigrationTest : public TestbedSuite {
  protected:
   // Restarts a node's agent with its usual flags when the scope ends, also
   // after a failed assertion: `auto restore = restoreAgentAtExit("n2");`
@@ -37,13 +37,7 @@ class MigrationTest : public ::testing::Test {
     ~AgentRestorer() { (void)tb.restartAgent(node); }
   };
   AgentRestorer restoreAgentAtExit(const std::string& node) { return {tb(), node}; }
-  static void SetUpTestSuite() {
-    missing_ = missingPrerequisite();
-    if (!missing_.empty()) return;
-    (void)Testbed::get().down();
-    Status st = Testbed::get().up(2);
-    upError_ = st.ok() ? "" : st.message();
-  }
+  static void SetUpTestSuite() { upForSuite(2); }
   static void TearDownTestSuite() {
     if (!missing_.empty()) return;
     // `down` must also clean up after a crash: kill the agents hard first
@@ -65,17 +59,6 @@ class MigrationTest : public ::testing::Test {
     EXPECT_FALSE(pathExists(Testbed::get().runDir()));
     EXPECT_FALSE(pathExists("/var/lib/" + p + "-testbed"));
   }
-  void SetUp() override {
-    LXMIG_REQUIRE(missing_.empty(), missing_);
-    ASSERT_EQ(upError_, "");
-  }
-  // A failed test shows what the agents said (the test bed and its logs go
-  // at the end of the suite).
-  void TearDown() override {
-    if (HasFailure()) tb().printAgentLogs();
-  }
-
-  Testbed& tb() { return Testbed::get(); }
 
   // Starts a counter_server container and returns its IP.
   std::string runServer(const std::string& name, const std::string& node, std::vector<std::string> extra = {}) {
@@ -102,8 +85,6 @@ class MigrationTest : public ::testing::Test {
     Cli c = tb().lxmig({"rm", name});
     EXPECT_EQ(c.code, 0) << "rm " << name << ": " << c.err;
   }
-
-  std::string nodeOf(const std::string& name) { return tb().nodeOf(name); }
 
   // `lxmig ARGS` as an operator runs it at a terminal, interrupted with
   // Ctrl-C once `before` returns: its exit code and its stderr.
@@ -137,12 +118,7 @@ class MigrationTest : public ::testing::Test {
     if (auto text = readFile(tmpl); text.ok()) out.err = *text;
     return out;
   }
-
-  static std::string missing_;
-  static std::string upError_;
 };
-std::string MigrationTest::missing_;
-std::string MigrationTest::upError_;
 
 TEST_F(MigrationTest, StatusListsNodesAndClient) {
   Cli c = tb().lxmig({"--json", "testbed", "status"});

@@ -19,28 +19,10 @@
 namespace lxmig::testing {
 namespace {
 
-class SchedTest : public ::testing::Test {
+class SchedTest : public TestbedSuite {
  protected:
-  static void SetUpTestSuite() {
-    missing_ = missingPrerequisite();
-    if (!missing_.empty()) return;
-    (void)Testbed::get().down();
-    Status st = Testbed::get().up(3);
-    upError_ = st.ok() ? "" : st.message();
-  }
-  static void TearDownTestSuite() {
-    if (!missing_.empty()) return;
-    Status st = Testbed::get().down();
-    EXPECT_TRUE(st.ok()) << st.message();
-  }
-  void SetUp() override {
-    LXMIG_REQUIRE(missing_.empty(), missing_);
-    ASSERT_EQ(upError_, "");
-  }
-  void TearDown() override {
-    if (HasFailure()) tb().printAgentLogs();
-  }
-  Testbed& tb() { return Testbed::get(); }
+  static void SetUpTestSuite() { upForSuite(3); }
+  static void TearDownTestSuite() { downAfterSuite(); }
 
   // The CPU rate the agents report for `name`, -1 when not listed.
   double cpuOf(const std::string& name) {
@@ -50,12 +32,7 @@ class SchedTest : public ::testing::Test {
         if (l["name"] == name) return l["cpu"].get<double>();
     return -1;
   }
-
-  static std::string missing_;
-  static std::string upError_;
 };
-std::string SchedTest::missing_;
-std::string SchedTest::upError_;
 
 TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   const std::vector<std::string> burn = {"/bin/sh", "-c", "while :; do :; done"};

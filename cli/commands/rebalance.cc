@@ -1,7 +1,8 @@
 // `lxmig rebalance`, `drain NODE`, `pin NAME`, `unpin NAME`: the scheduler's
 // verbs. rebalance and drain gather every node's load (cluster_load.h), plan
-// with sched/planner.h, print the plan, carry it out one move after the
-// other (pre-copy when it works) unless --dry-run, and record every
+// with sched/planner.h, print the plan, carry it out (pre-copy when it
+// works; --concurrency moves at once, one after the other by default)
+// unless --dry-run, and record every
 // decision in the audit of the node that ran them (`decisions` view). Only
 // one rebalance or drain acts at a time on this host (flock on
 // /run/lxmig/rebalance.lock); a second one says so and does nothing.
@@ -9,8 +10,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "args.h"
 #include "cluster_load.h"
@@ -26,6 +30,7 @@ namespace {
 
 struct RebalanceOptions {
   bool dryRun = false;
+  int concurrency = 1;
   double thresholdPct = 20;
   int maxMoves = 10;
   std::string cooldown = "6h";
@@ -96,7 +101,7 @@ v1::Decision decision(const std::string& container, const std::string& from, con
 
 // Prints the plan, carries it out unless dry, records the decisions.
 int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const ClusterLoad& cl,
-            const std::string& reason, bool dryRun, const std::string& what) {
+            const std::string& reason, bool dryRun, int concurrency, const std::string& what) {
   std::map<std::string, uint64_t> mem;
   std::map<std::string, double> cpu;
   for (const auto& c : cl.containers) mem[c.name] = c.memBytes, cpu[c.name] = c.cpu;
@@ -107,20 +112,34 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
     std::cout << what << ": spread " << pctText(plan.spreadBefore) << " -> " << pctText(plan.spreadAfter) << ", "
               << plan.moves.size() << " move(s), " << humanBytes(plan.bytes) << "; " << plan.verdict << "\n";
   }
-  for (size_t k = 0; k < plan.moves.size() && !dryRun; ++k) {
-    const auto& m = plan.moves[k];
-    if (!g.json && !g.quiet) std::cerr << "moving " << m.container << " " << m.from << " -> " << m.to << " ...\n";
-    auto id = carryOut(conn, m, reason);
-    if (id.ok()) {
-      ids[k] = *id;
-      results[k] = "committed";
-    } else {
-      ++failed;
+  // At most `concurrency` moves at once, each container in one of them.
+  std::atomic<size_t> next{0};
+  std::atomic<int> failures{0};
+  std::mutex out;
+  auto worker = [&] {
+    for (size_t k; !dryRun && (k = next++) < plan.moves.size();) {
+      const auto& m = plan.moves[k];
+      if (!g.json && !g.quiet) {
+        std::lock_guard lk(out);
+        std::cerr << "moving " << m.container << " " << m.from << " -> " << m.to << " ...\n";
+      }
+      auto id = carryOut(conn, m, reason);
+      if (id.ok()) {
+        ids[k] = *id;
+        results[k] = "committed";
+        continue;
+      }
+      ++failures;
       results[k] = "failed: " + id.status().message();
+      std::lock_guard lk(out);
       std::cerr << "lxmig: " << what << ": " << m.container << " " << m.from << " -> " << m.to << ": "
                 << id.status().message() << "\n";
     }
-  }
+  };
+  std::vector<std::thread> workers;
+  for (int w = 0; w < std::max(1, concurrency); ++w) workers.emplace_back(worker);
+  for (auto& t : workers) t.join();
+  failed = failures;
   // The decisions, in the local node's audit.
   v1::RecordDecisionsRequest rec;
   for (size_t k = 0; k < plan.moves.size(); ++k) {
@@ -195,6 +214,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
 Status paramsFrom(const RebalanceOptions& o, sched::Params* p) {
   if (!(o.thresholdPct > 0 && o.thresholdPct <= 100)) return invalidArgument("--threshold must be between 0 and 100");
   if (o.maxMoves < 0) return invalidArgument("--max-moves must be 0 (no limit) or more");
+  if (o.concurrency < 1 || o.concurrency > 16) return invalidArgument("--concurrency must be 1 to 16");
   LXMIG_ASSIGN_OR_RETURN(int64_t cooldown, parseSinceMs(o.cooldown));
   p->startSpread = o.thresholdPct / 100;
   p->stopSpread = p->startSpread / 2;  // hysteresis: stop at half the threshold
@@ -217,7 +237,7 @@ int rebalance(const Globals& g, Connector& conn, const RebalanceOptions& o) {
   for (const auto& u : cl.unreachable) std::cerr << "lxmig: rebalance: " << u << " (left out of the plan)\n";
   if (cl.nodes.empty()) return fail("rebalance", unavailable("no node answered"));
   sched::Plan plan = sched::plan(cl.nodes, cl.containers, p);
-  return execute(g, conn, plan, cl, "rebalance", o.dryRun, "rebalance");
+  return execute(g, conn, plan, cl, "rebalance", o.dryRun, o.concurrency, "rebalance");
 }
 
 int drainNode(const Globals& g, Connector& conn, const RebalanceOptions& o) {
@@ -235,7 +255,7 @@ int drainNode(const Globals& g, Connector& conn, const RebalanceOptions& o) {
   for (const auto& n : cl.nodes) known |= n.name == o.node;
   if (!known) return fail("drain", notFound("node `" + o.node + "` did not answer or is not in the cluster"));
   sched::Plan plan = sched::drain(cl.nodes, cl.containers, o.node, p);
-  int rc = execute(g, conn, plan, cl, "drain", o.dryRun, "drain " + o.node);
+  int rc = execute(g, conn, plan, cl, "drain", o.dryRun, o.concurrency, "drain " + o.node);
   return rc != 0 ? rc : plan.skipped.empty() ? 0 : 1;
 }
 
@@ -265,6 +285,7 @@ void addPlanOptions(CLI::App* cmd, RebalanceOptions& o) {
                   "act when the spread of node scores exceeds this percentage (default 20); stop at half of it");
   cmd->add_option("--max-moves", o.maxMoves, "at most this many moves (default 10; 0: no limit)");
   cmd->add_option("--cooldown", o.cooldown, "leave containers moved within this (default 6h; 90m, 6h, 1d)");
+  cmd->add_option("--concurrency", o.concurrency, "moves at once (default 1, at most 16)");
 }
 
 }  // namespace
@@ -281,6 +302,7 @@ Verb addDrain(CLI::App& app) {
   auto o = std::make_shared<RebalanceOptions>();
   cmd->add_option("node", o->node, "the node to empty")->required();
   cmd->add_flag("--dry-run", o->dryRun, "print the plan, move nothing");
+  cmd->add_option("--concurrency", o->concurrency, "moves at once (default 1, at most 16)");
   return {cmd, [o](const Globals& g, Connector& conn) { return drainNode(g, conn, *o); }};
 }
 

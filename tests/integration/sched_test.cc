@@ -1,7 +1,8 @@
 // The scheduler on a real three-node test bed, through the CLI: CPU-burning
 // and memory-holding containers on n1, a pinned one among them; placement
 // of a new container; `rebalance --dry-run` moves nothing; a second run
-// while one holds the lock does not act; `rebalance` moves load off n1 with
+// while one holds the lock does not act; `rebalance` (two moves at once)
+// moves load off n1 with
 // its decisions in the audit, leaves the pinned one and, in the next run,
 // the ones it just moved (cooldown); `drain n1` empties n1 of everything
 // movable and says what stays.
@@ -79,7 +80,7 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   }
 
   // The run: load leaves n1, the pinned container stays.
-  Cli run = tb().lxmig({"--json", "rebalance"});
+  Cli run = tb().lxmig({"--json", "rebalance", "--concurrency", "2"});
   ASSERT_EQ(run.code, 0) << run.err << run.out;
   auto plan = run.json();
   ASSERT_FALSE(plan["moves"].empty()) << run.out;

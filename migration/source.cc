@@ -470,12 +470,17 @@ Status Source::dump() {
   Status st = ensureFrozen();
   // Pre-copy: CRIU need not write the processes' memory (most of it is on
   // the target already); rewrite() reads the rest from the frozen processes.
+  const int64_t scanStart = monotonicNs();
   const int discard = pc_ && st.ok() ? static_cast<int>(pc_->pageFilesBeforeSysv()) : 0;
+  const int64_t objectsScanMs = (monotonicNs() - scanStart) / 1000000;
+  int64_t criuMs = 0;
   if (st.ok()) {
     std::atomic<bool> done{false};
     localWork_ = true;
     std::thread dumper([&] {
+      const int64_t criuStart = monotonicNs();
       st = ctx_.host.dump(spec_.name, imagesDir_, discard);
+      criuMs = (monotonicNs() - criuStart) / 1000000;
       localWork_ = false;  // from here on the wait is for the target
       done = true;
     });
@@ -492,7 +497,11 @@ Status Source::dump() {
   }
   if (stalled_ && st.ok()) st = stallError();
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
-  ph.end(st, imageBytes_, kv("streamed_during_dump", static_cast<int64_t>(sent_)));
+  // Where the step's time went: the shared memory objects' scan (pre-copy)
+  // and the dump itself (lxmig-lxc, liblxc, CRIU).
+  ph.end(st, imageBytes_,
+         kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
+             kv("criu_ms", criuMs));
   return st;
 }
 

@@ -148,6 +148,7 @@ print(json.dumps({
                                              "target-assemble", "target-lazy-start", "target-restore",
                                              "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
+  "dump_detail": ph.get("dump", {}).get("detail", ""),
 }))
 PY
   tail -1 "$OUT/results.jsonl" >&2

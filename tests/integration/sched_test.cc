@@ -3,9 +3,10 @@
 // of a new container; `rebalance --dry-run` moves nothing; a second run
 // while one holds the lock does not act; `rebalance` (two moves at once)
 // moves load off n1 with
-// its decisions in the audit, leaves the pinned one and, in the next run,
-// the ones it just moved (cooldown); `drain n1` empties n1 of everything
-// movable and says what stays.
+// its decisions in the audit, leaves the pinned one and the one bound to a
+// device only n1 offers and, in the next run, the ones it just moved
+// (cooldown); `drain n1` empties n1 of everything movable (a container
+// bound to a device every node offers goes too) and says what stays.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -40,9 +41,14 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   const std::vector<std::string> hold = {"/usr/bin/python3", "-c",
                                          "import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); "
                                          "time.sleep(1e9)"};
+  // tunburn needs /dev/net/tun, which only n1 offers (testbed.sh); fuseburn
+  // needs /dev/fuse, which every node offers.
   for (const auto& [name, argv] : std::vector<std::pair<std::string, std::vector<std::string>>>{
-           {"burn1", burn}, {"burn2", burn}, {"anchor", burn}, {"hold", hold}}) {
-    std::vector<std::string> args = {"--node", "n1", "run", "--name", name, "--"};
+           {"burn1", burn}, {"burn2", burn}, {"anchor", burn}, {"hold", hold}, {"tunburn", burn}, {"fuseburn", burn}}) {
+    std::vector<std::string> args = {"--node", "n1", "run", "--name", name};
+    if (name == "tunburn") args.insert(args.end(), {"--device", "/dev/net/tun"});
+    if (name == "fuseburn") args.insert(args.end(), {"--device", "/dev/fuse"});
+    args.push_back("--");
     args.insert(args.end(), argv.begin(), argv.end());
     Cli r = tb().lxmig(args);
     ASSERT_EQ(r.code, 0) << name << ": " << r.err;
@@ -88,11 +94,13 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   for (const auto& m : plan["moves"]) {
     EXPECT_EQ(m["result"], "committed") << m.dump();
     EXPECT_NE(m["container"], "anchor");
+    EXPECT_NE(m["container"], "tunburn") << "no other node offers /dev/net/tun";
     EXPECT_NE(m["migration_id"], "");
     moved.insert(m["container"].get<std::string>());
   }
   EXPECT_LT(plan["spread_after"].get<double>(), plan["spread_before"].get<double>());
   EXPECT_EQ(tb().nodeOf("anchor"), "n1");
+  EXPECT_EQ(tb().nodeOf("tunburn"), "n1");
   for (const auto& c : moved) EXPECT_NE(tb().nodeOf(c), "n1") << c;
 
   // Its decisions are in the audit, with the migrations they started.
@@ -119,14 +127,19 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   // Drain: everything movable leaves n1; the pinned one stays, said so.
   Cli drain = tb().lxmig({"--json", "drain", "n1"});
   EXPECT_EQ(drain.code, 1) << "the pinned container stays: " << drain.err;
-  bool anchorStays = false;
+  bool anchorStays = false, tunStays = false;
   const auto drained = drain.json();
-  for (const auto& s : drained["skipped"]) anchorStays |= s["container"] == "anchor" && s["why"] == "pinned";
-  EXPECT_TRUE(anchorStays) << drain.out;
-  for (const auto& name : {"burn1", "burn2", "hold", "newcomer"}) EXPECT_NE(tb().nodeOf(name), "n1") << name;
+  for (const auto& s : drained["skipped"]) {
+    anchorStays |= s["container"] == "anchor" && s["why"] == "pinned";
+    tunStays |= s["container"] == "tunburn" && s["why"].get<std::string>().find("offers c 10:200") != std::string::npos;
+  }
+  EXPECT_TRUE(anchorStays && tunStays) << drain.out;
+  for (const auto& name : {"burn1", "burn2", "hold", "newcomer", "fuseburn"})
+    EXPECT_NE(tb().nodeOf(name), "n1") << name;
   EXPECT_EQ(tb().nodeOf("anchor"), "n1");
+  EXPECT_EQ(tb().nodeOf("tunburn"), "n1");
 
-  for (const auto& name : {"burn1", "burn2", "anchor", "hold", "newcomer"}) {
+  for (const auto& name : {"burn1", "burn2", "anchor", "hold", "newcomer", "tunburn", "fuseburn"}) {
     Cli rm = tb().lxmig({"rm", name});
     EXPECT_EQ(rm.code, 0) << name << ": " << rm.err;
   }

@@ -10,10 +10,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "args.h"
@@ -99,6 +101,32 @@ v1::Decision decision(const std::string& container, const std::string& from, con
   return d;
 }
 
+// The downtime to expect of a move from each node: the median of its
+// committed migrations of the last 30 days (its own audit); for a node
+// without any, the median of the other nodes' medians; absent when no node
+// has history.
+std::map<std::string, double> typicalDowntimeMs(Connector& conn, const std::vector<std::string>& nodes) {
+  std::map<std::string, double> out;
+  std::vector<double> all;
+  for (const auto& n : nodes) {
+    v1::AuditQueryRequest rq;
+    rq.set_node(n);
+    rq.set_sql(
+        "SELECT percentile(downtime_ms, 50) FROM migrations WHERE role = 'source' AND result = 'committed' "
+        "AND started_ms > now_ms() - 30 * 86400000");
+    auto r = call(conn, n, &v1::Agent::Stub::AuditQuery, rq, 10);
+    if (r.ok() && r->rows_size() == 1 && r->rows(0).cells_size() == 1 && r->rows(0).cells(0).has_real()) {
+      out[n] = r->rows(0).cells(0).real();
+      all.push_back(out[n]);
+    }
+  }
+  if (all.empty()) return out;
+  std::sort(all.begin(), all.end());
+  const double cluster = all[all.size() / 2];
+  for (const auto& n : nodes) out.emplace(n, cluster);
+  return out;
+}
+
 // Prints the plan, carries it out unless dry, records the decisions.
 int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const ClusterLoad& cl,
             const std::string& reason, bool dryRun, int concurrency, const std::string& what) {
@@ -107,6 +135,14 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
   for (const auto& c : cl.containers) mem[c.name] = c.memBytes, cpu[c.name] = c.cpu;
   std::vector<std::string> results(plan.moves.size(), dryRun ? "planned" : "");
   std::vector<std::string> ids(plan.moves.size());
+  std::vector<std::string> nodes;
+  for (const auto& n : cl.nodes) nodes.push_back(n.name);
+  const auto typical = plan.moves.empty() ? std::map<std::string, double>{} : typicalDowntimeMs(conn, nodes);
+  auto predicted = [&](const sched::Move& m) -> nlohmann::json {
+    auto it = typical.find(m.from);
+    if (it == typical.end()) return nullptr;
+    return static_cast<int64_t>(it->second);
+  };
   int failed = 0;
   if (!g.json) {
     std::cout << what << ": spread " << pctText(plan.spreadBefore) << " -> " << pctText(plan.spreadAfter) << ", "
@@ -177,6 +213,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
                        {"from_score_after", m.fromAfter},
                        {"to_score_before", m.toBefore},
                        {"to_score_after", m.toAfter},
+                       {"predicted_downtime_ms", predicted(m)},
                        {"result", results[k]},
                        {"migration_id", ids[k]}});
     }
@@ -193,15 +230,18 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
                {"unreachable", cl.unreachable}},
               2);
   } else if (!plan.moves.empty()) {
-    Table table("%-16s %-6s %-6s %9s %5s %-13s %-13s %s\n");
-    std::cout << table.row({"CONTAINER", "FROM", "TO", "MEMORY", "CPU", "FROM SCORE", "TO SCORE", "RESULT"});
+    Table table("%-16s %-6s %-6s %9s %5s %-13s %-13s %9s %s\n");
+    std::cout << table.row(
+        {"CONTAINER", "FROM", "TO", "MEMORY", "CPU", "FROM SCORE", "TO SCORE", "DOWNTIME~", "RESULT"});
     for (size_t k = 0; k < plan.moves.size(); ++k) {
       const auto& m = plan.moves[k];
       char c[16];
       std::snprintf(c, sizeof c, "%.2f", cpu[m.container]);
+      const auto p = predicted(m);
       std::cout << table.row({m.container, m.from, m.to, humanBytes(m.memBytes), c,
                               pctText(m.fromBefore) + " -> " + pctText(m.fromAfter),
-                              pctText(m.toBefore) + " -> " + pctText(m.toAfter), results[k]});
+                              pctText(m.toBefore) + " -> " + pctText(m.toAfter),
+                              p.is_null() ? "-" : std::to_string(p.get<int64_t>()) + " ms", results[k]});
     }
   }
   if (!g.json)

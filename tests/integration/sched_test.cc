@@ -118,6 +118,16 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   EXPECT_EQ(ranMoves, static_cast<int>(moved.size())) << q.out;
   EXPECT_TRUE(anchorSkipped) << q.out;
 
+  // A later plan predicts each move's downtime from the history (n1 has
+  // just committed migrations; the others borrow its figure): a dry run of
+  // draining a node that received one shows it.
+  {
+    Cli later = tb().lxmig({"--json", "drain", tb().nodeOf(*moved.begin()), "--dry-run"});
+    const auto lj = later.json();
+    ASSERT_FALSE(lj["moves"].empty()) << later.out;
+    for (const auto& m : lj["moves"]) EXPECT_GT(m["predicted_downtime_ms"].get<int64_t>(), 0) << m.dump();
+  }
+
   // Right after, what moved is in its cooldown.
   Cli again = tb().lxmig({"--json", "rebalance"});
   ASSERT_EQ(again.code, 0) << again.err;

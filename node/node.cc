@@ -603,7 +603,8 @@ v1::NodeInfo Node::nodeInfo() {
     {
       std::lock_guard lk(loadMu_);
       auto it = cpu_.find(name);
-      if (it != cpu_.end() && it->second.lastNs > it->second.prevNs && it->second.lastUse >= it->second.prevUse)
+      if (it != cpu_.end() && it->second.prevNs > 0 && it->second.lastNs > it->second.prevNs &&
+          it->second.lastUse >= it->second.prevUse)
         l->set_cpu(static_cast<double>(it->second.lastUse - it->second.prevUse) /
                    static_cast<double>(it->second.lastNs - it->second.prevNs));
     }

@@ -2,6 +2,10 @@
 
 namespace lxmig::cli {
 
+std::string deviceId(const v1::Device& d) {
+  return d.type() + " " + std::to_string(d.dev_major()) + ":" + std::to_string(d.dev_minor());
+}
+
 sched::NodeLoad nodeLoad(const v1::NodeInfo& ni) {
   sched::NodeLoad n;
   n.name = ni.name();
@@ -10,7 +14,7 @@ sched::NodeLoad nodeLoad(const v1::NodeInfo& ni) {
   n.hostCpu = ni.host_cpu();
   n.hostMemBytes = ni.host_memory_bytes();
   for (const auto& d : ni.devices()) {
-    n.devices.push_back(d.type() + " " + std::to_string(d.dev_major()) + ":" + std::to_string(d.dev_minor()));
+    n.devices.push_back(deviceId(d));
     if (!d.cls().empty()) n.devices.push_back(d.cls());
   }
   return n;

@@ -23,6 +23,9 @@ struct ClusterLoad {
 // inventory); a node that does not answer is listed, not fatal.
 ClusterLoad gatherLoad(Connector& conn);
 
+// A device as the scheduler names it: "c 10:229".
+std::string deviceId(const v1::Device& d);
+
 // The scheduler's view of one node's answer.
 sched::NodeLoad nodeLoad(const v1::NodeInfo& ni);
 

@@ -371,9 +371,13 @@ Result<std::vector<devices::Device>> Node::deviceOffer() const {
 
 Result<std::vector<devices::Device>> Node::deviceNeeds(const std::string& name) {
   LXMIG_ASSIGN_OR_RETURN(Spec s, spec(name));
-  auto config = readFile(lxc_.dir(name) + "/config");
+  return deviceNeedsOf(s);
+}
+
+Result<std::vector<devices::Device>> Node::deviceNeedsOf(const Spec& s) {
+  auto config = readFile(lxc_.dir(s.name) + "/config");
   std::vector<pid_t> pids;
-  if (auto p = lxc_.pids(name); p.ok()) pids = *p;
+  if (auto p = lxc_.pids(s.name); p.ok()) pids = *p;
   return devices::requirements(s.devices, config.ok() ? *config : "", pids);
 }
 
@@ -609,7 +613,7 @@ v1::NodeInfo Node::nodeInfo() {
                    static_cast<double>(it->second.lastNs - it->second.prevNs));
     }
     l->set_pinned(s->pinned);
-    if (auto needs = deviceNeeds(name); needs.ok())
+    if (auto needs = deviceNeedsOf(*s); needs.ok())
       for (const auto& d : *needs) l->add_devices(d.id());
     store::MigrationFilter f;
     f.container = name;

@@ -86,6 +86,14 @@ int list(const Globals& g, Connector& conn, const std::vector<std::string>& name
   return 0;
 }
 
+// The node a rows' tag names: `node` itself, or for "" (no cluster file:
+// the local agent) the name that agent gives itself.
+std::string nodeName(Connector& conn, const std::string& node) {
+  if (!node.empty()) return node;
+  auto info = call(conn, node, &v1::Agent::Stub::GetNode, v1::GetNodeRequest{}, 10);
+  return info.ok() ? info->name() : "local";
+}
+
 // The same audit query on every node at once (a thread each: the
 // connector is safe to share), the answers in the order of `names`.
 std::vector<Result<v1::AuditQueryReply>> askAll(Connector& conn, const std::vector<std::string>& names,
@@ -129,13 +137,7 @@ int query(const Globals& g, Connector& conn, const QueryOptions& q) {
       failed.push_back({{"node", n}, {"error", rp.status().message()}});
       continue;
     }
-    std::string name = n;
-    if (name.empty()) {  // the local agent's node
-      v1::GetNodeRequest nr;
-      auto info = call(conn, n, &v1::Agent::Stub::GetNode, nr, 10);
-      name = info.ok() ? info->name() : "local";
-    }
-    per.emplace_back(name, rowsFromReply(*rp));
+    per.emplace_back(nodeName(conn, n), rowsFromReply(*rp));
   }
   if (per.empty()) return 1;  // each node's failure is on stderr
   auto rows = store::mergeRows(per, q.merge, limits);
@@ -189,12 +191,7 @@ int stats(const Globals& g, Connector& conn, const std::string& since) {
       ++failed;
       continue;
     }
-    std::string name = n;
-    if (name.empty()) {
-      auto info = call(conn, n, &v1::Agent::Stub::GetNode, v1::GetNodeRequest{}, 10);
-      name = info.ok() ? info->name() : "local";
-    }
-    per.emplace_back(name, rowsFromReply(*rp));
+    per.emplace_back(nodeName(conn, n), rowsFromReply(*rp));
   }
   if (per.empty()) return 1;
   const std::pair<const char*, const char*> sections[] = {
@@ -246,11 +243,7 @@ int exportAudit(const Globals& g, Connector& conn, const std::string& since, con
   constexpr uint64_t kPage = 10000;
   int failed = 0;
   for (const auto& n : names) {
-    std::string name = n;
-    if (name.empty()) {
-      auto info = call(conn, n, &v1::Agent::Stub::GetNode, v1::GetNodeRequest{}, 10);
-      name = info.ok() ? info->name() : "local";
-    }
+    const std::string name = nodeName(conn, n);
     Status st;
     for (const auto& k : kinds) {
       for (uint64_t offset = 0; st.ok(); offset += kPage) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cluster_load.h"
 #include "commands/command.h"
 #include "output/json.h"
 #include "output/table.h"
@@ -35,8 +36,7 @@ int devices(const Globals& g, Connector& conn, const std::string& name, const st
   for (const auto& d : rp->needed()) {
     std::string seen;
     for (const auto& x : d.seen()) seen += (seen.empty() ? "" : "; ") + x;
-    std::string id = d.type() + " " + std::to_string(d.dev_major()) + ":" + std::to_string(d.dev_minor());
-    std::cout << table.row({id, d.path().empty() ? "-" : d.path(), seen});
+    std::cout << table.row({deviceId(d), d.path().empty() ? "-" : d.path(), seen});
   }
   return 0;
 }

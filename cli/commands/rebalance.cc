@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -264,39 +265,50 @@ Status paramsFrom(const RebalanceOptions& o, sched::Params* p) {
   return okStatus();
 }
 
-int rebalance(const Globals& g, Connector& conn, const RebalanceOptions& o) {
+// What rebalance and drain share: the options checked, the lock taken
+// (unless a dry run), the cluster's load gathered; `planFor` makes the plan
+// (or says why not) and execute() carries it out. `skipped` gets how many
+// containers the plan leaves where they are.
+int planAndRun(const Globals& g, Connector& conn, const RebalanceOptions& o, const std::string& verb,
+               const std::string& what,
+               const std::function<Result<sched::Plan>(const ClusterLoad&, const sched::Params&)>& planFor,
+               size_t* skipped = nullptr) {
   sched::Params p;
-  if (Status st = paramsFrom(o, &p); !st.ok()) return fail("rebalance", st);
+  if (Status st = paramsFrom(o, &p); !st.ok()) return fail(verb, st);
   UniqueFd lock;
   if (!o.dryRun) {
     auto l = takeLock();
-    if (!l.ok()) return fail("rebalance", l.status());
+    if (!l.ok()) return fail(verb, l.status());
     lock = std::move(*l);
   }
   ClusterLoad cl = gatherLoad(conn);
-  for (const auto& u : cl.unreachable) std::cerr << "lxmig: rebalance: " << u << " (left out of the plan)\n";
-  if (cl.nodes.empty()) return fail("rebalance", unavailable("no node answered"));
-  sched::Plan plan = sched::plan(cl.nodes, cl.containers, p);
-  return execute(g, conn, plan, cl, "rebalance", o.dryRun, o.concurrency, "rebalance");
+  for (const auto& u : cl.unreachable) std::cerr << "lxmig: " << verb << ": " << u << " (left out of the plan)\n";
+  auto plan = planFor(cl, p);
+  if (!plan.ok()) return fail(verb, plan.status());
+  if (skipped) *skipped = plan->skipped.size();
+  return execute(g, conn, *plan, cl, verb, o.dryRun, o.concurrency, what);
+}
+
+int rebalance(const Globals& g, Connector& conn, const RebalanceOptions& o) {
+  return planAndRun(g, conn, o, "rebalance", "rebalance",
+                    [](const ClusterLoad& cl, const sched::Params& p) -> Result<sched::Plan> {
+                      if (cl.nodes.empty()) return unavailable("no node answered");
+                      return sched::plan(cl.nodes, cl.containers, p);
+                    });
 }
 
 int drainNode(const Globals& g, Connector& conn, const RebalanceOptions& o) {
-  sched::Params p;
-  if (Status st = paramsFrom(o, &p); !st.ok()) return fail("drain", st);
-  UniqueFd lock;
-  if (!o.dryRun) {
-    auto l = takeLock();
-    if (!l.ok()) return fail("drain", l.status());
-    lock = std::move(*l);
-  }
-  ClusterLoad cl = gatherLoad(conn);
-  for (const auto& u : cl.unreachable) std::cerr << "lxmig: drain: " << u << " (left out of the plan)\n";
-  bool known = false;
-  for (const auto& n : cl.nodes) known |= n.name == o.node;
-  if (!known) return fail("drain", notFound("node `" + o.node + "` did not answer or is not in the cluster"));
-  sched::Plan plan = sched::drain(cl.nodes, cl.containers, o.node, p);
-  int rc = execute(g, conn, plan, cl, "drain", o.dryRun, o.concurrency, "drain " + o.node);
-  return rc != 0 ? rc : plan.skipped.empty() ? 0 : 1;
+  size_t staying = 0;
+  int rc = planAndRun(
+      g, conn, o, "drain", "drain " + o.node,
+      [&](const ClusterLoad& cl, const sched::Params& p) -> Result<sched::Plan> {
+        bool known = false;
+        for (const auto& n : cl.nodes) known |= n.name == o.node;
+        if (!known) return notFound("node `" + o.node + "` did not answer or is not in the cluster");
+        return sched::drain(cl.nodes, cl.containers, o.node, p);
+      },
+      &staying);
+  return rc != 0 ? rc : staying == 0 ? 0 : 1;
 }
 
 int pin(const Globals& g, Connector& conn, const std::string& name, const std::string& node, bool pinned) {

@@ -48,8 +48,7 @@ int run(const Globals& g, Connector& conn, const RunOptions& o) {
       std::string id;
       for (const auto& ni : cl.infos)
         for (const auto& off : ni.devices())
-          if (id.empty() && off.path() == path)
-            id = off.type() + " " + std::to_string(off.dev_major()) + ":" + std::to_string(off.dev_minor());
+          if (id.empty() && off.path() == path) id = deviceId(off);
       if (id.empty()) return fail("run " + o.name, failedPrecondition("no node offers " + path));
       newcomer.devices.push_back(id);
     }

@@ -145,6 +145,7 @@ class Node {
   // with a warning: PREPARE still refuses a name taken on the target).
   Result<std::string> allocateIp(const std::string& forName);
   Status initFirewall();
+  Result<std::vector<container::devices::Device>> deviceNeedsOf(const Spec& s);
   std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }
 
   AgentConfig cfg_;

@@ -12,6 +12,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/migration/adopt.h"
 #include "lxmig/node/config.h"
 #include "lxmig/node/doctor.h"
 #include "lxmig/node/node.h"
@@ -188,8 +189,9 @@ int main(int argc, char** argv) {
   app.add_option("--devices", over.devices,
                  "devices offered to containers: PATH or CLASS=PATH, space-separated "
                  "(default: every device node under /dev; \"none\": nothing)");
-  app.add_option("--fail-at", over.failAt, "testing: make this step fail on this node (conntrack-import)")
-      ->check(CLI::IsMember({"conntrack-import"}))
+  app.add_option("--fail-at", over.failAt,
+                 "testing: make this step fail on this node (conntrack-import, adopt-restore)")
+      ->check(CLI::IsMember({"conntrack-import", "adopt-restore"}))
       ->group("");  // hidden
   std::string probe;
   app.add_option("--probe", probe,
@@ -263,6 +265,8 @@ int main(int argc, char** argv) {
   AgentService service(node);
   PeerService peerService(node, service);
   service.target().cleanupStale();
+  if (int n = migration::settleAdoptions(node); n > 0)
+    LXMIG_LOG(kWarn, "agent") << n << " adoption(s) interrupted by an agent restart were settled";
   if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0) {
     LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
   }

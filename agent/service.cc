@@ -6,6 +6,7 @@
 
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
+#include "lxmig/migration/adopt.h"
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/node/doctor.h"
@@ -290,6 +291,13 @@ grpc::Status AgentService::RecordDecisions(grpc::ServerContext*, const v1::Recor
     r.migrationId = d.migration_id().substr(0, 64);
     if (Status st = node_.audit().addDecision(r); !st.ok()) return toGrpc(st);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Adopt(grpc::ServerContext*, const v1::AdoptRequest* req, v1::AdoptReply* rep) {
+  auto r = migration::adopt(node_, *req);
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = std::move(*r);
   return grpc::Status::OK;
 }
 

@@ -51,6 +51,18 @@ Result<Target> Connector::forNode(const std::string& node) {
   return Target{v1::Agent::NewStub(ch), node, path};
 }
 
+Result<Target> Connector::onThisMachine(const std::string& node) {
+  std::string path = node.empty() && isSocket(socket_) ? socket_ : "";
+  for (const auto& [n, s] : nodeSockets_)
+    if (path.empty() && n == node && isSocket(s)) path = s;
+  if (path.empty())
+    return failedPrecondition(node.empty()
+                                  ? "no local agent at " + socket_ + " (name the node of this machine with --node)"
+                                  : "node `" + node + "` has no agent socket on this machine: run it on " + node);
+  auto ch = grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials());
+  return Target{v1::Agent::NewStub(ch), node, path};
+}
+
 Result<std::string> Connector::nodeOf(const std::string& container, const std::string& node) {
   if (!node.empty()) return node;
   v1::ListContainersRequest rq;

@@ -30,6 +30,10 @@ class Connector {
   Connector(std::string socket, std::string clusterFile);
   // A stub that answers for `node` ("" = the local agent or the first node).
   Result<Target> forNode(const std::string& node);
+  // The agent of `node` on this machine itself (its socket from the cluster
+  // file; "" = the local agent's socket), never one that would forward:
+  // for commands that act on this machine's processes (lxmig adopt).
+  Result<Target> onThisMachine(const std::string& node);
   // Every node known from the cluster file (or just the local agent).
   std::vector<std::string> nodes() const { return nodeNames_; }
   // The node `container` runs on: `node` as it is when given (--node),

@@ -1,5 +1,20 @@
-// lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR: the liblxc half of a
-// checkpoint or a restore, run by the agent as a process of its own.
+// lxmig-lxc: the halves of a checkpoint or a restore that run CRIU, each
+// run by the agent as a process of its own.
+//
+//   lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR
+//       liblxc's checkpoint or restore of a container.
+//   lxmig-lxc dump-tree PID IMAGES_DIR
+//       CRIU dump of a process tree of the host (lxmig adopt); the tasks are
+//       left stopped, so that the caller either ends them (the copy runs in
+//       a container) or lets them continue (SIGCONT) after a failure.
+//   lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME [CGROUP_PROCS...]
+//       CRIU restore of such a tree inside the running container whose init
+//       is INIT_PID: this process joins the container's cgroups (the
+//       cgroup.procs files given), its mount, network, IPC, UTS and PID
+//       namespaces, and runs CRIU there, so the tasks keep their pids inside
+//       the container. CRIU_HOME (e.g. /opt/lxmig, "-" for none) is the
+//       host directory of a CRIU installed outside /usr: it is mounted at
+//       the same path in the container for the restore only.
 //
 //  - liblxc's restore forks the container's monitor from its caller and
 //    keeps every inherited fd open in it; exec'd fresh, this process has
@@ -15,20 +30,156 @@
 // run in the frozen window).
 //
 // Exit codes: 0 done (a restored container is frozen, as dumped; a dumped
-// one stays frozen), 1 liblxc's call failed (CRIU's logs say why), 2 usage,
-// 3 no such container, 4 the rlimits shim is missing.
+// one stays frozen), 1 the call failed (CRIU's logs say why), 2 usage,
+// 3 no such container, 4 the rlimits shim is missing, 5 the namespaces or
+// cgroups of the container could not be joined (stderr says why).
+#include <fcntl.h>
+#include <linux/mount.h>
 #include <lxc/lxccontainer.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "rlimits.h"
 
+namespace {
+
+constexpr int kJoinFailed = 5;
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "lxmig-lxc: %s: %s\n", what.c_str(), std::strerror(errno));
+  return kJoinFailed;
+}
+
+// Runs `criu ARGS...` (the wrapper in PATH) and returns 0 when it succeeded.
+int runCriu(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  std::string criu = "criu";
+  argv.push_back(criu.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) return fail("fork");
+  if (child == 0) {
+    ::execvp("criu", argv.data());
+    std::fprintf(stderr, "lxmig-lxc: exec criu: %s\n", std::strerror(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) return fail("wait for criu");
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+int dumpTree(const char* pid, const char* imagesDir) {
+  if (auto shim = lxmig::container::preloadRlimitShim(); !shim.ok()) {
+    std::fprintf(stderr, "lxmig-lxc: %s\n", shim.toString().c_str());
+    return 4;
+  }
+  std::vector<std::string> args = {
+      "dump",           "-t",  pid, "-D", imagesDir, "-o", "dump.log", "--manage-cgroups=ignore", "--leave-stopped",
+      "--network-lock", "skip"};
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
+  return runCriu(args);
+}
+
+int openNs(const char* pid, const char* ns) {
+  std::string p = std::string("/proc/") + pid + "/ns/" + ns;
+  return ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+// mkdir -p of an absolute path below the current root, one component at a
+// time, never following a link; returns an O_PATH fd of the last one.
+int makePathNoFollow(const std::string& path) {
+  int dir = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  size_t at = 1;
+  while (dir >= 0 && at < path.size()) {
+    size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(at, end - at);
+    at = end + 1;
+    if (part.empty()) continue;
+    if (::mkdirat(dir, part.c_str(), 0755) != 0 && errno != EEXIST) {
+      ::close(dir);
+      return -1;
+    }
+    int next = ::openat(dir, part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    ::close(dir);
+    dir = next;
+  }
+  return dir;
+}
+
+int restoreInto(int argc, char** argv) {
+  const char* init = argv[2];
+  const std::string criuHome = argv[4];
+  // Opened here, on the host: CRIU reads the images through /proc/self/fd,
+  // which reaches this directory from inside the container's mounts.
+  int images = ::open(argv[3], O_RDONLY | O_DIRECTORY);
+  if (images < 0) return fail(std::string("open ") + argv[3]);
+  int tree = -1;
+  if (criuHome != "-") {
+    tree = static_cast<int>(
+        ::syscall(SYS_open_tree, AT_FDCWD, criuHome.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC));
+    if (tree < 0) return fail("open_tree " + criuHome);
+  }
+  for (int i = 5; i < argc; ++i) {
+    int fd = ::open(argv[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::dprintf(fd, "%d\n", ::getpid()) < 0) return fail(std::string("join ") + argv[i]);
+    ::close(fd);
+  }
+  int mnt = openNs(init, "mnt"), net = openNs(init, "net"), ipc = openNs(init, "ipc"), uts = openNs(init, "uts"),
+      pid = openNs(init, "pid");
+  if (mnt < 0 || net < 0 || ipc < 0 || uts < 0 || pid < 0) return fail(std::string("namespaces of pid ") + init);
+  if (::setns(mnt, CLONE_NEWNS) != 0) return fail("join the mount namespace");
+  if (::chdir("/") != 0) return fail("chdir /");
+  if (tree >= 0) {
+    int at = makePathNoFollow(criuHome);
+    if (at < 0) return fail("mount point " + criuHome + " in the container");
+    if (::syscall(SYS_move_mount, tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+      return fail("mount " + criuHome + " in the container");
+    ::close(at);
+  }
+  int rc = kJoinFailed;
+  if (::setns(net, CLONE_NEWNET) != 0 || ::setns(ipc, CLONE_NEWIPC) != 0 || ::setns(uts, CLONE_NEWUTS) != 0 ||
+      ::setns(pid, CLONE_NEWPID) != 0) {
+    rc = fail("join the container's namespaces");
+  } else {
+    std::string dir = "/proc/self/fd/" + std::to_string(images);
+    std::vector<std::string> args = {
+        "restore",        "-D",  dir, "-o", "restore.log", "--restore-detached", "--manage-cgroups=ignore",
+        "--network-lock", "skip"};
+    if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
+    // The fork in runCriu puts CRIU into the container's PID namespace.
+    rc = runCriu(args);
+  }
+  if (tree >= 0 && ::umount2(criuHome.c_str(), MNT_DETACH) != 0)
+    std::fprintf(stderr, "lxmig-lxc: unmount %s in the container: %s\n", criuHome.c_str(), std::strerror(errno));
+  return rc;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::strcmp(argv[1], "dump-tree") == 0) return dumpTree(argv[2], argv[3]);
+  if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
   const bool dump = argc == 5 && std::strcmp(argv[1], "dump") == 0;
   const bool restore = argc == 5 && std::strcmp(argv[1], "restore") == 0;
   if (!dump && !restore) {
-    std::fprintf(stderr, "usage: lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR\n");
+    std::fprintf(stderr,
+                 "usage: lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR\n"
+                 "       lxmig-lxc dump-tree PID IMAGES_DIR\n"
+                 "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n");
     return 2;
   }
   lxc_container* c = lxc_container_new(argv[3], argv[2]);

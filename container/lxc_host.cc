@@ -66,8 +66,9 @@ bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.contr
 std::string criuError(const std::string& logPath) {
   auto text = readFile(logPath);
   if (!text.ok()) return "no CRIU log at " + logPath;
-  static const char* const kHarmless[] = {"RLIMIT_NOFILE",           "iptables",         "ip6tables",  "-V failed",
-                                          "cgroupd: recv req error", "already assigned", "File exists"};
+  static const char* const kHarmless[] = {
+      "RLIMIT_NOFILE",           "iptables",         "ip6tables",   "-V failed",
+      "cgroupd: recv req error", "already assigned", "File exists", "Unable to create tun"};
   std::string own, other;
   for (const auto& line : split(*text, '\n')) {
     auto pos = line.find("Error");
@@ -108,11 +109,12 @@ void rmdirDepthFirst(const std::string& path) {
   ::rmdir(path.c_str());
 }
 
-// cgroup.procs files of this process's cgroups, one per hierarchy, found by
-// matching /proc/self/cgroup against the cgroup mounts in mountinfo.
-std::vector<std::string> ownCgroupProcsFiles() {
+// cgroup.procs files of a process's cgroups, one per hierarchy, found by
+// matching /proc/PID/cgroup against the cgroup mounts in this process's
+// mountinfo.
+std::vector<std::string> cgroupProcsFiles(const std::string& pid = "self") {
   std::vector<std::string> out;
-  auto cg = readFile("/proc/self/cgroup");
+  auto cg = readFile("/proc/" + pid + "/cgroup");
   auto mi = readFile("/proc/self/mountinfo");
   if (!cg.ok() || !mi.ok()) return out;
   struct Mount {
@@ -150,7 +152,7 @@ std::vector<std::string> ownCgroupProcsFiles() {
 }  // namespace
 
 LxcHost::LxcHost(std::string lxcPath, std::string cgroupParent)
-    : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)), ownCgroupProcs_(ownCgroupProcsFiles()) {}
+    : lxcPath_(std::move(lxcPath)), cgroupParent_(std::move(cgroupParent)), ownCgroupProcs_(cgroupProcsFiles()) {}
 
 void LxcHost::returnToOwnCgroups() const {
   std::string pid = std::to_string(::getpid());
@@ -397,13 +399,20 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
 // kHelperCallFailed when liblxc's call failed.
 Result<int> LxcHost::runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                                std::vector<std::string> env) {
+  return runHelperArgs(verb, name, {lxcPath_, name, imagesDir}, std::move(env));
+}
+
+Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& name,
+                                   const std::vector<std::string>& args, std::vector<std::string> env) {
   const std::string helper = helperPath();
   if (!pathExists(helper))
     return failedPrecondition(verb + " `" + name + "`: " + helper + " is missing (install lxmig-lxc next to lxmigd)");
   SpawnOptions so;
   so.stderrPath = dir(name) + "/" + verb + "-helper.log";
   so.extraEnv = std::move(env);
-  auto child = spawn({helper, verb, lxcPath_, name, imagesDir}, so);
+  std::vector<std::string> argv = {helper, verb};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = spawn(argv, so);
   if (!child.ok()) return child.status().withContext(verb + " `" + name + "`");
   auto rc = child->wait(kHelperTimeoutMs);
   if (!rc.ok()) return rc.status().withContext(verb + " `" + name + "`");
@@ -414,6 +423,54 @@ Result<int> LxcHost::runHelper(const std::string& verb, const std::string& name,
                          (lines.empty() ? "" : ": " + lines.back()));
   }
   return *rc;
+}
+
+Status LxcHost::installInit(const std::string& name) {
+  if (!defined(name)) return notFound("container `" + name + "` is not defined");
+  std::string init = helperPath();
+  init = init.substr(0, init.rfind('/') + 1) + "lxmig-init";
+  auto bytes = readFile(init);
+  if (!bytes.ok()) return bytes.status().withContext("lxmig-init (install it next to lxmigd)");
+  // The rootfs was just made by define(): nothing of a payload is in it yet.
+  std::string to = rootfs(name) + kInitPath;
+  return writeFileAtomic(to, *bytes, 0755);
+}
+
+Status LxcHost::dumpTree(pid_t root, const std::string& name, const std::string& imagesDir) {
+  LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-tree", name, {std::to_string(root), imagesDir}, {}));
+  if (r != 0)
+    return internalError("CRIU dump of pid " + std::to_string(root) + " failed: " + criuError(imagesDir + "/dump.log"));
+  return okStatus();
+}
+
+// Where CRIU lives when it is not under /usr (the test bed's private CRIU in
+// /opt/lxmig): the directory two levels above the `criu` found in PATH.
+// "-" when it is under /usr, which every container sees already.
+static std::string criuHome() {
+  const char* path = std::getenv("PATH");
+  for (const auto& d : split(path ? path : "/usr/sbin:/usr/bin", ':')) {
+    if (d.empty() || d[0] != '/' || !pathExists(d + "/criu")) continue;
+    if (startsWith(d, "/usr/")) return "-";
+    std::string parent = d.substr(0, d.rfind('/'));
+    return parent.empty() ? "-" : parent;
+  }
+  return "-";
+}
+
+Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDir) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  // CRIU gives restored tasks a time namespace of their own when the images
+  // have one; the container's processes share its init's (a nested one
+  // could not be dumped again).
+  for (const auto& f : listDir(imagesDir).value_or({}))
+    if (startsWith(f, "timens-")) ::unlink((imagesDir + "/" + f).c_str());
+  std::vector<std::string> args = {std::to_string(init), imagesDir, criuHome()};
+  for (const auto& f : cgroupProcsFiles(std::to_string(init))) args.push_back(f);
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("restore-into", name, args, {}));
+  if (r != 0) return internalError("CRIU restore into `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
+  return okStatus();
 }
 
 Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {

@@ -42,7 +42,9 @@ std::optional<StatLine> parseStat(std::string_view text) {
   // After comm: state(3) ppid(4) pgrp session tty_nr tpgid flags(9) ... starttime(22)
   if (f.size() < 20) return std::nullopt;
   st.state = f[0].empty() ? '?' : f[0][0];
-  if (!num(f[1], &st.ppid) || !num(f[6], &st.flags) || !num(f[19], &st.startTime)) return std::nullopt;
+  if (!num(f[1], &st.ppid) || !num(f[2], &st.pgrp) || !num(f[3], &st.session) || !num(f[6], &st.flags) ||
+      !num(f[19], &st.startTime))
+    return std::nullopt;
   return st;
 }
 

@@ -16,6 +16,8 @@ struct StatLine {
   std::string comm;
   char state = '?';
   pid_t ppid = 0;
+  pid_t pgrp = 0;
+  pid_t session = 0;
   unsigned flags = 0;
   uint64_t startTime = 0;
 };

@@ -9,6 +9,14 @@ namespace lxmig::migration {
 
 constexpr const char* kLog = "migration";
 
+void keepLogs(const std::string& imagesDir, const std::string& dest) {
+  for (const char* f : {"dump.log", "restore.log", "lxc.log", "lazy-pages.log"}) {
+    auto text = readFile(imagesDir + "/" + f);
+    if (!text.ok()) continue;
+    if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
+  }
+}
+
 void Journal::check(const Status& st) {
   if (!st.ok()) LXMIG_LOG(kWarn, kLog) << "audit of migration " << report_.id() << ": " << st.toString();
 }

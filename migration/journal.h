@@ -15,6 +15,10 @@ namespace lxmig::migration {
 
 using ProgressFn = std::function<void(const v1::Progress&)>;
 
+// CRIU's logs of a failed migration outlive the images for the operator:
+// copied from imagesDir to dest (<state>/logs/<id>).
+void keepLogs(const std::string& imagesDir, const std::string& dest);
+
 // The report and the audit of one migration. An audit write that fails is
 // logged (the migration goes on: the report still says everything).
 class Journal {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
@@ -23,15 +24,6 @@ constexpr const char* kRestoredEvent = "restored and running on the target";
 constexpr uint64_t kBudgetSlackBytes = uint64_t{1} << 30;
 // After this long a lazy-pages daemon still filling memory is reported.
 constexpr int kFillReportMs = 600000;
-
-// CRIU's logs of a failed migration outlive the images for the operator.
-void keepLogs(const std::string& imagesDir, const std::string& dest) {
-  for (const char* f : {"dump.log", "restore.log", "lxc.log", "lazy-pages.log"}) {
-    auto text = readFile(imagesDir + "/" + f);
-    if (!text.ok()) continue;
-    if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
-  }
-}
 
 }  // namespace
 

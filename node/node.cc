@@ -444,6 +444,20 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
   if (req.command().empty()) return invalidArgument("no command given for container `" + req.name() + "`");
   LXMIG_ASSIGN_OR_RETURN(Reservation busy, reserve(req.name(), "being created"));
+  return runReserved(req, busy);
+}
+
+Result<v1::ContainerInfo> Node::runWithInit(const v1::RunContainerRequest& req, const Reservation& held) {
+  if (!held.held() || held.name() != req.name())
+    return internalError("runWithInit `" + req.name() + "` without holding the name");
+  v1::RunContainerRequest r = req;
+  r.clear_command();
+  r.add_command(container::LxcHost::kInitPath);
+  return runReserved(r, held);
+}
+
+Result<v1::ContainerInfo> Node::runReserved(const v1::RunContainerRequest& req, const Reservation&) {
+  LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
   if (lxc_.defined(req.name())) return alreadyExists("container `" + req.name() + "` already exists on " + cfg_.node);
   Spec s;
   s.name = req.name();
@@ -493,6 +507,7 @@ Result<v1::ContainerInfo> Node::run(const v1::RunContainerRequest& req) {
   if (st.ok()) st = fw_->addContainer(s.name, s.ip);
   for (const auto& r : rules)
     if (st.ok()) st = fw_->addRule(s.name, r).status();
+  if (st.ok() && s.command.size() == 1 && s.command[0] == container::LxcHost::kInitPath) st = lxc_.installInit(s.name);
   if (st.ok()) st = lxc_.start(s.name, s.command);
   if (st.ok()) st = claimAddress(s);
   // A command that ends right away (wrong arguments, a daemon that forks

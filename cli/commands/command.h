@@ -64,5 +64,6 @@ Verb addPin(CLI::App& app);
 Verb addUnpin(CLI::App& app);
 Verb addDevices(CLI::App& app);
 Verb addGroups(CLI::App& app);
+Verb addAdopt(CLI::App& app);
 
 }  // namespace lxmig::cli

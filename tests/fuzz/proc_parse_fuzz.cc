@@ -29,12 +29,14 @@ void checkStat(std::string_view text) {
   LXMIG_FUZZ_CHECK(text.find(st->comm) != std::string_view::npos);
   // pid (comm) state ppid pgrp session tty_nr tpgid flags ... starttime(22)
   const std::string line = std::to_string(st->pid) + " (" + st->comm + ") " + std::string(1, st->state) + " " +
-                           std::to_string(st->ppid) + " 0 0 0 0 " + std::to_string(st->flags) +
+                           std::to_string(st->ppid) + " " + std::to_string(st->pgrp) + " " +
+                           std::to_string(st->session) + " 0 0 " + std::to_string(st->flags) +
                            " 0 0 0 0 0 0 0 0 0 0 0 0 " + std::to_string(st->startTime) + " 0 0\n";
   auto back = parseStat(line);
   LXMIG_FUZZ_CHECK(back.has_value());
   LXMIG_FUZZ_CHECK(back->pid == st->pid && back->comm == st->comm && back->state == st->state);
   LXMIG_FUZZ_CHECK(back->ppid == st->ppid && back->flags == st->flags && back->startTime == st->startTime);
+  LXMIG_FUZZ_CHECK(back->pgrp == st->pgrp && back->session == st->session);
 }
 
 void checkMaps(std::string_view line) {

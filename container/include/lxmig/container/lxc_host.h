@@ -97,6 +97,16 @@ class LxcHost {
   // soon as those two are complete.
   Result<Child> spawnLazyPages(const std::string& dir);
   Status awaitLazyPages(const std::string& dir, Child& daemon);
+  // Adoption (lxmig adopt): a container started with lxmig-init as its init
+  // (installInit, then start(name, {kInitPath})) receives a process tree of
+  // the host. dumpTree dumps the tree rooted at `root` with CRIU and leaves
+  // its tasks stopped (SIGKILL them once the copy runs, SIGCONT them after a
+  // failure); restoreInto restores such images inside the running
+  // container: its namespaces and cgroups, the same pids inside it.
+  static constexpr const char* kInitPath = "/.lxmig-init";
+  Status installInit(const std::string& name);
+  Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir);
+  Status restoreInto(const std::string& name, const std::string& imagesDir);
   // Host pids of the container's processes (its payload cgroup).
   Result<std::vector<pid_t>> pids(const std::string& name) const;
   // SIGKILL everything and wait until stopped. NotFound is not an error.
@@ -109,6 +119,8 @@ class LxcHost {
   std::string freezerPath(const std::string& name) const;
   Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                         std::vector<std::string> env);
+  Result<int> runHelperArgs(const std::string& verb, const std::string& name, const std::vector<std::string>& args,
+                            std::vector<std::string> env);
   Status removeCgroups(const std::string& name) const;
   void returnToOwnCgroups() const;
   std::string lxcPath_;

@@ -56,6 +56,11 @@ class Node {
 
   // Containers.
   Result<v1::ContainerInfo> run(const v1::RunContainerRequest& req);
+  // A container whose init is lxmig-init (LxcHost::kInitPath, installed in
+  // its writable area), for processes that arrive after it starts (lxmig
+  // adopt); `held` is the caller's reservation of the name. The request's
+  // command is ignored.
+  Result<v1::ContainerInfo> runWithInit(const v1::RunContainerRequest& req, const Reservation& held);
   Status remove(const std::string& name);
   Result<v1::ExecReply> exec(const v1::ExecRequest& req);
   std::vector<v1::ContainerInfo> list();
@@ -144,6 +149,7 @@ class Node {
   // already runs a container of that name (an unreachable one is skipped
   // with a warning: PREPARE still refuses a name taken on the target).
   Result<std::string> allocateIp(const std::string& forName);
+  Result<v1::ContainerInfo> runReserved(const v1::RunContainerRequest& req, const Reservation& held);
   Status initFirewall();
   Result<std::vector<container::devices::Device>> deviceNeedsOf(const Spec& s);
   std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }

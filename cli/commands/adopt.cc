@@ -1,0 +1,98 @@
+// `lxmig adopt (--pid P | --group ID) [--name N] [--bind DIR] [--publish
+// PORT] [--dry-run]`: continues a group of this machine's host processes
+// inside a new container of its node (migration/adopt.h). What cannot be
+// taken is refused before anything is touched, one line per reason, and
+// the command exits 1; a failure after the dump leaves the processes
+// running on the host as they were (report "aborted", exit 1).
+#include <cstdio>
+
+#include "commands/command.h"
+#include "output/json.h"
+#include "output/report.h"
+
+namespace lxmig::cli {
+namespace {
+
+struct AdoptOptions {
+  int pid = 0;
+  std::string group, name;
+  std::vector<std::string> binds, publish;
+  bool dryRun = false;
+};
+
+nlohmann::json toJson(const v1::AdoptReply& r) {
+  nlohmann::json j = {{"name", r.name()},
+                      {"ip", r.ip()},
+                      {"root_pid", r.root_pid()},
+                      {"pids", std::vector<int>(r.pids().begin(), r.pids().end())},
+                      {"devices", std::vector<std::string>(r.devices().begin(), r.devices().end())},
+                      {"refusals", std::vector<std::string>(r.refusals().begin(), r.refusals().end())}};
+  return j;
+}
+
+int adopt(const Globals& g, Connector& conn, const AdoptOptions& o) {
+  const std::string what = "adopt";
+  v1::AdoptRequest rq;
+  rq.set_pid(o.pid);
+  rq.set_group(o.group);
+  rq.set_name(o.name);
+  rq.set_dry_run(o.dryRun);
+  for (const auto& b : o.binds) rq.add_binds(b);
+  for (const auto& p : o.publish) rq.add_publish(p);
+  auto t = conn.onThisMachine(g.node);
+  if (!t.ok()) return fail(what, t.status());
+  // The dump and the restore of a large group take their time.
+  auto r = call(*t, &v1::Agent::Stub::Adopt, rq, 900);
+  if (!r.ok()) return fail(what, r.status());
+  const bool refused = r->refusals_size() > 0;
+  const bool committed = r->has_report() && r->report().result() == v1::RESULT_COMMITTED;
+  if (g.json) {
+    nlohmann::json j = toJson(*r);
+    if (r->has_report()) j["report"] = reportJson(r->report());
+    printJson(j);
+  } else {
+    for (const auto& why : r->refusals()) std::fprintf(stderr, "lxmig: adopt refused: %s\n", why.c_str());
+    if (!refused && o.dryRun) {
+      std::printf("would adopt %d processes (root pid %d) into `%s`%s\n", r->pids_size(), r->root_pid(),
+                  r->name().c_str(), r->devices_size() ? " with its devices" : "");
+    } else if (!refused && r->has_report()) {
+      if (!g.quiet || !committed) printReport(r->report(), false);
+      if (committed && !g.quiet) {
+        std::string pids;
+        for (int p : r->pids()) pids += (pids.empty() ? "" : " ") + std::to_string(p);
+        std::printf("%s running on %s at %s: %d processes, pids inside %s\n", r->name().c_str(),
+                    r->report().source().c_str(), r->ip().c_str(), r->pids_size(), pids.c_str());
+      }
+    }
+  }
+  if (refused) return 1;
+  if (!o.dryRun && !committed) {
+    std::fprintf(stderr, "lxmig: adopt: %s; the processes run on the host as before\n",
+                 r->report().error().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Verb addAdopt(CLI::App& app) {
+  auto* cmd = app.add_subcommand("adopt", "continue a group of host processes inside a new container of this node");
+  auto o = std::make_shared<AdoptOptions>();
+  auto* pid = cmd->add_option("--pid", o->pid, "the IPC group holding this process (lxmig groups --pid)")
+                  ->check(CLI::Range(1, 4194303));
+  auto* group = cmd->add_option("--group", o->group, "the IPC group of this id (lxmig groups --all)");
+  pid->excludes(group);
+  cmd->add_option("--name", o->name, "the new container's name (default adopted-<root pid>)");
+  cmd->add_option("--bind", o->binds, "DIR: a host directory the processes use, seen at the same path (writable)")
+      ->allow_extra_args(false);
+  cmd->add_option("-p,--publish", o->publish, "PORT[/tcp|udp] open to everyone (a firewall rule of the container)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--dry-run", o->dryRun, "check and show what would be adopted, touch nothing");
+  cmd->callback([pid, group] {
+    if (pid->count() == 0 && group->count() == 0) throw CLI::RequiredError("--pid or --group");
+  });
+  return {cmd, [o](const Globals& g, Connector& conn) { return adopt(g, conn, *o); }};
+}
+
+}  // namespace lxmig::cli

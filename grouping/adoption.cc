@@ -1,0 +1,333 @@
+// lxmig adopt's checks (adoption.h): facts read from /proc, rules applied
+// to them without touching anything.
+#include "lxmig/grouping/adoption.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "proc_parse.h"
+
+namespace lxmig::grouping {
+namespace {
+
+// Paths a process may hold and see the same inside any lxmig container.
+const char* const kPseudoDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
+// How many paths of one process are kept: the maps of a large process list
+// thousands of mappings of a few files.
+constexpr size_t kMaxPathsPerProcess = 4096;
+// Marks a UsedPath::how whose fd is on a mount of another mount namespace.
+constexpr const char* kForeignMount = "(another mount namespace)";
+
+std::string linkAt(int dfd, const std::string& name) {
+  char buf[4096];
+  ssize_t n = ::readlinkat(dfd, name.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+bool under(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return startsWith(path, dir) && (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+std::string name(pid_t pid, const std::map<pid_t, Process>& processes) {
+  auto it = processes.find(pid);
+  return "pid " + std::to_string(pid) + (it == processes.end() ? "" : " (" + it->second.comm + ")");
+}
+
+std::string parentDir(const std::string& path) {
+  auto at = path.rfind('/');
+  return at == 0 || at == std::string::npos ? "/" : path.substr(0, at);
+}
+
+// "tcp 10.0.0.1:80 LISTEN (fd 6)" -> the refusal for it, "" when it can go.
+std::string socketProblem(const std::string& summary) {
+  auto parts = split(summary, ' ');
+  if (parts.size() < 2) return "";
+  std::string local = parts[1];
+  auto arrow = summary.find(" -> ");
+  if (arrow != std::string::npos) {
+    std::string remote = summary.substr(arrow + 4);
+    remote = remote.substr(0, remote.find(' '));
+    if (remote != "0.0.0.0:0" && remote != "[::]:0")
+      return "holds a connection (" + summary + "): the container gets an address of its own, so it would break";
+  }
+  std::string host = local.substr(0, local.rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host == "0.0.0.0" || host == "::" || host == "::1" || startsWith(host, "127.")) return "";
+  return "has a socket bound to the host address " + host + " (" + summary +
+         "): the container has its own (bind to 0.0.0.0 or ::)";
+}
+
+}  // namespace
+
+std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, const std::vector<pid_t>& pids) {
+  std::map<pid_t, AdoptionFacts> out;
+  for (pid_t pid : pids) {
+    AdoptionFacts& f = out[pid];
+    f.pid = pid;
+    std::string dir = procRoot + "/" + std::to_string(pid);
+    int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      f.gone = true;
+      continue;
+    }
+    // Every read below goes through dfd: a pid reused meanwhile fails them.
+    UniqueFd guard(dfd);
+    int statFd = ::openat(dfd, "stat", O_RDONLY | O_CLOEXEC);
+    std::string text;
+    if (statFd >= 0) {
+      UniqueFd g(statFd);
+      char buf[1024];
+      ssize_t n = ::read(statFd, buf, sizeof buf);
+      if (n > 0) text.assign(buf, static_cast<size_t>(n));
+    }
+    auto st = internal::parseStat(text);
+    if (!st) {
+      f.gone = true;  // stat of an existing pid is always readable
+      continue;
+    }
+    f.ppid = st->ppid;
+    f.pgrp = st->pgrp;
+    f.session = st->session;
+    f.comm = st->comm;
+    f.kernelThread = (st->flags & 0x00200000) != 0;
+    for (const auto& ns : kAdoptNamespaces)
+      f.namespaces[ns] = internal::bracketInode(linkAt(dfd, "ns/" + ns), ns).value_or(0);
+    for (const char* what : {"cwd", "root", "exe"}) f.paths.push_back({what, linkAt(dfd, what)});
+    int fdDir = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fdDir < 0) {
+      f.problem = "its open files cannot be read";
+      continue;
+    }
+    UniqueFd fdGuard(fdDir);
+    // Mounts of the process's namespace: an fd on a mount outside it (passed
+    // in from another mount namespace) could not be reopened by path.
+    std::set<std::string> mounts;
+    int miFd = ::openat(dfd, "mountinfo", O_RDONLY | O_CLOEXEC);
+    if (miFd >= 0) {
+      UniqueFd g(miFd);
+      std::string mi;
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(miFd, buf, sizeof buf)) > 0 && mi.size() < (size_t{16} << 20)) mi.append(buf, static_cast<size_t>(n));
+      for (const auto& line : split(mi, '\n')) mounts.insert(line.substr(0, line.find(' ')));
+    }
+    int infoDir = ::openat(dfd, "fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    UniqueFd infoGuard(infoDir);
+    for (const auto& e : listDirAt(fdDir, dir + "/fd").value_or({})) {
+      if (f.paths.size() >= kMaxPathsPerProcess) break;
+      std::string target = linkAt(fdDir, e.name);
+      if (target.empty()) continue;
+      std::string how = "fd " + e.name;
+      if (target[0] == '/' && infoDir >= 0 && !mounts.empty()) {
+        int info = ::openat(infoDir, e.name.c_str(), O_RDONLY | O_CLOEXEC);
+        if (info >= 0) {
+          UniqueFd g(info);
+          char buf[4096];
+          ssize_t n = ::read(info, buf, sizeof buf - 1);
+          std::string text = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+          auto at = text.find("mnt_id:");
+          if (at != std::string::npos) {
+            std::string id(trim(text.substr(at + 7, text.find('\n', at) - at - 7)));
+            if (!mounts.count(id)) how += " " + std::string(kForeignMount);
+          }
+        }
+      }
+      f.paths.push_back({how, target});
+    }
+    int mapsFd = ::openat(dfd, "maps", O_RDONLY | O_CLOEXEC);
+    if (mapsFd >= 0) {
+      UniqueFd g(mapsFd);
+      std::string maps;
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(mapsFd, buf, sizeof buf)) > 0) maps.append(buf, static_cast<size_t>(n));
+      std::set<std::string> seen;
+      for (const auto& line : split(maps, '\n')) {
+        auto m = internal::parseMapsLine(line);
+        if (!m || m->path.empty() || !seen.insert(m->path).second) continue;
+        if (f.paths.size() >= kMaxPathsPerProcess) break;
+        char range[64];
+        std::snprintf(range, sizeof range, "map %llx-%llx", static_cast<unsigned long long>(m->start),
+                      static_cast<unsigned long long>(m->end));
+        f.paths.push_back({range, m->path});
+      }
+    }
+  }
+  return out;
+}
+
+// At most this many refusal lines; the rest are counted.
+constexpr size_t kMaxRefusals = 40;
+
+std::vector<pid_t> processTree(const Scan& scan, pid_t root) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& [pid, p] : scan.processes) children[p.ppid].push_back(pid);
+  std::set<pid_t> tree;
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty()) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    if (!scan.processes.count(p) || !tree.insert(p).second) continue;
+    for (pid_t c : children[p]) todo.push_back(c);
+  }
+  return {tree.begin(), tree.end()};
+}
+
+pid_t adoptionRoot(const Scan& scan, const Group& group, pid_t requested) {
+  const std::set<pid_t> in(group.members.begin(), group.members.end());
+  auto parent = [&](pid_t p) -> pid_t {
+    auto it = scan.processes.find(p);
+    return it == scan.processes.end() ? 0 : it->second.ppid;
+  };
+  if (requested > 0) {
+    pid_t r = requested;
+    for (size_t hops = 0; hops < in.size() && in.count(parent(r)) && parent(r) != r; ++hops) r = parent(r);
+    return r;
+  }
+  pid_t best = 0;
+  size_t bestSize = 0;
+  for (pid_t m : group.members) {
+    if (in.count(parent(m))) continue;
+    size_t n = processTree(scan, m).size();
+    if (n > bestSize) best = m, bestSize = n;
+  }
+  return best;
+}
+
+AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, AdoptionFacts>& facts,
+                          const AdoptionRules& rules) {
+  const auto& processes = scan.processes;
+  AdoptionPlan plan;
+  plan.root = root;
+  plan.members = processTree(scan, root);
+  const std::set<pid_t> in(plan.members.begin(), plan.members.end());
+  auto refuse = [&](pid_t pid, const std::string& why) { plan.refusals.push_back(name(pid, processes) + " " + why); };
+  std::set<std::string> devices;
+
+  // Edges: to a process outside the tree, or of a kind the container
+  // could not carry.
+  std::set<std::pair<pid_t, pid_t>> told;
+  for (const auto& e : scan.edges) {
+    const bool a = in.count(e.a.pid) > 0, b = in.count(e.b.pid) > 0;
+    if (a != b) {
+      pid_t inside = a ? e.a.pid : e.b.pid, outside = a ? e.b.pid : e.a.pid;
+      if (!told.insert({inside, outside}).second) continue;
+      refuse(inside, "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" +
+                         (a ? e.a.how : e.b.how) + ") with " + name(outside, processes) +
+                         ", which is outside the process tree of " + name(plan.root, processes) +
+                         ": adopt takes one process tree, and nothing outside it may share IPC with it");
+    } else if (a && (e.kind == kSysvShm || e.kind == kMqueue || e.kind == kIpcNamespace)) {
+      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) +
+                          ": adopt does not carry System V IPC or message queues yet");
+    }
+  }
+
+  // What exited since the scan is not taken (CRIU dumps the tree as it is
+  // when it stops it); it may still be named as a partner above.
+  plan.members.erase(std::remove_if(plan.members.begin(), plan.members.end(),
+                                    [&](pid_t p) {
+                                      auto f = facts.find(p);
+                                      return f != facts.end() && f->second.gone;
+                                    }),
+                     plan.members.end());
+  for (pid_t pid : plan.members) {
+    auto pit = processes.find(pid);
+    if (pit != processes.end() && !pit->second.container.empty()) {
+      refuse(pid, "runs in container " + pit->second.container +
+                      ": adopt takes processes of the host (`lxmig merge` joins containers)");
+      continue;
+    }
+    auto fit = facts.find(pid);
+    if (fit == facts.end()) {
+      refuse(pid, "was not examined");
+      continue;
+    }
+    const AdoptionFacts& f = fit->second;
+    if (!f.problem.empty()) {
+      refuse(pid, "cannot be examined: " + f.problem);
+      continue;
+    }
+    if (pid == 1) refuse(pid, "is the host's init");
+    if (pid == rules.agentPid) refuse(pid, "is lxmigd itself");
+    if (f.kernelThread) refuse(pid, "is a kernel thread");
+    for (const auto& [ns, ino] : f.namespaces) {
+      auto host = rules.hostNamespaces.find(ns);
+      if (host != rules.hostNamespaces.end() && ino && host->second && ino != host->second)
+        refuse(pid, "is in a " + ns + " namespace of its own (" + ns + ":[" + std::to_string(ino) +
+                        "]), not the host's: adopt takes processes of the host");
+    }
+    if (!in.count(f.session))
+      refuse(pid, "is in the session of " + name(f.session, processes) +
+                      ", outside its process tree: start the tree's first process with setsid");
+    else if (!in.count(f.pgrp))
+      refuse(pid, "is in the process group of " + name(f.pgrp, processes) + ", outside its process tree");
+
+    if (pit != processes.end())
+      for (const auto& s : pit->second.netSockets)
+        if (auto why = socketProblem(s); !why.empty()) refuse(pid, why);
+
+    // Paths: one line per directory that the container would not see.
+    std::map<std::string, std::vector<std::string>> hidden;  // directory -> hows
+    for (const auto& u : f.paths) {
+      const std::string& p = u.path;
+      if (u.how == "root") {
+        if (p != "/") refuse(pid, "runs chrooted in " + p);
+        continue;
+      }
+      if (p.empty() || p[0] != '/' || startsWith(p, "/memfd:")) continue;  // pipe:[..], socket:[..], anon_inode:..
+      if (auto at = u.how.find(kForeignMount); at != std::string::npos) {
+        refuse(pid, "holds " + p + " (" + u.how.substr(0, at - 1) +
+                        ") opened in another mount namespace, which no container sees: close it or restart the "
+                        "process from the host");
+        continue;
+      }
+      if (u.how == "cwd" && p == "/") continue;
+      if (startsWith(p, "/SYSV")) {
+        refuse(pid, "maps System V shared memory (" + u.how + "): adopt does not carry System V IPC yet");
+        continue;
+      }
+      if (u.how.compare(0, 4, "map ") == 0 && p == "/dev/zero (deleted)") continue;  // shared anonymous memory
+      const std::string deleted = " (deleted)";
+      if (p.size() > deleted.size() && p.compare(p.size() - deleted.size(), deleted.size(), deleted) == 0) {
+        refuse(pid, "uses the deleted file " + p.substr(0, p.size() - deleted.size()) + " (" + u.how + ")");
+        continue;
+      }
+      if (std::find(std::begin(kPseudoDevices), std::end(kPseudoDevices), p) != std::end(kPseudoDevices)) continue;
+      if (startsWith(p, "/dev/pts/") || p == "/dev/tty" || p == "/dev/console") {
+        refuse(pid, "uses the terminal " + p + " (" + u.how + "): start it detached (setsid, </dev/null)");
+        continue;
+      }
+      if (startsWith(p, "/dev/") && !startsWith(p, "/dev/shm/") && !startsWith(p, "/dev/mqueue/")) {
+        if (std::find(rules.offeredDevices.begin(), rules.offeredDevices.end(), p) != rules.offeredDevices.end())
+          devices.insert(p);
+        else
+          refuse(pid, "uses the device " + p + " (" + u.how + "), which this node does not offer to containers");
+        continue;
+      }
+      bool visible = false;
+      for (const auto& d : rules.visibleDirs) visible = visible || under(p, d);
+      if (!visible) hidden[u.how == "cwd" ? p : parentDir(p)].push_back(u.how);
+    }
+    for (const auto& [dir, hows] : hidden) {
+      std::string list;
+      for (size_t i = 0; i < hows.size() && i < 3; ++i) list += (i ? ", " : "") + hows[i];
+      if (hows.size() > 3) list += ", ...";
+      refuse(pid, "uses " + dir + " (" + list + "), which the container would not see (add --bind " + dir + ")");
+    }
+  }
+  if (plan.refusals.size() > kMaxRefusals) {
+    size_t more = plan.refusals.size() - kMaxRefusals;
+    plan.refusals.resize(kMaxRefusals);
+    plan.refusals.push_back("... and " + std::to_string(more) + " more reasons");
+  }
+  plan.devices.assign(devices.begin(), devices.end());
+  return plan;
+}
+
+}  // namespace lxmig::grouping

@@ -1,0 +1,338 @@
+#include "lxmig/migration/adopt.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "journal.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
+#include "lxmig/base/log.h"
+#include "lxmig/grouping/adoption.h"
+#include "lxmig/grouping/ipc_graph.h"
+#include "lxmig/migration/source.h"
+#include "lxmig/proto/vocabulary.h"
+
+namespace lxmig::migration {
+namespace {
+
+constexpr const char* kLog = "adopt";
+// At most this many processes in one adopted group (CRIU dumps them all
+// with the tree stopped).
+constexpr size_t kMaxMembers = 4096;
+// The audit event naming the host tasks left stopped by the dump.
+constexpr const char* kStoppedEvent = "stopped on the host:";
+
+// A process named by pid and start time, so that a pid reused meanwhile is
+// never signalled.
+struct Task {
+  pid_t pid = 0;
+  std::string startTime;
+};
+
+std::string startTimeOf(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return "";
+  auto close = stat->rfind(')');
+  if (close == std::string::npos) return "";
+  auto f = split(stat->substr(close + 2), ' ');
+  return f.size() > 19 ? f[19] : "";
+}
+
+// The tree under root, from /proc/PID/task/TID/children (complete while it
+// is stopped: nothing forks).
+std::vector<Task> treeOf(pid_t root) {
+  std::vector<Task> out;
+  std::vector<pid_t> todo = {root};
+  std::set<pid_t> seen;
+  while (!todo.empty() && out.size() < kMaxMembers * 4) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    if (!seen.insert(p).second) continue;
+    std::string st = startTimeOf(p);
+    if (st.empty()) continue;
+    out.push_back({p, st});
+    std::string tasks = "/proc/" + std::to_string(p) + "/task";
+    for (const auto& tid : listDir(tasks).value_or({})) {
+      auto kids = readFile(tasks + "/" + tid + "/children");
+      if (!kids.ok()) continue;
+      for (const auto& k : split(*kids, ' ')) {
+        uint64_t v = 0;
+        if (parseUint64(trim(k), &v) && v > 0 && v < (uint64_t{1} << 22)) todo.push_back(static_cast<pid_t>(v));
+      }
+    }
+  }
+  return out;
+}
+
+void signalTree(const std::vector<Task>& tree, int sig) {
+  for (const auto& t : tree)
+    if (startTimeOf(t.pid) == t.startTime) ::kill(t.pid, sig);
+}
+
+uint64_t treeBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : listDirEntries(dir).value_or({})) {
+    struct stat st {};
+    if (::stat((dir + "/" + e.name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+  }
+  return total;
+}
+
+// The pid of a host process inside its PID namespace (the last NSpid).
+pid_t innerPid(pid_t hostPid) {
+  auto status = readFile("/proc/" + std::to_string(hostPid) + "/status");
+  if (!status.ok()) return 0;
+  for (const auto& line : split(*status, '\n')) {
+    if (!startsWith(line, "NSpid:")) continue;
+    auto f = split(line.substr(6), '\t');
+    uint64_t v = 0;
+    if (!f.empty() && parseUint64(trim(f.back()), &v)) return static_cast<pid_t>(v);
+  }
+  return 0;
+}
+
+Result<grouping::Group> selectGroup(const grouping::Scan& scan, const v1::AdoptRequest& req) {
+  if (req.pid() > 0) return grouping::groupOf(scan, req.pid());
+  for (const auto& g : scan.groups)
+    if (g.id == req.group()) return g;
+  return notFound("no group `" + req.group() + "` on this node (see `lxmig groups --all`)");
+}
+
+}  // namespace
+
+Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
+  const auto& cfg = node.config();
+  if ((req.pid() > 0) == !req.group().empty()) return invalidArgument("adopt needs exactly one of --pid and --group");
+  if (req.pid() < 0 || req.pid() >= (1 << 22)) return invalidArgument("--pid " + std::to_string(req.pid()) + " is out of range");
+  if (!req.group().empty() && (req.group().size() > 64 || req.group().find_first_not_of("g0123456789abcdef.") != std::string::npos))
+    return invalidArgument("`" + req.group() + "` is not a group id (g<hex>.<hex>, as lxmig groups shows)");
+  if (!req.name().empty()) LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
+  std::vector<std::string> binds;
+  for (const auto& b : req.binds()) {
+    LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b));
+    std::string d = b.size() > 1 && b.back() == '/' ? b.substr(0, b.size() - 1) : b;
+    struct stat st {};
+    if (::stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return notFound("--bind " + b + ": no such directory on " + cfg.node);
+    binds.push_back(d);
+  }
+
+  // 1. CHECK
+  const int64_t t0 = monotonicNs();
+  const int64_t startedMs = wallMs();
+  grouping::Scan scan = grouping::scanNode({});
+  LXMIG_ASSIGN_OR_RETURN(grouping::Group group, selectGroup(scan, req));
+  const pid_t root = grouping::adoptionRoot(scan, group, req.pid());
+  const std::vector<pid_t> tree = grouping::processTree(scan, root);
+  if (tree.empty()) return notFound("process " + std::to_string(root) + " is gone");
+  if (tree.size() > kMaxMembers)
+    return failedPrecondition("the process tree of " + std::to_string(root) + " has " + std::to_string(tree.size()) +
+                              " processes; adopt takes at most " + std::to_string(kMaxMembers));
+  grouping::AdoptionRules rules;
+  rules.agentPid = ::getpid();
+  for (const auto& ns : grouping::kAdoptNamespaces) {
+    char buf[64];
+    ssize_t n = ::readlink(("/proc/self/ns/" + ns).c_str(), buf, sizeof buf - 1);
+    std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    auto open = link.find('['), close = link.find(']');
+    uint64_t ino = 0;
+    if (open != std::string::npos && close != std::string::npos)
+      (void)parseUint64(link.substr(open + 1, close - open - 1), &ino);
+    rules.hostNamespaces[ns] = ino;
+  }
+  rules.visibleDirs = grouping::kContainerSystemDirs;
+  rules.visibleDirs.insert(rules.visibleDirs.end(), binds.begin(), binds.end());
+  if (auto offer = node.deviceOffer(); offer.ok())
+    for (const auto& d : *offer) rules.offeredDevices.push_back(d.path);
+  auto facts = grouping::readAdoptionFacts("/proc", tree);
+  grouping::AdoptionPlan plan = grouping::planAdoption(scan, root, facts, rules);
+
+  v1::AdoptReply reply;
+  reply.set_root_pid(plan.root);
+  for (pid_t p : plan.members) reply.add_pids(p);
+  for (const auto& d : plan.devices) reply.add_devices(d);
+  for (const auto& r : plan.refusals) reply.add_refusals(r);
+  const std::string name = req.name().empty() ? "adopted-" + std::to_string(plan.root) : req.name();
+  reply.set_name(name);
+
+  v1::MigrationReport& rep = *reply.mutable_report();
+  rep.set_id(newMigrationId());
+  rep.set_container(name);
+  rep.set_source(cfg.node);
+  rep.set_target(cfg.node);
+  rep.set_mode(v1::MODE_ADOPT);
+  rep.set_reason("adopt");
+  rep.set_started_ms(startedMs);
+  if (req.dry_run()) {
+    reply.clear_report();
+    return reply;
+  }
+  Journal journal(node.audit(), rep);
+  journal.begin("adopt");
+  {
+    PhaseClock check(journal, v1::PHASE_CHECK);
+    check.end(okStatus(), 0,
+              "processes=" + std::to_string(plan.members.size()) + " root=" + std::to_string(plan.root) +
+                  " refusals=" + std::to_string(plan.refusals.size()) + " scan_ms=" + std::to_string(scan.durationMs));
+  }
+  auto total = [&] { return (monotonicNs() - t0) / 1000000; };
+  if (!plan.refusals.empty()) {
+    for (const auto& r : plan.refusals) journal.event("info", "refused: " + r);
+    journal.finish(v1::RESULT_REFUSED, failedPrecondition(plan.refusals.front()), total());
+    return reply;
+  }
+
+  // 2. CREATE
+  auto held = node.reserve(name, "being adopted into");
+  if (!held.ok()) {
+    journal.finish(v1::RESULT_REFUSED, held.status(), total());
+    return held.status();
+  }
+  v1::RunContainerRequest run;
+  run.set_name(name);
+  for (const auto& b : binds) {
+    auto* m = run.add_binds();
+    m->set_host_path(b);
+    m->set_container_path(b);
+    m->set_read_only(false);
+  }
+  for (const auto& p : req.publish()) run.add_publish(p);
+  for (const auto& d : plan.devices) run.add_devices(d);
+  Result<v1::ContainerInfo> made = okStatus();
+  {
+    PhaseClock create(journal, v1::PHASE_CREATE);
+    made = node.runWithInit(run, *held);
+    create.end(made.status(), 0, made.ok() ? "ip=" + made->ip() : "");
+  }
+  if (!made.ok()) {
+    journal.finish(v1::RESULT_ABORTED, made.status(), total());
+    return reply;
+  }
+  reply.set_ip(made->ip());
+  auto removeContainer = [&] {
+    if (Status st = node.lxc().destroy(name); !st.ok())
+      journal.warn("remove the container `" + name + "`: " + st.message());
+    if (auto s = node.spec(name); s.ok()) {
+      (void)node.releaseAddress(*s);
+      node.dropNetState(*s);
+    }
+  };
+
+  // 3. DUMP: the tree stays stopped on the host from here until 5 or the
+  // abort.
+  const std::string images = node.imagesRoot() + "/" + rep.id();
+  const int64_t frozenAt = monotonicNs();
+  Status st;
+  std::vector<Task> stopped;
+  {
+    PhaseClock dump(journal, v1::PHASE_DUMP);
+    st = node.lxc().dumpTree(plan.root, name, images);
+    if (st.ok()) stopped = treeOf(plan.root);
+    dump.end(st, treeBytes(images), "tasks=" + std::to_string(stopped.size()));
+  }
+  rep.set_bytes(treeBytes(images));
+  if (!stopped.empty()) {
+    // What settleAdoptions needs if the agent stops before 5.
+    std::string tasks;
+    for (const auto& t : stopped) tasks += " " + std::to_string(t.pid) + ":" + t.startTime;
+    journal.event("info", std::string(kStoppedEvent) + tasks);
+  }
+  auto abort = [&](const Status& why, bool dumped) {
+    PhaseClock ab(journal, v1::PHASE_ABORT);
+    if (dumped) signalTree(stopped, SIGCONT);
+    removeContainer();
+    keepLogs(images, cfg.stateDir + "/logs/" + rep.id());
+    (void)removeTree(images);
+    ab.end(okStatus(), 0, dumped ? "host processes continued" : "");
+    journal.finish(v1::RESULT_ABORTED, why, total());
+    return reply;
+  };
+  if (!st.ok()) return abort(st, false);
+
+  // 4. RESTORE
+  {
+    PhaseClock restore(journal, v1::PHASE_RESTORE);
+    if (cfg.failAt == "adopt-restore") ::unlink((images + "/pstree.img").c_str());  // testing: CRIU fails for real
+    st = node.lxc().restoreInto(name, images);
+    restore.end(st);
+  }
+  if (!st.ok()) return abort(st, true);
+  rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
+
+  // 5. COMMIT
+  {
+    PhaseClock commit(journal, v1::PHASE_COMMIT);
+    signalTree(stopped, SIGKILL);
+    reply.clear_pids();
+    auto inside = node.lxc().pids(name);
+    int init = node.lxc().initPid(name);
+    if (inside.ok())
+      for (pid_t p : *inside)
+        if (p != init) reply.add_pids(innerPid(p));
+    std::sort(reply.mutable_pids()->begin(), reply.mutable_pids()->end());
+    (void)removeTree(images);
+    commit.end(okStatus(), 0, "processes=" + std::to_string(reply.pids_size()));
+  }
+  journal.finish(v1::RESULT_COMMITTED, okStatus(), total());
+  LXMIG_LOG(kInfo, kLog) << name << ": " << reply.pids_size() << " processes of the host continue in it at "
+                         << reply.ip();
+  return reply;
+}
+
+int settleAdoptions(node::Node& node) {
+  store::MigrationFilter f;
+  f.result = std::string(name(v1::RESULT_RUNNING));
+  f.limit = 1000;
+  auto rows = node.audit().listMigrations(f);
+  if (!rows.ok()) {
+    LXMIG_LOG(kWarn, kLog) << "settling adoptions: " << rows.status().toString();
+    return 0;
+  }
+  int settled = 0;
+  for (const auto& m : *rows) {
+    if (m.mode != name(v1::MODE_ADOPT)) continue;
+    std::vector<Task> stopped;
+    if (auto events = node.audit().events(m.id); events.ok())
+      for (const auto& e : *events)
+        if (startsWith(e.text, kStoppedEvent))
+          for (const auto& item : split(e.text.substr(std::string(kStoppedEvent).size()), ' ')) {
+            auto colon = item.find(':');
+            uint64_t pid = 0;
+            if (colon != std::string::npos && parseUint64(item.substr(0, colon), &pid) && pid > 0 && pid < (1u << 22))
+              stopped.push_back({static_cast<pid_t>(pid), item.substr(colon + 1)});
+          }
+    bool hostAlive = false;
+    for (const auto& t : stopped) hostAlive |= startTimeOf(t.pid) == t.startTime;
+    v1::MigrationReport rep;
+    rep.set_id(m.id);
+    rep.set_container(m.container);
+    rep.set_source(m.source);
+    rep.set_target(m.target);
+    rep.set_mode(v1::MODE_ADOPT);
+    Journal journal(node.audit(), rep);
+    if (hostAlive || stopped.empty()) {
+      // Before the commit the host's copy is the one: the container goes,
+      // the host tasks continue.
+      if (Status st = node.lxc().destroy(m.container); !st.ok())
+        LXMIG_LOG(kWarn, kLog) << "settling adoption " << m.id << ": " << st.toString();
+      if (auto s = node.spec(m.container); s.ok()) {
+        (void)node.releaseAddress(*s);
+        node.dropNetState(*s);
+      }
+      signalTree(stopped, SIGCONT);
+      journal.event("warn", "the agent stopped during the adoption: the processes continue on the host");
+      journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);
+    } else {
+      journal.event("warn", "the agent stopped during the adoption's commit: the processes run in the container");
+      journal.finish(v1::RESULT_COMMITTED, okStatus(), -1);
+    }
+    ++settled;
+  }
+  return settled;
+}
+
+}  // namespace lxmig::migration

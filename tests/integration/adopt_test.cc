@@ -1,0 +1,228 @@
+// lxmig adopt on a real two-node test bed, through the CLI: a process tree
+// started on node n1's host (outside any container) is continued inside a
+// new container with the same pids, memory and pipes, answers through its
+// published port, and then migrates to n2 like any container. Each refusal
+// reason gets its one line and touches nothing; a CRIU restore that fails
+// after the dump leaves the processes running on the host as they were.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fixtures/testbed_fixture.h"
+#include "lxmig/base/files.h"
+
+namespace lxmig::testing {
+namespace {
+
+class AdoptTest : public TestbedSuite {
+ protected:
+  static void SetUpTestSuite() { upForSuite(2); }
+  static void TearDownTestSuite() { downAfterSuite(); }
+
+  void SetUp() override {
+    TestbedSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = "/tmp/lxit-adopt-" + std::to_string(::getpid());
+    ASSERT_TRUE(makeDirs(dir_, 0755).ok());
+  }
+  void TearDown() override {
+    // Each started tree is a process group of its own (setsid): the group
+    // goes, with whatever the tree started in the background.
+    for (pid_t p : started_) {
+      ::kill(-p, SIGKILL);
+      ::kill(p, SIGKILL);
+    }
+    for (const auto& c : containers_) (void)tb().lxmig({"rm", c});
+    (void)removeTree(dir_);
+    TestbedSuite::TearDown();
+  }
+
+  // Starts `script` with sh on node n1's host, in a session of its own and
+  // with no file of the test open; returns the pid the script prints
+  // (`echo $!` of what it started in the background).
+  pid_t startOnN1(const std::string& script) {
+    auto r = tb().nodeExec("n1", {"/bin/sh", "-c", "cd / && " + script});
+    EXPECT_EQ(r.exitCode, 0) << script << ": " << r.err;
+    long long pid = std::atoll(std::string(trim(r.out)).c_str());
+    EXPECT_GT(pid, 1) << "no pid in `" << r.out << "`";
+    if (pid > 1) started_.push_back(static_cast<pid_t>(pid));
+    return static_cast<pid_t>(pid);
+  }
+  // The counter server's answer on n1's host (before adoption).
+  std::string askOnN1(int port) {
+    auto r = tb().nodeExec("n1", {"/bin/bash", "-c",
+                                  "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+                                      " && echo GET >&3 && timeout 3 head -n 1 <&3"});
+    return std::string(trim(r.out));
+  }
+  char stateOf(pid_t pid) {
+    auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat.ok()) return '?';
+    auto close = stat->rfind(')');
+    return close + 2 < stat->size() ? (*stat)[close + 2] : '?';
+  }
+  long long lastLine() {
+    auto text = readFile(dir_ + "/last");
+    return text.ok() ? std::atoll(std::string(trim(*text)).c_str()) : -1;
+  }
+  // The pipeline's consumer writes the numbers the producer sends: it moves
+  // on as long as both run and the pipe between them works.
+  bool pipelineAdvances() {
+    long long a = lastLine();
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      long long now = lastLine();
+      if (a >= 0 && now > a) return true;
+      if (a < 0) a = now;  // not written yet
+    }
+    return false;
+  }
+
+  std::string dir_;
+  std::vector<pid_t> started_;
+  std::vector<std::string> containers_;
+};
+
+TEST_F(AdoptTest, HostTreeContinuesInAContainerAndMigrates) {
+  const std::string w = tb().workloadsDir();
+  // A tree of four: sh, the counter server (forking: it and its init-like
+  // parent), and a producer | consumer pipeline writing into dir_.
+  pid_t root = startOnN1("setsid sh -c 'cd " + dir_ + " && " + w +
+                         "/counter_server --port 7100 --fork & i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; "
+                         "done | while read n; do echo $n > " + dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  ASSERT_GT(root, 1);
+  std::string before;
+  for (int i = 0; i < 50 && before.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    before = askOnN1(7100);
+  }
+  ASSERT_GT(field(before, "counter"), 0) << before;
+  ASSERT_TRUE(pipelineAdvances());
+
+  // The workload binary and the data directory are outside the container's
+  // system directories: refused without --bind, with the binds that help.
+  Cli refused = tb().lxmig({"--node", "n1", "adopt", "--pid", std::to_string(root), "--dry-run"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("which the container would not see (add --bind " + dir_ + ")"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("(add --bind " + w + ")"), std::string::npos) << refused.err;
+
+  Cli r = tb().lxmig({"--node", "n1", "--json", "adopt", "--pid", std::to_string(root), "--name", "adopted",
+                      "--bind", dir_, "--bind", w, "--publish", "7100"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  containers_.push_back("adopted");
+  auto j = r.json();
+  EXPECT_EQ(j["root_pid"], root);
+  EXPECT_EQ(j["report"]["result"], "committed") << r.out;
+  EXPECT_EQ(j["report"]["mode"], "adopt");
+  EXPECT_GE(j["pids"].size(), 5u) << r.out;  // sh, two counter_server, the pipeline's two ends
+  const std::string ip = j["ip"];
+  // The same process: its pid inside the container and its start time did
+  // not change, and its counter went on from where it was.
+  std::string after = tb().waitServer(ip, 7100, 10000);
+  ASSERT_NE(after, "") << "the adopted server does not answer at " << ip;
+  EXPECT_EQ(field(after, "pid"), field(before, "pid")) << before << " / " << after;
+  EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
+  EXPECT_GE(field(after, "counter"), field(before, "counter"));
+  EXPECT_TRUE(pipelineAdvances()) << "the pipeline stopped in the container";
+  // The host copy is gone.
+  EXPECT_EQ(::kill(root, 0) == 0 && stateOf(root) != 'Z', false);
+  EXPECT_EQ(askOnN1(7100), "");
+  // Audited like a migration.
+  Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
+                          "SELECT mode, result FROM migrations WHERE container = 'adopted'"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  EXPECT_EQ(audit.json()["rows"][0][1], "adopt") << audit.out;  // after the node column
+  EXPECT_EQ(audit.json()["rows"][0][2], "committed");
+
+  // From now on it is a container like any other.
+  Cli m = tb().lxmig({"migrate", "adopted", "--to", "n2"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  EXPECT_EQ(nodeOf("adopted"), "n2");
+  std::string moved = tb().waitServer(ip, 7100, 10000);
+  EXPECT_EQ(field(moved, "pid"), field(before, "pid")) << moved;
+  EXPECT_EQ(field(moved, "start_ns"), field(before, "start_ns"));
+  EXPECT_GE(field(moved, "counter"), field(after, "counter"));
+  EXPECT_TRUE(pipelineAdvances()) << "the pipeline stopped after the migration";
+}
+
+TEST_F(AdoptTest, EachRefusalHasItsLineAndTouchesNothing) {
+  // Not in a session of its own (its session leader is the shell that
+  // started it, which is gone).
+  pid_t noSession = startOnN1("setsid sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $!' </dev/null 2>/dev/null");
+  // A TCP connection (to a listener of its own tree: still a connection
+  // the container's new address would break).
+  pid_t connected = startOnN1("setsid sh -c '" + tb().workloadsDir() +
+                              "/counter_server --port 7101 & sleep 0.5; exec bash -c \"exec 3<>/dev/tcp/127.0.0.1/7101; "
+                              "exec sleep 1000\"' </dev/null >/dev/null 2>&1 & echo $!");
+  // A device the node does not offer.
+  pid_t device = startOnN1("setsid sh -c 'exec sleep 1000' </dev/kmsg >/dev/null 2>&1 & echo $!");
+  // A FIFO shared with a process of another tree.
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0600), 0);
+  // (opened read-write: a read-only open would block until a writer comes)
+  pid_t reader = startOnN1("setsid sh -c 'exec cat' <>" + dir_ + "/fifo >/dev/null 2>&1 & echo $!");
+  pid_t writer = startOnN1("setsid sh -c 'exec sleep 1000' >" + dir_ + "/fifo </dev/null 2>&1 & echo $!");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the connection is made after 0.5 s
+
+  struct Case {
+    pid_t pid;
+    std::string line;
+  };
+  for (const auto& c : std::vector<Case>{
+           {noSession, "is in the session of pid"},
+           {connected, "holds a connection (tcp 127.0.0.1:"},
+           {device, "uses the device /dev/kmsg (fd 0), which this node does not offer to containers"},
+           {reader, "shares fifo " + dir_ + "/fifo (fd 0) with pid " + std::to_string(writer) +
+                        " (sleep), which is outside the process tree of pid " + std::to_string(reader)},
+       }) {
+    ASSERT_GT(c.pid, 1);
+    Cli r = tb().lxmig({"--node", "n1", "adopt", "--pid", std::to_string(c.pid), "--bind", dir_, "--name", "refused"});
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.err.find("lxmig: adopt refused: pid " + std::to_string(c.pid)), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.line), std::string::npos) << r.err;
+    // Nothing touched: no container, the process runs on as before.
+    EXPECT_EQ(nodeOf("refused"), "");
+    EXPECT_EQ(::kill(c.pid, 0), 0);
+    EXPECT_NE(stateOf(c.pid), 'T');
+  }
+  // Recorded as refused, with the reasons as events.
+  Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
+                          "SELECT count(*) FROM migrations WHERE mode = 'adopt' AND result = 'refused'"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  EXPECT_GE(audit.json()["rows"][0][1].get<int>(), 4) << audit.out;
+  // Bad flags: one line, exit 2.
+  Cli both = tb().lxmig({"--node", "n1", "adopt", "--pid", "1", "--group", "g1.2"});
+  EXPECT_EQ(both.code, 2) << both.err;
+  Cli unknown = tb().lxmig({"--node", "n1", "adopt", "--group", "g0.0"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("no group `g0.0`"), std::string::npos) << unknown.err;
+}
+
+TEST_F(AdoptTest, ARestoreThatFailsLeavesTheProcessesOnTheHost) {
+  ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "adopt-restore"}).ok());
+  pid_t root = startOnN1("setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | while read n; do "
+                         "echo $n > " + dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  ASSERT_GT(root, 1);
+  ASSERT_TRUE(pipelineAdvances());
+  Cli r = tb().lxmig({"--node", "n1", "--json", "adopt", "--pid", std::to_string(root), "--bind", dir_, "--name",
+                      "failing"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  auto j = r.json();
+  EXPECT_EQ(j["report"]["result"], "aborted") << r.out;
+  EXPECT_NE(j["report"]["error"].get<std::string>().find("CRIU restore into `failing` failed"), std::string::npos)
+      << r.out;
+  // The dump happened (the tree was stopped), the restore failed: the same
+  // processes run on the host again, and no container is left.
+  EXPECT_EQ(::kill(root, 0), 0);
+  EXPECT_NE(stateOf(root), 'T');
+  EXPECT_TRUE(pipelineAdvances()) << "the pipeline did not continue on the host";
+  EXPECT_EQ(nodeOf("failing"), "");
+  EXPECT_FALSE(pathExists(tb().stateDir("n1") + "/lxc/failing"));
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+}
+
+}  // namespace
+}  // namespace lxmig::testing

@@ -1,0 +1,204 @@
+// lxmig adopt's rules on literal processes, edges and facts (no kernel):
+// what is taken (one process tree) and each reason to refuse, one line each.
+#include <gtest/gtest.h>
+
+#include "lxmig/grouping/adoption.h"
+
+namespace lxmig::grouping {
+namespace {
+
+constexpr uint64_t kHostNs = 4026531840;
+
+struct World {
+  Scan scan;
+  std::map<pid_t, AdoptionFacts> facts;
+  AdoptionRules rules;
+
+  World() {
+    for (const auto& ns : kAdoptNamespaces) rules.hostNamespaces[ns] = kHostNs;
+    rules.agentPid = 999;
+    rules.visibleDirs = kContainerSystemDirs;
+    rules.visibleDirs.push_back("/srv/app");
+    rules.offeredDevices = {"/dev/fuse"};
+  }
+  // A healthy host process: session and group of `sid`, cwd /srv/app.
+  AdoptionFacts& add(pid_t pid, pid_t ppid, pid_t sid, const std::string& comm) {
+    Process p;
+    p.pid = pid;
+    p.ppid = ppid;
+    p.comm = comm;
+    scan.processes[pid] = p;
+    AdoptionFacts f;
+    f.pid = pid;
+    f.ppid = ppid;
+    f.session = f.pgrp = sid;
+    f.comm = comm;
+    for (const auto& ns : kAdoptNamespaces) f.namespaces[ns] = kHostNs;
+    f.paths = {{"cwd", "/srv/app"}, {"root", "/"}, {"exe", "/usr/bin/" + comm}, {"fd 0", "/dev/null"}};
+    return facts[pid] = f;
+  }
+  void edge(const std::string& kind, pid_t a, pid_t b, const std::string& path = "") {
+    Edge e;
+    e.kind = kind;
+    e.object = kind + ":[" + std::to_string(a * 100 + b) + "]";
+    e.path = path;
+    e.a = {a, "fd 3"};
+    e.b = {b, "fd 4"};
+    scan.edges.push_back(e);
+  }
+  AdoptionPlan plan(pid_t root) { return planAdoption(scan, root, facts, rules); }
+};
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+bool has(const AdoptionPlan& p, const std::string& part) {
+  for (const auto& r : p.refusals)
+    if (r.find(part) != std::string::npos) return true;
+  return false;
+}
+
+TEST(Adoption, TakesTheWholeTreeWhenEverythingIsVisible) {
+  World w;
+  w.add(100, 1, 100, "master");
+  w.add(101, 100, 100, "worker");
+  w.add(102, 100, 100, "worker");
+  w.add(103, 101, 100, "helper");  // a child without IPC: CRIU dumps it too
+  w.add(200, 1, 200, "other");
+  w.edge(kUnixStream, 100, 101);
+  w.edge(kUnixStream, 100, 102);
+  auto p = w.plan(100);
+  EXPECT_TRUE(p.refusals.empty()) << joined(p.refusals);
+  EXPECT_EQ(p.root, 100);
+  EXPECT_EQ(p.members, (std::vector<pid_t>{100, 101, 102, 103}));
+}
+
+TEST(Adoption, RootIsTheTopmostAncestorInTheGroup) {
+  World w;
+  w.add(100, 1, 100, "master");
+  w.add(101, 100, 100, "worker");
+  w.add(102, 101, 100, "leaf");
+  w.edge(kPipe, 100, 101);
+  w.edge(kPipe, 101, 102);
+  w.scan.groups = buildGroups(w.scan.processes, w.scan.edges);
+  ASSERT_EQ(w.scan.groups.size(), 1u);
+  EXPECT_EQ(adoptionRoot(w.scan, w.scan.groups[0], 102), 100);
+  EXPECT_EQ(adoptionRoot(w.scan, w.scan.groups[0], 0), 100);
+  // A process that shares nothing with its parent is its own root.
+  Group alone;
+  alone.members = {102};
+  EXPECT_EQ(adoptionRoot(w.scan, alone, 102), 102);
+}
+
+TEST(Adoption, RefusesAnEdgeToAProcessOutsideTheTree) {
+  World w;
+  w.add(100, 1, 100, "reader");
+  w.add(300, 1, 300, "writer");
+  w.edge(kFifo, 100, 300, "/srv/app/fifo");
+  auto p = w.plan(100);
+  ASSERT_EQ(p.refusals.size(), 1u) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "pid 100 (reader) shares fifo /srv/app/fifo (fd 3) with pid 300 (writer), which is outside the "
+                     "process tree of pid 100 (reader)"))
+      << joined(p.refusals);
+}
+
+TEST(Adoption, RefusesASessionOrProcessGroupOutsideTheTree) {
+  World w;
+  w.add(50, 1, 50, "shell");
+  w.add(100, 50, 50, "job").pgrp = 100;
+  auto p = w.plan(100);
+  EXPECT_TRUE(has(p, "pid 100 (job) is in the session of pid 50 (shell), outside its process tree")) << joined(p.refusals);
+  World g;
+  g.add(100, 1, 100, "leader");
+  g.add(101, 100, 100, "child").pgrp = 77;
+  EXPECT_TRUE(has(g.plan(100), "pid 101 (child) is in the process group of pid 77, outside its process tree"));
+}
+
+TEST(Adoption, RefusesConnectionsAndHostAddressesButNotWildcardListeners) {
+  World w;
+  w.add(100, 1, 100, "srv");
+  w.scan.processes[100].netSockets = {"tcp 0.0.0.0:80 LISTEN (fd 5)", "tcp6 [::]:80 LISTEN (fd 6)",
+                                      "udp 127.0.0.1:53 (fd 7)", "tcp 0.0.0.0:0 -> 0.0.0.0:0 CLOSE (fd 8)"};
+  EXPECT_TRUE(w.plan(100).refusals.empty()) << joined(w.plan(100).refusals);
+  w.scan.processes[100].netSockets.push_back("tcp 10.0.0.5:5432 -> 10.0.0.9:40000 ESTABLISHED (fd 9)");
+  w.scan.processes[100].netSockets.push_back("tcp 192.168.1.2:8080 LISTEN (fd 10)");
+  auto p = w.plan(100);
+  ASSERT_EQ(p.refusals.size(), 2u) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "holds a connection (tcp 10.0.0.5:5432 -> 10.0.0.9:40000 ESTABLISHED (fd 9))"));
+  EXPECT_TRUE(has(p, "has a socket bound to the host address 192.168.1.2"));
+}
+
+TEST(Adoption, RefusesFilesTheContainerWouldNotSeeWithTheBindThatHelps) {
+  World w;
+  auto& f = w.add(100, 1, 100, "db");
+  f.paths.push_back({"fd 4", "/var/lib/db/data/base/1"});
+  f.paths.push_back({"fd 5", "/var/lib/db/data/base/2"});
+  f.paths.push_back({"map 7f00-7f10", "/usr/lib/x86_64-linux-gnu/libc.so.6"});
+  f.paths.push_back({"fd 6", "/srv/app/log"});
+  f.paths.push_back({"fd 7", "/srv/app/old (deleted)"});
+  f.paths.push_back({"fd 8", "/dev/pts/3"});
+  f.paths.push_back({"map 7f20-7f30", "/dev/zero (deleted)"});
+  f.paths.push_back({"map 7f40-7f50", "/memfd:pool (deleted)"});
+  f.paths.push_back({"fd 9", "pipe:[55]"});
+  f.paths.push_back({"fd 10 (another mount namespace)", "/dev/null"});
+  auto p = w.plan(100);
+  ASSERT_EQ(p.refusals.size(), 4u) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "holds /dev/null (fd 10) opened in another mount namespace"));
+  EXPECT_TRUE(has(p, "uses /var/lib/db/data/base (fd 4, fd 5), which the container would not see (add --bind "
+                     "/var/lib/db/data/base)"));
+  EXPECT_TRUE(has(p, "uses the deleted file /srv/app/old (fd 7)"));
+  EXPECT_TRUE(has(p, "uses the terminal /dev/pts/3 (fd 8)"));
+}
+
+TEST(Adoption, BindsOfferedDevicesAndRefusesOthers) {
+  World w;
+  auto& f = w.add(100, 1, 100, "sshfs");
+  f.paths.push_back({"fd 5", "/dev/fuse"});
+  f.paths.push_back({"fd 6", "/dev/kvm"});
+  auto p = w.plan(100);
+  EXPECT_EQ(p.devices, (std::vector<std::string>{"/dev/fuse"}));
+  ASSERT_EQ(p.refusals.size(), 1u) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "uses the device /dev/kvm (fd 6), which this node does not offer to containers"));
+}
+
+TEST(Adoption, RefusesContainersOtherNamespacesChrootsTheAgentAndSysV) {
+  World w;
+  w.add(100, 1, 100, "a");
+  w.add(101, 100, 100, "b").namespaces["net"] = 5;
+  w.add(102, 100, 100, "c");
+  w.scan.processes[102].container = "web";
+  w.add(103, 100, 100, "d").paths.push_back({"root", "/jail"});
+  w.add(999, 100, 100, "lxmigd");
+  w.add(104, 100, 100, "e").paths.push_back({"map 7f00-7f10", "/SYSV00000000 (deleted)"});
+  w.edge(kSysvShm, 100, 104);
+  auto p = w.plan(100);
+  EXPECT_TRUE(has(p, "pid 101 (b) is in a net namespace of its own (net:[5])")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "pid 102 (c) runs in container web"));
+  EXPECT_TRUE(has(p, "pid 103 (d) runs chrooted in /jail"));
+  EXPECT_TRUE(has(p, "pid 999 (lxmigd) is lxmigd itself"));
+  EXPECT_TRUE(has(p, "pid 104 (e) maps System V shared memory"));
+  EXPECT_TRUE(has(p, "pid 100 (a) shares sysv-shm"));
+}
+
+TEST(Adoption, AProcessThatCouldNotBeReadIsRefusedAndLongListsAreCut) {
+  World w;
+  w.add(100, 1, 100, "a");
+  w.add(101, 100, 100, "b").problem = "its open files cannot be read";
+  w.add(102, 100, 100, "sleep").gone = true;  // exited since the scan: not taken, not refused
+  auto gone = w.plan(100);
+  EXPECT_EQ(gone.members, (std::vector<pid_t>{100, 101}));
+  ASSERT_EQ(gone.refusals.size(), 1u);
+  EXPECT_TRUE(has(gone, "pid 101 (b) cannot be examined: its open files cannot be read"));
+  World many;
+  auto& f = many.add(100, 1, 100, "many");
+  for (int i = 0; i < 60; ++i) f.paths.push_back({"fd " + std::to_string(i + 3), "/hidden/" + std::to_string(i) + "/x"});
+  auto p = many.plan(100);
+  ASSERT_EQ(p.refusals.size(), 41u);
+  EXPECT_EQ(p.refusals.back(), "... and 20 more reasons");
+}
+
+}  // namespace
+}  // namespace lxmig::grouping

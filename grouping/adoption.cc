@@ -114,7 +114,8 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
       std::string mi;
       char buf[65536];
       ssize_t n;
-      while ((n = ::read(miFd, buf, sizeof buf)) > 0 && mi.size() < (size_t{16} << 20)) mi.append(buf, static_cast<size_t>(n));
+      while ((n = ::read(miFd, buf, sizeof buf)) > 0 && mi.size() < (size_t{16} << 20))
+        mi.append(buf, static_cast<size_t>(n));
       for (const auto& line : split(mi, '\n')) mounts.insert(line.substr(0, line.find(' ')));
     }
     int infoDir = ::openat(dfd, "fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -218,9 +219,9 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     if (a != b) {
       pid_t inside = a ? e.a.pid : e.b.pid, outside = a ? e.b.pid : e.a.pid;
       if (!told.insert({inside, outside}).second) continue;
-      refuse(inside, "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" +
-                         (a ? e.a.how : e.b.how) + ") with " + name(outside, processes) +
-                         ", which is outside the process tree of " + name(plan.root, processes) +
+      refuse(inside, "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" + (a ? e.a.how : e.b.how) +
+                         ") with " + name(outside, processes) + ", which is outside the process tree of " +
+                         name(plan.root, processes) +
                          ": adopt takes one process tree, and nothing outside it may share IPC with it");
     } else if (a && (e.kind == kSysvShm || e.kind == kMqueue || e.kind == kIpcNamespace)) {
       refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) +
@@ -306,8 +307,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
       if (startsWith(p, "/dev/") && !startsWith(p, "/dev/shm/") && !startsWith(p, "/dev/mqueue/")) {
         if (std::find(rules.offeredDevices.begin(), rules.offeredDevices.end(), p) != rules.offeredDevices.end())
           devices.insert(p);
-        else
-          refuse(pid, "uses the device " + p + " (" + u.how + "), which this node does not offer to containers");
+        else refuse(pid, "uses the device " + p + " (" + u.how + "), which this node does not offer to containers");
         continue;
       }
       bool visible = false;

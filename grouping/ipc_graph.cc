@@ -41,6 +41,22 @@ std::string describe(const Edge& e, const std::map<pid_t, Process>& procs) {
   return e.kind + (e.path.empty() ? "" : " " + e.path) + " between " + where(e.a.pid) + " and " + where(e.b.pid);
 }
 
+// The command that makes a group movable as one (Group::action).
+// `firstHostMember`: its lowest host pid, for groups that mix both.
+std::string actionFor(const Group& g, pid_t firstHostMember) {
+  if (g.verdict == "single-container") return "none needed";
+  if (g.verdict == "host") return "lxmig adopt --group " + g.id;
+  std::vector<std::string> names;
+  for (const auto& c : g.containers)
+    if (!c.empty()) names.push_back(c);
+  if (firstHostMember > 0) names.push_back("adopted-" + std::to_string(firstHostMember));
+  std::string merge = "lxmig merge";
+  for (const auto& n : names) merge += " " + n;
+  merge += " --name " + names.front();
+  if (firstHostMember <= 0) return merge;
+  return "lxmig adopt --pid " + std::to_string(firstHostMember) + ", then " + merge;
+}
+
 }  // namespace
 
 std::vector<Group> buildGroups(const std::map<pid_t, Process>& processes, std::vector<Edge>& edges) {
@@ -89,6 +105,10 @@ std::vector<Group> buildGroups(const std::map<pid_t, Process>& processes, std::v
     } else {
       g.verdict = containers.begin()->empty() ? "host" : "single-container";
     }
+    pid_t firstHost = 0;
+    for (pid_t p : g.members)
+      if (containerOf(p).empty() && (firstHost == 0 || p < firstHost)) firstHost = p;
+    g.action = actionFor(g, g.verdict == "spans-containers" ? firstHost : 0);
     out.push_back(std::move(g));
   }
   std::sort(out.begin(), out.end(),
@@ -108,7 +128,24 @@ Result<Group> groupOf(const Scan& scan, pid_t pid) {
   alone.verdict = "alone";
   alone.members = {pid};
   alone.containers = {p.container};
+  alone.action = p.container.empty() ? "lxmig adopt --pid " + std::to_string(pid) : "none needed";
   return alone;
+}
+
+std::string movesAloneProblem(const Scan& scan, const std::string& container) {
+  auto groups = groupsOfContainer(scan, container);
+  if (!groups.ok()) return "";
+  std::string out;
+  for (const auto& g : *groups) {
+    if (g.verdict != "spans-containers") continue;
+    std::string partners;
+    for (const auto& c : g.containers)
+      if (c != container)
+        partners += (partners.empty() ? "" : ", ") + (c.empty() ? "processes of the host" : "container " + c);
+    out += (out.empty() ? "" : "; ") + ("`" + container + "` shares IPC with " + partners + " (group " + g.id + ": " +
+                                        g.why + "); moving it alone would cut that: " + g.action);
+  }
+  return out;
 }
 
 Result<std::vector<Group>> groupsOfContainer(const Scan& scan, const std::string& container) {

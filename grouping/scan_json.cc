@@ -93,7 +93,7 @@ std::string toJsonText(const Scan& scan, const std::vector<Group>& groups, const
     firstGroup = false;
     w.raw(" {").key("id").str(g.id).raw(", ").key("verdict").str(g.verdict).raw(", ");
     w.key("containers").array(g.containers, [&](const std::string& c) { w.str(c); }).raw(", ");
-    w.key("why").str(g.why).raw(", ").key("members").raw("[");
+    w.key("why").str(g.why).raw(", ").key("action").str(g.action).raw(", ").key("members").raw("[");
     bool firstMember = true;
     for (pid_t pid : g.members) {
       auto it = scan.processes.find(pid);

@@ -77,7 +77,8 @@ uint64_t treeBytes(const std::string& dir) {
   uint64_t total = 0;
   for (const auto& e : listDirEntries(dir).value_or({})) {
     struct stat st {};
-    if (::stat((dir + "/" + e.name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    if (::stat((dir + "/" + e.name).c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      total += static_cast<uint64_t>(st.st_size);
   }
   return total;
 }
@@ -107,8 +108,10 @@ Result<grouping::Group> selectGroup(const grouping::Scan& scan, const v1::AdoptR
 Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   const auto& cfg = node.config();
   if ((req.pid() > 0) == !req.group().empty()) return invalidArgument("adopt needs exactly one of --pid and --group");
-  if (req.pid() < 0 || req.pid() >= (1 << 22)) return invalidArgument("--pid " + std::to_string(req.pid()) + " is out of range");
-  if (!req.group().empty() && (req.group().size() > 64 || req.group().find_first_not_of("g0123456789abcdef.") != std::string::npos))
+  if (req.pid() < 0 || req.pid() >= (1 << 22))
+    return invalidArgument("--pid " + std::to_string(req.pid()) + " is out of range");
+  if (!req.group().empty() &&
+      (req.group().size() > 64 || req.group().find_first_not_of("g0123456789abcdef.") != std::string::npos))
     return invalidArgument("`" + req.group() + "` is not a group id (g<hex>.<hex>, as lxmig groups shows)");
   if (!req.name().empty()) LXMIG_RETURN_IF_ERROR(checkContainerName(req.name()));
   std::vector<std::string> binds;

@@ -7,6 +7,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
@@ -95,7 +96,12 @@ uint64_t NodeHost::freeBytes(const std::string& dir) const {
 
 bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path); }
 
-Status NodeHost::adopt(const node::Spec& spec, const std::string& stagedRootfs) {
+Status NodeHost::checkMovesAlone(const std::string& name) {
+  std::string problem = grouping::movesAloneProblem(grouping::scanNode({}), name);
+  return problem.empty() ? okStatus() : failedPrecondition(problem);
+}
+
+Status NodeHost::installStaged(const node::Spec& spec, const std::string& stagedRootfs) {
   auto& lxc = node_.lxc();
   LXMIG_RETURN_IF_ERROR(makeDirs(lxc.dir(spec.name), 0700));
   if (::rename(stagedRootfs.c_str(), lxc.rootfs(spec.name).c_str()) != 0)

@@ -139,9 +139,10 @@ v1::MigrationReport Source::run() {
   supervisor_ = std::thread([this] { supervise(); });
   progress_->phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
   using Step = Status (Source::*)();
-  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::prepare,   &Source::sync,
-                                    &Source::precopy,  &Source::freeze,      &Source::finalScan, &Source::dump,
-                                    &Source::rewrite,  &Source::exportNet,   &Source::transfer,  &Source::restore};
+  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::checkGroup, &Source::prepare,
+                                    &Source::sync,     &Source::precopy,     &Source::freeze,     &Source::finalScan,
+                                    &Source::dump,     &Source::rewrite,     &Source::exportNet,  &Source::transfer,
+                                    &Source::restore};
   for (Step step : kSteps) {
     Status st = (this->*step)();
     // The operator's cancel is honoured between any two phases until the
@@ -186,6 +187,11 @@ Status Source::validate() {
   stage_ = Stage::kReserved;
   return okStatus();
 }
+
+// ---- a group moves whole: a container that shares IPC with processes
+// outside it is refused (merged first); checked once a lazy restore's
+// memory has arrived, when no daemon of the host holds its memory ----
+Status Source::checkGroup() { return ctx_.host.checkMovesAlone(spec_.name); }
 
 // ---- the memory of the migration that brought it here must be complete ----
 Status Source::awaitMemory() {

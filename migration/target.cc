@@ -288,7 +288,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       return fail(failedPrecondition("device " + dev.path + " (" + dev.id() + ", for " + path + ") vanished from " +
                                      host_.nodeName() + " since PREPARE"));
   }
-  if (auto s = host_.adopt(st->spec, st->stagingDir + "/rootfs"); !s.ok()) return fail(s);
+  if (auto s = host_.installStaged(st->spec, st->stagingDir + "/rootfs"); !s.ok()) return fail(s);
   v1::RestoreReply r;
   int64_t t = monotonicNs();
   auto lap = [&t] {

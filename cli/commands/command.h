@@ -65,5 +65,6 @@ Verb addUnpin(CLI::App& app);
 Verb addDevices(CLI::App& app);
 Verb addGroups(CLI::App& app);
 Verb addAdopt(CLI::App& app);
+Verb addMerge(CLI::App& app);
 
 }  // namespace lxmig::cli

@@ -19,7 +19,7 @@ namespace lxmig::cli {
 namespace {
 
 struct MigrateOptions {
-  std::string name, to, mode, tracker, maxDowntime;
+  std::string name, group, to, mode, tracker, maxDowntime;
   int maxRounds = 0;
   bool noConntrack = false;
 };
@@ -64,7 +64,38 @@ Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& s
   return rq;
 }
 
-int migrate(const Globals& g, Connector& conn, const MigrateOptions& o) {
+// The container that holds IPC group `id` (lxmig groups): asked of every
+// node; a group that is not inside one container says what would make it.
+Result<std::string> containerOfGroup(const Globals& g, Connector& conn, const std::string& id) {
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  for (const auto& n : names) {
+    v1::GroupsRequest rq;
+    rq.set_node(n);
+    rq.set_all(true);
+    auto rp = call(conn, n, &v1::Agent::Stub::Groups, rq, 60);
+    if (!rp.ok()) continue;
+    const auto scan = nlohmann::json::parse(rp->scan_json(), nullptr, false);
+    if (scan.is_discarded() || !scan.contains("groups")) continue;
+    for (const auto& grp : scan["groups"]) {
+      if (grp.value("id", "") != id) continue;
+      const std::string verdict = grp.value("verdict", "");
+      if (verdict == "single-container") return grp["containers"][0].get<std::string>();
+      return failedPrecondition("group " + id + " on " + scan.value("node", n) + " is " + verdict +
+                                (grp.value("why", "").empty() ? "" : " (" + grp.value("why", "") + ")") +
+                                "; to move it as one: " + grp.value("action", ""));
+    }
+  }
+  return notFound("no group `" + id + "` on any node (see `lxmig groups --all`)");
+}
+
+int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
+  if (!o.group.empty()) {
+    auto c = containerOfGroup(g, conn, o.group);
+    if (!c.ok()) return fail("migrate --group " + o.group, c.status());
+    o.name = *c;
+  }
+  if (o.name.empty()) return fail("migrate", invalidArgument("name a container or --group"));
   const std::string what = "migrate " + o.name;
   int64_t maxDowntimeMs = 0;
   if (!o.maxDowntime.empty()) {
@@ -130,7 +161,9 @@ int migrate(const Globals& g, Connector& conn, const MigrateOptions& o) {
 Verb addMigrate(CLI::App& app) {
   auto* cmd = app.add_subcommand("migrate", "live-migrate a container to another node");
   auto o = std::make_shared<MigrateOptions>();
-  cmd->add_option("name", o->name, "container name")->required();
+  auto* name = cmd->add_option("name", o->name, "container name");
+  auto* group = cmd->add_option("--group", o->group, "the container holding this IPC group (lxmig groups)");
+  name->excludes(group);
   cmd->add_option("--to", o->to, "target node")->required();
   cmd->add_option("--mode", o->mode, "pre-copy or stop-and-copy (default: pre-copy when a tracker works)")
       ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));

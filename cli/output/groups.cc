@@ -35,6 +35,7 @@ std::string renderGroupsTable(const nlohmann::json& scan) {
                   g["verdict"].get<std::string>().c_str(), g["members"].size(), containers.c_str());
     out += line;
     if (!g["why"].get<std::string>().empty()) out += "  why: " + g["why"].get<std::string>() + "\n";
+    if (g.contains("action")) out += "  to move it as one: " + g["action"].get<std::string>() + "\n";
     std::snprintf(line, sizeof line, "  %-8s %-8s %-16s %-14s %s\n", "PID", "PPID", "COMM", "CONTAINER", "NETWORK");
     out += line;
     for (const auto& m : g["members"]) {

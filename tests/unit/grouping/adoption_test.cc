@@ -100,8 +100,9 @@ TEST(Adoption, RefusesAnEdgeToAProcessOutsideTheTree) {
   w.edge(kFifo, 100, 300, "/srv/app/fifo");
   auto p = w.plan(100);
   ASSERT_EQ(p.refusals.size(), 1u) << joined(p.refusals);
-  EXPECT_TRUE(has(p, "pid 100 (reader) shares fifo /srv/app/fifo (fd 3) with pid 300 (writer), which is outside the "
-                     "process tree of pid 100 (reader)"))
+  EXPECT_TRUE(has(p,
+                  "pid 100 (reader) shares fifo /srv/app/fifo (fd 3) with pid 300 (writer), which is outside the "
+                  "process tree of pid 100 (reader)"))
       << joined(p.refusals);
 }
 
@@ -110,7 +111,8 @@ TEST(Adoption, RefusesASessionOrProcessGroupOutsideTheTree) {
   w.add(50, 1, 50, "shell");
   w.add(100, 50, 50, "job").pgrp = 100;
   auto p = w.plan(100);
-  EXPECT_TRUE(has(p, "pid 100 (job) is in the session of pid 50 (shell), outside its process tree")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "pid 100 (job) is in the session of pid 50 (shell), outside its process tree"))
+      << joined(p.refusals);
   World g;
   g.add(100, 1, 100, "leader");
   g.add(101, 100, 100, "child").pgrp = 77;
@@ -147,8 +149,9 @@ TEST(Adoption, RefusesFilesTheContainerWouldNotSeeWithTheBindThatHelps) {
   auto p = w.plan(100);
   ASSERT_EQ(p.refusals.size(), 4u) << joined(p.refusals);
   EXPECT_TRUE(has(p, "holds /dev/null (fd 10) opened in another mount namespace"));
-  EXPECT_TRUE(has(p, "uses /var/lib/db/data/base (fd 4, fd 5), which the container would not see (add --bind "
-                     "/var/lib/db/data/base)"));
+  EXPECT_TRUE(has(p,
+                  "uses /var/lib/db/data/base (fd 4, fd 5), which the container would not see (add --bind "
+                  "/var/lib/db/data/base)"));
   EXPECT_TRUE(has(p, "uses the deleted file /srv/app/old (fd 7)"));
   EXPECT_TRUE(has(p, "uses the terminal /dev/pts/3 (fd 8)"));
 }
@@ -194,7 +197,8 @@ TEST(Adoption, AProcessThatCouldNotBeReadIsRefusedAndLongListsAreCut) {
   EXPECT_TRUE(has(gone, "pid 101 (b) cannot be examined: its open files cannot be read"));
   World many;
   auto& f = many.add(100, 1, 100, "many");
-  for (int i = 0; i < 60; ++i) f.paths.push_back({"fd " + std::to_string(i + 3), "/hidden/" + std::to_string(i) + "/x"});
+  for (int i = 0; i < 60; ++i)
+    f.paths.push_back({"fd " + std::to_string(i + 3), "/hidden/" + std::to_string(i) + "/x"});
   auto p = many.plan(100);
   ASSERT_EQ(p.refusals.size(), 41u);
   EXPECT_EQ(p.refusals.back(), "... and 20 more reasons");

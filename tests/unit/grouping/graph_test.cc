@@ -37,6 +37,21 @@ TEST(GraphTest, ComponentsVerdictsAndCrossingFlags) {
   EXPECT_EQ(groups[1].verdict, "spans-containers");
   EXPECT_EQ(groups[1].containers, (std::vector<std::string>{"db", "web"}));
   EXPECT_NE(groups[1].why.find("5 (web) and 6 (db)"), std::string::npos) << groups[1].why;
+  // What makes each movable as one.
+  EXPECT_EQ(groups[0].action, "lxmig adopt --group " + groups[0].id);
+  EXPECT_EQ(groups[1].action, "lxmig merge db web --name db");
+  Scan named;
+  named.processes = procs;
+  named.groups = groups;
+  EXPECT_EQ(movesAloneProblem(named, "db"), "`db` shares IPC with container web (group " + groups[1].id + ": " +
+                                                groups[1].why +
+                                                "); moving it alone would cut that: lxmig merge db web --name db");
+  // Host processes in a container's group: adopt them, then merge.
+  procs[9] = proc(9, "", 2);
+  std::vector<Edge> mixed = {edge(kUnixStream, 3, 9)};
+  auto both = buildGroups(procs, mixed);
+  ASSERT_EQ(both.size(), 1u);
+  EXPECT_EQ(both[0].action, "lxmig adopt --pid 9, then lxmig merge web adopted-9 --name web");
   EXPECT_FALSE(edges[0].crossesContainer);
   EXPECT_TRUE(edges[3].crossesContainer);
   // Id from the oldest member (pid 3, start 5).

@@ -107,8 +107,8 @@ Status FakeNode::destroy(const std::string& name) {
   return removeTree(stagingRoot() + "/" + name);
 }
 
-Status FakeNode::adopt(const node::Spec& spec, const std::string& stagedRootfs) {
-  LXMIG_RETURN_IF_ERROR(op("adopt", spec.name));
+Status FakeNode::installStaged(const node::Spec& spec, const std::string& stagedRootfs) {
+  LXMIG_RETURN_IF_ERROR(op("installStaged", spec.name));
   LXMIG_RETURN_IF_ERROR(makeDirs(stagingRoot() + "/" + spec.name, 0700));
   if (::rename(stagedRootfs.c_str(), rootfs(spec.name).c_str()) != 0)
     return Status::fromErrno("rename", rootfs(spec.name));

@@ -79,7 +79,8 @@ class FakeNode final : public ContainerHost {
   Status dump(const std::string& name, const std::string& dir, int discardPages) override;
   Status destroy(const std::string& name) override;
   bool hostPathExists(const std::string& path) override { return !missingPaths.count(path); }
-  Status adopt(const node::Spec& spec, const std::string& stagedRootfs) override;
+  Status checkMovesAlone(const std::string& name) override { return op("checkMovesAlone", name); }
+  Status installStaged(const node::Spec& spec, const std::string& stagedRootfs) override;
   Result<Child> spawnLazyPages(const std::string& dir) override;
   Status awaitLazyPages(const std::string& dir, Child& daemon) override;
   Status restore(const std::string& name, const std::string& dir, bool lazy) override;

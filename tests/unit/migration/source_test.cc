@@ -89,13 +89,13 @@ TEST_F(SourceTest, FailureInEveryPhaseBeforeTheRestoreLeavesTheSourceRunning) {
 }
 
 TEST_F(SourceTest, FailureOnTheTargetDuringTheRestoreIsUndoneThere) {
-  for (const char* step : {"adopt", "importNet", "restore", "thaw", "claimAddress"}) {
+  for (const char* step : {"installStaged", "importNet", "restore", "thaw", "claimAddress"}) {
     SCOPED_TRACE(step);
     n2.failAt = {{step, internalError(std::string("injected ") + step + " failure")}};
     auto r = migrate();
     EXPECT_EQ(r.result(), v1::RESULT_ABORTED) << r.error();
     expectRunsOnlyOn(n1);
-    if (std::string(step) != "adopt") {
+    if (std::string(step) != "installStaged") {
       EXPECT_TRUE(n2.called("dropImportedNet web"));
     }
     EXPECT_EQ(auditResult(n2, r.id()), "aborted");
@@ -123,6 +123,15 @@ TEST_F(SourceTest, RefusalsTouchNothing) {
   EXPECT_EQ(auditResult(n1, r.id()), "refused");
 
   web->spec.binds.clear();
+  // Its processes share IPC with another container's: the group moves whole.
+  n1.failAt = {{"checkMovesAlone", failedPrecondition("`web` shares IPC with container db")}};
+  r = migrate();
+  EXPECT_EQ(r.result(), v1::RESULT_REFUSED);
+  EXPECT_NE(r.error().find("shares IPC with container db"), std::string::npos) << r.error();
+  EXPECT_FALSE(n1.called("freeze web"));
+  EXPECT_EQ(n1.reservations().why("web"), std::nullopt) << "nothing stays reserved";
+  n1.failAt.clear();
+
   n2.addRunning("web", "10.200.2.10");  // the name is taken there
   r = migrate();
   EXPECT_EQ(r.result(), v1::RESULT_REFUSED);

@@ -40,7 +40,7 @@ struct AdoptionFacts {
   bool kernelThread = false;
   std::map<std::string, uint64_t> namespaces;  // "mnt" -> inode, for kAdoptNamespaces
   std::vector<UsedPath> paths;
-  bool gone = false;     // exited before it was read (short-lived processes come and go)
+  bool gone = false;    // exited before it was read (short-lived processes come and go)
   std::string problem;  // what could not be read ("" when all was)
 };
 
@@ -67,9 +67,9 @@ struct AdoptionRules {
 inline const std::vector<std::string> kContainerSystemDirs = {"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"};
 
 struct AdoptionPlan {
-  pid_t root = 0;                    // the root of the process tree taken
-  std::vector<pid_t> members;        // the tree's processes (the group's below root), sorted
-  std::vector<std::string> devices;  // offered device nodes the members hold open: bound into the container
+  pid_t root = 0;                     // the root of the process tree taken
+  std::vector<pid_t> members;         // the tree's processes (the group's below root), sorted
+  std::vector<std::string> devices;   // offered device nodes the members hold open: bound into the container
   std::vector<std::string> refusals;  // one line each; empty: the group can be adopted
 };
 

@@ -74,6 +74,11 @@ struct Group {
   std::string verdict;                  // single-container, spans-containers, host
   std::vector<std::string> containers;  // distinct containers of the members ("" = host)
   std::string why;                      // for spans-containers: the edges that cross
+  // What makes the group movable as one: "none needed" (single-container),
+  // "lxmig merge A B --name A" (spans containers), "lxmig adopt --group ID"
+  // (host processes only), or both steps when host processes share IPC
+  // with a container.
+  std::string action;
   std::vector<pid_t> members;
   std::vector<Edge> edges;
 };
@@ -104,5 +109,10 @@ Result<Group> groupOf(const Scan& scan, pid_t pid);
 // Groups with at least one member in the container. NotFound when no
 // scanned process belongs to it.
 Result<std::vector<Group>> groupsOfContainer(const Scan& scan, const std::string& container);
+
+// Why `container` cannot move alone ("" when it can): the containers and
+// host processes it shares IPC with, the edges, and the command that would
+// make one container of them. One line.
+std::string movesAloneProblem(const Scan& scan, const std::string& container);
 
 }  // namespace lxmig::grouping

@@ -4,6 +4,7 @@
 //
 // {"node": "n1", "duration_ms": 12, "processes": 140, "unreadable": [...],
 //  "groups": [{"id": "g2a.1f", "verdict": "single-container", "containers": ["web"], "why": "",
+//              "action": "none needed",
 //              "members": [{"pid": 42, "ppid": 1, "comm": "nginx", "container": "web", "net_sockets": [...]}],
 //              "edges": [{"kind": "pipe", "object": "pipe:[123]", "path": "", "crosses_container": false,
 //                         "a": {"pid": 42, "how": "fd 3"}, "b": {"pid": 43, "how": "fd 4"}}]}]}

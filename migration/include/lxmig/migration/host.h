@@ -71,11 +71,14 @@ class ContainerHost {
   virtual Status destroy(const std::string& name) = 0;
   // Whether a bind source of a container exists on this node.
   virtual bool hostPathExists(const std::string& path) = 0;
+  // FailedPrecondition when the container's processes share IPC with
+  // processes outside it (grouping/): moving it alone would cut that.
+  virtual Status checkMovesAlone(const std::string& name) = 0;
 
   // ---- receiving a container ----
   // Defines `spec` around the writable area staged at `stagedRootfs` (moved
   // in place) and records the spec.
-  virtual Status adopt(const node::Spec& spec, const std::string& stagedRootfs) = 0;
+  virtual Status installStaged(const node::Spec& spec, const std::string& stagedRootfs) = 0;
   // CRIU's lazy-pages daemon on the images in dir: spawned (its start-up
   // overlaps other work), then awaited until its socket is up.
   virtual Result<Child> spawnLazyPages(const std::string& dir) = 0;

@@ -39,8 +39,9 @@ class NodeHost final : public ContainerHost {
   }
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
   bool hostPathExists(const std::string& path) override;
+  Status checkMovesAlone(const std::string& name) override;
 
-  Status adopt(const node::Spec& spec, const std::string& stagedRootfs) override;
+  Status installStaged(const node::Spec& spec, const std::string& stagedRootfs) override;
   Result<Child> spawnLazyPages(const std::string& dir) override { return node_.lxc().spawnLazyPages(dir); }
   Status awaitLazyPages(const std::string& dir, Child& daemon) override {
     return node_.lxc().awaitLazyPages(dir, daemon);

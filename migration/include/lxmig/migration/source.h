@@ -83,6 +83,7 @@ class Source {
 
   Status validate();
   Status awaitMemory();
+  Status checkGroup();
   Status prepare();
   Status sync();
   Status syncAgain(uint64_t* bytes);

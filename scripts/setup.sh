@@ -29,8 +29,9 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm
   # scripts/format.sh
   clang-format
-  # tests/integration/daemons_test.cc: real daemons under their own uid
-  postgresql-15 postgresql-client-15 redis-server redis-tools
+  # tests/integration/daemons_test.cc: real daemons under their own uid;
+  # tests/integration/adopt_test.cc: nginx adopted from the host
+  postgresql-15 postgresql-client-15 redis-server redis-tools nginx-light
 )
 
 missing=()
@@ -47,8 +48,19 @@ if ((${#missing[@]})); then
     echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/lxmig-tests.conf
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Daemons are test workloads started by the tests: none is started as a
+  # service of this host by its package (policy-rc.d 101: "not allowed").
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+  fi
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rc=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [[ -n $policy ]] && rm -f "$policy"
+  ((rc == 0)) || die "apt-get install ${missing[*]} failed"
 fi
 
 # ---- CRIU in a private prefix ------------------------------------------------

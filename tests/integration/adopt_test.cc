@@ -2,7 +2,9 @@
 // started on node n1's host (outside any container) is continued inside a
 // new container with the same pids, memory and pipes, answers through its
 // published port, and then migrates to n2 like any container. Each refusal
-// reason gets its one line and touches nothing; a CRIU restore that fails
+// reason gets its one line and touches nothing; nginx (root master, workers
+// as nobody) started on the host is adopted and migrated, answering HTTP
+// through its published port with the same worker pids; a CRIU restore that fails
 // after the dump leaves the processes running on the host as they were.
 // And migrate knows groups: it refuses to split one that spans containers
 // (naming the partners, the edges and the merge that would make it one),
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
@@ -151,6 +154,82 @@ TEST_F(AdoptTest, HostTreeContinuesInAContainerAndMigrates) {
   EXPECT_EQ(field(moved, "start_ns"), field(before, "start_ns"));
   EXPECT_GE(field(moved, "counter"), field(after, "counter"));
   EXPECT_TRUE(pipelineAdvances()) << "the pipeline stopped after the migration";
+}
+
+// nginx as a distribution runs it: a root master and workers under their
+// own uid (nobody), joined by socketpair channels, each with its epoll and
+// eventfd, and a listening socket on all addresses.
+TEST_F(AdoptTest, NginxStartedOnTheHostIsAdoptedAndMigrated) {
+  if (!pathExists("/usr/sbin/nginx")) {
+    ADD_FAILURE() << "nginx is not installed (scripts/setup.sh installs nginx-light)";
+    return;
+  }
+  ASSERT_TRUE(makeDirs(dir_ + "/logs").ok());
+  std::string conf = "daemon on;\nmaster_process on;\nworker_processes 2;\npid " + dir_ + "/nginx.pid;\nerror_log " +
+                     dir_ + "/logs/error.log;\nevents { worker_connections 64; }\nhttp {\n  access_log " + dir_ +
+                     "/logs/access.log;\n";
+  for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
+    conf += std::string("  ") + t + "_temp_path " + dir_ + "/" + t + ";\n";
+  conf += "  server { listen 8080; location / { return 200 \"worker=$pid\\n\"; } }\n}\n";
+  ASSERT_TRUE(writeFileAtomic(dir_ + "/nginx.conf", conf).ok());
+  auto start = tb().nodeExec("n1", {"/bin/sh", "-c",
+                                    "cd / && /usr/sbin/nginx -c " + dir_ + "/nginx.conf -p " + dir_ +
+                                        "/ </dev/null >/dev/null 2>&1 && cat " + dir_ + "/nginx.pid"});
+  ASSERT_EQ(start.exitCode, 0) << start.err;
+  const pid_t master = static_cast<pid_t>(std::atoll(std::string(trim(start.out)).c_str()));
+  ASSERT_GT(master, 1) << start.out;
+  started_.push_back(master);
+  auto httpOnN1 = [&] {
+    return tb()
+        .nodeExec("n1", {"/bin/bash", "-c",
+                         "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && "
+                         "timeout 3 cat <&3"})
+        .out;
+  };
+  auto workerOf = [](const std::string& response) { return field(response, "worker"); };
+  std::string before = httpOnN1();
+  ASSERT_GT(workerOf(before), 0) << before;
+  std::set<long long> workers;
+  for (const auto& e : listDir("/proc").value_or({})) {
+    auto stat = readFile("/proc/" + e + "/stat");
+    if (!stat.ok()) continue;
+    auto close = stat->rfind(')');
+    auto f = split(stat->substr(close + 2), ' ');
+    if (f.size() > 1 && f[1] == std::to_string(master)) workers.insert(std::atoll(e.c_str()));
+  }
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_TRUE(workers.count(workerOf(before)));
+
+  Cli r = tb().lxmig({"--node", "n1", "--json", "adopt", "--pid", std::to_string(master), "--name", "nginx", "--bind",
+                      dir_, "--publish", "8080"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  containers_.push_back("nginx");
+  const auto j = r.json();
+  EXPECT_EQ(j["report"]["result"], "committed") << r.out;
+  std::set<long long> inside;
+  for (const auto& p : j["pids"]) inside.insert(p.get<long long>());
+  EXPECT_TRUE(inside.count(master)) << r.out;
+  for (long long w : workers) EXPECT_TRUE(inside.count(w)) << "worker " << w << " not in " << r.out;
+  const std::string ip = j["ip"];
+  auto http = [&] { return tb().clientRequest(ip, 8080, "GET / HTTP/1.0\r\n", 3000); };
+  std::string after;
+  for (int i = 0; i < 50 && workerOf(after) <= 0; ++i) {
+    after = http();
+    if (workerOf(after) <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(after.find("200 OK"), std::string::npos) << after;
+  EXPECT_TRUE(workers.count(workerOf(after))) << "answered by " << workerOf(after) << ", not one of the same workers";
+
+  Cli m = tb().lxmig({"migrate", "nginx", "--to", "n2", "--mode", "pre-copy"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  EXPECT_EQ(nodeOf("nginx"), "n2");
+  std::string moved;
+  for (int i = 0; i < 50 && workerOf(moved) <= 0; ++i) {
+    moved = http();
+    if (workerOf(moved) <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(moved.find("200 OK"), std::string::npos) << moved;
+  EXPECT_TRUE(workers.count(workerOf(moved))) << "answered by " << workerOf(moved) << " after the migration";
 }
 
 TEST_F(AdoptTest, EachRefusalHasItsLineAndTouchesNothing) {

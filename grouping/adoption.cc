@@ -20,6 +20,13 @@ const char* const kPseudoDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/d
 // How many paths of one process are kept: the maps of a large process list
 // thousands of mappings of a few files.
 constexpr size_t kMaxPathsPerProcess = 4096;
+// Why System V IPC stops an adoption: CRIU restores a System V mapping
+// only together with an IPC namespace of its own for the tree, which would
+// then differ from the container's (the container could not be dumped
+// again) and hold a copy of every segment of the host.
+constexpr const char* kNoSysv =
+    "adopt does not carry System V IPC yet (CRIU would give the tree an IPC namespace of its own, with a copy of every "
+    "segment of the host)";
 // Marks a UsedPath::how whose fd is on a mount of another mount namespace.
 constexpr const char* kForeignMount = "(another mount namespace)";
 
@@ -37,6 +44,11 @@ bool under(const std::string& path, const std::string& dir) {
 std::string name(pid_t pid, const std::map<pid_t, Process>& processes) {
   auto it = processes.find(pid);
   return "pid " + std::to_string(pid) + (it == processes.end() ? "" : " (" + it->second.comm + ")");
+}
+
+bool endsWithDeleted(const std::string& p) {
+  const std::string deleted = " (deleted)";
+  return p.size() > deleted.size() && p.compare(p.size() - deleted.size(), deleted.size(), deleted) == 0;
 }
 
 std::string parentDir(const std::string& path) {
@@ -209,7 +221,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
   plan.members = processTree(scan, root);
   const std::set<pid_t> in(plan.members.begin(), plan.members.end());
   auto refuse = [&](pid_t pid, const std::string& why) { plan.refusals.push_back(name(pid, processes) + " " + why); };
-  std::set<std::string> devices;
+  std::set<std::string> devices, shmFiles;
 
   // Edges: to a process outside the tree, or of a kind the container
   // could not carry.
@@ -224,8 +236,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
                          name(plan.root, processes) +
                          ": adopt takes one process tree, and nothing outside it may share IPC with it");
     } else if (a && (e.kind == kSysvShm || e.kind == kMqueue || e.kind == kIpcNamespace)) {
-      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) +
-                          ": adopt does not carry System V IPC or message queues yet");
+      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) + ": " + kNoSysv);
     }
   }
 
@@ -290,13 +301,19 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
       }
       if (u.how == "cwd" && p == "/") continue;
       if (startsWith(p, "/SYSV")) {
-        refuse(pid, "maps System V shared memory (" + u.how + "): adopt does not carry System V IPC yet");
+        refuse(pid, "maps System V shared memory (" + u.how + "): " + kNoSysv);
+        continue;
+      }
+      if (startsWith(p, "/dev/shm/")) {
+        std::string file = p.substr(0, p.size() - (endsWithDeleted(p) ? 10 : 0));
+        if (endsWithDeleted(p) || file.find('/', 9) != std::string::npos)
+          refuse(pid, "uses " + p + " (" + u.how + "): only files directly in /dev/shm that still exist are carried");
+        else shmFiles.insert(file);
         continue;
       }
       if (u.how.compare(0, 4, "map ") == 0 && p == "/dev/zero (deleted)") continue;  // shared anonymous memory
-      const std::string deleted = " (deleted)";
-      if (p.size() > deleted.size() && p.compare(p.size() - deleted.size(), deleted.size(), deleted) == 0) {
-        refuse(pid, "uses the deleted file " + p.substr(0, p.size() - deleted.size()) + " (" + u.how + ")");
+      if (endsWithDeleted(p)) {
+        refuse(pid, "uses the deleted file " + p.substr(0, p.size() - 10) + " (" + u.how + ")");
         continue;
       }
       if (std::find(std::begin(kPseudoDevices), std::end(kPseudoDevices), p) != std::end(kPseudoDevices)) continue;
@@ -327,6 +344,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     plan.refusals.push_back("... and " + std::to_string(more) + " more reasons");
   }
   plan.devices.assign(devices.begin(), devices.end());
+  plan.shmFiles.assign(shmFiles.begin(), shmFiles.end());
   return plan;
 }
 

@@ -1,5 +1,6 @@
 #include "lxmig/migration/adopt.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "journal.h"
+#include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
@@ -94,6 +96,37 @@ pid_t innerPid(pid_t hostPid) {
     if (!f.empty() && parseUint64(trim(f.back()), &v)) return static_cast<pid_t>(v);
   }
   return 0;
+}
+
+// POSIX shared memory of the tree: each /dev/shm file copied into the
+// container's /dev/shm (its own tmpfs, reached through its init's root)
+// with its owner and mode, while the tree is stopped.
+Status copyShmFiles(const std::vector<std::string>& files, int initPid) {
+  if (files.empty()) return okStatus();
+  const std::string to = "/proc/" + std::to_string(initPid) + "/root/dev/shm";
+  UniqueFd dir(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return Status::fromErrno("open", to);
+  for (const auto& f : files) {
+    const std::string base = f.substr(f.rfind('/') + 1);
+    LXMIG_RETURN_IF_ERROR(checkRelativePath(base));  // one component: no "..", no control characters
+    UniqueFd in(::open(f.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!in) return Status::fromErrno("open", f);
+    struct stat st {};
+    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) return failedPrecondition(f + " is not a regular file");
+    UniqueFd out(::openat(dir.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out) return Status::fromErrno("create", to + "/" + base);
+    // Two tmpfs mounts: copy_file_range refuses (EXDEV), a plain copy does.
+    std::vector<char> buf(uint64_t{1} << 20);
+    for (uint64_t off = 0, size = static_cast<uint64_t>(st.st_size); off < size;) {
+      uint64_t n = std::min<uint64_t>(buf.size(), size - off);
+      LXMIG_RETURN_IF_ERROR(preadAll(in.get(), buf.data(), n, off, f));
+      LXMIG_RETURN_IF_ERROR(pwriteAll(out.get(), buf.data(), n, off, to + "/" + base));
+      off += n;
+    }
+    if (::fchown(out.get(), st.st_uid, st.st_gid) != 0 || ::fchmod(out.get(), st.st_mode & 07777) != 0)
+      return Status::fromErrno("set the owner and mode of", to + "/" + base);
+  }
+  return okStatus();
 }
 
 Result<grouping::Group> selectGroup(const grouping::Scan& scan, const v1::AdoptRequest& req) {
@@ -260,8 +293,9 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   {
     PhaseClock restore(journal, v1::PHASE_RESTORE);
     if (cfg.failAt == "adopt-restore") ::unlink((images + "/pstree.img").c_str());  // testing: CRIU fails for real
-    st = node.lxc().restoreInto(name, images);
-    restore.end(st);
+    st = copyShmFiles(plan.shmFiles, node.lxc().initPid(name));
+    if (st.ok()) st = node.lxc().restoreInto(name, images);
+    restore.end(st, 0, "shm_files=" + std::to_string(plan.shmFiles.size()));
   }
   if (!st.ok()) return abort(st, true);
   rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
@@ -270,6 +304,8 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   {
     PhaseClock commit(journal, v1::PHASE_COMMIT);
     signalTree(stopped, SIGKILL);
+    // The tree's POSIX shared memory lives on in the container's /dev/shm.
+    for (const auto& f : plan.shmFiles) ::unlink(f.c_str());
     reply.clear_pids();
     auto inside = node.lxc().pids(name);
     int init = node.lxc().initPid(name);

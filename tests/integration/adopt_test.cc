@@ -43,6 +43,7 @@ class AdoptTest : public TestbedSuite {
     }
     for (const auto& c : containers_) (void)tb().lxmig({"rm", c});
     (void)removeTree(dir_);
+    ::unlink(("/dev/shm/lxit-adopt-" + std::to_string(::getpid())).c_str());
     TestbedSuite::TearDown();
   }
 
@@ -96,7 +97,10 @@ TEST_F(AdoptTest, HostTreeContinuesInAContainerAndMigrates) {
   const std::string w = tb().workloadsDir();
   // A tree of four: sh, the counter server (forking: it and its init-like
   // parent), and a producer | consumer pipeline writing into dir_.
-  pid_t root = startOnN1("setsid sh -c 'cd " + dir_ + " && " + w +
+  // It also holds a POSIX shared memory file, which the container gets.
+  const std::string shm = "/dev/shm/lxit-adopt-" + std::to_string(::getpid());
+  ASSERT_TRUE(writeFileAtomic(shm, "shared state\n").ok());
+  pid_t root = startOnN1("setsid sh -c 'exec 7<" + shm + "; cd " + dir_ + " && " + w +
                          "/counter_server --port 7100 --fork & i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; "
                          "done | while read n; do echo $n > " +
                          dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
@@ -135,8 +139,12 @@ TEST_F(AdoptTest, HostTreeContinuesInAContainerAndMigrates) {
   EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns"));
   EXPECT_GE(field(after, "counter"), field(before, "counter"));
   EXPECT_TRUE(pipelineAdvances()) << "the pipeline stopped in the container";
-  // The host copy is gone.
+  // The host copy is gone, its shared memory file moved into the container.
   EXPECT_EQ(::kill(root, 0) == 0 && stateOf(root) != 'Z', false);
+  EXPECT_FALSE(pathExists(shm));
+  Cli cat = tb().lxmig({"exec", "adopted", "--", "/bin/cat", shm});
+  EXPECT_EQ(cat.code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "shared state\n");
   EXPECT_EQ(askOnN1(7100), "");
   // Audited like a migration.
   Cli audit = tb().lxmig(

@@ -175,33 +175,42 @@ TEST(Adoption, RefusesContainersOtherNamespacesChrootsTheAgentAndSysV) {
   w.scan.processes[102].container = "web";
   w.add(103, 100, 100, "d").paths.push_back({"root", "/jail"});
   w.add(999, 100, 100, "lxmigd");
-  w.add(104, 100, 100, "e").paths.push_back({"map 7f00-7f10", "/SYSV00000000 (deleted)"});
-  w.edge(kSysvShm, 100, 104);
+  w.add(104, 100, 100, "e");
+  w.edge(kMqueue, 100, 104);
   auto p = w.plan(100);
   EXPECT_TRUE(has(p, "pid 101 (b) is in a net namespace of its own (net:[5])")) << joined(p.refusals);
   EXPECT_TRUE(has(p, "pid 102 (c) runs in container web"));
   EXPECT_TRUE(has(p, "pid 103 (d) runs chrooted in /jail"));
   EXPECT_TRUE(has(p, "pid 999 (lxmigd) is lxmigd itself"));
-  EXPECT_TRUE(has(p, "pid 104 (e) maps System V shared memory"));
-  EXPECT_TRUE(has(p, "pid 100 (a) shares sysv-shm"));
+  EXPECT_TRUE(has(p, "pid 100 (a) shares mqueue"));
 }
 
-TEST(Adoption, AProcessThatCouldNotBeReadIsRefusedAndLongListsAreCut) {
+TEST(Adoption, CarriesPosixSharedMemoryButNotSystemV) {
   World w;
-  w.add(100, 1, 100, "a");
-  w.add(101, 100, 100, "b").problem = "its open files cannot be read";
-  w.add(102, 100, 100, "sleep").gone = true;  // exited since the scan: not taken, not refused
-  auto gone = w.plan(100);
-  EXPECT_EQ(gone.members, (std::vector<pid_t>{100, 101}));
-  ASSERT_EQ(gone.refusals.size(), 1u);
-  EXPECT_TRUE(has(gone, "pid 101 (b) cannot be examined: its open files cannot be read"));
-  World many;
-  auto& f = many.add(100, 1, 100, "many");
-  for (int i = 0; i < 60; ++i)
-    f.paths.push_back({"fd " + std::to_string(i + 3), "/hidden/" + std::to_string(i) + "/x"});
-  auto p = many.plan(100);
-  ASSERT_EQ(p.refusals.size(), 41u);
-  EXPECT_EQ(p.refusals.back(), "... and 20 more reasons");
+  auto& a = w.add(100, 1, 100, "postgres");
+  a.paths.push_back({"map 7f20-7f30", "/dev/shm/PostgreSQL.1234"});
+  auto& b = w.add(101, 100, 101, "checkpointer");  // a session of its own, inside the tree
+  b.paths.push_back({"fd 5", "/dev/shm/PostgreSQL.99"});
+  w.edge(kPosixShm, 100, 101, "/dev/shm/PostgreSQL.1234");
+  auto p = w.plan(100);
+  EXPECT_TRUE(p.refusals.empty()) << joined(p.refusals);
+  EXPECT_EQ(p.shmFiles, (std::vector<std::string>{"/dev/shm/PostgreSQL.1234", "/dev/shm/PostgreSQL.99"}));
+  // Shared with a process outside the tree: refused like any IPC.
+  w.add(300, 1, 300, "other");
+  w.edge(kPosixShm, 101, 300, "/dev/shm/PostgreSQL.99");
+  EXPECT_TRUE(has(w.plan(100), "shares posix-shm /dev/shm/PostgreSQL.99"));
+  // System V: refused, with why.
+  World v;
+  v.add(100, 1, 100, "postgres").paths.push_back({"map 7f00-7f10", "/SYSV00a76183 (deleted)"});
+  v.add(101, 100, 100, "checkpointer");
+  v.edge(kSysvShm, 100, 101);
+  auto sv = v.plan(100);
+  EXPECT_TRUE(has(sv, "pid 100 (postgres) maps System V shared memory (map 7f00-7f10): adopt does not carry System V"));
+  EXPECT_TRUE(has(sv, "pid 100 (postgres) shares sysv-shm"));
+  // Deleted or nested /dev/shm files are not carried.
+  World d;
+  d.add(100, 1, 100, "x").paths.push_back({"fd 3", "/dev/shm/gone (deleted)"});
+  EXPECT_TRUE(has(d.plan(100), "only files directly in /dev/shm that still exist are carried"));
 }
 
 }  // namespace

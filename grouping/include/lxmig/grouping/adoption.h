@@ -67,9 +67,12 @@ struct AdoptionRules {
 inline const std::vector<std::string> kContainerSystemDirs = {"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"};
 
 struct AdoptionPlan {
-  pid_t root = 0;                     // the root of the process tree taken
-  std::vector<pid_t> members;         // the tree's processes (the group's below root), sorted
-  std::vector<std::string> devices;   // offered device nodes the members hold open: bound into the container
+  pid_t root = 0;                    // the root of the process tree taken
+  std::vector<pid_t> members;        // the tree's processes (the group's below root), sorted
+  std::vector<std::string> devices;  // offered device nodes the members hold open: bound into the container
+  // POSIX shared memory files directly in /dev/shm that the members map or
+  // hold: the container's /dev/shm gets a copy while the tree is stopped.
+  std::vector<std::string> shmFiles;
   std::vector<std::string> refusals;  // one line each; empty: the group can be adopted
 };
 

@@ -204,6 +204,24 @@ TEST_F(AuditQueryTest, ViewsHaveTheDocumentedColumns) {
   EXPECT_EQ(lines(*r), (std::vector<std::string>{"1|source", "0|target"}));
 }
 
+TEST_F(AuditQueryTest, AnAdoptionIsLocal) {
+  auto log = AuditLog::open(path_);
+  ASSERT_TRUE(log.ok()) << log.status().toString();
+  auto& log_ = *log;
+  MigrationRecord m;
+  m.id = "ad1";
+  m.container = "adopted";
+  m.source = m.target = "n1";
+  m.mode = "adopt";
+  m.reason = "adopt";
+  m.startedMs = 1000;
+  ASSERT_TRUE(log_->beginMigration(m).ok());
+  ASSERT_TRUE(log_->finishMigration("ad1", "committed", "", 1400, 1 << 20, 120, 400).ok());
+  auto r = run("SELECT role, mode, downtime_ms FROM migrations WHERE migration_id = 'ad1'");
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(lines(*r), (std::vector<std::string>{"local|adopt|120"}));
+}
+
 TEST_F(AuditQueryTest, EveryWriteAndEscapeIsRefusedInOneLine) {
   expectRefused("ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH");
   expectRefused("DETACH DATABASE main", "DETACH");

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark (issue 15): what adopting a process tree costs, against the
+# frozen window of migrating the same processes' container, side by side in
+# one run, medians of N runs per memory size, on the two-node test bed.
+# Per run: a tree started on n1's host (counter_server holding SIZE MiB,
+# forking, plus a shell pipeline) is adopted (`lxmig adopt`), then its
+# container is migrated to n2 with stop-and-copy and back with pre-copy.
+# Compared: adopt's downtime (the tree is stopped from the dump's start to
+# the restore's end) with stop-and-copy's downtime and with stop-and-copy's
+# frozen window without its transfer step (the same dump and restore, no
+# network) - the issue's goal is adopt <= 1.5x the latter.
+# Failed runs are counted and shown, never dropped.
+# Usage (as root): scripts/bench_groups.sh [--runs 3] [--sizes "16 256"]
+set -euo pipefail
+source "$(dirname "$0")/bench_lib.sh"
+RUNS=3
+SIZES="16 256"
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift 2 ;;
+    --sizes) SIZES=$2; shift 2 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bench_need_root
+bench_on_exit() { cp "$OUT/results.jsonl" "$ROOT/build/bench-groups-raw.jsonl" 2>/dev/null; }
+bench_scratch
+bench_prepare
+bench_fresh_testbed
+: >"$OUT/results.jsonl"
+DIR=$OUT/tree
+mkdir -p "$DIR"
+
+one_run() { # size run
+  local size=$1 run=$2 name="tree$1x$2" root rc=0 port=7100
+  root=$("$TB" exec n1 -- /bin/sh -c "cd / && setsid sh -c 'cd $DIR && $WORK/counter_server --port $port \
+--mem $size --fork & i=0; while :; do i=\$((i+1)); echo \$i; sleep 0.1; done | while read n; do echo \$n > $DIR/last; \
+done' </dev/null >/dev/null 2>&1 & echo \$!")
+  for _ in $(seq 100); do
+    "$TB" exec n1 -- bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && echo GET >&3 && timeout 2 head -n 1 <&3" \
+      2>/dev/null | grep -q counter= && break
+    sleep 0.2
+  done
+  "$LXMIG" --node n1 --json adopt --pid "$root" --bind "$DIR" --bind "$WORK" --name "$name" --publish "$port" \
+    >"$OUT/adopt.json" 2>"$OUT/adopt.err" || rc=$?
+  local sc=0 pc=0
+  if ((rc == 0)); then
+    "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/sc.json" 2>"$OUT/sc.err" || sc=$?
+    "$LXMIG" --json migrate "$name" --to n1 --mode pre-copy >"$OUT/pc.json" 2>"$OUT/pc.err" || pc=$?
+  fi
+  "$LXMIG" rm "$name" >/dev/null 2>&1 || kill -KILL -- "-$root" 2>/dev/null || true
+  python3 - "$size" "$run" "$rc" "$sc" "$pc" "$OUT" >>"$OUT/results.jsonl" <<'PY'
+import json, sys
+size, run, rc, sc, pc, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+def load(name, code):
+    try:
+        j = json.load(open(f"{out}/{name}.json"))
+        return j.get("report", j)
+    except Exception:
+        return {"result": "no report", "error": open(f"{out}/{name}.err").read().strip()[-300:]}
+def phase(r, name):
+    return sum(p.get("duration_ms", 0) for p in r.get("phases", []) if p.get("name") == name)
+a, s, p = load("adopt", rc), load("sc", sc), load("pc", pc)
+row = {"size_mib": size, "run": run,
+       "adopt": {"result": a.get("result"), "downtime_ms": a.get("downtime_ms"), "dump_ms": phase(a, "dump"),
+                 "restore_ms": phase(a, "restore"), "error": a.get("error", "")},
+       "stop_and_copy": {"result": s.get("result"), "downtime_ms": s.get("downtime_ms"), "dump_ms": phase(s, "dump"),
+                         "transfer_ms": phase(s, "transfer"), "restore_ms": phase(s, "restore"),
+                         "error": s.get("error", "")},
+       "pre_copy": {"result": p.get("result"), "downtime_ms": p.get("downtime_ms"), "error": p.get("error", "")}}
+print(json.dumps(row))
+PY
+}
+
+for size in $SIZES; do
+  for run in $(seq "$RUNS"); do
+    echo "bench: ${size} MiB, run $run" >&2
+    one_run "$size" "$run"
+  done
+done
+
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(xs):
+    xs = [x for x in xs if x is not None and x >= 0]
+    return statistics.median(xs) if xs else float("nan")
+print(f"{'SIZE':>8} {'RUNS':>4} {'ADOPT':>8} {'S&C':>8} {'S&C-NET':>8} {'PRE-COPY':>9} {'ADOPT/S&C-NET':>14} {'ADOPT/S&C':>10} FAILED")
+for size in sorted({r["size_mib"] for r in rows}):
+    rs = [r for r in rows if r["size_mib"] == size]
+    ok = [r for r in rs if r["adopt"]["result"] == "committed" and r["stop_and_copy"]["result"] == "committed"]
+    failed = [f'{k}: {r[k]["error"][:80]}' for r in rs for k in ("adopt", "stop_and_copy", "pre_copy")
+              if r[k]["result"] != "committed"]
+    a = med([r["adopt"]["downtime_ms"] for r in ok])
+    s = med([r["stop_and_copy"]["downtime_ms"] for r in ok])
+    sn = med([r["stop_and_copy"]["downtime_ms"] - r["stop_and_copy"]["transfer_ms"] for r in ok])
+    p = med([r["pre_copy"]["downtime_ms"] for r in ok if r["pre_copy"]["result"] == "committed"])
+    print(f"{str(size) + ' MiB':>8} {len(rs):>4} {a:>6.0f}ms {s:>6.0f}ms {sn:>6.0f}ms {p:>7.0f}ms {a / sn:>14.2f} {a / s:>10.2f} "
+          f"{len(failed)}{': ' + '; '.join(failed) if failed else ''}")
+PY

@@ -30,6 +30,19 @@ constexpr const char* kNoSysv =
 // Marks a UsedPath::how whose fd is on a mount of another mount namespace.
 constexpr const char* kForeignMount = "(another mount namespace)";
 
+// A /proc file of the process, read through its directory fd; at most
+// 16 MiB ("" when it cannot be read).
+std::string readAt(int dfd, const char* name) {
+  UniqueFd fd(::openat(dfd, name, O_RDONLY | O_CLOEXEC));
+  std::string out;
+  if (!fd) return out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (size_t{16} << 20))
+    out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
 std::string linkAt(int dfd, const std::string& name) {
   char buf[4096];
   ssize_t n = ::readlinkat(dfd, name.c_str(), buf, sizeof buf - 1);
@@ -90,15 +103,7 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
     }
     // Every read below goes through dfd: a pid reused meanwhile fails them.
     UniqueFd guard(dfd);
-    int statFd = ::openat(dfd, "stat", O_RDONLY | O_CLOEXEC);
-    std::string text;
-    if (statFd >= 0) {
-      UniqueFd g(statFd);
-      char buf[1024];
-      ssize_t n = ::read(statFd, buf, sizeof buf);
-      if (n > 0) text.assign(buf, static_cast<size_t>(n));
-    }
-    auto st = internal::parseStat(text);
+    auto st = internal::parseStat(readAt(dfd, "stat"));
     if (!st) {
       f.gone = true;  // stat of an existing pid is always readable
       continue;
@@ -120,16 +125,7 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
     // Mounts of the process's namespace: an fd on a mount outside it (passed
     // in from another mount namespace) could not be reopened by path.
     std::set<std::string> mounts;
-    int miFd = ::openat(dfd, "mountinfo", O_RDONLY | O_CLOEXEC);
-    if (miFd >= 0) {
-      UniqueFd g(miFd);
-      std::string mi;
-      char buf[65536];
-      ssize_t n;
-      while ((n = ::read(miFd, buf, sizeof buf)) > 0 && mi.size() < (size_t{16} << 20))
-        mi.append(buf, static_cast<size_t>(n));
-      for (const auto& line : split(mi, '\n')) mounts.insert(line.substr(0, line.find(' ')));
-    }
+    for (const auto& line : split(readAt(dfd, "mountinfo"), '\n')) mounts.insert(line.substr(0, line.find(' ')));
     int infoDir = ::openat(dfd, "fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     UniqueFd infoGuard(infoDir);
     for (const auto& e : listDirAt(fdDir, dir + "/fd").value_or({})) {
@@ -153,15 +149,9 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
       }
       f.paths.push_back({how, target});
     }
-    int mapsFd = ::openat(dfd, "maps", O_RDONLY | O_CLOEXEC);
-    if (mapsFd >= 0) {
-      UniqueFd g(mapsFd);
-      std::string maps;
-      char buf[65536];
-      ssize_t n;
-      while ((n = ::read(mapsFd, buf, sizeof buf)) > 0) maps.append(buf, static_cast<size_t>(n));
+    {
       std::set<std::string> seen;
-      for (const auto& line : split(maps, '\n')) {
+      for (const auto& line : split(readAt(dfd, "maps"), '\n')) {
         auto m = internal::parseMapsLine(line);
         if (!m || m->path.empty() || !seen.insert(m->path).second) continue;
         if (f.paths.size() >= kMaxPathsPerProcess) break;

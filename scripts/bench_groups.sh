@@ -51,7 +51,8 @@ done' </dev/null >/dev/null 2>&1 & echo \$!")
   "$LXMIG" rm "$name" >/dev/null 2>&1 || kill -KILL -- "-$root" 2>/dev/null || true
   python3 - "$size" "$run" "$rc" "$sc" "$pc" "$OUT" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
-size, run, rc, sc, pc, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+size, run, rc, sc, pc = (int(x) for x in sys.argv[1:6])
+out = sys.argv[6]
 def load(name, code):
     try:
         j = json.load(open(f"{out}/{name}.json"))
@@ -85,7 +86,8 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 def med(xs):
     xs = [x for x in xs if x is not None and x >= 0]
     return statistics.median(xs) if xs else float("nan")
-print(f"{'SIZE':>8} {'RUNS':>4} {'ADOPT':>8} {'S&C':>8} {'S&C-NET':>8} {'PRE-COPY':>9} {'ADOPT/S&C-NET':>14} {'ADOPT/S&C':>10} FAILED")
+print(f"{'SIZE':>8} {'RUNS':>4} {'ADOPT':>8} {'S&C':>8} {'S&C-NET':>8} {'PRE-COPY':>9} "
+      f"{'ADOPT/S&C-NET':>14} {'ADOPT/S&C':>10} FAILED")
 for size in sorted({r["size_mib"] for r in rows}):
     rs = [r for r in rows if r["size_mib"] == size]
     ok = [r for r in rs if r["adopt"]["result"] == "committed" and r["stop_and_copy"]["result"] == "committed"]
@@ -95,6 +97,7 @@ for size in sorted({r["size_mib"] for r in rows}):
     s = med([r["stop_and_copy"]["downtime_ms"] for r in ok])
     sn = med([r["stop_and_copy"]["downtime_ms"] - r["stop_and_copy"]["transfer_ms"] for r in ok])
     p = med([r["pre_copy"]["downtime_ms"] for r in ok if r["pre_copy"]["result"] == "committed"])
-    print(f"{str(size) + ' MiB':>8} {len(rs):>4} {a:>6.0f}ms {s:>6.0f}ms {sn:>6.0f}ms {p:>7.0f}ms {a / sn:>14.2f} {a / s:>10.2f} "
+    print(f"{str(size) + ' MiB':>8} {len(rs):>4} {a:>6.0f}ms {s:>6.0f}ms {sn:>6.0f}ms {p:>7.0f}ms "
+          f"{a / sn:>14.2f} {a / s:>10.2f} "
           f"{len(failed)}{': ' + '; '.join(failed) if failed else ''}")
 PY

@@ -3,10 +3,15 @@
 //
 //   lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR
 //       liblxc's checkpoint or restore of a container.
-//   lxmig-lxc dump-tree PID IMAGES_DIR
+//   lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]
 //       CRIU dump of a process tree of the host (lxmig adopt); the tasks are
 //       left stopped, so that the caller either ends them (the copy runs in
 //       a container) or lets them continue (SIGCONT) after a failure.
+//       --sysv: the tree maps System V shared memory; CRIU runs in an IPC
+//       namespace of its own, so that it dumps the tree's with it.
+//   lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]
+//       In the IPC namespace of INIT_PID, removes the System V segments no
+//       process has attached, but those named; prints how many it removed.
 //   lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME [CGROUP_PROCS...]
 //       CRIU restore of such a tree inside the running container whose init
 //       is INIT_PID: this process joins the container's cgroups (the
@@ -38,12 +43,14 @@
 #include <lxc/lxccontainer.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,11 +88,16 @@ int runCriu(const std::vector<std::string>& args) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
-int dumpTree(const char* pid, const char* imagesDir) {
+int dumpTree(const char* pid, const char* imagesDir, bool sysv) {
   if (auto shim = lxmig::container::preloadRlimitShim(); !shim.ok()) {
     std::fprintf(stderr, "lxmig-lxc: %s\n", shim.toString().c_str());
     return 4;
   }
+  // CRIU dumps System V mappings only with the IPC namespace they live in,
+  // and it dumps that namespace only when it differs from its own: run it
+  // in an empty one. The restore then gives the tree an IPC namespace of
+  // its own, which the container's init joins (lxmig-init, SIGUSR1).
+  if (sysv && ::unshare(CLONE_NEWIPC) != 0) return fail("unshare the IPC namespace for CRIU");
   std::vector<std::string> args = {
       "dump",           "-t",  pid, "-D", imagesDir, "-o", "dump.log", "--manage-cgroups=ignore", "--leave-stopped",
       "--network-lock", "skip"};
@@ -118,6 +130,35 @@ int makePathNoFollow(const std::string& path) {
     dir = next;
   }
   return dir;
+}
+
+// In the IPC namespace of INIT_PID: removes every System V segment that no
+// process has attached and that is not in `keep` (a tree dumped with its
+// IPC namespace brought every segment of the host along).
+int pruneShm(int argc, char** argv) {
+  int ns = openNs(argv[2], "ipc");
+  if (ns < 0 || ::setns(ns, CLONE_NEWIPC) != 0) return fail(std::string("join the IPC namespace of pid ") + argv[2]);
+  std::vector<long long> keep;
+  for (int i = 3; i < argc; ++i) keep.push_back(std::atoll(argv[i]));
+  FILE* f = std::fopen("/proc/sysvipc/shm", "re");  // the table of this IPC namespace
+  if (!f) return fail("open /proc/sysvipc/shm");
+  char line[512];
+  std::vector<int> drop;
+  while (std::fgets(line, sizeof line, f)) {
+    long long key = 0, id = 0, size = 0, nattch = 0;
+    unsigned perms = 0;
+    int cpid = 0, lpid = 0;
+    if (std::sscanf(line, "%lld %lld %o %lld %d %d %lld", &key, &id, &perms, &size, &cpid, &lpid, &nattch) != 7)
+      continue;
+    bool kept = false;
+    for (long long k : keep) kept |= k == id;
+    if (!kept && nattch == 0 && id >= 0 && id <= INT32_MAX) drop.push_back(static_cast<int>(id));
+  }
+  std::fclose(f);
+  for (int id : drop)
+    if (::shmctl(id, IPC_RMID, nullptr) != 0) return fail("remove System V segment " + std::to_string(id));
+  std::printf("%zu\n", drop.size());
+  return 0;
 }
 
 int restoreInto(int argc, char** argv) {
@@ -171,14 +212,17 @@ int restoreInto(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::strcmp(argv[1], "dump-tree") == 0) return dumpTree(argv[2], argv[3]);
+  if ((argc == 4 || (argc == 5 && std::strcmp(argv[4], "--sysv") == 0)) && std::strcmp(argv[1], "dump-tree") == 0)
+    return dumpTree(argv[2], argv[3], argc == 5);
+  if (argc >= 3 && std::strcmp(argv[1], "prune-shm") == 0) return pruneShm(argc, argv);
   if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
   const bool dump = argc == 5 && std::strcmp(argv[1], "dump") == 0;
   const bool restore = argc == 5 && std::strcmp(argv[1], "restore") == 0;
   if (!dump && !restore) {
     std::fprintf(stderr,
                  "usage: lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR\n"
-                 "       lxmig-lxc dump-tree PID IMAGES_DIR\n"
+                 "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
+                 "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
                  "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n");
     return 2;
   }

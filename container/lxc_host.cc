@@ -436,9 +436,11 @@ Status LxcHost::installInit(const std::string& name) {
   return writeFileAtomic(to, *bytes, 0755);
 }
 
-Status LxcHost::dumpTree(pid_t root, const std::string& name, const std::string& imagesDir) {
+Status LxcHost::dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv) {
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
-  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-tree", name, {std::to_string(root), imagesDir}, {}));
+  std::vector<std::string> args = {std::to_string(root), imagesDir};
+  if (sysv) args.push_back("--sysv");
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-tree", name, args, {}));
   if (r != 0)
     return internalError("CRIU dump of pid " + std::to_string(root) + " failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -470,6 +472,28 @@ Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDi
   for (const auto& f : cgroupProcsFiles(std::to_string(init))) args.push_back(f);
   LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("restore-into", name, args, {}));
   if (r != 0) return internalError("CRIU restore into `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
+  return okStatus();
+}
+
+Status LxcHost::joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  auto nsOf = [](pid_t pid) {
+    char buf[64];
+    ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/ns/ipc").c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  const std::string tree = nsOf(treeRoot);
+  if (tree.empty()) return notFound("the restored tree (pid " + std::to_string(treeRoot) + ") is gone");
+  if (::kill(init, SIGUSR1) != 0) return Status::fromErrno("signal the init of", name);
+  for (int i = 0; nsOf(init) != tree; ++i) {
+    if (i >= 200) return deadlineExceeded("the init of `" + name + "` did not join the tree's IPC namespace in 2 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<std::string> args = {std::to_string(init)};
+  for (uint64_t id : keepShmIds) args.push_back(std::to_string(id));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("prune-shm", name, args, {}));
+  if (r != 0) return internalError("removing the host's System V segments from `" + name + "` failed");
   return okStatus();
 }
 

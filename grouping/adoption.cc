@@ -20,13 +20,6 @@ const char* const kPseudoDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/d
 // How many paths of one process are kept: the maps of a large process list
 // thousands of mappings of a few files.
 constexpr size_t kMaxPathsPerProcess = 4096;
-// Why System V IPC stops an adoption: CRIU restores a System V mapping
-// only together with an IPC namespace of its own for the tree, which would
-// then differ from the container's (the container could not be dumped
-// again) and hold a copy of every segment of the host.
-constexpr const char* kNoSysv =
-    "adopt does not carry System V IPC yet (CRIU would give the tree an IPC namespace of its own, with a copy of every "
-    "segment of the host)";
 // Marks a UsedPath::how whose fd is on a mount of another mount namespace.
 constexpr const char* kForeignMount = "(another mount namespace)";
 
@@ -153,7 +146,10 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
       std::set<std::string> seen;
       for (const auto& line : split(readAt(dfd, "maps"), '\n')) {
         auto m = internal::parseMapsLine(line);
-        if (!m || m->path.empty() || !seen.insert(m->path).second) continue;
+        if (!m || m->path.empty()) continue;
+        if (startsWith(m->path, "/SYSV") && std::find(f.sysvShm.begin(), f.sysvShm.end(), m->inode) == f.sysvShm.end())
+          f.sysvShm.push_back(m->inode);  // a SysV mapping's inode is its shmid
+        if (!seen.insert(m->path).second) continue;
         if (f.paths.size() >= kMaxPathsPerProcess) break;
         char range[64];
         std::snprintf(range, sizeof range, "map %llx-%llx", static_cast<unsigned long long>(m->start),
@@ -212,6 +208,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
   const std::set<pid_t> in(plan.members.begin(), plan.members.end());
   auto refuse = [&](pid_t pid, const std::string& why) { plan.refusals.push_back(name(pid, processes) + " " + why); };
   std::set<std::string> devices, shmFiles;
+  std::set<uint64_t> sysv;
 
   // Edges: to a process outside the tree, or of a kind the container
   // could not carry.
@@ -225,8 +222,9 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
                          ") with " + name(outside, processes) + ", which is outside the process tree of " +
                          name(plan.root, processes) +
                          ": adopt takes one process tree, and nothing outside it may share IPC with it");
-    } else if (a && (e.kind == kSysvShm || e.kind == kMqueue || e.kind == kIpcNamespace)) {
-      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) + ": " + kNoSysv);
+    } else if (a && (e.kind == kMqueue || e.kind == kIpcNamespace)) {
+      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) +
+                          ": adopt does not carry POSIX message queues or IPC namespaces");
     }
   }
 
@@ -270,6 +268,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     else if (!in.count(f.pgrp))
       refuse(pid, "is in the process group of " + name(f.pgrp, processes) + ", outside its process tree");
 
+    sysv.insert(f.sysvShm.begin(), f.sysvShm.end());
     if (pit != processes.end())
       for (const auto& s : pit->second.netSockets)
         if (auto why = socketProblem(s); !why.empty()) refuse(pid, why);
@@ -290,10 +289,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
         continue;
       }
       if (u.how == "cwd" && p == "/") continue;
-      if (startsWith(p, "/SYSV")) {
-        refuse(pid, "maps System V shared memory (" + u.how + "): " + kNoSysv);
-        continue;
-      }
+      if (startsWith(p, "/SYSV")) continue;  // carried: AdoptionFacts::sysvShm
       if (startsWith(p, "/dev/shm/")) {
         std::string file = p.substr(0, p.size() - (endsWithDeleted(p) ? 10 : 0));
         if (endsWithDeleted(p) || file.find('/', 9) != std::string::npos)
@@ -335,6 +331,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
   }
   plan.devices.assign(devices.begin(), devices.end());
   plan.shmFiles.assign(shmFiles.begin(), shmFiles.end());
+  plan.sysvShm.assign(sysv.begin(), sysv.end());
   return plan;
 }
 

@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "journal.h"
 #include "lxmig/base/fd.h"
@@ -25,6 +28,9 @@ constexpr const char* kLog = "adopt";
 // At most this many processes in one adopted group (CRIU dumps them all
 // with the tree stopped).
 constexpr size_t kMaxMembers = 4096;
+// A tree that maps System V shared memory is dumped with the host's whole
+// IPC namespace: refused when the other segments exceed this.
+constexpr uint64_t kMaxOtherSegmentBytes = uint64_t{64} << 20;
 // The audit event naming the host tasks left stopped by the dump.
 constexpr const char* kStoppedEvent = "stopped on the host:";
 
@@ -68,6 +74,13 @@ std::vector<Task> treeOf(pid_t root) {
     }
   }
   return out;
+}
+
+bool isZombie(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return false;
+  auto close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z';
 }
 
 void signalTree(const std::vector<Task>& tree, int sig) {
@@ -129,6 +142,20 @@ Status copyShmFiles(const std::vector<std::string>& files, int initPid) {
   return okStatus();
 }
 
+// Bytes of the host's System V segments other than `used`: CRIU dumps the
+// whole IPC namespace with a tree that maps any (they are removed from the
+// container right after the restore, but dumped and restored first).
+uint64_t otherSegmentBytes(const std::vector<uint64_t>& used) {
+  uint64_t total = 0;
+  for (const auto& line : split(readFile("/proc/sysvipc/shm").value_or(""), '\n')) {
+    auto f = split(line, ' ');
+    uint64_t id = 0, size = 0;
+    if (f.size() < 4 || !parseUint64(f[1], &id) || !parseUint64(f[3], &size)) continue;  // the header
+    if (std::find(used.begin(), used.end(), id) == used.end()) total += size;
+  }
+  return total;
+}
+
 Result<grouping::Group> selectGroup(const grouping::Scan& scan, const v1::AdoptRequest& req) {
   if (req.pid() > 0) return grouping::groupOf(scan, req.pid());
   for (const auto& g : scan.groups)
@@ -187,6 +214,14 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   auto facts = grouping::readAdoptionFacts("/proc", tree);
   grouping::AdoptionPlan plan = grouping::planAdoption(scan, root, facts, rules);
 
+  if (!plan.sysvShm.empty()) {
+    const uint64_t others = otherSegmentBytes(plan.sysvShm);
+    if (others > kMaxOtherSegmentBytes)
+      plan.refusals.push_back(
+          "the tree maps System V shared memory, and CRIU would dump the host's other segments "
+          "with it (" +
+          humanBytes(others) + ", more than " + humanBytes(kMaxOtherSegmentBytes) + ")");
+  }
   v1::AdoptReply reply;
   reply.set_root_pid(plan.root);
   for (pid_t p : plan.members) reply.add_pids(p);
@@ -266,7 +301,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   std::vector<Task> stopped;
   {
     PhaseClock dump(journal, v1::PHASE_DUMP);
-    st = node.lxc().dumpTree(plan.root, name, images);
+    st = node.lxc().dumpTree(plan.root, name, images, !plan.sysvShm.empty());
     if (st.ok()) stopped = treeOf(plan.root);
     dump.end(st, treeBytes(images), "tasks=" + std::to_string(stopped.size()));
   }
@@ -295,7 +330,18 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
     if (cfg.failAt == "adopt-restore") ::unlink((images + "/pstree.img").c_str());  // testing: CRIU fails for real
     st = copyShmFiles(plan.shmFiles, node.lxc().initPid(name));
     if (st.ok()) st = node.lxc().restoreInto(name, images);
-    restore.end(st, 0, "shm_files=" + std::to_string(plan.shmFiles.size()));
+    // The restored tree's pid inside is its pid on the host: find it.
+    if (st.ok() && !plan.sysvShm.empty()) {
+      pid_t hostRoot = 0;
+      if (auto inside = node.lxc().pids(name); inside.ok())
+        for (pid_t p : *inside)
+          if (innerPid(p) == plan.root) hostRoot = p;
+      st = hostRoot > 0 ? node.lxc().joinTreeIpc(name, hostRoot, plan.sysvShm)
+                        : notFound("the restored tree's root is not in `" + name + "`");
+    }
+    restore.end(
+        st, 0,
+        "shm_files=" + std::to_string(plan.shmFiles.size()) + " sysv_segments=" + std::to_string(plan.sysvShm.size()));
   }
   if (!st.ok()) return abort(st, true);
   rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
@@ -304,8 +350,22 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   {
     PhaseClock commit(journal, v1::PHASE_COMMIT);
     signalTree(stopped, SIGKILL);
-    // The tree's POSIX shared memory lives on in the container's /dev/shm.
+    // Gone before their shared memory is looked at (a killed task detaches
+    // its segments as it exits); a zombie waits for its parent of the host.
+    for (int i = 0; i < 200; ++i) {
+      bool alive = false;
+      for (const auto& t : stopped) alive |= startTimeOf(t.pid) == t.startTime && !isZombie(t.pid);
+      if (!alive) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // The tree's shared memory lives on in the container: the host's copies
+    // go (POSIX files by name, System V segments once nothing attaches them).
     for (const auto& f : plan.shmFiles) ::unlink(f.c_str());
+    for (uint64_t id : plan.sysvShm) {
+      shmid_ds ds{};
+      if (::shmctl(static_cast<int>(id), IPC_STAT, &ds) == 0 && ds.shm_nattch == 0)
+        (void)::shmctl(static_cast<int>(id), IPC_RMID, nullptr);
+    }
     reply.clear_pids();
     auto inside = node.lxc().pids(name);
     int init = node.lxc().initPid(name);

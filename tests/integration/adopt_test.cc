@@ -4,7 +4,9 @@
 // published port, and then migrates to n2 like any container. Each refusal
 // reason gets its one line and touches nothing; nginx (root master, workers
 // as nobody) started on the host is adopted and migrated, answering HTTP
-// through its published port with the same worker pids; a CRIU restore that fails
+// through its published port with the same worker pids; PostgreSQL (System
+// V and POSIX shared memory, processes of uid postgres) is adopted and
+// migrated with a table written before reading back the same; a CRIU restore that fails
 // after the dump leaves the processes running on the host as they were.
 // And migrate knows groups: it refuses to split one that spans containers
 // (naming the partners, the edges and the merge that would make it one),
@@ -19,6 +21,7 @@
 
 #include "fixtures/testbed_fixture.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/process.h"
 
 namespace lxmig::testing {
 namespace {
@@ -238,6 +241,78 @@ TEST_F(AdoptTest, NginxStartedOnTheHostIsAdoptedAndMigrated) {
   }
   EXPECT_NE(moved.find("200 OK"), std::string::npos) << moved;
   EXPECT_TRUE(workers.count(workerOf(moved))) << "answered by " << workerOf(moved) << " after the migration";
+}
+
+// PostgreSQL 15 as a distribution runs it: a postmaster and its auxiliary
+// processes under uid postgres, a System V interlock segment, shared
+// anonymous memory and POSIX shared memory in /dev/shm, a data directory.
+TEST_F(AdoptTest, PostgresStartedOnTheHostIsAdoptedAndMigrated) {
+  const std::string bin = "/usr/lib/postgresql/15/bin";
+  if (!pathExists(bin + "/postgres")) {
+    ADD_FAILURE() << "PostgreSQL 15 is not installed (scripts/setup.sh installs it)";
+    return;
+  }
+  const std::string data = dir_ + "/data", sock = dir_ + "/sock";
+  auto asPostgres = [&](const std::string& cmd) {
+    return runCommand(
+        {"/bin/sh", "-c", "cd / && setpriv --reuid=postgres --regid=postgres --init-groups sh -c '" + cmd + "'"},
+        {.timeoutMs = 120000});
+  };
+  ASSERT_TRUE(makeDirs(sock, 0755).ok());
+  ASSERT_EQ(runCommand({"chown", "-R", "postgres:postgres", dir_}, {})->exitCode, 0);
+  auto init = asPostgres(bin + "/initdb -D " + data + " -A trust -U postgres >/dev/null");
+  ASSERT_TRUE(init.ok() && init->exitCode == 0) << (init.ok() ? init->err : init.status().message());
+  ASSERT_TRUE(writeFileAtomic(data + "/pg_hba.conf", "local all all trust\nhost all all 0.0.0.0/0 trust\n").ok());
+  ASSERT_EQ(runCommand({"chown", "postgres:postgres", data + "/pg_hba.conf"}, {})->exitCode, 0);
+  auto start = tb().nodeExec(
+      "n1", {"/bin/sh", "-c",
+             "cd / && setsid setpriv --reuid=postgres --regid=postgres --init-groups " + bin + "/postgres -D " + data +
+                 " -c listen_addresses='*' -c port=5433 -c unix_socket_directories=" + sock +
+                 " </dev/null >/dev/null 2>&1 &"});
+  ASSERT_EQ(start.exitCode, 0) << start.err;
+  auto psqlOnN1 = [&](const std::string& sql) {
+    return tb().nodeExec("n1", {bin + "/psql", "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-Atc", sql});
+  };
+  CommandOutput ready;
+  for (int i = 0; i < 100 && (ready = psqlOnN1("SELECT 1")).out != "1\n"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(ready.out, "1\n") << ready.err;
+  auto pidFile = readFile(data + "/postmaster.pid");
+  ASSERT_TRUE(pidFile.ok());
+  const pid_t master = static_cast<pid_t>(std::atoll(pidFile->c_str()));
+  ASSERT_GT(master, 1);
+  started_.push_back(master);
+  auto made = psqlOnN1("CREATE TABLE kept (n int, t text); INSERT INTO kept VALUES (1, 'written on the host')");
+  ASSERT_EQ(made.exitCode, 0) << made.err;
+
+  Cli r = tb().lxmig({"--node", "n1", "--json", "adopt", "--pid", std::to_string(master), "--name", "pg", "--bind",
+                      dir_, "--publish", "5433"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  containers_.push_back("pg");
+  const auto j = r.json();
+  EXPECT_EQ(j["report"]["result"], "committed") << r.out;
+  EXPECT_GE(j["pids"].size(), 5u) << r.out;  // postmaster, checkpointer, writers, launchers
+  const std::string ip = j["ip"];
+  // The host's copy of the interlock segment went with the host's tree.
+  for (const auto& line : split(readFile("/proc/sysvipc/shm").value_or(""), '\n')) {
+    auto f = split(line, ' ');
+    EXPECT_FALSE(f.size() > 4 && f[4] == std::to_string(master)) << "left on the host: " << line;
+  }
+  auto psql = [&](const std::string& sql) {
+    return tb().clientExec({bin + "/psql", "-h", ip, "-p", "5433", "-U", "postgres", "-Atc", sql});
+  };
+  auto read = psql("SELECT n, t FROM kept ORDER BY n");
+  EXPECT_EQ(read.out, "1|written on the host\n") << read.err;
+  auto ins = psql("INSERT INTO kept VALUES (2, 'written in the container')");
+  EXPECT_EQ(ins.exitCode, 0) << ins.err;
+
+  Cli m = tb().lxmig({"migrate", "pg", "--to", "n2"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  EXPECT_EQ(nodeOf("pg"), "n2");
+  auto after = psql("SELECT n, t FROM kept ORDER BY n");
+  EXPECT_EQ(after.out, "1|written on the host\n2|written in the container\n") << after.err;
+  auto query = psql("SELECT count(*) > 0 FROM pg_stat_activity");
+  EXPECT_EQ(query.out, "t\n") << query.err;
 }
 
 TEST_F(AdoptTest, EachRefusalHasItsLineAndTouchesNothing) {

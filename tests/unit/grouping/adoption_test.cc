@@ -185,7 +185,7 @@ TEST(Adoption, RefusesContainersOtherNamespacesChrootsTheAgentAndSysV) {
   EXPECT_TRUE(has(p, "pid 100 (a) shares mqueue"));
 }
 
-TEST(Adoption, CarriesPosixSharedMemoryButNotSystemV) {
+TEST(Adoption, CarriesSharedMemoryOfTheTree) {
   World w;
   auto& a = w.add(100, 1, 100, "postgres");
   a.paths.push_back({"map 7f20-7f30", "/dev/shm/PostgreSQL.1234"});
@@ -199,14 +199,20 @@ TEST(Adoption, CarriesPosixSharedMemoryButNotSystemV) {
   w.add(300, 1, 300, "other");
   w.edge(kPosixShm, 101, 300, "/dev/shm/PostgreSQL.99");
   EXPECT_TRUE(has(w.plan(100), "shares posix-shm /dev/shm/PostgreSQL.99"));
-  // System V: refused, with why.
+  // System V segments of the tree are carried too; shared with a process
+  // outside it, refused like any IPC.
   World v;
-  v.add(100, 1, 100, "postgres").paths.push_back({"map 7f00-7f10", "/SYSV00a76183 (deleted)"});
-  v.add(101, 100, 100, "checkpointer");
+  auto& pm = v.add(100, 1, 100, "postgres");
+  pm.paths.push_back({"map 7f00-7f10", "/SYSV00a76183 (deleted)"});
+  pm.sysvShm = {30};
+  v.add(101, 100, 100, "checkpointer").sysvShm = {30};
   v.edge(kSysvShm, 100, 101);
   auto sv = v.plan(100);
-  EXPECT_TRUE(has(sv, "pid 100 (postgres) maps System V shared memory (map 7f00-7f10): adopt does not carry System V"));
-  EXPECT_TRUE(has(sv, "pid 100 (postgres) shares sysv-shm"));
+  EXPECT_TRUE(sv.refusals.empty()) << joined(sv.refusals);
+  EXPECT_EQ(sv.sysvShm, (std::vector<uint64_t>{30}));
+  v.add(300, 1, 300, "other").sysvShm = {30};
+  v.edge(kSysvShm, 100, 300);
+  EXPECT_TRUE(has(v.plan(100), "pid 100 (postgres) shares sysv-shm"));
   // Deleted or nested /dev/shm files are not carried.
   World d;
   d.add(100, 1, 100, "x").paths.push_back({"fd 3", "/dev/shm/gone (deleted)"});

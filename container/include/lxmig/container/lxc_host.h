@@ -105,8 +105,13 @@ class LxcHost {
   // container: its namespaces and cgroups, the same pids inside it.
   static constexpr const char* kInitPath = "/.lxmig-init";
   Status installInit(const std::string& name);
-  Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir);
+  // `sysv`: the tree maps System V shared memory; CRIU then dumps its IPC
+  // namespace, restoreInto gives the tree that namespace, and joinTreeIpc
+  // makes the container's init share it, removing the segments the tree
+  // does not use (every segment of the host came along).
+  Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv = false);
   Status restoreInto(const std::string& name, const std::string& imagesDir);
+  Status joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds);
   // Host pids of the container's processes (its payload cgroup).
   Result<std::vector<pid_t>> pids(const std::string& name) const;
   // SIGKILL everything and wait until stopped. NotFound is not an error.

@@ -40,8 +40,9 @@ struct AdoptionFacts {
   bool kernelThread = false;
   std::map<std::string, uint64_t> namespaces;  // "mnt" -> inode, for kAdoptNamespaces
   std::vector<UsedPath> paths;
-  bool gone = false;    // exited before it was read (short-lived processes come and go)
-  std::string problem;  // what could not be read ("" when all was)
+  std::vector<uint64_t> sysvShm;  // System V segments it maps (shmid)
+  bool gone = false;              // exited before it was read (short-lived processes come and go)
+  std::string problem;            // what could not be read ("" when all was)
 };
 
 // The namespaces an adopted process must share with the agent (the host's):
@@ -73,6 +74,9 @@ struct AdoptionPlan {
   // POSIX shared memory files directly in /dev/shm that the members map or
   // hold: the container's /dev/shm gets a copy while the tree is stopped.
   std::vector<std::string> shmFiles;
+  // System V segments the members map: CRIU carries them in an IPC
+  // namespace of the tree's own, which the container's init then joins.
+  std::vector<uint64_t> sysvShm;
   std::vector<std::string> refusals;  // one line each; empty: the group can be adopted
 };
 

@@ -190,8 +190,8 @@ int main(int argc, char** argv) {
                  "devices offered to containers: PATH or CLASS=PATH, space-separated "
                  "(default: every device node under /dev; \"none\": nothing)");
   app.add_option("--fail-at", over.failAt,
-                 "testing: make this step fail on this node (conntrack-import, adopt-restore)")
-      ->check(CLI::IsMember({"conntrack-import", "adopt-restore"}))
+                 "testing: make this step fail on this node (conntrack-import, adopt-restore, adopt-crash)")
+      ->check(CLI::IsMember({"conntrack-import", "adopt-restore", "adopt-crash"}))
       ->group("");  // hidden
   std::string probe;
   app.add_option("--probe", probe,

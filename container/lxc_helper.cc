@@ -17,9 +17,9 @@
 //       is INIT_PID: this process joins the container's cgroups (the
 //       cgroup.procs files given), its mount, network, IPC, UTS and PID
 //       namespaces, and runs CRIU there, so the tasks keep their pids inside
-//       the container. CRIU_HOME (e.g. /opt/lxmig, "-" for none) is the
-//       host directory of a CRIU installed outside /usr: it is mounted at
-//       the same path in the container for the restore only.
+//       the container; they are left stopped (SIGCONT them at the commit). CRIU_HOME (e.g. /opt/lxmig, "-" for none) is
+//       the host directory of a CRIU installed outside /usr: it is mounted at the same path in the container for the
+//       restore only.
 //
 //  - liblxc's restore forks the container's monitor from its caller and
 //    keeps every inherited fd open in it; exec'd fresh, this process has
@@ -200,6 +200,10 @@ int restoreInto(int argc, char** argv) {
     std::vector<std::string> args = {
         "restore",        "-D",  dir, "-o", "restore.log", "--restore-detached", "--manage-cgroups=ignore",
         "--network-lock", "skip"};
+    // Stopped until the caller's commit point: the host's copy is the one
+    // until it is gone (SIGCONT then), and a failure before never lets
+    // this copy run.
+    args.push_back("--leave-stopped");
     if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
     // The fork in runCriu puts CRIU into the container's PID namespace.
     rc = runCriu(args);

@@ -497,6 +497,15 @@ Status LxcHost::joinTreeIpc(const std::string& name, pid_t treeRoot, const std::
   return okStatus();
 }
 
+Status LxcHost::continueAll(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(auto all, pids(name));
+  const int init = initPid(name);
+  for (pid_t p : all)
+    if (p != init && ::kill(p, SIGCONT) != 0 && errno != ESRCH)
+      return Status::fromErrno("continue pid", std::to_string(p));
+  return okStatus();
+}
+
 Result<std::vector<pid_t>> LxcHost::pids(const std::string& name) const {
   std::string p = freezerPath(name);
   p = p.substr(0, p.rfind('/')) + "/cgroup.procs";

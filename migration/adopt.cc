@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -311,6 +312,12 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
     std::string tasks;
     for (const auto& t : stopped) tasks += " " + std::to_string(t.pid) + ":" + t.startTime;
     journal.event("info", std::string(kStoppedEvent) + tasks);
+    if (cfg.failAt == "adopt-crash") {
+      // Testing: the agent dies with the host tree stopped; its restart
+      // settles the adoption (settleAdoptions).
+      LXMIG_LOG(kError, kLog) << "injected crash after the dump (lxmigd --fail-at adopt-crash)";
+      std::_Exit(70);
+    }
   }
   auto abort = [&](const Status& why, bool dumped) {
     PhaseClock ab(journal, v1::PHASE_ABORT);
@@ -344,7 +351,6 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
         "shm_files=" + std::to_string(plan.shmFiles.size()) + " sysv_segments=" + std::to_string(plan.sysvShm.size()));
   }
   if (!st.ok()) return abort(st, true);
-  rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
 
   // 5. COMMIT
   {
@@ -366,6 +372,9 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
       if (::shmctl(static_cast<int>(id), IPC_STAT, &ds) == 0 && ds.shm_nattch == 0)
         (void)::shmctl(static_cast<int>(id), IPC_RMID, nullptr);
     }
+    // The commit point: from here the container's copy is the one.
+    if (Status cont = node.lxc().continueAll(name); !cont.ok()) journal.warn(cont.message());
+    rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
     reply.clear_pids();
     auto inside = node.lxc().pids(name);
     int init = node.lxc().initPid(name);
@@ -426,6 +435,9 @@ int settleAdoptions(node::Node& node) {
       journal.event("warn", "the agent stopped during the adoption: the processes continue on the host");
       journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);
     } else {
+      // The host copy is gone: the container's is the one, and may still be
+      // stopped as restored.
+      (void)node.lxc().continueAll(m.container);
       journal.event("warn", "the agent stopped during the adoption's commit: the processes run in the container");
       journal.finish(v1::RESULT_COMMITTED, okStatus(), -1);
     }

@@ -393,6 +393,31 @@ TEST_F(AdoptTest, ARestoreThatFailsLeavesTheProcessesOnTheHost) {
   ASSERT_TRUE(tb().restartAgent("n1").ok());
 }
 
+// The agent dies with the host tree stopped (after the dump, before the
+// restore): its restart continues the host tree and removes the container.
+TEST_F(AdoptTest, AnAgentThatDiesMidwayLeavesTheProcessesOnTheHost) {
+  ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "adopt-crash"}).ok());
+  pid_t root = startOnN1(
+      "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | while read n; do "
+      "echo $n > " +
+      dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  ASSERT_GT(root, 1);
+  ASSERT_TRUE(pipelineAdvances());
+  Cli r = tb().lxmig({"--node", "n1", "adopt", "--pid", std::to_string(root), "--bind", dir_, "--name", "crashed"});
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_EQ(stateOf(root), 'T') << "the dump left the tree stopped";
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  EXPECT_NE(stateOf(root), 'T');
+  EXPECT_TRUE(pipelineAdvances()) << "the pipeline did not continue on the host";
+  EXPECT_EQ(nodeOf("crashed"), "");
+  EXPECT_FALSE(pathExists(tb().stateDir("n1") + "/lxc/crashed"));
+  Cli audit = tb().lxmig(
+      {"--json", "audit", "query", "--node", "n1", "SELECT result, error FROM migrations WHERE container = 'crashed'"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  const auto rows = audit.json();
+  EXPECT_EQ(rows["rows"][0][1], "aborted") << audit.out;
+}
+
 TEST_F(AdoptTest, MigrateMovesGroupsWholeAndRefusesToSplitThem) {
   // Two containers holding one FIFO of a shared directory.
   ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0666), 0);

@@ -102,7 +102,8 @@ class LxcHost {
   // the host. dumpTree dumps the tree rooted at `root` with CRIU and leaves
   // its tasks stopped (SIGKILL them once the copy runs, SIGCONT them after a
   // failure); restoreInto restores such images inside the running
-  // container: its namespaces and cgroups, the same pids inside it.
+  // container: its namespaces and cgroups, the same pids inside it, the
+  // tasks left stopped until the caller continues them (continueAll).
   static constexpr const char* kInitPath = "/.lxmig-init";
   Status installInit(const std::string& name);
   // `sysv`: the tree maps System V shared memory; CRIU then dumps its IPC
@@ -112,6 +113,8 @@ class LxcHost {
   Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv = false);
   Status restoreInto(const std::string& name, const std::string& imagesDir);
   Status joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds);
+  // SIGCONT to every process of the container but its init.
+  Status continueAll(const std::string& name);
   // Host pids of the container's processes (its payload cgroup).
   Result<std::vector<pid_t>> pids(const std::string& name) const;
   // SIGKILL everything and wait until stopped. NotFound is not an error.

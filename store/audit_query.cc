@@ -191,6 +191,17 @@ Status QueryLimits::check() const {
   return okStatus();
 }
 
+// A name from the statement as a refusal shows it: quoted names may hold
+// any byte, and a refusal is one line (control bytes become '?', at most
+// 64 bytes).
+std::string shownName(const char* name) {
+  if (!name) return "?";
+  std::string out;
+  for (const char* p = name; *p && out.size() < 64; ++p)
+    out += static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f ? '?' : *p;
+  return out;
+}
+
 // One connection and what guards it: an authorizer that lets only reading
 // through (remembering what it refused, for the message), a progress
 // handler that stops a query at its deadline, lowered limits.
@@ -268,8 +279,8 @@ struct AuditQuery::Guard {
       return SQLITE_OK;
     }
     if (g->refused.empty()) {
-      if (action == SQLITE_FUNCTION) g->refused = "function " + std::string(b ? b : "?");
-      else if (action == SQLITE_PRAGMA) g->refused = "PRAGMA " + std::string(a ? a : "?");
+      if (action == SQLITE_FUNCTION) g->refused = "function " + shownName(b);
+      else if (action == SQLITE_PRAGMA) g->refused = "PRAGMA " + shownName(a);
       else g->refused = actionName(action);
     }
     return SQLITE_DENY;

@@ -108,7 +108,9 @@ class Fixture {
     m.reason = reason;
     m.startedMs = started;
     ASSERT_TRUE(log_->beginMigration(m).ok());
-    if (mode == "pre-copy") ASSERT_TRUE(log_->setMode(id, mode, "uffd-wp").ok());
+    if (mode == "pre-copy") {
+      ASSERT_TRUE(log_->setMode(id, mode, "uffd-wp").ok());
+    }
     ASSERT_TRUE(log_->finishMigration(id, result, error, started + total, bytes, downtime, total).ok());
   }
   void phase(const std::string& id, const std::string& name, int64_t at, int64_t ms, int64_t bytes,
@@ -226,6 +228,7 @@ TEST_F(AuditQueryTest, EveryWriteAndEscapeIsRefusedInOneLine) {
   expectRefused("ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH");
   expectRefused("DETACH DATABASE main", "DETACH");
   expectRefused("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode");
+  expectRefused(std::string("PRAGMA`\xff\n\xff`"), "PRAGMA \xff?\xff");  // a quoted name with a newline: one line
   expectRefused("PRAGMA writable_schema = 1", "PRAGMA writable_schema");
   expectRefused("PRAGMA user_version", "PRAGMA user_version");
   expectRefused("DELETE FROM main.migrations", "DELETE");

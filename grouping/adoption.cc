@@ -206,7 +206,14 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
   plan.root = root;
   plan.members = processTree(scan, root);
   const std::set<pid_t> in(plan.members.begin(), plan.members.end());
-  auto refuse = [&](pid_t pid, const std::string& why) { plan.refusals.push_back(name(pid, processes) + " " + why); };
+  // One line each: names and paths come from the processes and may hold
+  // any byte but NUL and '/' in a name.
+  auto refuse = [&](pid_t pid, const std::string& why) {
+    std::string line = name(pid, processes) + " " + why;
+    for (char& c : line)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    plan.refusals.push_back(std::move(line));
+  };
   std::set<std::string> devices, shmFiles;
   std::set<uint64_t> sysv;
 

@@ -145,6 +145,8 @@ std::string movesAloneProblem(const Scan& scan, const std::string& container) {
     out += (out.empty() ? "" : "; ") + ("`" + container + "` shares IPC with " + partners + " (group " + g.id + ": " +
                                         g.why + "); moving it alone would cut that: " + g.action);
   }
+  for (char& c : out)  // one line: paths and process names may hold any byte
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   return out;
 }
 

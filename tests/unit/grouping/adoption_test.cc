@@ -146,8 +146,11 @@ TEST(Adoption, RefusesFilesTheContainerWouldNotSeeWithTheBindThatHelps) {
   f.paths.push_back({"map 7f40-7f50", "/memfd:pool (deleted)"});
   f.paths.push_back({"fd 9", "pipe:[55]"});
   f.paths.push_back({"fd 10 (another mount namespace)", "/dev/null"});
+  f.paths.push_back({"fd 11", "/srv/evil\nlxmig: adopt refused: fake/x"});
   auto p = w.plan(100);
-  ASSERT_EQ(p.refusals.size(), 4u) << joined(p.refusals);
+  ASSERT_EQ(p.refusals.size(), 5u) << joined(p.refusals);
+  for (const auto& r : p.refusals) EXPECT_EQ(r.find('\n'), std::string::npos) << "one line: " << r;
+  EXPECT_TRUE(has(p, "uses /srv/evil?lxmig: adopt refused: fake (fd 11)"));
   EXPECT_TRUE(has(p, "holds /dev/null (fd 10) opened in another mount namespace"));
   EXPECT_TRUE(has(p,
                   "uses /var/lib/db/data/base (fd 4, fd 5), which the container would not see (add --bind "

@@ -42,6 +42,12 @@ std::string linkAt(int dfd, const std::string& name) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
+std::map<std::string, uint64_t> namespacesAt(int dfd) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& ns : kAdoptNamespaces) out[ns] = internal::bracketInode(linkAt(dfd, "ns/" + ns), ns).value_or(0);
+  return out;
+}
+
 bool under(const std::string& path, const std::string& dir) {
   if (dir == "/") return true;
   return startsWith(path, dir) && (path.size() == dir.size() || path[dir.size()] == '/');
@@ -83,6 +89,12 @@ std::string socketProblem(const std::string& summary) {
 
 }  // namespace
 
+std::map<std::string, uint64_t> namespacesOf(const std::string& procRoot, const std::string& who) {
+  UniqueFd dir(::open((procRoot + "/" + who).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return {};
+  return namespacesAt(dir.get());
+}
+
 std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, const std::vector<pid_t>& pids) {
   std::map<pid_t, AdoptionFacts> out;
   for (pid_t pid : pids) {
@@ -106,8 +118,7 @@ std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, co
     f.session = st->session;
     f.comm = st->comm;
     f.kernelThread = (st->flags & 0x00200000) != 0;
-    for (const auto& ns : kAdoptNamespaces)
-      f.namespaces[ns] = internal::bracketInode(linkAt(dfd, "ns/" + ns), ns).value_or(0);
+    f.namespaces = namespacesAt(dfd);
     for (const char* what : {"cwd", "root", "exe"}) f.paths.push_back({what, linkAt(dfd, what)});
     int fdDir = ::openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fdDir < 0) {

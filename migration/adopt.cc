@@ -42,12 +42,18 @@ struct Task {
   std::string startTime;
 };
 
-std::string startTimeOf(pid_t pid) {
+// The fields of /proc/PID/stat after the command name (state first); empty
+// when the process is gone.
+std::vector<std::string> statFields(pid_t pid) {
   auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return "";
+  if (!stat.ok()) return {};
   auto close = stat->rfind(')');
-  if (close == std::string::npos) return "";
-  auto f = split(stat->substr(close + 2), ' ');
+  if (close == std::string::npos || close + 2 >= stat->size()) return {};
+  return split(stat->substr(close + 2), ' ');
+}
+
+std::string startTimeOf(pid_t pid) {
+  auto f = statFields(pid);
   return f.size() > 19 ? f[19] : "";
 }
 
@@ -78,10 +84,8 @@ std::vector<Task> treeOf(pid_t root) {
 }
 
 bool isZombie(pid_t pid) {
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return false;
-  auto close = stat->rfind(')');
-  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z';
+  auto f = statFields(pid);
+  return !f.empty() && f[0] == "Z";
 }
 
 void signalTree(const std::vector<Task>& tree, int sig) {
@@ -117,9 +121,13 @@ pid_t innerPid(pid_t hostPid) {
 // with its owner and mode, while the tree is stopped.
 Status copyShmFiles(const std::vector<std::string>& files, int initPid) {
   if (files.empty()) return okStatus();
-  const std::string to = "/proc/" + std::to_string(initPid) + "/root/dev/shm";
-  UniqueFd dir(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir) return Status::fromErrno("open", to);
+  // The container's root through its init (a magic link, the one thing
+  // followed), then dev/shm beneath it without following any link.
+  const std::string rootPath = "/proc/" + std::to_string(initPid) + "/root";
+  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::fromErrno("open", rootPath);
+  const std::string to = rootPath + "/dev/shm";
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd dir, openDirBeneath(root.get(), "dev/shm", to));
   for (const auto& f : files) {
     const std::string base = f.substr(f.rfind('/') + 1);
     LXMIG_RETURN_IF_ERROR(checkRelativePath(base));  // one component: no "..", no control characters
@@ -198,16 +206,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
                               " processes; adopt takes at most " + std::to_string(kMaxMembers));
   grouping::AdoptionRules rules;
   rules.agentPid = ::getpid();
-  for (const auto& ns : grouping::kAdoptNamespaces) {
-    char buf[64];
-    ssize_t n = ::readlink(("/proc/self/ns/" + ns).c_str(), buf, sizeof buf - 1);
-    std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-    auto open = link.find('['), close = link.find(']');
-    uint64_t ino = 0;
-    if (open != std::string::npos && close != std::string::npos)
-      (void)parseUint64(link.substr(open + 1, close - open - 1), &ino);
-    rules.hostNamespaces[ns] = ino;
-  }
+  rules.hostNamespaces = grouping::namespacesOf("/proc", "self");
   rules.visibleDirs = grouping::kContainerSystemDirs;
   rules.visibleDirs.insert(rules.visibleDirs.end(), binds.begin(), binds.end());
   if (auto offer = node.deviceOffer(); offer.ok())

@@ -68,6 +68,14 @@ class AdoptTest : public TestbedSuite {
                "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) + " && echo GET >&3 && timeout 3 head -n 1 <&3"});
     return std::string(trim(r.out));
   }
+  // A producer | consumer pipeline in a session of its own, writing into
+  // dir_/last (pipelineAdvances watches it); returns its root.
+  pid_t startPipelineOnN1() {
+    return startOnN1(
+        "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | while read n; do "
+        "echo $n > " +
+        dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  }
   char stateOf(pid_t pid) {
     auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
     if (!stat.ok()) return '?';
@@ -370,10 +378,7 @@ TEST_F(AdoptTest, EachRefusalHasItsLineAndTouchesNothing) {
 
 TEST_F(AdoptTest, ARestoreThatFailsLeavesTheProcessesOnTheHost) {
   ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "adopt-restore"}).ok());
-  pid_t root = startOnN1(
-      "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | while read n; do "
-      "echo $n > " +
-      dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  pid_t root = startPipelineOnN1();
   ASSERT_GT(root, 1);
   ASSERT_TRUE(pipelineAdvances());
   Cli r = tb().lxmig(
@@ -397,10 +402,7 @@ TEST_F(AdoptTest, ARestoreThatFailsLeavesTheProcessesOnTheHost) {
 // restore): its restart continues the host tree and removes the container.
 TEST_F(AdoptTest, AnAgentThatDiesMidwayLeavesTheProcessesOnTheHost) {
   ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "adopt-crash"}).ok());
-  pid_t root = startOnN1(
-      "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | while read n; do "
-      "echo $n > " +
-      dir_ + "/last; done' </dev/null >/dev/null 2>&1 & echo $!");
+  pid_t root = startPipelineOnN1();
   ASSERT_GT(root, 1);
   ASSERT_TRUE(pipelineAdvances());
   Cli r = tb().lxmig({"--node", "n1", "adopt", "--pid", std::to_string(root), "--bind", dir_, "--name", "crashed"});

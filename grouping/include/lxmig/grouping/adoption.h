@@ -50,6 +50,10 @@ struct AdoptionFacts {
 // shares with the host as every lxmig container does.
 inline const std::vector<std::string> kAdoptNamespaces = {"mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time"};
 
+// The kAdoptNamespaces of a process ("self": the caller's), inode by name;
+// 0 for one that cannot be read.
+std::map<std::string, uint64_t> namespacesOf(const std::string& procRoot, const std::string& who);
+
 // Reads the facts of each pid (a vanished pid gets a `problem`).
 std::map<pid_t, AdoptionFacts> readAdoptionFacts(const std::string& procRoot, const std::vector<pid_t>& pids);
 

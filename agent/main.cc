@@ -13,6 +13,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/migration/adopt.h"
+#include "lxmig/migration/merge.h"
 #include "lxmig/node/config.h"
 #include "lxmig/node/doctor.h"
 #include "lxmig/node/node.h"
@@ -190,8 +191,9 @@ int main(int argc, char** argv) {
                  "devices offered to containers: PATH or CLASS=PATH, space-separated "
                  "(default: every device node under /dev; \"none\": nothing)");
   app.add_option("--fail-at", over.failAt,
-                 "testing: make this step fail on this node (conntrack-import, adopt-restore, adopt-crash)")
-      ->check(CLI::IsMember({"conntrack-import", "adopt-restore", "adopt-crash"}))
+                 "testing: make this step fail on this node (conntrack-import, adopt-restore, adopt-crash, "
+                 "merge-restore, merge-crash)")
+      ->check(CLI::IsMember({"conntrack-import", "adopt-restore", "adopt-crash", "merge-restore", "merge-crash"}))
       ->group("");  // hidden
   std::string probe;
   app.add_option("--probe", probe,
@@ -267,6 +269,8 @@ int main(int argc, char** argv) {
   service.target().cleanupStale();
   if (int n = migration::settleAdoptions(node); n > 0)
     LXMIG_LOG(kWarn, "agent") << n << " adoption(s) interrupted by an agent restart were settled";
+  if (int n = migration::settleMerges(node); n > 0)
+    LXMIG_LOG(kWarn, "agent") << n << " merge(s) interrupted by an agent restart were settled";
   if (auto n = node.audit().failInterrupted(wallMs()); n.ok() && *n > 0) {
     LXMIG_LOG(kWarn, "agent") << *n << " migration(s) were interrupted by an agent restart";
   }

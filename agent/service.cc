@@ -7,6 +7,7 @@
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
 #include "lxmig/migration/adopt.h"
+#include "lxmig/migration/merge.h"
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/node/doctor.h"
@@ -296,6 +297,13 @@ grpc::Status AgentService::RecordDecisions(grpc::ServerContext*, const v1::Recor
 
 grpc::Status AgentService::Adopt(grpc::ServerContext*, const v1::AdoptRequest* req, v1::AdoptReply* rep) {
   auto r = migration::adopt(node_, *req);
+  if (!r.ok()) return toGrpc(r.status());
+  *rep = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Merge(grpc::ServerContext*, const v1::MergeRequest* req, v1::MergeReply* rep) {
+  auto r = migration::merge(node_, *req);
   if (!r.ok()) return toGrpc(r.status());
   *rep = std::move(*r);
   return grpc::Status::OK;

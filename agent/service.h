@@ -54,6 +54,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest*,
                                v1::RecordDecisionsReply*) override;
   grpc::Status Adopt(grpc::ServerContext*, const v1::AdoptRequest*, v1::AdoptReply*) override;
+  grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, v1::MergeReply*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }

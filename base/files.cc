@@ -252,6 +252,11 @@ Status removeTree(const std::string& path) {
   return removeAt(AT_FDCWD, path.c_str(), st.st_dev, path);
 }
 
+std::string bootId() {
+  auto id = readFile("/proc/sys/kernel/random/boot_id");
+  return id.ok() ? std::string(trim(*id)) : std::string();
+}
+
 bool pathExists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;

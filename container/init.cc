@@ -1,8 +1,18 @@
-// lxmig-init: pid 1 of a container whose processes arrive after it starts
-// (lxmig adopt, lxmig merge). It reaps whatever is reparented to it and
-// exits, stopping the container, once the processes it received are gone:
-// before any arrives it waits (no child yet: polled every 100 ms), after
-// the first one it exits when it has no child left.
+// lxmig-init: pid 1 of every container lxmig starts.
+//
+//   /.lxmig-init                               processes arrive later (adopt)
+//   /.lxmig-init --pid-base N -- CMD [ARG...]  lxmig run
+//
+// It reaps whatever is reparented to it and exits, stopping the container,
+// once the processes it received are gone: before any arrives it waits (no
+// child yet: polled every 100 ms), after the first one it exits when it has
+// no child left. So the container lives while any of its processes does.
+//
+// With a command, it starts it as its child in a session of its own, with
+// the pid N: the agent sets the namespace's last pid to N-1 from outside
+// (/proc/sys is read-only in here) and this waits, at most 5 s, until it
+// reads it. Each container's workload thus gets a pid range of its own, and
+// the trees of several containers can be restored into one (lxmig merge).
 //
 // SIGUSR1 makes it join the IPC namespace of its first child: CRIU restores
 // a tree that maps System V shared memory in an IPC namespace of its own,
@@ -19,6 +29,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,9 +61,39 @@ void joinChildIpc() {
   close(ns);
 }
 
+// The PID namespace's last allocated pid; -1 when unreadable.
+long lastPid() {
+  char buf[32] = {};
+  int fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 ? strtol(buf, nullptr, 10) : -1;
+}
+
+// Waits until the agent moved the last pid to base-1 (or 5 s passed), then
+// forks the command into a session of its own. False: it could not start.
+bool startCommand(long base, char** argv) {
+  for (int i = 0; base > 1 && i < 2500 && lastPid() < base - 1; ++i) {
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+  pid_t child = fork();
+  if (child < 0) return false;
+  if (child == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    setsid();
+    execvp(argv[0], argv);
+    dprintf(2, "lxmig-init: %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return true;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   // pid 1 gets no signal it has no handler for; stray SIGPIPE and SIGHUP
   // are ignored outright.
   signal(SIGPIPE, SIG_IGN);
@@ -60,6 +102,13 @@ int main() {
   sa.sa_handler = onUsr1;  // no SA_RESTART: the wait below returns EINTR
   sigaction(SIGUSR1, &sa, nullptr);
   bool received = false;
+  if (argc >= 5 && strcmp(argv[1], "--pid-base") == 0 && strcmp(argv[3], "--") == 0) {
+    if (!startCommand(strtol(argv[2], nullptr, 10), argv + 4)) return 127;
+    received = true;
+  } else if (argc != 1) {
+    dprintf(2, "usage: lxmig-init [--pid-base N -- COMMAND [ARG...]]\n");
+    return 2;
+  }
   for (;;) {
     if (g_joinIpc) {
       g_joinIpc = 0;

@@ -20,6 +20,13 @@
 //       the container; they are left stopped (SIGCONT them at the commit). CRIU_HOME (e.g. /opt/lxmig, "-" for none) is
 //       the host directory of a CRIU installed outside /usr: it is mounted at the same path in the container for the
 //       restore only.
+//   lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|-
+//       CRIU dump of the tree of PID (its pid in there) from inside the
+//       container whose init is INIT_PID (lxmig merge): CRIU shares the
+//       tree's namespaces and dumps none; the tasks are left stopped.
+//   lxmig-lxc last-pid INIT_PID N
+//       The last pid of the container's PID namespace becomes N (its next
+//       process gets N+1): lxmig-init starts the workload in its range.
 //
 //  - liblxc's restore forks the container's monitor from its caller and
 //    keeps every inherited fd open in it; exec'd fresh, this process has
@@ -161,22 +168,20 @@ int pruneShm(int argc, char** argv) {
   return 0;
 }
 
-int restoreInto(int argc, char** argv) {
-  const char* init = argv[2];
-  const std::string criuHome = argv[4];
-  // Opened here, on the host: CRIU reads the images through /proc/self/fd,
-  // which reaches this directory from inside the container's mounts.
-  int images = ::open(argv[3], O_RDONLY | O_DIRECTORY);
-  if (images < 0) return fail(std::string("open ") + argv[3]);
+// Joins the container whose init is `init`: the cgroup.procs files given,
+// its mount namespace (with CRIU_HOME of the host mounted at the same path,
+// unless "-"), and its network, IPC, UTS and PID namespaces (the PID one
+// for the children forked from here). 0 when joined.
+int enterContainer(const char* init, const std::string& criuHome, const std::vector<std::string>& cgroupProcs) {
   int tree = -1;
   if (criuHome != "-") {
     tree = static_cast<int>(
         ::syscall(SYS_open_tree, AT_FDCWD, criuHome.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC));
     if (tree < 0) return fail("open_tree " + criuHome);
   }
-  for (int i = 5; i < argc; ++i) {
-    int fd = ::open(argv[i], O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::dprintf(fd, "%d\n", ::getpid()) < 0) return fail(std::string("join ") + argv[i]);
+  for (const auto& procs : cgroupProcs) {
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::dprintf(fd, "%d\n", ::getpid()) < 0) return fail("join " + procs);
     ::close(fd);
   }
   int mnt = openNs(init, "mnt"), net = openNs(init, "net"), ipc = openNs(init, "ipc"), uts = openNs(init, "uts"),
@@ -190,12 +195,34 @@ int restoreInto(int argc, char** argv) {
     if (::syscall(SYS_move_mount, tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
       return fail("mount " + criuHome + " in the container");
     ::close(at);
+    ::close(tree);
   }
-  int rc = kJoinFailed;
   if (::setns(net, CLONE_NEWNET) != 0 || ::setns(ipc, CLONE_NEWIPC) != 0 || ::setns(uts, CLONE_NEWUTS) != 0 ||
-      ::setns(pid, CLONE_NEWPID) != 0) {
-    rc = fail("join the container's namespaces");
-  } else {
+      ::setns(pid, CLONE_NEWPID) != 0)
+    return fail("join the container's namespaces");
+  for (int fd : {mnt, net, ipc, uts, pid}) ::close(fd);
+  return 0;
+}
+
+// Undoes enterContainer's mount of CRIU_HOME.
+void leaveCriuHome(const std::string& criuHome) {
+  if (criuHome != "-" && ::umount2(criuHome.c_str(), MNT_DETACH) != 0)
+    std::fprintf(stderr, "lxmig-lxc: unmount %s in the container: %s\n", criuHome.c_str(), std::strerror(errno));
+}
+
+// `criu restore|dump ... -v` with the log level the agent's environment asks for.
+void addLogLevel(std::vector<std::string>& args) {
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
+}
+
+int restoreInto(int argc, char** argv) {
+  const std::string criuHome = argv[4];
+  // Opened here, on the host: CRIU reads the images through /proc/self/fd,
+  // which reaches this directory from inside the container's mounts.
+  int images = ::open(argv[3], O_RDONLY | O_DIRECTORY);
+  if (images < 0) return fail(std::string("open ") + argv[3]);
+  int rc = enterContainer(argv[2], criuHome, std::vector<std::string>(argv + 5, argv + argc));
+  if (rc == 0) {
     std::string dir = "/proc/self/fd/" + std::to_string(images);
     std::vector<std::string> args = {
         "restore",        "-D",  dir, "-o", "restore.log", "--restore-detached", "--manage-cgroups=ignore",
@@ -204,13 +231,76 @@ int restoreInto(int argc, char** argv) {
     // until it is gone (SIGCONT then), and a failure before never lets
     // this copy run.
     args.push_back("--leave-stopped");
-    if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
+    addLogLevel(args);
     // The fork in runCriu puts CRIU into the container's PID namespace.
     rc = runCriu(args);
   }
-  if (tree >= 0 && ::umount2(criuHome.c_str(), MNT_DETACH) != 0)
-    std::fprintf(stderr, "lxmig-lxc: unmount %s in the container: %s\n", criuHome.c_str(), std::strerror(errno));
+  leaveCriuHome(criuHome);
   return rc;
+}
+
+// CRIU dump of the tree of PID (its pid inside the container whose init is
+// INIT), run inside the container's namespaces, so that CRIU dumps none of
+// them: the tree can be restored into another container (lxmig merge).
+int dumpIn(char** argv) {
+  const std::string criuHome = argv[5];
+  int images = ::open(argv[4], O_RDONLY | O_DIRECTORY);
+  if (images < 0) return fail(std::string("open ") + argv[4]);
+  // The shim is opened here too, and preloaded through /proc/self/fd.
+  if (auto shim = lxmig::container::preloadRlimitShim(); !shim.ok()) {
+    std::fprintf(stderr, "lxmig-lxc: %s\n", shim.toString().c_str());
+    return 4;
+  }
+  int shim = ::open(std::getenv("LD_PRELOAD"), O_RDONLY);
+  if (shim < 0) return fail(std::string("open ") + std::getenv("LD_PRELOAD"));
+  int rc = enterContainer(argv[2], criuHome, {});
+  if (rc == 0) {
+    std::string fd = "/proc/self/fd/";
+    ::setenv("LD_PRELOAD", (fd + std::to_string(shim)).c_str(), 1);
+    std::vector<std::string> args = {"dump",
+                                     "-t",
+                                     argv[3],
+                                     "-D",
+                                     fd + std::to_string(images),
+                                     "-o",
+                                     "dump.log",
+                                     "--manage-cgroups=ignore",
+                                     "--leave-stopped",
+                                     "--network-lock",
+                                     "skip"};
+    addLogLevel(args);
+    rc = runCriu(args);
+  }
+  leaveCriuHome(criuHome);
+  return rc;
+}
+
+// Sets the last pid of the PID namespace of INIT to N: a child forked in
+// that namespace writes the host's /proc/sys/kernel/ns_last_pid (the
+// container's is read-only), which acts on the writer's PID namespace.
+int setLastPid(char** argv) {
+  char* end = nullptr;
+  long n = std::strtol(argv[3], &end, 10);
+  if (*end != '\0' || n < 1 || n > (1L << 22)) {
+    std::fprintf(stderr, "lxmig-lxc: `%s` is not a pid\n", argv[3]);
+    return 2;
+  }
+  int pid = openNs(argv[2], "pid");
+  if (pid < 0 || ::setns(pid, CLONE_NEWPID) != 0) return fail(std::string("join the PID namespace of ") + argv[2]);
+  pid_t child = ::fork();
+  if (child < 0) return fail("fork");
+  if (child == 0) {
+    int fd = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+    ::_exit(fd >= 0 && ::dprintf(fd, "%ld", n) > 0 ? 0 : 1);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) return fail("wait");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "lxmig-lxc: could not write ns_last_pid in the PID namespace of %s\n", argv[2]);
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -220,6 +310,8 @@ int main(int argc, char** argv) {
     return dumpTree(argv[2], argv[3], argc == 5);
   if (argc >= 3 && std::strcmp(argv[1], "prune-shm") == 0) return pruneShm(argc, argv);
   if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
+  if (argc == 6 && std::strcmp(argv[1], "dump-in") == 0) return dumpIn(argv);
+  if (argc == 4 && std::strcmp(argv[1], "last-pid") == 0) return setLastPid(argv);
   const bool dump = argc == 5 && std::strcmp(argv[1], "dump") == 0;
   const bool restore = argc == 5 && std::strcmp(argv[1], "restore") == 0;
   if (!dump && !restore) {
@@ -227,7 +319,9 @@ int main(int argc, char** argv) {
                  "usage: lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR\n"
                  "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
                  "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
-                 "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n");
+                 "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n"
+                 "       lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|-\n"
+                 "       lxmig-lxc last-pid INIT_PID N\n");
     return 2;
   }
   lxc_container* c = lxc_container_new(argv[3], argv[2]);

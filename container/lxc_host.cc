@@ -475,6 +475,26 @@ Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDi
   return okStatus();
 }
 
+Status LxcHost::dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
+  std::vector<std::string> args = {std::to_string(init), std::to_string(innerRoot), imagesDir, criuHome()};
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-in", name, args, {}));
+  if (r != 0)
+    return internalError("CRIU dump of pid " + std::to_string(innerRoot) + " in `" + name +
+                         "` failed: " + criuError(imagesDir + "/dump.log"));
+  return okStatus();
+}
+
+Status LxcHost::setLastPid(const std::string& name, pid_t last) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("last-pid", name, {std::to_string(init), std::to_string(last)}, {}));
+  if (r != 0) return internalError("setting the last pid of `" + name + "` failed");
+  return okStatus();
+}
+
 Status LxcHost::joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");

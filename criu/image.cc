@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "lxmig/criu/files.pb.h"
 #include "lxmig/criu/pagemap.pb.h"
 
 namespace lxmig::criu {
@@ -147,6 +148,82 @@ PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
     keep(cur, end);
     fileOff += pe.pages * kPageSize;
   }
+  return out;
+}
+
+namespace {
+
+// Calls `each(message, offset after it)` for each length-prefixed message
+// of an image with the given magic; `each` returns the bytes that follow
+// the message (0 for most images) or an error.
+template <typename Each>
+Status forEachMessage(std::string_view b, uint32_t magic, const char* what, Each each) {
+  if (b.size() < 8 || readU32(b, 0) != kImgCommonMagic || readU32(b, 4) != magic)
+    return invalidArgument(std::string("not a CRIU ") + what + " image (bad magic)");
+  size_t off = 8;
+  while (off < b.size()) {
+    if (b.size() - off < 4)
+      return invalidArgument(std::string(what) + " image truncated at byte " + std::to_string(off));
+    const uint32_t len = readU32(b, off);
+    off += 4;
+    if (b.size() - off < len)
+      return invalidArgument(std::string(what) + " image truncated at byte " + std::to_string(off));
+    const size_t start = off - 4;
+    std::string_view msg = b.substr(off, len);
+    off += len;
+    Result<uint64_t> trailing = each(msg, start);
+    if (!trailing.ok()) return trailing.status();
+    if (b.size() - off < *trailing)
+      return invalidArgument(std::string(what) + " image: data past its end at byte " + std::to_string(off));
+    off += *trailing;
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<std::map<uint32_t, std::string>> fifoPaths(std::string_view filesImg) {
+  std::map<uint32_t, std::string> regPath;               // RegFile id -> path
+  std::vector<std::pair<uint32_t, uint32_t>> fifoToReg;  // pipe id, RegFile id
+  LXMIG_RETURN_IF_ERROR(
+      forEachMessage(filesImg, kFilesMagic, "files", [&](std::string_view m, size_t) -> Result<uint64_t> {
+        pb::FileEntry e;
+        if (!e.ParseFromArray(m.data(), static_cast<int>(m.size())))
+          return invalidArgument("bad file entry in files image");
+        if (e.has_reg() && e.reg().has_id()) regPath[e.reg().id()] = e.reg().name();
+        if (e.has_fifo() && e.fifo().has_pipe_id() && e.fifo().has_regf_id())
+          fifoToReg.emplace_back(e.fifo().pipe_id(), e.fifo().regf_id());
+        return uint64_t{0};
+      }));
+  std::map<uint32_t, std::string> out;
+  for (const auto& [pipe, reg] : fifoToReg) {
+    auto it = regPath.find(reg);
+    if (it == regPath.end())
+      return invalidArgument("files image: FIFO of pipe " + std::to_string(pipe) + " names no file " +
+                             std::to_string(reg));
+    out[pipe] = it->second;
+  }
+  return out;
+}
+
+Result<std::string> dropFifoData(std::string_view fifoData, const std::set<uint32_t>& drop, size_t* dropped) {
+  std::string out(fifoData.substr(0, std::min<size_t>(8, fifoData.size())));
+  size_t n = 0;
+  LXMIG_RETURN_IF_ERROR(
+      forEachMessage(fifoData, kFifoDataMagic, "FIFO data", [&](std::string_view m, size_t start) -> Result<uint64_t> {
+        pb::PipeData d;
+        if (!d.ParseFromArray(m.data(), static_cast<int>(m.size())) || !d.has_pipe_id())
+          return invalidArgument("bad entry in FIFO data image");
+        const size_t end = start + 4 + m.size();
+        const uint64_t bytes = d.bytes();
+        if (fifoData.size() - end < bytes)
+          return invalidArgument("FIFO data image: " + std::to_string(bytes) + " bytes of pipe " +
+                                 std::to_string(d.pipe_id()) + " past its end");
+        if (drop.count(d.pipe_id())) ++n;
+        else out.append(fifoData.substr(start, end - start + bytes));
+        return bytes;
+      }));
+  if (dropped) *dropped = n;
   return out;
 }
 

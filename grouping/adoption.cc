@@ -69,20 +69,27 @@ std::string parentDir(const std::string& path) {
 }
 
 // "tcp 10.0.0.1:80 LISTEN (fd 6)" -> the refusal for it, "" when it can go.
-std::string socketProblem(const std::string& summary) {
+std::string socketProblem(const std::string& summary, const AdoptionRules& rules) {
   auto parts = split(summary, ' ');
   if (parts.size() < 2) return "";
+  const bool merge = !rules.from.empty();
   std::string local = parts[1];
   auto arrow = summary.find(" -> ");
   if (arrow != std::string::npos) {
     std::string remote = summary.substr(arrow + 4);
     remote = remote.substr(0, remote.find(' '));
     if (remote != "0.0.0.0:0" && remote != "[::]:0")
-      return "holds a connection (" + summary + "): the container gets an address of its own, so it would break";
+      return "holds a connection (" + summary + "): " +
+             (merge ? "the merged container keeps the address of " + rules.into
+                    : std::string("the container gets an address of its own")) +
+             ", so it would break";
   }
   std::string host = local.substr(0, local.rfind(':'));
   if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host == "0.0.0.0" || host == "::" || host == "::1" || startsWith(host, "127.")) return "";
+  if (merge)
+    return "has a socket bound to " + rules.from + "'s address " + host + " (" + summary +
+           "): the merged container keeps the address of " + rules.into + " (bind to 0.0.0.0 or ::)";
   return "has a socket bound to the host address " + host + " (" + summary +
          "): the container has its own (bind to 0.0.0.0 or ::)";
 }
@@ -230,19 +237,36 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
 
   // Edges: to a process outside the tree, or of a kind the container
   // could not carry.
+  const bool merge = !rules.from.empty();
+  const std::string verb = merge ? "merge" : "adopt";
+  auto visible = [&](const std::string& p) {
+    bool yes = false;
+    for (const auto& d : rules.visibleDirs) yes = yes || under(p, d);
+    return yes;
+  };
   std::set<std::pair<pid_t, pid_t>> told;
   for (const auto& e : scan.edges) {
     const bool a = in.count(e.a.pid) > 0, b = in.count(e.b.pid) > 0;
-    if (a != b) {
+    // A merge stays on one kernel: a FIFO or a shared file mapping is
+    // reopened by path, and where both containers see that path it is
+    // the same object afterwards.
+    const bool named = merge && (e.kind == kFifo || e.kind == kSharedFileMap) && !e.path.empty() && visible(e.path);
+    // A container's processes all share its IPC namespace; merged, they
+    // share the kept one's (its System V memory is refused below).
+    if (merge && e.kind == kIpcNamespace) continue;
+    if (a != b && !named) {
       pid_t inside = a ? e.a.pid : e.b.pid, outside = a ? e.b.pid : e.a.pid;
       if (!told.insert({inside, outside}).second) continue;
-      refuse(inside, "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" + (a ? e.a.how : e.b.how) +
-                         ") with " + name(outside, processes) + ", which is outside the process tree of " +
-                         name(plan.root, processes) +
-                         ": adopt takes one process tree, and nothing outside it may share IPC with it");
+      refuse(inside,
+             "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" + (a ? e.a.how : e.b.how) +
+                 ") with " + name(outside, processes) + ", which is outside the process tree of " +
+                 name(plan.root, processes) + ": " + verb +
+                 (merge ? " takes whole process trees, and only FIFOs and files in directories both containers bind "
+                          "may be shared with what is outside"
+                        : " takes one process tree, and nothing outside it may share IPC with it"));
     } else if (a && (e.kind == kMqueue || e.kind == kIpcNamespace)) {
-      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) +
-                          ": adopt does not carry POSIX message queues or IPC namespaces");
+      refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) + ": " + verb +
+                          " does not carry POSIX message queues or IPC namespaces");
     }
   }
 
@@ -256,9 +280,10 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
                      plan.members.end());
   for (pid_t pid : plan.members) {
     auto pit = processes.find(pid);
-    if (pit != processes.end() && !pit->second.container.empty()) {
-      refuse(pid, "runs in container " + pit->second.container +
-                      ": adopt takes processes of the host (`lxmig merge` joins containers)");
+    if (pit != processes.end() && pit->second.container != rules.from) {
+      refuse(pid, merge ? "is not a process of " + rules.from
+                        : "runs in container " + pit->second.container +
+                              ": adopt takes processes of the host (`lxmig merge` joins containers)");
       continue;
     }
     auto fit = facts.find(pid);
@@ -277,8 +302,8 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     for (const auto& [ns, ino] : f.namespaces) {
       auto host = rules.hostNamespaces.find(ns);
       if (host != rules.hostNamespaces.end() && ino && host->second && ino != host->second)
-        refuse(pid, "is in a " + ns + " namespace of its own (" + ns + ":[" + std::to_string(ino) +
-                        "]), not the host's: adopt takes processes of the host");
+        refuse(pid, "is in a " + ns + " namespace of its own (" + ns + ":[" + std::to_string(ino) + "]), not " +
+                        (merge ? rules.from + "'s" : std::string("the host's: adopt takes processes of the host")));
     }
     if (!in.count(f.session))
       refuse(pid, "is in the session of " + name(f.session, processes) +
@@ -289,7 +314,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     sysv.insert(f.sysvShm.begin(), f.sysvShm.end());
     if (pit != processes.end())
       for (const auto& s : pit->second.netSockets)
-        if (auto why = socketProblem(s); !why.empty()) refuse(pid, why);
+        if (auto why = socketProblem(s, rules); !why.empty()) refuse(pid, why);
 
     // Paths: one line per directory that the container would not see.
     std::map<std::string, std::vector<std::string>> hidden;  // directory -> hows
@@ -331,15 +356,16 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
         else refuse(pid, "uses the device " + p + " (" + u.how + "), which this node does not offer to containers");
         continue;
       }
-      bool visible = false;
-      for (const auto& d : rules.visibleDirs) visible = visible || under(p, d);
-      if (!visible) hidden[u.how == "cwd" ? p : parentDir(p)].push_back(u.how);
+      if (!visible(p)) hidden[u.how == "cwd" ? p : parentDir(p)].push_back(u.how);
     }
     for (const auto& [dir, hows] : hidden) {
       std::string list;
       for (size_t i = 0; i < hows.size() && i < 3; ++i) list += (i ? ", " : "") + hows[i];
       if (hows.size() > 3) list += ", ...";
-      refuse(pid, "uses " + dir + " (" + list + "), which the container would not see (add --bind " + dir + ")");
+      refuse(pid, "uses " + dir + " (" + list + "), which " +
+                      (merge ? rules.into + " does not see (a merge carries the system directories, /dev/shm and "
+                                            "the binds both containers have)"
+                             : "the container would not see (add --bind " + dir + ")"));
     }
   }
   if (plan.refusals.size() > kMaxRefusals) {

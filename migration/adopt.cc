@@ -21,135 +21,17 @@
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/proto/vocabulary.h"
+#include "tasks.h"
 
 namespace lxmig::migration {
 namespace {
 
 constexpr const char* kLog = "adopt";
-// At most this many processes in one adopted group (CRIU dumps them all
-// with the tree stopped).
-constexpr size_t kMaxMembers = 4096;
 // A tree that maps System V shared memory is dumped with the host's whole
 // IPC namespace: refused when the other segments exceed this.
 constexpr uint64_t kMaxOtherSegmentBytes = uint64_t{64} << 20;
 // The audit event naming the host tasks left stopped by the dump.
 constexpr const char* kStoppedEvent = "stopped on the host:";
-
-// A process named by pid and start time, so that a pid reused meanwhile is
-// never signalled.
-struct Task {
-  pid_t pid = 0;
-  std::string startTime;
-};
-
-// The fields of /proc/PID/stat after the command name (state first); empty
-// when the process is gone.
-std::vector<std::string> statFields(pid_t pid) {
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return {};
-  auto close = stat->rfind(')');
-  if (close == std::string::npos || close + 2 >= stat->size()) return {};
-  return split(stat->substr(close + 2), ' ');
-}
-
-std::string startTimeOf(pid_t pid) {
-  auto f = statFields(pid);
-  return f.size() > 19 ? f[19] : "";
-}
-
-// The tree under root, from /proc/PID/task/TID/children (complete while it
-// is stopped: nothing forks).
-std::vector<Task> treeOf(pid_t root) {
-  std::vector<Task> out;
-  std::vector<pid_t> todo = {root};
-  std::set<pid_t> seen;
-  while (!todo.empty() && out.size() < kMaxMembers * 4) {
-    pid_t p = todo.back();
-    todo.pop_back();
-    if (!seen.insert(p).second) continue;
-    std::string st = startTimeOf(p);
-    if (st.empty()) continue;
-    out.push_back({p, st});
-    std::string tasks = "/proc/" + std::to_string(p) + "/task";
-    for (const auto& tid : listDir(tasks).value_or({})) {
-      auto kids = readFile(tasks + "/" + tid + "/children");
-      if (!kids.ok()) continue;
-      for (const auto& k : split(*kids, ' ')) {
-        uint64_t v = 0;
-        if (parseUint64(trim(k), &v) && v > 0 && v < (uint64_t{1} << 22)) todo.push_back(static_cast<pid_t>(v));
-      }
-    }
-  }
-  return out;
-}
-
-bool isZombie(pid_t pid) {
-  auto f = statFields(pid);
-  return !f.empty() && f[0] == "Z";
-}
-
-void signalTree(const std::vector<Task>& tree, int sig) {
-  for (const auto& t : tree)
-    if (startTimeOf(t.pid) == t.startTime) ::kill(t.pid, sig);
-}
-
-uint64_t treeBytes(const std::string& dir) {
-  uint64_t total = 0;
-  for (const auto& e : listDirEntries(dir).value_or({})) {
-    struct stat st {};
-    if (::stat((dir + "/" + e.name).c_str(), &st) == 0 && S_ISREG(st.st_mode))
-      total += static_cast<uint64_t>(st.st_size);
-  }
-  return total;
-}
-
-// The pid of a host process inside its PID namespace (the last NSpid).
-pid_t innerPid(pid_t hostPid) {
-  auto status = readFile("/proc/" + std::to_string(hostPid) + "/status");
-  if (!status.ok()) return 0;
-  for (const auto& line : split(*status, '\n')) {
-    if (!startsWith(line, "NSpid:")) continue;
-    auto f = split(line.substr(6), '\t');
-    uint64_t v = 0;
-    if (!f.empty() && parseUint64(trim(f.back()), &v)) return static_cast<pid_t>(v);
-  }
-  return 0;
-}
-
-// POSIX shared memory of the tree: each /dev/shm file copied into the
-// container's /dev/shm (its own tmpfs, reached through its init's root)
-// with its owner and mode, while the tree is stopped.
-Status copyShmFiles(const std::vector<std::string>& files, int initPid) {
-  if (files.empty()) return okStatus();
-  // The container's root through its init (a magic link, the one thing
-  // followed), then dev/shm beneath it without following any link.
-  const std::string rootPath = "/proc/" + std::to_string(initPid) + "/root";
-  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::fromErrno("open", rootPath);
-  const std::string to = rootPath + "/dev/shm";
-  LXMIG_ASSIGN_OR_RETURN(UniqueFd dir, openDirBeneath(root.get(), "dev/shm", to));
-  for (const auto& f : files) {
-    const std::string base = f.substr(f.rfind('/') + 1);
-    LXMIG_RETURN_IF_ERROR(checkRelativePath(base));  // one component: no "..", no control characters
-    UniqueFd in(::open(f.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!in) return Status::fromErrno("open", f);
-    struct stat st {};
-    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) return failedPrecondition(f + " is not a regular file");
-    UniqueFd out(::openat(dir.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!out) return Status::fromErrno("create", to + "/" + base);
-    // Two tmpfs mounts: copy_file_range refuses (EXDEV), a plain copy does.
-    std::vector<char> buf(uint64_t{1} << 20);
-    for (uint64_t off = 0, size = static_cast<uint64_t>(st.st_size); off < size;) {
-      uint64_t n = std::min<uint64_t>(buf.size(), size - off);
-      LXMIG_RETURN_IF_ERROR(preadAll(in.get(), buf.data(), n, off, f));
-      LXMIG_RETURN_IF_ERROR(pwriteAll(out.get(), buf.data(), n, off, to + "/" + base));
-      off += n;
-    }
-    if (::fchown(out.get(), st.st_uid, st.st_gid) != 0 || ::fchmod(out.get(), st.st_mode & 07777) != 0)
-      return Status::fromErrno("set the owner and mode of", to + "/" + base);
-  }
-  return okStatus();
-}
 
 // Bytes of the host's System V segments other than `used`: CRIU dumps the
 // whole IPC namespace with a tree that maps any (they are removed from the
@@ -333,7 +215,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   {
     PhaseClock restore(journal, v1::PHASE_RESTORE);
     if (cfg.failAt == "adopt-restore") ::unlink((images + "/pstree.img").c_str());  // testing: CRIU fails for real
-    st = copyShmFiles(plan.shmFiles, node.lxc().initPid(name));
+    st = copyShmFiles(plan.shmFiles, 0, node.lxc().initPid(name));
     if (st.ok()) st = node.lxc().restoreInto(name, images);
     // The restored tree's pid inside is its pid on the host: find it.
     if (st.ok() && !plan.sysvShm.empty()) {
@@ -356,12 +238,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
     signalTree(stopped, SIGKILL);
     // Gone before their shared memory is looked at (a killed task detaches
     // its segments as it exits); a zombie waits for its parent of the host.
-    for (int i = 0; i < 200; ++i) {
-      bool alive = false;
-      for (const auto& t : stopped) alive |= startTimeOf(t.pid) == t.startTime && !isZombie(t.pid);
-      if (!alive) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    awaitGone(stopped, 2000);
     // The tree's shared memory lives on in the container: the host's copies
     // go (POSIX files by name, System V segments once nothing attaches them).
     for (const auto& f : plan.shmFiles) ::unlink(f.c_str());

@@ -229,6 +229,7 @@ Status Source::prepare() {
   *pr.mutable_spec() = spec_.toProto();
   pr.set_memory_bytes(ctx_.host.memoryBytes(spec_.name));
   pr.set_expected_bytes(transport::treeBytes(ctx_.host.rootfs(spec_.name)));
+  pr.set_source_boot_id(bootId());
   // Its devices, checked by the target before anything moves.
   auto need = ctx_.host.deviceNeeds(spec_.name);
   if (!need.ok()) {

@@ -142,6 +142,7 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   for (auto& d : st->spec.devices)
     if (auto m = fit.hostPath.find(d.containerPath); m != fit.hostPath.end()) d.hostPath = m->second;
   st->source = peer;
+  st->sameKernel = !req.source_boot_id().empty() && req.source_boot_id() == bootId();
   st->stagingDir = host_.stagingRoot() + "/" + kStagingPrefix + id;
   st->imagesDir = host_.imagesRoot() + "/" + id;
   st->startedMs = wallMs();
@@ -269,6 +270,35 @@ void Target::awaitPrelayout(State& s) {
   if (s.prelayoutDone.valid()) s.prelayoutDone.wait();
 }
 
+namespace {
+
+// On a kernel the source shares (a test bed), a FIFO in a bind directory is
+// the very object the source's frozen copy holds, its bytes still in it:
+// CRIU would write them a second time (or fail with EAGAIN on a full one).
+// Their entries leave fifo-data.img; FIFOs of the writable area are new
+// objects here and keep theirs. Returns how many were dropped.
+Result<size_t> dropSharedFifoData(const std::string& imagesDir, const node::Spec& spec) {
+  const std::string dataPath = imagesDir + "/fifo-data.img";
+  if (!pathExists(dataPath) || spec.binds.empty()) return size_t{0};
+  LXMIG_ASSIGN_OR_RETURN(std::string files, readFile(imagesDir + "/files.img"));
+  LXMIG_ASSIGN_OR_RETURN(auto paths, criu::fifoPaths(files));
+  std::set<uint32_t> shared;
+  for (const auto& [pipe, path] : paths)
+    for (const auto& b : spec.binds) {
+      const std::string& dir = b.containerPath;
+      if (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && (dir == "/" || path[dir.size()] == '/'))
+        shared.insert(pipe);
+    }
+  if (shared.empty()) return size_t{0};
+  LXMIG_ASSIGN_OR_RETURN(std::string data, readFile(dataPath));
+  size_t dropped = 0;
+  LXMIG_ASSIGN_OR_RETURN(std::string kept, criu::dropFifoData(data, shared, &dropped));
+  LXMIG_RETURN_IF_ERROR(writeFileAtomic(dataPath, kept, 0600));
+  return dropped;
+}
+
+}  // namespace
+
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
@@ -316,6 +346,11 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       r.set_assembled_copied_bytes(as->copiedBytes);
       r.set_assembled_moved_bytes(as->movedBytes);
     }
+  }
+  if (st->sameKernel) {
+    auto dropped = dropSharedFifoData(st->imagesDir, st->spec);
+    if (!dropped.ok()) return fail(dropped.status());
+    if (*dropped) LXMIG_LOG(kInfo, kLog) << id << ": " << *dropped << " FIFO(s) in binds keep their bytes (one kernel)";
   }
   if (lazy) {
     Result<Child> d = st->lazyEarly ? Result<Child>(std::move(*st->lazyEarly)) : host_.spawnLazyPages(st->imagesDir);

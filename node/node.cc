@@ -27,6 +27,8 @@ namespace devices = container::devices;
 
 using nlohmann::json;
 
+// Each container's workload starts at a multiple of this pid (pickPidBase).
+constexpr uint32_t kPidRange = 1000;
 // How long `run` watches a new container before it reports it running.
 constexpr int kStartSettleMs = 200;
 // `lxmig exec`: the command's output travels in one reply, so it is bounded.
@@ -41,6 +43,8 @@ v1::ContainerSpec Spec::toProto() const {
   p.set_origin_node(originNode);
   p.set_created_ms(createdMs);
   p.set_pinned(pinned);
+  p.set_lxmig_init(lxmigInit);
+  p.set_pid_base(pidBase);
   for (const auto& c : command) p.add_command(c);
   for (const auto& e : env) p.add_env(e);
   for (const auto& d : devices) {
@@ -65,6 +69,8 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
   s.originNode = p.origin_node();
   s.createdMs = p.created_ms();
   s.pinned = p.pinned();
+  s.lxmigInit = p.lxmig_init();
+  s.pidBase = p.pid_base();
   s.command.assign(p.command().begin(), p.command().end());
   s.env.assign(p.env().begin(), p.env().end());
   for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
@@ -75,7 +81,7 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 std::string Spec::toJson() const {
   json j = {
       {"name", name},       {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
-      {"command", command}, {"env", env}, {"pinned", pinned}};
+      {"command", command}, {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
@@ -96,6 +102,8 @@ Result<Spec> Spec::fromJson(const std::string& text) try {
   s.command = j.value("command", std::vector<std::string>{});
   s.env = j.value("env", std::vector<std::string>{});
   s.pinned = j.value("pinned", false);
+  s.lxmigInit = j.value("lxmig_init", false);
+  s.pidBase = j.value("pid_base", uint32_t{0});
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
   for (const auto& d : j.value("devices", json::array()))
@@ -159,6 +167,8 @@ Status Spec::check() const {
     LXMIG_RETURN_IF_ERROR(checkAbsolutePath(d.hostPath).withContext("device"));
     LXMIG_RETURN_IF_ERROR(checkAbsolutePath(d.containerPath).withContext("device path in the container"));
   }
+  if (pidBase >= (1u << 22))
+    return invalidArgument("pid base " + std::to_string(pidBase) + " of `" + name + "` is out of range");
   return okStatus();
 }
 
@@ -410,6 +420,25 @@ Status Node::claimAddress(const Spec& s) { return net::claimAddress({s.ip, cfg_.
 
 Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
 
+uint32_t Node::pickPidBase(const std::string& forName) {
+  // Ranges of kPidRange pids from kPidRange up to the kernel's pid_max; the
+  // first tried is the name's (names are cluster-wide, so containers of
+  // other nodes likely start elsewhere), then the next one no container of
+  // this node uses. `lxmig merge` checks for collisions all the same.
+  uint64_t pidMax = 32768;
+  if (auto t = readFile("/proc/sys/kernel/pid_max"); t.ok()) (void)parseUint64(trim(*t), &pidMax);
+  const uint32_t slots = static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(pidMax / kPidRange, 2) - 1, 4000));
+  std::set<uint32_t> used;
+  for (const auto& n : lxc_.list())
+    if (auto s = spec(n); s.ok() && s->pidBase) used.insert(s->pidBase);
+  const uint32_t first = static_cast<uint32_t>(std::hash<std::string>{}(forName) % slots);
+  for (uint32_t i = 0; i < slots; ++i) {
+    const uint32_t base = (1 + (first + i) % slots) * kPidRange;
+    if (!used.count(base)) return base;
+  }
+  return (1 + first) * kPidRange;
+}
+
 Result<std::string> Node::allocateIp(const std::string& forName) {
   LXMIG_ASSIGN_OR_RETURN(auto pool, parseCidr(cfg_.containerSubnet));
   std::set<std::string> used;
@@ -485,6 +514,9 @@ Result<v1::ContainerInfo> Node::runReserved(const v1::RunContainerRequest& req, 
       s.devices.push_back(std::move(b));
     }
   }
+  const bool laterProcesses = s.command.size() == 1 && s.command[0] == container::LxcHost::kInitPath;
+  s.lxmigInit = true;
+  if (!laterProcesses) s.pidBase = pickPidBase(s.name);
   std::vector<std::string> rules;
   for (const auto& p : req.publish()) {
     LXMIG_ASSIGN_OR_RETURN(auto r, publishRule(p));
@@ -507,8 +539,16 @@ Result<v1::ContainerInfo> Node::runReserved(const v1::RunContainerRequest& req, 
   if (st.ok()) st = fw_->addContainer(s.name, s.ip);
   for (const auto& r : rules)
     if (st.ok()) st = fw_->addRule(s.name, r).status();
-  if (st.ok() && s.command.size() == 1 && s.command[0] == container::LxcHost::kInitPath) st = lxc_.installInit(s.name);
-  if (st.ok()) st = lxc_.start(s.name, s.command);
+  // pid 1 is lxmig-init (container/init.cc); the command, when there is
+  // one, its child with the first pid of the container's range.
+  if (st.ok()) st = lxc_.installInit(s.name);
+  std::vector<std::string> argv = {container::LxcHost::kInitPath};
+  if (!laterProcesses) {
+    argv.insert(argv.end(), {"--pid-base", std::to_string(s.pidBase), "--"});
+    argv.insert(argv.end(), s.command.begin(), s.command.end());
+  }
+  if (st.ok()) st = lxc_.start(s.name, argv);
+  if (st.ok() && s.pidBase > 1) st = lxc_.setLastPid(s.name, static_cast<pid_t>(s.pidBase - 1));
   if (st.ok()) st = claimAddress(s);
   // A command that ends right away (wrong arguments, a daemon that forks
   // off, nothing to do) leaves a stopped container: say so, not "running".

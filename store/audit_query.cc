@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kViews = R"sql(
 CREATE TEMP VIEW migrations AS
   SELECT id AS migration_id, container,
-         CASE mode WHEN 'incoming' THEN 'target' WHEN 'adopt' THEN 'local' ELSE 'source' END AS role,
+         CASE mode WHEN 'incoming' THEN 'target' WHEN 'adopt' THEN 'local' WHEN 'merge' THEN 'local'
+                   ELSE 'source' END AS role,
          source AS source_node, target AS target_node, mode, tracker, reason,
          started_ms, ended_ms, result, error, bytes,
          NULLIF(downtime_ms, -1) AS downtime_ms, NULLIF(total_ms, -1) AS total_ms

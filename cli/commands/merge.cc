@@ -1,22 +1,86 @@
-// `lxmig merge A B [...] --name N`: continuing the processes of several
-// containers in one is not implemented yet. The verb exists because
-// `lxmig groups` and `lxmig migrate` name it as the way to make a group that
-// spans containers movable; it says so and exits 3 (docs/architecture.md,
-// "Adopt and merge", says what is missing).
+// `lxmig merge A B [...] [--name A] [--dry-run]`: the processes of
+// containers of one node continued inside one of them (migration/merge.h),
+// so that a group that spans containers moves as one. What cannot be
+// merged is refused before anything is touched, one line per reason, and
+// the command exits 1; a failure after a dump leaves both containers
+// running as before (report "aborted", exit 1).
+#include <cstdio>
+
 #include "commands/command.h"
+#include "output/json.h"
+#include "output/report.h"
 
 namespace lxmig::cli {
+namespace {
+
+struct MergeOptions {
+  std::vector<std::string> names;
+  std::string into;
+  bool dryRun = false;
+};
+
+int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
+  const std::string what = "merge";
+  const std::string kept = o.into.empty() ? o.names.front() : o.into;
+  auto where = conn.nodeOf(o.names.front(), g.node);
+  if (!where.ok()) return fail(what, where.status());
+  v1::MergeRequest rq;
+  for (const auto& n : o.names) rq.add_containers(n);
+  rq.set_name(kept);
+  rq.set_dry_run(o.dryRun);
+  auto t = conn.forNode(*where);
+  if (!t.ok()) return fail(what, t.status());
+  // Dumps and restores of large containers take their time.
+  auto r = call(*t, &v1::Agent::Stub::Merge, rq, 900);
+  if (!r.ok()) return fail(what, r.status());
+  const bool refused = r->refusals_size() > 0;
+  bool committed = r->reports_size() > 0;
+  for (const auto& rep : r->reports()) committed = committed && rep.result() == v1::RESULT_COMMITTED;
+  if (g.json) {
+    nlohmann::json j = {{"name", r->name()},
+                        {"ip", r->ip()},
+                        {"pids", std::vector<int>(r->pids().begin(), r->pids().end())},
+                        {"refusals", std::vector<std::string>(r->refusals().begin(), r->refusals().end())},
+                        {"reports", nlohmann::json::array()}};
+    for (const auto& rep : r->reports()) j["reports"].push_back(reportJson(rep));
+    printJson(j);
+  } else {
+    for (const auto& why : r->refusals()) std::fprintf(stderr, "lxmig: merge refused: %s\n", why.c_str());
+    if (!refused && o.dryRun) {
+      std::printf("would merge %zu containers into `%s` (%d processes join it, pids inside kept)\n", o.names.size(),
+                  r->name().c_str(), r->pids_size());
+    } else if (!refused) {
+      for (const auto& rep : r->reports())
+        if (!g.quiet || rep.result() != v1::RESULT_COMMITTED) printReport(rep, false);
+      if (committed && !g.quiet) {
+        std::string pids;
+        for (int p : r->pids()) pids += (pids.empty() ? "" : " ") + std::to_string(p);
+        std::printf("%s running on %s at %s: %d processes joined it, pids inside %s\n", r->name().c_str(),
+                    where->c_str(), r->ip().c_str(), r->pids_size(), pids.c_str());
+      }
+    }
+  }
+  if (refused) return 1;
+  if (!o.dryRun && !committed) {
+    std::string why = "no container was merged";
+    for (const auto& rep : r->reports())
+      if (rep.result() != v1::RESULT_COMMITTED) why = rep.container() + ": " + rep.error();
+    std::fprintf(stderr, "lxmig: merge: %s; it runs as before\n", why.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 Verb addMerge(CLI::App& app) {
-  auto* cmd = app.add_subcommand("merge", "continue the processes of several containers in one (not implemented yet)");
-  auto names = std::make_shared<std::vector<std::string>>();
-  auto into = std::make_shared<std::string>();
-  cmd->add_option("containers", *names, "the containers to merge")->required()->expected(2, 64);
-  cmd->add_option("--name", *into, "the merged container's name")->required();
-  return {cmd, [names, into](const Globals&, Connector&) {
-            return fail("merge", unimplemented("not implemented yet: containers that share IPC cannot be merged by "
-                                               "lxmig; start their processes in one container (lxmig run) instead"));
-          }};
+  auto* cmd = app.add_subcommand("merge", "continue the processes of containers of one node inside one of them");
+  auto o = std::make_shared<MergeOptions>();
+  cmd->add_option("containers", o->names, "the containers to merge, on one node")->required()->expected(2, 64);
+  cmd->add_option("--name", o->into,
+                  "the one the others join (one of them, default the first): it keeps running, the others go");
+  cmd->add_flag("--dry-run", o->dryRun, "check and show what would be merged, touch nothing");
+  return {cmd, [o](const Globals& g, Connector& conn) { return merge(g, conn, *o); }};
 }
 
 }  // namespace lxmig::cli

@@ -222,5 +222,56 @@ TEST(Adoption, CarriesSharedMemoryOfTheTree) {
   EXPECT_TRUE(has(d.plan(100), "only files directly in /dev/shm that still exist are carried"));
 }
 
+// lxmig merge uses the same rules for each tree of the container merged
+// (AdoptionRules::from): its processes belong to that container, and a
+// FIFO or shared file mapping whose path both containers see may link the
+// tree to what stays outside it (both stay on this kernel).
+struct MergeWorld : World {
+  MergeWorld() {
+    rules.from = "producer";
+    rules.into = "consumer";
+    rules.visibleDirs = kContainerSystemDirs;
+    rules.visibleDirs.push_back("/shared");
+  }
+  AdoptionFacts& addIn(pid_t pid, pid_t ppid, pid_t sid, const std::string& comm, const std::string& container) {
+    AdoptionFacts& f = add(pid, ppid, sid, comm);
+    scan.processes[pid].container = container;
+    f.paths[0] = {"cwd", "/"};
+    return f;
+  }
+};
+
+TEST(Merge, AFifoOfASharedDirectoryMayLinkTheTreeToTheOtherContainer) {
+  MergeWorld w;
+  w.addIn(11000, 50, 11000, "seq", "producer");
+  w.addIn(23000, 60, 23000, "sh", "consumer");
+  w.edge(kFifo, 11000, 23000, "/shared/fifo");
+  w.edge(kIpcNamespace, 11000, 50);  // its init: every process of a container shares its IPC namespace
+  auto p = w.plan(11000);
+  EXPECT_TRUE(p.refusals.empty()) << joined(p.refusals);
+  EXPECT_EQ(p.members, (std::vector<pid_t>{11000}));
+}
+
+TEST(Merge, RefusesWhatTheKeptContainerWouldNotHave) {
+  MergeWorld w;
+  w.addIn(11000, 50, 11000, "sh", "producer");
+  w.addIn(11001, 11000, 11000, "worker", "producer").paths.push_back({"fd 5", "/var/lib/own/state"});
+  w.addIn(23000, 60, 23000, "sh", "consumer");
+  w.addIn(30000, 70, 30000, "stranger", "third");
+  w.edge(kFifo, 11000, 23000, "/tmp/private-fifo");  // in the merged container's own writable area
+  w.edge(kUnixStream, 11001, 23000);                 // a connection between the two: not carried
+  w.scan.processes[11001].netSockets = {"tcp 10.200.1.11:80 LISTEN (fd 6)"};
+  w.add(11002, 11000, 11000, "intruder");  // a host process below it (not the container's)
+  auto p = w.plan(11000);
+  EXPECT_TRUE(has(p, "pid 11000 (sh) shares fifo /tmp/private-fifo")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "only FIFOs and files in directories both containers bind")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "pid 11001 (worker) shares unix-stream")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "uses /var/lib/own (fd 5), which consumer does not see")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "has a socket bound to producer's address 10.200.1.11")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "the merged container keeps the address of consumer")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "pid 11002 (intruder) is not a process of producer")) << joined(p.refusals);
+  EXPECT_FALSE(has(p, "adopt")) << joined(p.refusals);
+}
+
 }  // namespace
 }  // namespace lxmig::grouping

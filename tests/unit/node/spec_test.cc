@@ -66,5 +66,27 @@ TEST(SpecCheck, StoredSpecsAreCheckedAndFieldsOfTheWrongTypeAreErrors) {
   EXPECT_EQ(Spec::fromJson("[1, 2]").status().code(), Code::kInvalidArgument);
 }
 
+TEST(SpecCheck, TheInitAndThePidRangeTravelWithTheSpec) {
+  Spec s = good();
+  s.lxmigInit = true;
+  s.pidBase = 17000;
+  auto back = Spec::fromJson(s.toJson());
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_TRUE(back->lxmigInit);
+  EXPECT_EQ(back->pidBase, 17000u);
+  Spec p = Spec::fromProto(s.toProto());
+  EXPECT_TRUE(p.lxmigInit);
+  EXPECT_EQ(p.pidBase, 17000u);
+  // An older spec has neither: its pid 1 is its command.
+  auto old = Spec::fromJson(R"({"name": "web", "ip": "10.200.1.10"})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->lxmigInit);
+  EXPECT_EQ(old->pidBase, 0u);
+  s.pidBase = 1u << 22;
+  EXPECT_EQ(s.check().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Spec::fromJson(R"({"name": "web", "ip": "10.200.1.10", "pid_base": -1})").status().code(),
+            Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace lxmig::node

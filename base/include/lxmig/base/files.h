@@ -34,6 +34,8 @@ Status removeTreeAt(int dirfd, const std::string& name, const std::string& shown
 // only anchors *at() calls.
 Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::string& shown, bool pathOnly = false);
 bool pathExists(const std::string& path);
+// This kernel's boot id (/proc/sys/kernel/random/boot_id); "" if unreadable.
+std::string bootId();
 // One entry of a directory listing; `type` is dirent's d_type (DT_DIR,
 // DT_REG, DT_LNK, ...; DT_UNKNOWN where the filesystem does not say).
 struct DirEntry {

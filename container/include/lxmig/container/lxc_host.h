@@ -113,6 +113,14 @@ class LxcHost {
   Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv = false);
   Status restoreInto(const std::string& name, const std::string& imagesDir);
   Status joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds);
+  // Merge (lxmig merge): the tree whose pid inside the container is
+  // `innerRoot` dumped from inside it (CRIU shares its namespaces, so the
+  // images restore into another container with restoreInto); its tasks
+  // are left stopped, as dumpTree's.
+  Status dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir);
+  // The next process forked in the container's PID namespace gets last+1
+  // (lxmig-init --pid-base waits for it before starting the workload).
+  Status setLastPid(const std::string& name, pid_t last);
   // SIGCONT to every process of the container but its init.
   Status continueAll(const std::string& name);
   // Host pids of the container's processes (its payload cgroup).

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,5 +59,19 @@ struct PagemapRewrite {
   uint64_t presentPages = 0;
 };
 PagemapRewrite rewritePagemap(const Pagemap& in, const tracking::PageSet& onTarget);
+
+// FIFOs (proto/lxmig/criu/files.proto). CRIU saves the bytes waiting in a
+// FIFO and writes them back into the FIFO it reopens by path; where that
+// path still names the same kernel object (a merge, or two test bed nodes
+// sharing one kernel and a bind directory), the bytes are still in it and
+// must not be written again.
+constexpr uint32_t kFilesMagic = 0x56303138;
+constexpr uint32_t kFifoDataMagic = 0x59333054;
+// The path of each FIFO of files.img, by pipe id. InvalidArgument names
+// what is wrong with the bytes.
+Result<std::map<uint32_t, std::string>> fifoPaths(std::string_view filesImg);
+// fifo-data.img without the entries of the pipe ids in `drop`; `dropped`
+// (optional) counts them.
+Result<std::string> dropFifoData(std::string_view fifoData, const std::set<uint32_t>& drop, size_t* dropped);
 
 }  // namespace lxmig::criu

@@ -65,6 +65,12 @@ struct AdoptionRules {
   std::vector<std::string> visibleDirs;
   // Device nodes the node offers to containers (agent config `devices`).
   std::vector<std::string> offeredDevices;
+  // lxmig merge: the container whose processes are taken (`from`, its
+  // namespaces in hostNamespaces, its view of paths in visibleDirs: what
+  // `into` sees at the same path) and the one they join. A FIFO or a
+  // shared file mapping may then link the tree to processes outside it
+  // when its path is visible: both stay on this kernel, reopened by path.
+  std::string from, into;
 };
 
 // The system directories of an lxmig container (container/lxc_host.cc),

@@ -88,6 +88,9 @@ class Target {
     node::Reservation reservation;
     std::unique_ptr<transport::ByteBudget> budget;  // bytes the source may still send
     bool restored = false;
+    // The source runs on this very kernel (a test bed): FIFOs in binds are
+    // the objects the source still holds, with their bytes.
+    bool sameKernel = false;
     // Network state imported here (removed again if the migration aborts).
     ImportedNet net;
     // Devices decided in PREPARE: container path -> this node's device.

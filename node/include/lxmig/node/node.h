@@ -32,6 +32,12 @@ struct Spec {
   std::vector<container::devices::DeviceBind> devices;  // lxmig run --device
   int64_t createdMs = 0;
   bool pinned = false;  // lxmig pin
+  // Its pid 1 is lxmig-init (container/init.cc): set for containers started
+  // by lxmig run and adopt; an older container's pid 1 is its command.
+  bool lxmigInit = false;
+  // lxmig run: the pid its workload started with, in a range no other
+  // container of the cluster was given when it started (0: none).
+  uint32_t pidBase = 0;
 
   v1::ContainerSpec toProto() const;
   static Spec fromProto(const v1::ContainerSpec& p);
@@ -149,6 +155,8 @@ class Node {
   // already runs a container of that name (an unreachable one is skipped
   // with a warning: PREPARE still refuses a name taken on the target).
   Result<std::string> allocateIp(const std::string& forName);
+  // The first pid of a new container's workload (Spec::pidBase).
+  uint32_t pickPidBase(const std::string& forName);
   Result<v1::ContainerInfo> runReserved(const v1::RunContainerRequest& req, const Reservation& held);
   Status initFirewall();
   Result<std::vector<container::devices::Device>> deviceNeedsOf(const Spec& s);

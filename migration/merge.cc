@@ -1,0 +1,436 @@
+#include "lxmig/migration/merge.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "journal.h"
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
+#include "lxmig/base/log.h"
+#include "lxmig/grouping/adoption.h"
+#include "lxmig/grouping/ipc_graph.h"
+#include "lxmig/migration/source.h"
+#include "lxmig/proto/vocabulary.h"
+#include "tasks.h"
+
+namespace lxmig::migration {
+namespace {
+
+constexpr const char* kLog = "merge";
+constexpr size_t kMaxContainers = 64;
+// Audit events that let settleMerges finish what a stopped agent left: the
+// originals left stopped by the dump, and the pids of their copies.
+constexpr const char* kStoppedEvent = "stopped in the merged container:";
+constexpr const char* kCopiesEvent = "copies in ";  // "copies in A: 11000 11001"
+
+// One container merged into the kept one, as checked.
+struct Part {
+  std::string name;
+  node::Spec spec;
+  pid_t init = 0;
+  std::vector<pid_t> roots;                   // host pids of the trees under its init
+  std::vector<std::string> shmFiles;          // /dev/shm files its trees use
+  std::set<pid_t> inner;                      // the pids of its processes inside it
+  std::vector<net::FirewallRule> rules;       // its chain's rules, for the kept one
+};
+
+// Host pids of a container's processes but its init.
+std::vector<pid_t> workload(node::Node& node, const std::string& name, pid_t init) {
+  std::vector<pid_t> out;
+  for (pid_t p : node.lxc().pids(name).value_or(std::vector<pid_t>{}))
+    if (p != init) out.push_back(p);
+  return out;
+}
+
+// The kept container's processes whose pid inside is in `inner` (the copies
+// restored into it). `stoppedOnly`: those still stopped as CRIU left them
+// (a rollback never touches a process of the kept container's own that
+// took one of those pids meanwhile).
+std::vector<pid_t> copiesIn(node::Node& node, const std::string& kept, const std::set<pid_t>& inner,
+                            bool stoppedOnly) {
+  std::vector<pid_t> out;
+  const pid_t init = node.lxc().initPid(kept);
+  for (pid_t p : workload(node, kept, init)) {
+    if (!inner.count(innerPid(p))) continue;
+    auto f = statFields(p);
+    if (!stoppedOnly || (!f.empty() && f[0] == "T")) out.push_back(p);
+  }
+  return out;
+}
+
+void signalAll(const std::vector<pid_t>& pids, int sig) {
+  for (pid_t p : pids) ::kill(p, sig);
+}
+
+std::string joinPids(const std::set<pid_t>& pids) {
+  std::string s;
+  for (pid_t p : pids) s += (s.empty() ? "" : " ") + std::to_string(p);
+  return s;
+}
+
+bool sameBind(const container::Bind& a, const container::Bind& b) {
+  return a.hostPath == b.hostPath && a.containerPath == b.containerPath;
+}
+
+// Whether the kept container's /dev/shm has a file of that name (looked up
+// beneath its root, no link followed).
+bool shmFileExists(pid_t init, const std::string& file) {
+  const std::string rootPath = "/proc/" + std::to_string(init) + "/root";
+  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return false;
+  auto dir = openDirBeneath(root.get(), "dev/shm", rootPath + "/dev/shm");
+  if (!dir.ok()) return false;
+  struct stat st {};
+  return ::fstatat(dir->get(), file.substr(file.rfind('/') + 1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+// Everything that keeps `part` from joining `kept`, one line each.
+std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept,
+                                   pid_t keptInit, const std::set<pid_t>& taken, Part& part) {
+  std::vector<std::string> refusals;
+  auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
+  if (!part.spec.lxmigInit) {
+    refuse("its pid 1 is its own command (it was started by an lxmig without lxmig-init): restart it with lxmig run, "
+           "and its processes can be merged");
+    return refusals;
+  }
+  for (const auto& d : part.spec.devices) {
+    bool has = false;
+    for (const auto& k : kept.devices) has = has || (k.hostPath == d.hostPath && k.containerPath == d.containerPath);
+    if (!has) refuse("has the device " + d.hostPath + " at " + d.containerPath + ", which " + kept.name + " has not");
+  }
+  grouping::AdoptionRules rules;
+  rules.from = part.name;
+  rules.into = kept.name;
+  rules.agentPid = ::getpid();
+  rules.hostNamespaces = grouping::namespacesOf("/proc", std::to_string(part.init));
+  // What the kept container sees at the same path as this one: the system
+  // directories and the binds both have.
+  rules.visibleDirs = grouping::kContainerSystemDirs;
+  for (const auto& b : part.spec.binds)
+    for (const auto& k : kept.binds)
+      if (sameBind(b, k)) rules.visibleDirs.push_back(b.containerPath);
+  for (const auto& d : kept.devices) rules.offeredDevices.push_back(d.containerPath);
+
+  std::set<pid_t> covered;
+  const std::vector<pid_t> all = workload(node, part.name, part.init);
+  for (pid_t p : all) {
+    auto it = scan.processes.find(p);
+    if (it != scan.processes.end() && it->second.ppid == part.init) part.roots.push_back(p);
+  }
+  if (all.size() > kMaxMembers)
+    refuse("has " + std::to_string(all.size()) + " processes; a merge takes at most " + std::to_string(kMaxMembers));
+  for (pid_t root : part.roots) {
+    auto tree = grouping::processTree(scan, root);
+    covered.insert(tree.begin(), tree.end());
+    auto facts = grouping::readAdoptionFacts("/proc", tree);
+    grouping::AdoptionPlan plan = grouping::planAdoption(scan, root, facts, rules);
+    for (const auto& r : plan.refusals) refuse(r);
+    if (!plan.sysvShm.empty()) refuse("its tree of pid " + std::to_string(innerPid(root)) +
+                                      " maps System V shared memory, which a merge does not carry");
+    for (const auto& f : plan.shmFiles) {
+      if (shmFileExists(keptInit, f)) refuse("uses " + f + ", and " + kept.name + " has a file of that name");
+      part.shmFiles.push_back(f);
+    }
+  }
+  for (pid_t p : all) {
+    const pid_t in = innerPid(p);
+    if (in > 0) part.inner.insert(in);
+    auto it = scan.processes.find(p);
+    const std::string comm = it == scan.processes.end() ? "?" : it->second.comm;
+    if (!covered.count(p) && it != scan.processes.end())
+      refuse("pid " + std::to_string(in) + " (" + comm +
+             ") is not below its init (an lxmig exec still running?): a merge takes the trees of the init");
+    if (taken.count(in))
+      refuse("pid " + std::to_string(in) + " (" + comm + ") is taken in " + kept.name +
+             " already: the two workloads' pid ranges overlap");
+  }
+  if (part.roots.empty()) refuse("runs no process besides its init");
+  if (auto r = node.firewall().listRules(part.name); r.ok()) part.rules = std::move(*r);
+  for (auto& line : refusals)
+    for (char& c : line)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return refusals;
+}
+
+}  // namespace
+
+Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
+  const auto& cfg = node.config();
+  if (req.containers_size() < 2 || static_cast<size_t>(req.containers_size()) > kMaxContainers)
+    return invalidArgument("merge takes 2 to " + std::to_string(kMaxContainers) + " containers");
+  std::vector<std::string> names(req.containers().begin(), req.containers().end());
+  for (const auto& n : names) LXMIG_RETURN_IF_ERROR(checkContainerName(n));
+  if (std::set<std::string>(names.begin(), names.end()).size() != names.size())
+    return invalidArgument("a container is named twice");
+  const std::string keptName = req.name().empty() ? names.front() : req.name();
+  LXMIG_RETURN_IF_ERROR(checkContainerName(keptName));
+  if (std::find(names.begin(), names.end(), keptName) == names.end())
+    return invalidArgument("--name " + keptName +
+                           " is not one of the containers: the merged container is one of them, which keeps running "
+                           "while the others join it");
+  std::map<std::string, node::Spec> specs;
+  for (const auto& n : names) {
+    auto s = node.spec(n);
+    if (!s.ok()) return notFound("no container `" + n + "` on " + cfg.node + " (a merge joins containers of one node)");
+    if (node.lxc().state(n) != container::RunState::kRunning)
+      return failedPrecondition("container `" + n + "` is " + container::runStateName(node.lxc().state(n)) +
+                                ", not RUNNING");
+    specs[n] = std::move(*s);
+  }
+  // Every name is held until the end: nothing else migrates, removes or
+  // merges them meanwhile.
+  std::vector<node::Reservation> held;
+  for (const auto& n : names) {
+    auto r = node.reserve(n, "being merged");
+    if (!r.ok()) return r.status();
+    held.push_back(std::move(*r));
+  }
+
+  // 1. CHECK (all parts before any is touched)
+  const int64_t t0 = monotonicNs();
+  const int64_t startedMs = wallMs();
+  node::Spec& kept = specs[keptName];
+  const pid_t keptInit = node.lxc().initPid(keptName);
+  grouping::Scan scan = grouping::scanNode({});
+  v1::MergeReply reply;
+  reply.set_name(keptName);
+  reply.set_ip(kept.ip);
+  if (!kept.lxmigInit)
+    reply.add_refusals(keptName +
+                       ": its pid 1 is its own command (it was started by an lxmig without lxmig-init), which would "
+                       "not reap the processes that join it: restart it with lxmig run");
+  std::set<pid_t> taken;  // pids inside the kept container, and of the parts checked before
+  for (pid_t p : node.lxc().pids(keptName).value_or(std::vector<pid_t>{})) taken.insert(innerPid(p));
+  std::vector<Part> parts;
+  for (const auto& n : names) {
+    if (n == keptName) continue;
+    Part part;
+    part.name = n;
+    part.spec = specs[n];
+    part.init = node.lxc().initPid(n);
+    for (const auto& r : checkPart(node, scan, kept, keptInit, taken, part)) reply.add_refusals(r);
+    taken.insert(part.inner.begin(), part.inner.end());
+    for (pid_t p : part.inner) reply.add_pids(p);
+    parts.push_back(std::move(part));
+  }
+  const int64_t checkMs = (monotonicNs() - t0) / 1000000;
+  if (req.dry_run() && reply.refusals_size() == 0) return reply;
+  if (reply.refusals_size() > 0) {
+    // One refused row per container that would have joined.
+    for (const auto& part : parts) {
+      v1::MigrationReport rep;
+      rep.set_id(newMigrationId());
+      rep.set_container(part.name);
+      rep.set_source(cfg.node);
+      rep.set_target(cfg.node);
+      rep.set_mode(v1::MODE_MERGE);
+      rep.set_reason("merge");
+      rep.set_started_ms(startedMs);
+      Journal journal(node.audit(), rep);
+      journal.begin("merge");
+      journal.addPhase(v1::PHASE_CHECK, startedMs, checkMs, 0, "into=" + keptName);
+      for (const auto& r : reply.refusals()) journal.event("info", "refused: " + r);
+      journal.finish(v1::RESULT_REFUSED, failedPrecondition(reply.refusals(0)), checkMs);
+    }
+    return reply;
+  }
+  reply.clear_pids();
+
+  for (Part& part : parts) {
+    v1::MigrationReport& rep = *reply.add_reports();
+    rep.set_id(newMigrationId());
+    rep.set_container(part.name);
+    rep.set_source(cfg.node);
+    rep.set_target(cfg.node);
+    rep.set_mode(v1::MODE_MERGE);
+    rep.set_reason("merge");
+    rep.set_started_ms(wallMs());
+    const int64_t partStart = monotonicNs();
+    Journal journal(node.audit(), rep);
+    journal.begin("merge");
+    journal.addPhase(v1::PHASE_CHECK, startedMs, checkMs, 0,
+                     "into=" + keptName + " processes=" + std::to_string(part.inner.size()) +
+                         " trees=" + std::to_string(part.roots.size()) + " scan_ms=" + std::to_string(scan.durationMs));
+    auto total = [&] { return (monotonicNs() - partStart) / 1000000; };
+    const std::string images = node.imagesRoot() + "/" + rep.id();
+
+    // 2. DUMP: each tree stays stopped from here until 4 or the abort.
+    const int64_t frozenAt = monotonicNs();
+    Status st;
+    std::vector<Task> stopped;
+    uint64_t bytes = 0;
+    {
+      PhaseClock dump(journal, v1::PHASE_DUMP);
+      for (size_t k = 0; st.ok() && k < part.roots.size(); ++k) {
+        const std::string dir = images + "/" + std::to_string(k);
+        st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir);
+        auto tree = treeOf(part.roots[k]);
+        stopped.insert(stopped.end(), tree.begin(), tree.end());
+        // FIFOs stay on this kernel with the bytes in them: restoring what
+        // CRIU read from them would send those bytes twice.
+        ::unlink((dir + "/fifo-data.img").c_str());
+        bytes += treeBytes(dir);
+      }
+      dump.end(st, bytes, "trees=" + std::to_string(part.roots.size()) + " tasks=" + std::to_string(stopped.size()));
+    }
+    rep.set_bytes(bytes);
+    if (!stopped.empty()) {
+      // The trees as dumped (a short-lived child seen by the check may be
+      // gone, another born): their pids inside name the copies.
+      part.inner.clear();
+      std::string tasks;
+      for (const auto& t : stopped) {
+        tasks += " " + std::to_string(t.pid) + ":" + t.startTime;
+        if (pid_t in = innerPid(t.pid); in > 0) part.inner.insert(in);
+      }
+      journal.event("info", std::string(kStoppedEvent) + tasks);
+      journal.event("info", std::string(kCopiesEvent) + keptName + ": " + joinPids(part.inner));
+    }
+    auto abort = [&](const Status& why) {
+      PhaseClock ab(journal, v1::PHASE_ABORT);
+      // Copies restored so far never ran: they go, the originals continue.
+      auto copies = copiesIn(node, keptName, part.inner, true);
+      signalAll(copies, SIGKILL);
+      signalTree(stopped, SIGCONT);
+      keepLogs(images, cfg.stateDir + "/logs/" + rep.id());
+      (void)removeTree(images);
+      ab.end(okStatus(), 0, "copies killed=" + std::to_string(copies.size()) + "; " + part.name + " continued");
+      journal.finish(v1::RESULT_ABORTED, why, total());
+    };
+    if (!st.ok()) {
+      abort(st);
+      return reply;
+    }
+
+    // 3. RESTORE
+    {
+      PhaseClock restore(journal, v1::PHASE_RESTORE);
+      if (cfg.failAt == "merge-restore") ::unlink((images + "/0/pstree.img").c_str());  // testing: CRIU fails
+      st = copyShmFiles(part.shmFiles, part.init, keptInit);
+      for (size_t k = 0; st.ok() && k < part.roots.size(); ++k)
+        st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k));
+      restore.end(st, 0, "shm_files=" + std::to_string(part.shmFiles.size()));
+    }
+    if (!st.ok()) {
+      abort(st);
+      return reply;
+    }
+    if (cfg.failAt == "merge-crash") {
+      LXMIG_LOG(kError, kLog) << "injected crash after the restore (lxmigd --fail-at merge-crash)";
+      std::_Exit(70);
+    }
+
+    // 4. COMMIT
+    {
+      PhaseClock commit(journal, v1::PHASE_COMMIT);
+      signalTree(stopped, SIGKILL);
+      awaitGone(stopped, 2000);
+      // The commit point: from here the copies are the ones.
+      auto copies = copiesIn(node, keptName, part.inner, false);
+      signalAll(copies, SIGCONT);
+      rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
+      for (pid_t p : copies) reply.add_pids(innerPid(p));
+      // What the merged container held goes to the kept one: its firewall
+      // rules (published ports) and environment; its address is released.
+      for (const auto& r : part.rules)
+        if (auto added = node.firewall().addRule(keptName, r.text); !added.ok())
+          journal.warn("firewall rule `" + r.text + "` for " + keptName + ": " + added.status().message());
+      for (const auto& e : part.spec.env)
+        if (std::find(kept.env.begin(), kept.env.end(), e) == kept.env.end()) kept.env.push_back(e);
+      if (Status saved = node.saveSpec(kept); !saved.ok()) journal.warn(saved.message());
+      if (Status gone = node.lxc().destroy(part.name); !gone.ok())
+        journal.warn("remove the container `" + part.name + "`: " + gone.message());
+      (void)node.releaseAddress(part.spec);
+      node.dropNetState(part.spec);
+      (void)removeTree(images);
+      commit.end(okStatus(), 0, "processes=" + std::to_string(copies.size()) + " into=" + keptName);
+    }
+    journal.finish(v1::RESULT_COMMITTED, okStatus(), total());
+    LXMIG_LOG(kInfo, kLog) << part.name << ": " << part.inner.size() << " processes continue in " << keptName;
+  }
+  std::sort(reply.mutable_pids()->begin(), reply.mutable_pids()->end());
+  return reply;
+}
+
+int settleMerges(node::Node& node) {
+  store::MigrationFilter f;
+  f.result = std::string(name(v1::RESULT_RUNNING));
+  f.limit = 1000;
+  auto rows = node.audit().listMigrations(f);
+  if (!rows.ok()) {
+    LXMIG_LOG(kWarn, kLog) << "settling merges: " << rows.status().toString();
+    return 0;
+  }
+  int settled = 0;
+  for (const auto& m : *rows) {
+    if (m.mode != name(v1::MODE_MERGE)) continue;
+    std::vector<Task> stopped;
+    std::string kept;
+    std::set<pid_t> inner;
+    auto parsePid = [](const std::string& s, pid_t* out) {
+      uint64_t v = 0;
+      if (!parseUint64(s, &v) || v == 0 || v >= (1u << 22)) return false;
+      *out = static_cast<pid_t>(v);
+      return true;
+    };
+    if (auto events = node.audit().events(m.id); events.ok())
+      for (const auto& e : *events) {
+        if (startsWith(e.text, kStoppedEvent)) {
+          for (const auto& item : split(e.text.substr(std::string(kStoppedEvent).size()), ' ')) {
+            auto colon = item.find(':');
+            pid_t pid = 0;
+            if (colon != std::string::npos && parsePid(item.substr(0, colon), &pid))
+              stopped.push_back({pid, item.substr(colon + 1)});
+          }
+        } else if (startsWith(e.text, kCopiesEvent)) {
+          auto colon = e.text.find(':');
+          if (colon == std::string::npos) continue;
+          kept = e.text.substr(std::string(kCopiesEvent).size(), colon - std::string(kCopiesEvent).size());
+          for (const auto& item : split(e.text.substr(colon + 1), ' ')) {
+            pid_t pid = 0;
+            if (parsePid(std::string(trim(item)), &pid)) inner.insert(pid);
+          }
+        }
+      }
+    bool originalsAlive = false;
+    for (const auto& t : stopped) originalsAlive |= startTimeOf(t.pid) == t.startTime;
+    v1::MigrationReport rep;
+    rep.set_id(m.id);
+    rep.set_container(m.container);
+    rep.set_source(m.source);
+    rep.set_target(m.target);
+    rep.set_mode(v1::MODE_MERGE);
+    Journal journal(node.audit(), rep);
+    const bool keptOk = checkContainerName(kept).ok();
+    std::vector<pid_t> copies =
+        keptOk ? copiesIn(node, kept, inner, originalsAlive || stopped.empty()) : std::vector<pid_t>{};
+    if (originalsAlive || stopped.empty()) {
+      // Before the commit the originals are the ones.
+      signalAll(copies, SIGKILL);
+      signalTree(stopped, SIGCONT);
+      journal.event("warn", "the agent stopped during the merge: " + m.container + " continues as it was");
+      journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);
+    } else {
+      signalAll(copies, SIGCONT);
+      if (auto s = node.spec(m.container); s.ok()) {
+        (void)node.lxc().destroy(m.container);
+        (void)node.releaseAddress(*s);
+        node.dropNetState(*s);
+      }
+      journal.event("warn", "the agent stopped during the merge's commit: the processes run in " + kept);
+      journal.finish(v1::RESULT_COMMITTED, okStatus(), -1);
+    }
+    ++settled;
+  }
+  return settled;
+}
+
+}  // namespace lxmig::migration

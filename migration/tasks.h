@@ -1,0 +1,53 @@
+// Processes of this machine, handled by host pid for lxmig adopt and lxmig
+// merge: a tree stopped by CRIU's dump, continued or killed afterwards, and
+// the POSIX shared memory it carries from one /dev/shm to another.
+// Private to migration/.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lxmig/base/status.h"
+
+namespace lxmig::migration {
+
+// At most this many processes in one adopted or merged tree (CRIU dumps
+// them all with the tree stopped).
+inline constexpr size_t kMaxMembers = 4096;
+
+// A process named by pid and start time, so that a pid reused meanwhile is
+// never signalled.
+struct Task {
+  pid_t pid = 0;
+  std::string startTime;
+};
+
+// The fields of /proc/PID/stat after the command name (state first); empty
+// when the process is gone.
+std::vector<std::string> statFields(pid_t pid);
+std::string startTimeOf(pid_t pid);
+// The tree under root, from /proc/PID/task/TID/children (complete while it
+// is stopped: nothing forks).
+std::vector<Task> treeOf(pid_t root);
+bool isZombie(pid_t pid);
+// `sig` to each task still alive as recorded.
+void signalTree(const std::vector<Task>& tree, int sig);
+// Until none of the tasks is alive (a zombie counts as gone), at most
+// `timeoutMs`.
+void awaitGone(const std::vector<Task>& tree, int timeoutMs);
+// Bytes of the regular files directly in dir.
+uint64_t treeBytes(const std::string& dir);
+// The pid of a host process inside its PID namespace (the last NSpid).
+pid_t innerPid(pid_t hostPid);
+
+// POSIX shared memory: each file directly in /dev/shm named in `files`
+// (e.g. "/dev/shm/q") copied into the /dev/shm of the container whose init
+// is `toInit`, with its owner and mode, while its processes are stopped.
+// `fromInit` 0: the files are the host's; else another container's (reached
+// through its init's root). AlreadyExists when the target has one.
+Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t toInit);
+
+}  // namespace lxmig::migration

@@ -1,0 +1,250 @@
+// lxmig merge on a real two-node test bed, through the CLI: a producer in
+// one container writes a numbered sequence into a FIFO of a directory both
+// containers bind, a consumer in the other checks every number; merged,
+// the producer's processes continue in the consumer's container with the
+// same pids, and the merged container migrates to n2 and back, the checker
+// seeing no number lost or twice. Each refusal reason gets its one line and
+// touches nothing; a CRIU restore that fails after the dump, and an agent
+// that dies before the commit, leave both containers running as before.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "fixtures/testbed_fixture.h"
+#include "lxmig/base/files.h"
+
+namespace lxmig::testing {
+namespace {
+
+class MergeTest : public TestbedSuite {
+ protected:
+  static void SetUpTestSuite() { upForSuite(2); }
+  static void TearDownTestSuite() { downAfterSuite(); }
+
+  void SetUp() override {
+    TestbedSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = "/tmp/lxit-merge-" + std::to_string(::getpid());
+    ASSERT_TRUE(makeDirs(dir_, 0755).ok());
+    ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0666), 0);
+  }
+  void TearDown() override {
+    for (const auto& c : containers_) (void)tb().lxmig({"rm", c});
+    (void)removeTree(dir_);
+    TestbedSuite::TearDown();
+  }
+
+  Cli run(const std::string& name, const std::vector<std::string>& extra, const std::string& script) {
+    std::vector<std::string> args = {"--node", "n1", "run", "--name", name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--", "/bin/sh", "-c", script});
+    Cli r = tb().lxmig(args);
+    if (r.code == 0) containers_.push_back(name);
+    return r;
+  }
+  // The producer writes 1, 2, 3, ... into the FIFO as fast as the consumer
+  // reads (the FIFO stays full); the consumer checks that each number is
+  // the one after the last, writing a line into `errors` when not, and
+  // the number it reached into `last` every 100.
+  void startPipeline(const std::string& producer, const std::string& consumer) {
+    const std::string bind = dir_ + ":/shared:rw";
+    Cli c = run(consumer, {"--bind", bind},
+                "prev=0; while read n; do if [ \"$n\" != $((prev+1)) ]; then echo \"after $prev came $n\" >> "
+                "/shared/errors; fi; prev=$n; [ $((n % 100)) = 0 ] && echo $n > /shared/last.new && "
+                "mv /shared/last.new /shared/last; done < /shared/fifo");
+    ASSERT_EQ(c.code, 0) << c.err;
+    Cli p = run(producer, {"--bind", bind}, "seq 1 1000000000 > /shared/fifo");
+    ASSERT_EQ(p.code, 0) << p.err;
+    ASSERT_TRUE(advances()) << "the pipeline does not run";
+  }
+  long long last() {
+    auto text = readFile(dir_ + "/last");
+    return text.ok() ? std::atoll(std::string(trim(*text)).c_str()) : -1;
+  }
+  // The consumer moves on: both run and the FIFO between them works.
+  bool advances() {
+    long long a = last();
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      long long now = last();
+      if (a >= 0 && now > a) return true;
+      if (a < 0) a = now;
+    }
+    return false;
+  }
+  std::string errors() { return readFile(dir_ + "/errors").value_or(""); }
+  // The end of the CRIU log a failed migration names, to see why.
+  static std::string criuLogOf(const Cli& r) {
+    const std::string mark = "(CRIU log: ";
+    auto at = r.err.find(mark);
+    if (at == std::string::npos) return "";
+    auto end = r.err.find(')', at);
+    auto text = readFile(r.err.substr(at + mark.size(), end - at - mark.size())).value_or("");
+    return text.size() > 6000 ? text.substr(text.size() - 6000) : text;
+  }
+  // The pipeline's lasting processes in a container (ps run in it): each
+  // shell the init started and the producer's seq; not the init, ps, or
+  // what the consumer forks for a moment (mv, and sh before it execs).
+  std::set<int> pidsIn(const std::string& name) {
+    Cli r = tb().lxmig({"exec", name, "--", "ps", "-eo", "pid=,ppid=,comm="});
+    std::set<int> out;
+    for (const auto& line : split(r.out, '\n')) {
+      std::vector<std::string> f;
+      for (const auto& x : split(std::string(trim(line)), ' '))
+        if (!x.empty()) f.push_back(x);
+      if (f.size() == 3 && ((f[1] == "1" && f[2] == "sh") || f[2] == "seq")) out.insert(std::atoi(f[0].c_str()));
+    }
+    return out;
+  }
+
+  std::string dir_;
+  std::vector<std::string> containers_;
+};
+
+TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALostByte) {
+  startPipeline("producer", "consumer");
+  const std::set<int> producerPids = pidsIn("producer");
+  ASSERT_FALSE(producerPids.empty());
+  // Each container's workload has a pid range of its own.
+  for (int p : pidsIn("consumer")) EXPECT_EQ(producerPids.count(p), 0u) << p;
+
+  Cli dry = tb().lxmig({"merge", "consumer", "producer", "--name", "consumer", "--dry-run"});
+  EXPECT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("would merge 2 containers into `consumer`"), std::string::npos) << dry.out;
+  EXPECT_EQ(nodeOf("producer"), "n1");
+
+  Cli r = tb().lxmig({"--json", "merge", "consumer", "producer", "--name", "consumer"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const auto j = r.json();
+  EXPECT_EQ(j["name"], "consumer");
+  ASSERT_EQ(j["reports"].size(), 1u) << r.out;
+  EXPECT_EQ(j["reports"][0]["mode"], "merge");
+  EXPECT_EQ(j["reports"][0]["result"], "committed");
+  EXPECT_EQ(j["reports"][0]["container"], "producer");
+  std::set<std::string> phases;
+  for (const auto& ph : j["reports"][0]["phases"]) phases.insert(ph["name"].get<std::string>());
+  for (const char* want : {"check", "dump", "restore", "commit"}) EXPECT_EQ(phases.count(want), 1u) << want << r.out;
+  // One container, the producer's processes in it with their pids.
+  EXPECT_EQ(nodeOf("producer"), "");
+  const std::set<int> after = pidsIn("consumer");
+  for (int p : producerPids) EXPECT_EQ(after.count(p), 1u) << "pid " << p << " of the producer is not in consumer";
+  EXPECT_TRUE(advances()) << "the pipeline stopped with the merge";
+
+  // The merged container moves as one, and back, by both modes.
+  Cli there = tb().lxmig({"migrate", "consumer", "--to", "n2", "--mode", "pre-copy"});
+  ASSERT_EQ(there.code, 0) << there.err << there.out << criuLogOf(there);
+  EXPECT_TRUE(advances()) << "the pipeline stopped with the migration to n2";
+  Cli back = tb().lxmig({"migrate", "consumer", "--to", "n1", "--mode", "stop-and-copy"});
+  ASSERT_EQ(back.code, 0) << back.err << back.out << criuLogOf(back);
+  EXPECT_TRUE(advances()) << "the pipeline stopped with the migration back";
+  EXPECT_EQ(errors(), "") << "the consumer saw numbers lost or twice";
+  EXPECT_GT(last(), 0);
+
+  // The audit has the merge, on the node, as a local step.
+  Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
+                          "SELECT role, result FROM migrations WHERE mode = 'merge' AND container = 'producer' "
+                          "ORDER BY started_ms DESC LIMIT 1"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  EXPECT_EQ(audit.json()["rows"][0][1], "local") << audit.out;
+  EXPECT_EQ(audit.json()["rows"][0][2], "committed") << audit.out;
+}
+
+TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
+  Cli a = run("keeper", {"--bind", dir_ + ":/shared:rw"}, "exec sleep 1000000 <>/shared/fifo");
+  ASSERT_EQ(a.code, 0) << a.err;
+  struct Case {
+    std::string name;
+    std::vector<std::string> flags;
+    std::string script, line;
+  };
+  const std::vector<Case> cases = {
+      // A file of its own writable area: the kept container does not see it.
+      {"own-file", {}, "cd /tmp && exec sleep 1000000", "uses /tmp (cwd), which keeper does not see"},
+      // A directory the kept container does not bind.
+      {"other-bind",
+       {"--bind", "/var/tmp:/elsewhere:rw"},
+       "cd /elsewhere && exec sleep 1000000",
+       "uses /elsewhere (cwd), which keeper does not see"},
+      // A listener on its own address, which the merge releases.
+      {"own-address",
+       {},
+       "exec python3 -c 'import socket,time,subprocess; a=subprocess.check_output([\"hostname\",\"-I\"]).split()[0]; "
+       "s=socket.socket(); s.bind((a.decode(),7300)); s.listen(); time.sleep(1000000)'",
+       "has a socket bound to own-address's address"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Cli r = run(c.name, c.flags, c.script);
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // python3 binds
+    const std::set<int> before = pidsIn(c.name);
+    Cli m = tb().lxmig({"merge", "keeper", c.name, "--name", "keeper"});
+    EXPECT_EQ(m.code, 1) << m.out;
+    EXPECT_NE(m.err.find(c.line), std::string::npos) << m.err;
+    for (const auto& line : split(m.err, '\n'))
+      if (!line.empty()) EXPECT_EQ(line.rfind("lxmig: merge refused: " + c.name + ": ", 0), 0u) << line;
+    // Nothing touched: both run as before.
+    EXPECT_EQ(nodeOf(c.name), "n1");
+    EXPECT_EQ(pidsIn(c.name), before);
+  }
+  Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
+                          "SELECT count(*) FROM migrations WHERE mode = 'merge' AND result = 'refused'"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  EXPECT_GE(audit.json()["rows"][0][1].get<int>(), 3) << audit.out;
+  // Bad requests: one line each.
+  Cli notOne = tb().lxmig({"merge", "keeper", "own-file", "--name", "third"});
+  EXPECT_NE(notOne.code, 0);
+  EXPECT_NE(notOne.err.find("is not one of the containers"), std::string::npos) << notOne.err;
+  Cli twice = tb().lxmig({"merge", "keeper", "keeper"});
+  EXPECT_NE(twice.code, 0);
+  EXPECT_NE(twice.err.find("named twice"), std::string::npos) << twice.err;
+  Cli one = tb().lxmig({"merge", "keeper"});
+  EXPECT_EQ(one.code, 2) << one.err;
+}
+
+TEST_F(MergeTest, ARestoreThatFailsLeavesBothContainersAsTheyWere) {
+  ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "merge-restore"}).ok());
+  startPipeline("producer", "consumer");
+  const std::set<int> producerPids = pidsIn("producer"), consumerPids = pidsIn("consumer");
+  Cli r = tb().lxmig({"--json", "merge", "consumer", "producer"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  const auto j = r.json();
+  ASSERT_EQ(j["reports"].size(), 1u) << r.out;
+  EXPECT_EQ(j["reports"][0]["result"], "aborted") << r.out;
+  EXPECT_NE(j["reports"][0]["error"].get<std::string>().find("CRIU restore into `consumer` failed"), std::string::npos)
+      << r.out;
+  // The producer was dumped and continues where it was; no copy is left.
+  EXPECT_EQ(nodeOf("producer"), "n1");
+  EXPECT_EQ(pidsIn("producer"), producerPids);
+  EXPECT_EQ(pidsIn("consumer"), consumerPids);
+  EXPECT_TRUE(advances()) << "the pipeline did not continue";
+  EXPECT_EQ(errors(), "");
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+}
+
+// The agent dies after the restore, before the commit: its restart kills
+// the copies and continues the originals.
+TEST_F(MergeTest, AnAgentThatDiesBeforeTheCommitLeavesBothContainersAsTheyWere) {
+  ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "merge-crash"}).ok());
+  startPipeline("producer", "consumer");
+  const std::set<int> producerPids = pidsIn("producer"), consumerPids = pidsIn("consumer");
+  Cli r = tb().lxmig({"merge", "consumer", "producer"});
+  EXPECT_NE(r.code, 0) << r.out;
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+  EXPECT_EQ(nodeOf("producer"), "n1");
+  EXPECT_EQ(pidsIn("producer"), producerPids);
+  EXPECT_EQ(pidsIn("consumer"), consumerPids);
+  EXPECT_TRUE(advances()) << "the pipeline did not continue";
+  EXPECT_EQ(errors(), "");
+  Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
+                          "SELECT result FROM migrations WHERE mode = 'merge' AND container = 'producer' "
+                          "ORDER BY started_ms DESC LIMIT 1"});
+  ASSERT_EQ(audit.code, 0) << audit.err;
+  EXPECT_EQ(audit.json()["rows"][0][1], "aborted") << audit.out;
+}
+
+}  // namespace
+}  // namespace lxmig::testing

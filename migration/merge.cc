@@ -35,10 +35,10 @@ struct Part {
   std::string name;
   node::Spec spec;
   pid_t init = 0;
-  std::vector<pid_t> roots;                   // host pids of the trees under its init
-  std::vector<std::string> shmFiles;          // /dev/shm files its trees use
-  std::set<pid_t> inner;                      // the pids of its processes inside it
-  std::vector<net::FirewallRule> rules;       // its chain's rules, for the kept one
+  std::vector<pid_t> roots;              // host pids of the trees under its init
+  std::vector<std::string> shmFiles;     // /dev/shm files its trees use
+  std::set<pid_t> inner;                 // the pids of its processes inside it
+  std::vector<net::FirewallRule> rules;  // its chain's rules, for the kept one
 };
 
 // Host pids of a container's processes but its init.
@@ -53,8 +53,7 @@ std::vector<pid_t> workload(node::Node& node, const std::string& name, pid_t ini
 // restored into it). `stoppedOnly`: those still stopped as CRIU left them
 // (a rollback never touches a process of the kept container's own that
 // took one of those pids meanwhile).
-std::vector<pid_t> copiesIn(node::Node& node, const std::string& kept, const std::set<pid_t>& inner,
-                            bool stoppedOnly) {
+std::vector<pid_t> copiesIn(node::Node& node, const std::string& kept, const std::set<pid_t>& inner, bool stoppedOnly) {
   std::vector<pid_t> out;
   const pid_t init = node.lxc().initPid(kept);
   for (pid_t p : workload(node, kept, init)) {
@@ -92,13 +91,14 @@ bool shmFileExists(pid_t init, const std::string& file) {
 }
 
 // Everything that keeps `part` from joining `kept`, one line each.
-std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept,
-                                   pid_t keptInit, const std::set<pid_t>& taken, Part& part) {
+std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept, pid_t keptInit,
+                                   const std::set<pid_t>& taken, Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
   if (!part.spec.lxmigInit) {
-    refuse("its pid 1 is its own command (it was started by an lxmig without lxmig-init): restart it with lxmig run, "
-           "and its processes can be merged");
+    refuse(
+        "its pid 1 is its own command (it was started by an lxmig without lxmig-init): restart it with lxmig run, "
+        "and its processes can be merged");
     return refusals;
   }
   for (const auto& d : part.spec.devices) {
@@ -133,8 +133,9 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
     auto facts = grouping::readAdoptionFacts("/proc", tree);
     grouping::AdoptionPlan plan = grouping::planAdoption(scan, root, facts, rules);
     for (const auto& r : plan.refusals) refuse(r);
-    if (!plan.sysvShm.empty()) refuse("its tree of pid " + std::to_string(innerPid(root)) +
-                                      " maps System V shared memory, which a merge does not carry");
+    if (!plan.sysvShm.empty())
+      refuse("its tree of pid " + std::to_string(innerPid(root)) +
+             " maps System V shared memory, which a merge does not carry");
     for (const auto& f : plan.shmFiles) {
       if (shmFileExists(keptInit, f)) refuse("uses " + f + ", and " + kept.name + " has a file of that name");
       part.shmFiles.push_back(f);

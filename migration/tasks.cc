@@ -153,5 +153,4 @@ Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t
   return okStatus();
 }
 
-
 }  // namespace lxmig::migration

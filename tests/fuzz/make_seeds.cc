@@ -1,8 +1,9 @@
 // Writes the binary seed inputs of the fuzz targets with lxmig's own
 // serializers, so that the seeds are what the agents really exchange:
 //   fuzz_make_seeds tests/fuzz/corpus
-// fills corpus/pagemap/ (CRIU pagemap images) and corpus/conntrack/ (the
-// conntrack records of NetState). Text seeds are written by hand.
+// fills corpus/pagemap/ (CRIU pagemap images), corpus/conntrack/ (the
+// conntrack records of NetState) and corpus/criu_fifo/ (CRIU's FIFO
+// images). Text seeds are written by hand.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "lxmig/base/files.h"
+#include "lxmig/criu/files.pb.h"
 #include "lxmig/criu/image.h"
 #include "lxmig/net/conntrack.h"
 
@@ -105,5 +107,48 @@ int main(int argc, char** argv) {
   ok &= put(ct, "flows.bin", net::encodeConntrack({tcp, udp, icmp}));
   ok &= put(ct, "one-tcp.bin", net::encodeConntrack({tcp}));
   ok &= put(ct, "empty.bin", net::encodeConntrack({}));
+
+  // CRIU FIFO images: files.img naming a FIFO of a bind and one of the
+  // writable area, and fifo-data.img with the bytes waiting in each.
+  const std::string ff = root + "/criu_fifo";
+  auto image = [](uint32_t magic) {
+    std::string out(reinterpret_cast<const char*>(&criu::kImgCommonMagic), 4);
+    return out.append(reinterpret_cast<const char*>(&magic), 4);
+  };
+  auto append = [](std::string& img, const google::protobuf::MessageLite& m, const std::string& trailing) {
+    std::string body = m.SerializeAsString();
+    uint32_t len = static_cast<uint32_t>(body.size());
+    img.append(reinterpret_cast<const char*>(&len), 4);
+    img += body + trailing;
+  };
+  std::string files = image(criu::kFilesMagic);
+  uint32_t id = 1;
+  for (const char* path : {"/shared/fifo", "/tmp/own-fifo"}) {
+    criu::pb::FileEntry reg;
+    reg.set_type(1);
+    reg.set_id(id);
+    reg.mutable_reg()->set_id(id);
+    reg.mutable_reg()->set_name(path);
+    append(files, reg, "");
+    criu::pb::FileEntry fifo;
+    fifo.set_type(3);
+    fifo.set_id(id + 1);
+    fifo.mutable_fifo()->set_id(id + 1);
+    fifo.mutable_fifo()->set_pipe_id(500 + id);
+    fifo.mutable_fifo()->set_regf_id(id);
+    append(files, fifo, "");
+    id += 2;
+  }
+  ok &= put(ff, "files.img", files);
+  std::string data = image(criu::kFifoDataMagic);
+  for (uint32_t pipe : {501u, 503u}) {
+    criu::pb::PipeData d;
+    d.set_pipe_id(pipe);
+    const std::string bytes = "1\n2\n3\n" + std::to_string(pipe) + "\n";
+    d.set_bytes(static_cast<uint32_t>(bytes.size()));
+    d.set_size(65536);
+    append(data, d, bytes);
+  }
+  ok &= put(ff, "fifo-data.img", data);
   return ok ? 0 : 1;
 }

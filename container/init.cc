@@ -38,6 +38,8 @@
 namespace {
 
 volatile sig_atomic_t g_joinIpc = 0;
+// LxcHost::kExecErrorPath: where a command that cannot be executed says why.
+constexpr const char* kExecErrorFile = "/.lxmig-exec-error";
 
 void onUsr1(int) { g_joinIpc = 1; }
 
@@ -85,7 +87,14 @@ bool startCommand(long base, char** argv) {
     signal(SIGHUP, SIG_DFL);
     setsid();
     execvp(argv[0], argv);
-    dprintf(2, "lxmig-init: %s: %s\n", argv[0], strerror(errno));
+    // Why, for the agent's `lxmig run` (LxcHost::execError): stderr goes
+    // nowhere a user sees.
+    const int err = errno;
+    int fd = open(kExecErrorFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      dprintf(fd, "Failed to exec \"%s\": %s", argv[0], strerror(err));
+      close(fd);
+    }
     _exit(127);
   }
   return true;

@@ -1,6 +1,7 @@
 #include "lxmig/container/lxc_host.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <lxc/lxccontainer.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -434,6 +435,22 @@ Status LxcHost::installInit(const std::string& name) {
   // The rootfs was just made by define(): nothing of a payload is in it yet.
   std::string to = rootfs(name) + kInitPath;
   return writeFileAtomic(to, *bytes, 0755);
+}
+
+std::string LxcHost::execError(const std::string& name) const {
+  // The container's writable area: opened without following a link, the
+  // file as well (a container may have put anything there).
+  UniqueFd root(::open(rootfs(name).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!root) return "";
+  UniqueFd f(::openat(root.get(), kExecErrorPath + 1, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (!f || ::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  char buf[512];
+  ssize_t n = ::read(f.get(), buf, sizeof buf);
+  std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  for (char& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return text;
 }
 
 Status LxcHost::dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv) {

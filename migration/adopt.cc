@@ -189,9 +189,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   rep.set_bytes(treeBytes(images));
   if (!stopped.empty()) {
     // What settleAdoptions needs if the agent stops before 5.
-    std::string tasks;
-    for (const auto& t : stopped) tasks += " " + std::to_string(t.pid) + ":" + t.startTime;
-    journal.event("info", std::string(kStoppedEvent) + tasks);
+    journal.event("info", std::string(kStoppedEvent) + tasksText(stopped));
     if (cfg.failAt == "adopt-crash") {
       // Testing: the agent dies with the host tree stopped; its restart
       // settles the adoption (settleAdoptions).
@@ -267,27 +265,12 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
 }
 
 int settleAdoptions(node::Node& node) {
-  store::MigrationFilter f;
-  f.result = std::string(name(v1::RESULT_RUNNING));
-  f.limit = 1000;
-  auto rows = node.audit().listMigrations(f);
-  if (!rows.ok()) {
-    LXMIG_LOG(kWarn, kLog) << "settling adoptions: " << rows.status().toString();
-    return 0;
-  }
   int settled = 0;
-  for (const auto& m : *rows) {
-    if (m.mode != name(v1::MODE_ADOPT)) continue;
+  for (const auto& m : interruptedRows(node.audit(), v1::MODE_ADOPT)) {
     std::vector<Task> stopped;
     if (auto events = node.audit().events(m.id); events.ok())
       for (const auto& e : *events)
-        if (startsWith(e.text, kStoppedEvent))
-          for (const auto& item : split(e.text.substr(std::string(kStoppedEvent).size()), ' ')) {
-            auto colon = item.find(':');
-            uint64_t pid = 0;
-            if (colon != std::string::npos && parseUint64(item.substr(0, colon), &pid) && pid > 0 && pid < (1u << 22))
-              stopped.push_back({static_cast<pid_t>(pid), item.substr(colon + 1)});
-          }
+        if (startsWith(e.text, kStoppedEvent)) stopped = parseTasks(e.text.substr(std::string(kStoppedEvent).size()));
     bool hostAlive = false;
     for (const auto& t : stopped) hostAlive |= startTimeOf(t.pid) == t.startTime;
     v1::MigrationReport rep;

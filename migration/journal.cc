@@ -7,6 +7,21 @@
 
 namespace lxmig::migration {
 
+std::vector<store::MigrationRecord> interruptedRows(store::AuditLog& audit, v1::MigrationMode mode) {
+  store::MigrationFilter f;
+  f.result = std::string(name(v1::RESULT_RUNNING));
+  f.limit = 1000;
+  auto rows = audit.listMigrations(f);
+  if (!rows.ok()) {
+    LXMIG_LOG(kWarn, "migration") << "settling interrupted " << name(mode) << " steps: " << rows.status().toString();
+    return {};
+  }
+  std::vector<store::MigrationRecord> out;
+  for (auto& m : *rows)
+    if (m.mode == name(mode)) out.push_back(std::move(m));
+  return out;
+}
+
 constexpr const char* kLog = "migration";
 
 void keepLogs(const std::string& imagesDir, const std::string& dest) {

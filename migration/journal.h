@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "lxmig/base/status.h"
 #include "lxmig/store/audit_log.h"
@@ -18,6 +19,11 @@ using ProgressFn = std::function<void(const v1::Progress&)>;
 // CRIU's logs of a failed migration outlive the images for the operator:
 // copied from imagesDir to dest (<state>/logs/<id>).
 void keepLogs(const std::string& imagesDir, const std::string& dest);
+
+// The rows of `mode` still "running" in the audit: at an agent's start,
+// steps it stopped under (adopt, merge), for it to settle. An audit that
+// cannot be read is logged, and gives none.
+std::vector<store::MigrationRecord> interruptedRows(store::AuditLog& audit, v1::MigrationMode mode);
 
 // The report and the audit of one migration. An audit write that fails is
 // logged (the migration goes on: the report still says everything).

@@ -64,6 +64,19 @@ std::vector<pid_t> copiesIn(node::Node& node, const std::string& kept, const std
   return out;
 }
 
+// The audit row of one container merged.
+v1::MigrationReport newReport(const std::string& container, const std::string& node, int64_t startedMs) {
+  v1::MigrationReport rep;
+  rep.set_id(newMigrationId());
+  rep.set_container(container);
+  rep.set_source(node);
+  rep.set_target(node);
+  rep.set_mode(v1::MODE_MERGE);
+  rep.set_reason("merge");
+  rep.set_started_ms(startedMs);
+  return rep;
+}
+
 void signalAll(const std::vector<pid_t>& pids, int sig) {
   for (pid_t p : pids) ::kill(p, sig);
 }
@@ -223,18 +236,11 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     parts.push_back(std::move(part));
   }
   const int64_t checkMs = (monotonicNs() - t0) / 1000000;
-  if (req.dry_run() && reply.refusals_size() == 0) return reply;
+  if (req.dry_run()) return reply;  // checked, nothing recorded
   if (reply.refusals_size() > 0) {
     // One refused row per container that would have joined.
     for (const auto& part : parts) {
-      v1::MigrationReport rep;
-      rep.set_id(newMigrationId());
-      rep.set_container(part.name);
-      rep.set_source(cfg.node);
-      rep.set_target(cfg.node);
-      rep.set_mode(v1::MODE_MERGE);
-      rep.set_reason("merge");
-      rep.set_started_ms(startedMs);
+      v1::MigrationReport rep = newReport(part.name, cfg.node, startedMs);
       Journal journal(node.audit(), rep);
       journal.begin("merge");
       journal.addPhase(v1::PHASE_CHECK, startedMs, checkMs, 0, "into=" + keptName);
@@ -247,13 +253,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
 
   for (Part& part : parts) {
     v1::MigrationReport& rep = *reply.add_reports();
-    rep.set_id(newMigrationId());
-    rep.set_container(part.name);
-    rep.set_source(cfg.node);
-    rep.set_target(cfg.node);
-    rep.set_mode(v1::MODE_MERGE);
-    rep.set_reason("merge");
-    rep.set_started_ms(wallMs());
+    rep = newReport(part.name, cfg.node, wallMs());
     const int64_t partStart = monotonicNs();
     Journal journal(node.audit(), rep);
     journal.begin("merge");
@@ -287,12 +287,9 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
       // The trees as dumped (a short-lived child seen by the check may be
       // gone, another born): their pids inside name the copies.
       part.inner.clear();
-      std::string tasks;
-      for (const auto& t : stopped) {
-        tasks += " " + std::to_string(t.pid) + ":" + t.startTime;
+      for (const auto& t : stopped)
         if (pid_t in = innerPid(t.pid); in > 0) part.inner.insert(in);
-      }
-      journal.event("info", std::string(kStoppedEvent) + tasks);
+      journal.event("info", std::string(kStoppedEvent) + tasksText(stopped));
       journal.event("info", std::string(kCopiesEvent) + keptName + ": " + joinPids(part.inner));
     }
     auto abort = [&](const Status& why) {
@@ -362,17 +359,8 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
 }
 
 int settleMerges(node::Node& node) {
-  store::MigrationFilter f;
-  f.result = std::string(name(v1::RESULT_RUNNING));
-  f.limit = 1000;
-  auto rows = node.audit().listMigrations(f);
-  if (!rows.ok()) {
-    LXMIG_LOG(kWarn, kLog) << "settling merges: " << rows.status().toString();
-    return 0;
-  }
   int settled = 0;
-  for (const auto& m : *rows) {
-    if (m.mode != name(v1::MODE_MERGE)) continue;
+  for (const auto& m : interruptedRows(node.audit(), v1::MODE_MERGE)) {
     std::vector<Task> stopped;
     std::string kept;
     std::set<pid_t> inner;
@@ -385,12 +373,7 @@ int settleMerges(node::Node& node) {
     if (auto events = node.audit().events(m.id); events.ok())
       for (const auto& e : *events) {
         if (startsWith(e.text, kStoppedEvent)) {
-          for (const auto& item : split(e.text.substr(std::string(kStoppedEvent).size()), ' ')) {
-            auto colon = item.find(':');
-            pid_t pid = 0;
-            if (colon != std::string::npos && parsePid(item.substr(0, colon), &pid))
-              stopped.push_back({pid, item.substr(colon + 1)});
-          }
+          stopped = parseTasks(e.text.substr(std::string(kStoppedEvent).size()));
         } else if (startsWith(e.text, kCopiesEvent)) {
           auto colon = e.text.find(':');
           if (colon == std::string::npos) continue;

@@ -77,6 +77,23 @@ void awaitGone(const std::vector<Task>& tree, int timeoutMs) {
   }
 }
 
+std::string tasksText(const std::vector<Task>& tasks) {
+  std::string out;
+  for (const auto& t : tasks) out += " " + std::to_string(t.pid) + ":" + t.startTime;
+  return out;
+}
+
+std::vector<Task> parseTasks(std::string_view text) {
+  std::vector<Task> out;
+  for (const auto& item : split(std::string(text), ' ')) {
+    auto colon = item.find(':');
+    uint64_t pid = 0;
+    if (colon != std::string::npos && parseUint64(item.substr(0, colon), &pid) && pid > 0 && pid < (1u << 22))
+      out.push_back({static_cast<pid_t>(pid), item.substr(colon + 1)});
+  }
+  return out;
+}
+
 uint64_t treeBytes(const std::string& dir) {
   uint64_t total = 0;
   for (const auto& e : listDirEntries(dir).value_or({})) {

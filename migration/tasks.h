@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lxmig/base/status.h"
@@ -38,6 +39,10 @@ void signalTree(const std::vector<Task>& tree, int sig);
 // Until none of the tasks is alive (a zombie counts as gone), at most
 // `timeoutMs`.
 void awaitGone(const std::vector<Task>& tree, int timeoutMs);
+// "PID:START PID:START ..." (an audit event's words) and back; words that
+// are not a task are skipped.
+std::string tasksText(const std::vector<Task>& tasks);
+std::vector<Task> parseTasks(std::string_view text);
 // Bytes of the regular files directly in dir.
 uint64_t treeBytes(const std::string& dir);
 // The pid of a host process inside its PID namespace (the last NSpid).

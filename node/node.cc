@@ -554,7 +554,10 @@ Result<v1::ContainerInfo> Node::runReserved(const v1::RunContainerRequest& req, 
   // off, nothing to do) leaves a stopped container: say so, not "running".
   for (int i = 0; st.ok() && i < kStartSettleMs / 20; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (lxc_.state(s.name) == RunState::kStopped)
+    if (lxc_.state(s.name) != RunState::kStopped) continue;
+    if (std::string why = lxc_.execError(s.name); !why.empty())
+      st = failedPrecondition("`" + s.command[0] + "` could not be started: " + why);
+    else
       st = failedPrecondition("`" + s.command[0] + "` exited within " + std::to_string((i + 1) * 20) +
                               " ms of the start; the container needs a command that keeps running");
   }

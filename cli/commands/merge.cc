@@ -28,7 +28,9 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
   for (const auto& n : o.names) rq.add_containers(n);
   rq.set_name(kept);
   rq.set_dry_run(o.dryRun);
-  auto t = conn.forNode(*where);
+  // Served by the agent of the containers' node on this machine (not
+  // forwarded yet: on a cluster, run it on that node).
+  auto t = conn.onThisMachine(*where);
   if (!t.ok()) return fail(what, t.status());
   // Dumps and restores of large containers take their time.
   auto r = call(*t, &v1::Agent::Stub::Merge, rq, 900);

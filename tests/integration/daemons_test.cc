@@ -21,6 +21,9 @@
 namespace lxmig::testing {
 namespace {
 
+// The user of a container's workload: the first child of its lxmig-init.
+constexpr const char* kWorkloadUser = "stat -c %U /proc/$(cut -d' ' -f1 /proc/1/task/1/children)";
+
 constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
 constexpr int kPgPort = 5432;
 
@@ -61,7 +64,7 @@ TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) {
   }
   ASSERT_TRUE(up) << "PostgreSQL never answered at " << ip;
   // Its processes run as postgres, not root.
-  Cli uid = tb().lxmig({"exec", "pg", "--", "stat", "-c", "%U", "/proc/1"});
+  Cli uid = tb().lxmig({"exec", "pg", "--", "/bin/sh", "-c", kWorkloadUser});
   ASSERT_EQ(trim(uid.out), "postgres");
 
   const std::string pgbench = std::string(kPgBin) + "/pgbench";
@@ -209,7 +212,7 @@ TEST_F(DaemonsTest, RedisOfUidRedisUnderLoadMovesLiveAndLosesNoWrite) {
     if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   ASSERT_TRUE(up) << "redis never answered at " << ip;
-  Cli uid = tb().lxmig({"exec", "kv", "--", "stat", "-c", "%U", "/proc/1"});
+  Cli uid = tb().lxmig({"exec", "kv", "--", "/bin/sh", "-c", kWorkloadUser});
   ASSERT_EQ(trim(uid.out), "redis");
   ASSERT_EQ(cli({"DEBUG", "POPULATE", "200000", "key", "200"}), "OK");
 
@@ -269,7 +272,7 @@ TEST_F(DaemonsTest, RedisOfUidRedisUnderLoadMovesLiveAndLosesNoWrite) {
   EXPECT_GE(final, expect - 1);
   EXPECT_LE(final, expect - 1 + failedSince);
   EXPECT_GE(std::atoll(cli({"DBSIZE"}).c_str()), 200001) << "keys were lost";
-  EXPECT_EQ(trim(tb().lxmig({"exec", "kv", "--", "stat", "-c", "%U", "/proc/1"}).out), "redis");
+  EXPECT_EQ(trim(tb().lxmig({"exec", "kv", "--", "/bin/sh", "-c", kWorkloadUser}).out), "redis");
   Cli rm = tb().lxmig({"rm", "kv"});
   EXPECT_EQ(rm.code, 0) << rm.err;
 }

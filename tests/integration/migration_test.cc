@@ -358,13 +358,15 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   ASSERT_NE(tb().waitServer(ip, kPort), "");
   const std::string before = tb().clientRequest(ip, kPort, "GET");
   const std::string sum = tb().clientRequest(ip, kPort, "SUM");
-  auto uids = [&] {  // of the container's init and server
-    Cli c = tb().lxmig({"exec", "nobody", "--", "stat", "-c", "%u", "/proc/1", "/proc/2"});
+  // The server (the first child of lxmig-init) and the process it forked.
+  const std::string server = "w=$(cut -d' ' -f1 /proc/1/task/1/children); c=$(cut -d' ' -f1 /proc/$w/task/$w/children)";
+  auto uids = [&] {
+    Cli c = tb().lxmig({"exec", "nobody", "--", "/bin/sh", "-c", server + "; stat -c %u /proc/$w /proc/$c"});
     return std::string(trim(c.out));
   };
   ASSERT_EQ(uids(), "65534\n65534");
-  auto seccomp = [&] {  // of the server: 2, a filter of its own
-    Cli c = tb().lxmig({"exec", "nobody", "--", "grep", "^Seccomp:", "/proc/2/status"});
+  auto seccomp = [&] {  // of the forked server: 2, a filter of its own
+    Cli c = tb().lxmig({"exec", "nobody", "--", "/bin/sh", "-c", server + "; grep ^Seccomp: /proc/$c/status"});
     return std::string(trim(c.out));
   };
   ASSERT_EQ(seccomp(), "Seccomp:\t2");

@@ -105,6 +105,11 @@ class LxcHost {
   // container: its namespaces and cgroups, the same pids inside it, the
   // tasks left stopped until the caller continues them (continueAll).
   static constexpr const char* kInitPath = "/.lxmig-init";
+  // Why lxmig-init could not execute the container's command ("Failed to
+  // exec ..."), one line of at most 512 bytes, from kExecErrorPath in its
+  // writable area; "" when it said nothing.
+  static constexpr const char* kExecErrorPath = "/.lxmig-exec-error";
+  std::string execError(const std::string& name) const;
   Status installInit(const std::string& name);
   // `sysv`: the tree maps System V shared memory; CRIU then dumps its IPC
   // namespace, restoreInto gives the tree that namespace, and joinTreeIpc

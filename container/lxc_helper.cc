@@ -170,8 +170,8 @@ int pruneShm(int argc, char** argv) {
 
 // Joins the container whose init is `init`: the cgroup.procs files given,
 // its mount namespace (with CRIU_HOME of the host mounted at the same path,
-// unless "-"), and its network, IPC, UTS and PID namespaces (the PID one
-// for the children forked from here). 0 when joined.
+// unless "-"), and its cgroup, network, IPC, UTS, PID and time namespaces
+// (the PID and time ones for the children forked from here). 0 when joined.
 int enterContainer(const char* init, const std::string& criuHome, const std::vector<std::string>& cgroupProcs) {
   int tree = -1;
   if (criuHome != "-") {
@@ -185,8 +185,12 @@ int enterContainer(const char* init, const std::string& criuHome, const std::vec
     ::close(fd);
   }
   int mnt = openNs(init, "mnt"), net = openNs(init, "net"), ipc = openNs(init, "ipc"), uts = openNs(init, "uts"),
-      pid = openNs(init, "pid");
-  if (mnt < 0 || net < 0 || ipc < 0 || uts < 0 || pid < 0) return fail(std::string("namespaces of pid ") + init);
+      pid = openNs(init, "pid"), time = openNs(init, "time"), cgroup = openNs(init, "cgroup");
+  if (mnt < 0 || net < 0 || ipc < 0 || uts < 0 || pid < 0 || time < 0 || cgroup < 0)
+    return fail(std::string("namespaces of pid ") + init);
+  // Its cgroup namespace after its cgroups (the namespace's root is the
+  // cgroup this process is in when it joins).
+  if (::setns(cgroup, CLONE_NEWCGROUP) != 0) return fail("join the cgroup namespace");
   if (::setns(mnt, CLONE_NEWNS) != 0) return fail("join the mount namespace");
   if (::chdir("/") != 0) return fail("chdir /");
   if (tree >= 0) {
@@ -197,10 +201,13 @@ int enterContainer(const char* init, const std::string& criuHome, const std::vec
     ::close(at);
     ::close(tree);
   }
+  // The time namespace too: a container restored by CRIU has one of its
+  // own (its clocks continue across the move). CRIU forked from here shares
+  // it, so a dump holds none and a restore puts the tasks into it.
   if (::setns(net, CLONE_NEWNET) != 0 || ::setns(ipc, CLONE_NEWIPC) != 0 || ::setns(uts, CLONE_NEWUTS) != 0 ||
-      ::setns(pid, CLONE_NEWPID) != 0)
+      ::setns(pid, CLONE_NEWPID) != 0 || ::setns(time, CLONE_NEWTIME) != 0)
     return fail("join the container's namespaces");
-  for (int fd : {mnt, net, ipc, uts, pid}) ::close(fd);
+  for (int fd : {mnt, net, ipc, uts, pid, time, cgroup}) ::close(fd);
   return 0;
 }
 

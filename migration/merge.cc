@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -91,6 +92,21 @@ bool sameBind(const container::Bind& a, const container::Bind& b) {
   return a.hostPath == b.hostPath && a.containerPath == b.containerPath;
 }
 
+// How far a process's clocks read ahead of the host's (its time namespace's
+// CLOCK_MONOTONIC offset; the boottime one moves with it), in ns; 0 in the
+// host's time namespace or when unreadable.
+int64_t clockOffsetNs(pid_t pid) {
+  for (const auto& line : split(readFile("/proc/" + std::to_string(pid) + "/timens_offsets").value_or(""), '\n')) {
+    std::vector<std::string> f;
+    for (const auto& w : split(line, ' '))
+      if (!w.empty()) f.push_back(w);
+    if (f.size() != 3 || f[0] != "monotonic") continue;
+    const int64_t sec = std::strtoll(f[1].c_str(), nullptr, 10), nsec = std::strtoll(f[2].c_str(), nullptr, 10);
+    return sec * 1000000000 + nsec;
+  }
+  return 0;
+}
+
 // Whether the kept container's /dev/shm has a file of that name (looked up
 // beneath its root, no link followed).
 bool shmFileExists(pid_t init, const std::string& file) {
@@ -104,8 +120,10 @@ bool shmFileExists(pid_t init, const std::string& file) {
 }
 
 // Everything that keeps `part` from joining `kept`, one line each.
+// `furthestAhead`: the container whose clocks read furthest ahead, the one
+// to keep when clocks differ.
 std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept, pid_t keptInit,
-                                   const std::set<pid_t>& taken, Part& part) {
+                                   const std::string& furthestAhead, const std::set<pid_t>& taken, Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
   if (!part.spec.lxmigInit) {
@@ -114,6 +132,16 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
         "and its processes can be merged");
     return refusals;
   }
+  // A container restored by CRIU has a time namespace of its own, whose
+  // clocks continue from where they were dumped. Merged, the processes
+  // take the kept container's: they may only see their clocks go forward
+  // (as after a pause), never back.
+  const int64_t ahead = clockOffsetNs(part.init) - clockOffsetNs(keptInit);
+  if (ahead > 0)
+    refuse("its clocks read " + std::to_string(ahead / 1000000) + "." + std::to_string(ahead / 100000 % 10) +
+           " ms ahead of " + kept.name + "'s (each container that was migrated has clocks of its own): merged, its " +
+           "processes would see CLOCK_MONOTONIC go back; merge into " + furthestAhead + " instead (--name " +
+           furthestAhead + ")");
   for (const auto& d : part.spec.devices) {
     bool has = false;
     for (const auto& k : kept.devices) has = has || (k.hostPath == d.hostPath && k.containerPath == d.containerPath);
@@ -223,6 +251,9 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
                        "not reap the processes that join it: restart it with lxmig run");
   std::set<pid_t> taken;  // pids inside the kept container, and of the parts checked before
   for (pid_t p : node.lxc().pids(keptName).value_or(std::vector<pid_t>{})) taken.insert(innerPid(p));
+  std::string furthestAhead = keptName;
+  for (const auto& n : names)
+    if (clockOffsetNs(node.lxc().initPid(n)) > clockOffsetNs(node.lxc().initPid(furthestAhead))) furthestAhead = n;
   std::vector<Part> parts;
   for (const auto& n : names) {
     if (n == keptName) continue;
@@ -230,7 +261,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     part.name = n;
     part.spec = specs[n];
     part.init = node.lxc().initPid(n);
-    for (const auto& r : checkPart(node, scan, kept, keptInit, taken, part)) reply.add_refusals(r);
+    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, part)) reply.add_refusals(r);
     taken.insert(part.inner.begin(), part.inner.end());
     for (pid_t p : part.inner) reply.add_pids(p);
     parts.push_back(std::move(part));
@@ -298,7 +329,8 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
       auto copies = copiesIn(node, keptName, part.inner, true);
       signalAll(copies, SIGKILL);
       signalTree(stopped, SIGCONT);
-      keepLogs(images, cfg.stateDir + "/logs/" + rep.id());
+      for (size_t k = 0; k < part.roots.size(); ++k)
+        keepLogs(images + "/" + std::to_string(k), cfg.stateDir + "/logs/" + rep.id() + "/" + std::to_string(k));
       (void)removeTree(images);
       ab.end(okStatus(), 0, "copies killed=" + std::to_string(copies.size()) + "; " + part.name + " continued");
       journal.finish(v1::RESULT_ABORTED, why, total());

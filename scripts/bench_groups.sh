@@ -6,9 +6,9 @@
 # Per run: a tree started on n1's host (counter_server holding SIZE MiB,
 # forking, plus a shell pipeline) is adopted (`lxmig adopt`), then its
 # container is migrated to n2 with stop-and-copy and back with pre-copy.
-# Then a second container ("side": counter_server holding SIZE MiB) is
-# migrated to n2 and back with stop-and-copy and merged into the first
-# (`lxmig merge`).
+# Then the tree's processes are merged into a fresh container of n1
+# (`lxmig merge side tree --name side`: its clocks read ahead of the
+# migrated tree's, so theirs only move forward).
 # Compared: adopt's and merge's downtime (the processes are stopped from
 # the dump's start to the commit) with stop-and-copy's downtime of the same
 # processes' container and with its frozen window without the transfer step
@@ -53,21 +53,22 @@ done' </dev/null >/dev/null 2>&1 & echo \$!")
     "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/sc.json" 2>"$OUT/sc.err" || sc=$?
     "$LXMIG" --json migrate "$name" --to n1 --mode pre-copy >"$OUT/pc.json" 2>"$OUT/pc.err" || pc=$?
   fi
-  local side="side$1x$2" ssc=0 mc=0
-  rm -f "$OUT"/{ssc,merge}.{json,err}
+  local side="side$1x$2" mc=0
+  rm -f "$OUT"/merge.{json,err}
   if ((rc == 0)); then
-    if "$LXMIG" --node n1 run --name "$side" --bind "$WORK" -- "$WORK/counter_server" --port 7200 --mem "$size" \
+    # A fresh container whose clocks read ahead of the migrated tree's: the
+    # tree's processes join it (their clocks only move forward).
+    if "$LXMIG" --node n1 run --name "$side" --bind "$DIR:$DIR:rw" --bind "$WORK" -- sleep 1000000 \
       >/dev/null 2>"$OUT/merge.err"; then
-      sleep 2  # its memory written
-      "$LXMIG" --json migrate "$side" --to n2 --mode stop-and-copy >"$OUT/ssc.json" 2>"$OUT/ssc.err" || ssc=$?
-      "$LXMIG" --json migrate "$side" --to n1 --mode stop-and-copy >/dev/null 2>&1 || ssc=$?
-      "$LXMIG" --json merge "$name" "$side" --name "$name" >"$OUT/merge.json" 2>>"$OUT/merge.err" || mc=$?
+      "$LXMIG" --json merge "$side" "$name" --name "$side" >"$OUT/merge.json" 2>>"$OUT/merge.err" || mc=$?
     else
       mc=1
     fi
   fi
   "$LXMIG" rm "$side" >/dev/null 2>&1 || true
-  "$LXMIG" rm "$name" >/dev/null 2>&1 || kill -KILL -- "-$root" 2>/dev/null || true
+  "$LXMIG" rm "$name" >/dev/null 2>&1 || true
+  # Not adopted: the tree still runs on the host, in its session.
+  ((rc == 0)) || kill -KILL -- "-$root" 2>/dev/null || true
   python3 - "$size" "$run" "$rc" "$sc" "$pc" "$OUT" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
 size, run, rc, sc, pc = (int(x) for x in sys.argv[1:6])
@@ -85,12 +86,10 @@ def load(name, code):
 def phase(r, name):
     return sum(p.get("duration_ms", 0) for p in r.get("phases", []) if p.get("name") == name)
 a, s, p = load("adopt", rc), load("sc", sc), load("pc", pc)
-m, ss = load("merge", 0), load("ssc", 0)
+m = load("merge", 0)
 row = {"size_mib": size, "run": run,
        "merge": {"result": m.get("result"), "downtime_ms": m.get("downtime_ms"), "dump_ms": phase(m, "dump"),
                  "restore_ms": phase(m, "restore"), "error": m.get("error", "")},
-       "side_stop_and_copy": {"result": ss.get("result"), "downtime_ms": ss.get("downtime_ms"),
-                              "transfer_ms": phase(ss, "transfer"), "error": ss.get("error", "")},
        "adopt": {"result": a.get("result"), "downtime_ms": a.get("downtime_ms"), "dump_ms": phase(a, "dump"),
                  "restore_ms": phase(a, "restore"), "error": a.get("error", "")},
        "stop_and_copy": {"result": s.get("result"), "downtime_ms": s.get("downtime_ms"), "dump_ms": phase(s, "dump"),
@@ -132,12 +131,11 @@ print()
 print(f"{'SIZE':>8} {'RUNS':>4} {'MERGE':>8} {'S&C':>8} {'S&C-NET':>8} {'MERGE/S&C-NET':>14} {'MERGE/S&C':>10} FAILED")
 for size in sorted({r["size_mib"] for r in rows}):
     rs = [r for r in rows if r["size_mib"] == size]
-    ok = [r for r in rs if r["merge"]["result"] == "committed" and r["side_stop_and_copy"]["result"] == "committed"]
-    failed = [f'{k}: {r[k]["error"][:80]}' for r in rs for k in ("merge", "side_stop_and_copy")
-              if r[k]["result"] != "committed"]
+    ok = [r for r in rs if r["merge"]["result"] == "committed" and r["stop_and_copy"]["result"] == "committed"]
+    failed = [f'merge: {r["merge"]["error"][:80]}' for r in rs if r["merge"]["result"] != "committed"]
     m = med([r["merge"]["downtime_ms"] for r in ok])
-    s = med([r["side_stop_and_copy"]["downtime_ms"] for r in ok])
-    sn = med([r["side_stop_and_copy"]["downtime_ms"] - r["side_stop_and_copy"]["transfer_ms"] for r in ok])
+    s = med([r["stop_and_copy"]["downtime_ms"] for r in ok])
+    sn = med([r["stop_and_copy"]["downtime_ms"] - r["stop_and_copy"]["transfer_ms"] for r in ok])
     print(f"{str(size) + ' MiB':>8} {len(rs):>4} {m:>6.0f}ms {s:>6.0f}ms {sn:>6.0f}ms {m / sn:>14.2f} {m / s:>10.2f} "
           f"{len(failed)}{': ' + '; '.join(failed) if failed else ''}")
 PY

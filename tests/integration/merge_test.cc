@@ -134,10 +134,10 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   EXPECT_TRUE(advances()) << "the pipeline stopped with the merge";
 
   // The merged container moves as one, and back, by both modes.
-  Cli there = tb().lxmig({"migrate", "consumer", "--to", "n2", "--mode", "pre-copy"});
+  Cli there = tb().lxmig({"migrate", "consumer", "--to", "n2", "--mode", "stop-and-copy"});
   ASSERT_EQ(there.code, 0) << there.err << there.out << criuLogOf(there);
   EXPECT_TRUE(advances()) << "the pipeline stopped with the migration to n2";
-  Cli back = tb().lxmig({"migrate", "consumer", "--to", "n1", "--mode", "stop-and-copy"});
+  Cli back = tb().lxmig({"migrate", "consumer", "--to", "n1", "--mode", "pre-copy"});
   ASSERT_EQ(back.code, 0) << back.err << back.out << criuLogOf(back);
   EXPECT_TRUE(advances()) << "the pipeline stopped with the migration back";
   EXPECT_EQ(errors(), "") << "the consumer saw numbers lost or twice";
@@ -185,7 +185,9 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
     EXPECT_EQ(m.code, 1) << m.out;
     EXPECT_NE(m.err.find(c.line), std::string::npos) << m.err;
     for (const auto& line : split(m.err, '\n'))
-      if (!line.empty()) EXPECT_EQ(line.rfind("lxmig: merge refused: " + c.name + ": ", 0), 0u) << line;
+      if (!line.empty()) {
+        EXPECT_EQ(line.rfind("lxmig: merge refused: " + c.name + ": ", 0), 0u) << line;
+      }
     // Nothing touched: both run as before.
     EXPECT_EQ(nodeOf(c.name), "n1");
     EXPECT_EQ(pidsIn(c.name), before);
@@ -203,6 +205,38 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
   EXPECT_NE(twice.err.find("named twice"), std::string::npos) << twice.err;
   Cli one = tb().lxmig({"merge", "keeper"});
   EXPECT_EQ(one.code, 2) << one.err;
+}
+
+// A migrated container has clocks of its own (CRIU's time namespace keeps
+// them going from where they were dumped): its processes may join a
+// container whose clocks read ahead, never one whose clocks read behind.
+// Merged, the container migrates again (one time and one cgroup namespace).
+TEST_F(MergeTest, ClocksOnlyMoveForwardAndAMergedContainerMovesAgain) {
+  for (const char* name : {"moved", "fresh"}) {
+    Cli r = run(name, {}, "exec sleep 1000000");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  for (const char* to : {"n2", "n1"}) {
+    Cli m = tb().lxmig({"migrate", "moved", "--to", to, "--mode", "stop-and-copy"});
+    ASSERT_EQ(m.code, 0) << m.err;
+  }
+  Cli back = tb().lxmig({"merge", "moved", "fresh", "--name", "moved"});
+  EXPECT_EQ(back.code, 1) << back.out;
+  EXPECT_NE(back.err.find("lxmig: merge refused: fresh: its clocks read "), std::string::npos) << back.err;
+  EXPECT_NE(back.err.find("merge into fresh instead (--name fresh)"), std::string::npos) << back.err;
+  EXPECT_EQ(nodeOf("moved"), "n1");
+  Cli forward = tb().lxmig({"merge", "moved", "fresh", "--name", "fresh"});
+  ASSERT_EQ(forward.code, 0) << forward.err;
+  EXPECT_EQ(nodeOf("moved"), "");
+  for (const char* to : {"n2", "n1"}) {
+    Cli m = tb().lxmig({"migrate", "fresh", "--to", to});
+    EXPECT_EQ(m.code, 0) << m.err;
+  }
+  // Both sleeps run in it, after the merge and the two migrations.
+  Cli ps = tb().lxmig({"exec", "fresh", "--", "ps", "-eo", "comm="});
+  size_t sleeps = 0;
+  for (const auto& line : split(ps.out, '\n')) sleeps += trim(line) == "sleep";
+  EXPECT_EQ(sleeps, 2u) << ps.out;
 }
 
 TEST_F(MergeTest, ARestoreThatFailsLeavesBothContainersAsTheyWere) {

@@ -271,14 +271,8 @@ int settleAdoptions(node::Node& node) {
     if (auto events = node.audit().events(m.id); events.ok())
       for (const auto& e : *events)
         if (startsWith(e.text, kStoppedEvent)) stopped = parseTasks(e.text.substr(std::string(kStoppedEvent).size()));
-    bool hostAlive = false;
-    for (const auto& t : stopped) hostAlive |= startTimeOf(t.pid) == t.startTime;
-    v1::MigrationReport rep;
-    rep.set_id(m.id);
-    rep.set_container(m.container);
-    rep.set_source(m.source);
-    rep.set_target(m.target);
-    rep.set_mode(v1::MODE_ADOPT);
+    const bool hostAlive = anyAlive(stopped);
+    v1::MigrationReport rep = reportOf(m, v1::MODE_ADOPT);
     Journal journal(node.audit(), rep);
     if (hostAlive || stopped.empty()) {
       // Before the commit the host's copy is the one: the container goes,

@@ -7,6 +7,16 @@
 
 namespace lxmig::migration {
 
+v1::MigrationReport reportOf(const store::MigrationRecord& row, v1::MigrationMode mode) {
+  v1::MigrationReport rep;
+  rep.set_id(row.id);
+  rep.set_container(row.container);
+  rep.set_source(row.source);
+  rep.set_target(row.target);
+  rep.set_mode(mode);
+  return rep;
+}
+
 std::vector<store::MigrationRecord> interruptedRows(store::AuditLog& audit, v1::MigrationMode mode) {
   store::MigrationFilter f;
   f.result = std::string(name(v1::RESULT_RUNNING));

@@ -24,6 +24,8 @@ void keepLogs(const std::string& imagesDir, const std::string& dest);
 // steps it stopped under (adopt, merge), for it to settle. An audit that
 // cannot be read is logged, and gives none.
 std::vector<store::MigrationRecord> interruptedRows(store::AuditLog& audit, v1::MigrationMode mode);
+// The report that finishes such a row (its id, container, nodes and mode).
+v1::MigrationReport reportOf(const store::MigrationRecord& row, v1::MigrationMode mode);
 
 // The report and the audit of one migration. An audit write that fails is
 // logged (the migration goes on: the report still says everything).

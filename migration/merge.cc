@@ -416,14 +416,8 @@ int settleMerges(node::Node& node) {
           }
         }
       }
-    bool originalsAlive = false;
-    for (const auto& t : stopped) originalsAlive |= startTimeOf(t.pid) == t.startTime;
-    v1::MigrationReport rep;
-    rep.set_id(m.id);
-    rep.set_container(m.container);
-    rep.set_source(m.source);
-    rep.set_target(m.target);
-    rep.set_mode(v1::MODE_MERGE);
+    const bool originalsAlive = anyAlive(stopped);
+    v1::MigrationReport rep = reportOf(m, v1::MODE_MERGE);
     Journal journal(node.audit(), rep);
     const bool keptOk = checkContainerName(kept).ok();
     std::vector<pid_t> copies =

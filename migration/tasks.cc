@@ -63,6 +63,12 @@ bool isZombie(pid_t pid) {
   return !f.empty() && f[0] == "Z";
 }
 
+bool anyAlive(const std::vector<Task>& tasks) {
+  for (const auto& t : tasks)
+    if (startTimeOf(t.pid) == t.startTime) return true;
+  return false;
+}
+
 void signalTree(const std::vector<Task>& tree, int sig) {
   for (const auto& t : tree)
     if (startTimeOf(t.pid) == t.startTime) ::kill(t.pid, sig);

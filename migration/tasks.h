@@ -34,6 +34,8 @@ std::string startTimeOf(pid_t pid);
 // is stopped: nothing forks).
 std::vector<Task> treeOf(pid_t root);
 bool isZombie(pid_t pid);
+// Whether any of the tasks is still alive as recorded (a zombie counts).
+bool anyAlive(const std::vector<Task>& tasks);
 // `sig` to each task still alive as recorded.
 void signalTree(const std::vector<Task>& tree, int sig);
 // Until none of the tasks is alive (a zombie counts as gone), at most

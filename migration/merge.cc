@@ -36,10 +36,9 @@ struct Part {
   std::string name;
   node::Spec spec;
   pid_t init = 0;
-  std::vector<pid_t> roots;              // host pids of the trees under its init
-  std::vector<std::string> shmFiles;     // /dev/shm files its trees use
-  std::set<pid_t> inner;                 // the pids of its processes inside it
-  std::vector<net::FirewallRule> rules;  // its chain's rules, for the kept one
+  std::vector<pid_t> roots;           // host pids of the trees under its init
+  std::vector<std::string> shmFiles;  // /dev/shm files its trees use
+  std::set<pid_t> inner;              // the pids of its processes inside it
 };
 
 // Host pids of a container's processes but its init.
@@ -119,6 +118,23 @@ bool shmFileExists(pid_t init, const std::string& file) {
   return ::fstatat(dir->get(), file.substr(file.rfind('/') + 1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+// After the commit: what the merged container held goes to the kept one
+// (its firewall rules, i.e. published ports, and its environment), then the
+// merged container goes and its address is released.
+void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journal& journal) {
+  if (auto rules = node.firewall().listRules(from.name); rules.ok())
+    for (const auto& r : *rules)
+      if (auto added = node.firewall().addRule(into.name, r.text); !added.ok())
+        journal.warn("firewall rule `" + r.text + "` for " + into.name + ": " + added.status().message());
+  for (const auto& e : from.env)
+    if (std::find(into.env.begin(), into.env.end(), e) == into.env.end()) into.env.push_back(e);
+  if (Status saved = node.saveSpec(into); !saved.ok()) journal.warn(saved.message());
+  if (Status gone = node.lxc().destroy(from.name); !gone.ok())
+    journal.warn("remove the container `" + from.name + "`: " + gone.message());
+  (void)node.releaseAddress(from);
+  node.dropNetState(from);
+}
+
 // Everything that keeps `part` from joining `kept`, one line each.
 // `furthestAhead`: the container whose clocks read furthest ahead, the one
 // to keep when clocks differ.
@@ -195,7 +211,6 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
              " already: the two workloads' pid ranges overlap");
   }
   if (part.roots.empty()) refuse("runs no process besides its init");
-  if (auto r = node.firewall().listRules(part.name); r.ok()) part.rules = std::move(*r);
   for (auto& line : refusals)
     for (char& c : line)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
@@ -368,18 +383,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
       signalAll(copies, SIGCONT);
       rep.set_downtime_ms((monotonicNs() - frozenAt) / 1000000);
       for (pid_t p : copies) reply.add_pids(innerPid(p));
-      // What the merged container held goes to the kept one: its firewall
-      // rules (published ports) and environment; its address is released.
-      for (const auto& r : part.rules)
-        if (auto added = node.firewall().addRule(keptName, r.text); !added.ok())
-          journal.warn("firewall rule `" + r.text + "` for " + keptName + ": " + added.status().message());
-      for (const auto& e : part.spec.env)
-        if (std::find(kept.env.begin(), kept.env.end(), e) == kept.env.end()) kept.env.push_back(e);
-      if (Status saved = node.saveSpec(kept); !saved.ok()) journal.warn(saved.message());
-      if (Status gone = node.lxc().destroy(part.name); !gone.ok())
-        journal.warn("remove the container `" + part.name + "`: " + gone.message());
-      (void)node.releaseAddress(part.spec);
-      node.dropNetState(part.spec);
+      handOver(node, part.spec, kept, journal);
       (void)removeTree(images);
       commit.end(okStatus(), 0, "processes=" + std::to_string(copies.size()) + " into=" + keptName);
     }
@@ -430,11 +434,9 @@ int settleMerges(node::Node& node) {
       journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);
     } else {
       signalAll(copies, SIGCONT);
-      if (auto s = node.spec(m.container); s.ok()) {
-        (void)node.lxc().destroy(m.container);
-        (void)node.releaseAddress(*s);
-        node.dropNetState(*s);
-      }
+      auto from = node.spec(m.container);
+      auto into = keptOk ? node.spec(kept) : Result<node::Spec>(notFound(kept));
+      if (from.ok() && into.ok()) handOver(node, *from, *into, journal);
       journal.event("warn", "the agent stopped during the merge's commit: the processes run in " + kept);
       journal.finish(v1::RESULT_COMMITTED, okStatus(), -1);
     }

@@ -56,7 +56,7 @@ class MergeTest : public TestbedSuite {
                 "/shared/errors; fi; prev=$n; [ $((n % 100)) = 0 ] && echo $n > /shared/last.new && "
                 "mv /shared/last.new /shared/last; done < /shared/fifo");
     ASSERT_EQ(c.code, 0) << c.err;
-    Cli p = run(producer, {"--bind", bind}, "seq 1 1000000000 > /shared/fifo");
+    Cli p = run(producer, {"--bind", bind, "--publish", "7300"}, "seq 1 1000000000 > /shared/fifo");
     ASSERT_EQ(p.code, 0) << p.err;
     ASSERT_TRUE(advances()) << "the pipeline does not run";
   }
@@ -132,6 +132,9 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   const std::set<int> after = pidsIn("consumer");
   for (int p : producerPids) EXPECT_EQ(after.count(p), 1u) << "pid " << p << " of the producer is not in consumer";
   EXPECT_TRUE(advances()) << "the pipeline stopped with the merge";
+  // The producer's published port is the merged container's now.
+  Cli fw = tb().lxmig({"fw", "list", "consumer"});
+  EXPECT_NE(fw.out.find("dport 7300"), std::string::npos) << fw.out << fw.err;
 
   // The merged container moves as one, and back, by both modes.
   Cli there = tb().lxmig({"migrate", "consumer", "--to", "n2", "--mode", "stop-and-copy"});

@@ -106,18 +106,6 @@ int64_t clockOffsetNs(pid_t pid) {
   return 0;
 }
 
-// Whether the kept container's /dev/shm has a file of that name (looked up
-// beneath its root, no link followed).
-bool shmFileExists(pid_t init, const std::string& file) {
-  const std::string rootPath = "/proc/" + std::to_string(init) + "/root";
-  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return false;
-  auto dir = openDirBeneath(root.get(), "dev/shm", rootPath + "/dev/shm");
-  if (!dir.ok()) return false;
-  struct stat st {};
-  return ::fstatat(dir->get(), file.substr(file.rfind('/') + 1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 // After the commit: what the merged container held goes to the kept one
 // (its firewall rules, i.e. published ports, and its environment), then the
 // merged container goes and its address is released.

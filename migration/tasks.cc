@@ -144,6 +144,14 @@ Result<UniqueFd> openShmDir(pid_t init, std::string* shown) {
 
 }  // namespace
 
+bool shmFileExists(pid_t init, const std::string& file) {
+  std::string shown;
+  auto dir = openShmDir(init, &shown);
+  if (!dir.ok()) return false;
+  struct stat st {};
+  return ::fstatat(dir->get(), file.substr(file.rfind('/') + 1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t toInit) {
   if (files.empty()) return okStatus();
   std::string from, to;
@@ -153,8 +161,7 @@ Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t
     if (!startsWith(f, "/dev/shm/")) return invalidArgument(quote(f) + " is not directly in /dev/shm");
     const std::string base = f.substr(f.rfind('/') + 1);
     LXMIG_RETURN_IF_ERROR(checkRelativePath(base));  // one component: no "..", no control characters
-    if (base.find('/') != std::string::npos || f.size() != 9 + base.size())
-      return invalidArgument(quote(f) + " is not directly in /dev/shm");
+    if (f.size() != 9 + base.size()) return invalidArgument(quote(f) + " is not directly in /dev/shm");
     UniqueFd in(::openat(src.get(), base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!in) return Status::fromErrno("open", from + "/" + base);
     struct stat st {};

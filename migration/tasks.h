@@ -56,5 +56,8 @@ pid_t innerPid(pid_t hostPid);
 // `fromInit` 0: the files are the host's; else another container's (reached
 // through its init's root). AlreadyExists when the target has one.
 Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t toInit);
+// Whether that container's /dev/shm (0: the host's) has a file named as
+// the last component of `file` (looked up without following a link).
+bool shmFileExists(pid_t init, const std::string& file);
 
 }  // namespace lxmig::migration

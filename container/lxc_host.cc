@@ -257,6 +257,7 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   add("lxc.net.0.name", "eth0");
   add("lxc.net.0.hwaddr", p.hwaddr);
   add("lxc.net.0.ipv4.address", p.ip + "/" + std::to_string(p.prefixLen));
+  for (const auto& a : p.extraIps) add("lxc.net.0.ipv4.address", a + "/" + std::to_string(p.prefixLen));
   add("lxc.net.0.ipv4.gateway", p.gateway);
   add("lxc.cgroup.dir.container", cgroupParent_ + "/payload." + p.name);
   add("lxc.cgroup.dir.monitor", cgroupParent_ + "/monitor." + p.name);

@@ -80,16 +80,18 @@ std::string socketProblem(const std::string& summary, const AdoptionRules& rules
     remote = remote.substr(0, remote.find(' '));
     if (remote != "0.0.0.0:0" && remote != "[::]:0")
       return "holds a connection (" + summary + "): " +
-             (merge ? "the merged container keeps the address of " + rules.into
+             (merge ? "a merge carries listening sockets and their addresses, not a connection's state"
                     : std::string("the container gets an address of its own")) +
              ", so it would break";
   }
   std::string host = local.substr(0, local.rfind(':'));
   if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host == "0.0.0.0" || host == "::" || host == "::1" || startsWith(host, "127.")) return "";
+  if (std::find(rules.carriedAddresses.begin(), rules.carriedAddresses.end(), host) != rules.carriedAddresses.end())
+    return "";
   if (merge)
-    return "has a socket bound to " + rules.from + "'s address " + host + " (" + summary +
-           "): the merged container keeps the address of " + rules.into + " (bind to 0.0.0.0 or ::)";
+    return "has a socket bound to " + host + " (" + summary + "), an address " + rules.from +
+           " does not have (bind to 0.0.0.0 or ::)";
   return "has a socket bound to the host address " + host + " (" + summary +
          "): the container has its own (bind to 0.0.0.0 or ::)";
 }

@@ -18,6 +18,7 @@
 #include "lxmig/grouping/adoption.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
+#include "lxmig/net/cutover.h"
 #include "lxmig/proto/vocabulary.h"
 #include "tasks.h"
 
@@ -106,9 +107,39 @@ int64_t clockOffsetNs(pid_t pid) {
   return 0;
 }
 
-// After the commit: what the merged container held goes to the kept one
-// (its firewall rules, i.e. published ports, and its environment), then the
-// merged container goes and its address is released.
+// The kept container's network namespace, where the merged containers'
+// addresses go.
+std::string netnsOf(node::Node& node, const std::string& name) {
+  return "/proc/" + std::to_string(node.lxc().initPid(name)) + "/ns/net";
+}
+
+int prefixLen(node::Node& node, const node::Spec& s) { return node.paramsFor(s).prefixLen; }
+
+// Gives the kept container's eth0 the merged container's addresses (before
+// the restore: a listening socket bound to one is restored bound to it).
+Status addAddresses(node::Node& node, const node::Spec& from, const node::Spec& into) {
+  for (const auto& a : from.addresses())
+    LXMIG_RETURN_IF_ERROR(net::addAddressIn(netnsOf(node, into.name), "eth0", a, prefixLen(node, into))
+                              .withContext("give " + into.name + " the address of " + from.name));
+  return okStatus();
+}
+
+// Rollback: the kept container loses the addresses it was given for `from`
+// (those it had of its own stay), and `from`'s traffic flows again.
+void takeBackAddresses(node::Node& node, const node::Spec& from, const node::Spec& into) {
+  const auto own = into.addresses();
+  for (const auto& a : from.addresses()) {
+    if (std::find(own.begin(), own.end(), a) == own.end())
+      if (Status st = net::removeAddressIn(netnsOf(node, into.name), "eth0", a, prefixLen(node, into)); !st.ok())
+        LXMIG_LOG(kWarn, kLog) << st.toString();
+    if (Status st = node.firewall().unblock(a); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+  }
+}
+
+// After the commit: what the merged container held goes to the kept one:
+// its addresses (announced from the kept container's interface once the
+// merged one is gone), its firewall rules, i.e. published ports, and its
+// environment; then the merged container goes.
 void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journal& journal) {
   if (auto rules = node.firewall().listRules(from.name); rules.ok())
     for (const auto& r : *rules)
@@ -116,11 +147,23 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
         journal.warn("firewall rule `" + r.text + "` for " + into.name + ": " + added.status().message());
   for (const auto& e : from.env)
     if (std::find(into.env.begin(), into.env.end(), e) == into.env.end()) into.env.push_back(e);
+  for (const auto& a : from.addresses()) {
+    const auto own = into.addresses();
+    if (std::find(own.begin(), own.end(), a) == own.end()) into.extraIps.push_back(a);
+  }
   if (Status saved = node.saveSpec(into); !saved.ok()) journal.warn(saved.message());
+  // Destroyed, the merged container's interface leaves the bridge.
   if (Status gone = node.lxc().destroy(from.name); !gone.ok())
     journal.warn("remove the container `" + from.name + "`: " + gone.message());
-  (void)node.releaseAddress(from);
   node.dropNetState(from);
+  // Added before the restore; again for a merge an agent restart settles.
+  if (Status st = addAddresses(node, from, into); !st.ok()) journal.warn(st.message());
+  for (const auto& a : from.addresses()) {
+    // The route to the address stays: it leads to the same bridge.
+    if (Status st = node.firewall().addContainer(into.name, a); !st.ok()) journal.warn(st.message());
+    if (Status st = net::announceIn(netnsOf(node, into.name), "eth0", a); !st.ok()) journal.warn(st.message());
+    if (Status st = node.firewall().unblock(a); !st.ok()) journal.warn(st.message());
+  }
 }
 
 // Everything that keeps `part` from joining `kept`, one line each.
@@ -156,6 +199,7 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
   rules.into = kept.name;
   rules.agentPid = ::getpid();
   rules.hostNamespaces = grouping::namespacesOf("/proc", std::to_string(part.init));
+  rules.carriedAddresses = part.spec.addresses();
   // What the kept container sees at the same path as this one: the system
   // directories and the binds both have.
   rules.visibleDirs = grouping::kContainerSystemDirs;
@@ -270,7 +314,12 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     parts.push_back(std::move(part));
   }
   const int64_t checkMs = (monotonicNs() - t0) / 1000000;
-  if (req.dry_run()) return reply;  // checked, nothing recorded
+  if (req.dry_run()) {  // checked, nothing recorded
+    for (const auto& a : kept.extraIps) reply.add_extra_ips(a);
+    for (const auto& part : parts)
+      for (const auto& a : part.spec.addresses()) reply.add_extra_ips(a);
+    return reply;
+  }
   if (reply.refusals_size() > 0) {
     // One refused row per container that would have joined.
     for (const auto& part : parts) {
@@ -297,9 +346,14 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     auto total = [&] { return (monotonicNs() - partStart) / 1000000; };
     const std::string images = node.imagesRoot() + "/" + rep.id();
 
-    // 2. DUMP: each tree stays stopped from here until 4 or the abort.
+    // 2. DUMP: each tree stays stopped from here until 4 or the abort. Its
+    // addresses are blocked meanwhile: a connection the stopped original
+    // accepted would be lost with it; one tried again after the commit
+    // reaches the copy.
     const int64_t frozenAt = monotonicNs();
     Status st;
+    for (const auto& a : part.spec.addresses())
+      if (st.ok()) st = node.firewall().block(a);
     std::vector<Task> stopped;
     uint64_t bytes = 0;
     {
@@ -331,6 +385,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
       // Copies restored so far never ran: they go, the originals continue.
       auto copies = copiesIn(node, keptName, part.inner, true);
       signalAll(copies, SIGKILL);
+      takeBackAddresses(node, part.spec, kept);
       signalTree(stopped, SIGCONT);
       for (size_t k = 0; k < part.roots.size(); ++k)
         keepLogs(images + "/" + std::to_string(k), cfg.stateDir + "/logs/" + rep.id() + "/" + std::to_string(k));
@@ -347,10 +402,13 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     {
       PhaseClock restore(journal, v1::PHASE_RESTORE);
       if (cfg.failAt == "merge-restore") ::unlink((images + "/0/pstree.img").c_str());  // testing: CRIU fails
-      st = copyShmFiles(part.shmFiles, part.init, keptInit);
+      st = addAddresses(node, part.spec, kept);
+      if (st.ok()) st = copyShmFiles(part.shmFiles, part.init, keptInit);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k)
         st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k));
-      restore.end(st, 0, "shm_files=" + std::to_string(part.shmFiles.size()));
+      restore.end(st, 0,
+                  "shm_files=" + std::to_string(part.shmFiles.size()) +
+                      " addresses=" + std::to_string(part.spec.addresses().size()));
     }
     if (!st.ok()) {
       abort(st);
@@ -379,6 +437,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     LXMIG_LOG(kInfo, kLog) << part.name << ": " << part.inner.size() << " processes continue in " << keptName;
   }
   std::sort(reply.mutable_pids()->begin(), reply.mutable_pids()->end());
+  for (const auto& a : kept.extraIps) reply.add_extra_ips(a);
   return reply;
 }
 
@@ -417,6 +476,11 @@ int settleMerges(node::Node& node) {
     if (originalsAlive || stopped.empty()) {
       // Before the commit the originals are the ones.
       signalAll(copies, SIGKILL);
+      auto from = node.spec(m.container);
+      auto into = keptOk ? node.spec(kept) : Result<node::Spec>(notFound(kept));
+      if (from.ok() && into.ok()) takeBackAddresses(node, *from, *into);
+      if (from.ok() && !into.ok())
+        for (const auto& a : from->addresses()) (void)node.firewall().unblock(a);
       signalTree(stopped, SIGCONT);
       journal.event("warn", "the agent stopped during the merge: " + m.container + " continues as it was");
       journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);

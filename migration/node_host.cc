@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
+#include <set>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
@@ -111,14 +112,15 @@ Status NodeHost::installStaged(const node::Spec& spec, const std::string& staged
 }
 
 Status NodeHost::isolate(const node::Spec& spec) {
-  LXMIG_RETURN_IF_ERROR(node_.firewall().block(spec.ip));
+  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.firewall().block(a));
   if (Status st = node_.releaseAddress(spec); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
   return okStatus();
 }
 
 Status NodeHost::reconnect(const node::Spec& spec) {
   Status st = node_.claimAddress(spec);
-  if (Status ub = node_.firewall().unblock(spec.ip); !ub.ok() && st.ok()) st = ub;
+  for (const auto& a : spec.addresses())
+    if (Status ub = node_.firewall().unblock(a); !ub.ok() && st.ok()) st = ub;
   return st;
 }
 
@@ -127,7 +129,7 @@ Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack,
   LXMIG_ASSIGN_OR_RETURN(*net.mutable_rules_json(), node_.firewall().exportContainer(spec.name, spec.ip));
   *entries = 0;
   if (conntrack) {
-    LXMIG_ASSIGN_OR_RETURN(auto found, net::exportConntrack({spec.ip}));
+    LXMIG_ASSIGN_OR_RETURN(auto found, net::exportConntrack(spec.addresses()));
     net.set_conntrack(net::encodeConntrack(found));
     net.set_conntrack_replicated(true);
     *entries = found.size();
@@ -141,20 +143,25 @@ Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, Impo
   if (!net.rules_json().empty()) {
     LXMIG_RETURN_IF_ERROR(node_.firewall().importContainer(spec.name, spec.ip, net.rules_json()));
     done->rules = true;
+    // The addresses merged into it lead to the same chain.
+    for (const auto& a : spec.extraIps) LXMIG_RETURN_IF_ERROR(node_.firewall().addContainer(spec.name, a));
   }
   if (net.conntrack().empty()) return okStatus();
   if (node_.config().failAt == "conntrack-import")
     return internalError("create conntrack entries: injected fault (lxmigd --fail-at conntrack-import)");
   LXMIG_ASSIGN_OR_RETURN(auto sent, net::decodeConntrack(net.conntrack()));
-  in_addr a{};
-  ::inet_pton(AF_INET, spec.ip.c_str(), &a);
+  std::set<uint32_t> own;
+  for (const auto& ip : spec.addresses()) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, ip.c_str(), &a) == 1) own.insert(a.s_addr);
+  }
   net::ConntrackEntries entries;
   for (const auto& e : sent)
-    if (e.origSrc == a.s_addr || e.origDst == a.s_addr || e.replSrc == a.s_addr || e.replDst == a.s_addr)
+    if (own.count(e.origSrc) || own.count(e.origDst) || own.count(e.replSrc) || own.count(e.replDst))
       entries.push_back(e);
   if (entries.size() != sent.size())
     LXMIG_LOG(kWarn, kLog) << "conntrack import for `" << spec.name << "`: " << sent.size() - entries.size()
-                           << " entries not of its address " << spec.ip << " left out";
+                           << " entries not of its addresses left out";
   LXMIG_ASSIGN_OR_RETURN(auto stats, net::importConntrack(entries));
   // An abort takes away what this import created, not the entries it only
   // refreshed (a flow that reached this node first lives on).
@@ -184,7 +191,8 @@ void NodeHost::dropImportedNet(const node::Spec& spec, ImportedNet* done) {
 
 void NodeHost::forgetNet(const node::Spec& spec) {
   node_.dropNetState(spec);
-  if (auto ub = node_.firewall().unblock(spec.ip); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
+  for (const auto& a : spec.addresses())
+    if (auto ub = node_.firewall().unblock(a); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
 }
 
 Result<std::unique_ptr<Peer>> NodePeers::connect(const std::string& node) {

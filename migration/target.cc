@@ -1,5 +1,6 @@
 #include "lxmig/migration/target.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -103,8 +104,12 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
     return alreadyExists("target " + self + " already holds a container named `" + spec.name + "`");
   for (const auto& n : host_.containers()) {
     auto s = host_.spec(n);
-    if (s.ok() && s->ip == spec.ip)
-      return failedPrecondition("target " + self + ": address " + spec.ip + " is used by `" + n + "`");
+    if (!s.ok()) continue;
+    for (const auto& a : spec.addresses()) {
+      auto theirs = s->addresses();
+      if (std::find(theirs.begin(), theirs.end(), a) != theirs.end())
+        return failedPrecondition("target " + self + ": address " + a + " is used by `" + n + "`");
+    }
   }
   for (const auto& b : spec.binds)
     if (!host_.hostPathExists(b.hostPath))

@@ -1,14 +1,19 @@
 #include "lxmig/net/cutover.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <thread>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
@@ -30,7 +35,55 @@ Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
   return internalError("`" + cmd + "` failed: " + std::string(trim(out.err)));
 }
 
+// Runs fn on a thread of its own inside the network namespace `netns`
+// (setns acts per thread; what the thread opens or forks lives there).
+Status inNetns(const std::string& netns, const std::function<Status()>& fn) {
+  UniqueFd ns(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) return Status::fromErrno("open", netns);
+  Status st;
+  std::thread t([&] {
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) {
+      st = Status::fromErrno("setns", netns);
+      return;
+    }
+    st = fn();
+  });
+  t.join();
+  return st;
+}
+
+Status address(const char* verb, const std::string& netns, const std::string& ifname, const std::string& ip,
+               int prefixLen) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + ip);
+  if (prefixLen < 0 || prefixLen > 32) return invalidArgument("bad prefix length " + std::to_string(prefixLen));
+  const std::string cidr = ip + "/" + std::to_string(prefixLen);
+  return inNetns(netns, [&]() -> Status {
+    LXMIG_ASSIGN_OR_RETURN(auto out, runCommand({"ip", "addr", verb, cidr, "dev", ifname}, {.timeoutMs = 5000}));
+    if (out.exitCode == 0) return okStatus();
+    const bool add = std::string(verb) == "add";
+    // Already there (add) or already gone (del): the state asked for.
+    if (add ? out.err.find("File exists") != std::string::npos || out.err.find("already assigned") != std::string::npos
+            : out.err.find("Cannot assign requested address") != std::string::npos)
+      return okStatus();
+    return internalError("`ip addr " + std::string(verb) + " " + cidr + " dev " + ifname + "` in " + netns +
+                         " failed: " + std::string(trim(out.err)));
+  });
+}
+
 }  // namespace
+
+Status addAddressIn(const std::string& netns, const std::string& ifname, const std::string& ip, int prefixLen) {
+  return address("add", netns, ifname, ip, prefixLen);
+}
+
+Status removeAddressIn(const std::string& netns, const std::string& ifname, const std::string& ip, int prefixLen) {
+  return address("del", netns, ifname, ip, prefixLen);
+}
+
+Status announceIn(const std::string& netns, const std::string& ifname, const std::string& ip) {
+  return inNetns(netns, [&] { return sendGratuitousArp(ifname, ip); });
+}
 
 Status claimAddress(const AddressRoute& r) {
   in_addr a{};

@@ -45,6 +45,7 @@ v1::ContainerSpec Spec::toProto() const {
   p.set_pinned(pinned);
   p.set_lxmig_init(lxmigInit);
   p.set_pid_base(pidBase);
+  for (const auto& a : extraIps) p.add_extra_ips(a);
   for (const auto& c : command) p.add_command(c);
   for (const auto& e : env) p.add_env(e);
   for (const auto& d : devices) {
@@ -71,6 +72,7 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
   s.pinned = p.pinned();
   s.lxmigInit = p.lxmig_init();
   s.pidBase = p.pid_base();
+  s.extraIps.assign(p.extra_ips().begin(), p.extra_ips().end());
   s.command.assign(p.command().begin(), p.command().end());
   s.env.assign(p.env().begin(), p.env().end());
   for (const auto& b : p.binds()) s.binds.push_back({b.host_path(), b.container_path(), b.read_only()});
@@ -81,7 +83,7 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 std::string Spec::toJson() const {
   json j = {
       {"name", name},       {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
-      {"command", command}, {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase}};
+      {"command", command}, {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase}, {"extra_ips", extraIps}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
@@ -104,6 +106,7 @@ Result<Spec> Spec::fromJson(const std::string& text) try {
   s.pinned = j.value("pinned", false);
   s.lxmigInit = j.value("lxmig_init", false);
   s.pidBase = j.value("pid_base", uint32_t{0});
+  s.extraIps = j.value("extra_ips", std::vector<std::string>{});
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
   for (const auto& d : j.value("devices", json::array()))
@@ -146,12 +149,21 @@ Status checkIpv4(const std::string& ip) {
 
 constexpr size_t kMaxArgs = 4096;
 constexpr size_t kMaxCommandBytes = 128 * 1024;
+constexpr size_t kMaxExtraIps = 63;  // a merge takes at most 64 containers
 
 }  // namespace
 
 Status Spec::check() const {
   LXMIG_RETURN_IF_ERROR(checkContainerName(name));
   LXMIG_RETURN_IF_ERROR(checkIpv4(ip));
+  if (extraIps.size() > kMaxExtraIps)
+    return invalidArgument("`" + name + "` has " + std::to_string(extraIps.size()) + " addresses besides " + ip +
+                           " (at most " + std::to_string(kMaxExtraIps) + ")");
+  for (size_t i = 0; i < extraIps.size(); ++i) {
+    LXMIG_RETURN_IF_ERROR(checkIpv4(extraIps[i]));
+    if (extraIps[i] == ip || std::find(extraIps.begin(), extraIps.begin() + i, extraIps[i]) != extraIps.begin() + i)
+      return invalidArgument("address " + extraIps[i] + " of `" + name + "` is named twice");
+  }
   if (!hwaddr.empty()) LXMIG_RETURN_IF_ERROR(checkMac(hwaddr));
   if (!originNode.empty()) LXMIG_RETURN_IF_ERROR(checkNodeName(originNode));
   size_t bytes = 0;
@@ -206,7 +218,8 @@ Status Node::initFirewall() {
     auto s = spec(name);
     if (!s.ok()) continue;
     local.insert(name);
-    if (auto st = fw_->addContainer(s->name, s->ip); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
+    for (const auto& a : s->addresses())
+      if (auto st = fw_->addContainer(s->name, a); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
   }
   auto chains = fw_->containers();
   if (chains.ok())
@@ -220,7 +233,7 @@ Status Node::initFirewall() {
 
 void Node::dropNetState(const Spec& s) {
   if (auto st = fw_->removeContainer(s.name); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
-  if (auto n = net::deleteConntrack({s.ip}); !n.ok()) LXMIG_LOG(kWarn, "node") << n.status().toString();
+  if (auto n = net::deleteConntrack(s.addresses()); !n.ok()) LXMIG_LOG(kWarn, "node") << n.status().toString();
 }
 
 // "80", "80/tcp", "53/udp" -> an nft rule accepting it.
@@ -406,6 +419,7 @@ ContainerParams Node::paramsFor(const Spec& s) const {
   }
   p.name = s.name;
   p.ip = s.ip;
+  p.extraIps = s.extraIps;
   auto prefix = parseCidr(cfg_.clusterPrefix);
   p.prefixLen = prefix.ok() ? prefix->second : 16;
   p.gateway = cfg_.gateway;
@@ -416,9 +430,17 @@ ContainerParams Node::paramsFor(const Spec& s) const {
   return p;
 }
 
-Status Node::claimAddress(const Spec& s) { return net::claimAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
+Status Node::claimAddress(const Spec& s) {
+  for (const auto& a : s.addresses()) LXMIG_RETURN_IF_ERROR(net::claimAddress({a, cfg_.bridge, cfg_.fabricIf}));
+  return okStatus();
+}
 
-Status Node::releaseAddress(const Spec& s) { return net::releaseAddress({s.ip, cfg_.bridge, cfg_.fabricIf}); }
+Status Node::releaseAddress(const Spec& s) {
+  Status first;
+  for (const auto& a : s.addresses())
+    if (Status st = net::releaseAddress({a, cfg_.bridge, cfg_.fabricIf}); !st.ok() && first.ok()) first = st;
+  return first;
+}
 
 uint32_t Node::pickPidBase(const std::string& forName) {
   // Ranges of kPidRange pids from kPidRange up to the kernel's pid_max; the
@@ -444,7 +466,8 @@ Result<std::string> Node::allocateIp(const std::string& forName) {
   std::set<std::string> used;
   for (const auto& n : lxc_.list()) {
     auto s = spec(n);
-    if (s.ok()) used.insert(s->ip);
+    if (!s.ok()) continue;
+    for (const auto& a : s->addresses()) used.insert(a);
   }
   // Addresses move with their containers, so a free address in this node's
   // pool may be in use elsewhere: ask the peers.
@@ -458,6 +481,7 @@ Result<std::string> Node::allocateIp(const std::string& forName) {
       // Names are cluster-wide: `lxmig rm/exec/migrate NAME` find it by name.
       if (c.name() == forName) return alreadyExists("container `" + forName + "` already exists on " + p);
       used.insert(c.ip());
+      used.insert(c.extra_ips().begin(), c.extra_ips().end());
     }
   }
   uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
@@ -611,6 +635,7 @@ Result<v1::ContainerInfo> Node::info(const std::string& name) {
   ci.set_name(s.name);
   ci.set_node(cfg_.node);
   ci.set_ip(s.ip);
+  for (const auto& a : s.extraIps) ci.add_extra_ips(a);
   if (auto why = reservations_.why(name); why && startsWith(*why, "migrating")) ci.set_state("MIGRATING");
   RunState rs = lxc_.state(name);
   if (ci.state().empty()) ci.set_state(runStateName(rs));

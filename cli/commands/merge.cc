@@ -41,6 +41,7 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
   if (g.json) {
     nlohmann::json j = {{"name", r->name()},
                         {"ip", r->ip()},
+                        {"extra_ips", r->extra_ips()},
                         {"pids", std::vector<int>(r->pids().begin(), r->pids().end())},
                         {"refusals", std::vector<std::string>(r->refusals().begin(), r->refusals().end())},
                         {"reports", nlohmann::json::array()}};
@@ -57,8 +58,10 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
       if (committed && !g.quiet) {
         std::string pids;
         for (int p : r->pids()) pids += (pids.empty() ? "" : " ") + std::to_string(p);
+        std::string ips = r->ip();
+        for (const auto& a : r->extra_ips()) ips += ", " + a;
         std::printf("%s running on %s at %s: %d processes joined it, pids inside %s\n", r->name().c_str(),
-                    where->c_str(), r->ip().c_str(), r->pids_size(), pids.c_str());
+                    where->c_str(), ips.c_str(), r->pids_size(), pids.c_str());
       }
     }
   }

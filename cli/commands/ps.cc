@@ -24,15 +24,20 @@ int ps(const Globals& g, Connector& conn) {
                      {"node", c.node()},
                      {"state", c.state()},
                      {"ip", c.ip()},
+                     {"extra_ips", c.extra_ips()},
                      {"memory_bytes", c.memory_bytes()},
                      {"init_pid", c.init_pid()},
                      {"command", c.command()}});
     printJson({{"containers", arr}, {"unreachable", rp->unreachable()}}, 2);
   } else {
-    Table table("%-20s %-8s %-10s %-15s %10s\n");
+    Table table("%-20s %-8s %-10s %-18s %10s\n");
     std::cout << table.row({"NAME", "NODE", "STATE", "IP", "MEMORY"});
     for (const auto& c : rp->containers())
-      std::cout << table.row({c.name(), c.node(), c.state(), c.ip(), humanBytes(c.memory_bytes())});
+      // A merged container answers on its own address and on those of the
+      // containers merged into it: "10.200.0.12 +2".
+      std::cout << table.row({c.name(), c.node(), c.state(),
+                              c.ip() + (c.extra_ips().empty() ? "" : " +" + std::to_string(c.extra_ips_size())),
+                              humanBytes(c.memory_bytes())});
     for (const auto& u : rp->unreachable()) std::fprintf(stderr, "lxmig: ps: unreachable node %s\n", u.c_str());
   }
   return rp->unreachable().empty() ? 0 : 1;

@@ -49,15 +49,21 @@ class MergeTest : public TestbedSuite {
   // reads (the FIFO stays full); the consumer checks that each number is
   // the one after the last, writing a line into `errors` when not, and
   // the number it reached into `last` every 100.
+  // The producer also serves its counter on its own address (port 7300,
+  // published), which the merged container answers on afterwards.
   void startPipeline(const std::string& producer, const std::string& consumer) {
     const std::string bind = dir_ + ":/shared:rw";
-    Cli c = run(consumer, {"--bind", bind},
+    const std::string tools = tb().workloadsDir() + ":/opt/lxmig-tests";
+    Cli c = run(consumer, {"--bind", bind, "--bind", tools},
                 "prev=0; while read n; do if [ \"$n\" != $((prev+1)) ]; then echo \"after $prev came $n\" >> "
                 "/shared/errors; fi; prev=$n; [ $((n % 100)) = 0 ] && echo $n > /shared/last.new && "
                 "mv /shared/last.new /shared/last; done < /shared/fifo");
     ASSERT_EQ(c.code, 0) << c.err;
-    Cli p = run(producer, {"--bind", bind, "--publish", "7300"}, "seq 1 1000000000 > /shared/fifo");
+    Cli p = run(producer, {"--bind", bind, "--bind", tools, "--publish", "7300"},
+                "/opt/lxmig-tests/counter_server --port 7300 & seq 1 1000000000 > /shared/fifo");
     ASSERT_EQ(p.code, 0) << p.err;
+    producerIp_ = ipOf(producer);
+    ASSERT_NE(tb().waitServer(producerIp_, 7300), "") << "the producer's server never answered at " << producerIp_;
     ASSERT_TRUE(advances()) << "the pipeline does not run";
   }
   long long last() {
@@ -100,7 +106,38 @@ class MergeTest : public TestbedSuite {
     return out;
   }
 
-  std::string dir_;
+  std::string ipOf(const std::string& name) {
+    const auto ps = tb().lxmig({"--json", "ps"}).json();
+    for (const auto& c : ps["containers"])
+      if (c["name"] == name) return c["ip"];
+    return "";
+  }
+  // Whether the container's eth0 has the address (ip run in it).
+  bool holds(const std::string& name, const std::string& ip) {
+    Cli r = tb().lxmig({"exec", name, "--", "ip", "-o", "-4", "addr", "show", "dev", "eth0"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out.find(" " + ip + "/") != std::string::npos;
+  }
+  // After a rollback: each container as before, the producer's server
+  // answering on the producer's address, which the consumer does not have.
+  void expectAsBefore(const std::set<int>& producerPids, const std::set<int>& consumerPids, long long serverPid) {
+    EXPECT_EQ(nodeOf("producer"), "n1");
+    EXPECT_EQ(pidsIn("producer"), producerPids);
+    EXPECT_EQ(pidsIn("consumer"), consumerPids);
+    EXPECT_TRUE(advances()) << "the pipeline did not continue";
+    EXPECT_EQ(errors(), "");
+    EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid);
+    EXPECT_FALSE(holds("consumer", producerIp_));
+    EXPECT_TRUE(extraIpsOf("consumer").empty());
+  }
+  std::vector<std::string> extraIpsOf(const std::string& name) {
+    const auto ps = tb().lxmig({"--json", "ps"}).json();
+    for (const auto& c : ps["containers"])
+      if (c["name"] == name) return c["extra_ips"].get<std::vector<std::string>>();
+    return {};
+  }
+
+  std::string dir_, producerIp_;
   std::vector<std::string> containers_;
 };
 
@@ -108,6 +145,8 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   startPipeline("producer", "consumer");
   const std::set<int> producerPids = pidsIn("producer");
   ASSERT_FALSE(producerPids.empty());
+  const long long serverPid = field(tb().clientRequest(producerIp_, 7300, "GET"), "pid");
+  ASSERT_GT(serverPid, 0);
   // Each container's workload has a pid range of its own.
   for (int p : pidsIn("consumer")) EXPECT_EQ(producerPids.count(p), 0u) << p;
 
@@ -132,17 +171,24 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   const std::set<int> after = pidsIn("consumer");
   for (int p : producerPids) EXPECT_EQ(after.count(p), 1u) << "pid " << p << " of the producer is not in consumer";
   EXPECT_TRUE(advances()) << "the pipeline stopped with the merge";
-  // The producer's published port is the merged container's now.
+  // The producer's address and published port are the merged container's
+  // now: the same server answers there.
   Cli fw = tb().lxmig({"fw", "list", "consumer"});
   EXPECT_NE(fw.out.find("dport 7300"), std::string::npos) << fw.out << fw.err;
+  EXPECT_EQ(extraIpsOf("consumer"), std::vector<std::string>{producerIp_});
+  EXPECT_TRUE(holds("consumer", producerIp_));
+  EXPECT_EQ(j["extra_ips"], nlohmann::json::array({producerIp_})) << r.out;
+  EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid) << "not answered at " << producerIp_;
 
   // The merged container moves as one, and back, by both modes.
   Cli there = tb().lxmig({"migrate", "consumer", "--to", "n2", "--mode", "stop-and-copy"});
   ASSERT_EQ(there.code, 0) << there.err << there.out << criuLogOf(there);
   EXPECT_TRUE(advances()) << "the pipeline stopped with the migration to n2";
+  EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid) << "not answered on n2";
   Cli back = tb().lxmig({"migrate", "consumer", "--to", "n1", "--mode", "pre-copy"});
   ASSERT_EQ(back.code, 0) << back.err << back.out << criuLogOf(back);
   EXPECT_TRUE(advances()) << "the pipeline stopped with the migration back";
+  EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid) << "not answered back on n1";
   EXPECT_EQ(errors(), "") << "the consumer saw numbers lost or twice";
   EXPECT_GT(last(), 0);
 
@@ -171,18 +217,19 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
        {"--bind", "/var/tmp:/elsewhere:rw"},
        "cd /elsewhere && exec sleep 1000000",
        "uses /elsewhere (cwd), which keeper does not see"},
-      // A listener on its own address, which the merge releases.
-      {"own-address",
+      // A TCP connection: a merge carries listeners and their addresses,
+      // not a connection's state.
+      {"connected",
        {},
-       "exec python3 -c 'import socket,time,subprocess; a=subprocess.check_output([\"hostname\",\"-I\"]).split()[0]; "
-       "s=socket.socket(); s.bind((a.decode(),7300)); s.listen(); time.sleep(1000000)'",
-       "has a socket bound to own-address's address"},
+       "exec python3 -c 'import socket,time; l=socket.socket(); l.bind((\"127.0.0.1\",7300)); l.listen(); "
+       "c=socket.create_connection((\"127.0.0.1\",7300)); s,_=l.accept(); time.sleep(1000000)'",
+       "holds a connection (tcp 127.0.0.1:"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     Cli r = run(c.name, c.flags, c.script);
     ASSERT_EQ(r.code, 0) << r.err;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // python3 binds
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // python3 connects
     const std::set<int> before = pidsIn(c.name);
     Cli m = tb().lxmig({"merge", "keeper", c.name, "--name", "keeper"});
     EXPECT_EQ(m.code, 1) << m.out;
@@ -246,6 +293,7 @@ TEST_F(MergeTest, ARestoreThatFailsLeavesBothContainersAsTheyWere) {
   ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "merge-restore"}).ok());
   startPipeline("producer", "consumer");
   const std::set<int> producerPids = pidsIn("producer"), consumerPids = pidsIn("consumer");
+  const long long serverPid = field(tb().clientRequest(producerIp_, 7300, "GET"), "pid");
   Cli r = tb().lxmig({"--json", "merge", "consumer", "producer"});
   EXPECT_EQ(r.code, 1) << r.out;
   const auto j = r.json();
@@ -254,11 +302,7 @@ TEST_F(MergeTest, ARestoreThatFailsLeavesBothContainersAsTheyWere) {
   EXPECT_NE(j["reports"][0]["error"].get<std::string>().find("CRIU restore into `consumer` failed"), std::string::npos)
       << r.out;
   // The producer was dumped and continues where it was; no copy is left.
-  EXPECT_EQ(nodeOf("producer"), "n1");
-  EXPECT_EQ(pidsIn("producer"), producerPids);
-  EXPECT_EQ(pidsIn("consumer"), consumerPids);
-  EXPECT_TRUE(advances()) << "the pipeline did not continue";
-  EXPECT_EQ(errors(), "");
+  expectAsBefore(producerPids, consumerPids, serverPid);
   ASSERT_TRUE(tb().restartAgent("n1").ok());
 }
 
@@ -268,14 +312,11 @@ TEST_F(MergeTest, AnAgentThatDiesBeforeTheCommitLeavesBothContainersAsTheyWere) 
   ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "merge-crash"}).ok());
   startPipeline("producer", "consumer");
   const std::set<int> producerPids = pidsIn("producer"), consumerPids = pidsIn("consumer");
+  const long long serverPid = field(tb().clientRequest(producerIp_, 7300, "GET"), "pid");
   Cli r = tb().lxmig({"merge", "consumer", "producer"});
   EXPECT_NE(r.code, 0) << r.out;
   ASSERT_TRUE(tb().restartAgent("n1").ok());
-  EXPECT_EQ(nodeOf("producer"), "n1");
-  EXPECT_EQ(pidsIn("producer"), producerPids);
-  EXPECT_EQ(pidsIn("consumer"), consumerPids);
-  EXPECT_TRUE(advances()) << "the pipeline did not continue";
-  EXPECT_EQ(errors(), "");
+  expectAsBefore(producerPids, consumerPids, serverPid);
   Cli audit = tb().lxmig({"--json", "audit", "query", "--node", "n1",
                           "SELECT result FROM migrations WHERE mode = 'merge' AND container = 'producer' "
                           "ORDER BY started_ms DESC LIMIT 1"});

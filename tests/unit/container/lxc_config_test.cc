@@ -36,6 +36,16 @@ TEST_F(LxcConfigTest, AnOrdinaryContainerIsWritten) {
   EXPECT_NE(cfg->find("lxc.environment = GREETING=hello world\n"), std::string::npos) << *cfg;
 }
 
+TEST_F(LxcConfigTest, AMergedContainerHasEveryAddressOnItsInterface) {
+  auto p = params();
+  p.extraIps = {"10.200.1.11", "10.200.1.12"};
+  ASSERT_TRUE(host_.define(p).ok());
+  auto cfg = readFile(tmp_.path() + "/web/config");
+  ASSERT_TRUE(cfg.ok());
+  for (const char* a : {"10.200.1.10/16", "10.200.1.11/16", "10.200.1.12/16"})
+    EXPECT_NE(cfg->find(std::string("lxc.net.0.ipv4.address = ") + a + "\n"), std::string::npos) << a << *cfg;
+}
+
 TEST_F(LxcConfigTest, ControlCharactersInAnyValueRefuseTheConfig) {
   auto p = params();
   p.env = {"A=b\nlxc.hook.pre-start = /bin/sh -c 'touch /tmp/owned'"};

@@ -48,6 +48,13 @@ TEST(SpecCheck, EachFieldHasItsGrammar) {
          s.devices = {{"/dev/../etc/shadow", "/dev/x"}};
        }},
       {"command size", [](Spec& s) { s.command.assign(5000, "x"); }},
+      {"extra address", [](Spec& s) { s.extraIps = {"10.200.1.11\nlxc.hook.pre-start=/bin/sh"}; }},
+      {"extra address twice", [](Spec& s) { s.extraIps = {"10.200.1.11", "10.200.1.11"}; }},
+      {"extra address is the address", [](Spec& s) { s.extraIps = {"10.200.1.10"}; }},
+      {"extra addresses",
+       [](Spec& s) {
+         for (int i = 0; i < 64; ++i) s.extraIps.push_back("10.200.2." + std::to_string(i + 1));
+       }},
   };
   for (const auto& c : cases) {
     Spec s = good();
@@ -82,6 +89,13 @@ TEST(SpecCheck, TheInitAndThePidRangeTravelWithTheSpec) {
   ASSERT_TRUE(old.ok());
   EXPECT_FALSE(old->lxmigInit);
   EXPECT_EQ(old->pidBase, 0u);
+  // A merged container's addresses.
+  s.extraIps = {"10.200.1.11", "10.200.1.12"};
+  ASSERT_TRUE(s.check().ok()) << s.check().toString();
+  EXPECT_EQ(Spec::fromJson(s.toJson())->addresses(),
+            (std::vector<std::string>{"10.200.1.10", "10.200.1.11", "10.200.1.12"}));
+  EXPECT_EQ(Spec::fromProto(s.toProto()).extraIps, s.extraIps);
+  EXPECT_TRUE(old->extraIps.empty());
   s.pidBase = 1u << 22;
   EXPECT_EQ(s.check().code(), Code::kInvalidArgument);
   EXPECT_EQ(Spec::fromJson(R"({"name": "web", "ip": "10.200.1.10", "pid_base": -1})").status().code(),

@@ -37,6 +37,7 @@ struct DeviceParam {
 struct ContainerParams {
   std::string name;
   std::string ip;  // dotted quad
+  std::vector<std::string> extraIps;  // more addresses of eth0 (lxmig merge)
   int prefixLen = 16;
   std::string gateway;
   std::string hwaddr;

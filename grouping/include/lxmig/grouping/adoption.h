@@ -71,6 +71,9 @@ struct AdoptionRules {
   // shared file mapping may then link the tree to processes outside it
   // when its path is visible: both stay on this kernel, reopened by path.
   std::string from, into;
+  // lxmig merge: `from`'s addresses, which `into` takes on: a socket bound
+  // to one of them keeps working.
+  std::vector<std::string> carriedAddresses;
 };
 
 // The system directories of an lxmig container (container/lxc_host.cc),

@@ -33,4 +33,14 @@ Status releaseAddress(const AddressRoute& r);
 // Sends `count` gratuitous ARP requests for ip from ifname's MAC.
 Status sendGratuitousArp(const std::string& ifname, const std::string& ip, int count = 2);
 
+// An address of an interface inside another network namespace (`netns`,
+// e.g. /proc/PID/ns/net of a container's init): lxmig merge gives the kept
+// container the merged containers' addresses this way. Adding an address
+// that is there already, or removing one that is not, succeeds.
+Status addAddressIn(const std::string& netns, const std::string& ifname, const std::string& ip, int prefixLen);
+Status removeAddressIn(const std::string& netns, const std::string& ifname, const std::string& ip, int prefixLen);
+// Gratuitous ARP for ip from ifname inside `netns`: the node and the
+// containers on the bridge send to that interface from now on.
+Status announceIn(const std::string& netns, const std::string& ifname, const std::string& ip);
+
 }  // namespace lxmig::net

@@ -38,6 +38,15 @@ struct Spec {
   // lxmig run: the pid its workload started with, in a range no other
   // container of the cluster was given when it started (0: none).
   uint32_t pidBase = 0;
+  // lxmig merge: the addresses of the containers merged into this one,
+  // which it answers on too (with `ip`, addresses()).
+  std::vector<std::string> extraIps;
+
+  std::vector<std::string> addresses() const {
+    std::vector<std::string> all = {ip};
+    all.insert(all.end(), extraIps.begin(), extraIps.end());
+    return all;
+  }
 
   v1::ContainerSpec toProto() const;
   static Spec fromProto(const v1::ContainerSpec& p);

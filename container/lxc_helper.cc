@@ -27,6 +27,15 @@
 //   lxmig-lxc last-pid INIT_PID N
 //       The last pid of the container's PID namespace becomes N (its next
 //       process gets N+1): lxmig-init starts the workload in its range.
+//   lxmig-lxc bind-in INIT_PID HOST PATH ro|rw dir|file
+//       Mounts the host's HOST (a directory, or a file such as a device
+//       node) at PATH inside the running container (lxmig merge: a bind or
+//       device of a merged container the kept one lacks). PATH is made
+//       without following a link; one that exists must be an empty
+//       directory (an empty regular file), so nothing of the container's
+//       is hidden.
+//   lxmig-lxc unbind-in INIT_PID PATH
+//       Takes such a mount away again (a merge rolled back); none is fine.
 //
 //  - liblxc's restore forks the container's monitor from its caller and
 //    keeps every inherited fd open in it; exec'd fresh, this process has
@@ -45,6 +54,7 @@
 // one stays frozen), 1 the call failed (CRIU's logs say why), 2 usage,
 // 3 no such container, 4 the rlimits shim is missing, 5 the namespaces or
 // cgroups of the container could not be joined (stderr says why).
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <lxc/lxccontainer.h>
@@ -310,6 +320,84 @@ int setLastPid(char** argv) {
   return 0;
 }
 
+// The directory PATH's last component is in, made like makePathNoFollow;
+// `leaf` gets that component.
+int parentNoFollow(const std::string& path, std::string* leaf) {
+  auto slash = path.rfind('/');
+  *leaf = path.substr(slash + 1);
+  if (leaf->empty() || *leaf == "." || *leaf == "..") return -1;
+  return makePathNoFollow(slash == 0 ? "/" : path.substr(0, slash));
+}
+
+// Whether the directory at `at` (an O_PATH fd) has no entry.
+bool emptyDir(int at) {
+  int fd = ::openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (!d) {
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  bool empty = true;
+  while (dirent* e = ::readdir(d))
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  ::closedir(d);
+  return empty;
+}
+
+int bindIn(char** argv) {
+  const std::string host = argv[3], path = argv[4];
+  const bool rw = std::strcmp(argv[5], "rw") == 0, file = std::strcmp(argv[6], "file") == 0;
+  if (host.empty() || host[0] != '/' || path.size() < 2 || path[0] != '/') return fail("absolute paths wanted");
+  // Taken on the host, before this process enters the container.
+  int tree =
+      static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, host.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC));
+  if (tree < 0) return fail("open_tree " + host);
+  if (!rw) {
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (::syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+      return fail("make the mount of " + host + " read-only");
+  }
+  int mnt = openNs(argv[2], "mnt");
+  if (mnt < 0 || ::setns(mnt, CLONE_NEWNS) != 0) return fail(std::string("join the mount namespace of pid ") + argv[2]);
+  if (::chdir("/") != 0) return fail("chdir /");
+  int at = -1;
+  if (file) {
+    std::string leaf;
+    int dir = parentNoFollow(path, &leaf);
+    if (dir < 0) return fail("the directory of " + path + " in the container");
+    int made = ::openat(dir, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (made >= 0) ::close(made);
+    at = ::openat(dir, leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st {};
+    if (at < 0 || ::fstat(at, &st) != 0) return fail(path + " in the container");
+    if (!S_ISREG(st.st_mode) || st.st_size != 0) {
+      std::fprintf(stderr, "lxmig-lxc: %s exists in the container and is not an empty file\n", path.c_str());
+      return 1;
+    }
+    ::close(dir);
+  } else {
+    at = makePathNoFollow(path);
+    if (at < 0) return fail(path + " in the container");
+    if (!emptyDir(at)) {
+      std::fprintf(stderr, "lxmig-lxc: %s exists in the container and is not an empty directory\n", path.c_str());
+      return 1;
+    }
+  }
+  if (::syscall(SYS_move_mount, tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+    return fail("mount " + host + " at " + path + " in the container");
+  return 0;
+}
+
+int unbindIn(char** argv) {
+  int mnt = openNs(argv[2], "mnt");
+  if (mnt < 0 || ::setns(mnt, CLONE_NEWNS) != 0) return fail(std::string("join the mount namespace of pid ") + argv[2]);
+  if (::chdir("/") != 0) return fail("chdir /");
+  if (::umount2(argv[3], MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT)
+    return fail(std::string("unmount ") + argv[3] + " in the container");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -319,6 +407,8 @@ int main(int argc, char** argv) {
   if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
   if (argc == 6 && std::strcmp(argv[1], "dump-in") == 0) return dumpIn(argv);
   if (argc == 4 && std::strcmp(argv[1], "last-pid") == 0) return setLastPid(argv);
+  if (argc == 7 && std::strcmp(argv[1], "bind-in") == 0) return bindIn(argv);
+  if (argc == 4 && std::strcmp(argv[1], "unbind-in") == 0) return unbindIn(argv);
   const bool dump = argc == 5 && std::strcmp(argv[1], "dump") == 0;
   const bool restore = argc == 5 && std::strcmp(argv[1], "restore") == 0;
   if (!dump && !restore) {
@@ -328,7 +418,9 @@ int main(int argc, char** argv) {
                  "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
                  "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n"
                  "       lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|-\n"
-                 "       lxmig-lxc last-pid INIT_PID N\n");
+                 "       lxmig-lxc last-pid INIT_PID N\n"
+                 "       lxmig-lxc bind-in INIT_PID HOST PATH ro|rw dir|file\n"
+                 "       lxmig-lxc unbind-in INIT_PID PATH\n");
     return 2;
   }
   lxc_container* c = lxc_container_new(argv[3], argv[2]);

@@ -513,6 +513,47 @@ Status LxcHost::setLastPid(const std::string& name, pid_t last) {
   return okStatus();
 }
 
+Status LxcHost::bindIn(const std::string& name, const Bind& b, bool file) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.hostPath).withContext("bind source"));
+  LXMIG_RETURN_IF_ERROR(checkAbsolutePath(b.containerPath).withContext("bind target"));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("bind-in", name,
+                                              {std::to_string(init), b.hostPath, b.containerPath,
+                                               b.readOnly ? "ro" : "rw", file ? "file" : "dir"},
+                                              {}));
+  if (r != 0) return internalError("bind " + b.hostPath + " at " + b.containerPath + " in `" + name + "` failed");
+  return okStatus();
+}
+
+Status LxcHost::unbindIn(const std::string& name, const std::string& containerPath) {
+  int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  LXMIG_RETURN_IF_ERROR(checkAbsolutePath(containerPath).withContext("bind target"));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("unbind-in", name, {std::to_string(init), containerPath}, {}));
+  if (r != 0) return internalError("unmount " + containerPath + " in `" + name + "` failed");
+  return okStatus();
+}
+
+std::string LxcHost::devicesCgroup(const std::string& name) const {
+  return pureCgroup2() ? "" : std::string(kCgroupRoot) + "/devices/" + cgroupParent_ + "/payload." + name;
+}
+
+bool LxcHost::canAllowDevices(const std::string& name) const {
+  const std::string dir = devicesCgroup(name);
+  return !dir.empty() && pathExists(dir);
+}
+
+Status LxcHost::allowDevice(const std::string& name, const DeviceParam& d, bool allow) {
+  const std::string dir = devicesCgroup(name);
+  if (!canAllowDevices(name))
+    return unimplemented("adding a device to a running container needs cgroup v1's devices controller (" + dir +
+                         " is missing)");
+  const std::string rule =
+      std::string(1, d.type) + " " + std::to_string(d.major) + ":" + std::to_string(d.minor) + " rwm\n";
+  return writeFile(dir + (allow ? "/devices.allow" : "/devices.deny"), rule);
+}
+
 Status LxcHost::joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");

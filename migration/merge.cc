@@ -107,6 +107,62 @@ int64_t clockOffsetNs(pid_t pid) {
   return 0;
 }
 
+// The binds and devices of the kept container and of the parts checked so
+// far, by their path inside: the host path and whose it is.
+struct Mounted {
+  std::string host, owner;
+};
+using Mounts = std::map<std::string, Mounted>;
+
+Mounts mountsOf(const node::Spec& kept) {
+  Mounts m;
+  for (const auto& d : grouping::kContainerSystemDirs) m[d] = {d, "every container"};
+  for (const auto& b : kept.binds) m[b.containerPath] = {b.hostPath, kept.name};
+  for (const auto& d : kept.devices) m[d.containerPath] = {d.hostPath, kept.name};
+  return m;
+}
+
+// The binds and devices of `from` the kept container lacks: mounted into it
+// before the restore (the copies see them at once), taken away again by a
+// rollback.
+struct NewMounts {
+  std::vector<container::Bind> binds;
+  std::vector<container::DeviceParam> devices;
+};
+
+NewMounts newMounts(node::Node& node, const node::Spec& from, const node::Spec& into) {
+  NewMounts m;
+  for (const auto& b : from.binds) {
+    bool has = false;
+    for (const auto& k : into.binds) has = has || sameBind(b, k);
+    if (!has) m.binds.push_back(b);
+  }
+  for (const auto& d : node.paramsFor(from).devices) {
+    bool has = false;
+    for (const auto& k : into.devices) has = has || (k.hostPath == d.hostPath && k.containerPath == d.containerPath);
+    if (!has) m.devices.push_back(d);
+  }
+  return m;
+}
+
+Status addMounts(node::Node& node, const NewMounts& m, const std::string& into) {
+  for (const auto& b : m.binds) LXMIG_RETURN_IF_ERROR(node.lxc().bindIn(into, b));
+  for (const auto& d : m.devices) {
+    LXMIG_RETURN_IF_ERROR(node.lxc().allowDevice(into, d, true));
+    LXMIG_RETURN_IF_ERROR(node.lxc().bindIn(into, {d.hostPath, d.containerPath, false}, true));
+  }
+  return okStatus();
+}
+
+void takeBackMounts(node::Node& node, const NewMounts& m, const std::string& into) {
+  for (const auto& b : m.binds)
+    if (Status st = node.lxc().unbindIn(into, b.containerPath); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+  for (const auto& d : m.devices) {
+    if (Status st = node.lxc().unbindIn(into, d.containerPath); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+    if (Status st = node.lxc().allowDevice(into, d, false); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+  }
+}
+
 // The kept container's network namespace, where the merged containers'
 // addresses go.
 std::string netnsOf(node::Node& node, const std::string& name) {
@@ -151,6 +207,11 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
     const auto own = into.addresses();
     if (std::find(own.begin(), own.end(), a) == own.end()) into.extraIps.push_back(a);
   }
+  // Mounted into it before the restore; its spec has them from now on (a
+  // target of its next migration binds them from the start).
+  const NewMounts mounts = newMounts(node, from, into);
+  into.binds.insert(into.binds.end(), mounts.binds.begin(), mounts.binds.end());
+  for (const auto& d : mounts.devices) into.devices.push_back({d.hostPath, d.containerPath});
   if (Status saved = node.saveSpec(into); !saved.ok()) journal.warn(saved.message());
   // Destroyed, the merged container's interface leaves the bridge.
   if (Status gone = node.lxc().destroy(from.name); !gone.ok())
@@ -170,7 +231,8 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
 // `furthestAhead`: the container whose clocks read furthest ahead, the one
 // to keep when clocks differ.
 std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept, pid_t keptInit,
-                                   const std::string& furthestAhead, const std::set<pid_t>& taken, Part& part) {
+                                   const std::string& furthestAhead, const std::set<pid_t>& taken, Mounts& mounted,
+                                   Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
   if (!part.spec.lxmigInit) {
@@ -189,10 +251,31 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
            " ms ahead of " + kept.name + "'s (each container that was migrated has clocks of its own): merged, its " +
            "processes would see CLOCK_MONOTONIC go back; merge into " + furthestAhead + " instead (--name " +
            furthestAhead + ")");
+  // Its binds and devices join the kept container's (mounted into it before
+  // the restore): side by side with those it has, never over or inside one.
+  auto mountAt = [&](const std::string& host, const std::string& path, const std::string& what) {
+    for (const auto& [at, held] : mounted) {
+      if (at == path) {
+        if (held.host != host)
+          refuse("has " + what + " " + host + " at " + path + ", where " + held.owner + " has " + held.host);
+        return;
+      }
+      if (startsWith(path, at + "/") || startsWith(at, path + "/")) {
+        refuse("has " + what + " " + host + " at " + path + ", which would nest with " + held.owner + "'s " + at +
+               " (a merge adds binds side by side)");
+        return;
+      }
+    }
+    mounted[path] = {host, part.name};
+  };
+  for (const auto& b : part.spec.binds) mountAt(b.hostPath, b.containerPath, "the bind");
   for (const auto& d : part.spec.devices) {
     bool has = false;
     for (const auto& k : kept.devices) has = has || (k.hostPath == d.hostPath && k.containerPath == d.containerPath);
-    if (!has) refuse("has the device " + d.hostPath + " at " + d.containerPath + ", which " + kept.name + " has not");
+    if (!has && !node.lxc().canAllowDevices(kept.name))
+      refuse("has the device " + d.hostPath + " at " + d.containerPath + ", which " + kept.name +
+             " has not, and this host cannot add a device to a running container (no cgroup v1 devices controller)");
+    mountAt(d.hostPath, d.containerPath, "the device");
   }
   grouping::AdoptionRules rules;
   rules.from = part.name;
@@ -201,12 +284,11 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
   rules.hostNamespaces = grouping::namespacesOf("/proc", std::to_string(part.init));
   rules.carriedAddresses = part.spec.addresses();
   // What the kept container sees at the same path as this one: the system
-  // directories and the binds both have.
+  // directories, and the binds and devices of both.
   rules.visibleDirs = grouping::kContainerSystemDirs;
-  for (const auto& b : part.spec.binds)
-    for (const auto& k : kept.binds)
-      if (sameBind(b, k)) rules.visibleDirs.push_back(b.containerPath);
+  for (const auto& b : part.spec.binds) rules.visibleDirs.push_back(b.containerPath);
   for (const auto& d : kept.devices) rules.offeredDevices.push_back(d.containerPath);
+  for (const auto& d : part.spec.devices) rules.offeredDevices.push_back(d.containerPath);
 
   std::set<pid_t> covered;
   const std::vector<pid_t> all = workload(node, part.name, part.init);
@@ -302,13 +384,15 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
   for (const auto& n : names)
     if (clockOffsetNs(node.lxc().initPid(n)) > clockOffsetNs(node.lxc().initPid(furthestAhead))) furthestAhead = n;
   std::vector<Part> parts;
+  Mounts mounted = mountsOf(kept);
   for (const auto& n : names) {
     if (n == keptName) continue;
     Part part;
     part.name = n;
     part.spec = specs[n];
     part.init = node.lxc().initPid(n);
-    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, part)) reply.add_refusals(r);
+    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, mounted, part))
+      reply.add_refusals(r);
     taken.insert(part.inner.begin(), part.inner.end());
     for (pid_t p : part.inner) reply.add_pids(p);
     parts.push_back(std::move(part));
@@ -355,6 +439,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     for (const auto& a : part.spec.addresses())
       if (st.ok()) st = node.firewall().block(a);
     std::vector<Task> stopped;
+    NewMounts mounts;  // what the restore mounted into the kept container
     uint64_t bytes = 0;
     {
       PhaseClock dump(journal, v1::PHASE_DUMP);
@@ -386,6 +471,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
       auto copies = copiesIn(node, keptName, part.inner, true);
       signalAll(copies, SIGKILL);
       takeBackAddresses(node, part.spec, kept);
+      takeBackMounts(node, mounts, keptName);
       signalTree(stopped, SIGCONT);
       for (size_t k = 0; k < part.roots.size(); ++k)
         keepLogs(images + "/" + std::to_string(k), cfg.stateDir + "/logs/" + rep.id() + "/" + std::to_string(k));
@@ -402,13 +488,16 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     {
       PhaseClock restore(journal, v1::PHASE_RESTORE);
       if (cfg.failAt == "merge-restore") ::unlink((images + "/0/pstree.img").c_str());  // testing: CRIU fails
-      st = addAddresses(node, part.spec, kept);
+      mounts = newMounts(node, part.spec, kept);
+      st = addMounts(node, mounts, keptName);
+      if (st.ok()) st = addAddresses(node, part.spec, kept);
       if (st.ok()) st = copyShmFiles(part.shmFiles, part.init, keptInit);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k)
         st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k));
       restore.end(st, 0,
-                  "shm_files=" + std::to_string(part.shmFiles.size()) +
-                      " addresses=" + std::to_string(part.spec.addresses().size()));
+                  "shm_files=" + std::to_string(part.shmFiles.size()) + " addresses=" +
+                      std::to_string(part.spec.addresses().size()) + " binds=" + std::to_string(mounts.binds.size()) +
+                      " devices=" + std::to_string(mounts.devices.size()));
     }
     if (!st.ok()) {
       abort(st);
@@ -478,7 +567,10 @@ int settleMerges(node::Node& node) {
       signalAll(copies, SIGKILL);
       auto from = node.spec(m.container);
       auto into = keptOk ? node.spec(kept) : Result<node::Spec>(notFound(kept));
-      if (from.ok() && into.ok()) takeBackAddresses(node, *from, *into);
+      if (from.ok() && into.ok()) {
+        takeBackAddresses(node, *from, *into);
+        takeBackMounts(node, newMounts(node, *from, *into), kept);
+      }
       if (from.ok() && !into.ok())
         for (const auto& a : from->addresses()) (void)node.firewall().unblock(a);
       signalTree(stopped, SIGCONT);

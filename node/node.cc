@@ -82,8 +82,9 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 
 std::string Spec::toJson() const {
   json j = {
-      {"name", name},       {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
-      {"command", command}, {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase}, {"extra_ips", extraIps}};
+      {"name", name},         {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
+      {"command", command},   {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase},
+      {"extra_ips", extraIps}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});

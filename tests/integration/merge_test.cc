@@ -30,6 +30,8 @@ class MergeTest : public TestbedSuite {
     dir_ = "/tmp/lxit-merge-" + std::to_string(::getpid());
     ASSERT_TRUE(makeDirs(dir_, 0755).ok());
     ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0666), 0);
+    ASSERT_TRUE(makeDirs(dir_ + "/own", 0755).ok());
+    ASSERT_TRUE(writeFileAtomic(dir_ + "/own/marker", "the producer's own bind\n").ok());
   }
   void TearDown() override {
     for (const auto& c : containers_) (void)tb().lxmig({"rm", c});
@@ -50,7 +52,8 @@ class MergeTest : public TestbedSuite {
   // the one after the last, writing a line into `errors` when not, and
   // the number it reached into `last` every 100.
   // The producer also serves its counter on its own address (port 7300,
-  // published), which the merged container answers on afterwards.
+  // published), which the merged container answers on afterwards, and
+  // works in a directory only it binds (/own, read-only).
   void startPipeline(const std::string& producer, const std::string& consumer) {
     const std::string bind = dir_ + ":/shared:rw";
     const std::string tools = tb().workloadsDir() + ":/opt/lxmig-tests";
@@ -59,8 +62,8 @@ class MergeTest : public TestbedSuite {
                 "/shared/errors; fi; prev=$n; [ $((n % 100)) = 0 ] && echo $n > /shared/last.new && "
                 "mv /shared/last.new /shared/last; done < /shared/fifo");
     ASSERT_EQ(c.code, 0) << c.err;
-    Cli p = run(producer, {"--bind", bind, "--bind", tools, "--publish", "7300"},
-                "/opt/lxmig-tests/counter_server --port 7300 & seq 1 1000000000 > /shared/fifo");
+    Cli p = run(producer, {"--bind", bind, "--bind", tools, "--bind", dir_ + "/own:/own", "--publish", "7300"},
+                "cd /own; /opt/lxmig-tests/counter_server --port 7300 & seq 1 1000000000 > /shared/fifo");
     ASSERT_EQ(p.code, 0) << p.err;
     producerIp_ = ipOf(producer);
     ASSERT_NE(tb().waitServer(producerIp_, 7300), "") << "the producer's server never answered at " << producerIp_;
@@ -129,6 +132,10 @@ class MergeTest : public TestbedSuite {
     EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid);
     EXPECT_FALSE(holds("consumer", producerIp_));
     EXPECT_TRUE(extraIpsOf("consumer").empty());
+    EXPECT_FALSE(sees("consumer", "/own/marker"));
+  }
+  bool sees(const std::string& name, const std::string& path) {
+    return tb().lxmig({"exec", name, "--", "test", "-e", path}).code == 0;
   }
   std::vector<std::string> extraIpsOf(const std::string& name) {
     const auto ps = tb().lxmig({"--json", "ps"}).json();
@@ -177,6 +184,9 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   EXPECT_NE(fw.out.find("dport 7300"), std::string::npos) << fw.out << fw.err;
   EXPECT_EQ(extraIpsOf("consumer"), std::vector<std::string>{producerIp_});
   EXPECT_TRUE(holds("consumer", producerIp_));
+  // The producer's bind is the merged container's too, read-only as it was.
+  EXPECT_TRUE(sees("consumer", "/own/marker"));
+  EXPECT_NE(tb().lxmig({"exec", "consumer", "--", "touch", "/own/x"}).code, 0) << "/own became writable";
   EXPECT_EQ(j["extra_ips"], nlohmann::json::array({producerIp_})) << r.out;
   EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid) << "not answered at " << producerIp_;
 
@@ -189,6 +199,7 @@ TEST_F(MergeTest, AFifoPipelineAcrossTwoContainersIsMergedAndMigratedWithoutALos
   ASSERT_EQ(back.code, 0) << back.err << back.out << criuLogOf(back);
   EXPECT_TRUE(advances()) << "the pipeline stopped with the migration back";
   EXPECT_EQ(field(tb().waitServer(producerIp_, 7300, 5000), "pid"), serverPid) << "not answered back on n1";
+  EXPECT_TRUE(sees("consumer", "/own/marker")) << "the bind did not travel with the spec";
   EXPECT_EQ(errors(), "") << "the consumer saw numbers lost or twice";
   EXPECT_GT(last(), 0);
 
@@ -212,11 +223,12 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
   const std::vector<Case> cases = {
       // A file of its own writable area: the kept container does not see it.
       {"own-file", {}, "cd /tmp && exec sleep 1000000", "uses /tmp (cwd), which keeper does not see"},
-      // A directory the kept container does not bind.
+      // Another host directory at a path the kept container binds (a bind
+      // the kept container lacks is added to it instead).
       {"other-bind",
-       {"--bind", "/var/tmp:/elsewhere:rw"},
-       "cd /elsewhere && exec sleep 1000000",
-       "uses /elsewhere (cwd), which keeper does not see"},
+       {"--bind", "/var/tmp:/shared:rw"},
+       "cd /shared && exec sleep 1000000",
+       "has the bind /var/tmp at /shared, where keeper has " + dir_},
       // A TCP connection: a merge carries listeners and their addresses,
       // not a connection's state.
       {"connected",
@@ -261,6 +273,39 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
 // them going from where they were dumped): its processes may join a
 // container whose clocks read ahead, never one whose clocks read behind.
 // Merged, the container migrates again (one time and one cgroup namespace).
+// A device of the merged container joins the kept one: bound in and allowed
+// while it runs (CRIU carries no open /dev/net/tun without its network
+// namespace, so the process only has it configured), and the device need
+// travels: n2 does not offer /dev/net/tun, so the merged container may not
+// go there any more.
+TEST_F(MergeTest, AMergedContainersDeviceJoinsTheKeptOne) {
+  Cli k = run("plain", {}, "exec sleep 1000000");
+  ASSERT_EQ(k.code, 0) << k.err;
+  Cli t = run("tunnel",
+              {"--device", "/dev/net/tun", "--publish", "7300", "--bind", tb().workloadsDir() + ":/opt/lxmig-tests"},
+              "exec /opt/lxmig-tests/counter_server --port 7300");
+  ASSERT_EQ(t.code, 0) << t.err;
+  const std::string ip = ipOf("tunnel");
+  const long long pid = field(tb().waitServer(ip, 7300), "pid");
+  ASSERT_GT(pid, 0);
+  const std::vector<std::string> openTun = {"exec", "plain", "--", "/bin/sh", "-c", "exec 3<>/dev/net/tun"};
+  EXPECT_NE(tb().lxmig(openTun).code, 0) << "plain opens /dev/net/tun before the merge";
+
+  Cli m = tb().lxmig({"merge", "plain", "tunnel"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  EXPECT_EQ(field(tb().waitServer(ip, 7300, 5000), "pid"), pid);
+  Cli opened = tb().lxmig(openTun);
+  EXPECT_EQ(opened.code, 0) << opened.err;
+  Cli dev = tb().lxmig({"--json", "devices", "plain"});
+  ASSERT_EQ(dev.code, 0) << dev.err;
+  EXPECT_NE(dev.out.find("configured: --device /dev/net/tun"), std::string::npos) << dev.out;
+  Cli there = tb().lxmig({"migrate", "plain", "--to", "n2"});
+  EXPECT_NE(there.code, 0);
+  EXPECT_NE(there.err.find("/dev/net/tun"), std::string::npos) << there.err;
+  EXPECT_EQ(nodeOf("plain"), "n1");
+  EXPECT_EQ(field(tb().waitServer(ip, 7300, 5000), "pid"), pid);
+}
+
 TEST_F(MergeTest, ClocksOnlyMoveForwardAndAMergedContainerMovesAgain) {
   for (const char* name : {"moved", "fresh"}) {
     Cli r = run(name, {}, "exec sleep 1000000");

@@ -270,7 +270,8 @@ TEST(Merge, RefusesWhatTheKeptContainerWouldNotHave) {
   EXPECT_TRUE(has(p, "pid 11001 (worker) shares unix-stream")) << joined(p.refusals);
   EXPECT_TRUE(has(p, "uses /var/lib/own (fd 5), which consumer does not see")) << joined(p.refusals);
   EXPECT_FALSE(has(p, "10.200.1.11:80")) << joined(p.refusals);
-  EXPECT_TRUE(has(p, "has a socket bound to 10.200.9.9 (tcp 10.200.9.9:81 LISTEN (fd 7)), an address producer does not"))
+  EXPECT_TRUE(
+      has(p, "has a socket bound to 10.200.9.9 (tcp 10.200.9.9:81 LISTEN (fd 7)), an address producer does not"))
       << joined(p.refusals);
   EXPECT_TRUE(has(p, "pid 11002 (intruder) is not a process of producer")) << joined(p.refusals);
   EXPECT_FALSE(has(p, "adopt")) << joined(p.refusals);

@@ -49,7 +49,10 @@ TEST(SpecCheck, EachFieldHasItsGrammar) {
        }},
       {"command size", [](Spec& s) { s.command.assign(5000, "x"); }},
       {"extra address", [](Spec& s) { s.extraIps = {"10.200.1.11\nlxc.hook.pre-start=/bin/sh"}; }},
-      {"extra address twice", [](Spec& s) { s.extraIps = {"10.200.1.11", "10.200.1.11"}; }},
+      {"extra address twice",
+       [](Spec& s) {
+         s.extraIps = {"10.200.1.11", "10.200.1.11"};
+       }},
       {"extra address is the address", [](Spec& s) { s.extraIps = {"10.200.1.10"}; }},
       {"extra addresses",
        [](Spec& s) {

@@ -36,7 +36,7 @@ struct DeviceParam {
 
 struct ContainerParams {
   std::string name;
-  std::string ip;  // dotted quad
+  std::string ip;                     // dotted quad
   std::vector<std::string> extraIps;  // more addresses of eth0 (lxmig merge)
   int prefixLen = 16;
   std::string gateway;
@@ -127,6 +127,17 @@ class LxcHost {
   // The next process forked in the container's PID namespace gets last+1
   // (lxmig-init --pid-base waits for it before starting the workload).
   Status setLastPid(const std::string& name, pid_t last);
+  // Merge: a bind (`file`: of a file, e.g. a device node) added to the
+  // running container at its path (lxmig-lxc bind-in: made without
+  // following a link; one that exists must be empty), or taken away.
+  Status bindIn(const std::string& name, const Bind& b, bool file = false);
+  Status unbindIn(const std::string& name, const std::string& containerPath);
+  // Merge: the device cgroup rule of a device bound in live, allowed or
+  // denied again (cgroup v1's devices controller: Unimplemented on a host
+  // without it, whose device rules are an eBPF program liblxc loads at
+  // start).
+  Status allowDevice(const std::string& name, const DeviceParam& d, bool allow);
+  bool canAllowDevices(const std::string& name) const;
   // SIGCONT to every process of the container but its init.
   Status continueAll(const std::string& name);
   // Host pids of the container's processes (its payload cgroup).
@@ -141,6 +152,7 @@ class LxcHost {
   std::string freezerPath(const std::string& name) const;
   Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                         std::vector<std::string> env);
+  std::string devicesCgroup(const std::string& name) const;
   Result<int> runHelperArgs(const std::string& verb, const std::string& name, const std::vector<std::string>& args,
                             std::vector<std::string> env);
   Status removeCgroups(const std::string& name) const;

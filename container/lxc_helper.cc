@@ -349,8 +349,8 @@ int bindIn(char** argv) {
   const bool rw = std::strcmp(argv[5], "rw") == 0, file = std::strcmp(argv[6], "file") == 0;
   if (host.empty() || host[0] != '/' || path.size() < 2 || path[0] != '/') return fail("absolute paths wanted");
   // Taken on the host, before this process enters the container.
-  int tree =
-      static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, host.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC));
+  int tree = static_cast<int>(
+      ::syscall(SYS_open_tree, AT_FDCWD, host.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC));
   if (tree < 0) return fail("open_tree " + host);
   if (!rw) {
     mount_attr attr{};

@@ -259,13 +259,19 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     if (a != b && !named) {
       pid_t inside = a ? e.a.pid : e.b.pid, outside = a ? e.b.pid : e.a.pid;
       if (!told.insert({inside, outside}).second) continue;
+      // CRIU finds a Unix socket's peer through sock_diag, which shows
+      // only the sockets of its own network namespace: the peer in the
+      // other container is out of its sight, and the dump would fail.
+      const bool unixPeer = merge && startsWith(e.kind, "unix-") && e.kind != std::string(kUnixShared);
       refuse(inside,
              "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" + (a ? e.a.how : e.b.how) +
                  ") with " + name(outside, processes) + ", which is outside the process tree of " +
                  name(plan.root, processes) + ": " + verb +
-                 (merge ? " takes whole process trees, and only FIFOs and files in directories both containers bind "
-                          "may be shared with what is outside"
-                        : " takes one process tree, and nothing outside it may share IPC with it"));
+                 (unixPeer ? " cannot carry a Unix socket connected to another container (CRIU sees a socket's peer "
+                             "only in its own network namespace); a listener is carried, so reconnect after the merge"
+                  : merge  ? " takes whole process trees, and only FIFOs and files in directories both containers "
+                             "bind may be shared with what is outside"
+                           : " takes one process tree, and nothing outside it may share IPC with it"));
     } else if (a && (e.kind == kMqueue || e.kind == kIpcNamespace)) {
       refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) + ": " + verb +
                           " does not carry POSIX message queues or IPC namespaces");

@@ -306,6 +306,51 @@ TEST_F(MergeTest, AMergedContainersDeviceJoinsTheKeptOne) {
   EXPECT_EQ(field(tb().waitServer(ip, 7300, 5000), "pid"), pid);
 }
 
+// A Unix socket listener on a path in a shared bind is carried, and its
+// clients reconnect; a connection between the two containers is refused
+// (CRIU sees a socket's peer only in its own network namespace).
+TEST_F(MergeTest, AUnixListenerIsCarriedAndAConnectionAcrossContainersIsRefused) {
+  const std::string bind = dir_ + ":/shared:rw";
+  Cli b = run("listener", {"--bind", bind},
+              "exec python3 -c 'import socket,os,threading\n"
+              "def serve(c):\n"
+              "  c.sendall(b\"hello from %d\\n\" % os.getpid())\n"
+              "  while c.recv(100): pass\n"
+              "  c.close()\n"
+              "s=socket.socket(socket.AF_UNIX); s.bind(\"/shared/sock\"); s.listen()\n"
+              "while True: threading.Thread(target=serve, args=(s.accept()[0],)).start()'");
+  ASSERT_EQ(b.code, 0) << b.err;
+  // Holds a connection to the listener until /shared/release exists.
+  Cli a = run("client", {"--bind", bind},
+              "exec python3 -c 'import socket,os,time\n"
+              "while not os.path.exists(\"/shared/sock\"): time.sleep(0.1)\n"
+              "s=socket.socket(socket.AF_UNIX); s.connect(\"/shared/sock\"); s.recv(100)\n"
+              "open(\"/shared/connected\", \"w\").close()\n"
+              "while not os.path.exists(\"/shared/release\"): time.sleep(0.1)\n"
+              "s.close(); time.sleep(1000000)'");
+  ASSERT_EQ(a.code, 0) << a.err;
+  for (int i = 0; i < 100 && !pathExists(dir_ + "/connected"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(pathExists(dir_ + "/connected"));
+  const std::vector<std::string> ask = {
+      "exec", "client", "--", "python3", "-c",
+      "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/shared/sock'); print(s.recv(100).decode())"};
+  const std::string before = tb().lxmig(ask).out;
+  ASSERT_NE(before.find("hello from "), std::string::npos) << before;
+
+  Cli refused = tb().lxmig({"merge", "client", "listener"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("cannot carry a Unix socket connected to another container"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(nodeOf("listener"), "n1");
+
+  ASSERT_TRUE(writeFileAtomic(dir_ + "/release", "").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // both ends closed
+  Cli merged = tb().lxmig({"merge", "client", "listener"});
+  ASSERT_EQ(merged.code, 0) << merged.err << merged.out;
+  EXPECT_EQ(tb().lxmig(ask).out, before) << "the same listener process answers";
+}
+
 TEST_F(MergeTest, ClocksOnlyMoveForwardAndAMergedContainerMovesAgain) {
   for (const char* name : {"moved", "fresh"}) {
     Cli r = run(name, {}, "exec sleep 1000000");

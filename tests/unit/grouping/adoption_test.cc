@@ -268,6 +268,7 @@ TEST(Merge, RefusesWhatTheKeptContainerWouldNotHave) {
   EXPECT_TRUE(has(p, "pid 11000 (sh) shares fifo /tmp/private-fifo")) << joined(p.refusals);
   EXPECT_TRUE(has(p, "only FIFOs and files in directories both containers bind")) << joined(p.refusals);
   EXPECT_TRUE(has(p, "pid 11001 (worker) shares unix-stream")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "cannot carry a Unix socket connected to another container")) << joined(p.refusals);
   EXPECT_TRUE(has(p, "uses /var/lib/own (fd 5), which consumer does not see")) << joined(p.refusals);
   EXPECT_FALSE(has(p, "10.200.1.11:80")) << joined(p.refusals);
   EXPECT_TRUE(

@@ -295,17 +295,36 @@ grpc::Status AgentService::RecordDecisions(grpc::ServerContext*, const v1::Recor
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Adopt(grpc::ServerContext*, const v1::AdoptRequest* req, v1::AdoptReply* rep) {
-  auto r = migration::adopt(node_, *req);
+namespace {
+
+// Progress of a step, streamed to its caller as it comes.
+migration::ProgressFn stepProgress(grpc::ServerWriter<v1::StepEvent>* writer) {
+  return [writer](const v1::Progress& p) {
+    v1::StepEvent ev;
+    *ev.mutable_progress() = p;
+    writer->Write(ev);
+  };
+}
+
+}  // namespace
+
+grpc::Status AgentService::Adopt(grpc::ServerContext*, const v1::AdoptRequest* req,
+                                 grpc::ServerWriter<v1::StepEvent>* writer) {
+  auto r = migration::adopt(node_, *req, stepProgress(writer));
   if (!r.ok()) return toGrpc(r.status());
-  *rep = std::move(*r);
+  v1::StepEvent ev;
+  *ev.mutable_adopted() = std::move(*r);
+  writer->Write(ev);
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Merge(grpc::ServerContext*, const v1::MergeRequest* req, v1::MergeReply* rep) {
-  auto r = migration::merge(node_, *req);
+grpc::Status AgentService::Merge(grpc::ServerContext*, const v1::MergeRequest* req,
+                                 grpc::ServerWriter<v1::StepEvent>* writer) {
+  auto r = migration::merge(node_, *req, stepProgress(writer));
   if (!r.ok()) return toGrpc(r.status());
-  *rep = std::move(*r);
+  v1::StepEvent ev;
+  *ev.mutable_merged() = std::move(*r);
+  writer->Write(ev);
   return grpc::Status::OK;
 }
 

@@ -53,8 +53,8 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
   grpc::Status RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest*,
                                v1::RecordDecisionsReply*) override;
-  grpc::Status Adopt(grpc::ServerContext*, const v1::AdoptRequest*, v1::AdoptReply*) override;
-  grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, v1::MergeReply*) override;
+  grpc::Status Adopt(grpc::ServerContext*, const v1::AdoptRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
+  grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }

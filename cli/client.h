@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,35 @@ Result<Rep> call(Target& target, AgentMethod<Req, Rep> method, const Req& req, i
   Rep rep;
   if (Status st = fromGrpc((target.stub.get()->*method)(&ctx, req, &rep)); !st.ok()) return st;
   return rep;
+}
+
+// A step of one node that streams its progress, then its reply (lxmig
+// adopt, merge), e.g. &v1::Agent::Stub::Merge.
+template <typename Req>
+using StepMethod = std::unique_ptr<grpc::ClientReader<v1::StepEvent>> (v1::Agent::Stub::*)(grpc::ClientContext*,
+                                                                                           const Req&);
+
+// Runs `method` on `target`, giving up after `seconds`; `onProgress` (may
+// be empty) hears each progress event. Returns the last event, the reply.
+template <typename Req>
+Result<v1::StepEvent> callStep(Target& target, StepMethod<Req> method, const Req& req, int seconds,
+                               const std::function<void(const v1::Progress&)>& onProgress) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  auto reader = (target.stub.get()->*method)(&ctx, req);
+  v1::StepEvent ev, reply;
+  bool replied = false;
+  while (reader->Read(&ev)) {
+    if (ev.has_progress()) {
+      if (onProgress) onProgress(ev.progress());
+    } else {
+      reply = ev;
+      replied = true;
+    }
+  }
+  if (Status st = fromGrpc(reader->Finish()); !st.ok()) return st;
+  if (!replied) return internalError("the agent ended the step without its reply");
+  return reply;
 }
 
 // The same on the agent that answers for `node` (Connector::forNode).

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "lxmig/base/files.h"
+#include "lxmig/container/lxc_host.h"
 
 namespace lxmig::container::devices {
 namespace {
@@ -18,16 +19,10 @@ std::string comm(pid_t pid) {
   return c.ok() ? std::string(trim(*c)) : "?";
 }
 
-// The pid as the container sees it (last NSpid field).
+// The pid as the container sees it.
 std::string containerPid(pid_t pid) {
-  auto st = readFile("/proc/" + std::to_string(pid) + "/status");
-  if (st.ok())
-    for (const auto& l : split(*st, '\n'))
-      if (l.rfind("NSpid:", 0) == 0) {
-        auto f = split(std::string(trim(l.substr(6))), '\t', false);
-        if (!f.empty()) return std::string(trim(f.back()));
-      }
-  return std::to_string(pid);
+  const pid_t inside = innerPid(pid);
+  return std::to_string(inside > 0 ? inside : pid);
 }
 
 Result<std::string> readLink(const std::string& path) {

@@ -269,6 +269,18 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   return writeFileAtomic(dir(p.name) + "/config", cfg);
 }
 
+pid_t innerPid(pid_t hostPid) {
+  auto status = readFile("/proc/" + std::to_string(hostPid) + "/status");
+  if (!status.ok()) return 0;
+  for (const auto& line : split(*status, '\n')) {
+    if (!startsWith(line, "NSpid:")) continue;
+    auto f = split(line.substr(6), '\t');
+    uint64_t v = 0;
+    if (!f.empty() && parseUint64(trim(f.back()), &v)) return static_cast<pid_t>(v);
+  }
+  return 0;
+}
+
 bool LxcHost::defined(const std::string& name) const { return pathExists(dir(name) + "/config"); }
 
 Status LxcHost::start(const std::string& name, const std::vector<std::string>& argv) {
@@ -348,19 +360,48 @@ bool LxcHost::frozen(const std::string& name) const {
   return v == "FROZEN" || v == "1";
 }
 
+// A task of the container inside vfork(), waiting for its child to exec or
+// exit: uninterruptible ("D" in kernel_clone), so the freezer cannot stop it
+// while the child is frozen, and CRIU cannot seize it ("Unseizable
+// non-zombie ... state D"; e.g. dash runs each command with vfork).
+bool LxcHost::vforkWaiting(const std::string& name) const {
+  for (pid_t p : pids(name).value_or(std::vector<pid_t>{})) {
+    const std::string dir = "/proc/" + std::to_string(p);
+    auto stat = readFile(dir + "/stat");
+    if (!stat.ok()) continue;
+    auto close = stat->rfind(')');
+    if (close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] != 'D') continue;
+    if (trim(readFile(dir + "/wchan").value_or("")) == "kernel_clone") return true;
+  }
+  return false;
+}
+
 Status LxcHost::freeze(const std::string& name, int timeoutMs) {
   std::string p = freezerPath(name);
   bool v2 = pureCgroup2();
   LXMIG_RETURN_IF_ERROR(writeFile(p, v2 ? "1" : "FROZEN"));
   int64_t deadline = monotonicNs() + int64_t{timeoutMs} * 1000000;
+  int64_t since = monotonicNs();
   for (;;) {
+    bool done = false;
     if (v2) {
       auto ev = readFile(p.substr(0, p.rfind('/')) + "/cgroup.events");
-      if (ev.ok() && ev->find("frozen 1") != std::string::npos) return okStatus();
+      done = ev.ok() && ev->find("frozen 1") != std::string::npos;
     } else {
       auto st = readFile(p);
-      if (st.ok() && trim(*st) == "FROZEN") return okStatus();
+      done = st.ok() && trim(*st) == "FROZEN";
     }
+    // Caught in the middle of a vfork (frozen or still freezing for 2 ms):
+    // thawed for a moment, the child execs and the parent goes on; then
+    // frozen again.
+    if ((done || monotonicNs() - since > 2000000) && vforkWaiting(name)) {
+      LXMIG_RETURN_IF_ERROR(thaw(name));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      LXMIG_RETURN_IF_ERROR(writeFile(p, v2 ? "1" : "FROZEN"));
+      since = monotonicNs();
+      done = false;
+    }
+    if (done) return okStatus();
     if (monotonicNs() > deadline) {
       (void)thaw(name);
       return unavailable("container `" + name + "` did not freeze within " + std::to_string(timeoutMs) + " ms");

@@ -56,7 +56,7 @@ Result<grouping::Group> selectGroup(const grouping::Scan& scan, const v1::AdoptR
 
 }  // namespace
 
-Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
+Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req, const ProgressFn& progress) {
   const auto& cfg = node.config();
   if ((req.pid() > 0) == !req.group().empty()) return invalidArgument("adopt needs exactly one of --pid and --group");
   if (req.pid() < 0 || req.pid() >= (1 << 22))
@@ -155,8 +155,10 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   for (const auto& p : req.publish()) run.add_publish(p);
   for (const auto& d : plan.devices) run.add_devices(d);
   Result<v1::ContainerInfo> made = okStatus();
+  Progressor prog(progress, rep.id(), name);
   {
     PhaseClock create(journal, v1::PHASE_CREATE);
+    prog.phase(v1::PHASE_CREATE, 0);
     made = node.runWithInit(run, *held);
     create.end(made.status(), 0, made.ok() ? "ip=" + made->ip() : "");
   }
@@ -182,6 +184,8 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   std::vector<Task> stopped;
   {
     PhaseClock dump(journal, v1::PHASE_DUMP);
+    prog.phase(v1::PHASE_DUMP, 0);
+    ImagesWatch watch(prog, images);
     st = node.lxc().dumpTree(plan.root, name, images, !plan.sysvShm.empty());
     if (st.ok()) stopped = treeOf(plan.root);
     dump.end(st, treeBytes(images), "tasks=" + std::to_string(stopped.size()));
@@ -199,6 +203,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   }
   auto abort = [&](const Status& why, bool dumped) {
     PhaseClock ab(journal, v1::PHASE_ABORT);
+    prog.phase(v1::PHASE_ABORT, 0);
     if (dumped) signalTree(stopped, SIGCONT);
     removeContainer();
     keepLogs(images, cfg.stateDir + "/logs/" + rep.id());
@@ -212,6 +217,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   // 4. RESTORE
   {
     PhaseClock restore(journal, v1::PHASE_RESTORE);
+    prog.phase(v1::PHASE_RESTORE, rep.bytes());
     if (cfg.failAt == "adopt-restore") ::unlink((images + "/pstree.img").c_str());  // testing: CRIU fails for real
     st = copyShmFiles(plan.shmFiles, 0, node.lxc().initPid(name));
     if (st.ok()) st = node.lxc().restoreInto(name, images);
@@ -233,6 +239,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req) {
   // 5. COMMIT
   {
     PhaseClock commit(journal, v1::PHASE_COMMIT);
+    prog.phase(v1::PHASE_COMMIT, 0);
     signalTree(stopped, SIGKILL);
     // Gone before their shared memory is looked at (a killed task detaches
     // its segments as it exits); a zombie waits for its parent of the host.

@@ -135,8 +135,8 @@ void PhaseClock::end(const Status& st, uint64_t bytes, const std::string& detail
   if (!w.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << w.toString();
 }
 
-Progressor::Progressor(ProgressFn fn, std::string migrationId)
-    : fn_(std::move(fn)), id_(std::move(migrationId)), t0_(monotonicNs()) {}
+Progressor::Progressor(ProgressFn fn, std::string migrationId, std::string container)
+    : fn_(std::move(fn)), id_(std::move(migrationId)), container_(std::move(container)), t0_(monotonicNs()) {}
 
 void Progressor::phase(v1::Phase phase, uint64_t total) {
   phase_ = phase;
@@ -167,6 +167,7 @@ void Progressor::emit(bool force) {
   last_ = now;
   v1::Progress p;
   p.set_migration_id(id_);
+  p.set_container(container_);
   p.set_phase(phase_);
   p.set_bytes_done(done_);
   p.set_bytes_total(total_);

@@ -9,12 +9,11 @@
 #include <vector>
 
 #include "lxmig/base/status.h"
+#include "lxmig/migration/progress.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/v1/migration.pb.h"
 
 namespace lxmig::migration {
-
-using ProgressFn = std::function<void(const v1::Progress&)>;
 
 // CRIU's logs of a failed migration outlive the images for the operator:
 // copied from imagesDir to dest (<state>/logs/<id>).
@@ -75,7 +74,8 @@ class PhaseClock {
 // pre-copy's rounds; byte counts are sent at most every 100 ms.
 class Progressor {
  public:
-  Progressor(ProgressFn fn, std::string migrationId);
+  // `container`: named in each event (adopt, merge: the container dumped).
+  Progressor(ProgressFn fn, std::string migrationId, std::string container = "");
   void phase(v1::Phase phase, uint64_t total);
   void add(uint64_t n);
   void round(int k, uint64_t dirtyBytes, int64_t predictedMs);
@@ -83,7 +83,7 @@ class Progressor {
  private:
   void emit(bool force);
   ProgressFn fn_;
-  std::string id_;
+  std::string id_, container_;
   v1::Phase phase_ = v1::PHASE_START;
   uint64_t done_ = 0, total_ = 0;
   int64_t t0_, phaseStart_ = 0, last_ = 0;

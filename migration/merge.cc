@@ -333,7 +333,7 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
 
 }  // namespace
 
-Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
+Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, const ProgressFn& progress) {
   const auto& cfg = node.config();
   if (req.containers_size() < 2 || static_cast<size_t>(req.containers_size()) > kMaxContainers)
     return invalidArgument("merge takes 2 to " + std::to_string(kMaxContainers) + " containers");
@@ -429,6 +429,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
                          " trees=" + std::to_string(part.roots.size()) + " scan_ms=" + std::to_string(scan.durationMs));
     auto total = [&] { return (monotonicNs() - partStart) / 1000000; };
     const std::string images = node.imagesRoot() + "/" + rep.id();
+    Progressor prog(progress, rep.id(), part.name);
 
     // 2. DUMP: each tree stays stopped from here until 4 or the abort. Its
     // addresses are blocked meanwhile: a connection the stopped original
@@ -443,6 +444,8 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     uint64_t bytes = 0;
     {
       PhaseClock dump(journal, v1::PHASE_DUMP);
+      prog.phase(v1::PHASE_DUMP, 0);
+      ImagesWatch watch(prog, images);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k) {
         const std::string dir = images + "/" + std::to_string(k);
         st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir);
@@ -467,6 +470,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     }
     auto abort = [&](const Status& why) {
       PhaseClock ab(journal, v1::PHASE_ABORT);
+      prog.phase(v1::PHASE_ABORT, 0);
       // Copies restored so far never ran: they go, the originals continue.
       auto copies = copiesIn(node, keptName, part.inner, true);
       signalAll(copies, SIGKILL);
@@ -487,6 +491,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     // 3. RESTORE
     {
       PhaseClock restore(journal, v1::PHASE_RESTORE);
+      prog.phase(v1::PHASE_RESTORE, bytes);
       if (cfg.failAt == "merge-restore") ::unlink((images + "/0/pstree.img").c_str());  // testing: CRIU fails
       mounts = newMounts(node, part.spec, kept);
       st = addMounts(node, mounts, keptName);
@@ -511,6 +516,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req) {
     // 4. COMMIT
     {
       PhaseClock commit(journal, v1::PHASE_COMMIT);
+      prog.phase(v1::PHASE_COMMIT, 0);
       signalTree(stopped, SIGKILL);
       awaitGone(stopped, 2000);
       // The commit point: from here the copies are the ones.

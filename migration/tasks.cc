@@ -1,5 +1,6 @@
 #include "tasks.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -110,17 +111,27 @@ uint64_t treeBytes(const std::string& dir) {
   return total;
 }
 
-// The pid of a host process inside its PID namespace (the last NSpid).
-pid_t innerPid(pid_t hostPid) {
-  auto status = readFile("/proc/" + std::to_string(hostPid) + "/status");
-  if (!status.ok()) return 0;
-  for (const auto& line : split(*status, '\n')) {
-    if (!startsWith(line, "NSpid:")) continue;
-    auto f = split(line.substr(6), '\t');
-    uint64_t v = 0;
-    if (!f.empty() && parseUint64(trim(f.back()), &v)) return static_cast<pid_t>(v);
+ImagesWatch::ImagesWatch(Progressor& progress, std::string dir) {
+  thread_ = std::thread([this, &progress, dir = std::move(dir)] {
+    uint64_t seen = 0;
+    std::unique_lock lk(mu_);
+    while (!cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return stop_; })) {
+      uint64_t now = treeBytes(dir);
+      for (const auto& e : listDirEntries(dir).value_or({}))
+        if (e.type == DT_DIR) now += treeBytes(dir + "/" + e.name);
+      if (now > seen) progress.add(now - seen);
+      seen = std::max(seen, now);
+    }
+  });
+}
+
+ImagesWatch::~ImagesWatch() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
   }
-  return 0;
+  cv_.notify_all();
+  thread_.join();
 }
 
 namespace {

@@ -6,12 +6,17 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "journal.h"
 #include "lxmig/base/status.h"
+#include "lxmig/container/lxc_host.h"
 
 namespace lxmig::migration {
 
@@ -47,8 +52,24 @@ std::string tasksText(const std::vector<Task>& tasks);
 std::vector<Task> parseTasks(std::string_view text);
 // Bytes of the regular files directly in dir.
 uint64_t treeBytes(const std::string& dir);
-// The pid of a host process inside its PID namespace (the last NSpid).
-pid_t innerPid(pid_t hostPid);
+
+// While it lives, the bytes of the images under `dir` (its files and those
+// of its subdirectories, one per tree a merge dumps) reach `progress` every
+// 100 ms: the dump's progress on the operator's terminal while CRIU writes.
+class ImagesWatch {
+ public:
+  ImagesWatch(Progressor& progress, std::string dir);
+  ~ImagesWatch();
+  ImagesWatch(const ImagesWatch&) = delete;
+  ImagesWatch& operator=(const ImagesWatch&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+using container::innerPid;
 
 // POSIX shared memory: each file directly in /dev/shm named in `files`
 // (e.g. "/dev/shm/q") copied into the /dev/shm of the container whose init

@@ -451,9 +451,15 @@ uint32_t Node::pickPidBase(const std::string& forName) {
   uint64_t pidMax = 32768;
   if (auto t = readFile("/proc/sys/kernel/pid_max"); t.ok()) (void)parseUint64(trim(*t), &pidMax);
   const uint32_t slots = static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(pidMax / kPidRange, 2) - 1, 4000));
+  // Taken: each container's own range, and every range its processes use
+  // (a merged container holds the ranges of those merged into it).
   std::set<uint32_t> used;
-  for (const auto& n : lxc_.list())
+  for (const auto& n : lxc_.list()) {
     if (auto s = spec(n); s.ok() && s->pidBase) used.insert(s->pidBase);
+    for (pid_t p : lxc_.pids(n).value_or(std::vector<pid_t>{}))
+      if (pid_t in = container::innerPid(p); in >= static_cast<pid_t>(kPidRange))
+        used.insert(static_cast<uint32_t>(in) / kPidRange * kPidRange);
+  }
   const uint32_t first = static_cast<uint32_t>(std::hash<std::string>{}(forName) % slots);
   for (uint32_t i = 0; i < slots; ++i) {
     const uint32_t base = (1 + (first + i) % slots) * kPidRange;

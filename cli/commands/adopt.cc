@@ -4,10 +4,13 @@
 // taken is refused before anything is touched, one line per reason, and
 // the command exits 1; a failure after the dump leaves the processes
 // running on the host as they were (report "aborted", exit 1).
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "commands/command.h"
 #include "output/json.h"
+#include "output/progress.h"
 #include "output/report.h"
 
 namespace lxmig::cli {
@@ -42,8 +45,14 @@ int adopt(const Globals& g, Connector& conn, const AdoptOptions& o) {
   auto t = conn.onThisMachine(g.node);
   if (!t.ok()) return fail(what, t.status());
   // The dump and the restore of a large group take their time.
-  auto r = call(*t, &v1::Agent::Stub::Adopt, rq, 900);
-  if (!r.ok()) return fail(what, r.status());
+  Result<v1::AdoptReply> r = okStatus();
+  {
+    StepProgressLine line(::isatty(2) && !g.quiet && !g.json);
+    auto ev = callStep(*t, &v1::Agent::Stub::Adopt, rq, 900, [&](const v1::Progress& p) { line(p); });
+    if (!ev.ok()) return fail(what, ev.status());
+    if (!ev->has_adopted()) return fail(what, internalError("the agent answered adopt with another reply"));
+    r = ev->adopted();
+  }
   const bool refused = r->refusals_size() > 0;
   const bool committed = r->has_report() && r->report().result() == v1::RESULT_COMMITTED;
   if (g.json) {

@@ -4,10 +4,13 @@
 // merged is refused before anything is touched, one line per reason, and
 // the command exits 1; a failure after a dump leaves both containers
 // running as before (report "aborted", exit 1).
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "commands/command.h"
 #include "output/json.h"
+#include "output/progress.h"
 #include "output/report.h"
 
 namespace lxmig::cli {
@@ -33,8 +36,14 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
   auto t = conn.onThisMachine(*where);
   if (!t.ok()) return fail(what, t.status());
   // Dumps and restores of large containers take their time.
-  auto r = call(*t, &v1::Agent::Stub::Merge, rq, 900);
-  if (!r.ok()) return fail(what, r.status());
+  Result<v1::MergeReply> r = okStatus();
+  {
+    StepProgressLine line(::isatty(2) && !g.quiet && !g.json);
+    auto ev = callStep(*t, &v1::Agent::Stub::Merge, rq, 900, [&](const v1::Progress& p) { line(p); });
+    if (!ev.ok()) return fail(what, ev.status());
+    if (!ev->has_merged()) return fail(what, internalError("the agent answered merge with another reply"));
+    r = ev->merged();
+  }
   const bool refused = r->refusals_size() > 0;
   bool committed = r->reports_size() > 0;
   for (const auto& rep : r->reports()) committed = committed && rep.result() == v1::RESULT_COMMITTED;

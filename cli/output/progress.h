@@ -11,4 +11,19 @@ namespace lxmig::cli {
 // "[precopy] round 2, dirty 1.0 MiB, predicted downtime 40 ms; 3.0 MiB / 8.0 MiB  1.0 MiB/s  ETA 5.0s"
 std::string progressLine(const v1::Progress& p);
 
+// A step's progress (lxmig adopt, merge) on stderr, one line kept rewritten
+// ("producer [dump] 4.8 MiB  96 MiB/s"), while `show` (a terminal, neither
+// --quiet nor --json); its destructor clears the line.
+class StepProgressLine {
+ public:
+  explicit StepProgressLine(bool show) : show_(show) {}
+  ~StepProgressLine();
+  StepProgressLine(const StepProgressLine&) = delete;
+  StepProgressLine& operator=(const StepProgressLine&) = delete;
+  void operator()(const v1::Progress& p);
+
+ private:
+  bool show_, shown_ = false;
+};
+
 }  // namespace lxmig::cli

@@ -333,8 +333,9 @@ TEST_F(MergeTest, AUnixListenerIsCarriedAndAConnectionAcrossContainersIsRefused)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(pathExists(dir_ + "/connected"));
   const std::vector<std::string> ask = {
-      "exec", "client", "--", "python3", "-c",
-      "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/shared/sock'); print(s.recv(100).decode())"};
+      "exec", "client",
+      "--",   "python3",
+      "-c",   "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/shared/sock'); print(s.recv(100).decode())"};
   const std::string before = tb().lxmig(ask).out;
   ASSERT_NE(before.find("hello from "), std::string::npos) << before;
 

@@ -390,6 +390,33 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   expectRemoved("nobody");
 }
 
+// dash runs each command with vfork(): a shell that starts commands all the
+// time is often frozen with its parent inside vfork, which neither the
+// freezer nor CRIU can stop (CRIU's dump then failed after 10 s with
+// "Unseizable non-zombie ... state D"). The freeze steps around it.
+TEST_F(MigrationTest, AShellThatForksAllTheTimeMigrates) {
+  Cli run = tb().lxmig({"--node", "n1", "run", "--name", "forker", "--", "/usr/bin/dash", "-c",
+                        "n=0; while :; do /bin/true; n=$((n+1)); echo $n > /tmp/count; done"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  auto count = [&] {  // the shell rewrites the file: read it again when caught empty
+    long long n = 0;
+    for (int i = 0; i < 20 && n == 0; ++i)
+      n = std::atoll(std::string(trim(tb().lxmig({"exec", "forker", "--", "cat", "/tmp/count"}).out)).c_str());
+    return n;
+  };
+  long long last = count();
+  for (int i = 0; i < 6; ++i) {
+    const char* mode = i % 2 ? "pre-copy" : "stop-and-copy";
+    const std::string to = nodeOf("forker") == "n1" ? "n2" : "n1";
+    Cli m = tb().lxmig({"migrate", "forker", "--to", to, "--mode", mode});
+    ASSERT_EQ(m.code, 0) << i << " " << mode << ": " << m.err << m.out;
+    const long long now = count();
+    EXPECT_GT(now, last) << "the shell did not go on after migration " << i;
+    last = now;
+  }
+  expectRemoved("forker");
+}
+
 TEST_F(MigrationTest, UnknownContainerAndNode) {
   Cli c = tb().lxmig({"migrate", "nosuch", "--to", "n2"});
   EXPECT_NE(c.code, 0);

@@ -47,6 +47,10 @@ struct ContainerParams {
   std::vector<DeviceParam> devices;
 };
 
+// The pid of a host process inside its PID namespace (the last NSpid of
+// /proc/PID/status); 0 when it is gone.
+pid_t innerPid(pid_t hostPid);
+
 enum class RunState { kStopped, kStarting, kRunning, kStopping, kAborting, kFreezing, kFrozen, kThawed, kUnknown };
 const char* runStateName(RunState s);
 
@@ -75,6 +79,8 @@ class LxcHost {
   uint64_t cpuUsageNs(const std::string& name) const;
 
   // Cgroup freezer of the payload; waits until the kernel reports FROZEN.
+  // A task caught inside vfork() (which neither the freezer nor CRIU can
+  // stop) gets a moment thawed, and the freeze is tried again.
   Status freeze(const std::string& name, int timeoutMs = 5000);
   Status thaw(const std::string& name);
   bool frozen(const std::string& name) const;
@@ -153,6 +159,7 @@ class LxcHost {
   Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                         std::vector<std::string> env);
   std::string devicesCgroup(const std::string& name) const;
+  bool vforkWaiting(const std::string& name) const;
   Result<int> runHelperArgs(const std::string& verb, const std::string& name, const std::vector<std::string>& args,
                             std::vector<std::string> env);
   Status removeCgroups(const std::string& name) const;

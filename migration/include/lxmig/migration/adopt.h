@@ -17,6 +17,7 @@
 #pragma once
 
 #include "lxmig/base/status.h"
+#include "lxmig/migration/progress.h"
 #include "lxmig/node/node.h"
 #include "lxmig/v1/agent.pb.h"
 
@@ -26,7 +27,9 @@ namespace lxmig::migration {
 // the reply: refusals (audited as refused), a dry run's plan, or the
 // report of the attempt (committed, or aborted with the processes left on
 // the host).
-Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req);
+// `progress` (may be empty) hears each phase as it begins, and the bytes
+// of the images while CRIU writes them.
+Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req, const ProgressFn& progress = {});
 
 // At the agent's start: an adoption the agent stopped under is settled.
 // While the host tasks it stopped still exist, the host copy is the one

@@ -1,6 +1,7 @@
 // lxmig merge: the processes of containers of one node continued inside
 // one of them, with the same pids, the same memory, and the FIFOs and files
-// they share through binds both have; from then on they move as one.
+// they share through binds; from then on they move as one, answering on
+// every address the merged containers had.
 //
 //   lxmig merge A B C --name A   B's and C's processes join A; B and C go
 //
@@ -12,18 +13,22 @@
 //              and its pids must be free in the kept container (every
 //              container's workload starts in a pid range of its own).
 //              Refused, one line per reason, before anything is touched.
-//   2. DUMP    CRIU dumps each tree from inside its container (no namespace
-//              in the images), leaving it stopped.
-//   3. RESTORE CRIU restores each tree inside the kept container
-//              (LxcHost::restoreInto), left stopped.
+//   2. DUMP    its addresses blocked, CRIU dumps each tree from inside its
+//              container (no namespace in the images), leaving it stopped.
+//   3. RESTORE the binds and devices the kept container lacks are mounted
+//              into it, its eth0 gets the merged container's addresses, and
+//              CRIU restores each tree inside it (LxcHost::restoreInto),
+//              left stopped.
 //   4. COMMIT  the stopped originals are killed, the copies continued; the
-//              merged container is removed, its address released, its
-//              firewall rules and environment added to the kept one's.
-// A failure in 2-3 kills the copies and continues the originals: both
-// containers run as before.
+//              merged container is removed, its addresses announced from
+//              the kept one and unblocked, its firewall rules, binds,
+//              devices, environment and addresses added to the kept spec.
+// A failure in 2-3 kills the copies, takes back what the kept container
+// was given and continues the originals: both containers run as before.
 #pragma once
 
 #include "lxmig/base/status.h"
+#include "lxmig/migration/progress.h"
 #include "lxmig/node/node.h"
 #include "lxmig/v1/agent.pb.h"
 
@@ -32,7 +37,9 @@ namespace lxmig::migration {
 // InvalidArgument/NotFound for a bad request (nothing recorded); otherwise
 // the reply: refusals (audited as refused), a dry run's plan, or a report
 // per container merged (committed, or aborted with both running as before).
-Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req);
+// `progress` (may be empty) hears each phase as it begins, and the bytes
+// of the images while CRIU writes them.
+Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, const ProgressFn& progress = {});
 
 // At the agent's start: a merge the agent stopped under is settled. While
 // the merged container's stopped originals exist they are the ones (the

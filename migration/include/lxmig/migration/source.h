@@ -32,6 +32,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/migration/host.h"
 #include "lxmig/migration/peers.h"
+#include "lxmig/migration/progress.h"
 #include "lxmig/node/reservations.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/transport/tree_transfer.h"
@@ -48,7 +49,6 @@ class Progressor;
 class PreCopy;
 struct FinalStats;
 
-using ProgressFn = std::function<void(const v1::Progress&)>;
 using CancelledFn = std::function<bool()>;
 
 // What a source migration works with; all of it outlives the Source.

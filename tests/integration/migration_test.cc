@@ -417,6 +417,59 @@ TEST_F(MigrationTest, AShellThatForksAllTheTimeMigrates) {
   expectRemoved("forker");
 }
 
+// inotify watches on a directory and a file inside a bind (CRIU finds
+// them by handle on the target) move in both modes and still report what
+// happens there afterwards.
+TEST_F(MigrationTest, InotifyWatchesInsideABindMoveAndStillFire) {
+  const std::string dir = "/tmp/lxit-inotify-" + std::to_string(::getpid());
+  ASSERT_TRUE(makeDirs(dir + "/watched/deeper", 0755).ok());
+  ASSERT_TRUE(writeFileAtomic(dir + "/watched/deeper/file", "x\n").ok());
+  struct Cleanup {
+    std::string d;
+    ~Cleanup() { (void)removeTree(d); }
+  } cleanup{dir};
+  // Each event's name (or "file" for the file's own) is appended to
+  // /data/events.
+  Cli run = tb().lxmig({"--node", "n1", "run", "--name", "watcher", "--bind", dir + ":/data:rw", "--", "python3", "-c",
+                        "import ctypes,os,struct\n"
+                        "libc=ctypes.CDLL('libc.so.6',use_errno=True)\n"
+                        "fd=libc.inotify_init()\n"
+                        "d=libc.inotify_add_watch(fd,b'/data/watched/deeper',0x100)\n"
+                        "f=libc.inotify_add_watch(fd,b'/data/watched/deeper/file',0x2)\n"
+                        "assert d>=0 and f>=0\n"
+                        "open('/data/ready','w').close()\n"
+                        "while True:\n"
+                        "  b=os.read(fd,4096); i=0\n"
+                        "  while i<len(b):\n"
+                        "    wd,m,c,n=struct.unpack_from('iIII',b,i); name=b[i+16:i+16+n].rstrip(b'\\0').decode()\n"
+                        "    i+=16+n\n"
+                        "    open('/data/events','a').write((name or 'file')+'\\n')\n"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  for (int i = 0; i < 50 && !pathExists(dir + "/ready"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(pathExists(dir + "/ready"));
+  auto seen = [&](const std::string& line) {
+    for (int i = 0; i < 50; ++i) {
+      if (readFile(dir + "/events").value_or("").find(line + "\n") != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  };
+  for (const char* mode : {"stop-and-copy", "pre-copy"}) {
+    const std::string to = nodeOf("watcher") == "n1" ? "n2" : "n1";
+    Cli m = tb().lxmig({"migrate", "watcher", "--to", to, "--mode", mode});
+    ASSERT_EQ(m.code, 0) << mode << ": " << m.err << m.out;
+    const std::string made = std::string("made-after-") + mode;
+    const int created = ::open((dir + "/watched/deeper/" + made).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(created, 0);
+    ::close(created);
+    EXPECT_TRUE(seen(made)) << mode << ": the directory's watch is gone";
+    ASSERT_TRUE(writeFile(dir + "/watched/deeper/file", "y\n").ok());
+    EXPECT_TRUE(seen("file")) << mode << ": the file's watch is gone";
+    ASSERT_TRUE(writeFileAtomic(dir + "/events", "").ok());
+  }
+  expectRemoved("watcher");
+}
+
 TEST_F(MigrationTest, UnknownContainerAndNode) {
   Cli c = tb().lxmig({"migrate", "nosuch", "--to", "n2"});
   EXPECT_NE(c.code, 0);

@@ -307,6 +307,14 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
     if (!plan.sysvShm.empty())
       refuse("its tree of pid " + std::to_string(innerPid(root)) +
              " maps System V shared memory, which a merge does not carry");
+    // CRIU dumps an open tun device only with the network namespace it
+    // belongs to, which a merge leaves behind ("Net namespace is required
+    // to dump tun link").
+    for (const auto& d : plan.devices)
+      if (d == "/dev/net/tun")
+        refuse("its tree of pid " + std::to_string(innerPid(root)) +
+               " holds /dev/net/tun open: CRIU dumps a tun device only with its network namespace, which a merge "
+               "does not carry (lxmig migrate carries it)");
     for (const auto& f : plan.shmFiles) {
       if (shmFileExists(keptInit, f)) refuse("uses " + f + ", and " + kept.name + " has a file of that name");
       part.shmFiles.push_back(f);

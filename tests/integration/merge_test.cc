@@ -229,6 +229,11 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
        {"--bind", "/var/tmp:/shared:rw"},
        "cd /shared && exec sleep 1000000",
        "has the bind /var/tmp at /shared, where keeper has " + dir_},
+      // An open tun device, which CRIU dumps only with its network namespace.
+      {"tun",
+       {"--device", "/dev/net/tun", "--bind", tb().workloadsDir() + ":/opt/lxmig-tests"},
+       "exec /opt/lxmig-tests/counter_server --port 7301 --hold /dev/net/tun",
+       "holds /dev/net/tun open: CRIU dumps a tun device only with its network namespace"},
       // A TCP connection: a merge carries listeners and their addresses,
       // not a connection's state.
       {"connected",
@@ -269,10 +274,6 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
   EXPECT_EQ(one.code, 2) << one.err;
 }
 
-// A migrated container has clocks of its own (CRIU's time namespace keeps
-// them going from where they were dumped): its processes may join a
-// container whose clocks read ahead, never one whose clocks read behind.
-// Merged, the container migrates again (one time and one cgroup namespace).
 // A device of the merged container joins the kept one: bound in and allowed
 // while it runs (CRIU carries no open /dev/net/tun without its network
 // namespace, so the process only has it configured), and the device need
@@ -352,6 +353,10 @@ TEST_F(MergeTest, AUnixListenerIsCarriedAndAConnectionAcrossContainersIsRefused)
   EXPECT_EQ(tb().lxmig(ask).out, before) << "the same listener process answers";
 }
 
+// A migrated container has clocks of its own (CRIU's time namespace keeps
+// them going from where they were dumped): its processes may join a
+// container whose clocks read ahead, never one whose clocks read behind.
+// Merged, the container migrates again (one time and one cgroup namespace).
 TEST_F(MergeTest, ClocksOnlyMoveForwardAndAMergedContainerMovesAgain) {
   for (const char* name : {"moved", "fresh"}) {
     Cli r = run(name, {}, "exec sleep 1000000");

@@ -445,7 +445,8 @@ TEST_F(MigrationTest, InotifyWatchesInsideABindMoveAndStillFire) {
                         "    i+=16+n\n"
                         "    open('/data/events','a').write((name or 'file')+'\\n')\n"});
   ASSERT_EQ(run.code, 0) << run.err;
-  for (int i = 0; i < 50 && !pathExists(dir + "/ready"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 50 && !pathExists(dir + "/ready"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(pathExists(dir + "/ready"));
   auto seen = [&](const std::string& line) {
     for (int i = 0; i < 50; ++i) {

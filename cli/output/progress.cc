@@ -30,19 +30,21 @@ std::string progressLine(const v1::Progress& p) {
   return line;
 }
 
+std::string stepProgressLine(const v1::Progress& p) {
+  const std::string text =
+      p.bytes_done() > 0 ? progressLine(p)
+                         : "[" + std::string(name(p.phase())) + "]" +
+                               (p.bytes_total() ? " " + humanBytes(p.bytes_total()) + " of images" : std::string());
+  return p.container() + " " + text;
+}
+
 StepProgressLine::~StepProgressLine() {
   if (shown_) std::fprintf(stderr, "\r\033[K");
 }
 
 void StepProgressLine::operator()(const v1::Progress& p) {
   if (!show_) return;
-  // A phase that counts no bytes (restore, commit) shows its name, and the
-  // images' size where it has one.
-  const std::string text =
-      p.bytes_done() > 0 ? progressLine(p)
-                         : "[" + std::string(name(p.phase())) + "]" +
-                               (p.bytes_total() ? " " + humanBytes(p.bytes_total()) + " of images" : std::string());
-  std::fprintf(stderr, "\r\033[K%s %s", p.container().c_str(), text.c_str());
+  std::fprintf(stderr, "\r\033[K%s", stepProgressLine(p).c_str());
   shown_ = true;
 }
 

@@ -11,8 +11,12 @@ namespace lxmig::cli {
 // "[precopy] round 2, dirty 1.0 MiB, predicted downtime 40 ms; 3.0 MiB / 8.0 MiB  1.0 MiB/s  ETA 5.0s"
 std::string progressLine(const v1::Progress& p);
 
-// A step's progress (lxmig adopt, merge) on stderr, one line kept rewritten
-// ("producer [dump] 4.8 MiB  96 MiB/s"), while `show` (a terminal, neither
+// A step's line (lxmig adopt, merge): "producer [dump] 4.8 MiB  96.0 MiB/s";
+// a phase that counts no bytes shows its name and the images' size:
+// "producer [restore] 4.8 MiB of images".
+std::string stepProgressLine(const v1::Progress& p);
+
+// That line on stderr, kept rewritten, while `show` (a terminal, neither
 // --quiet nor --json); its destructor clears the line.
 class StepProgressLine {
  public:

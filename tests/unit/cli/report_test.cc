@@ -104,5 +104,20 @@ TEST(Progress, PrecopyRoundsAndEta) {
   EXPECT_EQ(progressLine(p), "[transfer] 1.0 MiB / 4.0 MiB  1.0 MiB/s  ETA 3.0s");
 }
 
+TEST(Progress, AdoptAndMergeNameTheContainerAndTheImages) {
+  v1::Progress p;
+  p.set_container("producer");
+  p.set_phase(v1::PHASE_DUMP);
+  EXPECT_EQ(stepProgressLine(p), "producer [dump]");
+  p.set_bytes_done(5 << 20);
+  p.set_rate_bps(100 << 20);
+  EXPECT_EQ(stepProgressLine(p), "producer [dump] 5.0 MiB  100.0 MiB/s");
+  v1::Progress r;
+  r.set_container("producer");
+  r.set_phase(v1::PHASE_RESTORE);
+  r.set_bytes_total(5 << 20);
+  EXPECT_EQ(stepProgressLine(r), "producer [restore] 5.0 MiB of images");
+}
+
 }  // namespace
 }  // namespace lxmig::cli

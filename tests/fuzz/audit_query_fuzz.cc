@@ -20,6 +20,13 @@ namespace {
 struct Db {
   std::string dir, path, bytes;
   std::unique_ptr<lxmig::store::AuditQuery> query;
+  Db() = default;
+  Db(Db&&) = default;
+  // libFuzzer ends a run with exit(): the database's directory goes with it.
+  ~Db() {
+    query.reset();
+    if (!dir.empty()) (void)lxmig::removeTree(dir);
+  }
 };
 
 Db& db() {

@@ -19,15 +19,21 @@
 
 namespace {
 
-std::string g_base;  // a directory per process, reused
+// A directory per process, reused, removed when libFuzzer exits.
+struct BaseDir {
+  std::string path;
+  ~BaseDir() {
+    if (!path.empty()) (void)lxmig::removeTree(path);
+  }
+} g_base;
 
 std::string base() {
-  if (g_base.empty()) {
+  if (g_base.path.empty()) {
     char t[] = "/tmp/lxmig-fuzz-tree-XXXXXX";
     if (!::mkdtemp(t)) std::abort();
-    g_base = t;
+    g_base.path = t;
   }
-  return g_base;
+  return g_base.path;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
 #include "lxmig/migration/adopt.h"
@@ -11,6 +12,7 @@
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/node/doctor.h"
+#include "lxmig/proto/vocabulary.h"
 #include "lxmig/store/audit_query.h"
 
 namespace lxmig::agent {
@@ -194,10 +196,42 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
         writer->Write(ev);
       },
       [&] { return ctx->IsCancelled(); });
+  {
+    std::lock_guard lk(runningMu_);
+    running_[source.id()] = &source;
+  }
   auto report = source.run();
+  {
+    std::lock_guard lk(runningMu_);
+    running_.erase(source.id());
+  }
   v1::MigrateEvent ev;
   *ev.mutable_report() = report;
   writer->Write(ev);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest* req,
+                                           v1::CancelMigrationReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::CancelMigration, 20);
+  if (auto st = checkMigrationId(req->id()); !st.ok()) return toGrpc(st);
+  // Held while the source is asked: its entry (and so the Source) stays.
+  std::lock_guard lk(runningMu_);
+  auto it = running_.find(req->id());
+  if (it == running_.end()) {
+    auto m = node_.audit().getMigration(req->id());
+    if (m.ok() && m->id == req->id() && m->result != name(v1::RESULT_RUNNING))
+      return toGrpc(
+          failedPrecondition("migration " + req->id() + " of `" + m->container + "` already ended: " + m->result));
+    return toGrpc(notFound("no migration " + req->id() + " runs from " + node_.config().node));
+  }
+  if (auto st = it->second->cancel(); !st.ok()) return toGrpc(st);
+  auto m = node_.audit().getMigration(req->id());
+  if (m.ok()) {
+    rep->set_container(m->container);
+    rep->set_target(m->target);
+  }
+  LXMIG_LOG(kInfo, "agent") << "migration " << req->id() << " cancelled by the operator";
   return grpc::Status::OK;
 }
 
@@ -397,6 +431,7 @@ LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerRep
 LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())
 LXMIG_PEER_FORWARDED(Firewall, FirewallRequest, FirewallReply, "fw " + req->container())
 LXMIG_PEER_FORWARDED(Pin, PinRequest, PinReply, std::string(req->pinned() ? "pin " : "unpin ") + req->name())
+LXMIG_PEER_FORWARDED(CancelMigration, CancelMigrationRequest, CancelMigrationReply, "cancel " + req->id().substr(0, 64))
 #undef LXMIG_PEER_READ
 #undef LXMIG_PEER_FORWARDED
 
@@ -445,7 +480,7 @@ grpc::Status PeerService::Prelayout(grpc::ServerContext* ctx, const v1::Prelayou
 grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
-  auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net());
+  auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;
@@ -460,7 +495,7 @@ grpc::Status PeerService::Commit(grpc::ServerContext* ctx, const v1::MigrationRe
 grpc::Status PeerService::Abort(grpc::ServerContext* ctx, const v1::AbortRequest* req, v1::Ack*) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
-  return toGrpc(target_.abort(*peer, req->migration_id(), req->reason()));
+  return toGrpc(target_.abort(*peer, req->migration_id(), req->reason(), req->unless_restored()));
 }
 
 }  // namespace lxmig::agent

@@ -12,12 +12,20 @@
 //                 (or refused with accept_forwarded = false), one hop only.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "lxmig/migration/node_host.h"
 #include "lxmig/migration/settle.h"
 #include "lxmig/migration/target.h"
 #include "lxmig/node/node.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
+
+namespace lxmig::migration {
+class Source;
+}
 
 namespace lxmig::agent {
 
@@ -49,6 +57,8 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status ListMigrations(grpc::ServerContext*, const v1::ListMigrationsRequest*,
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
+  grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
+                               v1::CancelMigrationReply*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
   grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
   grpc::Status RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest*,
@@ -63,6 +73,10 @@ class AgentService final : public v1::Agent::Service {
   migration::NodePeers peers_;
   migration::Target target_;
   migration::FrozenCopies frozen_;
+  // Migrations this node runs as their source, for CancelMigration; an
+  // entry goes before its Source does (under the lock).
+  std::mutex runningMu_;
+  std::map<std::string, migration::Source*> running_;
 };
 
 class PeerService final : public v1::Peer::Service {
@@ -78,6 +92,8 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
   grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
+  grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
+                               v1::CancelMigrationReply*) override;
   grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest*, v1::DevicesReply*) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
   grpc::Status Groups(grpc::ServerContext*, const v1::GroupsRequest*, v1::GroupsReply*) override;

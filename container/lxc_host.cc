@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <thread>
 
 #include "lxmig/base/fd.h"
@@ -26,7 +27,8 @@ constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
 // failed (CRIU's logs say why); a dump or restore that takes longer than
 // the limit is killed.
 constexpr int kHelperCallFailed = 1;
-constexpr int kHelperTimeoutMs = 15 * 60 * 1000;
+constexpr int64_t kHelperTimeoutMs = 15 * 60 * 1000;
+constexpr int kHelperPollMs = 100;
 // Host directories every application container sees read-only; the rootfs
 // has /bin, /lib, /lib64 and /sbin as links into /usr (merged /usr).
 const char* const kSystemDirs[] = {"usr", "etc"};
@@ -441,12 +443,13 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
 // any uid (rlimits.h). Returns the helper's exit code: 0, or
 // kHelperCallFailed when liblxc's call failed.
 Result<int> LxcHost::runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
-                               std::vector<std::string> env) {
-  return runHelperArgs(verb, name, {lxcPath_, name, imagesDir}, std::move(env));
+                               std::vector<std::string> env, const CallLimits& limits) {
+  return runHelperArgs(verb, name, {lxcPath_, name, imagesDir}, std::move(env), limits);
 }
 
 Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& name,
-                                   const std::vector<std::string>& args, std::vector<std::string> env) {
+                                   const std::vector<std::string>& args, std::vector<std::string> env,
+                                   const CallLimits& limits) {
   const std::string helper = helperPath();
   if (!pathExists(helper))
     return failedPrecondition(verb + " `" + name + "`: " + helper + " is missing (install lxmig-lxc next to lxmigd)");
@@ -457,7 +460,25 @@ Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& n
   argv.insert(argv.end(), args.begin(), args.end());
   auto child = spawn(argv, so);
   if (!child.ok()) return child.status().withContext(verb + " `" + name + "`");
-  auto rc = child->wait(kHelperTimeoutMs);
+  // Polled, so that an abort from another thread stops it at once.
+  const int64_t deadline = monotonicNs() + std::min<int64_t>(limits.timeoutMs, kHelperTimeoutMs) * 1000000;
+  Result<int> rc = deadlineExceeded("");
+  for (;;) {
+    rc = child->wait(kHelperPollMs);
+    if (rc.ok() || rc.status().code() != Code::kDeadlineExceeded) break;
+    const bool cancelled = limits.cancel && limits.cancel->load();
+    if (!cancelled && monotonicNs() < deadline) continue;
+    // liblxc's fork of the helper leads a session of its own, which holds
+    // CRIU; the cgroups hold the monitor and the tasks restored so far.
+    killHelperSessions(argv);
+    (void)::kill(-child->pid(), SIGKILL);
+    killCgroupTasks(name);
+    (void)child->wait();
+    killCgroupTasks(name);  // what CRIU forked while it was killed
+    if (cancelled) return Status(Code::kCancelled, verb + " of `" + name + "` cancelled (the migration was aborted)");
+    return deadlineExceeded(verb + " of `" + name + "` took longer than " + std::to_string(limits.timeoutMs / 1000) +
+                            " s: killed");
+  }
   if (!rc.ok()) return rc.status().withContext(verb + " `" + name + "`");
   if (*rc != 0 && *rc != kHelperCallFailed) {
     auto log = readFile(so.stderrPath);
@@ -664,7 +685,7 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
   return c;
 }
 
-Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy) {
+Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
@@ -674,7 +695,7 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (lazy) opts += " --lazy-pages";
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
-  auto rc = runHelper("restore", name, imagesDir, {"LXMIG_CRIU_RESTORE_OPTS=" + opts});
+  auto rc = runHelper("restore", name, imagesDir, {"LXMIG_CRIU_RESTORE_OPTS=" + opts}, limits);
   if (!rc.ok()) {
     (void)removeCgroups(name);
     return rc.status();
@@ -734,6 +755,63 @@ Status LxcHost::stop(const std::string& name) {
     if (!(*c)->wait(c->get(), "STOPPED", 10)) return internalError("`" + name + "` did not stop within 10 s");
   }
   return okStatus();
+}
+
+namespace {
+
+// The session of a process (/proc/PID/stat), 0 when it is gone.
+pid_t sessionOf(const std::string& pid) {
+  auto stat = readFile("/proc/" + pid + "/stat");
+  if (!stat.ok()) return 0;
+  auto close = stat->rfind(')');
+  if (close == std::string::npos) return 0;
+  auto f = split(stat->substr(close + 2), ' ');  // state ppid pgrp session ...
+  uint64_t sid = 0;
+  return f.size() > 3 && parseUint64(f[3], &sid) ? static_cast<pid_t>(sid) : 0;
+}
+
+}  // namespace
+
+void LxcHost::killHelperSessions(const std::vector<std::string>& helperArgv) {
+  // The helper (spawn's setsid) and liblxc's fork of it (setsid again)
+  // lead sessions that hold CRIU, which lives outside the container's
+  // cgroups; all carry the helper's command line.
+  std::set<pid_t> sessions;
+  auto procs = listDir("/proc").value_or({});
+  for (const auto& p : procs) {
+    auto argv = split(readFile("/proc/" + p + "/cmdline").value_or(""), '\0');
+    if (argv.size() >= helperArgv.size() && std::equal(helperArgv.begin(), helperArgv.end(), argv.begin()))
+      if (pid_t sid = sessionOf(p); sid > 1) sessions.insert(sid);
+  }
+  const pid_t self = ::getpid();
+  for (const auto& p : procs) {
+    uint64_t pid = 0;
+    if (!sessions.empty() && parseUint64(p, &pid) && static_cast<pid_t>(pid) != self && sessions.count(sessionOf(p)))
+      ::kill(static_cast<pid_t>(pid), SIGKILL);
+  }
+}
+
+void LxcHost::killRestoreLeftovers(const std::string& name) {
+  killHelperSessions({helperPath(), "restore", lxcPath_, name});
+  killCgroupTasks(name);
+}
+
+void LxcHost::killCgroupTasks(const std::string& name) {
+  for (const auto& h : cgroupHierarchies())
+    for (const char* kind : {"/payload.", "/monitor."}) {
+      const std::string top = h + "/" + cgroupParent_ + kind + name;
+      std::vector<std::string> dirs = {top};
+      for (size_t i = 0; i < dirs.size(); ++i) {
+        for (const auto& e : listDirEntries(dirs[i]).value_or({}))
+          if (e.type == DT_DIR) dirs.push_back(dirs[i] + "/" + e.name);
+        for (const auto& l : split(readFile(dirs[i] + "/cgroup.procs").value_or(""), '\n')) {
+          uint64_t pid = 0;
+          if (parseUint64(trim(l), &pid) && pid > 1 && pid != static_cast<uint64_t>(::getpid()))
+            ::kill(static_cast<pid_t>(pid), SIGKILL);
+        }
+      }
+    }
+  (void)thaw(name);
 }
 
 Status LxcHost::removeCgroups(const std::string& name) const {

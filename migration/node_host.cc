@@ -21,7 +21,10 @@ constexpr const char* kLog = "node";
 // that reconnects; RESTORE includes CRIU's restore of a large container.
 constexpr int kPrepareSeconds = 10;
 constexpr int kPrelayoutSeconds = 5;
-constexpr int kRestoreSeconds = 120;
+constexpr int kRestoreSeconds = 120;  // a request without a deadline
+// The target's answer to a restore it killed at its deadline arrives
+// within this much more (the kill, the rollback, the reply).
+constexpr int kRestoreAnswerSlackSeconds = 30;
 constexpr int kCommitSeconds = 10;
 constexpr int kDataLinkConnectMs = 5000;
 
@@ -58,7 +61,8 @@ class GrpcPeer final : public Peer {
   }
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     grpc::ClientContext ctx;
-    setDeadline(ctx, kRestoreSeconds);
+    setDeadline(ctx, req.deadline_ms() > 0 ? static_cast<int>(req.deadline_ms() / 1000) + kRestoreAnswerSlackSeconds
+                                           : kRestoreSeconds);
     v1::RestoreReply rep;
     LXMIG_RETURN_IF_ERROR(fromPeerGrpc(name_, stub_->Restore(&ctx, req, &rep)));
     return rep;
@@ -71,12 +75,13 @@ class GrpcPeer final : public Peer {
     v1::Ack ack;
     return fromPeerGrpc(name_, stub_->Commit(&ctx, ref, &ack));
   }
-  Status abort(const std::string& migrationId, const std::string& reason, int seconds) override {
+  Status abort(const std::string& migrationId, const std::string& reason, int seconds, bool unlessRestored) override {
     grpc::ClientContext ctx;
     setDeadline(ctx, seconds);
     v1::AbortRequest ar;
     ar.set_migration_id(migrationId);
     ar.set_reason(reason);
+    ar.set_unless_restored(unlessRestored);
     v1::Ack ack;
     return fromPeerGrpc(name_, stub_->Abort(&ctx, ar, &ack));
   }
@@ -191,6 +196,7 @@ void NodeHost::dropImportedNet(const node::Spec& spec, ImportedNet* done) {
 
 void NodeHost::forgetNet(const node::Spec& spec) {
   node_.dropNetState(spec);
+  node_.addressesLeft(spec);
   for (const auto& a : spec.addresses())
     if (auto ub = node_.firewall().unblock(a); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
 }

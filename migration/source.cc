@@ -1,5 +1,6 @@
 #include "lxmig/migration/source.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -153,6 +154,14 @@ v1::MigrationReport Source::run() {
   }
   commit();
   return finish(v1::RESULT_COMMITTED, okStatus());
+}
+
+Status Source::cancel() {
+  operatorCancel_ = true;
+  if (stage_ != Stage::kRestoreSent) return okStatus();  // run() sees it between phases, the supervisor in them
+  // The restore is the target's now: it stops it unless it is done. The
+  // answer to the restore (which run() waits for) then says so.
+  return target_->abort(rep_.id(), "cancelled by the operator", 10, true);
 }
 
 v1::MigrationReport Source::finish(v1::MigrationResult result, const Status& st) {
@@ -585,11 +594,12 @@ Status Source::restore() {
   rr.set_migration_id(rep_.id());
   rr.set_lazy(pc_ != nullptr);
   *rr.mutable_net() = std::move(net_);
+  rr.set_deadline_ms(restoreDeadlineMs());
   stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {
     ph.end(r.status());
-    return r.status();
+    return operatorCancel_ ? cancelledByOperator() : r.status();
   }
   ph.end(okStatus(), 0,
          kv("prelayout_ms", r->prelayout_ms()) + " " +
@@ -605,6 +615,15 @@ Status Source::restore() {
   rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000 - r->durable_ms());
   recordTargetSteps(*r);
   return okStatus();
+}
+
+// How long the target's restore may take: the operator's bound, or one
+// that grows with what the images hold (CRIU restores well above 32 MiB/s).
+int64_t Source::restoreDeadlineMs() const {
+  if (req_.restore_timeout_ms() > 0)
+    return std::clamp(req_.restore_timeout_ms(), kMinRestoreTimeoutMs, kMaxRestoreTimeoutMs);
+  const auto scaled = static_cast<int64_t>(rep_.bytes() / kRestoreBytesPerSecond) * 1000;
+  return std::min(kRestoreBaseTimeoutMs + scaled, kMaxRestoreTimeoutMs);
 }
 
 // The target's steps as rows of their own, so the frozen window's

@@ -23,6 +23,8 @@ constexpr const char* kStagingPrefix = ".incoming-";
 constexpr const char* kRestoredEvent = "restored and running on the target";
 // Room a migration may use on top of what its PREPARE announced.
 constexpr uint64_t kBudgetSlackBytes = uint64_t{1} << 30;
+// How long an abort waits for a killed restore to give its lock back.
+constexpr int kAbortWaitMs = 4000;
 // After this long a lazy-pages daemon still filling memory is reported.
 constexpr int kFillReportMs = 600000;
 
@@ -34,6 +36,26 @@ Target::~Target() {
 }
 
 void Target::cleanupStale() {
+  // Incoming migrations an agent restart cut off before their restore
+  // ended: the container defined for them goes (with a restore that may
+  // still hang in it); the source still has the workload.
+  store::MigrationFilter running{.result = std::string(name(v1::RESULT_RUNNING)), .limit = 10000};
+  for (const auto& m : audit_.listMigrations(running).value_or({})) {
+    std::string container;
+    if (pastOf(m.id, &container) != Past::kInterrupted || !host_.defined(container)) continue;
+    LXMIG_LOG(kWarn, kLog) << "migration " << m.id << " was not restored before the agent restarted: removing `"
+                           << container << "` here";
+    host_.killRestore(container);
+    auto spec = host_.spec(container);
+    (void)host_.destroy(container);
+    if (spec.ok()) {
+      (void)host_.releaseAddress(*spec);
+      ImportedNet chain;  // the firewall chain imported for it, if any
+      chain.rules = true;
+      host_.dropImportedNet(*spec, &chain);
+    }
+    (void)audit_.addEvent(m.id, "warn", "restore cut off by an agent restart: container removed on the target");
+  }
   for (const std::string& root : {host_.stagingRoot(), host_.imagesRoot()}) {
     const bool staging = root == host_.stagingRoot();
     auto names = listDir(root);
@@ -305,12 +327,18 @@ Result<size_t> dropSharedFifoData(const std::string& imagesDir, const node::Spec
 }  // namespace
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
-                                         const v1::NetState& net) {
+                                         const v1::NetState& net, int64_t deadlineMs) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
+  LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
+  const container::CallLimits limits{
+      .timeoutMs =
+          deadlineMs > 0 ? std::clamp(deadlineMs, kMinRestoreTimeoutMs, kMaxRestoreTimeoutMs) : kDefaultRestoreMs,
+      .cancel = &st->cancelRestore};
   const std::string& name = st->spec.name;
   st->lastActivityNs = monotonicNs();
   auto fail = [&](const Status& s) {
+    (void)audit_.addEvent(id, "error", "restore failed: " + s.message());
     (void)host_.destroy(name);
     (void)host_.releaseAddress(st->spec);
     host_.dropImportedNet(st->spec, &st->net);
@@ -371,10 +399,13 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     r.set_lazy_start_ms(lap());
   }
   st->lazyEarly.reset();  // not lazy after all
-  if (auto s = host_.restore(name, st->imagesDir, lazy); !s.ok()) {
+  if (st->cancelRestore) return fail(Status(Code::kCancelled, "restore of `" + name + "` cancelled by an abort"));
+  if (auto s = host_.restore(name, st->imagesDir, lazy, limits); !s.ok()) {
     st->lazyPages.reset();
     host_.endMemoryFill(name);
-    return fail(s);
+    // Killed at its deadline: an answer, not the silence of a peer that
+    // DeadlineExceeded would mean to the source.
+    return fail(s.code() == Code::kDeadlineExceeded ? Status(Code::kAborted, s.message()) : s);
   }
   st->restored = true;
   st->lastActivityNs = monotonicNs();
@@ -544,7 +575,7 @@ void Target::awaitFill(std::string id, std::shared_ptr<State> s) {
   (void)removeTree(s->imagesDir);
 }
 
-Status Target::abort(const std::string& peer, const std::string& id, const std::string& reason) {
+Status Target::abort(const std::string& peer, const std::string& id, const std::string& reason, bool unlessRestored) {
   auto r = findFor(peer, id);
   if (!r.ok() && r.status().code() == Code::kNotFound) {
     std::string container;
@@ -560,12 +591,20 @@ Status Target::abort(const std::string& peer, const std::string& id, const std::
     }
   }
   LXMIG_ASSIGN_OR_RETURN(auto st, r);
-  std::lock_guard op(st->opMu);
+  // A restore under way is killed (it would hold the lock until its
+  // deadline); the source that asks does not want it any more.
+  st->cancelRestore = true;
+  std::unique_lock op(st->opMu, std::defer_lock);
+  if (!op.try_lock_for(std::chrono::milliseconds(kAbortWaitMs)))
+    return unavailable("migration " + id + " on " + host_.nodeName() + ": its restore is still being stopped");
   if (!find(id).ok()) {  // settled meanwhile
     std::string container;
     return pastOf(id, &container) == Past::kCommitted ? failedPrecondition("migration " + id + " was committed")
                                                       : okStatus();
   }
+  if (unlessRestored && st->restored)
+    return failedPrecondition("migration " + id + ": `" + st->spec.name + "` already runs on " + host_.nodeName() +
+                              ", too late to cancel");
   return abortLocked(id, *st, reason);
 }
 

@@ -148,6 +148,11 @@ Status checkIpv4(const std::string& ip) {
   return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus() : invalidArgument("bad IPv4 address " + quote(ip));
 }
 
+// Whether a container's reservation says CRIU restores it here (an incoming
+// migration, Target::prepare; an adoption): until it is done, its liblxc
+// monitor answers no command.
+bool restoring(const std::string& why) { return startsWith(why, "migrating in") || startsWith(why, "being adopted"); }
+
 constexpr size_t kMaxArgs = 4096;
 constexpr size_t kMaxCommandBytes = 128 * 1024;
 constexpr size_t kMaxExtraIps = 63;  // a merge takes at most 64 containers
@@ -443,6 +448,23 @@ Status Node::releaseAddress(const Spec& s) {
   return first;
 }
 
+std::set<std::string> Node::readAway() const {
+  std::set<std::string> out;
+  for (const auto& l : split(readFile(awayPath()).value_or(""), '\n'))
+    if (checkIpv4(std::string(trim(l))).ok()) out.insert(std::string(trim(l)));
+  return out;
+}
+
+void Node::addressesLeft(const Spec& s) {
+  std::lock_guard lk(awayMu_);
+  std::set<std::string> away = readAway();
+  for (const auto& a : s.addresses()) away.insert(a);
+  std::string text;
+  for (const auto& a : away) text += a + "\n";
+  if (Status st = writeFileAtomic(awayPath(), text, 0600); !st.ok())
+    LXMIG_LOG(kWarn, "node") << "record the addresses that left with `" << s.name << "`: " << st.toString();
+}
+
 uint32_t Node::pickPidBase(const std::string& forName) {
   // Ranges of kPidRange pids from kPidRange up to the kernel's pid_max; the
   // first tried is the name's (names are cluster-wide, so containers of
@@ -478,17 +500,35 @@ Result<std::string> Node::allocateIp(const std::string& forName) {
   }
   // Addresses move with their containers, so a free address in this node's
   // pool may be in use elsewhere: ask the peers.
+  std::set<std::string> elsewhere;
+  bool allAnswered = true;
   for (const auto& p : peerNames()) {
     auto rp = peerContainers(p, 3);
     if (!rp.ok()) {
-      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p << "'s: " << rp.status().message();
+      LXMIG_LOG(kWarn, "node") << "allocating an address without knowing " << p
+                               << "'s (addresses that left this node stay taken): " << rp.status().message();
+      allAnswered = false;
       continue;
     }
     for (const auto& c : rp->containers()) {
       // Names are cluster-wide: `lxmig rm/exec/migrate NAME` find it by name.
       if (c.name() == forName) return alreadyExists("container `" + forName + "` already exists on " + p);
-      used.insert(c.ip());
-      used.insert(c.extra_ips().begin(), c.extra_ips().end());
+      elsewhere.insert(c.ip());
+      elsewhere.insert(c.extra_ips().begin(), c.extra_ips().end());
+    }
+  }
+  used.insert(elsewhere.begin(), elsewhere.end());
+  {
+    std::lock_guard lk(awayMu_);
+    std::set<std::string> away = readAway();
+    if (!allAnswered) {
+      used.insert(away.begin(), away.end());
+    } else if (!away.empty()) {
+      // Every peer answered: an address no one holds is free again.
+      std::string text;
+      for (const auto& a : away)
+        if (elsewhere.count(a)) text += a + "\n";
+      (void)writeFileAtomic(awayPath(), text, 0600);
     }
   }
   uint32_t size = pool.second >= 32 ? 1 : (uint32_t{1} << (32 - pool.second));
@@ -615,6 +655,8 @@ Status Node::remove(const std::string& name) {
 Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
   LXMIG_ASSIGN_OR_RETURN(Spec s, spec(req.name()));
   if (req.command().empty()) return invalidArgument("no command to run in `" + req.name() + "`");
+  if (auto why = reservations_.why(req.name()); why && restoring(*why))
+    return failedPrecondition("container `" + req.name() + "` is busy: " + *why);
   RunState rs = lxc_.state(req.name());
   if (rs != RunState::kRunning)
     return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
@@ -643,11 +685,16 @@ Result<v1::ContainerInfo> Node::info(const std::string& name) {
   ci.set_node(cfg_.node);
   ci.set_ip(s.ip);
   for (const auto& a : s.extraIps) ci.add_extra_ips(a);
-  if (auto why = reservations_.why(name); why && startsWith(*why, "migrating")) ci.set_state("MIGRATING");
-  RunState rs = lxc_.state(name);
-  if (ci.state().empty()) ci.set_state(runStateName(rs));
+  const auto why = reservations_.why(name);
+  if (why && startsWith(*why, "migrating")) ci.set_state("MIGRATING");
   ci.set_memory_bytes(lxc_.memoryBytes(name));
-  ci.set_init_pid(rs == RunState::kStopped ? 0 : lxc_.initPid(name));
+  // While it is restored here, liblxc would wait for the container's monitor,
+  // which waits for CRIU: this answer must not.
+  if (!why || !restoring(*why)) {
+    RunState rs = lxc_.state(name);
+    if (ci.state().empty()) ci.set_state(runStateName(rs));
+    ci.set_init_pid(rs == RunState::kStopped ? 0 : lxc_.initPid(name));
+  }
   for (const auto& c : s.command) ci.add_command(c);
   ci.set_created_ms(s.createdMs);
   return ci;

@@ -21,7 +21,9 @@
 #        testbed.sh [--prefix P] status [--json]
 #        testbed.sh [--prefix P] exec NODE -- CMD...     (in the node's namespaces)
 #        testbed.sh [--prefix P] client -- CMD...        (in the client namespace)
-#        testbed.sh [--prefix P] restart-agent [--lxmigd PATH] NODE [-- LXMIGD-FLAGS...]
+#        testbed.sh [--prefix P] restart-agent [--lxmigd PATH] [--criu-dir DIR] NODE [-- LXMIGD-FLAGS...]
+# --criu-dir makes the restarted agent run DIR/criu instead of CRIU_BIN/criu
+# (a test's CRIU wrapper, e.g. one that hangs a restore).
 # P defaults to $LXMIG_TESTBED_PREFIX or "lxmig". `down` works after a crash too.
 # Nodes run a strict firewall (forward policy drop; established flows, the
 # containers' own connections and their published ports pass) with strict
@@ -38,6 +40,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=7400
 FIREWALL=${LXMIG_TESTBED_FIREWALL:-strict}
 CRIU_BIN=/opt/lxmig/bin
+CRIU_FIRST=
 
 die() { echo "testbed: $*" >&2; exit 1; }
 say() { echo "testbed: $*" >&2; }
@@ -48,6 +51,7 @@ while (($#)); do
     --prefix) P=$2; shift 2 ;;
     --nodes) NODES=$2; shift 2 ;;
     --lxmigd) LXMIGD=$2; shift 2 ;;
+    --criu-dir) CRIU_FIRST=$2; shift 2 ;;
     --json) JSON=1; shift ;;
     --) args+=("$@"); break ;;
     *) args+=("$1"); shift ;;
@@ -224,7 +228,8 @@ start_agent() {  # node [extra lxmigd flags...]
     mount --rbind "$d/cg" /sys/fs/cgroup
     umount -l "$d/cg"
     echo $$ >"$d/agent.pid"
-    exec "$@"' lxmig-testbed "$d" env PATH="$CRIU_BIN:$PATH" "$LXMIGD" --config "$d/agent.conf" "$@" \
+    exec "$@"' lxmig-testbed "$d" \
+    env ${CRIU_FIRST:+"LXMIG_CRIU_DIR=$CRIU_FIRST"} PATH="$CRIU_BIN:$PATH" "$LXMIGD" --config "$d/agent.conf" "$@" \
     </dev/null >>"$d/agent.log" 2>&1 &
   local t
   for ((t = 0; t < 300; t++)); do
@@ -392,6 +397,8 @@ cmd_restart_agent() {
   [[ -n $n && -d $R/$n ]] || die "no node \`$n\` in test bed $P"
   shift
   [[ ${1:-} == -- ]] && shift
+  [[ -z $CRIU_FIRST || ($CRIU_FIRST == /* && -d $CRIU_FIRST) ]] ||
+    die "--criu-dir wants an absolute directory, not \`$CRIU_FIRST\`"
   stop_agent "$n"
   start_agent "$n" "$@"
 }

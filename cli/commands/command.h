@@ -55,6 +55,7 @@ Verb addPs(CLI::App& app);
 Verb addRm(CLI::App& app);
 Verb addExec(CLI::App& app);
 Verb addMigrate(CLI::App& app);
+Verb addCancel(CLI::App& app);
 Verb addFw(CLI::App& app);
 Verb addAudit(CLI::App& app);
 Verb addNodes(CLI::App& app);

@@ -1,6 +1,7 @@
 // `lxmig migrate NAME --to NODE`: live-migrates a container, showing the
 // progress on a terminal and the report at the end. Ctrl-C cancels the
 // stream; the source agent rolls back and the CLI waits for its verdict.
+// `lxmig cancel ID` does the same from another terminal.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "args.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
 #include "output/progress.h"
 #include "output/report.h"
@@ -19,7 +21,7 @@ namespace lxmig::cli {
 namespace {
 
 struct MigrateOptions {
-  std::string name, group, to, mode, tracker, maxDowntime;
+  std::string name, group, to, mode, tracker, maxDowntime, restoreTimeout;
   int maxRounds = 0;
   bool noConntrack = false;
 };
@@ -46,6 +48,12 @@ Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, con
 
 // The request, or InvalidArgument for an option value CLI11 cannot check.
 Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& src, int64_t maxDowntimeMs) {
+  int64_t restoreTimeoutMs = 0;
+  if (!o.restoreTimeout.empty()) {
+    LXMIG_ASSIGN_OR_RETURN(restoreTimeoutMs, parseDurationMs(o.restoreTimeout));
+    if (restoreTimeoutMs < 1000 || restoreTimeoutMs > kMaxRestoreTimeoutMs)
+      return invalidArgument("--restore-timeout must be between 1s and 4h");
+  }
   v1::MigrateRequest rq;
   rq.set_node(src);
   rq.set_container(o.name);
@@ -60,6 +68,7 @@ Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& s
   rq.set_max_downtime_ms(maxDowntimeMs);
   rq.set_max_rounds(o.maxRounds);
   rq.set_no_conntrack(o.noConntrack);
+  rq.set_restore_timeout_ms(restoreTimeoutMs);
   rq.set_reason("operator");
   return rq;
 }
@@ -156,7 +165,49 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
   return 0;
 }
 
+// The source of migration `id` (asked of every node unless --node) rolls
+// it back; prints the outcome, as `migrate` does.
+int cancelMigration(const Globals& g, Connector& conn, const std::string& id) {
+  const std::string what = "cancel " + id.substr(0, 64);
+  if (Status st = checkMigrationId(id); !st.ok()) return fail(what, st);
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  std::string silent;
+  for (const auto& n : names) {
+    v1::CancelMigrationRequest rq;
+    rq.set_node(n);
+    rq.set_id(id);
+    auto rp = call(conn, n, &v1::Agent::Stub::CancelMigration, rq, 30);
+    if (!rp.ok() && rp.status().code() == Code::kNotFound) continue;
+    if (!rp.ok() && rp.status().code() == Code::kUnavailable) {
+      silent += (silent.empty() ? "" : ", ") + (n.empty() ? std::string("the local agent") : n);
+      continue;
+    }
+    if (!rp.ok()) return fail(what, rp.status());
+    auto t = conn.forNode(n);
+    if (!t.ok()) return fail(what, t.status());
+    auto r = awaitOutcome(*t, n, id);
+    if (!r.ok()) return fail(what, r.status());
+    if (g.json || !g.quiet) printReport(*r, g.json);
+    if (r->result() == v1::RESULT_COMMITTED) {
+      std::fprintf(stderr, "lxmig: %s: too late: `%s` was committed on %s\n", what.c_str(), r->container().c_str(),
+                   r->target().c_str());
+      return 1;
+    }
+    return 0;
+  }
+  return fail(what,
+              notFound("no node runs migration " + id + (silent.empty() ? "" : " (no answer from " + silent + ")")));
+}
+
 }  // namespace
+
+Verb addCancel(CLI::App& app) {
+  auto* cmd = app.add_subcommand("cancel", "stop a running migration: the container goes on running on its source");
+  auto id = std::make_shared<std::string>();
+  cmd->add_option("id", *id, "migration id (lxmig audit, lxmig migrate's first line)")->required();
+  return {cmd, [id](const Globals& g, Connector& conn) { return cancelMigration(g, conn, *id); }};
+}
 
 Verb addMigrate(CLI::App& app) {
   auto* cmd = app.add_subcommand("migrate", "live-migrate a container to another node");
@@ -173,6 +224,8 @@ Verb addMigrate(CLI::App& app) {
                   "pre-copy stops when the rest fits this (default " + std::to_string(kDefaultMaxDowntimeMs) + "ms)");
   cmd->add_option("--max-rounds", o->maxRounds,
                   "pre-copy round limit (default " + std::to_string(kDefaultMaxRounds) + ")");
+  cmd->add_option("--restore-timeout", o->restoreTimeout,
+                  "kill the target's restore after this long and roll back (default: 60s + 1s per 32 MiB sent)");
   cmd->add_flag("--no-conntrack", o->noConntrack,
                 "leave the node's conntrack entries behind (diagnosis: established flows die behind a strict "
                 "firewall)");

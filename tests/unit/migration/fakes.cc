@@ -1,7 +1,9 @@
 #include "fakes.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "lxmig/base/files.h"
 #include "lxmig/transport/tree_transfer.h"
@@ -126,8 +128,13 @@ Status FakeNode::awaitLazyPages(const std::string& dir, Child&) {
   return unimplemented("the fake node has no lazy-pages daemon (" + dir + ")");
 }
 
-Status FakeNode::restore(const std::string& name, const std::string& dir, bool) {
+Status FakeNode::restore(const std::string& name, const std::string& dir, bool, const container::CallLimits& limits) {
   LXMIG_RETURN_IF_ERROR(op("restore", name));
+  for (const int64_t end = monotonicNs() + limits.timeoutMs * 1000000; restoreHangs;) {
+    if (limits.cancel && *limits.cancel) return Status(Code::kCancelled, "restore of `" + name + "` cancelled");
+    if (monotonicNs() > end) return deadlineExceeded("restore of `" + name + "` took too long: killed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   auto* c = find(name);
   if (!c) return notFound("container `" + name + "` is not defined");
   if (!pathExists(dir + "/inventory.img")) return internalError("no images in " + dir);
@@ -280,7 +287,7 @@ class LoopPeer final : public Peer {
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net());
+    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms());
     if (f_.restoreTimesOut) return unavailable("target " + name() + " unreachable: Deadline Exceeded");
     return r;
   }
@@ -289,11 +296,11 @@ class LoopPeer final : public Peer {
     LXMIG_RETURN_IF_ERROR(reach());
     return node_.target().commit(caller_, id);
   }
-  Status abort(const std::string& id, const std::string& reason, int) override {
+  Status abort(const std::string& id, const std::string& reason, int, bool unlessRestored) override {
     ++f_.abortCalls;
     LXMIG_RETURN_IF_ERROR(reach());
     if (f_.abortFails) return unavailable("target " + name() + " unreachable: abort lost");
-    return node_.target().abort(caller_, id, reason);
+    return node_.target().abort(caller_, id, reason, unlessRestored);
   }
 
  private:

@@ -57,6 +57,8 @@ class FakeNode final : public ContainerHost {
   // What an agent restart does to the target side: the Target and all it
   // held in memory go, the audit marks what was running as interrupted.
   void restartAgent();
+  // restore() hangs like a stuck CRIU until its deadline or cancel flag.
+  bool restoreHangs = false;
   // Runs inside restore(), before it returns (tests of what races it).
   std::function<void()> duringRestore;
 
@@ -83,8 +85,10 @@ class FakeNode final : public ContainerHost {
   Status installStaged(const node::Spec& spec, const std::string& stagedRootfs) override;
   Result<Child> spawnLazyPages(const std::string& dir) override;
   Status awaitLazyPages(const std::string& dir, Child& daemon) override;
-  Status restore(const std::string& name, const std::string& dir, bool lazy) override;
+  Status restore(const std::string& name, const std::string& dir, bool lazy,
+                 const container::CallLimits& limits) override;
   int initPid(const std::string&) override { return 1; }
+  void killRestore(const std::string& name) override { (void)op("killRestore", name); }
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override;
   Result<std::vector<container::devices::Device>> deviceOffer() override { return devices_; }
   Result<container::devices::Device> statDevice(const std::string& path) override;

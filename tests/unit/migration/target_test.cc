@@ -2,6 +2,8 @@
 // COMMIT and ABORT accept, and a source that goes silent.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include "fakes.h"
@@ -26,6 +28,11 @@ class TargetTest : public ::testing::Test {
   }
   // Sends a minimal image set and restores: the container runs here.
   void restoreHere(const std::string& id) {
+    sendImages(id);
+    auto rr = n2.target().restore("n1", id, false, {});
+    ASSERT_TRUE(rr.ok()) << rr.status().toString();
+  }
+  void sendImages(const std::string& id) {
     std::vector<v1::TransferChunk> chunks;
     for (const char* f : {"inventory.img", "pstree.img"}) {
       v1::TransferChunk c;
@@ -46,8 +53,11 @@ class TargetTest : public ::testing::Test {
         },
         false);
     ASSERT_TRUE(r.ok()) << r.status().toString();
-    auto rr = n2.target().restore("n1", id, false, {});
-    ASSERT_TRUE(rr.ok()) << rr.status().toString();
+  }
+  bool audited(const std::string& id, const std::string& text) {
+    auto ev = n2.audit().events(id);
+    if (!ev.ok()) return false;
+    return std::any_of(ev->begin(), ev->end(), [&](const auto& e) { return e.text.find(text) != std::string::npos; });
   }
   FakeNode n2;
 };
@@ -194,6 +204,43 @@ TEST_F(TargetTest, TheReaperLeavesARestoreInProgressAlone) {
   n2.target().reapIdle(-1);  // silent after its restore: committed, not destroyed
   EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "committed");
   EXPECT_EQ(n2.find("web")->state, RunState::kRunning);
+}
+
+// A restore that hangs (CRIU blocked) is killed at the deadline the source
+// gave: the target answers, takes its copy away and says why.
+TEST_F(TargetTest, AHungRestoreIsKilledAtItsDeadline) {
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  sendImages("0000000000000001");
+  n2.restoreHangs = true;
+  const int64_t t0 = monotonicNs();
+  auto r = n2.target().restore("n1", "0000000000000001", false, {}, 1000);
+  EXPECT_EQ(r.status().code(), Code::kAborted) << r.status().toString();
+  EXPECT_LT((monotonicNs() - t0) / 1000000, 5000);
+  EXPECT_EQ(n2.find("web"), nullptr);
+  EXPECT_TRUE(audited("0000000000000001", "restore failed")) << "the audit says why";
+  EXPECT_TRUE(n2.target().abort("n1", "0000000000000001", "restore failed").ok());
+  EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "aborted");
+}
+
+// An ABORT during a hung restore stops it at once instead of queueing
+// behind it until the deadline.
+TEST_F(TargetTest, AnAbortStopsARestoreUnderWay) {
+  ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
+  sendImages("0000000000000001");
+  n2.restoreHangs = true;
+  Status restored;
+  std::thread restoring([&] { restored = n2.target().restore("n1", "0000000000000001", false, {}, 600000).status(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int64_t t0 = monotonicNs();
+  Status aborted = n2.target().abort("n1", "0000000000000001", "source gave up");
+  restoring.join();
+  EXPECT_TRUE(aborted.ok()) << aborted.toString();
+  EXPECT_LT((monotonicNs() - t0) / 1000000, 4000);
+  EXPECT_EQ(restored.code(), Code::kCancelled) << restored.toString();
+  EXPECT_EQ(n2.find("web"), nullptr);
+  EXPECT_EQ(n2.audit().getMigration("0000000000000001")->result, "aborted");
+  // A restore asked after the abort finds nothing to restore.
+  EXPECT_EQ(n2.target().restore("n1", "0000000000000001", false, {}).status().code(), Code::kNotFound);
 }
 
 TEST_F(TargetTest, CleanupStaleRemovesLeftoversOnly) {

@@ -12,6 +12,7 @@
 
 #include "lxmig/base/process.h"
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -25,6 +26,12 @@ struct Bind {
   std::string hostPath;
   std::string containerPath;
   bool readOnly = true;
+};
+
+// Bounds of a long liblxc call run by the helper (a restore).
+struct CallLimits {
+  int64_t timeoutMs = 15 * 60 * 1000;
+  const std::atomic<bool>* cancel = nullptr;  // set by another thread: stop now
 };
 
 // A device node bound into the container, with its device cgroup rule.
@@ -95,7 +102,10 @@ class LxcHost {
   // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
   // the images is filled after the restore by a lazy-pages daemon on dir,
   // which the caller started with startLazyPages() and keeps until it exits.
-  Status restore(const std::string& name, const std::string& dir, bool lazy = false);
+  // `limits` bound it: past its deadline, or once its cancel flag is set
+  // (from another thread), the restore is killed with everything in the
+  // container's cgroups, and DeadlineExceeded or Cancelled is returned.
+  Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {});
   // Starts `criu lazy-pages` on the images in dir and waits for its socket.
   Result<Child> startLazyPages(const std::string& dir);
   // The same in two steps, so CRIU's start-up (~60 ms here) overlaps other
@@ -150,6 +160,13 @@ class LxcHost {
   Result<std::vector<pid_t>> pids(const std::string& name) const;
   // SIGKILL everything and wait until stopped. NotFound is not an error.
   Status stop(const std::string& name);
+  // SIGKILL to every task of the container's payload and monitor cgroups
+  // (liblxc's monitor, CRIU and what it restored so far), thawing frozen
+  // ones so they die: a restore that hangs, or one a previous agent left.
+  void killCgroupTasks(const std::string& name);
+  // The same, and a restore of `name` a previous agent left running (the
+  // helper's session: CRIU runs outside the cgroups).
+  void killRestoreLeftovers(const std::string& name);
   // stop() + remove config, rootfs and cgroups. Idempotent.
   Status destroy(const std::string& name);
   std::vector<std::string> list() const;
@@ -157,12 +174,16 @@ class LxcHost {
  private:
   std::string freezerPath(const std::string& name) const;
   Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
-                        std::vector<std::string> env);
+                        std::vector<std::string> env, const CallLimits& limits = {});
   std::string devicesCgroup(const std::string& name) const;
   bool vforkWaiting(const std::string& name) const;
   Result<int> runHelperArgs(const std::string& verb, const std::string& name, const std::vector<std::string>& args,
-                            std::vector<std::string> env);
+                            std::vector<std::string> env, const CallLimits& limits = {});
+
   Status removeCgroups(const std::string& name) const;
+  // SIGKILL to the sessions of the processes whose command line starts
+  // with helperArgv (a helper call and liblxc's forks of it).
+  void killHelperSessions(const std::vector<std::string>& helperArgv);
   void returnToOwnCgroups() const;
   std::string lxcPath_;
   std::string cgroupParent_;

@@ -84,8 +84,13 @@ class ContainerHost {
   virtual Result<Child> spawnLazyPages(const std::string& dir) = 0;
   virtual Status awaitLazyPages(const std::string& dir, Child& daemon) = 0;
   // CRIU restore from dir; the container comes back frozen, as dumped.
-  virtual Status restore(const std::string& name, const std::string& dir, bool lazy) = 0;
+  // Killed past limits.timeoutMs or once *limits.cancel is set.
+  virtual Status restore(const std::string& name, const std::string& dir, bool lazy,
+                         const container::CallLimits& limits) = 0;
   virtual int initPid(const std::string& name) = 0;
+  // Kills a restore of `name` a previous agent left running (CRIU, liblxc's
+  // monitor, what was restored so far); destroy() can then proceed.
+  virtual void killRestore(const std::string& name) = 0;
 
   // ---- devices ----
   virtual Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) = 0;
@@ -117,7 +122,9 @@ class ContainerHost {
   // Takes away what importNet() put in place. Errors are logged.
   virtual void dropImportedNet(const node::Spec& spec, ImportedNet* done) = 0;
   // After a commit on the source: its chain and entries live on the target
-  // now; the address is unblocked. Errors are logged.
+  // now; the address is unblocked, and recorded as gone elsewhere (never
+  // handed out again while a peer that may hold it is unreachable). Errors
+  // are logged.
   virtual void forgetNet(const node::Spec& spec) = 0;
 };
 

@@ -46,9 +46,11 @@ class NodeHost final : public ContainerHost {
   Status awaitLazyPages(const std::string& dir, Child& daemon) override {
     return node_.lxc().awaitLazyPages(dir, daemon);
   }
-  Status restore(const std::string& name, const std::string& dir, bool lazy) override {
-    return node_.lxc().restore(name, dir, lazy);
+  Status restore(const std::string& name, const std::string& dir, bool lazy,
+                 const container::CallLimits& limits) override {
+    return node_.lxc().restore(name, dir, lazy, limits);
   }
+  void killRestore(const std::string& name) override { node_.lxc().killRestoreLeftovers(name); }
   int initPid(const std::string& name) override { return node_.lxc().initPid(name); }
 
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override {

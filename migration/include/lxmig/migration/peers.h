@@ -33,7 +33,9 @@ class Peer {
   // FailedPrecondition: prepared there but not restored; NotFound: the peer
   // has no trace of the migration.
   virtual Status commit(const std::string& migrationId) = 0;
-  virtual Status abort(const std::string& migrationId, const std::string& reason, int seconds) = 0;
+  // unlessRestored: see v1::AbortRequest.
+  virtual Status abort(const std::string& migrationId, const std::string& reason, int seconds,
+                       bool unlessRestored = false) = 0;
 };
 
 class Peers {

@@ -76,6 +76,12 @@ class Source {
   // Runs the migration to its end and returns the report (also in the
   // audit). Call once.
   v1::MigrationReport run();
+  const std::string& id() const { return rep_.id(); }
+  // The operator's cancel (lxmig cancel), from any thread while run() runs:
+  // the migration rolls back and the source resumes. Once the restore was
+  // sent, the target is asked to stop it; FailedPrecondition when the
+  // container already runs there (the migration then commits).
+  Status cancel();
 
  private:
   // How far the migration got: what abort() has to undo.
@@ -95,13 +101,14 @@ class Source {
   Status exportNet();
   Status transfer();
   Status restore();
+  int64_t restoreDeadlineMs() const;
   void commit();
   // Rolls back whatever the migration did so far (see above) and finishes
   // the report. Legal in every stage.
   v1::MigrationReport abort(const Status& why);
   v1::MigrationReport finish(v1::MigrationResult result, const Status& st);
 
-  bool cancelled() const { return cancelled_ && cancelled_(); }
+  bool cancelled() const { return operatorCancel_ || (cancelled_ && cancelled_()); }
   // A bulk stream to the target: its data link while it works, the
   // Transfer RPC otherwise (with a warning saying why).
   std::unique_ptr<transport::ChunkWriter> openStream();
@@ -136,6 +143,7 @@ class Source {
   const int64_t t0_;
 
   std::atomic<Stage> stage_{Stage::kNothing};
+  std::atomic<bool> operatorCancel_{false};
   node::Spec spec_;
   node::Reservation reservation_;
   const tracking::TrackerBackend* backend_ = nullptr;  // null: stop-and-copy

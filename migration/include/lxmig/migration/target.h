@@ -5,8 +5,10 @@
 // lays its page store out as the source predicts the dump (PRELAYOUT),
 // RESTOREs (network state first, then the container, then its address),
 // and COMMITs or ABORTs. Restore, commit and abort of one migration are
-// serialized, so a COMMIT or ABORT that arrives during the restore waits
-// for its outcome.
+// serialized, so a COMMIT that arrives during the restore waits for its
+// outcome; an ABORT stops the restore first (CRIU is killed). A restore
+// has a deadline (the source's, bounded here) after which it is killed and
+// fails, so no call waits on a hung CRIU for long.
 //
 // A migration belongs to the node that prepared it: every later call names
 // the calling node (`peer`, from its certificate), and a node that is not
@@ -64,16 +66,23 @@ class Target {
   // Lays the page store out as the source predicts the dump, in the
   // background; restore() waits for it.
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
-  Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net);
+  // deadlineMs: CRIU's restore is killed after it (0: kDefaultRestoreMs).
+  Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net,
+                                   int64_t deadlineMs = 0);
+  static constexpr int64_t kDefaultRestoreMs = 120 * 1000;
   // OK once committed (again too). FailedPrecondition when prepared but
   // not restored, or aborted; NotFound when this node has no trace of it.
   // After an agent restart the audit answers: a migration restored here
   // before the restart is committed now.
   Status commit(const std::string& peer, const std::string& id);
-  // OK once aborted (again too) or never prepared. FailedPrecondition for a
+  // OK once aborted (again too) or never prepared; a restore under way is
+  // killed first (Unavailable if it does not end within seconds: ask
+  // again). FailedPrecondition for a
   // migration committed here, or restored here before an agent restart: its
   // container runs here, only COMMIT settles it.
-  Status abort(const std::string& peer, const std::string& id, const std::string& reason);
+  // unlessRestored: FailedPrecondition when the container was restored here
+  // (the operator's cancel that came too late).
+  Status abort(const std::string& peer, const std::string& id, const std::string& reason, bool unlessRestored = false);
   // Incoming migrations whose source is silent for idleMs: aborted when not
   // restored yet (the source is gone; it would have aborted us itself),
   // committed when restored (the copy here runs; the source's is frozen).
@@ -102,7 +111,9 @@ class Target {
     // receive()); restore() takes it over.
     std::unique_ptr<Child> lazyEarly;
     // Held by restore, commit and abort.
-    std::mutex opMu;
+    std::timed_mutex opMu;
+    // Set by an abort: a restore under way is killed, one to come fails.
+    std::atomic<bool> cancelRestore{false};
     std::mutex pagesMu;
     std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
     std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy

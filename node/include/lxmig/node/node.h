@@ -94,6 +94,10 @@ class Node {
   // Routes the container's address here (after start or restore).
   Status claimAddress(const Spec& s);
   Status releaseAddress(const Spec& s);
+  // The container's addresses left this node with it (a committed
+  // migration): until every peer answers without them, allocateIp hands
+  // none of them out again (kept in <state>/addresses-away).
+  void addressesLeft(const Spec& s);
   // The node's lxmig nftables table (net::Firewall is thread-safe).
   net::Firewall& firewall() { return *fw_; }
   // Drops what the node holds for a container's network besides its route:
@@ -162,7 +166,9 @@ class Node {
   explicit Node(AgentConfig cfg) : cfg_(std::move(cfg)), lxc_(cfg_.lxcPath, cfg_.cgroupParent) {}
   // A free address for a new container; AlreadyExists when a reachable peer
   // already runs a container of that name (an unreachable one is skipped
-  // with a warning: PREPARE still refuses a name taken on the target).
+  // with a warning: PREPARE still refuses a name taken on the target). An
+  // address that left this node is free again only when every peer answered
+  // and none holds it.
   Result<std::string> allocateIp(const std::string& forName);
   // The first pid of a new container's workload (Spec::pidBase).
   uint32_t pickPidBase(const std::string& forName);
@@ -170,6 +176,9 @@ class Node {
   Status initFirewall();
   Result<std::vector<container::devices::Device>> deviceNeedsOf(const Spec& s);
   std::string fillMarker(const std::string& name) const { return cfg_.stateDir + "/fills/" + name; }
+  std::string awayPath() const { return cfg_.stateDir + "/addresses-away"; }
+  std::set<std::string> readAway() const;
+  std::mutex awayMu_;  // the file at awayPath()
 
   AgentConfig cfg_;
   container::LxcHost lxc_;

@@ -24,6 +24,12 @@ namespace lxmig {
 inline constexpr int64_t kDefaultMaxDowntimeMs = 300;
 // Pre-copy rounds at most (--max-rounds).
 inline constexpr int kDefaultMaxRounds = 10;
+// A target's CRIU restore (--restore-timeout): by default 60 s plus 1 s per
+// 32 MiB the migration sent; a target bounds what it is asked to this range.
+inline constexpr int64_t kRestoreBaseTimeoutMs = 60 * 1000;
+inline constexpr uint64_t kRestoreBytesPerSecond = uint64_t{32} << 20;
+inline constexpr int64_t kMinRestoreTimeoutMs = 1000;
+inline constexpr int64_t kMaxRestoreTimeoutMs = 4 * 3600 * 1000;
 
 std::string_view name(v1::MigrationMode v);
 std::string_view name(v1::Tracker v);

@@ -220,10 +220,26 @@ grpc::Status AgentService::CancelMigration(grpc::ServerContext*, const v1::Cance
   auto it = running_.find(req->id());
   if (it == running_.end()) {
     auto m = node_.audit().getMigration(req->id());
-    if (m.ok() && m->id == req->id() && m->result != name(v1::RESULT_RUNNING))
-      return toGrpc(
-          failedPrecondition("migration " + req->id() + " of `" + m->container + "` already ended: " + m->result));
-    return toGrpc(notFound("no migration " + req->id() + " runs from " + node_.config().node));
+    if (!m.ok() || m->id != req->id() || m->source != node_.config().node)
+      return toGrpc(notFound("no migration " + req->id() + " runs from " + node_.config().node));
+    // Ended, its container left frozen here until the target answers.
+    const bool leftFrozen = m->result != name(v1::RESULT_RUNNING) && node_.lxc().defined(m->container) &&
+                            node_.lxc().state(m->container) == container::RunState::kFrozen &&
+                            !node_.reservations().why(m->container);
+    if (leftFrozen && !req->force())
+      return toGrpc(failedPrecondition(
+          "migration " + req->id() + " left `" + m->container + "` FROZEN on " + node_.config().node + " until " +
+          m->target + " says whether it restored it (settled as soon as it answers); `lxmig cancel --force " +
+          req->id() + "` thaws it now, and two copies run if " + m->target + " had restored it"));
+    if (leftFrozen) {
+      if (auto st = frozen_.thawAnyway(m->container, req->id()); !st.ok()) return toGrpc(st);
+      rep->set_container(m->container);
+      rep->set_target(m->target);
+      rep->set_thawed(true);
+      return grpc::Status::OK;
+    }
+    return toGrpc(
+        failedPrecondition("migration " + req->id() + " of `" + m->container + "` already ended: " + m->result));
   }
   if (auto st = it->second->cancel(); !st.ok()) return toGrpc(st);
   auto m = node_.audit().getMigration(req->id());

@@ -59,6 +59,23 @@ FrozenCopies::Verdict FrozenCopies::decide(const std::string& name, std::string&
   return Verdict::kThaw;
 }
 
+Status FrozenCopies::thawAnyway(const std::string& name, const std::string& id) {
+  std::lock_guard lk(mu_);
+  if (host_.state(name) != container::RunState::kFrozen)
+    return failedPrecondition("`" + name + "` is not frozen on " + host_.nodeName());
+  LXMIG_ASSIGN_OR_RETURN(auto spec, host_.spec(name));
+  LXMIG_ASSIGN_OR_RETURN(auto busy, reservations_.reserve(name, "being thawed by the operator"));
+  LXMIG_RETURN_IF_ERROR(host_.thaw(name));
+  Status st = host_.reconnect(spec);
+  waiting_.erase(name);
+  LXMIG_LOG(kWarn, kLog) << name << " thawed by the operator (lxmig cancel --force " << id
+                         << ") before its migration's target answered";
+  (void)audit_.addEvent(id, "warn",
+                        "frozen copy on " + host_.nodeName() +
+                            " thawed by the operator (lxmig cancel --force) without the target's word");
+  return st;
+}
+
 int FrozenCopies::settle() {
   std::lock_guard lk(mu_);
   int left = 0;

@@ -14,6 +14,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
+#include "output/json.h"
 #include "output/progress.h"
 #include "output/report.h"
 
@@ -167,7 +168,7 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
 
 // The source of migration `id` (asked of every node unless --node) rolls
 // it back; prints the outcome, as `migrate` does.
-int cancelMigration(const Globals& g, Connector& conn, const std::string& id) {
+int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bool force) {
   const std::string what = "cancel " + id.substr(0, 64);
   if (Status st = checkMigrationId(id); !st.ok()) return fail(what, st);
   std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
@@ -177,6 +178,7 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id) {
     v1::CancelMigrationRequest rq;
     rq.set_node(n);
     rq.set_id(id);
+    rq.set_force(force);
     auto rp = call(conn, n, &v1::Agent::Stub::CancelMigration, rq, 30);
     if (!rp.ok() && rp.status().code() == Code::kNotFound) continue;
     if (!rp.ok() && rp.status().code() == Code::kUnavailable) {
@@ -184,6 +186,14 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id) {
       continue;
     }
     if (!rp.ok()) return fail(what, rp.status());
+    if (rp->thawed()) {
+      std::fprintf(stderr,
+                   "lxmig: warning: `%s` thawed without %s's word: if %s had restored it, two copies run now "
+                   "(lxmig ps shows both once %s answers; remove one)\n",
+                   rp->container().c_str(), rp->target().c_str(), rp->target().c_str(), rp->target().c_str());
+      if (g.json) printJson({{"id", id}, {"container", rp->container()}, {"thawed", true}});
+      return 0;
+    }
     auto t = conn.forNode(n);
     if (!t.ok()) return fail(what, t.status());
     auto r = awaitOutcome(*t, n, id);
@@ -204,9 +214,16 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id) {
 
 Verb addCancel(CLI::App& app) {
   auto* cmd = app.add_subcommand("cancel", "stop a running migration: the container goes on running on its source");
-  auto id = std::make_shared<std::string>();
-  cmd->add_option("id", *id, "migration id (lxmig audit, lxmig migrate's first line)")->required();
-  return {cmd, [id](const Globals& g, Connector& conn) { return cancelMigration(g, conn, *id); }};
+  struct CancelOptions {
+    std::string id;
+    bool force = false;
+  };
+  auto o = std::make_shared<CancelOptions>();
+  cmd->add_option("id", o->id, "migration id (lxmig audit, lxmig migrate's first line)")->required();
+  cmd->add_flag("--force", o->force,
+                "thaw a container its ended migration left FROZEN while the target is silent (two copies run if "
+                "the target had restored it)");
+  return {cmd, [o](const Globals& g, Connector& conn) { return cancelMigration(g, conn, o->id, o->force); }};
 }
 
 Verb addMigrate(CLI::App& app) {

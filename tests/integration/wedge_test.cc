@@ -99,7 +99,7 @@ class WedgeTest : public TestbedSuite {
     ASSERT_EQ(c.code, 0) << c.err;
   }
   long ticks(const std::string& name) {
-    Cli c = tb().lxmig({"exec", name, "--", "cat", "/tmp/ticks"});
+    Cli c = tb().lxmig({"--node", "n1", "exec", name, "--", "cat", "/tmp/ticks"});
     return c.code == 0 ? std::atol(c.out.c_str()) : -1;
   }
   // Where `lxmig ps` shows `name`, one line per copy ("n1 RUNNING"), or
@@ -234,6 +234,49 @@ TEST_F(WedgeTest, AnAgentRestartedDuringARestoreLeavesNothingBehind) {
   EXPECT_EQ(copies, std::vector<std::string>{"n1 RUNNING"}) << migrateErr();
   EXPECT_FALSE(alive(hung)) << "the restarted agent left the hung CRIU";
   expectBackOnTheSource("c1");
+}
+
+// n2's agent dies while it restores c1: n1 cannot learn whether c1 runs
+// there, so c1 stays frozen (never two copies) until n2 answers. The
+// operator may thaw it anyway, told what that risks; when n2 comes back, it
+// removes its half-restored copy.
+TEST_F(WedgeTest, AnOperatorThawsASourceLeftFrozenWhileTheTargetIsSilent) {
+  runTicker("c1");
+  arm("c1");
+  Child m = migrateInBackground("c1", {"--restore-timeout", "600s"});
+  ASSERT_TRUE(awaitHang()) << migrateErr();
+  const long hung = hungPid();
+  const int pid = tb().agentPid("n2");
+  ASSERT_GT(pid, 1);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto rc = m.wait(120000);
+  ASSERT_TRUE(rc.ok()) << rc.status().toString();
+  EXPECT_EQ(*rc, 1);
+  EXPECT_NE(migrateErr().find("left FROZEN on n1"), std::string::npos) << migrateErr();
+  const std::string id = migrationOf("c1");
+  ASSERT_EQ(id.size(), 16u);
+  Cli refused = tb().lxmig({"--node", "n1", "cancel", id});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("lxmig cancel --force " + id), std::string::npos) << refused.err;
+  EXPECT_EQ(ticks("c1"), -1) << "c1 runs although frozen";
+  Cli forced = tb().lxmig({"--node", "n1", "cancel", "--force", id});
+  EXPECT_EQ(forced.code, 0) << forced.err;
+  EXPECT_NE(forced.err.find("two copies run"), std::string::npos) << forced.err;
+  const long before = ticks("c1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_GT(ticks("c1"), before) << "c1 does not run after cancel --force";
+  auto src = tb().lxmig({"--json", "--node", "n1", "audit", "show", id}).json();
+  EXPECT_NE(src.dump().find("thawed by the operator"), std::string::npos) << src.dump();
+  // n2 back: its half-restored copy and the hung CRIU go; one copy runs.
+  ASSERT_TRUE(tb().restartAgent("n2", {}, dir_).ok());
+  std::vector<std::string> copies;
+  for (int t = 0; t < 100; ++t) {
+    copies = copiesOf("c1");
+    if (copies == std::vector<std::string>{"n1 RUNNING"}) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(copies, std::vector<std::string>{"n1 RUNNING"});
+  EXPECT_FALSE(alive(hung)) << "n2's restarted agent left the hung CRIU";
 }
 
 // n1 gave 10.200.1.x to c3, which moved to n2; with n2's agent down, a new

@@ -31,6 +31,11 @@ class FrozenCopies {
   // running now owns its freeze). Returns how many are left frozen.
   // Thread-safe; one call at a time does the work.
   int settle();
+  // The operator's way out (lxmig cancel --force) when the target stays
+  // silent: thaws `name`, frozen here by migration `id`, without asking
+  // anyone. Two copies run if the target had restored it.
+  // FailedPrecondition when it is not frozen or a migration holds it.
+  Status thawAnyway(const std::string& name, const std::string& id);
 
  private:
   enum class Verdict { kThaw, kGone, kWait };

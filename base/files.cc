@@ -13,6 +13,13 @@
 
 namespace lxmig {
 
+Result<std::string> readLink(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  if (n < 0) return Status::fromErrno("readlink", path);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 Result<std::string> readFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Status::fromErrno("open", path);

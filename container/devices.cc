@@ -14,24 +14,6 @@
 namespace lxmig::container::devices {
 namespace {
 
-std::string comm(pid_t pid) {
-  auto c = readFile("/proc/" + std::to_string(pid) + "/comm");
-  return c.ok() ? std::string(trim(*c)) : "?";
-}
-
-// The pid as the container sees it.
-std::string containerPid(pid_t pid) {
-  const pid_t inside = innerPid(pid);
-  return std::to_string(inside > 0 ? inside : pid);
-}
-
-Result<std::string> readLink(const std::string& path) {
-  char buf[4096];
-  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n < 0) return Status::fromErrno("readlink", path);
-  return std::string(buf, static_cast<size_t>(n));
-}
-
 void merge(std::vector<Device>& into, Device d) {
   for (auto& x : into)
     if (x.type == d.type && x.major == d.major && x.minor == d.minor &&
@@ -172,7 +154,7 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
       if (standardDevice(dev)) continue;
       auto target = readLink(fd);
       dev.path = target.ok() ? *target : "";
-      dev.seen.push_back("open by pid " + containerPid(pid) + " '" + comm(pid) + "' (fd " + n + ")");
+      dev.seen.push_back("open by " + processLabel(pid) + " (fd " + n + ")");
       merge(out, std::move(dev));
     }
     auto maps = readFile(base + "/maps");
@@ -194,7 +176,7 @@ std::vector<Device> requirements(const std::vector<DeviceBind>& binds, const std
                  "",
                  {}};
       if (standardDevice(dev)) continue;
-      dev.seen.push_back("mapped by pid " + containerPid(pid) + " '" + comm(pid) + "'");
+      dev.seen.push_back("mapped by " + processLabel(pid));
       merge(out, std::move(dev));
     }
   }

@@ -283,6 +283,13 @@ pid_t innerPid(pid_t hostPid) {
   return 0;
 }
 
+std::string processLabel(pid_t hostPid) {
+  const pid_t inside = innerPid(hostPid);
+  auto comm = readFile("/proc/" + std::to_string(hostPid) + "/comm");
+  return "pid " + std::to_string(inside > 0 ? inside : hostPid) + " '" +
+         (comm.ok() ? std::string(trim(*comm)) : std::string("?")) + "'";
+}
+
 bool LxcHost::defined(const std::string& name) const { return pathExists(dir(name) + "/config"); }
 
 Status LxcHost::start(const std::string& name, const std::vector<std::string>& argv) {

@@ -8,6 +8,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/container/locks.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/proto/rpc_status.h"
@@ -104,7 +105,12 @@ bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path)
 
 Status NodeHost::checkMovesAlone(const std::string& name) {
   std::string problem = grouping::movesAloneProblem(grouping::scanNode({}), name);
-  return problem.empty() ? okStatus() : failedPrecondition(problem);
+  if (!problem.empty()) return failedPrecondition(problem);
+  LXMIG_ASSIGN_OR_RETURN(node::Spec spec, node_.spec(name));
+  std::string lines;
+  for (const auto& l : container::locksInBinds(node_.lxc().pids(name).value_or(std::vector<pid_t>{}), spec.binds))
+    lines += (lines.empty() ? "" : "\n") + l;
+  return lines.empty() ? okStatus() : failedPrecondition(lines);
 }
 
 Status NodeHost::installStaged(const node::Spec& spec, const std::string& stagedRootfs) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
@@ -70,13 +71,13 @@ class WedgeTest : public TestbedSuite {
   }
 
   void TearDown() override {
+    for (const char* c : {"c1", "c2", "c3", "c4"}) (void)tb().lxmig({"rm", c});
     if (!dir_.empty()) {
       (void)tb().restartAgent("n2");
       // A hang the test did not get to end (it failed): its sleep goes.
       if (long pid = hungPid(); pid > 1 && alive(pid)) ::kill(static_cast<pid_t>(pid), SIGKILL);
       (void)removeTree(dir_);
     }
-    for (const char* c : {"c1", "c2", "c3", "c4"}) (void)tb().lxmig({"rm", c});
     TestbedSuite::TearDown();
   }
 
@@ -277,6 +278,36 @@ TEST_F(WedgeTest, AnOperatorThawsASourceLeftFrozenWhileTheTargetIsSilent) {
   }
   EXPECT_EQ(copies, std::vector<std::string>{"n1 RUNNING"});
   EXPECT_FALSE(alive(hung)) << "n2's restarted agent left the hung CRIU";
+}
+
+// A lock on a file in a bind would make the target's restore wait for the
+// frozen source: refused before anything is touched, naming file, bind,
+// process and lock. The same lock on a file of the container's own
+// writable area moves with it and is still held.
+TEST_F(WedgeTest, ALockOnAFileInABindIsRefusedAndAPrivateOneMoves) {
+  ASSERT_TRUE(makeDirs(dir_ + "/shared", 0755).ok());
+  const std::string hold = "exec 9>%s; flock 9; while :; do sleep 0.1; done";
+  char shared[256], priv[256];
+  std::snprintf(shared, sizeof shared, hold.c_str(), "/shared/db.lock");
+  std::snprintf(priv, sizeof priv, hold.c_str(), "/tmp/db.lock");
+  Cli a = tb().lxmig(
+      {"--node", "n1", "run", "--name", "c1", "--bind", dir_ + "/shared:/shared:rw", "--", "/bin/sh", "-c", shared});
+  ASSERT_EQ(a.code, 0) << a.err;
+  Cli b = tb().lxmig({"--node", "n1", "run", "--name", "c2", "--", "/bin/sh", "-c", priv});
+  ASSERT_EQ(b.code, 0) << b.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // flock taken
+  Cli refused = tb().lxmig({"migrate", "c1", "--to", "n2"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("refused: `/shared/db.lock` (bind of " + dir_ + "/shared) is locked by pid"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("'sh' (FLOCK WRITE)"), std::string::npos) << refused.err;
+  EXPECT_EQ(copiesOf("c1"), std::vector<std::string>{"n1 RUNNING"});
+  Cli moved = tb().lxmig({"migrate", "c2", "--to", "n2"});
+  EXPECT_EQ(moved.code, 0) << moved.err;
+  EXPECT_EQ(copiesOf("c2"), std::vector<std::string>{"n2 RUNNING"});
+  Cli held = tb().lxmig({"exec", "c2", "--", "flock", "-n", "/tmp/db.lock", "true"});
+  EXPECT_EQ(held.code, 1) << "the lock did not move with c2: " << held.out << held.err;
 }
 
 // n1 gave 10.200.1.x to c3, which moved to n2; with n2's agent down, a new

@@ -12,6 +12,8 @@
 namespace lxmig {
 
 Result<std::string> readFile(const std::string& path);
+// The target of the symbolic link at path (readlink(2)), at most 4095 bytes.
+Result<std::string> readLink(const std::string& path);
 // Writes through a temporary file and rename(2), so readers never see a
 // half-written file. mode applies to the new file.
 Status writeFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);

@@ -57,6 +57,8 @@ struct ContainerParams {
 // The pid of a host process inside its PID namespace (the last NSpid of
 // /proc/PID/status); 0 when it is gone.
 pid_t innerPid(pid_t hostPid);
+// "pid 2 'sh'": a host process as its container sees it, for messages.
+std::string processLabel(pid_t hostPid);
 
 enum class RunState { kStopped, kStarting, kRunning, kStopping, kAborting, kFreezing, kFrozen, kThawed, kUnknown };
 const char* runStateName(RunState s);

@@ -103,6 +103,12 @@ bool startCommand(long base, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // liblxc starts the container from a thread of lxmigd, which blocks
+  // SIGTERM and SIGINT for its signal thread: without this, the workload
+  // would inherit that mask and never see a `kill -TERM`.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   // pid 1 gets no signal it has no handler for; stray SIGPIPE and SIGHUP
   // are ignored outright.
   signal(SIGPIPE, SIG_IGN);

@@ -8,7 +8,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
-#include "lxmig/container/locks.h"
+#include "lxmig/container/unmovable.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/net/conntrack.h"
 #include "lxmig/proto/rpc_status.h"
@@ -107,9 +107,10 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
   std::string problem = grouping::movesAloneProblem(grouping::scanNode({}), name);
   if (!problem.empty()) return failedPrecondition(problem);
   LXMIG_ASSIGN_OR_RETURN(node::Spec spec, node_.spec(name));
+  const auto pids = node_.lxc().pids(name).value_or(std::vector<pid_t>{});
   std::string lines;
-  for (const auto& l : container::locksInBinds(node_.lxc().pids(name).value_or(std::vector<pid_t>{}), spec.binds))
-    lines += (lines.empty() ? "" : "\n") + l;
+  for (const auto& l : container::locksInBinds(pids, spec.binds)) lines += (lines.empty() ? "" : "\n") + l;
+  for (const auto& l : container::messageQueues(pids)) lines += (lines.empty() ? "" : "\n") + l;
   return lines.empty() ? okStatus() : failedPrecondition(lines);
 }
 

@@ -219,7 +219,14 @@ struct Walker {
       }
       return sendMeta(rel, st, v1::FileMeta::SYMLINK, std::string(target, static_cast<size_t>(len)));
     }
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return okStatus();  // CRIU or autodev recreate those
+    if (S_ISFIFO(st.st_mode)) {  // the node itself: CRIU opens it by its path
+      EntryState es = stateOf(st, v1::FileMeta::FIFO);
+      es.size = 0;
+      es.mtimeNs = 0;  // its bytes move through the images, not its mtime
+      now[rel] = es;
+      return changed(rel, es) ? sendMeta(rel, st, v1::FileMeta::FIFO, "") : okStatus();
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return okStatus();  // sockets and devices: CRIU, autodev
     // O_NONBLOCK: a FIFO swapped in after the stat must not block the open.
     UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd || ::fstat(fd.get(), &st) != 0) {
@@ -435,6 +442,26 @@ Status TreeWriter::makeSymlink(const std::string& rel, const v1::FileMeta& m) {
   return replace(parent.get(), tmp, leaf, shown);
 }
 
+Status TreeWriter::makeFifo(const std::string& rel, const v1::FileMeta& m) {
+  const std::string shown = root_ + "/" + rel;
+  std::string leaf;
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
+  const std::string tmp = tempName(leaf);
+  if (::mkfifoat(parent.get(), tmp.c_str(), 0600) != 0) return Status::fromErrno("mkfifo", shown);
+  Status st;
+  if (::fchownat(parent.get(), tmp.c_str(), m.uid(), m.gid(), AT_SYMLINK_NOFOLLOW) != 0)
+    st = Status::fromErrno("chown", shown);
+  // A FIFO has no O_PATH-free chmod that cannot follow a link; the name is
+  // ours (a fresh temporary in a directory opened without following).
+  if (st.ok() && ::fchmodat(parent.get(), tmp.c_str(), m.mode() & 07777, 0) != 0)
+    st = Status::fromErrno("chmod", shown);
+  if (!st.ok()) {
+    ::unlinkat(parent.get(), tmp.c_str(), 0);
+    return st;
+  }
+  return replace(parent.get(), tmp, leaf, shown);
+}
+
 Status TreeWriter::beginFile(const std::string& rel, const v1::FileMeta& m) {
   const std::string shown = root_ + "/" + rel;
   if (budget_ && m.size() > budget_->total())
@@ -521,6 +548,9 @@ Status TreeWriter::apply(const v1::TransferChunk& c) {
       case v1::FileMeta::REGULAR:
         if (c.path() == ".") return invalidArgument("the tree's root cannot be a file");
         return beginFile(c.path(), m);
+      case v1::FileMeta::FIFO:
+        if (c.path() == ".") return invalidArgument("the tree's root cannot be a FIFO");
+        return makeFifo(c.path(), m);
       default:
         return invalidArgument("unknown entry type in transfer for `" + c.path() + "`");
     }

@@ -310,6 +310,25 @@ TEST_F(WedgeTest, ALockOnAFileInABindIsRefusedAndAPrivateOneMoves) {
   EXPECT_EQ(held.code, 1) << "the lock did not move with c2: " << held.out << held.err;
 }
 
+// A workload gets the signal mask of any process started on a host: lxmigd
+// blocks SIGTERM and SIGINT in its own threads, and liblxc starts containers
+// from one of them; a `kill -TERM` in the container must reach a trap.
+TEST_F(WedgeTest, AWorkloadSeesSigterm) {
+  Cli run = tb().lxmig({"--node", "n1", "run", "--name", "c1", "--", "/bin/sh", "-c",
+                        "echo $$ >/tmp/pid; trap 'echo got >/tmp/term' TERM INT; while :; do sleep 0.1; done"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Cli kill = tb().lxmig({"exec", "c1", "--", "/bin/sh", "-c", "kill -TERM $(cat /tmp/pid)"});
+  ASSERT_EQ(kill.code, 0) << kill.err;
+  std::string got;
+  for (int t = 0; t < 50 && got.empty(); ++t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Cli c = tb().lxmig({"exec", "c1", "--", "cat", "/tmp/term"});
+    if (c.code == 0) got = c.out;
+  }
+  EXPECT_EQ(got, "got\n") << "SIGTERM never reached the workload's trap";
+}
+
 // n1 gave 10.200.1.x to c3, which moved to n2; with n2's agent down, a new
 // container of n1 must not get that address again.
 TEST_F(WedgeTest, AnAddressThatLeftIsNotReusedWhileItsPeerIsUnreachable) {

@@ -156,19 +156,32 @@ TEST_F(HostileTreeTest, TheSenderSendsLinksAsLinks) {
   EXPECT_EQ(treeBytes(root()), 0u) << "treeBytes must not count what links point to";
 }
 
-// A FIFO in the tree (a container can make one at any time) neither blocks
-// the sender nor travels.
-TEST_F(HostileTreeTest, AFifoDoesNotBlockTheSender) {
-  ASSERT_EQ(::mkfifo((root() + "/pipe").c_str(), 0600), 0);
-  std::vector<std::string> sent;
+// A FIFO in the tree (a container can make one at any time) does not
+// block the sender; it travels as a node (CRIU reopens it by its path), its
+// bytes do not.
+TEST_F(HostileTreeTest, AFifoDoesNotBlockTheSenderAndArrivesAsAFifo) {
+  ASSERT_EQ(::mkfifo((root() + "/pipe").c_str(), 0640), 0);
+  std::vector<v1::TransferChunk> sent;
   auto m = sendTree("0123456789abcdef", v1::TransferChunk::ROOTFS, root(), {},
                     [&](v1::TransferChunk& c) {
-                      sent.push_back(c.path());
+                      sent.push_back(c);
                       return true;
                     },
                     {});
   ASSERT_TRUE(m.ok()) << m.status().toString();
-  EXPECT_EQ(sent, std::vector<std::string>{"."});
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].path(), "pipe");
+  EXPECT_EQ(sent[1].meta().type(), v1::FileMeta::FIFO);
+  const std::string dest = root() + "-copy";
+  ASSERT_TRUE(makeDirs(dest, 0700).ok());
+  TreeWriter w(dest, false, nullptr);
+  for (const auto& c : sent) ASSERT_TRUE(w.apply(c).ok());
+  ASSERT_TRUE(w.finish().ok());
+  struct stat st {};
+  ASSERT_EQ(::lstat((dest + "/pipe").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  (void)removeTree(dest);
 }
 
 }  // namespace

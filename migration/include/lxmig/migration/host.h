@@ -73,8 +73,8 @@ class ContainerHost {
   virtual bool hostPathExists(const std::string& path) = 0;
   // FailedPrecondition when the container's processes share IPC with
   // processes outside it (grouping/): moving it alone would cut that; or
-  // hold a lock on a file in a bind (container/locks.h): the target's
-  // restore would wait for it. One line per reason.
+  // hold a lock on a file in a bind or a message queue
+  // (container/unmovable.h). One line per reason.
   virtual Status checkMovesAlone(const std::string& name) = 0;
 
   // ---- receiving a container ----

@@ -120,6 +120,7 @@ class TreeWriter {
   Result<UniqueFd> parentOf(const std::string& rel, std::string* leaf);
   Status makeDirectory(const std::string& rel, const v1::FileMeta& m);
   Status makeSymlink(const std::string& rel, const v1::FileMeta& m);
+  Status makeFifo(const std::string& rel, const v1::FileMeta& m);
   Status beginFile(const std::string& rel, const v1::FileMeta& m);
   Status remove(const std::string& rel);
   Status closeCurrent();

@@ -1,4 +1,6 @@
-#include "lxmig/container/locks.h"
+#include "lxmig/container/unmovable.h"
+
+#include <sys/vfs.h>
 
 #include <set>
 
@@ -57,6 +59,24 @@ std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std:
                       "): the target sees the same file and its restore would wait for this "
                       "lock; release it or move the file out of the bind");
       }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> messageQueues(const std::vector<pid_t>& pids) {
+  constexpr long kMqueueMagic = 0x19800202;  // linux/magic.h MQUEUE_MAGIC
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (pid_t p : pids) {
+    const std::string base = "/proc/" + std::to_string(p) + "/fd/";
+    for (const auto& fd : listDir(base).value_or({})) {
+      struct statfs fs {};
+      if (::statfs((base + fd).c_str(), &fs) != 0 || fs.f_type != kMqueueMagic) continue;
+      const std::string queue = readLink(base + fd).value_or("fd " + fd);
+      if (!seen.insert(queue + " " + std::to_string(p)).second) continue;
+      out.push_back("POSIX message queue `" + queue + "` is open in " + processLabel(p) +
+                    ": CRIU cannot checkpoint message queues; close it (or use a Unix socket) before migrating");
     }
   }
   return out;

@@ -1,0 +1,31 @@
+// Open files a container's processes hold that cannot move, found before
+// anything is touched so that a migration is refused with the reason
+// (issue 20: refused, never a deadlock or a failure after the freeze):
+// - a lock (flock, POSIX, OFD) on a file in one of its bind mounts: the
+//   target node sees a bind's source as the very same file (shared
+//   storage; every directory of the test bed), so CRIU's restore there
+//   would wait for the lock the frozen source still holds;
+// - a POSIX message queue (mq_open): CRIU 4.2.1 cannot dump one ("Can't
+//   lookup mount").
+//
+//   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
+//   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "lxmig/container/lxc_host.h"
+
+namespace lxmig::container {
+
+// One line per lock of `pids` (host pids of the container's processes) on a
+// file under a bind's mount point, naming the file, the bind, the process
+// and the lock; a lock two processes share (an inherited fd) once.
+std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std::vector<Bind>& binds);
+// One line per POSIX message queue open in `pids`, naming queue and process.
+std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
+
+}  // namespace lxmig::container

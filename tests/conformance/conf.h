@@ -1,0 +1,89 @@
+/* The conformance suite's common part (scripts/conformance.sh, issue 20).
+ * A program sets kernel state up, calls conf_ready() (the runner then
+ * migrates its container), waits for SIGTERM in conf_wait(), checks the
+ * state and ends with conf_pass() or conf_fail(). The verdict goes to the
+ * file named by $CONF_OUT (a bind the runner reads), one line:
+ * "PASS" or "FAIL: why". */
+#pragma once
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t conf_term;
+
+static void conf_on_term(int sig) {
+  (void)sig;
+  conf_term = 1;
+}
+
+static void conf_verdict(const char* line) {
+  const char* out = getenv("CONF_OUT");
+  FILE* f = out ? fopen(out, "w") : NULL;
+  if (f) {
+    fprintf(f, "%s\n", line);
+    fclose(f);
+  }
+  fprintf(stderr, "%s\n", line);
+}
+
+static void conf_fail(const char* fmt, ...) {
+  char msg[512] = "FAIL: ";
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg + 6, sizeof msg - 6, fmt, ap);
+  va_end(ap);
+  conf_verdict(msg);
+  exit(1);
+}
+
+#define CONF_CHECK(cond, ...)            \
+  do {                                   \
+    if (!(cond)) conf_fail(__VA_ARGS__); \
+  } while (0)
+
+static void conf_pass(void) {
+  conf_verdict("PASS");
+  exit(0);
+}
+
+/* SIGTERM is caught from the start; the pid file tells the runner whom to
+ * signal, the ready file that the state is set up. */
+static void conf_ready(void) {
+  FILE* f = fopen("/tmp/conf.pid", "w");
+  if (f) {
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+  }
+  f = fopen("/tmp/conf.ready", "w");
+  if (f) fclose(f);
+}
+
+static void conf_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = conf_on_term;
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Sleeps until SIGTERM; `tick`, when given, runs every 10 ms meanwhile. */
+static void conf_wait(void (*tick)(void)) {
+  while (!conf_term) {
+    if (tick) tick();
+    usleep(10000);
+  }
+}
+
+/* A deterministic byte stream: byte i of stream `seed`. */
+static unsigned char conf_byte(unsigned seed, size_t i) { return (unsigned char)((i * 2654435761u + seed) >> 13); }
+
+static void conf_fill(unsigned char* p, size_t n, unsigned seed, size_t from) {
+  for (size_t i = 0; i < n; ++i) p[i] = conf_byte(seed, from + i);
+}

@@ -115,6 +115,16 @@ class WedgeTest : public TestbedSuite {
     return out;
   }
 
+  // copiesOf(name) once it is `want`, or as it is after timeoutMs.
+  std::vector<std::string> awaitCopies(const std::string& name, const std::vector<std::string>& want, int timeoutMs) {
+    std::vector<std::string> copies = copiesOf(name);
+    for (int t = 0; t < timeoutMs / 100 && copies != want; ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      copies = copiesOf(name);
+    }
+    return copies;
+  }
+
   // `lxmig migrate NAME --to n2 ...` in the background; its stderr in a file.
   Child migrateInBackground(const std::string& name, const std::vector<std::string>& extra) {
     std::vector<std::string> argv = {"env"};
@@ -226,13 +236,7 @@ TEST_F(WedgeTest, AnAgentRestartedDuringARestoreLeavesNothingBehind) {
   ASSERT_TRUE(rc.ok()) << rc.status().toString();
   EXPECT_EQ(*rc, 1);
   // The source waits for n2's word (it may have restored c1), then resumes.
-  std::vector<std::string> copies;
-  for (int t = 0; t < 600; ++t) {
-    copies = copiesOf("c1");
-    if (copies == std::vector<std::string>{"n1 RUNNING"}) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(copies, std::vector<std::string>{"n1 RUNNING"}) << migrateErr();
+  EXPECT_EQ(awaitCopies("c1", {"n1 RUNNING"}, 60000), std::vector<std::string>{"n1 RUNNING"}) << migrateErr();
   EXPECT_FALSE(alive(hung)) << "the restarted agent left the hung CRIU";
   expectBackOnTheSource("c1");
 }
@@ -270,13 +274,7 @@ TEST_F(WedgeTest, AnOperatorThawsASourceLeftFrozenWhileTheTargetIsSilent) {
   EXPECT_NE(src.dump().find("thawed by the operator"), std::string::npos) << src.dump();
   // n2 back: its half-restored copy and the hung CRIU go; one copy runs.
   ASSERT_TRUE(tb().restartAgent("n2", {}, dir_).ok());
-  std::vector<std::string> copies;
-  for (int t = 0; t < 100; ++t) {
-    copies = copiesOf("c1");
-    if (copies == std::vector<std::string>{"n1 RUNNING"}) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(copies, std::vector<std::string>{"n1 RUNNING"});
+  EXPECT_EQ(awaitCopies("c1", {"n1 RUNNING"}, 10000), std::vector<std::string>{"n1 RUNNING"});
   EXPECT_FALSE(alive(hung)) << "n2's restarted agent left the hung CRIU";
 }
 
@@ -346,12 +344,8 @@ TEST_F(WedgeTest, AnAddressThatLeftIsNotReusedWhileItsPeerIsUnreachable) {
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_NE(run.json().value("ip", ""), ip) << "n1 handed out the address c3 took to n2";
   ASSERT_TRUE(tb().restartAgent("n2", {}, dir_).ok());
-  std::vector<std::string> copies;
-  for (int t = 0; t < 100 && copies.empty(); ++t) {  // n1's channel to n2 reconnects
-    copies = copiesOf("c3");
-    if (copies.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(copies, std::vector<std::string>{"n2 RUNNING"});
+  // n1's channel to n2 reconnects meanwhile.
+  EXPECT_EQ(awaitCopies("c3", {"n2 RUNNING"}, 10000), std::vector<std::string>{"n2 RUNNING"});
 }
 
 }  // namespace

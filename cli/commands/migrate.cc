@@ -53,7 +53,7 @@ Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& s
   if (!o.restoreTimeout.empty()) {
     LXMIG_ASSIGN_OR_RETURN(restoreTimeoutMs, parseDurationMs(o.restoreTimeout));
     if (restoreTimeoutMs < 1000 || restoreTimeoutMs > kMaxRestoreTimeoutMs)
-      return invalidArgument("--restore-timeout must be between 1s and 4h");
+      return invalidArgument("--restore-timeout must be between 1s and 14400s (4 hours)");
   }
   v1::MigrateRequest rq;
   rq.set_node(src);

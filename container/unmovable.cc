@@ -1,9 +1,15 @@
 #include "lxmig/container/unmovable.h"
 
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <set>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 
 namespace lxmig::container {
@@ -22,6 +28,61 @@ std::string mountPoint(const std::string& pid, const std::string& mntId) {
     auto f = split(line, ' ');
     if (f.size() > 4 && f[0] == mntId) return f[4];
   }
+  return "";
+}
+
+// The value of "key:" in an fdinfo text ("" when absent).
+std::string fdinfoValue(const std::string& info, std::string_view key) {
+  for (const auto& line : split(info, '\n'))
+    if (startsWith(line, key) && line.size() > key.size() && line[key.size()] == ':')
+      return std::string(trim(std::string_view(line).substr(key.size() + 1)));
+  return "";
+}
+
+// Bytes waiting to be read in fd `fd` of `pid` (FIONREAD on a duplicate);
+// 0 when it cannot be asked.
+int queuedBytes(pid_t pid, int fd) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return 0;
+  UniqueFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+  int n = 0;
+  if (!dup || ::ioctl(dup.get(), FIONREAD, &n) != 0) return 0;
+  return n;
+}
+
+// What CRIU would do to an anonymous-inode file `kind` with fdinfo `info`
+// ("" when it moves as it is).
+std::string anonFileProblem(const std::string& kind, const std::string& info, pid_t pid, int fd) {
+  if (kind == "[io_uring]") return "an io_uring instance: CRIU cannot checkpoint io_uring";
+  if (kind == "[userfaultfd]") return "a userfaultfd: CRIU cannot checkpoint one it did not create";
+  if (kind == "[eventfd]" && fdinfoValue(info, "eventfd-semaphore") == "1")
+    return "an eventfd in semaphore mode: CRIU would restore it as a plain counter";
+  if (kind == "[eventpoll]") {
+    // "tfd:        7 events:       40000000 data: ..." — an EPOLLONESHOT
+    // entry that fired keeps only the flag bits.
+    constexpr uint32_t kFlagBits = EPOLLONESHOT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE;
+    for (const auto& line : split(info, '\n')) {
+      if (!startsWith(line, "tfd:")) continue;
+      auto f = split(line, ' ');
+      std::vector<std::string> w;
+      for (const auto& x : f)
+        if (!trim(x).empty()) w.emplace_back(trim(x));
+      for (size_t i = 0; i + 1 < w.size(); ++i) {
+        if (w[i] != "events:") continue;
+        const uint32_t ev = static_cast<uint32_t>(std::strtoul(w[i + 1].c_str(), nullptr, 16));
+        if ((ev & EPOLLONESHOT) && (ev & ~kFlagBits) == 0)
+          return "an epoll set whose EPOLLONESHOT entry for fd " + w[1] +
+                 " fired and is not re-armed yet: CRIU would restore it armed for EPOLLERR|EPOLLHUP";
+      }
+    }
+  }
+  if ((kind == "inotify" || kind == "[fanotify]") && queuedBytes(pid, fd) > 0)
+    return "an " + std::string(kind == "inotify" ? "inotify" : "fanotify") +
+           " instance with events queued unread: CRIU does not carry them";
+  // A periodic timer whose expirations wait unread shows it_value (0, 0).
+  if (kind == "[timerfd]" && fdinfoValue(info, "clockid") == "0" &&
+      (fdinfoValue(info, "it_value") != "(0, 0)" || fdinfoValue(info, "it_interval") != "(0, 0)"))
+    return "an armed CLOCK_REALTIME timerfd: it does not fire after CRIU's restore";
   return "";
 }
 
@@ -78,6 +139,35 @@ std::vector<std::string> messageQueues(const std::vector<pid_t>& pids) {
       out.push_back("POSIX message queue `" + queue + "` is open in " + processLabel(p) +
                     ": CRIU cannot checkpoint message queues; close it (or use a Unix socket) before migrating");
     }
+  }
+  return out;
+}
+
+std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
+  std::vector<std::string> out;
+  std::set<pid_t> mine(pids.begin(), pids.end());
+  for (pid_t p : pids) {
+    const std::string base = "/proc/" + std::to_string(p);
+    for (const auto& fd : listDir(base + "/fd").value_or({})) {
+      auto link = readLink(base + "/fd/" + fd);
+      if (!link.ok() || !startsWith(*link, "anon_inode:")) continue;
+      const std::string kind = link->substr(11);
+      uint64_t n = 0;
+      if (!parseUint64(fd, &n)) continue;
+      const std::string problem =
+          anonFileProblem(kind, readFile(base + "/fdinfo/" + fd).value_or(""), p, static_cast<int>(n));
+      if (!problem.empty()) out.push_back("fd " + fd + " of " + processLabel(p) + " is " + problem);
+    }
+  }
+  // "1: -> POSIX  ADVISORY  WRITE 1234 fe:00:1311 0 EOF": a waiter.
+  for (const auto& line : split(readFile("/proc/locks").value_or(""), '\n')) {
+    std::vector<std::string> w;
+    for (const auto& x : split(line, ' '))
+      if (!trim(x).empty()) w.emplace_back(trim(x));
+    uint64_t pid = 0;
+    if (w.size() < 7 || w[1] != "->" || !parseUint64(w[5], &pid) || !mine.count(static_cast<pid_t>(pid))) continue;
+    out.push_back(processLabel(static_cast<pid_t>(pid)) + " waits for a " + w[2] + " lock on inode " + w[6] +
+                  ": after CRIU's restore it got the lock while its holder still held it; migrate once it has it");
   }
   return out;
 }

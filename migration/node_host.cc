@@ -1,16 +1,19 @@
 #include "lxmig/migration/node_host.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/container/unmovable.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/net/conntrack.h"
+#include "lxmig/net/sockets.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
@@ -103,6 +106,27 @@ uint64_t NodeHost::freeBytes(const std::string& dir) const {
 
 bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path); }
 
+namespace {
+
+// One line per listener of the container with connections it has not
+// accepted: CRIU's dump drops those (--skip-in-flight), and their clients
+// would wait for good.
+Result<std::vector<std::string>> unaccepted(node::Node& node, const std::string& name) {
+  const int init = node.lxc().initPid(name);
+  if (init <= 0) return std::vector<std::string>{};
+  const auto pids = node.lxc().pids(name).value_or(std::vector<pid_t>{});
+  LXMIG_ASSIGN_OR_RETURN(auto waiting, net::unacceptedConnections("/proc/" + std::to_string(init) + "/ns/net", pids));
+  std::vector<std::string> lines;
+  for (const auto& w : waiting)
+    lines.push_back(std::string(w.socket.family == AF_UNIX ? "Unix" : "TCP") + " listener " + w.socket.local +
+                    (w.pid ? " of " + container::processLabel(w.pid) : "") + " has " + std::to_string(w.socket.rqueue) +
+                    " connection(s) waiting to be accepted: CRIU cannot move a connection the workload has not "
+                    "accepted yet (its client would wait for good); migrate once it has accepted them");
+  return lines;
+}
+
+}  // namespace
+
 Status NodeHost::checkMovesAlone(const std::string& name) {
   std::string problem = grouping::movesAloneProblem(grouping::scanNode({}), name);
   if (!problem.empty()) return failedPrecondition(problem);
@@ -111,6 +135,17 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
   std::string lines;
   for (const auto& l : container::locksInBinds(pids, spec.binds)) lines += (lines.empty() ? "" : "\n") + l;
   for (const auto& l : container::messageQueues(pids)) lines += (lines.empty() ? "" : "\n") + l;
+  for (const auto& l : container::unmovableFiles(pids)) lines += (lines.empty() ? "" : "\n") + l;
+  // A connection waiting to be accepted is usually accepted within
+  // milliseconds: give the workload a second before refusing.
+  Result<std::vector<std::string>> waiting = std::vector<std::string>{};
+  for (int i = 0; i < 20; ++i) {
+    waiting = unaccepted(node_, name);
+    if (!waiting.ok() || waiting->empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  LXMIG_RETURN_IF_ERROR(waiting.status().withContext("list the listeners of `" + name + "`"));
+  for (const auto& l : *waiting) lines += (lines.empty() ? "" : "\n") + l;
   return lines.empty() ? okStatus() : failedPrecondition(lines);
 }
 
@@ -137,7 +172,18 @@ Status NodeHost::reconnect(const node::Spec& spec) {
 }
 
 Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack, size_t* entries) {
+  // The dump left out connections that arrived after checkMovesAlone() and
+  // were not accepted before the freeze: moving on would lose them.
+  LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(node_, spec.name));
+  if (!waiting.empty()) return failedPrecondition(waiting.front());
   v1::NetState net;
+  if (const int init = node_.lxc().initPid(spec.name); init > 0) {
+    const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
+    LXMIG_ASSIGN_OR_RETURN(net, net::peekUdpQueues("/proc/" + std::to_string(init) + "/ns/net", pids));
+    if (net.udp_left_out() > 0)
+      LXMIG_LOG(kWarn, kLog) << "`" << spec.name << "`: " << net.udp_left_out()
+                             << " queued UDP datagram(s) past the bound are not carried";
+  }
   LXMIG_ASSIGN_OR_RETURN(*net.mutable_rules_json(), node_.firewall().exportContainer(spec.name, spec.ip));
   *entries = 0;
   if (conntrack) {
@@ -150,6 +196,7 @@ Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack,
 }
 
 Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) {
+  LXMIG_RETURN_IF_ERROR(net::checkQueuedDatagrams(net, spec.addresses()));
   // The chain and the entries are the migrating container's: its name and
   // address from PREPARE, never what the peer's document says.
   if (!net.rules_json().empty()) {
@@ -185,6 +232,15 @@ Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, Impo
   done->conntrack = net::encodeConntrack(created);
   done->conntrackCount = static_cast<uint32_t>(stats.created + stats.updated);
   return okStatus();
+}
+
+Status NodeHost::requeueDatagrams(const std::string& name, const v1::NetState& net) {
+  if (net.udp_queued_size() == 0) return okStatus();
+  LXMIG_ASSIGN_OR_RETURN(node::Spec spec, node_.spec(name));
+  LXMIG_RETURN_IF_ERROR(net::checkQueuedDatagrams(net, spec.addresses()));
+  const int init = node_.lxc().initPid(name);
+  if (init <= 0) return failedPrecondition("`" + name + "` has no init process to put its UDP queues back in");
+  return net::requeueDatagrams("/proc/" + std::to_string(init) + "/ns/net", net);
 }
 
 void NodeHost::dropImportedNet(const node::Spec& spec, ImportedNet* done) {

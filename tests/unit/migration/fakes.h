@@ -102,6 +102,9 @@ class FakeNode final : public ContainerHost {
   Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
+  Status requeueDatagrams(const std::string& name, const v1::NetState&) override {
+    return op("requeueDatagrams", name);
+  }
   void forgetNet(const node::Spec& spec) override;
 
   std::set<std::string> missingPaths;  // bind sources this node lacks

@@ -6,7 +6,15 @@
 //   storage; every directory of the test bed), so CRIU's restore there
 //   would wait for the lock the frozen source still holds;
 // - a POSIX message queue (mq_open): CRIU 4.2.1 cannot dump one ("Can't
-//   lookup mount").
+//   lookup mount");
+// - what tests/conformance found CRIU 4.2.1 cannot dump, or restores
+//   differently (docs/conformance.md): io_uring and userfaultfd instances;
+//   an eventfd in semaphore mode (restored as a counter); an epoll entry
+//   with EPOLLONESHOT that fired (restored armed for EPOLLERR|EPOLLHUP);
+//   events queued unread in an inotify or fanotify instance (not dumped);
+//   an armed CLOCK_REALTIME timerfd (never fires after the restore); a
+//   process waiting for a file lock (it got the lock while the holder
+//   still held it after the restore).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
@@ -27,5 +35,9 @@ namespace lxmig::container {
 std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std::vector<Bind>& binds);
 // One line per POSIX message queue open in `pids`, naming queue and process.
 std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
+// One line per other open file of `pids` listed above, naming the file
+// descriptor, the process and what CRIU would do to it; and per process
+// of `pids` waiting for a file lock.
+std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids);
 
 }  // namespace lxmig::container

@@ -74,7 +74,8 @@ class ContainerHost {
   // FailedPrecondition when the container's processes share IPC with
   // processes outside it (grouping/): moving it alone would cut that; or
   // hold a lock on a file in a bind or a message queue
-  // (container/unmovable.h). One line per reason.
+  // (container/unmovable.h), or a listener with connections waiting to be
+  // accepted for more than a second. One line per reason.
   virtual Status checkMovesAlone(const std::string& name) = 0;
 
   // ---- receiving a container ----
@@ -115,12 +116,17 @@ class ContainerHost {
   // Route to the container here (after a restore) / not any more.
   virtual Status claimAddress(const node::Spec& spec) = 0;
   virtual Status releaseAddress(const node::Spec& spec) = 0;
-  // Its firewall chain and (when `conntrack`) the node's conntrack entries
-  // of its address; `entries` says how many.
+  // Its firewall chain, (when `conntrack`) the node's conntrack entries of
+  // its address (`entries` says how many) and the datagrams queued in its
+  // UDP sockets, taken from the frozen container. FailedPrecondition when
+  // a listener of it has connections waiting that the dump left out.
   virtual Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) = 0;
   // Imports what exportNet() gave on the source; `done` records what is in
   // place so far, also when it fails halfway.
   virtual Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) = 0;
+  // The datagrams of `net` back in the UDP sockets of the restored,
+  // still frozen container (CRIU restores the sockets without them).
+  virtual Status requeueDatagrams(const std::string& name, const v1::NetState& net) = 0;
   // Takes away what importNet() put in place. Errors are logged.
   virtual void dropImportedNet(const node::Spec& spec, ImportedNet* done) = 0;
   // After a commit on the source: its chain and entries live on the target

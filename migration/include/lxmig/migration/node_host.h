@@ -75,6 +75,7 @@ class NodeHost final : public ContainerHost {
   Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
+  Status requeueDatagrams(const std::string& name, const v1::NetState& net) override;
   void forgetNet(const node::Spec& spec) override;
 
  private:

@@ -1,0 +1,118 @@
+// container/unmovable.h on processes of this test: each holds one kind of
+// open file and waits; the lines name fd, process and the kind, and the
+// kinds that move are not named.
+#include "lxmig/container/unmovable.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace lxmig::container {
+namespace {
+
+// A child that runs `setup` then waits to be killed; its lines.
+std::vector<std::string> linesOfChild(const std::function<void()>& setup) {
+  int ready[2];
+  if (::pipe(ready) != 0) return {"pipe failed"};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    setup();
+    (void)!::write(ready[1], "x", 1);
+    for (;;) ::pause();
+  }
+  char c;
+  (void)!::read(ready[0], &c, 1);
+  auto lines = unmovableFiles({pid});
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  return lines;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& l : v) s += l + "\n";
+  return s;
+}
+
+TEST(UnmovableFiles, EventfdInSemaphoreModeOnly) {
+  auto plain = linesOfChild([] { (void)::eventfd(5, 0); });
+  EXPECT_TRUE(plain.empty()) << joined(plain);
+  auto sem = linesOfChild([] { (void)::eventfd(5, EFD_SEMAPHORE); });
+  ASSERT_EQ(sem.size(), 1u) << joined(sem);
+  EXPECT_NE(sem[0].find("semaphore mode"), std::string::npos) << sem[0];
+  EXPECT_NE(sem[0].find("fd "), std::string::npos) << sem[0];
+}
+
+TEST(UnmovableFiles, EpollOneshotThatFired) {
+  auto armed = linesOfChild([] {
+    int ep = ::epoll_create1(0), e = ::eventfd(0, 0);
+    epoll_event ev{.events = EPOLLIN | EPOLLONESHOT, .data = {.u64 = 1}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev);
+  });
+  EXPECT_TRUE(armed.empty()) << joined(armed);
+  auto fired = linesOfChild([] {
+    int ep = ::epoll_create1(0), e = ::eventfd(1, 0);
+    epoll_event ev{.events = EPOLLIN | EPOLLONESHOT, .data = {.u64 = 1}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev);
+    (void)::epoll_wait(ep, &ev, 1, 1000);
+  });
+  ASSERT_EQ(fired.size(), 1u) << joined(fired);
+  EXPECT_NE(fired[0].find("EPOLLONESHOT"), std::string::npos) << fired[0];
+}
+
+TEST(UnmovableFiles, InotifyWithEventsQueued) {
+  char dir[] = "/tmp/lxmig-unmovable-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string d = dir;
+  auto idle = linesOfChild([&] { ::inotify_add_watch(::inotify_init1(0), d.c_str(), IN_CREATE); });
+  EXPECT_TRUE(idle.empty()) << joined(idle);
+  auto queued = linesOfChild([&] {
+    ::inotify_add_watch(::inotify_init1(0), d.c_str(), IN_CREATE);
+    std::fclose(std::fopen((d + "/f").c_str(), "w"));
+  });
+  ::unlink((d + "/f").c_str());
+  ::rmdir(dir);
+  ASSERT_EQ(queued.size(), 1u) << joined(queued);
+  EXPECT_NE(queued[0].find("inotify instance with events queued"), std::string::npos) << queued[0];
+}
+
+TEST(UnmovableFiles, ArmedRealtimeTimerfd) {
+  auto mono = linesOfChild([] {
+    int t = ::timerfd_create(CLOCK_MONOTONIC, 0);
+    itimerspec its{.it_interval = {1, 0}, .it_value = {1, 0}};
+    ::timerfd_settime(t, 0, &its, nullptr);
+  });
+  EXPECT_TRUE(mono.empty()) << joined(mono);
+  auto disarmed = linesOfChild([] { (void)::timerfd_create(CLOCK_REALTIME, 0); });
+  EXPECT_TRUE(disarmed.empty()) << joined(disarmed);
+  auto real = linesOfChild([] {
+    int t = ::timerfd_create(CLOCK_REALTIME, 0);
+    itimerspec its{.it_interval = {1, 0}, .it_value = {1, 0}};
+    ::timerfd_settime(t, 0, &its, nullptr);
+  });
+  ASSERT_EQ(real.size(), 1u) << joined(real);
+  EXPECT_NE(real[0].find("CLOCK_REALTIME timerfd"), std::string::npos) << real[0];
+  // Expired with its ticks unread: it_value reads (0, 0), it is armed all the same.
+  auto expired = linesOfChild([] {
+    int t = ::timerfd_create(CLOCK_REALTIME, 0);
+    itimerspec its{.it_interval = {0, 20000000}, .it_value = {0, 1000000}};
+    ::timerfd_settime(t, 0, &its, nullptr);
+    ::usleep(50000);
+  });
+  EXPECT_EQ(expired.size(), 1u) << joined(expired);
+}
+
+}  // namespace
+}  // namespace lxmig::container

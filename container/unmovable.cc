@@ -148,6 +148,13 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
   std::set<pid_t> mine(pids.begin(), pids.end());
   for (pid_t p : pids) {
     const std::string base = "/proc/" + std::to_string(p);
+    // "812 (name) T ...": the state follows the last ')'.
+    const std::string stat = readFile(base + "/stat").value_or("");
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size() && (stat[close + 2] == 'T' || stat[close + 2] == 't'))
+      out.push_back(processLabel(p) + " is stopped (" + (stat[close + 2] == 'T' ? "SIGSTOP" : "traced") +
+                    "): CRIU's dump would wait for it for good inside the frozen container; continue it "
+                    "(kill -CONT) first");
     for (const auto& fd : listDir(base + "/fd").value_or({})) {
       auto link = readLink(base + "/fd/" + fd);
       if (!link.ok() || !startsWith(*link, "anon_inode:")) continue;

@@ -81,8 +81,11 @@ static void conf_wait(void (*tick)(void)) {
   }
 }
 
-/* A deterministic byte stream: byte i of stream `seed`. */
-static unsigned char conf_byte(unsigned seed, size_t i) { return (unsigned char)((i * 2654435761u + seed) >> 13); }
+/* A deterministic byte stream: byte i of stream `seed`. Streams of nearby
+ * seeds differ in (almost) every byte. */
+static unsigned char conf_byte(unsigned seed, size_t i) {
+  return (unsigned char)(((unsigned)i * 2654435761u + seed * 2246822519u) >> 13);
+}
 
 static void conf_fill(unsigned char* p, size_t n, unsigned seed, size_t from) {
   for (size_t i = 0; i < n; ++i) p[i] = conf_byte(seed, from + i);

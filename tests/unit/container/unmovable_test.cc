@@ -114,5 +114,20 @@ TEST(UnmovableFiles, ArmedRealtimeTimerfd) {
   EXPECT_EQ(expired.size(), 1u) << joined(expired);
 }
 
+TEST(UnmovableFiles, StoppedProcess) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    for (;;) ::pause();
+  }
+  EXPECT_TRUE(unmovableFiles({pid}).empty());
+  ::kill(pid, SIGSTOP);
+  for (int i = 0; i < 100 && unmovableFiles({pid}).empty(); ++i) ::usleep(10000);
+  auto lines = unmovableFiles({pid});
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_EQ(lines.size(), 1u) << joined(lines);
+  EXPECT_NE(lines[0].find("is stopped (SIGSTOP)"), std::string::npos) << lines[0];
+}
+
 }  // namespace
 }  // namespace lxmig::container

@@ -14,7 +14,8 @@
 //   events queued unread in an inotify or fanotify instance (not dumped);
 //   an armed CLOCK_REALTIME timerfd (never fires after the restore); a
 //   process waiting for a file lock (it got the lock while the holder
-//   still held it after the restore).
+//   still held it after the restore); a stopped or traced process (CRIU's
+//   ptrace attach waits for good on a stopped task in a frozen cgroup).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
@@ -37,7 +38,7 @@ std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std:
 std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
 // One line per other open file of `pids` listed above, naming the file
 // descriptor, the process and what CRIU would do to it; and per process
-// of `pids` waiting for a file lock.
+// of `pids` waiting for a file lock or stopped.
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids);
 
 }  // namespace lxmig::container

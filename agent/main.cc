@@ -191,9 +191,10 @@ int main(int argc, char** argv) {
                  "devices offered to containers: PATH or CLASS=PATH, space-separated "
                  "(default: every device node under /dev; \"none\": nothing)");
   app.add_option("--fail-at", over.failAt,
-                 "testing: make this step fail on this node (conntrack-import, adopt-restore, adopt-crash, "
-                 "merge-restore, merge-crash)")
-      ->check(CLI::IsMember({"conntrack-import", "adopt-restore", "adopt-crash", "merge-restore", "merge-crash"}))
+                 "testing: make this step fail on this node (conntrack-import, criu-dump, adopt-restore, "
+                 "adopt-crash, merge-restore, merge-crash)")
+      ->check(CLI::IsMember(
+          {"conntrack-import", "criu-dump", "adopt-restore", "adopt-crash", "merge-restore", "merge-crash"}))
       ->group("");  // hidden
   std::string probe;
   app.add_option("--probe", probe,

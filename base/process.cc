@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "lxmig/base/files.h"
 
@@ -216,6 +218,21 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
     ::_exit(127);
   }
   return Child(pid, UniqueFd(pidfdOpen(pid)));
+}
+
+Status inNamespace(const std::string& nsPath, int nstype, const std::function<Status()>& fn) {
+  UniqueFd ns(::open(nsPath.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) return Status::fromErrno("open", nsPath);
+  Status st;
+  std::thread t([&] {
+    if (::setns(ns.get(), nstype) != 0) {
+      st = Status::fromErrno("setns", nsPath);
+      return;
+    }
+    st = fn();
+  });
+  t.join();
+  return st;
 }
 
 }  // namespace lxmig

@@ -423,7 +423,8 @@ Status LxcHost::freeze(const std::string& name, int timeoutMs) {
 
 Status LxcHost::thaw(const std::string& name) { return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED"); }
 
-Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages) {
+Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages,
+                     const CallLimits& limits) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
@@ -437,7 +438,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   std::string opts;
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
-  LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
 }
@@ -478,12 +479,15 @@ Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& n
     const bool cancelled = limits.cancel && limits.cancel->load();
     if (!cancelled && monotonicNs() < deadline) continue;
     // liblxc's fork of the helper leads a session of its own, which holds
-    // CRIU; the cgroups hold the monitor and the tasks restored so far.
+    // CRIU. After a restore the cgroups hold the monitor and the tasks
+    // restored so far; any other verb works on a container's (or a kept
+    // container's) running tasks, which must live on.
+    const bool restoring = verb == "restore";
     killHelperSessions(argv);
     (void)::kill(-child->pid(), SIGKILL);
-    killCgroupTasks(name);
+    if (restoring) killCgroupTasks(name);
     (void)child->wait();
-    killCgroupTasks(name);  // what CRIU forked while it was killed
+    if (restoring) killCgroupTasks(name);  // what CRIU forked while it was killed
     if (cancelled) return Status(Code::kCancelled, verb + " of `" + name + "` cancelled (the migration was aborted)");
     return deadlineExceeded(verb + " of `" + name + "` took longer than " + std::to_string(limits.timeoutMs / 1000) +
                             " s: killed");

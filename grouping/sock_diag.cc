@@ -10,26 +10,18 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <thread>
+
+#include "lxmig/base/process.h"
 
 namespace lxmig::grouping::internal {
 
 Result<UniqueFd> openDiagIn(const std::string& nsPath) {
-  int ns = ::open(nsPath.c_str(), O_RDONLY | O_CLOEXEC);
-  if (ns < 0) return Status::fromErrno("open", nsPath);
-  UniqueFd nsFd(ns);
-  int fd = -1, err = 0;
-  std::thread t([&] {
-    if (::setns(nsFd.get(), CLONE_NEWNET) != 0) {
-      err = errno;
-      return;
-    }
-    fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (fd < 0) err = errno;
-  });
-  t.join();
-  if (fd < 0) return Status::fromErrno("open sock_diag in", nsPath, err);
-  return UniqueFd(fd);
+  UniqueFd fd;
+  LXMIG_RETURN_IF_ERROR(inNamespace(nsPath, CLONE_NEWNET, [&]() -> Status {
+    fd.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    return fd ? okStatus() : Status::fromErrno("open sock_diag in", nsPath);
+  }));
+  return fd;
 }
 
 Result<std::vector<UnixSock>> dumpUnixSockets(int diagFd) {

@@ -495,7 +495,7 @@ Status Source::dump() {
     localWork_ = true;
     std::thread dumper([&] {
       const int64_t criuStart = monotonicNs();
-      st = ctx_.host.dump(spec_.name, imagesDir_, discard);
+      st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits());
       criuMs = (monotonicNs() - criuStart) / 1000000;
       localWork_ = false;  // from here on the wait is for the target
       done = true;
@@ -534,7 +534,7 @@ Status Source::rewrite() {
     journal_->event("warn", st.message() + "; dumped again with all pages");
     final_->parentPages = final_->deltaPages = 0;
     (void)removeTree(imagesDir_);
-    st = ctx_.host.dump(spec_.name, imagesDir_, 0);
+    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits());
     if (st.ok()) st = pc_->rewriteDump(imagesDir_, *final_);
   }
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
@@ -565,6 +565,8 @@ Status Source::transfer() {
   PhaseClock ph(*journal_, v1::PHASE_TRANSFER);
   const uint64_t before = sent_;
   Status st = streamError_;
+  // What CRIU left out of the processes goes with the images.
+  if (st.ok()) st = ctx_.host.recordCriuGaps(spec_.name, imagesDir_).withContext("record what CRIU leaves out");
   if (st.ok()) {
     uint64_t bytes = 0;
     // What CRIU's lazy-pages daemon reads at start-up first: the target
@@ -619,6 +621,14 @@ Status Source::restore() {
 
 // How long the target's restore may take: the operator's bound, or one
 // that grows with what the images hold (CRIU restores well above 32 MiB/s).
+// A dump that takes longer than this is stuck (CRIU waiting on a task, a
+// hung filesystem): its CRIU is killed and the migration aborts, the
+// container thaws. Scaled like the restore's, by the memory to dump.
+container::CallLimits Source::dumpLimits() {
+  const auto scaled = static_cast<int64_t>(ctx_.host.memoryBytes(spec_.name) / kRestoreBytesPerSecond) * 1000;
+  return {.timeoutMs = std::min(kRestoreBaseTimeoutMs + scaled, kMaxRestoreTimeoutMs), .cancel = &operatorCancel_};
+}
+
 int64_t Source::restoreDeadlineMs() const {
   if (req_.restore_timeout_ms() > 0)
     return std::clamp(req_.restore_timeout_ms(), kMinRestoreTimeoutMs, kMaxRestoreTimeoutMs);

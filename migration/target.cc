@@ -410,6 +410,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   st->restored = true;
   st->lastActivityNs = monotonicNs();
   if (auto s = host_.requeueDatagrams(name, net); !s.ok()) return fail(s.withContext("UDP queues"));
+  if (auto s = host_.applyCriuGaps(name, st->imagesDir); !s.ok()) return fail(s.withContext("state CRIU left out"));
   // Durable before it runs: an agent restarted from here on must never
   // agree to an abort (the source would thaw its copy too), pastOf().
   if (Status a = audit_.addEvent(id, "info", kRestoredEvent); !a.ok()) return fail(a.withContext("audit"));

@@ -18,7 +18,6 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
-#include "netns.h"
 
 namespace lxmig::net {
 namespace {
@@ -36,32 +35,13 @@ Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
   return internalError("`" + cmd + "` failed: " + std::string(trim(out.err)));
 }
 
-}  // namespace
-
-Status internal::inNetns(const std::string& netns, const std::function<Status()>& fn) {
-  UniqueFd ns(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!ns) return Status::fromErrno("open", netns);
-  Status st;
-  std::thread t([&] {
-    if (::setns(ns.get(), CLONE_NEWNET) != 0) {
-      st = Status::fromErrno("setns", netns);
-      return;
-    }
-    st = fn();
-  });
-  t.join();
-  return st;
-}
-
-namespace {
-
 Status address(const char* verb, const std::string& netns, const std::string& ifname, const std::string& ip,
                int prefixLen) {
   in_addr a{};
   if (::inet_pton(AF_INET, ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + ip);
   if (prefixLen < 0 || prefixLen > 32) return invalidArgument("bad prefix length " + std::to_string(prefixLen));
   const std::string cidr = ip + "/" + std::to_string(prefixLen);
-  return internal::inNetns(netns, [&]() -> Status {
+  return inNamespace(netns, CLONE_NEWNET, [&]() -> Status {
     LXMIG_ASSIGN_OR_RETURN(auto out, runCommand({"ip", "addr", verb, cidr, "dev", ifname}, {.timeoutMs = 5000}));
     if (out.exitCode == 0) return okStatus();
     const bool add = std::string(verb) == "add";
@@ -85,7 +65,7 @@ Status removeAddressIn(const std::string& netns, const std::string& ifname, cons
 }
 
 Status announceIn(const std::string& netns, const std::string& ifname, const std::string& ip) {
-  return internal::inNetns(netns, [&] { return sendGratuitousArp(ifname, ip); });
+  return inNamespace(netns, CLONE_NEWNET, [&] { return sendGratuitousArp(ifname, ip); });
 }
 
 Status claimAddress(const AddressRoute& r) {

@@ -8,18 +8,20 @@
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
-#include "netns.h"
+#include "lxmig/base/process.h"
 
 namespace lxmig::net {
 namespace {
@@ -34,22 +36,23 @@ std::string endpoint(int family, const void* addr, uint16_t port) {
                             : std::string(text) + ":" + std::to_string(port);
 }
 
-// One sock_diag dump of `family`/`protocol` sockets in `states`.
-Status dumpFamily(int diag, int family, int protocol, uint32_t states, std::vector<InetSocket>* out) {
+// Sends a sock_diag dump request (`req`, `len` bytes after the netlink
+// header) and calls `each` with the payload of every answer of at least
+// `minLen` bytes, its length too.
+template <typename Req>
+Status diagDump(int diag, const Req& req, size_t minLen, const std::string& what,
+                const std::function<void(const void*, size_t)>& each) {
   struct {
     nlmsghdr nlh;
-    inet_diag_req_v2 req;
+    Req req;
   } msg{};
   msg.nlh.nlmsg_len = sizeof msg;
   msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   msg.nlh.nlmsg_seq = 1;
-  msg.req.sdiag_family = static_cast<uint8_t>(family);
-  msg.req.sdiag_protocol = static_cast<uint8_t>(protocol);
-  msg.req.idiag_states = states;
+  msg.req = req;
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  const std::string what = std::string(protocol == IPPROTO_TCP ? "tcp" : "udp") + (family == AF_INET6 ? "6" : "");
   if (::sendto(diag, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
     return Status::fromErrno("send sock_diag request for", what);
   std::vector<char> buf(1 << 16);
@@ -63,70 +66,57 @@ Status dumpFamily(int diag, int family, int protocol, uint32_t states, std::vect
       if (h->nlmsg_type == NLMSG_DONE) return okStatus();
       if (h->nlmsg_type == NLMSG_ERROR)
         return Status::fromErrno("sock_diag dump of", what, -static_cast<nlmsgerr*>(NLMSG_DATA(h))->error);
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
-      const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-      InetSocket s;
-      s.family = m->idiag_family;
-      s.protocol = protocol;
-      s.state = m->idiag_state;
-      s.local = endpoint(s.family, m->id.idiag_src, ntohs(m->id.idiag_sport));
-      s.rqueue = m->idiag_rqueue;
-      s.inode = m->idiag_inode;
-      out->push_back(std::move(s));
+      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && h->nlmsg_len >= NLMSG_LENGTH(minLen))
+        each(NLMSG_DATA(h), h->nlmsg_len - NLMSG_LENGTH(0));
     }
   }
+}
+
+// The `family`/`protocol` sockets of the namespace in `states`.
+Status dumpFamily(int diag, int family, int protocol, uint32_t states, std::vector<InetSocket>* out) {
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<uint8_t>(family);
+  req.sdiag_protocol = static_cast<uint8_t>(protocol);
+  req.idiag_states = states;
+  const std::string what = std::string(protocol == IPPROTO_TCP ? "tcp" : "udp") + (family == AF_INET6 ? "6" : "");
+  return diagDump(diag, req, sizeof(inet_diag_msg), what, [&](const void* data, size_t) {
+    const auto* m = static_cast<const inet_diag_msg*>(data);
+    InetSocket s;
+    s.family = m->idiag_family;
+    s.protocol = protocol;
+    s.state = m->idiag_state;
+    s.local = endpoint(s.family, m->id.idiag_src, ntohs(m->id.idiag_sport));
+    s.rqueue = m->idiag_rqueue;
+    s.inode = m->idiag_inode;
+    out->push_back(std::move(s));
+  });
 }
 
 // The Unix stream and seqpacket listeners of the namespace, with the
 // connections waiting in their backlog as rqueue.
 Status dumpUnixListeners(int diag, std::vector<InetSocket>* out) {
-  struct {
-    nlmsghdr nlh;
-    unix_diag_req req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.nlh.nlmsg_seq = 2;
-  msg.req.sdiag_family = AF_UNIX;
-  msg.req.udiag_states = 1u << TCP_LISTEN;
-  msg.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
-  sockaddr_nl sa{};
-  sa.nl_family = AF_NETLINK;
-  if (::sendto(diag, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-    return Status::fromErrno("send sock_diag request for", "unix listeners");
-  std::vector<char> buf(1 << 16);
-  for (;;) {
-    ssize_t n = ::recv(diag, buf.data(), buf.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::fromErrno("sock_diag dump of", "unix listeners");
-    if (n == 0) return okStatus();
-    int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_type == NLMSG_DONE) return okStatus();
-      if (h->nlmsg_type == NLMSG_ERROR)
-        return Status::fromErrno("sock_diag dump of", "unix listeners", -static_cast<nlmsgerr*>(NLMSG_DATA(h))->error);
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(unix_diag_msg))) continue;
-      const auto* m = static_cast<const unix_diag_msg*>(NLMSG_DATA(h));
-      InetSocket s;
-      s.family = AF_UNIX;
-      s.protocol = 0;
-      s.state = m->udiag_state;
-      s.inode = m->udiag_ino;
-      s.local = "(unnamed)";
-      int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-      for (auto* a = reinterpret_cast<rtattr*>(const_cast<unix_diag_msg*>(m) + 1); RTA_OK(a, len);
-           a = RTA_NEXT(a, len)) {
-        const auto* data = static_cast<const char*>(RTA_DATA(a));
-        const size_t size = RTA_PAYLOAD(a);
-        if (a->rta_type == UNIX_DIAG_NAME && size > 0)
-          s.local = data[0] == '\0' ? "@" + std::string(data + 1, size - 1) : std::string(data, strnlen(data, size));
-        if (a->rta_type == UNIX_DIAG_RQLEN && size >= sizeof(unix_diag_rqlen))
-          s.rqueue = reinterpret_cast<const unix_diag_rqlen*>(data)->udiag_rqueue;
-      }
-      out->push_back(std::move(s));
+  unix_diag_req req{};
+  req.sdiag_family = AF_UNIX;
+  req.udiag_states = 1u << TCP_LISTEN;
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
+  return diagDump(diag, req, sizeof(unix_diag_msg), "unix listeners", [&](const void* data, size_t size) {
+    const auto* m = static_cast<const unix_diag_msg*>(data);
+    InetSocket s;
+    s.family = AF_UNIX;
+    s.state = m->udiag_state;
+    s.inode = m->udiag_ino;
+    s.local = "(unnamed)";
+    int len = static_cast<int>(size - sizeof *m);
+    for (auto* a = reinterpret_cast<rtattr*>(const_cast<unix_diag_msg*>(m) + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      const auto* value = static_cast<const char*>(RTA_DATA(a));
+      const size_t n = RTA_PAYLOAD(a);
+      if (a->rta_type == UNIX_DIAG_NAME && n > 0)
+        s.local = value[0] == '\0' ? "@" + std::string(value + 1, n - 1) : std::string(value, strnlen(value, n));
+      if (a->rta_type == UNIX_DIAG_RQLEN && n >= sizeof(unix_diag_rqlen))
+        s.rqueue = reinterpret_cast<const unix_diag_rqlen*>(value)->udiag_rqueue;
     }
-  }
+    out->push_back(std::move(s));
+  });
 }
 
 // Which of `pids` holds each socket inode of `inodes` (the first found).
@@ -280,7 +270,7 @@ namespace {
 
 Result<UniqueFd> openDiag(const std::string& netns) {
   UniqueFd diag;
-  LXMIG_RETURN_IF_ERROR(internal::inNetns(netns, [&]() -> Status {
+  LXMIG_RETURN_IF_ERROR(inNamespace(netns, CLONE_NEWNET, [&]() -> Status {
     diag.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     return diag ? okStatus() : Status::fromErrno("open sock_diag in", netns);
   }));
@@ -398,7 +388,7 @@ Status checkQueuedDatagrams(const v1::NetState& net, const std::vector<std::stri
 
 Status requeueDatagrams(const std::string& netns, const v1::NetState& net) {
   if (net.udp_queued_size() == 0) return okStatus();
-  return internal::inNetns(netns, [&]() -> Status {
+  return inNamespace(netns, CLONE_NEWNET, [&]() -> Status {
     UniqueFd raw4, raw6;
     for (const auto& d : net.udp_queued()) {
       LXMIG_ASSIGN_OR_RETURN(std::string packet, datagramPacket(d));

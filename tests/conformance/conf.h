@@ -8,13 +8,16 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t conf_term;
@@ -89,4 +92,17 @@ static unsigned char conf_byte(unsigned seed, size_t i) {
 
 static void conf_fill(unsigned char* p, size_t n, unsigned seed, size_t from) {
   for (size_t i = 0; i < n; ++i) p[i] = conf_byte(seed, from + i);
+}
+
+/* A TCP listener on 127.0.0.1, an ephemeral port; *a gets its address. */
+static int conf_tcp_listener(struct sockaddr_in* a, int backlog) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof *a;
+  CONF_CHECK(l >= 0 && bind(l, (struct sockaddr*)a, sizeof *a) == 0 && listen(l, backlog) == 0, "listen: %s",
+             strerror(errno));
+  CONF_CHECK(getsockname(l, (struct sockaddr*)a, &al) == 0, "getsockname: %s", strerror(errno));
+  return l;
 }

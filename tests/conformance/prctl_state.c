@@ -29,7 +29,10 @@ int main(void) {
       sigprocmask(SIG_BLOCK, &s, NULL);
       if (prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0) _exit(1);
       if (write(fds[1], "r", 1) != 1) _exit(1);
-      struct report r = {sigwaitinfo(&s, NULL), 0, 0};
+      /* EINTR after a stop (signal(7)): a checkpoint stops the task. */
+      int sig;
+      while ((sig = sigwaitinfo(&s, NULL)) < 0 && errno == EINTR) continue;
+      struct report r = {sig, 0, 0};
       prctl(PR_GET_PDEATHSIG, &r.pdeath);
       r.ppid = getppid();
       _exit(write(fds[1], &r, sizeof r) == sizeof r ? 0 : 1);

@@ -11,12 +11,8 @@
 
 int main(void) {
   conf_init();
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  CONF_CHECK(l >= 0 && bind(l, (struct sockaddr*)&a, sizeof a) == 0 && listen(l, 1) == 0, "listen: %s",
-             strerror(errno));
-  CONF_CHECK(getsockname(l, (struct sockaddr*)&a, &al) == 0, "getsockname: %s", strerror(errno));
+  struct sockaddr_in a;
+  int l = conf_tcp_listener(&a, 1);
   int c = socket(AF_INET, SOCK_STREAM, 0);
   CONF_CHECK(connect(c, (struct sockaddr*)&a, sizeof a) == 0, "connect: %s", strerror(errno));
   int s = accept(l, NULL, NULL);

@@ -80,12 +80,8 @@ static void tcp_pair(int l, struct sockaddr_in* a, int fd[2]) {
 
 int main(void) {
   conf_init();
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  CONF_CHECK(l >= 0 && bind(l, (struct sockaddr*)&a, sizeof a) == 0 && listen(l, 2) == 0, "listen: %s",
-             strerror(errno));
-  CONF_CHECK(getsockname(l, (struct sockaddr*)&a, &al) == 0, "getsockname: %s", strerror(errno));
+  struct sockaddr_in a;
+  int l = conf_tcp_listener(&a, 2);
   tcp_pair(l, &a, idle);
   tcp_pair(l, &a, st);
   sigset_t term, old;

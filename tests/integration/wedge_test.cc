@@ -34,8 +34,10 @@ bool alive(long pid) {
   return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z';
 }
 
+// Counts in /tmp/ticks, replaced whole (a reader never sees it empty).
 const std::vector<std::string> kTicker = {"/bin/sh", "-c",
-                                          "i=0; while :; do i=$((i+1)); echo $i >/tmp/ticks; sleep 0.1; done"};
+                                          "i=0; while :; do i=$((i+1)); echo $i >/tmp/ticks.new; "
+                                          "mv /tmp/ticks.new /tmp/ticks; sleep 0.1; done"};
 
 class WedgeTest : public TestbedSuite {
  protected:
@@ -48,8 +50,9 @@ class WedgeTest : public TestbedSuite {
     char tmpl[] = "/tmp/lxmig-hang-criu-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    // The restore of the container named in `armed` never ends; its pid
-    // (the sleep it becomes) is written first.
+    // The restore of the container named in `armed` (the dump of the one
+    // in `armed-dump`) never ends; its pid (the sleep it becomes) is
+    // written first.
     ASSERT_TRUE(writeFileAtomic(dir_ + "/criu",
                                 "#!/bin/sh\n"
                                 "if [ \"$1\" = restore ] && [ -s " +
@@ -58,6 +61,17 @@ class WedgeTest : public TestbedSuite {
                                     "  case \" $* \" in *\"/payload.$(cat " +
                                     dir_ +
                                     "/armed) \"*)\n"
+                                    "    echo $$ >" +
+                                    dir_ +
+                                    "/hung; exec sleep 3600 ;;\n"
+                                    "  esac\n"
+                                    "fi\n"
+                                    "if [ \"$1\" = dump ] && [ -s " +
+                                    dir_ +
+                                    "/armed-dump ]; then\n"
+                                    "  case \" $* \" in *\"/payload.$(cat " +
+                                    dir_ +
+                                    "/armed-dump) \"*)\n"
                                     "    echo $$ >" +
                                     dir_ +
                                     "/hung; exec sleep 3600 ;;\n"
@@ -195,6 +209,32 @@ TEST_F(WedgeTest, AHungRestoreIsKilledAtItsDeadlineAndTheNodeServesMeanwhile) {
   auto dst = tb().lxmig({"--json", "--node", "n2", "audit", "show", id}).json();
   EXPECT_EQ(dst.value("result", ""), "aborted");
   EXPECT_NE(dst.dump().find("restore failed: restore of `c1` took longer than 15 s"), std::string::npos) << dst.dump();
+}
+
+// The source's side: a dump that hangs (as CRIU's did on a stopped task in
+// the frozen cgroup) is killed at its deadline (60 s for a small
+// container), and the container thaws and runs on: its tasks are never
+// killed with CRIU.
+TEST_F(WedgeTest, AHungDumpIsKilledAtItsDeadlineAndTheSourceThaws) {
+  Cli run = tb().lxmig(std::vector<std::string>{"--node", "n2", "run", "--name", "c3", "--"} + kTicker);
+  ASSERT_EQ(run.code, 0) << run.err;
+  ASSERT_TRUE(writeFileAtomic(dir_ + "/armed-dump", "c3").ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  Cli m = tb().lxmig({"migrate", "c3", "--to", "n1", "--mode", "stop-and-copy"}, 240000);
+  const auto took = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(m.code, 1) << m.out << m.err;
+  EXPECT_NE(m.err.find("dump of `c3` took longer than 60 s"), std::string::npos) << m.err;
+  EXPECT_LT(took, 120) << "a 60 s dump deadline took " << took << " s to roll back";
+  EXPECT_GT(hungPid(), 1) << "the dump never hung";
+  EXPECT_FALSE(alive(hungPid())) << "the hung CRIU (pid " << hungPid() << ") is left";
+  EXPECT_EQ(copiesOf("c3"), std::vector<std::string>{"n2 RUNNING"});
+  auto count = [&] {
+    Cli c = tb().lxmig({"--node", "n2", "exec", "c3", "--", "cat", "/tmp/ticks"});
+    return c.code == 0 ? std::atol(c.out.c_str()) : -1;
+  };
+  const long before = count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_GT(count(), before) << "c3 does not run after the rollback";
 }
 
 TEST_F(WedgeTest, AnOperatorCancelsAMigrationStuckInItsRestore) {

@@ -94,7 +94,7 @@ Status FakeNode::thaw(const std::string& name) {
   return okStatus();
 }
 
-Status FakeNode::dump(const std::string& name, const std::string& dir, int) {
+Status FakeNode::dump(const std::string& name, const std::string& dir, int, const container::CallLimits&) {
   LXMIG_RETURN_IF_ERROR(op("dump", name));
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(dir, 0700));

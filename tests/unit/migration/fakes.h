@@ -78,7 +78,8 @@ class FakeNode final : public ContainerHost {
   Status freeze(const std::string& name) override;
   Status thaw(const std::string& name) override;
   bool frozen(const std::string& name) override { return state(name) == container::RunState::kFrozen; }
-  Status dump(const std::string& name, const std::string& dir, int discardPages) override;
+  Status dump(const std::string& name, const std::string& dir, int discardPages,
+              const container::CallLimits& limits) override;
   Status destroy(const std::string& name) override;
   bool hostPathExists(const std::string& path) override { return !missingPaths.count(path); }
   Status checkMovesAlone(const std::string& name) override { return op("checkMovesAlone", name); }
@@ -102,6 +103,8 @@ class FakeNode final : public ContainerHost {
   Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
+  Status recordCriuGaps(const std::string& name, const std::string&) override { return op("recordCriuGaps", name); }
+  Status applyCriuGaps(const std::string& name, const std::string&) override { return op("applyCriuGaps", name); }
   Status requeueDatagrams(const std::string& name, const v1::NetState&) override {
     return op("requeueDatagrams", name);
   }

@@ -122,17 +122,23 @@ TEST(CheckQueuedDatagrams, Bounds) {
   EXPECT_NE(st.message().find("more than a migration carries"), std::string::npos) << st.message();
 }
 
-// In a child with a network namespace of its own: datagrams queued on a
-// socket are peeked (still there, same order), taken, then put back from
-// a raw socket and received again with their sender. Exit code = the step
-// that failed.
-int roundTrip() {
+// Moves this (child) process into a network namespace of its own with
+// loopback up; 0, or the step that failed.
+int ownNetns() {
   if (::unshare(CLONE_NEWNET) != 0) return 10;
   int ctl = ::socket(AF_INET, SOCK_DGRAM, 0);
   ifreq ifr{};
   std::strcpy(ifr.ifr_name, "lo");
   ifr.ifr_flags = IFF_UP;
-  if (::ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) return 11;
+  return ::ioctl(ctl, SIOCSIFFLAGS, &ifr) == 0 ? 0 : 11;
+}
+
+// In a child with a network namespace of its own: datagrams queued on a
+// socket are peeked (still there, same order), taken, then put back from
+// a raw socket and received again with their sender. Exit code = the step
+// that failed.
+int roundTrip() {
+  if (int rc = ownNetns()) return rc;
   int r = ::socket(AF_INET6, SOCK_DGRAM, 0), s4 = ::socket(AF_INET, SOCK_DGRAM, 0),
       s6 = ::socket(AF_INET6, SOCK_DGRAM, 0);
   sockaddr_in6 a{};
@@ -195,12 +201,7 @@ TEST(UdpQueues, PeekedAndPutBackInAPrivateNamespace) {
 // Unix listener, each with a connection it did not accept, are named with
 // their holder; accepted, they are not. Exit code = the step that failed.
 int waitingListeners() {
-  if (::unshare(CLONE_NEWNET) != 0) return 10;
-  int ctl = ::socket(AF_INET, SOCK_DGRAM, 0);
-  ifreq ifr{};
-  std::strcpy(ifr.ifr_name, "lo");
-  ifr.ifr_flags = IFF_UP;
-  if (::ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0) return 11;
+  if (int rc = ownNetns()) return rc;
   auto none = unacceptedConnections("/proc/self/ns/net", {::getpid()});
   if (!none.ok() || !none->empty()) return 12;
   int tl = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -80,5 +81,11 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
 
 // Closes every fd >= minFd in the calling process (used right after fork).
 void closeFdsFrom(int minFd);
+
+// Runs fn on a thread of its own inside the namespace at `nsPath` (e.g.
+// /proc/PID/ns/net) of type `nstype` (CLONE_NEWNET, CLONE_NEWIPC): setns
+// acts per thread for these, and what the thread opens or forks lives
+// there.
+Status inNamespace(const std::string& nsPath, int nstype, const std::function<Status()>& fn);
 
 }  // namespace lxmig

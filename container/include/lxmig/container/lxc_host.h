@@ -99,7 +99,8 @@ class LxcHost {
   // discardPages > 0: pages-1..N.img are links to /dev/null, so CRIU does
   // not write the memory of the first N processes (pre-copy reads what the
   // target lacks from the frozen processes instead).
-  Status dump(const std::string& name, const std::string& dir, int discardPages = 0);
+  // CRIU is killed past `limits`; the container's tasks are not.
+  Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {});
   // CRIU restore from dir; returns with the container restored, frozen as it
   // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
   // the images is filled after the restore by a lazy-pages daemon on dir,

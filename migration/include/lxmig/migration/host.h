@@ -65,8 +65,15 @@ class ContainerHost {
   virtual bool frozen(const std::string& name) = 0;
   // CRIU dump of a frozen container into dir; it stays frozen. With
   // discardPages > 0 CRIU does not write the memory of the first N
-  // processes (pre-copy rebuilds it).
-  virtual Status dump(const std::string& name, const std::string& dir, int discardPages) = 0;
+  // processes (pre-copy rebuilds it). CRIU is killed past limits (the
+  // container's tasks are not).
+  virtual Status dump(const std::string& name, const std::string& dir, int discardPages,
+                      const container::CallLimits& limits) = 0;
+  // What CRIU leaves out of the frozen container's processes
+  // (container/criu_gaps.h), written into `dir` beside the images.
+  virtual Status recordCriuGaps(const std::string& name, const std::string& dir) = 0;
+  // Applied to the restored, still frozen container, from `dir` (a peer's).
+  virtual Status applyCriuGaps(const std::string& name, const std::string& dir) = 0;
   // Stops and removes the container and its files. Idempotent.
   virtual Status destroy(const std::string& name) = 0;
   // Whether a bind source of a container exists on this node.

@@ -34,9 +34,10 @@ class NodeHost final : public ContainerHost {
   Status freeze(const std::string& name) override { return node_.lxc().freeze(name); }
   Status thaw(const std::string& name) override { return node_.lxc().thaw(name); }
   bool frozen(const std::string& name) override { return node_.lxc().frozen(name); }
-  Status dump(const std::string& name, const std::string& dir, int discardPages) override {
-    return node_.lxc().dump(name, dir, discardPages);
-  }
+  Status dump(const std::string& name, const std::string& dir, int discardPages,
+              const container::CallLimits& limits) override;
+  Status recordCriuGaps(const std::string& name, const std::string& dir) override;
+  Status applyCriuGaps(const std::string& name, const std::string& dir) override;
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
   bool hostPathExists(const std::string& path) override;
   Status checkMovesAlone(const std::string& name) override;

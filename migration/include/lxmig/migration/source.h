@@ -102,6 +102,7 @@ class Source {
   Status transfer();
   Status restore();
   int64_t restoreDeadlineMs() const;
+  container::CallLimits dumpLimits();
   void commit();
   // Rolls back whatever the migration did so far (see above) and finishes
   // the report. Legal in every stage.

@@ -260,6 +260,15 @@ Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, Impo
   return okStatus();
 }
 
+Result<size_t> NodeHost::waitingConnections(const std::string& name) {
+  const int init = node_.lxc().initPid(name);
+  if (init <= 0) return size_t{0};
+  LXMIG_ASSIGN_OR_RETURN(auto waiting, net::unacceptedConnections("/proc/" + std::to_string(init) + "/ns/net", {}));
+  size_t n = 0;
+  for (const auto& w : waiting) n += w.socket.rqueue;
+  return n;
+}
+
 Status NodeHost::requeueDatagrams(const std::string& name, const v1::NetState& net) {
   if (net.udp_queued_size() == 0) return okStatus();
   LXMIG_ASSIGN_OR_RETURN(node::Spec spec, node_.spec(name));

@@ -415,7 +415,30 @@ Status Source::freeze() {
     // (the established flows continue on the target); its route goes.
     st = ctx_.host.isolate(spec_);
   }
+  if (st.ok()) st = acceptWaiting();
   ph.end(st);
+  return st;
+}
+
+// Connections that completed their handshake just before the freeze wait
+// in an accept queue, where CRIU's dump would drop them (their clients then
+// wait for good) or fail. Nothing new arrives now (isolated): the workload
+// gets up to half a second to accept them, then it is frozen again.
+// exportNet() refuses to go on if some still wait.
+Status Source::acceptWaiting() {
+  auto waiting = ctx_.host.waitingConnections(spec_.name);
+  if (!waiting.ok() || *waiting == 0) return okStatus();
+  const int64_t t0 = monotonicNs();
+  LXMIG_RETURN_IF_ERROR(ctx_.host.thaw(spec_.name));
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto w = ctx_.host.waitingConnections(spec_.name);
+    if (!w.ok() || *w == 0) break;
+  }
+  Status st = ctx_.host.freeze(spec_.name);
+  journal_->event("info", "thawed `" + spec_.name + "` for " + std::to_string((monotonicNs() - t0) / 1000000) +
+                              " ms to accept " + std::to_string(*waiting) +
+                              " connection(s) that arrived before the freeze");
   return st;
 }
 

@@ -105,12 +105,18 @@ class FakeNode final : public ContainerHost {
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
   Status recordCriuGaps(const std::string& name, const std::string&) override { return op("recordCriuGaps", name); }
   Status applyCriuGaps(const std::string& name, const std::string&) override { return op("applyCriuGaps", name); }
+  // `waiting` until the workload runs once (it accepts them then).
+  Result<size_t> waitingConnections(const std::string& name) override {
+    if (calls_.empty() || calls_.back() == "thaw " + name) waiting = 0;
+    return waiting;
+  }
   Status requeueDatagrams(const std::string& name, const v1::NetState&) override {
     return op("requeueDatagrams", name);
   }
   void forgetNet(const node::Spec& spec) override;
 
   std::set<std::string> missingPaths;  // bind sources this node lacks
+  size_t waiting = 0;                  // connections waiting in accept queues
   uint64_t freeBytes_ = uint64_t{1} << 40;
 
  private:

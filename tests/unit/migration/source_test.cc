@@ -3,6 +3,7 @@
 // copy running (no LXC, CRIU or network; tests/integration has those).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "fakes.h"
@@ -69,6 +70,26 @@ TEST_F(SourceTest, CommitMovesTheContainerWithItsFilesAndNetwork) {
   EXPECT_EQ(auditResult(n2, r.id()), "committed");
   EXPECT_TRUE(listDir(n1.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n1";
   EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n2";
+}
+
+// Connections waiting in an accept queue at the freeze: the container is
+// thawed to accept them, frozen again, and the migration goes on.
+TEST_F(SourceTest, ConnectionsWaitingAtTheFreezeAreAcceptedFirst) {
+  n1.waiting = 2;
+  auto r = migrate();
+  ASSERT_EQ(r.result(), v1::RESULT_COMMITTED) << r.error();
+  expectRunsOnlyOn(n2);
+  const auto& c = n1.calls();
+  auto at = [&](const std::string& call, size_t from) {
+    return static_cast<size_t>(std::find(c.begin() + static_cast<long>(from), c.end(), call) - c.begin());
+  };
+  const size_t freeze = at("freeze web", 0), thaw = at("thaw web", freeze), again = at("freeze web", thaw);
+  EXPECT_LT(again, c.size()) << "frozen, thawed to accept, frozen again before the dump";
+  EXPECT_LT(again, at("dump web", 0));
+  bool said = false;
+  for (const auto& e : n1.audit().events(r.id()).value_or({}))
+    said |= e.text.find("to accept 2 connection(s)") != std::string::npos;
+  EXPECT_TRUE(said) << "the audit says why it thawed";
 }
 
 // A failure at each host step of the source before the restore: aborted,

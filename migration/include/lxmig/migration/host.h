@@ -118,6 +118,9 @@ class ContainerHost {
   // At the freeze: nothing of the frozen copy leaves or reaches the node
   // (its address blocked) and its route goes.
   virtual Status isolate(const node::Spec& spec) = 0;
+  // Connections waiting in the accept queues of the container's TCP and
+  // Unix listeners (CRIU's dump drops or fails on them).
+  virtual Result<size_t> waitingConnections(const std::string& name) = 0;
   // After an abort: route and unblock again.
   virtual Status reconnect(const node::Spec& spec) = 0;
   // Route to the container here (after a restore) / not any more.

@@ -77,6 +77,7 @@ class NodeHost final : public ContainerHost {
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
   Status requeueDatagrams(const std::string& name, const v1::NetState& net) override;
+  Result<size_t> waitingConnections(const std::string& name) override;
   void forgetNet(const node::Spec& spec) override;
 
  private:

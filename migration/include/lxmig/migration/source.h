@@ -95,6 +95,7 @@ class Source {
   Status syncAgain(uint64_t* bytes);
   Status precopy();
   Status freeze();
+  Status acceptWaiting();
   Status finalScan();
   Status dump();
   Status rewrite();

@@ -139,7 +139,7 @@ Result<v1::AdoptReply> adopt(node::Node& node, const v1::AdoptRequest& req, cons
   }
 
   // 2. CREATE
-  auto held = node.reserve(name, "being adopted into");
+  auto held = node.reserve(name, "being adopted into", node::ReservationKind::kAdopting);
   if (!held.ok()) {
     journal.finish(v1::RESULT_REFUSED, held.status(), total());
     return held.status();

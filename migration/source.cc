@@ -192,7 +192,8 @@ Status Source::validate() {
   const container::RunState rs = ctx_.host.state(spec_.name);
   if (rs != container::RunState::kRunning)
     return failedPrecondition("container `" + spec_.name + "` is " + container::runStateName(rs) + ", not RUNNING");
-  LXMIG_ASSIGN_OR_RETURN(reservation_, ctx_.reservations.reserve(spec_.name, "migrating to " + req_.target()));
+  LXMIG_ASSIGN_OR_RETURN(reservation_, ctx_.reservations.reserve(spec_.name, "migrating to " + req_.target(),
+                                                                 node::ReservationKind::kMigratingOut));
   stage_ = Stage::kReserved;
   return okStatus();
 }

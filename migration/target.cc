@@ -162,7 +162,8 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
     return resourceExhausted("target " + self + " has " + humanBytes(fsFree) + " free in " + host_.stagingRoot() +
                              ", the writable area needs " + humanBytes(req.expected_bytes()));
   auto st = std::make_shared<State>();
-  LXMIG_ASSIGN_OR_RETURN(st->reservation, reservations_.reserve(spec.name, "migrating in from " + peer));
+  LXMIG_ASSIGN_OR_RETURN(st->reservation, reservations_.reserve(spec.name, "migrating in from " + peer,
+                                                                node::ReservationKind::kMigratingIn));
   st->spec = spec;
   st->devices = fit.target;
   // The container's device binds point at this node's devices from now on.

@@ -151,7 +151,9 @@ Status checkIpv4(const std::string& ip) {
 // Whether a container's reservation says CRIU restores it here (an incoming
 // migration, Target::prepare; an adoption): until it is done, its liblxc
 // monitor answers no command.
-bool restoring(const std::string& why) { return startsWith(why, "migrating in") || startsWith(why, "being adopted"); }
+bool restoring(std::optional<ReservationKind> k) {
+  return k == ReservationKind::kMigratingIn || k == ReservationKind::kAdopting;
+}
 
 constexpr size_t kMaxArgs = 4096;
 constexpr size_t kMaxCommandBytes = 128 * 1024;
@@ -655,8 +657,9 @@ Status Node::remove(const std::string& name) {
 Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
   LXMIG_ASSIGN_OR_RETURN(Spec s, spec(req.name()));
   if (req.command().empty()) return invalidArgument("no command to run in `" + req.name() + "`");
-  if (auto why = reservations_.why(req.name()); why && restoring(*why))
-    return failedPrecondition("container `" + req.name() + "` is busy: " + *why);
+  if (restoring(reservations_.kind(req.name())))
+    return failedPrecondition("container `" + req.name() +
+                              "` is busy: " + reservations_.why(req.name()).value_or("being restored"));
   RunState rs = lxc_.state(req.name());
   if (rs != RunState::kRunning)
     return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
@@ -685,12 +688,12 @@ Result<v1::ContainerInfo> Node::info(const std::string& name) {
   ci.set_node(cfg_.node);
   ci.set_ip(s.ip);
   for (const auto& a : s.extraIps) ci.add_extra_ips(a);
-  const auto why = reservations_.why(name);
-  if (why && startsWith(*why, "migrating")) ci.set_state("MIGRATING");
+  const auto kind = reservations_.kind(name);
+  if (kind == ReservationKind::kMigratingOut || kind == ReservationKind::kMigratingIn) ci.set_state("MIGRATING");
   ci.set_memory_bytes(lxc_.memoryBytes(name));
   // While it is restored here, liblxc would wait for the container's monitor,
   // which waits for CRIU: this answer must not.
-  if (!why || !restoring(*why)) {
+  if (!restoring(kind)) {
     RunState rs = lxc_.state(name);
     if (ci.state().empty()) ci.set_state(runStateName(rs));
     ci.set_init_pid(rs == RunState::kStopped ? 0 : lxc_.initPid(name));

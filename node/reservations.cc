@@ -18,10 +18,10 @@ void Reservation::release() {
   if (auto* o = std::exchange(owner_, nullptr)) o->release(name_);
 }
 
-Result<Reservation> Reservations::reserve(const std::string& name, const std::string& why) {
+Result<Reservation> Reservations::reserve(const std::string& name, const std::string& why, ReservationKind kind) {
   std::lock_guard lk(mu_);
-  auto [it, inserted] = busy_.emplace(name, why);
-  if (!inserted) return failedPrecondition("container `" + name + "` is busy: " + it->second);
+  auto [it, inserted] = busy_.emplace(name, std::make_pair(why, kind));
+  if (!inserted) return failedPrecondition("container `" + name + "` is busy: " + it->second.first);
   return Reservation(this, name);
 }
 
@@ -29,7 +29,14 @@ std::optional<std::string> Reservations::why(const std::string& name) const {
   std::lock_guard lk(mu_);
   auto it = busy_.find(name);
   if (it == busy_.end()) return std::nullopt;
-  return it->second;
+  return it->second.first;
+}
+
+std::optional<ReservationKind> Reservations::kind(const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto it = busy_.find(name);
+  if (it == busy_.end()) return std::nullopt;
+  return it->second.second;
 }
 
 void Reservations::release(const std::string& name) {

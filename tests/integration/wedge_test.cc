@@ -152,6 +152,12 @@ class WedgeTest : public TestbedSuite {
     return c.ok() ? std::move(*c) : Child();
   }
   std::string migrateErr() const { return readFile(dir_ + "/migrate.err").value_or(""); }
+  // Migrates `name` to n2 in the background with its restore made to hang
+  // there (await it with awaitHang()).
+  Child migrateIntoAHang(const std::string& name, const std::string& restoreTimeout) {
+    arm(name);
+    return migrateInBackground(name, {"--restore-timeout", restoreTimeout});
+  }
   // The id of the newest migration of `name` (its source's audit).
   std::string migrationOf(const std::string& name) {
     const auto j = tb().lxmig({"--json", "--node", "n1", "audit", "list"}).json();
@@ -177,9 +183,8 @@ class WedgeTest : public TestbedSuite {
 TEST_F(WedgeTest, AHungRestoreIsKilledAtItsDeadlineAndTheNodeServesMeanwhile) {
   runTicker("c1");
   runTicker("c2");
-  arm("c1");
   const auto t0 = std::chrono::steady_clock::now();
-  Child m = migrateInBackground("c1", {"--restore-timeout", "15s"});
+  Child m = migrateIntoAHang("c1", "15s");
   ASSERT_TRUE(awaitHang()) << migrateErr();
   // n2 answers while CRIU hangs there.
   Cli ps = tb().lxmig({"--node", "n2", "ps"}, 10000);
@@ -239,8 +244,7 @@ TEST_F(WedgeTest, AHungDumpIsKilledAtItsDeadlineAndTheSourceThaws) {
 
 TEST_F(WedgeTest, AnOperatorCancelsAMigrationStuckInItsRestore) {
   runTicker("c1");
-  arm("c1");
-  Child m = migrateInBackground("c1", {"--restore-timeout", "600s"});
+  Child m = migrateIntoAHang("c1", "600s");
   ASSERT_TRUE(awaitHang()) << migrateErr();
   const std::string id = migrationOf("c1");
   ASSERT_EQ(id.size(), 16u);
@@ -267,8 +271,7 @@ TEST_F(WedgeTest, AnOperatorCancelsAMigrationStuckInItsRestore) {
 
 TEST_F(WedgeTest, AnAgentRestartedDuringARestoreLeavesNothingBehind) {
   runTicker("c1");
-  arm("c1");
-  Child m = migrateInBackground("c1", {"--restore-timeout", "600s"});
+  Child m = migrateIntoAHang("c1", "600s");
   ASSERT_TRUE(awaitHang()) << migrateErr();
   const long hung = hungPid();
   ASSERT_TRUE(tb().restartAgent("n2", {}, dir_).ok());
@@ -287,8 +290,7 @@ TEST_F(WedgeTest, AnAgentRestartedDuringARestoreLeavesNothingBehind) {
 // removes its half-restored copy.
 TEST_F(WedgeTest, AnOperatorThawsASourceLeftFrozenWhileTheTargetIsSilent) {
   runTicker("c1");
-  arm("c1");
-  Child m = migrateInBackground("c1", {"--restore-timeout", "600s"});
+  Child m = migrateIntoAHang("c1", "600s");
   ASSERT_TRUE(awaitHang()) << migrateErr();
   const long hung = hungPid();
   const int pid = tb().agentPid("n2");

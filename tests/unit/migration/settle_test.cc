@@ -114,7 +114,7 @@ TEST_F(SettleTest, NoTraceButAPeerUnreachableItWaits) {
 TEST_F(SettleTest, AContainerBeingMigratedIsLeftToItsMigration) {
   n1.addRunning("web", "10.200.1.10");
   ASSERT_TRUE(n1.freeze("web").ok());
-  auto busy = n1.reservations().reserve("web", "migrating to n2");
+  auto busy = n1.reservations().reserve("web", "migrating to n2", node::ReservationKind::kMigratingOut);
   ASSERT_TRUE(busy.ok());
   EXPECT_EQ(frozen.settle(), 0);
   EXPECT_EQ(n1.find("web")->state, RunState::kFrozen);

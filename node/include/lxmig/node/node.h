@@ -106,8 +106,9 @@ class Node {
 
   // A name is busy while it is created, removed or migrated; busy names
   // refuse other operations with FailedPrecondition.
-  Result<Reservation> reserve(const std::string& name, const std::string& why) {
-    return reservations_.reserve(name, why);
+  Result<Reservation> reserve(const std::string& name, const std::string& why,
+                              ReservationKind kind = ReservationKind::kOther) {
+    return reservations_.reserve(name, why, kind);
   }
   Reservations& reservations() { return reservations_; }
 

@@ -19,6 +19,12 @@ namespace lxmig::node {
 
 class Reservations;
 
+// What holds a name, where other parts of the node act on it: a container
+// migrating shows as MIGRATING; one CRIU restores here (an incoming
+// migration, an adoption) is not asked of liblxc, whose monitor answers
+// only once CRIU is done.
+enum class ReservationKind { kOther, kMigratingOut, kMigratingIn, kAdopting };
+
 // Holds one name busy until destroyed, moved from or released. Holding
 // none (default-constructed, moved from) is fine.
 class Reservation {
@@ -45,15 +51,18 @@ class Reservation {
 class Reservations {
  public:
   // FailedPrecondition naming what holds it when the name is busy.
-  Result<Reservation> reserve(const std::string& name, const std::string& why);
+  Result<Reservation> reserve(const std::string& name, const std::string& why,
+                              ReservationKind kind = ReservationKind::kOther);
   // Why the name is busy; nullopt when it is free.
   std::optional<std::string> why(const std::string& name) const;
+  // What holds the name; nullopt when it is free.
+  std::optional<ReservationKind> kind(const std::string& name) const;
 
  private:
   friend class Reservation;
   void release(const std::string& name);
   mutable std::mutex mu_;
-  std::map<std::string, std::string> busy_;
+  std::map<std::string, std::pair<std::string, ReservationKind>> busy_;
 };
 
 }  // namespace lxmig::node

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -109,13 +110,23 @@ bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path)
 
 namespace {
 
+// The container's init (pid 1 inside) among its processes: cheaper than
+// asking liblxc, which inside the frozen window counts.
+int initOf(node::Node& node, const std::string& name, const std::vector<pid_t>& pids) {
+  std::vector<pid_t> sorted = pids;
+  std::sort(sorted.begin(), sorted.end());
+  for (pid_t p : sorted)
+    if (container::innerPid(p) == 1) return p;
+  return node.lxc().initPid(name);
+}
+
 // One line per listener of the container with connections it has not
 // accepted: CRIU's dump drops those (--skip-in-flight), and their clients
 // would wait for good.
 Result<std::vector<std::string>> unaccepted(node::Node& node, const std::string& name) {
-  const int init = node.lxc().initPid(name);
-  if (init <= 0) return std::vector<std::string>{};
   const auto pids = node.lxc().pids(name).value_or(std::vector<pid_t>{});
+  const int init = initOf(node, name, pids);
+  if (init <= 0) return std::vector<std::string>{};
   LXMIG_ASSIGN_OR_RETURN(auto waiting, net::unacceptedConnections("/proc/" + std::to_string(init) + "/ns/net", pids));
   std::vector<std::string> lines;
   for (const auto& w : waiting)
@@ -161,7 +172,7 @@ Status NodeHost::dump(const std::string& name, const std::string& dir, int disca
 
 Status NodeHost::recordCriuGaps(const std::string& name, const std::string& dir) {
   const auto pids = node_.lxc().pids(name).value_or(std::vector<pid_t>{});
-  LXMIG_ASSIGN_OR_RETURN(auto gaps, container::readCriuGaps(pids, node_.lxc().initPid(name)));
+  LXMIG_ASSIGN_OR_RETURN(auto gaps, container::readCriuGaps(pids, initOf(node_, name, pids)));
   if (gaps.empty()) return okStatus();
   return writeFileAtomic(dir + "/" + container::kCriuGapsFile, container::formatCriuGaps(gaps), 0600);
 }
@@ -172,7 +183,7 @@ Status NodeHost::applyCriuGaps(const std::string& name, const std::string& dir) 
   LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
   LXMIG_ASSIGN_OR_RETURN(auto gaps, container::parseCriuGaps(text));
   const auto pids = node_.lxc().pids(name).value_or(std::vector<pid_t>{});
-  return container::applyCriuGaps(gaps, pids, node_.lxc().initPid(name));
+  return container::applyCriuGaps(gaps, pids, initOf(node_, name, pids));
 }
 
 Status NodeHost::installStaged(const node::Spec& spec, const std::string& stagedRootfs) {
@@ -203,8 +214,8 @@ Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack,
   LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(node_, spec.name));
   if (!waiting.empty()) return failedPrecondition(waiting.front());
   v1::NetState net;
-  if (const int init = node_.lxc().initPid(spec.name); init > 0) {
-    const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
+  const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
+  if (const int init = initOf(node_, spec.name, pids); init > 0) {
     LXMIG_ASSIGN_OR_RETURN(net, net::peekUdpQueues("/proc/" + std::to_string(init) + "/ns/net", pids));
     if (net.udp_left_out() > 0)
       LXMIG_LOG(kWarn, kLog) << "`" << spec.name << "`: " << net.udp_left_out()
@@ -261,7 +272,7 @@ Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, Impo
 }
 
 Result<size_t> NodeHost::waitingConnections(const std::string& name) {
-  const int init = node_.lxc().initPid(name);
+  const int init = initOf(node_, name, node_.lxc().pids(name).value_or(std::vector<pid_t>{}));
   if (init <= 0) return size_t{0};
   LXMIG_ASSIGN_OR_RETURN(auto waiting, net::unacceptedConnections("/proc/" + std::to_string(init) + "/ns/net", {}));
   size_t n = 0;
@@ -273,7 +284,7 @@ Status NodeHost::requeueDatagrams(const std::string& name, const v1::NetState& n
   if (net.udp_queued_size() == 0) return okStatus();
   LXMIG_ASSIGN_OR_RETURN(node::Spec spec, node_.spec(name));
   LXMIG_RETURN_IF_ERROR(net::checkQueuedDatagrams(net, spec.addresses()));
-  const int init = node_.lxc().initPid(name);
+  const int init = initOf(node_, name, node_.lxc().pids(name).value_or(std::vector<pid_t>{}));
   if (init <= 0) return failedPrecondition("`" + name + "` has no init process to put its UDP queues back in");
   return net::requeueDatagrams("/proc/" + std::to_string(init) + "/ns/net", net);
 }

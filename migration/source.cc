@@ -407,7 +407,15 @@ Status Source::freeze() {
   progress_->phase(v1::PHASE_FREEZE, 0);
   PhaseClock ph(*journal_, v1::PHASE_FREEZE);
   tFreeze_ = monotonicNs();
+  // Where the step's time goes: the freezer, the isolation (nftables and
+  // the route), the accept-queue check.
+  int64_t t = tFreeze_, freezeUs = 0, isolateUs = 0, acceptUs = 0;
+  auto lap = [&t] {
+    const int64_t now = monotonicNs();
+    return (now - std::exchange(t, now)) / 1000;
+  };
   Status st = ctx_.host.freeze(spec_.name);
+  freezeUs = lap();
   if (st.ok()) {
     progressed();
     stage_ = Stage::kFrozen;
@@ -415,9 +423,13 @@ Status Source::freeze() {
     // packets, not the RSTs its sockets send when it is destroyed at commit
     // (the established flows continue on the target); its route goes.
     st = ctx_.host.isolate(spec_);
+    isolateUs = lap();
   }
-  if (st.ok()) st = acceptWaiting();
-  ph.end(st);
+  if (st.ok()) {
+    st = acceptWaiting();
+    acceptUs = lap();
+  }
+  ph.end(st, 0, kv("freezer_us", freezeUs) + " " + kv("isolate_us", isolateUs) + " " + kv("accept_check_us", acceptUs));
   return st;
 }
 

@@ -1,7 +1,10 @@
 /* A TCP connection with both ends in the container (loopback), megabytes
  * queued both ways while neither side reads: after the move every byte
- * arrives, in order. CONF_MB sets the amount per direction (default 4). */
+ * arrives, in order. CONF_MB sets the amount per direction (default 4).
+ * With CONF_ON_ETH0 (tcp_eth0_queued.c): over the container's own eth0
+ * address, 8 MiB by default. */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -41,9 +44,21 @@ static void pull(struct dir* d) {
 int main(void) {
   conf_init();
   const char* mb = getenv("CONF_MB");
+#ifdef CONF_ON_ETH0
+  const size_t want = (size_t)(mb ? atoi(mb) : 8) << 20;
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  struct ifaddrs *ifs, *i;
+  CONF_CHECK(getifaddrs(&ifs) == 0, "getifaddrs: %s", strerror(errno));
+  for (i = ifs; i; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && strcmp(i->ifa_name, "eth0") == 0) break;
+  CONF_CHECK(i != NULL, "no IPv4 address on eth0");
+  a.sin_addr = ((struct sockaddr_in*)i->ifa_addr)->sin_addr;
+  freeifaddrs(ifs);
+#else
   const size_t want = (size_t)(mb ? atoi(mb) : 4) << 20;
-  int l = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+#endif
+  int l = socket(AF_INET, SOCK_STREAM, 0);
   socklen_t al = sizeof a;
   CONF_CHECK(bind(l, (struct sockaddr*)&a, sizeof a) == 0 && listen(l, 1) == 0, "listen: %s", strerror(errno));
   getsockname(l, (struct sockaddr*)&a, &al);

@@ -655,8 +655,6 @@ Status Source::restore() {
   return okStatus();
 }
 
-// How long the target's restore may take: the operator's bound, or one
-// that grows with what the images hold (CRIU restores well above 32 MiB/s).
 // A dump that takes longer than this is stuck (CRIU waiting on a task, a
 // hung filesystem): its CRIU is killed and the migration aborts, the
 // container thaws. Scaled like the restore's, by the memory to dump.
@@ -665,6 +663,8 @@ container::CallLimits Source::dumpLimits() {
   return {.timeoutMs = std::min(kRestoreBaseTimeoutMs + scaled, kMaxRestoreTimeoutMs), .cancel = &operatorCancel_};
 }
 
+// How long the target's restore may take: the operator's bound, or one
+// that grows with what the images hold (CRIU restores well above 32 MiB/s).
 int64_t Source::restoreDeadlineMs() const {
   if (req_.restore_timeout_ms() > 0)
     return std::clamp(req_.restore_timeout_ms(), kMinRestoreTimeoutMs, kMaxRestoreTimeoutMs);

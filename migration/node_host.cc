@@ -123,9 +123,7 @@ int initOf(node::Node& node, const std::string& name, const std::vector<pid_t>& 
 // One line per listener of the container with connections it has not
 // accepted: CRIU's dump drops those (--skip-in-flight), and their clients
 // would wait for good.
-Result<std::vector<std::string>> unaccepted(node::Node& node, const std::string& name) {
-  const auto pids = node.lxc().pids(name).value_or(std::vector<pid_t>{});
-  const int init = initOf(node, name, pids);
+Result<std::vector<std::string>> unaccepted(const std::vector<pid_t>& pids, int init) {
   if (init <= 0) return std::vector<std::string>{};
   LXMIG_ASSIGN_OR_RETURN(auto waiting, net::unacceptedConnections("/proc/" + std::to_string(init) + "/ns/net", pids));
   std::vector<std::string> lines;
@@ -150,9 +148,10 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
   for (const auto& l : container::unmovableFiles(pids)) lines += (lines.empty() ? "" : "\n") + l;
   // A connection waiting to be accepted is usually accepted within
   // milliseconds: give the workload a second before refusing.
+  const int init = initOf(node_, name, pids);
   Result<std::vector<std::string>> waiting = std::vector<std::string>{};
   for (int i = 0; i < 20; ++i) {
-    waiting = unaccepted(node_, name);
+    waiting = unaccepted(pids, init);
     if (!waiting.ok() || waiting->empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -211,11 +210,13 @@ Status NodeHost::reconnect(const node::Spec& spec) {
 Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack, size_t* entries) {
   // The dump left out connections that arrived after checkMovesAlone() and
   // were not accepted before the freeze: moving on would lose them.
-  LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(node_, spec.name));
+  // The container's processes and init, read once for both looks.
+  const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
+  const int init = initOf(node_, spec.name, pids);
+  LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(pids, init));
   if (!waiting.empty()) return failedPrecondition(waiting.front());
   v1::NetState net;
-  const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
-  if (const int init = initOf(node_, spec.name, pids); init > 0) {
+  if (init > 0) {
     LXMIG_ASSIGN_OR_RETURN(net, net::peekUdpQueues("/proc/" + std::to_string(init) + "/ns/net", pids));
     if (net.udp_left_out() > 0)
       LXMIG_LOG(kWarn, kLog) << "`" << spec.name << "`: " << net.udp_left_out()

@@ -21,6 +21,8 @@ constexpr int kTargetsTried = 8;
 // container shifted between two equal nodes).
 constexpr double kMinGain = 0.001;
 constexpr int kNodesExamined = 64;
+// Plans tried at most, each with a lower level for its blockers (see plan()).
+constexpr int kPasses = 3;
 
 std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
@@ -82,6 +84,62 @@ class State {
     return it == byDevice_.end() ? empty_ : it->second;
   }
   const std::vector<size_t>& members(size_t n) const { return members_[n]; }
+  size_t whereIs(size_t c) const { return where_[c]; }
+  size_t containerOf(const std::string& name) const {
+    if (byName_.empty())
+      for (size_t c = 0; c < containers_.size(); ++c) byName_[containers_[c].name] = c;
+    auto it = byName_.find(name);
+    return it == byName_.end() ? kNone : it->second;
+  }
+  bool takesWork(size_t n) const { return nodes_[n].takesWork; }
+  size_t nodeCount() const { return nodes_.size(); }
+  double hostCpu(size_t n) const { return nodes_[n].hostCpu; }
+  uint64_t hostMem(size_t n) const { return nodes_[n].hostMemBytes; }
+  double scoreWith(size_t n, double cpu, uint64_t mem) const { return score(nodes_[n], cpu, mem); }
+  // The highest score among the nodes that take work other than a and b.
+  double highestExcept(size_t a, size_t b) const {
+    for (auto it = byScore_.rbegin(); it != byScore_.rend(); ++it)
+      if (it->second != a && it->second != b) return it->first;
+    return 0;
+  }
+  bool fits(size_t c, size_t t) const {
+    const NodeLoad& node = nodes_[t];
+    if (!node.takesWork) return false;
+    for (const auto& d : containers_[c].devices)
+      if (!offers_[t].count(d)) return false;
+    const double room = static_cast<double>(node.memTotalBytes) * (1 - p_.memHeadroom);
+    return static_cast<double>(mem_[t] + containers_[c].memBytes) <= room;
+  }
+
+  // The level a plan can bring the cluster to: the highest score L such
+  // that what lies above L, taken down to L, fills what lies below
+  // (1 - stop) * L up to it. Score is not conserved (a container weighs
+  // more on a small node than on a large one), resources are: each node's
+  // excess or lack counts as the resources it stands for, in the mix of
+  // CPU and memory the cluster uses. An estimate, a few percent high
+  // in practice (the work that moves is CPU-heavy, the least loaded nodes
+  // are of every size).
+  double balanceLevel(double stop) const {
+    if (byScore_.empty()) return 0;
+    double cpuUse = 0, memUse = 0;
+    for (const auto& [sc, n] : byScore_) cpuUse += cpu_[n], memUse += static_cast<double>(mem_[n]);
+    std::vector<double> size(nodes_.size(), 0);  // resources (in the cluster's mix) per unit of score
+    for (const auto& [sc, n] : byScore_) {
+      const double unit = score(nodes_[n], cpuUse, static_cast<uint64_t>(memUse));
+      size[n] = unit > 0 ? 1 / unit : 0;
+    }
+    double lo = byScore_.begin()->first, hi = byScore_.rbegin()->first;
+    for (int i = 0; i < 50; ++i) {
+      const double mid = (lo + hi) / 2;
+      double above = 0, below = 0;
+      for (const auto& [sc, n] : byScore_) {
+        if (sc > mid) above += (sc - mid) * size[n];
+        if (sc < (1 - stop) * mid) below += ((1 - stop) * mid - sc) * size[n];
+      }
+      (above > below ? lo : hi) = mid;
+    }
+    return hi;
+  }
   size_t nodeOf(const std::string& name) const {
     auto it = index_.find(name);
     return it == index_.end() ? kNone : it->second;
@@ -155,6 +213,7 @@ class State {
   const std::vector<ContainerLoad>& containers_;
   const Params& p_;
   std::unordered_map<std::string, size_t> index_;
+  mutable std::unordered_map<std::string, size_t> byName_;  // containers, built when first asked
   std::vector<double> cpu_;
   std::vector<uint64_t> mem_;
   std::vector<std::vector<size_t>> members_;
@@ -173,6 +232,118 @@ std::string frozenOut(const ContainerLoad& c, const Params& p) {
   return "";
 }
 
+// A blocker is a container that alone keeps its node above the level the
+// plan can bring the cluster to (with what cannot move there: the host's
+// own use, pinned containers, containers in cooldown). It must leave, and
+// the time to move it is first, while the least loaded nodes still have
+// room: once the plan has lifted them, no node can take it without ending
+// above its source, and its node stays the cluster's maximum. The largest
+// first, each to the node where it ends lowest (a large one: a container
+// weighs less on a node with more CPUs and memory), and only there if it is
+// no blocker on that node and the move obeys the rules of every move (no
+// overshoot, no new maximum, fit).
+template <typename Full, typename Commit>
+void relocateBlockers(State& s, const std::vector<ContainerLoad>& containers, const Params& p, double level,
+                      const std::vector<double>& fixedScore, Full full, Commit commit) {
+  std::vector<std::pair<double, size_t>> blockers;  // (weight on its node, container)
+  for (const auto& [sc, n] : s.byScore()) {
+    if (sc <= level) continue;
+    for (size_t c : s.members(n))
+      if (frozenOut(containers[c], p).empty() && fixedScore[n] + s.weight(c, n) > level)
+        blockers.push_back({s.weight(c, n), c});
+  }
+  std::sort(blockers.rbegin(), blockers.rend());
+  for (const auto& [w, c] : blockers) {
+    if (full()) return;
+    const size_t src = s.whereIs(c);
+    const double srcScore = s.scoreOf(src);
+    const double fromAfter = srcScore - w;
+    size_t best = State::kNone;
+    double bestAfter = srcScore;
+    for (const auto& [sc, t] : s.candidates(c)) {
+      if (sc >= bestAfter) break;  // lowest first: no later node can end lower
+      if (t == src || !s.fits(c, t)) continue;
+      const double wt = s.weight(c, t);
+      const double toAfter = sc + wt;
+      if (toAfter >= bestAfter || fixedScore[t] + wt > level) continue;
+      if (toAfter > std::max(fromAfter, s.highestExcept(src, t))) continue;  // a new maximum
+      best = t;
+      bestAfter = toAfter;
+    }
+    if (best != State::kNone) commit(c, best);
+  }
+}
+
+// The plan moves work from the most loaded node to the least loaded ones
+// one move at a time, and the early moves are made before the plan knows
+// where the cluster ends: a source may end below the final maximum, a
+// target above the final minimum. A move whose undoing keeps its source at
+// or below the final maximum and its target at or above the final minimum
+// is not needed: the plan's spread does not change without it. The
+// largest first. Only when no later move goes to its source or leaves
+// from its target: then every later move still obeys the rules (a later
+// move from its source starts higher, one to its target ends lower) and
+// its recorded scores are corrected by the container's weight.
+void dropNeedless(State& s, Plan& out) {
+  if (out.moves.empty() || s.byScore().empty()) return;
+  const double hi = s.byScore().rbegin()->first, lo = s.byScore().begin()->first;
+  const size_t n = out.moves.size();
+  std::vector<size_t> from(n), to(n), who(n);
+  std::vector<std::vector<size_t>> leaving(s.nodeCount()), arriving(s.nodeCount());
+  for (size_t k = 0; k < n; ++k) {
+    from[k] = s.nodeOf(out.moves[k].from);
+    to[k] = s.nodeOf(out.moves[k].to);
+    who[k] = s.containerOf(out.moves[k].container);
+    leaving[from[k]].push_back(k);
+    arriving[to[k]].push_back(k);
+  }
+  std::vector<bool> dropped(n, false);
+  auto laterIn = [&](const std::vector<size_t>& ks, size_t k) {
+    for (size_t j : ks)
+      if (j > k && !dropped[j]) return true;
+    return false;
+  };
+  std::vector<size_t> order(n);
+  for (size_t k = 0; k < n; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return out.moves[a].memBytes > out.moves[b].memBytes; });
+  for (size_t k : order) {
+    const size_t a = from[k], b = to[k], c = who[k];
+    if (!s.takesWork(a) || laterIn(arriving[a], k) || laterIn(leaving[b], k)) continue;
+    const double wa = s.weight(c, a), wb = s.weight(c, b);
+    if (s.scoreOf(a) + wa > hi || s.scoreOf(b) - wb < lo) continue;
+    s.move(c, a);
+    dropped[k] = true;
+    out.bytes -= out.moves[k].memBytes;
+    for (size_t j : leaving[a])
+      if (j > k) out.moves[j].fromBefore += wa, out.moves[j].fromAfter += wa;
+    for (size_t j : arriving[b])
+      if (j > k) out.moves[j].toBefore -= wb, out.moves[j].toAfter -= wb;
+  }
+  std::vector<Move> kept;
+  for (size_t k = 0; k < n; ++k)
+    if (!dropped[k]) kept.push_back(std::move(out.moves[k]));
+  out.moves = std::move(kept);
+}
+
+// The score of what stays on each node whatever a plan does: the host's
+// own use, pinned containers, containers in cooldown.
+std::vector<double> fixedScores(const State& s, const std::vector<ContainerLoad>& containers, const Params& p) {
+  std::vector<double> out(s.nodeCount());
+  for (size_t n = 0; n < s.nodeCount(); ++n) {
+    double cpu = s.hostCpu(n);
+    uint64_t mem = s.hostMem(n);
+    for (size_t c : s.members(n))
+      if (!frozenOut(containers[c], p).empty()) cpu += containers[c].cpu, mem += containers[c].memBytes;
+    out[n] = s.scoreWith(n, cpu, mem);
+  }
+  return out;
+}
+
+bool capped(const Plan& plan, const Params& p) {
+  return p.maxMoves > 0 && static_cast<int>(plan.moves.size()) >= p.maxMoves;
+}
+
 }  // namespace
 
 double score(const NodeLoad& n, double cpu, uint64_t memBytes) {
@@ -181,15 +352,15 @@ double score(const NodeLoad& n, double cpu, uint64_t memBytes) {
   return (cpuFrac + memFrac) / 2;
 }
 
-Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& containers, const Params& p) {
+namespace {
+
+// A plan whose blockers are the containers that keep their node above
+// `level`; with the least loaded node's score once it is done.
+Plan planAt(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& containers, const Params& p,
+            double level, double* lowest) {
   State s(nodes, containers, p);
   Plan out;
   out.spreadBefore = s.spread();
-  if (out.spreadBefore <= p.startSpread) {
-    out.spreadAfter = out.spreadBefore;
-    out.verdict = "balanced: spread " + pct(out.spreadBefore) + " is within the threshold of " + pct(p.startSpread);
-    return out;
-  }
   // Times each container was moved by this plan, and its move's index.
   constexpr int kMaxHops = 3;
   constexpr size_t kNoMove = static_cast<size_t>(-1);
@@ -201,9 +372,38 @@ Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& 
     skipped[c] = true;
     out.skipped.push_back({containers[c].name, containers[c].node, why});
   };
-  std::unordered_set<size_t> stuck;  // sources with nothing left to give
+  // A container this plan already placed moves on: its one move gets the
+  // new target (or is dropped when it goes back where it was), so the plan
+  // still moves every container once at most.
+  auto commit = [&](size_t c, size_t t) {
+    Move m = s.move(c, t);
+    ++moved[c];
+    if (planned[c] == kNoMove) {
+      planned[c] = out.moves.size();
+      out.moves.push_back(std::move(m));
+      out.bytes += containers[c].memBytes;
+    } else {
+      Move& first = out.moves[planned[c]];
+      first.to = m.to;
+      first.toBefore = m.toBefore;
+      first.toAfter = m.toAfter;
+      first.fromAfter = std::min(first.fromAfter, m.fromAfter);
+      if (first.to == first.from) first.to.clear();  // dropped below
+    }
+  };
+  auto full = [&] { return p.maxMoves > 0 && static_cast<int>(out.moves.size()) >= p.maxMoves; };
+  const std::vector<double> fixedScore = fixedScores(s, containers, p);
+  relocateBlockers(s, containers, p, level, fixedScore, full, commit);
+  std::vector<bool> stuck(nodes.size(), false);  // maxima with nothing left to give
+  // Below a maximum that has nothing to give, a move helps only if it
+  // raises the least loaded node: the sources with nothing for it are
+  // marked with the round of that node (a new one when it changes, or its
+  // score does).
+  std::vector<uint32_t> noLift(nodes.size(), 0);
+  uint32_t round = 1;
+  std::pair<double, size_t> liftFor{-1, State::kNone};
   for (;;) {
-    if (p.maxMoves > 0 && static_cast<int>(out.moves.size()) >= p.maxMoves) {
+    if (full()) {
       out.verdict = "stopped at --max-moves " + std::to_string(p.maxMoves);
       break;
     }
@@ -211,10 +411,14 @@ Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& 
       out.verdict = "balanced: spread " + pct(s.spread()) + " <= " + pct(p.stopSpread);
       break;
     }
+    if (*s.byScore().begin() != liftFor) {
+      liftFor = *s.byScore().begin();
+      ++round;
+    }
     // The most loaded node that still has something to give.
     size_t src = State::kNone;
     for (auto it = s.byScore().rbegin(); it != s.byScore().rend(); ++it)
-      if (!stuck.count(it->second)) {
+      if (!stuck[it->second] && noLift[it->second] != round) {
         src = it->second;
         break;
       }
@@ -244,69 +448,97 @@ Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& 
     };
     size_t bestC = State::kNone, bestT = State::kNone;
     double bestValue = 0;
+    bool bestInBand = true;  // a move that covers part of the way is worth more than any that does not
+    // Weighs moving c from the source to t (at score sc), keeps the best.
+    auto consider = [&](size_t c, size_t t, double sc) {
+      const double fromAfter = srcScore - s.weight(c, src);
+      const double toAfter = sc + s.weight(c, t);
+      // Never where it would be a blocker (see relocateBlockers()), unless
+      // it is one where it is: its target could never come down to the
+      // level again.
+      if (fixedScore[t] + s.weight(c, t) > std::max(level, fixedScore[src] + s.weight(c, src))) return;
+      // Overshoot: the target ends where the source was or above, or it
+      // becomes the cluster's new maximum, unless that move brings the
+      // cluster within the stop threshold (then no later run acts on it).
+      if (toAfter >= srcScore) return;
+      const double otherMax = highestOther(t);
+      if (toAfter > std::max(fromAfter, otherMax)) {
+        const double lo = std::min({lowestOther(t, fromAfter), fromAfter, toAfter});
+        if ((toAfter - lo) / toAfter > p.stopSpread) return;
+      }
+      // A move must bring the higher of its pair down. What it buys: how
+      // much of the way to the band [(1 - stop) * level, level] it covers,
+      // the source's part above the level it sheds plus the target's part
+      // below the band's floor it fills, per byte moved plus the move's
+      // own cost. Work the source sheds below the level, or that lifts
+      // the target above the floor, buys nothing: more work moves than
+      // the band needs. And a container weighs more on a small node than
+      // on a large one, so of two least loaded nodes the one it fills
+      // more is worth more.
+      const double gain = srcScore - std::max(fromAfter, toAfter);
+      const double floor = (1 - p.stopSpread) * level;
+      const double covered = std::max(0.0, srcScore - level) - std::max(0.0, fromAfter - level) +
+                             std::max(0.0, floor - sc) - std::max(0.0, floor - toAfter);
+      if (gain < kMinGain) return;
+      // (When the cluster is already inside the band's reach, the level
+      // was estimated high: the pair's top alone decides.)
+      const double cost = static_cast<double>(containers[c].memBytes) + kMoveCostBytes;
+      const bool inBand = covered <= 0;
+      if (bestInBand < inBand) return;
+      const double value = (inBand ? gain : covered) / cost;
+      if (inBand < bestInBand || value > bestValue) {
+        bestInBand = inBand;
+        bestValue = value;
+        bestC = c;
+        bestT = t;
+      }
+    };
+    std::vector<size_t> movable;
     for (size_t c : s.members(src)) {
       if (moved[c] >= kMaxHops) continue;
       if (std::string why = frozenOut(containers[c], p); !why.empty()) {
         skip(c, why);
         continue;
       }
-      const double fromAfter = srcScore - s.weight(c, src);
+      movable.push_back(c);
+    }
+    // The least loaded nodes first: they are where work should go.
+    for (size_t c : movable) {
       int tried = 0;
       int examined = 0;
       for (const auto& [sc, t] : s.candidates(c)) {
         if (t == src) continue;
         if (sc >= srcScore || tried >= kTargetsTried || ++examined > kNodesExamined) break;
         if (onlyTarget != State::kNone && t != onlyTarget) break;
-        if (!s.unfit(c, t).empty()) continue;  // an unfit node is not a try: look further
+        if (!s.fits(c, t)) continue;  // an unfit node is not a try: look further
         ++tried;
-        const double toAfter = sc + s.weight(c, t);
-        // Overshoot: the target ends where the source was or above, or it
-        // becomes the cluster's new maximum, unless that move brings the
-        // cluster within the stop threshold (then no later run acts on
-        // it). A larger node further up may still take it: look on.
-        if (toAfter >= srcScore) continue;
-        const double otherMax = highestOther(t);
-        if (toAfter > std::max(fromAfter, otherMax)) {
-          const double lo = std::min({lowestOther(t, fromAfter), fromAfter, toAfter});
-          if ((toAfter - lo) / toAfter > p.stopSpread) continue;
-        }
-        // What the move buys: how far the higher of the pair comes down,
-        // per byte moved plus the move's own cost. (Not the pair's total:
-        // a container weighs more on a smaller node, and moving work from
-        // a large busy node to a small idle one is still the point.)
-        const double gain = srcScore - std::max(fromAfter, toAfter);
-        const double value = gain / (static_cast<double>(containers[c].memBytes) + kMoveCostBytes);
-        if (gain >= kMinGain && value > bestValue) {
-          bestValue = value;
-          bestC = c;
-          bestT = t;
-        }
+        consider(c, t, sc);  // when it overshoots, a larger node further up may still take it
       }
+    }
+    // The cluster's maximum with nothing for the least loaded nodes (its
+    // containers are large for them): every node that could take one,
+    // where a container weighs least (a node with more CPUs and memory
+    // than the least loaded ones, a little higher up) or where no node
+    // ends higher than before. Rare (a node of a few large containers), so
+    // the wider search costs little.
+    if (bestC == State::kNone && onlyTarget == State::kNone)
+      for (size_t c : movable)
+        for (const auto& [sc, t] : s.candidates(c)) {
+          if (sc >= srcScore - kMinGain) break;
+          if (t != src && s.fits(c, t)) consider(c, t, sc);
+        }
+    if (bestC == State::kNone && onlyTarget != State::kNone) {
+      noLift[src] = round;
+      continue;
     }
     if (bestC == State::kNone) {
       for (size_t c : s.members(src))
         if (!moved[c]) skip(c, "no node can take it without overshooting or breaking a constraint");
       // (a container placed here by this plan is not skipped: it moves.)
-      stuck.insert(src);
+      stuck[src] = true;
       continue;
     }
-    // A container this plan already placed moves on: its one move gets
-    // the new target (or is dropped when it goes back where it was), so
-    // the plan still moves every container once at most.
-    Move m = s.move(bestC, bestT);
-    ++moved[bestC];
-    if (planned[bestC] == kNoMove) {
-      planned[bestC] = out.moves.size();
-      out.moves.push_back(std::move(m));
-      out.bytes += containers[bestC].memBytes;
-    } else {
-      Move& first = out.moves[planned[bestC]];
-      first.to = m.to;
-      first.toBefore = m.toBefore;
-      first.toAfter = m.toAfter;
-      first.fromAfter = std::min(first.fromAfter, m.fromAfter);
-      if (first.to == first.from) first.to.clear();  // dropped below
-    }
+    commit(bestC, bestT);
   }
   // Moves that came back to their node are no moves.
   std::vector<Move> kept;
@@ -318,8 +550,37 @@ Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& 
     out.bytes -= m.memBytes;
   }
   out.moves = std::move(kept);
+  dropNeedless(s, out);
   out.spreadAfter = s.spread();
+  *lowest = s.byScore().empty() ? 0 : s.byScore().begin()->first;
   return out;
+}
+
+}  // namespace
+
+Plan plan(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& containers, const Params& p) {
+  const State s(nodes, containers, p);
+  if (s.spread() <= p.startSpread) {
+    Plan out;
+    out.spreadBefore = out.spreadAfter = s.spread();
+    out.verdict = "balanced: spread " + pct(out.spreadBefore) + " is within the threshold of " + pct(p.startSpread);
+    return out;
+  }
+  // The level is an estimate. When a plan ends above the stop threshold
+  // with its maximum stuck, the band its least loaded node allows
+  // (lowest / (1 - stop)) is a better one: plan again with the containers
+  // that keep their node above that band moved first. A pass or two.
+  double level = s.balanceLevel(p.stopSpread);
+  double lowest = 0;
+  Plan best = planAt(nodes, containers, p, level, &lowest);
+  for (int pass = 1; pass < kPasses && best.spreadAfter > p.stopSpread && !capped(best, p); ++pass) {
+    const double band = lowest / (1 - p.stopSpread);
+    if (band >= level) break;  // no container newly in the way
+    level = band;
+    Plan next = planAt(nodes, containers, p, level, &lowest);
+    if (next.spreadAfter < best.spreadAfter) best = std::move(next);
+  }
+  return best;
 }
 
 Plan drain(const std::vector<NodeLoad>& nodes, const std::vector<ContainerLoad>& containers, const std::string& node,

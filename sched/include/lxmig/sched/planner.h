@@ -14,9 +14,26 @@
 //     plan, never when pinned or moved within `cooldownMs`;
 //   - fit: the target offers every device the container needs, takes work,
 //     and keeps `memHeadroom` of its memory free after the move;
-//   - economy: of the containers that fit, the one that lowers the source's
-//     score most per byte moved (CPU-heavy, small containers first), among
-//     those whose move does not overshoot.
+//   - economy: the plan aims at a band [(1 - stopSpread) * L, L], L the
+//     level the cluster's load allows (estimated from every node's excess
+//     and lack, counted in resources); of the moves that fit and lower
+//     their pair's top, the one that covers most of the way to the band
+//     (the source's part above L it sheds, the target's part below the
+//     band it fills) per byte moved: CPU-heavy, small containers first, no
+//     more shed than the band needs, onto the node the container fills
+//     most. A plan drops, at the end, each move whose undoing leaves the
+//     final maximum and minimum as they are (the largest first);
+//   - blockers first: a container that alone keeps its node above L (with
+//     what cannot move: the host, pinned and cooling down containers)
+//     moves before anything else, while the least loaded nodes still have
+//     room, to the node where it ends lowest (a large one); no move puts a
+//     container where it would be such a blocker. When a plan still ends
+//     above stopSpread with its maximum stuck, it is planned again with L
+//     lowered to the band its least loaded node allows (three passes at
+//     most; the best is kept);
+//   - lift: below a maximum that has nothing to give, work moves onto the
+//     least loaded node from the most loaded node that has something for
+//     it.
 // Every container considered and not moved gets a Skip with its reason.
 //
 //   sched::Plan p = sched::plan(nodes, containers, {.nowMs = wallMs()});

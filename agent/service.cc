@@ -196,11 +196,31 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
         writer->Write(ev);
       },
       [&] { return ctx->IsCancelled(); });
+  // With a cluster store, the container's move lock for as long as this
+  // runs (bound to this node's lease): a rebalance planned elsewhere and an
+  // operator's migrate never move it at once. Without an answer from etcd
+  // the move goes on (this node's reservation already keeps it to one move
+  // at a time here), with a warning.
+  std::string lockName, lockHolder;
+  if (sched::Membership* m = node_.membership(); m && checkContainerName(req->container()).ok()) {
+    lockHolder = node_.config().node + " migration " + source.id();
+    auto holder = m->lock("containers/" + req->container(), lockHolder);
+    if (holder.ok() && !holder->empty())
+      return toGrpc(failedPrecondition("`" + req->container() + "` is being moved by " + quote(*holder) +
+                                       " (its cluster lock in etcd)"));
+    if (holder.ok()) lockName = "containers/" + req->container();
+    else
+      LXMIG_LOG(kWarn, "agent") << "migrating `" << req->container()
+                                << "` without its cluster lock: " << holder.status().toString();
+  }
   {
     std::lock_guard lk(runningMu_);
     running_[source.id()] = &source;
   }
   auto report = source.run();
+  if (!lockName.empty())
+    if (auto st = node_.membership()->unlock(lockName, lockHolder); !st.ok())
+      LXMIG_LOG(kWarn, "agent") << "releasing the cluster lock of `" << req->container() << "`: " << st.toString();
   {
     std::lock_guard lk(runningMu_);
     running_.erase(source.id());
@@ -321,6 +341,45 @@ grpc::Status AgentService::Pin(grpc::ServerContext*, const v1::PinRequest* req, 
   auto was = node_.setPinned(req->name(), req->pinned());
   if (!was.ok()) return toGrpc(was.status());
   rep->set_was_pinned(*was);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Members(grpc::ServerContext*, const v1::MembersRequest*, v1::MembersReply* rep) {
+  const node::Node::Inventory inv = node_.inventory();
+  for (const auto& [name, p] : inv.nodes) {
+    auto* m = rep->add_members();
+    m->set_name(name);
+    m->set_address(p.address);
+    m->set_in_file(!p.socket.empty() || !inv.live.count(name));
+    m->set_live(inv.live.count(name) != 0);
+  }
+  rep->set_store(node_.membership() != nullptr);
+  rep->set_registered(node_.membership() && node_.membership()->registered());
+  rep->set_store_error(inv.storeError);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Hold(grpc::ServerContext* ctx, const v1::HoldRequest* req,
+                                grpc::ServerWriter<v1::HoldEvent>* writer) {
+  sched::Membership* m = node_.membership();
+  if (!m)
+    return toGrpc(failedPrecondition("no cluster store is configured on " + node_.config().node +
+                                     " (lock on this host instead)"));
+  auto holder = m->lock(req->lock(), req->holder());
+  if (!holder.ok()) return toGrpc(holder.status());
+  if (!holder->empty())
+    return toGrpc(failedPrecondition("the cluster lock `" + req->lock() + "` is held by " + quote(*holder)));
+  const int64_t lost = m->reRegistrations();
+  v1::HoldEvent ev;
+  ev.set_held(true);
+  // Held until the caller closes the call or goes, or the lease is lost.
+  if (writer->Write(ev))
+    while (!ctx->IsCancelled() && m->reRegistrations() == lost)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (auto st = m->unlock(req->lock(), req->holder()); !st.ok())
+    LXMIG_LOG(kWarn, "agent") << "releasing the cluster lock `" << req->lock() << "`: " << st.toString();
+  if (m->reRegistrations() != lost)
+    return toGrpc(aborted("the cluster lock `" + req->lock() + "` was lost with " + node_.config().node + "'s lease"));
   return grpc::Status::OK;
 }
 

@@ -65,6 +65,8 @@ class AgentService final : public v1::Agent::Service {
                                v1::RecordDecisionsReply*) override;
   grpc::Status Adopt(grpc::ServerContext*, const v1::AdoptRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
   grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
+  grpc::Status Members(grpc::ServerContext*, const v1::MembersRequest*, v1::MembersReply*) override;
+  grpc::Status Hold(grpc::ServerContext*, const v1::HoldRequest*, grpc::ServerWriter<v1::HoldEvent>*) override;
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }

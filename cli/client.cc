@@ -19,6 +19,7 @@ Connector::Connector(std::string socket, std::string clusterFile)
     : socket_(std::move(socket)), clusterFile_(std::move(clusterFile)) {
   auto kv = loadTomlLite(clusterFile_);
   if (!kv.ok()) return;
+  hasStore_ = !kv->get("store.etcd").empty();
   for (const auto& n : kv->tables("node")) {
     nodeNames_.push_back(n);
     std::string s = kv->get("node." + n + ".socket");
@@ -29,7 +30,7 @@ Connector::Connector(std::string socket, std::string clusterFile)
 Result<Target> Connector::forNode(const std::string& node) {
   std::string path;
   if (!node.empty()) {
-    bool known = nodeNames_.empty();
+    bool known = nodeNames_.empty() || hasStore_;  // with a store, the agent knows who is live
     for (const auto& n : nodeNames_) known |= n == node;
     if (!known) return notFound("unknown node `" + node + "` (not in " + clusterFile_ + ")");
     for (const auto& [n, s] : nodeSockets_)
@@ -49,6 +50,18 @@ Result<Target> Connector::forNode(const std::string& node) {
   args.SetMaxReceiveMessageSize(64 << 20);
   auto ch = grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
   return Target{v1::Agent::NewStub(ch), node, path};
+}
+
+std::vector<std::string> Connector::nodes() {
+  if (!hasStore_ || membersAsked_) return nodeNames_;
+  membersAsked_ = true;
+  auto rp = call(*this, "", &v1::Agent::Stub::Members, v1::MembersRequest{}, 10);
+  // Without an answer from the agent or from etcd, the file's names.
+  if (!rp.ok() || !rp->store_error().empty()) return nodeNames_;
+  nodeNames_.clear();
+  for (const auto& m : rp->members())
+    if (m.live() || !m.address().empty()) nodeNames_.push_back(m.name());
+  return nodeNames_;
 }
 
 Result<Target> Connector::onThisMachine(const std::string& node) {

@@ -35,8 +35,12 @@ class Connector {
   // file; "" = the local agent's socket), never one that would forward:
   // for commands that act on this machine's processes (lxmig adopt).
   Result<Target> onThisMachine(const std::string& node);
-  // Every node known from the cluster file (or just the local agent).
-  std::vector<std::string> nodes() const { return nodeNames_; }
+  // Every node known from the cluster file (or just the local agent); with
+  // a cluster store ([store] in the file), the nodes the local agent knows
+  // (the file's and those registered under a live lease), asked once.
+  std::vector<std::string> nodes();
+  // Whether the cluster file names a cluster store (etcd).
+  bool hasStore() const { return hasStore_; }
   // The node `container` runs on: `node` as it is when given (--node),
   // else the one whose agent lists it. NotFound names the nodes that did
   // not answer.
@@ -46,6 +50,8 @@ class Connector {
   std::string socket_;
   std::string clusterFile_;
   std::vector<std::string> nodeNames_;
+  bool hasStore_ = false;
+  bool membersAsked_ = false;
   std::vector<std::pair<std::string, std::string>> nodeSockets_;  // name -> socket
 };
 

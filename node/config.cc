@@ -33,6 +33,15 @@ Result<ClusterConfig> ClusterConfig::parse(const std::string& text, const std::s
       return invalidArgument(origin + ": node `" + name + "` has neither address nor socket");
     c.nodes[name] = p;
   }
+  for (const auto& [k, v] : kv.values())
+    if (k.rfind("store.", 0) == 0 && k != "store.etcd" && k != "store.etcd_ca" && k != "store.etcd_cert" &&
+        k != "store.etcd_key" && k != "store.ttl")
+      return invalidArgument(origin + ": unknown key " + quote(k) +
+                             " in [store] (etcd, etcd_ca, etcd_cert, etcd_key, ttl)");
+  auto store = sched::StoreConfig::fromValues(kv.get("store.etcd"), kv.get("store.etcd_ca"), kv.get("store.etcd_cert"),
+                                              kv.get("store.etcd_key"), kv.get("store.ttl"));
+  if (!store.ok()) return store.status().withContext(origin);
+  c.store = std::move(*store);
   return c;
 }
 

@@ -205,6 +205,9 @@ Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
     LXMIG_LOG(kWarn, "node") << "no cluster file at " << cfg.clusterFile << ": this node knows no peers";
   }
   LXMIG_RETURN_IF_ERROR(n->initFirewall());
+  if (n->cluster_.store.enabled()) {
+    LXMIG_ASSIGN_OR_RETURN(n->membership_, sched::Membership::start(n->cluster_.store, cfg.node, cfg.listen));
+  }
   if (!cfg.tlsCa.empty()) {
     LXMIG_ASSIGN_OR_RETURN(n->caPem_, readFile(cfg.tlsCa));
     LXMIG_ASSIGN_OR_RETURN(n->certPem_, readFile(cfg.tlsCert));
@@ -265,24 +268,52 @@ std::shared_ptr<grpc::ServerCredentials> Node::serverCredentials() const {
   return grpc::SslServerCredentials(o);
 }
 
+Node::Inventory Node::inventory() const {
+  if (!membership_) return {cluster_.nodes, {}, ""};
+  std::lock_guard lk(inventoryMu_);
+  if (liveAtNs_ != 0 && monotonicNs() - liveAtNs_ < 1000000000) return liveCache_;
+  Inventory inv = liveCache_;
+  auto live = membership_->members();
+  if (!live.ok()) {
+    inv.storeError = live.status().message();
+  } else {
+    inv.nodes = cluster_.nodes;
+    inv.live.clear();
+    inv.storeError.clear();
+    for (const auto& [name, address] : *live) {
+      PeerInfo& p = inv.nodes[name];
+      p.name = name;
+      p.address = address;
+      inv.live.insert(name);
+    }
+  }
+  if (inv.nodes.empty()) inv.nodes = cluster_.nodes;
+  liveCache_ = inv;
+  liveAtNs_ = monotonicNs();
+  return inv;
+}
+
 std::vector<std::string> Node::peerNames() const {
   std::vector<std::string> out;
-  for (const auto& [name, p] : cluster_.nodes)
-    if (name != cfg_.node) out.push_back(name);
+  const Inventory inv = inventory();
+  for (const auto& [name, p] : inv.nodes)
+    if (name != cfg_.node && (!membership_ || inv.live.count(name) || !p.address.empty())) out.push_back(name);
   return out;
 }
 
 Result<std::string> Node::peerHost(const std::string& node) const {
-  auto it = cluster_.nodes.find(node);
-  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
+  const Inventory inv = inventory();
+  auto it = inv.nodes.find(node);
+  if (it == inv.nodes.end()) return notFound("unknown node `" + node + "`");
   LXMIG_ASSIGN_OR_RETURN(auto hp, splitHostPort(it->second.address));
   return hp.first;
 }
 
 Result<std::string> Node::identifyPeer(const std::vector<std::string>& names, const std::string& via) {
   std::set<std::string> matched;
+  const Inventory inv = inventory();
   for (const auto& n : names)
-    if (cluster_.nodes.count(n)) matched.insert(n);
+    if (inv.nodes.count(n)) matched.insert(n);
   std::string shown;
   for (const auto& n : names) shown += (shown.empty() ? "" : ", ") + n.substr(0, 64);
   std::string why;
@@ -302,12 +333,18 @@ Result<std::string> Node::identifyPeer(const std::vector<std::string>& names, co
 }
 
 Result<std::unique_ptr<v1::Peer::Stub>> Node::peer(const std::string& node) {
-  auto it = cluster_.nodes.find(node);
-  if (it == cluster_.nodes.end()) return notFound("unknown node `" + node + "`");
-  if (it->second.address.empty()) return failedPrecondition("node `" + node + "` has no peer address");
+  const Inventory inv = inventory();
+  auto it = inv.nodes.find(node);
+  if (it == inv.nodes.end())
+    return notFound("unknown node `" + node + "`" +
+                    (membership_ ? " (not in the cluster file, and not registered in etcd)" : ""));
+  if (it->second.address.empty())
+    return failedPrecondition("node `" + node + "` has no peer address" +
+                              (membership_ ? " (not registered in etcd: its agent is down or cannot reach etcd)" : ""));
   if (caPem_.empty()) return failedPrecondition("this agent has no TLS identity to talk to peers");
   std::lock_guard lk(mu_);
-  auto& ch = channels_[node];
+  // Keyed by address too: a node registered again elsewhere gets a new channel.
+  auto& ch = channels_[node + "@" + it->second.address];
   if (!ch) {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = caPem_;

@@ -32,6 +32,8 @@ PACKAGES=(
   # tests/integration/daemons_test.cc: real daemons under their own uid;
   # tests/integration/adopt_test.cc: nginx adopted from the host
   postgresql-15 postgresql-client-15 redis-server redis-tools nginx-light
+  # the optional cluster store (sched/cluster_store.h) and its tests
+  etcd-server etcd-client
 )
 
 missing=()

@@ -16,7 +16,7 @@
 #   /var/lib/<P>-testbed/n<i> state/ (audit.db, images tmpfs), lxc/ (containers)
 #   cgroup <P>-n<i>/          payload.<name>, monitor.<name> in every hierarchy
 #
-# Usage: testbed.sh [--prefix P] up [--nodes N] [--lxmigd PATH]
+# Usage: testbed.sh [--prefix P] up [--nodes N] [--lxmigd PATH] [--etcd]
 #        testbed.sh [--prefix P] down
 #        testbed.sh [--prefix P] status [--json]
 #        testbed.sh [--prefix P] exec NODE -- CMD...     (in the node's namespaces)
@@ -30,12 +30,18 @@
 # TCP connection tracking; LXMIG_TESTBED_FIREWALL=open makes it permissive.
 # n1 offers /dev/fuse and /dev/net/tun to containers, every other node only
 # /dev/fuse (agent config `devices`).
+# --etcd: the cluster store is an etcd (Debian's etcd-server) in the client
+# namespace at 10.99.0.2:2379 (data in /var/lib/<P>-testbed/etcd); agents
+# register there under a 3 s lease and the cluster file lists no peer
+# address, only the store and each node's socket.
 set -euo pipefail
 
 P=${LXMIG_TESTBED_PREFIX:-lxmig}
 NODES=2
 LXMIGD=${LXMIGD:-}
 JSON=0
+ETCD=0
+ETCD_BIN=/usr/bin/etcd
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=7400
 FIREWALL=${LXMIG_TESTBED_FIREWALL:-strict}
@@ -53,6 +59,7 @@ while (($#)); do
     --lxmigd) LXMIGD=$2; shift 2 ;;
     --criu-dir) CRIU_FIRST=$2; shift 2 ;;
     --json) JSON=1; shift ;;
+    --etcd) ETCD=1; shift ;;
     --) args+=("$@"); break ;;
     *) args+=("$1"); shift ;;
   esac
@@ -165,10 +172,17 @@ write_configs() {
   local i d
   {
     echo "# $P test bed cluster, written by scripts/testbed.sh"
-    for ((i = 1; i <= NODES; i++)); do
-      printf '[node.n%d]\naddress = "%s:%d"\nsocket = "%s/n%d/agent.sock"\nnetns = "%s-n%d"\n\n' \
-        "$i" "$(node_ip "$i")" "$PORT" "$R" "$i" "$P" "$i"
-    done
+    if ((ETCD)); then
+      printf '[store]\netcd = "http://10.99.0.2:2379"\nttl = "3"\n\n'
+      for ((i = 1; i <= NODES; i++)); do
+        printf '[node.n%d]\nsocket = "%s/n%d/agent.sock"\nnetns = "%s-n%d"\n\n' "$i" "$R" "$i" "$P" "$i"
+      done
+    else
+      for ((i = 1; i <= NODES; i++)); do
+        printf '[node.n%d]\naddress = "%s:%d"\nsocket = "%s/n%d/agent.sock"\nnetns = "%s-n%d"\n\n' \
+          "$i" "$(node_ip "$i")" "$PORT" "$R" "$i" "$P" "$i"
+      done
+    fi
     printf '[client]\nnetns = "%s-client"\naddress = "10.99.0.2"\n' "$P"
   } >"$R/cluster.toml"
   for ((i = 1; i <= NODES; i++)); do
@@ -199,6 +213,45 @@ capacity_cpus = "1"
 capacity_memory = "2G"
 EOF
   done
+}
+
+# ---- etcd (--etcd) ------------------------------------------------------------
+etcd_pid() {  # pid of our etcd, or nothing
+  local f=$R/etcd.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--data-dir $S/etcd" && echo "$pid"
+  return 0
+}
+
+start_etcd() {
+  [[ -x $ETCD_BIN ]] || die "no etcd at $ETCD_BIN (apt-get install etcd-server; scripts/setup.sh does)"
+  local url=http://10.99.0.2:2379 peer=http://127.0.0.1:2380 t
+  setsid ip netns exec "$P-client" "$ETCD_BIN" --name "$P" --data-dir "$S/etcd" \
+    --listen-client-urls "$url" --advertise-client-urls "$url" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "$P=$peer" \
+    </dev/null >>"$R/etcd.log" 2>&1 &
+  echo $! >"$R/etcd.pid"
+  for ((t = 0; t < 150; t++)); do
+    ip netns exec "$P-client" bash -c "exec 3<>/dev/tcp/10.99.0.2/2379" 2>/dev/null && return 0
+    [[ -n $(etcd_pid) ]] || { tail -20 "$R/etcd.log" >&2; die "etcd exited during start (log: $R/etcd.log)"; }
+    sleep 0.1
+  done
+  tail -20 "$R/etcd.log" >&2
+  die "etcd did not listen on $url within 15 s"
+}
+
+stop_etcd() {
+  local pid t
+  pid=$(etcd_pid)
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((t = 0; t < 50; t++)); do
+    [[ -d /proc/$pid ]] || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
 }
 
 # ---- agents ------------------------------------------------------------------
@@ -286,7 +339,9 @@ cmd_up() {
     local have n missing=0
     have=$(nodes_up | wc -l)
     for n in $(nodes_up); do [[ -n $(agent_pid "$n") ]] || missing=1; done
-    if [[ $have == "$NODES" && $missing == 0 ]]; then
+    local store=0
+    grep -q '^\[store\]' "$R/cluster.toml" && store=1
+    if [[ $have == "$NODES" && $missing == 0 && $store == "$ETCD" ]]; then
       say "already up ($NODES nodes, prefix $P)"
       return 0
     fi
@@ -301,6 +356,7 @@ cmd_up() {
   make_fabric
   local i
   for ((i = 1; i <= NODES; i++)); do make_node "$i"; done
+  ((ETCD)) && start_etcd
   write_configs
   for ((i = 1; i <= NODES; i++)); do start_agent "n$i"; done
   say "up: $NODES nodes (prefix $P), cluster file $R/cluster.toml"
@@ -310,6 +366,7 @@ cmd_down() {
   need_root
   local n i
   for n in $(nodes_up); do stop_agent "$n"; done
+  [[ -d $R ]] && stop_etcd
   for ((i = 1; i <= 9; i++)); do kill_cgroup_tree "$P-n$i"; done
   for n in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     case $n in

@@ -4,7 +4,8 @@
 // works; --concurrency moves at once, one after the other by default)
 // unless --dry-run, and record every
 // decision in the audit of the node that ran them (`decisions` view). Only
-// one rebalance or drain acts at a time on this host (flock on
+// one rebalance or drain acts at a time: in the cluster with a cluster
+// store (etcd's lock `rebalance`), else on this host (flock on
 // /run/lxmig/rebalance.lock); a second one says so and does nothing.
 #include <fcntl.h>
 #include <sys/file.h>
@@ -46,20 +47,61 @@ std::string pctText(double f) {
   return b;
 }
 
-// The lock that keeps two runs from acting at once; nullopt-like invalid fd
-// when another run holds it.
-Result<UniqueFd> takeLock() {
+// The lock that keeps two runs from acting at once. With a cluster store
+// (etcd), the cluster-wide lock `rebalance`, held by the local agent for
+// as long as this run keeps its call open (released when the run ends or
+// dies); else a flock on this host's /run/lxmig/rebalance.lock.
+struct RunLock {
+  Target agent;  // outlives the call below
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::unique_ptr<grpc::ClientReader<v1::HoldEvent>> call;
+  UniqueFd file;
+  RunLock() = default;
+  RunLock(RunLock&&) = default;
+  RunLock& operator=(RunLock&&) = default;
+  ~RunLock() {
+    if (!call) return;
+    ctx->TryCancel();
+    (void)call->Finish();
+  }
+};
+
+Result<RunLock> takeLock(Connector& conn, const std::string& verb) {
+  RunLock lock;
+  if (conn.hasStore()) {
+    LXMIG_ASSIGN_OR_RETURN(lock.agent, conn.forNode(""));
+    char host[256] = "";
+    (void)::gethostname(host, sizeof host - 1);
+    std::string holder = std::string(host) + " " + verb + " pid " + std::to_string(::getpid());
+    for (char& c : holder)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    v1::HoldRequest rq;
+    rq.set_lock("rebalance");
+    rq.set_holder(holder);
+    lock.ctx = std::make_unique<grpc::ClientContext>();
+    lock.call = lock.agent.stub->Hold(lock.ctx.get(), rq);
+    v1::HoldEvent ev;
+    if (!lock.call->Read(&ev) || !ev.held()) {
+      Status st = fromGrpc(lock.call->Finish());
+      lock.call.reset();
+      if (st.code() == Code::kFailedPrecondition)
+        return failedPrecondition("another rebalance or drain is running in the cluster: " + st.message() +
+                                  "; not acting");
+      return st.withContext("taking the cluster lock `rebalance`");
+    }
+    return lock;
+  }
   const std::string dir = "/run/lxmig";
   LXMIG_RETURN_IF_ERROR(makeDirs(dir, 0755));
   const std::string path = dir + "/rebalance.lock";
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) return Status::fromErrno("open", path);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+  lock.file = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock.file) return Status::fromErrno("open", path);
+  if (::flock(lock.file.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)
       return failedPrecondition("another rebalance or drain is running on this host (" + path + "); not acting");
     return Status::fromErrno("lock", path);
   }
-  return fd;
+  return lock;
 }
 
 // Carries out one move through its source agent; the migration's id, or
@@ -275,9 +317,9 @@ int planAndRun(const Globals& g, Connector& conn, const RebalanceOptions& o, con
                size_t* skipped = nullptr) {
   sched::Params p;
   if (Status st = paramsFrom(o, &p); !st.ok()) return fail(verb, st);
-  UniqueFd lock;
+  RunLock lock;
   if (!o.dryRun) {
-    auto l = takeLock();
+    auto l = takeLock(conn, verb);
     if (!l.ok()) return fail(verb, l.status());
     lock = std::move(*l);
   }

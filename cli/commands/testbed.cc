@@ -40,6 +40,7 @@ struct TestbedOptions {
   CLI::App* down = nullptr;
   CLI::App* status = nullptr;
   int nodes = 2;
+  bool etcd = false;
 };
 
 int testbed(const Globals& g, const TestbedOptions& o) {
@@ -47,6 +48,7 @@ int testbed(const Globals& g, const TestbedOptions& o) {
   std::vector<std::string> args = {"bash", script};
   if (o.up->parsed()) {
     args.insert(args.end(), {"up", "--nodes", std::to_string(o.nodes), "--lxmigd", lxmigdPath()});
+    if (o.etcd) args.push_back("--etcd");
   } else if (o.down->parsed()) {
     args.push_back("down");
   } else if (o.status->parsed()) {
@@ -68,6 +70,9 @@ Verb addTestbed(CLI::App& app) {
   auto o = std::make_shared<TestbedOptions>();
   o->up = cmd->add_subcommand("up", "bring the test bed up");
   o->up->add_option("--nodes", o->nodes, "number of nodes")->check(CLI::Range(1, 9));
+  o->up->add_flag("--etcd", o->etcd,
+                  "an etcd in the client namespace as the cluster store: nodes register there (ttl 3 s) and the "
+                  "cluster file lists no peer address");
   o->down = cmd->add_subcommand("down", "remove everything the test bed made");
   o->status = cmd->add_subcommand("status", "show the test bed");
   return {cmd, [o](const Globals& g, Connector&) { return testbed(g, *o); }};

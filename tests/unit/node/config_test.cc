@@ -122,5 +122,41 @@ TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
   EXPECT_EQ(off->dataAddress(), "");
 }
 
+// The cluster file's [store] table (sched/cluster_store.h): etcd endpoints,
+// TLS files, the lease TTL; every bad value is a one-line error naming it.
+TEST(ClusterConfigTest, StoreTableNamesEtcd) {
+  auto none = ClusterConfig::parse("[node.n1]\naddress = \"10.0.0.1:7443\"\n", "c.toml");
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_FALSE(none->store.enabled());
+
+  auto two = ClusterConfig::parse(
+      "[store]\netcd = \"http://10.0.0.5:2379, https://etcd.example:2379\"\netcd_ca = \"/etc/lxmig/etcd-ca.pem\"\n"
+      "ttl = \"15\"\n",
+      "c.toml");
+  ASSERT_TRUE(two.ok()) << two.status().message();
+  EXPECT_EQ(two->store.etcd, (std::vector<std::string>{"http://10.0.0.5:2379", "https://etcd.example:2379"}));
+  EXPECT_EQ(two->store.ca, "/etc/lxmig/etcd-ca.pem");
+  EXPECT_EQ(two->store.ttlSeconds, 15);
+  EXPECT_TRUE(two->nodes.empty()) << "with a store, the file may list no node";
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"etcd = \"10.0.0.5:2379\"", "not http://HOST:PORT"},
+      {"etcd = \"http://10.0.0.5\"", "has no HOST:PORT"},
+      {"etcd = \"http://10.0.0.5:99999\"", "port"},
+      {"etcd = \"http://a b:2379\"", "bad host"},
+      {"etcd = \"http://e:2379\"\nttl = \"1\"", "ttl"},
+      {"etcd = \"http://e:2379\"\nttl = \"301\"", "ttl"},
+      {"etcd = \"http://e:2379\"\netcd_ca = \"relative.pem\"", "relative.pem"},
+      {"etcd = \"http://e:2379\"\netcd_cert = \"/c.pem\"", "go together"},
+      {"etcd = \"http://e:2379\"\nlease = \"3\"", "unknown key `store.lease`"},
+  };
+  for (const auto& [text, why] : bad) {
+    auto c = ClusterConfig::parse("[store]\n" + text + "\n", "c.toml");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_NE(c.status().message().find(why), std::string::npos) << text << ": " << c.status().message();
+    EXPECT_EQ(c.status().message().find('\n'), std::string::npos) << c.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lxmig::node

@@ -39,6 +39,8 @@
 //                                      # that does not answer before it aborts
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
+//                  [store] etcd = "http://10.0.0.5:2379" ttl = "10" (optional;
+//                  sched/cluster_store.h): live membership and cluster locks
 // Flags given on the command line override the file.
 #pragma once
 
@@ -47,6 +49,7 @@
 #include <string>
 
 #include "lxmig/base/status.h"
+#include "lxmig/sched/cluster_store.h"
 
 namespace lxmig::node {
 
@@ -58,6 +61,8 @@ struct PeerInfo {
 
 struct ClusterConfig {
   std::map<std::string, PeerInfo> nodes;
+  // The [store] table: etcd endpoints and the lease TTL (disabled: none).
+  sched::StoreConfig store;
   static Result<ClusterConfig> load(const std::string& path);
   // The same from the file's text; `origin` names it in errors.
   static Result<ClusterConfig> parse(const std::string& text, const std::string& origin);

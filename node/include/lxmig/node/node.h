@@ -146,6 +146,18 @@ class Node {
   // The containers a peer runs (its own only), within `seconds`.
   Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
   std::vector<std::string> peerNames() const;
+  // The cluster's nodes: the cluster file's, and with a cluster store the
+  // ones registered under a live lease (its address wins over the file's).
+  // The store's answer is cached for a second; when etcd does not answer,
+  // the last one is used and `storeError` says why.
+  struct Inventory {
+    std::map<std::string, PeerInfo> nodes;
+    std::set<std::string> live;  // registered in the store
+    std::string storeError;
+  };
+  Inventory inventory() const;
+  // The cluster store's membership of this node (null without a store).
+  sched::Membership* membership() const { return membership_.get(); }
   // The host part of a peer's address (where its data link listens too).
   Result<std::string> peerHost(const std::string& node) const;
   std::shared_ptr<grpc::ServerCredentials> serverCredentials() const;
@@ -184,6 +196,10 @@ class Node {
   AgentConfig cfg_;
   container::LxcHost lxc_;
   ClusterConfig cluster_;
+  std::unique_ptr<sched::Membership> membership_;
+  mutable std::mutex inventoryMu_;
+  mutable Inventory liveCache_;
+  mutable int64_t liveAtNs_ = 0;
   std::unique_ptr<store::AuditLog> audit_;
   std::unique_ptr<net::Firewall> fw_;
   std::string caPem_, certPem_, keyPem_;

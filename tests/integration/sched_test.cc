@@ -5,8 +5,10 @@
 // moves load off n1 with
 // its decisions in the audit, leaves the pinned one and the one bound to a
 // device only n1 offers and, in the next run, the ones it just moved
-// (cooldown); `drain n1` empties n1 of everything movable (a container
-// bound to a device every node offers goes too) and says what stays.
+// (cooldown); two containers merged into one (`lxmig merge`) move whole;
+// `drain n1` empties n1 of everything movable (a container bound to a
+// device every node offers goes too, the merged one with both processes)
+// and says what stays.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -134,6 +136,24 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
   const auto second = again.json();
   for (const auto& m : second["moves"]) EXPECT_FALSE(moved.count(m["container"].get<std::string>())) << m;
 
+  // A merged group moves as one: pair-b's process continues inside
+  // pair-a (lxmig merge), and the drain below takes pair-a with it.
+  for (const auto& [name, secs] :
+       std::vector<std::pair<std::string, std::string>>{{"pair-a", "1000002"}, {"pair-b", "1000003"}}) {
+    Cli r = tb().lxmig({"--node", "n1", "run", "--name", name, "--", "/usr/bin/sleep", secs});
+    ASSERT_EQ(r.code, 0) << name << ": " << r.err;
+  }
+  Cli merged = tb().lxmig({"merge", "pair-a", "pair-b", "--name", "pair-a"});
+  ASSERT_EQ(merged.code, 0) << merged.err << merged.out;
+  EXPECT_EQ(tb().nodeOf("pair-b"), "");
+  auto commandsIn = [&](const std::string& name) {
+    Cli e = tb().lxmig({"exec", name, "--", "/bin/sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"});
+    return e.out;
+  };
+  const std::string group = commandsIn("pair-a");
+  ASSERT_NE(group.find("sleep 1000002"), std::string::npos) << group;
+  ASSERT_NE(group.find("sleep 1000003"), std::string::npos) << group;
+
   // Drain: everything movable leaves n1; the pinned one stays, said so.
   Cli drain = tb().lxmig({"--json", "drain", "n1"});
   EXPECT_EQ(drain.code, 1) << "the pinned container stays: " << drain.err;
@@ -144,12 +164,15 @@ TEST_F(SchedTest, RebalanceDrainAndPlacementOnThreeNodes) {
     tunStays |= s["container"] == "tunburn" && s["why"].get<std::string>().find("offers c 10:200") != std::string::npos;
   }
   EXPECT_TRUE(anchorStays && tunStays) << drain.out;
-  for (const auto& name : {"burn1", "burn2", "hold", "newcomer", "fuseburn"})
+  for (const auto& name : {"burn1", "burn2", "hold", "newcomer", "fuseburn", "pair-a"})
     EXPECT_NE(tb().nodeOf(name), "n1") << name;
+  const std::string after = commandsIn("pair-a");
+  EXPECT_NE(after.find("sleep 1000002"), std::string::npos) << after;
+  EXPECT_NE(after.find("sleep 1000003"), std::string::npos) << "the merged group did not move whole: " << after;
   EXPECT_EQ(tb().nodeOf("anchor"), "n1");
   EXPECT_EQ(tb().nodeOf("tunburn"), "n1");
 
-  for (const auto& name : {"burn1", "burn2", "anchor", "hold", "newcomer", "tunburn", "fuseburn"}) {
+  for (const auto& name : {"burn1", "burn2", "anchor", "hold", "newcomer", "tunburn", "fuseburn", "pair-a"}) {
     Cli rm = tb().lxmig({"rm", name});
     EXPECT_EQ(rm.code, 0) << name << ": " << rm.err;
   }

@@ -91,32 +91,34 @@ nodes_up() {  # node names present in the run dir
 }
 
 # ---- PKI ---------------------------------------------------------------------
-make_cert() {  # dir name ca-dir san
-  local dir=$1 name=$2 ca=$3 san=$4
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/$name.key" \
-    -out "$dir/$name.csr" -subj "/CN=$name" 2>/dev/null
-  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$dir/$name.ext"
-  openssl x509 -req -in "$dir/$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
-    -out "$dir/$name.crt" -days 3650 -extfile "$dir/$name.ext" 2>/dev/null
-  rm -f "$dir/$name.csr" "$dir/$name.ext"
-  chmod 600 "$dir/$name.key"
+# Certificates with lxmig's own commands (lxmig cluster, transport/pki.h),
+# as an operator makes them.
+find_lxmig() {
+  [[ -n ${LXMIG_BIN:-} && -x $LXMIG_BIN ]] && return
+  for c in "$ROOT/build/cli/lxmig" "$(command -v lxmig || true)"; do
+    [[ -n $c && -x $c ]] && { LXMIG_BIN=$c; return; }
+  done
+  die "lxmig not found (build first: scripts/build.sh)"
 }
 
 make_pki() {
   local pki=$R/pki i
-  mkdir -p "$pki/rogue"
-  chmod 700 "$pki"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/ca.key" \
-    -out "$pki/ca.crt" -days 3650 -subj "/CN=$P test bed CA" 2>/dev/null
-  for ((i = 1; i <= NODES; i++)); do make_cert "$pki" "n$i" "$pki" "DNS:n$i,IP:$(node_ip "$i")"; done
-  # A certificate from a CA the cluster does not trust, for refusal tests.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/rogue/ca.key" \
-    -out "$pki/rogue/ca.crt" -days 3650 -subj "/CN=rogue CA" 2>/dev/null
-  make_cert "$pki/rogue" rogue "$pki/rogue" "DNS:n1,IP:$(node_ip 1)"
+  find_lxmig
+  "$LXMIG_BIN" --quiet cluster --dir "$pki" init --name "$P test bed CA" >/dev/null
+  for ((i = 1; i <= NODES; i++)); do
+    "$LXMIG_BIN" --quiet cluster --dir "$pki" add-node "n$i" --address "$(node_ip "$i")" >/dev/null
+  done
+  # A certificate from a CA the cluster does not trust, naming n1, for
+  # refusal tests.
+  "$LXMIG_BIN" --quiet cluster --dir "$pki/rogue" init --name "rogue CA" >/dev/null
+  "$LXMIG_BIN" --quiet cluster --dir "$pki/rogue" add-node n1 --address "$(node_ip 1)" >/dev/null
+  mv "$pki/rogue/n1.crt" "$pki/rogue/rogue.crt"
+  mv "$pki/rogue/n1.key" "$pki/rogue/rogue.key"
   # A certificate of the cluster CA that names no node of the cluster: a
   # peer must be a node of the inventory, not just hold a CA signature.
-  mkdir -p "$pki/stranger"
-  make_cert "$pki/stranger" stranger "$pki" "DNS:stranger,IP:10.99.0.99"
+  mkdir -p -m 700 "$pki/stranger"
+  "$LXMIG_BIN" --quiet cluster --dir "$pki" add-node stranger --address 10.99.0.99 >/dev/null
+  mv "$pki/stranger.crt" "$pki/stranger.key" "$pki/stranger/"
 }
 
 # ---- networking --------------------------------------------------------------

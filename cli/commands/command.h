@@ -67,5 +67,6 @@ Verb addDevices(CLI::App& app);
 Verb addGroups(CLI::App& app);
 Verb addAdopt(CLI::App& app);
 Verb addMerge(CLI::App& app);
+Verb addCluster(CLI::App& app);
 
 }  // namespace lxmig::cli

@@ -19,18 +19,20 @@ std::string exeDir() {
   return p.substr(0, p.rfind('/'));
 }
 
+// Installed: <prefix>/share/lxmig/scripts beside <prefix>/bin/lxmig; in a
+// build tree: the source's scripts/.
 std::string scriptsDir() {
   if (const char* e = std::getenv("LXMIG_SCRIPTS_DIR")) return e;
-  const std::string source = std::string(LXMIG_SOURCE_DIR) + "/scripts";
-  if (pathExists(source + "/testbed.sh")) return source;
-  return "/usr/local/share/lxmig/scripts";
+  const std::string installed = exeDir() + "/../share/lxmig/scripts";
+  if (pathExists(installed + "/testbed.sh")) return installed;
+  return std::string(LXMIG_SOURCE_DIR) + "/scripts";
 }
 
 // Next to this binary when installed, in the build tree's agent/ when built.
 std::string lxmigdPath() {
   if (const char* e = std::getenv("LXMIGD")) return e;
   std::string d = exeDir();
-  for (const auto& c : {d + "/lxmigd", d + "/../agent/lxmigd"})
+  for (const auto& c : {d + "/lxmigd", d + "/../sbin/lxmigd", d + "/../agent/lxmigd"})
     if (pathExists(c)) return c;
   return "lxmigd";
 }
@@ -55,6 +57,8 @@ int testbed(const Globals& g, const TestbedOptions& o) {
     args.push_back("status");
     if (g.json) args.push_back("--json");
   }
+  // The script makes the test bed's certificates with this lxmig.
+  ::setenv("LXMIG_BIN", (exeDir() + "/lxmig").c_str(), 1);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);

@@ -12,6 +12,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
 #include "lxmig/migration/adopt.h"
 #include "lxmig/migration/merge.h"
 #include "lxmig/node/config.h"
@@ -156,6 +157,10 @@ int main(int argc, char** argv) {
   ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
   log::setProgram("lxmigd");
+  // Nothing inherited beyond stdio: a shell's pipes kept open here would
+  // make the agent look IPC-connected to that shell, and would reach every
+  // helper and container the agent starts.
+  closeFdsFrom(3);
   preferLxmigCriu();
   CLI::App app{"lxmigd: the lxmig node agent"};
   std::string configPath;
@@ -200,6 +205,7 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe,
                  "check that the agent at host:port accepts this node's TLS identity (GetNode over mutual TLS), "
                  "then exit");
+  app.set_version_flag("--version", std::string("lxmigd ") + LXMIG_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   AgentConfig cfg;

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The install tree and the Debian package, from the build in $1:
+#  1. `cmake --install` into a scratch DESTDIR puts every file where
+#     scripts/deploy/install.cmake says, the agent's helpers beside it, the
+#     units naming the prefix's binaries; the installed lxmig and lxmigd run.
+#  2. scripts/package.sh builds the .deb; its control names the libraries
+#     and tools it needs; it installs into a fresh directory root (an empty
+#     dpkg database), `lxmig --version`, `lxmigd --version` and
+#     `lxmig doctor` run from there, and it removes leaving no file behind.
+# Everything happens under one temporary directory, removed at exit.
+set -euo pipefail
+BUILD=$(cd "${1:?usage: install_test.sh BUILD_DIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d /tmp/lxmig-install-test-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() {  # description command...
+  local what=$1
+  shift
+  if "$@" >"$T/out" 2>&1; then
+    echo "ok   $what"
+  else
+    echo "FAIL $what: $(head -c 600 "$T/out")"
+    fails=$((fails + 1))
+  fi
+}
+need() {
+  command -v "$1" >/dev/null && return
+  if [[ ${CI:-} == true ]]; then echo "FAIL prerequisite missing under CI: $1"; exit 1; fi
+  echo "SKIPPED (prerequisite missing): $1"
+  exit 0
+}
+need cpack
+need dpkg-deb
+need dpkg-shlibdeps
+version=$(sed -n 's/^project(lxmig VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+
+# 1. The install tree.
+DESTDIR=$T/dest cmake --install "$BUILD" --prefix /usr >"$T/install.log" 2>&1 || { cat "$T/install.log"; exit 1; }
+D=$T/dest/usr
+for f in bin/lxmig libexec/lxmig/lxmigd libexec/lxmig/lxmig-lxc libexec/lxmig/lxmig-init \
+  share/lxmig/scripts/testbed.sh share/lxmig/scripts/setup.sh; do
+  check "installed executable $f" test -x "$D/$f"
+done
+check "installed libexec/lxmig/liblxmig-rlimits.so" test -f "$D/libexec/lxmig/liblxmig-rlimits.so"
+check "sbin/lxmigd links to the agent beside its helpers" \
+  test "$(readlink "$D/sbin/lxmigd")" = ../libexec/lxmig/lxmigd
+for u in lxmigd.service lxmig-rebalance.service lxmig-rebalance.timer; do
+  check "unit $u" test -f "$D/lib/systemd/system/$u"
+done
+check "lxmigd.service runs /usr/sbin/lxmigd" grep -q '^ExecStart=/usr/sbin/lxmigd ' \
+  "$D/lib/systemd/system/lxmigd.service"
+check "lxmigd.service keeps containers across restarts" grep -q '^KillMode=process' \
+  "$D/lib/systemd/system/lxmigd.service"
+check "the rebalance unit runs /usr/bin/lxmig" grep -q '^ExecStart=/usr/bin/lxmig ' \
+  "$D/lib/systemd/system/lxmig-rebalance.service"
+check "the cron example runs /usr/bin/lxmig" grep -q ' root /usr/bin/lxmig ' \
+  "$D/share/doc/lxmig/examples/lxmig-rebalance.cron"
+check "docs installed" test -f "$D/share/doc/lxmig/operations.md"
+check "installed lxmig --version" grep -qx "lxmig $version" <("$D/bin/lxmig" --version)
+check "installed lxmigd --version (through the sbin link)" \
+  grep -qx "lxmigd $version" <("$D/sbin/lxmigd" --version)
+
+# 2. The package.
+"$SRC/scripts/package.sh" "$T/pkg" >"$T/package.log" 2>&1 || { cat "$T/package.log"; exit 1; }
+deb=$(ls "$T"/pkg/lxmig_*.deb)
+check "package named lxmig_${version}_amd64.deb" test "$(basename "$deb")" = "lxmig_${version}_amd64.deb"
+dpkg-deb -f "$deb" Depends >"$T/depends"
+for d in liblxc1 libgrpc++ libsqlite3-0 libnftables1 libssl3 lxc nftables; do
+  check "package depends on $d" grep -q "$d" "$T/depends"
+done
+R=$T/root
+mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates"
+: >"$R/var/lib/dpkg/status"
+# The root's dpkg database is empty: dependencies are the host's.
+check "dpkg installs it into a fresh root" dpkg --root="$R" --force-depends -i "$deb"
+check "dpkg lists it installed" grep -q '^Status: install ok installed' "$R/var/lib/dpkg/status"
+check "lxmig --version from the package" grep -qx "lxmig $version" <("$R/usr/bin/lxmig" --version)
+check "lxmigd --version from the package" grep -qx "lxmigd $version" <("$R/usr/sbin/lxmigd" --version)
+if [[ $(id -u) == 0 ]]; then
+  "$R/usr/bin/lxmig" --json doctor >"$T/doctor.json" 2>"$T/doctor.err" || true
+  check "lxmig doctor from the package reports its checks" \
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["checks"] and "ok" in j' "$T/doctor.json"
+  check "lxmig doctor from the package finds every required prerequisite" \
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["ok"], j["checks"]' "$T/doctor.json"
+fi
+check "dpkg removes it" dpkg --root="$R" -r lxmig
+left=$(find "$R" -mindepth 1 ! -path "$R/var" ! -path "$R/var/lib" ! -path "$R/var/lib/dpkg*" | head -5)
+check "nothing left after removal" test -z "$left"
+((fails == 0)) || { echo "$fails check(s) failed"; exit 1; }
+echo "all install checks passed"

@@ -9,6 +9,8 @@
 #   lib/systemd/system/                lxmigd.service, lxmig-rebalance.{service,timer}
 #   share/doc/lxmig/                   the docs, examples/ (cron.d line, agent.conf, cluster.toml)
 include(GNUInstallDirs)
+# Install and package what was built (scripts/build.sh), never rebuild in passing.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY TRUE)
 set(helpers ${CMAKE_INSTALL_LIBEXECDIR}/lxmig)
 set(deploy ${PROJECT_SOURCE_DIR}/scripts/deploy)
 

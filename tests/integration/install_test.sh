@@ -3,6 +3,7 @@
 #  1. `cmake --install` into a scratch DESTDIR puts every file where
 #     scripts/deploy/install.cmake says, the agent's helpers beside it, the
 #     units naming the prefix's binaries; the installed lxmig and lxmigd run.
+#     `lxmig cluster init | add-node | renew` make certificates openssl verifies.
 #  2. scripts/package.sh builds the .deb; its control names the libraries
 #     and tools it needs; it installs into a fresh directory root (an empty
 #     dpkg database), `lxmig --version`, `lxmigd --version` and
@@ -60,6 +61,26 @@ check "docs installed" test -f "$D/share/doc/lxmig/operations.md"
 check "installed lxmig --version" grep -qx "lxmig $version" <("$D/bin/lxmig" --version)
 check "installed lxmigd --version (through the sbin link)" \
   grep -qx "lxmigd $version" <("$D/sbin/lxmigd" --version)
+
+# The certificate commands of the installed lxmig (the test bed makes its
+# own with them too, so every migration test runs on such certificates).
+P=$T/pki
+L=$D/bin/lxmig
+check "cluster init" "$L" --quiet cluster --dir "$P" init
+check "a second init changes nothing" bash -c "! '$L' cluster --dir '$P' init && test \$(ls '$P' | wc -l) = 2"
+check "cluster add-node" "$L" --quiet cluster --dir "$P" add-node n1 --address 192.0.2.11
+check "keys are 0600, the directory 0700" \
+  test "$(stat -c %a "$P" "$P/ca.key" "$P/n1.key" | tr '\n' ' ')" = "700 600 600 "
+check "an existing node is not overwritten" bash -c "! '$L' cluster --dir '$P' add-node n1 --address 192.0.2.12"
+check "openssl verifies the node against the CA" openssl verify -CAfile "$P/ca.crt" "$P/n1.crt"
+check "the node's names" \
+  bash -c "openssl x509 -in '$P/n1.crt' -noout -ext subjectAltName | grep -q 'DNS:n1, IP Address:192.0.2.11'"
+cp "$P/n1.key" "$T/n1.key.before"
+check "cluster renew" "$L" --quiet cluster --dir "$P" renew n1
+check "renew keeps the old pair" cmp "$P/n1.key.prev" "$T/n1.key.before"
+check "renew makes a new key" bash -c "! cmp -s '$P/n1.key' '$T/n1.key.before'"
+check "the renewed node keeps its names" \
+  bash -c "openssl x509 -in '$P/n1.crt' -noout -ext subjectAltName | grep -q 'DNS:n1, IP Address:192.0.2.11'"
 
 # 2. The package.
 "$SRC/scripts/package.sh" "$T/pkg" >"$T/package.log" 2>&1 || { cat "$T/package.log"; exit 1; }

@@ -1,11 +1,18 @@
 #include "lxmig/container/unmovable.h"
 
+#include <linux/kcmp.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -86,7 +93,84 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
   return "";
 }
 
+// A process without a System V semaphore undo list, to compare others
+// with: a child of this one (fork does not share the list; this process
+// may have one: liblxc's container locks use SEM_UNDO). It pauses until
+// killed here.
+class NoUndoReference {
+ public:
+  NoUndoReference() : pid_(::fork()) {
+    if (pid_ == 0)
+      for (;;) ::pause();
+  }
+  NoUndoReference(const NoUndoReference&) = delete;
+  NoUndoReference& operator=(const NoUndoReference&) = delete;
+  ~NoUndoReference() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  // Whether `pid` has an undo list (it made a semop with SEM_UNDO; threads
+  // share theirs), by kcmp against this child's empty one. The adjustments
+  // themselves are nowhere to be read. False when kcmp cannot tell.
+  bool hasSemUndo(pid_t pid) const { return pid_ > 0 && ::syscall(SYS_kcmp, pid_, pid, KCMP_SYSVSEM, 0, 0) > 0; }
+
+ private:
+  pid_t pid_;
+};
+
+// The "VmLck:" of a /proc/PID/status text in kB (0 when absent).
+uint64_t lockedKb(const std::string& status) {
+  for (const auto& line : split(status, '\n')) {
+    if (!startsWith(line, "VmLck:")) continue;
+    auto w = split(std::string(trim(line.substr(6))), ' ');
+    uint64_t kb = 0;
+    return !w.empty() && parseUint64(w[0], &kb) ? kb : 0;
+  }
+  return 0;
+}
+
 }  // namespace
+
+std::vector<LockOnFaultGap> lockOnFaultGaps(std::string_view smaps) {
+  std::vector<LockOnFaultGap> out;
+  // Each mapping: "start-end perms offset dev inode [path]", then "Key: value"
+  // lines, VmFlags last.
+  LockOnFaultGap cur;
+  bool have = false, rss = false, size = false;
+  for (const auto& line : split(smaps, '\n')) {
+    std::vector<std::string> w;
+    for (const auto& x : split(line, ' '))
+      if (!trim(x).empty()) w.emplace_back(trim(x));
+    if (w.empty()) continue;
+    const size_t dash = w[0].find('-');
+    if (w[0].back() != ':' && dash != std::string::npos && w.size() >= 5) {
+      uint64_t a = 0, b = 0;
+      char* end = nullptr;
+      const std::string lo = w[0].substr(0, dash), hi = w[0].substr(dash + 1);
+      errno = 0;
+      a = std::strtoull(lo.c_str(), &end, 16);
+      const bool okLo = !lo.empty() && *end == '\0' && errno == 0;
+      b = std::strtoull(hi.c_str(), &end, 16);
+      have = okLo && !hi.empty() && *end == '\0' && errno == 0 && a < b;
+      cur = {a, b, 0, 0};
+      rss = size = false;
+      continue;
+    }
+    if (!have) continue;
+    uint64_t kb = 0;
+    if (w.size() == 3 && w[2] == "kB" && parseUint64(w[1], &kb)) {
+      if (w[0] == "Size:") cur.sizeKb = kb, size = true;
+      if (w[0] == "Rss:") cur.rssKb = kb, rss = true;
+    }
+    if (w[0] == "VmFlags:") {
+      const bool onFault = std::find(w.begin() + 1, w.end(), "lf") != w.end();
+      if (onFault && rss && size && cur.rssKb < cur.sizeKb) out.push_back(cur);
+      have = false;
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std::vector<Bind>& binds) {
   std::vector<std::string> out;
@@ -146,6 +230,7 @@ std::vector<std::string> messageQueues(const std::vector<pid_t>& pids) {
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
   std::vector<std::string> out;
   std::set<pid_t> mine(pids.begin(), pids.end());
+  const NoUndoReference noUndo;
   for (pid_t p : pids) {
     const std::string base = "/proc/" + std::to_string(p);
     // "812 (name) T ...": the state follows the last ')'.
@@ -155,6 +240,18 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
       out.push_back(processLabel(p) + " is stopped (" + (stat[close + 2] == 'T' ? "SIGSTOP" : "traced") +
                     "): CRIU's dump would wait for it for good inside the frozen container; continue it "
                     "(kill -CONT) first");
+    if (noUndo.hasSemUndo(p))
+      out.push_back(processLabel(p) +
+                    " holds System V semaphore undo adjustments (SEM_UNDO): CRIU does not carry them, so its exit "
+                    "would no longer undo its operations after the restore; migrate once it has exited");
+    if (lockedKb(readFile(base + "/status").value_or("")) > 0)
+      for (const auto& g : lockOnFaultGaps(readFile(base + "/smaps").value_or(""))) {
+        char range[64];
+        std::snprintf(range, sizeof range, "%" PRIx64 "-%" PRIx64, g.start, g.end);
+        out.push_back(processLabel(p) + " has a region locked on fault (mlock2 MLOCK_ONFAULT) at " + range + ", " +
+                      std::to_string(g.rssKb) + " of " + std::to_string(g.sizeKb) +
+                      " kB resident: CRIU would restore it locked and resident whole");
+      }
     for (const auto& fd : listDir(base + "/fd").value_or({})) {
       auto link = readLink(base + "/fd/" + fd);
       if (!link.ok() || !startsWith(*link, "anon_inode:")) continue;

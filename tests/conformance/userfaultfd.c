@@ -17,7 +17,10 @@
 #define S(n) ((unsigned)(n) << 13)
 
 static unsigned char* region;
-static volatile int toucher_done;
+/* Set after the copy with a release store: a plain (even volatile) store may be
+ * moved before the copy by the compiler (gcc -O2 put it before `rep movsq`),
+ * which made "did not wait" fail without any migration. */
+static int toucher_done;
 static unsigned char seen[PG];
 
 static void* toucher(void* arg) {
@@ -26,7 +29,7 @@ static void* toucher(void* arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   memcpy(seen, region + 5 * PG, PG);
-  toucher_done = 1;
+  __atomic_store_n(&toucher_done, 1, __ATOMIC_RELEASE);
   return NULL;
 }
 
@@ -61,7 +64,7 @@ int main(void) {
   CONF_CHECK(read(uffd, &msg, sizeof msg) == (ssize_t)sizeof msg, "read: %s", strerror(errno));
   CONF_CHECK(msg.event == UFFD_EVENT_PAGEFAULT && msg.arg.pagefault.address == (uintptr_t)(region + 5 * PG),
              "event %d at %#llx", msg.event, (unsigned long long)msg.arg.pagefault.address);
-  CONF_CHECK(!toucher_done, "the faulting thread did not wait");
+  CONF_CHECK(!__atomic_load_n(&toucher_done, __ATOMIC_ACQUIRE), "the faulting thread did not wait");
   CONF_CHECK(copy_page(uffd, 5, S(71)) == 0, "UFFDIO_COPY after the move: %s", strerror(errno));
   pthread_join(t, NULL);
   for (size_t i = 0; i < PG; ++i) CONF_CHECK(seen[i] == conf_byte(S(71), 5 * PG + i), "the resolved page differs");

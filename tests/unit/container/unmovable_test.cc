@@ -7,11 +7,14 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/sem.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
 
@@ -127,6 +130,83 @@ TEST(UnmovableFiles, StoppedProcess) {
   ::waitpid(pid, nullptr, 0);
   ASSERT_EQ(lines.size(), 1u) << joined(lines);
   EXPECT_NE(lines[0].find("is stopped (SIGSTOP)"), std::string::npos) << lines[0];
+}
+
+// Only "lf" mappings whose Rss is below their Size; a path with spaces
+// and a header that does not parse are no trouble.
+TEST(LockOnFaultGaps, PartlyResidentOnFaultMappingsOnly) {
+  const std::string smaps =
+      "7f0000000000-7f0000100000 rw-p 00000000 00:00 0 \n"
+      "Size:               1024 kB\n"
+      "Rss:                 512 kB\n"
+      "Locked:              512 kB\n"
+      "VmFlags: rd wr mr mw me lo ac lf \n"
+      "7f0000200000-7f0000300000 rw-p 00000000 00:00 0 \n"
+      "Size:               1024 kB\n"
+      "Rss:                1024 kB\n"
+      "VmFlags: rd wr mr mw me lo ac lf\n"
+      "7f0000400000-7f0000500000 rw-p 00000000 00:00 0 \n"
+      "Size:               1024 kB\n"
+      "Rss:                   4 kB\n"
+      "VmFlags: rd wr mr mw me lo ac\n"
+      "7f0000600000-7f0000700000 r--s 00000000 fe:00 12 /tmp/a b lf\n"
+      "Size:               1024 kB\n"
+      "Rss:                   8 kB\n"
+      "VmFlags: rd sh mr mw me ms lo lf\n"
+      "zz-7f0000900000 rw-p 00000000 00:00 0 \n"
+      "Size:               1024 kB\n"
+      "Rss:                   0 kB\n"
+      "VmFlags: rd wr lo lf\n";
+  EXPECT_EQ(lockOnFaultGaps(smaps), (std::vector<LockOnFaultGap>{{0x7f0000000000, 0x7f0000100000, 512, 1024},
+                                                                 {0x7f0000600000, 0x7f0000700000, 8, 1024}}));
+  EXPECT_TRUE(lockOnFaultGaps("").empty());
+  EXPECT_TRUE(lockOnFaultGaps("VmFlags: lf\nRss: 1 kB\n").empty());
+}
+
+TEST(UnmovableFiles, LockedOnFaultAndNotWhollyResident) {
+  constexpr size_t kSize = 256 * 4096;
+  auto half = linesOfChild([] {
+    void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (::mlock2(p, kSize, MLOCK_ONFAULT) == 0) std::memset(p, 1, kSize / 2);
+  });
+  ASSERT_EQ(half.size(), 1u) << joined(half);
+  EXPECT_NE(half[0].find("locked on fault (mlock2 MLOCK_ONFAULT)"), std::string::npos) << half[0];
+  EXPECT_NE(half[0].find("512 of 1024 kB resident"), std::string::npos) << half[0];
+  auto whole = linesOfChild([] {
+    void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (::mlock2(p, kSize, MLOCK_ONFAULT) == 0) std::memset(p, 1, kSize);
+  });
+  EXPECT_TRUE(whole.empty()) << joined(whole);
+  auto eager = linesOfChild([] {
+    void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    (void)::mlock(p, kSize);
+  });
+  EXPECT_TRUE(eager.empty()) << joined(eager);
+}
+
+TEST(UnmovableFiles, SemaphoreUndoAdjustments) {
+  const int sem = ::semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+  ASSERT_GE(sem, 0) << std::strerror(errno);
+  sembuf up{0, 5, 0};
+  ASSERT_EQ(::semop(sem, &up, 1), 0);
+  // This process gets an undo list of its own (as lxmigd, through liblxc's
+  // locks): the others are not compared with it.
+  sembuf mine{0, 1, SEM_UNDO};
+  ASSERT_EQ(::semop(sem, &mine, 1), 0);
+  auto plain = linesOfChild([sem] {
+    sembuf take{0, -1, 0};
+    (void)::semop(sem, &take, 1);
+  });
+  EXPECT_TRUE(plain.empty()) << joined(plain);
+  auto undo = linesOfChild([sem] {
+    sembuf take{0, -1, SEM_UNDO};
+    (void)::semop(sem, &take, 1);
+  });
+  const int left = ::semctl(sem, 0, GETVAL);
+  ::semctl(sem, 0, IPC_RMID);
+  ASSERT_EQ(undo.size(), 1u) << joined(undo);
+  EXPECT_NE(undo[0].find("System V semaphore undo adjustments (SEM_UNDO)"), std::string::npos) << undo[0];
+  EXPECT_EQ(left, 5) << "5 + 1 (ours) - 1 (the plain child's); the killed child's SEM_UNDO gave its -1 back";
 }
 
 }  // namespace

@@ -15,7 +15,11 @@
 //   an armed CLOCK_REALTIME timerfd (never fires after the restore); a
 //   process waiting for a file lock (it got the lock while the holder
 //   still held it after the restore); a stopped or traced process (CRIU's
-//   ptrace attach waits for good on a stopped task in a frozen cgroup).
+//   ptrace attach waits for good on a stopped task in a frozen cgroup);
+//   a region locked with mlock2(MLOCK_ONFAULT) that is not wholly resident
+//   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole); a
+//   process holding System V semaphore undo adjustments (SEM_UNDO: CRIU
+//   does not dump them, so its exit would no longer undo its operations).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
@@ -23,7 +27,9 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lxmig/container/lxc_host.h"
@@ -40,5 +46,16 @@ std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
 // descriptor, the process and what CRIU would do to it; and per process
 // of `pids` waiting for a file lock or stopped.
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids);
+
+// A mapping locked on fault (smaps VmFlags "lf") with pages not resident.
+struct LockOnFaultGap {
+  uint64_t start = 0, end = 0;     // addresses
+  uint64_t rssKb = 0, sizeKb = 0;  // resident of all
+  bool operator==(const LockOnFaultGap&) const = default;
+};
+// The mappings of a /proc/PID/smaps text that are locked on fault and not
+// wholly resident (Rss below Size), in order. Pure: entries that do not
+// parse are skipped, never guessed.
+std::vector<LockOnFaultGap> lockOnFaultGaps(std::string_view smaps);
 
 }  // namespace lxmig::container

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "lxmig/base/files.h"
-#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/container/criu_gaps.h"
 #include "lxmig/container/unmovable.h"
@@ -136,22 +135,6 @@ Result<std::vector<std::string>> unaccepted(const std::vector<pid_t>& pids, int 
   return lines;
 }
 
-// One line per connected Unix stream socket of the container that has a
-// name (accepted from a named listener): CRIU restores it unnamed.
-Result<std::vector<std::string>> namedUnixConnections(const std::vector<pid_t>& pids, int init) {
-  if (init <= 0) return std::vector<std::string>{};
-  LXMIG_ASSIGN_OR_RETURN(auto named, net::namedUnixConnections("/proc/" + std::to_string(init) + "/ns/net", pids));
-  std::vector<std::string> lines;
-  for (const auto& n : named)
-    lines.push_back(
-        (n.pid ? "fd " + std::to_string(n.fd) + " of " + container::processLabel(n.pid) : "a socket in flight") +
-        " is a connected Unix " + (n.socket.type == SOCK_SEQPACKET ? "seqpacket" : "stream") + " socket named " +
-        quote(n.socket.local) +
-        ": CRIU restores a connected stream socket without its name (its peer's getpeername() would return "
-        "none); migrate once the connection is closed");
-  return lines;
-}
-
 }  // namespace
 
 Status NodeHost::checkMovesAlone(const std::string& name) {
@@ -174,9 +157,6 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
   }
   LXMIG_RETURN_IF_ERROR(waiting.status().withContext("list the listeners of `" + name + "`"));
   for (const auto& l : *waiting) lines += (lines.empty() ? "" : "\n") + l;
-  auto named = namedUnixConnections(pids, init);
-  LXMIG_RETURN_IF_ERROR(named.status().withContext("list the Unix connections of `" + name + "`"));
-  for (const auto& l : *named) lines += (lines.empty() ? "" : "\n") + l;
   return lines.empty() ? okStatus() : failedPrecondition(lines);
 }
 

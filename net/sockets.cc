@@ -92,19 +92,17 @@ Status dumpFamily(int diag, int family, int protocol, uint32_t states, std::vect
   });
 }
 
-// The Unix sockets of the namespace in `states` (a mask of 1 << TCP_*),
-// with their name and, for a listener, the connections waiting in its
-// backlog as rqueue.
-Status dumpUnix(int diag, uint32_t states, std::vector<InetSocket>* out) {
+// The Unix stream and seqpacket listeners of the namespace, with the
+// connections waiting in their backlog as rqueue.
+Status dumpUnixListeners(int diag, std::vector<InetSocket>* out) {
   unix_diag_req req{};
   req.sdiag_family = AF_UNIX;
-  req.udiag_states = states;
+  req.udiag_states = 1u << TCP_LISTEN;
   req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
-  return diagDump(diag, req, sizeof(unix_diag_msg), "unix sockets", [&](const void* data, size_t size) {
+  return diagDump(diag, req, sizeof(unix_diag_msg), "unix listeners", [&](const void* data, size_t size) {
     const auto* m = static_cast<const unix_diag_msg*>(data);
     InetSocket s;
     s.family = AF_UNIX;
-    s.type = m->udiag_type;
     s.state = m->udiag_state;
     s.inode = m->udiag_ino;
     s.local = "(unnamed)";
@@ -296,23 +294,11 @@ Result<std::vector<HeldSocket>> unacceptedConnections(const std::string& netns, 
   std::vector<InetSocket> listeners;
   for (int family : {AF_INET, AF_INET6})
     LXMIG_RETURN_IF_ERROR(dumpFamily(diag.get(), family, IPPROTO_TCP, 1u << TCP_LISTEN, &listeners).withContext(netns));
-  LXMIG_RETURN_IF_ERROR(dumpUnix(diag.get(), 1u << TCP_LISTEN, &listeners).withContext(netns));
+  LXMIG_RETURN_IF_ERROR(dumpUnixListeners(diag.get(), &listeners).withContext(netns));
   std::erase_if(listeners, [](const InetSocket& s) { return s.rqueue == 0; });
   std::vector<HeldSocket> out;
   if (listeners.empty()) return out;
   for (auto& [ino, h] : holders(pids, listeners)) out.push_back(std::move(h));
-  return out;
-}
-
-Result<std::vector<HeldSocket>> namedUnixConnections(const std::string& netns, const std::vector<pid_t>& pids) {
-  LXMIG_ASSIGN_OR_RETURN(UniqueFd diag, openDiag(netns));
-  std::vector<InetSocket> named;
-  LXMIG_RETURN_IF_ERROR(dumpUnix(diag.get(), 1u << TCP_ESTABLISHED, &named).withContext(netns));
-  // CRIU binds a connected datagram socket to its name, not a stream one.
-  std::erase_if(named, [](const InetSocket& s) { return s.type == SOCK_DGRAM || s.local == "(unnamed)"; });
-  std::vector<HeldSocket> out;
-  if (named.empty()) return out;
-  for (auto& [ino, h] : holders(pids, named)) out.push_back(std::move(h));
   return out;
 }
 

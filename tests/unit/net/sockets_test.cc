@@ -244,54 +244,5 @@ TEST(UnacceptedConnections, TcpAndUnixListenersInAPrivateNamespace) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "step that failed (see waitingListeners)";
 }
 
-// In a child with a network namespace of its own: of an abstract Unix
-// stream listener, its accepted connection and a client, a socket pair, a
-// named datagram socket connected to another, only the accepted end is
-// named (it shares the listener's name). Exit code = the step that failed.
-int namedConnections() {
-  if (int rc = ownNetns()) return rc;
-  auto none = namedUnixConnections("/proc/self/ns/net", {::getpid()});
-  if (!none.ok() || !none->empty()) return 12;
-  int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un u{};
-  u.sun_family = AF_UNIX;
-  std::memcpy(u.sun_path, "\0lxmig-named", 12);
-  const socklen_t ulen = offsetof(sockaddr_un, sun_path) + 12;
-  if (::bind(l, reinterpret_cast<sockaddr*>(&u), ulen) != 0 || ::listen(l, 4) != 0) return 13;
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 14;
-  int d1 = ::socket(AF_UNIX, SOCK_DGRAM, 0), d2 = ::socket(AF_UNIX, SOCK_DGRAM, 0);
-  sockaddr_un du = u;
-  std::memcpy(du.sun_path, "\0lxmig-dgram", 12);
-  if (::bind(d1, reinterpret_cast<sockaddr*>(&du), ulen) != 0 ||
-      ::connect(d2, reinterpret_cast<sockaddr*>(&du), ulen) != 0 ||
-      ::connect(d1, reinterpret_cast<sockaddr*>(&du), ulen) != 0)
-    return 15;
-  auto idle = namedUnixConnections("/proc/self/ns/net", {::getpid()});
-  if (!idle.ok() || !idle->empty()) return 16;
-  int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  if (::connect(c, reinterpret_cast<sockaddr*>(&u), ulen) != 0) return 17;
-  const int s = ::accept(l, nullptr, nullptr);
-  if (s < 0) return 18;
-  auto one = namedUnixConnections("/proc/self/ns/net", {::getpid()});
-  if (!one.ok() || one->size() != 1) return 19;
-  const HeldSocket& h = one->front();
-  if (h.pid != ::getpid() || h.fd != s || h.socket.local != "@lxmig-named" || h.socket.type != SOCK_STREAM) return 20;
-  ::close(s);
-  auto closed = namedUnixConnections("/proc/self/ns/net", {::getpid()});
-  return closed.ok() && closed->empty() ? 0 : 21;
-}
-
-TEST(NamedUnixConnections, OnlyTheAcceptedEndInAPrivateNamespace) {
-  LXMIG_REQUIRE(::geteuid() == 0, "root (a network namespace)");
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) ::_exit(namedConnections());
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "step that failed (see namedConnections)";
-}
-
 }  // namespace
 }  // namespace lxmig::net

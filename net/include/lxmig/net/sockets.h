@@ -5,8 +5,6 @@
 //   would wait for an answer that never comes. Such a listener is named
 //   so the migration can be refused before the freeze, and checked again
 //   once the container is frozen;
-// - a connected Unix stream socket that has a name (accepted from a named
-//   listener) comes back unnamed: named so the migration can be refused;
 // - the datagrams queued in a UDP socket are not dumped at all. The
 //   source reads them at the freeze without taking them (MSG_PEEK through
 //   SO_PEEK_OFF, so an abort leaves the queue as it was) and the target
@@ -41,7 +39,6 @@ inline constexpr uint64_t kMaxQueuedBytes = 8ull << 20;
 struct InetSocket {
   int family = 0;       // AF_INET, AF_INET6 (AF_UNIX: unacceptedConnections)
   int protocol = 0;     // IPPROTO_TCP, IPPROTO_UDP
-  int type = 0;         // AF_UNIX: SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM
   int state = 0;        // TCP_* (a UDP socket is TCP_CLOSE, or TCP_ESTABLISHED when connected)
   std::string local;    // "127.0.0.1:4000", "[::1]:4000"
   uint32_t rqueue = 0;  // listener: connections waiting to be accepted; UDP: bytes queued
@@ -64,15 +61,6 @@ struct HeldSocket {
 // @name for an abstract one). CRIU drops a waiting TCP connection, and
 // fails on a waiting Unix one that holds data.
 Result<std::vector<HeldSocket>> unacceptedConnections(const std::string& netns, const std::vector<pid_t>& pids);
-
-// The connected Unix stream and seqpacket sockets of the namespace that
-// carry a name (`local`: the path, or @name for an abstract one): the end a
-// listener accepted (it shares the listener's name), or a client bound
-// before it connected. CRIU 4.2.1 restores them unnamed (sk-unix.c leaves
-// connected stream sockets unbound), so the peer's getpeername() and their
-// own getsockname() would lose the name. A connected datagram socket keeps
-// its name and is not listed.
-Result<std::vector<HeldSocket>> namedUnixConnections(const std::string& netns, const std::vector<pid_t>& pids);
 
 // The datagrams queued in the UDP sockets of the namespace that `pids`
 // hold, in each socket's order, read without being taken (call it with the

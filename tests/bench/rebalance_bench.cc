@@ -254,16 +254,33 @@ long peakRssKiB() {
   return u.ru_maxrss;
 }
 
+// Seeds of the same generator (seed 42 + nodes + k, k = 0..count - 1; 0 is
+// the one of the main table):
+// lxmig and greedy on each, one JSON object a line. That a figure holds on
+// one cluster says little; the bytes goal is checked on these too.
+int seeds(int nodes, int containers, int count, const Params& p) {
+  for (int k = 0; k < count; ++k) {
+    const uint64_t seed = 42 + nodes + k;
+    Cluster c = synthetic(nodes, containers, seed);
+    nlohmann::json row = {{"seed", seed}, {"lxmig", toJson(planned(c, p))}, {"greedy", toJson(greedy(c))}};
+    std::cout << row.dump() << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::pair<int, int>> sizes = {{100, 2000}, {1000, 20000}, {10000, 100000}};
-  if (argc > 1 && std::string(argv[1]) == "--small") sizes.resize(2);
-  nlohmann::json out;
-  out["clusters"] = nlohmann::json::array();
   Params p;
   p.maxMoves = 0;  // the whole plan: quality and time of a full rebalance
   p.nowMs = 1000 * kHour;
+  // --seeds NODES CONTAINERS COUNT: the other seeds of one size.
+  if (argc == 5 && std::string(argv[1]) == "--seeds")
+    return seeds(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), p);
+  if (argc > 1 && std::string(argv[1]) == "--small") sizes.resize(2);
+  nlohmann::json out;
+  out["clusters"] = nlohmann::json::array();
   for (const auto& [nodes, containers] : sizes) {
     Cluster c = synthetic(nodes, containers, 42 + nodes);
     nlohmann::json row = {{"nodes", nodes}, {"containers", c.containers.size()}};

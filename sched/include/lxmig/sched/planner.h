@@ -19,18 +19,22 @@
 //     and lack, counted in resources); of the moves that fit and lower
 //     their pair's top, the one that covers most of the way to the band
 //     (the source's part above L it sheds, the target's part below the
-//     band it fills) per byte moved: CPU-heavy, small containers first, no
-//     more shed than the band needs, onto the node the container fills
-//     most. A plan drops, at the end, each move whose undoing leaves the
-//     final maximum and minimum as they are (the largest first);
+//     band it fills, both counted in the resources they stand for, not in
+//     score) per byte moved: CPU-heavy, small containers first, no more
+//     shed than the band needs. A plan drops, at the end, each move whose
+//     undoing leaves the final maximum and minimum as they are (the
+//     largest first);
 //   - blockers first: a container that alone keeps its node above L (with
-//     what cannot move: the host, pinned and cooling down containers)
-//     moves before anything else, while the least loaded nodes still have
-//     room, to the node where it ends lowest (a large one); no move puts a
-//     container where it would be such a blocker. When a plan still ends
-//     above stopSpread with its maximum stuck, it is planned again with L
-//     lowered to the band its least loaded node allows (three passes at
-//     most; the best is kept);
+//     what cannot move: the host, pinned and cooling down containers), or
+//     that would be left on its node above L once the plan has shed the
+//     rest and be too large by then to move without overshooting, moves
+//     before anything else, while the least loaded nodes still have room,
+//     to the node where it ends lowest (a large one); no move puts a
+//     container where it would be a blocker. When a plan still ends above
+//     stopSpread with its maximum stuck, it is planned again with the
+//     containers left on that maximum moved first and L lowered to the
+//     band its least loaded node allows when that is lower (three passes
+//     at most; the best is kept);
 //   - lift: below a maximum that has nothing to give, work moves onto the
 //     least loaded node from the most loaded node that has something for
 //     it.

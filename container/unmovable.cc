@@ -1,12 +1,9 @@
 #include "lxmig/container/unmovable.h"
 
-#include <linux/kcmp.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,32 +89,6 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
     return "an armed CLOCK_REALTIME timerfd: it does not fire after CRIU's restore";
   return "";
 }
-
-// A process without a System V semaphore undo list, to compare others
-// with: a child of this one (fork does not share the list; this process
-// may have one: liblxc's container locks use SEM_UNDO). It pauses until
-// killed here.
-class NoUndoReference {
- public:
-  NoUndoReference() : pid_(::fork()) {
-    if (pid_ == 0)
-      for (;;) ::pause();
-  }
-  NoUndoReference(const NoUndoReference&) = delete;
-  NoUndoReference& operator=(const NoUndoReference&) = delete;
-  ~NoUndoReference() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  // Whether `pid` has an undo list (it made a semop with SEM_UNDO; threads
-  // share theirs), by kcmp against this child's empty one. The adjustments
-  // themselves are nowhere to be read. False when kcmp cannot tell.
-  bool hasSemUndo(pid_t pid) const { return pid_ > 0 && ::syscall(SYS_kcmp, pid_, pid, KCMP_SYSVSEM, 0, 0) > 0; }
-
- private:
-  pid_t pid_;
-};
 
 // The "VmLck:" of a /proc/PID/status text in kB (0 when absent).
 uint64_t lockedKb(const std::string& status) {
@@ -230,7 +201,6 @@ std::vector<std::string> messageQueues(const std::vector<pid_t>& pids) {
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
   std::vector<std::string> out;
   std::set<pid_t> mine(pids.begin(), pids.end());
-  const NoUndoReference noUndo;
   for (pid_t p : pids) {
     const std::string base = "/proc/" + std::to_string(p);
     // "812 (name) T ...": the state follows the last ')'.
@@ -240,10 +210,6 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
       out.push_back(processLabel(p) + " is stopped (" + (stat[close + 2] == 'T' ? "SIGSTOP" : "traced") +
                     "): CRIU's dump would wait for it for good inside the frozen container; continue it "
                     "(kill -CONT) first");
-    if (noUndo.hasSemUndo(p))
-      out.push_back(processLabel(p) +
-                    " holds System V semaphore undo adjustments (SEM_UNDO): CRIU does not carry them, so its exit "
-                    "would no longer undo its operations after the restore; migrate once it has exited");
     if (lockedKb(readFile(base + "/status").value_or("")) > 0)
       for (const auto& g : lockOnFaultGaps(readFile(base + "/smaps").value_or(""))) {
         char range[64];

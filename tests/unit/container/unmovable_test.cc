@@ -8,7 +8,6 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
-#include <sys/sem.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,31 +181,6 @@ TEST(UnmovableFiles, LockedOnFaultAndNotWhollyResident) {
     (void)::mlock(p, kSize);
   });
   EXPECT_TRUE(eager.empty()) << joined(eager);
-}
-
-TEST(UnmovableFiles, SemaphoreUndoAdjustments) {
-  const int sem = ::semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
-  ASSERT_GE(sem, 0) << std::strerror(errno);
-  sembuf up{0, 5, 0};
-  ASSERT_EQ(::semop(sem, &up, 1), 0);
-  // This process gets an undo list of its own (as lxmigd, through liblxc's
-  // locks): the others are not compared with it.
-  sembuf mine{0, 1, SEM_UNDO};
-  ASSERT_EQ(::semop(sem, &mine, 1), 0);
-  auto plain = linesOfChild([sem] {
-    sembuf take{0, -1, 0};
-    (void)::semop(sem, &take, 1);
-  });
-  EXPECT_TRUE(plain.empty()) << joined(plain);
-  auto undo = linesOfChild([sem] {
-    sembuf take{0, -1, SEM_UNDO};
-    (void)::semop(sem, &take, 1);
-  });
-  const int left = ::semctl(sem, 0, GETVAL);
-  ::semctl(sem, 0, IPC_RMID);
-  ASSERT_EQ(undo.size(), 1u) << joined(undo);
-  EXPECT_NE(undo[0].find("System V semaphore undo adjustments (SEM_UNDO)"), std::string::npos) << undo[0];
-  EXPECT_EQ(left, 5) << "5 + 1 (ours) - 1 (the plain child's); the killed child's SEM_UNDO gave its -1 back";
 }
 
 }  // namespace

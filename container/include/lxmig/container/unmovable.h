@@ -17,9 +17,7 @@
 //   still held it after the restore); a stopped or traced process (CRIU's
 //   ptrace attach waits for good on a stopped task in a frozen cgroup);
 //   a region locked with mlock2(MLOCK_ONFAULT) that is not wholly resident
-//   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole); a
-//   process holding System V semaphore undo adjustments (SEM_UNDO: CRIU
-//   does not dump them, so its exit would no longer undo its operations).
+//   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."

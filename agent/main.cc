@@ -149,6 +149,27 @@ void pruneAudit(lxmig::store::AuditLog& audit, int64_t beforeMs, const std::atom
 
 }  // namespace
 
+// lxmigd --check-config FILE: every problem of the file and of the cluster
+// file it names, one line each on stdout; exit 0 when there is none, 1
+// otherwise, 2 when a file cannot be read or is not TOML.
+int checkConfigFile(const std::string& path) {
+  AgentConfig::Report report;
+  auto cfg = AgentConfig::load(path, &report);
+  if (!cfg.ok()) {
+    std::printf("%s\n", cfg.status().message().c_str());
+    return 2;
+  }
+  std::vector<std::string> errors = report.problems, warnings = report.warnings;
+  for (const auto& p : cfg->problems()) errors.push_back(path + ": " + p);
+  if (!pathExists(cfg->clusterFile))
+    warnings.push_back(path + ": cluster file " + cfg->clusterFile + " does not exist (this node would know no peers)");
+  else if (auto c = node::ClusterConfig::load(cfg->clusterFile); !c.ok()) errors.push_back(c.status().message());
+  for (const auto& e : errors) std::printf("%s\n", e.c_str());
+  for (const auto& w : warnings) std::printf("warning: %s\n", w.c_str());
+  if (errors.empty() && warnings.empty()) std::printf("%s: ok\n", path.c_str());
+  return errors.empty() ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   // Bulk transfers allocate and free 1 MiB messages all the time; keep that
   // memory in the heap instead of mapping (and faulting in) fresh pages for
@@ -205,16 +226,24 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe,
                  "check that the agent at host:port accepts this node's TLS identity (GetNode over mutual TLS), "
                  "then exit");
+  std::string checkConfig;
+  app.add_option("--check-config", checkConfig,
+                 "report every unknown key and bad value of this agent config (and its cluster file), one line "
+                 "each, then exit: 0 when there is none");
   app.set_version_flag("--version", std::string("lxmigd ") + LXMIG_VERSION);
   CLI11_PARSE(app, argc, argv);
+  if (!checkConfig.empty()) return checkConfigFile(checkConfig);
 
   AgentConfig cfg;
   if (!configPath.empty()) {
-    auto r = AgentConfig::load(configPath);
+    AgentConfig::Report report;
+    auto r = AgentConfig::load(configPath, &report);
+    if (r.ok() && !report.problems.empty()) r = invalidArgument(report.problems.front());
     if (!r.ok()) {
       std::fprintf(stderr, "lxmigd: %s\n", r.status().message().c_str());
       return 2;
     }
+    for (const auto& w : report.warnings) LXMIG_LOG(kWarn, "agent") << w;
     cfg = *r;
   }
   // Flags given explicitly win over the file.

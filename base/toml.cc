@@ -1,15 +1,17 @@
-#include "lxmig/base/toml_lite.h"
+#include "lxmig/base/toml.h"
 
+#include <toml++/toml.h>
+#include <cstdio>
 #include <set>
 
 #include "lxmig/base/files.h"
 
 namespace lxmig {
 
-std::vector<std::string> TomlLite::tables(const std::string& prefix) const {
+std::vector<std::string> Toml::tables(const std::string& prefix) const {
   std::set<std::string> names;
-  std::string p = prefix + ".";
-  for (const auto& [k, v] : values_) {
+  const std::string p = prefix + ".";
+  for (const auto& k : keys()) {
     if (!startsWith(k, p)) continue;
     std::string rest = k.substr(p.size());
     auto dot = rest.find('.');
@@ -18,55 +20,109 @@ std::vector<std::string> TomlLite::tables(const std::string& prefix) const {
   return {names.begin(), names.end()};
 }
 
-// A section or key: dotted parts, none empty ("node.n1", not "node." or "a..b").
-static bool validName(std::string_view name) {
-  for (const auto& part : split(name, '.', false))
-    if (trim(part).empty()) return false;
+std::vector<std::string> Toml::keys() const {
+  std::set<std::string> all;
+  for (const auto& [k, v] : values_) all.insert(k);
+  for (const auto& [k, v] : lists_) all.insert(k);
+  return {all.begin(), all.end()};
+}
+
+namespace {
+
+bool bareKey(std::string_view k) {
+  if (k.empty() || k.size() > 128) return false;
+  for (char c : k)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
   return true;
 }
 
-Result<TomlLite> parseTomlLite(const std::string& text, const std::string& origin) {
-  TomlLite out;
-  std::string section;
-  int lineNo = 0;
-  for (const auto& rawLine : split(text, '\n', false)) {
-    ++lineNo;
-    std::string_view line = trim(rawLine);
-    auto where = [&] { return origin + ":" + std::to_string(lineNo) + ": "; };
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] == '[') {
-      if (line.back() != ']' || line.size() < 3) return invalidArgument(where() + "malformed section header");
-      section = std::string(trim(line.substr(1, line.size() - 2)));
-      if (!validName(section)) return invalidArgument(where() + "empty name in section `" + section + "`");
-      continue;
-    }
-    auto eq = line.find('=');
-    if (eq == std::string_view::npos) return invalidArgument(where() + "expected key = value");
-    std::string key(trim(line.substr(0, eq)));
-    std::string_view val = trim(line.substr(eq + 1));
-    if (key.empty()) return invalidArgument(where() + "empty key");
-    if (!validName(key)) return invalidArgument(where() + "empty name in key `" + key + "`");
-    std::string value;
-    if (!val.empty() && (val[0] == '"' || val[0] == '\'')) {
-      char q = val[0];
-      auto end = val.find(q, 1);
-      if (end == std::string_view::npos) return invalidArgument(where() + "unterminated string");
-      value = std::string(val.substr(1, end - 1));
-      std::string_view rest = trim(val.substr(end + 1));
-      if (!rest.empty() && rest[0] != '#') return invalidArgument(where() + "text after value");
-    } else {
-      auto hash = val.find('#');
-      value = std::string(trim(val.substr(0, hash)));
-      if (value.empty()) return invalidArgument(where() + "missing value for `" + key + "`");
-    }
-    out.set(section.empty() ? key : section + "." + key, value);
+bool plain(std::string_view v) {
+  for (char c : v)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
+// A scalar as text; nullopt for dates, times and anything else.
+std::optional<std::string> scalarText(const toml::node& n) {
+  if (auto s = n.as_string()) return s->get();
+  if (auto i = n.as_integer()) return std::to_string(i->get());
+  if (auto b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
+  if (auto f = n.as_floating_point()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", f->get());
+    return std::string(buf);
   }
+  return std::nullopt;
+}
+
+class Flattener {
+ public:
+  Flattener(const std::string& origin, Toml& out) : origin_(origin), out_(out) {}
+
+  Status table(const toml::table& t, const std::string& prefix) {
+    for (auto&& [k, node] : t) {
+      const std::string key(k.str());
+      const int line = static_cast<int>(node.source().begin.line);
+      if (!bareKey(key)) return error(line, "bad key " + quote(key) + " (letters, digits, '_' and '-')");
+      const std::string full = prefix.empty() ? key : prefix + "." + key;
+      if (auto* sub = node.as_table()) {
+        LXMIG_RETURN_IF_ERROR(table(*sub, full));
+        continue;
+      }
+      if (auto* arr = node.as_array()) {
+        std::vector<std::string> items;
+        for (const auto& el : *arr) {
+          auto text = scalarText(el);
+          if (!text) return error(line, "`" + full + "` holds strings, numbers or booleans only");
+          if (!plain(*text)) return error(line, "control characters in `" + full + "`");
+          items.push_back(std::move(*text));
+        }
+        out_.setList(full, std::move(items));
+        out_.setLine(full, line);
+        continue;
+      }
+      auto text = scalarText(node);
+      if (!text) return error(line, "`" + full + "`: dates and times are not used");
+      if (!plain(*text)) return error(line, "control characters in `" + full + "`");
+      out_.set(full, std::move(*text));
+      out_.setLine(full, line);
+    }
+    return okStatus();
+  }
+
+ private:
+  Status error(int line, const std::string& what) const {
+    return invalidArgument(origin_ + ":" + std::to_string(line) + ": " + what);
+  }
+  static std::string quote(const std::string& k) {
+    std::string q;
+    for (char c : k.substr(0, 80)) q += plain(std::string_view(&c, 1)) ? c : '?';
+    return "`" + q + "`";
+  }
+  const std::string& origin_;
+  Toml& out_;
+};
+
+}  // namespace
+
+Result<Toml> parseToml(const std::string& text, const std::string& origin) {
+  toml::table t;
+  try {
+    t = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::string what(e.description());
+    for (char& c : what)
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+    return invalidArgument(origin + ":" + std::to_string(e.source().begin.line) + ": " + what);
+  }
+  Toml out;
+  LXMIG_RETURN_IF_ERROR(Flattener(origin, out).table(t, ""));
   return out;
 }
 
-Result<TomlLite> loadTomlLite(const std::string& path) {
+Result<Toml> loadToml(const std::string& path) {
   LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
-  return parseTomlLite(text, path);
+  return parseToml(text, path);
 }
 
 }  // namespace lxmig

@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "lxmig/base/files.h"
-#include "lxmig/base/toml_lite.h"
+#include "lxmig/base/toml.h"
 
 namespace lxmig::cli {
 
@@ -17,9 +17,9 @@ static bool isSocket(const std::string& p) {
 
 Connector::Connector(std::string socket, std::string clusterFile)
     : socket_(std::move(socket)), clusterFile_(std::move(clusterFile)) {
-  auto kv = loadTomlLite(clusterFile_);
+  auto kv = loadToml(clusterFile_);
   if (!kv.ok()) return;
-  hasStore_ = !kv->get("store.etcd").empty();
+  hasStore_ = !kv->get("store.etcd").empty() || (kv->list("store.etcd") && !kv->list("store.etcd")->empty());
   for (const auto& n : kv->tables("node")) {
     nodeNames_.push_back(n);
     std::string s = kv->get("node." + n + ".socket");

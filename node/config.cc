@@ -8,7 +8,8 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
-#include "lxmig/base/toml_lite.h"
+#include "lxmig/base/log.h"
+#include "lxmig/base/toml.h"
 #include "lxmig/transport/data_link.h"
 
 namespace lxmig::node {
@@ -21,7 +22,7 @@ Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
 }
 
 Result<ClusterConfig> ClusterConfig::parse(const std::string& text, const std::string& origin) {
-  LXMIG_ASSIGN_OR_RETURN(auto kv, parseTomlLite(text, origin));
+  LXMIG_ASSIGN_OR_RETURN(auto kv, parseToml(text, origin));
   ClusterConfig c;
   for (const auto& name : kv.tables("node")) {
     LXMIG_RETURN_IF_ERROR(checkNodeName(name).withContext(origin));
@@ -33,29 +34,40 @@ Result<ClusterConfig> ClusterConfig::parse(const std::string& text, const std::s
       return invalidArgument(origin + ": node `" + name + "` has neither address nor socket");
     c.nodes[name] = p;
   }
-  for (const auto& [k, v] : kv.values())
+  for (const auto& k : kv.keys())
     if (k.rfind("store.", 0) == 0 && k != "store.etcd" && k != "store.etcd_ca" && k != "store.etcd_cert" &&
         k != "store.etcd_key" && k != "store.ttl")
       return invalidArgument(origin + ": unknown key " + quote(k) +
                              " in [store] (etcd, etcd_ca, etcd_cert, etcd_key, ttl)");
-  auto store = sched::StoreConfig::fromValues(kv.get("store.etcd"), kv.get("store.etcd_ca"), kv.get("store.etcd_cert"),
+  // etcd: an array of endpoints, or one string of them separated by commas.
+  std::string endpoints = kv.get("store.etcd");
+  if (auto list = kv.list("store.etcd"))
+    for (const auto& e : *list) {
+      if (e.find(',') != std::string::npos) return invalidArgument(origin + ": bad etcd endpoint " + quote(e));
+      endpoints += (endpoints.empty() ? "" : ",") + e;
+    }
+  auto store = sched::StoreConfig::fromValues(endpoints, kv.get("store.etcd_ca"), kv.get("store.etcd_cert"),
                                               kv.get("store.etcd_key"), kv.get("store.ttl"));
   if (!store.ok()) return store.status().withContext(origin);
   c.store = std::move(*store);
   return c;
 }
 
-Result<AgentConfig> AgentConfig::load(const std::string& path) {
+Result<AgentConfig> AgentConfig::load(const std::string& path, Report* report) {
   LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
-  return parse(text, path);
+  return parse(text, path, report);
 }
 
-Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::string& origin) {
-  LXMIG_ASSIGN_OR_RETURN(auto kv, parseTomlLite(text, origin));
-  AgentConfig c;
-  static const std::map<std::string, std::string AgentConfig::*> kFields = {
+namespace {
+
+using Field = std::string AgentConfig::*;
+
+// Every key, in docs/config.md's order.
+const std::vector<std::pair<std::string, Field>>& fields() {
+  static const std::vector<std::pair<std::string, Field>> kFields = {
       {"node", &AgentConfig::node},
       {"listen", &AgentConfig::listen},
+      {"data_listen", &AgentConfig::dataListen},
       {"socket", &AgentConfig::socket},
       {"state_dir", &AgentConfig::stateDir},
       {"lxc_path", &AgentConfig::lxcPath},
@@ -68,76 +80,132 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
       {"tls_ca", &AgentConfig::tlsCa},
       {"tls_cert", &AgentConfig::tlsCert},
       {"tls_key", &AgentConfig::tlsKey},
-      {"data_listen", &AgentConfig::dataListen},
+      {"data_link_cipher", &AgentConfig::dataLinkCipher},
       {"cluster", &AgentConfig::clusterFile},
+      {"accept_forwarded", &AgentConfig::acceptForwarded},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
       {"log_level", &AgentConfig::logLevel},
       {"firewall", &AgentConfig::firewall},
       {"firewall_table", &AgentConfig::firewallTable},
       {"devices", &AgentConfig::devices},
       {"source_silence", &AgentConfig::sourceSilence},
-      {"data_link_cipher", &AgentConfig::dataLinkCipher},
-      {"accept_forwarded", &AgentConfig::acceptForwarded},
-      {"max_incoming", &AgentConfig::maxIncoming},
       {"frozen_limit", &AgentConfig::frozenLimit},
-      {"audit_retention", &AgentConfig::auditRetention},
+      {"max_incoming", &AgentConfig::maxIncoming},
       {"capacity_cpus", &AgentConfig::capacityCpus},
       {"capacity_memory", &AgentConfig::capacityMemory},
+      {"audit_retention", &AgentConfig::auditRetention},
   };
-  for (const auto& [k, v] : kv.values()) {
-    auto it = kFields.find(k);
-    if (it == kFields.end()) return invalidArgument(origin + ": unknown key `" + k + "`");
-    c.*(it->second) = v;
+  return kFields;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> AgentConfig::keys() {
+  const AgentConfig defaults;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, field] : fields()) out.emplace_back(key, defaults.*field);
+  return out;
+}
+
+Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::string& origin, Report* report) {
+  LXMIG_ASSIGN_OR_RETURN(auto kv, parseToml(text, origin));
+  AgentConfig c;
+  std::vector<std::string> problems;
+  auto at = [&](const std::string& key) { return origin + ":" + std::to_string(kv.lineOf(key)) + ": "; };
+  for (const auto& key : kv.keys()) {
+    auto it = std::find_if(fields().begin(), fields().end(), [&](const auto& f) { return f.first == key; });
+    if (it == fields().end()) {
+      problems.push_back(at(key) + "unknown key `" + key + "`");
+      continue;
+    }
+    auto list = kv.list(key);
+    if (!list) {
+      c.*(it->second) = kv.get(key);
+      if (key == "devices" && report && c.devices != "none")
+        report->warnings.push_back(at(key) +
+                                   "`devices` as a space-separated string is deprecated: write an array, "
+                                   "devices = [\"/dev/fuse\", \"gpu=/dev/nvidia0\"] (or [] for none)");
+      continue;
+    }
+    if (key != "devices") {
+      problems.push_back(at(key) + "`" + key + "` takes one value, not an array");
+      continue;
+    }
+    std::string joined;
+    for (const auto& item : *list) {
+      if (item.empty() || item.find(' ') != std::string::npos || item == "none")
+        problems.push_back(at(key) + "bad device " + quote(item) + " in `devices` (PATH or CLASS=PATH)");
+      joined += (joined.empty() ? "" : " ") + item;
+    }
+    c.devices = joined.empty() ? "none" : joined;
   }
+  if (report) {
+    report->problems.insert(report->problems.end(), problems.begin(), problems.end());
+    return c;
+  }
+  if (!problems.empty()) return invalidArgument(problems.front());
   return c;
 }
 
-Status AgentConfig::validate() const {
-  auto need = [](const std::string& v, const char* key) -> Status {
-    if (v.empty()) return invalidArgument(std::string("missing `") + key + "` (config file or --" + key + ")");
-    return okStatus();
+std::vector<std::string> AgentConfig::problems() const {
+  std::vector<std::string> out;
+  auto add = [&](const Status& st) {
+    if (!st.ok()) out.push_back(st.message());
   };
-  LXMIG_RETURN_IF_ERROR(need(node, "node"));
-  LXMIG_RETURN_IF_ERROR(need(stateDir, "state_dir"));
-  LXMIG_RETURN_IF_ERROR(need(containerSubnet, "container_subnet"));
-  LXMIG_RETURN_IF_ERROR(need(gateway, "gateway"));
-  LXMIG_RETURN_IF_ERROR(parseCidr(containerSubnet).status());
-  LXMIG_RETURN_IF_ERROR(parseCidr(clusterPrefix).status());
+  auto need = [&](const std::string& v, const char* key) {
+    if (v.empty()) out.push_back(std::string("missing `") + key + "` (config file or --" + key + ")");
+  };
+  need(node, "node");
+  need(stateDir, "state_dir");
+  need(containerSubnet, "container_subnet");
+  need(gateway, "gateway");
+  if (!containerSubnet.empty()) add(parseCidr(containerSubnet).status());
+  add(parseCidr(clusterPrefix).status());
   in_addr a{};
-  if (::inet_pton(AF_INET, gateway.c_str(), &a) != 1) return invalidArgument("bad gateway `" + gateway + "`");
+  if (!gateway.empty() && ::inet_pton(AF_INET, gateway.c_str(), &a) != 1)
+    out.push_back("bad gateway " + quote(gateway));
   if (!listen.empty() && (tlsCa.empty() || tlsCert.empty() || tlsKey.empty()))
-    return invalidArgument("`listen` needs tls_ca, tls_cert and tls_key: peers talk mutual TLS only");
+    out.push_back("`listen` needs tls_ca, tls_cert and tls_key: peers talk mutual TLS only");
   if (firewall != "open" && firewall != "strict")
-    return invalidArgument("bad firewall `" + firewall + "` (open or strict)");
+    out.push_back("bad firewall " + quote(firewall) + " (open or strict)");
   if (!dataListen.empty() && dataListen != "off") {
-    if (listen.empty()) return invalidArgument("`data_listen` needs `listen` (the same TLS identity serves both)");
-    if (!splitHostPort(dataListen).ok())
-      return invalidArgument("bad data_listen `" + dataListen + "` (HOST:PORT or off)");
+    if (listen.empty()) out.push_back("`data_listen` needs `listen` (the same TLS identity serves both)");
+    else if (!splitHostPort(dataListen).ok())
+      out.push_back("bad data_listen " + quote(dataListen) + " (HOST:PORT or off)");
   }
-  LXMIG_RETURN_IF_ERROR(parseUint(sourceSilence, "source_silence (seconds)", 1, 86400).status());
+  add(parseUint(sourceSilence, "source_silence (seconds)", 1, 86400).status());
   if (acceptForwarded != "true" && acceptForwarded != "false")
-    return invalidArgument("bad accept_forwarded `" + acceptForwarded + "` (true or false)");
-  LXMIG_RETURN_IF_ERROR(parseUint(maxIncoming, "max_incoming", 1, 64).status());
-  LXMIG_RETURN_IF_ERROR(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
+    out.push_back("bad accept_forwarded " + quote(acceptForwarded) + " (true or false)");
+  add(parseUint(maxIncoming, "max_incoming", 1, 64).status());
+  add(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
   if (capacityCpus != "auto" && !(capacityCpuCount() > 0 && capacityCpuCount() <= 4096))
-    return invalidArgument("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
+    out.push_back("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
   if (capacityMemory != "auto" && capacityMemoryBytes() == 0)
-    return invalidArgument("bad capacity_memory " + quote(capacityMemory) +
-                           ": bytes, or a number with K, M, G or T, or auto");
+    out.push_back("bad capacity_memory " + quote(capacityMemory) + ": bytes, or a number with K, M, G or T, or auto");
   if (auditRetention != "off") {
     const char unit = auditRetention.empty() ? '\0' : auditRetention.back();
     if (unit != 'd' && unit != 'w')
-      return invalidArgument("bad audit_retention " + quote(auditRetention) + ": days (90d), weeks (13w) or off");
-    LXMIG_RETURN_IF_ERROR(
-        parseUint(auditRetention.substr(0, auditRetention.size() - 1), "audit_retention", 1, unit == 'd' ? 36500 : 5200)
-            .status());
+      out.push_back("bad audit_retention " + quote(auditRetention) + ": days (90d), weeks (13w) or off");
+    else
+      add(parseUint(auditRetention.substr(0, auditRetention.size() - 1), "audit_retention", 1,
+                    unit == 'd' ? 36500 : 5200)
+              .status());
   }
-  LXMIG_RETURN_IF_ERROR(checkNodeName(node));
+  if (!node.empty()) add(checkNodeName(node));
   if (dataLinkCipher != "auto" && dataLinkCipher != "aes-128-gcm")
-    return invalidArgument("bad data_link_cipher `" + dataLinkCipher + "` (auto or aes-128-gcm)");
+    out.push_back("bad data_link_cipher " + quote(dataLinkCipher) + " (auto or aes-128-gcm)");
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
-    return invalidArgument("`listen` port 65535 leaves no next port for the data link; set data_listen");
-  return okStatus();
+    out.push_back("`listen` port 65535 leaves no next port for the data link; set data_listen");
+  if (firewallTable.empty()) out.push_back("missing `firewall_table`");
+  if (log::Level level; !log::parseLevel(logLevel, &level))
+    out.push_back("bad log_level " + quote(logLevel) + " (debug, info, warn, error or off)");
+  return out;
+}
+
+Status AgentConfig::validate() const {
+  auto all = problems();
+  if (all.empty()) return okStatus();
+  return invalidArgument(all.front());
 }
 
 std::string AgentConfig::dataAddress() const {

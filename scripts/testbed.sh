@@ -166,8 +166,8 @@ make_node() {  # i
 
 # Devices offered to containers: n1 offers /dev/net/tun, the others do not,
 # so placement refusals and successes both happen for real.
-node_devices() {
-  if (($1 == 1)); then echo "/dev/fuse /dev/net/tun"; else echo "/dev/fuse"; fi
+node_devices() {  # as a TOML array
+  if (($1 == 1)); then echo '["/dev/fuse", "/dev/net/tun"]'; else echo '["/dev/fuse"]'; fi
 }
 
 write_configs() {
@@ -175,7 +175,7 @@ write_configs() {
   {
     echo "# $P test bed cluster, written by scripts/testbed.sh"
     if ((ETCD)); then
-      printf '[store]\netcd = "http://10.99.0.2:2379"\nttl = "3"\n\n'
+      printf '[store]\netcd = ["http://10.99.0.2:2379"]\nttl = 3\n\n'
       for ((i = 1; i <= NODES; i++)); do
         printf '[node.n%d]\nsocket = "%s/n%d/agent.sock"\nnetns = "%s-n%d"\n\n' "$i" "$R" "$i" "$P" "$i"
       done
@@ -208,7 +208,7 @@ tls_cert = "$R/pki/n$i.crt"
 tls_key = "$R/pki/n$i.key"
 cluster = "$R/cluster.toml"
 firewall = "$FIREWALL"
-devices = "$(node_devices "$i")"
+devices = $(node_devices "$i")
 # Simulated nodes share this host: each gives the scheduler one CPU and
 # 2 GiB, and the host's own use counts as none.
 capacity_cpus = "1"

@@ -54,7 +54,16 @@ class StoreTest : public TestbedSuite {
 
 TEST_F(StoreTest, NodesComeAndGoAndLocksSpanTheCluster) {
   const std::set<std::string> both = {"n1", "n2"};
-  ASSERT_TRUE(eventually([&] { return listedNodes() == both; }, 10s)) << "nodes did not register in etcd";
+  // Registered in etcd (the CLI falls back to the file's names while its
+  // agent cannot read etcd, so `lxmig nodes` alone does not tell).
+  ASSERT_TRUE(eventually(
+      [&] {
+        const std::string keys = etcdctl({"get", "--prefix", "--keys-only", "/lxmig/nodes/"}).out;
+        return keys.find("/lxmig/nodes/n1") != std::string::npos && keys.find("/lxmig/nodes/n2") != std::string::npos;
+      },
+      10s))
+      << "nodes did not register in etcd";
+  ASSERT_TRUE(eventually([&] { return listedNodes() == both; }, 10s));
   auto cluster = readFile(tb().runDir() + "/cluster.toml");
   ASSERT_TRUE(cluster.ok());
   ASSERT_EQ(cluster->find("address = \"10.99.0.1"), std::string::npos) << "the cluster file names peer addresses";

@@ -138,6 +138,10 @@ TEST(ClusterConfigTest, StoreTableNamesEtcd) {
   EXPECT_EQ(two->store.ca, "/etc/lxmig/etcd-ca.pem");
   EXPECT_EQ(two->store.ttlSeconds, 15);
   EXPECT_TRUE(two->nodes.empty()) << "with a store, the file may list no node";
+  auto arr = ClusterConfig::parse("[store]\netcd = [\"http://a:2379\", \"http://b:2379\"]\nttl = 5\n", "c.toml");
+  ASSERT_TRUE(arr.ok()) << arr.status().message();
+  EXPECT_EQ(arr->store.etcd, (std::vector<std::string>{"http://a:2379", "http://b:2379"}));
+  EXPECT_EQ(arr->store.ttlSeconds, 5);
 
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"etcd = \"10.0.0.5:2379\"", "not http://HOST:PORT"},
@@ -156,6 +160,76 @@ TEST(ClusterConfigTest, StoreTableNamesEtcd) {
     EXPECT_NE(c.status().message().find(why), std::string::npos) << text << ": " << c.status().message();
     EXPECT_EQ(c.status().message().find('\n'), std::string::npos) << c.status().message();
   }
+}
+
+// docs/config.md's table of agent.conf keys is the parser's: the same keys
+// in the same order, with the same defaults ("(required)" and "(none)" for
+// an empty one), so the two cannot drift.
+TEST(ConfigDocTest, DocsListEveryKeyWithItsDefault) {
+  auto doc = readFile(std::string(LXMIG_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(doc.ok()) << doc.status().message();
+  std::vector<std::pair<std::string, std::string>> listed;
+  bool inAgent = false;
+  for (const auto& line : split(*doc, '\n')) {
+    if (line.rfind("## ", 0) == 0) inAgent = line == "## agent.conf";
+    if (!inAgent || line.rfind("| `", 0) != 0) continue;
+    auto cells = split(line, '|');
+    ASSERT_GE(cells.size(), 4u) << line;
+    auto unquote = [](std::string_view c) {
+      c = trim(c);
+      if (c.size() >= 2 && c.front() == '`' && c.back() == '`') return std::string(c.substr(1, c.size() - 2));
+      return std::string();
+    };
+    listed.emplace_back(unquote(cells[0]), unquote(cells[2]));
+  }
+  EXPECT_EQ(listed, AgentConfig::keys());
+}
+
+// Arrays where lists are meant; the old string form of `devices` still
+// read, with a warning; every problem listed with its line when asked.
+TEST_F(ConfigTest, DevicesIsAnArrayAndEveryProblemIsListed) {
+  auto arr = load("devices = [\"/dev/fuse\", \"gpu=/dev/nvidia0\"]\n");
+  ASSERT_TRUE(arr.ok()) << arr.status().message();
+  EXPECT_EQ(arr->devices, "/dev/fuse gpu=/dev/nvidia0");
+  auto none = load("devices = []\n");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->devices, "none");
+
+  const std::string base =
+      "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
+  AgentConfig::Report report;
+  auto old = AgentConfig::parse(base + "devices = \"/dev/fuse\"\n", "a.conf", &report);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->devices, "/dev/fuse");
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("a.conf:5: `devices` as a space-separated string is deprecated"), std::string::npos)
+      << report.warnings[0];
+
+  AgentConfig::Report bad;
+  auto many = AgentConfig::parse(
+      base + "sourcesilence = 5\nmax_incoming = [4]\ndevices = [\"a b\"]\nfirewall = \"closed\"\n", "b.conf", &bad);
+  ASSERT_TRUE(many.ok()) << "with a report, parse goes on";
+  EXPECT_EQ(bad.problems.size(), 3u);
+  std::string all;
+  for (const auto& p : bad.problems) all += p + "\n";
+  EXPECT_NE(all.find("b.conf:5: unknown key `sourcesilence`"), std::string::npos) << all;
+  EXPECT_NE(all.find("b.conf:6: `max_incoming` takes one value, not an array"), std::string::npos) << all;
+  EXPECT_NE(all.find("b.conf:7: bad device `a b`"), std::string::npos) << all;
+  auto problems = many->problems();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("bad firewall `closed`"), std::string::npos);
+  // Without a report, the first problem is the error.
+  EXPECT_FALSE(AgentConfig::parse(base + "max_incoming = [4]\n", "c.conf").ok());
+}
+
+// Every problem of a config, not only the first.
+TEST_F(ConfigTest, ProblemsListsEveryBadValue) {
+  auto c = load("firewall = \"x\"\nmax_incoming = \"0\"\ndata_link_cipher = \"rot13\"\nlog_level = \"loud\"\n");
+  ASSERT_TRUE(c.ok());
+  auto p = c->problems();
+  EXPECT_EQ(p.size(), 4u);
+  for (const auto& line : p) EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(c->validate().message(), p.front());
 }
 
 }  // namespace

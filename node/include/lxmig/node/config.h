@@ -1,6 +1,6 @@
 // lxmigd's configuration: the agent's own file plus the cluster inventory.
 //
-//   agent.conf (TOML subset, see base/toml_lite.h):
+//   agent.conf (TOML, see base/toml.h; every key in docs/config.md):
 //     node = "n1"                      listen = "10.99.0.11:7443"
 //     socket = "/run/lxmig/agent.sock" state_dir = "/var/lib/lxmig"
 //     lxc_path = "/var/lib/lxmig/lxc"  cgroup_parent = "lxmig"
@@ -17,7 +17,7 @@
 //     firewall = "open"                # or "strict": forward policy drop, only
 //                                      # established flows and published ports
 //     firewall_table = "lxmig"         # the nftables table lxmig owns (inet)
-//     devices = "/dev/fuse gpu=/dev/nvidia0"  # devices offered to containers
+//     devices = ["/dev/fuse", "gpu=/dev/nvidia0"]  # devices offered to containers
 //                                      # (CLASS=PATH allows mappings); unset: every
 //                                      # device node under /dev; "none": nothing
 //     source_silence = "120"           # seconds before an incoming migration
@@ -39,7 +39,7 @@
 //                                      # that does not answer before it aborts
 //
 //   cluster.toml:  [node.n1] address = "10.99.0.11:7443" socket = "..." (optional)
-//                  [store] etcd = "http://10.0.0.5:2379" ttl = "10" (optional;
+//                  [store] etcd = ["http://10.0.0.5:2379"] ttl = 10 (optional;
 //                  sched/cluster_store.h): live membership and cluster locks
 // Flags given on the command line override the file.
 #pragma once
@@ -47,6 +47,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "lxmig/base/status.h"
 #include "lxmig/sched/cluster_store.h"
@@ -122,12 +123,26 @@ struct AgentConfig {
   // for real on this node, e.g. "conntrack-import".
   std::string failAt;
 
-  // Fills the fields present in the file; missing optional ones keep defaults.
-  static Result<AgentConfig> load(const std::string& path);
+  // What reading a file found besides its values: with a report, parse()
+  // goes on past unknown keys and wrong types and lists every one here
+  // (lxmigd --check-config); warnings are for forms still accepted (the
+  // space-separated `devices` string).
+  struct Report {
+    std::vector<std::string> problems;
+    std::vector<std::string> warnings;
+  };
+  // Fills the fields present in the file; missing optional ones keep
+  // defaults. Without a report, the first problem is the error.
+  static Result<AgentConfig> load(const std::string& path, Report* report = nullptr);
   // The same from the file's text; `origin` names it in errors.
-  static Result<AgentConfig> parse(const std::string& text, const std::string& origin);
-  // Checks required fields and their syntax; one line per problem.
+  static Result<AgentConfig> parse(const std::string& text, const std::string& origin, Report* report = nullptr);
+  // Checks required fields and their syntax: the first problem.
   Status validate() const;
+  // Every problem validate() would find, one line each.
+  std::vector<std::string> problems() const;
+  // Every key of the file with its default ("" when none), in the order
+  // docs/config.md lists them (a unit test keeps the two the same).
+  static std::vector<std::pair<std::string, std::string>> keys();
   // Where the data link listens: data_listen, or listen's host with the
   // next port; "" when switched off or without `listen`.
   std::string dataAddress() const;

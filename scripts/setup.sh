@@ -22,7 +22,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev nftables libnetfilter-conntrack-dev libmnl-dev conntrack
-  nlohmann-json3-dev libssl-dev openssl libcap-dev libxxhash-dev
+  nlohmann-json3-dev libssl-dev openssl libcap-dev libxxhash-dev libtomlplusplus-dev
   iproute2 util-linux procps iperf3 patchelf jq python3 lsof
   # scripts/fuzz.sh and the asan preset: clang, its sanitizer and libFuzzer
   # runtimes, llvm-symbolizer for readable reports

@@ -244,17 +244,20 @@ start_etcd() {
   die "etcd did not listen on $url within 15 s"
 }
 
-stop_etcd() {
-  local pid t
-  pid=$(etcd_pid)
+# SIGTERM, then SIGKILL after `tenths` tenths of a second (a pid of ours).
+stop_pid() {  # pid tenths
+  local pid=$1 t
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for ((t = 0; t < 50; t++)); do
+  for ((t = 0; t < $2; t++)); do
     [[ -d /proc/$pid ]] || return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
+  sleep 0.2
 }
+
+stop_etcd() { stop_pid "$(etcd_pid)" 50; }
 
 # ---- agents ------------------------------------------------------------------
 agent_pid() {  # node -> pid of a live agent, or nothing
@@ -299,18 +302,7 @@ start_agent() {  # node [extra lxmigd flags...]
   die "agent of $n did not open $d/agent.sock within 30 s"
 }
 
-stop_agent() {  # node
-  local pid t
-  pid=$(agent_pid "$1")
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((t = 0; t < 100; t++)); do
-    [[ -d /proc/$pid ]] || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  sleep 0.2
-}
+stop_agent() { stop_pid "$(agent_pid "$1")" 100; }  # node
 
 # Kills everything in a cgroup subtree (frozen tasks included) and removes it.
 kill_cgroup_tree() {  # relative path

@@ -350,7 +350,7 @@ grpc::Status AgentService::Members(grpc::ServerContext*, const v1::MembersReques
     auto* m = rep->add_members();
     m->set_name(name);
     m->set_address(p.address);
-    m->set_in_file(!p.socket.empty() || !inv.live.count(name));
+    m->set_in_file(inv.inFile.count(name) != 0);
     m->set_live(inv.live.count(name) != 0);
   }
   rep->set_store(node_.membership() != nullptr);

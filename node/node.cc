@@ -269,27 +269,18 @@ std::shared_ptr<grpc::ServerCredentials> Node::serverCredentials() const {
 }
 
 Node::Inventory Node::inventory() const {
-  if (!membership_) return {cluster_.nodes, {}, ""};
-  std::lock_guard lk(inventoryMu_);
-  if (liveAtNs_ != 0 && monotonicNs() - liveAtNs_ < 1000000000) return liveCache_;
-  Inventory inv = liveCache_;
-  auto live = membership_->members();
-  if (!live.ok()) {
-    inv.storeError = live.status().message();
-  } else {
-    inv.nodes = cluster_.nodes;
-    inv.live.clear();
-    inv.storeError.clear();
-    for (const auto& [name, address] : *live) {
-      PeerInfo& p = inv.nodes[name];
-      p.name = name;
-      p.address = address;
-      inv.live.insert(name);
-    }
+  Inventory inv{cluster_.nodes, {}, {}, ""};
+  for (const auto& [name, p] : cluster_.nodes) inv.inFile.insert(name);
+  if (!membership_) return inv;
+  // Read by the membership's own thread every second: never waits for etcd.
+  const sched::Membership::Snapshot live = membership_->snapshot();
+  inv.storeError = live.error;
+  for (const auto& [name, address] : live.members) {
+    PeerInfo& p = inv.nodes[name];
+    p.name = name;
+    p.address = address;
+    inv.live.insert(name);
   }
-  if (inv.nodes.empty()) inv.nodes = cluster_.nodes;
-  liveCache_ = inv;
-  liveAtNs_ = monotonicNs();
   return inv;
 }
 

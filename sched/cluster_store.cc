@@ -1,5 +1,6 @@
 #include "lxmig/sched/cluster_store.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 
@@ -109,8 +110,17 @@ bool Membership::registerNode() {
 
 void Membership::run() {
   const auto renewEvery = std::chrono::milliseconds(cfg_.ttlSeconds * 1000 / 3);
+  auto renewAt = std::chrono::steady_clock::now();
   bool warned = false;
   for (;;) {
+    refreshMembers();
+    if (const auto now = std::chrono::steady_clock::now(); now < renewAt) {
+      std::unique_lock lk(mu_);
+      wake_.wait_for(lk, std::min<std::chrono::steady_clock::duration>(renewAt - now, std::chrono::seconds(1)),
+                     [&] { return stopping_; });
+      if (stopping_) return;
+      continue;
+    }
     int64_t lease;
     {
       std::lock_guard lk(mu_);
@@ -129,31 +139,52 @@ void Membership::run() {
         std::lock_guard lk(mu_);
         lease_ = 0;
         ++lost_;
+        renewAt = std::chrono::steady_clock::now();
         continue;
       }
       if (!ok && !warned) LXMIG_LOG(kWarn, "store") << "renewing " << node_ << "'s lease: " << ttl.status().toString();
       if (ok && warned) LXMIG_LOG(kInfo, "store") << "etcd answers again; " << node_ << "'s lease renewed";
       warned = !ok;
     }
-    std::unique_lock lk(mu_);
-    wake_.wait_for(lk, ok ? renewEvery : std::chrono::milliseconds(1000), [&] { return stopping_; });
+    renewAt = std::chrono::steady_clock::now() + (ok ? renewEvery : std::chrono::milliseconds(1000));
   }
 }
 
-Result<std::map<std::string, std::string>> Membership::members() {
-  LXMIG_ASSIGN_OR_RETURN(auto kvs, etcd_->list(kNodesPrefix, 100000));
+void Membership::refreshMembers() {
+  auto kvs = etcd_->list(kNodesPrefix, 100000);
   std::map<std::string, std::string> out;
-  const std::string prefix = kNodesPrefix;
-  for (auto& [k, v] : kvs) {
-    std::string name = k.substr(prefix.size());
-    if (!checkNodeName(name).ok() || !plausibleAddress(v)) {
-      LXMIG_LOG(kWarn, "store") << "ignoring etcd entry " << quote(k) << " = " << quote(v)
-                                << ": not a node name and HOST:PORT";
-      continue;
+  if (kvs.ok()) {
+    const std::string prefix = kNodesPrefix;
+    for (auto& [k, v] : *kvs) {
+      std::string name = k.substr(prefix.size());
+      if (!checkNodeName(name).ok() || !plausibleAddress(v)) {
+        LXMIG_LOG(kWarn, "store") << "ignoring etcd entry " << quote(k) << " = " << quote(v)
+                                  << ": not a node name and HOST:PORT";
+        continue;
+      }
+      out[name] = v;
     }
-    out[name] = v;
   }
-  return out;
+  std::lock_guard lk(mu_);
+  if (!kvs.ok()) {
+    snapshot_.error = kvs.status().message();
+    return;
+  }
+  snapshot_.members = std::move(out);
+  snapshot_.read = true;
+  snapshot_.error.clear();
+}
+
+Membership::Snapshot Membership::snapshot() const {
+  std::lock_guard lk(mu_);
+  return snapshot_;
+}
+
+Result<std::map<std::string, std::string>> Membership::members() const {
+  Snapshot s = snapshot();
+  if (!s.error.empty()) return unavailable(s.error);
+  if (!s.read) return unavailable("the cluster store's members were not read yet");
+  return s.members;
 }
 
 Result<std::string> Membership::lock(const std::string& name, const std::string& holder) {

@@ -103,20 +103,29 @@ TEST_F(ClusterStoreTest, NodesRegisterStayWhileRenewingAndLeaveAtOnce) {
   auto n2 = Membership::start(config(), "n2", "10.99.0.12:7443");
   ASSERT_TRUE(n2.ok()) << n2.status().toString();
   ASSERT_TRUE(eventually([&] { return (*n1)->registered() && (*n2)->registered(); }));
+  const std::map<std::string, std::string> both = {{"n1", "10.99.0.11:7443"}, {"n2", "10.99.0.12:7443"}};
+  ASSERT_TRUE(eventually([&] {
+    auto m = (*n1)->members();
+    return m.ok() && *m == both;
+  }));
   auto members = (*n1)->members();
-  ASSERT_TRUE(members.ok()) << members.status().toString();
-  EXPECT_EQ(*members, (std::map<std::string, std::string>{{"n1", "10.99.0.11:7443"}, {"n2", "10.99.0.12:7443"}}));
   // Three TTLs later both are still there: the leases are renewed.
   std::this_thread::sleep_for(9s);
   members = (*n2)->members();
   ASSERT_TRUE(members.ok()) << members.status().toString();
   EXPECT_EQ(members->size(), 2u);
   EXPECT_EQ((*n1)->reRegistrations(), 0);
-  // A node that stops leaves at once (its lease revoked).
+  // A node that stops leaves at once (its lease revoked; the others see it
+  // with their next read, within a second).
   n2->reset();
-  members = (*n1)->members();
-  ASSERT_TRUE(members.ok());
-  EXPECT_EQ(*members, (std::map<std::string, std::string>{{"n1", "10.99.0.11:7443"}}));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto m = (*n1)->members();
+        return m.ok() && *m == std::map<std::string, std::string>{{"n1", "10.99.0.11:7443"}};
+      },
+      3s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
 }
 
 TEST_F(ClusterStoreTest, ANodeThatStopsRenewingDropsOutAfterItsTtl) {
@@ -130,9 +139,10 @@ TEST_F(ClusterStoreTest, ANodeThatStopsRenewingDropsOutAfterItsTtl) {
   auto n1 = Membership::start(config(), "n1", "10.99.0.11:7443");
   ASSERT_TRUE(n1.ok());
   ASSERT_TRUE(eventually([&] { return (*n1)->registered(); }));
-  auto members = (*n1)->members();
-  ASSERT_TRUE(members.ok());
-  EXPECT_EQ(members->count("dead"), 1u);
+  EXPECT_TRUE(eventually([&] {
+    auto m = (*n1)->members();
+    return m.ok() && m->count("dead") == 1;
+  }));
   // Its lock is held meanwhile, and says by whom.
   auto holder = (*n1)->lock("containers/web", "n1 m2");
   ASSERT_TRUE(holder.ok()) << holder.status().toString();
@@ -186,9 +196,12 @@ TEST_F(ClusterStoreTest, AnEndpointThatDoesNotAnswerHandsOverToTheNext) {
   auto n1 = Membership::start(c, "n1", "10.99.0.11:7443");
   ASSERT_TRUE(n1.ok());
   EXPECT_TRUE(eventually([&] { return (*n1)->registered(); }, 15s));
-  auto members = (*n1)->members();
-  ASSERT_TRUE(members.ok()) << members.status().toString();
-  EXPECT_EQ(members->count("n1"), 1u);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto m = (*n1)->members();
+        return m.ok() && m->count("n1") == 1;
+      },
+      15s));
 }
 
 TEST_F(ClusterStoreTest, AnUnreachableEtcdGivesOneLineErrorsWithinTheDeadline) {
@@ -197,9 +210,10 @@ TEST_F(ClusterStoreTest, AnUnreachableEtcdGivesOneLineErrorsWithinTheDeadline) {
   auto n1 = Membership::start(c, "n1", "10.99.0.11:7443");
   ASSERT_TRUE(n1.ok()) << "an unreachable etcd must not stop the agent: " << n1.status().toString();
   EXPECT_FALSE((*n1)->registered());
+  // Reading the membership never waits for etcd.
   const auto t0 = std::chrono::steady_clock::now();
   auto members = (*n1)->members();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
   ASSERT_FALSE(members.ok());
   EXPECT_EQ(members.status().code(), Code::kUnavailable);
   EXPECT_EQ(members.status().message().find('\n'), std::string::npos) << members.status().message();

@@ -147,12 +147,13 @@ class Node {
   Result<v1::ListContainersReply> peerContainers(const std::string& node, int seconds);
   std::vector<std::string> peerNames() const;
   // The cluster's nodes: the cluster file's, and with a cluster store the
-  // ones registered under a live lease (its address wins over the file's).
-  // The store's answer is cached for a second; when etcd does not answer,
-  // the last one is used and `storeError` says why.
+  // ones registered under a live lease (its address wins over the file's),
+  // as the store was last read (every second); when etcd does not answer,
+  // the last answer stands and `storeError` says why.
   struct Inventory {
     std::map<std::string, PeerInfo> nodes;
-    std::set<std::string> live;  // registered in the store
+    std::set<std::string> live;    // registered in the store
+    std::set<std::string> inFile;  // listed in the cluster file
     std::string storeError;
   };
   Inventory inventory() const;
@@ -197,9 +198,6 @@ class Node {
   container::LxcHost lxc_;
   ClusterConfig cluster_;
   std::unique_ptr<sched::Membership> membership_;
-  mutable std::mutex inventoryMu_;
-  mutable Inventory liveCache_;
-  mutable int64_t liveAtNs_ = 0;
   std::unique_ptr<store::AuditLog> audit_;
   std::unique_ptr<net::Firewall> fw_;
   std::string caPem_, certPem_, keyPem_;

@@ -48,7 +48,10 @@ class Etcd;
 // This agent's registration and its locks. A thread it owns registers the
 // node, renews the lease every third of the TTL and registers again when
 // the lease was lost (etcd unreachable for longer than the TTL); locks held
-// under a lost lease are gone with it, and are reported so.
+// under a lost lease are gone with it, and are reported so. The same
+// thread reads the membership every second, so that reading it never waits
+// for etcd (a peer's certificate is checked against it inside a
+// migration's frozen window).
 class Membership {
  public:
   // Never fails for an unreachable etcd (the thread keeps trying); only for
@@ -61,10 +64,17 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // Every registered node, name -> peer address; entries that break the
-  // grammar (anyone who can write to etcd can write them) are left out
-  // and logged. Unavailable when etcd does not answer within 3 s.
-  Result<std::map<std::string, std::string>> members();
+  // Every registered node, name -> peer address, as last read (at most a
+  // second ago while etcd answers); entries that break the grammar (anyone
+  // who can write to etcd can write them) are left out and logged.
+  struct Snapshot {
+    std::map<std::string, std::string> members;
+    bool read = false;  // etcd answered at least once
+    std::string error;  // why the last read failed ("" when it did not)
+  };
+  Snapshot snapshot() const;
+  // The same, Unavailable when the last read failed or none was made yet.
+  Result<std::map<std::string, std::string>> members() const;
   // Takes lock `name` (letters, digits, '-', '_', '.', '/') for `holder` (plain text) under this
   // node's lease: "" when taken, else who holds it. Unavailable while the
   // node is not registered.
@@ -81,6 +91,8 @@ class Membership {
   void run();
   // Registers under a new lease; false when etcd did not take it.
   bool registerNode();
+  // Reads the members into snapshot_.
+  void refreshMembers();
 
   StoreConfig cfg_;
   std::string node_;
@@ -91,6 +103,7 @@ class Membership {
   bool stopping_ = false;
   int64_t lease_ = 0;  // 0: not registered
   int64_t lost_ = 0;
+  Snapshot snapshot_;
   std::thread thread_;
 };
 

@@ -297,7 +297,10 @@ void relocateBlockers(State& s, const std::vector<ContainerLoad>& containers, co
       }
     }
     if (blocked) continue;
-    auto perByte = [&](size_t c) { return s.weight(c, n) / (static_cast<double>(containers[c].memBytes) + 1); };
+    // A structured binding cannot be captured before C++20's P1091 (clang 14).
+    auto perByte = [&, node = n](size_t c) {
+      return s.weight(c, node) / (static_cast<double>(containers[c].memBytes) + 1);
+    };
     std::sort(movable.begin(), movable.end(), [&](size_t a, size_t b) { return perByte(a) > perByte(b); });
     double left = sc;
     for (size_t c : movable) {

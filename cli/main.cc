@@ -5,6 +5,7 @@
 #include "client.h"
 #include "command_line.h"
 #include "commands/command.h"
+#include "completion.h"
 #include "lxmig/base/log.h"
 #include "lxmig/node/doctor.h"
 
@@ -29,6 +30,25 @@ int main(int argc, char** argv) {
                         addNodes(app),   addRebalance(app), addDrain(app),  addPin(app),   addUnpin(app),
                         addDevices(app), addGroups(app),    addAdopt(app),  addMerge(app), addCluster(app)};
 
+  // `lxmig __complete WORDS...` (hidden, for scripts/deploy/lxmig.bash): the
+  // words that may follow WORDS, one per line (completion.h). Before
+  // parsing: the words are a command line being typed, not this one.
+  if (argc >= 2 && std::string(argv[1]) == "__complete") {
+    Connector conn(std::getenv("LXMIG_SOCKET") ? std::getenv("LXMIG_SOCKET") : g.socket, defaultClusterFile());
+    CompletionNames names;
+    names.nodes = [&] { return conn.nodes(); };
+    names.containers = [&] {
+      std::vector<std::string> out;
+      v1::ListContainersRequest rq;
+      rq.set_all_nodes(true);
+      if (auto rp = call(conn, "", &v1::Agent::Stub::ListContainers, rq, 2); rp.ok())
+        for (const auto& c : rp->containers()) out.push_back(c.name());
+      return out;
+    };
+    for (const auto& w : completions(app, std::vector<std::string>(argv + 2, argv + argc), names))
+      std::printf("%s\n", w.c_str());
+    return 0;
+  }
   if (auto rc = parseCommandLine(app, argc, argv)) return *rc;
   if (g.cluster.empty()) g.cluster = defaultClusterFile();
   Connector conn(g.socket, g.cluster);

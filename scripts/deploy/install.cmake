@@ -7,6 +7,7 @@
 #   sbin/lxmigd -> ../libexec/lxmig/lxmigd
 #   share/lxmig/scripts/               testbed.sh, setup.sh (CRIU 4.2.1), demo.sh
 #   lib/systemd/system/                lxmigd.service, lxmig-rebalance.{service,timer}
+#   share/bash-completion/completions/lxmig
 #   share/doc/lxmig/                   the docs, examples/ (cron.d line, agent.conf, cluster.toml)
 include(GNUInstallDirs)
 # Install and package what was built (scripts/build.sh), never rebuild in passing.
@@ -40,6 +41,7 @@ install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/testbed.sh ${PROJECT_SOURCE_DIR}/
                  ${PROJECT_SOURCE_DIR}/scripts/demo.sh
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/scripts)
 install(FILES ${deploy}/lxmig-rebalance.timer DESTINATION lib/systemd/system)
+install(FILES ${deploy}/lxmig.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME lxmig)
 install(FILES ${deploy}/agent.conf.example ${deploy}/cluster.toml.example DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -58,6 +58,15 @@ check "the rebalance unit runs /usr/bin/lxmig" grep -q '^ExecStart=/usr/bin/lxmi
 check "the cron example runs /usr/bin/lxmig" grep -q ' root /usr/bin/lxmig ' \
   "$D/share/doc/lxmig/examples/lxmig-rebalance.cron"
 check "docs installed" test -f "$D/share/doc/lxmig/operations.md"
+check "bash completion installed" test -f "$D/share/bash-completion/completions/lxmig"
+check "bash completion offers verbs from the installed lxmig" bash -c "
+  source '$D/share/bash-completion/completions/lxmig'
+  COMP_WORDS=('$D/bin/lxmig' mig); COMP_CWORD=1; _lxmig
+  [[ \${COMPREPLY[*]} == migrate ]]"
+check "and a verb's options" bash -c "
+  source '$D/share/bash-completion/completions/lxmig'
+  COMP_WORDS=('$D/bin/lxmig' cluster add-node n9 --ad); COMP_CWORD=4; _lxmig
+  [[ \${COMPREPLY[*]} == --address ]]"
 check "installed lxmig --version" grep -qx "lxmig $version" <("$D/bin/lxmig" --version)
 check "installed lxmigd --version (through the sbin link)" \
   grep -qx "lxmigd $version" <("$D/sbin/lxmigd" --version)

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
 #include "lxmig/migration/adopt.h"
@@ -30,7 +31,6 @@ using lxmig::node::preferLxmigCriu;
 using lxmig::transport::ChunkSource;
 using lxmig::transport::connectDataLink;
 using lxmig::transport::DataServer;
-using lxmig::transport::splitHostPort;
 
 namespace {
 
@@ -152,22 +152,16 @@ void pruneAudit(lxmig::store::AuditLog& audit, int64_t beforeMs, const std::atom
 // lxmigd --check-config FILE: every problem of the file and of the cluster
 // file it names, one line each on stdout; exit 0 when there is none, 1
 // otherwise, 2 when a file cannot be read or is not TOML.
-int checkConfigFile(const std::string& path) {
-  AgentConfig::Report report;
-  auto cfg = AgentConfig::load(path, &report);
-  if (!cfg.ok()) {
-    std::printf("%s\n", cfg.status().message().c_str());
+int printConfigCheck(const std::string& path) {
+  auto check = node::checkConfigFile(path);
+  if (!check.ok()) {
+    std::printf("%s\n", check.status().message().c_str());
     return 2;
   }
-  std::vector<std::string> errors = report.problems, warnings = report.warnings;
-  for (const auto& p : cfg->problems()) errors.push_back(path + ": " + p);
-  if (!pathExists(cfg->clusterFile))
-    warnings.push_back(path + ": cluster file " + cfg->clusterFile + " does not exist (this node would know no peers)");
-  else if (auto c = node::ClusterConfig::load(cfg->clusterFile); !c.ok()) errors.push_back(c.status().message());
-  for (const auto& e : errors) std::printf("%s\n", e.c_str());
-  for (const auto& w : warnings) std::printf("warning: %s\n", w.c_str());
-  if (errors.empty() && warnings.empty()) std::printf("%s: ok\n", path.c_str());
-  return errors.empty() ? 0 : 1;
+  for (const auto& e : check->errors) std::printf("%s\n", e.c_str());
+  for (const auto& w : check->warnings) std::printf("warning: %s\n", w.c_str());
+  if (check->errors.empty() && check->warnings.empty()) std::printf("%s: ok\n", path.c_str());
+  return check->errors.empty() ? 0 : 1;
 }
 
 int main(int argc, char** argv) {
@@ -232,7 +226,7 @@ int main(int argc, char** argv) {
                  "each, then exit: 0 when there is none");
   app.set_version_flag("--version", std::string("lxmigd ") + LXMIG_VERSION);
   CLI11_PARSE(app, argc, argv);
-  if (!checkConfig.empty()) return checkConfigFile(checkConfig);
+  if (!checkConfig.empty()) return printConfigCheck(checkConfig);
 
   AgentConfig cfg;
   if (!configPath.empty()) {

@@ -113,4 +113,25 @@ Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_
   return v;
 }
 
+Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address) {
+  std::string host, port;
+  if (!address.empty() && address[0] == '[') {
+    auto close = address.find("]:");
+    if (close == std::string::npos) return invalidArgument("bad address " + quote(address) + " (want [v6]:PORT)");
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    auto colon = address.rfind(':');
+    if (colon == std::string::npos || address.find(':') != colon)
+      return invalidArgument("bad address " + quote(address) + " (want HOST:PORT)");
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+  }
+  if (host.empty() || host.size() > 255 || !checkPlainText(host, "host").ok() || host.find(' ') != std::string::npos)
+    return invalidArgument("bad address " + quote(address) + " (want HOST:PORT)");
+  auto p = parseUint(port, "port", 0, 65535);
+  if (!p.ok()) return invalidArgument("bad address " + quote(address) + " (want HOST:PORT, the port 0-65535)");
+  return std::pair{host, static_cast<uint16_t>(*p)};
+}
+
 }  // namespace lxmig

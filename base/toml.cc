@@ -5,6 +5,7 @@
 #include <set>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 
 namespace lxmig {
 
@@ -37,9 +38,8 @@ bool bareKey(std::string_view k) {
 }
 
 bool plain(std::string_view v) {
-  for (char c : v)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
-  return true;
+  // base/grammar's rule, at any length
+  return lxmig::checkPlainText(v, "value", v.size()).ok();
 }
 
 // A scalar as text; nullopt for dates, times and anything else.

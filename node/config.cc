@@ -14,8 +14,6 @@
 
 namespace lxmig::node {
 
-using transport::splitHostPort;
-
 Result<ClusterConfig> ClusterConfig::load(const std::string& path) {
   LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(path));
   return parse(text, path);
@@ -112,7 +110,11 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
   AgentConfig c;
   std::vector<std::string> problems;
   auto at = [&](const std::string& key) { return origin + ":" + std::to_string(kv.lineOf(key)) + ": "; };
-  for (const auto& key : kv.keys()) {
+  // In the file's order, so that --check-config lists problems by line.
+  std::vector<std::string> keys = kv.keys();
+  std::stable_sort(keys.begin(), keys.end(),
+                   [&](const std::string& a, const std::string& b) { return kv.lineOf(a) < kv.lineOf(b); });
+  for (const auto& key : keys) {
     auto it = std::find_if(fields().begin(), fields().end(), [&](const auto& f) { return f.first == key; });
     if (it == fields().end()) {
       problems.push_back(at(key) + "unknown key `" + key + "`");
@@ -199,6 +201,18 @@ std::vector<std::string> AgentConfig::problems() const {
   if (firewallTable.empty()) out.push_back("missing `firewall_table`");
   if (log::Level level; !log::parseLevel(logLevel, &level))
     out.push_back("bad log_level " + quote(logLevel) + " (debug, info, warn, error or off)");
+  return out;
+}
+
+Result<ConfigCheck> checkConfigFile(const std::string& path) {
+  AgentConfig::Report report;
+  LXMIG_ASSIGN_OR_RETURN(AgentConfig cfg, AgentConfig::load(path, &report));
+  ConfigCheck out{report.problems, report.warnings};
+  for (const auto& p : cfg.problems()) out.errors.push_back(path + ": " + p);
+  if (!pathExists(cfg.clusterFile))
+    out.warnings.push_back(path + ": cluster file " + cfg.clusterFile +
+                           " does not exist (this node would know no peers)");
+  else if (auto c = ClusterConfig::load(cfg.clusterFile); !c.ok()) out.errors.push_back(c.status().message());
   return out;
 }
 

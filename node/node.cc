@@ -22,7 +22,6 @@ using container::ContainerParams;
 using container::DeviceParam;
 using container::RunState;
 using container::runStateName;
-using transport::splitHostPort;
 namespace devices = container::devices;
 
 using nlohmann::json;

@@ -25,14 +25,6 @@ Status checkLockName(const std::string& name) {
   return okStatus();
 }
 
-// "host:port" as a node registers it: printable, no spaces, a port.
-bool plausibleAddress(const std::string& a) {
-  if (a.empty() || a.size() > 255 || a.find(':') == std::string::npos) return false;
-  for (char c : a)
-    if (c <= ' ' || c == 0x7f) return false;
-  return true;
-}
-
 }  // namespace
 
 std::string lockKey(const std::string& name) { return kLocksPrefix + name; }
@@ -66,7 +58,7 @@ Membership::Membership(const StoreConfig& cfg, std::string node, std::string add
 Result<std::unique_ptr<Membership>> Membership::start(const StoreConfig& cfg, const std::string& node,
                                                       const std::string& address) {
   LXMIG_RETURN_IF_ERROR(checkNodeName(node));
-  if (!plausibleAddress(address))
+  if (!splitHostPort(address).ok())
     return invalidArgument("node `" + node + "` needs a peer address (listen = HOST:PORT) to register in etcd");
   LXMIG_ASSIGN_OR_RETURN(auto etcd, Etcd::connect(cfg.etcd, {cfg.ca, cfg.cert, cfg.key}, kCallMs));
   std::unique_ptr<Membership> m(new Membership(cfg, node, address, std::move(etcd)));
@@ -157,7 +149,7 @@ void Membership::refreshMembers() {
     const std::string prefix = kNodesPrefix;
     for (auto& [k, v] : *kvs) {
       std::string name = k.substr(prefix.size());
-      if (!checkNodeName(name).ok() || !plausibleAddress(v)) {
+      if (!checkNodeName(name).ok() || !splitHostPort(v).ok()) {
         LXMIG_LOG(kWarn, "store") << "ignoring etcd entry " << quote(k) << " = " << quote(v)
                                   << ": not a node name and HOST:PORT";
         continue;

@@ -3,7 +3,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <cctype>
 #include <chrono>
 
 #include "etcd/rpc.grpc.pb.h"
@@ -21,14 +20,9 @@ Result<std::pair<std::string, bool>> parseEtcdEndpoint(const std::string& url) {
     return invalidArgument("etcd endpoint " + quote(url) + " is not http://HOST:PORT or https://HOST:PORT");
   std::string hostPort = url.substr(https ? 8 : 7);
   if (!hostPort.empty() && hostPort.back() == '/') hostPort.pop_back();
-  const auto colon = hostPort.rfind(':');
-  if (colon == std::string::npos || colon == 0 || hostPort.size() > 255)
-    return invalidArgument("etcd endpoint " + quote(url) + " has no HOST:PORT");
-  for (char c : hostPort.substr(0, colon))
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '[' && c != ']' && c != ':')
-      return invalidArgument("etcd endpoint " + quote(url) + " has a bad host");
-  auto port = parseUint(hostPort.substr(colon + 1), "etcd endpoint port", 1, 65535);
-  if (!port.ok()) return invalidArgument("etcd endpoint " + quote(url) + ": " + port.status().message());
+  auto hp = splitHostPort(hostPort);
+  if (!hp.ok()) return invalidArgument("etcd endpoint " + quote(url) + " has no HOST:PORT: " + hp.status().message());
+  if (hp->second == 0) return invalidArgument("etcd endpoint " + quote(url) + " has port 0");
   return std::make_pair(hostPort, https);
 }
 

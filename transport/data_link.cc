@@ -28,6 +28,7 @@
 #include "frames.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/proto/rpc_status.h"
 
@@ -407,27 +408,6 @@ void recycleBuffer(std::string&& buffer) {
   auto& p = pool();
   std::lock_guard lk(p.mu);
   if (p.free.size() < kPoolBuffers) p.free.push_back(std::move(buffer));
-}
-
-Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address) {
-  std::string host, port;
-  if (!address.empty() && address[0] == '[') {
-    auto close = address.find("]:");
-    if (close == std::string::npos) return invalidArgument("bad address `" + address + "` (want [v6]:PORT)");
-    host = address.substr(1, close - 1);
-    port = address.substr(close + 2);
-  } else {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos || address.find(':') != colon)
-      return invalidArgument("bad address `" + address + "` (want HOST:PORT)");
-    host = address.substr(0, colon);
-    port = address.substr(colon + 1);
-  }
-  char* end = nullptr;
-  long p = std::strtol(port.c_str(), &end, 10);
-  if (host.empty() || port.empty() || *end != '\0' || p < 0 || p > 65535)
-    return invalidArgument("bad address `" + address + "` (want HOST:PORT)");
-  return std::pair{host, static_cast<uint16_t>(p)};
 }
 
 std::unique_ptr<ChunkWriter> grpcChunkWriter(v1::Peer::Stub& stub, const std::string& peer) {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/transport/data_link.h"
 #include "lxmig/v1/agent.grpc.pb.h"
 
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
       w = transport::grpcChunkWriter(*stub, host);
     } else {
       if (dataPort == 0) die("the target offers no data link");
-      auto hp = transport::splitHostPort(target);
+      auto hp = splitHostPort(target);
       if (!hp.ok()) die(hp.status().message());
       auto dl = transport::connectDataLink({*caPem, *certPem, *keyPem, link == "data-gcm"}, hp->first, dataPort, 5000);
       if (!dl.ok()) die("data link: " + dl.status().message());

@@ -11,6 +11,7 @@
 
 #include "fuzz_check.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/toml.h"
 #include "lxmig/node/config.h"
 #include "lxmig/transport/data_link.h"
@@ -63,7 +64,7 @@ void checkAgent(const std::string& text, const lxmig::Toml* kv) {
   LXMIG_FUZZ_CHECK(c->firewall == "open" || c->firewall == "strict");
   LXMIG_FUZZ_CHECK(!c->node.empty() && c->node.find('/') == std::string::npos);
   if (c->dataListen == "off") LXMIG_FUZZ_CHECK(data.empty());
-  if (!data.empty()) LXMIG_FUZZ_CHECK(lxmig::transport::splitHostPort(data).ok());
+  if (!data.empty()) LXMIG_FUZZ_CHECK(lxmig::splitHostPort(data).ok());
 }
 
 void checkCluster(const std::string& text, const lxmig::Toml* kv) {

@@ -9,14 +9,14 @@
 
 #include "fuzz_check.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/toml.h"
 
 namespace {
 
 bool plain(const std::string& v) {
-  for (char c : v)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
-  return true;
+  // base/grammar's rule, at any length
+  return lxmig::checkPlainText(v, "value", v.size()).ok();
 }
 
 bool bareDotted(const std::string& k) {

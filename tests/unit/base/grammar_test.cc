@@ -72,5 +72,22 @@ TEST(Grammar, BoundedNumbers) {
   expectBad(parseUint("0", "rounds", 1, 10).status(), "from 1 to 10");
 }
 
+TEST(Grammar, HostAndPort) {
+  auto a = splitHostPort("10.99.0.12:7401");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->first, "10.99.0.12");
+  EXPECT_EQ(a->second, 7401);
+  auto b = splitHostPort("[fd00::1]:7401");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->first, "fd00::1");
+  auto c = splitHostPort("n2.example:0");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->second, 0);
+  for (const char* bad : {"", "10.99.0.12", "host:", ":7401", "host:70000", "fd00::1:7401", "host:7x", "host:+80",
+                          "host: 80", "host:080", "a b:80", "a\nb:80"})
+    EXPECT_FALSE(splitHostPort(bad).ok()) << bad;
+}
+
 }  // namespace
+
 }  // namespace lxmig

@@ -147,7 +147,8 @@ TEST(ClusterConfigTest, StoreTableNamesEtcd) {
       {"etcd = \"10.0.0.5:2379\"", "not http://HOST:PORT"},
       {"etcd = \"http://10.0.0.5\"", "has no HOST:PORT"},
       {"etcd = \"http://10.0.0.5:99999\"", "port"},
-      {"etcd = \"http://a b:2379\"", "bad host"},
+      {"etcd = \"http://a b:2379\"", "bad address `a b:2379`"},
+      {"etcd = \"http://a:0\"", "port 0"},
       {"etcd = \"http://e:2379\"\nttl = \"1\"", "ttl"},
       {"etcd = \"http://e:2379\"\nttl = \"301\"", "ttl"},
       {"etcd = \"http://e:2379\"\netcd_ca = \"relative.pem\"", "relative.pem"},
@@ -230,6 +231,30 @@ TEST_F(ConfigTest, ProblemsListsEveryBadValue) {
   EXPECT_EQ(p.size(), 4u);
   for (const auto& line : p) EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_EQ(c->validate().message(), p.front());
+}
+
+// lxmigd --check-config: the file's problems in line order, then those of
+// values, then the cluster file's; a missing cluster file is a warning.
+TEST_F(ConfigTest, CheckConfigFileListsProblemsByLine) {
+  const std::string path = tmp_.path() + "/check.conf";
+  ASSERT_TRUE(writeFileAtomic(path,
+                              "zzz = 1\nnode = \"n1\"\naaa = 2\nfirewall = \"closed\"\nstate_dir = \"/x\"\n"
+                              "container_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n"
+                              "cluster = \"" +
+                                  tmp_.path() + "/none.toml\"\n")
+                  .ok());
+  auto check = checkConfigFile(path);
+  ASSERT_TRUE(check.ok()) << check.status().message();
+  ASSERT_EQ(check->errors.size(), 3u);
+  EXPECT_EQ(check->errors[0], path + ":1: unknown key `zzz`");
+  EXPECT_EQ(check->errors[1], path + ":3: unknown key `aaa`");
+  EXPECT_NE(check->errors[2].find("bad firewall `closed`"), std::string::npos) << check->errors[2];
+  ASSERT_EQ(check->warnings.size(), 1u);
+  EXPECT_NE(check->warnings[0].find("none.toml does not exist"), std::string::npos) << check->warnings[0];
+
+  ASSERT_TRUE(writeFileAtomic(tmp_.path() + "/broken.conf", "node = \n").ok());
+  EXPECT_FALSE(checkConfigFile(tmp_.path() + "/broken.conf").ok()) << "not TOML: an error, not a list";
+  EXPECT_FALSE(checkConfigFile(tmp_.path() + "/missing.conf").ok());
 }
 
 }  // namespace

@@ -376,21 +376,6 @@ TEST_F(DataLinkTest, ServerStopsWithALinkOpen) {
   EXPECT_FALSE(r.ok());
 }
 
-TEST(DataLinkAddress, SplitsHostAndPort) {
-  auto a = splitHostPort("10.99.0.12:7401");
-  ASSERT_TRUE(a.ok());
-  EXPECT_EQ(a->first, "10.99.0.12");
-  EXPECT_EQ(a->second, 7401);
-  auto b = splitHostPort("[fd00::1]:7401");
-  ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->first, "fd00::1");
-  auto c = splitHostPort("n2.example:0");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->second, 0);
-  for (const char* bad : {"", "10.99.0.12", "host:", ":7401", "host:70000", "fd00::1:7401", "host:7x"})
-    EXPECT_FALSE(splitHostPort(bad).ok()) << bad;
-}
-
 TEST(DataLinkBuffers, RecycledBuffersComeBackAtTheAskedSize) {
   std::string b = takeBuffer(1 << 20);
   EXPECT_EQ(b.size(), 1u << 20);

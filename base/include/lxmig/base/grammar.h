@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "lxmig/base/status.h"
 
@@ -44,5 +45,8 @@ std::string quote(std::string_view value, size_t max = 80);
 // A decimal number in [min, max], nothing else (no sign, no spaces, no
 // suffix, no leading zero); `what` names it in the error.
 Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max);
+// Splits "host:port" or "[v6]:port" (port 0..65535, the host not empty and
+// without ':' unless bracketed); InvalidArgument when malformed.
+Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address);
 
 }  // namespace lxmig

@@ -148,6 +148,17 @@ struct AgentConfig {
   std::string dataAddress() const;
 };
 
+// lxmigd --check-config FILE: every problem of an agent config file (in
+// the file's line order, then those of values that depend on each other)
+// and of the cluster file it names, one line each; warnings for forms still
+// accepted and a missing cluster file. An error when the file cannot be
+// read or is not TOML.
+struct ConfigCheck {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+Result<ConfigCheck> checkConfigFile(const std::string& path);
+
 // "10.200.1.0/24" -> (network, prefix length) in host byte order.
 Result<std::pair<uint32_t, int>> parseCidr(const std::string& cidr);
 std::string ipToString(uint32_t hostOrder);

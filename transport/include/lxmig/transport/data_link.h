@@ -113,7 +113,4 @@ class DataServer {
 std::string takeBuffer(size_t bytes);
 void recycleBuffer(std::string&& buffer);
 
-// Splits "host:port" or "[v6]:port"; InvalidArgument when malformed.
-Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address);
-
 }  // namespace lxmig::transport

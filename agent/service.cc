@@ -35,6 +35,38 @@ grpc::Status forward(Node& node, const std::string& target, const Req& req, Rep*
   return st;
 }
 
+// Calls the same server-streaming method on a peer and relays its events
+// to `writer` as they come. Phases can be silent for minutes (a lazy
+// restore filling memory): the client's cancel is passed on as soon as it
+// comes, not with the next event.
+template <typename Req, typename Event, typename Fn>
+grpc::Status relay(Node& node, const std::string& target, grpc::ServerContext* ctx, const Req& req,
+                   grpc::ServerWriter<Event>* writer, Fn method) {
+  auto stub = node.peer(target);
+  if (!stub.ok()) return toGrpc(stub.status());
+  grpc::ClientContext cctx;
+  cctx.set_wait_for_ready(true);
+  auto reader = ((**stub).*method)(&cctx, req);
+  std::atomic<bool> over{false};
+  std::thread watch([&] {
+    while (!over.load()) {
+      if (ctx->IsCancelled()) {
+        cctx.TryCancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  Event ev;
+  while (reader->Read(&ev)) writer->Write(ev);
+  grpc::Status st = reader->Finish();
+  over = true;
+  watch.join();
+  if (st.error_code() == grpc::StatusCode::UNAVAILABLE)
+    return grpc::Status(st.error_code(), "node " + target + " unreachable: " + st.error_message());
+  return st;
+}
+
 }  // namespace
 
 grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req, v1::NodeInfo* rep) {
@@ -156,32 +188,7 @@ grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest*
 
 grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,
                                    grpc::ServerWriter<v1::MigrateEvent>* writer) {
-  if (remote(req->node())) {
-    auto stub = node_.peer(req->node());
-    if (!stub.ok()) return toGrpc(stub.status());
-    grpc::ClientContext cctx;
-    cctx.set_wait_for_ready(true);
-    auto reader = (*stub)->Migrate(&cctx, *req);
-    // Phases can be silent for minutes (waiting for a lazy restore to fill
-    // memory): pass the client's cancel on as soon as it comes, not with
-    // the next event.
-    std::atomic<bool> over{false};
-    std::thread relay([&] {
-      while (!over.load()) {
-        if (ctx->IsCancelled()) {
-          cctx.TryCancel();
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    });
-    v1::MigrateEvent ev;
-    while (reader->Read(&ev)) writer->Write(ev);
-    grpc::Status st = reader->Finish();
-    over = true;
-    relay.join();
-    return st;
-  }
+  if (remote(req->node())) return relay(node_, req->node(), ctx, *req, writer, &v1::Peer::Stub::Migrate);
   migration::SourceContext sc{host_,
                               peers_,
                               node_.audit(),
@@ -427,8 +434,9 @@ grpc::Status AgentService::Adopt(grpc::ServerContext*, const v1::AdoptRequest* r
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Merge(grpc::ServerContext*, const v1::MergeRequest* req,
+grpc::Status AgentService::Merge(grpc::ServerContext* ctx, const v1::MergeRequest* req,
                                  grpc::ServerWriter<v1::StepEvent>* writer) {
+  if (remote(req->node())) return relay(node_, req->node(), ctx, *req, writer, &v1::Peer::Stub::Merge);
   auto r = migration::merge(node_, *req, stepProgress(writer));
   if (!r.ok()) return toGrpc(r.status());
   v1::StepEvent ev;
@@ -522,6 +530,16 @@ grpc::Status PeerService::Migrate(grpc::ServerContext* ctx, const v1::MigrateReq
                                   grpc::ServerWriter<v1::MigrateEvent>* writer) {
   if (auto who = forwarded(ctx, req->node(), "migrate " + req->container()); !who.ok()) return toGrpc(who.status());
   return ops_.Migrate(ctx, req, writer);
+}
+
+// Adopt is not served to peers: it acts on processes outside lxmig's
+// containers, only for the operator of that node (docs/security.md).
+grpc::Status PeerService::Merge(grpc::ServerContext* ctx, const v1::MergeRequest* req,
+                                grpc::ServerWriter<v1::StepEvent>* writer) {
+  std::string what = "merge";
+  for (int i = 0; i < req->containers_size() && i < 8; ++i) what += " " + req->containers(i).substr(0, 64);
+  if (auto who = forwarded(ctx, req->node(), what); !who.ok()) return toGrpc(who.status());
+  return ops_.Merge(ctx, req, writer);
 }
 
 grpc::Status PeerService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* rep) {

@@ -106,6 +106,7 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest*, v1::FirewallReply*) override;
   grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*, grpc::ServerWriter<v1::MigrateEvent>*) override;
+  grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
 
   grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
   grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;

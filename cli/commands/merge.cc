@@ -27,14 +27,15 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
   const std::string kept = o.into.empty() ? o.names.front() : o.into;
   auto where = conn.nodeOf(o.names.front(), g.node);
   if (!where.ok()) return fail(what, where.status());
+  // Served by the agent of the containers' node: this machine's asks it
+  // over the peer port when it is another (accept_forwarded there).
+  auto t = conn.forNode(*where);
+  if (!t.ok()) return fail(what, t.status());
   v1::MergeRequest rq;
   for (const auto& n : o.names) rq.add_containers(n);
   rq.set_name(kept);
   rq.set_dry_run(o.dryRun);
-  // Served by the agent of the containers' node on this machine (not
-  // forwarded yet: on a cluster, run it on that node).
-  auto t = conn.onThisMachine(*where);
-  if (!t.ok()) return fail(what, t.status());
+  rq.set_node(t->node);
   // Dumps and restores of large containers take their time.
   Result<v1::MergeReply> r = okStatus();
   {

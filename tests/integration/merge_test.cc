@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/process.h"
 
 namespace lxmig::testing {
 namespace {
@@ -383,6 +385,35 @@ TEST_F(MergeTest, ClocksOnlyMoveForwardAndAMergedContainerMovesAgain) {
   size_t sleeps = 0;
   for (const auto& line : split(ps.out, '\n')) sleeps += trim(line) == "sleep";
   EXPECT_EQ(sleeps, 2u) << ps.out;
+}
+
+// A merge of containers on another node: the CLI asks its own agent (n1,
+// no cluster file), which forwards it to n2 over the peer port; n2 records
+// the forwarded command.
+TEST_F(MergeTest, AMergeOnAnotherNodeIsForwardedByTheLocalAgent) {
+  for (const char* name : {"far-a", "far-b"}) {
+    Cli r = tb().lxmig({"--node", "n2", "run", "--name", name, "--", "/bin/sh", "-c", "exec sleep 1000000"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    containers_.push_back(name);
+  }
+  const std::vector<std::string> viaN1 = {
+      "--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2"};
+  auto args = viaN1;
+  args.insert(args.end(), {"--json", "merge", "far-a", "far-b", "--name", "far-a"});
+  Cli m = tb().lxmig(args);
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  EXPECT_EQ(m.json()["name"], "far-a") << m.out;
+  EXPECT_EQ(nodeOf("far-a"), "n2");
+  EXPECT_EQ(nodeOf("far-b"), "");
+  Cli ps = tb().lxmig({"exec", "far-a", "--", "ps", "-eo", "comm="});
+  size_t sleeps = 0;
+  for (const auto& line : split(ps.out, '\n')) sleeps += trim(line) == "sleep";
+  EXPECT_EQ(sleeps, 2u) << ps.out;
+  auto events = runCommand({"sqlite3", tb().stateDir("n2") + "/state/audit.db",
+                            "SELECT count(*) FROM node_events WHERE kind = 'forwarded' AND peer = 'n1' AND text LIKE "
+                            "'merge far-a far-b forwarded by n1%'"});
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(std::atoi(events->out.c_str()), 1) << "n2's audit: " << events->out;
 }
 
 TEST_F(MergeTest, ARestoreThatFailsLeavesBothContainersAsTheyWere) {

@@ -32,4 +32,11 @@ std::optional<int> parseCommandLine(CLI::App& app, int argc, const char* const* 
   }
 }
 
+std::string usageMessage(const std::string& err) {
+  std::string line = err.substr(0, err.find('\n'));
+  if (line.rfind("lxmig: ", 0) == 0) line = line.substr(7);
+  if (err.find("\nUsage: ") != std::string::npos || line.empty()) return "no command given (see lxmig --help)";
+  return line;
+}
+
 }  // namespace lxmig::cli

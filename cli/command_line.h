@@ -23,5 +23,8 @@ inline constexpr int kUsageError = 2;
 //   anything else     CLI11's message (an unexpected flag, a missing value)
 std::optional<int> parseCommandLine(CLI::App& app, int argc, const char* const* argv, std::ostream& out = std::cout,
                                     std::ostream& err = std::cerr);
+// What parseCommandLine wrote to `err`, as one line for a JSON error: its
+// first line without "lxmig: ", or "no command given" for the help.
+std::string usageMessage(const std::string& err);
 
 }  // namespace lxmig::cli

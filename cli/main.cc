@@ -1,6 +1,7 @@
 // lxmig: the operator's command line. Each verb lives in commands/; this
 // file puts them together behind the global options.
 #include <CLI/CLI.hpp>
+#include <sstream>
 
 #include "client.h"
 #include "command_line.h"
@@ -49,7 +50,17 @@ int main(int argc, char** argv) {
       std::printf("%s\n", w.c_str());
     return 0;
   }
-  if (auto rc = parseCommandLine(app, argc, argv)) return *rc;
+  // --json anywhere before `--`: errors as JSON too, also those of parsing.
+  for (int i = 1; i < argc && std::string(argv[i]) != "--"; ++i)
+    if (std::string(argv[i]) == "--json") setJsonErrors(true);
+  if (jsonErrors()) {
+    std::ostringstream err;
+    auto rc = parseCommandLine(app, argc, argv, std::cout, err);
+    if (rc && *rc != 0) return failWith("", usageMessage(err.str()), *rc);
+    if (rc) return *rc;
+  } else if (auto rc = parseCommandLine(app, argc, argv)) {
+    return *rc;
+  }
   if (g.cluster.empty()) g.cluster = defaultClusterFile();
   Connector conn(g.socket, g.cluster);
   for (const auto& v : verbs)

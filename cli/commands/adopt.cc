@@ -76,8 +76,7 @@ int adopt(const Globals& g, Connector& conn, const AdoptOptions& o) {
   }
   if (refused) return 1;
   if (!o.dryRun && !committed) {
-    std::fprintf(stderr, "lxmig: adopt: %s; the processes run on the host as before\n", r->report().error().c_str());
-    return 1;
+    return failWith(what, r->report().error() + "; the processes run on the host as before");
   }
   return 0;
 }

@@ -133,7 +133,7 @@ int query(const Globals& g, Connector& conn, const QueryOptions& q) {
     auto& rp = answers[i];
     if (!rp.ok()) {
       if (names.size() == 1) return fail("audit query", rp.status());
-      std::cerr << "lxmig: audit query on " << n << ": " << rp.status().message() << "\n";
+      warn("audit query on " + n, rp.status().message());
       failed.push_back({{"node", n}, {"error", rp.status().message()}});
       continue;
     }
@@ -143,8 +143,8 @@ int query(const Globals& g, Connector& conn, const QueryOptions& q) {
   auto rows = store::mergeRows(per, q.merge, limits);
   if (!rows.ok()) return fail("audit query --merge", rows.status());
   if (rows->truncated && !g.quiet)
-    std::cerr << "lxmig: warning: more rows than the limit (--limit " << limits.maxRows
-              << ", or 8 MiB of text per node): the first ones are shown\n";
+    warn("audit query", "more rows than the limit (--limit " + std::to_string(limits.maxRows) +
+                            ", or 8 MiB of text per node): the first ones are shown");
   if (g.json) {
     auto j = rowsJson(*rows);
     nlohmann::json nodes = nlohmann::json::array();
@@ -186,8 +186,7 @@ int stats(const Globals& g, Connector& conn, const std::string& since) {
     const std::string& n = names[i];
     auto& rp = answers[i];
     if (!rp.ok()) {
-      std::cerr << "lxmig: audit stats on " << (n.empty() ? "the local node" : n) << ": " << rp.status().message()
-                << "\n";
+      warn("audit stats on " + (n.empty() ? std::string("the local node") : n), rp.status().message());
       ++failed;
       continue;
     }
@@ -270,7 +269,7 @@ int exportAudit(const Globals& g, Connector& conn, const std::string& since, con
       }
     }
     if (!st.ok()) {
-      std::cerr << "lxmig: audit export on " << name << ": " << st.message() << "\n";
+      warn("audit export on " + name, st.message());
       ++failed;
     }
   }

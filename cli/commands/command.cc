@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "command_line.h"
+#include "output/errors.h"
 
 namespace lxmig::cli {
 
@@ -21,9 +22,17 @@ Verb containerVerb(CLI::App& app, const std::string& verb, const std::string& de
   return {cmd, locateAndRun};
 }
 
-int fail(const std::string& what, const Status& st) {
-  std::fprintf(stderr, "lxmig: %s%s%s\n", what.c_str(), what.empty() ? "" : ": ", st.message().c_str());
+namespace {
+bool jsonErrorsOn = false;
+}  // namespace
+
+void setJsonErrors(bool on) { jsonErrorsOn = on; }
+bool jsonErrors() { return jsonErrorsOn; }
+
+int exitCodeOf(const Status& st) {
   switch (st.code()) {
+    case Code::kOk:
+      return 0;
     case Code::kInvalidArgument:
       return kUsageError;
     case Code::kUnimplemented:
@@ -31,6 +40,20 @@ int fail(const std::string& what, const Status& st) {
     default:
       return 1;
   }
+}
+
+int fail(const std::string& what, const Status& st) {
+  const int code = exitCodeOf(st) == 0 ? 1 : exitCodeOf(st);
+  return failWith(what, st.message(), code);
+}
+
+int failWith(const std::string& what, const std::string& message, int code) {
+  std::fprintf(stderr, "%s\n", errorLine(what, message, code, jsonErrorsOn).c_str());
+  return code;
+}
+
+void warn(const std::string& what, const std::string& message) {
+  std::fprintf(stderr, "%s\n", warningLine(what, message, jsonErrorsOn).c_str());
 }
 
 std::string localHostName() {

@@ -40,9 +40,23 @@ struct Verb {
 using ContainerRun = int (*)(const Globals& g, Connector& conn, const std::string& name, const std::string& node);
 Verb containerVerb(CLI::App& app, const std::string& verb, const std::string& description, ContainerRun run);
 
-// Prints "lxmig: WHAT: message" on stderr and returns the exit code for
-// `st`: InvalidArgument 2, Unimplemented 3, anything else 1.
+// Errors and warnings on stderr: "lxmig: WHAT: message" lines, or with
+// --json one JSON object per line, {"error": "WHAT: message", "code": N}
+// or {"warning": "..."}, so a script reads stdout and stderr alike.
+// Exit codes (docs/operations.md): 0 done; 1 failed or refused (what ran
+// before is as it was unless the report says otherwise); 2 bad usage or a
+// bad value; 3 not implemented.
+void setJsonErrors(bool on);
+bool jsonErrors();
+// The exit code for `st`: InvalidArgument 2, Unimplemented 3, else 1.
+int exitCodeOf(const Status& st);
+// Prints the error of `st` and returns its exit code.
 int fail(const std::string& what, const Status& st);
+// Prints `message` as an error and returns `code`.
+int failWith(const std::string& what, const std::string& message, int code = 1);
+// Prints a line about a part that failed while the command goes on (a node
+// that did not answer).
+void warn(const std::string& what, const std::string& message);
 
 // This machine's name: the node name of what the CLI does without an agent.
 std::string localHostName();

@@ -80,8 +80,7 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
     std::string why = "no container was merged";
     for (const auto& rep : r->reports())
       if (rep.result() != v1::RESULT_COMMITTED) why = rep.container() + ": " + rep.error();
-    std::fprintf(stderr, "lxmig: merge: %s; it runs as before\n", why.c_str());
-    return 1;
+    return failWith(what, why + "; it runs as before");
   }
   return 0;
 }

@@ -159,9 +159,7 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
   if (!haveReport) return fail(what, fromGrpc(st));
   if (g.json || !g.quiet || report.result() != v1::RESULT_COMMITTED) printReport(report, g.json);
   if (report.result() != v1::RESULT_COMMITTED) {
-    std::fprintf(stderr, "lxmig: %s: %s: %s\n", what.c_str(), std::string(name(report.result())).c_str(),
-                 report.error().c_str());
-    return 1;
+    return failWith(what, std::string(name(report.result())) + ": " + report.error());
   }
   return 0;
 }
@@ -187,10 +185,9 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bo
     }
     if (!rp.ok()) return fail(what, rp.status());
     if (rp->thawed()) {
-      std::fprintf(stderr,
-                   "lxmig: warning: `%s` thawed without %s's word: if %s had restored it, two copies run now "
-                   "(lxmig ps shows both once %s answers; remove one)\n",
-                   rp->container().c_str(), rp->target().c_str(), rp->target().c_str(), rp->target().c_str());
+      warn(what, "`" + rp->container() + "` thawed without " + rp->target() + "'s word: if " + rp->target() +
+                     " had restored it, two copies run now (lxmig ps shows both once " + rp->target() +
+                     " answers; remove one)");
       if (g.json) printJson({{"id", id}, {"container", rp->container()}, {"thawed", true}});
       return 0;
     }
@@ -200,9 +197,7 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bo
     if (!r.ok()) return fail(what, r.status());
     if (g.json || !g.quiet) printReport(*r, g.json);
     if (r->result() == v1::RESULT_COMMITTED) {
-      std::fprintf(stderr, "lxmig: %s: too late: `%s` was committed on %s\n", what.c_str(), r->container().c_str(),
-                   r->target().c_str());
-      return 1;
+      return failWith(what, "too late: `" + r->container() + "` was committed on " + r->target());
     }
     return 0;
   }

@@ -15,7 +15,7 @@ namespace {
 
 int nodes(const Globals& g, Connector& conn, bool devices) {
   ClusterLoad cl = gatherLoad(conn);
-  for (const auto& u : cl.unreachable) std::fprintf(stderr, "lxmig: nodes: %s\n", u.c_str());
+  for (const auto& u : cl.unreachable) warn("nodes", u);
   nlohmann::json arr = nlohmann::json::array();
   Table table("%-10s %-22s %6s %10s %10s %6s %6s %6s\n");
   if (!g.json) std::cout << table.row({"NODE", "ADDRESS", "CPUS", "MEMORY", "MEM FREE", "CONT.", "LOAD1", "SCORE"});

@@ -38,7 +38,7 @@ int ps(const Globals& g, Connector& conn) {
       std::cout << table.row({c.name(), c.node(), c.state(),
                               c.ip() + (c.extra_ips().empty() ? "" : " +" + std::to_string(c.extra_ips_size())),
                               humanBytes(c.memory_bytes())});
-    for (const auto& u : rp->unreachable()) std::fprintf(stderr, "lxmig: ps: unreachable node %s\n", u.c_str());
+    for (const auto& u : rp->unreachable()) warn("ps", "unreachable node " + u);
   }
   return rp->unreachable().empty() ? 0 : 1;
 }

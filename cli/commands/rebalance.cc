@@ -211,8 +211,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
       ++failures;
       results[k] = "failed: " + id.status().message();
       std::lock_guard lk(out);
-      std::cerr << "lxmig: " << what << ": " << m.container << " " << m.from << " -> " << m.to << ": "
-                << id.status().message() << "\n";
+      warn(what, m.container + " " + m.from + " -> " + m.to + ": " + id.status().message());
     }
   };
   std::vector<std::thread> workers;
@@ -241,7 +240,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
     *rec.add_decisions() = decision(s.container, s.node, "", "skip", reason + ": " + s.why);
   if (rec.decisions_size() == 0) *rec.add_decisions() = decision("", "", "", "stay", reason + ": " + plan.verdict);
   if (auto r = call(conn, "", &v1::Agent::Stub::RecordDecisions, rec, 30); !r.ok())
-    std::cerr << "lxmig: " << what << ": decisions not recorded in the audit: " << r.status().message() << "\n";
+    warn(what, "decisions not recorded in the audit: " + r.status().message());
 
   if (g.json) {
     nlohmann::json moves = nlohmann::json::array();
@@ -324,7 +323,7 @@ int planAndRun(const Globals& g, Connector& conn, const RebalanceOptions& o, con
     lock = std::move(*l);
   }
   ClusterLoad cl = gatherLoad(conn);
-  for (const auto& u : cl.unreachable) std::cerr << "lxmig: " << verb << ": " << u << " (left out of the plan)\n";
+  for (const auto& u : cl.unreachable) warn(verb, u + " (left out of the plan)");
   auto plan = planFor(cl, p);
   if (!plan.ok()) return fail(verb, plan.status());
   if (skipped) *skipped = plan->skipped.size();

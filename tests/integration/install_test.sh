@@ -70,6 +70,27 @@ check "and a verb's options" bash -c "
 check "installed lxmig --version" grep -qx "lxmig $version" <("$D/bin/lxmig" --version)
 check "installed lxmigd --version (through the sbin link)" \
   grep -qx "lxmigd $version" <("$D/sbin/lxmigd" --version)
+# Errors: one line; with --json one JSON object with the exit code, also
+# for what the parser refuses; exit codes 2 (usage) and 1 (failed).
+jerr() {  # expected-code args...
+  local want=$1
+  shift
+  local rc=0
+  "$D/bin/lxmig" --socket "$T/none.sock" --cluster "$T/none.toml" "$@" >/dev/null 2>"$T/err" || rc=$?
+  [[ $rc == "$want" ]] || { echo "exit $rc, not $want"; return 1; }
+  python3 -c 'import json,sys
+lines=open(sys.argv[1]).read().splitlines()
+assert len(lines)==1, lines
+j=json.loads(lines[0])
+assert j["code"]==int(sys.argv[2]) and j["error"], j' "$T/err" "$want"
+}
+check "--json: an unknown verb is a JSON error, exit 2" jerr 2 --json bogus
+check "--json: a missing flag is a JSON error, exit 2" jerr 2 --json migrate web
+check "--json: a bad value is a JSON error, exit 2" jerr 2 migrate web --to n2 --mode fast --json
+check "--json: no agent is a JSON error, exit 1" jerr 1 --json ps
+check "without --json the error is one text line" \
+  bash -c "out=\$('$D/bin/lxmig' --socket '$T/none.sock' --cluster '$T/none.toml' ps 2>&1 >/dev/null);
+           [[ \$out == 'lxmig: ps: '* && \$out != *\$'\\n'* ]]"
 
 # The certificate commands of the installed lxmig (the test bed makes its
 # own with them too, so every migration test runs on such certificates).

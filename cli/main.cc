@@ -7,8 +7,10 @@
 #include "command_line.h"
 #include "commands/command.h"
 #include "completion.h"
+#include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/node/doctor.h"
+#include "manual.h"
 
 using namespace lxmig;
 using namespace lxmig::cli;
@@ -48,6 +50,13 @@ int main(int argc, char** argv) {
     };
     for (const auto& w : completions(app, std::vector<std::string>(argv + 2, argv + argc), names))
       std::printf("%s\n", w.c_str());
+    return 0;
+  }
+  // `lxmig __man DIR` (hidden, run by the build): the manual pages.
+  if (argc == 3 && std::string(argv[1]) == "__man") {
+    for (const auto& page : manualPages(app, LXMIG_VERSION))
+      if (Status st = writeFileAtomic(std::string(argv[2]) + "/" + page.file, page.roff); !st.ok())
+        return fail("__man", st);
     return 0;
   }
   // --json anywhere before `--`: errors as JSON too, also those of parsing.

@@ -34,6 +34,8 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 redis-server redis-tools nginx-light
   # the optional cluster store (sched/cluster_store.h) and its tests
   etcd-server etcd-client
+  # tests/integration/install_test.sh renders the manual pages
+  groff-base
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/progress.h"
 #include "output/report.h"
@@ -85,6 +86,9 @@ int adopt(const Globals& g, Connector& conn, const AdoptOptions& o) {
 
 Verb addAdopt(CLI::App& app) {
   auto* cmd = app.add_subcommand("adopt", "continue a group of host processes inside a new container of this node");
+  withExamples(cmd, {"lxmig groups --all                       # find the group and its action",
+                     "lxmig adopt --pid 4242 --publish 80 --dry-run",
+                     "lxmig adopt --group g1092.2f5e1 --name nginx --publish 80 --bind /srv/www"});
   auto o = std::make_shared<AdoptOptions>();
   auto* pid = cmd->add_option("--pid", o->pid, "the IPC group holding this process (lxmig groups --pid)")
                   ->check(CLI::Range(1, 4194303));

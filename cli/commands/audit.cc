@@ -12,6 +12,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/report.h"
 #include "output/rows.h"
@@ -293,6 +294,11 @@ int audit(const Globals& g, Connector& conn, const AuditOptions& o) {
 
 Verb addAudit(CLI::App& app) {
   auto* cmd = app.add_subcommand("audit", "migration history");
+  withExamples(
+      cmd,
+      {"lxmig audit list", "lxmig audit show 3f2a9c0d1e4b5a6f",
+       "lxmig audit query --all \"SELECT container, downtime_ms FROM migrations ORDER BY downtime_ms DESC LIMIT 5\"",
+       "lxmig audit stats --since 7d", "lxmig audit export --since 1d > audit.jsonl"});
   cmd->require_subcommand(1);
   auto o = std::make_shared<AuditOptions>();
   auto* list = cmd->add_subcommand("list", "recent migrations");

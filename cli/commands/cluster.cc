@@ -20,6 +20,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/transport/pki.h"
+#include "manual.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -140,6 +141,9 @@ int renew(const Globals& g, const ClusterOptions& o) {
 
 Verb addCluster(CLI::App& app) {
   auto* cmd = app.add_subcommand("cluster", "the cluster's certificates: a CA, and one identity per node");
+  withExamples(cmd, {"lxmig cluster --dir /etc/lxmig/pki init",
+                     "lxmig cluster --dir /etc/lxmig/pki add-node n1 --address 192.0.2.11",
+                     "lxmig cluster --dir /etc/lxmig/pki renew n1"});
   cmd->require_subcommand(1);
   auto o = std::make_shared<ClusterOptions>();
   cmd->add_option("--dir", o->dir, "where the certificates live (default /etc/lxmig/pki)");

@@ -5,6 +5,7 @@
 
 #include "cluster_load.h"
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/table.h"
 
@@ -44,7 +45,9 @@ int devices(const Globals& g, Connector& conn, const std::string& name, const st
 }  // namespace
 
 Verb addDevices(CLI::App& app) {
-  return containerVerb(app, "devices", "the devices a container needs, and where each was seen", devices);
+  Verb v = containerVerb(app, "devices", "the devices a container needs, and where each was seen", devices);
+  withExamples(v.command, {"lxmig devices gpu-job", "lxmig --json devices gpu-job"});
+  return v;
 }
 
 }  // namespace lxmig::cli

@@ -4,6 +4,7 @@
 
 #include "commands/command.h"
 #include "lxmig/node/doctor.h"
+#include "manual.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -40,7 +41,9 @@ int doctor(const Globals& g, Connector& conn) {
 }  // namespace
 
 Verb addDoctor(CLI::App& app) {
-  return {app.add_subcommand("doctor", "check this node's prerequisites (or --node X's)"), doctor};
+  return {withExamples(app.add_subcommand("doctor", "check this node's prerequisites (or --node X's)"),
+                       {"lxmig doctor", "lxmig --json --node n2 doctor"}),
+          doctor};
 }
 
 }  // namespace lxmig::cli

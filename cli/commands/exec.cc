@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -38,6 +39,7 @@ int exec(const Globals& g, Connector& conn, const ExecOptions& o) {
 
 Verb addExec(CLI::App& app) {
   auto* cmd = app.add_subcommand("exec", "run a command inside a container, wherever it lives");
+  withExamples(cmd, {"lxmig exec web -- ps -ef", "lxmig exec --timeout 600 db -- pg_dump app > app.sql"});
   auto o = std::make_shared<ExecOptions>();
   cmd->add_option("name", o->name, "container name")->required();
   cmd->add_option("--timeout", o->timeoutS, "seconds");

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/table.h"
 
@@ -59,6 +60,8 @@ int fw(const Globals& g, Connector& conn, const FwOptions& o) {
 
 Verb addFw(CLI::App& app) {
   auto* cmd = app.add_subcommand("fw", "a container's firewall rules (they move with it)");
+  withExamples(
+      cmd, {"lxmig fw add db tcp dport 5432 ip saddr 10.200.0.0/16 accept", "lxmig fw list db", "lxmig fw del db 7"});
   cmd->require_subcommand(1);
   auto o = std::make_shared<FwOptions>();
   o->add = cmd->add_subcommand("add",

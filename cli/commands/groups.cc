@@ -6,6 +6,7 @@
 
 #include "commands/command.h"
 #include "lxmig/grouping/scan_json.h"
+#include "manual.h"
 #include "output/groups.h"
 
 namespace lxmig::cli {
@@ -52,6 +53,8 @@ int groups(const Globals& g, Connector& conn, const GroupsOptions& o) {
 
 Verb addGroups(CLI::App& app) {
   auto* cmd = app.add_subcommand("groups", "IPC groups: processes that must live and move together");
+  withExamples(cmd, {"lxmig groups --all", "lxmig groups --container web --json",
+                     "lxmig groups --all --dot | dot -Tsvg > groups.svg"});
   auto o = std::make_shared<GroupsOptions>();
   auto* all = cmd->add_flag("--all", o->all, "every group, also those only on the host");
   auto* pid = cmd->add_option("--pid", o->pid, "the group holding this pid")->check(CLI::Range(1, 4194304));

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/progress.h"
 #include "output/report.h"
@@ -89,6 +90,8 @@ int merge(const Globals& g, Connector& conn, const MergeOptions& o) {
 
 Verb addMerge(CLI::App& app) {
   auto* cmd = app.add_subcommand("merge", "continue the processes of containers of one node inside one of them");
+  withExamples(cmd, {"lxmig merge consumer producer --name consumer --dry-run",
+                     "lxmig merge consumer producer --name consumer", "lxmig migrate consumer --to n2"});
   auto o = std::make_shared<MergeOptions>();
   cmd->add_option("containers", o->names, "the containers to merge, on one node")->required()->expected(2, 64);
   cmd->add_option("--name", o->into,

@@ -14,6 +14,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/progress.h"
 #include "output/report.h"
@@ -209,6 +210,8 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bo
 
 Verb addCancel(CLI::App& app) {
   auto* cmd = app.add_subcommand("cancel", "stop a running migration: the container goes on running on its source");
+  withExamples(
+      cmd, {"lxmig cancel 3f2a9c0d1e4b5a6f", "lxmig cancel --force 3f2a9c0d1e4b5a6f   # thaw a source left frozen"});
   struct CancelOptions {
     std::string id;
     bool force = false;
@@ -223,6 +226,9 @@ Verb addCancel(CLI::App& app) {
 
 Verb addMigrate(CLI::App& app) {
   auto* cmd = app.add_subcommand("migrate", "live-migrate a container to another node");
+  withExamples(cmd,
+               {"lxmig migrate web --to n2", "lxmig migrate web --to n2 --mode stop-and-copy",
+                "lxmig migrate --group g1092.2f5e1 --to n2", "lxmig --json migrate db --to n3 --max-downtime 150ms"});
   auto o = std::make_shared<MigrateOptions>();
   auto* name = cmd->add_option("name", o->name, "container name");
   auto* group = cmd->add_option("--group", o->group, "the container holding this IPC group (lxmig groups)");

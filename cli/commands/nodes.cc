@@ -7,6 +7,7 @@
 #include "cluster_load.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/table.h"
 
@@ -78,6 +79,7 @@ int nodes(const Globals& g, Connector& conn, bool devices) {
 
 Verb addNodes(CLI::App& app) {
   auto* cmd = app.add_subcommand("nodes", "list the cluster's nodes");
+  withExamples(cmd, {"lxmig nodes", "lxmig --json nodes"});
   auto devices = std::make_shared<bool>(false);
   cmd->add_flag("--devices", *devices, "also the devices each node offers to containers");
   return {cmd, [devices](const Globals& g, Connector& conn) { return nodes(g, conn, *devices); }};

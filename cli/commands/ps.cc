@@ -5,6 +5,7 @@
 
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/table.h"
 
@@ -45,6 +46,8 @@ int ps(const Globals& g, Connector& conn) {
 
 }  // namespace
 
-Verb addPs(CLI::App& app) { return {app.add_subcommand("ps", "list containers of all nodes"), ps}; }
+Verb addPs(CLI::App& app) {
+  return {withExamples(app.add_subcommand("ps", "list containers of all nodes"), {"lxmig ps", "lxmig --json ps"}), ps};
+}
 
 }  // namespace lxmig::cli

@@ -26,6 +26,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/proto/vocabulary.h"
+#include "manual.h"
 #include "output/json.h"
 #include "output/table.h"
 
@@ -385,6 +386,7 @@ void addPlanOptions(CLI::App* cmd, RebalanceOptions& o) {
 
 Verb addRebalance(CLI::App& app) {
   auto* cmd = app.add_subcommand("rebalance", "plan and carry out moves that even out the nodes' load");
+  withExamples(cmd, {"lxmig rebalance --dry-run", "lxmig rebalance --threshold 30 --max-moves 4"});
   auto o = std::make_shared<RebalanceOptions>();
   addPlanOptions(cmd, *o);
   return {cmd, [o](const Globals& g, Connector& conn) { return rebalance(g, conn, *o); }};
@@ -392,6 +394,7 @@ Verb addRebalance(CLI::App& app) {
 
 Verb addDrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("drain", "move every container off a node (maintenance)");
+  withExamples(cmd, {"lxmig drain n2 --dry-run", "lxmig drain n2"});
   auto o = std::make_shared<RebalanceOptions>();
   cmd->add_option("node", o->node, "the node to empty")->required();
   cmd->add_flag("--dry-run", o->dryRun, "print the plan, move nothing");
@@ -400,8 +403,14 @@ Verb addDrain(CLI::App& app) {
 }
 
 Verb addPin(CLI::App& app) {
-  return containerVerb(app, "pin", "keep a container where it is: rebalance never moves it", pinVerb);
+  Verb v = containerVerb(app, "pin", "keep a container where it is: rebalance never moves it", pinVerb);
+  withExamples(v.command, {"lxmig pin db", "lxmig unpin db"});
+  return v;
 }
-Verb addUnpin(CLI::App& app) { return containerVerb(app, "unpin", "let rebalance move a container again", unpinVerb); }
+Verb addUnpin(CLI::App& app) {
+  Verb v = containerVerb(app, "unpin", "let rebalance move a container again", unpinVerb);
+  withExamples(v.command, {"lxmig unpin db"});
+  return v;
+}
 
 }  // namespace lxmig::cli

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands/command.h"
+#include "manual.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -20,6 +21,10 @@ int rm(const Globals& g, Connector& conn, const std::string& name, const std::st
 
 }  // namespace
 
-Verb addRm(CLI::App& app) { return containerVerb(app, "rm", "stop and remove a container", rm); }
+Verb addRm(CLI::App& app) {
+  Verb v = containerVerb(app, "rm", "stop and remove a container", rm);
+  withExamples(v.command, {"lxmig rm web", "lxmig --node n2 rm web   # the copy on n2, when two run"});
+  return v;
+}
 
 }  // namespace lxmig::cli

@@ -8,6 +8,7 @@
 #include "cluster_load.h"
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "manual.h"
 #include "output/json.h"
 
 namespace lxmig::cli {
@@ -85,6 +86,9 @@ int run(const Globals& g, Connector& conn, const RunOptions& o) {
 
 Verb addRun(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "create and start an application container");
+  withExamples(cmd, {"lxmig run --name web --publish 8080 -- python3 -m http.server 8080",
+                     "lxmig --node n2 run --name db --bind /srv/db:/var/lib/db -e PGDATA=/var/lib/db -- postgres",
+                     "lxmig run --name gpu-job --device gpu=/dev/nvidia0 -- ./train"});
   auto o = std::make_shared<RunOptions>();
   cmd->add_option("--name", o->name, "container name")->required();
   cmd->add_option("--bind", o->binds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)")

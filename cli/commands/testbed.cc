@@ -7,6 +7,7 @@
 
 #include "commands/command.h"
 #include "lxmig/base/files.h"
+#include "manual.h"
 
 namespace lxmig::cli {
 namespace {
@@ -70,6 +71,7 @@ int testbed(const Globals& g, const TestbedOptions& o) {
 
 Verb addTestbed(CLI::App& app) {
   auto* cmd = app.add_subcommand("testbed", "the embedded test bed: nodes in network namespaces on this machine");
+  withExamples(cmd, {"lxmig testbed up --nodes 2", "lxmig testbed status", "lxmig testbed down"});
   cmd->require_subcommand(1);
   auto o = std::make_shared<TestbedOptions>();
   o->up = cmd->add_subcommand("up", "bring the test bed up");

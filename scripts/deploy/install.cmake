@@ -8,6 +8,7 @@
 #   share/lxmig/scripts/               testbed.sh, setup.sh (CRIU 4.2.1), demo.sh
 #   lib/systemd/system/                lxmigd.service, lxmig-rebalance.{service,timer}
 #   share/bash-completion/completions/lxmig
+#   share/man/man1/lxmig.1, lxmig-VERB.1 (written by `lxmig __man` at build time)
 #   share/doc/lxmig/                   the docs, examples/ (cron.d line, agent.conf, cluster.toml)
 include(GNUInstallDirs)
 # Install and package what was built (scripts/build.sh), never rebuild in passing.
@@ -42,6 +43,7 @@ install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/testbed.sh ${PROJECT_SOURCE_DIR}/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/scripts)
 install(FILES ${deploy}/lxmig-rebalance.timer DESTINATION lib/systemd/system)
 install(FILES ${deploy}/lxmig.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME lxmig)
+install(DIRECTORY ${CMAKE_BINARY_DIR}/man/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 FILES_MATCHING PATTERN "*.1")
 install(FILES ${deploy}/agent.conf.example ${deploy}/cluster.toml.example DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

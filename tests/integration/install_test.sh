@@ -34,6 +34,7 @@ need() {
 need cpack
 need dpkg-deb
 need dpkg-shlibdeps
+need groff
 version=$(sed -n 's/^project(lxmig VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
 
 # 1. The install tree.
@@ -59,6 +60,18 @@ check "the cron example runs /usr/bin/lxmig" grep -q ' root /usr/bin/lxmig ' \
   "$D/share/doc/lxmig/examples/lxmig-rebalance.cron"
 check "docs installed" test -f "$D/share/doc/lxmig/operations.md"
 check "bash completion installed" test -f "$D/share/bash-completion/completions/lxmig"
+# A manual page per verb of the installed lxmig's help, each with examples,
+# that man renders without a warning.
+verbs=$("$D/bin/lxmig" --help | sed -n '/^Subcommands:/,$p' | awk 'NR > 1 && NF {print $1}')
+check "the help lists verbs" test -n "$verbs"
+check "lxmig.1 installed" test -f "$D/share/man/man1/lxmig.1"
+for v in $verbs; do
+  check "man page of $v with examples" grep -q '^\.SH EXAMPLES' "$D/share/man/man1/lxmig-$v.1"
+done
+check "man renders every page without a warning" bash -c "
+  for f in '$D'/share/man/man1/*.1; do
+    w=\$(groff -man -ww -z \"\$f\" 2>&1); [[ -z \$w ]] || { echo \"\$f: \$w\"; exit 1; }
+  done"
 check "bash completion offers verbs from the installed lxmig" bash -c "
   source '$D/share/bash-completion/completions/lxmig'
   COMP_WORDS=('$D/bin/lxmig' mig); COMP_CWORD=1; _lxmig
@@ -128,6 +141,7 @@ check "dpkg installs it into a fresh root" dpkg --root="$R" --force-depends -i "
 check "dpkg lists it installed" grep -q '^Status: install ok installed' "$R/var/lib/dpkg/status"
 check "lxmig --version from the package" grep -qx "lxmig $version" <("$R/usr/bin/lxmig" --version)
 check "lxmigd --version from the package" grep -qx "lxmigd $version" <("$R/usr/sbin/lxmigd" --version)
+check "the package has the manual pages" test -f "$R/usr/share/man/man1/lxmig-migrate.1"
 if [[ $(id -u) == 0 ]]; then
   "$R/usr/bin/lxmig" --json doctor >"$T/doctor.json" 2>"$T/doctor.err" || true
   check "lxmig doctor from the package reports its checks" \

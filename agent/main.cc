@@ -275,6 +275,10 @@ int main(int argc, char** argv) {
   }
   log::Level lvl;
   if (log::parseLevel(cfg.logLevel, &lvl)) log::setLevel(lvl);
+  // Under systemd, lines go to the journal with their fields; either way the
+  // last ones stay in memory for `lxmig logs`.
+  log::useJournalIfStderrIsJournal();
+  log::keepRecent(10000);
 
   // Signals go to one thread; block them before gRPC starts its threads.
   sigset_t sigs;

@@ -224,6 +224,7 @@ grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRe
     std::lock_guard lk(runningMu_);
     running_[source.id()] = &source;
   }
+  log::ScopedContext about(source.id(), req->container());
   auto report = source.run();
   if (!lockName.empty())
     if (auto st = node_.membership()->unlock(lockName, lockHolder); !st.ok())
@@ -299,6 +300,27 @@ grpc::Status AgentService::GetMigration(grpc::ServerContext*, const v1::GetMigra
   auto ev = node_.audit().events(r->id);
   if (ev.ok())
     for (const auto& e : *ev) rep->add_events(e.level + ": " + e.text);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Logs(grpc::ServerContext*, const v1::LogsRequest* req, v1::LogsReply* rep) {
+  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Logs, 10);
+  if (!req->migration().empty())
+    if (auto st = checkMigrationId(req->migration()); !st.ok()) return toGrpc(st);
+  if (req->limit() > 10000) return toGrpc(invalidArgument("logs: at most 10000 lines at once"));
+  log::Level min = log::Level::kInfo;
+  if (!req->level().empty() && (!log::parseLevel(req->level(), &min) || min == log::Level::kOff))
+    return toGrpc(invalidArgument("bad log level " + quote(req->level()) + " (debug, info, warn or error)"));
+  rep->set_node(node_.config().node);
+  for (auto& r : log::recent(req->limit() == 0 ? 200 : req->limit(), min, req->migration())) {
+    auto* l = rep->add_lines();
+    l->set_at_ms(r.atMs);
+    l->set_level(std::string(log::levelName(r.level)));
+    l->set_category(std::move(r.category));
+    l->set_text(std::move(r.text));
+    l->set_migration(std::move(r.migration));
+    l->set_container(std::move(r.container));
+  }
   return grpc::Status::OK;
 }
 
@@ -449,6 +471,13 @@ grpc::Status AgentService::Merge(grpc::ServerContext* ctx, const v1::MergeReques
 
 namespace {
 
+// The log context of a target-side step: the migration's id when it is one
+// (a peer's field, so checked first), and the container when known.
+log::ScopedContext aboutMigration(const std::string& id, const std::string& container = "") {
+  const bool ok = checkMigrationId(id).ok();
+  return log::ScopedContext(ok ? id : "", ok && checkContainerName(container).ok() ? container : "");
+}
+
 // The names in the caller's certificate, as gRPC's TLS layer reports them.
 std::vector<std::string> certificateNames(const grpc::ServerContext* ctx) {
   std::vector<std::string> names;
@@ -509,6 +538,7 @@ LXMIG_PEER_READ(Devices, DevicesRequest, DevicesReply)
 LXMIG_PEER_READ(Doctor, DoctorRequest, DoctorReply)
 LXMIG_PEER_READ(Groups, GroupsRequest, GroupsReply)
 LXMIG_PEER_READ(AuditQuery, AuditQueryRequest, AuditQueryReply)
+LXMIG_PEER_READ(Logs, LogsRequest, LogsReply)
 LXMIG_PEER_FORWARDED(RunContainer, RunContainerRequest, ContainerInfo, "run " + req->name())
 LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerReply, "rm " + req->name())
 LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())
@@ -548,6 +578,7 @@ grpc::Status PeerService::Prepare(grpc::ServerContext* ctx, const v1::PrepareReq
   // A request that waited past its deadline (agent stopped, overloaded)
   // must not reserve anything: its source has already given up.
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
+  auto about = aboutMigration(req->migration_id(), req->spec().name());
   Status st = target_.prepare(*peer, *req);
   if (st.ok()) rep->set_data_port(node_.dataPort());
   return toGrpc(st);
@@ -567,12 +598,14 @@ grpc::Status PeerService::Transfer(grpc::ServerContext* ctx, grpc::ServerReader<
 grpc::Status PeerService::Prelayout(grpc::ServerContext* ctx, const v1::PrelayoutRequest* req, v1::Ack*) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
+  auto about = aboutMigration(req->migration_id());
   return toGrpc(target_.prelayout(*peer, *req));
 }
 
 grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
+  auto about = aboutMigration(req->migration_id());
   auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
@@ -582,12 +615,14 @@ grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreReq
 grpc::Status PeerService::Commit(grpc::ServerContext* ctx, const v1::MigrationRef* req, v1::Ack*) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
+  auto about = aboutMigration(req->migration_id());
   return toGrpc(target_.commit(*peer, req->migration_id()));
 }
 
 grpc::Status PeerService::Abort(grpc::ServerContext* ctx, const v1::AbortRequest* req, v1::Ack*) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
+  auto about = aboutMigration(req->migration_id());
   return toGrpc(target_.abort(*peer, req->migration_id(), req->reason(), req->unless_restored()));
 }
 

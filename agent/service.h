@@ -60,6 +60,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
                                v1::CancelMigrationReply*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
+  grpc::Status Logs(grpc::ServerContext*, const v1::LogsRequest*, v1::LogsReply*) override;
   grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
   grpc::Status RecordDecisions(grpc::ServerContext*, const v1::RecordDecisionsRequest*,
                                v1::RecordDecisionsReply*) override;
@@ -93,6 +94,7 @@ class PeerService final : public v1::Peer::Service {
                               v1::ListMigrationsReply*) override;
   grpc::Status GetMigration(grpc::ServerContext*, const v1::GetMigrationRequest*, v1::MigrationReport*) override;
   grpc::Status AuditQuery(grpc::ServerContext*, const v1::AuditQueryRequest*, v1::AuditQueryReply*) override;
+  grpc::Status Logs(grpc::ServerContext*, const v1::LogsRequest*, v1::LogsReply*) override;
   grpc::Status Pin(grpc::ServerContext*, const v1::PinRequest*, v1::PinReply*) override;
   grpc::Status CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest*,
                                v1::CancelMigrationReply*) override;

@@ -102,8 +102,14 @@ void Journal::finish(v1::MigrationResult result, const Status& st, int64_t total
   if (report_.downtime_ms() == 0 && result != v1::RESULT_COMMITTED) report_.set_downtime_ms(-1);
   check(audit_.finishMigration(report_.id(), std::string(name(result)), report_.error(), wallMs(),
                                static_cast<int64_t>(report_.bytes()), report_.downtime_ms(), report_.total_ms()));
-  LXMIG_LOG(kInfo, kLog) << "migration " << report_.id() << " of " << report_.container() << " to " << report_.target()
-                         << ": " << name(result) << (st.ok() ? "" : " (" + st.message() + ")");
+  // One line per migration for the operator's log (lxmig logs, the journal).
+  if (result == v1::RESULT_COMMITTED)
+    LXMIG_LOG(kInfo, kLog) << "migration " << report_.id() << " of " << report_.container() << " to "
+                           << report_.target() << ": committed, downtime " << report_.downtime_ms() << " ms, total "
+                           << report_.total_ms() << " ms";
+  else
+    LXMIG_LOG(kWarn, kLog) << "migration " << report_.id() << " of " << report_.container() << " to "
+                           << report_.target() << ": " << name(result) << (st.ok() ? "" : " (" + st.message() + ")");
 }
 
 PhaseClock::PhaseClock(Journal& journal, v1::Phase phase)

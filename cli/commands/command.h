@@ -72,6 +72,7 @@ Verb addMigrate(CLI::App& app);
 Verb addCancel(CLI::App& app);
 Verb addFw(CLI::App& app);
 Verb addAudit(CLI::App& app);
+Verb addLogs(CLI::App& app);
 Verb addNodes(CLI::App& app);
 Verb addRebalance(CLI::App& app);
 Verb addDrain(CLI::App& app);

@@ -260,6 +260,25 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
   for (const auto& mm : listed["migrations"]) found |= mm["id"] == id;
   EXPECT_TRUE(found) << id << " not in: " << list.out.substr(0, 1500) << list.err;
 
+  // The agents' logs: the source's line of the outcome and the target's of
+  // its restore, found by the migration's id (n2's through n1's agent).
+  Cli srcLog = tb().lxmig({"--json", "--node", "n1", "logs", "--migration", id});
+  ASSERT_EQ(srcLog.code, 0) << srcLog.err;
+  bool outcome = false;
+  const auto srcLines = srcLog.json();  // named: the loop reads into it
+  for (const auto& l : srcLines["lines"]) {
+    EXPECT_EQ(l["migration"], id) << l.dump();
+    outcome |=
+        l["text"].get<std::string>().find(": committed, downtime ") != std::string::npos && l["container"] == "mig1";
+  }
+  EXPECT_TRUE(outcome) << srcLog.out;
+  Cli tgtLog = tb().lxmig({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
+                           "logs", "--migration", id});
+  ASSERT_EQ(tgtLog.code, 0) << tgtLog.err;
+  EXPECT_NE(tgtLog.out.find(" n2 info [" + id), std::string::npos) << tgtLog.out;
+  EXPECT_NE(tgtLog.out.find("restored mig1 (migration " + id + ")"), std::string::npos) << tgtLog.out;
+  EXPECT_EQ(tb().lxmig({"logs", "--migration", "../x"}).code, 2) << "a bad id is refused before asking";
+
   // SQL over both nodes' audit: each half of the migration, tagged with the
   // node that recorded it; a merge across nodes; a write refused in one line.
   Cli q = tb().lxmig(

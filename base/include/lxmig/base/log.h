@@ -1,12 +1,19 @@
-// Levelled logging to stderr: "2026-11-24T10:00:00.123Z lxmigd[42] W engine: text".
+// Levelled logging to stderr: "2026-11-24T10:00:00.123Z lxmigd[42] W engine: text",
+// or to the journal with structured fields when stderr is the journal's
+// stream (run by systemd); the agent also keeps its recent lines for
+// `lxmig logs`. A line carries the migration and container its thread is
+// working on (ScopedContext).
 //
 //   LXMIG_LOG(kInfo, "engine") << "migration " << id << " committed";
 //   log::setLevel(log::Level::kDebug);
+//   log::ScopedContext about(id, "web");   // lines of this thread name them
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lxmig::log {
 
@@ -19,6 +26,40 @@ void setProgram(std::string_view name);
 // Parses "debug|info|warn|error|off".
 bool parseLevel(std::string_view text, Level* out);
 void write(Level level, std::string_view category, std::string_view text);
+std::string_view levelName(Level level);  // "debug" ... "error"
+
+// What the lines of this thread are about until it goes out of scope (the
+// previous context comes back).
+class ScopedContext {
+ public:
+  ScopedContext(std::string migration, std::string container);
+  ~ScopedContext();
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  std::string prevMigration_, prevContainer_;
+};
+
+// A line as kept in memory.
+struct Record {
+  int64_t atMs = 0;  // wall clock
+  Level level = Level::kInfo;
+  std::string category, text, migration, container;
+};
+// Keeps the last `lines` lines (0: none, the default); older ones go.
+void keepRecent(size_t lines);
+// The last `max` kept lines at `min` or above, oldest first; only those of
+// `migration` when it is not empty.
+std::vector<Record> recent(size_t max, Level min, std::string_view migration);
+
+// Lines go to the journal (native protocol, fields MESSAGE, PRIORITY,
+// SYSLOG_IDENTIFIER, LXMIG_CATEGORY, LXMIG_MIGRATION, LXMIG_CONTAINER)
+// when $JOURNAL_STREAM names this process's stderr; true if so. Call once
+// at start, before threads.
+bool useJournalIfStderrIsJournal();
+// The same to the journal socket at `path` (tests); "" goes back to stderr.
+void sendToJournal(const std::string& path);
 
 class Line {
  public:

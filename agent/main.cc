@@ -413,6 +413,9 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   if (peerServer) peerServer->Wait();
+  // Detached migrations: cancelled (rolled back) unless past the restore's
+  // request, where they run to their end; joined either way.
+  service.stopDetached();
   stopping = true;
   sigThread.join();
   reaper.join();

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "lxmig/base/grammar.h"
@@ -186,57 +188,127 @@ grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest*
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,
-                                   grpc::ServerWriter<v1::MigrateEvent>* writer) {
-  if (remote(req->node())) return relay(node_, req->node(), ctx, *req, writer, &v1::Peer::Stub::Migrate);
+std::unique_ptr<migration::Source> AgentService::newSource(const v1::MigrateRequest& req,
+                                                           migration::ProgressFn progress,
+                                                           migration::CancelledFn cancelled) {
   migration::SourceContext sc{host_,
                               peers_,
                               node_.audit(),
                               node_.reservations(),
                               [this] { node_.requestFrozenCheck(); },
                               int64_t{node_.config().frozenLimitSeconds()} * 1000};
-  migration::Source source(
-      sc, *req,
+  return std::make_unique<migration::Source>(sc, req, std::move(progress), std::move(cancelled));
+}
+
+Result<std::string> AgentService::lockForMove(const migration::Source& source, const std::string& container) {
+  // With a cluster store, the container's move lock for as long as the
+  // migration runs (bound to this node's lease): a rebalance planned
+  // elsewhere and an operator's migrate never move it at once. Without an
+  // answer from etcd the move goes on (this node's reservation already
+  // keeps it to one move at a time here), with a warning.
+  sched::Membership* m = node_.membership();
+  if (!m || !checkContainerName(container).ok()) return std::string();
+  auto holder = m->lock("containers/" + container, node_.config().node + " migration " + source.id());
+  if (holder.ok() && !holder->empty())
+    return failedPrecondition("`" + container + "` is being moved by " + quote(*holder) +
+                              " (its cluster lock in etcd)");
+  if (holder.ok()) return "containers/" + container;
+  LXMIG_LOG(kWarn, "agent") << "migrating `" << container
+                            << "` without its cluster lock: " << holder.status().toString();
+  return std::string();
+}
+
+v1::MigrationReport AgentService::runSource(migration::Source& source, const std::string& container,
+                                            const std::string& lockName) {
+  {
+    std::lock_guard lk(runningMu_);
+    running_[source.id()] = &source;
+  }
+  log::ScopedContext about(source.id(), container);
+  auto report = source.run();
+  if (!lockName.empty())
+    if (auto st = node_.membership()->unlock(lockName, node_.config().node + " migration " + source.id()); !st.ok())
+      LXMIG_LOG(kWarn, "agent") << "releasing the cluster lock of `" << container << "`: " << st.toString();
+  std::lock_guard lk(runningMu_);
+  running_.erase(source.id());
+  return report;
+}
+
+grpc::Status AgentService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,
+                                   grpc::ServerWriter<v1::MigrateEvent>* writer) {
+  if (remote(req->node())) return relay(node_, req->node(), ctx, *req, writer, &v1::Peer::Stub::Migrate);
+  if (req->detach()) return detach(*req, writer);
+  auto source = newSource(
+      *req,
       [&](const v1::Progress& p) {
         v1::MigrateEvent ev;
         *ev.mutable_progress() = p;
         writer->Write(ev);
       },
       [&] { return ctx->IsCancelled(); });
-  // With a cluster store, the container's move lock for as long as this
-  // runs (bound to this node's lease): a rebalance planned elsewhere and an
-  // operator's migrate never move it at once. Without an answer from etcd
-  // the move goes on (this node's reservation already keeps it to one move
-  // at a time here), with a warning.
-  std::string lockName, lockHolder;
-  if (sched::Membership* m = node_.membership(); m && checkContainerName(req->container()).ok()) {
-    lockHolder = node_.config().node + " migration " + source.id();
-    auto holder = m->lock("containers/" + req->container(), lockHolder);
-    if (holder.ok() && !holder->empty())
-      return toGrpc(failedPrecondition("`" + req->container() + "` is being moved by " + quote(*holder) +
-                                       " (its cluster lock in etcd)"));
-    if (holder.ok()) lockName = "containers/" + req->container();
-    else
-      LXMIG_LOG(kWarn, "agent") << "migrating `" << req->container()
-                                << "` without its cluster lock: " << holder.status().toString();
-  }
-  {
-    std::lock_guard lk(runningMu_);
-    running_[source.id()] = &source;
-  }
-  log::ScopedContext about(source.id(), req->container());
-  auto report = source.run();
-  if (!lockName.empty())
-    if (auto st = node_.membership()->unlock(lockName, lockHolder); !st.ok())
-      LXMIG_LOG(kWarn, "agent") << "releasing the cluster lock of `" << req->container() << "`: " << st.toString();
-  {
-    std::lock_guard lk(runningMu_);
-    running_.erase(source.id());
-  }
+  auto lock = lockForMove(*source, req->container());
+  if (!lock.ok()) return toGrpc(lock.status());
   v1::MigrateEvent ev;
-  *ev.mutable_report() = report;
+  *ev.mutable_report() = runSource(*source, req->container(), *lock);
   writer->Write(ev);
   return grpc::Status::OK;
+}
+
+// lxmig migrate --detach: the migration runs on a thread this service owns
+// (joined when the agent stops, which cancels it like a client that goes);
+// the caller gets the id once the audit has its row, so `lxmig watch ID`,
+// `cancel ID` and `audit show ID` find it at once.
+grpc::Status AgentService::detach(const v1::MigrateRequest& req, grpc::ServerWriter<v1::MigrateEvent>* writer) {
+  auto started = std::make_shared<std::promise<void>>();
+  auto once = std::make_shared<std::once_flag>();
+  auto source = newSource(
+      req, [started, once](const v1::Progress&) { std::call_once(*once, [&] { started->set_value(); }); },
+      [this] { return stopping_.load(); });
+  auto lock = lockForMove(*source, req.container());
+  if (!lock.ok()) return toGrpc(lock.status());
+  const std::string id = source->id();
+  auto begun = started->get_future();
+  {
+    std::lock_guard lk(detachedMu_);
+    if (stopping_) return toGrpc(unavailable(node_.config().node + " is stopping"));
+    // Finished ones are joined here, so the list stays short.
+    for (auto it = detached_.begin(); it != detached_.end();) {
+      if ((*it)->done) {
+        (*it)->thread.join();
+        it = detached_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto d = std::make_unique<Detached>();
+    Detached* self = d.get();
+    d->thread = std::thread([this, self, s = std::move(source), container = req.container(), l = *lock]() mutable {
+      auto report = runSource(*s, container, l);
+      LXMIG_LOG(kInfo, "agent") << "detached migration " << report.id() << " ended: " << name(report.result());
+      s.reset();
+      self->done = true;
+    });
+    detached_.push_back(std::move(d));
+  }
+  // The first event comes right after the audit row is written.
+  if (begun.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
+    LXMIG_LOG(kWarn, "agent") << "detached migration " << id << " has not begun after 30 s";
+  v1::MigrateEvent ev;
+  ev.mutable_progress()->set_phase(v1::PHASE_START);
+  ev.mutable_progress()->set_migration_id(id);
+  ev.mutable_progress()->set_container(req.container());
+  writer->Write(ev);
+  return grpc::Status::OK;
+}
+
+void AgentService::stopDetached() {
+  std::vector<std::unique_ptr<Detached>> all;
+  {
+    std::lock_guard lk(detachedMu_);
+    stopping_ = true;
+    all.swap(detached_);
+  }
+  for (auto& d : all) d->thread.join();
 }
 
 grpc::Status AgentService::CancelMigration(grpc::ServerContext*, const v1::CancelMigrationRequest* req,

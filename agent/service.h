@@ -12,20 +12,21 @@
 //                 (or refused with accept_forwarded = false), one hop only.
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "lxmig/migration/node_host.h"
 #include "lxmig/migration/settle.h"
+#include "lxmig/migration/source.h"
 #include "lxmig/migration/target.h"
 #include "lxmig/node/node.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
-
-namespace lxmig::migration {
-class Source;
-}
 
 namespace lxmig::agent {
 
@@ -37,6 +38,11 @@ class AgentService final : public v1::Agent::Service {
         peers_(node),
         target_(host_, node.audit(), node.reservations(), {.maxIncoming = node.config().maxIncomingCount()}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
+  ~AgentService() { stopDetached(); }
+  // Cancels the migrations started with --detach that still run (before
+  // their commit they roll back) and joins their threads; new ones are
+  // refused. Called when the agent stops, before the node goes.
+  void stopDetached();
   // The migrations this node receives.
   migration::Target& target() { return target_; }
   // Frozen copies left by interrupted migrations.
@@ -80,6 +86,26 @@ class AgentService final : public v1::Agent::Service {
   // entry goes before its Source does (under the lock).
   std::mutex runningMu_;
   std::map<std::string, migration::Source*> running_;
+
+  // A migration as its source, start to end.
+  std::unique_ptr<migration::Source> newSource(const v1::MigrateRequest& req, migration::ProgressFn progress,
+                                               migration::CancelledFn cancelled);
+  // The container's move lock in the cluster store: its name ("" when there
+  // is no store or it did not answer), or FailedPrecondition naming the
+  // holder.
+  Result<std::string> lockForMove(const migration::Source& source, const std::string& container);
+  // Runs `source` to its end, findable by CancelMigration meanwhile; then
+  // releases `lockName`.
+  v1::MigrationReport runSource(migration::Source& source, const std::string& container, const std::string& lockName);
+  grpc::Status detach(const v1::MigrateRequest& req, grpc::ServerWriter<v1::MigrateEvent>* writer);
+
+  struct Detached {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  std::mutex detachedMu_;
+  std::vector<std::unique_ptr<Detached>> detached_;
+  std::atomic<bool> stopping_{false};
 };
 
 class PeerService final : public v1::Peer::Service {

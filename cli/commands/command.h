@@ -70,6 +70,7 @@ Verb addRm(CLI::App& app);
 Verb addExec(CLI::App& app);
 Verb addMigrate(CLI::App& app);
 Verb addCancel(CLI::App& app);
+Verb addWatch(CLI::App& app);
 Verb addFw(CLI::App& app);
 Verb addAudit(CLI::App& app);
 Verb addLogs(CLI::App& app);

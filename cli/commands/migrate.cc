@@ -26,6 +26,7 @@ struct MigrateOptions {
   std::string name, group, to, mode, tracker, maxDowntime, restoreTimeout;
   int maxRounds = 0;
   bool noConntrack = false;
+  bool detach = false;
 };
 
 grpc::ClientContext* g_migrateCtx = nullptr;
@@ -72,6 +73,7 @@ Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& s
   rq.set_no_conntrack(o.noConntrack);
   rq.set_restore_timeout_ms(restoreTimeoutMs);
   rq.set_reason("operator");
+  rq.set_detach(o.detach);
   return rq;
 }
 
@@ -123,6 +125,23 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
   auto rq = request(o, *src, maxDowntimeMs);
   if (!rq.ok()) return fail(what, rq.status());
 
+  if (o.detach) {
+    grpc::ClientContext dctx;
+    dctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto reader = t->stub->Migrate(&dctx, *rq);
+    v1::MigrateEvent ev;
+    std::string id;
+    while (reader->Read(&ev))
+      if (ev.has_progress() && !ev.progress().migration_id().empty()) id = ev.progress().migration_id();
+    if (Status st = fromGrpc(reader->Finish()); !st.ok()) return fail(what, st);
+    if (checkMigrationId(id).ok() == false) return fail(what, internalError("the agent answered without an id"));
+    if (g.json) printJson({{"id", id}, {"container", o.name}, {"source", *src}, {"target", o.to}});
+    else std::printf("%s\n", id.c_str());
+    if (!g.json && !g.quiet)
+      std::fprintf(stderr, "migration %s of %s to %s runs on: lxmig watch %s | lxmig cancel %s\n", id.c_str(),
+                   o.name.c_str(), o.to.c_str(), id.c_str(), id.c_str());
+    return 0;
+  }
   grpc::ClientContext ctx;
   g_migrateCtx = &ctx;
   struct sigaction sa {};
@@ -206,7 +225,74 @@ int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bo
               notFound("no node runs migration " + id + (silent.empty() ? "" : " (no answer from " + silent + ")")));
 }
 
+// lxmig watch ID: the phases of a running migration as its source's audit
+// records them, until it ends; then the report, and the exit code of
+// `migrate` (0 committed, 1 otherwise).
+int watchMigration(const Globals& g, Connector& conn, const std::string& id) {
+  const std::string what = "watch " + id.substr(0, 64);
+  if (Status st = checkMigrationId(id); !st.ok()) return fail(what, st);
+  // The node whose audit has it; then its source's (the target's row
+  // lacks the source's phases).
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  std::string at;
+  bool found = false;
+  v1::MigrationReport r;
+  for (const auto& n : names) {
+    v1::GetMigrationRequest rq;
+    rq.set_node(n);
+    rq.set_id(id);
+    auto rp = call(conn, n, &v1::Agent::Stub::GetMigration, rq, 10);
+    if (!rp.ok()) continue;
+    r = *rp;
+    at = r.source().empty() ? n : r.source();
+    found = true;
+    break;
+  }
+  if (!found) return fail(what, notFound("no node knows migration " + id + " (lxmig audit list --all)"));
+  auto t = conn.forNode(at);
+  if (!t.ok()) return fail(what, t.status());
+  const bool lines = !g.json && !g.quiet;
+  if (lines)
+    std::printf("migration %s of %s: %s -> %s\n", id.c_str(), r.container().c_str(), r.source().c_str(),
+                r.target().c_str());
+  size_t shown = 0;  // phases printed (ended ones)
+  const int64_t until = monotonicNs() + int64_t{24} * 3600 * 1000000000;
+  for (;;) {
+    v1::GetMigrationRequest rq;
+    rq.set_node(at);
+    rq.set_id(id);
+    auto rp = call(*t, &v1::Agent::Stub::GetMigration, rq, 10);
+    if (!rp.ok()) return fail(what, rp.status());
+    r = *rp;
+    for (; shown < static_cast<size_t>(r.phases_size()); ++shown) {
+      const auto& p = r.phases(static_cast<int>(shown));
+      const bool ended = p.result() != v1::PHASE_RESULT_UNSPECIFIED && p.result() != v1::PHASE_RESULT_RUNNING;
+      if (!ended && r.result() == v1::RESULT_RUNNING) break;  // shown when it ends
+      if (lines)
+        std::printf("  %-20s %8lld ms  %s%s\n", std::string(name(p.phase())).c_str(),
+                    static_cast<long long>(p.duration_ms()), std::string(name(p.result())).c_str(),
+                    p.error().empty() ? "" : (": " + p.error()).c_str());
+    }
+    std::fflush(stdout);
+    if (r.result() != v1::RESULT_RUNNING) break;
+    if (monotonicNs() > until) return fail(what, unavailable("still running after 24 hours"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (g.json || !g.quiet) printReport(r, g.json);
+  if (r.result() != v1::RESULT_COMMITTED) return failWith(what, std::string(name(r.result())) + ": " + r.error());
+  return 0;
+}
+
 }  // namespace
+
+Verb addWatch(CLI::App& app) {
+  auto* cmd = app.add_subcommand("watch", "follow a running migration from any terminal until it ends");
+  withExamples(cmd, {"id=$(lxmig migrate db --to n2 --detach) && lxmig watch $id", "lxmig watch 3f2a9c0d1e4b5a6f"});
+  auto id = std::make_shared<std::string>();
+  cmd->add_option("id", *id, "migration id (lxmig migrate --detach, lxmig audit list)")->required();
+  return {cmd, [id](const Globals& g, Connector& conn) { return watchMigration(g, conn, *id); }};
+}
 
 Verb addCancel(CLI::App& app) {
   auto* cmd = app.add_subcommand("cancel", "stop a running migration: the container goes on running on its source");
@@ -244,6 +330,9 @@ Verb addMigrate(CLI::App& app) {
                   "pre-copy round limit (default " + std::to_string(kDefaultMaxRounds) + ")");
   cmd->add_option("--restore-timeout", o->restoreTimeout,
                   "kill the target's restore after this long and roll back (default: 60s + 1s per 32 MiB sent)");
+  cmd->add_flag("--detach", o->detach,
+                "print the migration's id and return; the agent carries it to its end (lxmig watch ID, lxmig "
+                "cancel ID)");
   cmd->add_flag("--no-conntrack", o->noConntrack,
                 "leave the node's conntrack entries behind (diagnosis: established flows die behind a strict "
                 "firewall)");

@@ -348,6 +348,48 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
 // filter of its own (systemd's SystemCallFilter=), which CRIU suspends while
 // it dumps: only a tracer outside seccomp may. Both ways, pre-copy
 // included, with its state, pid, uids and filter intact.
+// lxmig migrate --detach returns the id at once; lxmig watch follows the
+// migration from another command to its end; lxmig cancel stops a detached
+// one (or says it was too late), and the container runs where watch says.
+TEST_F(MigrationTest, ADetachedMigrationIsWatchedAndCancelled) {
+  std::string ip = runServer("det1", "n1", {"--mem", "32"});
+  ASSERT_FALSE(ip.empty());
+  Cli d = tb().lxmig({"--json", "migrate", "det1", "--to", "n2", "--detach"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  const std::string id = d.json().value("id", "");
+  ASSERT_EQ(id.size(), 16u) << d.out;
+  Cli w = tb().lxmig({"watch", id});
+  ASSERT_EQ(w.code, 0) << w.err << w.out;
+  EXPECT_NE(w.out.find("migration " + id + " of det1: n1 -> n2"), std::string::npos) << w.out;
+  EXPECT_NE(w.out.find("  commit "), std::string::npos) << "the phases as they ended: " << w.out;
+  EXPECT_EQ(nodeOf("det1"), "n2");
+  EXPECT_NE(tb().waitServer(ip, kPort, 10000), "") << "not answering after the detached migration";
+  // The JSON of watch is the report's.
+  Cli wj = tb().lxmig({"--json", "watch", id});
+  ASSERT_EQ(wj.code, 0) << wj.err;
+  EXPECT_EQ(wj.json()["result"], "committed") << wj.out;
+
+  // Back, cancelled right away: rolled back (on n2) or too late (on n1);
+  // watch and ps agree either way.
+  Cli back = tb().lxmig({"--json", "migrate", "det1", "--to", "n1", "--detach"});
+  ASSERT_EQ(back.code, 0) << back.err;
+  const std::string id2 = back.json().value("id", "");
+  Cli c = tb().lxmig({"cancel", id2});
+  Cli w2 = tb().lxmig({"--json", "watch", id2});
+  if (c.code == 0) {
+    EXPECT_EQ(w2.code, 1) << w2.out;
+    EXPECT_NE(w2.json()["result"], "committed") << w2.out;
+    EXPECT_EQ(nodeOf("det1"), "n2");
+  } else {
+    EXPECT_NE(c.err.find("too late"), std::string::npos) << c.err;
+    EXPECT_EQ(w2.code, 0) << w2.out;
+    EXPECT_EQ(nodeOf("det1"), "n1");
+  }
+  EXPECT_NE(tb().waitServer(ip, kPort, 10000), "") << "not answering after the cancel";
+  EXPECT_EQ(tb().lxmig({"watch", "0000000000000000"}).code, 1) << "an unknown id";
+  EXPECT_EQ(tb().lxmig({"watch", "../etc"}).code, 2) << "a malformed id";
+}
+
 TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   std::vector<std::string> args = {"--json",
                                    "--node",

@@ -200,6 +200,10 @@ std::unique_ptr<migration::Source> AgentService::newSource(const v1::MigrateRequ
   return std::make_unique<migration::Source>(sc, req, std::move(progress), std::move(cancelled));
 }
 
+std::string AgentService::moveLockHolder(const std::string& id) const {
+  return node_.config().node + " migration " + id;
+}
+
 Result<std::string> AgentService::lockForMove(const migration::Source& source, const std::string& container) {
   // With a cluster store, the container's move lock for as long as the
   // migration runs (bound to this node's lease): a rebalance planned
@@ -208,7 +212,7 @@ Result<std::string> AgentService::lockForMove(const migration::Source& source, c
   // keeps it to one move at a time here), with a warning.
   sched::Membership* m = node_.membership();
   if (!m || !checkContainerName(container).ok()) return std::string();
-  auto holder = m->lock("containers/" + container, node_.config().node + " migration " + source.id());
+  auto holder = m->lock("containers/" + container, moveLockHolder(source.id()));
   if (holder.ok() && !holder->empty())
     return failedPrecondition("`" + container + "` is being moved by " + quote(*holder) +
                               " (its cluster lock in etcd)");
@@ -227,7 +231,7 @@ v1::MigrationReport AgentService::runSource(migration::Source& source, const std
   log::ScopedContext about(source.id(), container);
   auto report = source.run();
   if (!lockName.empty())
-    if (auto st = node_.membership()->unlock(lockName, node_.config().node + " migration " + source.id()); !st.ok())
+    if (auto st = node_.membership()->unlock(lockName, moveLockHolder(source.id())); !st.ok())
       LXMIG_LOG(kWarn, "agent") << "releasing the cluster lock of `" << container << "`: " << st.toString();
   std::lock_guard lk(runningMu_);
   running_.erase(source.id());
@@ -270,7 +274,10 @@ grpc::Status AgentService::detach(const v1::MigrateRequest& req, grpc::ServerWri
   auto begun = started->get_future();
   {
     std::lock_guard lk(detachedMu_);
-    if (stopping_) return toGrpc(unavailable(node_.config().node + " is stopping"));
+    if (stopping_) {
+      if (!lock->empty()) (void)node_.membership()->unlock(*lock, moveLockHolder(id));
+      return toGrpc(unavailable(node_.config().node + " is stopping"));
+    }
     // Finished ones are joined here, so the list stays short.
     for (auto it = detached_.begin(); it != detached_.end();) {
       if ((*it)->done) {

@@ -94,6 +94,8 @@ class AgentService final : public v1::Agent::Service {
   // is no store or it did not answer), or FailedPrecondition naming the
   // holder.
   Result<std::string> lockForMove(const migration::Source& source, const std::string& container);
+  // Who holds a container's move lock: "NODE migration ID".
+  std::string moveLockHolder(const std::string& id) const;
   // Runs `source` to its end, findable by CancelMigration meanwhile; then
   // releases `lockName`.
   v1::MigrationReport runSource(migration::Source& source, const std::string& container, const std::string& lockName);

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "command_line.h"
+#include "lxmig/base/grammar.h"
 #include "output/errors.h"
 
 namespace lxmig::cli {
@@ -15,6 +16,10 @@ Verb containerVerb(CLI::App& app, const std::string& verb, const std::string& de
   auto name = std::make_shared<std::string>();
   cmd->add_option("name", *name, "container name")->required();
   auto locateAndRun = [verb, name, run](const Globals& g, Connector& conn) {
+    // A malformed name is a usage error, before any agent is asked.
+    if (Status st = checkContainerName(*name); !st.ok()) return fail(verb, st);
+    if (!g.node.empty())
+      if (Status st = checkNodeName(g.node); !st.ok()) return fail(verb, st);
     auto node = conn.nodeOf(*name, g.node);
     if (!node.ok()) return fail(verb + " " + *name, node.status());
     return run(g, conn, *name, *node);

@@ -118,12 +118,16 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
     maxDowntimeMs = *d;
   }
   if (o.maxRounds < 0) return fail(what, invalidArgument("--max-rounds must be 1 or more"));
+  // Malformed names are usage errors, before any agent is asked.
+  if (Status st = checkContainerName(o.name); !st.ok()) return fail("migrate", st);
+  if (Status st = checkNodeName(o.to); !st.ok()) return fail(what, st);
+  auto rq = request(o, "", maxDowntimeMs);
+  if (!rq.ok()) return fail(what, rq.status());
   auto src = conn.nodeOf(o.name, g.node);
   if (!src.ok()) return fail(what, src.status());
   auto t = conn.forNode(*src);
   if (!t.ok()) return fail(what, t.status());
-  auto rq = request(o, *src, maxDowntimeMs);
-  if (!rq.ok()) return fail(what, rq.status());
+  rq->set_node(*src);
 
   if (o.detach) {
     grpc::ClientContext dctx;

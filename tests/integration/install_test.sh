@@ -101,6 +101,10 @@ check "--json: an unknown verb is a JSON error, exit 2" jerr 2 --json bogus
 check "--json: a missing flag is a JSON error, exit 2" jerr 2 --json migrate web
 check "--json: a bad value is a JSON error, exit 2" jerr 2 migrate web --to n2 --mode fast --json
 check "--json: no agent is a JSON error, exit 1" jerr 1 --json ps
+check "a bad container name is refused before any agent is asked, exit 2" jerr 2 --json rm 'a b'
+check "a bad --restore-timeout is refused before any agent is asked, exit 2" \
+  jerr 2 --json migrate web --to n2 --restore-timeout 1ms
+check "a bad target node name is refused before any agent is asked, exit 2" jerr 2 --json migrate web --to 'n/2'
 check "without --json the error is one text line" \
   bash -c "out=\$('$D/bin/lxmig' --socket '$T/none.sock' --cluster '$T/none.toml' ps 2>&1 >/dev/null);
            [[ \$out == 'lxmig: ps: '* && \$out != *\$'\\n'* ]]"

@@ -141,24 +141,32 @@ bool parseLevel(std::string_view t, Level* out) {
   return true;
 }
 
+std::string isoTime(int64_t ms) {
+  if (ms < 0) ms = 0;  // a peer's field: never a negative remainder
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  tm t{};
+  ::gmtime_r(&secs, &t);
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(ms % 1000));
+  return ts;
+}
+
 void write(Level l, std::string_view category, std::string_view text) {
   static const char kLetters[] = {'D', 'I', 'W', 'E', '-'};
   timeval tv{};
   ::gettimeofday(&tv, nullptr);
-  tm t{};
-  ::gmtime_r(&tv.tv_sec, &t);
-  char ts[64];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
-                t.tm_hour, t.tm_min, t.tm_sec, static_cast<long>(tv.tv_usec / 1000));
+  const int64_t atMs = int64_t{tv.tv_sec} * 1000 + tv.tv_usec / 1000;
+  const std::string ts = isoTime(atMs);
   std::lock_guard lk(g_mu);
   if (g_keep > 0) {
     if (g_recent.size() >= g_keep) g_recent.pop_front();
-    g_recent.push_back({int64_t{tv.tv_sec} * 1000 + tv.tv_usec / 1000, l, std::string(category), std::string(text),
-                        t_migration, t_container});
+    g_recent.push_back({atMs, l, std::string(category), std::string(text), t_migration, t_container});
   }
   if (toJournal(l, category, text)) return;
-  std::fprintf(stderr, "%s %s[%d] %c %.*s: %.*s\n", ts, g_program.c_str(), ::getpid(), kLetters[static_cast<int>(l)],
-               static_cast<int>(category.size()), category.data(), static_cast<int>(text.size()), text.data());
+  std::fprintf(stderr, "%s %s[%d] %c %.*s: %.*s\n", ts.c_str(), g_program.c_str(), ::getpid(),
+               kLetters[static_cast<int>(l)], static_cast<int>(category.size()), category.data(),
+               static_cast<int>(text.size()), text.data());
   std::fflush(stderr);
 }
 

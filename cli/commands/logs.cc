@@ -2,11 +2,11 @@
 // lines of an agent (--node, default the local one), as it keeps them in
 // memory; under systemd the same lines are in the journal with their
 // fields (journalctl -u lxmigd LXMIG_MIGRATION=ID).
-#include <ctime>
 #include <iostream>
 
 #include "commands/command.h"
 #include "lxmig/base/grammar.h"
+#include "lxmig/base/log.h"
 #include "manual.h"
 #include "output/json.h"
 
@@ -18,17 +18,6 @@ struct LogsOptions {
   unsigned limit = 200;
   std::string level = "info";
 };
-
-std::string isoTime(int64_t ms) {
-  const time_t t = static_cast<time_t>(ms / 1000);
-  tm tm{};
-  ::gmtime_r(&t, &tm);
-  char b[40];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", b, static_cast<int>(ms % 1000));
-  return out;
-}
 
 int logs(const Globals& g, Connector& conn, const LogsOptions& o) {
   const std::string what = "logs";
@@ -59,7 +48,7 @@ int logs(const Globals& g, Connector& conn, const LogsOptions& o) {
     if (!l.container().empty()) about += " " + l.container();
     // The agent's text with control characters shown: one line each.
     const std::string text = quote(l.text(), 4096);
-    std::cout << isoTime(l.at_ms()) << " " << rp->node() << " " << l.level()
+    std::cout << log::isoTime(l.at_ms()) << " " << rp->node() << " " << l.level()
               << (about.empty() ? "" : " [" + about.substr(1) + "]") << " " << l.category() << ": "
               << text.substr(1, text.size() - 2) << "\n";
   }

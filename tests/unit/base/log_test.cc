@@ -127,6 +127,11 @@ TEST_F(LogTest, TheJournalGetsStructuredFields) {
   EXPECT_EQ(g.count("LXMIG_MIGRATION"), 0u);
 }
 
+TEST_F(LogTest, TimesAreIsoUtcWithMilliseconds) {
+  EXPECT_EQ(isoTime(1796422521624), "2026-12-04T22:15:21.624Z");
+  EXPECT_EQ(isoTime(-5), "1970-01-01T00:00:00.000Z");
+}
+
 TEST_F(LogTest, WithoutJournalStreamStderrStays) {
   ::unsetenv("JOURNAL_STREAM");
   EXPECT_FALSE(useJournalIfStderrIsJournal());

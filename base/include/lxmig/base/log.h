@@ -27,6 +27,8 @@ void setProgram(std::string_view name);
 bool parseLevel(std::string_view text, Level* out);
 void write(Level level, std::string_view category, std::string_view text);
 std::string_view levelName(Level level);  // "debug" ... "error"
+// A wall-clock time in ms as lines show it: "2026-11-24T10:00:00.123Z".
+std::string isoTime(int64_t ms);
 
 // What the lines of this thread are about until it goes out of scope (the
 // previous context comes back).

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "exec.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/grouping/scan_json.h"
@@ -23,6 +24,9 @@ using node::Node;
 using node::runDoctor;
 namespace devices = container::devices;
 namespace {
+
+// lxmig exec sessions at once through one agent (each holds two threads).
+constexpr int kMaxExecs = 32;
 
 // Calls the same unary method on a peer.
 template <typename Req, typename Rep, typename Fn>
@@ -114,13 +118,28 @@ grpc::Status AgentService::RemoveContainer(grpc::ServerContext*, const v1::Remov
   return toGrpc(node_.remove(req->name()));
 }
 
-grpc::Status AgentService::Exec(grpc::ServerContext*, const v1::ExecRequest* req, v1::ExecReply* rep) {
-  int secs = req->timeout_ms() ? static_cast<int>(std::min<uint64_t>(req->timeout_ms() / 1000, 86400)) + 10 : 75;
-  if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Exec, secs);
-  auto r = node_.exec(*req);
-  if (!r.ok()) return toGrpc(r.status());
-  *rep = std::move(*r);
-  return grpc::Status::OK;
+grpc::Status AgentService::Exec(grpc::ServerContext* ctx,
+                                grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>* stream) {
+  v1::ExecInput start;
+  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "exec: the caller sent nothing");
+  return exec(ctx, stream, start);
+}
+
+grpc::Status AgentService::exec(grpc::ServerContext* ctx,
+                                grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>* stream,
+                                const v1::ExecInput& start) {
+  if (!start.has_start()) return toGrpc(invalidArgument("exec: the first message must start the command"));
+  if (execs_.fetch_add(1) >= kMaxExecs) {
+    --execs_;
+    return toGrpc(resourceExhausted("exec: " + std::to_string(kMaxExecs) + " commands already run through node " +
+                                    node_.config().node + "; try again when one ends"));
+  }
+  struct Count {
+    std::atomic<int>& n;
+    ~Count() { --n; }
+  } count{execs_};
+  if (remote(start.start().node())) return relayExec(node_, start.start().node(), ctx, stream, start);
+  return serveExec(node_, ctx, stream, start.start());
 }
 
 grpc::Status AgentService::Devices(grpc::ServerContext*, const v1::DevicesRequest* req, v1::DevicesReply* rep) {
@@ -620,7 +639,6 @@ LXMIG_PEER_READ(AuditQuery, AuditQueryRequest, AuditQueryReply)
 LXMIG_PEER_READ(Logs, LogsRequest, LogsReply)
 LXMIG_PEER_FORWARDED(RunContainer, RunContainerRequest, ContainerInfo, "run " + req->name())
 LXMIG_PEER_FORWARDED(RemoveContainer, RemoveContainerRequest, RemoveContainerReply, "rm " + req->name())
-LXMIG_PEER_FORWARDED(Exec, ExecRequest, ExecReply, "exec " + req->name())
 LXMIG_PEER_FORWARDED(Firewall, FirewallRequest, FirewallReply, "fw " + req->container())
 LXMIG_PEER_FORWARDED(Pin, PinRequest, PinReply, std::string(req->pinned() ? "pin " : "unpin ") + req->name())
 LXMIG_PEER_FORWARDED(CancelMigration, CancelMigrationRequest, CancelMigrationReply, "cancel " + req->id().substr(0, 64))
@@ -633,6 +651,15 @@ grpc::Status PeerService::ListContainers(grpc::ServerContext* ctx, const v1::Lis
   v1::ListContainersRequest own = *req;
   own.set_all_nodes(false);  // this node's own containers: a peer asks each node itself
   return ops_.ListContainers(ctx, &own, rep);
+}
+
+grpc::Status PeerService::Exec(grpc::ServerContext* ctx,
+                               grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>* stream) {
+  v1::ExecInput start;
+  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "exec: the caller sent nothing");
+  if (auto who = forwarded(ctx, start.start().node(), "exec " + start.start().name().substr(0, 64)); !who.ok())
+    return toGrpc(who.status());
+  return ops_.exec(ctx, stream, start);
 }
 
 grpc::Status PeerService::Migrate(grpc::ServerContext* ctx, const v1::MigrateRequest* req,

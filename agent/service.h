@@ -54,7 +54,10 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status RunContainer(grpc::ServerContext*, const v1::RunContainerRequest*, v1::ContainerInfo*) override;
   grpc::Status RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
                                v1::RemoveContainerReply*) override;
-  grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
+  grpc::Status Exec(grpc::ServerContext*, grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>*) override;
+  // Exec once its first input (`start`) is read: for PeerService too.
+  grpc::Status exec(grpc::ServerContext*, grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>*,
+                    const v1::ExecInput& start);
   grpc::Status Devices(grpc::ServerContext*, const v1::DevicesRequest* req, v1::DevicesReply* rep) override;
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest* req, v1::FirewallReply* rep) override;
   grpc::Status Doctor(grpc::ServerContext*, const v1::DoctorRequest*, v1::DoctorReply*) override;
@@ -108,6 +111,8 @@ class AgentService final : public v1::Agent::Service {
   std::mutex detachedMu_;
   std::vector<std::unique_ptr<Detached>> detached_;
   std::atomic<bool> stopping_{false};
+  // lxmig exec sessions served or relayed now (each holds two threads).
+  std::atomic<int> execs_{0};
 };
 
 class PeerService final : public v1::Peer::Service {
@@ -133,7 +138,7 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status RunContainer(grpc::ServerContext*, const v1::RunContainerRequest*, v1::ContainerInfo*) override;
   grpc::Status RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
                                v1::RemoveContainerReply*) override;
-  grpc::Status Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecReply*) override;
+  grpc::Status Exec(grpc::ServerContext*, grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>*) override;
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest*, v1::FirewallReply*) override;
   grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*, grpc::ServerWriter<v1::MigrateEvent>*) override;
   grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;

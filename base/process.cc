@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -201,15 +202,23 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
   pid_t pid = ::fork();
   if (pid < 0) return Status::fromErrno("fork", argv[0]);
   if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
-    int out = ::open(opts.stdoutPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int err = ::open(opts.stderrPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    // Moved above the three first fds before dup2 puts them in place, so
+    // one given as 0 is not closed by another's dup2.
+    int in = opts.stdinFd >= 0 ? ::fcntl(opts.stdinFd, F_DUPFD, 3) : ::open("/dev/null", O_RDONLY);
+    int out = opts.stdoutFd >= 0 ? ::fcntl(opts.stdoutFd, F_DUPFD, 3)
+                                 : ::open(opts.stdoutPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int err = opts.stderrFd >= 0 ? ::fcntl(opts.stderrFd, F_DUPFD, 3)
+                                 : ::open(opts.stderrPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in < 0 || out < 0 || err < 0) ::_exit(126);
     ::dup2(in, 0);
     ::dup2(out, 1);
     ::dup2(err, 2);
     closeFdsFrom(3);
-    if (opts.newSession) ::setsid();
+    if (opts.newSession) {
+      ::setsid();
+      if (opts.controllingTerminal && ::ioctl(0, TIOCSCTTY, 0) != 0) ::_exit(126);
+    }
+    ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -218,6 +227,27 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
     ::_exit(127);
   }
   return Child(pid, UniqueFd(pidfdOpen(pid)));
+}
+
+void signalChildrenOf(pid_t parent, int sig) {
+  const std::string p = std::to_string(parent);
+  auto kids = readFile("/proc/" + p + "/task/" + p + "/children");
+  if (!kids.ok()) return;
+  for (const auto& word : split(*kids, ' ')) {
+    uint64_t kid = 0;
+    if (!parseUint64(word, &kid) || kid == 0 || kid > INT32_MAX) continue;
+    UniqueFd pidfd(pidfdOpen(static_cast<pid_t>(kid)));
+    if (!pidfd) continue;
+    // Still the child of `parent` now that the pidfd pins it.
+    auto stat = readFile("/proc/" + std::string(word) + "/stat");
+    if (!stat.ok()) continue;
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    auto fields = split(stat->substr(close + 1), ' ');
+    if (fields.size() < 3 || fields[1] != p) continue;  // after the ')': state, ppid, pgrp
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0);
+    if (fields[2] == word) ::kill(-static_cast<pid_t>(kid), sig);
+  }
 }
 
 Status inNamespace(const std::string& nsPath, int nstype, const std::function<Status()>& fn) {

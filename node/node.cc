@@ -30,9 +30,6 @@ using nlohmann::json;
 constexpr uint32_t kPidRange = 1000;
 // How long `run` watches a new container before it reports it running.
 constexpr int kStartSettleMs = 200;
-// `lxmig exec`: the command's output travels in one reply, so it is bounded.
-constexpr size_t kMaxExecOutputBytes = 4 << 20;
-constexpr uint64_t kMaxExecMs = 24 * 3600 * 1000;
 
 v1::ContainerSpec Spec::toProto() const {
   v1::ContainerSpec p;
@@ -145,13 +142,6 @@ Status checkMac(const std::string& mac) {
 Status checkIpv4(const std::string& ip) {
   in_addr a{};
   return ::inet_pton(AF_INET, ip.c_str(), &a) == 1 ? okStatus() : invalidArgument("bad IPv4 address " + quote(ip));
-}
-
-// Whether a container's reservation says CRIU restores it here (an incoming
-// migration, Target::prepare; an adoption): until it is done, its liblxc
-// monitor answers no command.
-bool restoring(std::optional<ReservationKind> k) {
-  return k == ReservationKind::kMigratingIn || k == ReservationKind::kAdopting;
 }
 
 constexpr size_t kMaxArgs = 4096;
@@ -679,33 +669,6 @@ Status Node::remove(const std::string& name) {
   (void)releaseAddress(s);
   dropNetState(s);
   return st;
-}
-
-Result<v1::ExecReply> Node::exec(const v1::ExecRequest& req) {
-  LXMIG_ASSIGN_OR_RETURN(Spec s, spec(req.name()));
-  if (req.command().empty()) return invalidArgument("no command to run in `" + req.name() + "`");
-  if (restoring(reservations_.kind(req.name())))
-    return failedPrecondition("container `" + req.name() +
-                              "` is busy: " + reservations_.why(req.name()).value_or("being restored"));
-  RunState rs = lxc_.state(req.name());
-  if (rs != RunState::kRunning)
-    return failedPrecondition("container `" + req.name() + "` is " + runStateName(rs) + ", not RUNNING");
-  std::vector<std::string> argv = {
-      "lxc-attach", "-P",          lxc_.lxcPath(), "-n",
-      req.name(),   "--clear-env", "-v",           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "--"};
-  argv.insert(argv.end(), req.command().begin(), req.command().end());
-  CommandOptions o;
-  o.timeoutMs = static_cast<int>(std::min<uint64_t>(req.timeout_ms() ? req.timeout_ms() : 60000, kMaxExecMs));
-  o.maxOutputBytes = kMaxExecOutputBytes;
-  LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, o));
-  if (out.truncated)
-    out.err += "\nlxmig: output cut at " + humanBytes(kMaxExecOutputBytes) + " per stream (lxmig exec keeps no more)\n";
-  v1::ExecReply r;
-  r.set_exit_code(out.exitCode);
-  r.set_stdout_data(out.out);
-  r.set_stderr_data(out.err);
-  return r;
 }
 
 Result<v1::ContainerInfo> Node::info(const std::string& name) {

@@ -57,6 +57,8 @@ class Child {
 
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
+  // Readable once the child has exited (poll it); -1 when none.
+  int pidfd() const { return pidfd_.get(); }
   // Sends sig through the pidfd (no pid-reuse race).
   Status signal(int sig);
   // Waits up to timeoutMs (-1: forever); returns the exit code as above,
@@ -70,11 +72,25 @@ class Child {
   UniqueFd pidfd_;
 };
 
+// Sends `sig` to the children of `parent` and to the process groups they
+// lead. `parent` must be a child of the caller that was not reaped: its own
+// children's pids cannot be reused meanwhile unless it reaps them (each is
+// checked to be its child again through a pidfd before the signal).
+void signalChildrenOf(pid_t parent, int sig);
+
 struct SpawnOptions {
   std::string stdoutPath = "/dev/null";  // appended to
   std::string stderrPath = "/dev/null";
   bool newSession = true;
   std::vector<std::string> extraEnv;  // "NAME=value", added to the child's environment
+  // Descriptors of the caller given to the child as its stdin, stdout and
+  // stderr instead of /dev/null and the paths above (-1: those).
+  int stdinFd = -1;
+  int stdoutFd = -1;
+  int stderrFd = -1;
+  // With newSession: the terminal on stdinFd becomes the child's
+  // controlling terminal (a pty's slave end).
+  bool controllingTerminal = false;
 };
 
 Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts = {});

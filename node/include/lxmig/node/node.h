@@ -17,6 +17,7 @@
 #include "lxmig/container/lxc_host.h"
 #include "lxmig/net/firewall.h"
 #include "lxmig/node/config.h"
+#include "lxmig/node/exec.h"
 #include "lxmig/node/reservations.h"
 #include "lxmig/store/audit_log.h"
 #include "lxmig/transport/data_link.h"
@@ -77,7 +78,8 @@ class Node {
   // command is ignored.
   Result<v1::ContainerInfo> runWithInit(const v1::RunContainerRequest& req, const Reservation& held);
   Status remove(const std::string& name);
-  Result<v1::ExecReply> exec(const v1::ExecRequest& req);
+  // Starts req.command in the running container req.name (node/exec.h).
+  Result<ExecSession> startExec(const v1::ExecRequest& req);
   std::vector<v1::ContainerInfo> list();
   Result<v1::ContainerInfo> info(const std::string& name);
   Result<Spec> spec(const std::string& name);

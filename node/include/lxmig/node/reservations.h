@@ -25,6 +25,13 @@ class Reservations;
 // only once CRIU is done.
 enum class ReservationKind { kOther, kMigratingOut, kMigratingIn, kAdopting };
 
+// Whether a container's reservation says CRIU restores it here (an incoming
+// migration, Target::prepare; an adoption): until it is done, its liblxc
+// monitor answers no command.
+inline bool restoring(std::optional<ReservationKind> k) {
+  return k == ReservationKind::kMigratingIn || k == ReservationKind::kAdopting;
+}
+
 // Holds one name busy until destroyed, moved from or released. Holding
 // none (default-constructed, moved from) is fine.
 class Reservation {

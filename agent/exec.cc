@@ -6,61 +6,18 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
-#include <thread>
 
 #include "lxmig/base/log.h"
 #include "lxmig/proto/rpc_status.h"
+#include "streams.h"
 
 namespace lxmig::agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kChunkBytes = 64 << 10;               // output read, and stdin accepted, per message
-constexpr size_t kDrainBytes = 4 << 20;                // output still read after the command ended
-constexpr auto kCloseGrace = std::chrono::seconds(5);  // for the caller to close its side
-
-// Reads the caller's inputs on a thread of its own and hands each to `fn`
-// (false: read no more). When the exchange is over (finish), the caller has
-// kCloseGrace to close its side before the call is cancelled, so a caller
-// that never does cannot hold the agent's threads.
-class CallerInputs {
- public:
-  CallerInputs(grpc::ServerContext* ctx, ExecStream* stream, std::function<bool(const v1::ExecInput&)> fn,
-               std::function<void()> atEnd = {})
-      : ctx_(ctx) {
-    thread_ = std::thread([this, stream, fn = std::move(fn), atEnd = std::move(atEnd)] {
-      v1::ExecInput in;
-      while (stream->Read(&in) && fn(in)) {
-      }
-      if (atEnd) atEnd();
-      std::lock_guard lock(mu_);
-      ended_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~CallerInputs() { finish(); }
-  CallerInputs(const CallerInputs&) = delete;
-  CallerInputs& operator=(const CallerInputs&) = delete;
-
-  void finish() {
-    if (!thread_.joinable()) return;
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, kCloseGrace, [this] { return ended_; })) ctx_->TryCancel();
-    lock.unlock();
-    thread_.join();
-  }
-
- private:
-  grpc::ServerContext* ctx_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool ended_ = false;
-  std::thread thread_;
-};
+constexpr size_t kChunkBytes = 64 << 10;  // output read, and stdin accepted, per message
+constexpr size_t kDrainBytes = 4 << 20;   // output still read after the command ended
 
 // Writes all of `data` to the non-blocking `fd`; false when it cannot take
 // more (the command closed its stdin or ended) or `over` is set.
@@ -113,7 +70,7 @@ grpc::Status serveExec(node::Node& node, grpc::ServerContext* ctx, ExecStream* s
   LXMIG_LOG(kInfo, "agent") << "exec in " << start.name() << ": " << start.command(0) << (s.tty ? " (terminal)" : "");
 
   std::atomic<bool> over{false};
-  CallerInputs inputs(ctx, stream, [&](const v1::ExecInput& in) {
+  CallerInputs<v1::ExecInput, v1::ExecOutput> inputs(ctx, stream, [&](v1::ExecInput& in) {
     switch (in.input_case()) {
       case v1::ExecInput::kStdinData:
         if (in.stdin_data().size() > kChunkBytes) return false;
@@ -188,33 +145,6 @@ grpc::Status serveExec(node::Node& node, grpc::ServerContext* ctx, ExecStream* s
   stream->Write(last);
   inputs.finish();
   return grpc::Status::OK;
-}
-
-grpc::Status relayExec(node::Node& node, const std::string& target, grpc::ServerContext* ctx, ExecStream* stream,
-                       const v1::ExecInput& start) {
-  auto stub = node.peer(target);
-  if (!stub.ok()) return toGrpc(stub.status());
-  grpc::ClientContext cctx;
-  auto peer = (*stub)->Exec(&cctx);
-  if (peer->Write(start)) {
-    CallerInputs inputs(
-        ctx, stream, [&](const v1::ExecInput& in) { return peer->Write(in); },
-        [&] {
-          if (ctx->IsCancelled()) cctx.TryCancel();
-          else peer->WritesDone();
-        });
-    v1::ExecOutput out;
-    while (peer->Read(&out))
-      if (!stream->Write(out)) {
-        cctx.TryCancel();
-        break;
-      }
-    inputs.finish();
-  }
-  grpc::Status st = peer->Finish();
-  if (st.error_code() == grpc::StatusCode::UNAVAILABLE)
-    return grpc::Status(st.error_code(), "node " + target + " unreachable: " + st.error_message());
-  return st;
 }
 
 }  // namespace lxmig::agent

@@ -1,5 +1,5 @@
-// lxmig exec's stream, on the node that runs the container (serveExec)
-// or relayed to the peer that does (relayExec). Private to the agent.
+// lxmig exec's stream on the node that runs the container (relayed to it
+// by streams.h's relayBoth otherwise). Private to the agent.
 #pragma once
 
 #include <string>
@@ -15,9 +15,5 @@ using ExecStream = grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>;
 // its output to the caller as it comes, then its exit. A caller that goes
 // away ends the command (SIGKILL); so does its timeout.
 grpc::Status serveExec(node::Node& node, grpc::ServerContext* ctx, ExecStream* stream, const v1::ExecRequest& start);
-
-// The same call on `target`'s agent, both ways, `start` first.
-grpc::Status relayExec(node::Node& node, const std::string& target, grpc::ServerContext* ctx, ExecStream* stream,
-                       const v1::ExecInput& start);
 
 }  // namespace lxmig::agent

@@ -17,6 +17,7 @@
 #include "lxmig/node/doctor.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/store/audit_query.h"
+#include "streams.h"
 
 namespace lxmig::agent {
 
@@ -138,7 +139,8 @@ grpc::Status AgentService::exec(grpc::ServerContext* ctx,
     std::atomic<int>& n;
     ~Count() { --n; }
   } count{execs_};
-  if (remote(start.start().node())) return relayExec(node_, start.start().node(), ctx, stream, start);
+  if (remote(start.start().node()))
+    return relayBoth(node_, start.start().node(), ctx, stream, start, &v1::Peer::Stub::Exec);
   return serveExec(node_, ctx, stream, start.start());
 }
 

@@ -77,6 +77,15 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
   grpc::Status Members(grpc::ServerContext*, const v1::MembersRequest*, v1::MembersReply*) override;
   grpc::Status Hold(grpc::ServerContext*, const v1::HoldRequest*, grpc::ServerWriter<v1::HoldEvent>*) override;
+  grpc::Status Checkpoint(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<v1::CheckpointOutput, v1::CheckpointInput>*) override;
+  grpc::Status RestoreCheckpoint(grpc::ServerContext*,
+                                 grpc::ServerReaderWriter<v1::StepEvent, v1::ImportInput>*) override;
+  // The same once their first message (`start`) is read: for PeerService too.
+  grpc::Status checkpoint(grpc::ServerContext*, grpc::ServerReaderWriter<v1::CheckpointOutput, v1::CheckpointInput>*,
+                          const v1::CheckpointInput& start);
+  grpc::Status restoreCheckpoint(grpc::ServerContext*, grpc::ServerReaderWriter<v1::StepEvent, v1::ImportInput>*,
+                                 const v1::ImportInput& start);
 
  private:
   bool remote(const std::string& node) const { return !node.empty() && node != node_.config().node; }
@@ -142,6 +151,10 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status Firewall(grpc::ServerContext*, const v1::FirewallRequest*, v1::FirewallReply*) override;
   grpc::Status Migrate(grpc::ServerContext*, const v1::MigrateRequest*, grpc::ServerWriter<v1::MigrateEvent>*) override;
   grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*, grpc::ServerWriter<v1::StepEvent>*) override;
+  grpc::Status Checkpoint(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<v1::CheckpointOutput, v1::CheckpointInput>*) override;
+  grpc::Status RestoreCheckpoint(grpc::ServerContext*,
+                                 grpc::ServerReaderWriter<v1::StepEvent, v1::ImportInput>*) override;
 
   grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
   grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;

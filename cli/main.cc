@@ -28,11 +28,11 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "machine-readable output");
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
   app.set_version_flag("--version", std::string("lxmig ") + LXMIG_VERSION);
-  const Verb verbs[] = {addDoctor(app), addTestbed(app), addRun(app),     addPs(app),        addRm(app),
-                        addExec(app),   addMigrate(app), addCancel(app),  addWatch(app),     addFw(app),
-                        addAudit(app),  addLogs(app),    addNodes(app),   addRebalance(app), addDrain(app),
-                        addPin(app),    addUnpin(app),   addDevices(app), addGroups(app),    addAdopt(app),
-                        addMerge(app),  addCluster(app)};
+  const Verb verbs[] = {addDoctor(app),    addTestbed(app), addRun(app),    addPs(app),     addRm(app),
+                        addExec(app),      addMigrate(app), addCancel(app), addWatch(app),  addCheckpoint(app),
+                        addRestore(app),   addFw(app),      addAudit(app),  addLogs(app),   addNodes(app),
+                        addRebalance(app), addDrain(app),   addPin(app),    addUnpin(app),  addDevices(app),
+                        addGroups(app),    addAdopt(app),   addMerge(app),  addCluster(app)};
 
   // `lxmig __complete WORDS...` (hidden, for scripts/deploy/lxmig.bash): the
   // words that may follow WORDS, one per line (completion.h). Before

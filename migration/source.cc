@@ -704,6 +704,17 @@ void Source::recordTargetSteps(const v1::RestoreReply& r) {
 void Source::commit() {
   progress_->phase(v1::PHASE_COMMIT, 0);
   PhaseClock ph(*journal_, v1::PHASE_COMMIT);
+  if (ctx_.keepRunning) {
+    // A checkpoint that leaves the container running: it resumes as after
+    // an abort; nothing of it went anywhere.
+    Status st = ctx_.host.thaw(spec_.name);
+    if (Status r = ctx_.host.reconnect(spec_); !r.ok() && st.ok()) st = r;
+    (void)removeTree(imagesDir_);
+    reservation_.release();
+    if (!st.ok()) journal_->event("error", "resuming after the checkpoint: " + st.message());
+    ph.end(st);
+    return;
+  }
   Status st = ctx_.host.destroy(spec_.name);
   ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
   (void)removeTree(imagesDir_);

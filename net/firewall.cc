@@ -379,6 +379,17 @@ Status checkRule(const Json& expr) {
 
 }  // namespace
 
+Result<std::string> renameExport(const std::string& exported, const std::string& name) {
+  if (!validChainSuffix(name)) return invalidArgument("bad container name `" + name + "` for a firewall chain");
+  if (exported.size() > kMaxExportBytes || !shallow(exported))
+    return invalidArgument("firewall export: larger or deeper than any chain of rules");
+  auto doc = Json::parse(exported, nullptr, false);
+  if (!doc.is_object() || !doc.contains("container") || !doc["container"].is_string())
+    return invalidArgument("firewall export: malformed (want {container, ip, rules})");
+  doc["container"] = name;
+  return doc.dump();
+}
+
 Result<std::string> importBatch(const std::string& table, const std::string& name, const std::string& ip,
                                 const std::string& exported, bool replaceElement) {
   const std::string what = "firewall export of `" + name + "`";

@@ -74,6 +74,8 @@ Verb addWatch(CLI::App& app);
 Verb addFw(CLI::App& app);
 Verb addAudit(CLI::App& app);
 Verb addLogs(CLI::App& app);
+Verb addCheckpoint(CLI::App& app);
+Verb addRestore(CLI::App& app);
 Verb addNodes(CLI::App& app);
 Verb addRebalance(CLI::App& app);
 Verb addDrain(CLI::App& app);

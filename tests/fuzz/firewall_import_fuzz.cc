@@ -1,4 +1,4 @@
-// A peer's firewall export (net::importBatch): whatever the document, the
+// A peer's firewall export (net::importBatch, net::renameExport): whatever the document, the
 // batch either fails with one line or installs only the migration's chain
 // and address: every command names the chain in-web or the inbound map
 // element for 10.200.1.10, and no rule refers to a named set or jumps.
@@ -13,6 +13,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t size) {
   const std::string doc(reinterpret_cast<const char*>(in), size);
+  // A checkpoint restored under another name: the document names it, or
+  // one line says why not.
+  if (auto renamed = lxmig::net::renameExport(doc, "web2"); renamed.ok()) {
+    auto j = nlohmann::json::parse(*renamed, nullptr, false);
+    LXMIG_FUZZ_CHECK(j.is_object() && j["container"] == "web2");
+  } else {
+    LXMIG_FUZZ_CHECK(renamed.status().message().find('\n') == std::string::npos);
+  }
   auto batch = lxmig::net::importBatch("lxmig", "web", "10.200.1.10", doc, size % 2);
   if (!batch.ok()) {
     LXMIG_FUZZ_CHECK(batch.status().message().find('\n') == std::string::npos);

@@ -2,8 +2,8 @@
 // serializers, so that the seeds are what the agents really exchange:
 //   fuzz_make_seeds tests/fuzz/corpus
 // fills corpus/pagemap/ (CRIU pagemap images), corpus/conntrack/ (the
-// conntrack records of NetState) and corpus/criu_fifo/ (CRIU's FIFO
-// images). Text seeds are written by hand.
+// conntrack records of NetState), corpus/criu_fifo/ (CRIU's FIFO
+// images) and corpus/checkpoint_file/ (a checkpoint file). Text seeds are written by hand.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 
+#include "checkpoint_file.h"
 #include "lxmig/base/files.h"
 #include "lxmig/criu/files.pb.h"
 #include "lxmig/criu/image.h"
@@ -150,5 +151,36 @@ int main(int argc, char** argv) {
     append(data, d, bytes);
   }
   ok &= put(ff, "fifo-data.img", data);
+
+  // A checkpoint file: the container, one stream of two chunks, the
+  // network state, the end.
+  const std::string ck = root + "/checkpoint_file";
+  std::string file;
+  auto w = cli::CheckpointWriter::start([&](const char* d, size_t n) {
+    file.append(d, n);
+    return okStatus();
+  });
+  v1::CheckpointRecord rec;
+  rec.mutable_prepare()->set_migration_id("0123456789abcdef");
+  rec.mutable_prepare()->set_source("n1");
+  rec.mutable_prepare()->mutable_spec()->set_name("web");
+  rec.mutable_prepare()->mutable_spec()->set_ip("10.200.1.10");
+  ok &= w.ok() && w->add(rec).ok();
+  rec.Clear();
+  rec.mutable_chunk()->set_path("inventory.img");
+  rec.mutable_chunk()->mutable_meta()->set_size(4);
+  ok &= w->add(rec).ok();
+  rec.Clear();
+  rec.mutable_chunk()->set_path("inventory.img");
+  rec.mutable_chunk()->set_data("abcd");
+  ok &= w->add(rec).ok();
+  rec.Clear();
+  rec.set_stream_end(true);
+  ok &= w->add(rec).ok();
+  rec.Clear();
+  rec.mutable_restore()->mutable_net()->set_rules_json(R"({"container":"web","ip":"10.200.1.10","rules":[]})");
+  ok &= w->add(rec).ok();
+  ok &= w->end("n1", 1764892800000).ok();
+  ok &= put(ck, "small.ckpt", file);
   return ok ? 0 : 1;
 }

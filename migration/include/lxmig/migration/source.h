@@ -64,6 +64,9 @@ struct SourceContext {
   // (while CRIU dumps here, the target is not waited for). Past it, before
   // the restore was sent, the migration aborts and the source thaws.
   int64_t stallLimitMs = 60000;
+  // A checkpoint with --leave-running (checkpoint.h): at the commit the
+  // container thaws here instead of going.
+  bool keepRunning = false;
 };
 
 class Source {

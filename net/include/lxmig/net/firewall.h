@@ -122,4 +122,9 @@ bool validChainSuffix(const std::string& name);
 Result<std::string> importBatch(const std::string& table, const std::string& name, const std::string& ip,
                                 const std::string& exported, bool replaceElement);
 
+// The same exported document for a container that goes by `name` now (a
+// checkpoint restored under another name); its rules are left as they are,
+// for importBatch to check. Pure.
+Result<std::string> renameExport(const std::string& exported, const std::string& name);
+
 }  // namespace lxmig::net

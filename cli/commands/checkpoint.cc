@@ -169,7 +169,13 @@ int restore(const Globals& g, Connector& conn, const RestoreOptions& o) {
   start.mutable_start()->set_node(g.node);
   start.mutable_start()->set_name(o.name);
   Status failed;
+  // On a terminal: the file's bytes sent, rate and time left.
+  const bool tty = ::isatty(2) && !g.quiet && !g.json;
   if (stream->Write(start)) {
+    struct stat sb {};
+    const uint64_t size = ::fstat(fd.get(), &sb) == 0 ? static_cast<uint64_t>(sb.st_size) : 0;
+    const int64_t t0 = monotonicNs();
+    int64_t shown = 0;
     v1::ImportInput msg;
     for (;;) {
       auto more = reader->next(msg.mutable_record());
@@ -179,7 +185,18 @@ int restore(const Globals& g, Connector& conn, const RestoreOptions& o) {
         break;
       }
       if (!*more || !stream->Write(msg)) break;
+      if (tty && monotonicNs() - shown > 200'000'000) {
+        shown = monotonicNs();
+        v1::Progress p;
+        p.set_phase(v1::PHASE_TRANSFER);
+        p.set_bytes_done(reader->bytes());
+        p.set_bytes_total(size);
+        p.set_elapsed_ms((shown - t0) / 1'000'000);
+        if (shown > t0) p.set_rate_bps(static_cast<double>(reader->bytes()) * 1e9 / static_cast<double>(shown - t0));
+        std::fprintf(stderr, "\r\033[K%s", progressLine(p).c_str());
+      }
     }
+    if (tty) std::fprintf(stderr, "\r\033[K[restore] %s sent, restoring...", humanBytes(reader->bytes()).c_str());
     stream->WritesDone();
   }
   v1::StepEvent ev;
@@ -190,6 +207,7 @@ int restore(const Globals& g, Connector& conn, const RestoreOptions& o) {
       reply = ev.restored();
       replied = true;
     }
+  if (tty) std::fprintf(stderr, "\r\033[K");
   Status st = fromGrpc(stream->Finish());
   if (!failed.ok()) return fail(what, failed);
   if (!st.ok()) return fail(what, st);

@@ -6,4 +6,5 @@ _lxmig() {
   # shellcheck disable=SC2207
   COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" __complete "${COMP_WORDS[@]:1:COMP_CWORD-1}" 2>/dev/null)" -- "$cur"))
 }
-complete -F _lxmig lxmig
+# -o default: where lxmig offers nothing (a FILE of checkpoint --export, restore --import), file names.
+complete -o default -F _lxmig lxmig

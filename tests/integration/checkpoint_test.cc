@@ -132,9 +132,11 @@ TEST_F(CheckpointTest, LeaveRunningKeepsItAndARestoreBesideItIsRefused) {
   EXPECT_EQ(nodeOf("ck-copy"), "");
   EXPECT_TRUE(leftovers("n2").empty());
 
-  // Once it is gone, the file continues it under another name.
+  // Once it is gone, the file continues it under another name (asked of
+  // n1's agent, which relays the file to n2).
   ASSERT_EQ(tb().lxmig({"rm", "ck"}).code, 0);
-  Cli r = tb().lxmig({"--node", "n2", "restore", "--import", file, "--name", "ck-copy"});
+  Cli r = tb().lxmig({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
+                      "restore", "--import", file, "--name", "ck-copy"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nodeOf("ck-copy"), "n2");
   EXPECT_GE(count("ck-copy"), before);

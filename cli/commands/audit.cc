@@ -168,8 +168,7 @@ int query(const Globals& g, Connector& conn, const QueryOptions& q) {
 int stats(const Globals& g, Connector& conn, const std::string& since) {
   auto back = parseSinceMs(since);
   if (!back.ok()) return fail("audit stats", back.status());
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   store::QueryLimits limits;
   limits.maxRows = store::QueryLimits::kMaxRows;
   limits.timeoutMs = 10000;
@@ -230,8 +229,7 @@ int exportAudit(const Globals& g, Connector& conn, const std::string& since, con
   if (format != "jsonl") return fail("audit export", invalidArgument("format " + quote(format) + ": only jsonl"));
   auto back = parseSinceMs(since);
   if (!back.ok()) return fail("audit export", back.status());
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   struct Kind {
     const char *type, *view, *time;
   };
@@ -285,8 +283,7 @@ int audit(const Globals& g, Connector& conn, const AuditOptions& o) {
     return 0;
   }
   if (o.query->parsed()) return query(g, conn, o.q);
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   return o.show->parsed() ? show(g, conn, names, o.id) : list(g, conn, names, o);
 }
 

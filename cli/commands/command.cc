@@ -61,6 +61,12 @@ void warn(const std::string& what, const std::string& message) {
   std::fprintf(stderr, "%s\n", warningLine(what, message, jsonErrorsOn).c_str());
 }
 
+std::vector<std::string> nodesToAsk(const Globals& g, Connector& conn) {
+  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
+  if (names.empty()) names.push_back("");
+  return names;
+}
+
 std::string localHostName() {
   char host[256] = "local";
   ::gethostname(host, sizeof host);

@@ -61,6 +61,10 @@ void warn(const std::string& what, const std::string& message);
 // This machine's name: the node name of what the CLI does without an agent.
 std::string localHostName();
 
+// The nodes to ask about something any of them may hold (a migration, a
+// group, audit rows): --node, else every node, else the local agent ("").
+std::vector<std::string> nodesToAsk(const Globals& g, Connector& conn);
+
 // In the order of `lxmig --help`.
 Verb addDoctor(CLI::App& app);
 Verb addTestbed(CLI::App& app);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 #include "args.h"
@@ -34,19 +35,27 @@ void onInterrupt(int) {
   if (g_migrateCtx) g_migrateCtx->TryCancel();
 }
 
-// The final record of a migration whose stream the client cancelled: the
-// source finishes the rollback (thaw, target abort) after the stream ends.
-Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, const std::string& id) {
-  const int64_t until = monotonicNs() + 120 * int64_t{1000000000};
+// Asks `node` for migration `id` every `everyMs` until it ends, showing
+// each answer to `seen` (may be empty); Unavailable after `limitS`.
+Result<v1::MigrationReport> untilEnded(Target& t, const std::string& node, const std::string& id, int64_t limitS,
+                                       int everyMs, const std::function<void(const v1::MigrationReport&)>& seen) {
+  const int64_t until = monotonicNs() + limitS * int64_t{1000000000};
   v1::GetMigrationRequest rq;
   rq.set_node(node);
   rq.set_id(id);
   for (;;) {
     LXMIG_ASSIGN_OR_RETURN(auto r, call(t, &v1::Agent::Stub::GetMigration, rq, 10));
+    if (seen) seen(r);
     if (r.result() != v1::RESULT_RUNNING) return r;
-    if (monotonicNs() > until) return unavailable("still rolling back after 120 s");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (monotonicNs() > until) return unavailable("still running after " + std::to_string(limitS) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(everyMs));
   }
+}
+
+// The final record of a migration whose stream the client cancelled: the
+// source finishes the rollback (thaw, target abort) after the stream ends.
+Result<v1::MigrationReport> awaitOutcome(Target& t, const std::string& node, const std::string& id) {
+  return untilEnded(t, node, id, 120, 50, {});
 }
 
 // The request, or InvalidArgument for an option value CLI11 cannot check.
@@ -80,8 +89,7 @@ Result<v1::MigrateRequest> request(const MigrateOptions& o, const std::string& s
 // The container that holds IPC group `id` (lxmig groups): asked of every
 // node; a group that is not inside one container says what would make it.
 Result<std::string> containerOfGroup(const Globals& g, Connector& conn, const std::string& id) {
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   for (const auto& n : names) {
     v1::GroupsRequest rq;
     rq.set_node(n);
@@ -193,8 +201,7 @@ int migrate(const Globals& g, Connector& conn, MigrateOptions o) {
 int cancelMigration(const Globals& g, Connector& conn, const std::string& id, bool force) {
   const std::string what = "cancel " + id.substr(0, 64);
   if (Status st = checkMigrationId(id); !st.ok()) return fail(what, st);
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   std::string silent;
   for (const auto& n : names) {
     v1::CancelMigrationRequest rq;
@@ -237,8 +244,7 @@ int watchMigration(const Globals& g, Connector& conn, const std::string& id) {
   if (Status st = checkMigrationId(id); !st.ok()) return fail(what, st);
   // The node whose audit has it; then its source's (the target's row
   // lacks the source's phases).
-  std::vector<std::string> names = g.node.empty() ? conn.nodes() : std::vector<std::string>{g.node};
-  if (names.empty()) names.push_back("");
+  const std::vector<std::string> names = nodesToAsk(g, conn);
   std::string at;
   bool found = false;
   v1::MigrationReport r;
@@ -261,28 +267,20 @@ int watchMigration(const Globals& g, Connector& conn, const std::string& id) {
     std::printf("migration %s of %s: %s -> %s\n", id.c_str(), r.container().c_str(), r.source().c_str(),
                 r.target().c_str());
   size_t shown = 0;  // phases printed (ended ones)
-  const int64_t until = monotonicNs() + int64_t{24} * 3600 * 1000000000;
-  for (;;) {
-    v1::GetMigrationRequest rq;
-    rq.set_node(at);
-    rq.set_id(id);
-    auto rp = call(*t, &v1::Agent::Stub::GetMigration, rq, 10);
-    if (!rp.ok()) return fail(what, rp.status());
-    r = *rp;
-    for (; shown < static_cast<size_t>(r.phases_size()); ++shown) {
-      const auto& p = r.phases(static_cast<int>(shown));
-      const bool ended = p.result() != v1::PHASE_RESULT_UNSPECIFIED && p.result() != v1::PHASE_RESULT_RUNNING;
-      if (!ended && r.result() == v1::RESULT_RUNNING) break;  // shown when it ends
+  auto ended = untilEnded(*t, at, id, int64_t{24} * 3600, 200, [&](const v1::MigrationReport& now) {
+    for (; shown < static_cast<size_t>(now.phases_size()); ++shown) {
+      const auto& p = now.phases(static_cast<int>(shown));
+      const bool over = p.result() != v1::PHASE_RESULT_UNSPECIFIED && p.result() != v1::PHASE_RESULT_RUNNING;
+      if (!over && now.result() == v1::RESULT_RUNNING) break;  // shown when it ends
       if (lines)
         std::printf("  %-20s %8lld ms  %s%s\n", std::string(name(p.phase())).c_str(),
                     static_cast<long long>(p.duration_ms()), std::string(name(p.result())).c_str(),
                     p.error().empty() ? "" : (": " + p.error()).c_str());
     }
     std::fflush(stdout);
-    if (r.result() != v1::RESULT_RUNNING) break;
-    if (monotonicNs() > until) return fail(what, unavailable("still running after 24 hours"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  });
+  if (!ended.ok()) return fail(what, ended.status());
+  r = *ended;
   if (g.json || !g.quiet) printReport(r, g.json);
   if (r.result() != v1::RESULT_COMMITTED) return failWith(what, std::string(name(r.result())) + ": " + r.error());
   return 0;

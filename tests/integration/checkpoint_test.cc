@@ -135,8 +135,7 @@ TEST_F(CheckpointTest, LeaveRunningKeepsItAndARestoreBesideItIsRefused) {
   // Once it is gone, the file continues it under another name (asked of
   // n1's agent, which relays the file to n2).
   ASSERT_EQ(tb().lxmig({"rm", "ck"}).code, 0);
-  Cli r = tb().lxmig({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
-                      "restore", "--import", file, "--name", "ck-copy"});
+  Cli r = tb().lxmig(tb().through("n1", "n2", {"restore", "--import", file, "--name", "ck-copy"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nodeOf("ck-copy"), "n2");
   EXPECT_GE(count("ck-copy"), before);

@@ -44,21 +44,13 @@ class ExecTest : public TestbedSuite {
   // The container's processes, one "PID COMMAND ARGS" line each.
   std::string processes() { return tb().lxmig({"exec", kName, "--", "ps", "-eo", "pid,args"}).out; }
 
-  // The argv that runs lxmig with the test bed's environment.
-  std::vector<std::string> cliArgv(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"env"};
-    for (const auto& e : tb().env()) argv.push_back(e);
-    argv.push_back(LXMIG_BIN);
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-
   static constexpr const char* kName = "sh1";
 };
 
 TEST_F(ExecTest, StdinOnlyWithDashIAndJsonOutput) {
   // Without -i the command's stdin is empty; with it, ours.
-  std::vector<std::string> argv = cliArgv({"exec", "-i", kName, "--", "/bin/sh", "-c", "read x; echo \"got $x\""});
+  std::vector<std::string> argv =
+      tb().lxmigArgv({"exec", "-i", kName, "--", "/bin/sh", "-c", "read x; echo \"got $x\""});
   CommandOptions o;
   o.stdinData = "a line\n";
   o.timeoutMs = 60000;
@@ -98,8 +90,8 @@ TEST_F(ExecTest, ATimeoutKillsTheCommandAndWhatItStarted) {
 
 TEST_F(ExecTest, ACallerThatGoesEndsTheCommand) {
   // Through n1's agent, which relays the session to n2.
-  auto argv = cliArgv({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
-                       "exec", kName, "--", "/bin/sh", "-c", "sleep 1003 & sleep 1004"});
+  auto argv =
+      tb().lxmigArgv(tb().through("n1", "n2", {"exec", kName, "--", "/bin/sh", "-c", "sleep 1003 & sleep 1004"}));
   auto cli = spawn(argv);
   ASSERT_TRUE(cli.ok()) << cli.status().message();
   auto until = Clock::now() + std::chrono::seconds(20);
@@ -128,9 +120,10 @@ TEST_F(ExecTest, ATerminalFollowsTheCallersSizeThroughARelay) {
   ws.ws_col = 101;
   ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, &ws), 0);
   UniqueFd m(master), s(slave);
-  auto argv = cliArgv({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
-                       "exec", "-t", kName, "--", "/bin/sh", "-c",
-                       "tty; stty size; echo \"term=$TERM\"; echo ready; read x; stty size; echo \"got $x\"; exit 7"});
+  auto argv = tb().lxmigArgv(
+      tb().through("n1", "n2",
+                   {"exec", "-t", kName, "--", "/bin/sh", "-c",
+                    "tty; stty size; echo \"term=$TERM\"; echo ready; read x; stty size; echo \"got $x\"; exit 7"}));
   SpawnOptions so;
   so.stdinFd = so.stdoutFd = so.stderrFd = s.get();
   so.controllingTerminal = true;

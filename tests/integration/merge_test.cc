@@ -396,11 +396,7 @@ TEST_F(MergeTest, AMergeOnAnotherNodeIsForwardedByTheLocalAgent) {
     ASSERT_EQ(r.code, 0) << r.err;
     containers_.push_back(name);
   }
-  const std::vector<std::string> viaN1 = {
-      "--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2"};
-  auto args = viaN1;
-  args.insert(args.end(), {"--json", "merge", "far-a", "far-b", "--name", "far-a"});
-  Cli m = tb().lxmig(args);
+  Cli m = tb().lxmig(tb().through("n1", "n2", {"--json", "merge", "far-a", "far-b", "--name", "far-a"}));
   ASSERT_EQ(m.code, 0) << m.err << m.out;
   EXPECT_EQ(m.json()["name"], "far-a") << m.out;
   EXPECT_EQ(nodeOf("far-a"), "n2");

@@ -103,10 +103,7 @@ class MigrationTest : public TestbedSuite {
     EXPECT_GE(fd, 0);
     if (fd >= 0) ::close(fd);
     std::unique_ptr<char, int (*)(const char*)> cleanup(tmpl, ::unlink);
-    std::vector<std::string> argv = {"env"};
-    for (const auto& e : tb().env()) argv.push_back(e);
-    argv.push_back(LXMIG_BIN);
-    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> argv = tb().lxmigArgv(args);
     SpawnOptions so;
     so.newSession = false;
     so.stderrPath = tmpl;
@@ -272,8 +269,7 @@ TEST_F(MigrationTest, MigrationKeepsStatePidAndAddress) {
         l["text"].get<std::string>().find(": committed, downtime ") != std::string::npos && l["container"] == "mig1";
   }
   EXPECT_TRUE(outcome) << srcLog.out;
-  Cli tgtLog = tb().lxmig({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
-                           "logs", "--migration", id});
+  Cli tgtLog = tb().lxmig(tb().through("n1", "n2", {"logs", "--migration", id}));
   ASSERT_EQ(tgtLog.code, 0) << tgtLog.err;
   EXPECT_NE(tgtLog.out.find(" n2 info [" + id), std::string::npos) << tgtLog.out;
   EXPECT_NE(tgtLog.out.find("restored mig1 (migration " + id + ")"), std::string::npos) << tgtLog.out;
@@ -1494,8 +1490,7 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
   // CLI talks to n1's agent only (no cluster file), which forwards to n2:
   // the cancel must get through although the wait sends no events.
   {
-    auto cli = interrupt({"--cluster", "/nonexistent", "--socket", tb().runDir() + "/n1/agent.sock", "--node", "n2",
-                          "migrate", "pc-back", "--to", "n1"},
+    auto cli = interrupt(tb().through("n1", "n2", {"migrate", "pc-back", "--to", "n1"}),
                          [] { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); });
     EXPECT_NE(cli.code, 0);
     EXPECT_NE(cli.err.find("refused: cancelled by the operator"), std::string::npos) << cli.err;

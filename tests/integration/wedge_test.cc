@@ -141,9 +141,7 @@ class WedgeTest : public TestbedSuite {
 
   // `lxmig migrate NAME --to n2 ...` in the background; its stderr in a file.
   Child migrateInBackground(const std::string& name, const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {"env"};
-    for (const auto& e : tb().env()) argv.push_back(e);
-    argv.insert(argv.end(), {LXMIG_BIN, "migrate", name, "--to", "n2", "--mode", "stop-and-copy"});
+    std::vector<std::string> argv = tb().lxmigArgv({"migrate", name, "--to", "n2", "--mode", "stop-and-copy"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     SpawnOptions so;
     so.stderrPath = dir_ + "/migrate.err";

@@ -113,7 +113,12 @@ grpc::Status serveExec(node::Node& node, grpc::ServerContext* ctx, ExecStream* s
     for (const auto& o : outs)
       if (o.open) fds[n++] = {o.fd, POLLIN, 0};
     fds[n++] = {s.child.pidfd(), POLLIN, 0};
-    if (::poll(fds.data(), n, 100) < 0 && errno != EINTR) return toGrpc(Status::fromErrno("poll", "exec"));
+    if (::poll(fds.data(), n, 100) < 0 && errno != EINTR) {
+      Status st = Status::fromErrno("poll", "exec");
+      over = true;
+      s.kill();
+      return toGrpc(st);
+    }
     for (nfds_t i = 0; i < n; ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       if (fds[i].fd == s.child.pidfd()) {

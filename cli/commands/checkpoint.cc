@@ -69,6 +69,8 @@ int checkpoint(const Globals& g, Connector& conn, const CheckpointOptions& o) {
 
   const std::string partial = o.file + ".partial";
   UniqueFd fd(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd && errno == EEXIST)
+    return failWith(what, partial + " exists: another checkpoint writes it, or one was cut off (then remove it)");
   if (!fd) return fail(what, Status::fromErrno("create", partial));
   bool keepPartial = false;
   struct Cleanup {

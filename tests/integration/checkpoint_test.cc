@@ -77,6 +77,13 @@ TEST_F(CheckpointTest, AContainerMovesThroughAFileToAnotherNode) {
   ASSERT_FALSE(ip.empty());
   ASSERT_FALSE(pid.empty());
   const std::string file = dir_ + "/ck.ckpt";
+  // A partial file left by a checkpoint that was cut off is never taken over.
+  ASSERT_TRUE(writeFileAtomic(file + ".partial", "cut off\n").ok());
+  Cli stale = tb().lxmig({"checkpoint", "ck", "--export", file});
+  EXPECT_EQ(stale.code, 1);
+  EXPECT_NE(stale.err.find(".partial exists"), std::string::npos) << stale.err;
+  EXPECT_EQ(nodeOf("ck"), "n1");
+  ASSERT_EQ(::unlink((file + ".partial").c_str()), 0);
   Cli c = tb().lxmig({"--json", "checkpoint", "ck", "--export", file});
   ASSERT_EQ(c.code, 0) << c.err << c.out;
   EXPECT_EQ(c.json()["node"], "n1") << c.out;

@@ -44,3 +44,20 @@ bench_fresh_testbed() {
   "$LXMIG" testbed down >/dev/null 2>&1 || true
   "$LXMIG" testbed up --nodes 2 >/dev/null
 }
+
+# Waits until counter_server in container $1 answers GET on port 7000 from
+# the client namespace (at most a minute); fails when it never does.
+bench_wait_counter() {
+  local ip
+  ip=$(bench_container_ip "$1")
+  "$TB" client -- python3 - "$ip" <<'PY'
+import socket, sys, time
+for _ in range(600):
+    try:
+        s = socket.create_connection((sys.argv[1], 7000), timeout=1); s.sendall(b"GET\n")
+        if b"counter=" in s.recv(200): sys.exit(0)
+    except OSError: pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
+}

@@ -25,20 +25,6 @@ S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
 S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
 
 now_ms() { date +%s%3N; }
-wait_up() {  # name
-  local ip
-  ip=$(bench_container_ip "$1")
-  "$TB" client -- python3 - "$ip" <<'PY'
-import socket, sys, time
-for _ in range(600):
-    try:
-        s = socket.create_connection((sys.argv[1], 7000), timeout=1); s.sendall(b"GET\n")
-        if b"counter=" in s.recv(200): sys.exit(0)
-    except OSError: pass
-    time.sleep(0.1)
-sys.exit(1)
-PY
-}
 
 # One measured migration each way; in a VM the first use of guest memory
 # is slow, so the order alternates between runs to be fair to both.
@@ -47,7 +33,7 @@ run_lxmig() {  # size run
   name=b${size}x$run
   "$LXMIG" --quiet --node n1 run --name "$name" --publish 7000 --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
-  wait_up "$name"
+  bench_wait_counter "$name"
   "$LXMIG" --json migrate "$name" --to n2 --mode stop-and-copy >"$OUT/lxmig-$size-$run.json" || true
   python3 - "$OUT/lxmig-$size-$run.json" "$size" "$run" >>"$OUT/results.txt" <<'PY'
 import json, sys
@@ -65,7 +51,7 @@ run_plain() {  # size run
   name=p${size}x$run
   "$LXMIG" --quiet --node n1 run --name "$name" --publish 7000 --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/counter_server --port 7000 --fork --mem "$size"
-  wait_up "$name"
+  bench_wait_counter "$name"
   img1=$S1/state/images/base-$name; img2=$S2/state/images/base-$name
   t0=$(now_ms)
   "$TB" exec n1 -- lxc-checkpoint -s -P "$S1/lxc" -n "$name" -D "$img1"

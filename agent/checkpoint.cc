@@ -76,7 +76,7 @@ class StreamSink final : public migration::RecordSink {
 
 grpc::Status AgentService::Checkpoint(grpc::ServerContext* ctx, CheckpointStream* stream) {
   v1::CheckpointInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "checkpoint: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "checkpoint"); !st.ok()) return st;
   return checkpoint(ctx, stream, start);
 }
 
@@ -95,12 +95,7 @@ grpc::Status AgentService::checkpoint(grpc::ServerContext* ctx, CheckpointStream
   mr.set_target(migration::kCheckpointPeer);
   mr.set_mode(v1::MODE_STOP_AND_COPY);  // a file keeps one image, not rounds
   mr.set_reason("checkpoint");
-  migration::SourceContext sc{host_,
-                              *peers,
-                              node_.audit(),
-                              node_.reservations(),
-                              [this] { node_.requestFrozenCheck(); },
-                              int64_t{node_.config().frozenLimitSeconds()} * 1000};
+  migration::SourceContext sc = sourceContext(*peers);
   sc.keepRunning = rq.leave_running();
   migration::Source source(
       sc, mr, [&](const v1::Progress& p) { sink.progress(p); }, [&] { return ctx->IsCancelled(); });
@@ -122,7 +117,7 @@ grpc::Status AgentService::checkpoint(grpc::ServerContext* ctx, CheckpointStream
 grpc::Status AgentService::RestoreCheckpoint(grpc::ServerContext* ctx,
                                              grpc::ServerReaderWriter<v1::StepEvent, v1::ImportInput>* stream) {
   v1::ImportInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "restore: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "restore"); !st.ok()) return st;
   return restoreCheckpoint(ctx, stream, start);
 }
 
@@ -159,7 +154,7 @@ grpc::Status AgentService::restoreCheckpoint(grpc::ServerContext* ctx,
 
 grpc::Status PeerService::Checkpoint(grpc::ServerContext* ctx, CheckpointStream* stream) {
   v1::CheckpointInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "checkpoint: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "checkpoint"); !st.ok()) return st;
   if (auto who = forwarded(ctx, start.start().node(), "checkpoint " + start.start().name().substr(0, 64)); !who.ok())
     return toGrpc(who.status());
   return ops_.checkpoint(ctx, stream, start);
@@ -168,7 +163,7 @@ grpc::Status PeerService::Checkpoint(grpc::ServerContext* ctx, CheckpointStream*
 grpc::Status PeerService::RestoreCheckpoint(grpc::ServerContext* ctx,
                                             grpc::ServerReaderWriter<v1::StepEvent, v1::ImportInput>* stream) {
   v1::ImportInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "restore: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "restore"); !st.ok()) return st;
   if (auto who = forwarded(ctx, start.start().node(), "restore " + start.start().name().substr(0, 64)); !who.ok())
     return toGrpc(who.status());
   return ops_.restoreCheckpoint(ctx, stream, start);

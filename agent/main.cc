@@ -122,7 +122,7 @@ int recoverAfterRestart(Node& node, lxmig::migration::FrozenCopies& frozen) {
       if (auto spec = node.spec(name); spec.ok()) stillBlocked.insert(spec->ip);
   if (auto b = node.firewall().blocked(); b.ok())
     for (const auto& ip : *b)
-      if (!stillBlocked.count(ip)) (void)node.firewall().unblock(ip);
+      if (!stillBlocked.count(ip)) (void)node.resumeTraffic(ip);
   return left;
 }
 
@@ -204,6 +204,8 @@ int main(int argc, char** argv) {
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
+  app.add_option("--hold-queue", over.holdQueue,
+                 "NFQUEUE where packets for a frozen container wait (0..65535), or off (dropped)");
   app.add_option("--firewall", over.firewall,
                  "open (policy accept) or strict (drop all but established flows and "
                  "what container rules accept)");
@@ -263,6 +265,7 @@ int main(int argc, char** argv) {
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
   pick("--firewall", cfg.firewall, over.firewall);
+  pick("--hold-queue", cfg.holdQueue, over.holdQueue);
   pick("--fail-at", cfg.failAt, over.failAt);
   pick("--devices", cfg.devices, over.devices);
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
@@ -384,6 +387,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 50 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       service.target().reapIdle(int64_t{cfg.sourceSilenceSeconds()} * 1000);
       node.sampleLoad();  // every 5 s: containers' CPU rates for the scheduler
+      node.expireForwarding();
       // Frozen copies left undecided (a peer unreachable or still migrating
       // the container in) and those a migration left frozen since: again.
       if (frozenLeft >= 0 && (frozenLeft > 0 || node.takeFrozenCheck())) frozenLeft = service.frozen().settle();

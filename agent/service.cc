@@ -122,7 +122,7 @@ grpc::Status AgentService::RemoveContainer(grpc::ServerContext*, const v1::Remov
 grpc::Status AgentService::Exec(grpc::ServerContext* ctx,
                                 grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>* stream) {
   v1::ExecInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "exec: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "exec"); !st.ok()) return st;
   return exec(ctx, stream, start);
 }
 
@@ -212,13 +212,16 @@ grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest*
 std::unique_ptr<migration::Source> AgentService::newSource(const v1::MigrateRequest& req,
                                                            migration::ProgressFn progress,
                                                            migration::CancelledFn cancelled) {
-  migration::SourceContext sc{host_,
-                              peers_,
-                              node_.audit(),
-                              node_.reservations(),
-                              [this] { node_.requestFrozenCheck(); },
-                              int64_t{node_.config().frozenLimitSeconds()} * 1000};
-  return std::make_unique<migration::Source>(sc, req, std::move(progress), std::move(cancelled));
+  return std::make_unique<migration::Source>(sourceContext(peers_), req, std::move(progress), std::move(cancelled));
+}
+
+migration::SourceContext AgentService::sourceContext(migration::Peers& peers) {
+  return {host_,
+          peers,
+          node_.audit(),
+          node_.reservations(),
+          [this] { node_.requestFrozenCheck(); },
+          int64_t{node_.config().frozenLimitSeconds()} * 1000};
 }
 
 std::string AgentService::moveLockHolder(const std::string& id) const {
@@ -658,7 +661,7 @@ grpc::Status PeerService::ListContainers(grpc::ServerContext* ctx, const v1::Lis
 grpc::Status PeerService::Exec(grpc::ServerContext* ctx,
                                grpc::ServerReaderWriter<v1::ExecOutput, v1::ExecInput>* stream) {
   v1::ExecInput start;
-  if (!stream->Read(&start)) return grpc::Status(grpc::StatusCode::CANCELLED, "exec: the caller sent nothing");
+  if (auto st = readStart(stream, &start, "exec"); !st.ok()) return st;
   if (auto who = forwarded(ctx, start.start().node(), "exec " + start.start().name().substr(0, 64)); !who.ok())
     return toGrpc(who.status());
   return ops_.exec(ctx, stream, start);

@@ -102,6 +102,9 @@ class AgentService final : public v1::Agent::Service {
   // A migration as its source, start to end.
   std::unique_ptr<migration::Source> newSource(const v1::MigrateRequest& req, migration::ProgressFn progress,
                                                migration::CancelledFn cancelled);
+  // What a Source of this node works with, toward `peers` (the cluster's,
+  // or a checkpoint file's).
+  migration::SourceContext sourceContext(migration::Peers& peers);
   // The container's move lock in the cluster store: its name ("" when there
   // is no store or it did not answer), or FailedPrecondition naming the
   // holder.

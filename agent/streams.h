@@ -19,6 +19,14 @@ namespace lxmig::agent {
 // How long a caller has to close its side once the exchange is over.
 inline constexpr auto kCloseGrace = std::chrono::seconds(5);
 
+// Reads the first message of a two-way stream, the one that says what to
+// do; CANCELLED naming `what` when the caller sent nothing.
+template <typename In, typename Out>
+grpc::Status readStart(grpc::ServerReaderWriter<Out, In>* stream, In* start, const char* what) {
+  if (stream->Read(start)) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::CANCELLED, std::string(what) + ": the caller sent nothing");
+}
+
 // Reads the caller's messages on a thread of its own and hands each to `fn`
 // (false: read no more); `atEnd` runs when reading stops. When the exchange
 // is over (finish), the caller has kCloseGrace to close its side before the

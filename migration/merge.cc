@@ -188,7 +188,7 @@ void takeBackAddresses(node::Node& node, const node::Spec& from, const node::Spe
     if (std::find(own.begin(), own.end(), a) == own.end())
       if (Status st = net::removeAddressIn(netnsOf(node, into.name), "eth0", a, prefixLen(node, into)); !st.ok())
         LXMIG_LOG(kWarn, kLog) << st.toString();
-    if (Status st = node.firewall().unblock(a); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
+    if (Status st = node.resumeTraffic(a); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
   }
 }
 
@@ -223,7 +223,7 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
     // The route to the address stays: it leads to the same bridge.
     if (Status st = node.firewall().addContainer(into.name, a); !st.ok()) journal.warn(st.message());
     if (Status st = net::announceIn(netnsOf(node, into.name), "eth0", a); !st.ok()) journal.warn(st.message());
-    if (Status st = node.firewall().unblock(a); !st.ok()) journal.warn(st.message());
+    if (Status st = node.resumeTraffic(a); !st.ok()) journal.warn(st.message());
   }
 }
 
@@ -446,7 +446,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
     const int64_t frozenAt = monotonicNs();
     Status st;
     for (const auto& a : part.spec.addresses())
-      if (st.ok()) st = node.firewall().block(a);
+      if (st.ok()) st = node.holdTraffic(a);
     std::vector<Task> stopped;
     NewMounts mounts;  // what the restore mounted into the kept container
     uint64_t bytes = 0;
@@ -586,7 +586,7 @@ int settleMerges(node::Node& node) {
         takeBackMounts(node, newMounts(node, *from, *into), kept);
       }
       if (from.ok() && !into.ok())
-        for (const auto& a : from->addresses()) (void)node.firewall().unblock(a);
+        for (const auto& a : from->addresses()) (void)node.resumeTraffic(a);
       signalTree(stopped, SIGCONT);
       journal.event("warn", "the agent stopped during the merge: " + m.container + " continues as it was");
       journal.finish(v1::RESULT_ABORTED, Status(Code::kAborted, "interrupted by an agent restart; rolled back"), -1);

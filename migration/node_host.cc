@@ -195,7 +195,7 @@ Status NodeHost::installStaged(const node::Spec& spec, const std::string& staged
 }
 
 Status NodeHost::isolate(const node::Spec& spec) {
-  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.firewall().block(a));
+  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.holdTraffic(a));
   if (Status st = node_.releaseAddress(spec); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
   return okStatus();
 }
@@ -203,7 +203,7 @@ Status NodeHost::isolate(const node::Spec& spec) {
 Status NodeHost::reconnect(const node::Spec& spec) {
   Status st = node_.claimAddress(spec);
   for (const auto& a : spec.addresses())
-    if (Status ub = node_.firewall().unblock(a); !ub.ok() && st.ok()) st = ub;
+    if (Status ub = node_.resumeTraffic(a); !ub.ok() && st.ok()) st = ub;
   return st;
 }
 
@@ -308,7 +308,7 @@ void NodeHost::forgetNet(const node::Spec& spec) {
   node_.dropNetState(spec);
   node_.addressesLeft(spec);
   for (const auto& a : spec.addresses())
-    if (auto ub = node_.firewall().unblock(a); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
+    if (auto ub = node_.forgetTraffic(a); !ub.ok()) LXMIG_LOG(kWarn, kLog) << ub.toString();
 }
 
 Result<std::unique_ptr<Peer>> NodePeers::connect(const std::string& node) {

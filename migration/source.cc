@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/migration/checkpoint.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "precopy.h"
@@ -652,6 +653,17 @@ Status Source::restore() {
   // resumed there: clients did not wait for that.
   rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000 - r->durable_ms());
   recordTargetSteps(*r);
+  // Packets that reached this node since the freeze waited (hold_queue):
+  // they go on to the target now, as do packets of clients that missed its
+  // gratuitous ARP, for a while.
+  // (A checkpoint's target is a file: the copy here goes or thaws at the
+  // commit, and what waited is dropped or delivered to it then.)
+  if (req_.target() == kCheckpointPeer) return okStatus();
+  if (auto held = ctx_.host.forward(spec_, req_.target()); !held.ok())
+    journal_->event("warn", "packets held during the frozen window: " + held.status().message());
+  else if ((heldPackets_ = *held) > 0)
+    journal_->event("info",
+                    std::to_string(*held) + " packet(s) held during the frozen window went on to " + req_.target());
   return okStatus();
 }
 
@@ -722,7 +734,7 @@ void Source::commit() {
   if (Status cst = target_->commit(rep_.id()); !cst.ok())
     journal_->event("warn", "commit notice to target failed: " + cst.message());
   if (!st.ok()) journal_->event("error", "source cleanup: " + st.message());
-  ph.end(st);
+  ph.end(st, 0, kv("held_packets", static_cast<int64_t>(heldPackets_)));
 }
 
 void Source::dropImagesStream() {

@@ -76,6 +76,32 @@ Status claimAddress(const AddressRoute& r) {
   return okStatus();
 }
 
+Status routeVia(const AddressRoute& r, const std::string& via) {
+  in_addr a{}, v{};
+  if (::inet_pton(AF_INET, r.ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + r.ip);
+  if (::inet_pton(AF_INET, via.c_str(), &v) != 1) return invalidArgument("not an IPv4 address: " + via);
+  if (r.fabricIf.empty()) return failedPrecondition("no fabric interface to route " + r.ip + " through");
+  return runIp({"route", "replace", r.ip + "/32", "via", via, "dev", r.fabricIf, "proto",
+                std::to_string(kForwardRouteProto)},
+               false)
+      .withContext("route " + r.ip + " via " + via);
+}
+
+Status unrouteVia(const AddressRoute& r, const std::string& via) {
+  in_addr a{}, v{};
+  if (::inet_pton(AF_INET, r.ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + r.ip);
+  if (::inet_pton(AF_INET, via.c_str(), &v) != 1) return invalidArgument("not an IPv4 address: " + via);
+  return runIp(
+             {"route", "del", r.ip + "/32", "via", via, "dev", r.fabricIf, "proto", std::to_string(kForwardRouteProto)},
+             true)
+      .withContext("unroute " + r.ip + " via " + via);
+}
+
+Status flushForwardRoutes() {
+  return runIp({"route", "flush", "proto", std::to_string(kForwardRouteProto)}, true)
+      .withContext("flush forwarding routes");
+}
+
 Status releaseAddress(const AddressRoute& r) {
   return runIp({"route", "del", r.ip + "/32", "dev", r.bridge}, true).withContext("unroute " + r.ip);
 }

@@ -13,6 +13,7 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "queue_rule.h"
 
 namespace lxmig::net {
 namespace {
@@ -101,11 +102,18 @@ Result<std::string> Firewall::run(const std::string& cmd, bool json, bool echo) 
 Status Firewall::ensureBase(const FirewallBase& base) {
   if (base.strict && base.bridge.empty()) return invalidArgument("strict firewall needs the container bridge's name");
   const std::string t = "inet " + table_;
+  if (base.holdQueue > 65535) return invalidArgument("hold queue " + std::to_string(base.holdQueue) + " above 65535");
   std::string cmd = "add table " + t + "\n" + "add map " + t + " inbound { type ipv4_addr : verdict; }\n" + "add set " +
-                    t + " blocked { type ipv4_addr; }\n" + "add chain " + t +
+                    t + " blocked { type ipv4_addr; }\n" + "add set " + t +
+                    " forwarding { type ipv4_addr; flags timeout; }\n" + "add chain " + t +
                     " forward { type filter hook forward priority filter; policy " + (base.strict ? "drop" : "accept") +
                     "; }\n" + "flush chain " + t + " forward\n";
+  // Before routing: packets for a frozen container wait in the agent's
+  // queue (net/hold.h), those for one that left pass on to its new node.
+  cmd += "add chain " + t + " hold { type filter hook prerouting priority mangle; policy accept; }\n";
+  cmd += "flush chain " + t + " hold\n";
   cmd += "add rule " + t + " forward ip saddr @blocked drop\n";
+  cmd += "add rule " + t + " forward ip daddr @forwarding accept\n";
   cmd += "add rule " + t + " forward ip daddr @blocked drop\n";
   if (base.strict) {
     cmd += "add rule " + t + " forward ct state established,related accept\n";
@@ -114,7 +122,23 @@ Status Firewall::ensureBase(const FirewallBase& base) {
   cmd += "add rule " + t + " forward ip daddr vmap @inbound\n";
   if (base.strict) cmd += "add rule " + t + " forward iifname \"" + base.bridge + "\" accept\n";
   auto r = run(cmd, false);
-  return r.ok() ? okStatus() : r.status().withContext("nftables table " + t);
+  if (!r.ok()) return r.status().withContext("nftables table " + t);
+  holds_ = false;
+  if (base.holdQueue < 0) return okStatus();
+  // nftables' own queue expression where the kernel has it, else the
+  // xtables target through nft_compat (queue_rule.h).
+  const std::string q = std::to_string(base.holdQueue);
+  if (run("add rule " + t + " hold ip daddr @blocked ip daddr != @forwarding queue num " + q, false).ok()) {
+    holds_ = true;
+    return okStatus();
+  }
+  Status compat = appendCompatQueueRule(table_, "hold", "blocked", "forwarding", static_cast<uint16_t>(base.holdQueue));
+  if (!compat.ok()) {
+    holdError_ = "no rule can queue packets here (nftables `queue`: not in this kernel; " + compat.message() + ")";
+    return okStatus();
+  }
+  holds_ = true;
+  return okStatus();
 }
 
 Status Firewall::addContainer(const std::string& name, const std::string& ip) {
@@ -161,7 +185,11 @@ Status Firewall::removeContainer(const std::string& name) {
 
 Status Firewall::block(const std::string& ip) {
   if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
-  auto r = run("add element inet " + table_ + " blocked { " + ip + " }", false);
+  // A container that comes back while its address is forwarded: held again.
+  const std::string t = "inet " + table_;
+  auto r = run("add element " + t + " blocked { " + ip + " }\nadd element " + t + " forwarding { " + ip +
+                   " }\ndelete element " + t + " forwarding { " + ip + " }",
+               false);
   return r.ok() ? okStatus() : r.status().withContext("block " + ip);
 }
 
@@ -172,6 +200,25 @@ Status Firewall::unblock(const std::string& ip) {
   if (std::find(cur->begin(), cur->end(), ip) == cur->end()) return okStatus();
   auto r = run("delete element inet " + table_ + " blocked { " + ip + " }", false);
   return r.ok() ? okStatus() : r.status().withContext("unblock " + ip);
+}
+
+Status Firewall::forwardFor(const std::string& ip, int seconds) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  if (seconds < 1 || seconds > 86400) return invalidArgument("forwarding time " + std::to_string(seconds) + " s");
+  const std::string t = "inet " + table_;
+  // Replaced, so that the time counts from now.
+  auto r = run("add element " + t + " forwarding { " + ip + " }\ndelete element " + t + " forwarding { " + ip +
+                   " }\nadd element " + t + " forwarding { " + ip + " timeout " + std::to_string(seconds) + "s }",
+               false);
+  return r.ok() ? okStatus() : r.status().withContext("forward " + ip);
+}
+
+Status Firewall::endForwarding(const std::string& ip) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  const std::string t = "inet " + table_;
+  auto r =
+      run("add element " + t + " forwarding { " + ip + " }\ndelete element " + t + " forwarding { " + ip + " }", false);
+  return r.ok() ? okStatus() : r.status().withContext("end forwarding " + ip);
 }
 
 Result<std::vector<std::string>> Firewall::blocked() {

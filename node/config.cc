@@ -85,6 +85,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"log_level", &AgentConfig::logLevel},
       {"firewall", &AgentConfig::firewall},
       {"firewall_table", &AgentConfig::firewallTable},
+      {"hold_queue", &AgentConfig::holdQueue},
       {"devices", &AgentConfig::devices},
       {"source_silence", &AgentConfig::sourceSilence},
       {"frozen_limit", &AgentConfig::frozenLimit},
@@ -180,6 +181,7 @@ std::vector<std::string> AgentConfig::problems() const {
     out.push_back("bad accept_forwarded " + quote(acceptForwarded) + " (true or false)");
   add(parseUint(maxIncoming, "max_incoming", 1, 64).status());
   add(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
+  if (holdQueue != "off") add(parseUint(holdQueue, "hold_queue", 0, 65535).status());
   if (capacityCpus != "auto" && !(capacityCpuCount() > 0 && capacityCpuCount() <= 4096))
     out.push_back("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
   if (capacityMemory != "auto" && capacityMemoryBytes() == 0)

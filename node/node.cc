@@ -212,7 +212,21 @@ Status Node::initFirewall() {
   auto fw = net::Firewall::open(cfg_.firewallTable);
   if (!fw.ok()) return fw.status();
   fw_ = std::make_unique<net::Firewall>(std::move(*fw));
-  LXMIG_RETURN_IF_ERROR(fw_->ensureBase({.strict = cfg_.firewall == "strict", .bridge = cfg_.bridge}));
+  if (const int q = cfg_.holdQueueNumber(); q >= 0) {
+    auto hold = net::PacketHold::open(static_cast<uint16_t>(q));
+    if (hold.ok()) hold_ = std::move(*hold);
+    else
+      LXMIG_LOG(kWarn, "node") << hold.status().toString()
+                               << "; packets for frozen containers are dropped (clients retransmit)";
+  }
+  LXMIG_RETURN_IF_ERROR(fw_->ensureBase(
+      {.strict = cfg_.firewall == "strict", .bridge = cfg_.bridge, .holdQueue = hold_ ? hold_->queue() : -1}));
+  if (hold_ && !fw_->holds()) {
+    LXMIG_LOG(kWarn, "node") << fw_->holdError() << "; packets for frozen containers are dropped (clients retransmit)";
+    hold_.reset();
+  }
+  // Routes a previous run left toward containers that moved on.
+  if (Status st = net::flushForwardRoutes(); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
   std::set<std::string> local;
   for (const auto& name : lxc_.list()) {
     auto s = spec(name);
@@ -456,8 +470,77 @@ ContainerParams Node::paramsFor(const Spec& s) const {
 }
 
 Status Node::claimAddress(const Spec& s) {
-  for (const auto& a : s.addresses()) LXMIG_RETURN_IF_ERROR(net::claimAddress({a, cfg_.bridge, cfg_.fabricIf}));
+  for (const auto& a : s.addresses()) {
+    {
+      std::lock_guard lk(forwardMu_);
+      std::erase_if(forwarded_, [&](const Forwarded& f) { return f.ip == a; });
+    }
+    LXMIG_RETURN_IF_ERROR(fw_->endForwarding(a));
+    LXMIG_RETURN_IF_ERROR(net::claimAddress({a, cfg_.bridge, cfg_.fabricIf}));
+  }
   return okStatus();
+}
+
+Status Node::holdTraffic(const std::string& ip) {
+  if (hold_) hold_->holdAgain(ip);
+  return fw_->block(ip);  // ends a forwarding of ip too
+}
+
+Status Node::resumeTraffic(const std::string& ip) {
+  Status st = fw_->unblock(ip);
+  if (hold_) hold_->release(ip, net::PacketHold::Verdict::kAccept, true);
+  return st;
+}
+
+Status Node::forgetTraffic(const std::string& ip) {
+  Status st = fw_->unblock(ip);
+  if (hold_) hold_->release(ip, net::PacketHold::Verdict::kDrop, true);
+  return st;
+}
+
+Result<size_t> Node::forwardTraffic(const Spec& s, const std::string& toNode) {
+  if (!hold_) return size_t{0};
+  // Only toward a node whose address is on the fabric: anything else would
+  // send the waiting packets along whatever route the node has, or none.
+  auto via = peerHost(toNode);
+  in_addr a{};
+  if (!via.ok() || ::inet_pton(AF_INET, via->c_str(), &a) != 1 || cfg_.fabricIf.empty()) {
+    size_t dropped = 0;
+    for (const auto& ip : s.addresses()) dropped += hold_->release(ip, net::PacketHold::Verdict::kDrop, true);
+    return failedPrecondition("no fabric route to `" + toNode + "` (" + (via.ok() ? *via : via.status().message()) +
+                              "): " + std::to_string(dropped) + " waiting packet(s) dropped");
+  }
+  size_t n = 0;
+  for (const auto& ip : s.addresses()) {
+    LXMIG_RETURN_IF_ERROR(net::routeVia({ip, cfg_.bridge, cfg_.fabricIf}, *via));
+    {
+      std::lock_guard lk(forwardMu_);
+      std::erase_if(forwarded_, [&](const Forwarded& f) { return f.ip == ip; });
+      forwarded_.push_back({ip, *via, monotonicNs() + int64_t{kForwardSeconds} * 1'000'000'000});
+    }
+    LXMIG_RETURN_IF_ERROR(fw_->forwardFor(ip, kForwardSeconds));
+    n += hold_->release(ip, net::PacketHold::Verdict::kAccept, true);
+  }
+  return n;
+}
+
+void Node::expireForwarding() {
+  std::vector<Forwarded> due;
+  {
+    std::lock_guard lk(forwardMu_);
+    const int64_t now = monotonicNs();
+    for (auto it = forwarded_.begin(); it != forwarded_.end();)
+      if (it->untilNs <= now) {
+        due.push_back(*it);
+        it = forwarded_.erase(it);
+      } else {
+        ++it;
+      }
+  }
+  // A route that was replaced since (the container came back) is not ours.
+  for (const auto& f : due)
+    if (Status st = net::unrouteVia({f.ip, cfg_.bridge, cfg_.fabricIf}, f.via); !st.ok())
+      LXMIG_LOG(kWarn, "node") << st.toString();
 }
 
 Status Node::releaseAddress(const Spec& s) {

@@ -16,12 +16,7 @@
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=5
-while (($#)); do
-  case $1 in
-    --runs) RUNS=$2; shift 2 ;;
-    *) echo "bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options "runs=RUNS" "$@"
 bench_need_root
 bench_scratch
 bench_prepare

@@ -14,13 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
 SCALES="20 100"
-while (($#)); do
-  case $1 in
-    --runs) RUNS=$2; shift 2 ;;
-    --scales) SCALES=$2; shift 2 ;;
-    *) echo "bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options "runs=RUNS scales=SCALES" "$@"
 bench_need_root
 bench_on_exit() { cp "$OUT/results.jsonl" "$ROOT/build/bench-daemons-raw.jsonl" 2>/dev/null; }
 bench_scratch

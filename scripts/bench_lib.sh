@@ -9,6 +9,27 @@ WORK=$BUILD/tests/workloads
 export LXMIG_TESTBED_PREFIX=lxbench
 export PATH=/opt/lxmig/bin:$PATH
 
+# A bench script's options: `bench_options "runs=RUNS sizes=SIZES" "$@"` sets
+# RUNS from --runs N and SIZES from --sizes "..."; anything else, or an
+# option without its value, exits 2.
+bench_options() {
+  local spec=$1 pair found
+  shift
+  while (($#)); do
+    found=""
+    for pair in $spec; do
+      if [[ $1 == "--${pair%%=*}" ]]; then
+        (($# >= 2)) || { echo "bench: $1 needs a value" >&2; exit 2; }
+        printf -v "${pair#*=}" '%s' "$2"
+        found=1
+        shift 2
+        break
+      fi
+    done
+    [[ -n $found ]] || { echo "bench: unknown option $1" >&2; exit 2; }
+  done
+}
+
 bench_need_root() {
   [[ $(id -u) == 0 ]] || { echo "bench: must run as root" >&2; exit 1; }
 }

@@ -8,13 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=4
 SIZES="64 256 1024"
-while (($#)); do
-  case $1 in
-    --runs) RUNS=$2; shift 2 ;;
-    --sizes) SIZES=$2; shift 2 ;;
-    *) echo "bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options "runs=RUNS sizes=SIZES" "$@"
 bench_need_root
 bench_on_exit() { cp "$OUT/results.txt" "$ROOT/build/bench-migration-raw.txt" 2>/dev/null; }
 bench_scratch

@@ -7,9 +7,10 @@
 #   W4  redis-server holding ~500 MB under redis-benchmark load from the client
 #   floor: a container with almost no memory, stop-and-copy (freeze, dump,
 #          restore and their fixed costs)
-# Per run: downtime (freeze to running on the target, lxmig's report), the
-# longest gap a client in the client namespace saw between two answers,
-# total time, bytes on the wire, rounds.
+# Per run: downtime (freeze to running on the target, lxmig's report), what
+# a client in the client namespace saw (the longest gap between two answers
+# on an established stream, the longest time a new connection took to be
+# answered, connections that failed), total time, bytes on the wire, rounds.
 #   stream: the page stream against iperf3, side by side: per run one iperf3
 #           single stream n1 -> n2 over the fabric, then a W2 pre-copy
 #           migration without the client probe (its 200 connections a second
@@ -17,18 +18,14 @@
 #           stream is round 0's send rate. The W2-W4 rows show round 0 under
 #           the probe too.
 # Writes docs/benchmarks-precopy.json; prints a table.
-# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream"]
+#   hold: W1 pre-copy with n1 holding the frozen window's packets (the
+#         default) against W1drop, the same with hold_queue off (dropped)
+# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream hold"]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
-ONLY="floor W1 W2 W3 W4 stream"
-while (($#)); do
-  case $1 in
-    --runs) RUNS=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) echo "bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+ONLY="floor W1 W2 W3 W4 stream hold"
+bench_options "runs=RUNS only=ONLY" "$@"
 bench_need_root
 bench_on_exit() {
   [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
@@ -44,35 +41,66 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 fi
 bench_fresh_testbed
 
-# Client probe in the client namespace: asks every 5 ms, records the longest
-# gap between two answers until $PROBE_STOP exists.
+# Client probe in the client namespace, until $PROBE_STOP exists:
+#  - an established stream: one connection, a request every 5 ms (dirtier
+#    echoes lines after ECHO; redis answers PING), the longest gap between
+#    two answers;
+#  - new connections: one every 20 ms, each in its own thread with a 10 s
+#    bound (a SYN dropped during the freeze costs 1 s, so a short timeout
+#    would hide it): the longest connect-and-answer time and the failures.
 cat >"$OUT/probe.py" <<'PY'
-import os, socket, sys, time, json
+import os, socket, sys, time, json, threading
 ip, port, kind, stop, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 req = b"*1\r\n$4\r\nPING\r\n" if kind == "redis" else b"GET\n"
-last, gap, n = time.monotonic(), 0.0, 0
-while not os.path.exists(stop):
+lock = threading.Lock()
+conns = []
+def one():
+    t0, ok = time.monotonic(), False
     try:
-        s = socket.create_connection((ip, port), timeout=0.5)
-        s.settimeout(0.5)
+        s = socket.create_connection((ip, port), timeout=10)
+        s.settimeout(10)
         s.sendall(req)
-        if s.recv(100):
-            now = time.monotonic()
-            gap = max(gap, now - last)
-            last = now
-            n += 1
+        ok = bool(s.recv(100))
         s.close()
     except OSError:
         pass
-    time.sleep(0.005)
-json.dump({"max_gap_ms": round(gap * 1000), "answers": n}, open(out, "w"))
+    with lock:
+        conns.append((ok, (time.monotonic() - t0) * 1000))
+gap, answers, broken = 0.0, 0, False
+def stream():
+    global gap, answers, broken
+    try:
+        s = socket.create_connection((ip, port), timeout=10)
+        s.settimeout(10)
+        line = req
+        if kind != "redis":
+            s.sendall(b"ECHO\n"); time.sleep(0.05); line = b"x\n"
+        last = time.monotonic()
+        while not os.path.exists(stop):
+            s.sendall(line)
+            if not s.recv(100): raise OSError("closed")
+            now = time.monotonic()
+            gap = max(gap, now - last); last = now; answers += 1
+            time.sleep(0.005)
+    except OSError:
+        broken = True
+st = threading.Thread(target=stream); st.start()
+threads = []
+while not os.path.exists(stop):
+    t = threading.Thread(target=one); t.start(); threads.append(t)
+    time.sleep(0.02)
+for t in threads: t.join()
+st.join()
+json.dump({"max_gap_ms": round(gap * 1000), "answers": answers, "stream_broken": broken,
+           "new_conns": len(conns), "new_conn_failed": sum(1 for ok, _ in conns if not ok),
+           "new_conn_max_ms": round(max([ms for _, ms in conns] or [0]))}, open(out, "w"))
 PY
 
 start_workload() {  # W name
   local w=$1 name=$2
   case $w in
     floor) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1 --rate 0) ;;
-    W1) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
+    W1 | W1drop) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
     W2 | stream) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
     W3) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 131072) ;; # 50%
     W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
@@ -120,7 +148,8 @@ run_one() {  # W mode run [probe: 1|0]
     probepid=$!
     sleep 1
   else
-    echo '{"max_gap_ms": -1, "answers": 0}' >"$OUT/probe.json"
+    echo '{"max_gap_ms": -1, "answers": 0, "new_conns": 0, "new_conn_failed": 0, "new_conn_max_ms": -1}' \
+      >"$OUT/probe.json"
   fi
   "$LXMIG" --json migrate "$name" --to n2 --mode "$mode" >"$OUT/mig.json" || true
   sleep 1
@@ -136,6 +165,8 @@ r0 = rounds[0] if rounds else None
 print(json.dumps({
   "w": sys.argv[3], "mode": sys.argv[4], "run": int(sys.argv[5]), "result": r["result"],
   "downtime_ms": r["downtime_ms"], "client_gap_ms": p["max_gap_ms"], "total_ms": r["total_ms"],
+  "stream_broken": p.get("stream_broken", False), "new_conns": p["new_conns"],
+  "new_conn_failed": p["new_conn_failed"], "new_conn_max_ms": p["new_conn_max_ms"],
   "bytes": r["bytes"], "rounds": sum(1 for x in rounds if x["pages_sent"] > 0),
   "stop": rounds[-1]["stop"] if rounds else "",
   "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],
@@ -164,9 +195,22 @@ iperf_run() {  # run
   sleep 1
 }
 
+# W1 with n1's agent holding the packets of the frozen window (the default)
+# and with hold_queue off (they are dropped, as before).
+run_dropping() {  # run
+  "$TB" restart-agent n1 -- --hold-queue off >/dev/null
+  run_one W1drop pre-copy "$1"
+  "$TB" restart-agent n1 >/dev/null
+}
+
 for w in $ONLY; do
   for run in $(seq "$RUNS"); do
     if [[ $w == floor ]]; then run_one floor stop-and-copy "$run"; continue; fi
+    if [[ $w == hold ]]; then
+      if ((run % 2)); then run_one W1 pre-copy "$run"; run_dropping "$run"
+      else run_dropping "$run"; run_one W1 pre-copy "$run"; fi
+      continue
+    fi
     if [[ $w == stream ]]; then iperf_run "$run"; run_one stream pre-copy "$run" 0; continue; fi
     if ((run % 2)); then run_one "$w" pre-copy "$run"; run_one "$w" stop-and-copy "$run"
     else run_one "$w" stop-and-copy "$run"; run_one "$w" pre-copy "$run"; fi
@@ -183,21 +227,28 @@ for f in sys.argv[3:]:
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 iperf = med(iperfs) if iperfs else 0
 out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads": {}}
-print(f"{'W':6} {'mode':14} {'downtime':>9} {'client gap':>10} {'total':>8} {'wire MiB':>9} {'rounds':>6}  "
-      "frozen window (median ms)")
-for w in ["floor", "W1", "W2", "W3", "W4", "stream"]:
+print(f"{'W':6} {'mode':14} {'downtime':>9} {'stream gap':>10} {'new conn':>8} {'failed':>6} {'total':>8} "
+      f"{'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
+for w in ["floor", "W1", "W1drop", "W2", "W3", "W4", "stream"]:
     for mode in ["pre-copy", "stop-and-copy"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
         if not rs: continue
         fz = {k: med([r["frozen"].get(k, 0) for r in rs]) for k in rs[0]["frozen"]}
         m = {"downtime_ms": med([r["downtime_ms"] for r in rs]), "client_gap_ms": med([r["client_gap_ms"] for r in rs]),
+             "new_conn_max_ms": med([r.get("new_conn_max_ms", -1) for r in rs]),
+             "new_conn_failed": sum(r.get("new_conn_failed", 0) for r in rs),
+             "client_gap_runs_ms": [r["client_gap_ms"] for r in rs],
+             "new_conn_max_runs_ms": [r.get("new_conn_max_ms", -1) for r in rs],
+             "downtime_runs_ms": [r["downtime_ms"] for r in rs],
+             "failed_runs": sum(1 for r in rows if r["w"] == w and r["mode"] == mode and r["result"] != "committed"),
              "total_ms": med([r["total_ms"] for r in rs]), "bytes": med([r["bytes"] for r in rs]),
              "rounds": med([r["rounds"] for r in rs]), "frozen_ms": fz, "runs": len(rs),
              "stops": [r["stop"] for r in rs], "dirty_per_round": rs[0]["dirty_per_round"],
              "round0_rate_Bps": med([r["round0_rate_bps"] for r in rs]),
              "round0_with_scan_Bps": med([r.get("round0_with_scan_bps", 0) for r in rs])}
         out["workloads"].setdefault(w, {})[mode] = m
-        print(f"{w:6} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['total_ms']:>8.0f} "
+        print(f"{w:6} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['new_conn_max_ms']:>8.0f} "
+              f"{m['new_conn_failed']:>6} {m['total_ms']:>8.0f} "
               f"{m['bytes']/2**20:>9.1f} {m['rounds']:>6.0f}  " + " ".join(f"{k}={v:.0f}" for k, v in fz.items()))
 W = out["workloads"]
 def ratio(w, a="pre-copy", b="stop-and-copy", key="downtime_ms"):
@@ -210,6 +261,13 @@ try:
     print(f"W1 downtime pre-copy / floor: {w1:.2f}  (goal <= 1.3)")
 except Exception: pass
 print(f"W1 downtime pre-copy / stop-and-copy: {ratio('W1'):.2f}  (goal <= 1.0)")
+for w, label in (("W1", "held"), ("W1drop", "dropped")):
+    try:
+        m = W[w]["pre-copy"]
+        print(f"W1, packets of the frozen window {label}: longest new connection {m['new_conn_max_ms']:.0f} ms, "
+              f"stream gap {m['client_gap_ms']:.0f} ms, downtime {m['downtime_ms']:.0f} ms "
+              f"(goal: both <= downtime + 100)")
+    except Exception: pass
 print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")
 for w, touched in (("W1", 64 << 20), ("W2", 1 << 30)):
     try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= 1.3)")

@@ -12,13 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 MIB=1024
 RUNS=3
-while (($#)); do
-  case $1 in
-    --mib) MIB=$2; shift 2 ;;
-    --runs) RUNS=$2; shift 2 ;;
-    *) echo "bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options "mib=MIB runs=RUNS" "$@"
 bench_need_root
 P=/run/lxbench-testbed/pki
 IPERF_PID=

@@ -157,6 +157,7 @@ make_node() {  # i
   nsx "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
     net.ipv4.conf.fab0.rp_filter=0 net.ipv4.conf.lxbr0.rp_filter=0 \
     net.ipv4.conf.fab0.proxy_arp=1 net.ipv4.conf.lxbr0.proxy_arp=1 \
+    net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.fab0.send_redirects=0 \
     net.ipv4.neigh.fab0.proxy_delay=0 net.ipv4.neigh.lxbr0.proxy_delay=0 \
     net.ipv4.neigh.fab0.locktime=0 net.ipv4.conf.fab0.arp_accept=1
   # Strict connection tracking: a mid-stream TCP packet without an entry is

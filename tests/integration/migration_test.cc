@@ -1706,6 +1706,93 @@ TEST_F(NetStateTest, TcpConnectionSurvivesMigrationBehindStrictFirewall) {
   expectRemoved("tcpmove");
 }
 
+// Clients that connect while the container is frozen: their SYNs wait on
+// the source (agent config hold_queue) and go on to the target once the
+// container runs there. No connection fails, and none needs its SYN sent
+// twice (a dropped SYN is sent again only after 1 s).
+TEST_F(NetStateTest, ConnectionsOpenedDuringTheFreezeWaitInsteadOfBeingDropped) {
+  std::string ip = runSeq("synhold");
+  ASSERT_FALSE(ip.empty());
+  // A new connection every 20 ms, each in its own thread with a 10 s bound:
+  // per connection "conn ok=0|1 ms=N retrans=R" (TCP_INFO's total_retrans,
+  // which counts a SYN sent again).
+  static const char* kProbe = R"PY(
+import os, socket, struct, sys, threading, time
+ip, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def one():
+    t0 = time.monotonic(); ok = 0; retrans = -1
+    try:
+        s = socket.create_connection((ip, port), timeout=10)
+        retrans = struct.unpack_from("I", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 100)[0]
+        s.sendall(b"GET\n")
+        ok = 1 if s.recv(100) else 0
+        s.close()
+    except OSError:
+        pass
+    with lock:
+        print("conn ok=%d ms=%d retrans=%d" % (ok, (time.monotonic() - t0) * 1000, retrans), flush=True)
+threads = []
+while not os.path.exists(stop):
+    t = threading.Thread(target=one); t.start(); threads.append(t)
+    time.sleep(0.02)
+for t in threads: t.join()
+)PY";
+  const std::string out = "/tmp/" + std::string(Testbed::kPrefix) + "-synhold-" + std::to_string(::getpid());
+  const std::string stop = out + ".stop";
+  ::unlink(stop.c_str());
+  std::unique_ptr<const char, int (*)(const char*)> cleanup(out.c_str(), ::unlink);
+  SpawnOptions so;
+  so.stdoutPath = out;
+  auto probe = spawn(tb().clientArgv({"python3", "-c", kProbe, ip, std::to_string(kSeqPort), stop}), so);
+  ASSERT_TRUE(probe.ok()) << probe.status().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  Cli m = tb().lxmig({"--json", "migrate", "synhold", "--to", "n2"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(writeFileAtomic(stop, "").ok());
+  auto rc = probe->wait(30000);
+  ::unlink(stop.c_str());
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  ASSERT_TRUE(rc.ok() && *rc == 0) << "the probe did not finish";
+
+  auto r = m.json();
+  std::string commit;
+  for (const auto& p : r["phases"])
+    if (p["name"] == "commit") commit = p.value("detail", "");
+  const long long held = num(commit, "held_packets");
+  const long long downtime = r.value("downtime_ms", 0LL);
+  auto lines = split(readFile(out).value_or(""), '\n');
+  int conns = 0, failed = 0, resent = 0;
+  long long longest = 0;
+  for (const auto& l : lines) {
+    if (l.rfind("conn ", 0) != 0) continue;
+    ++conns;
+    failed += num(l, "ok") != 1;
+    resent += num(l, "retrans") > 0;
+    longest = std::max(longest, num(l, "ms"));
+    if (num(l, "retrans") > 0) std::fprintf(stderr, "%s\n", l.c_str());
+  }
+  std::fprintf(stderr,
+               "downtime %lld ms, %d connections, %d failed, %d with a SYN sent again, the longest took %lld ms, "
+               "%lld packets held\n",
+               downtime, conns, failed, resent, longest, held);
+  EXPECT_GT(conns, 50);
+  EXPECT_EQ(failed, 0) << "every connection opened during the migration is answered";
+  EXPECT_GT(held, 0) << "connections met the frozen window and waited on n1: " << commit;
+  // What waited went on once the container ran on n2: no SYN had to be
+  // sent again, unless the frozen window itself outlasted the client's
+  // first retransmission (1 s).
+  if (downtime < 900) {
+    EXPECT_EQ(resent, 0) << "a SYN was dropped instead of held";
+  }
+  EXPECT_EQ(nodeOf("synhold"), "n2");
+  // n1 routes the address toward n2 for a while (clients that missed the
+  // gratuitous ARP): a connection through n1 reaches the container.
+  auto route = tb().nodeExec("n1", {"ip", "route", "show", ip + "/32"});
+  EXPECT_NE(route.out.find("via"), std::string::npos) << route.out;
+  expectRemoved("synhold");
+}
+
 TEST_F(NetStateTest, WithoutConntrackReplicationTheConnectionDies) {
   std::string ip = runSeq("tcpnoct");
   ASSERT_FALSE(ip.empty());

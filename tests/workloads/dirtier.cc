@@ -33,6 +33,7 @@
 //   TPUT   -> "ns_per_page=N": writes every page of the footprint once
 //            (the cost of first writes, which write-protection would raise)
 //   GET    -> "pid=P writes=N counter=N"
+//   ECHO   -> the connection stays open; every line sent comes back
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -260,7 +261,7 @@ std::string answer(State& st, const std::string& req) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(ls, 16) != 0) {
+  if (bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(ls, 128) != 0) {
     std::perror("dirtier: listen");
     _exit(1);
   }
@@ -270,6 +271,17 @@ std::string answer(State& st, const std::string& req) {
     char buf[128] = {0};
     pollfd p{c, POLLIN, 0};
     ssize_t n = poll(&p, 1, 2000) > 0 ? read(c, buf, sizeof buf - 1) : 0;
+    if (n > 0 && std::string(buf, static_cast<size_t>(n)).rfind("ECHO", 0) == 0) {
+      // An established stream for a client that measures its gaps: every
+      // line comes back, until the client closes.
+      std::thread([c] {
+        char line[512];
+        for (ssize_t got; (got = read(c, line, sizeof line)) > 0;)
+          if (write(c, line, static_cast<size_t>(got)) != got) break;
+        close(c);
+      }).detach();
+      continue;
+    }
     std::string a = answer(st, n > 0 ? std::string(buf, static_cast<size_t>(n)) : "GET");
     ssize_t w = write(c, a.data(), a.size());
     (void)w;

@@ -154,7 +154,7 @@ void serveConn(int fd, ServerStats& st) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(ls, 16) != 0) {
+  if (::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(ls, 128) != 0) {
     std::perror("seqstream: listen");
     std::exit(1);
   }

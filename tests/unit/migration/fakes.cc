@@ -167,6 +167,11 @@ Status FakeNode::isolate(const node::Spec& spec) {
   return okStatus();
 }
 
+Result<size_t> FakeNode::forward(const node::Spec& spec, const std::string& toNode) {
+  LXMIG_RETURN_IF_ERROR(op("forward", spec.name + " " + toNode));
+  return size_t{0};
+}
+
 Status FakeNode::reconnect(const node::Spec& spec) {
   LXMIG_RETURN_IF_ERROR(op("reconnect", spec.name));
   if (auto* c = find(spec.name)) {

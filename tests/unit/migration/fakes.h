@@ -97,6 +97,7 @@ class FakeNode final : public ContainerHost {
   Status beginMemoryFill(const std::string& name, const std::string&, pid_t, const std::string&) override;
   void endMemoryFill(const std::string& name) override;
   Status isolate(const node::Spec& spec) override;
+  Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override;
   Status reconnect(const node::Spec& spec) override;
   Status claimAddress(const node::Spec& spec) override;
   Status releaseAddress(const node::Spec& spec) override;

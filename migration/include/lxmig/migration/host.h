@@ -116,12 +116,16 @@ class ContainerHost {
 
   // ---- the container's network on this node ----
   // At the freeze: nothing of the frozen copy leaves or reaches the node
-  // (its address blocked) and its route goes.
+  // (its address blocked; packets for it wait) and its route goes.
   virtual Status isolate(const node::Spec& spec) = 0;
+  // The container runs on `toNode` now: its address is routed there for a
+  // while, and the packets that waited since the freeze follow it. Returns
+  // how many waited.
+  virtual Result<size_t> forward(const node::Spec& spec, const std::string& toNode) = 0;
   // Connections waiting in the accept queues of the container's TCP and
   // Unix listeners (CRIU's dump drops or fails on them).
   virtual Result<size_t> waitingConnections(const std::string& name) = 0;
-  // After an abort: route and unblock again.
+  // After an abort: route and unblock again (what waited goes to it).
   virtual Status reconnect(const node::Spec& spec) = 0;
   // Route to the container here (after a restore) / not any more.
   virtual Status claimAddress(const node::Spec& spec) = 0;

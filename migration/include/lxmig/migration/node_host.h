@@ -70,6 +70,9 @@ class NodeHost final : public ContainerHost {
   void endMemoryFill(const std::string& name) override { node_.endMemoryFill(name); }
 
   Status isolate(const node::Spec& spec) override;
+  Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override {
+    return node_.forwardTraffic(spec, toNode);
+  }
   Status reconnect(const node::Spec& spec) override;
   Status claimAddress(const node::Spec& spec) override { return node_.claimAddress(spec); }
   Status releaseAddress(const node::Spec& spec) override { return node_.releaseAddress(spec); }

@@ -163,7 +163,8 @@ class Source {
   std::unique_ptr<transport::TailSender> tail_;
   std::future<void> prelayoutSent_;
   v1::NetState net_;
-  uint64_t sent_ = 0;  // bytes of the images stream
+  uint64_t sent_ = 0;       // bytes of the images stream
+  size_t heldPackets_ = 0;  // packets that waited on this node during the frozen window
   uint64_t imageBytes_ = 0;
   Status streamError_;  // the images stream broke during the dump
   int64_t tFreeze_ = 0;

@@ -30,6 +30,16 @@ struct AddressRoute {
 Status claimAddress(const AddressRoute& r);
 // Removes the /32 route. NotFound (no such route) counts as success.
 Status releaseAddress(const AddressRoute& r);
+// After a container left: its address routed toward `via` (the node that
+// runs it now, an IPv4 address on `r.fabricIf`), so that packets still sent
+// here (held during the frozen window, or from neighbours that missed the
+// gratuitous ARP) follow it. Marked with kForwardRouteProto, so that an
+// agent that restarts can remove what it left (flushForwardRoutes).
+// unrouteVia removes the route only while it still leads to `via`.
+constexpr int kForwardRouteProto = 252;
+Status routeVia(const AddressRoute& r, const std::string& via);
+Status unrouteVia(const AddressRoute& r, const std::string& via);
+Status flushForwardRoutes();
 // Sends `count` gratuitous ARP requests for ip from ifname's MAC.
 Status sendGratuitousArp(const std::string& ifname, const std::string& ip, int count = 2);
 

@@ -8,8 +8,12 @@
 //   table inet lxmig {
 //     map inbound { type ipv4_addr : verdict; }      # 10.200.1.10 : jump in-web
 //     set blocked { type ipv4_addr; }                # containers being migrated away
+//     set forwarding { type ipv4_addr; flags timeout; }  # containers that just left
+//     chain hold { type filter hook prerouting priority mangle;
+//       ip daddr @blocked ip daddr != @forwarding queue num 4242 }  # held while frozen
 //     chain forward { type filter hook forward priority filter; policy drop;
 //       ip saddr @blocked drop                       # nothing of a frozen copy leaves,
+//       ip daddr @forwarding accept                  # on to the container's new node
 //       ip daddr @blocked drop                       # not even its RSTs when it is destroyed
 //       ct state established,related accept          # strict nodes only
 //       ct state invalid drop                        # strict nodes only
@@ -46,6 +50,9 @@ struct FirewallBase {
   // accepts pass. Open: policy accept, container chains may still drop.
   bool strict = false;
   std::string bridge;  // the node's container bridge (outgoing traffic)
+  // NFQUEUE number where packets for blocked addresses wait (net/hold.h);
+  // -1: they are dropped.
+  int holdQueue = -1;
 };
 
 struct FirewallRule {
@@ -69,12 +76,20 @@ class Firewall {
   // Removes the container's chain and every map element that jumps to it.
   // Missing is success.
   Status removeContainer(const std::string& name);
-  // Drops every forwarded packet from or to ip, established or not, until
+  // Nothing forwarded from or to ip passes, established or not, until
   // unblock: from the freeze of a migration until the source copy is gone
-  // (commit) or runs again (abort). Idempotent.
+  // (commit) or runs again (abort). Packets to ip wait in the hold queue
+  // when the base has one, else they are dropped; a forwarding of ip ends.
+  // Idempotent.
   Status block(const std::string& ip);
   Status unblock(const std::string& ip);
   Result<std::vector<std::string>> blocked();
+  // Packets for ip pass the forward chain for `seconds` (a container that
+  // left: the node routes its address toward its new node meanwhile), and
+  // are no longer held while ip is blocked.
+  Status forwardFor(const std::string& ip, int seconds);
+  // The address is this node's again (it came back): its chain applies.
+  Status endForwarding(const std::string& ip);
 
   // Names of the containers that have a chain in the table.
   Result<std::vector<std::string>> containers();
@@ -96,6 +111,9 @@ class Firewall {
   Status importContainer(const std::string& name, const std::string& ip, const std::string& exported);
 
   const std::string& table() const { return table_; }
+  // Whether ensureBase put the hold queue in place; if not, why.
+  bool holds() const { return holds_; }
+  const std::string& holdError() const { return holdError_; }
 
  private:
   Firewall(nft_ctx* ctx, std::string table);
@@ -106,6 +124,8 @@ class Firewall {
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;
   std::string table_;
+  bool holds_ = false;
+  std::string holdError_;
 };
 
 // Whether a container name can name an nftables chain (the CLI validates

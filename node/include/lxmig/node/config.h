@@ -17,6 +17,8 @@
 //     firewall = "open"                # or "strict": forward policy drop, only
 //                                      # established flows and published ports
 //     firewall_table = "lxmig"         # the nftables table lxmig owns (inet)
+//     hold_queue = "4242"              # NFQUEUE where packets for a frozen container
+//                                      # wait until it runs again; "off": dropped
 //     devices = ["/dev/fuse", "gpu=/dev/nvidia0"]  # devices offered to containers
 //                                      # (CLASS=PATH allows mappings); unset: every
 //                                      # device node under /dev; "none": nothing
@@ -88,6 +90,10 @@ struct AgentConfig {
   std::string logLevel = "info";
   std::string firewall = "open";
   std::string firewallTable = "lxmig";
+  // The NFQUEUE number packets for a frozen container wait in (net/hold.h),
+  // or "off" (they are dropped, and clients retransmit).
+  std::string holdQueue = "4242";
+  int holdQueueNumber() const { return holdQueue == "off" ? -1 : std::atoi(holdQueue.c_str()); }
   std::string devices;
   // Seconds an incoming migration waits for a silent source before the
   // target settles it alone (aborts it before the restore, commits after).

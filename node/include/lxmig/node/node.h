@@ -16,6 +16,7 @@
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
 #include "lxmig/net/firewall.h"
+#include "lxmig/net/hold.h"
 #include "lxmig/node/config.h"
 #include "lxmig/node/exec.h"
 #include "lxmig/node/reservations.h"
@@ -102,6 +103,24 @@ class Node {
   void addressesLeft(const Spec& s);
   // The node's lxmig nftables table (net::Firewall is thread-safe).
   net::Firewall& firewall() { return *fw_; }
+  // A container's traffic while it is frozen for a migration or a merge.
+  // holdTraffic: nothing reaches or leaves it; packets for it wait in the
+  // hold queue (agent config hold_queue; dropped when off). resumeTraffic:
+  // not blocked any more; what waited goes on through the node's routes as
+  // they are now (to the copy here after an abort, or the container that
+  // took the address over after a merge). forwardTraffic: it runs on
+  // `toNode` now; the address is routed there for kForwardSeconds (the
+  // waiting packets and clients that missed the gratuitous ARP follow it);
+  // returns how many packets had waited. expireForwarding, called now and
+  // then, withdraws such routes when their time is up.
+  static constexpr int kForwardSeconds = 60;
+  Status holdTraffic(const std::string& ip);
+  Status resumeTraffic(const std::string& ip);
+  // Not blocked any more, the copy here is gone: what still waited (not
+  // forwarded) is dropped.
+  Status forgetTraffic(const std::string& ip);
+  Result<size_t> forwardTraffic(const Spec& s, const std::string& toNode);
+  void expireForwarding();
   // Drops what the node holds for a container's network besides its route:
   // its firewall chain and its conntrack entries. Errors are logged.
   void dropNetState(const Spec& s);
@@ -202,6 +221,13 @@ class Node {
   std::unique_ptr<sched::Membership> membership_;
   std::unique_ptr<store::AuditLog> audit_;
   std::unique_ptr<net::Firewall> fw_;
+  std::unique_ptr<net::PacketHold> hold_;  // null: hold_queue off or unavailable
+  struct Forwarded {
+    std::string ip, via;
+    int64_t untilNs = 0;
+  };
+  std::mutex forwardMu_;
+  std::vector<Forwarded> forwarded_;
   std::string caPem_, certPem_, keyPem_;
   std::atomic<uint16_t> dataPort_{0};
   std::atomic<bool> frozenCheck_{false};

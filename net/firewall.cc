@@ -112,6 +112,8 @@ Status Firewall::ensureBase(const FirewallBase& base) {
   // queue (net/hold.h), those for one that left pass on to its new node.
   cmd += "add chain " + t + " hold { type filter hook prerouting priority mangle; policy accept; }\n";
   cmd += "flush chain " + t + " hold\n";
+  // Forwardings of an earlier run end with it (its routes are flushed too).
+  cmd += "flush set " + t + " forwarding\n";
   cmd += "add rule " + t + " forward ip saddr @blocked drop\n";
   cmd += "add rule " + t + " forward ip daddr @forwarding accept\n";
   cmd += "add rule " + t + " forward ip daddr @blocked drop\n";

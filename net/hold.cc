@@ -78,9 +78,14 @@ int attrOf(const nlattr* a, void* data) {
 
 std::vector<QueuedPacket> parseQueuedPackets(const void* buf, size_t len) {
   std::vector<QueuedPacket> out;
-  const auto* nlh = static_cast<const nlmsghdr*>(buf);
-  int left = static_cast<int>(std::min<size_t>(len, INT32_MAX));
-  for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+  // Walked by hand: libmnl's mnl_nlmsg_ok takes a length above INT_MAX for
+  // a negative one, and lets it pass (found by the fuzzer).
+  const auto* base = static_cast<const char*>(buf);
+  size_t at = 0;
+  while (len - at >= sizeof(nlmsghdr)) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(base + at);
+    if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > len - at) break;
+    at += std::min<size_t>(NLMSG_ALIGN(nlh->nlmsg_len), len - at);
     if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
     if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(nfgenmsg))) continue;
     const nlattr* tb[NFQA_MAX + 1] = {};

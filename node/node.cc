@@ -471,11 +471,15 @@ ContainerParams Node::paramsFor(const Spec& s) const {
 
 Status Node::claimAddress(const Spec& s) {
   for (const auto& a : s.addresses()) {
+    // An address this node forwarded to the container's last node: its
+    // chain applies again (an nftables call only then: this runs in the
+    // frozen window of a migration in).
+    size_t wasForwarded = 0;
     {
       std::lock_guard lk(forwardMu_);
-      std::erase_if(forwarded_, [&](const Forwarded& f) { return f.ip == a; });
+      wasForwarded = std::erase_if(forwarded_, [&](const Forwarded& f) { return f.ip == a; });
     }
-    LXMIG_RETURN_IF_ERROR(fw_->endForwarding(a));
+    if (wasForwarded) LXMIG_RETURN_IF_ERROR(fw_->endForwarding(a));
     LXMIG_RETURN_IF_ERROR(net::claimAddress({a, cfg_.bridge, cfg_.fabricIf}));
   }
   return okStatus();
@@ -511,16 +515,20 @@ Result<size_t> Node::forwardTraffic(const Spec& s, const std::string& toNode) {
                               "): " + std::to_string(dropped) + " waiting packet(s) dropped");
   }
   size_t n = 0;
+  Status failed;
   for (const auto& ip : s.addresses()) {
-    LXMIG_RETURN_IF_ERROR(net::routeVia({ip, cfg_.bridge, cfg_.fabricIf}, *via));
-    {
+    Status st = net::routeVia({ip, cfg_.bridge, cfg_.fabricIf}, *via);
+    if (st.ok()) {
       std::lock_guard lk(forwardMu_);
       std::erase_if(forwarded_, [&](const Forwarded& f) { return f.ip == ip; });
       forwarded_.push_back({ip, *via, monotonicNs() + int64_t{kForwardSeconds} * 1'000'000'000});
     }
-    LXMIG_RETURN_IF_ERROR(fw_->forwardFor(ip, kForwardSeconds));
-    n += hold_->release(ip, net::PacketHold::Verdict::kAccept, true);
+    if (st.ok()) st = fw_->forwardFor(ip, kForwardSeconds);
+    // Without the route and the firewall's word they would go nowhere.
+    n += hold_->release(ip, st.ok() ? net::PacketHold::Verdict::kAccept : net::PacketHold::Verdict::kDrop, true);
+    if (!st.ok() && failed.ok()) failed = st;
   }
+  if (!failed.ok()) return failed;
   return n;
 }
 

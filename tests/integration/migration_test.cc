@@ -1623,6 +1623,71 @@ class NetStateTest : public MigrationTest {
     auto r = tb().nodeExec(node, {"nft", "list", "chain", "inet", "lxmig", "in-" + name});
     return r.exitCode == 0;
   }
+  // Clients in the client namespace that open a new connection every 20
+  // ms, each in its own thread with a 10 s bound, until finishProbe: one
+  // line per connection, "conn ok=0|1 ms=N retrans=R" (TCP_INFO's
+  // total_retrans, which counts a SYN sent again).
+  struct Probe {
+    Child child;
+    std::string out, stop;
+    ~Probe() {
+      ::unlink(out.c_str());
+      ::unlink(stop.c_str());
+    }
+  };
+  std::unique_ptr<Probe> startProbe(const std::string& ip) {
+    static const char* kProbe = R"PY(
+import os, socket, struct, sys, threading, time
+ip, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def one():
+    t0 = time.monotonic(); ok = 0; retrans = -1
+    try:
+        s = socket.create_connection((ip, port), timeout=10)
+        retrans = struct.unpack_from("I", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 100)[0]
+        s.sendall(b"GET\n")
+        ok = 1 if s.recv(100) else 0
+        s.close()
+    except OSError:
+        pass
+    with lock:
+        print("conn ok=%d ms=%d retrans=%d" % (ok, (time.monotonic() - t0) * 1000, retrans), flush=True)
+threads = []
+while not os.path.exists(stop):
+    t = threading.Thread(target=one); t.start(); threads.append(t)
+    time.sleep(0.02)
+for t in threads: t.join()
+)PY";
+    auto p = std::make_unique<Probe>();
+    p->out = "/tmp/" + std::string(Testbed::kPrefix) + "-probe-" + std::to_string(::getpid()) + "-" + ip;
+    p->stop = p->out + ".stop";
+    ::unlink(p->stop.c_str());
+    SpawnOptions so;
+    so.stdoutPath = p->out;
+    auto c = spawn(tb().clientArgv({"python3", "-c", kProbe, ip, std::to_string(kSeqPort), p->stop}), so);
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    if (c.ok()) p->child = std::move(*c);
+    return p;
+  }
+  struct Probed {
+    int conns = 0, failed = 0, resent = 0;
+    long long longestMs = 0;
+  };
+  Probed finishProbe(Probe& p) {
+    Probed seen;
+    EXPECT_TRUE(writeFileAtomic(p.stop, "").ok());
+    auto rc = p.child.wait(30000);
+    EXPECT_TRUE(rc.ok() && *rc == 0) << "the probe did not finish";
+    for (const auto& l : split(readFile(p.out).value_or(""), '\n')) {
+      if (l.rfind("conn ", 0) != 0) continue;
+      ++seen.conns;
+      seen.failed += num(l, "ok") != 1;
+      seen.resent += num(l, "retrans") > 0;
+      seen.longestMs = std::max(seen.longestMs, num(l, "ms"));
+      if (num(l, "ok") != 1 || num(l, "retrans") > 0) std::fprintf(stderr, "%s\n", l.c_str());
+    }
+    return seen;
+  }
 };
 
 TEST_F(NetStateTest, TestbedNodesAreStrict) {
@@ -1713,47 +1778,12 @@ TEST_F(NetStateTest, TcpConnectionSurvivesMigrationBehindStrictFirewall) {
 TEST_F(NetStateTest, ConnectionsOpenedDuringTheFreezeWaitInsteadOfBeingDropped) {
   std::string ip = runSeq("synhold");
   ASSERT_FALSE(ip.empty());
-  // A new connection every 20 ms, each in its own thread with a 10 s bound:
-  // per connection "conn ok=0|1 ms=N retrans=R" (TCP_INFO's total_retrans,
-  // which counts a SYN sent again).
-  static const char* kProbe = R"PY(
-import os, socket, struct, sys, threading, time
-ip, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-lock = threading.Lock()
-def one():
-    t0 = time.monotonic(); ok = 0; retrans = -1
-    try:
-        s = socket.create_connection((ip, port), timeout=10)
-        retrans = struct.unpack_from("I", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 100)[0]
-        s.sendall(b"GET\n")
-        ok = 1 if s.recv(100) else 0
-        s.close()
-    except OSError:
-        pass
-    with lock:
-        print("conn ok=%d ms=%d retrans=%d" % (ok, (time.monotonic() - t0) * 1000, retrans), flush=True)
-threads = []
-while not os.path.exists(stop):
-    t = threading.Thread(target=one); t.start(); threads.append(t)
-    time.sleep(0.02)
-for t in threads: t.join()
-)PY";
-  const std::string out = "/tmp/" + std::string(Testbed::kPrefix) + "-synhold-" + std::to_string(::getpid());
-  const std::string stop = out + ".stop";
-  ::unlink(stop.c_str());
-  std::unique_ptr<const char, int (*)(const char*)> cleanup(out.c_str(), ::unlink);
-  SpawnOptions so;
-  so.stdoutPath = out;
-  auto probe = spawn(tb().clientArgv({"python3", "-c", kProbe, ip, std::to_string(kSeqPort), stop}), so);
-  ASSERT_TRUE(probe.ok()) << probe.status().message();
+  auto probe = startProbe(ip);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   Cli m = tb().lxmig({"--json", "migrate", "synhold", "--to", "n2"});
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE(writeFileAtomic(stop, "").ok());
-  auto rc = probe->wait(30000);
-  ::unlink(stop.c_str());
+  const Probed seen = finishProbe(*probe);
   ASSERT_EQ(m.code, 0) << m.err << m.out;
-  ASSERT_TRUE(rc.ok() && *rc == 0) << "the probe did not finish";
 
   auto r = m.json();
   std::string commit;
@@ -1761,35 +1791,33 @@ for t in threads: t.join()
     if (p["name"] == "commit") commit = p.value("detail", "");
   const long long held = num(commit, "held_packets");
   const long long downtime = r.value("downtime_ms", 0LL);
-  auto lines = split(readFile(out).value_or(""), '\n');
-  int conns = 0, failed = 0, resent = 0;
-  long long longest = 0;
-  for (const auto& l : lines) {
-    if (l.rfind("conn ", 0) != 0) continue;
-    ++conns;
-    failed += num(l, "ok") != 1;
-    resent += num(l, "retrans") > 0;
-    longest = std::max(longest, num(l, "ms"));
-    if (num(l, "retrans") > 0) std::fprintf(stderr, "%s\n", l.c_str());
-  }
   std::fprintf(stderr,
                "downtime %lld ms, %d connections, %d failed, %d with a SYN sent again, the longest took %lld ms, "
                "%lld packets held\n",
-               downtime, conns, failed, resent, longest, held);
-  EXPECT_GT(conns, 50);
-  EXPECT_EQ(failed, 0) << "every connection opened during the migration is answered";
+               downtime, seen.conns, seen.failed, seen.resent, seen.longestMs, held);
+  EXPECT_GT(seen.conns, 50);
+  EXPECT_EQ(seen.failed, 0) << "every connection opened during the migration is answered";
   EXPECT_GT(held, 0) << "connections met the frozen window and waited on n1: " << commit;
   // What waited went on once the container ran on n2: no SYN had to be
   // sent again, unless the frozen window itself outlasted the client's
   // first retransmission (1 s).
   if (downtime < 900) {
-    EXPECT_EQ(resent, 0) << "a SYN was dropped instead of held";
+    EXPECT_EQ(seen.resent, 0) << "a SYN was dropped instead of held";
   }
   EXPECT_EQ(nodeOf("synhold"), "n2");
   // n1 routes the address toward n2 for a while (clients that missed the
   // gratuitous ARP): a connection through n1 reaches the container.
   auto route = tb().nodeExec("n1", {"ip", "route", "show", ip + "/32"});
-  EXPECT_NE(route.out.find("via"), std::string::npos) << route.out;
+  EXPECT_NE(route.out.find("via 10.99.0.12"), std::string::npos) << route.out;
+  {
+    struct ClientRoute {
+      Testbed& tb;
+      std::string ip;
+      ~ClientRoute() { (void)tb.clientExec({"ip", "route", "del", ip + "/32"}); }
+    } viaN1{tb(), ip};
+    ASSERT_EQ(tb().clientExec({"ip", "route", "add", ip + "/32", "via", "10.99.0.11"}).exitCode, 0);
+    EXPECT_NE(tb().clientRequest(ip, kSeqPort, "GET", 3000), "") << "through n1 to n2";
+  }
   expectRemoved("synhold");
 }
 
@@ -1832,7 +1860,14 @@ TEST_F(NetStateTest, FailedImportOnTargetAbortsAndSourceKeepsItsNetwork) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   size_t entriesBefore = conntrackOf("n1", ip);
   EXPECT_GT(entriesBefore, 0u);
+  auto probe = startProbe(ip);
   Cli m = tb().lxmig({"--json", "migrate", "tcpfail", "--to", "n2"});
+  // Connections opened while it was frozen waited on n1 and went to the
+  // thawed container.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const Probed seen = finishProbe(*probe);
+  EXPECT_GT(seen.conns, 10);
+  EXPECT_EQ(seen.failed, 0);
   EXPECT_NE(m.code, 0);
   auto r = m.json();
   EXPECT_EQ(r["result"], "aborted") << m.out << m.err;

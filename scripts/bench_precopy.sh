@@ -55,7 +55,7 @@ req = b"*1\r\n$4\r\nPING\r\n" if kind == "redis" else b"GET\n"
 lock = threading.Lock()
 conns = []
 def one():
-    t0, ok = time.monotonic(), False
+    t0, at, ok = time.monotonic(), time.time(), False
     try:
         s = socket.create_connection((ip, port), timeout=10)
         s.settimeout(10)
@@ -65,7 +65,7 @@ def one():
     except OSError:
         pass
     with lock:
-        conns.append((ok, (time.monotonic() - t0) * 1000))
+        conns.append((ok, (time.monotonic() - t0) * 1000, at))
 gap, answers, broken = 0.0, 0, False
 def stream():
     global gap, answers, broken
@@ -92,8 +92,9 @@ while not os.path.exists(stop):
 for t in threads: t.join()
 st.join()
 json.dump({"max_gap_ms": round(gap * 1000), "answers": answers, "stream_broken": broken,
-           "new_conns": len(conns), "new_conn_failed": sum(1 for ok, _ in conns if not ok),
-           "new_conn_max_ms": round(max([ms for _, ms in conns] or [0]))}, open(out, "w"))
+           "new_conns": len(conns), "new_conn_failed": sum(1 for ok, _, _ in conns if not ok),
+           "new_conn_failed_at_ms": [round(at * 1000) for ok, _, at in conns if not ok],
+           "new_conn_max_ms": round(max([ms for _, ms, _ in conns] or [0]))}, open(out, "w"))
 PY
 
 start_workload() {  # W name
@@ -167,6 +168,9 @@ print(json.dumps({
   "downtime_ms": r["downtime_ms"], "client_gap_ms": p["max_gap_ms"], "total_ms": r["total_ms"],
   "stream_broken": p.get("stream_broken", False), "new_conns": p["new_conns"],
   "new_conn_failed": p["new_conn_failed"], "new_conn_max_ms": p["new_conn_max_ms"],
+  # When failed connections started, against the freeze (ms, wall clock).
+  "new_conn_failed_from_freeze_ms": [t - ph["freeze"]["started_ms"] for t in p.get("new_conn_failed_at_ms", [])]
+      if "freeze" in ph else [],
   "bytes": r["bytes"], "rounds": sum(1 for x in rounds if x["pages_sent"] > 0),
   "stop": rounds[-1]["stop"] if rounds else "",
   "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],

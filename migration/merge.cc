@@ -445,8 +445,10 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
     // reaches the copy.
     const int64_t frozenAt = monotonicNs();
     Status st;
-    for (const auto& a : part.spec.addresses())
+    for (const auto& a : part.spec.addresses()) {
       if (st.ok()) st = node.holdTraffic(a);
+      if (st.ok()) st = node.silenceTraffic(a);
+    }
     std::vector<Task> stopped;
     NewMounts mounts;  // what the restore mounted into the kept container
     uint64_t bytes = 0;

@@ -194,8 +194,16 @@ Status NodeHost::installStaged(const node::Spec& spec, const std::string& staged
   return node_.saveSpec(spec);
 }
 
-Status NodeHost::isolate(const node::Spec& spec) {
+Status NodeHost::holdIncoming(const node::Spec& spec) {
   for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.holdTraffic(a));
+  return okStatus();
+}
+
+Status NodeHost::isolate(const node::Spec& spec) {
+  for (const auto& a : spec.addresses()) {
+    LXMIG_RETURN_IF_ERROR(node_.holdTraffic(a));  // (already: idempotent)
+    LXMIG_RETURN_IF_ERROR(node_.silenceTraffic(a));
+  }
   if (Status st = node_.releaseAddress(spec); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
   return okStatus();
 }

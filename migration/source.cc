@@ -408,19 +408,25 @@ Status Source::freeze() {
   progress_->phase(v1::PHASE_FREEZE, 0);
   PhaseClock ph(*journal_, v1::PHASE_FREEZE);
   tFreeze_ = monotonicNs();
-  // Where the step's time goes: the freezer, the isolation (nftables and
-  // the route), the accept-queue check.
-  int64_t t = tFreeze_, freezeUs = 0, isolateUs = 0, acceptUs = 0;
+  // Where the step's time goes: holding new packets (nftables), the
+  // freezer, the isolation (nftables and the route), the accept-queue check.
+  int64_t t = tFreeze_, holdUs = 0, freezeUs = 0, isolateUs = 0, acceptUs = 0;
   auto lap = [&t] {
     const int64_t now = monotonicNs();
     return (now - std::exchange(t, now)) / 1000;
   };
-  Status st = ctx_.host.freeze(spec_.name);
+  // New connections wait from here (a handshake the freeze cut in half
+  // would hang its client: CRIU does not carry it).
+  Status st = ctx_.host.holdIncoming(spec_);
+  holdUs = lap();
+  if (st.ok()) st = ctx_.host.freeze(spec_.name);
   freezeUs = lap();
-  if (st.ok()) {
+  if (!st.ok()) {
+    (void)ctx_.host.reconnect(spec_);  // not frozen: the abort does not thaw, so let the traffic go on here
+  } else {
     progressed();
     stage_ = Stage::kFrozen;
-    // Nothing of the frozen copy may leave this node or reach it: not its
+    // Nothing of the frozen copy may leave this node either: not its
     // packets, not the RSTs its sockets send when it is destroyed at commit
     // (the established flows continue on the target); its route goes.
     st = ctx_.host.isolate(spec_);
@@ -430,7 +436,9 @@ Status Source::freeze() {
     st = acceptWaiting();
     acceptUs = lap();
   }
-  ph.end(st, 0, kv("freezer_us", freezeUs) + " " + kv("isolate_us", isolateUs) + " " + kv("accept_check_us", acceptUs));
+  ph.end(st, 0,
+         kv("hold_us", holdUs) + " " + kv("freezer_us", freezeUs) + " " + kv("isolate_us", isolateUs) + " " +
+             kv("accept_check_us", acceptUs));
   return st;
 }
 

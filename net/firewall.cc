@@ -105,7 +105,8 @@ Status Firewall::ensureBase(const FirewallBase& base) {
   if (base.holdQueue > 65535) return invalidArgument("hold queue " + std::to_string(base.holdQueue) + " above 65535");
   std::string cmd = "add table " + t + "\n" + "add map " + t + " inbound { type ipv4_addr : verdict; }\n" + "add set " +
                     t + " blocked { type ipv4_addr; }\n" + "add set " + t +
-                    " forwarding { type ipv4_addr; flags timeout; }\n" + "add chain " + t +
+                    " forwarding { type ipv4_addr; flags timeout; }\n" + "add set " + t +
+                    " silenced { type ipv4_addr; }\n" + "add chain " + t +
                     " forward { type filter hook forward priority filter; policy " + (base.strict ? "drop" : "accept") +
                     "; }\n" + "flush chain " + t + " forward\n";
   // Before routing: packets for a frozen container wait in the agent's
@@ -114,7 +115,7 @@ Status Firewall::ensureBase(const FirewallBase& base) {
   cmd += "flush chain " + t + " hold\n";
   // Forwardings of an earlier run end with it (its routes are flushed too).
   cmd += "flush set " + t + " forwarding\n";
-  cmd += "add rule " + t + " forward ip saddr @blocked drop\n";
+  cmd += "add rule " + t + " forward ip saddr @silenced drop\n";
   cmd += "add rule " + t + " forward ip daddr @forwarding accept\n";
   cmd += "add rule " + t + " forward ip daddr @blocked drop\n";
   if (base.strict) {
@@ -195,12 +196,20 @@ Status Firewall::block(const std::string& ip) {
   return r.ok() ? okStatus() : r.status().withContext("block " + ip);
 }
 
+Status Firewall::silence(const std::string& ip) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  auto r = run("add element inet " + table_ + " silenced { " + ip + " }", false);
+  return r.ok() ? okStatus() : r.status().withContext("silence " + ip);
+}
+
 Status Firewall::unblock(const std::string& ip) {
   if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
-  auto cur = blocked();
-  if (!cur.ok()) return cur.status();
-  if (std::find(cur->begin(), cur->end(), ip) == cur->end()) return okStatus();
-  auto r = run("delete element inet " + table_ + " blocked { " + ip + " }", false);
+  const std::string t = "inet " + table_;
+  // Added first, so that the deletes find them (idempotent, one transaction).
+  auto r =
+      run("add element " + t + " blocked { " + ip + " }\nadd element " + t + " silenced { " + ip +
+              " }\ndelete element " + t + " blocked { " + ip + " }\ndelete element " + t + " silenced { " + ip + " }",
+          false);
   return r.ok() ? okStatus() : r.status().withContext("unblock " + ip);
 }
 

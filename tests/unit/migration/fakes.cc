@@ -158,6 +158,12 @@ Status FakeNode::beginMemoryFill(const std::string& name, const std::string&, pi
 
 void FakeNode::endMemoryFill(const std::string& name) { calls_.push_back("endMemoryFill " + name); }
 
+Status FakeNode::holdIncoming(const node::Spec& spec) {
+  LXMIG_RETURN_IF_ERROR(op("holdIncoming", spec.name));
+  if (auto* c = find(spec.name)) c->blocked = true;
+  return okStatus();
+}
+
 Status FakeNode::isolate(const node::Spec& spec) {
   LXMIG_RETURN_IF_ERROR(op("isolate", spec.name));
   if (auto* c = find(spec.name)) {

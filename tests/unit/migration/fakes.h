@@ -96,6 +96,7 @@ class FakeNode final : public ContainerHost {
   std::optional<node::Node::MemoryFill> memoryFill(const std::string&) override { return fill; }
   Status beginMemoryFill(const std::string& name, const std::string&, pid_t, const std::string&) override;
   void endMemoryFill(const std::string& name) override;
+  Status holdIncoming(const node::Spec& spec) override;
   Status isolate(const node::Spec& spec) override;
   Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override;
   Status reconnect(const node::Spec& spec) override;

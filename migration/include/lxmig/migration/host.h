@@ -115,8 +115,13 @@ class ContainerHost {
   virtual void endMemoryFill(const std::string& name) = 0;
 
   // ---- the container's network on this node ----
-  // At the freeze: nothing of the frozen copy leaves or reaches the node
-  // (its address blocked; packets for it wait) and its route goes.
+  // Just before the freeze: nothing new reaches the container (packets for
+  // its address wait), so that no handshake starts with a copy that is
+  // about to freeze (CRIU does not carry a half-done one). Undone by
+  // reconnect().
+  virtual Status holdIncoming(const node::Spec& spec) = 0;
+  // Once it is frozen: nothing of the frozen copy leaves the node either,
+  // and its route goes.
   virtual Status isolate(const node::Spec& spec) = 0;
   // The container runs on `toNode` now: its address is routed there for a
   // while, and the packets that waited since the freeze follow it. Returns

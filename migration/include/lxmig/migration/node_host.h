@@ -69,6 +69,7 @@ class NodeHost final : public ContainerHost {
   }
   void endMemoryFill(const std::string& name) override { node_.endMemoryFill(name); }
 
+  Status holdIncoming(const node::Spec& spec) override;
   Status isolate(const node::Spec& spec) override;
   Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override {
     return node_.forwardTraffic(spec, toNode);

@@ -8,11 +8,12 @@
 //   table inet lxmig {
 //     map inbound { type ipv4_addr : verdict; }      # 10.200.1.10 : jump in-web
 //     set blocked { type ipv4_addr; }                # containers being migrated away
+//     set silenced { type ipv4_addr; }               # ... and frozen by now
 //     set forwarding { type ipv4_addr; flags timeout; }  # containers that just left
 //     chain hold { type filter hook prerouting priority mangle;
 //       ip daddr @blocked ip daddr != @forwarding queue num 4242 }  # held while frozen
 //     chain forward { type filter hook forward priority filter; policy drop;
-//       ip saddr @blocked drop                       # nothing of a frozen copy leaves,
+//       ip saddr @silenced drop                      # nothing of a frozen copy leaves,
 //       ip daddr @forwarding accept                  # on to the container's new node
 //       ip daddr @blocked drop                       # not even its RSTs when it is destroyed
 //       ct state established,related accept          # strict nodes only
@@ -76,12 +77,18 @@ class Firewall {
   // Removes the container's chain and every map element that jumps to it.
   // Missing is success.
   Status removeContainer(const std::string& name);
-  // Nothing forwarded from or to ip passes, established or not, until
-  // unblock: from the freeze of a migration until the source copy is gone
-  // (commit) or runs again (abort). Packets to ip wait in the hold queue
-  // when the base has one, else they are dropped; a forwarding of ip ends.
-  // Idempotent.
+  // Nothing forwarded to ip passes, established or not, until unblock:
+  // from the freeze of a migration until the source copy is gone (commit)
+  // or runs again (abort). Packets to ip wait in the hold queue when the
+  // base has one, else they are dropped; a forwarding of ip ends.
+  // Idempotent. A migration blocks just before it freezes the container,
+  // so that no handshake starts with a copy that is about to freeze.
   Status block(const std::string& ip);
+  // Nothing forwarded from ip passes either, until unblock: the frozen
+  // copy's packets, not even its RSTs when it is destroyed at commit (the
+  // flows continue on the target). After the freeze, so that what the
+  // container sent before it still leaves.
+  Status silence(const std::string& ip);
   Status unblock(const std::string& ip);
   Result<std::vector<std::string>> blocked();
   // Packets for ip pass the forward chain for `seconds` (a container that

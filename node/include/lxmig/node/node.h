@@ -115,6 +115,8 @@ class Node {
   // then, withdraws such routes when their time is up.
   static constexpr int kForwardSeconds = 60;
   Status holdTraffic(const std::string& ip);
+  // What the container sends is dropped too (once it is frozen).
+  Status silenceTraffic(const std::string& ip) { return fw_->silence(ip); }
   Status resumeTraffic(const std::string& ip);
   // Not blocked any more, the copy here is gone: what still waited (not
   // forwarded) is dropped.

@@ -108,11 +108,20 @@ void toKernel(nf_conntrack* ct, const ConntrackEntry& e) {
   nfct_set_attr_u32(ct, ATTR_TIMEOUT, std::max<uint32_t>(e.timeout, 1));
   if (e.mark != 0) nfct_set_attr_u32(ct, ATTR_MARK, e.mark);
   if (e.proto == IPPROTO_TCP) {
+    // Liberal window tracking both ways: the entry comes without the
+    // windows the source's conntrack saw, so the kernel learns them from the
+    // first packets; when the first is the restored socket's window probe
+    // (sequence snd_una - 1), the client's acknowledgement of data the
+    // frozen copy sent just before the freeze looks beyond the window and
+    // every packet of the flow would be INVALID (dropped by a strict
+    // firewall) until the container sent that data again, ~1 s later (seen
+    // in the benchmark). The sequence checks are the container's TCP stack's.
+    const uint8_t liberal = IP_CT_TCP_FLAG_BE_LIBERAL;
     nfct_set_attr_u8(ct, ATTR_TCP_STATE, e.tcpState);
-    nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, e.tcpFlagsOrig);
-    nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, e.tcpFlagsOrig);
-    nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, e.tcpFlagsRepl);
-    nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, e.tcpFlagsRepl);
+    nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, e.tcpFlagsOrig | liberal);
+    nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, e.tcpFlagsOrig | liberal);
+    nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, e.tcpFlagsRepl | liberal);
+    nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, e.tcpFlagsRepl | liberal);
     nfct_set_attr_u8(ct, ATTR_TCP_WSCALE_ORIG, e.tcpWscaleOrig);
     nfct_set_attr_u8(ct, ATTR_TCP_WSCALE_REPL, e.tcpWscaleRepl);
   }

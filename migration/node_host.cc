@@ -200,10 +200,8 @@ Status NodeHost::holdIncoming(const node::Spec& spec) {
 }
 
 Status NodeHost::isolate(const node::Spec& spec) {
-  for (const auto& a : spec.addresses()) {
-    LXMIG_RETURN_IF_ERROR(node_.holdTraffic(a));  // (already: idempotent)
-    LXMIG_RETURN_IF_ERROR(node_.silenceTraffic(a));
-  }
+  // Held since holdIncoming(): only the frozen copy's own packets are left.
+  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.silenceTraffic(a));
   if (Status st = node_.releaseAddress(spec); !st.ok()) LXMIG_LOG(kWarn, kLog) << st.toString();
   return okStatus();
 }

@@ -17,8 +17,6 @@ bench_scratch
 
 bench_prepare
 bench_fresh_testbed
-S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
-S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
 FILES=/var/tmp/lxmig-bench-checkpoint  # on disk, as a backup would be
 mkdir -p "$FILES"
 now_ms() { date +%s%3N; }

@@ -61,6 +61,10 @@ bench_cleanup() {
 }
 
 # A two-node test bed from scratch.
+# The state directories of the test bed's two nodes.
+S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
+S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
+
 bench_fresh_testbed() {
   "$LXMIG" testbed down >/dev/null 2>&1 || true
   "$LXMIG" testbed up --nodes 2 >/dev/null

@@ -15,8 +15,6 @@ bench_scratch
 
 bench_prepare
 bench_fresh_testbed
-S1=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n1
-S2=/var/lib/$LXMIG_TESTBED_PREFIX-testbed/n2
 
 now_ms() { date +%s%3N; }
 

@@ -120,8 +120,8 @@ class ContainerHost {
   // about to freeze (CRIU does not carry a half-done one). Undone by
   // reconnect().
   virtual Status holdIncoming(const node::Spec& spec) = 0;
-  // Once it is frozen: nothing of the frozen copy leaves the node either,
-  // and its route goes.
+  // Once it is frozen (after holdIncoming): nothing of the frozen copy
+  // leaves the node either, and its route goes.
   virtual Status isolate(const node::Spec& spec) = 0;
   // The container runs on `toNode` now: its address is routed there for a
   // while, and the packets that waited since the freeze follow it. Returns

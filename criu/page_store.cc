@@ -362,4 +362,10 @@ Result<AssembleStats> PageStore::assemble() {
   return as;
 }
 
+uint64_t PageStore::heldPages() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : procs_) n += p.layoutPages + p.extra.size();
+  return n;
+}
+
 }  // namespace lxmig::criu

@@ -13,6 +13,7 @@
 #include "lxmig/migration/checkpoint.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/tracking/dirty_tracker.h"
+#include "mode_model.h"
 #include "precopy.h"
 
 namespace lxmig::migration {
@@ -186,6 +187,7 @@ Status Source::validate() {
                            tracking::chooseTracker(std::string(name(req_.tracker()))));
     if (std::string(b->name) != "none") backend_ = b;
   }
+  if (rep_.mode() == v1::MODE_AUTO && backend_) chooseMode();
   v1::Tracker used = v1::TRACKER_NONE;
   if (backend_) (void)parse(backend_->name, &used);
   journal_->setMode(backend_ ? v1::MODE_PRE_COPY : v1::MODE_STOP_AND_COPY, used);
@@ -197,6 +199,32 @@ Status Source::validate() {
                                                                  node::ReservationKind::kMigratingOut));
   stage_ = Stage::kReserved;
   return okStatus();
+}
+
+// ---- auto: the mode whose frozen window this node predicts shorter ----
+void Source::chooseMode() {
+  const std::string& self = ctx_.host.nodeName();
+  std::vector<FrozenSample> samples;
+  std::string lastPreCopy;  // this container's newest pre-copy move: its dirty rate
+  auto past = ctx_.audit.listMigrations({.result = std::string(name(v1::RESULT_COMMITTED)), .limit = 100});
+  for (const store::MigrationRecord& m : past.value_or({})) {
+    if (m.source != self || m.reason == "checkpoint" || m.downtimeMs <= 0) continue;
+    const bool pre = m.mode == name(v1::MODE_PRE_COPY);
+    if (!pre && m.mode != name(v1::MODE_STOP_AND_COPY)) continue;
+    const char* sizing = pre ? "precopy" : "transfer";
+    auto p = std::find_if(m.phases.begin(), m.phases.end(), [&](const auto& x) { return x.name == sizing; });
+    if (p == m.phases.end()) continue;
+    samples.push_back({pre, static_cast<uint64_t>(std::max<int64_t>(0, p->bytes)), m.downtimeMs});
+    if (pre && lastPreCopy.empty() && m.container == spec_.name) lastPreCopy = m.id;
+  }
+  double dirtyRate = 0;
+  if (!lastPreCopy.empty())
+    if (auto m = ctx_.audit.getMigration(lastPreCopy); m.ok() && !m->rounds.empty())
+      dirtyRate = m->rounds.back().dirtyRateBps;
+  const ModeModel::Choice c = ModeModel::fit(samples).choose(ctx_.host.memoryBytes(spec_.name), dirtyRate);
+  if (!c.preCopy) backend_ = nullptr;
+  rep_.add_events("info: mode auto: " + c.why);
+  journal_->event("info", "mode auto: " + c.why);
 }
 
 // ---- a group moves whole: a container that shares IPC with processes
@@ -712,10 +740,12 @@ void Source::recordTargetSteps(const v1::RestoreReply& r) {
     step(v1::PHASE_TARGET_ASSEMBLE, r.assemble_ms(), r.assembled_copied_bytes() + r.assembled_moved_bytes(),
          "bytes = copied " + std::to_string(r.assembled_copied_bytes()) + " + moved " +
              std::to_string(r.assembled_moved_bytes()));
-    step(v1::PHASE_TARGET_LAZY_START, r.lazy_start_ms(), 0, "criu lazy-pages daemon");
+    step(v1::PHASE_TARGET_LAZY_START, r.lazy_start_ms(), 0,
+         r.restored_lazily() ? "criu lazy-pages daemon"
+                             : "none: " + std::to_string(r.restored_pages()) + " pages read by the restore itself");
   }
-  step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), 0,
-       pc_ ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
+  step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), r.restored_pages() * tracking::kPageSize,
+       r.restored_lazily() ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
   step(v1::PHASE_TARGET_NETWORK, r.cutover_ms(), 0, "route + gratuitous ARP");
   step(v1::PHASE_TARGET_DURABLE, r.durable_ms(), 0, "syncfs of the writable area (the container runs)");
 }

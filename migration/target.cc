@@ -27,6 +27,11 @@ constexpr uint64_t kBudgetSlackBytes = uint64_t{1} << 30;
 constexpr int kAbortWaitMs = 4000;
 // After this long a lazy-pages daemon still filling memory is reported.
 constexpr int kFillReportMs = 600000;
+// Below this many bytes of pages a pre-copy restore reads the images
+// directly instead of through CRIU's lazy-pages daemon: starting the daemon
+// costs 40-65 ms of frozen time here, reading the pages ~3.5 ms per MiB
+// (docs/benchmarks.md, 2026-12-05, small containers).
+constexpr uint64_t kLazyRestoreMinBytes = uint64_t{16} << 20;
 
 }  // namespace
 
@@ -238,7 +243,7 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
     if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + self);
     if (startLazy) {  // the next file's header closed the second of them
       std::lock_guard op(st->opMu);
-      if (st->roundsApplied && !st->restored && !st->lazyEarly) {
+      if (st->roundsApplied && !st->restored && !st->lazyEarly && worthLazy(*st)) {
         auto d = host_.spawnLazyPages(st->imagesDir);
         if (d.ok()) st->lazyEarly = std::make_unique<Child>(std::move(*d));
         else LXMIG_LOG(kInfo, kLog) << "early lazy-pages start: " << d.status().toString();
@@ -327,6 +332,11 @@ Result<size_t> dropSharedFifoData(const std::string& imagesDir, const node::Spec
 
 }  // namespace
 
+bool Target::worthLazy(State& s) {
+  std::lock_guard lk(s.pagesMu);
+  return s.pages && s.pages->heldPages() * tracking::kPageSize >= kLazyRestoreMinBytes;
+}
+
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net, int64_t deadlineMs) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
@@ -379,8 +389,13 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       r.set_assemble_ms(lap());
       r.set_assembled_copied_bytes(as->copiedBytes);
       r.set_assembled_moved_bytes(as->movedBytes);
+      r.set_restored_pages(as->pages);
+      // A few megabytes are read by CRIU's restore faster than its
+      // lazy-pages daemon starts (the images are complete either way).
+      if (as->pages * tracking::kPageSize < kLazyRestoreMinBytes) lazy = false;
     }
   }
+  r.set_restored_lazily(lazy);
   if (st->sameKernel) {
     auto dropped = dropSharedFifoData(st->imagesDir, st->spec);
     if (!dropped.ok()) return fail(dropped.status());

@@ -20,11 +20,14 @@
 # Writes docs/benchmarks-precopy.json; prints a table.
 #   hold: W1 pre-copy with n1 holding the frozen window's packets (the
 #         default) against W1drop, the same with hold_queue off (dropped)
-# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream hold"]
+#   auto: M4 (a 4 MiB container) and W1-W4, each moved with --mode auto,
+#         pre-copy and stop-and-copy in one run (order rotating): auto's
+#         downtime against the better of the two
+# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream hold auto"]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
-ONLY="floor W1 W2 W3 W4 stream hold"
+ONLY="floor W1 W2 W3 W4 stream hold auto"
 bench_options "runs=RUNS only=ONLY" "$@"
 bench_need_root
 bench_on_exit() {
@@ -101,6 +104,7 @@ start_workload() {  # W name
   local w=$1 name=$2
   case $w in
     floor) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1 --rate 0) ;;
+    M4) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 4 --rate 50) ;;
     W1 | W1drop) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
     W2 | stream) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
     W3) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 131072) ;; # 50%
@@ -131,9 +135,9 @@ PY
   sleep 3  # the write rate settles, fresh memory is faulted in
 }
 
-run_one() {  # W mode run [probe: 1|0]
-  local w=$1 mode=$2 run=$3 probe=${4:-1} name ip port=7100 kind=dirtier loadpid="" probepid=""
-  name=${w,,}${mode:0:3}$run
+run_one() {  # W mode run [probe: 1|0] [row label, default W]
+  local w=$1 mode=$2 run=$3 probe=${4:-1} label=${5:-$1} name ip port=7100 kind=dirtier loadpid="" probepid=""
+  name=${label,,}${mode:0:3}$run
   start_workload "$w" "$name"
   ip=$(bench_container_ip "$name")
   [[ $w == W4 ]] && { port=6379; kind=redis; }
@@ -157,7 +161,7 @@ run_one() {  # W mode run [probe: 1|0]
   [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
   [[ -n $probepid ]] && { wait "$probepid" || true; }
   [[ -n $loadpid ]] && { kill "$loadpid" 2>/dev/null || true; wait "$loadpid" 2>/dev/null || true; }
-  python3 - "$OUT/mig.json" "$OUT/probe.json" "$w" "$mode" "$run" >>"$OUT/results.jsonl" <<'PY'
+  python3 - "$OUT/mig.json" "$OUT/probe.json" "$label" "$mode" "$run" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))
 ph = {x["name"]: x for x in r.get("phases", [])}
@@ -165,6 +169,7 @@ rounds = r.get("rounds", [])
 r0 = rounds[0] if rounds else None
 print(json.dumps({
   "w": sys.argv[3], "mode": sys.argv[4], "run": int(sys.argv[5]), "result": r["result"],
+  "mode_used": r.get("mode", ""),
   "downtime_ms": r["downtime_ms"], "client_gap_ms": p["max_gap_ms"], "total_ms": r["total_ms"],
   "stream_broken": p.get("stream_broken", False), "new_conns": p["new_conns"],
   "new_conn_failed": p["new_conn_failed"], "new_conn_max_ms": p["new_conn_max_ms"],
@@ -216,6 +221,13 @@ for w in $ONLY; do
       continue
     fi
     if [[ $w == stream ]]; then iperf_run "$run"; run_one stream pre-copy "$run" 0; continue; fi
+    if [[ $w == auto ]]; then
+      modes=(auto pre-copy stop-and-copy)
+      for a in M4 W1 W2 W3 W4; do
+        for k in 0 1 2; do run_one "$a" "${modes[(run + k) % 3]}" "$run" 1 "auto-$a"; done
+      done
+      continue
+    fi
     if ((run % 2)); then run_one "$w" pre-copy "$run"; run_one "$w" stop-and-copy "$run"
     else run_one "$w" stop-and-copy "$run"; run_one "$w" pre-copy "$run"; fi
   done
@@ -231,10 +243,10 @@ for f in sys.argv[3:]:
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 iperf = med(iperfs) if iperfs else 0
 out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads": {}}
-print(f"{'W':6} {'mode':14} {'downtime':>9} {'stream gap':>10} {'new conn':>8} {'failed':>6} {'total':>8} "
+print(f"{'W':8} {'mode':14} {'downtime':>9} {'stream gap':>10} {'new conn':>8} {'failed':>6} {'total':>8} "
       f"{'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
-for w in ["floor", "W1", "W1drop", "W2", "W3", "W4", "stream"]:
-    for mode in ["pre-copy", "stop-and-copy"]:
+for w in ["floor", "W1", "W1drop", "W2", "W3", "W4", "stream"] + ["auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")]:
+    for mode in ["pre-copy", "stop-and-copy", "auto"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
         if not rs: continue
         fz = {k: med([r["frozen"].get(k, 0) for r in rs]) for k in rs[0]["frozen"]}
@@ -249,9 +261,10 @@ for w in ["floor", "W1", "W1drop", "W2", "W3", "W4", "stream"]:
              "rounds": med([r["rounds"] for r in rs]), "frozen_ms": fz, "runs": len(rs),
              "stops": [r["stop"] for r in rs], "dirty_per_round": rs[0]["dirty_per_round"],
              "round0_rate_Bps": med([r["round0_rate_bps"] for r in rs]),
-             "round0_with_scan_Bps": med([r.get("round0_with_scan_bps", 0) for r in rs])}
+             "round0_with_scan_Bps": med([r.get("round0_with_scan_bps", 0) for r in rs]),
+             "modes_used": [r.get("mode_used", "") for r in rs]}
         out["workloads"].setdefault(w, {})[mode] = m
-        print(f"{w:6} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['new_conn_max_ms']:>8.0f} "
+        print(f"{w:8} {mode:14} {m['downtime_ms']:>9.0f} {m['client_gap_ms']:>10.0f} {m['new_conn_max_ms']:>8.0f} "
               f"{m['new_conn_failed']:>6} {m['total_ms']:>8.0f} "
               f"{m['bytes']/2**20:>9.1f} {m['rounds']:>6.0f}  " + " ".join(f"{k}={v:.0f}" for k, v in fz.items()))
 W = out["workloads"]
@@ -283,6 +296,22 @@ for w in ("stream", "W2", "W3", "W4"):
         print(f"{label}: {m['round0_rate_Bps']/2**20:.0f} MiB/s vs iperf3 {iperf/2**20:.0f} MiB/s: "
               f"{m['round0_rate_Bps']/iperf:.2f}" + ("  (goal >= 0.70)" if w == "stream" else "") +
               f"; with the round's scan {m['round0_with_scan_Bps']/2**20:.0f} MiB/s")
+# auto against the better mode: medians, and run by run (the same run's
+# three migrations).
+for w in ("auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")):
+    if w not in W or "auto" not in W[w]: continue
+    try:
+        best = min(W[w]["pre-copy"]["downtime_ms"], W[w]["stop-and-copy"]["downtime_ms"])
+        per = []
+        for run in sorted({r["run"] for r in rows if r["w"] == w and r["mode"] == "auto"}):
+            d = {r["mode"]: r["downtime_ms"] for r in rows
+                 if r["w"] == w and r["run"] == run and r["result"] == "committed"}
+            if len(d) == 3: per.append(d["auto"] / min(d["pre-copy"], d["stop-and-copy"]))
+        W[w]["auto"]["ratio_to_better"] = W[w]["auto"]["downtime_ms"] / best
+        W[w]["auto"]["ratio_to_better_runs"] = per
+        print(f"{w} auto / better mode: {W[w]['auto']['downtime_ms'] / best:.2f} (runs: "
+              + " ".join(f"{x:.2f}" for x in per) + f"; picked {' '.join(W[w]['auto']['modes_used'])})  (goal <= 1.1)")
+    except Exception: pass
 if iperfs:
     print("iperf3 runs (MiB/s): " + " ".join(f"{x/2**20:.0f}" for x in iperfs))
 json.dump(out, open(sys.argv[2], "w"), indent=2)

@@ -148,9 +148,13 @@ void setTimeouts(int fd, int ms) {
 
 // A peer that vanishes (power loss, partition) is noticed within about a
 // minute instead of never: keepalive probes while idle, and a limit on how
-// long sent data may stay unacknowledged.
+// long sent data may stay unacknowledged. Every frame goes out as one
+// sendmsg, so Nagle's algorithm only ever delays the small ones that end a
+// stream (the end frame, the verdict) behind the peer's delayed ACK: 40 ms
+// of the frozen window in about half the migrations, until TCP_NODELAY.
 void setLiveness(int fd) {
   int on = 1, idle = 30, intvl = 10, cnt = 3;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   unsigned userTimeoutMs = 60000;
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);

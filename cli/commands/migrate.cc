@@ -322,8 +322,10 @@ Verb addMigrate(CLI::App& app) {
   auto* group = cmd->add_option("--group", o->group, "the container holding this IPC group (lxmig groups)");
   name->excludes(group);
   cmd->add_option("--to", o->to, "target node")->required();
-  cmd->add_option("--mode", o->mode, "pre-copy or stop-and-copy (default: pre-copy when a tracker works)")
-      ->check(CLI::IsMember({"pre-copy", "stop-and-copy"}));
+  cmd->add_option("--mode", o->mode,
+                  "auto (default: the mode whose frozen window the source node predicts shorter, from its own "
+                  "past migrations), pre-copy or stop-and-copy")
+      ->check(CLI::IsMember({"auto", "pre-copy", "stop-and-copy"}));
   cmd->add_option("--tracker", o->tracker, "dirty tracker: auto, uffd-wp, soft-dirty, none (= stop-and-copy)")
       ->check(CLI::IsMember({"auto", "uffd-wp", "soft-dirty", "none"}));
   cmd->add_option("--max-downtime", o->maxDowntime,

@@ -1104,6 +1104,8 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       // target (PARENT), only the pages changed since pass the window.
       {"pc-shared-calm", {"--mem", "16", "--rate", "200", "--shared"}, {}},
       {"pc-none", {"--mem", "32", "--rate", "20000"}, {"--tracker", "none"}},
+      // A few MiB: the target restores without CRIU's lazy-pages daemon.
+      {"pc-small", {"--mem", "4", "--rate", "20000"}, {"--mode", "pre-copy"}},
   };
   for (const auto& v : variants) {
     SCOPED_TRACE(v.name);
@@ -1113,11 +1115,14 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
     ASSERT_EQ(verify(ip).substr(0, 2), "ok");
     std::vector<std::string> args = {"--json", "migrate", v.name, "--to", "n2"};
     args.insert(args.end(), v.migrate.begin(), v.migrate.end());
+    // The default (auto) may take either mode; these variants are about
+    // what pre-copy moves, so they ask for it.
+    const bool precopy = v.migrate.empty() || v.migrate[1] == "pre-copy";
+    if (v.migrate.empty()) args.insert(args.end(), {"--mode", "pre-copy"});
     Cli m = tb().lxmig(args);
     ASSERT_EQ(m.code, 0) << m.err << m.out;
     auto r = m.json();
     EXPECT_EQ(r["result"], "committed");
-    const bool precopy = v.migrate.empty();
     EXPECT_EQ(r["mode"], precopy ? "pre-copy" : "stop-and-copy");
     if (precopy) {
       EXPECT_EQ(r["tracker"], "uffd-wp");
@@ -1128,6 +1133,14 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
            {"precopy", "final-scan", "dump", "rewrite", "transfer", "restore", "target-prelayout-wait",
             "target-assemble", "target-lazy-start", "target-restore", "target-network", "target-durable"})
         EXPECT_TRUE(phases.count(want)) << want;
+      // Whether CRIU's lazy-pages daemon served the restore: not for a few
+      // MiB (reading them is cheaper than starting it).
+      for (const auto& p : r["phases"]) {
+        if (p["name"] != "target-lazy-start") continue;
+        const std::string detail = p["detail"];
+        if (std::string(v.name) == "pc-small") EXPECT_EQ(detail.rfind("none: ", 0), 0u) << detail;
+        if (std::string(v.name) == "pc-plain") EXPECT_EQ(detail, "criu lazy-pages daemon");
+      }
       if (std::string(v.name) == "pc-shared-calm") {
         for (const auto& p : r["phases"]) {
           if (p["name"] == "rewrite") {
@@ -1167,7 +1180,8 @@ TEST_F(PreCopyTest, RoundsAreAuditedAndStopByRule) {
   // Writes faster than the rounds can send: the loop must stop by a rule.
   std::string ip = runDirtier("pc-busy", "n1", {"--mem", "64", "--rate", "400000", "--threads", "2"});
   ASSERT_FALSE(ip.empty());
-  Cli m = tb().lxmig({"--json", "migrate", "pc-busy", "--to", "n2", "--max-rounds", "4", "--max-downtime", "1ms"});
+  Cli m = tb().lxmig({"--json", "migrate", "pc-busy", "--to", "n2", "--mode", "pre-copy", "--max-rounds", "4",
+                      "--max-downtime", "1ms"});
   ASSERT_EQ(m.code, 0) << m.err << m.out;
   auto r = m.json();
   ASSERT_GE(r["rounds"].size(), 2u);
@@ -1191,10 +1205,55 @@ TEST_F(PreCopyTest, RoundsAreAuditedAndStopByRule) {
   expectRemoved("pc-busy");
 }
 
+TEST_F(PreCopyTest, AutoSaysWhichModeItPickedAndWhy) {
+  // The default mode predicts both frozen windows from the source node's
+  // own committed migrations and the container's last dirty rate; the
+  // choice and both predictions are in the report and the audit.
+  std::string ip = runDirtier("pc-auto", "n1", {"--mem", "32", "--rate", "2000"});
+  ASSERT_FALSE(ip.empty());
+  auto choiceOf = [](const nlohmann::json& r) {
+    for (const auto& e : r["events"]) {
+      const std::string text = e;
+      if (text.rfind("info: mode auto: ", 0) == 0) return text;
+    }
+    return std::string();
+  };
+  std::string first;
+  for (const char* to : {"n2", "n1", "n2"}) {
+    SCOPED_TRACE(to);
+    Cli m = tb().lxmig({"--json", "migrate", "pc-auto", "--to", to});
+    ASSERT_EQ(m.code, 0) << m.err << m.out;
+    auto r = m.json();
+    EXPECT_EQ(r["result"], "committed");
+    const std::string why = choiceOf(r);
+    ASSERT_NE(why, "") << r["events"].dump();
+    // "<mode>: predicted frozen window N ms against M ms for <other mode>"
+    const std::string mode = r["mode"];
+    EXPECT_EQ(why.rfind("info: mode auto: " + mode + ": predicted frozen window ", 0), 0u) << why;
+    // The audit keeps it.
+    Cli show =
+        tb().lxmig({"--json", "--node", r["source"].get<std::string>(), "audit", "show", r["id"].get<std::string>()});
+    ASSERT_EQ(show.code, 0) << show.err;
+    EXPECT_EQ(choiceOf(show.json()), why);
+    EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+    if (first.empty()) {
+      first = mode;
+      continue;
+    }
+    if (std::string(to) == "n2") {
+      // n1 has moved it before: at least that migration is a sample, and
+      // when it was pre-copy, its rounds measured the dirty rate.
+      EXPECT_EQ(why.find(first + " defaults"), std::string::npos) << why;
+      if (first == "pre-copy") EXPECT_EQ(why.find("dirty rate not measured yet"), std::string::npos) << why;
+    }
+  }
+  expectRemoved("pc-auto");
+}
+
 TEST_F(PreCopyTest, UninjectableProcessFallsBackToStopAndCopy) {
   std::string ip = runDirtier("pc-strict", "n1", {"--mem", "16", "--rate", "5000", "--strict-child"});
   ASSERT_FALSE(ip.empty());
-  Cli m = tb().lxmig({"--json", "migrate", "pc-strict", "--to", "n2"});
+  Cli m = tb().lxmig({"--json", "migrate", "pc-strict", "--to", "n2", "--mode", "pre-copy"});
   ASSERT_EQ(m.code, 0) << m.err << m.out;
   auto r = m.json();
   EXPECT_EQ(r["result"], "committed");

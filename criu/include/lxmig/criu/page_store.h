@@ -65,6 +65,9 @@ class PageStore {
   Result<PrelayoutStats> prelayout(const std::map<uint32_t, tracking::PageSet>& predicted);
   // Completes CRIU's images in the images dir (see above).
   Result<AssembleStats> assemble();
+  // Pages held so far (the rounds' layouts and extras): what a restore
+  // would read, less what the final delta adds.
+  uint64_t heldPages() const;
 
   // Where a stretch of an assembled pages file comes from (defined in
   // page_store.cc; opaque here).

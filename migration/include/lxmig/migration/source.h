@@ -91,6 +91,7 @@ class Source {
   enum class Stage { kNothing, kReserved, kPrepareSent, kPrepared, kFrozen, kRestoreSent };
 
   Status validate();
+  void chooseMode();
   Status awaitMemory();
   Status checkGroup();
   Status prepare();

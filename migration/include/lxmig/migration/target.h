@@ -128,6 +128,9 @@ class Target {
   };
   // Waits for a PRELAYOUT still laying out `s`'s store.
   static void awaitPrelayout(State& s);
+  // Whether the images will be worth CRIU's lazy-pages daemon, judged from
+  // the pages the rounds brought (the final delta adds few).
+  static bool worthLazy(State& s);
   Result<std::shared_ptr<State>> find(const std::string& id);
   // find() for `peer`, which must be the migration's source.
   Result<std::shared_ptr<State>> findFor(const std::string& peer, const std::string& id);

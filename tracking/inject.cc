@@ -12,8 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "lxmig/base/files.h"
@@ -57,6 +60,26 @@ Result<int> seccompMode(pid_t pid) {
   return 0;
 }
 
+// The tracee's next state change (waitpid's status), or DeadlineExceeded
+// once Injector::kStopWaitMs have passed. Polled: a blocking waitpid cannot
+// be given a deadline, and a ptrace stop normally comes within
+// microseconds, so the first polls are short.
+Result<int> waitTracee(pid_t pid, const char* what) {
+  const int64_t deadline = monotonicNs() + Injector::kStopWaitMs * 1000000;
+  for (int64_t pauseUs = 5;; pauseUs = std::min<int64_t>(pauseUs * 2, 2000)) {
+    int ws = 0;
+    const pid_t r = ::waitpid(pid, &ws, __WALL | WNOHANG);
+    if (r == pid) return ws;
+    if (r < 0 && errno != EINTR) return Status::fromErrno("waitpid", std::to_string(pid));
+    if (monotonicNs() > deadline)
+      return deadlineExceeded("pid " + std::to_string(pid) + " did not " + what + " within " +
+                              std::to_string(Injector::kStopWaitMs) +
+                              " ms (a task in a killable wait, e.g. a vfork parent whose child has not exec'd, "
+                              "stops only when the wait ends)");
+    std::this_thread::sleep_for(std::chrono::microseconds(pauseUs));
+  }
+}
+
 }  // namespace
 
 std::string injectionObstacle(pid_t pid) {
@@ -91,8 +114,12 @@ Result<Injector> Injector::attach(pid_t pid) {
   if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
     return Status::fromErrno("ptrace interrupt pid", std::to_string(pid));
   for (;;) {
-    int ws = 0;
-    if (::waitpid(pid, &ws, __WALL) != pid) return Status::fromErrno("waitpid", std::to_string(pid));
+    auto waited = waitTracee(pid, "stop for ptrace");
+    if (!waited.ok()) {
+      in.attached_ = false;  // not stopped: nothing to restore; the tracer thread's end detaches it
+      return waited.status();
+    }
+    const int ws = *waited;
     if (WIFEXITED(ws) || WIFSIGNALED(ws)) {
       in.attached_ = false;
       return notFound("pid " + std::to_string(pid) + " exited");
@@ -143,8 +170,12 @@ Result<long> Injector::syscall(long nr, std::array<uint64_t, 6> args) {
   for (;;) {
     if (::ptrace(PTRACE_SINGLESTEP, pid_, nullptr, nullptr) != 0)
       return Status::fromErrno("ptrace singlestep pid", std::to_string(pid_));
-    int ws = 0;
-    if (::waitpid(pid_, &ws, __WALL) != pid_) return Status::fromErrno("waitpid", std::to_string(pid_));
+    auto waited = waitTracee(pid_, "end an injected step");
+    if (!waited.ok()) {
+      attached_ = false;
+      return waited.status();
+    }
+    const int ws = *waited;
     if (WIFEXITED(ws) || WIFSIGNALED(ws)) {
       attached_ = false;
       return notFound("pid " + std::to_string(pid_) + " exited during injection");
@@ -297,7 +328,9 @@ std::string userfaultfdWay(pid_t pid) {
   return "/dev/userfaultfd";
 }
 
-Result<UniqueFd> stealUserfaultfd(pid_t pid) {
+namespace {
+
+Result<UniqueFd> stealIn(pid_t pid) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) return Status::fromErrno("pidfd_open pid", std::to_string(pid));
   LXMIG_ASSIGN_OR_RETURN(auto in, Injector::attach(pid));
@@ -316,6 +349,16 @@ Result<UniqueFd> stealUserfaultfd(pid_t pid) {
   LXMIG_RETURN_IF_ERROR(local.status());
   if (!closed.ok()) return closed.status();
   return local;
+}
+
+}  // namespace
+
+Result<UniqueFd> stealUserfaultfd(pid_t pid) {
+  // The tracer is a thread that ends right after: a process that did not
+  // stop in time is let go by the kernel then (Injector::attach).
+  Result<UniqueFd> out = internalError("userfaultfd of pid " + std::to_string(pid) + ": not taken");
+  std::thread([&] { out = stealIn(pid); }).join();
+  return out;
 }
 
 }  // namespace lxmig::tracking

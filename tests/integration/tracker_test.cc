@@ -226,6 +226,49 @@ TEST(Inject, SignalArrivingWhileAttachedIsDelivered) {
   EXPECT_EQ(w.call('s', 0), 1u) << "SIGUSR1 reached its handler exactly once";
 }
 
+TEST(Inject, AProcessThatCannotStopIsLetGoNotWaitedForForever) {
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
+  // A vfork parent whose child neither execs nor exits sits in a killable
+  // wait: it does not stop for ptrace until its child is done (a container
+  // can make that forever). The attach gives up; the parent is not left
+  // traced or stopped: it goes on once its child exits.
+  int done[2];
+  ASSERT_EQ(::pipe(done), 0);
+  const pid_t parent = ::fork();
+  if (parent == 0) {
+    ::close(done[0]);
+    if (::vfork() == 0) {
+      const timespec t{Injector::kStopWaitMs / 1000 + 2, 0};
+      ::syscall(SYS_nanosleep, &t, nullptr);
+      ::_exit(0);
+    }
+    (void)!::write(done[1], "k", 1);
+    ::_exit(7);
+  }
+  ASSERT_GT(parent, 0);
+  ::close(done[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // in the vfork wait by now
+  auto fd = stealUserfaultfd(parent);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_EQ(fd.status().code(), Code::kDeadlineExceeded) << fd.status().toString();
+  EXPECT_NE(fd.status().message().find("did not stop for ptrace"), std::string::npos) << fd.status().toString();
+  // Once the child exits the parent runs to its end (a tracee left stopped
+  // never would): bounded, so a regression fails instead of hanging.
+  int ws = 0;
+  pid_t r = 0;
+  for (int i = 0; i < 300 && r == 0; ++i) {
+    r = ::waitpid(parent, &ws, WNOHANG);
+    if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (r == 0) ::kill(parent, SIGKILL), ::waitpid(parent, &ws, 0);
+  ASSERT_EQ(r, parent) << "the vfork parent never went on";
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 7) << ws;
+  char c = 0;
+  EXPECT_EQ(::read(done[0], &c, 1), 1);
+  EXPECT_EQ(c, 'k');
+  ::close(done[0]);
+}
+
 TEST(Inject, SeccompStrictProcessIsRefusedNotKilled) {
   LXMIG_REQUIRE(::geteuid() == 0, "root");
   Worker w(Worker::kSeccompStrict);

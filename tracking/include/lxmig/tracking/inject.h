@@ -29,8 +29,19 @@ std::string injectionObstacle(pid_t pid);
 
 class Injector {
  public:
+  // How long the thread may take to stop, and each injected step to end.
+  // A task in a killable wait (a vfork parent whose child neither execs
+  // nor exits) stops only when that wait ends, which a container can
+  // delay forever.
+  static constexpr int64_t kStopWaitMs = 2000;
+
   // Attaches to and stops the thread `pid` (a thread-group leader).
-  // FailedPrecondition when ptrace is denied or seccomp forbids it.
+  // FailedPrecondition when ptrace is denied or seccomp forbids it,
+  // DeadlineExceeded when it does not stop within kStopWaitMs: it stays
+  // traced, and only the end of the calling thread (the tracer) lets it go
+  // (the kernel detaches the tracees of a thread that exits; PTRACE_DETACH
+  // needs a stopped one). Attach from a thread of its own, as
+  // stealUserfaultfd() does.
   static Result<Injector> attach(pid_t pid);
   Injector(Injector&& o) noexcept;
   Injector& operator=(Injector&&) = delete;
@@ -56,6 +67,8 @@ class Injector {
 // userfaultfd() itself (not root, vm.unprivileged_userfaultfd = 0) gets it
 // from /dev/userfaultfd, which this process opens and passes to it for the
 // time of one ioctl (USERFAULTFD_IOC_NEW); no global setting changes.
+// Runs in a thread of its own (see Injector::attach): DeadlineExceeded for
+// a process that does not stop in time, which then runs on untouched.
 Result<UniqueFd> stealUserfaultfd(pid_t pid);
 // Which way stealUserfaultfd() takes for `pid`: "userfaultfd()" or
 // "/dev/userfaultfd" (for doctor and the report).

@@ -17,6 +17,7 @@
 #include "lxmig/migration/adopt.h"
 #include "lxmig/migration/merge.h"
 #include "lxmig/node/config.h"
+#include "lxmig/node/criu_cache.h"
 #include "lxmig/node/doctor.h"
 #include "lxmig/node/node.h"
 #include "lxmig/transport/data_link.h"
@@ -26,6 +27,7 @@ using namespace lxmig;
 using namespace lxmig::agent;
 using lxmig::container::RunState;
 using lxmig::node::AgentConfig;
+using lxmig::node::keepCriuKerndat;
 using lxmig::node::Node;
 using lxmig::node::preferLxmigCriu;
 using lxmig::transport::ChunkSource;
@@ -282,6 +284,8 @@ int main(int argc, char** argv) {
   // last ones stay in memory for `lxmig logs`.
   log::useJournalIfStderrIsJournal();
   log::keepRecent(10000);
+  // Before any thread: CRIU's kernel probes, cached (node/criu_cache.h).
+  LXMIG_LOG(kInfo, "agent") << keepCriuKerndat();
 
   // Signals go to one thread; block them before gRPC starts its threads.
   sigset_t sigs;

@@ -8,6 +8,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
+#include "lxmig/node/criu_cache.h"
 #include "lxmig/tracking/dirty_tracker.h"
 
 namespace lxmig::node {
@@ -148,6 +149,10 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
     bool lok = lazy.ok() && lazy->exitCode == 0;
     add(r, "criu-lazy-pages", lok, lok ? "uffd-noncoop supported" : "not supported",
         "lazy restore needs userfaultfd non-cooperative events", false);
+    bool cached = false;
+    const std::string cache = criuKerndatState(&cached);
+    add(r, "criu-kerndat-cache", cached, cache,
+        "restart lxmigd (it keeps the cache on /dev/shm when /run is not a tmpfs), or mount a tmpfs on /run", false);
   }
   // Dirty trackers for pre-copy, probed in this process (best first).
   std::string chosen;

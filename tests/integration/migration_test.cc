@@ -159,10 +159,33 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
         EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
       }
     }
-    for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
-                             "conntrack", "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root"})
+    for (const char* want :
+         {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables", "conntrack",
+          "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root", "criu-kerndat-cache"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
   }
+}
+
+TEST_F(MigrationTest, CriuFindsItsKernelProbesCached) {
+  // CRIU probes the kernel at every start unless it finds /run/criu.kdat,
+  // which it keeps only on a tmpfs /run; the agents keep it where /run is
+  // not one (node/criu_cache.h). Every dump and restore reads it then.
+  const std::string dir = "/tmp/lxit-kdat-" + std::to_string(::getpid());
+  ASSERT_TRUE(makeDirs(dir, 0700).ok());
+  struct Cleanup {
+    std::string d;
+    ~Cleanup() { (void)removeTree(d); }
+  } cleanup{dir};
+  std::string log;
+  for (int i = 0; i < 2; ++i) {  // the first run may be the one that saves it (tmpfs /run)
+    auto c = runCommand({"criu", "check", "-v4", "-D", dir, "-o", "check.log"}, {.timeoutMs = 60000});
+    ASSERT_TRUE(c.ok()) << c.status().toString();
+    log = readFile(dir + "/check.log").value_or("");
+  }
+  EXPECT_NE(log.find("Loaded kdat cache from /run/criu.kdat"), std::string::npos) << log.substr(0, 2000);
+  Cli d = tb().lxmig({"--json", "--node", "n2", "doctor"});
+  for (const auto& check : d.json()["checks"])
+    if (check["name"] == "criu-kerndat-cache") EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
 }
 
 TEST_F(MigrationTest, RunExecPsRemove) {

@@ -1,0 +1,26 @@
+// CRIU's kernel probes (kerndat: ~45 ms per run here) are cached in
+// /run/criu.kdat, which CRIU keeps only when /run is a tmpfs (a reboot must
+// clear it). On a host whose /run is a plain directory, every dump, restore
+// and lazy-pages start probes the kernel again, inside the frozen window
+// (docs/benchmarks.md, 2026-12-05). keepCriuKerndat() gives such a host the
+// cache: CRIU computes it in a private mount namespace whose /run is a
+// tmpfs, the agent keeps the file on /dev/shm (a tmpfs, cleared by a reboot
+// as well) and links /run/criu.kdat to it. A file already at that path is
+// left alone; a CRIU that finds the cache stale removes the link and probes
+// again (until the agent's next start).
+//
+//   LXMIG_LOG(kInfo, kLog) << keepCriuKerndat();   // at agent start
+//   std::string s = criuKerndatState();            // for doctor
+#pragma once
+
+#include <string>
+
+namespace lxmig::node {
+
+// What was done, one line (never fails the agent's start: without the
+// cache CRIU only runs slower).
+std::string keepCriuKerndat();
+// Where CRIU's cache stands now, one line; `ok` false when it has none.
+std::string criuKerndatState(bool* ok);
+
+}  // namespace lxmig::node

@@ -185,7 +185,9 @@ TEST_F(MigrationTest, CriuFindsItsKernelProbesCached) {
   EXPECT_NE(log.find("Loaded kdat cache from /run/criu.kdat"), std::string::npos) << log.substr(0, 2000);
   Cli d = tb().lxmig({"--json", "--node", "n2", "doctor"});
   for (const auto& check : d.json()["checks"])
-    if (check["name"] == "criu-kerndat-cache") EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
+    if (check["name"] == "criu-kerndat-cache") {
+      EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
+    }
 }
 
 TEST_F(MigrationTest, RunExecPsRemove) {
@@ -1161,8 +1163,11 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
       for (const auto& p : r["phases"]) {
         if (p["name"] != "target-lazy-start") continue;
         const std::string detail = p["detail"];
-        if (std::string(v.name) == "pc-small") EXPECT_EQ(detail.rfind("none: ", 0), 0u) << detail;
-        if (std::string(v.name) == "pc-plain") EXPECT_EQ(detail, "criu lazy-pages daemon");
+        if (std::string(v.name) == "pc-small") {
+          EXPECT_EQ(detail.rfind("none: ", 0), 0u) << detail;
+        } else if (std::string(v.name) == "pc-plain") {
+          EXPECT_EQ(detail, "criu lazy-pages daemon");
+        }
       }
       if (std::string(v.name) == "pc-shared-calm") {
         for (const auto& p : r["phases"]) {
@@ -1267,7 +1272,9 @@ TEST_F(PreCopyTest, AutoSaysWhichModeItPickedAndWhy) {
       // n1 has moved it before: at least that migration is a sample, and
       // when it was pre-copy, its rounds measured the dirty rate.
       EXPECT_EQ(why.find(first + " defaults"), std::string::npos) << why;
-      if (first == "pre-copy") EXPECT_EQ(why.find("dirty rate not measured yet"), std::string::npos) << why;
+      if (first == "pre-copy") {
+        EXPECT_EQ(why.find("dirty rate not measured yet"), std::string::npos) << why;
+      }
     }
   }
   expectRemoved("pc-auto");

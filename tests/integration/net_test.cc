@@ -19,6 +19,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
 #include "lxmig/net/conntrack.h"
+#include "lxmig/net/cutover.h"
 #include "lxmig/net/firewall.h"
 
 namespace lxmig::net {
@@ -262,6 +263,37 @@ TEST_F(NetTest, ConntrackBatchesOfThousands) {
   auto r = b.in([&] { return importConntrack(bad); });
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("icmp 10.0.0.1 -> 10.200.1.10"), std::string::npos) << r.status().message();
+}
+
+TEST_F(NetTest, AddressRoutesAreSetAndWithdrawnThroughNetlink) {
+  // The cut-over's routes, set and removed by the agent over rtnetlink,
+  // read back with `ip route`: a /32 on the bridge, then a forwarding route
+  // via the new node (proto 252), removed only while it still leads there.
+  ASSERT_EQ(
+      a.sh("ip link add lxbr-t type bridge && ip link set lxbr-t up && ip link add fab-t type veth peer name fab-p && "
+           "ip addr add 10.99.0.11/24 dev fab-t && ip link set fab-t up && ip link set fab-p up")
+          .rfind("ERROR", 0),
+      std::string::npos);
+  const AddressRoute r{"10.200.1.10", "lxbr-t", ""};
+  ASSERT_TRUE(a.in([&] { return claimAddress(r); }).ok());
+  ASSERT_TRUE(a.in([&] { return claimAddress(r); }).ok()) << "idempotent";
+  const std::string link = a.sh("ip route show 10.200.1.10/32");
+  EXPECT_EQ(link.rfind("10.200.1.10 dev lxbr-t scope link", 0), 0u) << link;  // proto boot is not printed
+  ASSERT_TRUE(a.in([&] { return releaseAddress(r); }).ok());
+  EXPECT_EQ(a.sh("ip route show 10.200.1.10/32"), "");
+  EXPECT_TRUE(a.in([&] { return releaseAddress(r); }).ok()) << "a route that is gone is withdrawn";
+  EXPECT_TRUE(a.in([&] { return releaseAddress({"10.200.1.10", "no-such-if", ""}); }).ok());
+  EXPECT_FALSE(a.in([&] { return claimAddress({"10.200.1.10", "no-such-if", ""}); }).ok());
+  EXPECT_FALSE(a.in([&] { return claimAddress({"10.200.1", "lxbr-t", ""}); }).ok());
+
+  const AddressRoute f{"10.200.1.10", "lxbr-t", "fab-t"};
+  ASSERT_TRUE(a.in([&] { return routeVia(f, "10.99.0.12"); }).ok());
+  const std::string via = a.sh("ip route show 10.200.1.10/32");
+  EXPECT_EQ(via.rfind("10.200.1.10 via 10.99.0.12 dev fab-t proto 252", 0), 0u) << via;
+  EXPECT_TRUE(a.in([&] { return unrouteVia(f, "10.99.0.13"); }).ok()) << "leads elsewhere: kept";
+  EXPECT_NE(a.sh("ip route show 10.200.1.10/32"), "");
+  EXPECT_TRUE(a.in([&] { return unrouteVia(f, "10.99.0.12"); }).ok());
+  EXPECT_EQ(a.sh("ip route show 10.200.1.10/32"), "");
 }
 
 }  // namespace

@@ -28,10 +28,12 @@ constexpr int kAbortWaitMs = 4000;
 // After this long a lazy-pages daemon still filling memory is reported.
 constexpr int kFillReportMs = 600000;
 // Below this many bytes of pages a pre-copy restore reads the images
-// directly instead of through CRIU's lazy-pages daemon: starting the daemon
-// costs 40-65 ms of frozen time here, reading the pages ~3.5 ms per MiB
-// (docs/benchmarks.md, 2026-12-05, small containers).
-constexpr uint64_t kLazyRestoreMinBytes = uint64_t{16} << 20;
+// directly instead of through CRIU's lazy-pages daemon. Measured here with
+// CRIU's kerndat cache (docs/benchmarks.md, 2026-12-05, small containers):
+// the daemon's start overlaps the transfer but slows it, ~10-15 ms of
+// frozen time in all; the restore reads a MiB of pages in ~3.5 ms. 4 MiB
+// went faster read directly, 12 MiB through the daemon.
+constexpr uint64_t kLazyRestoreMinBytes = uint64_t{8} << 20;
 
 }  // namespace
 

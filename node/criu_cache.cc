@@ -50,7 +50,9 @@ std::string keepCriuKerndat() {
     return std::string("no kerndat cache for CRIU: mkdir ") + kKeptDir + ": " + std::strerror(errno);
   // CRIU writes the cache into a /run that is a tmpfs of its own, in a
   // mount namespace of its own; the file is copied out before that ends.
-  const std::string tmp = std::string(kKept) + ".new";
+  // Names of this process's own: the agents of a test bed start together.
+  const std::string mine = "." + std::to_string(::getpid());
+  const std::string tmp = std::string(kKept) + ".new" + mine;
   (void)::unlink(tmp.c_str());
   auto r = runCommand({"unshare", "--mount", "--propagation", "private", "sh", "-c",
                        "mount -t tmpfs -o size=1m,mode=0755 lxmig-kerndat /run && criu check >/dev/null 2>&1; "
@@ -64,7 +66,7 @@ std::string keepCriuKerndat() {
   }
   if (::rename(tmp.c_str(), kKept) != 0)
     return std::string("no kerndat cache for CRIU: rename to ") + kKept + ": " + std::strerror(errno);
-  const std::string link = std::string(kCriuCache) + ".lxmig";
+  const std::string link = std::string(kCriuCache) + ".lxmig" + mine;
   (void)::unlink(link.c_str());
   if (::symlink(kKept, link.c_str()) != 0 || ::rename(link.c_str(), kCriuCache) != 0) {
     const std::string why = std::strerror(errno);

@@ -20,7 +20,8 @@
 # Writes docs/benchmarks-precopy.json; prints a table.
 #   hold: W1 pre-copy with n1 holding the frozen window's packets (the
 #         default) against W1drop, the same with hold_queue off (dropped)
-#   auto: M4 (a 4 MiB container) and W1-W4, each moved with --mode auto,
+#   M4: a 4 MiB container (dirtier --mem 4 --rate 50), both modes
+#   auto: M4 and W1-W4, each moved with --mode auto,
 #         pre-copy and stop-and-copy in one run (order rotating): auto's
 #         downtime against the better of the two
 # Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream hold auto"]
@@ -245,7 +246,8 @@ iperf = med(iperfs) if iperfs else 0
 out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads": {}}
 print(f"{'W':8} {'mode':14} {'downtime':>9} {'stream gap':>10} {'new conn':>8} {'failed':>6} {'total':>8} "
       f"{'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
-for w in ["floor", "W1", "W1drop", "W2", "W3", "W4", "stream"] + ["auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")]:
+AUTO_WS = ["auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")]
+for w in ["floor", "M4", "W1", "W1drop", "W2", "W3", "W4", "stream"] + AUTO_WS:
     for mode in ["pre-copy", "stop-and-copy", "auto"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
         if not rs: continue
@@ -298,7 +300,7 @@ for w in ("stream", "W2", "W3", "W4"):
               f"; with the round's scan {m['round0_with_scan_Bps']/2**20:.0f} MiB/s")
 # auto against the better mode: medians, and run by run (the same run's
 # three migrations).
-for w in ("auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")):
+for w in AUTO_WS:
     if w not in W or "auto" not in W[w]: continue
     try:
         best = min(W[w]["pre-copy"]["downtime_ms"], W[w]["stop-and-copy"]["downtime_ms"])

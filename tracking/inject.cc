@@ -172,6 +172,8 @@ Result<long> Injector::syscall(long nr, std::array<uint64_t, 6> args) {
       return Status::fromErrno("ptrace singlestep pid", std::to_string(pid_));
     auto waited = waitTracee(pid_, "end an injected step");
     if (!waited.ok()) {
+      // Not seen: the injected calls do not block. Let go with its own
+      // registers unrestored is all that is left (the tracer's end).
       attached_ = false;
       return waited.status();
     }

@@ -31,6 +31,13 @@ bool plausibleCache(const char* path) {
   return ::stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= kMaxCacheBytes;
 }
 
+// The kept file's directory: a real directory (not a link), root's, that
+// nobody else may write.
+bool ownDir() {
+  struct stat st {};
+  return ::lstat(kKeptDir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & 022) == 0;
+}
+
 // Our link, whether its file exists or not (a reboot empties /dev/shm).
 bool isOurLink() {
   char to[256] = {};
@@ -48,6 +55,9 @@ std::string keepCriuKerndat() {
   if (!onTmpfs("/dev/shm")) return "no kerndat cache for CRIU: neither /run nor /dev/shm is a tmpfs";
   if (::mkdir(kKeptDir, 0700) != 0 && errno != EEXIST)
     return std::string("no kerndat cache for CRIU: mkdir ") + kKeptDir + ": " + std::strerror(errno);
+  // /dev/shm is everyone's: the directory must be root's own, or another
+  // user could hand CRIU a cache of its making.
+  if (!ownDir()) return std::string("no kerndat cache for CRIU: ") + kKeptDir + " is not a directory of root's alone";
   // CRIU writes the cache into a /run that is a tmpfs of its own, in a
   // mount namespace of its own; the file is copied out before that ends.
   // Names of this process's own: the agents of a test bed start together.
@@ -80,7 +90,8 @@ std::string keepCriuKerndat() {
 std::string criuKerndatState(bool* ok) {
   *ok = true;
   if (onTmpfs("/run")) return "/run is a tmpfs: CRIU keeps its kerndat cache there";
-  if (isOurLink() && plausibleCache(kKept)) return std::string(kCriuCache) + " -> " + kKept + " (kept by lxmigd)";
+  if (isOurLink() && ownDir() && plausibleCache(kKept))
+    return std::string(kCriuCache) + " -> " + kKept + " (kept by lxmigd)";
   if (!isOurLink() && plausibleCache(kCriuCache)) return std::string(kCriuCache) + " present";
   *ok = false;
   return "/run is not a tmpfs and CRIU has no kerndat cache: every dump, restore and lazy-pages start probes the "

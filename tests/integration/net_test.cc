@@ -265,10 +265,10 @@ TEST_F(NetTest, ConntrackBatchesOfThousands) {
   EXPECT_NE(r.status().message().find("icmp 10.0.0.1 -> 10.200.1.10"), std::string::npos) << r.status().message();
 }
 
-TEST_F(NetTest, AddressRoutesAreSetAndWithdrawnThroughNetlink) {
-  // The cut-over's routes, set and removed by the agent over rtnetlink,
-  // read back with `ip route`: a /32 on the bridge, then a forwarding route
-  // via the new node (proto 252), removed only while it still leads there.
+TEST_F(NetTest, AddressRoutesAreSetAndWithdrawn) {
+  // The cut-over's routes, set and removed by the agent, read back with
+  // `ip route`: a /32 on the bridge, then a forwarding route via the new
+  // node (proto 252), removed only while it still leads there.
   ASSERT_EQ(
       a.sh("ip link add lxbr-t type bridge && ip link set lxbr-t up && ip link add fab-t type veth peer name fab-p && "
            "ip addr add 10.99.0.11/24 dev fab-t && ip link set fab-t up && ip link set fab-p up")

@@ -40,9 +40,8 @@ bool ownDir() {
 
 // Our link, whether its file exists or not (a reboot empties /dev/shm).
 bool isOurLink() {
-  char to[256] = {};
-  const ssize_t n = ::readlink(kCriuCache, to, sizeof to - 1);
-  return n > 0 && std::string(to, static_cast<size_t>(n)) == kKept;
+  auto to = readLink(kCriuCache);
+  return to.ok() && *to == kKept;
 }
 
 }  // namespace

@@ -206,6 +206,8 @@ int main(int argc, char** argv) {
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
   app.add_option("--images-tmpfs-size", over.imagesTmpfsSize, "size of the tmpfs for CRIU images (0: none)");
+  app.add_option("--images-disk-dir", over.imagesDiskDir,
+                 "directory on disk for incoming images the tmpfs cannot hold (default <state-dir>/images-disk; off)");
   app.add_option("--hold-queue", over.holdQueue,
                  "NFQUEUE where packets for a frozen container wait (0..65535), or off (dropped)");
   app.add_option("--firewall", over.firewall,
@@ -266,6 +268,7 @@ int main(int argc, char** argv) {
   pick("--data-listen", cfg.dataListen, over.dataListen);
   pick("--log-level", cfg.logLevel, over.logLevel);
   pick("--images-tmpfs-size", cfg.imagesTmpfsSize, over.imagesTmpfsSize);
+  pick("--images-disk-dir", cfg.imagesDiskDir, over.imagesDiskDir);
   pick("--firewall", cfg.firewall, over.firewall);
   pick("--hold-queue", cfg.holdQueue, over.holdQueue);
   pick("--fail-at", cfg.failAt, over.failAt);
@@ -273,6 +276,7 @@ int main(int argc, char** argv) {
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
   pick("--data-link-cipher", cfg.dataLinkCipher, over.dataLinkCipher);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
+  if (cfg.imagesDiskDir.empty()) cfg.imagesDiskDir = cfg.stateDir + "/images-disk";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {
     std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());

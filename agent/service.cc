@@ -690,7 +690,7 @@ grpc::Status PeerService::Prepare(grpc::ServerContext* ctx, const v1::PrepareReq
   // must not reserve anything: its source has already given up.
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "prepare arrived after its deadline");
   auto about = aboutMigration(req->migration_id(), req->spec().name());
-  Status st = target_.prepare(*peer, *req);
+  Status st = target_.prepare(*peer, *req, rep);
   if (st.ok()) rep->set_data_port(node_.dataPort());
   return toGrpc(st);
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -104,6 +105,14 @@ uint64_t NodeHost::freeBytes(const std::string& dir) const {
   struct statvfs vf {};
   if (::statvfs(dir.c_str(), &vf) != 0) return UINT64_MAX;
   return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
+}
+
+bool NodeHost::sameFilesystem(const std::string& a, const std::string& b) const {
+  struct stat sa {
+  }, sb{};
+  // Unknown counts as shared: the check it serves then asks for more room.
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return true;
+  return sa.st_dev == sb.st_dev;
 }
 
 bool NodeHost::hostPathExists(const std::string& path) { return pathExists(path); }

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "images_place.h"
 #include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
@@ -195,10 +196,28 @@ Status Source::validate() {
   const container::RunState rs = ctx_.host.state(spec_.name);
   if (rs != container::RunState::kRunning)
     return failedPrecondition("container `" + spec_.name + "` is " + container::runStateName(rs) + ", not RUNNING");
+  LXMIG_RETURN_IF_ERROR(placeDump());
   LXMIG_ASSIGN_OR_RETURN(reservation_, ctx_.reservations.reserve(spec_.name, "migrating to " + req_.target(),
                                                                  node::ReservationKind::kMigratingOut));
   stage_ = Stage::kReserved;
   return okStatus();
+}
+
+// A stop-and-copy dump holds the container's memory here until the target
+// has it: in the tmpfs when it has room, else on disk; refused when neither
+// does. Pre-copy's dump writes no page (its rounds carry them): the tmpfs
+// unless only the disk has room for a dump with every page (its fallback).
+Status Source::placeDump() {
+  auto place = placeImages(ctx_.host, "source " + ctx_.host.nodeName(), ctx_.host.memoryBytes(spec_.name), 0);
+  if (!place.ok()) return backend_ ? okStatus() : place.status();
+  imagesDir_ = place->root + "/" + rep_.id();
+  if (!place->why.empty()) note("info", "source " + ctx_.host.nodeName() + ": " + place->why);
+  return okStatus();
+}
+
+void Source::note(const std::string& level, const std::string& text) {
+  rep_.add_events(level + ": " + text);
+  journal_->event(level, text);
 }
 
 // ---- auto: the mode whose frozen window this node predicts shorter ----
@@ -223,8 +242,7 @@ void Source::chooseMode() {
       dirtyRate = m->rounds.back().dirtyRateBps;
   const ModeModel::Choice c = ModeModel::fit(samples).choose(ctx_.host.memoryBytes(spec_.name), dirtyRate);
   if (!c.preCopy) backend_ = nullptr;
-  rep_.add_events("info: mode auto: " + c.why);
-  journal_->event("info", "mode auto: " + c.why);
+  note("info", "mode auto: " + c.why);
 }
 
 // ---- a group moves whole: a container that shares IPC with processes
@@ -284,6 +302,7 @@ Status Source::prepare() {
   ph.end(reply.status());
   LXMIG_RETURN_IF_ERROR(reply.status());
   dataPort_ = static_cast<uint16_t>(reply->data_port());
+  if (!reply->images_staging().empty()) note("info", "target " + target_->name() + ": " + reply->images_staging());
   useLink_ = dataPort_ != 0;
   stage_ = Stage::kPrepared;
   return okStatus();

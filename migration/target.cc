@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "images_place.h"
 #include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
@@ -63,7 +64,8 @@ void Target::cleanupStale() {
     }
     (void)audit_.addEvent(m.id, "warn", "restore cut off by an agent restart: container removed on the target");
   }
-  for (const std::string& root : {host_.stagingRoot(), host_.imagesRoot()}) {
+  for (const std::string& root : {host_.stagingRoot(), host_.imagesRoot(), host_.imagesDiskRoot()}) {
+    if (root.empty()) continue;
     const bool staging = root == host_.stagingRoot();
     auto names = listDir(root);
     if (!names.ok()) continue;
@@ -111,7 +113,7 @@ void Target::finishAudit(const std::string& id, v1::MigrationResult result, cons
   if (!st.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << st.toString();
 }
 
-Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
+Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v1::PrepareReply* reply) {
   const std::string& self = host_.nodeName();
   const std::string& id = req.migration_id();
   LXMIG_RETURN_IF_ERROR(checkMigrationId(id));
@@ -158,16 +160,14 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
       return failedPrecondition(lines);
     }
   }
-  // Images hold about the container's memory; refuse now rather than after
-  // the freeze when it cannot fit.
-  const uint64_t imgFree = host_.freeBytes(host_.imagesRoot());
-  if (req.memory_bytes() > 0 && imgFree < req.memory_bytes())
-    return resourceExhausted("target " + self + " has " + humanBytes(imgFree) + " free for images in " +
-                             host_.imagesRoot() + ", the container needs about " + humanBytes(req.memory_bytes()));
   const uint64_t fsFree = host_.freeBytes(host_.stagingRoot());
   if (fsFree < req.expected_bytes())
     return resourceExhausted("target " + self + " has " + humanBytes(fsFree) + " free in " + host_.stagingRoot() +
                              ", the writable area needs " + humanBytes(req.expected_bytes()));
+  // Images hold about the container's memory: refused now rather than
+  // after the freeze when neither the tmpfs nor the disk can hold them.
+  LXMIG_ASSIGN_OR_RETURN(ImagesPlace place,
+                         placeImages(host_, "target " + self, req.memory_bytes(), req.expected_bytes()));
   auto st = std::make_shared<State>();
   LXMIG_ASSIGN_OR_RETURN(st->reservation, reservations_.reserve(spec.name, "migrating in from " + peer,
                                                                 node::ReservationKind::kMigratingIn));
@@ -179,7 +179,7 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   st->source = peer;
   st->sameKernel = !req.source_boot_id().empty() && req.source_boot_id() == bootId();
   st->stagingDir = host_.stagingRoot() + "/" + kStagingPrefix + id;
-  st->imagesDir = host_.imagesRoot() + "/" + id;
+  st->imagesDir = place.root + "/" + id;
   st->startedMs = wallMs();
   st->lastActivityNs = monotonicNs();
   // What the source may send at most: pre-copy rounds stop after 3x the
@@ -203,6 +203,11 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req) {
   rec.result = std::string(name(v1::RESULT_RUNNING));
   rec.reason = "incoming from " + peer;
   if (Status a = audit_.beginMigration(rec); !a.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
+  if (!place.why.empty()) {
+    LXMIG_LOG(kInfo, kLog) << id << ": " << place.why;
+    if (Status a = audit_.addEvent(id, "info", place.why); !a.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
+    if (reply) reply->set_images_staging(place.why);
+  }
   std::lock_guard lk(mu_);
   active_[id] = st;
   LXMIG_LOG(kInfo, kLog) << "prepared incoming migration " << id << " of " << spec.name << " from " << peer;

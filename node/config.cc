@@ -82,6 +82,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"cluster", &AgentConfig::clusterFile},
       {"accept_forwarded", &AgentConfig::acceptForwarded},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
+      {"images_disk_dir", &AgentConfig::imagesDiskDir},
       {"log_level", &AgentConfig::logLevel},
       {"firewall", &AgentConfig::firewall},
       {"firewall_table", &AgentConfig::firewallTable},
@@ -201,6 +202,8 @@ std::vector<std::string> AgentConfig::problems() const {
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
     out.push_back("`listen` port 65535 leaves no next port for the data link; set data_listen");
   if (firewallTable.empty()) out.push_back("missing `firewall_table`");
+  if (!imagesDiskDir.empty() && imagesDiskDir != "off" && imagesDiskDir.front() != '/')
+    out.push_back("bad images_disk_dir " + quote(imagesDiskDir) + ": an absolute path or off");
   if (log::Level level; !log::parseLevel(logLevel, &level))
     out.push_back("bad log_level " + quote(logLevel) + " (debug, info, warn, error or off)");
   return out;

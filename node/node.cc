@@ -181,11 +181,17 @@ Status Spec::check() const {
   return okStatus();
 }
 
+std::string Node::imagesDiskRoot() const {
+  if (cfg_.imagesDiskDir == "off") return "";
+  return cfg_.imagesDiskDir.empty() ? cfg_.stateDir + "/images-disk" : cfg_.imagesDiskDir;
+}
+
 Result<std::unique_ptr<Node>> Node::create(const AgentConfig& cfg) {
   std::unique_ptr<Node> n(new Node(cfg));
   LXMIG_RETURN_IF_ERROR(makeDirs(cfg.stateDir, 0700));
   LXMIG_RETURN_IF_ERROR(makeDirs(cfg.lxcPath, 0700));
   LXMIG_RETURN_IF_ERROR(makeDirs(n->imagesRoot(), 0700));
+  if (!n->imagesDiskRoot().empty()) LXMIG_RETURN_IF_ERROR(makeDirs(n->imagesDiskRoot(), 0700));
   LXMIG_RETURN_IF_ERROR(makeDirs(n->incomingRoot(), 0700));
   LXMIG_ASSIGN_OR_RETURN(n->audit_, store::AuditLog::open(cfg.stateDir + "/audit.db"));
   if (pathExists(cfg.clusterFile)) {

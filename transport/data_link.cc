@@ -54,7 +54,15 @@ constexpr int kVerdictGraceMs = 2000;
 // How long the receiver may take to answer a complete stream (it folds what
 // it received into place first). Both ends may be alive and still stuck;
 // this turns that into an error instead of a migration that never ends.
+// It grows with the stream (a millisecond per kVerdictBytesPerMs): folding
+// a round of 4 GiB into the page store on a slow disk must not hit a fixed
+// limit.
 constexpr int kVerdictWaitMs = 5 * 60 * 1000;
+constexpr uint64_t kVerdictBytesPerMs = 8 << 10;  // 8 MB/s, slower than any disk that holds images
+
+int verdictWaitMs(uint64_t streamBytes) {
+  return static_cast<int>(std::min<uint64_t>(kVerdictWaitMs + streamBytes / kVerdictBytesPerMs, INT32_MAX / 2));
+}
 
 using SslCtx = UniqueHandle<SSL_CTX, SSL_CTX_free>;
 using Ssl = UniqueHandle<SSL, SSL_free>;
@@ -282,6 +290,7 @@ class LinkWriter final : public ChunkWriter {
         break;
       }
       const size_t bytes = f.header.size() + f.data.size();
+      streamBytes_ += bytes;
       st = ch_->send(f.kind, f.header, f.data);
       if (!st.ok()) {
         // The receiver may have said why before the link went.
@@ -290,7 +299,7 @@ class LinkWriter final : public ChunkWriter {
         break;
       }
       if (f.kind == kEnd) {
-        setTimeouts(ch_->fd(), kVerdictWaitMs);
+        setTimeouts(ch_->fd(), verdictWaitMs(streamBytes_));
         st = readVerdict();
         break;
       }
@@ -317,6 +326,7 @@ class LinkWriter final : public ChunkWriter {
   std::condition_variable ready_, space_;
   std::deque<Frame> q_;
   size_t queued_ = 0;
+  uint64_t streamBytes_ = 0;  // sent so far (the sending thread's alone)
   bool cancelled_ = false, stopped_ = false;
   Status result_;
   v1::TransferReply reply_;

@@ -701,8 +701,8 @@ TEST_F(MigrationTest, TargetKilledDuringTransfer) {
 }
 
 TEST_F(MigrationTest, DiskFullOnTarget) {
-  // n2 gets a 24 MiB tmpfs for images.
-  ASSERT_TRUE(tb().restartAgent("n2", {"--images-tmpfs-size", "24m"}).ok());
+  // n2 gets a 24 MiB tmpfs for images and no disk directory beside it.
+  ASSERT_TRUE(tb().restartAgent("n2", {"--images-tmpfs-size", "24m", "--images-disk-dir", "off"}).ok());
   std::string ip = runServer("full", "n1", {"--mem", "128"});
   ASSERT_FALSE(ip.empty());
   std::string before = tb().clientRequest(ip, kPort, "GET");
@@ -1278,6 +1278,42 @@ TEST_F(PreCopyTest, AutoSaysWhichModeItPickedAndWhy) {
     }
   }
   expectRemoved("pc-auto");
+}
+
+TEST_F(PreCopyTest, ImagesGoToDiskWhenTheTargetsTmpfsIsShort) {
+  // n2's tmpfs cannot hold 64 MiB of pages: PREPARE stages them in the
+  // disk directory (the default, <state_dir>/images-disk) and says so.
+  auto restore = restoreAgentAtExit("n2");
+  ASSERT_TRUE(tb().restartAgent("n2", {"--images-tmpfs-size", "24m"}).ok());
+  std::string ip = runDirtier("pc-disk", "n1", {"--mem", "64", "--rate", "2000"});
+  ASSERT_FALSE(ip.empty());
+  const std::string disk = tb().stateDir("n2") + "/state/images-disk";
+  for (const char* mode : {"pre-copy", "stop-and-copy"}) {
+    SCOPED_TRACE(mode);
+    Cli m = tb().lxmig({"--json", "migrate", "pc-disk", "--to", "n2", "--mode", mode});
+    ASSERT_EQ(m.code, 0) << m.err << m.out;
+    auto r = m.json();
+    EXPECT_EQ(r["result"], "committed");
+    EXPECT_EQ(r["mode"], mode);
+    auto says = [&](const nlohmann::json& report, const std::string& who) {
+      for (const auto& e : report["events"])
+        if (e.get<std::string>().rfind("info: " + who + ": images staged on disk in " + disk + ": ", 0) == 0)
+          return true;
+      return false;
+    };
+    EXPECT_TRUE(says(r, "target n2")) << r["events"].dump();
+    EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+    // Back: n2 as the source keeps its dump on disk too.
+    Cli back = tb().lxmig({"--json", "migrate", "pc-disk", "--to", "n1", "--mode", mode});
+    ASSERT_EQ(back.code, 0) << back.err << back.out;
+    EXPECT_TRUE(says(back.json(), "source n2")) << back.out;
+    EXPECT_EQ(verify(ip).substr(0, 2), "ok");
+    // Nothing stays on n2's disk once the migration is done.
+    auto ls = tb().nodeExec("n2", {"ls", "-A", disk});
+    EXPECT_EQ(ls.exitCode, 0) << ls.err;
+    EXPECT_EQ(ls.out, "");
+  }
+  expectRemoved("pc-disk");
 }
 
 TEST_F(PreCopyTest, UninjectableProcessFallsBackToStopAndCopy) {

@@ -14,6 +14,7 @@ using container::RunState;
 
 FakeNode::FakeNode(std::string name) : name_(std::move(name)), root_("lxmig-fake-" + name_) {
   (void)makeDirs(imagesRoot(), 0700);
+  (void)makeDirs(imagesDiskRoot(), 0700);
   (void)makeDirs(logsRoot(), 0700);
   (void)makeDirs(stagingRoot(), 0700);
   auto log = store::AuditLog::open(root_.path() + "/audit.db");

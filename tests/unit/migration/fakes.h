@@ -67,7 +67,12 @@ class FakeNode final : public ContainerHost {
   std::string imagesRoot() const override { return root_.path() + "/images"; }
   std::string logsRoot() const override { return root_.path() + "/logs"; }
   std::string stagingRoot() const override { return root_.path() + "/lxc"; }
-  uint64_t freeBytes(const std::string&) const override { return freeBytes_; }
+  std::string imagesDiskRoot() const override { return diskImages_ ? root_.path() + "/images-disk" : ""; }
+  uint64_t freeBytes(const std::string& dir) const override {
+    auto it = freeBytesAt_.find(dir);
+    return it == freeBytesAt_.end() ? freeBytes_ : it->second;
+  }
+  bool sameFilesystem(const std::string&, const std::string&) const override { return true; }
   std::vector<std::string> containers() override;
   bool defined(const std::string& name) override { return containers_.count(name) > 0; }
   Result<node::Spec> spec(const std::string& name) override;
@@ -120,6 +125,8 @@ class FakeNode final : public ContainerHost {
   std::set<std::string> missingPaths;  // bind sources this node lacks
   size_t waiting = 0;                  // connections waiting in accept queues
   uint64_t freeBytes_ = uint64_t{1} << 40;
+  std::map<std::string, uint64_t> freeBytesAt_;  // by directory, over freeBytes_
+  bool diskImages_ = true;                       // offers imagesDiskRoot()
 
  private:
   Status op(const std::string& what, const std::string& name);

@@ -72,6 +72,32 @@ TEST_F(SourceTest, CommitMovesTheContainerWithItsFilesAndNetwork) {
   EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n2";
 }
 
+// A source whose tmpfs cannot hold the dump writes it on disk and says so;
+// with no disk directory either, stop-and-copy is refused before anything
+// is touched.
+TEST_F(SourceTest, ADumpTheTmpfsCannotHoldGoesToDiskOrIsRefused) {
+  n1.freeBytesAt_[n1.imagesRoot()] = 4096;
+  auto r = migrate();
+  ASSERT_EQ(r.result(), v1::RESULT_COMMITTED) << r.error();
+  const std::string said = "info: source n1: images staged on disk in " + n1.imagesDiskRoot() +
+                           ": the images tmpfs has 4.0 KiB free, the container needs about 1.0 MiB";
+  EXPECT_NE(std::find(r.events().begin(), r.events().end(), said), r.events().end());
+  EXPECT_TRUE(listDir(n1.imagesDiskRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on disk";
+  expectRunsOnlyOn(n2);
+
+  n2.freeBytesAt_[n2.imagesRoot()] = 4096;
+  n2.diskImages_ = false;
+  v1::MigrateRequest back;
+  back.set_container("web");
+  back.set_target("n1");
+  back.set_mode(v1::MODE_STOP_AND_COPY);
+  auto refused = Source(testing::sourceContext(n2, cluster, [] {}), back, {}, {}).run();
+  EXPECT_EQ(refused.result(), v1::RESULT_REFUSED) << refused.error();
+  EXPECT_EQ(refused.error(),
+            "source n2 has 4.0 KiB free for images in " + n2.imagesRoot() + ", the container needs about 1.0 MiB");
+  expectRunsOnlyOn(n2);
+}
+
 // Connections waiting in an accept queue at the freeze: the container is
 // thawed to accept them, frozen again, and the migration goes on.
 TEST_F(SourceTest, ConnectionsWaitingAtTheFreezeAreAcceptedFirst) {

@@ -78,6 +78,43 @@ TEST_F(TargetTest, PrepareRefusesWhatCannotWork) {
   EXPECT_FALSE(n2.reservations().why("web")) << "a refusal reserves nothing";
 }
 
+TEST_F(TargetTest, ImagesGoToDiskWhenTheTmpfsIsShortAndAreRefusedWhenNeitherHoldsThem) {
+  n2.freeBytesAt_[n2.imagesRoot()] = 1 << 20;
+  auto pr = request("0000000000000004", "web", "10.200.1.10");
+  pr.set_memory_bytes(64 << 20);
+  v1::PrepareReply rep;
+  ASSERT_TRUE(n2.target().prepare("n1", pr, &rep).ok());
+  EXPECT_NE(rep.images_staging().find("images staged on disk in " + n2.imagesDiskRoot()), std::string::npos)
+      << rep.images_staging();
+  EXPECT_NE(rep.images_staging().find("1.0 MiB free"), std::string::npos) << rep.images_staging();
+  EXPECT_TRUE(pathExists(n2.imagesDiskRoot() + "/0000000000000004"));
+  EXPECT_FALSE(pathExists(n2.imagesRoot() + "/0000000000000004"));
+  EXPECT_TRUE(audited("0000000000000004", "images staged on disk"));
+  ASSERT_TRUE(n2.target().abort("n1", "0000000000000004", "test").ok());
+  EXPECT_FALSE(pathExists(n2.imagesDiskRoot() + "/0000000000000004")) << "an abort removes the disk's images";
+
+  // The disk shares its filesystem with the writable area: both must fit.
+  n2.freeBytesAt_[n2.imagesDiskRoot()] = 80 << 20;
+  pr.set_migration_id("0000000000000005");
+  pr.set_expected_bytes(32 << 20);
+  auto st = n2.target().prepare("n1", pr);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.toString();
+  EXPECT_NE(
+      st.message().find("1.0 MiB free for images in " + n2.imagesRoot() + " and 80.0 MiB in " + n2.imagesDiskRoot() +
+                        " (shared with the writable area), the container needs about "
+                        "64.0 MiB"),
+      std::string::npos)
+      << st.toString();
+
+  // No disk directory (images_disk_dir = "off"): the tmpfs alone decides.
+  n2.diskImages_ = false;
+  pr.set_migration_id("0000000000000006");
+  st = n2.target().prepare("n1", pr);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.toString();
+  EXPECT_EQ(st.message().find(" and "), std::string::npos) << st.toString();
+  EXPECT_FALSE(n2.reservations().why("web")) << "a refusal reserves nothing";
+}
+
 TEST_F(TargetTest, PrepareTwiceAndBusyNames) {
   ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   EXPECT_EQ(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).code(), Code::kAlreadyExists);
@@ -246,10 +283,12 @@ TEST_F(TargetTest, AnAbortStopsARestoreUnderWay) {
 TEST_F(TargetTest, CleanupStaleRemovesLeftoversOnly) {
   ASSERT_TRUE(makeDirs(n2.stagingRoot() + "/.incoming-0000000000000009/rootfs").ok());
   ASSERT_TRUE(makeDirs(n2.imagesRoot() + "/0000000000000009").ok());
+  ASSERT_TRUE(makeDirs(n2.imagesDiskRoot() + "/000000000000000a").ok());
   n2.addRunning("web", "10.200.1.10");
   n2.target().cleanupStale();
   EXPECT_FALSE(pathExists(n2.stagingRoot() + "/.incoming-0000000000000009"));
   EXPECT_FALSE(pathExists(n2.imagesRoot() + "/0000000000000009"));
+  EXPECT_FALSE(pathExists(n2.imagesDiskRoot() + "/000000000000000a"));
   EXPECT_TRUE(pathExists(n2.rootfs("web") + "/var/data/state"));
 }
 

@@ -113,6 +113,17 @@ TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
   EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
 }
 
+TEST_F(ConfigTest, ImagesDiskDirIsAnAbsolutePathOrOff) {
+  for (const char* good : {"/srv/lxmig-images", "off"}) {
+    auto c = load(std::string("images_disk_dir = \"") + good + "\"\n");
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE(c->validate().ok()) << good;
+  }
+  auto bad = load("images_disk_dir = \"images\"\n");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->validate().message(), "bad images_disk_dir `images`: an absolute path or off");
+}
+
 TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {
   auto c = load("listen = \"10.99.0.11:7400\"\n");
   ASSERT_TRUE(c.ok());

@@ -41,6 +41,9 @@ class ContainerHost {
   // Where CRIU images live while a migration runs (<images>/<id>), on tmpfs
   // when the node mounted one.
   virtual std::string imagesRoot() const = 0;
+  // Where a target stages the images when imagesRoot cannot hold them (a
+  // directory on disk, <disk>/<id>); empty: nowhere else.
+  virtual std::string imagesDiskRoot() const = 0;
   // Where a migration keeps CRIU's logs after it failed (<logs>/<id>).
   virtual std::string logsRoot() const = 0;
   // Where a target stages a container's writable area while it arrives
@@ -48,6 +51,7 @@ class ContainerHost {
   // that moving it in place is a rename.
   virtual std::string stagingRoot() const = 0;
   virtual uint64_t freeBytes(const std::string& dir) const = 0;
+  virtual bool sameFilesystem(const std::string& a, const std::string& b) const = 0;
 
   // ---- containers ----
   virtual std::vector<std::string> containers() = 0;

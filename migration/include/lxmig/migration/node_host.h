@@ -20,9 +20,11 @@ class NodeHost final : public ContainerHost {
 
   const std::string& nodeName() const override { return node_.config().node; }
   std::string imagesRoot() const override { return node_.imagesRoot(); }
+  std::string imagesDiskRoot() const override { return node_.imagesDiskRoot(); }
   std::string logsRoot() const override { return node_.config().stateDir + "/logs"; }
   std::string stagingRoot() const override { return node_.config().lxcPath; }
   uint64_t freeBytes(const std::string& dir) const override;
+  bool sameFilesystem(const std::string& a, const std::string& b) const override;
 
   std::vector<std::string> containers() override { return node_.lxc().list(); }
   bool defined(const std::string& name) override { return node_.lxc().defined(name); }

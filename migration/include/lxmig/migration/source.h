@@ -92,6 +92,9 @@ class Source {
 
   Status validate();
   void chooseMode();
+  Status placeDump();
+  // An event in the report and the audit.
+  void note(const std::string& level, const std::string& text);
   Status awaitMemory();
   Status checkGroup();
   Status prepare();

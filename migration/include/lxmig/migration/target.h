@@ -57,8 +57,10 @@ class Target {
   // Removes leftovers of migrations a previous agent did not finish.
   void cleanupStale();
   // `peer` becomes the migration's source (req.source, when set, must
-  // name it too).
-  Status prepare(const std::string& peer, const v1::PrepareRequest& req);
+  // name it too). Images go to the tmpfs, or to the disk directory when the
+  // tmpfs cannot hold them (then said in reply->images_staging); neither:
+  // refused with the sizes.
+  Status prepare(const std::string& peer, const v1::PrepareRequest& req, v1::PrepareReply* reply = nullptr);
   // One bulk stream (Transfer RPC or data link) into the migration its
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
@@ -93,7 +95,7 @@ class Target {
     node::Spec spec;
     std::string source;
     std::string stagingDir;  // <staging>/.incoming-<id>
-    std::string imagesDir;
+    std::string imagesDir;   // <images>/<id>, or <images-disk>/<id> when the tmpfs was short
     node::Reservation reservation;
     std::unique_ptr<transport::ByteBudget> budget;  // bytes the source may still send
     bool restored = false;

@@ -14,6 +14,9 @@
 //                                      # bulk data then flows over gRPC
 //     cluster = "/etc/lxmig/cluster.toml"
 //     images_tmpfs_size = "50%"        # tmpfs for CRIU images; "0" = no tmpfs
+//     images_disk_dir = "<state_dir>/images-disk"  # where a target stages a
+//                                      # migration's images when the tmpfs is short;
+//                                      # "off": refused instead
 //     firewall = "open"                # or "strict": forward policy drop, only
 //                                      # established flows and published ports
 //     firewall_table = "lxmig"         # the nftables table lxmig owns (inet)
@@ -87,6 +90,10 @@ struct AgentConfig {
   std::string dataListen;
   std::string clusterFile = "/etc/lxmig/cluster.toml";
   std::string imagesTmpfsSize = "50%";
+  // A directory on disk for a target's images when the tmpfs cannot hold
+  // them (chosen per migration at PREPARE); empty: <state_dir>/images-disk;
+  // "off": such a migration is refused.
+  std::string imagesDiskDir;
   std::string logLevel = "info";
   std::string firewall = "open";
   std::string firewallTable = "lxmig";

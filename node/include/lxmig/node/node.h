@@ -69,6 +69,9 @@ class Node {
   container::LxcHost& lxc() { return lxc_; }
   store::AuditLog& audit() { return *audit_; }
   std::string imagesRoot() const { return cfg_.stateDir + "/images"; }
+  // Images a target stages on disk when imagesRoot's tmpfs is short; empty:
+  // none (images_disk_dir = "off").
+  std::string imagesDiskRoot() const;
   std::string incomingRoot() const { return cfg_.stateDir + "/incoming"; }
 
   // Containers.

@@ -713,6 +713,13 @@ grpc::Status PeerService::Prelayout(grpc::ServerContext* ctx, const v1::Prelayou
   return toGrpc(target_.prelayout(*peer, *req));
 }
 
+grpc::Status PeerService::Reserve(grpc::ServerContext* ctx, const v1::ReserveRequest* req, v1::Ack*) {
+  auto peer = caller(ctx);
+  if (!peer.ok()) return toGrpc(peer.status());
+  auto about = aboutMigration(req->migration_id());
+  return toGrpc(target_.reserve(*peer, *req));
+}
+
 grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreRequest* req, v1::RestoreReply* rep) {
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());

@@ -162,6 +162,7 @@ class PeerService final : public v1::Peer::Service {
   grpc::Status Prepare(grpc::ServerContext*, const v1::PrepareRequest*, v1::PrepareReply*) override;
   grpc::Status Transfer(grpc::ServerContext*, grpc::ServerReader<v1::TransferChunk>*, v1::TransferReply*) override;
   grpc::Status Prelayout(grpc::ServerContext*, const v1::PrelayoutRequest*, v1::Ack*) override;
+  grpc::Status Reserve(grpc::ServerContext*, const v1::ReserveRequest*, v1::Ack*) override;
   grpc::Status Restore(grpc::ServerContext*, const v1::RestoreRequest*, v1::RestoreReply*) override;
   grpc::Status Commit(grpc::ServerContext*, const v1::MigrationRef*, v1::Ack*) override;
   grpc::Status Abort(grpc::ServerContext*, const v1::AbortRequest*, v1::Ack*) override;

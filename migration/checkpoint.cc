@@ -71,6 +71,13 @@ class FilePeer final : public Peer {
   }
   std::unique_ptr<transport::ChunkWriter> openRpcStream() override { return std::make_unique<RecordWriter>(sink_); }
   Status prelayout(const v1::PrelayoutRequest&) override { return okStatus(); }
+  // Recorded: the import asks its target for the same room at the same point.
+  Status reserve(const v1::ReserveRequest& req) override {
+    v1::CheckpointRecord r;
+    *r.mutable_reserve() = req;
+    if (!sink_.write(r)) return unavailable("the checkpoint's caller went away");
+    return okStatus();
+  }
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     v1::CheckpointRecord r;
     *r.mutable_restore() = req;
@@ -195,6 +202,11 @@ Result<Imported> importCheckpoint(Target& target, ContainerHost& host, Peers& pe
       break;
     }
     if (r.record_case() == v1::CheckpointRecord::kStreamEnd) continue;  // a stream without chunks
+    if (r.record_case() == v1::CheckpointRecord::kReserve) {
+      r.mutable_reserve()->set_migration_id(id);
+      if (Status st = target.reserve(kCheckpointPeer, r.reserve()); !st.ok()) return fail(st);
+      continue;
+    }
     if (!r.has_chunk()) return fail(outOfPlace(r, "between streams"));
     bool pending = true, ended = false;
     auto chunks = [&](v1::TransferChunk& c) -> Result<bool> {

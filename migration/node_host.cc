@@ -66,6 +66,12 @@ class GrpcPeer final : public Peer {
     v1::Ack ack;
     return fromPeerGrpc(name_, stub_->Prelayout(&ctx, req, &ack));
   }
+  Status reserve(const v1::ReserveRequest& req) override {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, kPrelayoutSeconds);
+    v1::Ack ack;
+    return fromPeerGrpc(name_, stub_->Reserve(&ctx, req, &ack));
+  }
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     grpc::ClientContext ctx;
     setDeadline(ctx, req.deadline_ms() > 0 ? static_cast<int>(req.deadline_ms() / 1000) + kRestoreAnswerSlackSeconds

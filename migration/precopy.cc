@@ -70,9 +70,13 @@ class Emitter {
     if (onBytes_) onBytes_(n);
     return okStatus();
   }
-  Status whole(const std::string& rel, std::string bytes) {
+  // A whole file in chunks of at most kChunkBytes, like the pages (the
+  // pagemap of a large, scattered dirty set is megabytes).
+  Status whole(const std::string& rel, const std::string& bytes) {
     LXMIG_RETURN_IF_ERROR(file(rel, bytes.size()));
-    return data(rel, 0, std::move(bytes));
+    for (size_t off = 0; off < bytes.size(); off += kChunkBytes)
+      LXMIG_RETURN_IF_ERROR(data(rel, off, bytes.substr(off, kChunkBytes)));
+    return okStatus();
   }
   uint64_t sent() const { return sent_; }
 
@@ -459,6 +463,7 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     }
   }
   if (opts_.onScan) opts_.onScan(rs);
+  if (opts_.beforeSend) LXMIG_RETURN_IF_ERROR(opts_.beforeSend(footprint));
 
   // ---- send: one round directory on the target ----
   Emitter em(opts_.migrationId, sink, onBytes);

@@ -47,6 +47,10 @@ struct PreCopyOptions {
   std::function<Status()> freeze, thaw;
   // Called after each round's scan, before its pages are sent (progress).
   std::function<void(const v1::RoundReport&)> onScan;
+  // Called before each round is sent with the memory worth sending (what
+  // the target holds plus what it lacks): a container that grew past what
+  // the target made room for asks for more, or the loop ends with the error.
+  std::function<Status(uint64_t footprint)> beforeSend;
 };
 
 struct FinalStats {

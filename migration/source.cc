@@ -285,6 +285,7 @@ Status Source::prepare() {
   pr.set_source(ctx_.host.nodeName());
   *pr.mutable_spec() = spec_.toProto();
   pr.set_memory_bytes(ctx_.host.memoryBytes(spec_.name));
+  reservedBytes_ = pr.memory_bytes();
   pr.set_expected_bytes(transport::treeBytes(ctx_.host.rootfs(spec_.name)));
   pr.set_source_boot_id(bootId());
   // Its devices, checked by the target before anything moves.
@@ -305,6 +306,22 @@ Status Source::prepare() {
   if (!reply->images_staging().empty()) note("info", "target " + target_->name() + ": " + reply->images_staging());
   useLink_ = dataPort_ != 0;
   stage_ = Stage::kPrepared;
+  return okStatus();
+}
+
+// A container that grows while its rounds go (a heap warming up, a cache
+// filling) outgrows the room PREPARE reserved on the target: ask for its
+// size and a quarter more before the round that would pass it.
+Status Source::reserveFor(uint64_t footprint) {
+  if (footprint <= reservedBytes_) return okStatus();
+  v1::ReserveRequest rr;
+  rr.set_migration_id(rep_.id());
+  rr.set_memory_bytes(footprint + footprint / 4);
+  LXMIG_RETURN_IF_ERROR(target_->reserve(rr));
+  note("info", "`" + spec_.name + "` grew to " + humanBytes(footprint) + " since PREPARE (" +
+                   humanBytes(reservedBytes_) + "): target " + target_->name() + " made room for " +
+                   humanBytes(rr.memory_bytes()));
+  reservedBytes_ = rr.memory_bytes();
   return okStatus();
 }
 
@@ -396,6 +413,7 @@ Status Source::precopy() {
   o.onScan = [this](const v1::RoundReport& r) {
     progress_->round(r.round(), r.dirty_pages() * tracking::kPageSize, r.predicted_downtime_ms());
   };
+  o.beforeSend = [this](uint64_t footprint) { return reserveFor(footprint); };
   pc_ = std::make_unique<PreCopy>(o, [this] { return ctx_.host.pids(spec_.name); });
   if (Status st = pc_->start(); !st.ok()) {
     // A process that cannot be tracked: the whole container moves by

@@ -180,6 +180,7 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
   st->sameKernel = !req.source_boot_id().empty() && req.source_boot_id() == bootId();
   st->stagingDir = host_.stagingRoot() + "/" + kStagingPrefix + id;
   st->imagesDir = place.root + "/" + id;
+  st->memoryBytes = req.memory_bytes();
   st->startedMs = wallMs();
   st->lastActivityNs = monotonicNs();
   // What the source may send at most: pre-copy rounds stop after 3x the
@@ -270,6 +271,30 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
   r.set_bytes(images->bytes() + rootfs->bytes());
   r.set_files(images->files() + rootfs->files());
   return r;
+}
+
+Status Target::reserve(const std::string& peer, const v1::ReserveRequest& req) {
+  LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, req.migration_id()));
+  std::lock_guard op(st->opMu);
+  if (st->restored) return failedPrecondition("migration " + req.migration_id() + " is already restored");
+  const uint64_t want = req.memory_bytes();
+  if (want <= st->memoryBytes) return okStatus();
+  const uint64_t more = want - st->memoryBytes;
+  const std::string root = st->imagesDir.substr(0, st->imagesDir.rfind('/'));
+  const uint64_t free = host_.freeBytes(root);
+  if (free < more)
+    return resourceExhausted("target " + host_.nodeName() + " has " + humanBytes(free) + " free for images in " + root +
+                             ", the container grew to about " + humanBytes(want) + " (" + humanBytes(st->memoryBytes) +
+                             " reserved)");
+  // As at PREPARE: rounds up to 3x the memory, the images once more.
+  st->budget->grow(4 * more);
+  const std::string what = "the container grew to about " + humanBytes(want) + ": room reserved in " + root + " (was " +
+                           humanBytes(st->memoryBytes) + ")";
+  st->memoryBytes = want;
+  LXMIG_LOG(kInfo, kLog) << req.migration_id() << ": " << what;
+  if (Status a = audit_.addEvent(req.migration_id(), "info", what); !a.ok())
+    LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
+  return okStatus();
 }
 
 Status Target::prelayout(const std::string& peer, const v1::PrelayoutRequest& req) {

@@ -5,6 +5,8 @@
 #   W2  1 GiB writing 2% of its pages per second
 #   W3  1 GiB writing 50% of its pages per second
 #   W4  redis-server holding ~500 MB under redis-benchmark load from the client
+#   W5  4 GiB writing 2% of its pages per second, pre-copy only; W5disk the
+#       same with n2's images tmpfs at 1 GiB (its images go to disk)
 #   floor: a container with almost no memory, stop-and-copy (freeze, dump,
 #          restore and their fixed costs)
 # Per run: downtime (freeze to running on the target, lxmig's report), what
@@ -24,11 +26,11 @@
 #   auto: M4 and W1-W4, each moved with --mode auto,
 #         pre-copy and stop-and-copy in one run (order rotating): auto's
 #         downtime against the better of the two
-# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 stream hold auto"]
+# Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 W5 stream hold auto"]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
-ONLY="floor W1 W2 W3 W4 stream hold auto"
+ONLY="floor W1 W2 W3 W4 W5 stream hold auto"
 bench_options "runs=RUNS only=ONLY" "$@"
 bench_need_root
 bench_on_exit() {
@@ -109,6 +111,7 @@ start_workload() {  # W name
     W1 | W1drop) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 64 --rate 50) ;;
     W2 | stream) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 5243) ;;   # 2% of 262144 pages/s
     W3) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 1024 --rate 131072) ;; # 50%
+    W5 | W5disk) args=(/opt/lxmig-tests/dirtier --port 7100 --mem 4096 --rate 20972) ;; # 2% of 1048576 pages/s
     W4) args=(/usr/bin/redis-server --port 6379 --save "" --appendonly no --protected-mode no
               --enable-debug-command yes --daemonize no) ;;
   esac
@@ -213,9 +216,21 @@ run_dropping() {  # run
   "$TB" restart-agent n1 >/dev/null
 }
 
+# W5 with n2's images tmpfs too small for it: the images go to disk.
+run_on_disk() {  # run
+  "$TB" restart-agent n2 -- --images-tmpfs-size 1g >/dev/null
+  run_one W5disk pre-copy "$1"
+  "$TB" restart-agent n2 >/dev/null
+}
+
 for w in $ONLY; do
   for run in $(seq "$RUNS"); do
     if [[ $w == floor ]]; then run_one floor stop-and-copy "$run"; continue; fi
+    if [[ $w == W5 ]]; then
+      if ((run % 2)); then run_one W5 pre-copy "$run"; run_on_disk "$run"
+      else run_on_disk "$run"; run_one W5 pre-copy "$run"; fi
+      continue
+    fi
     if [[ $w == hold ]]; then
       if ((run % 2)); then run_one W1 pre-copy "$run"; run_dropping "$run"
       else run_dropping "$run"; run_one W1 pre-copy "$run"; fi
@@ -247,7 +262,7 @@ out = {"iperf3_single_stream_Bps": iperf, "iperf3_runs_Bps": iperfs, "workloads"
 print(f"{'W':8} {'mode':14} {'downtime':>9} {'stream gap':>10} {'new conn':>8} {'failed':>6} {'total':>8} "
       f"{'wire MiB':>9} {'rounds':>6}  frozen window (median ms)")
 AUTO_WS = ["auto-" + a for a in ("M4", "W1", "W2", "W3", "W4")]
-for w in ["floor", "M4", "W1", "W1drop", "W2", "W3", "W4", "stream"] + AUTO_WS:
+for w in ["floor", "M4", "W1", "W1drop", "W2", "W3", "W4", "W5", "W5disk", "stream"] + AUTO_WS:
     for mode in ["pre-copy", "stop-and-copy", "auto"]:
         rs = [r for r in rows if r["w"] == w and r["mode"] == mode and r["result"] == "committed"]
         if not rs: continue
@@ -288,8 +303,14 @@ for w, label in (("W1", "held"), ("W1drop", "dropped")):
               f"(goal: both <= downtime + 100)")
     except Exception: pass
 print(f"W3 downtime pre-copy / stop-and-copy: {ratio('W3'):.2f}  (goal <= 1.1)")
-for w, touched in (("W1", 64 << 20), ("W2", 1 << 30)):
-    try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= 1.3)")
+for w, touched, goal in (("W1", 64 << 20, 1.3), ("W2", 1 << 30, 1.3), ("W5", 4 << 30, 1.1), ("W5disk", 4 << 30, 1.1)):
+    try: print(f"{w} bytes on the wire / touched memory: {W[w]['pre-copy']['bytes'] / touched:.2f}  (goal <= {goal})")
+    except Exception: pass
+for w in ("W5", "W5disk"):
+    try:
+        m = W[w]["pre-copy"]
+        print(f"{w} (4 GiB) pre-copy downtime {m['downtime_ms']:.0f} ms (runs: "
+              + " ".join(str(x) for x in m["downtime_runs_ms"]) + f"; failed runs {m['failed_runs']})  (goal <= 400)")
     except Exception: pass
 for w in ("stream", "W2", "W3", "W4"):
     if iperf and w in W and "pre-copy" in W[w]:

@@ -213,11 +213,19 @@ class LinkWriter final : public ChunkWriter {
     if (sender_.joinable()) sender_.join();
   }
 
+  // Data beyond a frame's limit (kMaxData) goes in several frames, each a
+  // chunk at its own offset: the receiver never sees a frame it must refuse.
   bool write(v1::TransferChunk& c) override {
-    Frame f{kChunk, {}, std::move(*c.mutable_data())};
+    std::string data = std::move(*c.mutable_data());
     c.clear_data();
-    c.SerializeToString(&f.header);
-    return enqueue(std::move(f));
+    if (data.size() <= kMaxData) return enqueueChunk(c, std::move(data));
+    const uint64_t base = c.offset();
+    for (size_t off = 0; off < data.size(); off += kMaxData) {
+      c.set_offset(base + off);
+      if (!enqueueChunk(c, data.substr(off, kMaxData))) return false;
+      c.clear_meta();  // the file's header (if any) goes with the first piece
+    }
+    return true;
   }
 
   Result<v1::TransferReply> finish() override {
@@ -318,6 +326,12 @@ class LinkWriter final : public ChunkWriter {
       q_.clear();
     }
     space_.notify_all();
+  }
+
+  bool enqueueChunk(const v1::TransferChunk& header, std::string data) {
+    Frame f{kChunk, {}, std::move(data)};
+    header.SerializeToString(&f.header);
+    return enqueue(std::move(f));
   }
 
   std::unique_ptr<Channel> ch_;
@@ -749,6 +763,8 @@ void DataServer::Impl::serve(Conn& c, const std::string& from) {
   } else {
     v.set_code(static_cast<int>(r.status().code()));
     v.set_message(r.status().message());
+    // The source hears it in the verdict, unless the link itself broke.
+    LXMIG_LOG(kWarn, kLog) << what << ": stream stopped: " << (broken ? linkErr : r.status()).toString();
   }
   if (!broken && ch.sendMessage(kVerdict, v).ok() && !cleanEnd) {
     // Stopped early: the source sends until it sees the verdict. The reader

@@ -360,7 +360,7 @@ Status ByteBudget::take(uint64_t n, const std::string& what) {
   uint64_t left = left_.load();
   do {
     if (n > left)
-      return resourceExhausted(what + ": more than the " + humanBytes(total_) + " announced for this migration");
+      return resourceExhausted(what + ": more than the " + humanBytes(total_.load()) + " announced for this migration");
   } while (!left_.compare_exchange_weak(left, left - n));
   return okStatus();
 }

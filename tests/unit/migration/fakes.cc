@@ -296,6 +296,10 @@ class LoopPeer final : public Peer {
     LXMIG_RETURN_IF_ERROR(reach());
     return node_.target().prelayout(caller_, req);
   }
+  Status reserve(const v1::ReserveRequest& req) override {
+    LXMIG_RETURN_IF_ERROR(reach());
+    return node_.target().reserve(caller_, req);
+  }
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());

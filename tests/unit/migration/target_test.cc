@@ -115,6 +115,45 @@ TEST_F(TargetTest, ImagesGoToDiskWhenTheTmpfsIsShortAndAreRefusedWhenNeitherHold
   EXPECT_FALSE(n2.reservations().why("web")) << "a refusal reserves nothing";
 }
 
+TEST_F(TargetTest, AContainerThatGrewGetsMoreRoomOrIsRefusedWithTheSizes) {
+  auto pr = request("0000000000000007", "web", "10.200.1.10");
+  pr.set_memory_bytes(64 << 20);
+  ASSERT_TRUE(n2.target().prepare("n1", pr).ok());
+  v1::ReserveRequest rr;
+  rr.set_migration_id("0000000000000007");
+  rr.set_memory_bytes(32 << 20);
+  EXPECT_TRUE(n2.target().reserve("n1", rr).ok()) << "less than reserved: nothing to do";
+  EXPECT_EQ(n2.target().reserve("n3", rr).code(), Code::kPermissionDenied) << "another node's migration";
+  rr.set_memory_bytes(256 << 20);
+  ASSERT_TRUE(n2.target().reserve("n1", rr).ok());
+  EXPECT_TRUE(audited("0000000000000007", "the container grew to about 256.0 MiB: room reserved in " + n2.imagesRoot() +
+                                              " (was 64.0 MiB)"));
+  // The budget grew with it: a file of 300 MiB (more than 4x the 64 MiB
+  // announced at PREPARE) is taken.
+  v1::TransferChunk c;
+  c.set_migration_id("0000000000000007");
+  c.set_area(v1::TransferChunk::IMAGES);
+  c.set_path("big.img");
+  c.mutable_meta()->set_size(300 << 20);
+  bool first = true;
+  auto one = [&](v1::TransferChunk& out) -> Result<bool> {
+    if (!first) return false;
+    first = false;
+    out = c;
+    return true;
+  };
+  auto got = n2.target().receive("n1", one, true);
+  EXPECT_TRUE(got.ok()) << got.status().toString();
+
+  n2.freeBytesAt_[n2.imagesRoot()] = 100 << 20;
+  rr.set_memory_bytes(512 << 20);
+  auto st = n2.target().reserve("n1", rr);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.toString();
+  EXPECT_EQ(st.message(), "target n2 has 100.0 MiB free for images in " + n2.imagesRoot() +
+                              ", the container grew to about 512.0 MiB (256.0 MiB reserved)");
+  ASSERT_TRUE(n2.target().abort("n1", "0000000000000007", "test").ok());
+}
+
 TEST_F(TargetTest, PrepareTwiceAndBusyNames) {
   ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   EXPECT_EQ(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).code(), Code::kAlreadyExists);

@@ -29,6 +29,9 @@ class Peer {
   // A bulk stream over the Transfer RPC (the fallback).
   virtual std::unique_ptr<transport::ChunkWriter> openRpcStream() = 0;
   virtual Status prelayout(const v1::PrelayoutRequest& req) = 0;
+  // Room for a container that grew since PREPARE; ResourceExhausted with the
+  // sizes when the peer has none.
+  virtual Status reserve(const v1::ReserveRequest& req) = 0;
   virtual Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) = 0;
   // FailedPrecondition: prepared there but not restored; NotFound: the peer
   // has no trace of the migration.

@@ -93,6 +93,7 @@ class Source {
   Status validate();
   void chooseMode();
   Status placeDump();
+  Status reserveFor(uint64_t footprint);
   // An event in the report and the audit.
   void note(const std::string& level, const std::string& text);
   Status awaitMemory();
@@ -160,6 +161,7 @@ class Source {
   uint16_t dataPort_ = 0;
   bool useLink_ = true;
   std::string imagesDir_;
+  uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)
   transport::Manifest manifest_;  // the writable area as SYNC sent it
   std::unique_ptr<PreCopy> pc_;   // its destructor disarms the trackers
   std::unique_ptr<FinalStats> final_;

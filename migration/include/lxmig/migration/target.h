@@ -65,6 +65,11 @@ class Target {
   // first chunk names; a stream of pre-copy rounds is folded into the page
   // store when it ends cleanly.
   Result<v1::TransferReply> receive(const std::string& peer, const transport::ChunkSource& next, bool checksums);
+  // Room for a container that grew past what PREPARE reserved: its images'
+  // place must hold the growth (ResourceExhausted with the sizes, and the
+  // migration stays prepared: the source aborts); the byte budget grows
+  // with it.
+  Status reserve(const std::string& peer, const v1::ReserveRequest& req);
   // Lays the page store out as the source predicts the dump, in the
   // background; restore() waits for it.
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
@@ -94,8 +99,9 @@ class Target {
   struct State {
     node::Spec spec;
     std::string source;
-    std::string stagingDir;  // <staging>/.incoming-<id>
-    std::string imagesDir;   // <images>/<id>, or <images-disk>/<id> when the tmpfs was short
+    std::string stagingDir;    // <staging>/.incoming-<id>
+    std::string imagesDir;     // <images>/<id>, or <images-disk>/<id> when the tmpfs was short
+    uint64_t memoryBytes = 0;  // what PREPARE (and later Reserve) made room for
     node::Reservation reservation;
     std::unique_ptr<transport::ByteBudget> budget;  // bytes the source may still send
     bool restored = false;

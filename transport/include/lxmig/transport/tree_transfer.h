@@ -89,10 +89,15 @@ class ByteBudget {
   explicit ByteBudget(uint64_t bytes) : total_(bytes), left_(bytes) {}
   // ResourceExhausted once more than the budget would be written.
   Status take(uint64_t n, const std::string& what);
+  // More room (the migration reserved more on the way).
+  void grow(uint64_t n) {
+    total_ += n;
+    left_ += n;
+  }
   uint64_t total() const { return total_; }
 
  private:
-  const uint64_t total_;
+  std::atomic<uint64_t> total_;
   std::atomic<uint64_t> left_;
 };
 

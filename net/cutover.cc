@@ -27,8 +27,9 @@ Status runIp(const std::vector<std::string>& args, bool okIfMissing) {
   argv.insert(argv.end(), args.begin(), args.end());
   LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, {.timeoutMs = 5000}));
   if (out.exitCode == 0) return okStatus();
-  if (okIfMissing &&
-      (out.err.find("No such process") != std::string::npos || out.err.find("Cannot find device") != std::string::npos))
+  if (okIfMissing && (out.err.find("No such process") != std::string::npos ||
+                      out.err.find("Cannot find device") != std::string::npos ||
+                      out.err.find("No such file or directory") != std::string::npos))
     return okStatus();
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
@@ -104,6 +105,12 @@ Status flushForwardRoutes() {
 
 Status releaseAddress(const AddressRoute& r) {
   return runIp({"route", "del", r.ip + "/32", "dev", r.bridge}, true).withContext("unroute " + r.ip);
+}
+
+Status forgetNeighbour(const AddressRoute& r) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, r.ip.c_str(), &a) != 1) return invalidArgument("not an IPv4 address: " + r.ip);
+  return runIp({"neigh", "del", r.ip, "dev", r.bridge}, true).withContext("forget the neighbour " + r.ip);
 }
 
 Status sendGratuitousArp(const std::string& ifname, const std::string& ip, int count) {

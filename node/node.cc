@@ -254,6 +254,9 @@ Status Node::initFirewall() {
 void Node::dropNetState(const Spec& s) {
   if (auto st = fw_->removeContainer(s.name); !st.ok()) LXMIG_LOG(kWarn, "node") << st.toString();
   if (auto n = net::deleteConntrack(s.addresses()); !n.ok()) LXMIG_LOG(kWarn, "node") << n.status().toString();
+  for (const auto& a : s.addresses())
+    if (Status st = net::forgetNeighbour({a, cfg_.bridge, cfg_.fabricIf}); !st.ok())
+      LXMIG_LOG(kWarn, "node") << st.toString();
 }
 
 // "80", "80/tcp", "53/udp" -> an nft rule accepting it.

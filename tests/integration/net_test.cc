@@ -285,6 +285,13 @@ TEST_F(NetTest, AddressRoutesAreSetAndWithdrawn) {
   EXPECT_TRUE(a.in([&] { return releaseAddress({"10.200.1.10", "no-such-if", ""}); }).ok());
   EXPECT_FALSE(a.in([&] { return claimAddress({"10.200.1.10", "no-such-if", ""}); }).ok());
   EXPECT_FALSE(a.in([&] { return claimAddress({"10.200.1", "lxbr-t", ""}); }).ok());
+  // A neighbour entry for an address whose container is gone is forgotten.
+  ASSERT_EQ(a.sh("ip neigh replace 10.200.1.10 lladdr 02:00:00:00:00:01 dev lxbr-t nud reachable").rfind("ERROR", 0),
+            std::string::npos);
+  EXPECT_NE(a.sh("ip neigh show 10.200.1.10 dev lxbr-t"), "");
+  ASSERT_TRUE(a.in([&] { return forgetNeighbour(r); }).ok());
+  EXPECT_EQ(a.sh("ip neigh show 10.200.1.10 dev lxbr-t"), "");
+  EXPECT_TRUE(a.in([&] { return forgetNeighbour(r); }).ok()) << "none left: nothing to do";
 
   const AddressRoute f{"10.200.1.10", "lxbr-t", "fab-t"};
   ASSERT_TRUE(a.in([&] { return routeVia(f, "10.99.0.12"); }).ok());

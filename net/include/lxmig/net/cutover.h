@@ -30,6 +30,12 @@ struct AddressRoute {
 Status claimAddress(const AddressRoute& r);
 // Removes the /32 route. NotFound (no such route) counts as success.
 Status releaseAddress(const AddressRoute& r);
+// Deletes the node's neighbour entry for the address on the bridge, once
+// the container that had it is gone for good (removed, moved away, merged):
+// the next container to get the address has another MAC, and a stale entry
+// the kernel keeps confirming would send its traffic to the old one. None
+// counts as success.
+Status forgetNeighbour(const AddressRoute& r);
 // After a container left: its address routed toward `via` (the node that
 // runs it now, an IPv4 address on `r.fabricIf`), so that packets still sent
 // here (held during the frozen window, or from neighbours that missed the

@@ -221,6 +221,16 @@ Status NodeHost::isolate(const node::Spec& spec) {
   return okStatus();
 }
 
+Status NodeHost::speak(const node::Spec& spec) {
+  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.unsilenceTraffic(a));
+  return okStatus();
+}
+
+Status NodeHost::silence(const node::Spec& spec) {
+  for (const auto& a : spec.addresses()) LXMIG_RETURN_IF_ERROR(node_.silenceTraffic(a));
+  return okStatus();
+}
+
 Status NodeHost::reconnect(const node::Spec& spec) {
   Status st = node_.claimAddress(spec);
   for (const auto& a : spec.addresses())

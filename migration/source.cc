@@ -516,6 +516,10 @@ Status Source::acceptWaiting() {
   auto waiting = ctx_.host.waitingConnections(spec_.name);
   if (!waiting.ok() || *waiting == 0) return okStatus();
   const int64_t t0 = monotonicNs();
+  // Its answers to them leave meanwhile (dropped, they would wait for the
+  // restored socket's retransmission, a second or more); the clients'
+  // packets stay held and reach it where it runs next.
+  LXMIG_RETURN_IF_ERROR(ctx_.host.speak(spec_));
   LXMIG_RETURN_IF_ERROR(ctx_.host.thaw(spec_.name));
   for (int i = 0; i < 50; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -523,6 +527,7 @@ Status Source::acceptWaiting() {
     if (!w.ok() || *w == 0) break;
   }
   Status st = ctx_.host.freeze(spec_.name);
+  if (st.ok()) st = ctx_.host.silence(spec_);
   journal_->event("info", "thawed `" + spec_.name + "` for " + std::to_string((monotonicNs() - t0) / 1000000) +
                               " ms to accept " + std::to_string(*waiting) +
                               " connection(s) that arrived before the freeze");

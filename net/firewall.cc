@@ -202,6 +202,14 @@ Status Firewall::silence(const std::string& ip) {
   return r.ok() ? okStatus() : r.status().withContext("silence " + ip);
 }
 
+Status Firewall::unsilence(const std::string& ip) {
+  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
+  const std::string t = "inet " + table_;
+  auto r =
+      run("add element " + t + " silenced { " + ip + " }\ndelete element " + t + " silenced { " + ip + " }", false);
+  return r.ok() ? okStatus() : r.status().withContext("unsilence " + ip);
+}
+
 Status Firewall::unblock(const std::string& ip) {
   if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
   const std::string t = "inet " + table_;

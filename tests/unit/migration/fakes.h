@@ -103,6 +103,8 @@ class FakeNode final : public ContainerHost {
   void endMemoryFill(const std::string& name) override;
   Status holdIncoming(const node::Spec& spec) override;
   Status isolate(const node::Spec& spec) override;
+  Status speak(const node::Spec& spec) override { return op("speak", spec.name); }
+  Status silence(const node::Spec& spec) override { return op("silence", spec.name); }
   Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override;
   Status reconnect(const node::Spec& spec) override;
   Status claimAddress(const node::Spec& spec) override;

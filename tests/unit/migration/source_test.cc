@@ -111,6 +111,8 @@ TEST_F(SourceTest, ConnectionsWaitingAtTheFreezeAreAcceptedFirst) {
   };
   const size_t freeze = at("freeze web", 0), thaw = at("thaw web", freeze), again = at("freeze web", thaw);
   EXPECT_LT(again, c.size()) << "frozen, thawed to accept, frozen again before the dump";
+  EXPECT_EQ(c[thaw - 1], "speak web") << "its answers leave while it accepts";
+  EXPECT_EQ(c[again + 1], "silence web") << "and no more once it is frozen again";
   EXPECT_LT(again, at("dump web", 0));
   bool said = false;
   for (const auto& e : n1.audit().events(r.id()).value_or({}))

@@ -127,6 +127,11 @@ class ContainerHost {
   // Once it is frozen (after holdIncoming): nothing of the frozen copy
   // leaves the node either, and its route goes.
   virtual Status isolate(const node::Spec& spec) = 0;
+  // While an isolated copy is thawed for a moment (to accept connections
+  // that waited): what it sends leaves (speak), then no more (silence);
+  // packets for it stay held throughout.
+  virtual Status speak(const node::Spec& spec) = 0;
+  virtual Status silence(const node::Spec& spec) = 0;
   // The container runs on `toNode` now: its address is routed there for a
   // while, and the packets that waited since the freeze follow it. Returns
   // how many waited.

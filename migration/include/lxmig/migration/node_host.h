@@ -73,6 +73,8 @@ class NodeHost final : public ContainerHost {
 
   Status holdIncoming(const node::Spec& spec) override;
   Status isolate(const node::Spec& spec) override;
+  Status speak(const node::Spec& spec) override;
+  Status silence(const node::Spec& spec) override;
   Result<size_t> forward(const node::Spec& spec, const std::string& toNode) override {
     return node_.forwardTraffic(spec, toNode);
   }

@@ -89,6 +89,9 @@ class Firewall {
   // flows continue on the target). After the freeze, so that what the
   // container sent before it still leaves.
   Status silence(const std::string& ip);
+  // Its packets leave again (incoming ones stay held): while the copy is
+  // thawed for a moment to accept connections, its answers go out.
+  Status unsilence(const std::string& ip);
   Status unblock(const std::string& ip);
   Result<std::vector<std::string>> blocked();
   // Packets for ip pass the forward chain for `seconds` (a container that

@@ -120,6 +120,7 @@ class Node {
   Status holdTraffic(const std::string& ip);
   // What the container sends is dropped too (once it is frozen).
   Status silenceTraffic(const std::string& ip) { return fw_->silence(ip); }
+  Status unsilenceTraffic(const std::string& ip) { return fw_->unsilence(ip); }
   Status resumeTraffic(const std::string& ip);
   // Not blocked any more, the copy here is gone: what still waited (not
   // forwarded) is dropped.

@@ -206,6 +206,7 @@ grpc::Status AgentService::Groups(grpc::ServerContext*, const v1::GroupsRequest*
 grpc::Status AgentService::Doctor(grpc::ServerContext*, const v1::DoctorRequest* req, v1::DoctorReply* rep) {
   if (remote(req->node())) return forward(node_, req->node(), *req, rep, &v1::Peer::Stub::Doctor, 60);
   *rep = runDoctor(node_.config().node);
+  node::addImagesCheck(*rep, node_.imagesRoot(), node_.imagesDiskRoot());
   return grpc::Status::OK;
 }
 

@@ -1,6 +1,7 @@
 #include "lxmig/node/doctor.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -34,7 +35,23 @@ std::string lastLine(const std::string& s) {
   return l.empty() ? "" : std::string(trim(l.back()));
 }
 
+uint64_t freeIn(const std::string& dir) {
+  struct statvfs vf {};
+  if (::statvfs(dir.c_str(), &vf) != 0) return 0;
+  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
+}
+
 }  // namespace
+
+void addImagesCheck(v1::DoctorReply& r, const std::string& tmpfs, const std::string& disk) {
+  std::string detail = humanBytes(freeIn(tmpfs)) + " free in " + tmpfs;
+  const bool diskOk = disk.empty() || pathExists(disk);
+  if (disk.empty()) detail += "; no disk directory (images_disk_dir = off): a larger migration is refused";
+  else if (diskOk) detail += ", then " + humanBytes(freeIn(disk)) + " free on disk in " + disk;
+  else detail += "; disk directory " + disk + " is missing";
+  add(r, "images-staging", diskOk, detail, "restart lxmigd (it creates images_disk_dir), or set it to an existing path",
+      false);
+}
 
 void preferLxmigCriu() {
   const char* dir = std::getenv("LXMIG_CRIU_DIR");

@@ -184,7 +184,8 @@ TEST_F(MigrationTest, CriuFindsItsKernelProbesCached) {
   }
   EXPECT_NE(log.find("Loaded kdat cache from /run/criu.kdat"), std::string::npos) << log.substr(0, 2000);
   Cli d = tb().lxmig({"--json", "--node", "n2", "doctor"});
-  for (const auto& check : d.json()["checks"])
+  const auto checks = d.json()["checks"];  // a copy: the parsed reply is a temporary
+  for (const auto& check : checks)
     if (check["name"] == "criu-kerndat-cache") {
       EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
     }
@@ -1288,6 +1289,17 @@ TEST_F(PreCopyTest, ImagesGoToDiskWhenTheTargetsTmpfsIsShort) {
   std::string ip = runDirtier("pc-disk", "n1", {"--mem", "64", "--rate", "2000"});
   ASSERT_FALSE(ip.empty());
   const std::string disk = tb().stateDir("n2") + "/state/images-disk";
+  // The node's doctor says where images go and how much room each place has.
+  Cli d = tb().lxmig({"--json", "--node", "n2", "doctor"});
+  bool listed = false;
+  const auto checks = d.json()["checks"];  // a copy: the parsed reply is a temporary
+  for (const auto& check : checks)
+    if (check["name"] == "images-staging") {
+      listed = true;
+      EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
+      EXPECT_NE(check["detail"].get<std::string>().find("free on disk in " + disk), std::string::npos) << check.dump();
+    }
+  EXPECT_TRUE(listed) << d.out;
   for (const char* mode : {"pre-copy", "stop-and-copy"}) {
     SCOPED_TRACE(mode);
     Cli m = tb().lxmig({"--json", "migrate", "pc-disk", "--to", "n2", "--mode", mode});

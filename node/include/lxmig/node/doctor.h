@@ -13,6 +13,11 @@ namespace lxmig::node {
 
 v1::DoctorReply runDoctor(const std::string& nodeName);
 
+// The agent's own: where a migration's images go (the tmpfs, and the disk
+// directory when the tmpfs is short: images_disk_dir) and how much each
+// has free; a missing disk directory fails (the agent makes it at start).
+void addImagesCheck(v1::DoctorReply& r, const std::string& tmpfs, const std::string& disk);
+
 // Puts the directory of lxmig's CRIU entry point (LXMIG_CRIU_DIR, default
 // /opt/lxmig/bin) first in PATH: liblxc runs `criu` from PATH.
 void preferLxmigCriu();

@@ -202,12 +202,15 @@ Status Firewall::silence(const std::string& ip) {
   return r.ok() ? okStatus() : r.status().withContext("silence " + ip);
 }
 
-Status Firewall::unsilence(const std::string& ip) {
+Status Firewall::unsilence(const std::string& ip) { return takeOut("silenced", ip, "unsilence "); }
+
+// Added first, so that the delete finds it: idempotent, one transaction.
+Status Firewall::takeOut(const std::string& set, const std::string& ip, const std::string& what) {
   if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
   const std::string t = "inet " + table_;
-  auto r =
-      run("add element " + t + " silenced { " + ip + " }\ndelete element " + t + " silenced { " + ip + " }", false);
-  return r.ok() ? okStatus() : r.status().withContext("unsilence " + ip);
+  auto r = run("add element " + t + " " + set + " { " + ip + " }\ndelete element " + t + " " + set + " { " + ip + " }",
+               false);
+  return r.ok() ? okStatus() : r.status().withContext(what + ip);
 }
 
 Status Firewall::unblock(const std::string& ip) {
@@ -232,13 +235,7 @@ Status Firewall::forwardFor(const std::string& ip, int seconds) {
   return r.ok() ? okStatus() : r.status().withContext("forward " + ip);
 }
 
-Status Firewall::endForwarding(const std::string& ip) {
-  if (!validIpv4(ip)) return invalidArgument("not an IPv4 address: " + ip);
-  const std::string t = "inet " + table_;
-  auto r =
-      run("add element " + t + " forwarding { " + ip + " }\ndelete element " + t + " forwarding { " + ip + " }", false);
-  return r.ok() ? okStatus() : r.status().withContext("end forwarding " + ip);
-}
+Status Firewall::endForwarding(const std::string& ip) { return takeOut("forwarding", ip, "end forwarding "); }
 
 Result<std::vector<std::string>> Firewall::blocked() {
   auto r = run("list set inet " + table_ + " blocked", true);

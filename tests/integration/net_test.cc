@@ -171,6 +171,21 @@ TEST_F(NetTest, RulesMoveExactlyAndAtomically) {
   auto cs = F([&](Firewall& f) { return f.containers(); });
   ASSERT_TRUE(cs.ok());
   EXPECT_EQ(*cs, std::vector<std::string>{"db"});
+
+  // The frozen window's sets: silenced for a moment (speak), then again;
+  // a forwarding entry ended; each idempotent.
+  auto silenced = [&] { return a.sh("nft list set inet lxmig silenced").find("10.200.1.11") != std::string::npos; };
+  ASSERT_TRUE(F([&](Firewall& f) { return f.silence("10.200.1.11"); }).ok());
+  EXPECT_TRUE(silenced());
+  ASSERT_TRUE(F([&](Firewall& f) { return f.unsilence("10.200.1.11"); }).ok());
+  EXPECT_FALSE(silenced());
+  EXPECT_TRUE(F([&](Firewall& f) { return f.unsilence("10.200.1.11"); }).ok()) << "not there: nothing to do";
+  EXPECT_EQ(F([&](Firewall& f) { return f.unsilence("10.200.1"); }).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(F([&](Firewall& f) { return f.forwardFor("10.200.1.11", 60); }).ok());
+  EXPECT_NE(a.sh("nft list set inet lxmig forwarding").find("10.200.1.11"), std::string::npos);
+  ASSERT_TRUE(F([&](Firewall& f) { return f.endForwarding("10.200.1.11"); }).ok());
+  EXPECT_EQ(a.sh("nft list set inet lxmig forwarding").find("10.200.1.11"), std::string::npos);
+  EXPECT_TRUE(F([&](Firewall& f) { return f.endForwarding("10.200.1.11"); }).ok());
 }
 
 TEST_F(NetTest, ConntrackEntriesMoveWithStateTimeoutMarkAndNat) {

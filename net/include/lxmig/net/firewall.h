@@ -130,6 +130,8 @@ class Firewall {
   // Runs nft commands, returns stdout. json: JSON output, and JSON input
   // (libnftables 1.0.6 parses JSON input only with the JSON output flag).
   Result<std::string> run(const std::string& cmd, bool json, bool echo = false);
+  // ip out of the named set, if it is there; `what` starts the error.
+  Status takeOut(const std::string& set, const std::string& ip, const std::string& what);
 
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;

@@ -276,7 +276,6 @@ int main(int argc, char** argv) {
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
   pick("--data-link-cipher", cfg.dataLinkCipher, over.dataLinkCipher);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
-  if (cfg.imagesDiskDir.empty()) cfg.imagesDiskDir = cfg.stateDir + "/images-disk";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {
     std::fprintf(stderr, "lxmigd: %s\n", st.message().c_str());

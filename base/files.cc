@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,6 +75,12 @@ Status syncFilesystem(const std::string& dir) {
   if (!fd) return Status::fromErrno("open", dir);
   if (::syncfs(fd.get()) != 0) return Status::fromErrno("syncfs", dir);
   return okStatus();
+}
+
+Result<uint64_t> freeBytesIn(const std::string& dir) {
+  struct statvfs vf {};
+  if (::statvfs(dir.c_str(), &vf) != 0) return Status::fromErrno("statvfs", dir);
+  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
 }
 
 Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what) {

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <chrono>
@@ -107,11 +106,7 @@ class GrpcPeer final : public Peer {
 
 }  // namespace
 
-uint64_t NodeHost::freeBytes(const std::string& dir) const {
-  struct statvfs vf {};
-  if (::statvfs(dir.c_str(), &vf) != 0) return UINT64_MAX;
-  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
-}
+uint64_t NodeHost::freeBytes(const std::string& dir) const { return freeBytesIn(dir).value_or(UINT64_MAX); }
 
 bool NodeHost::sameFilesystem(const std::string& a, const std::string& b) const {
   struct stat sa {

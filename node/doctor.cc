@@ -1,7 +1,6 @@
 #include "lxmig/node/doctor.h"
 
 #include <fcntl.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -35,11 +34,7 @@ std::string lastLine(const std::string& s) {
   return l.empty() ? "" : std::string(trim(l.back()));
 }
 
-uint64_t freeIn(const std::string& dir) {
-  struct statvfs vf {};
-  if (::statvfs(dir.c_str(), &vf) != 0) return 0;
-  return static_cast<uint64_t>(vf.f_bavail) * vf.f_frsize;
-}
+uint64_t freeIn(const std::string& dir) { return freeBytesIn(dir).value_or(0); }
 
 }  // namespace
 

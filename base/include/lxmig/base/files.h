@@ -56,6 +56,8 @@ Result<std::vector<std::string>> listDir(const std::string& path);
 Status copyFileRange(int in, uint64_t inOff, int out, uint64_t outOff, uint64_t len, const std::string& what);
 // Writes every dirty page of the filesystem holding `dir` to disk (syncfs).
 Status syncFilesystem(const std::string& dir);
+// Bytes an unprivileged writer may still put on the filesystem holding `dir`.
+Result<uint64_t> freeBytesIn(const std::string& dir);
 // Reads exactly n bytes at `off` (an error at end of file) / writes all n
 // bytes at `off`, retrying short transfers and EINTR. `path` names the file
 // in errors.

@@ -423,8 +423,8 @@ Status LxcHost::freeze(const std::string& name, int timeoutMs) {
 
 Status LxcHost::thaw(const std::string& name) { return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED"); }
 
-Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages,
-                     const CallLimits& limits) {
+Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages, const CallLimits& limits,
+                     const NetnsOutside& netns) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
@@ -438,6 +438,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   std::string opts;
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
+  if (netns.inode != 0) opts += " --external net[" + std::to_string(netns.inode) + "]:" + kNetnsKey;
   LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -452,6 +453,19 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
 // containers run at once; and a dump may read the limits of processes of
 // any uid (rlimits.h). Returns the helper's exit code: 0, or
 // kHelperCallFailed when liblxc's call failed.
+Status LxcHost::setVethPair(const std::string& name, const std::string& hostVeth) {
+  LXMIG_RETURN_IF_ERROR(checkPlainText(hostVeth, "host interface of `" + name + "`", 15));
+  if (hostVeth.empty() || hostVeth.find_first_of(" /=") != std::string::npos)
+    return invalidArgument("bad host interface name `" + hostVeth + "` for `" + name + "`");
+  const std::string path = dir(name) + "/config";
+  LXMIG_ASSIGN_OR_RETURN(std::string cfg, readFile(path));
+  std::string out;
+  for (const auto& line : split(cfg, '\n'))
+    if (!startsWith(line, "lxc.net.0.veth.pair")) out += line + "\n";
+  out += "lxc.net.0.veth.pair = " + hostVeth + "\n";
+  return writeFileAtomic(path, out);
+}
+
 Result<int> LxcHost::runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                                std::vector<std::string> env, const CallLimits& limits) {
   return runHelperArgs(verb, name, {lxcPath_, name, imagesDir}, std::move(env), limits);
@@ -698,7 +712,8 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
   return c;
 }
 
-Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits) {
+Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits,
+                        const NetnsOutside& netns) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
@@ -708,7 +723,15 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (lazy) opts += " --lazy-pages";
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
-  auto rc = runHelper("restore", name, imagesDir, {"LXMIG_CRIU_RESTORE_OPTS=" + opts}, limits);
+  std::vector<std::string> env = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
+  if (!netns.path.empty()) {
+    // The criu wrapper opens the namespace and passes it as --inherit-fd
+    // (liblxc closes what the helper would hand down); liblxc names the
+    // host end from the config, and CRIU puts that end on the bridge.
+    LXMIG_RETURN_IF_ERROR(setVethPair(name, netns.hostVeth));
+    env.push_back("LXMIG_CRIU_NETNS=" + netns.path);
+  }
+  auto rc = runHelper("restore", name, imagesDir, std::move(env), limits);
   if (!rc.ok()) {
     (void)removeCgroups(name);
     return rc.status();

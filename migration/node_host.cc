@@ -171,12 +171,52 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
 }
 
 Status NodeHost::dump(const std::string& name, const std::string& dir, int discardPages,
-                      const container::CallLimits& limits) {
+                      const container::CallLimits& limits, const container::NetnsOutside& netns) {
   if (node_.config().failAt == "criu-dump") {
     // Testing: CRIU fails for real, where it writes its image files.
     for (const char* f : {"pstree.img", "inventory.img"}) (void)makeDirs(dir + "/" + f, 0700);
   }
-  return node_.lxc().dump(name, dir, discardPages, limits);
+  return node_.lxc().dump(name, dir, discardPages, limits, netns);
+}
+
+namespace {
+Result<std::string> netnsOf(int init, const std::string& name) {
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  return "/proc/" + std::to_string(init) + "/ns/net";
+}
+}  // namespace
+
+Result<net::NetnsLayout> NodeHost::netnsLayout(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(std::string ns, netnsOf(initPid(name), name));
+  return net::netnsLayoutOf(ns);
+}
+
+Result<std::string> NodeHost::netnsShape(const std::string& name) {
+  LXMIG_ASSIGN_OR_RETURN(std::string ns, netnsOf(initPid(name), name));
+  return net::netnsShape(ns);
+}
+
+Result<std::unique_ptr<net::PreparedNetns>> NodeHost::prepareNetns(const net::NetnsLayout& layout) {
+  // The restore joins the namespace through the criu wrapper (setup.sh,
+  // v4 on): an older one would leave CRIU without it and every such
+  // restore would fail.
+  static const bool wrapperJoins = [] {
+    const char* path = std::getenv("PATH");
+    for (const auto& dir : split(path ? path : "", ':')) {
+      auto text = readFile(dir + "/criu");
+      if (text.ok()) return text->find("LXMIG_CRIU_NETNS") != std::string::npos;
+    }
+    return false;
+  }();
+  if (!wrapperJoins)
+    return Status(Code::kUnimplemented, "the criu in PATH cannot join a prepared network namespace (run setup.sh)");
+  return net::PreparedNetns::create(layout);
+}
+
+Result<std::string> NodeHost::netnsGlance(const std::string& name, uint64_t* inode) {
+  const int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  return net::netnsGlance(init, inode);
 }
 
 Status NodeHost::recordCriuGaps(const std::string& name, const std::string& dir) {

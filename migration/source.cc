@@ -143,10 +143,10 @@ v1::MigrationReport Source::run() {
   supervisor_ = std::thread([this] { supervise(); });
   progress_->phase(v1::PHASE_START, 0);  // the client learns the id before anything can block
   using Step = Status (Source::*)();
-  static constexpr Step kSteps[] = {&Source::validate, &Source::awaitMemory, &Source::checkGroup, &Source::prepare,
-                                    &Source::sync,     &Source::precopy,     &Source::freeze,     &Source::finalScan,
-                                    &Source::dump,     &Source::rewrite,     &Source::exportNet,  &Source::transfer,
-                                    &Source::restore};
+  static constexpr Step kSteps[] = {&Source::validate,  &Source::awaitMemory, &Source::checkGroup,   &Source::prepare,
+                                    &Source::sync,      &Source::precopy,     &Source::compareNetns, &Source::freeze,
+                                    &Source::finalScan, &Source::dump,        &Source::rewrite,      &Source::exportNet,
+                                    &Source::transfer,  &Source::restore};
   for (Step step : kSteps) {
     Status st = (this->*step)();
     // The operator's cancel is honoured between any two phases until the
@@ -298,11 +298,30 @@ Status Source::prepare() {
   for (const auto& d : *need) *pr.add_devices_needed() = container::devices::toProto(d);
   if (auto offer = ctx_.host.deviceOffer(); offer.ok())
     for (const auto& d : *offer) *pr.add_source_offer() = container::devices::toProto(d);
+  // Its network as liblxc laid it out: the target builds the same before
+  // the freeze (net/netns.h). Without it, the images carry the namespace.
+  if (auto l = ctx_.host.netnsLayout(spec_.name); l.ok()) {
+    v1::NetnsLayout* p = pr.mutable_netns();
+    p->set_hwaddr(l->hwaddr);
+    p->set_mtu(static_cast<uint32_t>(l->mtu));
+    p->set_gateway(l->gateway);
+    for (const auto& a : l->addresses) {
+      v1::NetnsAddress* x = p->add_addresses();
+      x->set_ip(a.ip);
+      x->set_prefix_len(static_cast<uint32_t>(a.prefixLen));
+      x->set_broadcast(a.broadcast);
+    }
+  } else if (l.status().code() != Code::kUnimplemented) {
+    note("info", "network namespace saved by CRIU: " + l.status().message());
+  }
   stage_ = Stage::kPrepareSent;
   auto reply = target_->prepare(pr);
   ph.end(reply.status());
   LXMIG_RETURN_IF_ERROR(reply.status());
   dataPort_ = static_cast<uint16_t>(reply->data_port());
+  targetNetnsShape_ = reply->netns_shape();
+  if (!reply->netns_not_prepared().empty())
+    note("info", "network namespace saved by CRIU: " + reply->netns_not_prepared().substr(0, 300));
   if (!reply->images_staging().empty()) note("info", "target " + target_->name() + ": " + reply->images_staging());
   useLink_ = dataPort_ != 0;
   stage_ = Stage::kPrepared;
@@ -464,6 +483,28 @@ Status Source::precopy() {
 }
 
 // ---- FREEZE: downtime starts ----
+Status Source::compareNetns() {
+  if (targetNetnsShape_.empty()) return okStatus();
+  // Right before the freeze, so that little can change in between; what
+  // could (links, addresses, routes) is glanced at again while frozen.
+  auto shape = ctx_.host.netnsShape(spec_.name);
+  std::string why;
+  if (!shape.ok()) {
+    why = shape.status().message();
+  } else if (std::string diff = net::shapeDifference(*shape, targetNetnsShape_); !diff.empty()) {
+    why = "the container changed it (" + diff + ")";
+  } else {
+    auto glance = ctx_.host.netnsGlance(spec_.name, &netnsInode_);
+    if (glance.ok()) netnsGlance_ = std::move(*glance);
+    else why = glance.status().message();
+  }
+  if (!why.empty()) {
+    netnsInode_ = 0;
+    note("info", "network namespace saved by CRIU: " + why);
+  }
+  return okStatus();
+}
+
 Status Source::freeze() {
   // The stream of the frozen window is opened first: its handshake is not
   // downtime.
@@ -605,12 +646,24 @@ Status Source::dump() {
   const int discard = pc_ && st.ok() ? static_cast<int>(pc_->pageFilesBeforeSysv()) : 0;
   const int64_t objectsScanMs = (monotonicNs() - scanStart) / 1000000;
   int64_t criuMs = 0;
+  container::NetnsOutside netns;
+  if (st.ok() && netnsInode_ != 0) {
+    // Frozen now: the namespace is the one compared, or CRIU saves it.
+    uint64_t inode = 0;
+    auto glance = ctx_.host.netnsGlance(spec_.name, &inode);
+    if (glance.ok() && *glance == netnsGlance_ && inode == netnsInode_) {
+      netns.inode = inode;
+    } else {
+      netnsInode_ = 0;
+      journal_->event("info", "network namespace saved by CRIU: it changed before the freeze");
+    }
+  }
   if (st.ok()) {
     std::atomic<bool> done{false};
     localWork_ = true;
     std::thread dumper([&] {
       const int64_t criuStart = monotonicNs();
-      st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits());
+      st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits(), netns);
       criuMs = (monotonicNs() - criuStart) / 1000000;
       localWork_ = false;  // from here on the wait is for the target
       done = true;
@@ -649,7 +702,7 @@ Status Source::rewrite() {
     journal_->event("warn", st.message() + "; dumped again with all pages");
     final_->parentPages = final_->deltaPages = 0;
     (void)removeTree(imagesDir_);
-    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits());
+    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(), {.inode = netnsInode_});
     if (st.ok()) st = pc_->rewriteDump(imagesDir_, *final_);
   }
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
@@ -712,6 +765,7 @@ Status Source::restore() {
   rr.set_lazy(pc_ != nullptr);
   *rr.mutable_net() = std::move(net_);
   rr.set_deadline_ms(restoreDeadlineMs());
+  rr.set_netns_prepared(netnsInode_ != 0);
   stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {

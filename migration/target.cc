@@ -209,10 +209,45 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
     if (Status a = audit_.addEvent(id, "info", place.why); !a.ok()) LXMIG_LOG(kWarn, kLog) << "audit: " << a.toString();
     if (reply) reply->set_images_staging(place.why);
   }
+  if (req.has_netns()) {
+    // Laid out now, out of the frozen window; a layout that cannot be made
+    // here only means the images carry the namespace (the source learns it
+    // from the empty shape).
+    auto ns = prepareNetns(id, st->spec, req.netns());
+    if (ns.ok()) {
+      st->netns = std::move(*ns);
+      if (reply) reply->set_netns_shape(st->netns->shape());
+    } else {
+      LXMIG_LOG(kWarn, kLog) << id << ": no network namespace prepared for " << spec.name << ": "
+                             << ns.status().toString();
+      if (reply) reply->set_netns_not_prepared("target " + self + ": " + ns.status().message());
+    }
+  }
   std::lock_guard lk(mu_);
   active_[id] = st;
   LXMIG_LOG(kInfo, kLog) << "prepared incoming migration " << id << " of " << spec.name << " from " << peer;
   return okStatus();
+}
+
+Result<std::unique_ptr<net::PreparedNetns>> Target::prepareNetns(const std::string& id, const node::Spec& spec,
+                                                                 const v1::NetnsLayout& p) {
+  net::NetnsLayout l;
+  l.hwaddr = p.hwaddr();
+  l.mtu = static_cast<int>(std::min<uint32_t>(p.mtu(), 1 << 20));
+  l.gateway = p.gateway();
+  // The host end: "lxm" and the migration id's start (an id is hex).
+  l.hostVeth = "lxm" + id.substr(0, 12);
+  if (l.hwaddr != spec.hwaddr) return invalidArgument("the layout's MAC is not the container's");
+  const auto own = spec.addresses();
+  if (p.addresses_size() > 64) return invalidArgument("more than 64 addresses in the layout");
+  for (const auto& a : p.addresses()) {
+    // Only the addresses PREPARE checked are put on the bridge later.
+    if (std::find(own.begin(), own.end(), a.ip()) == own.end())
+      return invalidArgument("address `" + a.ip().substr(0, 32) + "` is not one of the container's");
+    l.addresses.push_back({a.ip(), static_cast<int>(std::min<uint32_t>(a.prefix_len(), 64)), a.broadcast()});
+  }
+  LXMIG_RETURN_IF_ERROR(net::checkLayout(l));
+  return host_.prepareNetns(l);
 }
 
 Result<v1::TransferReply> Target::receive(const std::string& peer, const transport::ChunkSource& next, bool checksums) {
@@ -370,7 +405,7 @@ bool Target::worthLazy(State& s) {
 }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
-                                         const v1::NetState& net, int64_t deadlineMs) {
+                                         const v1::NetState& net, int64_t deadlineMs, bool netnsPrepared) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
@@ -448,7 +483,13 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   }
   st->lazyEarly.reset();  // not lazy after all
   if (st->cancelRestore) return fail(Status(Code::kCancelled, "restore of `" + name + "` cancelled by an abort"));
-  if (auto s = host_.restore(name, st->imagesDir, lazy, limits); !s.ok()) {
+  container::NetnsOutside netns;
+  if (netnsPrepared) {
+    if (!st->netns) return fail(failedPrecondition("no network namespace was prepared for `" + name + "`"));
+    netns.path = st->netns->path();
+    netns.hostVeth = st->netns->hostVeth();
+  }
+  if (auto s = host_.restore(name, st->imagesDir, lazy, limits, netns); !s.ok()) {
     st->lazyPages.reset();
     host_.endMemoryFill(name);
     // Killed at its deadline: an answer, not the silence of a peer that
@@ -456,6 +497,8 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     return fail(s.code() == Code::kDeadlineExceeded ? Status(Code::kAborted, s.message()) : s);
   }
   st->restored = true;
+  if (netnsPrepared) st->netns->handOver();  // the container's now
+  st->netns.reset();
   st->lastActivityNs = monotonicNs();
   if (auto s = host_.requeueDatagrams(name, net); !s.ok()) return fail(s.withContext("UDP queues"));
   if (auto s = host_.applyCriuGaps(name, st->imagesDir); !s.ok()) return fail(s.withContext("state CRIU left out"));
@@ -522,6 +565,7 @@ void Target::discard(const std::string& id, State& s) {
   }
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);
+  s.netns.reset();
   s.reservation.release();
   std::lock_guard lk(mu_);
   active_.erase(id);

@@ -116,19 +116,32 @@ if ! criu_ok; then
 fi
 
 mkdir -p "$BIN"
-WRAPPER_VERSION=3
-if ! grep -q "lxmig criu wrapper v$WRAPPER_VERSION" "$BIN/criu" 2>/dev/null; then
+WRAPPER_VERSION=4
+CRIU_VERSION_TEXT=$("$PREFIX/criu" --version | tr -d "'\\\\")
+if ! grep -q "lxmig criu wrapper v$WRAPPER_VERSION" "$BIN/criu" 2>/dev/null ||
+  ! grep -qF "$(printf '%s' "$CRIU_VERSION_TEXT" | head -1)" "$BIN/criu"; then
   cat >"$BIN/criu.tmp" <<EOF
 #!/bin/sh
 # lxmig criu wrapper v$WRAPPER_VERSION: liblxc runs \`criu\` from PATH; this entry
 # point runs the private CRIU without /etc/criu/default.conf and adds the
 # per-action options liblxc has no field for (PLATFORM.md, "CRIU").
 #   LXMIG_CRIU_RESTORE_OPTS / LXMIG_CRIU_DUMP_OPTS: extra options set by lxmigd
+#   LXMIG_CRIU_NETNS: a network namespace prepared by lxmigd (a path that
+#     opens it); the restore's tasks join it (CRIU's --inherit-fd, key
+#     lxmig-net) instead of a namespace rebuilt from the images
+# liblxc asks for the version before every dump and restore: answered here
+# with what this CRIU printed when setup.sh wrote the wrapper (setup.sh
+# writes it again when the binary's answer changes).
 action="\$1"
 [ \$# -gt 0 ] && shift
 case "\$action" in
+  --version) printf '%s\\n' '$CRIU_VERSION_TEXT' ;;
   dump)    exec $PREFIX/criu dump --no-default-config --network-lock nftables \${LXMIG_CRIU_DUMP_OPTS:-} "\$@" ;;
-  restore) exec $PREFIX/criu restore --no-default-config --network-lock nftables --mntns-compat-mode \
+  restore) if [ -n "\${LXMIG_CRIU_NETNS:-}" ]; then
+             exec 9<"\$LXMIG_CRIU_NETNS" || exit 1
+             set -- --inherit-fd "fd[9]:lxmig-net" "\$@"
+           fi
+           exec $PREFIX/criu restore --no-default-config --network-lock nftables --mntns-compat-mode \
              \${LXMIG_CRIU_RESTORE_OPTS:-} "\$@" ;;
   "")      exec $PREFIX/criu ;;
   *)       exec $PREFIX/criu "\$action" --no-default-config "\$@" ;;

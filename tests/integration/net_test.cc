@@ -21,6 +21,7 @@
 #include "lxmig/net/conntrack.h"
 #include "lxmig/net/cutover.h"
 #include "lxmig/net/firewall.h"
+#include "lxmig/net/netns.h"
 
 namespace lxmig::net {
 namespace {
@@ -316,6 +317,99 @@ TEST_F(NetTest, AddressRoutesAreSetAndWithdrawn) {
   EXPECT_NE(a.sh("ip route show 10.200.1.10/32"), "");
   EXPECT_TRUE(a.in([&] { return unrouteVia(f, "10.99.0.12"); }).ok());
   EXPECT_EQ(a.sh("ip route show 10.200.1.10/32"), "");
+}
+
+TEST_F(NetTest, APreparedNamespaceHasTheLayoutAndGoesAwayWithIt) {
+  // What a target prepares before the freeze (net/netns.h), in namespace a
+  // standing for the node: read back with the tools a source uses on a
+  // running container's namespace.
+  NetnsLayout l;
+  l.hwaddr = "02:4c:4d:c8:01:0a";
+  l.mtu = 1400;
+  l.addresses = {{"10.200.1.10", 16, "0.0.255.255"}, {"10.200.1.11", 16, ""}};
+  l.gateway = "10.200.0.1";
+  l.hostVeth = "lxmtest0";
+  std::unique_ptr<PreparedNetns> ns;
+  a.in([&] {
+    auto made = PreparedNetns::create(l);
+    ASSERT_TRUE(made.ok()) << made.status().toString();
+    ns = std::move(*made);
+  });
+  ASSERT_TRUE(ns);
+  const std::string host = a.sh("ip -o link show lxmtest0");
+  EXPECT_EQ(host.rfind("ERROR", 0), std::string::npos) << host;
+  EXPECT_EQ(host.find("master"), std::string::npos) << "on no bridge before the restore: " << host;
+  EXPECT_NE(host.find(",UP"), std::string::npos) << host;
+  auto back = netnsLayoutOf(ns->path());
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->hwaddr, l.hwaddr);
+  EXPECT_EQ(back->mtu, 1400);
+  EXPECT_EQ(back->gateway, "10.200.0.1");
+  ASSERT_EQ(back->addresses.size(), 2u);
+  EXPECT_EQ(back->addresses[0].ip, "10.200.1.10");
+  EXPECT_EQ(back->addresses[0].prefixLen, 16);
+  EXPECT_EQ(back->addresses[0].broadcast, "0.0.255.255");
+  EXPECT_EQ(back->addresses[1].broadcast, "");
+  const std::string shape = ns->shape();
+  EXPECT_NE(shape.find("\"ifindex\":2,\"ifname\":\"eth0\""), std::string::npos)
+      << "eth0 is link 2, as liblxc makes it\n"
+      << shape;
+  EXPECT_NE(shape.find("\"local\":\"fe80::4c:4dff:fec8:10a\""), std::string::npos)
+      << "the kernel's link-local address of the MAC\n"
+      << shape;
+  EXPECT_NE(shape.find("\"dst\":\"fe80::4c:4dff:fec8:10a\""), std::string::npos) << "usable at once (no DAD)\n"
+                                                                                 << shape;
+  EXPECT_NE(shape.find("sysctl ipv4/conf/eth0/rp_filter = "), std::string::npos) << shape;
+  EXPECT_NE(shape.find("sysctl unix/max_dgram_qlen = "), std::string::npos) << shape;
+  // Read again: nothing in it changes by itself.
+  auto again = netnsShape(ns->path());
+  ASSERT_TRUE(again.ok()) << again.status().toString();
+  EXPECT_EQ(*again, shape) << shapeDifference(*again, shape);
+  // What a container may change in its namespace shows, named.
+  ASSERT_TRUE(inNamespace(ns->path(), CLONE_NEWNET, [] {
+                auto r = runCommand({"sh", "-c", "ip addr add 10.201.0.5/32 dev eth0 && nft add table inet mine"});
+                return r.ok() && r->exitCode == 0 ? okStatus() : internalError("ip/nft in the prepared namespace");
+              }).ok());
+  auto changed = netnsShape(ns->path());
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(shapeDifference(*changed, shape).find("10.201.0.5"), std::string::npos) << shapeDifference(*changed, shape);
+  EXPECT_NE(changed->find("nft table inet mine"), std::string::npos) << *changed;
+  // Gone with the object: the host end, and the namespace with it.
+  a.in([&] { ns.reset(); });
+  EXPECT_EQ(a.sh("ip -o link show lxmtest0").rfind("ERROR", 0), 0u);
+  // A bad layout makes nothing.
+  l.hostVeth = "lxmtest1";
+  l.hwaddr = "nonsense";
+  a.in([&] { EXPECT_EQ(PreparedNetns::create(l).status().code(), Code::kInvalidArgument); });
+  EXPECT_EQ(a.sh("ip -o link show lxmtest1").rfind("ERROR", 0), 0u);
+}
+
+TEST_F(NetTest, AGlanceSeesAddressAndRouteChangesOnly) {
+  // The frozen window's look at a namespace: a process's /proc/PID/net.
+  auto sleeper = spawn({"ip", "netns", "exec", "lxnet-a", "sleep", "30"});
+  ASSERT_TRUE(sleeper.ok()) << sleeper.status().toString();
+  std::string first;
+  uint64_t inode = 0;
+  for (int i = 0; i < 100 && first.find("dev lo") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto g = netnsGlance(sleeper->pid(), &inode);
+    if (g.ok()) first = *g;
+  }
+  ASSERT_NE(first.find("dev lo"), std::string::npos) << first;
+  EXPECT_NE(inode, 0u);
+  ASSERT_EQ(a.sh("ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1; true").rfind("ERROR", 0), std::string::npos);
+  uint64_t same = 0;
+  EXPECT_EQ(*netnsGlance(sleeper->pid(), &same), first) << "traffic changes no line";
+  EXPECT_EQ(same, inode);
+  ASSERT_EQ(
+      a.sh("ip link add gl0 type dummy 2>/dev/null || ip link add gl0 type veth peer name gl1; ip link set gl0 up; "
+           "ip addr add 10.202.0.1/24 dev gl0")
+          .rfind("ERROR", 0),
+      std::string::npos);
+  auto changed = netnsGlance(sleeper->pid(), &same);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(*changed, first);
+  EXPECT_EQ(netnsGlance(999999999, &same).status().code(), Code::kNotFound);
 }
 
 }  // namespace

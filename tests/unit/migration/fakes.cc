@@ -95,7 +95,8 @@ Status FakeNode::thaw(const std::string& name) {
   return okStatus();
 }
 
-Status FakeNode::dump(const std::string& name, const std::string& dir, int, const container::CallLimits&) {
+Status FakeNode::dump(const std::string& name, const std::string& dir, int, const container::CallLimits&,
+                      const container::NetnsOutside&) {
   LXMIG_RETURN_IF_ERROR(op("dump", name));
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(dir, 0700));
@@ -129,7 +130,8 @@ Status FakeNode::awaitLazyPages(const std::string& dir, Child&) {
   return unimplemented("the fake node has no lazy-pages daemon (" + dir + ")");
 }
 
-Status FakeNode::restore(const std::string& name, const std::string& dir, bool, const container::CallLimits& limits) {
+Status FakeNode::restore(const std::string& name, const std::string& dir, bool, const container::CallLimits& limits,
+                         const container::NetnsOutside&) {
   LXMIG_RETURN_IF_ERROR(op("restore", name));
   for (const int64_t end = monotonicNs() + limits.timeoutMs * 1000000; restoreHangs;) {
     if (limits.cancel && *limits.cancel) return Status(Code::kCancelled, "restore of `" + name + "` cancelled");

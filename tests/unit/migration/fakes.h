@@ -83,16 +83,29 @@ class FakeNode final : public ContainerHost {
   Status freeze(const std::string& name) override;
   Status thaw(const std::string& name) override;
   bool frozen(const std::string& name) override { return state(name) == container::RunState::kFrozen; }
-  Status dump(const std::string& name, const std::string& dir, int discardPages,
-              const container::CallLimits& limits) override;
+  Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
+              const container::NetnsOutside& netns) override;
   Status destroy(const std::string& name) override;
   bool hostPathExists(const std::string& path) override { return !missingPaths.count(path); }
   Status checkMovesAlone(const std::string& name) override { return op("checkMovesAlone", name); }
   Status installStaged(const node::Spec& spec, const std::string& stagedRootfs) override;
   Result<Child> spawnLazyPages(const std::string& dir) override;
   Status awaitLazyPages(const std::string& dir, Child& daemon) override;
-  Status restore(const std::string& name, const std::string& dir, bool lazy,
-                 const container::CallLimits& limits) override;
+  Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
+                 const container::NetnsOutside& netns) override;
+  // The network namespace outside the images: the fake has none, so
+  // migrations go the way CRIU saves it.
+  Result<net::NetnsLayout> netnsLayout(const std::string& name) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no network namespace of `" + name + "`");
+  }
+  Result<std::string> netnsShape(const std::string& name) override { return netnsLayout(name).status(); }
+  Result<std::string> netnsGlance(const std::string& name, uint64_t*) override { return netnsLayout(name).status(); }
+  // Records what it was asked to lay out; makes none.
+  Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) override {
+    preparedLayouts.push_back(layout);
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no network namespaces");
+  }
+  std::vector<net::NetnsLayout> preparedLayouts;
   int initPid(const std::string&) override { return 1; }
   void killRestore(const std::string& name) override { (void)op("killRestore", name); }
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override;

@@ -162,6 +162,53 @@ TEST_F(TargetTest, PrepareTwiceAndBusyNames) {
   EXPECT_NE(st.message().find("busy: migrating in from n1"), std::string::npos) << st.toString();
 }
 
+TEST_F(TargetTest, ANetworkNamespaceIsLaidOutOnlyWithTheContainersOwnMacAndAddresses) {
+  // A layout a peer sends reaches the node only with the MAC and the
+  // addresses of the spec PREPARE checked: the namespace's host end goes
+  // onto the bridge at the restore.
+  auto layout = [](v1::PrepareRequest& pr, const std::string& mac, const std::string& ip) {
+    pr.mutable_spec()->set_hwaddr("02:4c:4d:c8:01:0a");
+    v1::NetnsLayout* l = pr.mutable_netns();
+    l->set_hwaddr(mac);
+    l->set_mtu(1500);
+    l->set_gateway("10.200.0.1");
+    v1::NetnsAddress* a = l->add_addresses();
+    a->set_ip(ip);
+    a->set_prefix_len(16);
+    a->set_broadcast("0.0.255.255");
+  };
+  auto foreign = request("0000000000000001", "web", "10.200.1.10");
+  layout(foreign, "02:4c:4d:c8:01:0a", "10.200.2.99");
+  v1::PrepareReply reply;
+  ASSERT_TRUE(n2.target().prepare("n1", foreign, &reply).ok()) << "without a namespace, CRIU's images carry it";
+  EXPECT_TRUE(n2.preparedLayouts.empty());
+  EXPECT_EQ(reply.netns_shape(), "");
+  EXPECT_NE(reply.netns_not_prepared().find("address `10.200.2.99` is not one of the container's"), std::string::npos)
+      << reply.netns_not_prepared();
+  auto otherMac = request("0000000000000002", "db", "10.200.1.11");
+  layout(otherMac, "02:00:00:00:00:01", "10.200.1.11");
+  ASSERT_TRUE(n2.target().prepare("n1", otherMac, &reply).ok());
+  EXPECT_TRUE(n2.preparedLayouts.empty());
+  // A restore cannot ask for a namespace that was not made.
+  sendImages("0000000000000001");
+  auto rr = n2.target().restore("n1", "0000000000000001", false, {}, 0, true);
+  EXPECT_EQ(rr.status().code(), Code::kFailedPrecondition) << rr.status().toString();
+  EXPECT_NE(rr.status().message().find("no network namespace was prepared for `web`"), std::string::npos);
+
+  auto own = request("0000000000000003", "app", "10.200.1.12");
+  layout(own, "02:4c:4d:c8:01:0a", "10.200.1.12");
+  ASSERT_TRUE(n2.target().prepare("n1", own, &reply).ok());
+  ASSERT_EQ(n2.preparedLayouts.size(), 1u);
+  const net::NetnsLayout& l = n2.preparedLayouts[0];
+  EXPECT_EQ(l.hostVeth, "lxm000000000000") << "named after the migration";
+  EXPECT_EQ(l.hwaddr, "02:4c:4d:c8:01:0a");
+  ASSERT_EQ(l.addresses.size(), 1u);
+  EXPECT_EQ(l.addresses[0].ip, "10.200.1.12");
+  EXPECT_EQ(l.addresses[0].broadcast, "0.0.255.255");
+  EXPECT_EQ(l.gateway, "10.200.0.1");
+  EXPECT_EQ(reply.netns_shape(), "") << "the fake makes none: the source dumps the namespace";
+}
+
 TEST_F(TargetTest, CommitNeedsARestoreAndAbortIsIdempotent) {
   ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   EXPECT_EQ(n2.target().commit("n1", "0000000000000001").code(), Code::kFailedPrecondition);

@@ -34,6 +34,14 @@ struct CallLimits {
   const std::atomic<bool>* cancel = nullptr;  // set by another thread: stop now
 };
 
+// The container's network namespace kept out of CRIU's images: the target
+// prepared one before the freeze (net/netns.h).
+struct NetnsOutside {
+  uint64_t inode = 0;    // dump: the namespace CRIU leaves out (0: CRIU saves it)
+  std::string path;      // restore: opens the prepared namespace ("": CRIU rebuilds it)
+  std::string hostVeth;  // restore: the prepared pair's host end
+};
+
 // A device node bound into the container, with its device cgroup rule.
 struct DeviceParam {
   std::string hostPath, containerPath;
@@ -100,7 +108,10 @@ class LxcHost {
   // not write the memory of the first N processes (pre-copy reads what the
   // target lacks from the frozen processes instead).
   // CRIU is killed past `limits`; the container's tasks are not.
-  Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {});
+  // `netns.inode`: the container's network namespace stays out of the
+  // images (CRIU's --external net[INODE]); its restore needs netns.path.
+  Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {},
+              const NetnsOutside& netns = {});
   // CRIU restore from dir; returns with the container restored, frozen as it
   // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
   // the images is filled after the restore by a lazy-pages daemon on dir,
@@ -108,7 +119,11 @@ class LxcHost {
   // `limits` bound it: past its deadline, or once its cancel flag is set
   // (from another thread), the restore is killed with everything in the
   // container's cgroups, and DeadlineExceeded or Cancelled is returned.
-  Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {});
+  // `netns.path`: the tasks join that prepared namespace (images dumped
+  // with netns.inode); its host end netns.hostVeth becomes the container's
+  // (lxc.net.0.veth.pair, attached to the bridge by the restore).
+  Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {},
+                 const NetnsOutside& netns = {});
   // Starts `criu lazy-pages` on the images in dir and waits for its socket.
   Result<Child> startLazyPages(const std::string& dir);
   // The same in two steps, so CRIU's start-up (~60 ms here) overlaps other
@@ -125,6 +140,9 @@ class LxcHost {
   // container: its namespaces and cgroups, the same pids inside it, the
   // tasks left stopped until the caller continues them (continueAll).
   static constexpr const char* kInitPath = "/.lxmig-init";
+  // CRIU's key of an external network namespace (the criu wrapper's
+  // --inherit-fd names the same).
+  static constexpr const char* kNetnsKey = "lxmig-net";
   // Why lxmig-init could not execute the container's command ("Failed to
   // exec ..."), one line of at most 512 bytes, from kExecErrorPath in its
   // writable area; "" when it said nothing.
@@ -176,6 +194,9 @@ class LxcHost {
 
  private:
   std::string freezerPath(const std::string& name) const;
+  // lxc.net.0.veth.pair of the container's config becomes `hostVeth`
+  // (replaced when there is one).
+  Status setVethPair(const std::string& name, const std::string& hostVeth);
   Result<int> runHelper(const std::string& verb, const std::string& name, const std::string& imagesDir,
                         std::vector<std::string> env, const CallLimits& limits = {});
   std::string devicesCgroup(const std::string& name) const;

@@ -20,6 +20,7 @@
 #include "lxmig/base/status.h"
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
+#include "lxmig/net/netns.h"
 #include "lxmig/node/node.h"
 #include "lxmig/v1/migration.pb.h"
 
@@ -71,8 +72,10 @@ class ContainerHost {
   // discardPages > 0 CRIU does not write the memory of the first N
   // processes (pre-copy rebuilds it). CRIU is killed past limits (the
   // container's tasks are not).
+  // netns.inode: the container's network namespace stays out of the images
+  // (the target prepared its own, netnsShape() equal).
   virtual Status dump(const std::string& name, const std::string& dir, int discardPages,
-                      const container::CallLimits& limits) = 0;
+                      const container::CallLimits& limits, const container::NetnsOutside& netns) = 0;
   // What CRIU leaves out of the frozen container's processes
   // (container/criu_gaps.h), written into `dir` beside the images.
   virtual Status recordCriuGaps(const std::string& name, const std::string& dir) = 0;
@@ -99,12 +102,23 @@ class ContainerHost {
   virtual Status awaitLazyPages(const std::string& dir, Child& daemon) = 0;
   // CRIU restore from dir; the container comes back frozen, as dumped.
   // Killed past limits.timeoutMs or once *limits.cancel is set.
+  // netns.path: the tasks join the namespace prepareNetns() made.
   virtual Status restore(const std::string& name, const std::string& dir, bool lazy,
-                         const container::CallLimits& limits) = 0;
+                         const container::CallLimits& limits, const container::NetnsOutside& netns) = 0;
   virtual int initPid(const std::string& name) = 0;
   // Kills a restore of `name` a previous agent left running (CRIU, liblxc's
   // monitor, what was restored so far); destroy() can then proceed.
   virtual void killRestore(const std::string& name) = 0;
+
+  // ---- the network namespace kept out of CRIU's images (net/netns.h) ----
+  // Of the running container `name`: its eth0 and default route (sent at
+  // PREPARE), its shape (compared before the freeze), and a cheap glance
+  // with the namespace's inode (taken again while frozen).
+  virtual Result<net::NetnsLayout> netnsLayout(const std::string& name) = 0;
+  virtual Result<std::string> netnsShape(const std::string& name) = 0;
+  virtual Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) = 0;
+  // Target: a namespace laid out as `layout`, before the freeze.
+  virtual Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) = 0;
 
   // ---- devices ----
   virtual Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) = 0;

@@ -36,8 +36,8 @@ class NodeHost final : public ContainerHost {
   Status freeze(const std::string& name) override { return node_.lxc().freeze(name); }
   Status thaw(const std::string& name) override { return node_.lxc().thaw(name); }
   bool frozen(const std::string& name) override { return node_.lxc().frozen(name); }
-  Status dump(const std::string& name, const std::string& dir, int discardPages,
-              const container::CallLimits& limits) override;
+  Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
+              const container::NetnsOutside& netns) override;
   Status recordCriuGaps(const std::string& name, const std::string& dir) override;
   Status applyCriuGaps(const std::string& name, const std::string& dir) override;
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
@@ -49,12 +49,17 @@ class NodeHost final : public ContainerHost {
   Status awaitLazyPages(const std::string& dir, Child& daemon) override {
     return node_.lxc().awaitLazyPages(dir, daemon);
   }
-  Status restore(const std::string& name, const std::string& dir, bool lazy,
-                 const container::CallLimits& limits) override {
-    return node_.lxc().restore(name, dir, lazy, limits);
+  Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
+                 const container::NetnsOutside& netns) override {
+    return node_.lxc().restore(name, dir, lazy, limits, netns);
   }
   void killRestore(const std::string& name) override { node_.lxc().killRestoreLeftovers(name); }
   int initPid(const std::string& name) override { return node_.lxc().initPid(name); }
+
+  Result<net::NetnsLayout> netnsLayout(const std::string& name) override;
+  Result<std::string> netnsShape(const std::string& name) override;
+  Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) override;
+  Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) override;
 
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override {
     return node_.deviceNeeds(name);

@@ -102,6 +102,9 @@ class Source {
   Status sync();
   Status syncAgain(uint64_t* bytes);
   Status precopy();
+  // Whether the container's network namespace can stay out of CRIU's
+  // images: it is still the layout the target prepared (net/netns.h).
+  Status compareNetns();
   Status freeze();
   Status acceptWaiting();
   Status finalScan();
@@ -159,6 +162,10 @@ class Source {
   const tracking::TrackerBackend* backend_ = nullptr;  // null: stop-and-copy
   std::unique_ptr<Peer> target_;
   uint16_t dataPort_ = 0;
+  // The network namespace the target prepared (its shape; "" none), and
+  // what compareNetns() found: glance_ is checked again while frozen.
+  std::string targetNetnsShape_, netnsGlance_;
+  uint64_t netnsInode_ = 0;  // != 0: dump without the namespace
   bool useLink_ = true;
   std::string imagesDir_;
   uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)

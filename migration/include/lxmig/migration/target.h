@@ -74,8 +74,10 @@ class Target {
   // background; restore() waits for it.
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
   // deadlineMs: CRIU's restore is killed after it (0: kDefaultRestoreMs).
+  // netnsPrepared: the images leave the network namespace out; the tasks
+  // join the one PREPARE laid out.
   Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net,
-                                   int64_t deadlineMs = 0);
+                                   int64_t deadlineMs = 0, bool netnsPrepared = false);
   static constexpr int64_t kDefaultRestoreMs = 120 * 1000;
   // OK once committed (again too). FailedPrecondition when prepared but
   // not restored, or aborted; NotFound when this node has no trace of it.
@@ -96,6 +98,10 @@ class Target {
   void reapIdle(int64_t idleMs);
 
  private:
+  // A namespace laid out as the source's `layout` for `spec` (checked: its
+  // MAC and addresses must be the spec's, which PREPARE checked).
+  Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const std::string& id, const node::Spec& spec,
+                                                           const v1::NetnsLayout& layout);
   struct State {
     node::Spec spec;
     std::string source;
@@ -118,6 +124,9 @@ class Target {
     // The same daemon started early, while the images still arrive (see
     // receive()); restore() takes it over.
     std::unique_ptr<Child> lazyEarly;
+    // The network namespace laid out at PREPARE (net/netns.h), if asked
+    // and made: removed with the migration unless a restore joined it.
+    std::unique_ptr<net::PreparedNetns> netns;
     // Held by restore, commit and abort.
     std::timed_mutex opMu;
     // Set by an abort: a restore under way is killed, one to come fails.

@@ -1,0 +1,352 @@
+#include "lxmig/net/netns.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "lxmig/base/files.h"
+#include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
+
+namespace lxmig::net {
+namespace {
+
+constexpr const char* kLog = "netns";
+constexpr int kIpTimeoutMs = 5000;
+
+bool isIpv4(const std::string& s) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool isMac(const std::string& s) {
+  if (s.size() != 17) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i % 3 == 2 ? c != ':' : !std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+bool isIfName(const std::string& s) {
+  if (s.empty() || s.size() > 15) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c));
+  });
+}
+
+// fe80::/64 with the interface id of a MAC (RFC 4291, appendix A).
+std::string linkLocal(const std::string& mac) {
+  unsigned b[6] = {};
+  std::sscanf(mac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
+  char out[64];
+  std::snprintf(out, sizeof out, "fe80::%x:%x:%x:%x", ((b[0] ^ 2u) << 8) | b[1], (b[2] << 8) | 0xffu, 0xfe00u | b[3],
+                (b[4] << 8) | b[5]);
+  return out;
+}
+
+}  // namespace
+
+Status checkLayout(const NetnsLayout& l) {
+  if (!isIfName(l.hostVeth)) return invalidArgument("bad host interface name `" + l.hostVeth.substr(0, 32) + "`");
+  if (!isMac(l.hwaddr)) return invalidArgument("bad MAC address `" + l.hwaddr.substr(0, 32) + "`");
+  if (l.mtu < 68 || l.mtu > 65535) return invalidArgument("bad MTU " + std::to_string(l.mtu));
+  if (l.addresses.empty() || l.addresses.size() > 64)
+    return invalidArgument("a layout needs 1 to 64 addresses, not " + std::to_string(l.addresses.size()));
+  for (const auto& a : l.addresses) {
+    if (!isIpv4(a.ip)) return invalidArgument("not an IPv4 address: `" + a.ip.substr(0, 32) + "`");
+    if (a.prefixLen < 1 || a.prefixLen > 32) return invalidArgument("bad prefix length " + std::to_string(a.prefixLen));
+    if (!a.broadcast.empty() && !isIpv4(a.broadcast))
+      return invalidArgument("not an IPv4 broadcast address: `" + a.broadcast.substr(0, 32) + "`");
+  }
+  if (!l.gateway.empty() && !isIpv4(l.gateway))
+    return invalidArgument("not an IPv4 gateway: `" + l.gateway.substr(0, 32) + "`");
+  return okStatus();
+}
+
+namespace {
+
+Status runIp(const std::vector<std::string>& args, const std::string& stdinData = {}) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  LXMIG_ASSIGN_OR_RETURN(auto out, runCommand(argv, {.stdinData = stdinData, .timeoutMs = kIpTimeoutMs}));
+  if (out.exitCode == 0) return okStatus();
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  return internalError("`" + cmd + "` failed: " + std::string(trim(out.err)));
+}
+
+// The keys of an object that a shape keeps, as one line (keys sorted).
+std::string keep(const nlohmann::json& o, std::initializer_list<const char*> keys) {
+  nlohmann::json k = nlohmann::json::object();
+  for (const char* key : keys)
+    if (o.contains(key)) k[key] = o[key];
+  return k.dump();
+}
+
+// An object without the keys that change by themselves.
+std::string without(nlohmann::json o, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) o.erase(key);
+  if (o.contains("flags") && o["flags"].is_array()) {
+    nlohmann::json f = nlohmann::json::array();
+    for (const auto& x : o["flags"])
+      if (x != "linkdown") f.push_back(x);
+    o["flags"] = f;
+  }
+  return o.dump();
+}
+
+void addSysctls(const std::string& dir, const std::string& shown, std::vector<std::string>* lines) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_type == DT_REG) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    auto v = readFile(dir + "/" + n);
+    if (v.ok()) lines->push_back("sysctl " + shown + "/" + n + " = " + std::string(trim(*v)));
+  }
+}
+
+// What `ip` and `nft` print of the namespace, in one process (a fork of a
+// large agent costs more than the commands): sections split by kSection.
+constexpr const char* kSection = "@@lxmig@@";
+constexpr const char* kShapeScript =
+    "set -e; ip -j -d addr show; echo @@lxmig@@; ip -j -4 route show table all; echo @@lxmig@@;"
+    " ip -j -6 route show table all; echo @@lxmig@@; ip -j -4 rule show; echo @@lxmig@@; ip -j -6 rule show;"
+    " echo @@lxmig@@; nft list ruleset";
+
+Result<nlohmann::json> jsonArray(const std::string& text, const char* what) {
+  auto j = nlohmann::json::parse(trim(text).empty() ? std::string("[]") : text, nullptr, false);
+  if (j.is_discarded() || !j.is_array()) return internalError(std::string("`ip ") + what + "` printed no JSON array");
+  return j;
+}
+
+// Runs `script` (sections separated by kSection lines) and returns its n
+// sections.
+Result<std::vector<std::string>> runSections(const char* script, size_t n) {
+  LXMIG_ASSIGN_OR_RETURN(auto out,
+                         runCommand({"sh", "-c", script}, {.timeoutMs = kIpTimeoutMs, .maxOutputBytes = 8 << 20}));
+  if (out.exitCode != 0)
+    return internalError("reading the namespace with ip and nft failed: " + std::string(trim(out.err)));
+  if (out.truncated) return resourceExhausted("ip and nft printed more than 8 MiB about the namespace");
+  std::vector<std::string> parts;
+  for (size_t from = 0;;) {
+    const size_t at = out.out.find(std::string(kSection) + "\n", from);
+    parts.push_back(out.out.substr(from, at == std::string::npos ? std::string::npos : at - from));
+    if (at == std::string::npos) break;
+    from = at + std::string(kSection).size() + 1;
+  }
+  if (parts.size() != n)
+    return internalError("reading the namespace: " + std::to_string(parts.size()) + " sections, not " +
+                         std::to_string(n));
+  return parts;
+}
+
+// Inside the namespace (the calling thread joined it).
+Result<std::string> shapeHere() {
+  LXMIG_ASSIGN_OR_RETURN(auto parts, runSections(kShapeScript, 6));
+  std::vector<std::string> lines;
+  LXMIG_ASSIGN_OR_RETURN(auto links, jsonArray(parts[0], "addr show"));
+  std::vector<std::string> ifnames;
+  for (const auto& l : links) {
+    nlohmann::json flags = nlohmann::json::array();
+    if (l.contains("flags"))
+      for (const auto& f : l["flags"])
+        if (f != "LOWER_UP" && f != "NO-CARRIER" && f != "M-DOWN") flags.push_back(f);
+    nlohmann::json link =
+        nlohmann::json::parse(keep(l, {"ifindex", "ifname", "link_type", "address", "mtu", "master"}));
+    link["flags"] = flags;
+    if (l.contains("linkinfo") && l["linkinfo"].contains("info_kind")) link["kind"] = l["linkinfo"]["info_kind"];
+    lines.push_back("link " + link.dump());
+    if (l.contains("ifname") && l["ifname"].is_string()) ifnames.push_back(l["ifname"]);
+    if (l.contains("addr_info"))
+      for (const auto& a : l["addr_info"])
+        lines.push_back("addr " + l.value("ifname", std::string("?")) + " " +
+                        keep(a, {"family", "local", "address", "prefixlen", "broadcast", "scope", "label", "secondary",
+                                 "noprefixroute"}));
+  }
+  const char* names[] = {"route-4", "route-6", "rule-4", "rule-6"};
+  for (int i = 0; i < 4; ++i) {
+    LXMIG_ASSIGN_OR_RETURN(auto items, jsonArray(parts[1 + i], names[i]));
+    for (const auto& r : items) {
+      // The local route of a link-local address comes once its duplicate
+      // detection is over (a second after a container starts); the
+      // prepared one has it at once.
+      if (i == 1 && r.value("table", std::string()) == "local" && r.value("type", std::string()) == "local" &&
+          startsWith(r.value("dst", std::string()), "fe80:"))
+        continue;
+      lines.push_back(std::string(names[i]) + " " + (i < 2 ? without(r, {"expires"}) : r.dump()));
+    }
+  }
+  for (const auto& l : split(parts[5], '\n'))
+    if (!trim(l).empty()) lines.push_back("nft " + std::string(trim(l)));
+  for (const char* t : {"ip_tables_names", "ip6_tables_names"})
+    if (auto names = readFile(std::string("/proc/thread-self/net/") + t); names.ok())
+      for (const auto& n : split(*names, '\n')) lines.push_back(std::string(t) + " " + n);
+  for (const char* fam : {"ipv4", "ipv6"}) {
+    std::vector<std::string> devs = {"all", "default"};
+    devs.insert(devs.end(), ifnames.begin(), ifnames.end());
+    for (const auto& dev : devs)
+      addSysctls(std::string("/proc/sys/net/") + fam + "/conf/" + dev, std::string(fam) + "/conf/" + dev, &lines);
+  }
+  for (const char* f : {"unix/max_dgram_qlen", "ipv4/ping_group_range"})
+    if (auto v = readFile(std::string("/proc/sys/net/") + f); v.ok())
+      lines.push_back(std::string("sysctl ") + f + " = " + std::string(trim(*v)));
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return text;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PreparedNetns>> PreparedNetns::create(const NetnsLayout& layout) {
+  LXMIG_RETURN_IF_ERROR(checkLayout(layout));
+  UniqueFd fd;
+  Status made;
+  // A namespace of its own for one thread (setns and unshare act per
+  // thread for network namespaces); the fd keeps it once the thread ends.
+  std::thread([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      made = Status::fromErrno("unshare", "a network namespace");
+      return;
+    }
+    fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!fd) made = Status::fromErrno("open", "/proc/thread-self/ns/net");
+  }).join();
+  LXMIG_RETURN_IF_ERROR(made);
+  std::unique_ptr<PreparedNetns> ns(new PreparedNetns(std::move(fd), layout.hostVeth));
+  const std::string path = ns->path();
+  // The pair is made from here with its container end in the new
+  // namespace: eth0 gets index 2 there, as in a container liblxc started.
+  // Up at once: eth0 gets its carrier (on no bridge, nothing reaches the
+  // node).
+  LXMIG_RETURN_IF_ERROR(runIp({"-batch", "-"}, "link add " + layout.hostVeth + " type veth peer name eth0 netns " +
+                                                   path + "\nlink set " + layout.hostVeth + " up\n"));
+  std::string batch = "link set eth0 address " + layout.hwaddr + " mtu " + std::to_string(layout.mtu) + "\n";
+  for (const auto& a : layout.addresses)
+    batch += "addr add " + a.ip + "/" + std::to_string(a.prefixLen) +
+             (a.broadcast.empty() ? std::string() : " broadcast " + a.broadcast) + " dev eth0\n";
+  // eth0's IPv6 link-local address (EUI-64 of the MAC, as the kernel
+  // makes it), without duplicate address detection: usable at once, as in
+  // the running container, instead of tentative for a second.
+  batch += "addr add " + linkLocal(layout.hwaddr) + "/64 dev eth0 scope link nodad\n";
+  batch += "link set lo up\nlink set eth0 up\n";
+  if (!layout.gateway.empty()) batch += "route add default via " + layout.gateway + " dev eth0\n";
+  LXMIG_RETURN_IF_ERROR(inNamespace(path, CLONE_NEWNET, [&] {
+                          return runIp({"-batch", "-"}, batch);
+                        }).withContext("lay out the network namespace for " + layout.hostVeth));
+  LXMIG_ASSIGN_OR_RETURN(ns->shape_, netnsShape(path));
+  return ns;
+}
+
+PreparedNetns::~PreparedNetns() {
+  if (handedOver_) return;
+  // Gone with the namespace already when nothing else holds it.
+  auto out = runCommand({"ip", "link", "del", hostVeth_}, {.timeoutMs = kIpTimeoutMs});
+  if (out.ok() && out->exitCode != 0 && out->err.find("Cannot find device") == std::string::npos)
+    LXMIG_LOG(kWarn, kLog) << "delete " << hostVeth_ << ": " << trim(out->err);
+}
+
+std::string PreparedNetns::path() const {
+  return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd_.get());
+}
+
+Result<NetnsLayout> netnsLayoutOf(const std::string& nsPath) {
+  NetnsLayout l;
+  bool found = false;
+  LXMIG_RETURN_IF_ERROR(inNamespace(nsPath, CLONE_NEWNET, [&]() -> Status {
+    LXMIG_ASSIGN_OR_RETURN(auto parts,
+                           runSections("set -e; ip -j addr show; echo @@lxmig@@; ip -j -4 route show default", 2));
+    LXMIG_ASSIGN_OR_RETURN(auto links, jsonArray(parts[0], "addr show"));
+    for (const auto& link : links) {
+      if (link.value("ifname", std::string()) != "eth0") continue;
+      found = true;
+      l.hwaddr = link.value("address", std::string());
+      l.mtu = link.value("mtu", 0);
+      if (link.contains("addr_info"))
+        for (const auto& a : link["addr_info"])
+          if (a.value("family", std::string()) == "inet")
+            l.addresses.push_back(
+                {a.value("local", std::string()), a.value("prefixlen", 0), a.value("broadcast", std::string())});
+    }
+    LXMIG_ASSIGN_OR_RETURN(auto routes, jsonArray(parts[1], "route show default"));
+    for (const auto& r : routes)
+      if (r.value("dev", std::string()) == "eth0" && r.contains("gateway"))
+        l.gateway = r.value("gateway", std::string());
+    return okStatus();
+  }));
+  if (!found) return notFound("no eth0 in " + nsPath);
+  return l;
+}
+
+Result<std::string> netnsShape(const std::string& nsPath) {
+  std::string text;
+  LXMIG_RETURN_IF_ERROR(inNamespace(nsPath, CLONE_NEWNET, [&]() -> Status {
+    LXMIG_ASSIGN_OR_RETURN(text, shapeHere());
+    return okStatus();
+  }));
+  return text;
+}
+
+Result<std::string> netnsGlance(pid_t pid, uint64_t* inode) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/net/";
+  struct stat st {};
+  const std::string ns = "/proc/" + std::to_string(pid) + "/ns/net";
+  if (::stat(ns.c_str(), &st) != 0) return Status::fromErrno("stat", ns);
+  if (inode) *inode = st.st_ino;
+  std::string text;
+  // Columns that count traffic or references are left out.
+  auto columns = [](const std::string& line, std::initializer_list<size_t> skip) {
+    std::istringstream in(line);
+    std::string w, out;
+    for (size_t i = 0; in >> w; ++i)
+      if (std::find(skip.begin(), skip.end(), i) == skip.end()) out += w + " ";
+    return out;
+  };
+  LXMIG_ASSIGN_OR_RETURN(auto dev, readFile(dir + "dev"));
+  for (const auto& l : split(dev, '\n'))
+    if (auto colon = l.find(':'); colon != std::string::npos)
+      text += "dev " + std::string(trim(l.substr(0, colon))) + "\n";
+  LXMIG_ASSIGN_OR_RETURN(auto route, readFile(dir + "route"));
+  for (const auto& l : split(route, '\n')) text += "route " + columns(l, {4, 5}) + "\n";
+  for (const char* f : {"if_inet6", "ipv6_route", "fib_trie", "ip_tables_names", "ip6_tables_names"}) {
+    auto t = readFile(dir + f);
+    if (!t.ok()) continue;  // a table file exists once its module is loaded
+    for (const auto& l : split(*t, '\n')) {
+      if (std::string(f) == "if_inet6") text += std::string(f) + " " + columns(l, {4}) + "\n";
+      else if (std::string(f) == "ipv6_route") text += std::string(f) + " " + columns(l, {6, 7}) + "\n";
+      else text += std::string(f) + " " + l + "\n";
+    }
+  }
+  return text;
+}
+
+std::string shapeDifference(const std::string& ours, const std::string& theirs) {
+  if (ours == theirs) return "";
+  auto a = split(ours, '\n'), b = split(theirs, '\n');
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  std::vector<std::string> onlyA, onlyB;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(onlyA));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(onlyB));
+  std::string out;
+  if (!onlyA.empty()) out += "here: " + onlyA.front().substr(0, 200);
+  if (!onlyB.empty()) out += std::string(out.empty() ? "" : "; ") + "prepared: " + onlyB.front().substr(0, 200);
+  if (out.empty()) out = "the same facts in another order";
+  return out;
+}
+
+}  // namespace lxmig::net

@@ -1,0 +1,63 @@
+// A layout's grammar (it comes from a peer) and the report of two shapes
+// that differ (net/netns.h); the namespaces themselves are made in the
+// integration suite (NetTest).
+#include "lxmig/net/netns.h"
+
+#include <gtest/gtest.h>
+
+namespace lxmig::net {
+namespace {
+
+NetnsLayout good() {
+  NetnsLayout l;
+  l.hwaddr = "02:4c:4d:c8:01:0a";
+  l.mtu = 1500;
+  l.addresses = {{"10.200.1.10", 16, "0.0.255.255"}};
+  l.gateway = "10.200.0.1";
+  l.hostVeth = "lxm0123456789ab";
+  return l;
+}
+
+TEST(NetnsLayout, EveryFieldIsCheckedAndNamedWhenBad) {
+  EXPECT_TRUE(checkLayout(good()).ok()) << checkLayout(good()).toString();
+  auto bad = [](auto change) {
+    NetnsLayout l = good();
+    change(l);
+    return checkLayout(l);
+  };
+  Status st = bad([](NetnsLayout& l) { l.hostVeth = "../eth0"; });
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("`../eth0`"), std::string::npos) << st.message();
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hostVeth = "lxm0123456789abc"; }).ok()) << "16 characters";
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hostVeth = ""; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hostVeth = "Lxm1"; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01"; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01:0g"; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01:0a\nlink set lo down"; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.mtu = 67; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.mtu = 65536; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses.clear(); }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses = std::vector<NetnsAddress>(65, {"10.0.0.1", 8, ""}); }).ok());
+  st = bad([](NetnsLayout& l) { l.addresses[0].ip = "10.200.1.10 dev lo"; });
+  EXPECT_NE(st.message().find("not an IPv4 address"), std::string::npos) << st.message();
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].prefixLen = 0; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].prefixLen = 33; }).ok());
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].broadcast = "x"; }).ok());
+  EXPECT_TRUE(bad([](NetnsLayout& l) { l.addresses[0].broadcast = ""; }).ok()) << "no broadcast is one choice";
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.gateway = "10.200.0.1\nroute flush"; }).ok());
+  EXPECT_TRUE(bad([](NetnsLayout& l) { l.gateway = ""; }).ok()) << "no default route";
+}
+
+TEST(NetnsShape, TheReportNamesALineOfEachSide) {
+  const std::string ours = "link eth0\naddr eth0 10.200.1.10\naddr eth0 10.201.0.5\n";
+  const std::string theirs = "link eth0\naddr eth0 10.200.1.10\n";
+  EXPECT_EQ(shapeDifference(ours, ours), "");
+  EXPECT_EQ(shapeDifference(ours, theirs), "here: addr eth0 10.201.0.5");
+  EXPECT_EQ(shapeDifference(theirs, ours), "prepared: addr eth0 10.201.0.5");
+  EXPECT_EQ(shapeDifference("a\nb\n", "a\nc\n"), "here: b; prepared: c");
+  EXPECT_EQ(shapeDifference("a\nb\n", "b\na\n"), "the same facts in another order");
+  EXPECT_LE(shapeDifference(std::string(1000, 'x'), "y").size(), 2u * 200 + 20) << "bounded";
+}
+
+}  // namespace
+}  // namespace lxmig::net

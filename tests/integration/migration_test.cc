@@ -379,50 +379,54 @@ TEST_F(MigrationTest, TheTargetPreparesTheNetworkNamespaceUnlessTheContainerChan
   // changes its namespace, CRIU saves it with the images again.
   std::string ip = runServer("nsp", "n1", {});
   ASSERT_FALSE(ip.empty());
-  auto events = [](const nlohmann::json& r) {
+  // Moves nsp and returns the report's events, one per line ("" when the
+  // move failed: the expectation says why).
+  std::string id;
+  auto move = [&](const char* to, const char* mode) {
+    Cli c = tb().lxmig({"--json", "migrate", "nsp", "--to", to, "--mode", mode});
+    EXPECT_EQ(c.code, 0) << c.err << c.out;
+    if (c.code != 0) return std::string();
+    auto r = c.json();
+    EXPECT_EQ(r["result"], "committed") << c.out;
+    id = r.value("id", "");
     std::string all;
     for (const auto& e : r.value("events", nlohmann::json::array())) all += e.get<std::string>() + "\n";
     return all;
   };
-  Cli m = tb().lxmig({"--json", "migrate", "nsp", "--to", "n2", "--mode", "stop-and-copy"});
-  ASSERT_EQ(m.code, 0) << m.err << m.out;
-  auto r = m.json();
-  EXPECT_EQ(r["result"], "committed");
-  EXPECT_EQ(events(r).find("network namespace saved by CRIU"), std::string::npos) << events(r);
+  auto inside = [&](std::vector<std::string> argv) {
+    argv.insert(argv.begin(), {"exec", "nsp", "--"});
+    Cli c = tb().lxmig(argv);
+    EXPECT_EQ(c.code, 0) << c.err << c.out;
+    return c.out;
+  };
+  std::string events = move("n2", "stop-and-copy");
+  EXPECT_EQ(events.find("network namespace saved by CRIU"), std::string::npos) << events;
   auto cfg = readFile(tb().stateDir("n2") + "/lxc/nsp/config");
   ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
-  EXPECT_NE(cfg->find("lxc.net.0.veth.pair = lxm" + r["id"].get<std::string>().substr(0, 12)), std::string::npos)
+  ASSERT_EQ(id.size(), 16u);
+  EXPECT_NE(cfg->find("lxc.net.0.veth.pair = lxm" + id.substr(0, 12)), std::string::npos)
       << "the host end is the prepared pair's\n"
       << *cfg;
   EXPECT_NE(tb().waitServer(ip, kPort, 10000), "") << "not reachable at its address in the prepared namespace";
 
   // A setting of its own: the shapes differ, CRIU saves (and restores) it.
-  Cli set = tb().lxmig({"exec", "nsp", "--", "/bin/sh", "-c", "echo 2 > /proc/sys/net/ipv4/conf/eth0/rp_filter"});
-  ASSERT_EQ(set.code, 0) << set.err << set.out;
-  Cli back = tb().lxmig({"--json", "migrate", "nsp", "--to", "n1", "--mode", "pre-copy"});
-  ASSERT_EQ(back.code, 0) << back.err << back.out;
-  auto b = back.json();
-  EXPECT_EQ(b["result"], "committed");
-  EXPECT_NE(events(b).find("network namespace saved by CRIU: the container changed it (here: sysctl "
-                           "ipv4/conf/eth0/rp_filter = 2"),
+  inside({"/bin/sh", "-c", "echo 2 > /proc/sys/net/ipv4/conf/eth0/rp_filter"});
+  events = move("n1", "pre-copy");
+  EXPECT_NE(events.find("network namespace saved by CRIU: the container changed it (here: sysctl "
+                        "ipv4/conf/eth0/rp_filter = 2"),
             std::string::npos)
-      << events(b);
-  Cli rp = tb().lxmig({"exec", "nsp", "--", "/bin/cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter"});
-  EXPECT_EQ(trim(rp.out), "2") << "CRIU carried it: " << rp.out << rp.err;
+      << events;
+  EXPECT_EQ(trim(inside({"/bin/cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter"})), "2") << "CRIU carried it";
 
   // An address of its own: the target will not lay that out.
-  Cli add = tb().lxmig({"exec", "nsp", "--", "/usr/sbin/ip", "addr", "add", "10.201.0.5/32", "dev", "eth0"});
-  ASSERT_EQ(add.code, 0) << add.err << add.out;
-  Cli again = tb().lxmig({"--json", "migrate", "nsp", "--to", "n2", "--mode", "stop-and-copy"});
-  ASSERT_EQ(again.code, 0) << again.err << again.out;
-  auto g = again.json();
-  EXPECT_EQ(g["result"], "committed");
-  EXPECT_NE(events(g).find("network namespace saved by CRIU: target n2: address `10.201.0.5` is not one of the "
-                           "container's"),
+  inside({"/usr/sbin/ip", "addr", "add", "10.201.0.5/32", "dev", "eth0"});
+  events = move("n2", "stop-and-copy");
+  EXPECT_NE(events.find("network namespace saved by CRIU: target n2: address `10.201.0.5` is not one of the "
+                        "container's"),
             std::string::npos)
-      << events(g);
-  Cli shown = tb().lxmig({"exec", "nsp", "--", "/usr/sbin/ip", "-o", "addr", "show", "dev", "eth0"});
-  EXPECT_NE(shown.out.find("10.201.0.5/32"), std::string::npos) << "CRIU carried it\n" << shown.out << shown.err;
+      << events;
+  EXPECT_NE(inside({"/usr/sbin/ip", "-o", "addr", "show", "dev", "eth0"}).find("10.201.0.5/32"), std::string::npos)
+      << "CRIU carried it";
   EXPECT_NE(tb().waitServer(ip, kPort, 10000), "");
 }
 

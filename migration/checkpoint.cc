@@ -169,6 +169,9 @@ Result<Imported> importCheckpoint(Target& target, ContainerHost& host, Peers& pe
   LXMIG_ASSIGN_OR_RETURN(bool first, next(r));
   if (!first || !r.has_prepare()) return invalidArgument("not a checkpoint: it does not start with its container");
   v1::PrepareRequest pr = std::move(*r.mutable_prepare());
+  // A checkpoint's images carry the container's network namespace (nothing
+  // was prepared when it was taken): none is laid out for its restore.
+  pr.clear_netns();
   Imported out;
   out.checkpointId = checkMigrationId(pr.migration_id()).ok() ? pr.migration_id() : "?";
   out.takenOn = checkNodeName(pr.source()).ok() ? pr.source() : "?";

@@ -497,8 +497,12 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     return fail(s.code() == Code::kDeadlineExceeded ? Status(Code::kAborted, s.message()) : s);
   }
   st->restored = true;
-  if (netnsPrepared) st->netns->handOver();  // the container's now
-  st->netns.reset();
+  if (netnsPrepared) {
+    // Its sockets are all there now (still frozen): traffic may flow.
+    if (auto s = st->netns->unlock(); !s.ok()) return fail(s);
+    st->netns->handOver();  // the container's now
+    st->netns.reset();
+  }  // else one prepared and not used goes with the migration (an `ip` run: not in the frozen window)
   st->lastActivityNs = monotonicNs();
   if (auto s = host_.requeueDatagrams(name, net); !s.ok()) return fail(s.withContext("UDP queues"));
   if (auto s = host_.applyCriuGaps(name, st->imagesDir); !s.ok()) return fail(s.withContext("state CRIU left out"));

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nftables/libnftables.h>
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -22,6 +24,13 @@ namespace lxmig::net {
 namespace {
 
 constexpr const char* kLog = "netns";
+// Everything in and out dropped but packets with CRIU's mark (libsoccr's
+// SOCCR_MARK), as CRIU's own network lock.
+constexpr const char* kLockRules =
+    "table inet lxmig-restore-lock {\n"
+    "  chain output { type filter hook output priority 0; policy drop; meta mark 0xc114 accept; }\n"
+    "  chain input { type filter hook input priority 0; policy drop; meta mark 0xc114 accept; }\n"
+    "}\n";
 constexpr int kIpTimeoutMs = 5000;
 
 bool isIpv4(const std::string& s) {
@@ -249,7 +258,33 @@ Result<std::unique_ptr<PreparedNetns>> PreparedNetns::create(const NetnsLayout& 
                           return runIp({"-batch", "-"}, batch);
                         }).withContext("lay out the network namespace for " + layout.hostVeth));
   LXMIG_ASSIGN_OR_RETURN(ns->shape_, netnsShape(path));
+  // Locked until the restore is done (after the shape: the container has
+  // no such table). CRIU locks a namespace it rebuilds itself with the
+  // table it saved at the dump; one it joins stays open otherwise, and a
+  // restored TCP socket of a connection inside the container would send to
+  // its peer before CRIU restored that, get a reset and lose its queues.
+  // CRIU's own repair packets carry its mark and pass, as in its lock.
+  LXMIG_RETURN_IF_ERROR(
+      inNamespace(path, CLONE_NEWNET, [] {
+        return runCommand({"nft", "-f", "-"}, {.stdinData = kLockRules, .timeoutMs = kIpTimeoutMs}).status();
+      }).withContext("lock the prepared network namespace"));
   return ns;
+}
+
+Status PreparedNetns::unlock() {
+  return inNamespace(path(), CLONE_NEWNET, [&]() -> Status {
+    // In this process (an nft process costs ~10 ms of the frozen window).
+    UniqueHandle<nft_ctx, nft_ctx_free> nft(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!nft) return internalError("nft_ctx_new failed (libnftables)");
+    if (nft_ctx_buffer_output(nft.get()) != 0 || nft_ctx_buffer_error(nft.get()) != 0)
+      return internalError("libnftables: cannot buffer output");
+    if (nft_run_cmd_from_buffer(nft.get(), "delete table inet lxmig-restore-lock") != 0) {
+      const char* e = nft_ctx_get_error_buffer(nft.get());
+      return internalError("unlock the prepared network namespace " + hostVeth_ + ": " +
+                           std::string(trim(e ? std::string_view(e) : std::string_view("nftables failed"))));
+    }
+    return okStatus();
+  });
 }
 
 PreparedNetns::~PreparedNetns() {

@@ -366,6 +366,21 @@ TEST_F(NetTest, APreparedNamespaceHasTheLayoutAndGoesAwayWithIt) {
   EXPECT_NE(local6.find("local fe80::4c:4dff:fec8:10a"), std::string::npos) << "usable at once (no DAD)\n" << local6;
   EXPECT_NE(shape.find("sysctl ipv4/conf/eth0/rp_filter = "), std::string::npos) << shape;
   EXPECT_NE(shape.find("sysctl unix/max_dgram_qlen = "), std::string::npos) << shape;
+  // Locked until the restore is done: CRIU does not lock a namespace it
+  // joins.
+  auto tables = [&] {
+    std::string out;
+    EXPECT_TRUE(inNamespace(ns->path(), CLONE_NEWNET, [&] {
+                  auto r = runCommand({"nft", "list", "tables"});
+                  if (r.ok()) out = r->out;
+                  return r.status();
+                }).ok());
+    return out;
+  };
+  EXPECT_NE(tables().find("table inet lxmig-restore-lock"), std::string::npos) << tables();
+  ASSERT_TRUE(ns->unlock().ok());
+  EXPECT_EQ(tables().find("lxmig-restore-lock"), std::string::npos) << tables();
+  EXPECT_FALSE(ns->unlock().ok()) << "unlocked once";
   // Read again: nothing in it changes by itself.
   auto again = netnsShape(ns->path());
   ASSERT_TRUE(again.ok()) << again.status().toString();

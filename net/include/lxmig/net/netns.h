@@ -73,6 +73,9 @@ class PreparedNetns {
   const std::string& hostVeth() const { return hostVeth_; }
   // netnsShape() of it, taken when it was made.
   const std::string& shape() const { return shape_; }
+  // It is made locked (no packet in or out but CRIU's repair packets):
+  // unlock() once the restore is done, before the container runs.
+  Status unlock();
   // A restored container lives in it now: its host end is the container's
   // (liblxc deletes it when the container stops).
   void handOver() { handedOver_ = true; }

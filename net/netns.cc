@@ -7,14 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nftables/libnftables.h>
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+
+#include <nftables/libnftables.h>
+#include <nlohmann/json.hpp>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"

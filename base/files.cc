@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -21,13 +23,15 @@ Result<std::string> readLink(const std::string& path) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-Result<std::string> readFile(const std::string& path) {
+Result<std::string> readFile(const std::string& path) { return readFileHead(path, SIZE_MAX); }
+
+Result<std::string> readFileHead(const std::string& path, size_t max) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Status::fromErrno("open", path);
   std::string out;
   char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  while (out.size() < max) {
+    ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, max - out.size()));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::fromErrno("read", path);

@@ -8,16 +8,28 @@ namespace {
 
 bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
+void hexByte(unsigned char u, std::string* out) {
+  char b[8];
+  std::snprintf(b, sizeof b, "\\x%02x", u);
+  *out += b;
+}
+
+// C0 controls and DEL as \xNN, and the C1 controls' UTF-8 form (c2 80 to
+// c2 9f: a terminal may read U+009B as CSI) as two of them.
 std::string shownRaw(std::string_view v, size_t max) {
   std::string out;
-  for (char c : v.substr(0, max)) {
-    auto u = static_cast<unsigned char>(c);
+  const std::string_view head = v.substr(0, max);
+  for (size_t i = 0; i < head.size(); ++i) {
+    const auto u = static_cast<unsigned char>(head[i]);
+    const auto next = i + 1 < head.size() ? static_cast<unsigned char>(head[i + 1]) : 0;
     if (u < 0x20 || u == 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", u);
-      out += b;
+      hexByte(u, &out);
+    } else if (u == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      hexByte(u, &out);
+      hexByte(next, &out);
+      ++i;
     } else {
-      out += c;
+      out += head[i];
     }
   }
   if (v.size() > max) out += "...";
@@ -47,6 +59,8 @@ Status checkComponents(std::string_view path, std::string_view what) {
 }  // namespace
 
 std::string quote(std::string_view value, size_t max) { return "`" + shownRaw(value, max) + "`"; }
+
+std::string printable(std::string_view text) { return shownRaw(text, text.size()); }
 
 Status checkContainerName(std::string_view name) {
   constexpr std::string_view rule = "letters, digits, '-' and '_', at most 48, starting with a letter or digit";

@@ -199,11 +199,12 @@ Result<std::string> NodeHost::netnsShape(const std::string& name) {
 Result<std::unique_ptr<net::PreparedNetns>> NodeHost::prepareNetns(const net::NetnsLayout& layout) {
   // The restore joins the namespace through the criu wrapper (setup.sh,
   // v4 on): an older one would leave CRIU without it and every such
-  // restore would fail.
+  // restore would fail. The wrapper is a short script; CRIU itself (a
+  // binary of some MiB) is not read beyond its head.
   static const bool wrapperJoins = [] {
     const char* path = std::getenv("PATH");
     for (const auto& dir : split(path ? path : "", ':')) {
-      auto text = readFile(dir + "/criu");
+      auto text = readFileHead(dir + "/criu", 16384);
       if (text.ok()) return text->find("LXMIG_CRIU_NETNS") != std::string::npos;
     }
     return false;

@@ -14,11 +14,12 @@
 #include <thread>
 
 #include <nftables/libnftables.h>
-#include <nlohmann/json.hpp>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "netns_parse.h"
 
 namespace lxmig::net {
 namespace {
@@ -33,7 +34,9 @@ constexpr const char* kLockRules =
     "}\n";
 constexpr int kIpTimeoutMs = 5000;
 
+// Dotted quad only: inet_pton would read a C string up to a NUL.
 bool isIpv4(const std::string& s) {
+  if (s.size() > 15 || s.find_first_not_of("0123456789.") != std::string::npos) return false;
   in_addr a{};
   return ::inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
@@ -67,19 +70,18 @@ std::string linkLocal(const std::string& mac) {
 }  // namespace
 
 Status checkLayout(const NetnsLayout& l) {
-  if (!isIfName(l.hostVeth)) return invalidArgument("bad host interface name `" + l.hostVeth.substr(0, 32) + "`");
-  if (!isMac(l.hwaddr)) return invalidArgument("bad MAC address `" + l.hwaddr.substr(0, 32) + "`");
+  if (!isIfName(l.hostVeth)) return invalidArgument("bad host interface name " + quote(l.hostVeth, 32));
+  if (!isMac(l.hwaddr)) return invalidArgument("bad MAC address " + quote(l.hwaddr, 32));
   if (l.mtu < 68 || l.mtu > 65535) return invalidArgument("bad MTU " + std::to_string(l.mtu));
   if (l.addresses.empty() || l.addresses.size() > 64)
     return invalidArgument("a layout needs 1 to 64 addresses, not " + std::to_string(l.addresses.size()));
   for (const auto& a : l.addresses) {
-    if (!isIpv4(a.ip)) return invalidArgument("not an IPv4 address: `" + a.ip.substr(0, 32) + "`");
+    if (!isIpv4(a.ip)) return invalidArgument("not an IPv4 address: " + quote(a.ip, 32));
     if (a.prefixLen < 1 || a.prefixLen > 32) return invalidArgument("bad prefix length " + std::to_string(a.prefixLen));
     if (!a.broadcast.empty() && !isIpv4(a.broadcast))
-      return invalidArgument("not an IPv4 broadcast address: `" + a.broadcast.substr(0, 32) + "`");
+      return invalidArgument("not an IPv4 broadcast address: " + quote(a.broadcast, 32));
   }
-  if (!l.gateway.empty() && !isIpv4(l.gateway))
-    return invalidArgument("not an IPv4 gateway: `" + l.gateway.substr(0, 32) + "`");
+  if (!l.gateway.empty() && !isIpv4(l.gateway)) return invalidArgument("not an IPv4 gateway: " + quote(l.gateway, 32));
   return okStatus();
 }
 
@@ -93,26 +95,6 @@ Status runIp(const std::vector<std::string>& args, const std::string& stdinData 
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   return internalError("`" + cmd + "` failed: " + std::string(trim(out.err)));
-}
-
-// The keys of an object that a shape keeps, as one line (keys sorted).
-std::string keep(const nlohmann::json& o, std::initializer_list<const char*> keys) {
-  nlohmann::json k = nlohmann::json::object();
-  for (const char* key : keys)
-    if (o.contains(key)) k[key] = o[key];
-  return k.dump();
-}
-
-// An object without the keys that change by themselves.
-std::string without(nlohmann::json o, std::initializer_list<const char*> keys) {
-  for (const char* key : keys) o.erase(key);
-  if (o.contains("flags") && o["flags"].is_array()) {
-    nlohmann::json f = nlohmann::json::array();
-    for (const auto& x : o["flags"])
-      if (x != "linkdown") f.push_back(x);
-    o["flags"] = f;
-  }
-  return o.dump();
 }
 
 void addSysctls(const std::string& dir, const std::string& shown, std::vector<std::string>* lines) {
@@ -136,12 +118,6 @@ constexpr const char* kShapeScript =
     "set -e; ip -j -d addr show; echo @@lxmig@@; ip -j -4 route show table all; echo @@lxmig@@;"
     " ip -j -6 route show table all; echo @@lxmig@@; ip -j -4 rule show; echo @@lxmig@@; ip -j -6 rule show;"
     " echo @@lxmig@@; nft list ruleset";
-
-Result<nlohmann::json> jsonArray(const std::string& text, const char* what) {
-  auto j = nlohmann::json::parse(trim(text).empty() ? std::string("[]") : text, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) return internalError(std::string("`ip ") + what + "` printed no JSON array");
-  return j;
-}
 
 // Runs `script` (sections separated by kSection lines) and returns its n
 // sections.
@@ -167,41 +143,8 @@ Result<std::vector<std::string>> runSections(const char* script, size_t n) {
 // Inside the namespace (the calling thread joined it).
 Result<std::string> shapeHere() {
   LXMIG_ASSIGN_OR_RETURN(auto parts, runSections(kShapeScript, 6));
-  std::vector<std::string> lines;
-  LXMIG_ASSIGN_OR_RETURN(auto links, jsonArray(parts[0], "addr show"));
   std::vector<std::string> ifnames;
-  for (const auto& l : links) {
-    nlohmann::json flags = nlohmann::json::array();
-    if (l.contains("flags"))
-      for (const auto& f : l["flags"])
-        if (f != "LOWER_UP" && f != "NO-CARRIER" && f != "M-DOWN") flags.push_back(f);
-    nlohmann::json link =
-        nlohmann::json::parse(keep(l, {"ifindex", "ifname", "link_type", "address", "mtu", "master"}));
-    link["flags"] = flags;
-    if (l.contains("linkinfo") && l["linkinfo"].contains("info_kind")) link["kind"] = l["linkinfo"]["info_kind"];
-    lines.push_back("link " + link.dump());
-    if (l.contains("ifname") && l["ifname"].is_string()) ifnames.push_back(l["ifname"]);
-    if (l.contains("addr_info"))
-      for (const auto& a : l["addr_info"])
-        lines.push_back("addr " + l.value("ifname", std::string("?")) + " " +
-                        keep(a, {"family", "local", "address", "prefixlen", "broadcast", "scope", "label", "secondary",
-                                 "noprefixroute"}));
-  }
-  const char* names[] = {"route-4", "route-6", "rule-4", "rule-6"};
-  for (int i = 0; i < 4; ++i) {
-    LXMIG_ASSIGN_OR_RETURN(auto items, jsonArray(parts[1 + i], names[i]));
-    for (const auto& r : items) {
-      // The local route of a link-local address comes once its duplicate
-      // detection is over (a second after a container starts); the
-      // prepared one has it at once.
-      if (i == 1 && r.value("table", std::string()) == "local" && r.value("type", std::string()) == "local" &&
-          startsWith(r.value("dst", std::string()), "fe80:"))
-        continue;
-      lines.push_back(std::string(names[i]) + " " + (i < 2 ? without(r, {"expires"}) : r.dump()));
-    }
-  }
-  for (const auto& l : split(parts[5], '\n'))
-    if (!trim(l).empty()) lines.push_back("nft " + std::string(trim(l)));
+  LXMIG_ASSIGN_OR_RETURN(auto lines, shapeLinesFromIp(parts, &ifnames));
   for (const char* t : {"ip_tables_names", "ip6_tables_names"})
     if (auto names = readFile(std::string("/proc/thread-self/net/") + t); names.ok())
       for (const auto& n : split(*names, '\n')) lines.push_back(std::string(t) + " " + n);
@@ -300,31 +243,15 @@ std::string PreparedNetns::path() const {
 }
 
 Result<NetnsLayout> netnsLayoutOf(const std::string& nsPath) {
-  NetnsLayout l;
-  bool found = false;
+  Result<NetnsLayout> layout = internalError("not read");
   LXMIG_RETURN_IF_ERROR(inNamespace(nsPath, CLONE_NEWNET, [&]() -> Status {
     LXMIG_ASSIGN_OR_RETURN(auto parts,
                            runSections("set -e; ip -j addr show; echo @@lxmig@@; ip -j -4 route show default", 2));
-    LXMIG_ASSIGN_OR_RETURN(auto links, jsonArray(parts[0], "addr show"));
-    for (const auto& link : links) {
-      if (link.value("ifname", std::string()) != "eth0") continue;
-      found = true;
-      l.hwaddr = link.value("address", std::string());
-      l.mtu = link.value("mtu", 0);
-      if (link.contains("addr_info"))
-        for (const auto& a : link["addr_info"])
-          if (a.value("family", std::string()) == "inet")
-            l.addresses.push_back(
-                {a.value("local", std::string()), a.value("prefixlen", 0), a.value("broadcast", std::string())});
-    }
-    LXMIG_ASSIGN_OR_RETURN(auto routes, jsonArray(parts[1], "route show default"));
-    for (const auto& r : routes)
-      if (r.value("dev", std::string()) == "eth0" && r.contains("gateway"))
-        l.gateway = r.value("gateway", std::string());
+    layout = layoutFromIp(parts[0], parts[1]);
     return okStatus();
   }));
-  if (!found) return notFound("no eth0 in " + nsPath);
-  return l;
+  if (!layout.ok()) return Status(layout.status().code(), layout.status().message() + " in " + nsPath);
+  return layout;
 }
 
 Result<std::string> netnsShape(const std::string& nsPath) {

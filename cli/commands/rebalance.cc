@@ -25,6 +25,7 @@
 #include "commands/command.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
 #include "manual.h"
 #include "output/json.h"
@@ -290,7 +291,7 @@ int execute(const Globals& g, Connector& conn, const sched::Plan& plan, const Cl
   if (!g.json)
     for (const auto& s : plan.skipped)
       if (s.why == "pinned" || s.why.rfind("cannot move", 0) == 0 || s.why.rfind("moved ", 0) == 0)
-        std::cout << "  stays: " << s.container << " on " << s.node << ": " << s.why << "\n";
+        std::cout << "  stays: " << s.container << " on " << s.node << ": " << printable(s.why) << "\n";
   return failed ? 1 : 0;
 }
 

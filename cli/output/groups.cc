@@ -4,10 +4,17 @@
 #include <map>
 #include <set>
 
+#include "lxmig/base/grammar.h"
+
 namespace lxmig::cli {
 namespace {
 
-std::string dotQuote(const std::string& s) {
+// A process's name, a path or a socket's summary comes from the processes
+// scanned: shown with its control characters as \xNN.
+std::string text(const nlohmann::json& j) { return printable(j.get<std::string>()); }
+
+std::string dotQuote(const std::string& raw) {
+  const std::string s = printable(raw);
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') out += '\\';
@@ -16,7 +23,7 @@ std::string dotQuote(const std::string& s) {
   return out + "\"";
 }
 
-std::string containerLabel(const std::string& c) { return c.empty() ? "host" : c; }
+std::string containerLabel(const std::string& c) { return c.empty() ? "host" : printable(c); }
 
 }  // namespace
 
@@ -25,39 +32,38 @@ std::string renderGroupsTable(const nlohmann::json& scan) {
   char line[512];
   const auto& groups = scan["groups"];
   std::snprintf(line, sizeof line, "node %s: %zu group(s) among %d processes, scanned in %lld ms\n",
-                scan.value("node", "").c_str(), groups.size(), scan.value("processes", 0),
+                printable(scan.value("node", "")).c_str(), groups.size(), scan.value("processes", 0),
                 static_cast<long long>(scan.value("duration_ms", 0)));
   out += line;
   for (const auto& g : groups) {
     std::string containers;
     for (const auto& c : g["containers"]) containers += (containers.empty() ? "" : ",") + containerLabel(c);
-    std::snprintf(line, sizeof line, "\n%-18s %-17s %zu members  containers: %s\n", g["id"].get<std::string>().c_str(),
-                  g["verdict"].get<std::string>().c_str(), g["members"].size(), containers.c_str());
+    std::snprintf(line, sizeof line, "\n%-18s %-17s %zu members  containers: %s\n", text(g["id"]).c_str(),
+                  text(g["verdict"]).c_str(), g["members"].size(), containers.c_str());
     out += line;
-    if (!g["why"].get<std::string>().empty()) out += "  why: " + g["why"].get<std::string>() + "\n";
-    if (g.contains("action")) out += "  to move it as one: " + g["action"].get<std::string>() + "\n";
+    if (!g["why"].get<std::string>().empty()) out += "  why: " + text(g["why"]) + "\n";
+    if (g.contains("action")) out += "  to move it as one: " + text(g["action"]) + "\n";
     std::snprintf(line, sizeof line, "  %-8s %-8s %-16s %-14s %s\n", "PID", "PPID", "COMM", "CONTAINER", "NETWORK");
     out += line;
     for (const auto& m : g["members"]) {
       std::string net;
-      for (const auto& s : m["net_sockets"]) net += (net.empty() ? "" : "; ") + s.get<std::string>();
+      for (const auto& s : m["net_sockets"]) net += (net.empty() ? "" : "; ") + text(s);
       std::snprintf(line, sizeof line, "  %-8d %-8d %-16s %-14s %s\n", m["pid"].get<int>(), m["ppid"].get<int>(),
-                    m["comm"].get<std::string>().c_str(), containerLabel(m["container"]).c_str(), net.c_str());
+                    text(m["comm"]).c_str(), containerLabel(m["container"]).c_str(), net.c_str());
       out += line;
     }
     for (const auto& e : g["edges"]) {
-      std::string path = e["path"].get<std::string>();
-      std::snprintf(line, sizeof line, "  %-18s %d %s <-> %d %s  %s%s%s\n", e["kind"].get<std::string>().c_str(),
-                    e["a"]["pid"].get<int>(), e["a"]["how"].get<std::string>().c_str(), e["b"]["pid"].get<int>(),
-                    e["b"]["how"].get<std::string>().c_str(), e["object"].get<std::string>().c_str(),
-                    path.empty() ? "" : " ", path.c_str());
+      std::string path = text(e["path"]);
+      std::snprintf(line, sizeof line, "  %-18s %d %s <-> %d %s  %s%s%s\n", text(e["kind"]).c_str(),
+                    e["a"]["pid"].get<int>(), text(e["a"]["how"]).c_str(), e["b"]["pid"].get<int>(),
+                    text(e["b"]["how"]).c_str(), text(e["object"]).c_str(), path.empty() ? "" : " ", path.c_str());
       out += line;
       if (e["crosses_container"].get<bool>()) out += "  ^ crosses-container\n";
     }
   }
   if (!scan["unreadable"].empty()) {
     out += "\nnot readable during the scan:\n";
-    for (const auto& u : scan["unreadable"]) out += "  " + u.get<std::string>() + "\n";
+    for (const auto& u : scan["unreadable"]) out += "  " + text(u) + "\n";
   }
   return out;
 }
@@ -85,7 +91,7 @@ std::string renderGroupsDot(const nlohmann::json& scan) {
   for (const auto& g : scan["groups"])
     for (const auto& e : g["edges"]) {
       std::string label = e["kind"].get<std::string>();
-      if (!e["path"].get<std::string>().empty()) label += "\n" + e["path"].get<std::string>();
+      if (!e["path"].get<std::string>().empty()) label += " " + e["path"].get<std::string>();
       out += "  p" + std::to_string(e["a"]["pid"].get<int>()) + " -- p" + std::to_string(e["b"]["pid"].get<int>()) +
              " [label=" + dotQuote(label) + (e["crosses_container"].get<bool>() ? ", color=red, penwidth=2" : "") +
              "];\n";

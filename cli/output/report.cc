@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/proto/vocabulary.h"
 #include "output/json.h"
 #include "output/table.h"
@@ -63,12 +64,12 @@ nlohmann::json reportJson(const v1::MigrationReport& r) {
 std::string reportText(const v1::MigrationReport& r) {
   std::string out = "migration " + r.id() + ": " + r.container() + " " + r.source() + " -> " + r.target() + "  " +
                     str(name(r.result())) + "\n";
-  if (!r.error().empty()) out += "  error: " + r.error() + "\n";
+  if (!r.error().empty()) out += "  error: " + printable(r.error()) + "\n";
   std::string mode(name(r.mode()));
   if (r.tracker() != v1::TRACKER_NONE && r.tracker() != v1::TRACKER_AUTO) mode += " (" + str(name(r.tracker())) + ")";
   out += "  mode " + mode + ", downtime " + formatMs(r.downtime_ms()) + ", total " + formatMs(r.total_ms()) + ", " +
          humanBytes(r.bytes()) + " transferred\n";
-  for (const auto& w : r.warnings()) out += "  warning: " + w + "\n";
+  for (const auto& w : r.warnings()) out += "  warning: " + printable(w) + "\n";
   if (r.rounds_size() > 0) {
     Table rounds("  %-5s %9s %10s %10s %10s %12s %12s %10s  %s\n");
     out += rounds.row({"ROUND", "DURATION", "DIRTY", "SENT", "BYTES", "DIRTY RATE", "SEND RATE", "PREDICTED", "STOP"});
@@ -87,7 +88,7 @@ std::string reportText(const v1::MigrationReport& r) {
     out +=
         phases.row({str(name(p.phase())), formatMs(p.duration_ms()), p.bytes() ? humanBytes(p.bytes()) : "-", result});
   }
-  for (const auto& e : r.events()) out += "  event: " + e + "\n";
+  for (const auto& e : r.events()) out += "  event: " + printable(e) + "\n";
   return out;
 }
 

@@ -41,11 +41,15 @@ store::Rows rowsFromReply(const v1::AuditQueryReply& r) {
 
 namespace {
 
-// A value on one line of a terminal: control characters shown as '?'.
+// A value on one line of a terminal: control characters (C0, DEL, C1 in
+// UTF-8) shown as '?'.
 std::string shown(const Cell& c, size_t width) {
   std::string s = c.str();
-  for (char& ch : s)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (u < 0x20 || u == 0x7f) s[i] = '?';
+    if (u == 0xc2 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xe0) == 0x80) s.replace(i, 2, "?");
+  }
   if (s.size() > width) s = s.substr(0, width - 3) + "...";
   return s;
 }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 
 namespace lxmig::cli {
 
@@ -37,7 +38,7 @@ std::string Table::row(const std::vector<std::string>& cells) const {
       out += p.text;
       continue;
     }
-    const std::string cell = next < cells.size() ? cells[next] : "";
+    const std::string cell = next < cells.size() ? printable(cells[next]) : "";
     ++next;
     const std::string pad(cell.size() < static_cast<size_t>(p.width) ? p.width - cell.size() : 0, ' ');
     out += p.left ? cell + pad : pad + cell;

@@ -20,7 +20,8 @@ class Table {
   // reads them (N a minimum width, '-' to pad on the right; a wider cell is
   // not cut).
   explicit Table(std::string_view layout);
-  // One line of the cells, one per column in order (a missing one is empty).
+  // One line of the cells, one per column in order (a missing one is empty);
+  // their control characters shown as \xNN (grammar.h printable).
   std::string row(const std::vector<std::string>& cells) const;
 
  private:

@@ -1,6 +1,7 @@
 // base/grammar.h on any bytes: what a check accepts really has the shape it
 // promises (no control characters, no `..` component, bounds), every error
-// is one line, and bounded numbers parse back to their text.
+// is one line, bounded numbers parse back to their text, and what is shown
+// on a terminal has no control character left.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,6 +14,13 @@ namespace {
 bool hasControl(const std::string& s) {
   for (unsigned char c : s)
     if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+// A C1 control in UTF-8 (U+0080 to U+009F).
+bool hasC1(const std::string& s) {
+  for (size_t i = 0; i + 1 < s.size(); ++i)
+    if (static_cast<unsigned char>(s[i]) == 0xc2 && (static_cast<unsigned char>(s[i + 1]) & 0xe0) == 0x80) return true;
   return false;
 }
 
@@ -43,6 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t size) {
   auto n = lxmig::parseUint(s, "n", 3, 1000000);
   oneLine(n.status());
   if (n.ok()) LXMIG_FUZZ_CHECK(*n >= 3 && *n <= 1000000 && std::to_string(*n) == s);
-  LXMIG_FUZZ_CHECK(!hasControl(lxmig::quote(s)));
+  LXMIG_FUZZ_CHECK(!hasControl(lxmig::quote(s)) && !hasC1(lxmig::quote(s)));
+  const std::string shown = lxmig::printable(s);
+  LXMIG_FUZZ_CHECK(!hasControl(shown) && !hasC1(shown) && shown.size() >= s.size());
+  if (!hasControl(s) && !hasC1(s)) LXMIG_FUZZ_CHECK(shown == s);
   return 0;
 }

@@ -16,6 +16,9 @@ TEST(FilesTest, WriteReadRemove) {
   auto r = readFile(dir + "/a/b/c/f");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, "hello");
+  EXPECT_EQ(*readFileHead(dir + "/a/b/c/f", 3), "hel");
+  EXPECT_EQ(*readFileHead(dir + "/a/b/c/f", 100), "hello");
+  EXPECT_EQ(*readFileHead(dir + "/a/b/c/f", 0), "");
   ASSERT_TRUE(removeTree(dir).ok());
   EXPECT_FALSE(pathExists(dir));
   EXPECT_TRUE(removeTree(dir).ok()) << "removing a missing tree is not an error";

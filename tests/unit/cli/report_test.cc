@@ -64,6 +64,18 @@ TEST(Report, Text) {
             "  event: t+5 freeze\n");
 }
 
+TEST(Report, TextFromThePeerCannotReachTheTerminal) {
+  auto r = sample();
+  r.set_error("boom\x1b]0;owned\x07\nlxmig: fake line");
+  r.set_warnings(0, "w\r");
+  r.set_events(0, "\x1b[31mred");
+  const std::string text = reportText(r);
+  EXPECT_NE(text.find("  error: boom\\x1b]0;owned\\x07\\x0alxmig: fake line\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  warning: w\\x0d\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  event: \\x1b[31mred\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+}
+
 TEST(Report, TextOfStopAndCopyHasNoRoundsOrTracker) {
   auto r = sample();
   r.clear_rounds();

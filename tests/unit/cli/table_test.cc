@@ -22,6 +22,12 @@ TEST(Table, MissingCellsAreEmptyAndOtherPercentsAreText) {
   EXPECT_EQ(Table("100% %d %s").row({"x"}), "100% %d x");
 }
 
+TEST(Table, ControlCharactersOfACellAreShownNotSent) {
+  // A process may name itself with an escape sequence or a newline.
+  EXPECT_EQ(Table("%s|%s\n").row({"a\x1b[2Jb", "x\ny\xc2\x9b"}), "a\\x1b[2Jb|x\\x0ay\\xc2\\x9b\n");
+  EXPECT_EQ(Table("%s\n").row({"caf\xc3\xa9"}), "caf\xc3\xa9\n");
+}
+
 TEST(Format, MsAndRate) {
   EXPECT_EQ(formatMs(12), "12 ms");
   EXPECT_EQ(formatMs(0), "0 ms");

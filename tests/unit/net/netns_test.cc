@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "netns_parse.h"
+
 namespace lxmig::net {
 namespace {
 
@@ -33,13 +35,16 @@ TEST(NetnsLayout, EveryFieldIsCheckedAndNamedWhenBad) {
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.hostVeth = "Lxm1"; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01"; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01:0g"; }).ok());
-  EXPECT_FALSE(bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01:0a\nlink set lo down"; }).ok());
+  st = bad([](NetnsLayout& l) { l.hwaddr = "02:4c:4d:c8:01:0a\nlink set lo down"; });
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.message().find('\n'), std::string::npos) << "one line: " << st.message();
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.mtu = 67; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.mtu = 65536; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses.clear(); }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses = std::vector<NetnsAddress>(65, {"10.0.0.1", 8, ""}); }).ok());
   st = bad([](NetnsLayout& l) { l.addresses[0].ip = "10.200.1.10 dev lo"; });
   EXPECT_NE(st.message().find("not an IPv4 address"), std::string::npos) << st.message();
+  EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].ip = std::string("10.0.0.1\0x", 10); }).ok()) << "NUL";
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].prefixLen = 0; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].prefixLen = 33; }).ok());
   EXPECT_FALSE(bad([](NetnsLayout& l) { l.addresses[0].broadcast = "x"; }).ok());
@@ -57,6 +62,44 @@ TEST(NetnsShape, TheReportNamesALineOfEachSide) {
   EXPECT_EQ(shapeDifference("a\nb\n", "a\nc\n"), "here: b; prepared: c");
   EXPECT_EQ(shapeDifference("a\nb\n", "b\na\n"), "the same facts in another order");
   EXPECT_LE(shapeDifference(std::string(1000, 'x'), "y").size(), 2u * 200 + 20) << "bounded";
+}
+
+TEST(NetnsFromIp, EthZerosLayoutIsReadAndMistypedJsonIsNoException) {
+  const std::string addr = R"([{"ifindex":1,"ifname":"lo","mtu":65536,"address":"00:00:00:00:00:00"},)"
+                           R"({"ifindex":2,"ifname":"eth0","mtu":1500,"address":"02:4c:4d:c8:01:0a","addr_info":[)"
+                           R"({"family":"inet","local":"10.200.1.10","prefixlen":16,"broadcast":"10.200.255.255"},)"
+                           R"({"family":"inet6","local":"fe80::1","prefixlen":64}]}])";
+  const std::string route = R"([{"dst":"default","gateway":"10.200.0.1","dev":"eth0"}])";
+  auto l = layoutFromIp(addr, route);
+  ASSERT_TRUE(l.ok()) << l.status().toString();
+  EXPECT_EQ(l->hwaddr, "02:4c:4d:c8:01:0a");
+  EXPECT_EQ(l->mtu, 1500);
+  ASSERT_EQ(l->addresses.size(), 1u);
+  EXPECT_EQ(l->addresses[0].ip, "10.200.1.10");
+  EXPECT_EQ(l->addresses[0].prefixLen, 16);
+  EXPECT_EQ(l->gateway, "10.200.0.1");
+  EXPECT_EQ(layoutFromIp(R"([{"ifname":"lo"}])", "[]").status().code(), Code::kNotFound);
+  // Wrong types where ip prints strings and numbers: read as absent.
+  auto odd = layoutFromIp(R"([3,"s",null,{"ifname":"eth0","mtu":"x","address":5,"addr_info":{"a":1}}])",
+                          R"([{"dev":"eth0","gateway":7}])");
+  ASSERT_TRUE(odd.ok()) << odd.status().toString();
+  EXPECT_EQ(odd->mtu, 0);
+  EXPECT_TRUE(odd->addresses.empty());
+  EXPECT_FALSE(checkLayout(*odd).ok());
+  EXPECT_FALSE(layoutFromIp("{", "[]").ok());
+
+  std::vector<std::string> ifnames;
+  auto lines =
+      shapeLinesFromIp({R"([{"ifname":".."},{"ifname":"a/b"},{"ifname":"eth0","linkinfo":[1]},7])", "[]",
+                        R"([{"table":"local","type":"local","dst":"fe80::1"},[]])", "{}", "[]", "flush ruleset"},
+                       &ifnames);
+  ASSERT_FALSE(lines.ok()) << "rule-4 is not an array";
+  ifnames.clear();
+  lines = shapeLinesFromIp({R"([{"ifname":".."},{"ifname":"a/b"},{"ifname":"eth0","linkinfo":[1]},7])", "[]",
+                            R"([{"table":"local","type":"local","dst":"fe80::1"},[]])", "[]", "[]", "flush ruleset"},
+                           &ifnames);
+  ASSERT_TRUE(lines.ok()) << lines.status().toString();
+  EXPECT_EQ(ifnames, std::vector<std::string>{"eth0"}) << "only names that are one path component";
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 namespace lxmig {
 
 Result<std::string> readFile(const std::string& path);
+// Its first `max` bytes at most (a script's head, a header).
+Result<std::string> readFileHead(const std::string& path, size_t max);
 // The target of the symbolic link at path (readlink(2)), at most 4095 bytes.
 Result<std::string> readLink(const std::string& path);
 // Writes through a temporary file and rename(2), so readers never see a

@@ -42,6 +42,10 @@ Status checkPlainText(std::string_view text, std::string_view what, size_t max =
 // A value for an error message: in backquotes, at most `max` bytes, control
 // characters shown as \xNN, so the message stays one line.
 std::string quote(std::string_view value, size_t max = 80);
+// Text from outside (a process name, a peer's reason) for a terminal: its
+// control characters (newline and escape among them, and the C1 ones in
+// UTF-8) shown as \xNN, so it can neither move the cursor nor fake a line.
+std::string printable(std::string_view text);
 // A decimal number in [min, max], nothing else (no sign, no spaces, no
 // suffix, no leading zero); `what` names it in the error.
 Result<uint64_t> parseUint(std::string_view text, std::string_view what, uint64_t min, uint64_t max);

@@ -725,8 +725,8 @@ grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreReq
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
   auto about = aboutMigration(req->migration_id());
-  auto r =
-      target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms(), req->netns_prepared());
+  auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms(),
+                           req->netns_prepared(), req->dev_shm_prepared());
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

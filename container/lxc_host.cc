@@ -16,6 +16,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
+#include "lxmig/container/dev_shm.h"
 
 namespace lxmig::container {
 namespace {
@@ -424,7 +425,7 @@ Status LxcHost::freeze(const std::string& name, int timeoutMs) {
 Status LxcHost::thaw(const std::string& name) { return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED"); }
 
 Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages, const CallLimits& limits,
-                     const NetnsOutside& netns) {
+                     const KeptOut& netns) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
@@ -439,6 +440,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
   if (netns.inode != 0) opts += " --external net[" + std::to_string(netns.inode) + "]:" + kNetnsKey;
+  if (netns.devShm) opts += std::string(" --external mnt[/dev/shm]:") + kDevShmKey;
   LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -713,7 +715,7 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
 }
 
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits,
-                        const NetnsOutside& netns) {
+                        const KeptOut& netns) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
@@ -723,6 +725,9 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (lazy) opts += " --lazy-pages";
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
+  // The wrapper splits the options at blanks: the prepared directory's path
+  // is lxmigd's own (images directory and migration id), never blank.
+  if (!netns.devShmPath.empty()) opts += std::string(" --external mnt[") + kDevShmKey + "]:" + netns.devShmPath;
   std::vector<std::string> env = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
   if (!netns.path.empty()) {
     // The criu wrapper opens the namespace and passes it as --inherit-fd

@@ -171,7 +171,7 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
 }
 
 Status NodeHost::dump(const std::string& name, const std::string& dir, int discardPages,
-                      const container::CallLimits& limits, const container::NetnsOutside& netns) {
+                      const container::CallLimits& limits, const container::KeptOut& netns) {
   if (node_.config().failAt == "criu-dump") {
     // Testing: CRIU fails for real, where it writes its image files.
     for (const char* f : {"pstree.img", "inventory.img"}) (void)makeDirs(dir + "/" + f, 0700);
@@ -212,6 +212,12 @@ Result<std::unique_ptr<net::PreparedNetns>> NodeHost::prepareNetns(const net::Ne
   if (!wrapperJoins)
     return Status(Code::kUnimplemented, "the criu in PATH cannot join a prepared network namespace (run setup.sh)");
   return net::PreparedNetns::create(layout);
+}
+
+Result<std::string> NodeHost::devShmProblem(const std::string& name) {
+  const int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  return container::devShmProblem(init);
 }
 
 Result<std::string> NodeHost::netnsGlance(const std::string& name, uint64_t* inode) {

@@ -314,12 +314,17 @@ Status Source::prepare() {
   } else if (l.status().code() != Code::kUnimplemented) {
     note("info", "network namespace saved by CRIU: " + l.status().message());
   }
+  // Its /dev/shm, when lxmig's standard empty tmpfs: the target mounts one
+  // (container/dev_shm.h). Otherwise CRIU carries its files.
+  if (auto why = ctx_.host.devShmProblem(spec_.name); why.ok() && why->empty()) pr.set_dev_shm_standard(true);
+  else if (why.ok()) note("info", "/dev/shm saved by CRIU: " + *why);
   stage_ = Stage::kPrepareSent;
   auto reply = target_->prepare(pr);
   ph.end(reply.status());
   LXMIG_RETURN_IF_ERROR(reply.status());
   dataPort_ = static_cast<uint16_t>(reply->data_port());
   targetNetnsShape_ = reply->netns_shape();
+  devShmPrepared_ = reply->dev_shm_prepared();
   if (!reply->netns_not_prepared().empty())
     note("info", "network namespace saved by CRIU: " + reply->netns_not_prepared().substr(0, 300));
   if (!reply->images_staging().empty()) note("info", "target " + target_->name() + ": " + reply->images_staging());
@@ -646,16 +651,26 @@ Status Source::dump() {
   const int discard = pc_ && st.ok() ? static_cast<int>(pc_->pageFilesBeforeSysv()) : 0;
   const int64_t objectsScanMs = (monotonicNs() - scanStart) / 1000000;
   int64_t criuMs = 0;
-  container::NetnsOutside netns;
+  container::KeptOut out;  // of the images: the target prepared it
   if (st.ok() && netnsInode_ != 0) {
     // Frozen now: the namespace is the one compared, or CRIU saves it.
     uint64_t inode = 0;
     auto glance = ctx_.host.netnsGlance(spec_.name, &inode);
     if (glance.ok() && *glance == netnsGlance_ && inode == netnsInode_) {
-      netns.inode = inode;
+      out.inode = inode;
     } else {
       netnsInode_ = 0;
       journal_->event("info", "network namespace saved by CRIU: it changed before the freeze");
+    }
+  }
+  if (st.ok() && devShmPrepared_) {
+    // Frozen now: nothing can put a file there before the dump.
+    auto why = ctx_.host.devShmProblem(spec_.name);
+    if (why.ok() && why->empty()) {
+      out.devShm = true;
+    } else {
+      devShmPrepared_ = false;
+      journal_->event("info", "/dev/shm saved by CRIU: " + (why.ok() ? *why : why.status().message()));
     }
   }
   if (st.ok()) {
@@ -663,7 +678,7 @@ Status Source::dump() {
     localWork_ = true;
     std::thread dumper([&] {
       const int64_t criuStart = monotonicNs();
-      st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits(), netns);
+      st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits(), out);
       criuMs = (monotonicNs() - criuStart) / 1000000;
       localWork_ = false;  // from here on the wait is for the target
       done = true;
@@ -685,7 +700,8 @@ Status Source::dump() {
   // and the dump itself (lxmig-lxc, liblxc, CRIU).
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
-             kv("criu_ms", criuMs));
+             kv("criu_ms", criuMs) + " " + kv("netns_outside", out.inode != 0 ? 1 : 0) + " " +
+             kv("dev_shm_outside", out.devShm ? 1 : 0));
   return st;
 }
 
@@ -702,7 +718,7 @@ Status Source::rewrite() {
     journal_->event("warn", st.message() + "; dumped again with all pages");
     final_->parentPages = final_->deltaPages = 0;
     (void)removeTree(imagesDir_);
-    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(), {.inode = netnsInode_});
+    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(), {.inode = netnsInode_, .devShm = devShmPrepared_});
     if (st.ok()) st = pc_->rewriteDump(imagesDir_, *final_);
   }
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
@@ -766,6 +782,7 @@ Status Source::restore() {
   *rr.mutable_net() = std::move(net_);
   rr.set_deadline_ms(restoreDeadlineMs());
   rr.set_netns_prepared(netnsInode_ != 0);
+  rr.set_dev_shm_prepared(devShmPrepared_);
   stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {

@@ -10,6 +10,7 @@
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "lxmig/container/dev_shm.h"
 #include "lxmig/criu/image.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/transport/tree_transfer.h"
@@ -72,6 +73,8 @@ void Target::cleanupStale() {
     for (const auto& n : *names) {
       if (staging && !startsWith(n, kStagingPrefix)) continue;
       LXMIG_LOG(kInfo, kLog) << "removing leftover of an interrupted migration: " << root << "/" << n;
+      if (n.size() > container::kDevShmSuffix.size() && n.ends_with(container::kDevShmSuffix))
+        container::removePreparedDevShm(root + "/" + n);  // a mount: removeTree stops at it
       (void)removeTree(root + "/" + n);
     }
   }
@@ -221,6 +224,17 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
       LXMIG_LOG(kWarn, kLog) << id << ": no network namespace prepared for " << spec.name << ": "
                              << ns.status().toString();
       if (reply) reply->set_netns_not_prepared("target " + self + ": " + ns.status().message());
+    }
+  }
+  if (req.dev_shm_standard()) {
+    // An empty tmpfs for its /dev/shm, beside the images (the id is hex);
+    // without it the images carry /dev/shm.
+    auto shm = host_.prepareDevShm(st->imagesDir + std::string(container::kDevShmSuffix));
+    if (shm.ok()) {
+      st->devShm = std::move(*shm);
+      if (reply) reply->set_dev_shm_prepared(true);
+    } else {
+      LXMIG_LOG(kWarn, kLog) << id << ": no /dev/shm prepared for " << spec.name << ": " << shm.status().toString();
     }
   }
   std::lock_guard lk(mu_);
@@ -405,7 +419,8 @@ bool Target::worthLazy(State& s) {
 }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
-                                         const v1::NetState& net, int64_t deadlineMs, bool netnsPrepared) {
+                                         const v1::NetState& net, int64_t deadlineMs, bool netnsPrepared,
+                                         bool devShmPrepared) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
@@ -483,13 +498,17 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   }
   st->lazyEarly.reset();  // not lazy after all
   if (st->cancelRestore) return fail(Status(Code::kCancelled, "restore of `" + name + "` cancelled by an abort"));
-  container::NetnsOutside netns;
+  container::KeptOut out;  // of the images: prepared here
   if (netnsPrepared) {
     if (!st->netns) return fail(failedPrecondition("no network namespace was prepared for `" + name + "`"));
-    netns.path = st->netns->path();
-    netns.hostVeth = st->netns->hostVeth();
+    out.path = st->netns->path();
+    out.hostVeth = st->netns->hostVeth();
   }
-  if (auto s = host_.restore(name, st->imagesDir, lazy, limits, netns); !s.ok()) {
+  if (devShmPrepared) {
+    if (!st->devShm) return fail(failedPrecondition("no /dev/shm was prepared for `" + name + "`"));
+    out.devShmPath = st->devShm->path();
+  }
+  if (auto s = host_.restore(name, st->imagesDir, lazy, limits, out); !s.ok()) {
     st->lazyPages.reset();
     host_.endMemoryFill(name);
     // Killed at its deadline: an answer, not the silence of a peer that
@@ -570,6 +589,7 @@ void Target::discard(const std::string& id, State& s) {
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);
   s.netns.reset();
+  s.devShm.reset();
   s.reservation.release();
   std::lock_guard lk(mu_);
   active_.erase(id);

@@ -2,8 +2,11 @@
 // A stateful workload (tests/workloads/counter_server) is migrated and must
 // keep its counter, pid and address; every fault leaves the source running.
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +23,7 @@
 
 #include "fixtures/testbed_fixture.h"
 #include "lxmig/base/files.h"
+#include "lxmig/container/dev_shm.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "unit/temp_dir.h"
 
@@ -428,6 +432,90 @@ TEST_F(MigrationTest, TheTargetPreparesTheNetworkNamespaceUnlessTheContainerChan
   EXPECT_NE(inside({"/usr/sbin/ip", "-o", "addr", "show", "dev", "eth0"}).find("10.201.0.5/32"), std::string::npos)
       << "CRIU carried it";
   EXPECT_NE(tb().waitServer(ip, kPort, 10000), "");
+}
+
+TEST(DevShmTest, APreparedTmpfsIsEmptyPrivateAndGoesAwayWithIt) {
+  LXMIG_REQUIRE(::geteuid() == 0, "root (mount)");
+  lxmig::testing::TempDir tmp("lxmig-devshm");
+  ASSERT_TRUE(tmp.ok());
+  const std::string dir = tmp.path() + "/0123456789abcdef.devshm";
+  auto mountLine = [&] {
+    for (const auto& l : split(readFile("/proc/self/mountinfo").value_or(""), '\n'))
+      if (l.find(" " + dir + " ") != std::string::npos) return l;
+    return std::string();
+  };
+  {
+    auto shm = container::PreparedDevShm::create(dir);
+    ASSERT_TRUE(shm.ok()) << shm.status().toString();
+    struct statfs sf {};
+    ASSERT_EQ(::statfs(dir.c_str(), &sf), 0);
+    EXPECT_EQ(sf.f_type, static_cast<decltype(sf.f_type)>(TMPFS_MAGIC));
+    const std::string line = mountLine();
+    EXPECT_NE(line.find(" rw,nosuid,nodev,relatime - tmpfs tmpfs rw"), std::string::npos)
+        << "the standard options, private (no propagation tag): " << line;
+    EXPECT_TRUE(listDir(dir)->empty());
+    EXPECT_FALSE(container::PreparedDevShm::create(dir).ok()) << "never over an existing directory";
+  }
+  EXPECT_EQ(mountLine(), "");
+  EXPECT_FALSE(pathExists(dir));
+
+  // One an agent that died left behind goes by its name.
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, nullptr), 0);
+  container::removePreparedDevShm(dir);
+  EXPECT_EQ(mountLine(), "");
+  EXPECT_FALSE(pathExists(dir));
+  container::removePreparedDevShm(dir);  // gone already: fine
+}
+
+TEST_F(MigrationTest, TheTargetMountsAnEmptyDevShmUnlessTheContainerUsesIt) {
+  // An empty /dev/shm stays out of CRIU's images: the target mounts an
+  // empty tmpfs at PREPARE and the restore binds it there
+  // (container/dev_shm.h); one with a file in it goes with the images.
+  std::string ip = runServer("shm1", "n1", {});
+  ASSERT_FALSE(ip.empty());
+  // Moves shm1; the dump phase's detail and the events, one per line.
+  auto move = [&](const char* to, const char* mode) {
+    Cli c = tb().lxmig({"--json", "migrate", "shm1", "--to", to, "--mode", mode});
+    EXPECT_EQ(c.code, 0) << c.err << c.out;
+    if (c.code != 0) return std::string();
+    auto r = c.json();
+    EXPECT_EQ(r["result"], "committed") << c.out;
+    std::string all;
+    for (const auto& p : r.value("phases", nlohmann::json::array()))
+      if (p.value("name", "") == "dump") all += "dump: " + p.value("detail", std::string()) + "\n";
+    for (const auto& e : r.value("events", nlohmann::json::array())) all += e.get<std::string>() + "\n";
+    return all;
+  };
+  auto inside = [&](const std::string& script) {
+    Cli c = tb().lxmig({"exec", "shm1", "--", "/bin/sh", "-c", script});
+    EXPECT_EQ(c.code, 0) << c.err << c.out;
+    return c.out;
+  };
+  std::string out = move("n2", "stop-and-copy");
+  EXPECT_NE(out.find("dev_shm_outside=1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/dev/shm saved by CRIU"), std::string::npos) << out;
+  EXPECT_NE(inside("grep ' /dev/shm ' /proc/self/mountinfo").find(" /dev/shm rw,nosuid,nodev,relatime "),
+            std::string::npos)
+      << "the bound tmpfs has the standard options, so it stays out again";
+  EXPECT_EQ(trim(inside("echo kept > /dev/shm/f && cat /dev/shm/f")), "kept") << "a working tmpfs";
+
+  // A file in it: CRIU carries /dev/shm with its content.
+  out = move("n1", "pre-copy");
+  EXPECT_NE(out.find("dev_shm_outside=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("/dev/shm saved by CRIU: /dev/shm holds 1 file(s)"), std::string::npos) << out;
+  EXPECT_EQ(trim(inside("cat /dev/shm/f")), "kept");
+
+  // Emptied: out of the images again, and the target keeps no mount of it.
+  inside("rm /dev/shm/f");
+  out = move("n2", "pre-copy");
+  EXPECT_NE(out.find("dev_shm_outside=1"), std::string::npos) << out;
+  EXPECT_NE(tb().waitServer(ip, kPort, 10000), "");
+  for (const char* node : {"n1", "n2"}) {
+    auto mounts = readFile("/proc/" + std::to_string(tb().agentPid(node)) + "/mountinfo");
+    ASSERT_TRUE(mounts.ok()) << node;
+    EXPECT_EQ(mounts->find(".devshm"), std::string::npos) << node << " left a prepared /dev/shm mounted:\n" << *mounts;
+  }
 }
 
 TEST_F(MigrationTest, ADetachedMigrationIsWatchedAndCancelled) {

@@ -96,7 +96,7 @@ Status FakeNode::thaw(const std::string& name) {
 }
 
 Status FakeNode::dump(const std::string& name, const std::string& dir, int, const container::CallLimits&,
-                      const container::NetnsOutside&) {
+                      const container::KeptOut&) {
   LXMIG_RETURN_IF_ERROR(op("dump", name));
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(dir, 0700));
@@ -131,7 +131,7 @@ Status FakeNode::awaitLazyPages(const std::string& dir, Child&) {
 }
 
 Status FakeNode::restore(const std::string& name, const std::string& dir, bool, const container::CallLimits& limits,
-                         const container::NetnsOutside&) {
+                         const container::KeptOut&) {
   LXMIG_RETURN_IF_ERROR(op("restore", name));
   for (const int64_t end = monotonicNs() + limits.timeoutMs * 1000000; restoreHangs;) {
     if (limits.cancel && *limits.cancel) return Status(Code::kCancelled, "restore of `" + name + "` cancelled");
@@ -305,7 +305,8 @@ class LoopPeer final : public Peer {
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms());
+    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms(),
+                                    req.netns_prepared(), req.dev_shm_prepared());
     if (f_.restoreTimesOut) return unavailable("target " + name() + " unreachable: Deadline Exceeded");
     return r;
   }

@@ -84,7 +84,7 @@ class FakeNode final : public ContainerHost {
   Status thaw(const std::string& name) override;
   bool frozen(const std::string& name) override { return state(name) == container::RunState::kFrozen; }
   Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
-              const container::NetnsOutside& netns) override;
+              const container::KeptOut& netns) override;
   Status destroy(const std::string& name) override;
   bool hostPathExists(const std::string& path) override { return !missingPaths.count(path); }
   Status checkMovesAlone(const std::string& name) override { return op("checkMovesAlone", name); }
@@ -92,7 +92,7 @@ class FakeNode final : public ContainerHost {
   Result<Child> spawnLazyPages(const std::string& dir) override;
   Status awaitLazyPages(const std::string& dir, Child& daemon) override;
   Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
-                 const container::NetnsOutside& netns) override;
+                 const container::KeptOut& netns) override;
   // The network namespace outside the images: the fake has none, so
   // migrations go the way CRIU saves it.
   Result<net::NetnsLayout> netnsLayout(const std::string& name) override {
@@ -106,6 +106,13 @@ class FakeNode final : public ContainerHost {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no network namespaces");
   }
   std::vector<net::NetnsLayout> preparedLayouts;
+  // /dev/shm outside the images: the fake's containers have none.
+  Result<std::string> devShmProblem(const std::string& name) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev/shm of `" + name + "`");
+  }
+  Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string&) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no mounts");
+  }
   int initPid(const std::string&) override { return 1; }
   void killRestore(const std::string& name) override { (void)op("killRestore", name); }
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override;

@@ -34,12 +34,15 @@ struct CallLimits {
   const std::atomic<bool>* cancel = nullptr;  // set by another thread: stop now
 };
 
-// The container's network namespace kept out of CRIU's images: the target
-// prepared one before the freeze (net/netns.h).
-struct NetnsOutside {
-  uint64_t inode = 0;    // dump: the namespace CRIU leaves out (0: CRIU saves it)
-  std::string path;      // restore: opens the prepared namespace ("": CRIU rebuilds it)
-  std::string hostVeth;  // restore: the prepared pair's host end
+// What stays out of CRIU's images because the target prepared it before
+// the freeze: the container's network namespace (net/netns.h) and its
+// /dev/shm (dev_shm.h).
+struct KeptOut {
+  uint64_t inode = 0;      // dump: the network namespace CRIU leaves out (0: CRIU saves it)
+  std::string path;        // restore: opens the prepared namespace ("": CRIU rebuilds it)
+  std::string hostVeth;    // restore: the prepared pair's host end
+  bool devShm = false;     // dump: /dev/shm is external
+  std::string devShmPath;  // restore: the prepared tmpfs, bound at /dev/shm ("": CRIU remakes it)
 };
 
 // A device node bound into the container, with its device cgroup rule.
@@ -111,7 +114,7 @@ class LxcHost {
   // `netns.inode`: the container's network namespace stays out of the
   // images (CRIU's --external net[INODE]); its restore needs netns.path.
   Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {},
-              const NetnsOutside& netns = {});
+              const KeptOut& netns = {});
   // CRIU restore from dir; returns with the container restored, frozen as it
   // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
   // the images is filled after the restore by a lazy-pages daemon on dir,
@@ -123,7 +126,7 @@ class LxcHost {
   // with netns.inode); its host end netns.hostVeth becomes the container's
   // (lxc.net.0.veth.pair, attached to the bridge by the restore).
   Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {},
-                 const NetnsOutside& netns = {});
+                 const KeptOut& netns = {});
   // Starts `criu lazy-pages` on the images in dir and waits for its socket.
   Result<Child> startLazyPages(const std::string& dir);
   // The same in two steps, so CRIU's start-up (~60 ms here) overlaps other

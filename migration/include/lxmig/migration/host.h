@@ -18,6 +18,7 @@
 
 #include "lxmig/base/process.h"
 #include "lxmig/base/status.h"
+#include "lxmig/container/dev_shm.h"
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
 #include "lxmig/net/netns.h"
@@ -72,10 +73,11 @@ class ContainerHost {
   // discardPages > 0 CRIU does not write the memory of the first N
   // processes (pre-copy rebuilds it). CRIU is killed past limits (the
   // container's tasks are not).
-  // netns.inode: the container's network namespace stays out of the images
-  // (the target prepared its own, netnsShape() equal).
+  // out.inode: the container's network namespace stays out of the images
+  // (the target prepared its own, netnsShape() equal); out.devShm: its
+  // /dev/shm does (devShmProblem() "" while frozen, the target prepared one).
   virtual Status dump(const std::string& name, const std::string& dir, int discardPages,
-                      const container::CallLimits& limits, const container::NetnsOutside& netns) = 0;
+                      const container::CallLimits& limits, const container::KeptOut& out) = 0;
   // What CRIU leaves out of the frozen container's processes
   // (container/criu_gaps.h), written into `dir` beside the images.
   virtual Status recordCriuGaps(const std::string& name, const std::string& dir) = 0;
@@ -102,9 +104,10 @@ class ContainerHost {
   virtual Status awaitLazyPages(const std::string& dir, Child& daemon) = 0;
   // CRIU restore from dir; the container comes back frozen, as dumped.
   // Killed past limits.timeoutMs or once *limits.cancel is set.
-  // netns.path: the tasks join the namespace prepareNetns() made.
+  // out.path: the tasks join the namespace prepareNetns() made;
+  // out.devShmPath: the tmpfs prepareDevShm() mounted is bound at /dev/shm.
   virtual Status restore(const std::string& name, const std::string& dir, bool lazy,
-                         const container::CallLimits& limits, const container::NetnsOutside& netns) = 0;
+                         const container::CallLimits& limits, const container::KeptOut& out) = 0;
   virtual int initPid(const std::string& name) = 0;
   // Kills a restore of `name` a previous agent left running (CRIU, liblxc's
   // monitor, what was restored so far); destroy() can then proceed.
@@ -119,6 +122,13 @@ class ContainerHost {
   virtual Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) = 0;
   // Target: a namespace laid out as `layout`, before the freeze.
   virtual Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) = 0;
+
+  // ---- /dev/shm kept out of CRIU's images (container/dev_shm.h) ----
+  // Why the running container's /dev/shm is not lxmig's standard empty
+  // tmpfs ("" when it is): asked at PREPARE, and again while frozen.
+  virtual Result<std::string> devShmProblem(const std::string& name) = 0;
+  // Target: an empty tmpfs mounted at `dir` (made here), before the freeze.
+  virtual Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string& dir) = 0;
 
   // ---- devices ----
   virtual Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) = 0;

@@ -37,7 +37,7 @@ class NodeHost final : public ContainerHost {
   Status thaw(const std::string& name) override { return node_.lxc().thaw(name); }
   bool frozen(const std::string& name) override { return node_.lxc().frozen(name); }
   Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
-              const container::NetnsOutside& netns) override;
+              const container::KeptOut& netns) override;
   Status recordCriuGaps(const std::string& name, const std::string& dir) override;
   Status applyCriuGaps(const std::string& name, const std::string& dir) override;
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
@@ -50,7 +50,7 @@ class NodeHost final : public ContainerHost {
     return node_.lxc().awaitLazyPages(dir, daemon);
   }
   Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
-                 const container::NetnsOutside& netns) override {
+                 const container::KeptOut& netns) override {
     return node_.lxc().restore(name, dir, lazy, limits, netns);
   }
   void killRestore(const std::string& name) override { node_.lxc().killRestoreLeftovers(name); }
@@ -60,6 +60,10 @@ class NodeHost final : public ContainerHost {
   Result<std::string> netnsShape(const std::string& name) override;
   Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) override;
   Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) override;
+  Result<std::string> devShmProblem(const std::string& name) override;
+  Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string& dir) override {
+    return container::PreparedDevShm::create(dir);
+  }
 
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override {
     return node_.deviceNeeds(name);

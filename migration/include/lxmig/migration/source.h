@@ -165,7 +165,8 @@ class Source {
   // The network namespace the target prepared (its shape; "" none), and
   // what compareNetns() found: glance_ is checked again while frozen.
   std::string targetNetnsShape_, netnsGlance_;
-  uint64_t netnsInode_ = 0;  // != 0: dump without the namespace
+  uint64_t netnsInode_ = 0;      // != 0: dump without the namespace
+  bool devShmPrepared_ = false;  // the target mounted a /dev/shm: dump without it if still empty
   bool useLink_ = true;
   std::string imagesDir_;
   uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)

@@ -1,0 +1,86 @@
+#include "lxmig/container/dev_shm.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "lxmig/base/fd.h"
+#include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
+#include "lxmig/base/log.h"
+
+namespace lxmig::container {
+namespace {
+
+constexpr const char* kLog = "dev-shm";
+// What /proc/PID/mountinfo shows of lxc_host.cc's entry
+// "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0".
+constexpr std::string_view kMountOptions = "rw,nosuid,nodev,relatime";
+constexpr std::string_view kSuperOptions = "rw";
+
+}  // namespace
+
+std::string devShmMountProblem(std::string_view mountinfo) {
+  // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAG...] - FSTYPE SOURCE SUPER
+  std::vector<std::string> last;
+  for (const auto& line : split(mountinfo, '\n')) {
+    auto f = split(line, ' ');
+    if (f.size() >= 5 && f[4] == "/dev/shm") last = std::move(f);
+  }
+  if (last.empty()) return "/dev/shm is not a mount point";
+  size_t dash = 6;
+  while (dash < last.size() && last[dash] != "-") ++dash;
+  if (dash + 3 >= last.size()) return "/dev/shm's line of mountinfo has no file system";
+  if (last[dash + 1] != "tmpfs") return "/dev/shm is a " + quote(last[dash + 1], 32) + " mount, not a tmpfs";
+  if (last[3] != "/") return "/dev/shm is a bind of " + quote(last[3], 64);
+  if (last[5] != kMountOptions) return "/dev/shm is mounted with " + quote(last[5], 64);
+  if (last[dash + 3] != kSuperOptions) return "/dev/shm's tmpfs has the options " + quote(last[dash + 3], 64);
+  return "";
+}
+
+Result<std::string> devShmProblem(pid_t init) {
+  if (init <= 0) return invalidArgument("no init process");
+  const std::string proc = "/proc/" + std::to_string(init);
+  LXMIG_ASSIGN_OR_RETURN(std::string mountinfo, readFileHead(proc + "/mountinfo", 4 << 20));
+  if (std::string why = devShmMountProblem(mountinfo); !why.empty()) return why;
+  UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::fromErrno("open", proc + "/root");
+  const std::string shown = proc + "/root/dev/shm";
+  auto dir = openDirBeneath(root.get(), "dev/shm", shown);
+  if (!dir.ok()) return "/dev/shm cannot be read: " + dir.status().message();
+  LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), shown));
+  if (!entries.empty()) return "/dev/shm holds " + std::to_string(entries.size()) + " file(s)";
+  return std::string();
+}
+
+Result<std::unique_ptr<PreparedDevShm>> PreparedDevShm::create(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0) return Status::fromErrno("mkdir", dir);
+  std::unique_ptr<PreparedDevShm> shm(new PreparedDevShm(dir));
+  // The restore's bind takes the propagation CRIU saved; this mount shares
+  // nothing with the node's.
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, nullptr) != 0) {
+    Status st = Status::fromErrno("mount tmpfs", dir);
+    (void)::rmdir(dir.c_str());
+    shm->dir_.clear();
+    return st;
+  }
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) return Status::fromErrno("make private", dir);
+  return shm;
+}
+
+PreparedDevShm::~PreparedDevShm() {
+  if (!dir_.empty()) removePreparedDevShm(dir_);
+}
+
+void removePreparedDevShm(const std::string& dir) {
+  if (::umount2(dir.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT)
+    LXMIG_LOG(kWarn, kLog) << Status::fromErrno("umount", dir).toString();
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+    LXMIG_LOG(kWarn, kLog) << Status::fromErrno("rmdir", dir).toString();
+}
+
+}  // namespace lxmig::container

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -28,13 +29,14 @@ std::string devShmMountProblem(std::string_view mountinfo) {
   // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAG...] - FSTYPE SOURCE SUPER
   std::vector<std::string> last;
   for (const auto& line : split(mountinfo, '\n')) {
-    auto f = split(line, ' ');
+    auto f = split(line, ' ', /*skipEmpty=*/false);  // exact fields, as the kernel writes them
     if (f.size() >= 5 && f[4] == "/dev/shm") last = std::move(f);
   }
   if (last.empty()) return "/dev/shm is not a mount point";
+  if (std::find(last.begin(), last.end(), "") != last.end()) return "/dev/shm's line of mountinfo is malformed";
   size_t dash = 6;
   while (dash < last.size() && last[dash] != "-") ++dash;
-  if (dash + 3 >= last.size()) return "/dev/shm's line of mountinfo has no file system";
+  if (dash + 4 != last.size()) return "/dev/shm's line of mountinfo has no file system";
   if (last[dash + 1] != "tmpfs") return "/dev/shm is a " + quote(last[dash + 1], 32) + " mount, not a tmpfs";
   if (last[3] != "/") return "/dev/shm is a bind of " + quote(last[3], 64);
   if (last[5] != kMountOptions) return "/dev/shm is mounted with " + quote(last[5], 64);

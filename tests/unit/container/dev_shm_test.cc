@@ -33,6 +33,8 @@ TEST(DevShm, OnlyTheStandardTmpfsStaysOut) {
             "/dev/shm is a bind of `/sub`");
   EXPECT_EQ(devShmMountProblem(table("176 168 0:47 / /dev/shm rw,nosuid,nodev,relatime shared:8")),
             "/dev/shm's line of mountinfo has no file system");
+  EXPECT_NE(devShmMountProblem(table("176 168 0:47 / /dev/shm rw,nosuid,nodev,relatime  - tmpfs tmpfs rw")), "")
+      << "fields as the kernel writes them, one blank apart";
   // Mounted over: the last mount at /dev/shm is the one the container sees.
   EXPECT_EQ(devShmMountProblem(table("176 168 0:47 / /dev/shm rw,nosuid,nodev,relatime - tmpfs tmpfs rw\n"
                                      "178 176 0:49 / /dev/shm rw,nosuid,nodev,relatime - tmpfs tmpfs rw,size=8k")),

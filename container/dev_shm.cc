@@ -60,6 +60,12 @@ Result<std::string> devShmProblem(pid_t init) {
 }
 
 Result<std::unique_ptr<PreparedDevShm>> PreparedDevShm::create(const std::string& dir) {
+  // The path reaches CRIU through the criu wrapper's options, split at
+  // blanks by its shell: a path of other characters is not prepared.
+  if (dir.empty() || dir[0] != '/' ||
+      dir.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") != std::string::npos)
+    return invalidArgument("a prepared /dev/shm needs a path of letters, digits, '/', '.', '_' and '-', not " +
+                           quote(dir));
   if (::mkdir(dir.c_str(), 0700) != 0) return Status::fromErrno("mkdir", dir);
   std::unique_ptr<PreparedDevShm> shm(new PreparedDevShm(dir));
   // The restore's bind takes the propagation CRIU saved; this mount shares

@@ -425,7 +425,7 @@ Status LxcHost::freeze(const std::string& name, int timeoutMs) {
 Status LxcHost::thaw(const std::string& name) { return writeFile(freezerPath(name), pureCgroup2() ? "0" : "THAWED"); }
 
 Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int discardPages, const CallLimits& limits,
-                     const KeptOut& netns) {
+                     const KeptOut& out) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
@@ -439,8 +439,8 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   std::string opts;
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
-  if (netns.inode != 0) opts += " --external net[" + std::to_string(netns.inode) + "]:" + kNetnsKey;
-  if (netns.devShm) opts += std::string(" --external mnt[/dev/shm]:") + kDevShmKey;
+  if (out.inode != 0) opts += " --external net[" + std::to_string(out.inode) + "]:" + kNetnsKey;
+  if (out.devShm) opts += std::string(" --external mnt[/dev/shm]:") + kDevShmKey;
   LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -715,7 +715,7 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
 }
 
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits,
-                        const KeptOut& netns) {
+                        const KeptOut& out) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
   // Leftovers of an earlier copy of this name would make liblxc fail.
   LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
@@ -727,14 +727,14 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string(" -v") + v;
   // The wrapper splits the options at blanks: the prepared directory's path
   // is lxmigd's own (images directory and migration id), never blank.
-  if (!netns.devShmPath.empty()) opts += std::string(" --external mnt[") + kDevShmKey + "]:" + netns.devShmPath;
+  if (!out.devShmPath.empty()) opts += std::string(" --external mnt[") + kDevShmKey + "]:" + out.devShmPath;
   std::vector<std::string> env = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
-  if (!netns.path.empty()) {
+  if (!out.path.empty()) {
     // The criu wrapper opens the namespace and passes it as --inherit-fd
     // (liblxc closes what the helper would hand down); liblxc names the
     // host end from the config, and CRIU puts that end on the bridge.
-    LXMIG_RETURN_IF_ERROR(setVethPair(name, netns.hostVeth));
-    env.push_back("LXMIG_CRIU_NETNS=" + netns.path);
+    LXMIG_RETURN_IF_ERROR(setVethPair(name, out.hostVeth));
+    env.push_back("LXMIG_CRIU_NETNS=" + out.path);
   }
   auto rc = runHelper("restore", name, imagesDir, std::move(env), limits);
   if (!rc.ok()) {

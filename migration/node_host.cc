@@ -171,12 +171,12 @@ Status NodeHost::checkMovesAlone(const std::string& name) {
 }
 
 Status NodeHost::dump(const std::string& name, const std::string& dir, int discardPages,
-                      const container::CallLimits& limits, const container::KeptOut& netns) {
+                      const container::CallLimits& limits, const container::KeptOut& out) {
   if (node_.config().failAt == "criu-dump") {
     // Testing: CRIU fails for real, where it writes its image files.
     for (const char* f : {"pstree.img", "inventory.img"}) (void)makeDirs(dir + "/" + f, 0700);
   }
-  return node_.lxc().dump(name, dir, discardPages, limits, netns);
+  return node_.lxc().dump(name, dir, discardPages, limits, out);
 }
 
 namespace {

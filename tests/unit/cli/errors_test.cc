@@ -18,6 +18,13 @@ TEST(ErrorsTest, TextLinesNameWhatFailed) {
   EXPECT_EQ(warningLine("ps", "unreachable node n3", false), "lxmig: warning: ps: unreachable node n3");
 }
 
+TEST(ErrorsTest, ControlCharactersOfAReasonAreShownAndItsLinesKept) {
+  // A refusal quotes a process's name: it may hold an escape sequence.
+  EXPECT_EQ(errorLine("migrate web", "pid 7 'x\x1b[2J' holds a lock\npid 8 'y\r' too", 1, false),
+            "lxmig: migrate web: pid 7 'x\\x1b[2J' holds a lock\npid 8 'y\\x0d' too");
+  EXPECT_EQ(warningLine("ps", "node \x07n3", false), "lxmig: warning: ps: node \\x07n3");
+}
+
 TEST(ErrorsTest, JsonLinesParseBackWithTheExitCode) {
   const std::string line = errorLine("migrate web", "refused: \"n2\" has no room\nsecond line", 1, true);
   EXPECT_EQ(line.find('\n'), std::string::npos) << line;

@@ -43,5 +43,15 @@ TEST(DevShm, OnlyTheStandardTmpfsStaysOut) {
 
 TEST(DevShm, AProcessWithoutInitIsRefused) { EXPECT_FALSE(devShmProblem(0).ok()); }
 
+TEST(DevShm, APathTheWrapperWouldSplitIsNotPrepared) {
+  // Checked before anything is made (no root needed to see it refused).
+  for (const char* bad : {"/run/lxmig/images/a b.devshm", "/run/x*.devshm", "relative.devshm", "", "/run/x\n.devshm"}) {
+    auto shm = PreparedDevShm::create(bad);
+    ASSERT_FALSE(shm.ok()) << bad;
+    EXPECT_EQ(shm.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(shm.status().message().find('\n'), std::string::npos) << shm.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lxmig::container

@@ -84,7 +84,7 @@ class FakeNode final : public ContainerHost {
   Status thaw(const std::string& name) override;
   bool frozen(const std::string& name) override { return state(name) == container::RunState::kFrozen; }
   Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
-              const container::KeptOut& netns) override;
+              const container::KeptOut& out) override;
   Status destroy(const std::string& name) override;
   bool hostPathExists(const std::string& path) override { return !missingPaths.count(path); }
   Status checkMovesAlone(const std::string& name) override { return op("checkMovesAlone", name); }
@@ -92,7 +92,7 @@ class FakeNode final : public ContainerHost {
   Result<Child> spawnLazyPages(const std::string& dir) override;
   Status awaitLazyPages(const std::string& dir, Child& daemon) override;
   Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
-                 const container::KeptOut& netns) override;
+                 const container::KeptOut& out) override;
   // The network namespace outside the images: the fake has none, so
   // migrations go the way CRIU saves it.
   Result<net::NetnsLayout> netnsLayout(const std::string& name) override {

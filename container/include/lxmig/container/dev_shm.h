@@ -38,7 +38,8 @@ std::string devShmMountProblem(std::string_view mountinfo);
 // also be empty (read beneath its root, no link followed).
 Result<std::string> devShmProblem(pid_t init);
 
-// An empty tmpfs mounted at a directory of the target's (made here, 0700),
+// An empty tmpfs mounted at a directory of the target's (made here, 0700;
+// its absolute path of letters, digits, '/', '.', '_' and '-' only),
 // private, with the standard mount's options, for a restore to bind at the
 // container's /dev/shm. The destructor detaches it and removes the
 // directory: a restored container keeps its own bind of it.

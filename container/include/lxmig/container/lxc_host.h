@@ -111,10 +111,11 @@ class LxcHost {
   // not write the memory of the first N processes (pre-copy reads what the
   // target lacks from the frozen processes instead).
   // CRIU is killed past `limits`; the container's tasks are not.
-  // `netns.inode`: the container's network namespace stays out of the
-  // images (CRIU's --external net[INODE]); its restore needs netns.path.
+  // `out.inode`: the container's network namespace stays out of the
+  // images (CRIU's --external net[INODE]); its restore needs out.path.
+  // `out.devShm`: so does /dev/shm; its restore needs out.devShmPath.
   Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {},
-              const KeptOut& netns = {});
+              const KeptOut& out = {});
   // CRIU restore from dir; returns with the container restored, frozen as it
   // was dumped; call thaw() to let it run. `lazy`: memory marked lazy in
   // the images is filled after the restore by a lazy-pages daemon on dir,
@@ -122,11 +123,13 @@ class LxcHost {
   // `limits` bound it: past its deadline, or once its cancel flag is set
   // (from another thread), the restore is killed with everything in the
   // container's cgroups, and DeadlineExceeded or Cancelled is returned.
-  // `netns.path`: the tasks join that prepared namespace (images dumped
-  // with netns.inode); its host end netns.hostVeth becomes the container's
+  // `out.path`: the tasks join that prepared namespace (images dumped
+  // with out.inode); its host end out.hostVeth becomes the container's
   // (lxc.net.0.veth.pair, attached to the bridge by the restore).
+  // `out.devShmPath`: that prepared tmpfs is bound at /dev/shm (images
+  // dumped with out.devShm).
   Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {},
-                 const KeptOut& netns = {});
+                 const KeptOut& out = {});
   // Starts `criu lazy-pages` on the images in dir and waits for its socket.
   Result<Child> startLazyPages(const std::string& dir);
   // The same in two steps, so CRIU's start-up (~60 ms here) overlaps other

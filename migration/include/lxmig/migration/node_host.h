@@ -37,7 +37,7 @@ class NodeHost final : public ContainerHost {
   Status thaw(const std::string& name) override { return node_.lxc().thaw(name); }
   bool frozen(const std::string& name) override { return node_.lxc().frozen(name); }
   Status dump(const std::string& name, const std::string& dir, int discardPages, const container::CallLimits& limits,
-              const container::KeptOut& netns) override;
+              const container::KeptOut& out) override;
   Status recordCriuGaps(const std::string& name, const std::string& dir) override;
   Status applyCriuGaps(const std::string& name, const std::string& dir) override;
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
@@ -50,8 +50,8 @@ class NodeHost final : public ContainerHost {
     return node_.lxc().awaitLazyPages(dir, daemon);
   }
   Status restore(const std::string& name, const std::string& dir, bool lazy, const container::CallLimits& limits,
-                 const container::KeptOut& netns) override {
-    return node_.lxc().restore(name, dir, lazy, limits, netns);
+                 const container::KeptOut& out) override {
+    return node_.lxc().restore(name, dir, lazy, limits, out);
   }
   void killRestore(const std::string& name) override { node_.lxc().killRestoreLeftovers(name); }
   int initPid(const std::string& name) override { return node_.lxc().initPid(name); }

@@ -44,15 +44,27 @@ std::string devShmMountProblem(std::string_view mountinfo) {
   return "";
 }
 
+Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown) {
+  if (init == 0) {
+    *shown = "/dev/shm";
+    UniqueFd dir(::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir) return Status::fromErrno("open", *shown);
+    return dir;
+  }
+  const std::string rootPath = "/proc/" + std::to_string(init) + "/root";
+  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::fromErrno("open", rootPath);
+  *shown = rootPath + "/dev/shm";
+  return openDirBeneath(root.get(), "dev/shm", *shown);
+}
+
 Result<std::string> devShmProblem(pid_t init) {
   if (init <= 0) return invalidArgument("no init process");
   const std::string proc = "/proc/" + std::to_string(init);
   LXMIG_ASSIGN_OR_RETURN(std::string mountinfo, readFileHead(proc + "/mountinfo", 4 << 20));
   if (std::string why = devShmMountProblem(mountinfo); !why.empty()) return why;
-  UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::fromErrno("open", proc + "/root");
-  const std::string shown = proc + "/root/dev/shm";
-  auto dir = openDirBeneath(root.get(), "dev/shm", shown);
+  std::string shown;
+  auto dir = openDevShmDir(init, &shown);
   if (!dir.ok()) return "/dev/shm cannot be read: " + dir.status().message();
   LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), shown));
   if (!entries.empty()) return "/dev/shm holds " + std::to_string(entries.size()) + " file(s)";

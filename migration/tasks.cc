@@ -15,6 +15,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
+#include "lxmig/container/dev_shm.h"
 
 namespace lxmig::migration {
 
@@ -134,30 +135,9 @@ ImagesWatch::~ImagesWatch() {
   thread_.join();
 }
 
-namespace {
-
-// The /dev/shm of the container whose init is `init` (its own tmpfs): its
-// root through the init (a magic link, the one thing followed), then
-// dev/shm beneath it without following any link. `init` 0: the host's.
-Result<UniqueFd> openShmDir(pid_t init, std::string* shown) {
-  if (init == 0) {
-    *shown = "/dev/shm";
-    UniqueFd dir(::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!dir) return Status::fromErrno("open", *shown);
-    return dir;
-  }
-  const std::string rootPath = "/proc/" + std::to_string(init) + "/root";
-  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::fromErrno("open", rootPath);
-  *shown = rootPath + "/dev/shm";
-  return openDirBeneath(root.get(), "dev/shm", *shown);
-}
-
-}  // namespace
-
 bool shmFileExists(pid_t init, const std::string& file) {
   std::string shown;
-  auto dir = openShmDir(init, &shown);
+  auto dir = container::openDevShmDir(init, &shown);
   if (!dir.ok()) return false;
   struct stat st {};
   return ::fstatat(dir->get(), file.substr(file.rfind('/') + 1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -166,8 +146,8 @@ bool shmFileExists(pid_t init, const std::string& file) {
 Status copyShmFiles(const std::vector<std::string>& files, pid_t fromInit, pid_t toInit) {
   if (files.empty()) return okStatus();
   std::string from, to;
-  LXMIG_ASSIGN_OR_RETURN(UniqueFd src, openShmDir(fromInit, &from));
-  LXMIG_ASSIGN_OR_RETURN(UniqueFd dir, openShmDir(toInit, &to));
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd src, container::openDevShmDir(fromInit, &from));
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd dir, container::openDevShmDir(toInit, &to));
   for (const auto& f : files) {
     if (!startsWith(f, "/dev/shm/")) return invalidArgument(quote(f) + " is not directly in /dev/shm");
     const std::string base = f.substr(f.rfind('/') + 1);

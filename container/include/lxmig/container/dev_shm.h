@@ -20,12 +20,18 @@
 #include <string>
 #include <string_view>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
 
 namespace lxmig::container {
 
 // CRIU's key for the external /dev/shm, in the dump and the restore.
 inline constexpr const char* kDevShmKey = "lxmig-shm";
+
+// The /dev/shm of the container whose init is `init`: its root through the
+// init (a magic link, the one thing followed), then dev/shm beneath it
+// without following any link. `init` 0: the host's. *shown names it.
+Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown);
 
 // Why the /dev/shm of the mount table `mountinfo` (a /proc/PID/mountinfo)
 // is not lxmig's standard one; "" when the last mount at /dev/shm is a

@@ -17,6 +17,7 @@
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/container/dev_shm.h"
+#include "lxmig/container/dev_tree.h"
 
 namespace lxmig::container {
 namespace {
@@ -441,6 +442,7 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
   if (out.inode != 0) opts += " --external net[" + std::to_string(out.inode) + "]:" + kNetnsKey;
   if (out.devShm) opts += std::string(" --external mnt[/dev/shm]:") + kDevShmKey;
+  if (out.dev) opts += std::string(" --external mnt[/dev]:") + kDevKey;
   LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
@@ -728,6 +730,7 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
   // The wrapper splits the options at blanks: the prepared directory's path
   // is lxmigd's own (images directory and migration id), never blank.
   if (!out.devShmPath.empty()) opts += std::string(" --external mnt[") + kDevShmKey + "]:" + out.devShmPath;
+  if (!out.devPath.empty()) opts += std::string(" --external mnt[") + kDevKey + "]:" + out.devPath;
   std::vector<std::string> env = {"LXMIG_CRIU_RESTORE_OPTS=" + opts};
   if (!out.path.empty()) {
     // The criu wrapper opens the namespace and passes it as --inherit-fd

@@ -169,11 +169,12 @@ Result<Imported> importCheckpoint(Target& target, ContainerHost& host, Peers& pe
   LXMIG_ASSIGN_OR_RETURN(bool first, next(r));
   if (!first || !r.has_prepare()) return invalidArgument("not a checkpoint: it does not start with its container");
   v1::PrepareRequest pr = std::move(*r.mutable_prepare());
-  // A checkpoint's images carry the container's network namespace and
-  // /dev/shm (nothing was prepared when it was taken): none is made for
-  // its restore.
+  // A checkpoint's images carry the container's network namespace, /dev
+  // and /dev/shm (nothing was prepared when it was taken): none is made
+  // for its restore.
   pr.clear_netns();
   pr.clear_dev_shm_standard();
+  pr.clear_dev_boot_id();
   Imported out;
   out.checkpointId = checkMigrationId(pr.migration_id()).ok() ? pr.migration_id() : "?";
   out.takenOn = checkNodeName(pr.source()).ok() ? pr.source() : "?";

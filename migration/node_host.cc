@@ -220,6 +220,12 @@ Result<std::string> NodeHost::devShmProblem(const std::string& name) {
   return container::devShmProblem(init);
 }
 
+Result<std::string> NodeHost::devProblem(const std::string& name, std::string* bootId) {
+  const int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  return container::devProblem(init, bootId);
+}
+
 Result<std::string> NodeHost::netnsGlance(const std::string& name, uint64_t* inode) {
   const int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");

@@ -318,6 +318,10 @@ Status Source::prepare() {
   // (container/dev_shm.h). Otherwise CRIU carries its files.
   if (auto why = ctx_.host.devShmProblem(spec_.name); why.ok() && why->empty()) pr.set_dev_shm_standard(true);
   else if (why.ok()) note("info", "/dev/shm saved by CRIU: " + *why);
+  // Its /dev, when liblxc's tree: the target builds one (container/dev_tree.h).
+  if (auto why = ctx_.host.devProblem(spec_.name, &devBootId_); why.ok() && why->empty())
+    pr.set_dev_boot_id(devBootId_);
+  else if (why.ok()) note("info", "/dev saved by CRIU: " + *why);
   stage_ = Stage::kPrepareSent;
   auto reply = target_->prepare(pr);
   ph.end(reply.status());
@@ -325,6 +329,7 @@ Status Source::prepare() {
   dataPort_ = static_cast<uint16_t>(reply->data_port());
   targetNetnsShape_ = reply->netns_shape();
   devShmPrepared_ = reply->dev_shm_prepared();
+  devPrepared_ = reply->dev_prepared() && !pr.dev_boot_id().empty();
   if (!reply->netns_not_prepared().empty())
     note("info", "network namespace saved by CRIU: " + reply->netns_not_prepared().substr(0, 300));
   if (!reply->images_staging().empty()) note("info", "target " + target_->name() + ": " + reply->images_staging());
@@ -673,6 +678,19 @@ Status Source::dump() {
       journal_->event("info", "/dev/shm saved by CRIU: " + (why.ok() ? *why : why.status().message()));
     }
   }
+  if (st.ok() && devPrepared_) {
+    // Frozen now: the tree is the one the target built, boot id and all.
+    std::string bootId;
+    auto why = ctx_.host.devProblem(spec_.name, &bootId);
+    if (why.ok() && why->empty() && bootId == devBootId_) {
+      out.dev = true;
+    } else {
+      devPrepared_ = false;
+      journal_->event("info", "/dev saved by CRIU: " + (!why.ok()       ? why.status().message()
+                                                        : !why->empty() ? *why
+                                                                        : std::string("its boot id changed")));
+    }
+  }
   if (st.ok()) {
     std::atomic<bool> done{false};
     localWork_ = true;
@@ -701,7 +719,7 @@ Status Source::dump() {
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
              kv("criu_ms", criuMs) + " " + kv("netns_outside", out.inode != 0 ? 1 : 0) + " " +
-             kv("dev_shm_outside", out.devShm ? 1 : 0));
+             kv("dev_shm_outside", out.devShm ? 1 : 0) + " " + kv("dev_outside", out.dev ? 1 : 0));
   return st;
 }
 
@@ -718,7 +736,8 @@ Status Source::rewrite() {
     journal_->event("warn", st.message() + "; dumped again with all pages");
     final_->parentPages = final_->deltaPages = 0;
     (void)removeTree(imagesDir_);
-    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(), {.inode = netnsInode_, .devShm = devShmPrepared_});
+    st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(),
+                        {.inode = netnsInode_, .devShm = devShmPrepared_, .dev = devPrepared_});
     if (st.ok()) st = pc_->rewriteDump(imagesDir_, *final_);
   }
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
@@ -783,6 +802,7 @@ Status Source::restore() {
   rr.set_deadline_ms(restoreDeadlineMs());
   rr.set_netns_prepared(netnsInode_ != 0);
   rr.set_dev_shm_prepared(devShmPrepared_);
+  rr.set_dev_prepared(devPrepared_);
   stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {

@@ -73,8 +73,9 @@ void Target::cleanupStale() {
     for (const auto& n : *names) {
       if (staging && !startsWith(n, kStagingPrefix)) continue;
       LXMIG_LOG(kInfo, kLog) << "removing leftover of an interrupted migration: " << root << "/" << n;
-      if (n.size() > container::kDevShmSuffix.size() && n.ends_with(container::kDevShmSuffix))
-        container::removePreparedDevShm(root + "/" + n);  // a mount: removeTree stops at it
+      // A prepared tmpfs: removeTree stops at the mount.
+      for (std::string_view suffix : {container::kDevShmSuffix, container::kDevSuffix})
+        if (n.size() > suffix.size() && n.ends_with(suffix)) container::removePreparedTmpfs(root + "/" + n);
       (void)removeTree(root + "/" + n);
     }
   }
@@ -235,6 +236,17 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
       if (reply) reply->set_dev_shm_prepared(true);
     } else {
       LXMIG_LOG(kWarn, kLog) << id << ": no /dev/shm prepared for " << spec.name << ": " << shm.status().toString();
+    }
+  }
+  if (!req.dev_boot_id().empty()) {
+    // liblxc's /dev tree with the container's boot id (checked there);
+    // without it the images carry /dev.
+    auto dev = host_.prepareDev(st->imagesDir + std::string(container::kDevSuffix), req.dev_boot_id());
+    if (dev.ok()) {
+      st->dev = std::move(*dev);
+      if (reply) reply->set_dev_prepared(true);
+    } else {
+      LXMIG_LOG(kWarn, kLog) << id << ": no /dev prepared for " << spec.name << ": " << dev.status().toString();
     }
   }
   std::lock_guard lk(mu_);
@@ -419,8 +431,7 @@ bool Target::worthLazy(State& s) {
 }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
-                                         const v1::NetState& net, int64_t deadlineMs, bool netnsPrepared,
-                                         bool devShmPrepared) {
+                                         const v1::NetState& net, int64_t deadlineMs, RestorePrepared prepared) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
@@ -499,14 +510,18 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   st->lazyEarly.reset();  // not lazy after all
   if (st->cancelRestore) return fail(Status(Code::kCancelled, "restore of `" + name + "` cancelled by an abort"));
   container::KeptOut out;  // of the images: prepared here
-  if (netnsPrepared) {
+  if (prepared.netns) {
     if (!st->netns) return fail(failedPrecondition("no network namespace was prepared for `" + name + "`"));
     out.path = st->netns->path();
     out.hostVeth = st->netns->hostVeth();
   }
-  if (devShmPrepared) {
+  if (prepared.devShm) {
     if (!st->devShm) return fail(failedPrecondition("no /dev/shm was prepared for `" + name + "`"));
     out.devShmPath = st->devShm->path();
+  }
+  if (prepared.dev) {
+    if (!st->dev) return fail(failedPrecondition("no /dev was prepared for `" + name + "`"));
+    out.devPath = st->dev->path();
   }
   if (auto s = host_.restore(name, st->imagesDir, lazy, limits, out); !s.ok()) {
     st->lazyPages.reset();
@@ -516,7 +531,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     return fail(s.code() == Code::kDeadlineExceeded ? Status(Code::kAborted, s.message()) : s);
   }
   st->restored = true;
-  if (netnsPrepared) {
+  if (prepared.netns) {
     // Its sockets are all there now (still frozen): traffic may flow.
     if (auto s = st->netns->unlock(); !s.ok()) return fail(s);
     st->netns->handOver();  // the container's now
@@ -590,6 +605,7 @@ void Target::discard(const std::string& id, State& s) {
   (void)removeTree(s.imagesDir);
   s.netns.reset();
   s.devShm.reset();
+  s.dev.reset();
   s.reservation.release();
   std::lock_guard lk(mu_);
   active_.erase(id);

@@ -22,8 +22,10 @@
 #include <thread>
 
 #include "fixtures/testbed_fixture.h"
+#include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/container/dev_shm.h"
+#include "lxmig/container/dev_tree.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "unit/temp_dir.h"
 
@@ -445,7 +447,7 @@ TEST(DevShmTest, APreparedTmpfsIsEmptyPrivateAndGoesAwayWithIt) {
     return std::string();
   };
   {
-    auto shm = container::PreparedDevShm::create(dir);
+    auto shm = container::prepareDevShm(dir);
     ASSERT_TRUE(shm.ok()) << shm.status().toString();
     struct statfs sf {};
     ASSERT_EQ(::statfs(dir.c_str(), &sf), 0);
@@ -454,7 +456,7 @@ TEST(DevShmTest, APreparedTmpfsIsEmptyPrivateAndGoesAwayWithIt) {
     EXPECT_NE(line.find(" rw,nosuid,nodev,relatime - tmpfs tmpfs rw"), std::string::npos)
         << "the standard options, private (no propagation tag): " << line;
     EXPECT_TRUE(listDir(dir)->empty());
-    EXPECT_FALSE(container::PreparedDevShm::create(dir).ok()) << "never over an existing directory";
+    EXPECT_FALSE(container::prepareDevShm(dir).ok()) << "never over an existing directory";
   }
   EXPECT_EQ(mountLine(), "");
   EXPECT_FALSE(pathExists(dir));
@@ -462,16 +464,74 @@ TEST(DevShmTest, APreparedTmpfsIsEmptyPrivateAndGoesAwayWithIt) {
   // One an agent that died left behind goes by its name.
   ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
   ASSERT_EQ(::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, nullptr), 0);
-  container::removePreparedDevShm(dir);
+  container::removePreparedTmpfs(dir);
   EXPECT_EQ(mountLine(), "");
   EXPECT_FALSE(pathExists(dir));
-  container::removePreparedDevShm(dir);  // gone already: fine
+  container::removePreparedTmpfs(dir);  // gone already: fine
 }
 
-TEST_F(MigrationTest, TheTargetMountsAnEmptyDevShmUnlessTheContainerUsesIt) {
-  // An empty /dev/shm stays out of CRIU's images: the target mounts an
-  // empty tmpfs at PREPARE and the restore binds it there
-  // (container/dev_shm.h); one with a file in it goes with the images.
+TEST(DevTreeTest, ThePreparedTreeIsLiblxcsAndTheCheckSeesWhatMountsHide) {
+  LXMIG_REQUIRE(::geteuid() == 0, "root (mount, mknod)");
+  lxmig::testing::TempDir tmp("lxmig-dev");
+  ASSERT_TRUE(tmp.ok());
+  const std::string dir = tmp.path() + "/0123456789abcdef.dev";
+  const std::string id = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d";
+  auto problem = [&](std::string* bootId) {
+    UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    EXPECT_TRUE(d);
+    auto why = container::devTreeProblem(d.get(), dir, bootId);
+    EXPECT_TRUE(why.ok()) << why.status().toString();
+    return why.ok() ? *why : std::string("?");
+  };
+  EXPECT_FALSE(container::prepareDev(dir, "not-a-boot-id").ok());
+  EXPECT_FALSE(pathExists(dir)) << "refused before anything is made";
+  {
+    auto dev = container::prepareDev(dir, id);
+    ASSERT_TRUE(dev.ok()) << dev.status().toString();
+    std::string line;
+    for (const auto& l : split(readFile("/proc/self/mountinfo").value_or(""), '\n'))
+      if (l.find(" " + dir + " ") != std::string::npos) line = l;
+    EXPECT_NE(line.find(" rw,relatime - tmpfs none rw,size=492k,mode=755"), std::string::npos)
+        << "liblxc's options, private: " << line;
+    // What the target builds passes the source's check: the next move
+    // leaves /dev out again.
+    std::string bootId;
+    EXPECT_EQ(problem(&bootId), "");
+    EXPECT_EQ(bootId, id);
+    EXPECT_EQ(trim(readFile(dir + "/.lxc-boot-id").value_or("")), id);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir + "/null").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
+    EXPECT_EQ(st.st_mode & 07777, 0666u) << "not cut by the umask";
+
+    // A file under a mount on the tree: not listed, but counted.
+    ASSERT_TRUE(writeFileAtomic(dir + "/pts/hidden", "x").ok());
+    ASSERT_EQ(::mount("tmpfs", (dir + "/pts").c_str(), "tmpfs", 0, nullptr), 0);
+    EXPECT_NE(problem(&bootId).find("holds 17 inodes and 2 blocks"), std::string::npos) << problem(&bootId);
+    ASSERT_EQ(::umount2((dir + "/pts").c_str(), MNT_DETACH), 0);
+    ASSERT_EQ(::unlink((dir + "/pts/hidden").c_str()), 0);
+    EXPECT_EQ(problem(&bootId), "");
+    // A second name of a node, an entry of its own, a changed mode.
+    ASSERT_EQ(::link((dir + "/null").c_str(), (dir + "/pts/null2").c_str()), 0);
+    EXPECT_NE(problem(&bootId).find("/null has 2 links"), std::string::npos) << problem(&bootId);
+    ASSERT_EQ(::unlink((dir + "/pts/null2").c_str()), 0);
+    ASSERT_EQ(::symlink("/etc", (dir + "/etc").c_str()), 0);
+    EXPECT_NE(problem(&bootId).find("holds 16 entries"), std::string::npos) << problem(&bootId);
+    ASSERT_EQ(::unlink((dir + "/etc").c_str()), 0);
+    ASSERT_EQ(::chmod((dir + "/zero").c_str(), 0600), 0);
+    EXPECT_NE(problem(&bootId).find("/zero has the mode 0600"), std::string::npos) << problem(&bootId);
+    ASSERT_EQ(::chmod((dir + "/zero").c_str(), 0666), 0);
+    EXPECT_EQ(problem(&bootId), "");
+  }
+  EXPECT_FALSE(pathExists(dir)) << "detached and removed with it";
+}
+
+TEST_F(MigrationTest, TheTargetPreparesDevAndDevShmUnlessTheContainerChangedThem) {
+  // An empty /dev/shm and liblxc's /dev stay out of CRIU's images: the
+  // target mounts an empty tmpfs and builds liblxc's tree at PREPARE, the
+  // restore binds them there (container/dev_shm.h, dev_tree.h); with a file
+  // of the container's in them, they go with the images.
   std::string ip = runServer("shm1", "n1", {});
   ASSERT_FALSE(ip.empty());
   // Moves shm1; the dump phase's detail and the events, one per line.
@@ -492,29 +552,47 @@ TEST_F(MigrationTest, TheTargetMountsAnEmptyDevShmUnlessTheContainerUsesIt) {
     EXPECT_EQ(c.code, 0) << c.err << c.out;
     return c.out;
   };
+  const std::string bootId(trim(inside("cat /proc/sys/kernel/random/boot_id")));
+  ASSERT_TRUE(container::isBootId(bootId)) << bootId;
   std::string out = move("n2", "stop-and-copy");
   EXPECT_NE(out.find("dev_shm_outside=1"), std::string::npos) << out;
   EXPECT_EQ(out.find("/dev/shm saved by CRIU"), std::string::npos) << out;
+  EXPECT_NE(out.find("dev_outside=1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/dev saved by CRIU"), std::string::npos) << out;
+  EXPECT_EQ(trim(inside("cat /proc/sys/kernel/random/boot_id")), bootId) << "the container's own, kept";
+  EXPECT_EQ(trim(inside("echo x > /dev/null && head -c 4 /dev/zero | wc -c && grep -c ' /dev/pts ' "
+                        "/proc/self/mountinfo")),
+            "4\n1")
+      << "the nodes work, the mounts on the tree are back";
   EXPECT_NE(inside("grep ' /dev/shm ' /proc/self/mountinfo").find(" /dev/shm rw,nosuid,nodev,relatime "),
             std::string::npos)
       << "the bound tmpfs has the standard options, so it stays out again";
   EXPECT_EQ(trim(inside("echo kept > /dev/shm/f && cat /dev/shm/f")), "kept") << "a working tmpfs";
 
-  // A file in it: CRIU carries /dev/shm with its content.
+  // A file in each: CRIU carries them with their content.
+  inside("echo mine > /dev/extra");
   out = move("n1", "pre-copy");
   EXPECT_NE(out.find("dev_shm_outside=0"), std::string::npos) << out;
   EXPECT_NE(out.find("/dev/shm saved by CRIU: /dev/shm holds 1 file(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find("dev_outside=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("/dev saved by CRIU: /proc/"), std::string::npos) << out;
+  EXPECT_NE(out.find("root/dev holds 16 entries"), std::string::npos) << out;
   EXPECT_EQ(trim(inside("cat /dev/shm/f")), "kept");
+  EXPECT_EQ(trim(inside("cat /dev/extra")), "mine");
+  EXPECT_EQ(trim(inside("cat /proc/sys/kernel/random/boot_id")), bootId);
 
-  // Emptied: out of the images again, and the target keeps no mount of it.
-  inside("rm /dev/shm/f");
+  // Emptied: out of the images again, and the target keeps no mount of them.
+  inside("rm /dev/shm/f /dev/extra");
   out = move("n2", "pre-copy");
   EXPECT_NE(out.find("dev_shm_outside=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("dev_outside=1"), std::string::npos) << out;
+  EXPECT_EQ(trim(inside("cat /proc/sys/kernel/random/boot_id")), bootId);
   EXPECT_NE(tb().waitServer(ip, kPort, 10000), "");
   for (const char* node : {"n1", "n2"}) {
     auto mounts = readFile("/proc/" + std::to_string(tb().agentPid(node)) + "/mountinfo");
     ASSERT_TRUE(mounts.ok()) << node;
     EXPECT_EQ(mounts->find(".devshm"), std::string::npos) << node << " left a prepared /dev/shm mounted:\n" << *mounts;
+    EXPECT_EQ(mounts->find(".dev "), std::string::npos) << node << " left a prepared /dev mounted:\n" << *mounts;
   }
 }
 

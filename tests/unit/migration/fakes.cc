@@ -305,8 +305,9 @@ class LoopPeer final : public Peer {
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms(),
-                                    req.netns_prepared(), req.dev_shm_prepared());
+    auto r = node_.target().restore(
+        caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms(),
+        {.netns = req.netns_prepared(), .devShm = req.dev_shm_prepared(), .dev = req.dev_prepared()});
     if (f_.restoreTimesOut) return unavailable("target " + name() + " unreachable: Deadline Exceeded");
     return r;
   }

@@ -106,11 +106,17 @@ class FakeNode final : public ContainerHost {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no network namespaces");
   }
   std::vector<net::NetnsLayout> preparedLayouts;
-  // /dev/shm outside the images: the fake's containers have none.
+  // /dev/shm and /dev outside the images: the fake's containers have none.
   Result<std::string> devShmProblem(const std::string& name) override {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev/shm of `" + name + "`");
   }
-  Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string&) override {
+  Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string&) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no mounts");
+  }
+  Result<std::string> devProblem(const std::string& name, std::string*) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev of `" + name + "`");
+  }
+  Result<std::unique_ptr<container::PreparedTmpfs>> prepareDev(const std::string&, const std::string&) override {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no mounts");
   }
   int initPid(const std::string&) override { return 1; }

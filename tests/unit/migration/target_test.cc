@@ -191,7 +191,7 @@ TEST_F(TargetTest, ANetworkNamespaceIsLaidOutOnlyWithTheContainersOwnMacAndAddre
   EXPECT_TRUE(n2.preparedLayouts.empty());
   // A restore cannot ask for a namespace that was not made.
   sendImages("0000000000000001");
-  auto rr = n2.target().restore("n1", "0000000000000001", false, {}, 0, true);
+  auto rr = n2.target().restore("n1", "0000000000000001", false, {}, 0, {.netns = true});
   EXPECT_EQ(rr.status().code(), Code::kFailedPrecondition) << rr.status().toString();
   EXPECT_NE(rr.status().message().find("no network namespace was prepared for `web`"), std::string::npos);
 

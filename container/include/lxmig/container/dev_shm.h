@@ -1,15 +1,14 @@
-// A container's /dev/shm kept out of CRIU's images.
+// A container's /dev/shm kept out of CRIU's images (kept_tmpfs.h).
 //
-// CRIU saves every tmpfs mount of a container by running `tar --create
-// --gzip` over it at the dump and untars it at the restore (~18 ms each way
-// here for an empty one), inside the frozen window. Every container lxmig
+// CRIU tars an empty tmpfs in ~18 ms at the dump and untars it in as much at
+// the restore here, inside the frozen window. Every container lxmig
 // defines gets the same /dev/shm (lxc_host.cc: a tmpfs, rw,nosuid,nodev).
 // When the container's is still that mount and empty at the freeze, the
 // target mounts an empty tmpfs like it before the freeze, the dump names
 // /dev/shm external and the restore binds the prepared one there.
 //
 //   source, at PREPARE and again frozen: *devShmProblem(init) == ""
-//   target, at PREPARE: LXMIG_ASSIGN_OR_RETURN(auto shm, PreparedDevShm::create(dir));
+//   target, at PREPARE: LXMIG_ASSIGN_OR_RETURN(auto shm, prepareDevShm(dir));
 //   dump: --external mnt[/dev/shm]:lxmig-shm
 //   restore: --external mnt[lxmig-shm]:shm->path()
 #pragma once
@@ -22,6 +21,7 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
+#include "lxmig/container/kept_tmpfs.h"
 
 namespace lxmig::container {
 
@@ -44,29 +44,11 @@ std::string devShmMountProblem(std::string_view mountinfo);
 // also be empty (read beneath its root, no link followed).
 Result<std::string> devShmProblem(pid_t init);
 
-// An empty tmpfs mounted at a directory of the target's (made here, 0700;
-// its absolute path of letters, digits, '/', '.', '_' and '-' only),
-// private, with the standard mount's options, for a restore to bind at the
-// container's /dev/shm. The destructor detaches it and removes the
-// directory: a restored container keeps its own bind of it.
-class PreparedDevShm {
- public:
-  static Result<std::unique_ptr<PreparedDevShm>> create(const std::string& dir);
-  ~PreparedDevShm();
-  PreparedDevShm(const PreparedDevShm&) = delete;
-  PreparedDevShm& operator=(const PreparedDevShm&) = delete;
+// Target: an empty tmpfs like the standard one at `dir` (kept_tmpfs.h).
+Result<std::unique_ptr<PreparedTmpfs>> prepareDevShm(const std::string& dir);
 
-  const std::string& path() const { return dir_; }
-
- private:
-  explicit PreparedDevShm(std::string dir) : dir_(std::move(dir)) {}
-  std::string dir_;
-};
-
-// Detaches a prepared /dev/shm and removes its directory (also one an
-// agent that died left behind, PreparedDevShm's name ends in
-// kDevShmSuffix). What is not there is fine.
+// The name of a prepared /dev/shm's directory ends in this (an agent's
+// start removes what one that died left behind).
 inline constexpr std::string_view kDevShmSuffix = ".devshm";
-void removePreparedDevShm(const std::string& dir);
 
 }  // namespace lxmig::container

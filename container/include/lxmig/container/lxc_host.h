@@ -35,14 +35,16 @@ struct CallLimits {
 };
 
 // What stays out of CRIU's images because the target prepared it before
-// the freeze: the container's network namespace (net/netns.h) and its
-// /dev/shm (dev_shm.h).
+// the freeze: the container's network namespace (net/netns.h), its /dev
+// (dev_tree.h) and its /dev/shm (dev_shm.h).
 struct KeptOut {
   uint64_t inode = 0;      // dump: the network namespace CRIU leaves out (0: CRIU saves it)
   std::string path;        // restore: opens the prepared namespace ("": CRIU rebuilds it)
   std::string hostVeth;    // restore: the prepared pair's host end
   bool devShm = false;     // dump: /dev/shm is external
   std::string devShmPath;  // restore: the prepared tmpfs, bound at /dev/shm ("": CRIU remakes it)
+  bool dev = false;        // dump: /dev is external
+  std::string devPath;     // restore: the prepared tree, bound at /dev ("": CRIU remakes it)
 };
 
 // A device node bound into the container, with its device cgroup rule.
@@ -113,7 +115,8 @@ class LxcHost {
   // CRIU is killed past `limits`; the container's tasks are not.
   // `out.inode`: the container's network namespace stays out of the
   // images (CRIU's --external net[INODE]); its restore needs out.path.
-  // `out.devShm`: so does /dev/shm; its restore needs out.devShmPath.
+  // `out.devShm`, `out.dev`: so do /dev/shm and /dev; their restore needs
+  // out.devShmPath and out.devPath.
   Status dump(const std::string& name, const std::string& dir, int discardPages = 0, const CallLimits& limits = {},
               const KeptOut& out = {});
   // CRIU restore from dir; returns with the container restored, frozen as it
@@ -126,8 +129,8 @@ class LxcHost {
   // `out.path`: the tasks join that prepared namespace (images dumped
   // with out.inode); its host end out.hostVeth becomes the container's
   // (lxc.net.0.veth.pair, attached to the bridge by the restore).
-  // `out.devShmPath`: that prepared tmpfs is bound at /dev/shm (images
-  // dumped with out.devShm).
+  // `out.devShmPath`, `out.devPath`: those prepared tmpfs are bound at
+  // /dev/shm and /dev (images dumped with out.devShm, out.dev).
   Status restore(const std::string& name, const std::string& dir, bool lazy = false, const CallLimits& limits = {},
                  const KeptOut& out = {});
   // Starts `criu lazy-pages` on the images in dir and waits for its socket.

@@ -19,6 +19,7 @@
 #include "lxmig/base/process.h"
 #include "lxmig/base/status.h"
 #include "lxmig/container/dev_shm.h"
+#include "lxmig/container/dev_tree.h"
 #include "lxmig/container/devices.h"
 #include "lxmig/container/lxc_host.h"
 #include "lxmig/net/netns.h"
@@ -128,7 +129,15 @@ class ContainerHost {
   // tmpfs ("" when it is): asked at PREPARE, and again while frozen.
   virtual Result<std::string> devShmProblem(const std::string& name) = 0;
   // Target: an empty tmpfs mounted at `dir` (made here), before the freeze.
-  virtual Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string& dir) = 0;
+  virtual Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string& dir) = 0;
+
+  // ---- /dev kept out of CRIU's images (container/dev_tree.h) ----
+  // Why the running container's /dev is not liblxc's standard tree ("" when
+  // it is; *bootId its boot id): asked at PREPARE, and again while frozen.
+  virtual Result<std::string> devProblem(const std::string& name, std::string* bootId) = 0;
+  // Target: that tree, holding `bootId`, in a tmpfs mounted at `dir`.
+  virtual Result<std::unique_ptr<container::PreparedTmpfs>> prepareDev(const std::string& dir,
+                                                                       const std::string& bootId) = 0;
 
   // ---- devices ----
   virtual Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) = 0;

@@ -61,8 +61,13 @@ class NodeHost final : public ContainerHost {
   Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) override;
   Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) override;
   Result<std::string> devShmProblem(const std::string& name) override;
-  Result<std::unique_ptr<container::PreparedDevShm>> prepareDevShm(const std::string& dir) override {
-    return container::PreparedDevShm::create(dir);
+  Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string& dir) override {
+    return container::prepareDevShm(dir);
+  }
+  Result<std::string> devProblem(const std::string& name, std::string* bootId) override;
+  Result<std::unique_ptr<container::PreparedTmpfs>> prepareDev(const std::string& dir,
+                                                               const std::string& bootId) override {
+    return container::prepareDev(dir, bootId);
   }
 
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override {

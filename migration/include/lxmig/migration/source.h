@@ -167,6 +167,8 @@ class Source {
   std::string targetNetnsShape_, netnsGlance_;
   uint64_t netnsInode_ = 0;      // != 0: dump without the namespace
   bool devShmPrepared_ = false;  // the target mounted a /dev/shm: dump without it if still empty
+  bool devPrepared_ = false;     // the target built a /dev: dump without it if still the same
+  std::string devBootId_;        // the boot id in the /dev sent at PREPARE
   bool useLink_ = true;
   std::string imagesDir_;
   uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)

@@ -41,6 +41,13 @@
 
 namespace lxmig::migration {
 
+// What a restore's images leave out, taken from what PREPARE made: the
+// network namespace (the tasks join the one laid out), /dev/shm and /dev
+// (the tmpfs mounted are bound there).
+struct RestorePrepared {
+  bool netns = false, devShm = false, dev = false;
+};
+
 class Target {
  public:
   struct Options {
@@ -74,11 +81,8 @@ class Target {
   // background; restore() waits for it.
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
   // deadlineMs: CRIU's restore is killed after it (0: kDefaultRestoreMs).
-  // netnsPrepared: the images leave the network namespace out; the tasks
-  // join the one PREPARE laid out. devShmPrepared: they leave /dev/shm out;
-  // the tmpfs PREPARE mounted is bound there.
   Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net,
-                                   int64_t deadlineMs = 0, bool netnsPrepared = false, bool devShmPrepared = false);
+                                   int64_t deadlineMs = 0, RestorePrepared prepared = {});
   static constexpr int64_t kDefaultRestoreMs = 120 * 1000;
   // OK once committed (again too). FailedPrecondition when prepared but
   // not restored, or aborted; NotFound when this node has no trace of it.
@@ -128,10 +132,10 @@ class Target {
     // The network namespace laid out at PREPARE (net/netns.h), if asked
     // and made: removed with the migration unless a restore joined it.
     std::unique_ptr<net::PreparedNetns> netns;
-    // The tmpfs mounted at PREPARE for its /dev/shm (container/dev_shm.h),
-    // if asked and made: detached with the migration (a restored container
-    // keeps its own bind of it).
-    std::unique_ptr<container::PreparedDevShm> devShm;
+    // The tmpfs mounted at PREPARE for its /dev/shm (container/dev_shm.h)
+    // and its /dev (dev_tree.h), if asked and made: detached with the
+    // migration (a restored container keeps its own bind of them).
+    std::unique_ptr<container::PreparedTmpfs> devShm, dev;
     // Held by restore, commit and abort.
     std::timed_mutex opMu;
     // Set by an abort: a restore under way is killed, one to come fails.

@@ -1,6 +1,7 @@
 #include "lxmig/migration/merge.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
+#include "lxmig/base/process.h"
 #include "lxmig/grouping/adoption.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
@@ -227,6 +229,40 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
   }
 }
 
+// What the IPC namespace of the container whose init is `init` holds
+// beyond its processes' open files and mappings: its System V objects and
+// its POSIX message queues. They live in the namespace, which ends with the
+// merged container: a merge carries none of them, so a part that holds any
+// is refused (its processes would find their ids gone, or another's).
+struct IpcHeld {
+  size_t shm = 0, sem = 0, msg = 0;
+  std::vector<std::string> queues;  // names in its /dev/mqueue
+};
+
+Result<IpcHeld> ipcHeld(pid_t init) {
+  IpcHeld held;
+  const std::string proc = "/proc/" + std::to_string(init);
+  // /proc/sysvipc shows the reading thread's IPC namespace.
+  LXMIG_RETURN_IF_ERROR(inNamespace(proc + "/ns/ipc", CLONE_NEWIPC, [&]() -> Status {
+    for (auto [table, count] : {std::pair{"shm", &held.shm}, {"sem", &held.sem}, {"msg", &held.msg}}) {
+      LXMIG_ASSIGN_OR_RETURN(std::string text, readFileHead(std::string("/proc/sysvipc/") + table, 1 << 20));
+      size_t lines = 0;
+      for (const auto& line : split(text, '\n'))
+        if (!trim(line).empty()) ++lines;
+      *count = lines > 0 ? lines - 1 : 0;  // its header
+    }
+    return okStatus();
+  }));
+  UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::fromErrno("open", proc + "/root");
+  auto dir = openDirBeneath(root.get(), "dev/mqueue", proc + "/root/dev/mqueue");
+  if (!dir.ok()) return dir.status().code() == Code::kNotFound ? Result<IpcHeld>(held) : dir.status();
+  LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), proc + "/root/dev/mqueue"));
+  for (const auto& e : entries) held.queues.push_back(e.name);
+  std::sort(held.queues.begin(), held.queues.end());
+  return held;
+}
+
 // Everything that keeps `part` from joining `kept`, one line each.
 // `furthestAhead`: the container whose clocks read furthest ahead, the one
 // to keep when clocks differ.
@@ -333,6 +369,20 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
              " already: the two workloads' pid ranges overlap");
   }
   if (part.roots.empty()) refuse("runs no process besides its init");
+  if (auto held = ipcHeld(part.init); !held.ok()) {
+    refuse("its IPC namespace cannot be read: " + held.status().message());
+  } else if (held->shm + held->sem + held->msg > 0) {
+    refuse("its IPC namespace holds " + std::to_string(held->shm) + " System V shared memory segment(s), " +
+           std::to_string(held->sem) + " semaphore set(s) and " + std::to_string(held->msg) +
+           " message queue(s), which a merge does not carry (they end with " + part.name +
+           "'s IPC namespace, and its processes name them by id)");
+  } else if (!held->queues.empty()) {
+    std::string names;
+    for (size_t i = 0; i < held->queues.size() && i < 3; ++i) names += (i ? ", " : "") + quote(held->queues[i], 64);
+    if (held->queues.size() > 3) names += ", ...";
+    refuse("its /dev/mqueue holds " + std::to_string(held->queues.size()) + " POSIX message queue(s) (" + names +
+           "), which a merge does not carry (they end with " + part.name + "'s IPC namespace)");
+  }
   for (auto& line : refusals)
     for (char& c : line)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';

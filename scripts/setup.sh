@@ -116,7 +116,7 @@ if ! criu_ok; then
 fi
 
 mkdir -p "$BIN"
-WRAPPER_VERSION=4
+WRAPPER_VERSION=5
 CRIU_VERSION_TEXT=$("$PREFIX/criu" --version | tr -d "'\\\\")
 if ! grep -q "lxmig criu wrapper v$WRAPPER_VERSION" "$BIN/criu" 2>/dev/null ||
   ! grep -qF "$(printf '%s' "$CRIU_VERSION_TEXT" | head -1)" "$BIN/criu"; then
@@ -132,6 +132,9 @@ if ! grep -q "lxmig criu wrapper v$WRAPPER_VERSION" "$BIN/criu" 2>/dev/null ||
 # liblxc asks for the version before every dump and restore: answered here
 # with what this CRIU printed when setup.sh wrote the wrapper (setup.sh
 # writes it again when the binary's answer changes).
+# The options are split at blanks and never globbed (an --external
+# mnt[...] must not match a file in CRIU's working directory).
+set -f
 action="\$1"
 [ \$# -gt 0 ] && shift
 case "\$action" in

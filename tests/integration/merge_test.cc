@@ -243,6 +243,17 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
        "exec python3 -c 'import socket,time; l=socket.socket(); l.bind((\"127.0.0.1\",7300)); l.listen(); "
        "c=socket.create_connection((\"127.0.0.1\",7300)); s,_=l.accept(); time.sleep(1000000)'",
        "holds a connection (tcp 127.0.0.1:"},
+      // What lives in its IPC namespace, not in a process: named by id or
+      // by name, it would end with the namespace.
+      {"sysv-sem",
+       {},
+       "ipcmk -S 1 >/dev/null && exec sleep 1000000",
+       "its IPC namespace holds 0 System V shared memory segment(s), 1 semaphore set(s) and 0 message queue(s), "
+       "which a merge does not carry"},
+      {"posix-mq",
+       {},
+       ": > /dev/mqueue/jobs && exec sleep 1000000",
+       "its /dev/mqueue holds 1 POSIX message queue(s) (`jobs`), which a merge does not carry"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

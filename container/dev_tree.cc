@@ -120,7 +120,7 @@ std::string devMountProblem(std::string_view mountinfo) {
   std::vector<bool> seen(std::size(kMountedOn), false);
   for (const auto& line : split(mountinfo, '\n')) {
     auto f = split(line, ' ', /*skipEmpty=*/false);
-    if (f.size() < 5) continue;
+    if (f.size() < 10) continue;  // a whole line: ten fields at least
     for (size_t k = 0; k < std::size(kMountedOn); ++k) seen[k] = seen[k] || f[4] == kMountedOn[k];
   }
   for (size_t k = 0; k < std::size(kMountedOn); ++k)

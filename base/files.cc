@@ -261,6 +261,14 @@ Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::s
   }
 }
 
+Result<UniqueFd> openDirBeneathRootOf(int pid, const std::string& rel, std::string* shown) {
+  const std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
+  *shown = rootPath + "/" + rel;
+  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::fromErrno("open", rootPath);
+  return openDirBeneath(root.get(), rel, *shown);
+}
+
 Status removeTree(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {

@@ -26,11 +26,7 @@ Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown) {
     if (!dir) return Status::fromErrno("open", *shown);
     return dir;
   }
-  const std::string rootPath = "/proc/" + std::to_string(init) + "/root";
-  UniqueFd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::fromErrno("open", rootPath);
-  *shown = rootPath + "/dev/shm";
-  return openDirBeneath(root.get(), "dev/shm", *shown);
+  return openDirBeneathRootOf(init, "dev/shm", shown);
 }
 
 Result<std::string> devShmProblem(pid_t init) {

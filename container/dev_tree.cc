@@ -169,10 +169,8 @@ Result<std::string> devProblem(pid_t init, std::string* bootId) {
   const std::string proc = "/proc/" + std::to_string(init);
   LXMIG_ASSIGN_OR_RETURN(std::string mountinfo, readFileHead(proc + "/mountinfo", 4 << 20));
   if (std::string why = devMountProblem(mountinfo); !why.empty()) return why;
-  UniqueFd rootDir(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!rootDir) return Status::fromErrno("open", proc + "/root");
-  const std::string shown = proc + "/root/dev";
-  auto dev = openDirBeneath(rootDir.get(), "dev", shown);
+  std::string shown;
+  auto dev = openDirBeneathRootOf(init, "dev", &shown);
   if (!dev.ok()) return "/dev cannot be read: " + dev.status().message();
   return devTreeProblem(dev->get(), shown, bootId);
 }

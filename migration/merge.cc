@@ -253,11 +253,10 @@ Result<IpcHeld> ipcHeld(pid_t init) {
     }
     return okStatus();
   }));
-  UniqueFd root(::open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::fromErrno("open", proc + "/root");
-  auto dir = openDirBeneath(root.get(), "dev/mqueue", proc + "/root/dev/mqueue");
+  std::string shown;
+  auto dir = openDirBeneathRootOf(init, "dev/mqueue", &shown);
   if (!dir.ok()) return dir.status().code() == Code::kNotFound ? Result<IpcHeld>(held) : dir.status();
-  LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), proc + "/root/dev/mqueue"));
+  LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), shown));
   for (const auto& e : entries) held.queues.push_back(e.name);
   std::sort(held.queues.begin(), held.queues.end());
   return held;

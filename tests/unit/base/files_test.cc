@@ -25,6 +25,21 @@ TEST(FilesTest, WriteReadRemove) {
   EXPECT_EQ(readFile(dir + "/nope").status().code(), Code::kNotFound);
 }
 
+TEST(FilesTest, ADirectoryBeneathAProcesssRootFollowsNoLink) {
+  char tmpl[] = "/tmp/lxmig-files-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, rel = dir.substr(1);  // beneath this process's root
+  ASSERT_TRUE(makeDirs(dir + "/d").ok());
+  ASSERT_EQ(::symlink((dir + "/d").c_str(), (dir + "/l").c_str()), 0);
+  std::string shown;
+  auto d = openDirBeneathRootOf(::getpid(), rel + "/d", &shown);
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  EXPECT_EQ(shown, "/proc/" + std::to_string(::getpid()) + "/root" + dir + "/d");
+  EXPECT_EQ(openDirBeneathRootOf(::getpid(), rel + "/l", &shown).status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(openDirBeneathRootOf(::getpid(), rel + "/none", &shown).status().code(), Code::kNotFound);
+  ASSERT_TRUE(removeTree(dir).ok());
+}
+
 TEST(FilesTest, PositionalReadAndWriteAreWhole) {
   char tmpl[] = "/tmp/lxmig-files-XXXXXX";
   int fd = ::mkstemp(tmpl);

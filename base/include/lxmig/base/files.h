@@ -37,6 +37,10 @@ Status removeTreeAt(int dirfd, const std::string& name, const std::string& shown
 // is FailedPrecondition; a missing component NotFound. With O_PATH the fd
 // only anchors *at() calls.
 Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::string& shown, bool pathOnly = false);
+// The same beneath the root of process `pid` (e.g. a container's init):
+// /proc/PID/root, a magic link, is the one thing followed. *shown gets
+// "/proc/PID/root/REL", for errors.
+Result<UniqueFd> openDirBeneathRootOf(int pid, const std::string& rel, std::string* shown);
 bool pathExists(const std::string& path);
 // This kernel's boot id (/proc/sys/kernel/random/boot_id); "" if unreadable.
 std::string bootId();

@@ -1,8 +1,9 @@
 // lxmig-lxc: the halves of a checkpoint or a restore that run CRIU, each
 // run by the agent as a process of its own.
 //
-//   lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR
-//       liblxc's checkpoint or restore of a container.
+//   lxmig-lxc restore LXC_PATH NAME IMAGES_DIR
+//       liblxc's restore of a container. (Its checkpoint runs CRIU with
+//       the options the agent builds, criu_dump.h, without this helper.)
 //   lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]
 //       CRIU dump of a process tree of the host (lxmig adopt); the tasks are
 //       left stopped, so that the caller either ends them (the copy runs in
@@ -40,15 +41,16 @@
 //  - liblxc's restore forks the container's monitor from its caller and
 //    keeps every inherited fd open in it; exec'd fresh, this process has
 //    nothing of the agent's to leak.
-//  - Each call gets the CRIU options of its own (LXMIG_CRIU_DUMP_OPTS and
-//    LXMIG_CRIU_RESTORE_OPTS, read by the criu wrapper) in its own
-//    environment, so dumps and restores of different containers run at
-//    once, and none waits for a lock another holds.
-//  - A dump reads the resource limits of processes of any uid, also where
-//    root lacks CAP_SYS_RESOURCE: CRIU runs with the rlimits shim preloaded
-//    (rlimits.h), set in this process's environment only.
-// It links liblxc and little else, so it starts in a few milliseconds (both
-// run in the frozen window).
+//  - Each restore gets the CRIU options of its own (LXMIG_CRIU_RESTORE_OPTS,
+//    read by the criu wrapper) in its own environment, so restores of
+//    different containers run at once, and none waits for a lock another
+//    holds.
+//  - A dump of a tree (dump-tree, dump-in) reads the resource limits of
+//    processes of any uid, also where root lacks CAP_SYS_RESOURCE: CRIU
+//    runs with the rlimits shim preloaded (rlimits.h), set in this
+//    process's environment only.
+// It links liblxc and little else, so it starts in a few milliseconds (a
+// restore runs in the frozen window).
 //
 // Exit codes: 0 done (a restored container is frozen, as dumped; a dumped
 // one stays frozen), 1 the call failed (CRIU's logs say why), 2 usage,
@@ -409,11 +411,9 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "last-pid") == 0) return setLastPid(argv);
   if (argc == 7 && std::strcmp(argv[1], "bind-in") == 0) return bindIn(argv);
   if (argc == 4 && std::strcmp(argv[1], "unbind-in") == 0) return unbindIn(argv);
-  const bool dump = argc == 5 && std::strcmp(argv[1], "dump") == 0;
-  const bool restore = argc == 5 && std::strcmp(argv[1], "restore") == 0;
-  if (!dump && !restore) {
+  if (argc != 5 || std::strcmp(argv[1], "restore") != 0) {
     std::fprintf(stderr,
-                 "usage: lxmig-lxc dump|restore LXC_PATH NAME IMAGES_DIR\n"
+                 "usage: lxmig-lxc restore LXC_PATH NAME IMAGES_DIR\n"
                  "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
                  "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
                  "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n"
@@ -431,20 +431,9 @@ int main(int argc, char** argv) {
   }
   migrate_opts o{};
   o.directory = argv[4];
-  int rc = 1;
-  if (restore) {
-    c->want_daemonize(c, true);
-    c->want_close_all_fds(c, true);
-    rc = c->migrate(c, MIGRATE_RESTORE, &o, sizeof o) == 0 ? 0 : 1;
-  } else {
-    o.stop = false;  // CRIU leaves the container as it found it: frozen
-    if (auto shim = lxmig::container::preloadRlimitShim(); !shim.ok()) {
-      std::fprintf(stderr, "lxmig-lxc: %s\n", shim.toString().c_str());
-      rc = 4;
-    } else {
-      rc = c->migrate(c, MIGRATE_DUMP, &o, sizeof o) == 0 ? 0 : 1;
-    }
-  }
+  c->want_daemonize(c, true);
+  c->want_close_all_fds(c, true);
+  const int rc = c->migrate(c, MIGRATE_RESTORE, &o, sizeof o) == 0 ? 0 : 1;
   lxc_container_put(c);
   return rc;
 }

@@ -12,12 +12,14 @@
 #include <set>
 #include <thread>
 
+#include "criu_dump.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/container/dev_shm.h"
 #include "lxmig/container/dev_tree.h"
+#include "rlimits.h"
 
 namespace lxmig::container {
 namespace {
@@ -437,13 +439,30 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
     std::string l = imagesDir + "/pages-" + std::to_string(k) + ".img";
     if (::symlink("/dev/null", l.c_str()) != 0) return Status::fromErrno("symlink", l);
   }
-  std::string opts;
+  CriuDumpPlan plan;
+  plan.imagesDir = imagesDir;
+  plan.init = initPid(name);
+  if (plan.init <= 0) return failedPrecondition("container `" + name + "` has no init to dump");
+  LXMIG_ASSIGN_OR_RETURN(plan.initCgroups, readFile("/proc/" + std::to_string(plan.init) + "/cgroup"));
+  plan.payload = "/" + cgroupParent_ + "/payload." + name;
+  plan.unified = pureCgroup2();
+  LXMIG_ASSIGN_OR_RETURN(plan.config, readFile(dir(name) + "/config"));
+  auto args = criuDumpArgs(plan);
+  if (!args.ok()) return args.status().withContext("dump `" + name + "`");
   // Post-mortem help: LXMIG_CRIU_LOG_LEVEL=4 in the agent's environment.
-  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) opts += std::string("-v") + v;
-  if (out.inode != 0) opts += " --external net[" + std::to_string(out.inode) + "]:" + kNetnsKey;
-  if (out.devShm) opts += std::string(" --external mnt[/dev/shm]:") + kDevShmKey;
-  if (out.dev) opts += std::string(" --external mnt[/dev]:") + kDevKey;
-  LXMIG_ASSIGN_OR_RETURN(int r, runHelper("dump", name, imagesDir, {"LXMIG_CRIU_DUMP_OPTS=" + opts}, limits));
+  if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL"); v && v[0] >= '0' && v[0] <= '4' && v[1] == '\0')
+    args->push_back(std::string("-v") + v);
+  if (out.inode != 0) args->insert(args->end(), {"--external", "net[" + std::to_string(out.inode) + "]:" + kNetnsKey});
+  if (out.devShm) args->insert(args->end(), {"--external", std::string("mnt[/dev/shm]:") + kDevShmKey});
+  if (out.dev) args->insert(args->end(), {"--external", std::string("mnt[/dev]:") + kDevKey});
+  // CRIU (the wrapper in PATH, as liblxc ran it) with the rlimits shim
+  // (rlimits.h) preloaded.
+  std::string shim = helperPath();
+  shim = shim.substr(0, shim.rfind('/') + 1) + kRlimitShim;
+  if (!pathExists(shim))
+    return failedPrecondition("dump `" + name + "`: " + shim + " is missing (install it next to lxmigd)");
+  args->insert(args->begin(), "criu");
+  LXMIG_ASSIGN_OR_RETURN(int r, runTool("dump", name, *args, {"LD_PRELOAD=" + shim}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
 }
@@ -481,11 +500,16 @@ Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& n
   const std::string helper = helperPath();
   if (!pathExists(helper))
     return failedPrecondition(verb + " `" + name + "`: " + helper + " is missing (install lxmig-lxc next to lxmigd)");
+  std::vector<std::string> argv = {helper, verb};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runTool(verb, name, argv, std::move(env), limits);
+}
+
+Result<int> LxcHost::runTool(const std::string& verb, const std::string& name, const std::vector<std::string>& argv,
+                             std::vector<std::string> env, const CallLimits& limits) {
   SpawnOptions so;
   so.stderrPath = dir(name) + "/" + verb + "-helper.log";
   so.extraEnv = std::move(env);
-  std::vector<std::string> argv = {helper, verb};
-  argv.insert(argv.end(), args.begin(), args.end());
   auto child = spawn(argv, so);
   if (!child.ok()) return child.status().withContext(verb + " `" + name + "`");
   // Polled, so that an abort from another thread stops it at once.
@@ -514,8 +538,8 @@ Result<int> LxcHost::runHelperArgs(const std::string& verb, const std::string& n
   if (*rc != 0 && *rc != kHelperCallFailed) {
     auto log = readFile(so.stderrPath);
     auto lines = log.ok() ? split(*log, '\n') : std::vector<std::string>{};
-    return internalError("lxmig-lxc " + verb + " of `" + name + "` exited with " + std::to_string(*rc) +
-                         (lines.empty() ? "" : ": " + lines.back()));
+    return internalError(argv[0].substr(argv[0].rfind('/') + 1) + " " + verb + " of `" + name + "` exited with " +
+                         std::to_string(*rc) + (lines.empty() ? "" : ": " + lines.back()));
   }
   return *rc;
 }

@@ -212,6 +212,12 @@ class LxcHost {
   bool vforkWaiting(const std::string& name) const;
   Result<int> runHelperArgs(const std::string& verb, const std::string& name, const std::vector<std::string>& args,
                             std::vector<std::string> env, const CallLimits& limits = {});
+  // Runs argv (a helper call, or CRIU itself) in a session of its own,
+  // stderr to the container's VERB-helper.log, killed past `limits`;
+  // returns its exit code (0, or 1 when the call failed), other codes as
+  // errors with the last line of its stderr.
+  Result<int> runTool(const std::string& verb, const std::string& name, const std::vector<std::string>& argv,
+                      std::vector<std::string> env, const CallLimits& limits = {});
 
   Status removeCgroups(const std::string& name) const;
   // SIGKILL to the sessions of the processes whose command line starts

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -192,6 +193,50 @@ void Child::killAndReap() {
   pidfd_.reset();
 }
 
+namespace {
+
+// posix_spawn (glibc: clone with CLONE_VM | CLONE_VFORK): no copy of the
+// agent's page tables and none of the copy-on-write faults that follow a
+// fork; a fork and exec from the agent took 5-7 ms, and several run in the
+// frozen window (CRIU's dump and restore). Covers every option but a
+// controlling terminal and caller fds among 0-2 (spawn forks for those).
+Result<Child> posixSpawn(const std::vector<std::string>& argv, const SpawnOptions& opts, char* const* args,
+                         char* const* envp) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  if (int e = ::posix_spawn_file_actions_init(&fa); e != 0) return Status::fromErrno("spawn", argv[0], e);
+  if (int e = ::posix_spawnattr_init(&attr); e != 0) {
+    ::posix_spawn_file_actions_destroy(&fa);
+    return Status::fromErrno("spawn", argv[0], e);
+  }
+  int e = 0;
+  auto wire = [&](int given, const std::string& path, int flags, int target) {
+    if (e != 0) return;
+    e = given >= 0 ? ::posix_spawn_file_actions_adddup2(&fa, given, target)
+                   : ::posix_spawn_file_actions_addopen(&fa, target, path.c_str(), flags, 0644);
+  };
+  wire(opts.stdinFd, "/dev/null", O_RDONLY, 0);
+  wire(opts.stdoutFd, opts.stdoutPath, O_WRONLY | O_CREAT | O_APPEND, 1);
+  wire(opts.stderrFd, opts.stderrPath, O_WRONLY | O_CREAT | O_APPEND, 2);
+  if (e == 0) e = ::posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  sigset_t none, pipe;
+  sigemptyset(&none);
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (opts.newSession ? POSIX_SPAWN_SETSID : 0);
+  if (e == 0) e = ::posix_spawnattr_setsigmask(&attr, &none);
+  if (e == 0) e = ::posix_spawnattr_setsigdefault(&attr, &pipe);
+  if (e == 0) e = ::posix_spawnattr_setflags(&attr, flags);
+  pid_t pid = -1;
+  if (e == 0) e = ::posix_spawnp(&pid, args[0], &fa, &attr, args, envp);
+  ::posix_spawnattr_destroy(&attr);
+  ::posix_spawn_file_actions_destroy(&fa);
+  if (e != 0) return Status::fromErrno("exec", argv[0], e);
+  return Child(pid, UniqueFd(pidfdOpen(pid)));
+}
+
+}  // namespace
+
 Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts) {
   if (argv.empty()) return invalidArgument("spawn: empty argv");
   auto args = cArgs(argv);
@@ -199,6 +244,9 @@ Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
   // async-signal-safe calls.
   auto envStrings = mergedEnv(opts.extraEnv);
   auto envp = cArgs(envStrings);
+  const bool lowFd = (opts.stdinFd >= 0 && opts.stdinFd < 3) || (opts.stdoutFd >= 0 && opts.stdoutFd < 3) ||
+                     (opts.stderrFd >= 0 && opts.stderrFd < 3);
+  if (!opts.controllingTerminal && !lowFd) return posixSpawn(argv, opts, args.data(), envp.data());
   pid_t pid = ::fork();
   if (pid < 0) return Status::fromErrno("fork", argv[0]);
   if (pid == 0) {

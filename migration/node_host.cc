@@ -289,18 +289,10 @@ Status NodeHost::reconnect(const node::Spec& spec) {
 Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack, size_t* entries) {
   // The dump left out connections that arrived after checkMovesAlone() and
   // were not accepted before the freeze: moving on would lose them.
-  // The container's processes and init, read once for both looks.
   const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
-  const int init = initOf(node_, spec.name, pids);
-  LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(pids, init));
+  LXMIG_ASSIGN_OR_RETURN(auto waiting, unaccepted(pids, initOf(node_, spec.name, pids)));
   if (!waiting.empty()) return failedPrecondition(waiting.front());
   v1::NetState net;
-  if (init > 0) {
-    LXMIG_ASSIGN_OR_RETURN(net, net::peekUdpQueues("/proc/" + std::to_string(init) + "/ns/net", pids));
-    if (net.udp_left_out() > 0)
-      LXMIG_LOG(kWarn, kLog) << "`" << spec.name << "`: " << net.udp_left_out()
-                             << " queued UDP datagram(s) past the bound are not carried";
-  }
   LXMIG_ASSIGN_OR_RETURN(*net.mutable_rules_json(), node_.firewall().exportContainer(spec.name, spec.ip));
   *entries = 0;
   if (conntrack) {
@@ -310,6 +302,19 @@ Result<v1::NetState> NodeHost::exportNet(const node::Spec& spec, bool conntrack,
     *entries = found.size();
   }
   return net;
+}
+
+Status NodeHost::peekQueuedDatagrams(const node::Spec& spec, v1::NetState* net) {
+  const auto pids = node_.lxc().pids(spec.name).value_or(std::vector<pid_t>{});
+  const int init = initOf(node_, spec.name, pids);
+  if (init <= 0) return okStatus();
+  LXMIG_ASSIGN_OR_RETURN(auto queued, net::peekUdpQueues("/proc/" + std::to_string(init) + "/ns/net", pids));
+  if (queued.udp_left_out() > 0)
+    LXMIG_LOG(kWarn, kLog) << "`" << spec.name << "`: " << queued.udp_left_out()
+                           << " queued UDP datagram(s) past the bound are not carried";
+  *net->mutable_udp_queued() = std::move(*queued.mutable_udp_queued());
+  net->set_udp_left_out(queued.udp_left_out());
+  return okStatus();
 }
 
 Status NodeHost::importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) {

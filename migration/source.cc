@@ -692,6 +692,10 @@ Status Source::dump() {
     }
   }
   if (st.ok()) {
+    // The network state is taken meanwhile (exportNet): it reads what the
+    // freeze and the isolation hold still, CRIU's dump changes none of it,
+    // and the two share no object.
+    netTaken_ = std::async(std::launch::async, [this] { return takeNet(); });
     std::atomic<bool> done{false};
     localWork_ = true;
     std::thread dumper([&] {
@@ -713,6 +717,8 @@ Status Source::dump() {
     dumper.join();
   }
   if (stalled_ && st.ok()) st = stallError();
+  // Nothing else may touch the node's firewall (an abort) while it is read.
+  if (!st.ok() && netTaken_.valid()) netTaken_.wait();
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
   // Where the step's time went: the shared memory objects' scan (pre-copy)
   // and the dump itself (lxmig-lxc, liblxc, CRIU).
@@ -753,13 +759,24 @@ Status Source::rewrite() {
 Status Source::exportNet() {
   LocalWork local(*this);
   PhaseClock ph(*journal_, v1::PHASE_NET_EXPORT);
-  size_t entries = 0;
-  auto net = ctx_.host.exportNet(spec_, !req_.no_conntrack(), &entries);
-  if (net.ok()) net_ = std::move(*net);
-  ph.end(net.status(), net_.ByteSizeLong(),
-         kv("conntrack_entries", static_cast<int64_t>(entries)) +
-             (req_.no_conntrack() ? " (replication switched off)" : ""));
-  return net.status().withContext("export network state");
+  // Taken during the dump; a dump done again (rewrite) changes nothing of it.
+  NetTaken taken = netTaken_.valid() ? netTaken_.get() : takeNet();
+  Status st = taken.net.status();
+  if (st.ok()) net_ = std::move(*taken.net);
+  // CRIU is done with the sockets: their queues may be peeked now.
+  if (st.ok()) st = ctx_.host.peekQueuedDatagrams(spec_, &net_);
+  ph.end(st, net_.ByteSizeLong(),
+         kv("conntrack_entries", static_cast<int64_t>(taken.entries)) + " " + kv("export_ms", taken.ms) + " " +
+             kv("udp_queued", net_.udp_queued_size()) + (req_.no_conntrack() ? " (replication switched off)" : ""));
+  return st.withContext("export network state");
+}
+
+Source::NetTaken Source::takeNet() {
+  NetTaken t;
+  const int64_t t0 = monotonicNs();
+  t.net = ctx_.host.exportNet(spec_, !req_.no_conntrack(), &t.entries);
+  t.ms = (monotonicNs() - t0) / 1000000;
+  return t;
 }
 
 // ---- TRANSFER: the rest of the images and the writable area's delta ----

@@ -52,6 +52,7 @@ bool FakeNode::called(const std::string& call) const {
 }
 
 Status FakeNode::op(const std::string& what, const std::string& name) {
+  std::lock_guard<std::mutex> lock(callsMu_);  // the source exports the network while it dumps
   calls_.push_back(what + " " + name);
   if (auto it = failAt.find(what); it != failAt.end()) return it->second;
   return okStatus();

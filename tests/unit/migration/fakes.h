@@ -13,6 +13,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -136,6 +137,9 @@ class FakeNode final : public ContainerHost {
   Status claimAddress(const node::Spec& spec) override;
   Status releaseAddress(const node::Spec& spec) override;
   Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
+  Status peekQueuedDatagrams(const node::Spec& spec, v1::NetState*) override {
+    return op("peekQueuedDatagrams", spec.name);
+  }
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
   Status recordCriuGaps(const std::string& name, const std::string&) override { return op("recordCriuGaps", name); }
@@ -161,6 +165,7 @@ class FakeNode final : public ContainerHost {
   std::string name_;
   lxmig::testing::TempDir root_;
   std::map<std::string, Container> containers_;
+  std::mutex callsMu_;
   std::vector<std::string> calls_;
   std::vector<container::devices::Device> devices_;
   std::unique_ptr<store::AuditLog> audit_;

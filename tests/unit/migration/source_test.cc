@@ -62,6 +62,12 @@ TEST_F(SourceTest, CommitMovesTheContainerWithItsFilesAndNetwork) {
   EXPECT_EQ(readFile(n2.rootfs("web") + "/var/data/state").value_or(""), "state of web\n");
   EXPECT_TRUE(n2.find("web")->rules) << "its firewall chain was imported before it ran";
   EXPECT_TRUE(n1.called("forgetNet web"));
+  // The network state is taken while CRIU dumps, the UDP queues after it.
+  const auto& c = n1.calls();
+  const auto at = [&](const std::string& call) { return std::find(c.begin(), c.end(), call) - c.begin(); };
+  EXPECT_LT(at("freeze web"), at("exportNet web"));
+  EXPECT_LT(at("dump web"), at("peekQueuedDatagrams web"));
+  EXPECT_LT(at("peekQueuedDatagrams web"), static_cast<long>(c.size()));
   EXPECT_GE(r.downtime_ms(), 0);
   EXPECT_EQ(phases(r), (std::vector<std::string>{"prepare", "sync", "freeze", "dump", "net-export", "transfer",
                                                  "restore", "target-net-import", "target-restore", "target-network",
@@ -123,7 +129,7 @@ TEST_F(SourceTest, ConnectionsWaitingAtTheFreezeAreAcceptedFirst) {
 // A failure at each host step of the source before the restore: aborted,
 // the source runs as before, the target has nothing.
 TEST_F(SourceTest, FailureInEveryPhaseBeforeTheRestoreLeavesTheSourceRunning) {
-  for (const char* step : {"freeze", "isolate", "dump", "exportNet"}) {
+  for (const char* step : {"freeze", "isolate", "dump", "exportNet", "peekQueuedDatagrams"}) {
     SCOPED_TRACE(step);
     n1.failAt = {{step, internalError(std::string("injected ") + step + " failure")}};
     auto r = migrate();

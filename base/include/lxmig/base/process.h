@@ -93,6 +93,11 @@ struct SpawnOptions {
   bool controllingTerminal = false;
 };
 
+// Starts argv[0] (looked up in PATH) with every fd above 2 closed, SIGPIPE
+// at its default and no signal blocked. An argv[0] that cannot be run (or
+// a stdout/stderr path that cannot be opened) is an error here, not an
+// exit code, but for a controlling terminal or a caller fd among 0-2 (a
+// fork: the child exits 127, or 126 for the paths).
 Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opts = {});
 
 // Closes every fd >= minFd in the calling process (used right after fork).

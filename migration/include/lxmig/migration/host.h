@@ -177,11 +177,15 @@ class ContainerHost {
   // Route to the container here (after a restore) / not any more.
   virtual Status claimAddress(const node::Spec& spec) = 0;
   virtual Status releaseAddress(const node::Spec& spec) = 0;
-  // Its firewall chain, (when `conntrack`) the node's conntrack entries of
-  // its address (`entries` says how many) and the datagrams queued in its
-  // UDP sockets, taken from the frozen container. FailedPrecondition when
-  // a listener of it has connections waiting that the dump left out.
+  // Its firewall chain and (when `conntrack`) the node's conntrack entries
+  // of its address (`entries` says how many), taken from the frozen
+  // container; reads only, so it may run while CRIU dumps it.
+  // FailedPrecondition when a listener of it has connections waiting that
+  // the dump left out.
   virtual Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) = 0;
+  // Adds the datagrams queued in its UDP sockets to `net`. Peeking sets a
+  // socket's options for a moment: never while CRIU dumps the container.
+  virtual Status peekQueuedDatagrams(const node::Spec& spec, v1::NetState* net) = 0;
   // Imports what exportNet() gave on the source; `done` records what is in
   // place so far, also when it fails halfway.
   virtual Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) = 0;

@@ -96,6 +96,7 @@ class NodeHost final : public ContainerHost {
   Status claimAddress(const node::Spec& spec) override { return node_.claimAddress(spec); }
   Status releaseAddress(const node::Spec& spec) override { return node_.releaseAddress(spec); }
   Result<v1::NetState> exportNet(const node::Spec& spec, bool conntrack, size_t* entries) override;
+  Status peekQueuedDatagrams(const node::Spec& spec, v1::NetState* net) override;
   Status importNet(const node::Spec& spec, const v1::NetState& net, ImportedNet* done) override;
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
   Status requeueDatagrams(const std::string& name, const v1::NetState& net) override;

@@ -108,9 +108,16 @@ class Source {
   Status freeze();
   Status acceptWaiting();
   Status finalScan();
+  // The network state of the frozen container and how long taking it took.
+  struct NetTaken {
+    Result<v1::NetState> net = v1::NetState();
+    size_t entries = 0;
+    int64_t ms = 0;
+  };
   Status dump();
   Status rewrite();
   Status exportNet();
+  NetTaken takeNet();
   Status transfer();
   Status restore();
   int64_t restoreDeadlineMs() const;
@@ -178,6 +185,8 @@ class Source {
   std::unique_ptr<transport::ChunkWriter> images_;  // the stream of the frozen window
   std::unique_ptr<transport::TailSender> tail_;
   std::future<void> prelayoutSent_;
+  // The network state, taken while CRIU dumps (dump(), exportNet()).
+  std::future<NetTaken> netTaken_;
   v1::NetState net_;
   uint64_t sent_ = 0;       // bytes of the images stream
   size_t heldPackets_ = 0;  // packets that waited on this node during the frozen window

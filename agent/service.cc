@@ -725,9 +725,11 @@ grpc::Status PeerService::Restore(grpc::ServerContext* ctx, const v1::RestoreReq
   auto peer = caller(ctx);
   if (!peer.ok()) return toGrpc(peer.status());
   auto about = aboutMigration(req->migration_id());
-  auto r =
-      target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms(),
-                      {.netns = req->netns_prepared(), .devShm = req->dev_shm_prepared(), .dev = req->dev_prepared()});
+  auto r = target_.restore(*peer, req->migration_id(), req->lazy(), req->net(), req->deadline_ms(),
+                           {.netns = req->netns_prepared(),
+                            .devShm = req->dev_shm_prepared(),
+                            .dev = req->dev_prepared(),
+                            .durableAtCommit = req->durable_at_commit()});
   if (!r.ok()) return toGrpc(r.status());
   *rep = *r;
   return grpc::Status::OK;

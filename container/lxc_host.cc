@@ -77,6 +77,7 @@ std::string criuError(const std::string& logPath) {
       "RLIMIT_NOFILE",           "iptables",         "ip6tables",   "-V failed",
       "cgroupd: recv req error", "already assigned", "File exists", "Unable to create tun"};
   std::string own, other;
+  bool timedOut = false;
   for (const auto& line : split(*text, '\n')) {
     auto pos = line.find("Error");
     if (pos == std::string::npos) continue;
@@ -88,11 +89,18 @@ std::string criuError(const std::string& logPath) {
       // "Error (criu/files.c:1393): Can't open root" -> "Can't open root"
       auto close = cause.find("): ");
       if (close != std::string::npos) cause = cause.substr(close + 3);
-      own = cause;
+      // CRIU's alarm (its --timeout, 10 s) interrupts what hung: that is
+      // the error after it.
+      if (startsWith(cause, "Timeout reached")) {
+        timedOut = true;
+        continue;
+      }
+      own = timedOut ? cause + " (interrupted by CRIU's timeout)" : cause;
       break;  // the first error is the cause; later ones are consequences
     }
     if (other.empty()) other = cause;
   }
+  if (own.empty() && timedOut) own = "CRIU's timeout was reached";
   std::string kept = logPath;
   if (auto at = kept.rfind("/images/"); at != std::string::npos) kept.replace(at, 8, "/logs/");
   std::string cause = own.empty() ? other : own;

@@ -721,7 +721,7 @@ Status Source::dump() {
   if (!st.ok() && netTaken_.valid()) netTaken_.wait();
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
   // Where the step's time went: the shared memory objects' scan (pre-copy)
-  // and the dump itself (lxmig-lxc, liblxc, CRIU).
+  // and the dump itself (CRIU, started by the agent).
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
              kv("criu_ms", criuMs) + " " + kv("netns_outside", out.inode != 0 ? 1 : 0) + " " +
@@ -820,6 +820,9 @@ Status Source::restore() {
   rr.set_netns_prepared(netnsInode_ != 0);
   rr.set_dev_shm_prepared(devShmPrepared_);
   rr.set_dev_prepared(devPrepared_);
+  // The target answers once the container runs and syncs at COMMIT: what
+  // waited here goes on at once (a checkpoint's file has no COMMIT).
+  rr.set_durable_at_commit(req_.target() != kCheckpointPeer);
   stage_ = Stage::kRestoreSent;  // the supervisor leaves: the source waits for the answer now
   auto r = target_->restore(rr);
   if (!r.ok()) {
@@ -835,9 +838,10 @@ Status Source::restore() {
              kv("lazy_start_ms", r->lazy_start_ms()) + " " + kv("net_import_ms", r->net_import_ms()) + " " +
              kv("conntrack_imported", r->conntrack_imported()) + " " + kv("restore_ms", r->restore_ms()) + " " +
              kv("cutover_ms", r->cutover_ms()));
-  // The target made the writable area durable after the container
-  // resumed there: clients did not wait for that.
+  // A target of an older agent made the writable area durable after the
+  // container resumed there, before answering: not downtime.
   rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000 - r->durable_ms());
+  durableAtCommit_ = r->durable_at_commit();
   recordTargetSteps(*r);
   // Packets that reached this node since the freeze waited (hold_queue):
   // they go on to the target now, as do packets of clients that missed its
@@ -897,7 +901,9 @@ void Source::recordTargetSteps(const v1::RestoreReply& r) {
   step(v1::PHASE_TARGET_RESTORE, r.restore_ms(), r.restored_pages() * tracking::kPageSize,
        r.restored_lazily() ? "liblxc + criu restore --lazy-pages" : "liblxc + criu restore");
   step(v1::PHASE_TARGET_NETWORK, r.cutover_ms(), 0, "route + gratuitous ARP");
-  step(v1::PHASE_TARGET_DURABLE, r.durable_ms(), 0, "syncfs of the writable area (the container runs)");
+  // Made durable at COMMIT instead: commit() records it.
+  if (!r.durable_at_commit())
+    step(v1::PHASE_TARGET_DURABLE, r.durable_ms(), 0, "syncfs of the writable area (the container runs)");
 }
 
 // ---- COMMIT: the target runs it; the source copy goes ----
@@ -913,6 +919,33 @@ void Source::commit() {
     reservation_.release();
     if (!st.ok()) journal_->event("error", "resuming after the checkpoint: " + st.message());
     ph.end(st);
+    return;
+  }
+  if (durableAtCommit_) {
+    // The target's answer says its copy of the writable area is on disk:
+    // until then this frozen copy stays, and is settled once the target
+    // answers again (FrozenCopies).
+    const int64_t t0 = monotonicNs(), at = wallMs();
+    Status cst = target_->commit(rep_.id());
+    const int64_t commitMs = (monotonicNs() - t0) / 1000000;
+    journal_->addPhase(v1::PHASE_TARGET_DURABLE, at, commitMs, 0,
+                       "COMMIT: syncfs of the writable area (the container runs, clients reach it)");
+    if (!cst.ok()) {
+      (void)removeTree(imagesDir_);
+      reservation_.release();
+      journal_->event("error", "the target did not confirm its copy on disk (" + cst.message() +
+                                   "): the frozen copy here stays until it does");
+      if (ctx_.settleLater) ctx_.settleLater();
+      ph.end(cst.withContext("commit on " + req_.target()), 0,
+             kv("held_packets", static_cast<int64_t>(heldPackets_)) + " " + kv("target_commit_ms", commitMs));
+      return;
+    }
+    Status st = ctx_.host.destroy(spec_.name);
+    ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
+    (void)removeTree(imagesDir_);
+    reservation_.release();
+    if (!st.ok()) journal_->event("error", "source cleanup: " + st.message());
+    ph.end(st, 0, kv("held_packets", static_cast<int64_t>(heldPackets_)) + " " + kv("target_commit_ms", commitMs));
     return;
   }
   Status st = ctx_.host.destroy(spec_.name);

@@ -431,7 +431,7 @@ bool Target::worthLazy(State& s) {
 }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
-                                         const v1::NetState& net, int64_t deadlineMs, RestorePrepared prepared) {
+                                         const v1::NetState& net, int64_t deadlineMs, RestoreOptions prepared) {
   LXMIG_ASSIGN_OR_RETURN(auto st, findFor(peer, id));
   std::lock_guard op(st->opMu);
   LXMIG_RETURN_IF_ERROR(find(id).status());  // aborted meanwhile
@@ -547,11 +547,17 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   r.set_restore_ms(lap());
   if (auto s = host_.claimAddress(st->spec); !s.ok()) return fail(s);
   r.set_cutover_ms(lap());
-  // The source destroys its copy when this answer arrives (the commit
-  // point): the writable area must be on disk by then, not only in the
-  // page cache. The container already runs.
-  if (auto s = syncFilesystem(host_.rootfs(name)); !s.ok()) return fail(s);
-  r.set_durable_ms(lap());
+  // The source destroys its copy when it learns the container runs here
+  // (this answer, or COMMIT's when it asked for that): the writable area
+  // must be on disk by then, not only in the page cache. The container
+  // already runs.
+  if (prepared.durableAtCommit) {
+    st->durablePending = true;
+    r.set_durable_at_commit(true);
+  } else {
+    if (auto s = syncFilesystem(host_.rootfs(name)); !s.ok()) return fail(s);
+    r.set_durable_ms(lap());
+  }
   r.set_init_pid(host_.initPid(name));
   LXMIG_LOG(kInfo, kLog) << "restored " << name << " (migration " << id << ") in " << r.restore_ms() << " ms";
   return r;
@@ -619,6 +625,10 @@ Status Target::commit(const std::string& peer, const std::string& id) {
       case Past::kCommitted:
         return okStatus();
       case Past::kRestored: {
+        // Its writable area may not have been synced before the restart
+        // (durable_at_commit): it is now, before the source's copy goes.
+        if (!container.empty() && host_.defined(container))
+          LXMIG_RETURN_IF_ERROR(syncFilesystem(host_.rootfs(container)).withContext("commit of migration " + id));
         Status a = audit_.finishMigration(id, std::string(name(v1::RESULT_COMMITTED)),
                                           "committed after an agent restart", wallMs(), 0, -1, -1);
         if (!a.ok()) return a;
@@ -643,6 +653,11 @@ Status Target::commit(const std::string& peer, const std::string& id) {
 
 Status Target::commitLocked(const std::string& id, const std::shared_ptr<State>& st) {
   if (!st->restored) return failedPrecondition("migration " + id + " was not restored on " + host_.nodeName());
+  if (st->durablePending) {
+    // The source keeps its frozen copy until this answers.
+    LXMIG_RETURN_IF_ERROR(syncFilesystem(host_.rootfs(st->spec.name)).withContext("commit of migration " + id));
+    st->durablePending = false;
+  }
   finishAudit(id, v1::RESULT_COMMITTED, "", *st);
   if (!st->lazyPages || !st->lazyPages->running()) {
     discard(id, *st);

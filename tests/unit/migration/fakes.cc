@@ -306,15 +306,18 @@ class LoopPeer final : public Peer {
   Result<v1::RestoreReply> restore(const v1::RestoreRequest& req) override {
     ++f_.restoreCalls;
     LXMIG_RETURN_IF_ERROR(reach());
-    auto r = node_.target().restore(
-        caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms(),
-        {.netns = req.netns_prepared(), .devShm = req.dev_shm_prepared(), .dev = req.dev_prepared()});
+    auto r = node_.target().restore(caller_, req.migration_id(), req.lazy(), req.net(), req.deadline_ms(),
+                                    {.netns = req.netns_prepared(),
+                                     .devShm = req.dev_shm_prepared(),
+                                     .dev = req.dev_prepared(),
+                                     .durableAtCommit = req.durable_at_commit()});
     if (f_.restoreTimesOut) return unavailable("target " + name() + " unreachable: Deadline Exceeded");
     return r;
   }
   Status commit(const std::string& id) override {
     ++f_.commitCalls;
     LXMIG_RETURN_IF_ERROR(reach());
+    if (f_.commitFails) return unavailable("target " + name() + " unreachable: commit lost");
     return node_.target().commit(caller_, id);
   }
   Status abort(const std::string& id, const std::string& reason, int, bool unlessRestored) override {

@@ -178,6 +178,7 @@ struct PeerFaults {
   bool unreachable = false;      // every call: Unavailable
   bool restoreTimesOut = false;  // the target restores, the answer is lost
   bool abortFails = false;       // ABORT is not confirmed
+  bool commitFails = false;      // COMMIT is not confirmed
   bool streamBreaks = false;     // bulk streams break at the first chunk
   int prepareCalls = 0, abortCalls = 0, commitCalls = 0, restoreCalls = 0;
 };

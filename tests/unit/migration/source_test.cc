@@ -251,6 +251,34 @@ TEST_F(SourceTest, UnconfirmedAbortAfterTheRestoreLeavesTheSourceFrozen) {
   EXPECT_EQ(auditResult(n1, r.id()), "failed");
 }
 
+// The target answers the restore once the container runs there and makes
+// its writable area durable at COMMIT: the source's copy goes only once
+// COMMIT answered; unanswered, it stays frozen and is settled later.
+TEST_F(SourceTest, TheSourcesCopyGoesOnlyOnceTheTargetConfirmedItsDisk) {
+  auto r = migrate();
+  ASSERT_EQ(r.result(), v1::RESULT_COMMITTED) << r.error();
+  EXPECT_EQ(cluster.faults("n2").commitCalls, 1);
+  const auto& c = n1.calls();
+  const auto at = [&](const std::string& call) { return std::find(c.begin(), c.end(), call) - c.begin(); };
+  EXPECT_LT(at("forward web n2"), at("destroy web"))
+      << "what waited during the frozen window goes on before the target's disk is synced";
+  EXPECT_LT(at("destroy web"), static_cast<long>(c.size()));
+  const std::vector<std::string> names = phases(r);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "target-durable"), 1);
+}
+
+TEST_F(SourceTest, AnUnconfirmedCommitLeavesTheSourcesCopyFrozenForTheSettler) {
+  cluster.faults("n2").commitFails = true;
+  auto r = migrate();
+  EXPECT_EQ(r.result(), v1::RESULT_COMMITTED) << "it runs on n2: " << r.error();
+  EXPECT_EQ(n2.find("web")->state, RunState::kRunning);
+  ASSERT_NE(n1.find("web"), nullptr) << "kept until n2 confirms its copy on disk";
+  EXPECT_EQ(n1.find("web")->state, RunState::kFrozen);
+  EXPECT_FALSE(n1.called("destroy web"));
+  EXPECT_EQ(settleRequests, 1);
+  EXPECT_FALSE(n1.reservations().why("web")) << "the settler must be able to take it";
+}
+
 // A confirmed abort after the restore: the target destroys its copy, the
 // source thaws.
 TEST_F(SourceTest, ConfirmedAbortAfterTheRestoreThawsTheSource) {

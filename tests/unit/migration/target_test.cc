@@ -220,6 +220,27 @@ TEST_F(TargetTest, CommitNeedsARestoreAndAbortIsIdempotent) {
   EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty());
 }
 
+// Asked to, the restore answers once the container runs and COMMIT makes
+// its writable area durable before answering: a COMMIT that cannot is an
+// error, and the migration stays until one can.
+TEST_F(TargetTest, DurableAtCommitSyncsBeforeCommitAnswers) {
+  const std::string id = "0000000000000001";
+  ASSERT_TRUE(n2.target().prepare("n1", request(id, "web", "10.200.1.10")).ok());
+  sendImages(id);
+  auto rr = n2.target().restore("n1", id, false, {}, 0, {.durableAtCommit = true});
+  ASSERT_TRUE(rr.ok()) << rr.status().toString();
+  EXPECT_TRUE(rr->durable_at_commit());
+  EXPECT_EQ(rr->durable_ms(), 0);
+  ASSERT_EQ(n2.find("web")->state, RunState::kRunning);
+  const std::string root = n2.rootfs("web"), aside = root + ".aside";
+  ASSERT_EQ(::rename(root.c_str(), aside.c_str()), 0);
+  Status c = n2.target().commit("n1", id);
+  EXPECT_FALSE(c.ok()) << "a writable area that cannot be synced is no commit";
+  ASSERT_EQ(::rename(aside.c_str(), root.c_str()), 0);
+  EXPECT_TRUE(n2.target().commit("n1", id).ok());
+  EXPECT_TRUE(n2.target().commit("n1", id).ok()) << "again: committed";
+}
+
 TEST_F(TargetTest, AbortAfterTheRestoreDestroysTheCopyHere) {
   ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   restoreHere("0000000000000001");

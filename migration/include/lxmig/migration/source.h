@@ -188,8 +188,9 @@ class Source {
   // The network state, taken while CRIU dumps (dump(), exportNet()).
   std::future<NetTaken> netTaken_;
   v1::NetState net_;
-  uint64_t sent_ = 0;       // bytes of the images stream
-  size_t heldPackets_ = 0;  // packets that waited on this node during the frozen window
+  bool durableAtCommit_ = false;  // the target syncs at COMMIT: this copy goes only once it answered
+  uint64_t sent_ = 0;             // bytes of the images stream
+  size_t heldPackets_ = 0;        // packets that waited on this node during the frozen window
   uint64_t imageBytes_ = 0;
   Status streamError_;  // the images stream broke during the dump
   int64_t tFreeze_ = 0;

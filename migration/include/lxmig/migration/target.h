@@ -43,9 +43,11 @@ namespace lxmig::migration {
 
 // What a restore's images leave out, taken from what PREPARE made: the
 // network namespace (the tasks join the one laid out), /dev/shm and /dev
-// (the tmpfs mounted are bound there).
-struct RestorePrepared {
+// (the tmpfs mounted are bound there); and whether the writable area is
+// made durable at COMMIT rather than before the restore answers.
+struct RestoreOptions {
   bool netns = false, devShm = false, dev = false;
+  bool durableAtCommit = false;
 };
 
 class Target {
@@ -82,9 +84,10 @@ class Target {
   Status prelayout(const std::string& peer, const v1::PrelayoutRequest& req);
   // deadlineMs: CRIU's restore is killed after it (0: kDefaultRestoreMs).
   Result<v1::RestoreReply> restore(const std::string& peer, const std::string& id, bool lazy, const v1::NetState& net,
-                                   int64_t deadlineMs = 0, RestorePrepared prepared = {});
+                                   int64_t deadlineMs = 0, RestoreOptions prepared = {});
   static constexpr int64_t kDefaultRestoreMs = 120 * 1000;
-  // OK once committed (again too). FailedPrecondition when prepared but
+  // OK once committed (again too), the writable area on disk when the
+  // restore left that to the commit. FailedPrecondition when prepared but
   // not restored, or aborted; NotFound when this node has no trace of it.
   // After an agent restart the audit answers: a migration restored here
   // before the restart is committed now.
@@ -116,6 +119,7 @@ class Target {
     node::Reservation reservation;
     std::unique_ptr<transport::ByteBudget> budget;  // bytes the source may still send
     bool restored = false;
+    bool durablePending = false;  // restored; its writable area is synced at COMMIT
     // The source runs on this very kernel (a test bed): FIFOs in binds are
     // the objects the source still holds, with their bytes.
     bool sameKernel = false;

@@ -921,6 +921,7 @@ void Source::commit() {
     ph.end(st);
     return;
   }
+  std::string detail = kv("held_packets", static_cast<int64_t>(heldPackets_));
   if (durableAtCommit_) {
     // The target's answer says its copy of the writable area is on disk:
     // until then this frozen copy stays, and is settled once the target
@@ -930,32 +931,29 @@ void Source::commit() {
     const int64_t commitMs = (monotonicNs() - t0) / 1000000;
     journal_->addPhase(v1::PHASE_TARGET_DURABLE, at, commitMs, 0,
                        "COMMIT: syncfs of the writable area (the container runs, clients reach it)");
+    detail += " " + kv("target_commit_ms", commitMs);
     if (!cst.ok()) {
       (void)removeTree(imagesDir_);
       reservation_.release();
       journal_->event("error", "the target did not confirm its copy on disk (" + cst.message() +
                                    "): the frozen copy here stays until it does");
       if (ctx_.settleLater) ctx_.settleLater();
-      ph.end(cst.withContext("commit on " + req_.target()), 0,
-             kv("held_packets", static_cast<int64_t>(heldPackets_)) + " " + kv("target_commit_ms", commitMs));
+      ph.end(cst.withContext("commit on " + req_.target()), 0, detail);
       return;
     }
-    Status st = ctx_.host.destroy(spec_.name);
-    ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
-    (void)removeTree(imagesDir_);
-    reservation_.release();
-    if (!st.ok()) journal_->event("error", "source cleanup: " + st.message());
-    ph.end(st, 0, kv("held_packets", static_cast<int64_t>(heldPackets_)) + " " + kv("target_commit_ms", commitMs));
-    return;
   }
   Status st = ctx_.host.destroy(spec_.name);
   ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
   (void)removeTree(imagesDir_);
   reservation_.release();
-  if (Status cst = target_->commit(rep_.id()); !cst.ok())
-    journal_->event("warn", "commit notice to target failed: " + cst.message());
+  if (!durableAtCommit_) {
+    // A target of an older agent synced before answering the restore: this
+    // is a notice, the copy there runs either way.
+    if (Status cst = target_->commit(rep_.id()); !cst.ok())
+      journal_->event("warn", "commit notice to target failed: " + cst.message());
+  }
   if (!st.ok()) journal_->event("error", "source cleanup: " + st.message());
-  ph.end(st, 0, kv("held_packets", static_cast<int64_t>(heldPackets_)));
+  ph.end(st, 0, detail);
 }
 
 void Source::dropImagesStream() {

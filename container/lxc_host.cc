@@ -465,12 +465,10 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   if (out.dev) args->insert(args->end(), {"--external", std::string("mnt[/dev]:") + kDevKey});
   // CRIU (the wrapper in PATH, as liblxc ran it) with the rlimits shim
   // (rlimits.h) preloaded.
-  std::string shim = helperPath();
-  shim = shim.substr(0, shim.rfind('/') + 1) + kRlimitShim;
-  if (!pathExists(shim))
-    return failedPrecondition("dump `" + name + "`: " + shim + " is missing (install it next to lxmigd)");
+  auto shim = rlimitShimPath();
+  if (!shim.ok()) return shim.status().withContext("dump `" + name + "`");
   args->insert(args->begin(), "criu");
-  LXMIG_ASSIGN_OR_RETURN(int r, runTool("dump", name, *args, {"LD_PRELOAD=" + shim}, limits));
+  LXMIG_ASSIGN_OR_RETURN(int r, runTool("dump", name, *args, {"LD_PRELOAD=" + *shim}, limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
 }

@@ -18,13 +18,18 @@ Result<rlimit> parseProcLimits(std::string_view text, int resource) {
   return rlimit{static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)};
 }
 
-Status preloadRlimitShim() {
+Result<std::string> rlimitShimPath() {
   char self[4096];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return Status::fromErrno("readlink", "/proc/self/exe");
   std::string path(self, static_cast<size_t>(n));
   path = path.substr(0, path.rfind('/') + 1) + kRlimitShim;
   if (!pathExists(path)) return failedPrecondition(path + " is missing (install it next to lxmigd and lxmig-lxc)");
+  return path;
+}
+
+Status preloadRlimitShim() {
+  LXMIG_ASSIGN_OR_RETURN(std::string path, rlimitShimPath());
   if (::setenv("LD_PRELOAD", path.c_str(), 1) != 0) return Status::fromErrno("setenv", "LD_PRELOAD");
   return okStatus();
 }

@@ -30,6 +30,9 @@ inline constexpr const char* kRlimitShim = "liblxmig-rlimits.so";
 // /proc/PID/limits; InvalidArgument when the text does not have it.
 Result<rlimit> parseProcLimits(std::string_view text, int resource);
 
+// The shim next to this program; FailedPrecondition when it is missing.
+Result<std::string> rlimitShimPath();
+
 // Preloads the shim into every program this process starts from now on
 // (LD_PRELOAD); FailedPrecondition when it is not next to this program.
 // Changes the environment: only for a single-threaded process that exits

@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -140,6 +143,20 @@ Result<std::vector<std::string>> runSections(const char* script, size_t n) {
   return parts;
 }
 
+// eth0's and lo's MTUs, inside the namespace (the calling thread joined
+// it), without a process: this runs in the frozen window.
+Status setMtus(int eth0, int lo) {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return Status::fromErrno("socket", "for SIOCSIFMTU");
+  for (const auto& [name, mtu] : {std::pair<const char*, int>{"eth0", eth0}, {"lo", lo}}) {
+    ifreq r{};
+    std::snprintf(r.ifr_name, sizeof r.ifr_name, "%s", name);
+    r.ifr_mtu = mtu;
+    if (::ioctl(s.get(), SIOCSIFMTU, &r) != 0) return Status::fromErrno("set MTU " + std::to_string(mtu) + " of", name);
+  }
+  return okStatus();
+}
+
 // Inside the namespace (the calling thread joined it).
 Result<std::string> shapeHere() {
   LXMIG_ASSIGN_OR_RETURN(auto parts, runSections(kShapeScript, 6));
@@ -179,7 +196,7 @@ Result<std::unique_ptr<PreparedNetns>> PreparedNetns::create(const NetnsLayout& 
     if (!fd) made = Status::fromErrno("open", "/proc/thread-self/ns/net");
   }).join();
   LXMIG_RETURN_IF_ERROR(made);
-  std::unique_ptr<PreparedNetns> ns(new PreparedNetns(std::move(fd), layout.hostVeth));
+  std::unique_ptr<PreparedNetns> ns(new PreparedNetns(std::move(fd), layout.hostVeth, layout.mtu));
   const std::string path = ns->path();
   // The pair is made from here with its container end in the new
   // namespace: eth0 gets index 2 there, as in a container liblxc started.
@@ -211,11 +228,22 @@ Result<std::unique_ptr<PreparedNetns>> PreparedNetns::create(const NetnsLayout& 
       inNamespace(path, CLONE_NEWNET, [] {
         return runCommand({"nft", "-f", "-"}, {.stdinData = kLockRules, .timeoutMs = kIpTimeoutMs}).status();
       }).withContext("lock the prepared network namespace"));
+  // The MTUs restored sockets note (see unlock()), after the shape: the
+  // namespace has its own again before the container runs.
+  LXMIG_RETURN_IF_ERROR(inNamespace(path, CLONE_NEWNET, [&] {
+                          return setMtus(restoreMtu(layout.mtu), restoreMtu(kLoopbackMtu));
+                        }).withContext("set the restore MTUs of " + layout.hostVeth + "'s namespace"));
   return ns;
+}
+
+int restoreMtu(int mtu) {
+  const int path = std::min(mtu, 65535);
+  return path > 1280 ? path - 1 : path + 1;
 }
 
 Status PreparedNetns::unlock() {
   return inNamespace(path(), CLONE_NEWNET, [&]() -> Status {
+    LXMIG_RETURN_IF_ERROR(setMtus(mtu_, kLoopbackMtu).withContext("namespace of " + hostVeth_));
     // In this process (an nft process costs ~10 ms of the frozen window).
     UniqueHandle<nft_ctx, nft_ctx_free> nft(nft_ctx_new(NFT_CTX_DEFAULT));
     if (!nft) return internalError("nft_ctx_new failed (libnftables)");

@@ -343,7 +343,23 @@ TEST_F(NetTest, APreparedNamespaceHasTheLayoutAndGoesAwayWithIt) {
   auto back = netnsLayoutOf(ns->path());
   ASSERT_TRUE(back.ok()) << back.status().toString();
   EXPECT_EQ(back->hwaddr, l.hwaddr);
-  EXPECT_EQ(back->mtu, 1400);
+  // While CRIU restores into it, its links' MTUs are one off (restored
+  // sockets then compute their segment size again once it runs).
+  auto mtus = [&] {
+    std::string out;
+    EXPECT_TRUE(inNamespace(ns->path(), CLONE_NEWNET, [&] {
+                  // (`ip`: /sys/class/net shows the namespace sysfs was mounted in)
+                  auto r = runCommand({"sh", "-c", "ip -o link show eth0; ip -o link show lo"});
+                  if (r.ok())
+                    for (const auto& line : split(r->out, '\n'))
+                      if (auto at = line.find(" mtu "); at != std::string::npos)
+                        out += line.substr(at + 5, line.find(' ', at + 5) - at - 5) + "\n";
+                  return r.status();
+                }).ok());
+    return out;
+  };
+  EXPECT_EQ(back->mtu, 1399);
+  EXPECT_EQ(mtus(), "1399\n65534\n");
   EXPECT_EQ(back->gateway, "10.200.0.1");
   ASSERT_EQ(back->addresses.size(), 2u);
   EXPECT_EQ(back->addresses[0].ip, "10.200.1.10");
@@ -380,6 +396,7 @@ TEST_F(NetTest, APreparedNamespaceHasTheLayoutAndGoesAwayWithIt) {
   EXPECT_NE(tables().find("table inet lxmig-restore-lock"), std::string::npos) << tables();
   ASSERT_TRUE(ns->unlock().ok());
   EXPECT_EQ(tables().find("lxmig-restore-lock"), std::string::npos) << tables();
+  EXPECT_EQ(mtus(), "1400\n65536\n") << "its own MTUs once unlocked";
   EXPECT_FALSE(ns->unlock().ok()) << "unlocked once";
   // Read again: nothing in it changes by itself.
   auto again = netnsShape(ns->path());

@@ -102,5 +102,17 @@ TEST(NetnsFromIp, EthZerosLayoutIsReadAndMistypedJsonIsNoException) {
   EXPECT_EQ(ifnames, std::vector<std::string>{"eth0"}) << "only names that are one path component";
 }
 
+TEST(RestoreMtu, OneOffAsAPathMtuAndNeverAcrossIpv6sMinimum) {
+  EXPECT_EQ(restoreMtu(1500), 1499);
+  EXPECT_EQ(restoreMtu(9000), 8999);
+  // A path MTU stops at 65535: loopback's 65536 must go below that.
+  EXPECT_EQ(restoreMtu(kLoopbackMtu), 65534);
+  EXPECT_EQ(restoreMtu(65535), 65534);
+  EXPECT_EQ(restoreMtu(1281), 1280);
+  // IPv6 leaves a link below 1280, IPv4 one below 68: up, not down.
+  EXPECT_EQ(restoreMtu(1280), 1281);
+  EXPECT_EQ(restoreMtu(68), 69);
+}
+
 }  // namespace
 }  // namespace lxmig::net

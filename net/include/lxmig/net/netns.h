@@ -75,17 +75,35 @@ class PreparedNetns {
   const std::string& shape() const { return shape_; }
   // It is made locked (no packet in or out but CRIU's repair packets):
   // unlock() once the restore is done, before the container runs.
+  //
+  // Locked, its links also have MTUs one off their own (restoreMtu()),
+  // which unlock() puts back. A TCP socket CRIU restores computes its
+  // segment size when it reconnects in repair mode, before CRIU gives it
+  // back its peer's MSS: from the 536-byte default, so it would send
+  // 524-byte segments for the rest of its life (the path MTU it noted then
+  // never changes). Noted at the off MTU instead, the real one differs, and
+  // the kernel computes the size again, with the right MSS, at the
+  // socket's next transmission.
   Status unlock();
   // A restored container lives in it now: its host end is the container's
   // (liblxc deletes it when the container stops).
   void handOver() { handedOver_ = true; }
 
  private:
-  PreparedNetns(UniqueFd fd, std::string hostVeth) : fd_(std::move(fd)), hostVeth_(std::move(hostVeth)) {}
+  PreparedNetns(UniqueFd fd, std::string hostVeth, int mtu)
+      : fd_(std::move(fd)), hostVeth_(std::move(hostVeth)), mtu_(mtu) {}
   UniqueFd fd_;
   std::string hostVeth_, shape_;
+  int mtu_;  // eth0's own
   bool handedOver_ = false;
 };
+
+// The loopback MTU of a new namespace.
+constexpr int kLoopbackMtu = 65536;
+// The MTU a link of a prepared namespace has while CRIU restores into it:
+// one off `mtu` as a path MTU (which stops at 65535), and never below
+// IPv6's minimum of 1280 when `mtu` is not (IPv6 leaves a link below it).
+int restoreMtu(int mtu);
 
 // What CRIU would save of the namespace `nsPath` opens, one fact per line,
 // without what changes by itself (counters, lifetimes, carrier, DAD

@@ -288,6 +288,14 @@ bool pathExists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+Result<std::string> programDir() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return Status::fromErrno("readlink", "/proc/self/exe");
+  std::string path(self, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
 std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty) {
   std::vector<std::string> out;
   size_t start = 0;

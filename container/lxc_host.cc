@@ -56,10 +56,8 @@ std::string lxcError(const std::string& containerDir) {
 
 // lxmig-lxc, installed next to lxmigd.
 std::string helperPath() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-  return dir.substr(0, dir.rfind('/') + 1) + "lxmig-lxc";
+  auto dir = programDir();
+  return dir.ok() ? *dir + "/lxmig-lxc" : "lxmig-lxc";
 }
 
 bool pureCgroup2() { return pathExists(std::string(kCgroupRoot) + "/cgroup.controllers"); }
@@ -552,9 +550,8 @@ Result<int> LxcHost::runTool(const std::string& verb, const std::string& name, c
 
 Status LxcHost::installInit(const std::string& name) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
-  std::string init = helperPath();
-  init = init.substr(0, init.rfind('/') + 1) + "lxmig-init";
-  auto bytes = readFile(init);
+  LXMIG_ASSIGN_OR_RETURN(const std::string dir, programDir());
+  auto bytes = readFile(dir + "/lxmig-init");
   if (!bytes.ok()) return bytes.status().withContext("lxmig-init (install it next to lxmigd)");
   // The rootfs was just made by define(): nothing of a payload is in it yet.
   std::string to = rootfs(name) + kInitPath;

@@ -19,11 +19,8 @@ Result<rlimit> parseProcLimits(std::string_view text, int resource) {
 }
 
 Result<std::string> rlimitShimPath() {
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return Status::fromErrno("readlink", "/proc/self/exe");
-  std::string path(self, static_cast<size_t>(n));
-  path = path.substr(0, path.rfind('/') + 1) + kRlimitShim;
+  LXMIG_ASSIGN_OR_RETURN(const std::string dir, programDir());
+  const std::string path = dir + "/" + kRlimitShim;
   if (!pathExists(path)) return failedPrecondition(path + " is missing (install it next to lxmigd and lxmig-lxc)");
   return path;
 }

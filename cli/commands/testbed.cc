@@ -13,11 +13,8 @@ namespace lxmig::cli {
 namespace {
 
 std::string exeDir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
+  auto dir = programDir();
+  return dir.ok() ? *dir : ".";
 }
 
 // Installed: <prefix>/share/lxmig/scripts beside <prefix>/bin/lxmig; in a

@@ -56,6 +56,15 @@ TEST(FilesTest, PositionalReadAndWriteAreWhole) {
   ::unlink(tmpl);
 }
 
+TEST(FilesTest, ProgramDirHoldsThisBinary) {
+  // Where lxmigd finds its helpers: this test's own directory here.
+  auto dir = programDir();
+  ASSERT_TRUE(dir.ok()) << dir.status().toString();
+  EXPECT_EQ(dir->front(), '/');
+  EXPECT_NE(dir->back(), '/');
+  EXPECT_TRUE(pathExists(*dir + "/base_unit_test")) << *dir;
+}
+
 TEST(FilesTest, StringHelpers) {
   EXPECT_EQ(split("a,,b,c", ','), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(split("a,,b", ',', false), (std::vector<std::string>{"a", "", "b"}));

@@ -42,6 +42,10 @@ Result<UniqueFd> openDirBeneath(int rootfd, const std::string& rel, const std::s
 // "/proc/PID/root/REL", for errors.
 Result<UniqueFd> openDirBeneathRootOf(int pid, const std::string& rel, std::string* shown);
 bool pathExists(const std::string& path);
+// The directory of this program's binary (/proc/self/exe, links resolved),
+// without a trailing slash: where lxmig installs its helpers (lxmig-lxc,
+// lxmig-init, the rlimits shim) next to lxmigd.
+Result<std::string> programDir();
 // This kernel's boot id (/proc/sys/kernel/random/boot_id); "" if unreadable.
 std::string bootId();
 // One entry of a directory listing; `type` is dirent's d_type (DT_DIR,

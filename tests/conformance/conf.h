@@ -106,3 +106,21 @@ static int conf_tcp_listener(struct sockaddr_in* a, int backlog) {
   CONF_CHECK(getsockname(l, (struct sockaddr*)a, &al) == 0, "getsockname: %s", strerror(errno));
   return l;
 }
+
+/* A connection to listener l (address *a): *client connected, *server the
+ * end l accepted. */
+static void conf_tcp_connect(int l, const struct sockaddr_in* a, int* client, int* server) {
+  *client = socket(AF_INET, SOCK_STREAM, 0);
+  CONF_CHECK(*client >= 0 && connect(*client, (const struct sockaddr*)a, sizeof *a) == 0, "connect: %s",
+             strerror(errno));
+  *server = accept(l, NULL, NULL);
+  CONF_CHECK(*server >= 0, "accept: %s", strerror(errno));
+}
+
+/* A loopback connection whose listener stays open: fd[0] the client's end,
+ * fd[1] the server's. */
+static void conf_tcp_pair(int fd[2]) {
+  struct sockaddr_in a;
+  int l = conf_tcp_listener(&a, 1);
+  conf_tcp_connect(l, &a, &fd[0], &fd[1]);
+}

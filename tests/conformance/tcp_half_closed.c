@@ -13,10 +13,8 @@ int main(void) {
   conf_init();
   struct sockaddr_in a;
   int l = conf_tcp_listener(&a, 1);
-  int c = socket(AF_INET, SOCK_STREAM, 0);
-  CONF_CHECK(connect(c, (struct sockaddr*)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-  int s = accept(l, NULL, NULL);
-  CONF_CHECK(s >= 0, "accept: %s", strerror(errno));
+  int c, s;
+  conf_tcp_connect(l, &a, &c, &s);
   unsigned char up[3000], down[5000], buf[8000];
   conf_fill(up, sizeof up, 21, 0);
   conf_fill(down, sizeof down, 22, 0);

@@ -71,19 +71,12 @@ static void* reader(void* arg) {
   return NULL;
 }
 
-static void tcp_pair(int l, struct sockaddr_in* a, int fd[2]) {
-  fd[1] = socket(AF_INET, SOCK_STREAM, 0);
-  CONF_CHECK(connect(fd[1], (struct sockaddr*)a, sizeof *a) == 0, "connect: %s", strerror(errno));
-  fd[0] = accept(l, NULL, NULL);
-  CONF_CHECK(fd[0] >= 0, "accept: %s", strerror(errno));
-}
-
 int main(void) {
   conf_init();
   struct sockaddr_in a;
   int l = conf_tcp_listener(&a, 2);
-  tcp_pair(l, &a, idle);
-  tcp_pair(l, &a, st);
+  conf_tcp_connect(l, &a, &idle[1], &idle[0]);
+  conf_tcp_connect(l, &a, &st[1], &st[0]);
   sigset_t term, old;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);

@@ -41,12 +41,8 @@ static int segment_size(int fd) {
 
 int main(void) {
   conf_init();
-  struct sockaddr_in a;
-  int l = conf_tcp_listener(&a, 1);
-  int fd[2] = {socket(AF_INET, SOCK_STREAM, 0), -1};
-  CONF_CHECK(connect(fd[0], (struct sockaddr*)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-  fd[1] = accept(l, NULL, NULL);
-  CONF_CHECK(fd[1] >= 0, "accept: %s", strerror(errno));
+  int fd[2];
+  conf_tcp_pair(fd);
   exchange(fd, 50);
   int before[2] = {segment_size(fd[0]), segment_size(fd[1])};
   CONF_CHECK(before[0] > 536 && before[1] > 536, "segment sizes %d and %d before the move", before[0], before[1]);

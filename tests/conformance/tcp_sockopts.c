@@ -31,12 +31,8 @@ enum { NOPT = sizeof opts / sizeof opts[0] };
 
 int main(void) {
   conf_init();
-  struct sockaddr_in a;
-  int l = conf_tcp_listener(&a, 1);
-  int fd[2] = {socket(AF_INET, SOCK_STREAM, 0), -1};
-  CONF_CHECK(connect(fd[0], (struct sockaddr*)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-  fd[1] = accept(l, NULL, NULL);
-  CONF_CHECK(fd[1] >= 0, "accept: %s", strerror(errno));
+  int fd[2];
+  conf_tcp_pair(fd);
   int got[NOPT][2];
   struct linger lg[2] = {{1, 5}, {1, 0}}, lgot[2];
   for (int e = 0; e < 2; ++e) {

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "stop_rule.h"
+
 namespace lxmig::migration {
 
 // One committed migration from this node, as the audit recorded it.
@@ -48,7 +50,7 @@ class ModeModel {
   static constexpr double kLastRoundSeconds = 1.0;
   // Pages that pass through pre-copy's frozen window (read from the
   // frozen processes, sent, assembled on the target).
-  static constexpr double kFrozenMsPerMiB = 3.5;
+  static constexpr double kFrozenMsPerMiB = StopRule::kFrozenMsPerMiB;
   // At most this many samples per mode, the newest.
   static constexpr size_t kMaxSamples = 30;
   // Stop-and-copy is taken only when predicted this much shorter (at most

@@ -661,7 +661,7 @@ size_t PreCopy::pageFilesBeforeSysv() {
 // offsets), to `out`; without `out`, to a new file that takes the place of
 // `outPath` (a discarded page file's link).
 Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::vector<PagemapEntry>& entries,
-                              const std::string& outPath, int out) {
+                              const std::string& outPath, int out, pid_t pid) {
   UniqueFd own;
   const std::string tmp = outPath + ".delta";
   if (out < 0) {
@@ -670,17 +670,46 @@ Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::ve
     out = own.get();
   }
   if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
+  // Up to kReadBytes from up to kMaxIov ranges at a time, in file order.
+  std::vector<iovec> remote;
+  size_t filled = 0;
+  auto flush = [&]() -> Status {
+    if (filled == 0) return okStatus();
+    ssize_t n = -1;
+    if (pid > 0) {
+      iovec local{buf_.data(), filled};
+      n = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+    }
+    if (n != static_cast<ssize_t>(filled)) {
+      // A process: a range process_vm_readv refuses (PROT_NONE; the
+      // frozen process cannot have unmapped it) is read through
+      // /proc/PID/mem, which reads those too. Anything else: the file.
+      size_t at = 0;
+      for (const auto& r : remote) {
+        ssize_t k =
+            ::pread(src, buf_.data() + at, r.iov_len, static_cast<off_t>(reinterpret_cast<uintptr_t>(r.iov_base)));
+        if (k != static_cast<ssize_t>(r.iov_len))
+          return Status::fromErrno("read pages from", srcName, k < 0 ? errno : EIO);
+        at += r.iov_len;
+      }
+    }
+    if (::write(out, buf_.data(), filled) != static_cast<ssize_t>(filled)) return Status::fromErrno("write", outPath);
+    remote.clear();
+    filled = 0;
+    return okStatus();
+  };
   for (const auto& e : entries) {
     if (!(e.flags & kPePresent)) continue;
     const uint64_t end = e.vaddr + e.pages * kPageSize;
     for (uint64_t a = e.vaddr; a < end;) {
-      const size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes, end - a));
-      ssize_t n = ::pread(src, buf_.data(), len, static_cast<off_t>(a));
-      if (n != static_cast<ssize_t>(len)) return Status::fromErrno("read pages from", srcName, n < 0 ? errno : EIO);
-      if (::write(out, buf_.data(), len) != static_cast<ssize_t>(len)) return Status::fromErrno("write", outPath);
+      if (filled == kReadBytes || remote.size() == kMaxIov) LXMIG_RETURN_IF_ERROR(flush());
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(kReadBytes - filled, end - a));
+      remote.push_back({reinterpret_cast<void*>(a), len});
+      filled += len;
       a += len;
     }
   }
+  LXMIG_RETURN_IF_ERROR(flush());
   if (!own) return okStatus();
   own.reset();
   if (::rename(tmp.c_str(), outPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
@@ -777,7 +806,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
       const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
       UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem) return Status::fromErrno("open", memPath);
-      LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, tmp, out.get()));
+      LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, tmp, out.get(), hp->second));
       ::unlink(pagesPath.c_str());
     } else {
       UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));

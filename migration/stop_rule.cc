@@ -13,7 +13,10 @@ StopRule::Decision StopRule::decide(uint64_t dirtyBytes, uint64_t footprintBytes
   maxFootprint_ = std::max(maxFootprint_, footprintBytes);
   Decision d;
   const double dirty = static_cast<double>(dirtyBytes);
-  d.predictedDowntimeMs = sendRateBps > 0 ? static_cast<int64_t>(dirty * 1000 / sendRateBps) : 0;
+  // The dirty pages' share of the frozen window: their time on the link,
+  // and never less than their cost per MiB in the window.
+  const double onLink = sendRateBps > 0 ? dirty * 1000 / sendRateBps : 0;
+  d.predictedDowntimeMs = static_cast<int64_t>(std::max(onLink, dirty / (1 << 20) * kFrozenMsPerMiB));
   const uint64_t mem = memoryBytes();
   if (d.predictedDowntimeMs <= limits_.maxDowntimeMs) d.stop = "converged";
   else if (round >= limits_.maxRounds) d.stop = "round limit";

@@ -27,6 +27,11 @@ class StopRule {
     std::string stop;  // "" = go on
     int64_t predictedDowntimeMs = 0;
   };
+  // What a MiB of pages costs in the frozen window besides the link: read
+  // from the frozen processes into the dump's page files, sent, laid into
+  // the target's page store (measured: ~3.5 ms here; W4's 101 MiB delta
+  // took 379 ms, where its send rate alone predicted 100).
+  static constexpr double kFrozenMsPerMiB = 3.5;
   explicit StopRule(Limits l) : limits_(l) {}
   // Round `round` (0 first) found `dirtyBytes` to send while the processes
   // held `footprintBytes` of memory worth sending (round 0: every present

@@ -14,12 +14,25 @@ StopRule rule(uint64_t memory, int maxRounds = 10) { return StopRule({300, maxRo
 TEST(StopRuleTest, ConvergesWhenTheDirtySetFitsTheBudget) {
   auto r = rule(1024 * kMiB);
   r.sawRound(1024 * kMiB, 1024 * kMiB, 1024 * kMiB);
-  auto d = r.decide(100 * kMiB, 1024 * kMiB, 20 * kMiB, kRate, 1);
+  auto d = r.decide(80 * kMiB, 1024 * kMiB, 20 * kMiB, kRate, 1);
   EXPECT_EQ(d.stop, "converged");
-  EXPECT_EQ(d.predictedDowntimeMs, 200);
-  d = r.decide(200 * kMiB, 1024 * kMiB, 20 * kMiB, kRate, 1);
+  EXPECT_EQ(d.predictedDowntimeMs, 280) << "80 MiB at the frozen window's 3.5 ms a MiB";
+  d = r.decide(200 * kMiB, 1024 * kMiB, 20 * kMiB, 100.0 * kMiB, 1);
   EXPECT_EQ(d.stop, "");
-  EXPECT_EQ(d.predictedDowntimeMs, 400);
+  EXPECT_EQ(d.predictedDowntimeMs, 2000) << "a link slower than the window's own cost decides";
+}
+
+TEST(StopRuleTest, AFastLinkDoesNotHideTheWindowsOwnCost) {
+  // redis under load: ~100 MiB written during round 0, a link of 1 GiB/s.
+  // On the link alone ~100 ms, well within the budget; through the frozen
+  // window (read back, sent, laid out on the target) ~350: one more round.
+  auto r = rule(512 * kMiB);
+  r.sawRound(512 * kMiB, 512 * kMiB, 512 * kMiB);
+  auto d = r.decide(101 * kMiB, 512 * kMiB, 150 * kMiB, 1024.0 * kMiB, 1);
+  EXPECT_EQ(d.stop, "");
+  EXPECT_EQ(d.predictedDowntimeMs, 353);
+  d = r.decide(25 * kMiB, 512 * kMiB, 150 * kMiB, 1024.0 * kMiB, 2);
+  EXPECT_EQ(d.stop, "converged");
 }
 
 TEST(StopRuleTest, StopsAtTheRoundLimit) {
@@ -57,7 +70,7 @@ TEST(StopRuleTest, ThreeTimesFollowsAGrowingWorkload) {
   EXPECT_EQ(r.memoryBytes(), 1024 * kMiB);
   auto d = r.decide(228 * kMiB, 1024 * kMiB, 120 * kMiB, kRate, 1);
   EXPECT_EQ(d.stop, "") << "one round sent 1x of what the workload holds";
-  EXPECT_EQ(d.predictedDowntimeMs, 456);
+  EXPECT_EQ(d.predictedDowntimeMs, 798);
   // Growth seen in a later scan raises the bound too.
   auto g = rule(100 * kMiB);
   g.sawRound(200 * kMiB, 200 * kMiB, 200 * kMiB);

@@ -43,8 +43,13 @@ class CheckpointTest : public TestbedSuite {
     Cli r = tb().lxmig({"--node", node, "run", "--name", name, "--", "/bin/sh", "-c", kCounter});
     ASSERT_EQ(r.code, 0) << r.err;
   }
+  // The shell truncates the file before it writes the next number: a read
+  // that catches it empty is asked again.
   int count(const std::string& name) {
-    return std::atoi(tb().lxmig({"exec", name, "--", "cat", "/tmp/count"}).out.c_str());
+    std::string out;
+    for (int i = 0; i < 20 && out.empty(); ++i)
+      out = std::string(trim(tb().lxmig({"exec", name, "--", "cat", "/tmp/count"}).out));
+    return std::atoi(out.c_str());
   }
   std::string ipOf(const std::string& name) {
     auto ps = tb().lxmig({"--json", "ps"}).json();

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "lxmig/criu/files.pb.h"
+#include "lxmig/criu/netdev.pb.h"
 #include "lxmig/criu/pagemap.pb.h"
 
 namespace lxmig::criu {
@@ -224,6 +225,33 @@ Result<std::string> dropFifoData(std::string_view fifoData, const std::set<uint3
         return bytes;
       }));
   if (dropped) *dropped = n;
+  return out;
+}
+
+Result<std::string> editNetdevMtus(std::string_view netdevImg, const std::function<void(LinkMtu&)>& edit) {
+  std::string out(netdevImg.substr(0, std::min<size_t>(8, netdevImg.size())));
+  LXMIG_RETURN_IF_ERROR(
+      forEachMessage(netdevImg, kNetdevMagic, "netdev", [&](std::string_view m, size_t start) -> Result<uint64_t> {
+        pb::NetDeviceEntry e;
+        if (!e.ParseFromArray(m.data(), static_cast<int>(m.size())) || !e.has_type() || !e.has_mtu())
+          return invalidArgument("bad link entry in netdev image");
+        LinkMtu link{.type = e.type(), .name = e.name(), .mtu = e.mtu()};
+        pb::SysctlEntry* v6 = nullptr;
+        if (e.conf6_size() > kConf6Mtu && e.conf6(kConf6Mtu).type() == 6 && e.conf6(kConf6Mtu).has_iarg()) {
+          v6 = e.mutable_conf6(kConf6Mtu);
+          link.ipv6Mtu = v6->iarg();
+        }
+        LinkMtu was = link;
+        edit(link);
+        if (link.mtu == was.mtu && link.ipv6Mtu == was.ipv6Mtu) {
+          out.append(netdevImg.substr(start, 4 + m.size()));
+          return uint64_t{0};
+        }
+        e.set_mtu(link.mtu);
+        if (v6 && link.ipv6Mtu) v6->set_iarg(*link.ipv6Mtu);
+        appendMessage(out, e);  // no longer than it was plus a few bytes of varints
+        return uint64_t{0};
+      }));
   return out;
 }
 

@@ -248,6 +248,22 @@ Status NodeHost::applyCriuGaps(const std::string& name, const std::string& dir) 
   return container::applyCriuGaps(gaps, pids, initOf(node_, name, pids));
 }
 
+Status NodeHost::raiseMtus(const std::string& name, const std::vector<net::LoweredMtu>& links) {
+  if (links.empty()) return okStatus();
+  struct stat own {};
+  if (::stat("/proc/self/ns/net", &own) != 0) return Status::fromErrno("stat", "/proc/self/ns/net");
+  std::set<ino_t> seen = {own.st_ino};  // never the node's own links
+  for (pid_t pid : node_.lxc().pids(name).value_or(std::vector<pid_t>{})) {
+    const std::string ns = "/proc/" + std::to_string(pid) + "/ns/net";
+    struct stat st {};
+    if (::stat(ns.c_str(), &st) != 0 || !seen.insert(st.st_ino).second) continue;
+    int raised = 0;
+    LXMIG_RETURN_IF_ERROR(net::raiseMtus(ns, links, &raised).withContext("`" + name + "`"));
+    LXMIG_LOG(kDebug, kLog) << name << ": raised " << raised << " link MTU(s) in the namespace of pid " << pid;
+  }
+  return okStatus();
+}
+
 Status NodeHost::installStaged(const node::Spec& spec, const std::string& stagedRootfs) {
   auto& lxc = node_.lxc();
   LXMIG_RETURN_IF_ERROR(makeDirs(lxc.dir(spec.name), 0700));

@@ -423,6 +423,34 @@ Result<size_t> dropSharedFifoData(const std::string& imagesDir, const node::Spec
   return dropped;
 }
 
+// The links CRIU makes when it rebuilds the container's network namespace
+// (netdev-N.img, a peer's): lowered as in a prepared namespace
+// (net::restoreMtu), raised once the restore is done.
+Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDir) {
+  constexpr size_t kMaxLinks = 64;
+  std::vector<net::LoweredMtu> out;
+  LXMIG_ASSIGN_OR_RETURN(auto names, listDir(imagesDir));
+  for (const auto& f : names) {
+    std::string_view id(f);
+    if (!startsWith(id, "netdev-") || id.size() < 12 || id.substr(id.size() - 4) != ".img") continue;
+    id = id.substr(7, id.size() - 11);
+    if (!std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    const std::string path = imagesDir + "/" + f;
+    LXMIG_ASSIGN_OR_RETURN(std::string img, readFile(path));
+    auto edited = criu::editNetdevMtus(img, [&](criu::LinkMtu& l) {
+      if ((l.type != criu::kNdLoopback && l.type != criu::kNdVeth) || out.size() >= kMaxLinks) return;
+      auto m = net::lowerForRestore(l.name, l.mtu, l.ipv6Mtu);
+      if (!m) return;
+      l.mtu = static_cast<uint32_t>(m->lowered);
+      if (l.ipv6Mtu && *l.ipv6Mtu > m->lowered) l.ipv6Mtu = m->lowered;
+      out.push_back(std::move(*m));
+    });
+    if (!edited.ok()) return edited.status().withContext(f);
+    if (*edited != img) LXMIG_RETURN_IF_ERROR(writeFileAtomic(path, *edited, 0600));
+  }
+  return out;
+}
+
 }  // namespace
 
 bool Target::worthLazy(State& s) {
@@ -523,6 +551,12 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     if (!st->dev) return fail(failedPrecondition("no /dev was prepared for `" + name + "`"));
     out.devPath = st->dev->path();
   }
+  std::vector<net::LoweredMtu> lowered;  // of a namespace CRIU rebuilds
+  if (!prepared.netns) {
+    auto l = lowerNetdevMtus(st->imagesDir);
+    if (!l.ok()) return fail(l.status().withContext("links of the images"));
+    lowered = std::move(*l);
+  }
   if (auto s = host_.restore(name, st->imagesDir, lazy, limits, out); !s.ok()) {
     st->lazyPages.reset();
     host_.endMemoryFill(name);
@@ -537,6 +571,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     st->netns->handOver();  // the container's now
     st->netns.reset();
   }  // else one prepared and not used goes with the migration (an `ip` run: not in the frozen window)
+  if (auto s = host_.raiseMtus(name, lowered); !s.ok()) return fail(s);
   st->lastActivityNs = monotonicNs();
   if (auto s = host_.requeueDatagrams(name, net); !s.ok()) return fail(s.withContext("UDP queues"));
   if (auto s = host_.applyCriuGaps(name, st->imagesDir); !s.ok()) return fail(s.withContext("state CRIU left out"));

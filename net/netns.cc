@@ -258,6 +258,44 @@ Status PreparedNetns::unlock() {
   });
 }
 
+std::optional<LoweredMtu> lowerForRestore(const std::string& link, int64_t mtu, std::optional<int64_t> ipv6Mtu) {
+  if (!isIfName(link) || mtu < 68 || mtu > kLoopbackMtu) return std::nullopt;
+  LoweredMtu m{.link = link, .mtu = static_cast<int>(mtu), .lowered = restoreMtu(static_cast<int>(mtu))};
+  if (ipv6Mtu && *ipv6Mtu != mtu && *ipv6Mtu >= 1280 && *ipv6Mtu <= mtu) m.ipv6Mtu = static_cast<int>(*ipv6Mtu);
+  return m;
+}
+
+Status raiseMtus(const std::string& nsPath, const std::vector<LoweredMtu>& links, int* raised) {
+  int n = 0;
+  Status st = inNamespace(nsPath, CLONE_NEWNET, [&]() -> Status {
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s) return Status::fromErrno("socket", "for SIOCSIFMTU");
+    for (const auto& l : links) {
+      if (!isIfName(l.link)) continue;
+      ifreq r{};
+      std::snprintf(r.ifr_name, sizeof r.ifr_name, "%s", l.link.c_str());
+      if (::ioctl(s.get(), SIOCGIFMTU, &r) != 0) {
+        if (errno == ENODEV) continue;
+        return Status::fromErrno("read the MTU of", l.link);
+      }
+      if (r.ifr_mtu != l.lowered) continue;
+      r.ifr_mtu = l.mtu;
+      if (::ioctl(s.get(), SIOCSIFMTU, &r) != 0)
+        return Status::fromErrno("set MTU " + std::to_string(l.mtu) + " of", l.link);
+      ++n;
+      // The link's new MTU became its IPv6 MTU too.
+      if (l.ipv6Mtu && *l.ipv6Mtu != l.mtu) {
+        const std::string sysctl = "/proc/sys/net/ipv6/conf/" + l.link + "/mtu";
+        if (pathExists(sysctl))
+          LXMIG_RETURN_IF_ERROR(writeFile(sysctl, std::to_string(*l.ipv6Mtu)).withContext("IPv6 MTU of " + l.link));
+      }
+    }
+    return okStatus();
+  });
+  if (raised) *raised = n;
+  return st.withContext("raise the MTUs of the restored namespace");
+}
+
 PreparedNetns::~PreparedNetns() {
   if (handedOver_) return;
   // Gone with the namespace already when nothing else holds it.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The conformance suite (tests/conformance/, docs/conformance.md): each
 # program sets kernel state up in a container on n1, is migrated to n2
-# (or not: mode "none"), then told to check it (SIGTERM) and reports PASS
-# or FAIL. A migration may also be refused; that is fine when its reason
+# (or not: mode "none"; or saved to a file and restored from it on n2:
+# mode "checkpoint"), then told to check it (SIGTERM) and reports PASS or
+# FAIL. A migration may also be refused; that is fine when its reason
 # names the feature, never a failure after a committed migration.
 #
-#   scripts/conformance.sh [--mode none|pre-copy|stop-and-copy|all] [--only REGEX] [--json]
+#   scripts/conformance.sh [--mode "none pre-copy stop-and-copy checkpoint"|all] [--only REGEX] [--json]
 #
 # Uses its own test bed (prefix lxconf), brought up and taken down here.
 # Prints one row per program and mode; exit status 1 when any program
@@ -17,7 +18,7 @@ BUILD=${LXMIG_BUILD_DIR:-$ROOT/build}
 BIN=$BUILD/tests/conformance/bin
 LXMIG=$BUILD/cli/lxmig
 PREFIX=lxconf
-MODES="none pre-copy stop-and-copy"
+MODES="none pre-copy stop-and-copy checkpoint"
 ONLY=.
 JSON=0
 
@@ -30,17 +31,18 @@ while (($#)); do
     *) die "unknown argument \`$1\` (--mode M | --only REGEX | --json)" ;;
   esac
 done
-for m in $MODES; do [[ $m =~ ^(none|pre-copy|stop-and-copy)$ ]] || die "unknown mode \`$m\`"; done
+for m in $MODES; do [[ $m =~ ^(none|pre-copy|stop-and-copy|checkpoint)$ ]] || die "unknown mode \`$m\`"; done
 [[ -x $LXMIG && -d $BIN ]] || die "build first (scripts/build.sh): no $LXMIG or $BIN"
 [[ $(id -u) == 0 ]] || die "needs root (LXC, CRIU, namespaces)"
 
 RESULTS=$(mktemp -d /tmp/lxmig-conformance-XXXXXX)
 chmod 777 "$RESULTS"
+CKPT=$(mktemp -d /tmp/lxmig-conformance-ckpt-XXXXXX)  # not seen by the containers
 export LXMIG_TESTBED_PREFIX=$PREFIX
 L=("$LXMIG" --cluster "/run/$PREFIX-testbed/cluster.toml")
 cleanup() {
   "${L[@]}" testbed down >/dev/null 2>&1 || true
-  rm -rf "$RESULTS"
+  rm -rf "$RESULTS" "$CKPT"
 }
 trap cleanup EXIT
 "${L[@]}" testbed up --nodes 2 >/dev/null
@@ -75,15 +77,21 @@ for prog in "$BIN"/*; do
       cell="ERROR(not ready: $(cat "$RESULTS/$out" 2>/dev/null || echo no verdict))"
     else
       verdict=""
+      move=(migrate "$c" --to n2 --mode "$mode")
+      [[ $mode == checkpoint ]] && move=(checkpoint "$c" --export "$CKPT/$c.ckpt")
       if [[ $mode != none ]]; then
-        if ! "${L[@]}" migrate "$c" --to n2 --mode "$mode" >/dev/null 2>"$RESULTS/mig.err"; then
+        if ! "${L[@]}" "${move[@]}" >/dev/null 2>"$RESULTS/mig.err"; then
           why=$(tail -1 "$RESULTS/mig.err")
           if [[ $why == *": refused: "* ]]; then
             verdict="REFUSED(${why#*: refused: })"
           else
             verdict="MIGRATION-FAILED($why)"
           fi
+        elif [[ $mode == checkpoint ]] &&
+          ! "${L[@]}" --node n2 restore --import "$CKPT/$c.ckpt" >/dev/null 2>"$RESULTS/mig.err"; then
+          verdict="RESTORE-FAILED($(tail -1 "$RESULTS/mig.err"))"
         fi
+        rm -f "$CKPT/$c.ckpt"
       fi
       if [[ -z $verdict ]]; then
         "${L[@]}" exec "$c" -- /bin/sh -c 'kill -TERM $(cat /tmp/conf.pid)' >/dev/null 2>&1 || true

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "lxmig/criu/files.pb.h"
+#include "lxmig/criu/netdev.pb.h"
 
 namespace lxmig::criu {
 
@@ -162,6 +163,91 @@ TEST(CriuFifos, RejectsGarbage) {
   e.mutable_fifo()->set_regf_id(77);  // names no file
   append(noFile, e);
   EXPECT_FALSE(fifoPaths(noFile).ok());
+}
+
+// A link entry as CRIU writes it: the fields lxmig names, then its flags
+// (4) and MAC (7), which lxmig does not name and must keep.
+std::string linkEntry(uint32_t type, const std::string& name, uint32_t mtu, std::optional<int32_t> ipv6Mtu) {
+  pb::NetDeviceEntry e;
+  e.set_type(type);
+  e.set_ifindex(type == kNdLoopback ? 1 : 2);
+  e.set_mtu(mtu);
+  e.set_name(name);
+  for (int i = 0; ipv6Mtu && i < 40; ++i) {
+    pb::SysctlEntry* c = e.add_conf6();
+    c->set_type(6);
+    c->set_iarg(i == kConf6Mtu ? *ipv6Mtu : i);
+  }
+  return e.SerializeAsString() + std::string("\x20\xc3\x88\x04", 4) +
+         std::string("\x3a\x06\x00\x16\x3e\x01\x02\x03", 8);
+}
+std::string netdevImage(const std::vector<std::string>& entries) {
+  std::string img = image(kNetdevMagic);
+  for (const auto& e : entries) {
+    const uint32_t len = static_cast<uint32_t>(e.size());
+    img.append(reinterpret_cast<const char*>(&len), 4);
+    img += e;
+  }
+  return img;
+}
+
+TEST(CriuNetdev, EditsTheMtusAndKeepsTheRest) {
+  const std::string in =
+      netdevImage({linkEntry(kNdLoopback, "lo", 65536, 65536), linkEntry(kNdVeth, "eth0", 1500, 1400),
+                   linkEntry(3, "tun0", 1500, std::nullopt)});
+  std::vector<LinkMtu> seen;
+  auto out = editNetdevMtus(in, [&](LinkMtu& l) {
+    seen.push_back(l);
+    if (l.type == kNdVeth || l.type == kNdLoopback) {
+      l.mtu -= 1;
+      if (l.ipv6Mtu) *l.ipv6Mtu -= 2;
+    }
+  });
+  ASSERT_TRUE(out.ok()) << out.status().toString();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].name, "lo");
+  EXPECT_EQ(seen[0].mtu, 65536u);
+  EXPECT_EQ(seen[0].ipv6Mtu, 65536);
+  EXPECT_EQ(seen[1].name, "eth0");
+  EXPECT_EQ(seen[1].ipv6Mtu, 1400);
+  EXPECT_EQ(seen[2].type, 3u);
+  EXPECT_FALSE(seen[2].ipv6Mtu);
+
+  // Read again: the new values, and each entry's flags and MAC still there.
+  std::vector<LinkMtu> again;
+  auto same = editNetdevMtus(*out, [&](LinkMtu& l) { again.push_back(l); });
+  ASSERT_TRUE(same.ok()) << same.status().toString();
+  EXPECT_EQ(*same, *out) << "unchanged links keep their bytes";
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[0].mtu, 65535u);
+  EXPECT_EQ(again[0].ipv6Mtu, 65534);
+  EXPECT_EQ(again[1].mtu, 1499u);
+  EXPECT_EQ(again[1].ipv6Mtu, 1398);
+  EXPECT_EQ(again[2].mtu, 1500u);
+  size_t macs = 0;
+  for (size_t at = out->find("\x3a\x06\x00\x16\x3e"); at != std::string::npos;
+       at = out->find("\x3a\x06\x00\x16\x3e", at + 1))
+    ++macs;
+  EXPECT_EQ(macs, 3u);
+  // The tun entry (not touched) is byte for byte the input's.
+  EXPECT_EQ(out->substr(out->size() - linkEntry(3, "tun0", 1500, std::nullopt).size()),
+            linkEntry(3, "tun0", 1500, std::nullopt));
+}
+
+TEST(CriuNetdev, RejectsGarbage) {
+  auto none = [](LinkMtu&) {};
+  EXPECT_FALSE(editNetdevMtus("short", none).ok());
+  EXPECT_FALSE(editNetdevMtus(image(kFilesMagic), none).ok()) << "wrong magic";
+  std::string cut = netdevImage({linkEntry(kNdVeth, "eth0", 1500, 1500)});
+  cut.resize(cut.size() - 3);
+  EXPECT_FALSE(editNetdevMtus(cut, none).ok());
+  pb::NetDeviceEntry noMtu;
+  noMtu.set_type(kNdVeth);
+  noMtu.set_name("eth0");
+  EXPECT_FALSE(editNetdevMtus(netdevImage({noMtu.SerializeAsString()}), none).ok());
+  auto empty = editNetdevMtus(image(kNetdevMagic), none);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, image(kNetdevMagic));
 }
 
 }  // namespace

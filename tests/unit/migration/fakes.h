@@ -144,6 +144,7 @@ class FakeNode final : public ContainerHost {
   void dropImportedNet(const node::Spec& spec, ImportedNet* done) override;
   Status recordCriuGaps(const std::string& name, const std::string&) override { return op("recordCriuGaps", name); }
   Status applyCriuGaps(const std::string& name, const std::string&) override { return op("applyCriuGaps", name); }
+  Status raiseMtus(const std::string&, const std::vector<net::LoweredMtu>&) override { return okStatus(); }
   // `waiting` until the workload runs once (it accepts them then).
   Result<size_t> waitingConnections(const std::string& name) override {
     if (calls_.empty() || calls_.back() == "thaw " + name) waiting = 0;

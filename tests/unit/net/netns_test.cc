@@ -114,5 +114,27 @@ TEST(RestoreMtu, OneOffAsAPathMtuAndNeverAcrossIpv6sMinimum) {
   EXPECT_EQ(restoreMtu(68), 69);
 }
 
+TEST(RestoreMtu, LowersPlainLinksOfSaneMtusAndNotesAnIpv6MtuOfTheirOwn) {
+  auto eth0 = lowerForRestore("eth0", 1500, 1500);
+  ASSERT_TRUE(eth0);
+  EXPECT_EQ(eth0->link, "eth0");
+  EXPECT_EQ(eth0->mtu, 1500);
+  EXPECT_EQ(eth0->lowered, 1499);
+  EXPECT_FALSE(eth0->ipv6Mtu) << "the link's own: raising the link sets it";
+  auto lo = lowerForRestore("lo", kLoopbackMtu, std::nullopt);
+  ASSERT_TRUE(lo);
+  EXPECT_EQ(lo->lowered, 65534);
+  auto own = lowerForRestore("eth1", 9000, 1400);
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->ipv6Mtu, 1400);
+  // Names off the grammar and MTUs out of range are left as they are.
+  for (const char* bad : {"", "eth0/../x", "Eth0", "veth-x", "a-very-long-link-name"})
+    EXPECT_FALSE(lowerForRestore(bad, 1500, std::nullopt)) << bad;
+  EXPECT_FALSE(lowerForRestore("eth0", 67, std::nullopt));
+  EXPECT_FALSE(lowerForRestore("eth0", 65537, std::nullopt));
+  EXPECT_FALSE(lowerForRestore("eth0", -1, std::nullopt));
+  EXPECT_FALSE(lowerForRestore("eth0", 1500, 9000)->ipv6Mtu) << "an IPv6 MTU above the link's is not one";
+}
+
 }  // namespace
 }  // namespace lxmig::net

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -73,5 +75,27 @@ Result<std::map<uint32_t, std::string>> fifoPaths(std::string_view filesImg);
 // fifo-data.img without the entries of the pipe ids in `drop`; `dropped`
 // (optional) counts them.
 Result<std::string> dropFifoData(std::string_view fifoData, const std::set<uint32_t>& drop, size_t* dropped);
+
+// Links (proto/lxmig/criu/netdev.proto). When CRIU rebuilds a container's
+// network namespace it makes the links of netdev-N.img (N: the namespace's
+// id) with their MTUs before it restores any socket; the target lowers
+// them for the restore and raises them after (net::restoreMtu says why).
+constexpr uint32_t kNetdevMagic = 0x57373951;
+constexpr uint32_t kNdLoopback = 1;
+constexpr uint32_t kNdVeth = 2;
+// IPv6's per-link "mtu" sysctl: its place among a link's conf6 entries
+// (devconfs6 in CRIU's criu/net.c, the same in 4.x). CRIU writes it after
+// it set the link's MTU, and the kernel refuses one above that.
+constexpr int kConf6Mtu = 26;
+struct LinkMtu {
+  uint32_t type = 0;  // kNdLoopback, kNdVeth, ...
+  std::string name;
+  uint32_t mtu = 0;
+  std::optional<int32_t> ipv6Mtu;  // conf6's "mtu", when the image holds one
+};
+// netdev-N.img with each link's MTUs as `edit` leaves them (it sees every
+// link in order); a link it leaves alone keeps its bytes. InvalidArgument
+// names what is wrong with the bytes.
+Result<std::string> editNetdevMtus(std::string_view netdevImg, const std::function<void(LinkMtu&)>& edit);
 
 }  // namespace lxmig::criu

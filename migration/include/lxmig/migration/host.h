@@ -84,6 +84,10 @@ class ContainerHost {
   virtual Status recordCriuGaps(const std::string& name, const std::string& dir) = 0;
   // Applied to the restored, still frozen container, from `dir` (a peer's).
   virtual Status applyCriuGaps(const std::string& name, const std::string& dir) = 0;
+  // Gives the links of the restored, still frozen container's network
+  // namespaces (CRIU rebuilt them) the MTUs the images had before the
+  // target lowered them (net::LoweredMtu).
+  virtual Status raiseMtus(const std::string& name, const std::vector<net::LoweredMtu>& links) = 0;
   // Stops and removes the container and its files. Idempotent.
   virtual Status destroy(const std::string& name) = 0;
   // Whether a bind source of a container exists on this node.

@@ -40,6 +40,7 @@ class NodeHost final : public ContainerHost {
               const container::KeptOut& out) override;
   Status recordCriuGaps(const std::string& name, const std::string& dir) override;
   Status applyCriuGaps(const std::string& name, const std::string& dir) override;
+  Status raiseMtus(const std::string& name, const std::vector<net::LoweredMtu>& links) override;
   Status destroy(const std::string& name) override { return node_.lxc().destroy(name); }
   bool hostPathExists(const std::string& path) override;
   Status checkMovesAlone(const std::string& name) override;

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,27 @@ constexpr int kLoopbackMtu = 65536;
 // one off `mtu` as a path MTU (which stops at 65535), and never below
 // IPv6's minimum of 1280 when `mtu` is not (IPv6 leaves a link below it).
 int restoreMtu(int mtu);
+
+// A link of a namespace CRIU rebuilds from its images (a container that
+// made its own, a checkpoint): the target lowers its MTU in the images as
+// a prepared namespace has it (restoreMtu()) and raises it again once the
+// restore is done, before the container runs.
+struct LoweredMtu {
+  std::string link;
+  int mtu = 0;      // its own
+  int lowered = 0;  // restoreMtu(mtu), what CRIU gave it
+  // Its own IPv6 MTU when not the link's (raising the link's sets that one
+  // to it).
+  std::optional<int> ipv6Mtu;
+};
+// The entry of a link CRIU is to make with a lowered MTU: one of a plain
+// name (lower case and digits, as eth0 and lo) and an MTU from 68 to
+// 65536; nullopt leaves the link as it is. `ipv6Mtu`: the image's.
+std::optional<LoweredMtu> lowerForRestore(const std::string& link, int64_t mtu, std::optional<int64_t> ipv6Mtu);
+// In the namespace `nsPath` opens, each listed link that has its lowered
+// MTU gets its own back; a link of that name with another MTU is another
+// namespace's and stays. `raised` (optional) counts them.
+Status raiseMtus(const std::string& nsPath, const std::vector<LoweredMtu>& links, int* raised = nullptr);
 
 // What CRIU would save of the namespace `nsPath` opens, one fact per line,
 // without what changes by itself (counters, lifetimes, carrier, DAD

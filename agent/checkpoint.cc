@@ -1,6 +1,7 @@
 // lxmig checkpoint / restore on the agent (migration/checkpoint.h): the
 // checkpoint is a stop-and-copy migration whose target is the caller's
 // file, the restore one whose source is.
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -38,7 +39,12 @@ class StreamSink final : public migration::RecordSink {
     if (!saved_) return aborted("the checkpoint's caller went away before its file was saved");
     return okStatus();
   }
-  void breakOff() override { ctx_->TryCancel(); }
+  // Only a write that blocks (a caller that reads nothing) needs the call
+  // broken; otherwise it goes on, and the caller gets the report of a
+  // refused or failed checkpoint rather than a cancelled call.
+  void breakOff() override {
+    if (writing_) ctx_->TryCancel();
+  }
 
   void progress(const v1::Progress& p) {
     v1::CheckpointOutput o;
@@ -57,7 +63,10 @@ class StreamSink final : public migration::RecordSink {
  private:
   bool send(const v1::CheckpointOutput& o) {
     std::lock_guard lock(writeMu_);
-    return stream_->Write(o);
+    writing_ = true;
+    const bool ok = stream_->Write(o);
+    writing_ = false;
+    return ok;
   }
   void mark(bool* flag) {
     std::lock_guard lock(mu_);
@@ -70,6 +79,7 @@ class StreamSink final : public migration::RecordSink {
   std::mutex mu_;
   std::condition_variable cv_;
   bool saved_ = false, gone_ = false;
+  std::atomic<bool> writing_{false};
 };
 
 }  // namespace

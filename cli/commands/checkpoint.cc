@@ -117,6 +117,9 @@ int checkpoint(const Globals& g, Connector& conn, const CheckpointOptions& o) {
     } else if (out.has_report()) {
       report = out.report();
       haveReport = true;
+      // The last message: closing our side ends the call now (a refused
+      // checkpoint never asks for the word that the file is saved).
+      if (!saved) stream->WritesDone();
     }
   }
   if (tty) std::fprintf(stderr, "\r\033[K");
@@ -124,12 +127,14 @@ int checkpoint(const Globals& g, Connector& conn, const CheckpointOptions& o) {
   const bool committed = haveReport && report.result() == v1::RESULT_COMMITTED;
   if (saved && !committed) ::unlink(o.file.c_str());  // the container goes on where it ran: the file is no checkpoint
   if (!failed.ok()) return fail(what, failed);
+  // A refused or failed checkpoint says why, as `migrate` does, whatever
+  // became of the call after its report.
+  if (haveReport && !committed) {
+    printReport(report, g.json);
+    return failWith(what, std::string(name(report.result())) + ": " + report.error());
+  }
   if (!st.ok()) return fail(what, st);
   if (!haveReport) return fail(what, internalError("the agent ended without its report"));
-  if (!committed) {
-    printReport(report, g.json);
-    return 1;
-  }
   if (g.json) {
     printJson({{"container", o.name},
                {"node", *where},

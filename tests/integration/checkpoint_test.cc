@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -196,6 +197,37 @@ TEST_F(CheckpointTest, AFileThatCannotBeWrittenLeavesTheContainerRunning) {
   int before = count("ck-full");
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_GT(count("ck-full"), before) << "the container thawed";
+}
+
+// What CRIU cannot save is refused as a migration would be: the reason in
+// one line (it read "Cancelled on the server side"), no file, the
+// container running where it was, the refusal in the audit.
+TEST_F(CheckpointTest, ARefusedCheckpointSaysWhyAndWritesNoFile) {
+  Cli run = tb().lxmig({"--node", "n1", "run", "--name", "ck", "--", "python3", "-c",
+                        "import ctypes,os,time\n"
+                        "c = ctypes.CDLL(None, use_errno=True)\n"
+                        "assert c.mq_open(b'/ckq', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0\n"
+                        "open('/tmp/ready', 'w').close()\n"
+                        "time.sleep(1e6)\n"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  for (int i = 0; i < 50 && tb().lxmig({"exec", "ck", "--", "test", "-e", "/tmp/ready"}).code != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string file = dir_ + "/ck.ckpt";
+  Cli c = tb().lxmig({"checkpoint", "ck", "--export", file});
+  EXPECT_EQ(c.code, 1) << c.err;
+  EXPECT_NE(c.err.find("lxmig: checkpoint ck: refused: POSIX message queue `/ckq` is open in pid"), std::string::npos)
+      << c.err;
+  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+  EXPECT_FALSE(pathExists(file));
+  EXPECT_FALSE(pathExists(file + ".partial"));
+  EXPECT_EQ(nodeOf("ck"), "n1");
+  Cli j = tb().lxmig({"--json", "checkpoint", "ck", "--export", file});
+  EXPECT_EQ(j.code, 1);
+  EXPECT_EQ(j.json()["result"], "refused") << j.out;
+  auto l = tb().lxmig({"--json", "audit", "list", "--container", "ck"}).json();
+  ASSERT_TRUE(l.is_object() && !l["migrations"].empty()) << l.dump();
+  EXPECT_EQ(l["migrations"][0]["result"], "refused");
+  EXPECT_EQ(l["migrations"][0]["target"], "checkpoint");
 }
 
 }  // namespace

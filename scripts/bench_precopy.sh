@@ -100,7 +100,9 @@ st.join()
 json.dump({"max_gap_ms": round(gap * 1000), "answers": answers, "stream_broken": broken,
            "new_conns": len(conns), "new_conn_failed": sum(1 for ok, _, _ in conns if not ok),
            "new_conn_failed_at_ms": [round(at * 1000) for ok, _, at in conns if not ok],
-           "new_conn_max_ms": round(max([ms for _, ms, _ in conns] or [0]))}, open(out, "w"))
+           "new_conn_max_ms": round(max([ms for _, ms, _ in conns] or [0])),
+           "new_conn_slowest_at_ms": round(max(conns, key=lambda c: c[1])[2] * 1000) if conns else 0},
+          open(out, "w"))
 PY
 
 start_workload() {  # W name
@@ -180,6 +182,9 @@ print(json.dumps({
   # When failed connections started, against the freeze (ms, wall clock).
   "new_conn_failed_from_freeze_ms": [t - ph["freeze"]["started_ms"] for t in p.get("new_conn_failed_at_ms", [])]
       if "freeze" in ph else [],
+  # When the slowest new connection started, against the freeze.
+  "new_conn_slowest_from_freeze_ms": p["new_conn_slowest_at_ms"] - ph["freeze"]["started_ms"]
+      if "freeze" in ph and p.get("new_conn_slowest_at_ms") else None,
   "bytes": r["bytes"], "rounds": sum(1 for x in rounds if x["pages_sent"] > 0),
   "stop": rounds[-1]["stop"] if rounds else "",
   "dirty_per_round": [x["dirty_pages"] * 4096 for x in rounds],

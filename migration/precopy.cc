@@ -716,7 +716,8 @@ Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::ve
   return okStatus();
 }
 
-Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
+Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
+                            const std::function<void(const std::string& name)>& growing) {
   if (roundsDone_ == 0) return okStatus();
   // Host pid of every process of the (frozen) container by its pid inside.
   std::map<pid_t, pid_t> hostPid;
@@ -794,21 +795,25 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
     const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
     if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
     PagemapRewrite rw = rewritePagemap(*pm, valid);
-    const std::string tmp = pagesPath + ".delta";
-    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!out) return Status::fromErrno("create", tmp);
     if (discarded) {
       // CRIU's copy went to /dev/null: read the delta from the frozen
-      // process itself (/proc/PID/mem reads PROT_NONE pages too).
+      // process itself (/proc/PID/mem reads PROT_NONE pages too), into a
+      // new file in the link's place.
       auto hp = hostPid.find(vpid);
       if (hp == hostPid.end())
         return failedPrecondition("no process with pid " + std::to_string(vpid) + " in the container");
       const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
       UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem) return Status::fromErrno("open", memPath);
-      LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, tmp, out.get(), hp->second));
-      ::unlink(pagesPath.c_str());
+      if (::unlink(pagesPath.c_str()) != 0) return Status::fromErrno("remove the discarded link", pagesPath);
+      UniqueFd out(::open(pagesPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!out) return Status::fromErrno("create", pagesPath);
+      if (growing) growing(pagesPath.substr(imagesDir.size() + 1));
+      LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, pagesPath, out.get(), hp->second));
     } else {
+      const std::string tmp = pagesPath + ".delta";
+      UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!out) return Status::fromErrno("create", tmp);
       UniqueFd in(::open(pagesPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!in) return Status::fromErrno("open", pagesPath);
       uint64_t outOff = 0;
@@ -816,8 +821,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs) {
         LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), off, out.get(), outOff, len, tmp));
         outOff += len;
       }
+      if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
     }
-    if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(rw.pagemap), 0600));
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;

@@ -89,7 +89,11 @@ class PreCopy {
   // CRIU wrote to /dev/null are rebuilt from the processes' memory.
   // FailedPrecondition when the dump does not look as expected (then dump
   // again without discarding).
-  Status rewriteDump(const std::string& imagesDir, FinalStats& stats);
+  // A process's rebuilt page file is written where the discarded link was,
+  // append only, from start to end; `growing` (optional) is told its name
+  // before the first byte, so that the caller can send it while it grows.
+  Status rewriteDump(const std::string& imagesDir, FinalStats& stats,
+                     const std::function<void(const std::string& name)>& growing = {});
   // With the container frozen, before the dump: how many page files CRIU
   // will number before SysV shared memory (one per process and one per
   // object of shmemObjects(), which rewriteDump() then reuses). Each may be

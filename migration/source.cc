@@ -5,6 +5,7 @@
 #include <chrono>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "images_place.h"
@@ -733,10 +734,51 @@ Status Source::dump() {
 // into its page store ----
 Status Source::rewrite() {
   if (!pc_) return okStatus();
-  LocalWork local(*this);
   PhaseClock ph(*journal_, v1::PHASE_REWRITE);
-  Status st = pc_->rewriteDump(imagesDir_, *final_);
-  if (st.code() == Code::kFailedPrecondition) {
+  // Each process's delta goes to the target while it is read from the
+  // frozen process into its page file: the rewrite and the transfer of the
+  // delta overlap, and TRANSFER carries only what is left.
+  auto sink = [this](v1::TransferChunk& c) { return !cancelled() && images_->write(c); };
+  auto counted = [this](uint64_t n) {
+    sent_ += n;
+    progressed();
+    progress_->add(n);
+  };
+  std::mutex growingMu;
+  std::set<std::string> growing;
+  auto follow = [&](const std::string& name) {
+    std::lock_guard lk(growingMu);
+    return growing.count(name) > 0;
+  };
+  const uint64_t before = sent_;
+  Status st;
+  std::atomic<bool> done{false};
+  localWork_ = true;
+  std::thread rewriter([&] {
+    st = pc_->rewriteDump(imagesDir_, *final_, [&](const std::string& name) {
+      std::lock_guard lk(growingMu);
+      growing.insert(name);
+    });
+    localWork_ = false;  // from here on the wait is for the target
+    done = true;
+  });
+  for (;;) {
+    const bool last = done;  // once more after the rewrite: its files are whole
+    uint64_t n = 0;
+    if (streamError_.ok()) {
+      auto r = tail_->poll(sink, counted, follow);
+      if (r.ok()) n = *r;
+      else streamError_ = r.status();
+    }
+    if (last) break;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  rewriter.join();
+  progressed();
+  if (st.code() == Code::kFailedPrecondition && !tail_->sent().empty()) {
+    // A page file went to the target, or began to: not dumped again.
+    st = st.withContext("after part of the delta was sent");
+  } else if (st.code() == Code::kFailedPrecondition) {
     // The dump did not number its files as expected: dump again, keeping
     // everything (the container is still frozen), and rewrite that.
     journal_->event("warn", st.message() + "; dumped again with all pages");
@@ -749,7 +791,8 @@ Status Source::rewrite() {
   if (st.ok()) imageBytes_ = transport::treeBytes(imagesDir_);
   ph.end(st, imageBytes_,
          kv("parent_pages", static_cast<int64_t>(final_->parentPages)) + " " +
-             kv("delta_pages", static_cast<int64_t>(final_->deltaPages)));
+             kv("delta_pages", static_cast<int64_t>(final_->deltaPages)) + " " +
+             kv("streamed_during_rewrite", static_cast<int64_t>(sent_ - before)));
   return st.withContext("rewrite images");
 }
 

@@ -321,10 +321,11 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
 TailSender::TailSender(std::string migrationId, v1::TransferChunk::Area area, std::string root, std::string prefix)
     : id_(std::move(migrationId)), area_(area), root_(std::move(root)), prefix_(std::move(prefix)) {}
 
-Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& onBytes) {
+Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& onBytes,
+                                  const std::function<bool(const std::string&)>& follow) {
   std::vector<std::string> names;
   for (auto& n : listDir(root_).value_or({}))  // not created yet: nothing to send
-    if (startsWith(n, prefix_)) names.push_back(std::move(n));
+    if (startsWith(n, prefix_) && (!follow || follow(n))) names.push_back(std::move(n));
   std::sort(names.begin(), names.end());
   uint64_t total = 0;
   for (const auto& name : names) {

@@ -203,5 +203,49 @@ TEST_F(TransferTest, AFileThatShrankIsCutOnTheOtherSide) {
   EXPECT_TRUE(arrived("tmpfile") == shorter);
 }
 
+// The source's rewrite: a page file followed while it grows (only the names
+// it is told), then the tree sent with what the tail sent as `resume`: each
+// file arrives whole, once.
+TEST_F(TransferTest, ATailFollowsOnlyTheNamesItIsToldAndTheTreeSendsTheRest) {
+  const std::string part1 = noise(300000, 6), part2 = noise(123457, 7), other = noise(70000, 8);
+  write("pages-1.img", part1);
+  write("pages-2.img", other);  // complete, not followed: sent with the tree
+  write("inventory.img", "inv");
+  TreeWriter w(tmp_.path() + "/dst", false);
+  std::filesystem::create_directories(tmp_.path() + "/dst");
+  std::map<std::string, uint64_t> bytesOf;
+  auto sink = [&](v1::TransferChunk& c) {
+    bytesOf[c.path()] += c.data().size();
+    Status st = w.apply(c);
+    EXPECT_TRUE(st.ok()) << st.toString();
+    return st.ok();
+  };
+  uint64_t counted = 0;
+  auto onBytes = [&](uint64_t n) { counted += n; };
+  auto follow = [](const std::string& name) { return name == "pages-1.img"; };
+  TailSender tail("t", v1::TransferChunk::ROOTFS, tmp_.path() + "/tree", "pages-");
+  auto n = tail.poll(sink, onBytes, follow);
+  ASSERT_TRUE(n.ok()) << n.status().toString();
+  EXPECT_EQ(*n, part1.size());
+  EXPECT_FALSE(bytesOf.count("pages-2.img")) << "not followed";
+  {
+    std::ofstream f(path("pages-1.img"), std::ios::binary | std::ios::app);
+    f << part2;
+  }
+  n = tail.poll(sink, onBytes, follow);
+  ASSERT_TRUE(n.ok()) << n.status().toString();
+  EXPECT_EQ(*n, part2.size());
+  EXPECT_EQ(counted, part1.size() + part2.size());
+
+  auto m = sendTree("t", v1::TransferChunk::ROOTFS, tmp_.path() + "/tree", {}, sink, {}, &tail.sent());
+  ASSERT_TRUE(m.ok()) << m.status().toString();
+  ASSERT_TRUE(w.finish().ok());
+  EXPECT_EQ(bytesOf["pages-1.img"], part1.size() + part2.size()) << "sent once";
+  EXPECT_EQ(bytesOf["pages-2.img"], other.size());
+  EXPECT_TRUE(arrived("pages-1.img") == part1 + part2);
+  EXPECT_TRUE(arrived("pages-2.img") == other);
+  EXPECT_EQ(arrived("inventory.img"), "inv");
+}
+
 }  // namespace
 }  // namespace lxmig::transport

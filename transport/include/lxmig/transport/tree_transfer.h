@@ -64,9 +64,11 @@ class TailSender {
  public:
   TailSender(std::string migrationId, v1::TransferChunk::Area area, std::string root, std::string prefix);
   // Sends the new bytes of every file under root whose name starts with
-  // prefix; returns how many. FailedPrecondition when a followed file
-  // shrank or was replaced, Unavailable when the sink fails.
-  Result<uint64_t> poll(const ChunkSink& sink, const BytesCallback& onBytes);
+  // prefix (and that `follow` names, when given); returns how many.
+  // FailedPrecondition when a followed file shrank or was replaced,
+  // Unavailable when the sink fails.
+  Result<uint64_t> poll(const ChunkSink& sink, const BytesCallback& onBytes,
+                        const std::function<bool(const std::string&)>& follow = {});
   // Bytes sent per file, for sendTree's `resume`.
   const std::map<std::string, uint64_t>& sent() const { return sent_; }
 

@@ -550,8 +550,9 @@ Result<int> LxcHost::runTool(const std::string& verb, const std::string& name, c
 
 Status LxcHost::installInit(const std::string& name) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
-  LXMIG_ASSIGN_OR_RETURN(const std::string dir, programDir());
-  auto bytes = readFile(dir + "/lxmig-init");
+  auto dir = programDir();
+  if (!dir.ok()) return dir.status().withContext("lxmig-init (install it next to lxmigd)");
+  auto bytes = readFile(*dir + "/lxmig-init");
   if (!bytes.ok()) return bytes.status().withContext("lxmig-init (install it next to lxmigd)");
   // The rootfs was just made by define(): nothing of a payload is in it yet.
   std::string to = rootfs(name) + kInitPath;

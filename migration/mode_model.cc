@@ -71,7 +71,7 @@ ModeModel::Choice ModeModel::choose(uint64_t memoryBytes, double dirtyRateBps) c
   const double lastRoundMiB = std::min(mib, std::max(0.0, dirtyRateBps) * kLastRoundSeconds / kMiB);
   Choice c;
   c.stopAndCopyMs = std::llround(sc_.fixedMs + sc_.msPerMiB * mib);
-  c.preCopyMs = std::llround(pc_.fixedMs + pc_.msPerMiB * mib + kFrozenMsPerMiB * lastRoundMiB);
+  c.preCopyMs = std::llround(pc_.fixedMs + pc_.msPerMiB * mib + StopRule::kFrozenMsPerMiB * lastRoundMiB);
   c.preCopy = static_cast<double>(c.stopAndCopyMs) > kStopAndCopyAt * static_cast<double>(c.preCopyMs);
   char memory[32], rate[48];
   std::snprintf(memory, sizeof memory, "%.1f MiB", mib);

@@ -48,9 +48,6 @@ class ModeModel {
   // The pages written during the last round (about a second of the dirty
   // rate) are what pre-copy carries through its frozen window.
   static constexpr double kLastRoundSeconds = 1.0;
-  // Pages that pass through pre-copy's frozen window (read from the
-  // frozen processes, sent, assembled on the target).
-  static constexpr double kFrozenMsPerMiB = StopRule::kFrozenMsPerMiB;
   // At most this many samples per mode, the newest.
   static constexpr size_t kMaxSamples = 30;
   // Stop-and-copy is taken only when predicted this much shorter (at most

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
+#include <span>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
@@ -684,8 +685,12 @@ Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::ve
       // A process: a range process_vm_readv refuses (PROT_NONE; the
       // frozen process cannot have unmapped it) is read through
       // /proc/PID/mem, which reads those too. Anything else: the file.
-      size_t at = 0;
-      for (const auto& r : remote) {
+      // After a short read the ranges it read whole stay; the rest, from
+      // the first range it did not finish, is read here.
+      size_t at = 0, skip = 0;
+      for (size_t done = n > 0 ? static_cast<size_t>(n) : 0; skip < remote.size() && at + remote[skip].iov_len <= done;)
+        at += remote[skip++].iov_len;
+      for (const auto& r : std::span(remote).subspan(skip)) {
         ssize_t k =
             ::pread(src, buf_.data() + at, r.iov_len, static_cast<off_t>(reinterpret_cast<uintptr_t>(r.iov_base)));
         if (k != static_cast<ssize_t>(r.iov_len))

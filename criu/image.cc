@@ -1,5 +1,6 @@
 #include "lxmig/criu/image.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "lxmig/criu/files.pb.h"
@@ -253,6 +254,20 @@ Result<std::string> editNetdevMtus(std::string_view netdevImg, const std::functi
         return uint64_t{0};
       }));
   return out;
+}
+
+bool LazyStartGate::next(std::string_view name) {
+  const bool startup = std::any_of(kLazyPagesStartupInputs.begin(), kLazyPagesStartupInputs.end(),
+                                   [&](const std::string& p) { return name.starts_with(p); });
+  if (startup) {
+    inventory_ |= name == "inventory.img";
+    pstree_ |= name == "pstree.img";
+    ids_ |= name.starts_with("ids-");
+    return false;
+  }
+  if (opened_ || !inventory_ || !pstree_ || !ids_) return false;
+  opened_ = true;
+  return true;
 }
 
 }  // namespace lxmig::criu

@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/criu/image.h"
 #include "lxmig/migration/checkpoint.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/tracking/dirty_tracker.h"
@@ -835,7 +836,7 @@ Status Source::transfer() {
     // What CRIU's lazy-pages daemon reads at start-up first: the target
     // starts it while the rest arrives.
     auto m = sendTree(*images_, v1::TransferChunk::IMAGES, imagesDir_, {}, &bytes, &tail_->sent(),
-                      {"inventory.img", "pstree.img"});
+                      criu::kLazyPagesStartupInputs);
     st = m.status();
     if (st.ok())
       st = sendTree(*images_, v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_, &bytes).status();

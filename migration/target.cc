@@ -282,9 +282,8 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
   std::string id;
   std::unique_ptr<transport::TreeWriter> images, rootfs;
   const std::string& self = host_.nodeName();
-  bool rounds = false;               // a stream of pre-copy rounds (not the images after the dump)
-  std::set<std::string> lazyInputs;  // what CRIU's lazy-pages daemon reads at start-up, seen
-  bool lazyTried = false;
+  bool rounds = false;  // a stream of pre-copy rounds (not the images after the dump)
+  criu::LazyStartGate lazyGate;
   for (;;) {
     auto more = next(c);
     if (!more.ok()) return more.status().withContext("target " + self);
@@ -300,17 +299,13 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
     st->lastActivityNs = monotonicNs();
     const bool isImages = c.area() == v1::TransferChunk::IMAGES;
     rounds |= isImages && startsWith(c.path(), "rounds");
-    // Pre-copy's images after the dump (the source sends inventory.img and
-    // pstree.img first): once both are complete, CRIU's lazy-pages daemon
-    // can start, and its start-up runs while the rest arrives.
-    bool startLazy = false;
-    if (isImages && !rounds) {
-      if (c.path() == "inventory.img" || c.path() == "pstree.img") lazyInputs.insert(c.path());
-      else if (lazyInputs.size() == 2 && !lazyTried) startLazy = lazyTried = true;
-    }
+    // Pre-copy's images after the dump (the source sends what CRIU's
+    // lazy-pages daemon reads at start-up first): once those are whole, the
+    // daemon can start, and its start-up runs while the rest arrives.
+    const bool startLazy = isImages && !rounds && c.has_meta() && lazyGate.next(c.path());
     transport::TreeWriter& w = isImages ? *images : *rootfs;
     if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + self);
-    if (startLazy) {  // the next file's header closed the second of them
+    if (startLazy) {  // the next file's header closed the last of them
       std::lock_guard op(st->opMu);
       if (st->roundsApplied && !st->restored && !st->lazyEarly && worthLazy(*st)) {
         auto d = host_.spawnLazyPages(st->imagesDir);

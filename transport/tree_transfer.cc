@@ -260,7 +260,7 @@ struct Walker {
     std::sort(names.begin(), names.end());
     if (rel.empty() && !first.empty())
       std::stable_partition(names.begin(), names.end(), [&](const std::string& n) {
-        return std::find(first.begin(), first.end(), n) != first.end();
+        return std::any_of(first.begin(), first.end(), [&](const std::string& f) { return startsWith(n, f); });
       });
     for (const auto& n : names) {
       std::string r = rel.empty() ? n : rel + "/" + n;

@@ -250,5 +250,30 @@ TEST(CriuNetdev, RejectsGarbage) {
   EXPECT_EQ(*empty, image(kNetdevMagic));
 }
 
+// The daemon reads inventory.img, pstree.img and every ids-N.img as it
+// starts: it may start at the first header after all of them, never
+// before (stop 43's CI: it read an ids file the target had only created),
+// and only once, in lxmig's order or in plain name order.
+TEST(CriuLazyStart, OpensAfterEveryStartupFileWhicheverTheOrder) {
+  auto opensAt = [](const std::vector<std::string>& names) {
+    LazyStartGate g;
+    std::string at;
+    for (const auto& n : names)
+      if (g.next(n)) {
+        EXPECT_TRUE(at.empty()) << "opened twice";
+        at = n;
+      }
+    return at;
+  };
+  EXPECT_EQ(opensAt({".", "pages-1.img", "ids-1.img", "ids-12.img", "inventory.img", "pstree.img", "cgroup.img",
+                     "core-1.img"}),
+            "cgroup.img");
+  EXPECT_EQ(opensAt({".", "cgroup.img", "core-1.img", "ids-1.img", "ids-12.img", "inventory.img", "mm-1.img",
+                     "pstree.img", "tty-info.img", "utsns-1.img"}),
+            "tty-info.img");
+  EXPECT_EQ(opensAt({"inventory.img", "pstree.img", "core-1.img"}), "") << "no ids file yet";
+  EXPECT_EQ(opensAt({"ids-1.img", "pstree.img", "core-1.img"}), "") << "no inventory yet";
+}
+
 }  // namespace
 }  // namespace lxmig::criu

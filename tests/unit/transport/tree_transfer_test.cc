@@ -247,5 +247,23 @@ TEST_F(TransferTest, ATailFollowsOnlyTheNamesItIsToldAndTheTreeSendsTheRest) {
   EXPECT_EQ(arrived("inventory.img"), "inv");
 }
 
+// What CRIU's lazy-pages daemon reads at start-up goes first: names that
+// begin with one of `first`, in name order, then the rest in name order.
+TEST_F(TransferTest, NamesBeginningWithAFirstPrefixGoBeforeTheRest) {
+  for (const char* f :
+       {"cgroup.img", "core-7.img", "ids-10.img", "ids-7.img", "inventory.img", "mm-7.img", "pstree.img"})
+    write(f, f);
+  std::vector<std::string> order;
+  auto sink = [&](v1::TransferChunk& c) {
+    if (c.has_meta() && c.path() != ".") order.push_back(c.path());
+    return true;
+  };
+  auto m = sendTree("t", v1::TransferChunk::IMAGES, tmp_.path() + "/tree", {}, sink, {}, nullptr,
+                    {"ids-", "inventory.img", "pstree.img"});
+  ASSERT_TRUE(m.ok()) << m.status().toString();
+  EXPECT_EQ(order, (std::vector<std::string>{"ids-10.img", "ids-7.img", "inventory.img", "pstree.img", "cgroup.img",
+                                             "core-7.img", "mm-7.img"}));
+}
+
 }  // namespace
 }  // namespace lxmig::transport

@@ -62,6 +62,27 @@ struct PagemapRewrite {
 };
 PagemapRewrite rewritePagemap(const Pagemap& in, const tracking::PageSet& onTarget);
 
+// What CRIU's lazy-pages daemon reads as it starts, before any restore
+// connects to it (prepare_dummy_pstree): inventory.img, pstree.img and each
+// process's ids-N.img. A file of the images whose name begins with one of
+// these is one of them. One it reads while it is still being written (an
+// empty file, or half an entry) makes it exit: "Unexpected EOF".
+inline const std::vector<std::string> kLazyPagesStartupInputs = {"ids-", "inventory.img", "pstree.img"};
+
+// Says when the daemon can start while the images still arrive: at the
+// header of the first file after every file it reads at start-up is whole,
+// whichever order the sender chose (those files first, as lxmig's source
+// sends them, or plain name order).
+class LazyStartGate {
+ public:
+  // The header of the next file of the images; true once, when the daemon
+  // may start.
+  bool next(std::string_view name);
+
+ private:
+  bool inventory_ = false, pstree_ = false, ids_ = false, opened_ = false;
+};
+
 // FIFOs (proto/lxmig/criu/files.proto). CRIU saves the bytes waiting in a
 // FIFO and writes them back into the FIFO it reopens by path; where that
 // path still names the same kernel object (a merge, or two test bed nodes

@@ -48,8 +48,8 @@ using BytesCallback = std::function<void(uint64_t)>;
 // directory fds, never following a link (a link is sent as a link), and an
 // entry that changes type while it is read is left to the next pass.
 // Unavailable when the sink fails. Files named in `resume` continue from
-// that offset (a TailSender sent the rest). Entries of the root named in
-// `first` go before the others (which go in name order).
+// that offset (a TailSender sent the rest). Entries of the root whose names
+// begin with one of `first` go before the others (both in name order).
 Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Area area, const std::string& root,
                           const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
                           const std::map<std::string, uint64_t>* resume = nullptr,

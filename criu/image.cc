@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "lxmig/base/grammar.h"
 #include "lxmig/criu/files.pb.h"
 #include "lxmig/criu/netdev.pb.h"
 #include "lxmig/criu/pagemap.pb.h"
@@ -41,6 +42,13 @@ void addEntry(Pagemap& pm, uint64_t vaddr, uint64_t pages, uint32_t flags) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> imageNumber(std::string_view kind, std::string_view name, uint64_t max) {
+  constexpr std::string_view kExt = ".img";
+  if (!name.starts_with(kind) || !name.ends_with(kExt) || name.size() <= kind.size() + kExt.size()) return std::nullopt;
+  auto n = parseUint(name.substr(kind.size(), name.size() - kind.size() - kExt.size()), "image number", 0, max);
+  return n.ok() ? std::optional<uint64_t>(*n) : std::nullopt;
+}
 
 Result<Pagemap> parsePagemap(std::string_view b) {
   if (b.size() < 12) return invalidArgument("pagemap image too short (" + std::to_string(b.size()) + " bytes)");

@@ -11,7 +11,6 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
-#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/criu/image.h"
 
@@ -34,14 +33,10 @@ std::string roundDirName(int k) {
 std::vector<std::pair<std::string, std::string>> pagemapsIn(const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& n : listDir(dir).value_or({})) {
-    if (!startsWith(n, "pagemap-") || n.size() < 13 || n.substr(n.size() - 4) != ".img") continue;
     // A name from the peer: a number out of range names nothing.
-    const bool shmem = startsWith(n, "pagemap-shmem-");
-    const size_t from = shmem ? 14 : 8;
-    if (n.size() < from + 5) continue;
-    auto num = parseUint(n.substr(from, n.size() - from - 4), "pagemap number", 0, shmem ? UINT64_MAX : UINT32_MAX);
-    if (!num.ok()) continue;
-    out.emplace_back((shmem ? "shmem-" : "") + std::to_string(*num), dir + "/" + n);
+    if (auto shmid = imageNumber("pagemap-shmem-", n, UINT64_MAX))
+      out.emplace_back("shmem-" + std::to_string(*shmid), dir + "/" + n);
+    else if (auto pid = imageNumber("pagemap-", n, UINT32_MAX)) out.emplace_back(std::to_string(*pid), dir + "/" + n);
   }
   return out;
 }

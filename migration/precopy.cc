@@ -16,7 +16,6 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
-#include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/criu/image.h"
 #include "lxmig/transport/data_link.h"
@@ -659,17 +658,9 @@ size_t PreCopy::pageFilesBeforeSysv() {
 
 // Writes the present pages of `entries`, read from `src` at their
 // addresses (a process's /proc/PID/mem, or a shared memory object at its
-// offsets), to `out`; without `out`, to a new file that takes the place of
-// `outPath` (a discarded page file's link).
+// offsets), to `out` (the file `outPath`), appending only.
 Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::vector<PagemapEntry>& entries,
                               const std::string& outPath, int out, pid_t pid) {
-  UniqueFd own;
-  const std::string tmp = outPath + ".delta";
-  if (out < 0) {
-    own = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!own) return Status::fromErrno("create", tmp);
-    out = own.get();
-  }
   if (buf_.size() < kReadBytes) buf_.resize(kReadBytes);
   // Up to kReadBytes from up to kMaxIov ranges at a time, in file order.
   std::vector<iovec> remote;
@@ -714,12 +705,24 @@ Status PreCopy::readPagesInto(int src, const std::string& srcName, const std::ve
       a += len;
     }
   }
-  LXMIG_RETURN_IF_ERROR(flush());
-  if (!own) return okStatus();
-  own.reset();
-  if (::rename(tmp.c_str(), outPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
-  return okStatus();
+  return flush();
 }
+
+namespace {
+
+// The file that takes the place of a discarded page file's link, in the
+// same place: the delta is appended to it and `growing` (the sender) is
+// told its name, so it goes to the target while it is written.
+Result<UniqueFd> replaceDiscarded(const std::string& imagesDir, const std::string& pagesPath,
+                                  const std::function<void(const std::string& name)>& growing) {
+  if (::unlink(pagesPath.c_str()) != 0) return Status::fromErrno("remove the discarded link", pagesPath);
+  UniqueFd out(::open(pagesPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out) return Status::fromErrno("create", pagesPath);
+  if (growing) growing(pagesPath.substr(imagesDir.size() + 1));
+  return out;
+}
+
+}  // namespace
 
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
                             const std::function<void(const std::string& name)>& growing) {
@@ -734,26 +737,25 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
 
   LXMIG_ASSIGN_OR_RETURN(auto names, listDir(imagesDir));
   std::vector<std::pair<pid_t, std::string>> pagemaps;
-  std::vector<std::string> shmemPagemaps;
+  std::vector<std::pair<uint64_t, std::string>> shmemPagemaps;  // by shmid
   for (const auto& n : names) {
-    if (startsWith(n, "pagemap-shmem-")) shmemPagemaps.push_back(imagesDir + "/" + n);
-    else if (startsWith(n, "pagemap-") && n.size() > 12 && n.find_first_not_of("0123456789", 8) == n.size() - 4)
-      if (auto pid = parseUint(n.substr(8, n.size() - 12), "pagemap pid", 1, INT32_MAX); pid.ok())
-        pagemaps.emplace_back(static_cast<pid_t>(*pid), imagesDir + "/" + n);
+    if (auto shmid = imageNumber("pagemap-shmem-", n, UINT64_MAX))
+      shmemPagemaps.emplace_back(*shmid, imagesDir + "/" + n);
+    else if (auto pid = imageNumber("pagemap-", n, INT32_MAX); pid && *pid > 0)
+      pagemaps.emplace_back(static_cast<pid_t>(*pid), imagesDir + "/" + n);
   }
   // Shared memory CRIU wrote to a discarded page file (memfd files and
   // shared anonymous mappings take numbers among the processes') is read
   // back from the object itself, through a frozen process that maps or
   // holds it. A page file of a SysV segment is never discarded (they come
   // last); one found discarded means the numbering was not as expected.
-  for (const auto& sp : shmemPagemaps) {
+  for (const auto& [shmid, sp] : shmemPagemaps) {
     auto text = readFile(sp);
     auto pm = text.ok() ? parsePagemap(*text) : Result<Pagemap>(text.status());
     if (!pm.ok()) return pm.status().withContext(sp);
     const std::string pagesPath = imagesDir + "/pages-" + std::to_string(pm->pagesId) + ".img";
     if (!isDiscarded(pagesPath)) continue;
     const std::string name = sp.substr(sp.rfind('/') + 1);
-    auto shmid = parseUint(name.substr(14, name.size() - 18), "shmid", 1, UINT64_MAX);
     if (!frozenObjects_) {  // the dump discarded nothing of ours: found now
       auto pids = pids_();
       if (!pids.ok()) return pids.status();
@@ -761,7 +763,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
       frozenObjects_ = std::move(found);
     }
     const auto& objects = *frozenObjects_;
-    auto obj = shmid.ok() ? objects.find(*shmid) : objects.end();
+    auto obj = objects.find(shmid);
     if (obj == objects.end())
       return failedPrecondition("CRIU wrote shared memory `" + sp + "` into a discarded page file");
     UniqueFd in(::open(obj->second.c_str(), O_RDONLY | O_CLOEXEC));
@@ -771,7 +773,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     PageSet same;
     struct stat st {};
     if (::fstat(in.get(), &st) != 0) return Status::fromErrno("stat", obj->second);
-    if (auto held = shared_.find(*shmid); held != shared_.end()) {
+    if (auto held = shared_.find(shmid); held != shared_.end()) {
       const auto& sent = held->second.pages;
       size_t j = 0;
       const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -783,7 +785,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
       }));
     }
     PagemapRewrite rw = rewritePagemap(*pm, same);
-    LXMIG_RETURN_IF_ERROR(readPagesInto(in.get(), obj->second, rw.pagemap.entries, pagesPath));
+    LXMIG_ASSIGN_OR_RETURN(UniqueFd out, replaceDiscarded(imagesDir, pagesPath, growing));
+    LXMIG_RETURN_IF_ERROR(readPagesInto(in.get(), obj->second, rw.pagemap.entries, pagesPath, out.get()));
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(sp, serializePagemap(rw.pagemap), 0600));
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;
@@ -810,10 +813,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
       const std::string memPath = "/proc/" + std::to_string(hp->second) + "/mem";
       UniqueFd mem(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem) return Status::fromErrno("open", memPath);
-      if (::unlink(pagesPath.c_str()) != 0) return Status::fromErrno("remove the discarded link", pagesPath);
-      UniqueFd out(::open(pagesPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!out) return Status::fromErrno("create", pagesPath);
-      if (growing) growing(pagesPath.substr(imagesDir.size() + 1));
+      LXMIG_ASSIGN_OR_RETURN(UniqueFd out, replaceDiscarded(imagesDir, pagesPath, growing));
       LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, pagesPath, out.get(), hp->second));
     } else {
       const std::string tmp = pagesPath + ".delta";

@@ -137,7 +137,7 @@ class PreCopy {
   // are gathered with process_vm_readv (a pread per range costs a syscall
   // and a page walk each: W4's ~25,000 ranges took 115 ms frozen).
   Status readPagesInto(int src, const std::string& srcName, const std::vector<criu::PagemapEntry>& entries,
-                       const std::string& outPath, int out = -1, pid_t pid = 0);
+                       const std::string& outPath, int out, pid_t pid = 0);
 
   PreCopyOptions opts_;
   PidLister pids_;

@@ -426,10 +426,7 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
   std::vector<net::LoweredMtu> out;
   LXMIG_ASSIGN_OR_RETURN(auto names, listDir(imagesDir));
   for (const auto& f : names) {
-    std::string_view id(f);
-    if (!startsWith(id, "netdev-") || id.size() < 12 || id.substr(id.size() - 4) != ".img") continue;
-    id = id.substr(7, id.size() - 11);
-    if (!std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    if (!criu::imageNumber("netdev-", f, UINT32_MAX)) continue;
     const std::string path = imagesDir + "/" + f;
     LXMIG_ASSIGN_OR_RETURN(std::string img, readFile(path));
     auto edited = criu::editNetdevMtus(img, [&](criu::LinkMtu& l) {

@@ -250,6 +250,18 @@ TEST(CriuNetdev, RejectsGarbage) {
   EXPECT_EQ(*empty, image(kNetdevMagic));
 }
 
+// Image names are a peer's: only `<kind>N.img` with a canonical number in
+// bounds is one of that kind.
+TEST(CriuImage, ImageNumberTakesOnlyItsOwnGrammar) {
+  EXPECT_EQ(imageNumber("pagemap-", "pagemap-12.img", UINT32_MAX), 12u);
+  EXPECT_EQ(imageNumber("pagemap-shmem-", "pagemap-shmem-98307.img", UINT64_MAX), 98307u);
+  EXPECT_EQ(imageNumber("netdev-", "netdev-9.img", UINT32_MAX), 9u);
+  for (const char* bad :
+       {"pagemap-shmem-5.img", "pagemap-.img", "pagemap-12.im", "pagemap-012.img", "pagemap-1a.img", "pagemap--1.img",
+        "pagemap-4294967296.img", "pagemap-12.img.x", "xpagemap-12.img", "pagemap-99999999999999999999999.img"})
+    EXPECT_FALSE(imageNumber("pagemap-", bad, UINT32_MAX)) << bad;
+}
+
 // The daemon reads inventory.img, pstree.img and every ids-N.img as it
 // starts: it may start at the first header after all of them, never
 // before (stop 43's CI: it read an ids file the target had only created),

@@ -42,6 +42,12 @@ struct Pagemap {
   std::vector<PagemapEntry> entries;
 };
 
+// The number N of a CRIU image name `<kind>N.img` (kind "pagemap-" or
+// "netdev-", say; N decimal, canonical, 0..max), or nothing when the name
+// has another grammar: "pagemap-shmem-5.img" is not a "pagemap-" one.
+// Names of an images directory may be a peer's.
+std::optional<uint64_t> imageNumber(std::string_view kind, std::string_view name, uint64_t max);
+
 // InvalidArgument names what is wrong with the bytes.
 Result<Pagemap> parsePagemap(std::string_view bytes);
 std::string serializePagemap(const Pagemap& pm);

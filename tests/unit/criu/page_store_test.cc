@@ -93,6 +93,37 @@ TEST_F(PageStoreTest, FastPathWritesDeltaIntoTheFlatStore) {
   EXPECT_FALSE(pathExists(dir() + "/rounds"));
 }
 
+// A delta of more than a MiB, scattered single pages and a run among
+// pages the store holds: every page lands where it belongs.
+TEST_F(PageStoreTest, ADeltaOfScatteredPagesAndRunsLandsWhole) {
+  PageStore st(dir());
+  std::vector<std::pair<uint64_t, char>> all;
+  for (uint64_t n = 0; n < 1200; ++n) all.push_back({n, static_cast<char>('a' + n % 26)});
+  round(0, 2, all);
+  ASSERT_TRUE(st.applyRounds().ok());
+  // Every third page sent again, and pages 760-800 as one run.
+  std::vector<PagemapEntry> entries;
+  std::string delta, want;
+  for (uint64_t n = 0; n < 1200; ++n) {
+    const bool again = n % 3 == 0 || (n >= 760 && n <= 800);
+    const char c = again ? static_cast<char>('A' + n % 26) : static_cast<char>('a' + n % 26);
+    want += page(c);
+    if (again) delta += page(c);
+    const uint32_t flags = (again ? kPePresent : kPeParent) | kPeLazy;
+    if (!entries.empty() && entries.back().flags == flags && entries.back().vaddr + entries.back().pages * P == n * P)
+      ++entries.back().pages;
+    else entries.push_back({n * P, 1, flags});
+  }
+  ASSERT_GT(delta.size(), 1u << 20);
+  dump(2, 7, entries, delta);
+  auto as = st.assemble();
+  ASSERT_TRUE(as.ok()) << as.status().toString();
+  auto got = readFile(dir() + "/pages-7.img");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), want.size());
+  EXPECT_EQ(fills(*got), fills(want));
+}
+
 TEST_F(PageStoreTest, SharedMemoryIsKeptApartFromTheProcessOfTheSameNumber) {
   PageStore st(dir());
   // Process 7 and shared memory object 7 (offsets, not addresses), in the

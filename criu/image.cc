@@ -161,6 +161,14 @@ PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
   return out;
 }
 
+size_t joinAdjacentEntries(Pagemap& pm) {
+  Pagemap joined;
+  for (const auto& e : pm.entries) addEntry(joined, e.vaddr, e.pages, e.flags);
+  const size_t gone = pm.entries.size() - joined.entries.size();
+  pm.entries = std::move(joined.entries);
+  return gone;
+}
+
 namespace {
 
 // Calls `each(message, offset after it)` for each length-prefixed message

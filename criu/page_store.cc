@@ -350,6 +350,7 @@ Result<AssembleStats> PageStore::assemble() {
     ::unlink(extraPath(key).c_str());
     for (auto& e : pm.entries)
       if (e.flags & kPeParent) e.flags = (e.flags & ~kPeParent) | kPePresent;
+    as.joinedEntries += joinAdjacentEntries(pm);
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(pm), 0600));
   }
   (void)removeTree(dir_ + "/store");

@@ -503,6 +503,8 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       r.set_assembled_copied_bytes(as->copiedBytes);
       r.set_assembled_moved_bytes(as->movedBytes);
       r.set_restored_pages(as->pages);
+      if (as->joinedEntries)
+        LXMIG_LOG(kInfo, kLog) << id << ": " << as->joinedEntries << " pagemap entries joined to their neighbours";
       // A few megabytes are read by CRIU's restore faster than its
       // lazy-pages daemon starts (the images are complete either way).
       if (as->pages * tracking::kPageSize < kLazyRestoreMinBytes) lazy = false;

@@ -1832,8 +1832,10 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
   // After a lazy restore CRIU's lazy-pages daemon fills the memory in while
   // the container runs. Dumping it before that would save the pages not yet
   // filled as holes. Moving it straight back must wait for the daemon; to
-  // make the window certain the test holds the daemon with SIGSTOP.
-  std::string ip = runDirtier("pc-back", "n1", {"--mem", "512", "--rate", "20000"});
+  // make the window certain the test holds the daemon with SIGSTOP. The
+  // workload touches every other page only (--sparse), so the daemon fills
+  // memory a page per entry and is still at it when the first move returns.
+  std::string ip = runDirtier("pc-back", "n1", {"--mem", "512", "--rate", "20000", "--sparse"});
   ASSERT_FALSE(ip.empty());
   Cli there = tb().lxmig({"--json", "migrate", "pc-back", "--to", "n2"});
   ASSERT_EQ(there.code, 0) << there.err << there.out;

@@ -8,7 +8,7 @@
 // what VERIFY checks.
 //
 //   dirtier --port 7100 --mem 64 --rate 2000 [--threads N] [--mmap-churn]
-//           [--fork-churn] [--free-churn] [--grow] [--child]
+//           [--fork-churn] [--free-churn] [--grow] [--child] [--sparse]
 //
 // --rate: 64-bit words written per second (each on a random page) in total
 // --threads N: N writer threads, each owning a slice of the footprint
@@ -27,6 +27,10 @@
 //   (nothing can be injected into it)
 // --shared: the footprint is shared anonymous memory (CRIU dumps it as
 //   shmem, which pre-copy compares page by page by content)
+// --sparse: only every other page of the footprint is ever touched (filled
+//   and written), so no two pages in memory are neighbours: CRIU's pagemap
+//   then has one entry per page, and the lazy fill after a restore takes
+//   its longest
 //
 // Commands (one line per TCP connection, one line back):
 //   VERIFY -> "ok writes=N" | "BAD region=R expected=X actual=Y"
@@ -77,10 +81,13 @@ struct Region {
   size_t n = 0;
   uint64_t sum = 0;
   std::mutex mu;
+  // Pages used: every `step`-th one; the others stay untouched zeros.
+  size_t step = 1;
+  static constexpr size_t kWordsPerPage = 4096 / 8;
   void fill(uint64_t seed) {
     uint64_t s = 0;
     for (size_t i = 0; i < n; ++i) {
-      words[i] = splitmix(seed + i);
+      if ((i / kWordsPerPage) % step == 0) words[i] = splitmix(seed + i);
       s += mix(i, words[i]);
     }
     sum = s;
@@ -117,13 +124,13 @@ void writer(State* st, Region* r, double perSec, uint64_t seed) {
   uint64_t x = seed | 1;
   const uint64_t t0 = nowNs();
   uint64_t done = 0;
-  const size_t wordsPerPage = 4096 / 8;
-  const size_t pages = r->n / wordsPerPage;
+  const size_t wordsPerPage = Region::kWordsPerPage;
+  const size_t used = (r->n / wordsPerPage + r->step - 1) / r->step;
   for (;;) {
     uint64_t due = static_cast<uint64_t>(static_cast<double>(nowNs() - t0) / 1e9 * perSec);
     while (done < due) {
       x = splitmix(x);
-      size_t page = x % pages;
+      size_t page = x % used * r->step;
       size_t i = page * wordsPerPage + (x >> 40) % wordsPerPage;
       r->write(i, splitmix(x ^ done));
       ++done;
@@ -290,7 +297,7 @@ std::string answer(State& st, const std::string& req) {
 }
 
 void startWriters(State& st, size_t memMib, int threads, double rate, bool churn, uint64_t seed, bool shared = false,
-                  bool freeing = false, bool growing = false) {
+                  bool freeing = false, bool growing = false, bool sparse = false) {
   st.bytes = memMib << 20;
   st.blob = static_cast<unsigned char*>(
       mmap(nullptr, st.bytes, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0));
@@ -300,6 +307,7 @@ void startWriters(State& st, size_t memMib, int threads, double rate, bool churn
     auto* r = new Region;
     r->words = reinterpret_cast<uint64_t*>(st.blob + slice * static_cast<size_t>(t));
     r->n = slice / 8;
+    r->step = sparse ? 2 : 1;
     r->fill(seed + static_cast<uint64_t>(t) * 7777);
     st.regions.push_back(r);
     std::thread(writer, &st, r, rate / threads, seed * 31 + static_cast<uint64_t>(t)).detach();
@@ -332,7 +340,7 @@ int main(int argc, char** argv) {
   size_t memMib = 64;
   double rate = 1000;
   bool mmapChurnOn = false, forkChurnOn = false, freeChurnOn = false, growOn = false, child = false,
-       strictChild = false, shared = false;
+       strictChild = false, shared = false, sparse = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -353,6 +361,7 @@ int main(int argc, char** argv) {
     else if (a == "--child") child = true;
     else if (a == "--strict-child") strictChild = true;
     else if (a == "--shared") shared = true;
+    else if (a == "--sparse") sparse = true;
     else {
       std::fprintf(stderr, "dirtier: unknown option %s\n", a.c_str());
       return 2;
@@ -378,7 +387,7 @@ int main(int argc, char** argv) {
     close(fds[0]);  // the write end stays open: the child blocks forever
   }
   State st;
-  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared, freeChurnOn, growOn);
+  startWriters(st, memMib, threads, rate, mmapChurnOn, 12345, shared, freeChurnOn, growOn, sparse);
   if (forkChurnOn) std::thread(forkChurn).detach();
   serve(st, port);
 }

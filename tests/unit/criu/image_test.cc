@@ -131,6 +131,20 @@ std::string fifoData(const std::vector<std::pair<uint32_t, std::string>>& fifos)
   return img;
 }
 
+TEST(CriuImage, JoinsOnlyContiguousEntriesOfTheSameFlags) {
+  Pagemap pm;
+  pm.pagesId = 4;
+  pm.entries = {{0, 2, kPePresent | kPeLazy},     {2 * P, 1, kPePresent | kPeLazy},
+                {3 * P, 4, kPePresent | kPeLazy}, {7 * P, 1, kPePresent},  // other flags
+                {9 * P, 1, kPePresent},                                    // a gap before it
+                {10 * P, 2, kPePresent}};
+  EXPECT_EQ(joinAdjacentEntries(pm), 3u);
+  std::vector<PagemapEntry> want = {{0, 7, kPePresent | kPeLazy}, {7 * P, 1, kPePresent}, {9 * P, 3, kPePresent}};
+  EXPECT_EQ(pm.entries, want);
+  EXPECT_EQ(pm.pagesId, 4u);
+  EXPECT_EQ(joinAdjacentEntries(pm), 0u) << "nothing left to join";
+}
+
 TEST(CriuFifos, PathsByPipe) {
   auto paths = fifoPaths(filesImage());
   ASSERT_TRUE(paths.ok()) << paths.status().toString();

@@ -68,6 +68,14 @@ struct PagemapRewrite {
 };
 PagemapRewrite rewritePagemap(const Pagemap& in, const tracking::PageSet& onTarget);
 
+// Joins each entry to the one before it when both have the same flags and
+// the first ends where the second begins (the pages file is in entry
+// order, so its bytes stay as they are); returns how many entries went.
+// CRIU's lazy-pages daemon fills memory an entry at a time: after pre-copy
+// a process's memory comes in many small entries (the rounds' pieces made
+// PRESENT), and one per contiguous range fills it several times faster.
+size_t joinAdjacentEntries(Pagemap& pm);
+
 // What CRIU's lazy-pages daemon reads as it starts, before any restore
 // connects to it (prepare_dummy_pstree): inventory.img, pstree.img and each
 // process's ids-N.img. A file of the images whose name begins with one of

@@ -36,11 +36,12 @@
 namespace lxmig::criu {
 
 struct AssembleStats {
-  uint64_t pages = 0;        // pages in the assembled images
-  uint64_t fromStore = 0;    // of which taken from the store
-  uint64_t copiedBytes = 0;  // bytes copied from the extra file (pages outside the layout)
-  uint64_t movedBytes = 0;   // bytes moved inside a pages file (pages appeared or vanished)
-  uint32_t rebuilt = 0;      // processes whose pages file was not exactly the layout
+  uint64_t pages = 0;          // pages in the assembled images
+  uint64_t fromStore = 0;      // of which taken from the store
+  uint64_t copiedBytes = 0;    // bytes copied from the extra file (pages outside the layout)
+  uint64_t movedBytes = 0;     // bytes moved inside a pages file (pages appeared or vanished)
+  uint32_t rebuilt = 0;        // processes whose pages file was not exactly the layout
+  uint64_t joinedEntries = 0;  // pagemap entries joined to their neighbour (joinAdjacentEntries)
 };
 
 struct PrelayoutStats {

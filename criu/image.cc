@@ -273,15 +273,14 @@ Result<std::string> editNetdevMtus(std::string_view netdevImg, const std::functi
 }
 
 bool LazyStartGate::next(std::string_view name) {
-  const bool startup = std::any_of(kLazyPagesStartupInputs.begin(), kLazyPagesStartupInputs.end(),
-                                   [&](const std::string& p) { return name.starts_with(p); });
-  if (startup) {
-    inventory_ |= name == "inventory.img";
-    pstree_ |= name == "pstree.img";
-    ids_ |= name.starts_with("ids-");
-    return false;
-  }
-  if (opened_ || !inventory_ || !pstree_ || !ids_) return false;
+  bool startup = false;
+  for (size_t k = 0; k < kLazyPagesStartupInputs.size(); ++k)
+    if (name.starts_with(kLazyPagesStartupInputs[k])) {
+      seen_ |= uint32_t{1} << k;
+      startup = true;
+    }
+  const uint32_t all = (uint32_t{1} << kLazyPagesStartupInputs.size()) - 1;
+  if (startup || opened_ || seen_ != all) return false;
   opened_ = true;
   return true;
 }

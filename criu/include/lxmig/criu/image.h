@@ -94,7 +94,8 @@ class LazyStartGate {
   bool next(std::string_view name);
 
  private:
-  bool inventory_ = false, pstree_ = false, ids_ = false, opened_ = false;
+  uint32_t seen_ = 0;  // bit k: a file of kLazyPagesStartupInputs[k] seen
+  bool opened_ = false;
 };
 
 // FIFOs (proto/lxmig/criu/files.proto). CRIU saves the bytes waiting in a

@@ -26,19 +26,29 @@
 #   auto: M4 and W1-W4, each moved with --mode auto,
 #         pre-copy and stop-and-copy in one run (order rotating): auto's
 #         downtime against the better of the two
+# --pipe-max-size BYTES: fs.pipe-max-size for the run (set at the start,
+#   the host's value back at exit; every row records the value in effect).
+#   Without CAP_SYS_RESOURCE CRIU's dump pipes are held to it (docs/
+#   operations.md, "CRIU's dump pipes"): 1048576 against 4194304 is the A/B.
 # Usage (as root): scripts/bench_precopy.sh [--runs 3] [--only "floor W1 W2 W3 W4 W5 stream hold auto"]
+#                  [--pipe-max-size BYTES]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
 ONLY="floor W1 W2 W3 W4 W5 stream hold auto"
-bench_options "runs=RUNS only=ONLY" "$@"
+PIPE_MAX=""
+bench_options "runs=RUNS only=ONLY pipe-max-size=PIPE_MAX" "$@"
+[[ -z $PIPE_MAX || $PIPE_MAX =~ ^[1-9][0-9]{0,9}$ ]] || { echo "bench: --pipe-max-size takes bytes" >&2; exit 2; }
 bench_need_root
+HOST_PIPE_MAX=$(cat /proc/sys/fs/pipe-max-size)
 bench_on_exit() {
   [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
   cp "$OUT/results.jsonl" "$ROOT/build/bench-precopy-raw.jsonl" 2>/dev/null
+  echo "$HOST_PIPE_MAX" >/proc/sys/fs/pipe-max-size
 }
 bench_scratch
 PROBE_STOP=$OUT/probe.stop
+[[ -z $PIPE_MAX ]] || echo "$PIPE_MAX" >/proc/sys/fs/pipe-max-size
 
 bench_prepare
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -198,6 +208,7 @@ print(json.dumps({
                                              "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
   "dump_detail": ph.get("dump", {}).get("detail", ""),
+  "pipe_max_size": int(open("/proc/sys/fs/pipe-max-size").read()),
 }))
 PY
   tail -1 "$OUT/results.jsonl" >&2

@@ -167,8 +167,20 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
     }
     for (const char* want :
          {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables", "conntrack",
-          "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root", "criu-kerndat-cache"})
+          "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root", "criu-kerndat-cache", "criu-dump-pipes"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
+    // CRIU's dump gets its 4 MiB pipes with CAP_SYS_RESOURCE or a
+    // fs.pipe-max-size that allows them; the check says which holds here.
+    bool resource = false;
+    for (const auto& line : split(readFile("/proc/self/status").value_or(""), '\n'))
+      if (startsWith(line, "CapEff:"))
+        resource = (std::strtoull(std::string(trim(line.substr(7))).c_str(), nullptr, 16) >> 24) & 1;
+    const bool bigPipes = resource || std::strtoull(readFile("/proc/sys/fs/pipe-max-size").value_or("0").c_str(),
+                                                    nullptr, 10) >= (uint64_t{4} << 20);
+    for (const auto& check : j["checks"])
+      if (check["name"] == "criu-dump-pipes") {
+        EXPECT_EQ(check["ok"].get<bool>(), bigPipes) << check.dump();
+      }
   }
 }
 

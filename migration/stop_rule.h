@@ -32,6 +32,11 @@ class StopRule {
   // the target's page store (measured: ~3.5 ms here; W4's 101 MiB delta
   // took 379 ms, where its send rate alone predicted 100).
   static constexpr double kFrozenMsPerMiB = 3.5;
+  // A dirty set within the budget gets one more round when that round is
+  // predicted to take at least kWorthMs off the frozen window; a round
+  // costs its send time plus kRoundOverheadMs (its scan and set-up).
+  static constexpr double kWorthMs = 20;
+  static constexpr double kRoundOverheadMs = 20;
   explicit StopRule(Limits l) : limits_(l) {}
   // Round `round` (0 first) found `dirtyBytes` to send while the processes
   // held `footprintBytes` of memory worth sending (round 0: every present
@@ -43,6 +48,8 @@ class StopRule {
   // container's memory at the start and every footprint seen since (a
   // workload still growing must not stop the loop after one round).
   uint64_t memoryBytes() const { return std::max(limits_.memoryBytes, maxFootprint_); }
+  // The share of the frozen window `dirtyBytes` would take, in ms.
+  static int64_t frozenMs(double dirtyBytes, double sendRateBps);
 
  private:
   Limits limits_;

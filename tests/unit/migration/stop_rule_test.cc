@@ -14,7 +14,9 @@ StopRule rule(uint64_t memory, int maxRounds = 10) { return StopRule({300, maxRo
 TEST(StopRuleTest, ConvergesWhenTheDirtySetFitsTheBudget) {
   auto r = rule(1024 * kMiB);
   r.sawRound(1024 * kMiB, 1024 * kMiB, 1024 * kMiB);
-  auto d = r.decide(80 * kMiB, 1024 * kMiB, 20 * kMiB, kRate, 1);
+  // Written as fast as a further round would send it: another round
+  // would leave as much.
+  auto d = r.decide(80 * kMiB, 1024 * kMiB, 480 * kMiB, kRate, 1);
   EXPECT_EQ(d.stop, "converged");
   EXPECT_EQ(d.predictedDowntimeMs, 280) << "80 MiB at the frozen window's 3.5 ms a MiB";
   d = r.decide(200 * kMiB, 1024 * kMiB, 20 * kMiB, 100.0 * kMiB, 1);
@@ -31,8 +33,48 @@ TEST(StopRuleTest, AFastLinkDoesNotHideTheWindowsOwnCost) {
   auto d = r.decide(101 * kMiB, 512 * kMiB, 150 * kMiB, 1024.0 * kMiB, 1);
   EXPECT_EQ(d.stop, "");
   EXPECT_EQ(d.predictedDowntimeMs, 353);
+  r.sawRound(512 * kMiB, 101 * kMiB, 101 * kMiB);
+  // 25 MiB (87 ms) within the budget, but a round of ~45 ms would leave
+  // ~7 MiB: one more.
   d = r.decide(25 * kMiB, 512 * kMiB, 150 * kMiB, 1024.0 * kMiB, 2);
+  EXPECT_EQ(d.stop, "");
+  r.sawRound(512 * kMiB, 25 * kMiB, 25 * kMiB);
+  d = r.decide(7 * kMiB, 512 * kMiB, 150 * kMiB, 1024.0 * kMiB, 3);
+  EXPECT_EQ(d.stop, "converged") << "the next round would take off less than 20 ms";
+}
+
+TEST(StopRuleTest, OneMoreRoundWithinTheBudgetWhenItPays) {
+  // W2: 1 GiB writing 2% of its pages a second. Round 0 took long enough
+  // for 27 MiB to be written: 94 ms of frozen window, within the 300 ms
+  // budget; a further round of ~90 ms leaves ~2 MiB.
+  auto r = rule(1024 * kMiB);
+  r.sawRound(1024 * kMiB, 1024 * kMiB, 1024 * kMiB);
+  auto d = r.decide(27 * kMiB, 1024 * kMiB, 20 * kMiB, 400.0 * kMiB, 1);
+  EXPECT_EQ(d.stop, "");
+  EXPECT_EQ(d.predictedDowntimeMs, 94);
+  r.sawRound(1024 * kMiB, 27 * kMiB, 27 * kMiB);
+  d = r.decide(2 * kMiB, 1024 * kMiB, 20 * kMiB, 400.0 * kMiB, 2);
   EXPECT_EQ(d.stop, "converged");
+  EXPECT_EQ(d.predictedDowntimeMs, 7);
+}
+
+TEST(StopRuleTest, NoMoreRoundsWithinTheBudgetForASetThatDoesNotShrink) {
+  // A hot set (redis): the round after it found as much written again,
+  // whatever the rate over the long round 0 predicted.
+  auto r = rule(1024 * kMiB);
+  r.sawRound(1024 * kMiB, 1024 * kMiB, 1024 * kMiB);
+  EXPECT_EQ(r.decide(30 * kMiB, 1024 * kMiB, 20 * kMiB, 400.0 * kMiB, 1).stop, "");
+  r.sawRound(1024 * kMiB, 30 * kMiB, 30 * kMiB);
+  EXPECT_EQ(r.decide(30 * kMiB, 1024 * kMiB, 20 * kMiB, 400.0 * kMiB, 2).stop, "converged");
+}
+
+TEST(StopRuleTest, NoMoreRoundsWithinTheBudgetPastTheLimits) {
+  auto r = rule(1024 * kMiB, 1);
+  r.sawRound(1024 * kMiB, 1024 * kMiB, 1024 * kMiB);
+  EXPECT_EQ(r.decide(27 * kMiB, 1024 * kMiB, 20 * kMiB, 400.0 * kMiB, 1).stop, "converged") << "round limit 1";
+  auto t = rule(256 * kMiB);
+  t.sawRound(256 * kMiB, 256 * kMiB, 800 * kMiB);
+  EXPECT_EQ(t.decide(27 * kMiB, 256 * kMiB, 20 * kMiB, 400.0 * kMiB, 1).stop, "converged") << "3x the memory sent";
 }
 
 TEST(StopRuleTest, StopsAtTheRoundLimit) {

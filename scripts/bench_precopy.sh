@@ -19,7 +19,8 @@
 #           load the two shared vCPUs that iperf3 has to itself); the page
 #           stream is round 0's send rate. The W2-W4 rows show round 0 under
 #           the probe too.
-# Writes docs/benchmarks-precopy.json; prints a table.
+# Writes docs/benchmarks-precopy.json; prints a table; keeps the raw rows and the
+# agents' logs of the last run in build/bench-precopy-{raw.jsonl,n1.log,n2.log}.
 #   hold: W1 pre-copy with n1 holding the frozen window's packets (the
 #         default) against W1drop, the same with hold_queue off (dropped)
 #   M4: a 4 MiB container (dirtier --mem 4 --rate 50), both modes
@@ -44,6 +45,10 @@ HOST_PIPE_MAX=$(cat /proc/sys/fs/pipe-max-size)
 bench_on_exit() {
   [[ -z ${PROBE_STOP:-} ]] || touch "$PROBE_STOP"
   cp "$OUT/results.jsonl" "$ROOT/build/bench-precopy-raw.jsonl" 2>/dev/null
+  # The agents' logs of the run, for an outlier's why (the test bed goes).
+  for n in n1 n2; do
+    cp "/run/$LXMIG_TESTBED_PREFIX-testbed/$n/agent.log" "$ROOT/build/bench-precopy-$n.log" 2>/dev/null || true
+  done
   echo "$HOST_PIPE_MAX" >/proc/sys/fs/pipe-max-size
 }
 bench_scratch

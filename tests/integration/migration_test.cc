@@ -1846,22 +1846,51 @@ TEST_F(PreCopyTest, NextMigrationWaitsUntilLazyRestoreHasFilledMemory) {
   // filled as holes. Moving it straight back must wait for the daemon; to
   // make the window certain the test holds the daemon with SIGSTOP. The
   // workload touches every other page only (--sparse), so the daemon fills
-  // memory a page per entry and is still at it when the first move returns.
+  // memory a page per entry, which gives the test time to catch it.
   std::string ip = runDirtier("pc-back", "n1", {"--mem", "512", "--rate", "20000", "--sparse"});
   ASSERT_FALSE(ip.empty());
-  Cli there = tb().lxmig({"--json", "migrate", "pc-back", "--to", "n2"});
-  ASSERT_EQ(there.code, 0) << there.err << there.out;
+  // The daemon is held as soon as n2 logs the restore done (stopping it
+  // sooner blocks CRIU's restore, which hands it the memory), so the fill
+  // still waits however fast this machine fills it.
   const std::string marker = tb().stateDir("n2") + "/state/fills/pc-back";
-  auto text = readFile(marker);
-  ASSERT_TRUE(text.ok()) << "no memory fill recorded right after the lazy restore: " << marker;
-  int daemon = static_cast<int>(field(*text, "pid"));
-  auto cmd = readFile("/proc/" + std::to_string(daemon) + "/cmdline");
-  ASSERT_TRUE(cmd.ok() && cmd->find("lazy-pages") != std::string::npos) << *text;
-  ASSERT_EQ(::kill(daemon, SIGSTOP), 0);
+  const std::string n2log = tb().runDir() + "/n2/agent.log";
+  struct stat logStat {};
+  const off_t logFrom = ::stat(n2log.c_str(), &logStat) == 0 ? logStat.st_size : 0;
+  std::atomic<bool> moving{true};
+  std::atomic<int> held{0};
+  std::thread holder([&] {
+    std::string seen;
+    for (off_t at = logFrom; moving;) {
+      UniqueFd fd(::open(n2log.c_str(), O_RDONLY | O_CLOEXEC));
+      char buf[65536];
+      for (ssize_t n; fd && (n = ::pread(fd.get(), buf, sizeof buf, at)) > 0; at += n)
+        seen.append(buf, static_cast<size_t>(n));
+      if (seen.find("restored pc-back (migration") != std::string::npos) {
+        auto m = readFile(marker);
+        const int pid = m.ok() ? static_cast<int>(field(*m, "pid")) : 0;
+        if (pid > 0 && ::kill(pid, SIGSTOP) == 0) held = pid;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  Cli there = tb().lxmig({"--json", "migrate", "pc-back", "--to", "n2"});
+  moving = false;
+  holder.join();
+  const int daemon = held;
   struct Resume {
     int pid;
-    ~Resume() { ::kill(pid, SIGCONT); }
+    ~Resume() {
+      if (pid > 0) ::kill(pid, SIGCONT);
+    }
   } resume{daemon};
+  ASSERT_EQ(there.code, 0) << there.err << there.out;
+  ASSERT_GT(daemon, 0) << "no memory fill to hold right after the lazy restore: " << marker;
+  auto text = readFile(marker);
+  ASSERT_TRUE(text.ok()) << "the memory fill's record went while its daemon is stopped: " << marker;
+  EXPECT_EQ(field(*text, "pid"), daemon) << *text;
+  auto cmd = readFile("/proc/" + std::to_string(daemon) + "/cmdline");
+  ASSERT_TRUE(cmd.ok() && cmd->find("lazy-pages") != std::string::npos) << *text;
 
   // Ctrl-C while waiting: refused, the container stays where it runs. The
   // CLI talks to n1's agent only (no cluster file), which forwards to n2:

@@ -727,6 +727,11 @@ Result<UniqueFd> replaceDiscarded(const std::string& imagesDir, const std::strin
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
                             const std::function<void(const std::string& name)>& growing) {
   if (roundsDone_ == 0) return okStatus();
+  int64_t lapAt = monotonicNs();
+  auto lap = [&lapAt] {
+    const int64_t now = monotonicNs();
+    return (now - std::exchange(lapAt, now)) / 1000;
+  };
   // Host pid of every process of the (frozen) container by its pid inside.
   std::map<pid_t, pid_t> hostPid;
   if (auto pids = pids_(); pids.ok())
@@ -744,6 +749,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     else if (auto pid = imageNumber("pagemap-", n, INT32_MAX); pid && *pid > 0)
       pagemaps.emplace_back(static_cast<pid_t>(*pid), imagesDir + "/" + n);
   }
+  fs.rewriteListUs += lap();
   // Shared memory CRIU wrote to a discarded page file (memfd files and
   // shared anonymous mappings take numbers among the processes') is read
   // back from the object itself, through a frozen process that maps or
@@ -803,6 +809,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
     if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
     PagemapRewrite rw = rewritePagemap(*pm, valid);
+    fs.rewritePagemapUs += lap();
     if (discarded) {
       // CRIU's copy went to /dev/null: read the delta from the frozen
       // process itself (/proc/PID/mem reads PROT_NONE pages too), into a
@@ -815,6 +822,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
       if (!mem) return Status::fromErrno("open", memPath);
       LXMIG_ASSIGN_OR_RETURN(UniqueFd out, replaceDiscarded(imagesDir, pagesPath, growing));
       LXMIG_RETURN_IF_ERROR(readPagesInto(mem.get(), memPath, rw.pagemap.entries, pagesPath, out.get(), hp->second));
+      fs.rewriteReadUs += lap();
     } else {
       const std::string tmp = pagesPath + ".delta";
       UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -829,6 +837,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
       if (::rename(tmp.c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", tmp);
     }
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(rw.pagemap), 0600));
+    fs.rewritePagemapUs += lap();
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;
   }
@@ -841,6 +850,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     }
     ::unlink(l.c_str());
   }
+  fs.rewriteListUs += lap();
   return okStatus();
 }
 

@@ -59,6 +59,9 @@ struct FinalStats {
   uint64_t parentPages = 0;  // pages of CRIU's dump not sent again
   uint64_t deltaPages = 0;   // pages of tracked processes sent after the dump
   int64_t scanUs = 0;
+  // Where the rewrite's time went (us): finding the processes and files,
+  // reading and rewriting the pagemaps, reading the delta.
+  int64_t rewriteListUs = 0, rewritePagemapUs = 0, rewriteReadUs = 0;
 };
 
 class PreCopy {

@@ -754,6 +754,7 @@ Status Source::rewrite() {
   const uint64_t before = sent_;
   Status st;
   std::atomic<bool> done{false};
+  std::atomic<int64_t> rewrittenAt{0};
   localWork_ = true;
   std::thread rewriter([&] {
     st = pc_->rewriteDump(imagesDir_, *final_, [&](const std::string& name) {
@@ -761,6 +762,7 @@ Status Source::rewrite() {
       growing.insert(name);
     });
     localWork_ = false;  // from here on the wait is for the target
+    rewrittenAt = monotonicNs();
     done = true;
   });
   for (;;) {
@@ -775,6 +777,7 @@ Status Source::rewrite() {
     if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   rewriter.join();
+  const int64_t tailUs = (monotonicNs() - rewrittenAt) / 1000;  // the sender's wait after the last byte was read
   progressed();
   if (st.code() == Code::kFailedPrecondition && !tail_->sent().empty()) {
     // A page file went to the target, or began to: not dumped again.
@@ -793,7 +796,9 @@ Status Source::rewrite() {
   ph.end(st, imageBytes_,
          kv("parent_pages", static_cast<int64_t>(final_->parentPages)) + " " +
              kv("delta_pages", static_cast<int64_t>(final_->deltaPages)) + " " +
-             kv("streamed_during_rewrite", static_cast<int64_t>(sent_ - before)));
+             kv("streamed_during_rewrite", static_cast<int64_t>(sent_ - before)) + " " +
+             kv("list_us", final_->rewriteListUs) + " " + kv("pagemaps_us", final_->rewritePagemapUs) + " " +
+             kv("read_us", final_->rewriteReadUs) + " " + kv("tail_us", tailUs));
   return st.withContext("rewrite images");
 }
 

@@ -213,6 +213,8 @@ print(json.dumps({
                                              "target-network") if k in ph},
   "restore_detail": ph.get("restore", {}).get("detail", ""),
   "dump_detail": ph.get("dump", {}).get("detail", ""),
+  "rewrite_detail": ph.get("rewrite", {}).get("detail", ""),
+  "freeze_detail": ph.get("freeze", {}).get("detail", ""),
   "pipe_max_size": int(open("/proc/sys/fs/pipe-max-size").read()),
 }))
 PY

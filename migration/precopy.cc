@@ -797,6 +797,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     fs.parentPages += rw.parentPages;
     fs.deltaPages += rw.presentPages;
   }
+  fs.rewriteReadUs += lap();  // shared memory: read and compared whole
 
   for (const auto& [vpid, pmPath] : pagemaps) {
     auto text = readFile(pmPath);

@@ -1440,6 +1440,31 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
   }
 }
 
+TEST_F(PreCopyTest, AContiguousRangeOfMoreThanTwoGiBComesBackWhole) {
+  // 2.25 GiB in one mapping: the target's pagemap holds it in entries of at
+  // most 64 MiB (criu::kMaxEntryPages). One entry of 2 GiB or more made
+  // CRIU's lazy-pages daemon fail at its first copy after the restore, and
+  // the memory it had not filled yet came back as zeros.
+  std::string ip = runDirtier("pc-big", "n1", {"--mem", "2304", "--rate", "2000"});
+  ASSERT_FALSE(ip.empty());
+  ASSERT_EQ(verify(ip).substr(0, 2), "ok");
+  Cli m = tb().lxmig({"--json", "migrate", "pc-big", "--to", "n2", "--mode", "pre-copy"});
+  ASSERT_EQ(m.code, 0) << m.err << m.out;
+  auto r = m.json();
+  EXPECT_EQ(r["result"], "committed");
+  EXPECT_EQ(r["mode"], "pre-copy");
+  for (const auto& p : r["phases"])
+    if (p["name"] == "target-lazy-start") EXPECT_EQ(p["detail"], "criu lazy-pages daemon");
+  std::string now = verify(ip);
+  EXPECT_EQ(now.substr(0, 2), "ok") << now;
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  std::string later = verify(ip);
+  EXPECT_EQ(later.substr(0, 2), "ok") << later;
+  EXPECT_GT(field(later, "writes"), field(now, "writes")) << "the writers run on the target";
+  EXPECT_EQ(nodeOf("pc-big"), "n2");
+  expectRemoved("pc-big");
+}
+
 TEST_F(PreCopyTest, RoundsAreAuditedAndStopByRule) {
   // Writes faster than the rounds can send: the loop must stop by a rule.
   std::string ip = runDirtier("pc-busy", "n1", {"--mem", "64", "--rate", "400000", "--threads", "2"});

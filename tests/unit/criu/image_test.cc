@@ -145,6 +145,31 @@ TEST(CriuImage, JoinsOnlyContiguousEntriesOfTheSameFlags) {
   EXPECT_EQ(joinAdjacentEntries(pm), 0u) << "nothing left to join";
 }
 
+TEST(CriuImage, NoEntryLongerThanTheLazyDaemonCanCopy) {
+  // 4 GiB of contiguous memory in 1 MiB pieces, as a dump of W5 gives
+  // them: joined, but never past kMaxEntryPages (CRIU's lazy-pages daemon
+  // fails on an entry of 2 GiB or more).
+  constexpr uint64_t kPieces = 4096, kPiecePages = 256;
+  Pagemap pm;
+  for (uint64_t i = 0; i < kPieces; ++i) pm.entries.push_back({i * kPiecePages * P, kPiecePages, kPePresent | kPeLazy});
+  joinAdjacentEntries(pm);
+  ASSERT_EQ(pm.entries.size(), kPieces * kPiecePages / kMaxEntryPages);
+  uint64_t next = 0;
+  for (const auto& e : pm.entries) {
+    EXPECT_EQ(e.vaddr, next);
+    EXPECT_EQ(e.pages, kMaxEntryPages);
+    next = e.vaddr + e.pages * P;
+  }
+  // One range the target holds whole: its PARENT entries are cut too.
+  Pagemap dumped;
+  dumped.entries = pm.entries;
+  tracking::PageSet held;
+  held.add(0, next);
+  auto rw = rewritePagemap(dumped, held);
+  ASSERT_EQ(rw.pagemap.entries.size(), pm.entries.size());
+  for (const auto& e : rw.pagemap.entries) EXPECT_LE(e.pages, kMaxEntryPages);
+}
+
 TEST(CriuFifos, PathsByPipe) {
   auto paths = fifoPaths(filesImage());
   ASSERT_TRUE(paths.ok()) << paths.status().toString();

@@ -29,6 +29,15 @@ constexpr uint32_t kPeLazy = 1u << 1;
 constexpr uint32_t kPePresent = 1u << 2;
 // Above every user-space address (x86-64 with 5-level page tables: 2^56).
 constexpr uint64_t kAddressSpaceEnd = uint64_t{1} << 57;
+// The longest pagemap entry lxmig writes (64 MiB of pages): it splits
+// longer ranges. CRIU's lazy-pages daemon (4.2, criu/uffd.c
+// collect_iovs) keeps the longest lazy range in an `int` and allocates
+// its copy buffer that size: an entry of 2 GiB or more leaves it no usable
+// buffer, it fails ("Can't read mapping page -1: Bad address"; or at its
+// start, and the restore waits for it until its deadline), and a restored
+// container misses the memory not filled yet. The buffer also costs the
+// target as much memory as the longest entry while it fills.
+constexpr uint64_t kMaxEntryPages = (uint64_t{64} << 20) / 4096;
 
 struct PagemapEntry {
   uint64_t vaddr = 0;
@@ -69,8 +78,9 @@ struct PagemapRewrite {
 PagemapRewrite rewritePagemap(const Pagemap& in, const tracking::PageSet& onTarget);
 
 // Joins each entry to the one before it when both have the same flags and
-// the first ends where the second begins (the pages file is in entry
-// order, so its bytes stay as they are); returns how many entries went.
+// the first ends where the second begins, up to kMaxEntryPages (the pages
+// file is in entry order, so its bytes stay as they are); returns how many
+// entries went.
 // CRIU's lazy-pages daemon fills memory an entry at a time: after pre-copy
 // a process's memory comes in many small entries (the rounds' pieces made
 // PRESENT), and one per contiguous range fills it several times faster.

@@ -29,25 +29,20 @@ void appendMessage(std::string& out, const google::protobuf::MessageLite& m) {
   out += s;
 }
 
-// Appends a range, continuing the last entry when it can, and never makes
-// an entry longer than kMaxEntryPages.
+// Appends a range, continuing the last entry when it can and the result
+// stays within kMaxEntryPages (a range longer than that on its own, which
+// CRIU never writes, is kept whole).
 void addEntry(Pagemap& pm, uint64_t vaddr, uint64_t pages, uint32_t flags) {
-  while (pages > 0) {
-    if (!pm.entries.empty()) {
-      auto& last = pm.entries.back();
-      if (last.flags == flags && last.vaddr + last.pages * kPageSize == vaddr && last.pages < kMaxEntryPages) {
-        const uint64_t n = std::min(pages, kMaxEntryPages - last.pages);
-        last.pages += n;
-        vaddr += n * kPageSize;
-        pages -= n;
-        continue;
-      }
+  if (pages == 0) return;
+  if (!pm.entries.empty()) {
+    auto& last = pm.entries.back();
+    if (last.flags == flags && last.vaddr + last.pages * kPageSize == vaddr && last.pages <= kMaxEntryPages &&
+        pages <= kMaxEntryPages - last.pages) {
+      last.pages += pages;
+      return;
     }
-    const uint64_t n = std::min(pages, kMaxEntryPages);
-    pm.entries.push_back({vaddr, n, flags});
-    vaddr += n * kPageSize;
-    pages -= n;
   }
+  pm.entries.push_back({vaddr, pages, flags});
 }
 
 }  // namespace
@@ -173,8 +168,7 @@ PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
 size_t joinAdjacentEntries(Pagemap& pm) {
   Pagemap joined;
   for (const auto& e : pm.entries) addEntry(joined, e.vaddr, e.pages, e.flags);
-  // (An entry longer than kMaxEntryPages, which CRIU never writes, is cut.)
-  const size_t gone = pm.entries.size() > joined.entries.size() ? pm.entries.size() - joined.entries.size() : 0;
+  const size_t gone = pm.entries.size() - joined.entries.size();
   pm.entries = std::move(joined.entries);
   return gone;
 }

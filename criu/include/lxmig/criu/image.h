@@ -29,8 +29,8 @@ constexpr uint32_t kPeLazy = 1u << 1;
 constexpr uint32_t kPePresent = 1u << 2;
 // Above every user-space address (x86-64 with 5-level page tables: 2^56).
 constexpr uint64_t kAddressSpaceEnd = uint64_t{1} << 57;
-// The longest pagemap entry lxmig writes (64 MiB of pages): it splits
-// longer ranges. CRIU's lazy-pages daemon (4.2, criu/uffd.c
+// The longest pagemap entry lxmig makes by joining (64 MiB of pages; CRIU's
+// own entries are far shorter, one pipe's worth). CRIU's lazy-pages daemon (4.2, criu/uffd.c
 // collect_iovs) keeps the longest lazy range in an `int` and allocates
 // its copy buffer that size: an entry of 2 GiB or more leaves it no usable
 // buffer, it fails ("Can't read mapping page -1: Bad address"; or at its

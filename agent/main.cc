@@ -27,6 +27,7 @@ using namespace lxmig;
 using namespace lxmig::agent;
 using lxmig::container::RunState;
 using lxmig::node::AgentConfig;
+using lxmig::node::criuLeavesOutHeldPages;
 using lxmig::node::keepCriuKerndat;
 using lxmig::node::Node;
 using lxmig::node::preferLxmigCriu;
@@ -202,6 +203,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-link-cipher", over.dataLinkCipher,
                  "frame cipher of data links: auto (AES-128-OCB when the peer offers it, else AES-128-GCM) or "
                  "aes-128-gcm");
+  app.add_option("--criu-held-pages", over.criuHeldPages,
+                 "pre-copy's dump leaves out the pages the target holds: auto (when CRIU was built with lxmig's "
+                 "patch) or off");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
@@ -275,6 +279,7 @@ int main(int argc, char** argv) {
   pick("--devices", cfg.devices, over.devices);
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
   pick("--data-link-cipher", cfg.dataLinkCipher, over.dataLinkCipher);
+  pick("--criu-held-pages", cfg.criuHeldPages, over.criuHeldPages);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {
@@ -289,6 +294,13 @@ int main(int argc, char** argv) {
   log::keepRecent(10000);
   // Before any thread: CRIU's kernel probes, cached (node/criu_cache.h).
   LXMIG_LOG(kInfo, "agent") << keepCriuKerndat();
+  if (cfg.criuHeldPages == "off")
+    LXMIG_LOG(kInfo, "agent") << "pre-copy: CRIU drains every page (criu_held_pages = off)";
+  else if (criuLeavesOutHeldPages())
+    LXMIG_LOG(kInfo, "agent") << "pre-copy: CRIU leaves out the pages the target holds (lxmig's patch)";
+  else
+    LXMIG_LOG(kWarn, "agent") << "pre-copy: this CRIU lacks lxmig's patch; its dump drains every page (a longer "
+                                 "frozen window: scripts/setup.sh builds the patched one)";
 
   // Signals go to one thread; block them before gRPC starts its threads.
   sigset_t sigs;

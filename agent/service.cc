@@ -14,6 +14,7 @@
 #include "lxmig/migration/merge.h"
 #include "lxmig/migration/report.h"
 #include "lxmig/migration/source.h"
+#include "lxmig/node/criu_cache.h"
 #include "lxmig/node/doctor.h"
 #include "lxmig/proto/vocabulary.h"
 #include "lxmig/store/audit_query.h"
@@ -217,12 +218,14 @@ std::unique_ptr<migration::Source> AgentService::newSource(const v1::MigrateRequ
 }
 
 migration::SourceContext AgentService::sourceContext(migration::Peers& peers) {
-  return {host_,
-          peers,
-          node_.audit(),
-          node_.reservations(),
-          [this] { node_.requestFrozenCheck(); },
-          int64_t{node_.config().frozenLimitSeconds()} * 1000};
+  migration::SourceContext ctx{host_,
+                               peers,
+                               node_.audit(),
+                               node_.reservations(),
+                               [this] { node_.requestFrozenCheck(); },
+                               int64_t{node_.config().frozenLimitSeconds()} * 1000};
+  ctx.criuHeldPages = node_.config().criuHeldPages != "off" && node::criuLeavesOutHeldPages();
+  return ctx;
 }
 
 std::string AgentService::moveLockHolder(const std::string& id) const {

@@ -466,7 +466,9 @@ Status LxcHost::dump(const std::string& name, const std::string& imagesDir, int 
   auto shim = rlimitShimPath();
   if (!shim.ok()) return shim.status().withContext("dump `" + name + "`");
   args->insert(args->begin(), "criu");
-  LXMIG_ASSIGN_OR_RETURN(int r, runTool("dump", name, *args, {"LD_PRELOAD=" + *shim}, limits));
+  std::vector<std::string> env = {"LD_PRELOAD=" + *shim};
+  if (!out.heldPages.empty()) env.push_back("LXMIG_CRIU_HELD=" + out.heldPages);
+  LXMIG_ASSIGN_OR_RETURN(int r, runTool("dump", name, *args, std::move(env), limits));
   if (r != 0) return internalError("CRIU dump of `" + name + "` failed: " + criuError(imagesDir + "/dump.log"));
   return okStatus();
 }

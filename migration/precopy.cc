@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <span>
 
 #include "lxmig/base/fd.h"
@@ -647,6 +648,17 @@ std::map<uint32_t, PageSet> PreCopy::predictedDump() const {
   return out;
 }
 
+std::map<uint32_t, PageSet> PreCopy::heldPages() const {
+  std::map<uint32_t, PageSet> out;
+  std::set<uint32_t> twice;
+  for (const auto& [pid, p] : procs_) {
+    const auto vpid = static_cast<uint32_t>(p->vpid);
+    if (!out.emplace(vpid, p->valid).second) twice.insert(vpid);
+  }
+  for (uint32_t v : twice) out.erase(v);
+  return out;
+}
+
 size_t PreCopy::pageFilesBeforeSysv() {
   auto pids = pids_();
   if (!pids.ok()) return 0;
@@ -808,9 +820,24 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     auto proc = byVpid.find(vpid);
     const PageSet none;
     const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
+    // A CRIU built with lxmig's patch left out what the target holds itself
+    // (held_pages.h): those pages are PARENT already, and the page file it
+    // wrote holds the rest (on its way to the target since the dump).
+    uint64_t heldByCriu = 0, presentByCriu = 0;
+    for (const auto& e : pm->entries) {
+      if (e.flags & kPeParent) heldByCriu += e.pages;
+      if (e.flags & kPePresent) presentByCriu += e.pages;
+    }
     if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
+    fs.criuHeldPages += heldByCriu;
+    if (!discarded && heldByCriu > 0) {
+      fs.parentPages += heldByCriu;
+      fs.deltaPages += presentByCriu;
+      continue;
+    }
     PagemapRewrite rw = rewritePagemap(*pm, valid);
     fs.rewritePagemapUs += lap();
+    fs.parentPages += heldByCriu;
     if (discarded) {
       // CRIU's copy went to /dev/null: read the delta from the frozen
       // process itself (/proc/PID/mem reads PROT_NONE pages too), into a

@@ -54,10 +54,11 @@ struct PreCopyOptions {
 };
 
 struct FinalStats {
-  uint64_t validPages = 0;   // pages the target already holds at the freeze
-  uint64_t dirtyPages = 0;   // found dirty by the final scan
-  uint64_t parentPages = 0;  // pages of CRIU's dump not sent again
-  uint64_t deltaPages = 0;   // pages of tracked processes sent after the dump
+  uint64_t validPages = 0;     // pages the target already holds at the freeze
+  uint64_t dirtyPages = 0;     // found dirty by the final scan
+  uint64_t parentPages = 0;    // pages of CRIU's dump not sent again
+  uint64_t deltaPages = 0;     // pages of tracked processes sent after the dump
+  uint64_t criuHeldPages = 0;  // of parentPages, those CRIU left out itself (held_pages.h)
   int64_t scanUs = 0;
   // Where the rewrite's time went (us): finding the processes and files,
   // reading and rewriting the pagemaps, reading the delta.
@@ -87,6 +88,11 @@ class PreCopy {
   // can mark PARENT is in it (a page freed since it was sent is too,
   // although the dump will lack it).
   std::map<uint32_t, tracking::PageSet> predictedDump() const;
+  // With the container frozen, after finalScan(): per process (pid inside
+  // the container) the pages the target holds, for a CRIU that leaves them
+  // out of its dump (criu/held_pages.h). A pid two tracked processes share
+  // (nested pid namespaces) is left out: CRIU dumps all of its pages.
+  std::map<uint32_t, tracking::PageSet> heldPages() const;
   // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
   // finalScan() and the dump, with the container still frozen: page files
   // CRIU wrote to /dev/null are rebuilt from the processes' memory.

@@ -1,7 +1,10 @@
 #include "lxmig/migration/source.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <random>
@@ -12,6 +15,7 @@
 #include "journal.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
+#include "lxmig/criu/held_pages.h"
 #include "lxmig/criu/image.h"
 #include "lxmig/migration/checkpoint.h"
 #include "lxmig/proto/vocabulary.h"
@@ -23,6 +27,8 @@ namespace lxmig::migration {
 namespace {
 
 constexpr const char* kLog = "migration";
+// In the images directory while CRIU dumps (pre-copy): never sent.
+constexpr const char* kHeldPagesFile = "lxmig-held-pages";
 // How long a migration waits for the memory of the previous one to arrive.
 constexpr int64_t kMemoryFillWaitMs = 300000;
 // A target that does not confirm an abort after the restore was sent may
@@ -693,6 +699,15 @@ Status Source::dump() {
                                                                         : std::string("its boot id changed")));
     }
   }
+  if (st.ok() && pc_ && ctx_.criuHeldPages) {
+    // CRIU built with lxmig's patch leaves out what the target holds
+    // (criu/held_pages.h). Removed after the dump, before anything of the
+    // directory is sent.
+    const std::string held = imagesDir_ + "/" + kHeldPagesFile;
+    st = makeDirs(imagesDir_, 0700);
+    if (st.ok()) st = writeFileAtomic(held, criu::serializeHeldPages(pc_->heldPages()), 0600);
+    if (st.ok()) out.heldPages = held;
+  }
   if (st.ok()) {
     // The network state is taken meanwhile (exportNet): it reads what the
     // freeze and the isolation hold still, CRIU's dump changes none of it,
@@ -709,7 +724,11 @@ Status Source::dump() {
     });
     while (!done) {
       uint64_t n = 0;
-      if (streamError_.ok() && !pc_) {  // pre-copy rewrites the page files after the dump
+      // Page files go while CRIU writes them. Pre-copy's discarded ones are
+      // links to /dev/null, which the tail skips: the rewrite makes and
+      // sends them; a CRIU built with lxmig's patch writes real ones with
+      // only what the target lacks.
+      if (streamError_.ok()) {
         auto r = tail_->poll(sink, counted);
         if (r.ok()) n = *r;
         else streamError_ = r.status();
@@ -718,6 +737,8 @@ Status Source::dump() {
     }
     dumper.join();
   }
+  if (!out.heldPages.empty() && ::unlink(out.heldPages.c_str()) != 0 && errno != ENOENT && st.ok())
+    st = Status::fromErrno("remove", out.heldPages);
   if (stalled_ && st.ok()) st = stallError();
   // Nothing else may touch the node's firewall (an abort) while it is read.
   if (!st.ok() && netTaken_.valid()) netTaken_.wait();
@@ -786,7 +807,7 @@ Status Source::rewrite() {
     // The dump did not number its files as expected: dump again, keeping
     // everything (the container is still frozen), and rewrite that.
     journal_->event("warn", st.message() + "; dumped again with all pages");
-    final_->parentPages = final_->deltaPages = 0;
+    final_->parentPages = final_->deltaPages = final_->criuHeldPages = 0;
     (void)removeTree(imagesDir_);
     st = ctx_.host.dump(spec_.name, imagesDir_, 0, dumpLimits(),
                         {.inode = netnsInode_, .devShm = devShmPrepared_, .dev = devPrepared_});
@@ -796,6 +817,7 @@ Status Source::rewrite() {
   ph.end(st, imageBytes_,
          kv("parent_pages", static_cast<int64_t>(final_->parentPages)) + " " +
              kv("delta_pages", static_cast<int64_t>(final_->deltaPages)) + " " +
+             kv("criu_held_pages", static_cast<int64_t>(final_->criuHeldPages)) + " " +
              kv("streamed_during_rewrite", static_cast<int64_t>(sent_ - before)) + " " +
              kv("list_us", final_->rewriteListUs) + " " + kv("pagemaps_us", final_->rewritePagemapUs) + " " +
              kv("read_us", final_->rewriteReadUs) + " " + kv("tail_us", tailUs));

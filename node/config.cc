@@ -79,6 +79,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"tls_cert", &AgentConfig::tlsCert},
       {"tls_key", &AgentConfig::tlsKey},
       {"data_link_cipher", &AgentConfig::dataLinkCipher},
+      {"criu_held_pages", &AgentConfig::criuHeldPages},
       {"cluster", &AgentConfig::clusterFile},
       {"accept_forwarded", &AgentConfig::acceptForwarded},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
@@ -183,6 +184,8 @@ std::vector<std::string> AgentConfig::problems() const {
   add(parseUint(maxIncoming, "max_incoming", 1, 64).status());
   add(parseUint(frozenLimit, "frozen_limit (seconds)", 5, 3600).status());
   if (holdQueue != "off") add(parseUint(holdQueue, "hold_queue", 0, 65535).status());
+  if (criuHeldPages != "auto" && criuHeldPages != "off")
+    out.push_back("bad criu_held_pages " + quote(criuHeldPages) + " (auto or off)");
   if (capacityCpus != "auto" && !(capacityCpuCount() > 0 && capacityCpuCount() <= 4096))
     out.push_back("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
   if (capacityMemory != "auto" && capacityMemoryBytes() == 0)

@@ -9,6 +9,7 @@
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
+#include "lxmig/criu/held_pages.h"
 
 namespace lxmig::node {
 namespace {
@@ -95,6 +96,17 @@ std::string criuKerndatState(bool* ok) {
   *ok = false;
   return "/run is not a tmpfs and CRIU has no kerndat cache: every dump, restore and lazy-pages start probes the "
          "kernel again (~45 ms each, in the frozen window)";
+}
+
+bool criuLeavesOutHeldPages() {
+  static const bool yes = [] {
+    auto v = runCommand({"criu", "--version"}, {.timeoutMs = 10000});
+    if (!v.ok() || v->exitCode != 0) return false;
+    for (const auto& line : split(v->out, '\n'))
+      if (startsWith(line, criu::kHeldPagesVersionLine)) return true;
+    return false;
+  }();
+  return yes;
 }
 
 }  // namespace lxmig::node

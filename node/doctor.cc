@@ -184,6 +184,11 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
     bool lok = lazy.ok() && lazy->exitCode == 0;
     add(r, "criu-lazy-pages", lok, lok ? "uffd-noncoop supported" : "not supported",
         "lazy restore needs userfaultfd non-cooperative events", false);
+    const bool held = criuLeavesOutHeldPages();
+    add(r, "criu-held-pages", held,
+        held ? "built with lxmig's patch: pre-copy's dump leaves out the pages the target holds"
+             : "without lxmig's patch: pre-copy's dump drains every page (a longer frozen window)",
+        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);
     add(r, "criu-kerndat-cache", cached, cache,

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs what lxmig needs on a Debian 12 node, idempotently:
 #  - build and runtime packages from the system's own suites;
-#  - a CRIU that passes `criu check` on this kernel, in a private prefix
-#    (/opt/lxmig/criu) with its own C library, so the system's libc is never
-#    touched and no other suite is ever enabled for ordinary installs
-#    (see ../shared/PLATFORM.md, "CRIU");
+#  - CRIU 4.2.1, which passes `criu check` on this kernel, built from its
+#    release's sources with lxmig's patch into /opt/lxmig/criu (see
+#    ../shared/PLATFORM.md, "CRIU", and criu/patches/);
 #  - /opt/lxmig/bin/criu, the entry point liblxc finds first in PATH.
 # Quick when everything is already there. Usage: scripts/setup.sh [--quiet]
 set -euo pipefail
@@ -23,7 +22,10 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev nftables libnetfilter-conntrack-dev libmnl-dev conntrack
   nlohmann-json3-dev libssl-dev openssl libcap-dev libxxhash-dev libtomlplusplus-dev
-  iproute2 util-linux procps iperf3 patchelf jq python3 lsof
+  iproute2 util-linux procps iperf3 jq python3 lsof
+  # CRIU, built from its sources (below)
+  curl xz-utils patch libprotobuf-c-dev protobuf-c-compiler python3-protobuf libnl-3-dev
+  libnet1-dev libaio-dev libbsd-dev libgnutls28-dev libcap-dev libnftables-dev
   # scripts/fuzz.sh and the asan preset: clang, its sanitizer and libFuzzer
   # runtimes, llvm-symbolizer for readable reports
   clang libclang-rt-14-dev llvm
@@ -67,60 +69,63 @@ if ((${#missing[@]})); then
   ((rc == 0)) || die "apt-get install ${missing[*]} failed"
 fi
 
-# ---- CRIU in a private prefix ------------------------------------------------
+# ---- CRIU, built from its release's sources with lxmig's patch --------------
+# Debian 12's criu fails on this kernel and Debian 13's cannot dump INET
+# sockets on 6.16+ (PLATFORM.md, "CRIU"); 4.2.1 works. It is built here from
+# the release tarball (Debian's copy, checksum pinned) against the system's
+# own libraries, with criu/patches/criu-4.2.1-held-pages.patch: a dump
+# writes the pages a migration target already holds as PARENT holes
+# instead of draining them (docs/architecture.md, "The frozen window").
 CRIU_WANT=4.2.1
+CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
+CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
+CRIU_PATCH=$(cd "$(dirname "$0")/.." && pwd)/criu/patches/criu-$CRIU_WANT-held-pages.patch
 PREFIX=/opt/lxmig/criu
 BIN=/opt/lxmig/bin
-LIBDIR=$PREFIX/root/usr/lib/x86_64-linux-gnu
+CACHE=/var/cache/lxmig
 
+[[ -r $CRIU_PATCH ]] || die "missing $CRIU_PATCH"
+PATCH_SUM=$(sha256sum "$CRIU_PATCH" | cut -d' ' -f1)
+
+# The binary in place is this release with this patch, and runs.
 criu_ok() {
-  [[ -x $PREFIX/criu && -x $BIN/criu ]] || return 1
-  "$PREFIX/criu" --version 2>/dev/null | grep -q "Version: $CRIU_WANT" || return 1
+  [[ -x $PREFIX/criu ]] || return 1
+  [[ $(cat "$PREFIX/patch.sha256" 2>/dev/null) == "$PATCH_SUM" ]] || return 1
+  local v
+  v=$("$PREFIX/criu" --version 2>/dev/null) || return 1
+  grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v"
 }
 
 if ! criu_ok; then
-  say "installing CRIU $CRIU_WANT into $PREFIX"
-  APTDIR=/var/cache/lxmig/apt-sid
-  mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/debs"
-  # A private apt configuration: the newer suite is visible only to these
-  # download calls, never to the system's apt.
-  echo "deb http://deb.debian.org/debian sid main" >"$APTDIR/sources.list"
-  APTOPT=(-o "Dir::Etc::SourceList=$APTDIR/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-          -o "Dir::State::Lists=$APTDIR/lists" -o "Dir::Cache=$APTDIR/cache"
-          -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1")
-  apt-get "${APTOPT[@]}" update -qq
-  # criu and the runtime libraries whose bookworm versions are too old for it
-  # (a newer libc6 first of all).
-  DEBS=(criu libcompel1 libc6 libgnutls30t64 libnet9 libnl-3-200 libprotobuf-c1 libnftables1
-        libunistring5 libidn2-0 libtasn1-6 libnettle8t64 libhogweed6t64 libp11-kit0 libgmp10
-        libffi8 libbsd0 libmd0 libuuid1 libmnl0 libnftnl11 libjansson4 libxtables12 libedit2)
-  rm -f "$APTDIR/debs"/*.deb
-  want=()
-  for d in "${DEBS[@]}"; do
-    if [[ $d == criu || $d == libcompel1 ]]; then want+=("$d=$CRIU_WANT-1"); else want+=("$d"); fi
-  done
-  (cd "$APTDIR/debs" && apt-get "${APTOPT[@]}" download "${want[@]}" >/dev/null 2>&1) \
-    || die "could not download CRIU $CRIU_WANT and its libraries from Debian unstable"
+  say "building CRIU $CRIU_WANT with lxmig's patch into $PREFIX"
+  mkdir -p "$CACHE"
+  TARBALL=$CACHE/criu_$CRIU_WANT.orig.tar.xz
+  if ! echo "$CRIU_SHA256  $TARBALL" | sha256sum -c --status 2>/dev/null; then
+    curl -fsSL --retry 3 --max-time 300 -o "$TARBALL.part" "$CRIU_URL" ||
+      die "could not download $CRIU_URL"
+    echo "$CRIU_SHA256  $TARBALL.part" | sha256sum -c --status ||
+      die "$CRIU_URL does not have the expected checksum"
+    mv "$TARBALL.part" "$TARBALL"
+  fi
+  SRC=$CACHE/criu-$CRIU_WANT
+  rm -rf "$SRC"
+  mkdir -p "$SRC"
+  tar -xf "$TARBALL" -C "$SRC" --strip-components=1
+  patch -d "$SRC" -p1 --quiet --forward <"$CRIU_PATCH" || die "$CRIU_PATCH does not apply to CRIU $CRIU_WANT"
+  make -C "$SRC" -j"$(nproc)" criu >"$SRC.log" 2>&1 || die "building CRIU failed (see $SRC.log)"
   rm -rf "$PREFIX.new"
-  mkdir -p "$PREFIX.new/root"
-  for f in "$APTDIR/debs"/*.deb; do dpkg -x "$f" "$PREFIX.new/root"; done
-  NEWLIB=$PREFIX.new/root/usr/lib/x86_64-linux-gnu
-  cp "$PREFIX.new/root/usr/sbin/criu" "$PREFIX.new/criu"
-  # Interpreter and RPATH point at the final prefix; RPATH (not RUNPATH) so
-  # that transitive libraries also resolve there.
-  patchelf --set-interpreter "$LIBDIR/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIBDIR" \
-    "$PREFIX.new/criu"
-  [[ -e $NEWLIB/ld-linux-x86-64.so.2 ]] || die "CRIU bundle lacks its dynamic loader"
-  rm -rf "$PREFIX"
+  mkdir -p "$PREFIX.new"
+  install -m 755 "$SRC/criu/criu" "$PREFIX.new/criu"
+  echo "$PATCH_SUM" >"$PREFIX.new/patch.sha256"
+  rm -rf "$PREFIX" "$SRC"
   mv "$PREFIX.new" "$PREFIX"
 fi
 
 mkdir -p "$BIN"
-WRAPPER_VERSION=5
+WRAPPER_VERSION=6
 CRIU_VERSION_TEXT=$("$PREFIX/criu" --version | tr -d "'\\\\")
-if ! grep -q "lxmig criu wrapper v$WRAPPER_VERSION" "$BIN/criu" 2>/dev/null ||
-  ! grep -qF "$(printf '%s' "$CRIU_VERSION_TEXT" | head -1)" "$BIN/criu"; then
-  cat >"$BIN/criu.tmp" <<EOF
+{
+  cat <<EOF
 #!/bin/sh
 # lxmig criu wrapper v$WRAPPER_VERSION: liblxc runs \`criu\` from PATH; this entry
 # point runs the private CRIU without /etc/criu/default.conf and adds the
@@ -150,6 +155,10 @@ case "\$action" in
   *)       exec $PREFIX/criu "\$action" --no-default-config "\$@" ;;
 esac
 EOF
+} >"$BIN/criu.tmp"
+if cmp -s "$BIN/criu.tmp" "$BIN/criu"; then
+  rm -f "$BIN/criu.tmp"
+else
   chmod 755 "$BIN/criu.tmp"
   mv "$BIN/criu.tmp" "$BIN/criu"
 fi

@@ -165,10 +165,15 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
         EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
       }
     }
-    for (const char* want :
-         {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables", "conntrack",
-          "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root", "criu-kerndat-cache", "criu-dump-pipes"})
+    for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
+                             "conntrack", "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root",
+                             "criu-kerndat-cache", "criu-dump-pipes", "criu-held-pages"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
+    // scripts/setup.sh builds CRIU with lxmig's patch.
+    for (const auto& check : j["checks"])
+      if (check["name"] == "criu-held-pages") {
+        EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
+      }
     // CRIU's dump gets its 4 MiB pipes with CAP_SYS_RESOURCE or a
     // fs.pipe-max-size that allows them; the check says which holds here.
     bool resource = false;
@@ -1405,6 +1410,16 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
           EXPECT_EQ(detail, "criu lazy-pages daemon");
         }
       }
+      if (std::string(v.name) == "pc-plain") {
+        // CRIU (built by scripts/setup.sh with lxmig's patch) left out the
+        // pages the target held: the rewrite read nothing of the process.
+        for (const auto& p : r["phases"]) {
+          if (p["name"] != "rewrite") continue;
+          const std::string d = p["detail"];
+          EXPECT_GT(field(d, "criu_held_pages"), 10000) << d;
+          EXPECT_EQ(field(d, "criu_held_pages"), field(d, "parent_pages")) << d;
+        }
+      }
       if (std::string(v.name) == "pc-shared-calm") {
         for (const auto& p : r["phases"]) {
           if (p["name"] == "rewrite") {
@@ -1440,6 +1455,49 @@ TEST_F(PreCopyTest, MemoryAtFreezeEqualsMemoryAfterRestore) {
   }
 }
 
+TEST_F(PreCopyTest, WithoutCriusHeldPagesTheDeltaIsReadFromTheFrozenProcesses) {
+  // A CRIU without lxmig's patch (criu_held_pages = off behaves the same):
+  // its dump drains every page into page files linked to /dev/null, and the
+  // rewrite reads what the target lacks from the frozen processes.
+  auto restore = restoreAgentAtExit("n1");
+  ASSERT_TRUE(tb().restartAgent("n1", {"--criu-held-pages", "off"}).ok());
+  const std::vector<std::pair<std::string, std::vector<std::string>>> variants = {
+      {"nh-plain", {"--mem", "64", "--rate", "20000"}},
+      {"nh-shared", {"--mem", "16", "--rate", "200", "--shared", "--child"}},
+  };
+  for (const auto& [name, args] : variants) {
+    SCOPED_TRACE(name);
+    std::string ip = runDirtier(name, "n1", args);
+    ASSERT_FALSE(ip.empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ASSERT_EQ(verify(ip).substr(0, 2), "ok");
+    Cli m = tb().lxmig({"--json", "migrate", name, "--to", "n2", "--mode", "pre-copy"});
+    ASSERT_EQ(m.code, 0) << m.err << m.out;
+    auto r = m.json();
+    EXPECT_EQ(r["result"], "committed");
+    bool rewrote = false;
+    for (const auto& p : r["phases"]) {
+      if (p["name"] != "rewrite") continue;
+      rewrote = true;
+      const std::string d = p["detail"];
+      EXPECT_EQ(field(d, "criu_held_pages"), 0) << d;
+      EXPECT_GT(field(d, "parent_pages"), 1000) << d;
+      EXPECT_GT(field(d, "delta_pages"), 0) << d;
+    }
+    EXPECT_TRUE(rewrote) << r.dump();
+    std::string now = verify(ip);
+    EXPECT_EQ(now.substr(0, 2), "ok") << now;
+    if (name == "nh-shared") {
+      EXPECT_EQ(verify(ip, kDirtierPort + 1).substr(0, 2), "ok");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::string later = verify(ip);
+    EXPECT_EQ(later.substr(0, 2), "ok") << later;
+    EXPECT_GT(field(later, "writes"), field(now, "writes")) << "the writers run on the target";
+    expectRemoved(name);
+  }
+}
+
 TEST_F(PreCopyTest, AContiguousRangeOfMoreThanTwoGiBComesBackWhole) {
   // 2.25 GiB in one mapping: the target's pagemap holds it in entries of at
   // most 64 MiB (criu::kMaxEntryPages). One entry of 2 GiB or more made
@@ -1453,8 +1511,11 @@ TEST_F(PreCopyTest, AContiguousRangeOfMoreThanTwoGiBComesBackWhole) {
   auto r = m.json();
   EXPECT_EQ(r["result"], "committed");
   EXPECT_EQ(r["mode"], "pre-copy");
-  for (const auto& p : r["phases"])
-    if (p["name"] == "target-lazy-start") EXPECT_EQ(p["detail"], "criu lazy-pages daemon");
+  for (const auto& p : r["phases"]) {
+    if (p["name"] == "target-lazy-start") {
+      EXPECT_EQ(p["detail"], "criu lazy-pages daemon");
+    }
+  }
   std::string now = verify(ip);
   EXPECT_EQ(now.substr(0, 2), "ok") << now;
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));

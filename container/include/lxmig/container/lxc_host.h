@@ -45,6 +45,9 @@ struct KeptOut {
   std::string devShmPath;  // restore: the prepared tmpfs, bound at /dev/shm ("": CRIU remakes it)
   bool dev = false;        // dump: /dev is external
   std::string devPath;     // restore: the prepared tree, bound at /dev ("": CRIU remakes it)
+  // dump: a file of the pages the migration target holds (criu/held_pages.h),
+  // left out of the images as PARENT holes by a CRIU built with lxmig's patch
+  std::string heldPages;
 };
 
 // A device node bound into the container, with its device cgroup rule.

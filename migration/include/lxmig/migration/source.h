@@ -64,6 +64,10 @@ struct SourceContext {
   // (while CRIU dumps here, the target is not waited for). Past it, before
   // the restore was sent, the migration aborts and the source thaws.
   int64_t stallLimitMs = 60000;
+  // Pre-copy: this node's CRIU leaves out of its dump the pages the target
+  // holds (criu/held_pages.h); otherwise it drains them all and the
+  // rewrite reads the delta from the frozen processes.
+  bool criuHeldPages = false;
   // A checkpoint with --leave-running (checkpoint.h): at the commit the
   // container thaws here instead of going.
   bool keepRunning = false;

@@ -109,6 +109,10 @@ struct AgentConfig {
   // The data link's frame cipher: "auto" (AES-128-OCB when the peer offers
   // it too, else AES-128-GCM) or "aes-128-gcm" (never OCB, e.g. FIPS).
   std::string dataLinkCipher = "auto";
+  // Pre-copy's dump leaves out the pages the target holds ("auto": when
+  // this node's CRIU was built with lxmig's patch, criu/held_pages.h) or
+  // drains them all and rewrites the images after ("off").
+  std::string criuHeldPages = "auto";
   // Operator commands another node of the cluster forwards for its operator
   // are served ("true") or refused ("false").
   std::string acceptForwarded = "true";

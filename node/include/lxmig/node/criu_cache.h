@@ -11,6 +11,7 @@
 //
 //   LXMIG_LOG(kInfo, kLog) << keepCriuKerndat();   // at agent start
 //   std::string s = criuKerndatState();            // for doctor
+//   if (criuLeavesOutHeldPages()) ...              // pre-copy's dump
 #pragma once
 
 #include <string>
@@ -22,5 +23,10 @@ namespace lxmig::node {
 std::string keepCriuKerndat();
 // Where CRIU's cache stands now, one line; `ok` false when it has none.
 std::string criuKerndatState(bool* ok);
+
+// Whether the `criu` in PATH was built with lxmig's patch (its version
+// says "lxmig: held-pages N"): its dump can leave out the pages a
+// migration target holds (criu/held_pages.h). Asked once per process.
+bool criuLeavesOutHeldPages();
 
 }  // namespace lxmig::node

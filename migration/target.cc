@@ -322,6 +322,7 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
     std::lock_guard lk(st->pagesMu);
     if (!st->pages) st->pages = std::make_unique<criu::PageStore>(st->imagesDir);
     LXMIG_RETURN_IF_ERROR(st->pages->applyRounds().withContext("target " + self + ": page store"));
+    st->heldBytes = st->pages->heldPages() * tracking::kPageSize;
     st->roundsApplied = true;
   }
   r.set_bytes(images->bytes() + rootfs->bytes());
@@ -445,10 +446,7 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 
 }  // namespace
 
-bool Target::worthLazy(State& s) {
-  std::lock_guard lk(s.pagesMu);
-  return s.pages && s.pages->heldPages() * tracking::kPageSize >= kLazyRestoreMinBytes;
-}
+bool Target::worthLazy(State& s) { return s.heldBytes.load() >= kLazyRestoreMinBytes; }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net, int64_t deadlineMs, RestoreOptions prepared) {

@@ -28,6 +28,8 @@
 # Nodes run a strict firewall (forward policy drop; established flows, the
 # containers' own connections and their published ports pass) with strict
 # TCP connection tracking; LXMIG_TESTBED_FIREWALL=open makes it permissive.
+# LXMIG_TESTBED_AGENT_CONF: lines added to every agent's config at `up`
+# (e.g. 'criu_held_pages = "off"' for an A/B of one setting).
 # n1 offers /dev/fuse and /dev/net/tun to containers, every other node only
 # /dev/fuse (agent config `devices`).
 # --etcd: the cluster store is an etcd (Debian's etcd-server) in the client
@@ -214,6 +216,7 @@ devices = $(node_devices "$i")
 # 2 GiB, and the host's own use counts as none.
 capacity_cpus = "1"
 capacity_memory = "2G"
+${LXMIG_TESTBED_AGENT_CONF:-}
 EOF
   done
 }

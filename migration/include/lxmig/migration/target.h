@@ -147,6 +147,10 @@ class Target {
     std::mutex pagesMu;
     std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
     std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy
+    // What the store held after the last round (bytes): read without
+    // pagesMu, which a PRELAYOUT holds for as long as it moves pages (the
+    // receive loop must not wait for it).
+    std::atomic<uint64_t> heldBytes{0};
     int64_t startedMs = 0;
     std::atomic<int64_t> lastActivityNs{0};  // monotonic
     // PRELAYOUT's outcome, set by its thread before it ends.

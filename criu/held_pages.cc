@@ -17,7 +17,8 @@ void put(std::string& out, T v) {
 
 }  // namespace
 
-std::string serializeHeldPages(const std::map<uint32_t, tracking::PageSet>& held) {
+std::string serializeHeldPages(const std::map<uint32_t, tracking::PageSet>& held,
+                               const std::vector<uint64_t>& rebuiltShmids) {
   std::string body;
   uint32_t procs = 0;
   for (const auto& [pid, pages] : held) {
@@ -36,9 +37,10 @@ std::string serializeHeldPages(const std::map<uint32_t, tracking::PageSet>& held
     }
     ++procs;
   }
-  std::string out = "LXMIGHL1";
+  for (uint64_t shmid : rebuiltShmids) put<uint64_t>(body, shmid);
+  std::string out = "LXMIGHL2";
   put<uint32_t>(out, procs);
-  put<uint32_t>(out, 0);
+  put<uint32_t>(out, static_cast<uint32_t>(rebuiltShmids.size()));
   return out + body;
 }
 

@@ -659,6 +659,13 @@ std::map<uint32_t, PageSet> PreCopy::heldPages() const {
   return out;
 }
 
+std::vector<uint64_t> PreCopy::rebuiltSharedObjects() const {
+  std::vector<uint64_t> out;
+  if (frozenObjects_)
+    for (const auto& [shmid, path] : *frozenObjects_) out.push_back(shmid);
+  return out;
+}
+
 size_t PreCopy::pageFilesBeforeSysv() {
   auto pids = pids_();
   if (!pids.ok()) return 0;

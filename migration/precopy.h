@@ -93,6 +93,10 @@ class PreCopy {
   // out of its dump (criu/held_pages.h). A pid two tracked processes share
   // (nested pid namespaces) is left out: CRIU dumps all of its pages.
   std::map<uint32_t, tracking::PageSet> heldPages() const;
+  // After pageFilesBeforeSysv(): the shmids of the shared memory objects
+  // whose discarded page files rewriteDump() rebuilds (none when they could
+  // not be found).
+  std::vector<uint64_t> rebuiltSharedObjects() const;
   // Rewrites CRIU's pagemaps in imagesDir (see above). Call after
   // finalScan() and the dump, with the container still frozen: page files
   // CRIU wrote to /dev/null are rebuilt from the processes' memory.

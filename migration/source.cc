@@ -705,7 +705,8 @@ Status Source::dump() {
     // directory is sent.
     const std::string held = imagesDir_ + "/" + kHeldPagesFile;
     st = makeDirs(imagesDir_, 0700);
-    if (st.ok()) st = writeFileAtomic(held, criu::serializeHeldPages(pc_->heldPages()), 0600);
+    if (st.ok())
+      st = writeFileAtomic(held, criu::serializeHeldPages(pc_->heldPages(), pc_->rebuiltSharedObjects()), 0600);
     if (st.ok()) out.heldPages = held;
   }
   if (st.ok()) {

@@ -103,7 +103,7 @@ bool criuLeavesOutHeldPages() {
     auto v = runCommand({"criu", "--version"}, {.timeoutMs = 10000});
     if (!v.ok() || v->exitCode != 0) return false;
     for (const auto& line : split(v->out, '\n'))
-      if (startsWith(line, criu::kHeldPagesVersionLine)) return true;
+      if (line == criu::kHeldPagesVersionLine) return true;
     return false;
   }();
   return yes;

@@ -6,6 +6,7 @@
 #   libexec/lxmig/{lxmig-lxc,lxmig-init,liblxmig-rlimits.so}   from beside itself
 #   sbin/lxmigd -> ../libexec/lxmig/lxmigd
 #   share/lxmig/scripts/               testbed.sh, setup.sh (CRIU 4.2.1), demo.sh
+#   share/lxmig/criu/patches/          lxmig's patch to CRIU, which setup.sh applies
 #   lib/systemd/system/                lxmigd.service, lxmig-rebalance.{service,timer}
 #   share/bash-completion/completions/lxmig
 #   share/man/man1/lxmig.1, lxmig-VERB.1 (written by `lxmig __man` at build time)
@@ -41,6 +42,9 @@ install(CODE "
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/testbed.sh ${PROJECT_SOURCE_DIR}/scripts/setup.sh
                  ${PROJECT_SOURCE_DIR}/scripts/demo.sh
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/scripts)
+# setup.sh builds CRIU with lxmig's patch, found beside it as in the sources.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/criu/patches/ DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/criu/patches
+        FILES_MATCHING PATTERN "*.patch")
 install(FILES ${deploy}/lxmig-rebalance.timer DESTINATION lib/systemd/system)
 install(FILES ${deploy}/lxmig.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME lxmig)
 install(DIRECTORY ${CMAKE_BINARY_DIR}/man/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 FILES_MATCHING PATTERN "*.1")

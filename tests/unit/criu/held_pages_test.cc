@@ -24,9 +24,9 @@ TEST(HeldPages, LaysOutProcessesAndRangesAsThePatchedCriuReadsThem) {
   b.add(0x10000, 0x10000 + 2 * P);
   const std::string f = serializeHeldPages({{1, a}, {42, b}});
   ASSERT_EQ(f.size(), 16u + (16 + 2 * 16) + (16 + 16));
-  EXPECT_EQ(f.substr(0, 8), "LXMIGHL1");
+  EXPECT_EQ(f.substr(0, 8), "LXMIGHL2");
   EXPECT_EQ(at<uint32_t>(f, 8), 2u);
-  EXPECT_EQ(at<uint32_t>(f, 12), 0u);
+  EXPECT_EQ(at<uint32_t>(f, 12), 0u);  // no shared memory object named
   EXPECT_EQ(at<uint32_t>(f, 16), 1u);
   EXPECT_EQ(at<uint64_t>(f, 24), 2u);
   EXPECT_EQ(at<uint64_t>(f, 32), 0x400000u);
@@ -52,11 +52,23 @@ TEST(HeldPages, CutsRangesToWholePagesAndLeavesOutWhatIsEmpty) {
   EXPECT_EQ(at<uint64_t>(f, 40), 0x4000u);
 }
 
+TEST(HeldPages, NamesTheSharedMemoryObjectsTheRewriteRebuildsAfterTheProcesses) {
+  PageSet a;
+  a.add(0x400000, 0x400000 + P);
+  const std::string f = serializeHeldPages({{1, a}}, {77, 0x123456789});
+  ASSERT_EQ(f.size(), 16u + (16 + 16) + 2 * 8);
+  EXPECT_EQ(at<uint32_t>(f, 8), 1u);
+  EXPECT_EQ(at<uint32_t>(f, 12), 2u);
+  EXPECT_EQ(at<uint64_t>(f, 48), 77u);
+  EXPECT_EQ(at<uint64_t>(f, 56), 0x123456789u);
+}
+
 TEST(HeldPages, NothingHeldIsAValidEmptyFile) {
   const std::string f = serializeHeldPages({});
   ASSERT_EQ(f.size(), 16u);
-  EXPECT_EQ(f.substr(0, 8), "LXMIGHL1");
+  EXPECT_EQ(f.substr(0, 8), "LXMIGHL2");
   EXPECT_EQ(at<uint32_t>(f, 8), 0u);
+  EXPECT_EQ(at<uint32_t>(f, 12), 0u);
 }
 
 }  // namespace

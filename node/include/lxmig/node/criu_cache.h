@@ -24,9 +24,10 @@ std::string keepCriuKerndat();
 // Where CRIU's cache stands now, one line; `ok` false when it has none.
 std::string criuKerndatState(bool* ok);
 
-// Whether the `criu` in PATH was built with lxmig's patch (its version
-// says "lxmig: held-pages N"): its dump can leave out the pages a
-// migration target holds (criu/held_pages.h). Asked once per process.
+// Whether the `criu` in PATH was built with lxmig's patch at the level this
+// build writes (its version says "lxmig: held-pages 2"): its dump can
+// leave out the pages a migration target holds (criu/held_pages.h). Asked
+// once per process.
 bool criuLeavesOutHeldPages();
 
 }  // namespace lxmig::node

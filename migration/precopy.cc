@@ -744,7 +744,7 @@ Result<UniqueFd> replaceDiscarded(const std::string& imagesDir, const std::strin
 }  // namespace
 
 Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
-                            const std::function<void(const std::string& name)>& growing) {
+                            const std::function<void(const std::string& name)>& growing, bool realFilesSent) {
   if (roundsDone_ == 0) return okStatus();
   int64_t lapAt = monotonicNs();
   auto lap = [&lapAt] {
@@ -829,7 +829,8 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     const PageSet& valid = proc != byVpid.end() ? proc->second->valid : none;
     // A CRIU built with lxmig's patch left out what the target holds itself
     // (held_pages.h): those pages are PARENT already, and the page file it
-    // wrote holds the rest (on its way to the target since the dump).
+    // wrote holds the rest. A real page file may be on its way to the
+    // target since the dump (realFilesSent): it is never rewritten then.
     uint64_t heldByCriu = 0, presentByCriu = 0;
     for (const auto& e : pm->entries) {
       if (e.flags & kPeParent) heldByCriu += e.pages;
@@ -837,7 +838,7 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     }
     if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
     fs.criuHeldPages += heldByCriu;
-    if (!discarded && heldByCriu > 0) {
+    if (!discarded && (heldByCriu > 0 || realFilesSent)) {
       fs.parentPages += heldByCriu;
       fs.deltaPages += presentByCriu;
       continue;

@@ -105,8 +105,12 @@ class PreCopy {
   // A process's rebuilt page file is written where the discarded link was,
   // append only, from start to end; `growing` (optional) is told its name
   // before the first byte, so that the caller can send it while it grows.
+  // `realFilesSent`: page files CRIU wrote for real may be on their way to
+  // the target already (the source streams them while CRIU dumps): none is
+  // rewritten, each travels as CRIU wrote it (a CRIU built with lxmig's
+  // patch left out what the target holds; another one wrote every page).
   Status rewriteDump(const std::string& imagesDir, FinalStats& stats,
-                     const std::function<void(const std::string& name)>& growing = {});
+                     const std::function<void(const std::string& name)>& growing = {}, bool realFilesSent = false);
   // With the container frozen, before the dump: how many page files CRIU
   // will number before SysV shared memory (one per process and one per
   // object of shmemObjects(), which rewriteDump() then reuses). Each may be

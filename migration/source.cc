@@ -779,10 +779,13 @@ Status Source::rewrite() {
   std::atomic<int64_t> rewrittenAt{0};
   localWork_ = true;
   std::thread rewriter([&] {
-    st = pc_->rewriteDump(imagesDir_, *final_, [&](const std::string& name) {
-      std::lock_guard lk(growingMu);
-      growing.insert(name);
-    });
+    st = pc_->rewriteDump(
+        imagesDir_, *final_,
+        [&](const std::string& name) {
+          std::lock_guard lk(growingMu);
+          growing.insert(name);
+        },
+        /*realFilesSent=*/true);
     localWork_ = false;  // from here on the wait is for the target
     rewrittenAt = monotonicNs();
     done = true;

@@ -13,18 +13,24 @@
 //   lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]
 //       In the IPC namespace of INIT_PID, removes the System V segments no
 //       process has attached, but those named; prints how many it removed.
-//   lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME [CGROUP_PROCS...]
+//   lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME [unix:PID:FD:INODE...] [CGROUP_PROCS...]
 //       CRIU restore of such a tree inside the running container whose init
 //       is INIT_PID: this process joins the container's cgroups (the
 //       cgroup.procs files given), its mount, network, IPC, UTS and PID
 //       namespaces, and runs CRIU there, so the tasks keep their pids inside
 //       the container; they are left stopped (SIGCONT them at the commit). CRIU_HOME (e.g. /opt/lxmig, "-" for none) is
 //       the host directory of a CRIU installed outside /usr: it is mounted at the same path in the container for the
-//       restore only.
-//   lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|-
+//       restore only. unix:PID:FD:INODE: a Unix socket the dump handed
+//       over whole; this process takes it from the stopped original (fd FD
+//       of host pid PID, which must still be socket:[INODE]) and CRIU
+//       restores it from there (--inherit-fd).
+//   lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|- [unix:INODE...]
 //       CRIU dump of the tree of PID (its pid in there) from inside the
 //       container whose init is INIT_PID (lxmig merge): CRIU shares the
 //       tree's namespaces and dumps none; the tasks are left stopped.
+//       unix:INODE: a socket connected to another container of the merge,
+//       handed over whole (CRIU's --external unix[INODE]; lxmig's
+//       unix-peer patch dumps it without looking for its peer).
 //   lxmig-lxc last-pid INIT_PID N
 //       The last pid of the container's PID namespace becomes N (its next
 //       process gets N+1): lxmig-init starts the workload in its range.
@@ -234,18 +240,85 @@ void addLogLevel(std::vector<std::string>& args) {
   if (const char* v = std::getenv("LXMIG_CRIU_LOG_LEVEL")) args.push_back(std::string("-v") + v);
 }
 
+// "unix:A:B:C" (or "unix:A" for one field) into numbers, each in [0, max].
+bool parseUnixArg(const char* arg, size_t fields, unsigned long long* out, const unsigned long long* max) {
+  if (std::strncmp(arg, "unix:", 5) != 0) return false;
+  const char* p = arg + 5;
+  for (size_t i = 0; i < fields; ++i) {
+    if (*p < '0' || *p > '9') return false;
+    errno = 0;
+    char* end = nullptr;
+    out[i] = std::strtoull(p, &end, 10);
+    if (errno != 0 || out[i] > max[i] || *end != (i + 1 < fields ? ':' : '\0')) return false;
+    p = end + (i + 1 < fields ? 1 : 0);
+  }
+  return true;
+}
+
+// The socket a merge hands over: fd `fd` of the stopped host process
+// `pid`, which must still be socket:[inode]; -1 (stderr says why) if not.
+// The copy stays open across exec (CRIU's --inherit-fd reads it).
+int takeHandedSocket(pid_t pid, int fd, unsigned long long inode) {
+  const std::string what = "fd " + std::to_string(fd) + " of pid " + std::to_string(pid);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    fail("pidfd_open " + std::to_string(pid));
+    return -1;
+  }
+  int sock = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  const int err = errno;
+  ::close(pidfd);
+  if (sock < 0) {
+    errno = err;
+    fail("take " + what);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(sock, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_ino != inode) {
+    std::fprintf(stderr, "lxmig-lxc: %s is no longer socket:[%llu]\n", what.c_str(), inode);
+    ::close(sock);
+    return -1;
+  }
+  int flags = ::fcntl(sock, F_GETFD);
+  if (flags < 0 || ::fcntl(sock, F_SETFD, flags & ~FD_CLOEXEC) != 0) {
+    fail("keep " + what + " open for CRIU");
+    ::close(sock);
+    return -1;
+  }
+  return sock;
+}
+
 int restoreInto(int argc, char** argv) {
   const std::string criuHome = argv[4];
+  // Handed sockets first, taken here on the host (the originals are host
+  // pids); the rest are the cgroup.procs files to join.
+  std::vector<std::string> inherit, cgroupProcs;
+  for (int i = 5; i < argc; ++i) {
+    if (std::strncmp(argv[i], "unix:", 5) != 0) {
+      cgroupProcs.emplace_back(argv[i]);
+      continue;
+    }
+    unsigned long long v[3] = {};
+    const unsigned long long max[3] = {INT_MAX, INT_MAX, UINT64_MAX};
+    if (!parseUnixArg(argv[i], 3, v, max)) {
+      std::fprintf(stderr, "lxmig-lxc: bad handed socket %s (want unix:PID:FD:INODE)\n", argv[i]);
+      return 2;
+    }
+    int sock = takeHandedSocket(static_cast<pid_t>(v[0]), static_cast<int>(v[1]), v[2]);
+    if (sock < 0) return 1;
+    inherit.push_back("fd[" + std::to_string(sock) + "]:socket:[" + std::to_string(v[2]) + "]");
+  }
   // Opened here, on the host: CRIU reads the images through /proc/self/fd,
   // which reaches this directory from inside the container's mounts.
   int images = ::open(argv[3], O_RDONLY | O_DIRECTORY);
   if (images < 0) return fail(std::string("open ") + argv[3]);
-  int rc = enterContainer(argv[2], criuHome, std::vector<std::string>(argv + 5, argv + argc));
+  int rc = enterContainer(argv[2], criuHome, cgroupProcs);
   if (rc == 0) {
     std::string dir = "/proc/self/fd/" + std::to_string(images);
     std::vector<std::string> args = {
         "restore",        "-D",  dir, "-o", "restore.log", "--restore-detached", "--manage-cgroups=ignore",
         "--network-lock", "skip"};
+    for (const auto& key : inherit) args.insert(args.end(), {"--inherit-fd", key});
     // Stopped until the caller's commit point: the host's copy is the one
     // until it is gone (SIGCONT then), and a failure before never lets
     // this copy run.
@@ -261,8 +334,18 @@ int restoreInto(int argc, char** argv) {
 // CRIU dump of the tree of PID (its pid inside the container whose init is
 // INIT), run inside the container's namespaces, so that CRIU dumps none of
 // them: the tree can be restored into another container (lxmig merge).
-int dumpIn(char** argv) {
+int dumpIn(int argc, char** argv) {
   const std::string criuHome = argv[5];
+  std::vector<std::string> external;
+  for (int i = 6; i < argc; ++i) {
+    unsigned long long inode = 0;
+    const unsigned long long max = UINT64_MAX;
+    if (!parseUnixArg(argv[i], 1, &inode, &max)) {
+      std::fprintf(stderr, "lxmig-lxc: bad handed socket %s (want unix:INODE)\n", argv[i]);
+      return 2;
+    }
+    external.push_back("unix[" + std::to_string(inode) + "]");
+  }
   int images = ::open(argv[4], O_RDONLY | O_DIRECTORY);
   if (images < 0) return fail(std::string("open ") + argv[4]);
   // The shim is opened here too, and preloaded through /proc/self/fd.
@@ -287,6 +370,7 @@ int dumpIn(char** argv) {
                                      "--leave-stopped",
                                      "--network-lock",
                                      "skip"};
+    for (const auto& e : external) args.insert(args.end(), {"--external", e});
     addLogLevel(args);
     rc = runCriu(args);
   }
@@ -407,20 +491,21 @@ int main(int argc, char** argv) {
     return dumpTree(argv[2], argv[3], argc == 5);
   if (argc >= 3 && std::strcmp(argv[1], "prune-shm") == 0) return pruneShm(argc, argv);
   if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
-  if (argc == 6 && std::strcmp(argv[1], "dump-in") == 0) return dumpIn(argv);
+  if (argc >= 6 && std::strcmp(argv[1], "dump-in") == 0) return dumpIn(argc, argv);
   if (argc == 4 && std::strcmp(argv[1], "last-pid") == 0) return setLastPid(argv);
   if (argc == 7 && std::strcmp(argv[1], "bind-in") == 0) return bindIn(argv);
   if (argc == 4 && std::strcmp(argv[1], "unbind-in") == 0) return unbindIn(argv);
   if (argc != 5 || std::strcmp(argv[1], "restore") != 0) {
-    std::fprintf(stderr,
-                 "usage: lxmig-lxc restore LXC_PATH NAME IMAGES_DIR\n"
-                 "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
-                 "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
-                 "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [CGROUP_PROCS...]\n"
-                 "       lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|-\n"
-                 "       lxmig-lxc last-pid INIT_PID N\n"
-                 "       lxmig-lxc bind-in INIT_PID HOST PATH ro|rw dir|file\n"
-                 "       lxmig-lxc unbind-in INIT_PID PATH\n");
+    std::fprintf(
+        stderr,
+        "usage: lxmig-lxc restore LXC_PATH NAME IMAGES_DIR\n"
+        "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
+        "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
+        "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [unix:PID:FD:INODE...] [CGROUP_PROCS...]\n"
+        "       lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|- [unix:INODE...]\n"
+        "       lxmig-lxc last-pid INIT_PID N\n"
+        "       lxmig-lxc bind-in INIT_PID HOST PATH ro|rw dir|file\n"
+        "       lxmig-lxc unbind-in INIT_PID PATH\n");
     return 2;
   }
   lxc_container* c = lxc_container_new(argv[3], argv[2]);

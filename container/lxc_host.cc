@@ -601,7 +601,8 @@ static std::string criuHome() {
   return "-";
 }
 
-Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDir) {
+Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDir,
+                            const std::vector<HandedUnixSocket>& handed) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
   // CRIU gives restored tasks a time namespace of their own when the images
@@ -610,17 +611,21 @@ Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDi
   for (const auto& f : listDir(imagesDir).value_or({}))
     if (startsWith(f, "timens-")) ::unlink((imagesDir + "/" + f).c_str());
   std::vector<std::string> args = {std::to_string(init), imagesDir, criuHome()};
+  for (const auto& h : handed)
+    args.push_back("unix:" + std::to_string(h.pid) + ":" + std::to_string(h.fd) + ":" + std::to_string(h.inode));
   for (const auto& f : cgroupProcsFiles(std::to_string(init))) args.push_back(f);
   LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("restore-into", name, args, {}));
   if (r != 0) return internalError("CRIU restore into `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
   return okStatus();
 }
 
-Status LxcHost::dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir) {
+Status LxcHost::dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir,
+                       const std::vector<HandedUnixSocket>& handed) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
   std::vector<std::string> args = {std::to_string(init), std::to_string(innerRoot), imagesDir, criuHome()};
+  for (const auto& h : handed) args.push_back("unix:" + std::to_string(h.inode));
   LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-in", name, args, {}));
   if (r != 0)
     return internalError("CRIU dump of pid " + std::to_string(innerRoot) + " in `" + name +

@@ -48,6 +48,28 @@ std::map<std::string, uint64_t> namespacesAt(int dfd) {
   return out;
 }
 
+// The end of a connected Unix pair (object "socket:[A]<->socket:[B]", A
+// held by e.a) that `inA` names: its holder, fd and inode; inode 0 when
+// the evidence does not say (a holder that is not an fd).
+HandedSocket handedEnd(const Edge& e, bool inA) {
+  HandedSocket s;
+  const std::string mark = "<->";
+  const auto at = e.object.find(mark);
+  if (at == std::string::npos) return s;
+  auto inode = [](const std::string& text) -> uint64_t {
+    uint64_t v = 0;
+    if (!startsWith(text, "socket:[") || text.back() != ']') return 0;
+    return parseUint64(text.substr(8, text.size() - 9), &v) ? v : 0;
+  };
+  const Holder& h = inA ? e.a : e.b;
+  uint64_t fd = 0;
+  if (!startsWith(h.how, "fd ") || !parseUint64(h.how.substr(3), &fd) || fd > INT32_MAX) return s;
+  s.inode = inode(inA ? e.object.substr(0, at) : e.object.substr(at + mark.size()));
+  s.pid = h.pid;
+  s.fd = static_cast<int>(fd);
+  return s;
+}
+
 bool under(const std::string& path, const std::string& dir) {
   if (dir == "/") return true;
   return startsWith(path, dir) && (path.size() == dir.size() || path[dir.size()] == '/');
@@ -247,6 +269,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     return yes;
   };
   std::set<std::pair<pid_t, pid_t>> told;
+  std::set<uint64_t> handed;
   for (const auto& e : scan.edges) {
     const bool a = in.count(e.a.pid) > 0, b = in.count(e.b.pid) > 0;
     // A merge stays on one kernel: a FIFO or a shared file mapping is
@@ -256,6 +279,19 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
     // A container's processes all share its IPC namespace; merged, they
     // share the kept one's (its System V memory is refused below).
     if (merge && e.kind == kIpcNamespace) continue;
+    if (a != b && !named && merge) {
+      // A connection to a process of another container of this merge: its
+      // end in the tree is handed over whole.
+      auto out = processes.find(a ? e.b.pid : e.a.pid);
+      const bool partner = out != processes.end() && std::find(rules.unixPeersIn.begin(), rules.unixPeersIn.end(),
+                                                               out->second.container) != rules.unixPeersIn.end();
+      if (partner && (e.kind == std::string(kUnixStream) || e.kind == std::string(kUnixDgram))) {
+        if (auto s = handedEnd(e, a); s.inode != 0) {
+          if (handed.insert(s.inode).second) plan.handedSockets.push_back(s);
+          continue;
+        }
+      }
+    }
     if (a != b && !named) {
       pid_t inside = a ? e.a.pid : e.b.pid, outside = a ? e.b.pid : e.a.pid;
       if (!told.insert({inside, outside}).second) continue;
@@ -263,15 +299,21 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
       // only the sockets of its own network namespace: the peer in the
       // other container is out of its sight, and the dump would fail.
       const bool unixPeer = merge && startsWith(e.kind, "unix-") && e.kind != std::string(kUnixShared);
+      const bool pending = unixPeer && e.kind == std::string(kUnixListener) && !rules.unixPeersIn.empty();
       refuse(inside,
              "shares " + e.kind + " " + (e.path.empty() ? e.object : e.path) + " (" + (a ? e.a.how : e.b.how) +
                  ") with " + name(outside, processes) + ", which is outside the process tree of " +
                  name(plan.root, processes) + ": " + verb +
-                 (unixPeer ? " cannot carry a Unix socket connected to another container (CRIU sees a socket's peer "
-                             "only in its own network namespace); a listener is carried, so reconnect after the merge"
-                  : merge  ? " takes whole process trees, and only FIFOs and files in directories both containers "
-                             "bind may be shared with what is outside"
-                           : " takes one process tree, and nothing outside it may share IPC with it"));
+                 (pending ? " carries a connection once it is accepted, not while it waits in the listener's "
+                            "queue: merge again in a moment"
+                  : unixPeer && !rules.unixPeersIn.empty()
+                      ? " carries a Unix connection only between the containers it merges"
+                  : unixPeer ? " cannot carry a Unix socket connected to another container (this node's CRIU lacks "
+                               "lxmig's unix-peer patch: scripts/setup.sh builds it); a listener is carried, so "
+                               "reconnect after the merge"
+                  : merge    ? " takes whole process trees, and only FIFOs and files in directories both containers "
+                               "bind may be shared with what is outside"
+                             : " takes one process tree, and nothing outside it may share IPC with it"));
     } else if (a && (e.kind == kMqueue || e.kind == kIpcNamespace)) {
       refuse(e.a.pid, "shares " + e.kind + " " + e.object + " with " + name(e.b.pid, processes) + ": " + verb +
                           " does not carry POSIX message queues or IPC namespaces");

@@ -21,6 +21,7 @@
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/net/cutover.h"
+#include "lxmig/node/criu_cache.h"
 #include "lxmig/proto/vocabulary.h"
 #include "tasks.h"
 
@@ -42,6 +43,9 @@ struct Part {
   std::vector<pid_t> roots;           // host pids of the trees under its init
   std::vector<std::string> shmFiles;  // /dev/shm files its trees use
   std::set<pid_t> inner;              // the pids of its processes inside it
+  // Per tree (as roots): its ends of Unix connections to another container
+  // of the merge, handed over whole by the dump and the restore.
+  std::vector<std::vector<container::HandedUnixSocket>> handed;
 };
 
 // Host pids of a container's processes but its init.
@@ -267,7 +271,7 @@ Result<IpcHeld> ipcHeld(pid_t init) {
 // to keep when clocks differ.
 std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept, pid_t keptInit,
                                    const std::string& furthestAhead, const std::set<pid_t>& taken, Mounts& mounted,
-                                   Part& part) {
+                                   const std::vector<std::string>& merged, Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
   if (!part.spec.lxmigInit) {
@@ -318,6 +322,11 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
   rules.agentPid = ::getpid();
   rules.hostNamespaces = grouping::namespacesOf("/proc", std::to_string(part.init));
   rules.carriedAddresses = part.spec.addresses();
+  // A Unix connection to another container of the merge is carried when
+  // CRIU can hand its end over whole (lxmig's unix-peer patch).
+  if (node::criuHandsOverUnixPeers())
+    for (const auto& n : merged)
+      if (n != part.name) rules.unixPeersIn.push_back(n);
   // What the kept container sees at the same path as this one: the system
   // directories, and the binds and devices of both.
   rules.visibleDirs = grouping::kContainerSystemDirs;
@@ -339,6 +348,8 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
     auto facts = grouping::readAdoptionFacts("/proc", tree);
     grouping::AdoptionPlan plan = grouping::planAdoption(scan, root, facts, rules);
     for (const auto& r : plan.refusals) refuse(r);
+    auto& handed = part.handed.emplace_back();
+    for (const auto& h : plan.handedSockets) handed.push_back({h.pid, h.fd, h.inode});
     if (!plan.sysvShm.empty())
       refuse("its tree of pid " + std::to_string(innerPid(root)) +
              " maps System V shared memory, which a merge does not carry");
@@ -448,7 +459,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
     part.name = n;
     part.spec = specs[n];
     part.init = node.lxc().initPid(n);
-    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, mounted, part))
+    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, mounted, names, part))
       reply.add_refusals(r);
     taken.insert(part.inner.begin(), part.inner.end());
     for (pid_t p : part.inner) reply.add_pids(p);
@@ -507,7 +518,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
       ImagesWatch watch(prog, images);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k) {
         const std::string dir = images + "/" + std::to_string(k);
-        st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir);
+        st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir, part.handed[k]);
         auto tree = treeOf(part.roots[k]);
         stopped.insert(stopped.end(), tree.begin(), tree.end());
         // FIFOs stay on this kernel with the bytes in them: restoring what
@@ -515,7 +526,11 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
         ::unlink((dir + "/fifo-data.img").c_str());
         bytes += treeBytes(dir);
       }
-      dump.end(st, bytes, "trees=" + std::to_string(part.roots.size()) + " tasks=" + std::to_string(stopped.size()));
+      size_t handed = 0;
+      for (const auto& h : part.handed) handed += h.size();
+      dump.end(st, bytes,
+               "trees=" + std::to_string(part.roots.size()) + " tasks=" + std::to_string(stopped.size()) +
+                   " unix_handed=" + std::to_string(handed));
     }
     rep.set_bytes(bytes);
     if (!stopped.empty()) {
@@ -557,7 +572,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
       if (st.ok()) st = addAddresses(node, part.spec, kept);
       if (st.ok()) st = copyShmFiles(part.shmFiles, part.init, keptInit);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k)
-        st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k));
+        st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k), part.handed[k]);
       restore.end(st, 0,
                   "shm_files=" + std::to_string(part.shmFiles.size()) + " addresses=" +
                       std::to_string(part.spec.addresses().size()) + " binds=" + std::to_string(mounts.binds.size()) +

@@ -4,8 +4,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
@@ -98,15 +100,23 @@ std::string criuKerndatState(bool* ok) {
          "kernel again (~45 ms each, in the frozen window)";
 }
 
-bool criuLeavesOutHeldPages() {
-  static const bool yes = [] {
+// The lines of `criu --version`, read once per process (none when it fails).
+static const std::vector<std::string>& criuVersionLines() {
+  static const std::vector<std::string> lines = [] {
     auto v = runCommand({"criu", "--version"}, {.timeoutMs = 10000});
-    if (!v.ok() || v->exitCode != 0) return false;
-    for (const auto& line : split(v->out, '\n'))
-      if (line == criu::kHeldPagesVersionLine) return true;
-    return false;
+    if (!v.ok() || v->exitCode != 0) return std::vector<std::string>{};
+    return split(v->out, '\n');
   }();
-  return yes;
+  return lines;
 }
+
+static bool criuSays(const std::string& line) {
+  const auto& lines = criuVersionLines();
+  return std::find(lines.begin(), lines.end(), line) != lines.end();
+}
+
+bool criuLeavesOutHeldPages() { return criuSays(criu::kHeldPagesVersionLine); }
+
+bool criuHandsOverUnixPeers() { return criuSays(kUnixPeerVersionLine); }
 
 }  // namespace lxmig::node

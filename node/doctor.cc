@@ -189,6 +189,11 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         held ? "built with lxmig's patch: pre-copy's dump leaves out the pages the target holds"
              : "without lxmig's patch: pre-copy's dump drains every page (a longer frozen window)",
         setupHint + " (it builds CRIU with criu/patches/ applied)", false);
+    const bool unixPeers = criuHandsOverUnixPeers();
+    add(r, "criu-unix-peer", unixPeers,
+        unixPeers ? "built with lxmig's patch: merge carries a Unix connection between the merged containers"
+                  : "without lxmig's patch: merge refuses a Unix connection between the merged containers",
+        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);
     add(r, "criu-kerndat-cache", cached, cache,

@@ -73,19 +73,25 @@ fi
 # Debian 12's criu fails on this kernel and Debian 13's cannot dump INET
 # sockets on 6.16+ (PLATFORM.md, "CRIU"); 4.2.1 works. It is built here from
 # the release tarball (Debian's copy, checksum pinned) against the system's
-# own libraries, with criu/patches/criu-4.2.1-held-pages.patch: a dump
-# writes the pages a migration target already holds as PARENT holes
-# instead of draining them (docs/architecture.md, "The frozen window").
+# own libraries, with lxmig's patches applied in name order
+# (criu/patches/criu-4.2.1-*.patch): held-pages, a dump writes the pages a
+# migration target already holds as PARENT holes instead of draining them
+# (docs/architecture.md, "The frozen window"); unix-peer, a Unix socket
+# whose peer is in another network namespace is handed over whole with
+# --inherit-fd (lxmig merge: a connection between the merged containers).
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
-CRIU_PATCH=$(cd "$(dirname "$0")/.." && pwd)/criu/patches/criu-$CRIU_WANT-held-pages.patch
+PATCH_DIR=$(cd "$(dirname "$0")/.." && pwd)/criu/patches
 PREFIX=/opt/lxmig/criu
 BIN=/opt/lxmig/bin
 CACHE=/var/cache/lxmig
 
-[[ -r $CRIU_PATCH ]] || die "missing $CRIU_PATCH"
-PATCH_SUM=$(sha256sum "$CRIU_PATCH" | cut -d' ' -f1)
+CRIU_PATCHES=()
+for p in "$PATCH_DIR"/criu-"$CRIU_WANT"-*.patch; do [[ -r $p ]] && CRIU_PATCHES+=("$p"); done
+[[ ${#CRIU_PATCHES[@]} -gt 0 ]] || die "no CRIU patch in $PATCH_DIR"
+# One checksum over all of them, in the order they apply.
+PATCH_SUM=$(cat "${CRIU_PATCHES[@]}" | sha256sum | cut -d' ' -f1)
 
 # The binary in place is this release with this patch, and runs.
 criu_ok() {
@@ -93,7 +99,8 @@ criu_ok() {
   [[ $(cat "$PREFIX/patch.sha256" 2>/dev/null) == "$PATCH_SUM" ]] || return 1
   local v
   v=$("$PREFIX/criu" --version 2>/dev/null) || return 1
-  grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v"
+  grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
+    grep -q "^lxmig: unix-peer-elsewhere" <<<"$v"
 }
 
 if ! criu_ok; then
@@ -111,7 +118,9 @@ if ! criu_ok; then
   rm -rf "$SRC"
   mkdir -p "$SRC"
   tar -xf "$TARBALL" -C "$SRC" --strip-components=1
-  patch -d "$SRC" -p1 --quiet --forward <"$CRIU_PATCH" || die "$CRIU_PATCH does not apply to CRIU $CRIU_WANT"
+  for p in "${CRIU_PATCHES[@]}"; do
+    patch -d "$SRC" -p1 --quiet --forward <"$p" || die "$p does not apply to CRIU $CRIU_WANT"
+  done
   make -C "$SRC" -j"$(nproc)" criu >"$SRC.log" 2>&1 || die "building CRIU failed (see $SRC.log)"
   rm -rf "$PREFIX.new"
   mkdir -p "$PREFIX.new"

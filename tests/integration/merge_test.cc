@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <set>
@@ -323,48 +324,95 @@ TEST_F(MergeTest, AMergedContainersDeviceJoinsTheKeptOne) {
 // A Unix socket listener on a path in a shared bind is carried, and its
 // clients reconnect; a connection between the two containers is refused
 // (CRIU sees a socket's peer only in its own network namespace).
-TEST_F(MergeTest, AUnixListenerIsCarriedAndAConnectionAcrossContainersIsRefused) {
+// A Unix connection between the two containers is carried: the merged
+// container's end is handed over whole (CRIU's dump names it external, the
+// restore takes the very socket from the stopped original), so the stream
+// through it goes on with no line lost or twice; the listener is carried
+// too and answers new connections from the same process.
+//
+// Both ends are tried: the accepted socket lives in the connecting
+// socket's network namespace, so merging the listener's container hands
+// over a socket its own namespace does not show, and merging the client's
+// hands over one whose peer is visible to the dump.
+class MergeUnixTest : public MergeTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(MergeUnixTest, AConnectionAcrossContainersAndItsListenerAreCarried) {
+  const std::string keep = GetParam(), gone = keep == "client" ? "listener" : "client";
   const std::string bind = dir_ + ":/shared:rw";
   Cli b = run("listener", {"--bind", bind},
               "exec python3 -c 'import socket,os,threading\n"
               "def serve(c):\n"
               "  c.sendall(b\"hello from %d\\n\" % os.getpid())\n"
-              "  while c.recv(100): pass\n"
+              "  f=c.makefile(\"rb\")\n"
+              "  for line in f: c.sendall(line)\n"
               "  c.close()\n"
               "s=socket.socket(socket.AF_UNIX); s.bind(\"/shared/sock\"); s.listen()\n"
               "while True: threading.Thread(target=serve, args=(s.accept()[0],)).start()'");
   ASSERT_EQ(b.code, 0) << b.err;
-  // Holds a connection to the listener until /shared/release exists.
-  Cli a = run("client", {"--bind", bind},
-              "exec python3 -c 'import socket,os,time\n"
-              "while not os.path.exists(\"/shared/sock\"): time.sleep(0.1)\n"
-              "s=socket.socket(socket.AF_UNIX); s.connect(\"/shared/sock\"); s.recv(100)\n"
-              "open(\"/shared/connected\", \"w\").close()\n"
-              "while not os.path.exists(\"/shared/release\"): time.sleep(0.1)\n"
-              "s.close(); time.sleep(1000000)'");
+  // Sends 1, 2, 3, ... through one connection and checks that each echo
+  // is the number it sent; the number reached goes to /shared/unix-last.
+  Cli a =
+      run("client", {"--bind", bind},
+          "exec python3 -c 'import socket,os,time\n"
+          "while not os.path.exists(\"/shared/sock\"): time.sleep(0.1)\n"
+          "s=socket.socket(socket.AF_UNIX); s.connect(\"/shared/sock\"); f=s.makefile(\"rb\"); f.readline()\n"
+          "n=0\n"
+          "while True:\n"
+          "  n+=1; s.sendall(b\"%d\\n\" % n); got=f.readline()\n"
+          "  if got != b\"%d\\n\" % n: open(\"/shared/unix-errors\", \"a\").write(\"sent %d got %r\\n\" % (n, got))\n"
+          "  if n % 100 == 0:\n"
+          "    open(\"/shared/unix-last.new\", \"w\").write(str(n)); os.rename(\"/shared/unix-last.new\", "
+          "\"/shared/unix-last\"); time.sleep(0.01)'");
   ASSERT_EQ(a.code, 0) << a.err;
-  for (int i = 0; i < 100 && !pathExists(dir_ + "/connected"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(pathExists(dir_ + "/connected"));
+  auto reached = [&] { return std::atoll(std::string(trim(readFile(dir_ + "/unix-last").value_or("-1"))).c_str()); };
+  auto moves = [&] {
+    const long long from = reached();
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (from >= 0 && reached() > from) return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 100 && reached() < 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(moves()) << "the stream through the Unix connection does not run";
   const std::vector<std::string> ask = {
-      "exec", "client",
+      "exec", keep,
       "--",   "python3",
       "-c",   "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/shared/sock'); print(s.recv(100).decode())"};
   const std::string before = tb().lxmig(ask).out;
   ASSERT_NE(before.find("hello from "), std::string::npos) << before;
 
-  Cli refused = tb().lxmig({"merge", "client", "listener"});
-  EXPECT_EQ(refused.code, 1);
-  EXPECT_NE(refused.err.find("cannot carry a Unix socket connected to another container"), std::string::npos)
-      << refused.err;
-  EXPECT_EQ(nodeOf("listener"), "n1");
-
-  ASSERT_TRUE(writeFileAtomic(dir_ + "/release", "").ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // both ends closed
-  Cli merged = tb().lxmig({"merge", "client", "listener"});
+  // One container's processes join the other's, the connection's end
+  // handed over.
+  Cli merged = tb().lxmig({"--json", "merge", keep, gone});
   ASSERT_EQ(merged.code, 0) << merged.err << merged.out;
+  containers_.erase(std::remove(containers_.begin(), containers_.end(), gone), containers_.end());
+  EXPECT_EQ(nodeOf(gone), "");
+  const long long at = reached();
+  EXPECT_TRUE(moves()) << "the stream stopped at " << at << " after the merge";
+  EXPECT_EQ(readFile(dir_ + "/unix-errors").value_or(""), "");
   EXPECT_EQ(tb().lxmig(ask).out, before) << "the same listener process answers";
+  // The report says what was handed.
+  std::string dumpDetail;
+  const auto report = merged.json();
+  for (const auto& ph : report["reports"][0]["phases"])
+    if (ph["name"] == "dump") dumpDetail = ph["detail"].get<std::string>();
+  EXPECT_NE(dumpDetail.find("unix_handed=1"), std::string::npos) << merged.out;
+
+  // The merged container moves as one, the connection inside it now (the
+  // handed socket still belongs to the merged container's old network
+  // namespace: CRIU finds it there).
+  Cli there = tb().lxmig({"migrate", keep, "--to", "n2", "--mode", "pre-copy"});
+  ASSERT_EQ(there.code, 0) << there.err << there.out << criuLogOf(there);
+  EXPECT_TRUE(moves()) << "the stream stopped with the migration to n2";
+  Cli back = tb().lxmig({"migrate", keep, "--to", "n1", "--mode", "stop-and-copy"});
+  ASSERT_EQ(back.code, 0) << back.err << back.out << criuLogOf(back);
+  EXPECT_TRUE(moves()) << "the stream stopped with the migration back";
+  EXPECT_EQ(readFile(dir_ + "/unix-errors").value_or(""), "");
+  EXPECT_EQ(tb().lxmig(ask).out, before) << "the same listener process answers after the moves";
 }
+
+INSTANTIATE_TEST_SUITE_P(EitherEnd, MergeUnixTest, ::testing::Values("client", "listener"));
 
 // A migrated container has clocks of its own (CRIU's time namespace keeps
 // them going from where they were dumped): its processes may join a

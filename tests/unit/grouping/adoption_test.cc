@@ -278,5 +278,52 @@ TEST(Merge, RefusesWhatTheKeptContainerWouldNotHave) {
   EXPECT_FALSE(has(p, "adopt")) << joined(p.refusals);
 }
 
+// With a CRIU that hands a Unix socket over whole, a connection between
+// the tree and another container of the merge is carried: the tree's end
+// (its holder, fd and inode) goes to the dump and the restore. Anything
+// else Unix still is refused, each with what would make it work.
+TEST(Merge, AUnixConnectionToAnotherContainerOfTheMergeIsHandedOver) {
+  MergeWorld w;
+  w.rules.unixPeersIn = {"consumer", "third"};
+  w.addIn(11000, 50, 11000, "client", "producer");
+  w.addIn(11001, 11000, 11000, "worker", "producer");
+  w.addIn(23000, 60, 23000, "server", "consumer");
+  w.addIn(30000, 70, 30000, "other", "third");
+  w.addIn(40000, 80, 40000, "stranger", "fourth");
+  auto connect = [&](const std::string& kind, pid_t a, const std::string& aHow, uint64_t aIno, pid_t b, uint64_t bIno) {
+    Edge e;
+    e.kind = kind;
+    e.object = "socket:[" + std::to_string(aIno) + "]<->socket:[" + std::to_string(bIno) + "]";
+    e.a = {a, aHow};
+    e.b = {b, "fd 9"};
+    w.scan.edges.push_back(e);
+  };
+  connect(kUnixStream, 11000, "fd 5", 501, 23000, 502);  // the tree's end is e.a
+  connect(kUnixDgram, 23000, "fd 6", 601, 11001, 602);   // ... and e.b (held at fd 9)
+  connect(kUnixStream, 11001, "fd 7", 701, 30000, 702);  // another container of the merge
+  auto p = w.plan(11000);
+  EXPECT_TRUE(p.refusals.empty()) << joined(p.refusals);
+  ASSERT_EQ(p.handedSockets.size(), 3u);
+  EXPECT_EQ(p.handedSockets[0].pid, 11000);
+  EXPECT_EQ(p.handedSockets[0].fd, 5);
+  EXPECT_EQ(p.handedSockets[0].inode, 501u);
+  EXPECT_EQ(p.handedSockets[1].pid, 11001);
+  EXPECT_EQ(p.handedSockets[1].fd, 9);
+  EXPECT_EQ(p.handedSockets[1].inode, 602u);
+  EXPECT_EQ(p.handedSockets[2].inode, 701u);
+
+  // A container outside the merge, a connection still in a listener's
+  // queue, and evidence that names no fd: refused, nothing handed.
+  connect(kUnixStream, 11001, "fd 8", 801, 40000, 802);
+  connect(kUnixListener, 11000, "fd 10", 901, 23000, 902);
+  connect(kUnixStream, 11001, "map 7f00-7f10", 1001, 23000, 1002);
+  p = w.plan(11000);
+  EXPECT_TRUE(has(p, "pid 11001 (worker) shares unix-stream")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "carries a Unix connection only between the containers it merges")) << joined(p.refusals);
+  EXPECT_TRUE(has(p, "not while it waits in the listener's queue: merge again in a moment")) << joined(p.refusals);
+  EXPECT_EQ(p.handedSockets.size(), 3u);
+  EXPECT_EQ(p.refusals.size(), 3u) << joined(p.refusals);
+}
+
 }  // namespace
 }  // namespace lxmig::grouping

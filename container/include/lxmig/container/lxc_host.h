@@ -79,6 +79,14 @@ std::string processLabel(pid_t hostPid);
 enum class RunState { kStopped, kStarting, kRunning, kStopping, kAborting, kFreezing, kFrozen, kThawed, kUnknown };
 const char* runStateName(RunState s);
 
+// A Unix socket a merge hands over whole: the stopped original `pid` (on
+// the host) holds it at `fd`; `inode` names it to CRIU (socket:[INODE]).
+struct HandedUnixSocket {
+  pid_t pid = 0;
+  int fd = -1;
+  uint64_t inode = 0;
+};
+
 class LxcHost {
  public:
   // Remembers the agent's own cgroups: liblxc 5.0 moves the process that
@@ -166,13 +174,21 @@ class LxcHost {
   // makes the container's init share it, removing the segments the tree
   // does not use (every segment of the host came along).
   Status dumpTree(pid_t root, const std::string& name, const std::string& imagesDir, bool sysv = false);
-  Status restoreInto(const std::string& name, const std::string& imagesDir);
+  // `handed`: Unix sockets dumpIn handed over whole (merge: a connection
+  // to another container of the merge); the restore takes each from the
+  // stopped original's fd (pidfd_getfd), checked to be that inode still.
+  Status restoreInto(const std::string& name, const std::string& imagesDir,
+                     const std::vector<HandedUnixSocket>& handed = {});
   Status joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds);
   // Merge (lxmig merge): the tree whose pid inside the container is
   // `innerRoot` dumped from inside it (CRIU shares its namespaces, so the
   // images restore into another container with restoreInto); its tasks
   // are left stopped, as dumpTree's.
-  Status dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir);
+  // `handed`: the sockets to hand over whole (CRIU's --external unix[INO];
+  // its peer is in another network namespace: CRIU with lxmig's unix-peer
+  // patch, node::criuHandsOverUnixPeers).
+  Status dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir,
+                const std::vector<HandedUnixSocket>& handed = {});
   // The next process forked in the container's PID namespace gets last+1
   // (lxmig-init --pid-base waits for it before starting the workload).
   Status setLastPid(const std::string& name, pid_t last);

@@ -74,6 +74,21 @@ struct AdoptionRules {
   // lxmig merge: `from`'s addresses, which `into` takes on: a socket bound
   // to one of them keeps working.
   std::vector<std::string> carriedAddresses;
+  // lxmig merge with a CRIU that hands a Unix socket over whole
+  // (node::criuHandsOverUnixPeers): a connection between a process of the
+  // tree and one of these containers (the kept one, the others merged with
+  // it) is carried, its end in the tree passed to the restore as it is.
+  std::vector<std::string> unixPeersIn;
+};
+
+// One end of a Unix connection that a merge hands over whole: the socket
+// the tree's process `pid` holds at `fd`, whose peer is in another
+// container of the merge. CRIU's dump names it external, its restore takes
+// this very socket (its peer and queued bytes stay in the kernel).
+struct HandedSocket {
+  pid_t pid = 0;
+  int fd = -1;
+  uint64_t inode = 0;
 };
 
 // The system directories of an lxmig container (container/lxc_host.cc),
@@ -90,7 +105,8 @@ struct AdoptionPlan {
   // System V segments the members map: CRIU carries them in an IPC
   // namespace of the tree's own, which the container's init then joins.
   std::vector<uint64_t> sysvShm;
-  std::vector<std::string> refusals;  // one line each; empty: the group can be adopted
+  std::vector<HandedSocket> handedSockets;  // AdoptionRules::unixPeersIn
+  std::vector<std::string> refusals;        // one line each; empty: the group can be adopted
 };
 
 // What adopt takes is one process tree (CRIU dumps a process with all its

@@ -30,4 +30,11 @@ std::string criuKerndatState(bool* ok);
 // once per process.
 bool criuLeavesOutHeldPages();
 
+// Whether the `criu` in PATH hands a Unix socket whose peer is in another
+// network namespace over whole (criu/patches/criu-4.2.1-unix-peer.patch:
+// the dump names it external, the restore takes it from --inherit-fd), so
+// that lxmig merge carries a connection between the merged containers.
+inline constexpr char kUnixPeerVersionLine[] = "lxmig: unix-peer-elsewhere 1";
+bool criuHandsOverUnixPeers();
+
 }  // namespace lxmig::node

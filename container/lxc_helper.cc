@@ -30,7 +30,14 @@
 //       tree's namespaces and dumps none; the tasks are left stopped.
 //       unix:INODE: a socket connected to another container of the merge,
 //       handed over whole (CRIU's --external unix[INODE]; lxmig's
-//       unix-peer patch dumps it without looking for its peer).
+//       merge patch dumps it without looking for its peer).
+//   lxmig-lxc copy-ipc FROM_INIT_PID TO_INIT_PID LIST
+//       Makes every System V object of FROM's IPC namespace again in TO's,
+//       same id, key, owner, mode and content (lxmig merge, ipc_copy.h);
+//       LIST gets what it made. Exit 6: an id or key is taken in TO's.
+//   lxmig-lxc drop-ipc INIT_PID LIST
+//       Removes the objects LIST names from INIT's IPC namespace (a merge
+//       rolled back).
 //   lxmig-lxc last-pid INIT_PID N
 //       The last pid of the container's PID namespace becomes N (its next
 //       process gets N+1): lxmig-init starts the workload in its range.
@@ -82,6 +89,7 @@
 #include <string>
 #include <vector>
 
+#include "ipc_copy.h"
 #include "rlimits.h"
 
 namespace {
@@ -492,6 +500,8 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::strcmp(argv[1], "prune-shm") == 0) return pruneShm(argc, argv);
   if (argc >= 5 && std::strcmp(argv[1], "restore-into") == 0) return restoreInto(argc, argv);
   if (argc >= 6 && std::strcmp(argv[1], "dump-in") == 0) return dumpIn(argc, argv);
+  if (argc == 5 && std::strcmp(argv[1], "copy-ipc") == 0) return lxmig::container::copyIpc(argv[2], argv[3], argv[4]);
+  if (argc == 4 && std::strcmp(argv[1], "drop-ipc") == 0) return lxmig::container::dropIpc(argv[2], argv[3]);
   if (argc == 4 && std::strcmp(argv[1], "last-pid") == 0) return setLastPid(argv);
   if (argc == 7 && std::strcmp(argv[1], "bind-in") == 0) return bindIn(argv);
   if (argc == 4 && std::strcmp(argv[1], "unbind-in") == 0) return unbindIn(argv);
@@ -501,6 +511,8 @@ int main(int argc, char** argv) {
         "usage: lxmig-lxc restore LXC_PATH NAME IMAGES_DIR\n"
         "       lxmig-lxc dump-tree PID IMAGES_DIR [--sysv]\n"
         "       lxmig-lxc prune-shm INIT_PID [KEEP_SHMID...]\n"
+        "       lxmig-lxc copy-ipc FROM_INIT_PID TO_INIT_PID LIST\n"
+        "       lxmig-lxc drop-ipc INIT_PID LIST\n"
         "       lxmig-lxc restore-into INIT_PID IMAGES_DIR CRIU_HOME|- [unix:PID:FD:INODE...] [CGROUP_PROCS...]\n"
         "       lxmig-lxc dump-in INIT_PID PID IMAGES_DIR CRIU_HOME|- [unix:INODE...]\n"
         "       lxmig-lxc last-pid INIT_PID N\n"

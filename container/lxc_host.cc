@@ -601,8 +601,14 @@ static std::string criuHome() {
   return "-";
 }
 
+// CRIU's environment for a dump or restore of System V mappings whose
+// objects are carried outside the images (lxmig's merge patch).
+static std::vector<std::string> sysvOutsideEnv(bool yes) {
+  return yes ? std::vector<std::string>{"LXMIG_CRIU_SYSV_OUTSIDE=1"} : std::vector<std::string>{};
+}
+
 Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDir,
-                            const std::vector<HandedUnixSocket>& handed) {
+                            const std::vector<HandedUnixSocket>& handed, bool sysvOutside) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
   // CRIU gives restored tasks a time namespace of their own when the images
@@ -614,22 +620,45 @@ Status LxcHost::restoreInto(const std::string& name, const std::string& imagesDi
   for (const auto& h : handed)
     args.push_back("unix:" + std::to_string(h.pid) + ":" + std::to_string(h.fd) + ":" + std::to_string(h.inode));
   for (const auto& f : cgroupProcsFiles(std::to_string(init))) args.push_back(f);
-  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("restore-into", name, args, {}));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("restore-into", name, args, sysvOutsideEnv(sysvOutside)));
   if (r != 0) return internalError("CRIU restore into `" + name + "` failed: " + criuError(imagesDir + "/restore.log"));
   return okStatus();
 }
 
 Status LxcHost::dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir,
-                       const std::vector<HandedUnixSocket>& handed) {
+                       const std::vector<HandedUnixSocket>& handed, bool sysvOutside) {
   int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
   LXMIG_RETURN_IF_ERROR(makeDirs(imagesDir, 0700));
   std::vector<std::string> args = {std::to_string(init), std::to_string(innerRoot), imagesDir, criuHome()};
   for (const auto& h : handed) args.push_back("unix:" + std::to_string(h.inode));
-  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-in", name, args, {}));
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("dump-in", name, args, sysvOutsideEnv(sysvOutside)));
   if (r != 0)
     return internalError("CRIU dump of pid " + std::to_string(innerRoot) + " in `" + name +
                          "` failed: " + criuError(imagesDir + "/dump.log"));
+  return okStatus();
+}
+
+Status LxcHost::copyIpc(const std::string& from, const std::string& into, const std::string& listPath) {
+  const int src = initPid(from), dst = initPid(into);
+  if (src <= 0) return failedPrecondition("container `" + from + "` is not running");
+  if (dst <= 0) return failedPrecondition("container `" + into + "` is not running");
+  LXMIG_ASSIGN_OR_RETURN(int r,
+                         runHelperArgs("copy-ipc", from, {std::to_string(src), std::to_string(dst), listPath}, {}));
+  if (r == 0) return okStatus();
+  // The helper's one line says which object and why.
+  std::string why = "see " + dir(from) + "/copy-ipc-helper.log";
+  for (const auto& line : split(readFileHead(dir(from) + "/copy-ipc-helper.log", 4096).value_or(""), '\n'))
+    if (startsWith(line, "lxmig-lxc: ")) why = line.substr(11);
+  const std::string what = "copying the System V objects of `" + from + "` into `" + into + "`: " + why;
+  return r == 6 ? failedPrecondition(what) : internalError(what);
+}
+
+Status LxcHost::dropIpc(const std::string& name, const std::string& listPath) {
+  const int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  LXMIG_ASSIGN_OR_RETURN(int r, runHelperArgs("drop-ipc", name, {std::to_string(init), listPath}, {}));
+  if (r != 0) return internalError("removing the copied System V objects from `" + name + "` failed");
   return okStatus();
 }
 

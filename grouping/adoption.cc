@@ -309,7 +309,7 @@ AdoptionPlan planAdoption(const Scan& scan, pid_t root, const std::map<pid_t, Ad
                   : unixPeer && !rules.unixPeersIn.empty()
                       ? " carries a Unix connection only between the containers it merges"
                   : unixPeer ? " cannot carry a Unix socket connected to another container (this node's CRIU lacks "
-                               "lxmig's unix-peer patch: scripts/setup.sh builds it); a listener is carried, so "
+                               "lxmig's merge patch: scripts/setup.sh builds it); a listener is carried, so "
                                "reconnect after the merge"
                   : merge    ? " takes whole process trees, and only FIFOs and files in directories both containers "
                                "bind may be shared with what is outside"

@@ -46,7 +46,14 @@ struct Part {
   // Per tree (as roots): its ends of Unix connections to another container
   // of the merge, handed over whole by the dump and the restore.
   std::vector<std::vector<container::HandedUnixSocket>> handed;
+  // Its IPC namespace holds System V objects (made again, same ids, in the
+  // kept container's: copyIpc), and whether its trees map System V memory.
+  bool sysvObjects = false, sysvMapped = false;
 };
+
+// Where a merge lists the System V objects it made in the kept container
+// (lxmig-lxc copy-ipc), for a rollback, also one after an agent restart.
+std::string ipcMadeList(node::Node& node, const std::string& id) { return node.imagesRoot() + "/" + id + "/ipc-made"; }
 
 // Host pids of a container's processes but its init.
 std::vector<pid_t> workload(node::Node& node, const std::string& name, pid_t init) {
@@ -238,8 +245,16 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
 // its POSIX message queues. They live in the namespace, which ends with the
 // merged container: a merge carries none of them, so a part that holds any
 // is refused (its processes would find their ids gone, or another's).
+struct IpcObject {
+  std::string kind;  // shm, sem, msg
+  long long key = 0;
+  long long id = 0;
+  unsigned mode = 0;  // with the kernel's flags (SHM_DEST 01000: removed while attached)
+};
+
 struct IpcHeld {
   size_t shm = 0, sem = 0, msg = 0;
+  std::vector<IpcObject> objects;
   std::vector<std::string> queues;  // names in its /dev/mqueue
 };
 
@@ -250,10 +265,19 @@ Result<IpcHeld> ipcHeld(pid_t init) {
   LXMIG_RETURN_IF_ERROR(inNamespace(proc + "/ns/ipc", CLONE_NEWIPC, [&]() -> Status {
     for (auto [table, count] : {std::pair{"shm", &held.shm}, {"sem", &held.sem}, {"msg", &held.msg}}) {
       LXMIG_ASSIGN_OR_RETURN(std::string text, readFileHead(std::string("/proc/sysvipc/") + table, 1 << 20));
-      size_t lines = 0;
-      for (const auto& line : split(text, '\n'))
-        if (!trim(line).empty()) ++lines;
-      *count = lines > 0 ? lines - 1 : 0;  // its header
+      bool header = true;
+      for (const auto& line : split(text, '\n')) {
+        if (trim(line).empty()) continue;
+        if (header) {
+          header = false;
+          continue;
+        }
+        ++*count;
+        // key id perms ... in every table.
+        IpcObject o;
+        o.kind = table;
+        if (std::sscanf(line.c_str(), "%lld %lld %o", &o.key, &o.id, &o.mode) == 3) held.objects.push_back(o);
+      }
     }
     return okStatus();
   }));
@@ -323,7 +347,7 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
   rules.hostNamespaces = grouping::namespacesOf("/proc", std::to_string(part.init));
   rules.carriedAddresses = part.spec.addresses();
   // A Unix connection to another container of the merge is carried when
-  // CRIU can hand its end over whole (lxmig's unix-peer patch).
+  // CRIU can hand its end over whole (lxmig's merge patch).
   if (node::criuHandsOverUnixPeers())
     for (const auto& n : merged)
       if (n != part.name) rules.unixPeersIn.push_back(n);
@@ -350,9 +374,11 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
     for (const auto& r : plan.refusals) refuse(r);
     auto& handed = part.handed.emplace_back();
     for (const auto& h : plan.handedSockets) handed.push_back({h.pid, h.fd, h.inode});
-    if (!plan.sysvShm.empty())
+    if (!plan.sysvShm.empty() && !node::criuDumpsSysvOutside())
       refuse("its tree of pid " + std::to_string(innerPid(root)) +
-             " maps System V shared memory, which a merge does not carry");
+             " maps System V shared memory, which a merge carries only with lxmig's CRIU patch (scripts/setup.sh "
+             "builds it)");
+    part.sysvMapped = part.sysvMapped || !plan.sysvShm.empty();
     // CRIU dumps an open tun device only with the network namespace it
     // belongs to, which a merge leaves behind ("Net namespace is required
     // to dump tun link").
@@ -379,13 +405,31 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
              " already: the two workloads' pid ranges overlap");
   }
   if (part.roots.empty()) refuse("runs no process besides its init");
-  if (auto held = ipcHeld(part.init); !held.ok()) {
-    refuse("its IPC namespace cannot be read: " + held.status().message());
+  auto keptHeld = ipcHeld(keptInit);
+  if (auto held = ipcHeld(part.init); !held.ok() || !keptHeld.ok()) {
+    refuse("its IPC namespace, or " + kept.name +
+           "'s, cannot be read: " + (held.ok() ? keptHeld.status() : held.status()).message());
+  } else if (held->shm + held->sem + held->msg > 0 && node::criuDumpsSysvOutside()) {
+    // Made again in the kept container's namespace with the same ids (its
+    // processes name them by id): an id or key taken there is refused.
+    part.sysvObjects = true;
+    for (const auto& o : held->objects) {
+      const std::string what = "System V " + o.kind + " " + std::to_string(o.id);
+      if (o.kind == "shm" && (o.mode & 01000))
+        refuse("its " + what + " was removed (IPC_RMID) while still attached: a merge cannot make it again");
+      for (const auto& k : keptHeld->objects)
+        if (k.kind == o.kind && (k.id == o.id || (o.key != 0 && k.key == o.key)))
+          refuse("its " + what + (k.id == o.id ? "" : " (key " + std::to_string(o.key) + ")") + " has the " +
+                 (k.id == o.id ? "id" : "key") + " of one in " + kept.name +
+                 "'s IPC namespace, and its processes name it by that: merge them the other way round (--name " +
+                 part.name + ") or free it");
+    }
   } else if (held->shm + held->sem + held->msg > 0) {
     refuse("its IPC namespace holds " + std::to_string(held->shm) + " System V shared memory segment(s), " +
            std::to_string(held->sem) + " semaphore set(s) and " + std::to_string(held->msg) +
-           " message queue(s), which a merge does not carry (they end with " + part.name +
-           "'s IPC namespace, and its processes name them by id)");
+           " message queue(s), which a merge carries only with lxmig's CRIU patch (scripts/setup.sh builds it; "
+           "without, they end with " +
+           part.name + "'s IPC namespace, and its processes name them by id)");
   } else if (!held->queues.empty()) {
     std::string names;
     for (size_t i = 0; i < held->queues.size() && i < 3; ++i) names += (i ? ", " : "") + quote(held->queues[i], 64);
@@ -518,7 +562,7 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
       ImagesWatch watch(prog, images);
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k) {
         const std::string dir = images + "/" + std::to_string(k);
-        st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir, part.handed[k]);
+        st = node.lxc().dumpIn(part.name, innerPid(part.roots[k]), dir, part.handed[k], part.sysvMapped);
         auto tree = treeOf(part.roots[k]);
         stopped.insert(stopped.end(), tree.begin(), tree.end());
         // FIFOs stay on this kernel with the bytes in them: restoring what
@@ -548,6 +592,8 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
       // Copies restored so far never ran: they go, the originals continue.
       auto copies = copiesIn(node, keptName, part.inner, true);
       signalAll(copies, SIGKILL);
+      if (part.sysvObjects)
+        if (Status d = node.lxc().dropIpc(keptName, ipcMadeList(node, rep.id())); !d.ok()) journal.warn(d.message());
       takeBackAddresses(node, part.spec, kept);
       takeBackMounts(node, mounts, keptName);
       signalTree(stopped, SIGCONT);
@@ -571,10 +617,12 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
       st = addMounts(node, mounts, keptName);
       if (st.ok()) st = addAddresses(node, part.spec, kept);
       if (st.ok()) st = copyShmFiles(part.shmFiles, part.init, keptInit);
+      if (st.ok() && part.sysvObjects) st = node.lxc().copyIpc(part.name, keptName, ipcMadeList(node, rep.id()));
       for (size_t k = 0; st.ok() && k < part.roots.size(); ++k)
-        st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k), part.handed[k]);
+        st = node.lxc().restoreInto(keptName, images + "/" + std::to_string(k), part.handed[k], part.sysvMapped);
       restore.end(st, 0,
-                  "shm_files=" + std::to_string(part.shmFiles.size()) + " addresses=" +
+                  std::string("sysv=") + (part.sysvObjects ? "copied" : "none") +
+                      " shm_files=" + std::to_string(part.shmFiles.size()) + " addresses=" +
                       std::to_string(part.spec.addresses().size()) + " binds=" + std::to_string(mounts.binds.size()) +
                       " devices=" + std::to_string(mounts.devices.size()));
     }
@@ -645,6 +693,7 @@ int settleMerges(node::Node& node) {
     if (originalsAlive || stopped.empty()) {
       // Before the commit the originals are the ones.
       signalAll(copies, SIGKILL);
+      if (keptOk && checkMigrationId(m.id).ok()) (void)node.lxc().dropIpc(kept, ipcMadeList(node, m.id));
       auto from = node.spec(m.container);
       auto into = keptOk ? node.spec(kept) : Result<node::Spec>(notFound(kept));
       if (from.ok() && into.ok()) {

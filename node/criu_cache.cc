@@ -119,4 +119,6 @@ bool criuLeavesOutHeldPages() { return criuSays(criu::kHeldPagesVersionLine); }
 
 bool criuHandsOverUnixPeers() { return criuSays(kUnixPeerVersionLine); }
 
+bool criuDumpsSysvOutside() { return criuSays(kSysvOutsideVersionLine); }
+
 }  // namespace lxmig::node

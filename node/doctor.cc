@@ -189,10 +189,12 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         held ? "built with lxmig's patch: pre-copy's dump leaves out the pages the target holds"
              : "without lxmig's patch: pre-copy's dump drains every page (a longer frozen window)",
         setupHint + " (it builds CRIU with criu/patches/ applied)", false);
-    const bool unixPeers = criuHandsOverUnixPeers();
-    add(r, "criu-unix-peer", unixPeers,
-        unixPeers ? "built with lxmig's patch: merge carries a Unix connection between the merged containers"
-                  : "without lxmig's patch: merge refuses a Unix connection between the merged containers",
+    const bool mergeOk = criuHandsOverUnixPeers() && criuDumpsSysvOutside();
+    add(r, "criu-merge", mergeOk,
+        mergeOk ? "built with lxmig's patch: merge carries Unix connections between the merged containers and "
+                  "System V objects"
+                : "without lxmig's merge patch: merge refuses Unix connections between the merged containers and "
+                  "System V objects",
         setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);

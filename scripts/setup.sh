@@ -76,9 +76,11 @@ fi
 # own libraries, with lxmig's patches applied in name order
 # (criu/patches/criu-4.2.1-*.patch): held-pages, a dump writes the pages a
 # migration target already holds as PARENT holes instead of draining them
-# (docs/architecture.md, "The frozen window"); unix-peer, a Unix socket
-# whose peer is in another network namespace is handed over whole with
-# --inherit-fd (lxmig merge: a connection between the merged containers).
+# (docs/architecture.md, "The frozen window"); merge, what lxmig merge
+# needs: a Unix socket whose peer is in another network namespace handed
+# over whole with --inherit-fd (a connection between the merged
+# containers), and System V mappings dumped and restored without their
+# IPC namespace, whose objects lxmig copies itself (same ids).
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -100,7 +102,7 @@ criu_ok() {
   local v
   v=$("$PREFIX/criu" --version 2>/dev/null) || return 1
   grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
-    grep -q "^lxmig: unix-peer-elsewhere" <<<"$v"
+    grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v"
 }
 
 if ! criu_ok; then

@@ -88,6 +88,11 @@ class MergeTest : public TestbedSuite {
     return false;
   }
   std::string errors() { return readFile(dir_ + "/errors").value_or(""); }
+  // The conformance programs (tests/conformance), built beside the workloads.
+  std::string confDir() {
+    const std::string w = tb().workloadsDir();
+    return w.substr(0, w.rfind('/')) + "/conformance/bin";
+  }
   // The end of the CRIU log a failed migration names, to see why.
   static std::string criuLogOf(const Cli& r) {
     const std::string mark = "(CRIU log: ";
@@ -246,11 +251,12 @@ TEST_F(MergeTest, WhatCannotBeMergedIsRefusedInOneLineEachAndNothingIsTouched) {
        "holds a connection (tcp 127.0.0.1:"},
       // What lives in its IPC namespace, not in a process: named by id or
       // by name, it would end with the namespace.
-      {"sysv-sem",
-       {},
-       "ipcmk -S 1 >/dev/null && exec sleep 1000000",
-       "its IPC namespace holds 0 System V shared memory segment(s), 1 semaphore set(s) and 0 message queue(s), "
-       "which a merge does not carry"},
+      // (System V objects are made again in the kept container with their
+      // ids, but for a segment removed while attached.)
+      {"sysv-rmid",
+       {"--bind", confDir() + ":/opt/conf"},
+       "exec /opt/conf/sysv_shm_rmid",
+       "its System V shm 0 was removed (IPC_RMID) while still attached: a merge cannot make it again"},
       {"posix-mq",
        {},
        ": > /dev/mqueue/jobs && exec sleep 1000000",
@@ -413,6 +419,75 @@ TEST_P(MergeUnixTest, AConnectionAcrossContainersAndItsListenerAreCarried) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EitherEnd, MergeUnixTest, ::testing::Values("client", "listener"));
+
+// The System V objects of the merged container's IPC namespace (the
+// conformance program sysv_ipc: a segment with content, a semaphore set, a
+// message queue) are made again with their ids in the kept container's,
+// which its processes then use; an id the kept container has already is
+// refused first, naming it. The program checks everything after the merge
+// and a migration of the merged container.
+TEST_F(MergeTest, SystemVObjectsOfTheMergedContainerKeepTheirIds) {
+  const std::string conf = confDir();
+  ASSERT_TRUE(pathExists(conf + "/sysv_ipc")) << conf;
+  const std::string bind = dir_ + ":/shared:rw";
+  // The kept container holds a segment of its own first: id 0, as the
+  // merged one's (each IPC namespace counts from 0).
+  Cli k = run("keeper", {"--bind", bind}, "ipcmk -M 4096 >/dev/null; exec sleep 1000000");
+  ASSERT_EQ(k.code, 0) << k.err;
+  Cli b = run("ipc", {"--bind", conf + ":/opt/conf", "--bind", bind, "-e", "CONF_OUT=/shared/verdict"},
+              "exec /opt/conf/sysv_ipc");
+  ASSERT_EQ(b.code, 0) << b.err;
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    ready = tb().lxmig({"exec", "ipc", "--", "test", "-e", "/tmp/conf.ready"}).code == 0;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(ready) << readFile(dir_ + "/verdict").value_or("");
+
+  Cli refused = tb().lxmig({"merge", "keeper", "ipc"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("ipc: its System V shm 0 has the id of one in keeper's IPC namespace"), std::string::npos)
+      << refused.err;
+  ASSERT_EQ(tb().lxmig({"exec", "keeper", "--", "ipcrm", "--all=shm"}).code, 0);
+  // The objects of the kept container: the table's header lines only.
+  auto keptObjects = [&] {
+    Cli r =
+        tb().lxmig({"exec", "keeper", "--", "sh", "-c", "cat /proc/sysvipc/shm /proc/sysvipc/sem /proc/sysvipc/msg"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return std::count(r.out.begin(), r.out.end(), '\n') - 3;
+  };
+  EXPECT_EQ(keptObjects(), 0);
+
+  // A restore that fails after the copy takes the copies back.
+  ASSERT_TRUE(tb().restartAgent("n1", {"--fail-at", "merge-restore"}).ok());
+  Cli failed = tb().lxmig({"merge", "keeper", "ipc"});
+  EXPECT_EQ(failed.code, 1) << failed.out;
+  EXPECT_NE(failed.err.find("CRIU restore into `keeper` failed"), std::string::npos) << failed.err;
+  EXPECT_EQ(keptObjects(), 0) << "the copied System V objects stayed in keeper";
+  EXPECT_EQ(nodeOf("ipc"), "n1");
+  ASSERT_TRUE(tb().restartAgent("n1").ok());
+
+  Cli merged = tb().lxmig({"--json", "merge", "keeper", "ipc"});
+  ASSERT_EQ(merged.code, 0) << merged.err << merged.out << criuLogOf(merged);
+  containers_.erase(std::remove(containers_.begin(), containers_.end(), "ipc"), containers_.end());
+  const auto report = merged.json();
+  std::string restoreDetail;
+  for (const auto& ph : report["reports"][0]["phases"])
+    if (ph["name"] == "restore") restoreDetail = ph["detail"].get<std::string>();
+  EXPECT_NE(restoreDetail.find("sysv=copied"), std::string::npos) << merged.out;
+  // The objects are the kept container's now (and move with it).
+  EXPECT_EQ(keptObjects(), 3);
+  Cli there = tb().lxmig({"migrate", "keeper", "--to", "n2", "--mode", "pre-copy"});
+  ASSERT_EQ(there.code, 0) << there.err << there.out << criuLogOf(there);
+
+  ASSERT_EQ(tb().lxmig({"exec", "keeper", "--", "pkill", "-TERM", "-x", "sysv_ipc"}).code, 0);
+  std::string verdict;
+  for (int i = 0; i < 100 && verdict.empty(); ++i) {
+    verdict = std::string(trim(readFile(dir_ + "/verdict").value_or("")));
+    if (verdict.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(verdict, "PASS");
+}
 
 // A migrated container has clocks of its own (CRIU's time namespace keeps
 // them going from where they were dumped): its processes may join a

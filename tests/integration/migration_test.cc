@@ -167,11 +167,11 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
     }
     for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
                              "conntrack", "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root",
-                             "criu-kerndat-cache", "criu-dump-pipes", "criu-held-pages", "criu-unix-peer"})
+                             "criu-kerndat-cache", "criu-dump-pipes", "criu-held-pages", "criu-merge"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
     // scripts/setup.sh builds CRIU with lxmig's patch.
     for (const auto& check : j["checks"])
-      if (check["name"] == "criu-held-pages" || check["name"] == "criu-unix-peer") {
+      if (check["name"] == "criu-held-pages" || check["name"] == "criu-merge") {
         EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
       }
     // CRIU's dump gets its 4 MiB pipes with CAP_SYS_RESOURCE or a

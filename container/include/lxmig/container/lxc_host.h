@@ -177,8 +177,10 @@ class LxcHost {
   // `handed`: Unix sockets dumpIn handed over whole (merge: a connection
   // to another container of the merge); the restore takes each from the
   // stopped original's fd (pidfd_getfd), checked to be that inode still.
+  // `sysvOutside`: the images map System V memory whose objects copyIpc
+  // made in the container's IPC namespace (CRIU with lxmig's merge patch).
   Status restoreInto(const std::string& name, const std::string& imagesDir,
-                     const std::vector<HandedUnixSocket>& handed = {});
+                     const std::vector<HandedUnixSocket>& handed = {}, bool sysvOutside = false);
   Status joinTreeIpc(const std::string& name, pid_t treeRoot, const std::vector<uint64_t>& keepShmIds);
   // Merge (lxmig merge): the tree whose pid inside the container is
   // `innerRoot` dumped from inside it (CRIU shares its namespaces, so the
@@ -187,8 +189,16 @@ class LxcHost {
   // `handed`: the sockets to hand over whole (CRIU's --external unix[INO];
   // its peer is in another network namespace: CRIU with lxmig's unix-peer
   // patch, node::criuHandsOverUnixPeers).
+  // `sysvOutside`: the tree maps System V memory, carried by copyIpc
+  // instead of CRIU (which dumps it only with its IPC namespace).
   Status dumpIn(const std::string& name, pid_t innerRoot, const std::string& imagesDir,
-                const std::vector<HandedUnixSocket>& handed = {});
+                const std::vector<HandedUnixSocket>& handed = {}, bool sysvOutside = false);
+  // Merge: every System V object of `from`'s IPC namespace made again in
+  // `into`'s with the same id, key, owner, mode and content (both running;
+  // `from`'s processes stopped). `listPath` gets what was made, for
+  // dropIpc. FailedPrecondition, nothing made, when an id or key is taken.
+  Status copyIpc(const std::string& from, const std::string& into, const std::string& listPath);
+  Status dropIpc(const std::string& name, const std::string& listPath);
   // The next process forked in the container's PID namespace gets last+1
   // (lxmig-init --pid-base waits for it before starting the workload).
   Status setLastPid(const std::string& name, pid_t last);

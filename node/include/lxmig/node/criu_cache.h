@@ -31,10 +31,17 @@ std::string criuKerndatState(bool* ok);
 bool criuLeavesOutHeldPages();
 
 // Whether the `criu` in PATH hands a Unix socket whose peer is in another
-// network namespace over whole (criu/patches/criu-4.2.1-unix-peer.patch:
+// network namespace over whole (criu/patches/criu-4.2.1-merge.patch:
 // the dump names it external, the restore takes it from --inherit-fd), so
 // that lxmig merge carries a connection between the merged containers.
 inline constexpr char kUnixPeerVersionLine[] = "lxmig: unix-peer-elsewhere 1";
 bool criuHandsOverUnixPeers();
+
+// Whether the `criu` in PATH dumps and restores System V mappings without
+// their IPC namespace when LXMIG_CRIU_SYSV_OUTSIDE is set (the same patch):
+// lxmig merge copies the objects itself, same ids, into the kept
+// container's namespace.
+inline constexpr char kSysvOutsideVersionLine[] = "lxmig: sysv-outside 1";
+bool criuDumpsSysvOutside();
 
 }  // namespace lxmig::node

@@ -6,7 +6,7 @@
 namespace lxmig::criu {
 namespace {
 
-constexpr uint64_t kPage = 4096;
+constexpr uint64_t kPage = tracking::kPageSize;
 
 template <typename T>
 void put(std::string& out, T v) {

@@ -243,8 +243,9 @@ void handOver(node::Node& node, const node::Spec& from, node::Spec& into, Journa
 // What the IPC namespace of the container whose init is `init` holds
 // beyond its processes' open files and mappings: its System V objects and
 // its POSIX message queues. They live in the namespace, which ends with the
-// merged container: a merge carries none of them, so a part that holds any
-// is refused (its processes would find their ids gone, or another's).
+// merged container, and its processes name them by id or name: the System V
+// objects are made again with their ids in the kept container's namespace
+// (with lxmig's CRIU patch), the POSIX queues are refused.
 struct IpcObject {
   std::string kind;  // shm, sem, msg
   long long key = 0;
@@ -293,9 +294,12 @@ Result<IpcHeld> ipcHeld(pid_t init) {
 // Everything that keeps `part` from joining `kept`, one line each.
 // `furthestAhead`: the container whose clocks read furthest ahead, the one
 // to keep when clocks differ.
+// `ipcClaimed`: the System V objects the parts checked before bring into
+// the kept container (this part's are added).
 std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan, const node::Spec& kept, pid_t keptInit,
                                    const std::string& furthestAhead, const std::set<pid_t>& taken, Mounts& mounted,
-                                   const std::vector<std::string>& merged, Part& part) {
+                                   const std::vector<std::string>& merged, std::vector<IpcObject>& ipcClaimed,
+                                   Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
   if (!part.spec.lxmigInit) {
@@ -413,16 +417,21 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
     // Made again in the kept container's namespace with the same ids (its
     // processes name them by id): an id or key taken there is refused.
     part.sysvObjects = true;
+    std::vector<IpcObject> there = keptHeld->objects;
+    there.insert(there.end(), ipcClaimed.begin(), ipcClaimed.end());
     for (const auto& o : held->objects) {
       const std::string what = "System V " + o.kind + " " + std::to_string(o.id);
-      if (o.kind == "shm" && (o.mode & 01000))
+      if (o.kind == "shm" && (o.mode & 01000))  // SHM_DEST
         refuse("its " + what + " was removed (IPC_RMID) while still attached: a merge cannot make it again");
-      for (const auto& k : keptHeld->objects)
-        if (k.kind == o.kind && (k.id == o.id || (o.key != 0 && k.key == o.key)))
+      for (const auto& k : there)
+        if (k.kind == o.kind && (k.id == o.id || (o.key != 0 && k.key == o.key))) {
           refuse("its " + what + (k.id == o.id ? "" : " (key " + std::to_string(o.key) + ")") + " has the " +
                  (k.id == o.id ? "id" : "key") + " of one in " + kept.name +
-                 "'s IPC namespace, and its processes name it by that: merge them the other way round (--name " +
-                 part.name + ") or free it");
+                 "'s IPC namespace (its own, or another merged container's), and its processes name it by that: "
+                 "remove that one first, or merge into a container that has none");
+          break;
+        }
+      ipcClaimed.push_back(o);
     }
   } else if (held->shm + held->sem + held->msg > 0) {
     refuse("its IPC namespace holds " + std::to_string(held->shm) + " System V shared memory segment(s), " +
@@ -497,13 +506,14 @@ Result<v1::MergeReply> merge(node::Node& node, const v1::MergeRequest& req, cons
     if (clockOffsetNs(node.lxc().initPid(n)) > clockOffsetNs(node.lxc().initPid(furthestAhead))) furthestAhead = n;
   std::vector<Part> parts;
   Mounts mounted = mountsOf(kept);
+  std::vector<IpcObject> ipcClaimed;
   for (const auto& n : names) {
     if (n == keptName) continue;
     Part part;
     part.name = n;
     part.spec = specs[n];
     part.init = node.lxc().initPid(n);
-    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, mounted, names, part))
+    for (const auto& r : checkPart(node, scan, kept, keptInit, furthestAhead, taken, mounted, names, ipcClaimed, part))
       reply.add_refusals(r);
     taken.insert(part.inner.begin(), part.inner.end());
     for (pid_t p : part.inner) reply.add_pids(p);

@@ -206,6 +206,9 @@ int main(int argc, char** argv) {
   app.add_option("--criu-held-pages", over.criuHeldPages,
                  "pre-copy's dump leaves out the pages the target holds: auto (when CRIU was built with lxmig's "
                  "patch) or off");
+  app.add_option("--idmap", over.idmap,
+                 "BASE:SIZE host ids for containers with a user namespace of their own (default 100000:65536), "
+                 "or off");
   app.add_option("--log-level", over.logLevel, "debug|info|warn|error");
   app.add_option("--source-silence", over.sourceSilence,
                  "seconds before an incoming migration with a silent source is settled here (default 120)");
@@ -280,6 +283,7 @@ int main(int argc, char** argv) {
   pick("--source-silence", cfg.sourceSilence, over.sourceSilence);
   pick("--data-link-cipher", cfg.dataLinkCipher, over.dataLinkCipher);
   pick("--criu-held-pages", cfg.criuHeldPages, over.criuHeldPages);
+  pick("--idmap", cfg.idmap, over.idmap);
   if (cfg.lxcPath.empty()) cfg.lxcPath = cfg.stateDir + "/lxc";
   if (!probe.empty()) return probePeer(probe, cfg);
   if (auto st = cfg.validate(); !st.ok()) {

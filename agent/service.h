@@ -36,7 +36,10 @@ class AgentService final : public v1::Agent::Service {
       : node_(node),
         host_(node),
         peers_(node),
-        target_(host_, node.audit(), node.reservations(), {.maxIncoming = node.config().maxIncomingCount()}),
+        target_(host_, node.audit(), node.reservations(),
+                {.maxIncoming = node.config().maxIncomingCount(),
+                 .idmapBase = node.config().idmapRange().first,
+                 .idmapSize = node.config().idmapRange().second}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
   ~AgentService() { stopDetached(); }
   // Cancels the migrations started with --detach that still run (before

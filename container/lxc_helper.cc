@@ -386,6 +386,26 @@ int dumpIn(int argc, char** argv) {
   return rc;
 }
 
+// The images directory and the files in it (CRIU's images are flat) given
+// to `owner`, without following a link. 0 when done.
+int chownImages(const char* dir, uid_t owner) {
+  int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail(std::string("open ") + dir);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return fail(std::string("list ") + dir);
+  }
+  int rc = ::fchown(fd, owner, owner) == 0 ? 0 : fail(std::string("chown ") + dir);
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    if (rc == 0 && ::fchownat(fd, e->d_name, owner, owner, AT_SYMLINK_NOFOLLOW) != 0)
+      rc = fail(std::string("chown ") + dir + "/" + e->d_name);
+  }
+  ::closedir(d);
+  return rc;
+}
+
 // Sets the last pid of the PID namespace of INIT to N: a child forked in
 // that namespace writes the host's /proc/sys/kernel/ns_last_pid (the
 // container's is read-only), which acts on the writer's PID namespace.
@@ -525,6 +545,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lxmig-lxc: container `%s` is not defined in %s\n", argv[3], argv[2]);
     if (c) lxc_container_put(c);
     return 3;
+  }
+  // A container with a user namespace of its own (lxc.idmap): CRIU opens
+  // some images from inside it, as the container's root (host id BASE).
+  char map[512] = "";
+  if (c->get_config_item(c, "lxc.idmap", map, sizeof map) > 0) {
+    unsigned long inside = 1, base = 0, size = 0;
+    for (char* line = std::strtok(map, "\n"); line; line = std::strtok(nullptr, "\n"))
+      if (std::sscanf(line, "u %lu %lu %lu", &inside, &base, &size) == 3 && inside == 0) break;
+    if (inside == 0 && base > 0 && base <= UINT32_MAX && chownImages(argv[4], static_cast<uid_t>(base)) != 0) {
+      lxc_container_put(c);
+      return 1;
+    }
   }
   migrate_opts o{};
   o.directory = argv[4];

@@ -276,10 +276,32 @@ Status LxcHost::define(const ContainerParams& p, bool keepRootfs) {
   add("lxc.cgroup.dir.container", cgroupParent_ + "/payload." + p.name);
   add("lxc.cgroup.dir.monitor", cgroupParent_ + "/monitor." + p.name);
   for (const auto& e : p.env) add("lxc.environment", e);
+  if (p.idmapSize > 0) {
+    // A user namespace of its own: root inside is host id idmapBase. Its
+    // writable area is owned by that id; the system directories stay the
+    // host's (read-only, owned by ids it does not map: nobody inside).
+    // liblxc mounts the rootfs outside /usr (its default is below it): a
+    // restore inside the user namespace binds the host's /usr, which then
+    // must not hold a mount (it would be locked there: EINVAL).
+    const std::string map = "0 " + std::to_string(p.idmapBase) + " " + std::to_string(p.idmapSize);
+    add("lxc.idmap", "u " + map);
+    add("lxc.idmap", "g " + map);
+    add("lxc.rootfs.mount", dir(p.name) + "/rootfs.mnt");
+  }
   add("lxc.log.file", dir(p.name) + "/lxc.log");
   add("lxc.log.level", "WARN");
   LXMIG_RETURN_IF_ERROR(unsafe);
   LXMIG_RETURN_IF_ERROR(makeDirs(dir(p.name), 0700));
+  if (p.idmapSize > 0) {
+    LXMIG_RETURN_IF_ERROR(makeDirs(dir(p.name) + "/rootfs.mnt", 0700));
+    // A new writable area (a migrated one arrives with its owners).
+    if (!keepRootfs) {
+      const uid_t owner = p.idmapBase;
+      if (::chown(root.c_str(), owner, owner) != 0) return Status::fromErrno("chown", root);
+      for (const char* d : kWritableDirs)
+        if (::chown((root + "/" + d).c_str(), owner, owner) != 0) return Status::fromErrno("chown", root + "/" + d);
+    }
+  }
   return writeFileAtomic(dir(p.name) + "/config", cfg);
 }
 

@@ -302,6 +302,11 @@ std::vector<std::string> checkPart(node::Node& node, const grouping::Scan& scan,
                                    Part& part) {
   std::vector<std::string> refusals;
   auto refuse = [&](const std::string& why) { refusals.push_back(part.name + ": " + why); };
+  // The restore into the kept container joins its namespaces but its user
+  // namespace: not done for containers that have one of their own.
+  if (part.spec.idmapSize > 0 || kept.idmapSize > 0)
+    refuse("it or " + kept.name +
+           " has a user namespace of its own (lxmig run --userns), which a merge does not join: they stay apart");
   if (!part.spec.lxmigInit) {
     refuse(
         "its pid 1 is its own command (it was started by an lxmig without lxmig-init): restart it with lxmig run, "

@@ -187,7 +187,16 @@ Result<std::string> netnsOf(int init, const std::string& name) {
 }  // namespace
 
 Result<net::NetnsLayout> NodeHost::netnsLayout(const std::string& name) {
-  LXMIG_ASSIGN_OR_RETURN(std::string ns, netnsOf(initPid(name), name));
+  const int init = initPid(name);
+  LXMIG_ASSIGN_OR_RETURN(std::string ns, netnsOf(init, name));
+  // A container with a user namespace of its own (lxmig run --userns): its
+  // restored tasks cannot join a namespace the target's agent made, which
+  // belongs to the host's user namespace (setns: EPERM).
+  struct stat mine {
+  }, its{};
+  if (::stat("/proc/self/ns/user", &mine) == 0 &&
+      ::stat(("/proc/" + std::to_string(init) + "/ns/user").c_str(), &its) == 0 && mine.st_ino != its.st_ino)
+    return failedPrecondition("the container has a user namespace of its own, which owns its network namespace");
   return net::netnsLayoutOf(ns);
 }
 

@@ -146,6 +146,16 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
         return failedPrecondition("target " + self + ": address " + a + " is used by `" + n + "`");
     }
   }
+  // A user namespace of its own: its ids must map here as on the source
+  // (its writable area and its processes' credentials keep them).
+  if (spec.idmapSize > 0 &&
+      (options_.idmapSize == 0 || spec.idmapBase < options_.idmapBase ||
+       uint64_t{spec.idmapBase} + spec.idmapSize > uint64_t{options_.idmapBase} + options_.idmapSize))
+    return failedPrecondition(
+        "target " + self + " cannot map the ids of `" + spec.name + "` (host ids " + std::to_string(spec.idmapBase) +
+        ".." + std::to_string(uint64_t{spec.idmapBase} + spec.idmapSize - 1) + "): its agent config `idmap` is " +
+        (options_.idmapSize == 0 ? std::string("off")
+                                 : std::to_string(options_.idmapBase) + ":" + std::to_string(options_.idmapSize)));
   for (const auto& b : spec.binds)
     if (!host_.hostPathExists(b.hostPath))
       return failedPrecondition("target " + self + " lacks bind source `" + b.hostPath + "`");
@@ -446,7 +456,10 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 
 }  // namespace
 
-bool Target::worthLazy(State& s) { return s.heldBytes.load() >= kLazyRestoreMinBytes; }
+// A container with a user namespace of its own is restored eagerly: its
+// tasks would have to create their userfaultfd inside it, which the kernel
+// refuses without vm.unprivileged_userfaultfd (EPERM).
+bool Target::worthLazy(State& s) { return s.spec.idmapSize == 0 && s.heldBytes.load() >= kLazyRestoreMinBytes; }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net, int64_t deadlineMs, RestoreOptions prepared) {
@@ -508,6 +521,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       if (as->pages * tracking::kPageSize < kLazyRestoreMinBytes) lazy = false;
     }
   }
+  if (st->spec.idmapSize > 0) lazy = false;  // worthLazy: no userfaultfd inside a user namespace
   r.set_restored_lazily(lazy);
   if (st->sameKernel) {
     auto dropped = dropSharedFifoData(st->imagesDir, st->spec);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 
 #include "lxmig/base/files.h"
@@ -80,6 +81,8 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"tls_key", &AgentConfig::tlsKey},
       {"data_link_cipher", &AgentConfig::dataLinkCipher},
       {"criu_held_pages", &AgentConfig::criuHeldPages},
+      {"idmap", &AgentConfig::idmap},
+      {"userns", &AgentConfig::userns},
       {"cluster", &AgentConfig::clusterFile},
       {"accept_forwarded", &AgentConfig::acceptForwarded},
       {"images_tmpfs_size", &AgentConfig::imagesTmpfsSize},
@@ -186,6 +189,9 @@ std::vector<std::string> AgentConfig::problems() const {
   if (holdQueue != "off") add(parseUint(holdQueue, "hold_queue", 0, 65535).status());
   if (criuHeldPages != "auto" && criuHeldPages != "off")
     out.push_back("bad criu_held_pages " + quote(criuHeldPages) + " (auto or off)");
+  if (idmap != "off" && idmapRange().second == 0)
+    out.push_back("bad idmap " + quote(idmap) + " (BASE:SIZE, base >= 1, at least 65536 ids, or off)");
+  if (userns != "on" && userns != "off") out.push_back("bad userns " + quote(userns) + " (on or off)");
   if (capacityCpus != "auto" && !(capacityCpuCount() > 0 && capacityCpuCount() <= 4096))
     out.push_back("bad capacity_cpus " + quote(capacityCpus) + ": a number of CPUs (0.5, 2, 64) or auto");
   if (capacityMemory != "auto" && capacityMemoryBytes() == 0)
@@ -277,6 +283,15 @@ double AgentConfig::capacityCpuCount() const {
   const double v = std::strtod(capacityCpus.c_str(), &end);
   if (*end != '\0' || !(v > 0) || !std::isdigit(static_cast<unsigned char>(capacityCpus[0]))) return 0;
   return v;
+}
+
+std::pair<uint32_t, uint32_t> AgentConfig::idmapRange() const {
+  const auto colon = idmap.find(':');
+  if (idmap == "off" || colon == std::string::npos) return {0, 0};
+  auto base = parseUint(std::string_view(idmap).substr(0, colon), "idmap base", 1, UINT32_MAX - 65536);
+  auto size = parseUint(std::string_view(idmap).substr(colon + 1), "idmap size", 65536, UINT32_MAX - 1);
+  if (!base.ok() || !size.ok() || *base + *size > UINT32_MAX - 1) return {0, 0};
+  return {static_cast<uint32_t>(*base), static_cast<uint32_t>(*size)};
 }
 
 uint64_t AgentConfig::capacityMemoryBytes() const {

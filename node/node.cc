@@ -41,6 +41,8 @@ v1::ContainerSpec Spec::toProto() const {
   p.set_pinned(pinned);
   p.set_lxmig_init(lxmigInit);
   p.set_pid_base(pidBase);
+  p.set_idmap_base(idmapBase);
+  p.set_idmap_size(idmapSize);
   for (const auto& a : extraIps) p.add_extra_ips(a);
   for (const auto& c : command) p.add_command(c);
   for (const auto& e : env) p.add_env(e);
@@ -68,6 +70,8 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
   s.pinned = p.pinned();
   s.lxmigInit = p.lxmig_init();
   s.pidBase = p.pid_base();
+  s.idmapBase = p.idmap_base();
+  s.idmapSize = p.idmap_size();
   s.extraIps.assign(p.extra_ips().begin(), p.extra_ips().end());
   s.command.assign(p.command().begin(), p.command().end());
   s.env.assign(p.env().begin(), p.env().end());
@@ -77,10 +81,19 @@ Spec Spec::fromProto(const v1::ContainerSpec& p) {
 }
 
 std::string Spec::toJson() const {
-  json j = {
-      {"name", name},         {"ip", ip},   {"hwaddr", hwaddr}, {"origin_node", originNode}, {"created_ms", createdMs},
-      {"command", command},   {"env", env}, {"pinned", pinned}, {"lxmig_init", lxmigInit},   {"pid_base", pidBase},
-      {"extra_ips", extraIps}};
+  json j = {{"name", name},
+            {"ip", ip},
+            {"hwaddr", hwaddr},
+            {"origin_node", originNode},
+            {"created_ms", createdMs},
+            {"command", command},
+            {"env", env},
+            {"pinned", pinned},
+            {"lxmig_init", lxmigInit},
+            {"pid_base", pidBase},
+            {"idmap_base", idmapBase},
+            {"idmap_size", idmapSize},
+            {"extra_ips", extraIps}};
   j["binds"] = json::array();
   for (const auto& b : binds)
     j["binds"].push_back({{"host", b.hostPath}, {"container", b.containerPath}, {"ro", b.readOnly}});
@@ -103,6 +116,8 @@ Result<Spec> Spec::fromJson(const std::string& text) try {
   s.pinned = j.value("pinned", false);
   s.lxmigInit = j.value("lxmig_init", false);
   s.pidBase = j.value("pid_base", uint32_t{0});
+  s.idmapBase = j.value("idmap_base", uint32_t{0});
+  s.idmapSize = j.value("idmap_size", uint32_t{0});
   s.extraIps = j.value("extra_ips", std::vector<std::string>{});
   for (const auto& b : j.value("binds", json::array()))
     s.binds.push_back({b.value("host", ""), b.value("container", ""), b.value("ro", true)});
@@ -178,6 +193,10 @@ Status Spec::check() const {
   }
   if (pidBase >= (1u << 22))
     return invalidArgument("pid base " + std::to_string(pidBase) + " of `" + name + "` is out of range");
+  if ((idmapBase == 0) != (idmapSize == 0) || (idmapSize > 0 && idmapSize < 65536) ||
+      uint64_t{idmapBase} + idmapSize > (uint64_t{1} << 32) - 1)
+    return invalidArgument("id map " + std::to_string(idmapBase) + ":" + std::to_string(idmapSize) + " of `" + name +
+                           "` is out of range (base >= 1, at least 65536 ids, below 2^32-1)");
   return okStatus();
 }
 
@@ -475,6 +494,8 @@ ContainerParams Node::paramsFor(const Spec& s) const {
   p.bridge = cfg_.bridge;
   p.binds = s.binds;
   p.env = s.env;
+  p.idmapBase = s.idmapBase;
+  p.idmapSize = s.idmapSize;
   return p;
 }
 
@@ -703,6 +724,15 @@ Result<v1::ContainerInfo> Node::runReserved(const v1::RunContainerRequest& req, 
                                   " to containers (agent config `devices`)");
       s.devices.push_back(std::move(b));
     }
+  }
+  if (req.userns() || cfg_.userns == "on") {
+    const auto [base, size] = cfg_.idmapRange();
+    if (size == 0)
+      return failedPrecondition(cfg_.node +
+                                " offers no ids for containers with a user namespace (agent config "
+                                "`idmap` is off)");
+    s.idmapBase = base;
+    s.idmapSize = size;
   }
   const bool laterProcesses = s.command.size() == 1 && s.command[0] == container::LxcHost::kInitPath;
   s.lxmigInit = true;

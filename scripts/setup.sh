@@ -80,7 +80,9 @@ fi
 # needs: a Unix socket whose peer is in another network namespace handed
 # over whole with --inherit-fd (a connection between the merged
 # containers), and System V mappings dumped and restored without their
-# IPC namespace, whose objects lxmig copies itself (same ids).
+# IPC namespace, whose objects lxmig copies itself (same ids); userns, the
+# veth of a container with a user namespace restored without its old
+# ifindex (lxmig run --userns).
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -102,7 +104,8 @@ criu_ok() {
   local v
   v=$("$PREFIX/criu" --version 2>/dev/null) || return 1
   grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
-    grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v"
+    grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
+    grep -q "^lxmig: userns-veth" <<<"$v"
 }
 
 if ! criu_ok; then

@@ -17,12 +17,14 @@ namespace {
 struct RunOptions {
   std::string name;
   std::vector<std::string> command, binds, env, publish, devices;
+  bool userns = false;
 };
 
 int run(const Globals& g, Connector& conn, const RunOptions& o) {
   v1::RunContainerRequest rq;
   rq.set_node(g.node);
   rq.set_name(o.name);
+  rq.set_userns(o.userns);
   for (const auto& c : o.command) rq.add_command(c);
   for (const auto& p : o.publish) rq.add_publish(p);
   for (const auto& d : o.devices) rq.add_devices(d);
@@ -88,7 +90,8 @@ Verb addRun(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "create and start an application container");
   withExamples(cmd, {"lxmig run --name web --publish 8080 -- python3 -m http.server 8080",
                      "lxmig --node n2 run --name db --bind /srv/db:/var/lib/db -e PGDATA=/var/lib/db -- postgres",
-                     "lxmig run --name gpu-job --device gpu=/dev/nvidia0 -- ./train"});
+                     "lxmig run --name gpu-job --device gpu=/dev/nvidia0 -- ./train",
+                     "lxmig run --name isolated --userns -- sleep infinity"});
   auto o = std::make_shared<RunOptions>();
   cmd->add_option("--name", o->name, "container name")->required();
   cmd->add_option("--bind", o->binds, "HOST[:CONTAINER][:rw] bind mount (read-only by default)")
@@ -98,6 +101,8 @@ Verb addRun(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("-p,--publish", o->publish, "PORT[/tcp|udp] open to everyone (a firewall rule of the container)")
       ->allow_extra_args(false);
+  cmd->add_flag("--userns", o->userns,
+                "a user namespace of its own: root inside is not root on the host (the node's `idmap` range)");
   cmd->add_option("command", o->command, "command and arguments (after --)")->required();
   return {cmd, [o](const Globals& g, Connector& conn) { return run(g, conn, *o); }};
 }

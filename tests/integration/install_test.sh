@@ -47,7 +47,8 @@ done
 check "installed libexec/lxmig/liblxmig-rlimits.so" test -f "$D/libexec/lxmig/liblxmig-rlimits.so"
 check "setup.sh finds lxmig's CRIU patches beside it" \
   test -f "$D/share/lxmig/criu/patches/criu-4.2.1-held-pages.patch" -a \
-  -f "$D/share/lxmig/criu/patches/criu-4.2.1-merge.patch"
+  -f "$D/share/lxmig/criu/patches/criu-4.2.1-merge.patch" -a \
+  -f "$D/share/lxmig/criu/patches/criu-4.2.1-userns.patch"
 check "sbin/lxmigd links to the agent beside its helpers" \
   test "$(readlink "$D/sbin/lxmigd")" = ../libexec/lxmig/lxmigd
 for u in lxmigd.service lxmig-rebalance.service lxmig-rebalance.timer; do

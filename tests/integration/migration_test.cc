@@ -713,6 +713,59 @@ TEST_F(MigrationTest, AProcessOfAnotherUidMigrates) {
   expectRemoved("nobody");
 }
 
+// lxmig run --userns: root inside the container is host uid 100000 (the
+// node's `idmap`), its writable area is owned by it, and it migrates by
+// both modes with its state, pid and id map; a target whose range does not
+// hold the map refuses at PREPARE, and the container runs on.
+TEST_F(MigrationTest, AContainerWithAUserNamespaceMigrates) {
+  Cli run = tb().lxmig({"--json", "--node", "n1", "run", "--name", "userns", "--userns", "--publish",
+                        std::to_string(kPort), "--bind", tb().workloadsDir() + ":/opt/lxmig-tests", "--",
+                        "/opt/lxmig-tests/counter_server", "--port", std::to_string(kPort), "--mem", "16"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  const std::string ip = run.json().value("ip", "");
+  ASSERT_NE(tb().waitServer(ip, kPort), "");
+  const std::string before = tb().clientRequest(ip, kPort, "GET");
+  const std::string sum = tb().clientRequest(ip, kPort, "SUM");
+  // Inside: uid 0 is host 100000; its /tmp is owned by its root.
+  auto inside = [&] {
+    Cli c = tb().lxmig({"exec", "userns", "--", "/bin/sh", "-c", "cat /proc/self/uid_map; stat -c %u /tmp"});
+    EXPECT_EQ(c.code, 0) << c.err;
+    std::string out;
+    for (const auto& f : split(std::string(trim(c.out)), ' '))
+      if (!f.empty()) out += (out.empty() ? "" : " ") + std::string(trim(f));
+    return out;
+  };
+  ASSERT_EQ(inside(), "0 100000 65536\n0");
+  for (const char* mode : {"stop-and-copy", "pre-copy"}) {
+    const std::string from = nodeOf("userns"), to = from == "n1" ? "n2" : "n1";
+    Cli m = tb().lxmig({"--json", "migrate", "userns", "--to", to, "--mode", mode});
+    ASSERT_EQ(m.code, 0) << mode << ": " << m.err << m.out;
+    EXPECT_EQ(m.json()["result"], "committed") << m.out;
+    EXPECT_EQ(m.json()["mode"], mode) << m.out;
+    EXPECT_EQ(nodeOf("userns"), to);
+    const std::string after = tb().waitServer(ip, kPort, 10000);
+    EXPECT_EQ(field(after, "pid"), field(before, "pid")) << mode;
+    EXPECT_EQ(field(after, "start_ns"), field(before, "start_ns")) << mode << ": the workload restarted";
+    EXPECT_GE(field(after, "counter"), field(before, "counter")) << mode;
+    EXPECT_EQ(tb().clientRequest(ip, kPort, "SUM"), sum) << mode << ": memory content changed";
+    EXPECT_EQ(inside(), "0 100000 65536\n0") << mode;
+  }
+  // A target whose id range does not hold the container's map refuses
+  // before anything moves.
+  const std::string from = nodeOf("userns"), to = from == "n1" ? "n2" : "n1";
+  ASSERT_TRUE(tb().restartAgent(to, {"--idmap", "300000:65536"}).ok());
+  Cli refused = tb().lxmig({"migrate", "userns", "--to", to});
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("cannot map the ids of `userns` (host ids 100000..165535): its agent config `idmap` is "
+                             "300000:65536"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(nodeOf("userns"), from);
+  ASSERT_TRUE(tb().restartAgent(to).ok());
+  EXPECT_NE(tb().waitServer(ip, kPort, 5000), "");
+  expectRemoved("userns");
+}
+
 // dash runs each command with vfork(): a shell that starts commands all the
 // time is often frozen with its parent inside vfork, which neither the
 // freezer nor CRIU can stop (CRIU's dump then failed after 10 s with

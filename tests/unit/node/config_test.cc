@@ -113,6 +113,29 @@ TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
   EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
 }
 
+TEST_F(ConfigTest, IdmapIsABaseAndASizeOrOff) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->idmapRange(), (std::pair<uint32_t, uint32_t>{100000, 65536}));
+  EXPECT_EQ(c->userns, "off");
+  auto wide = load("idmap = \"1000000:1000000000\"\nuserns = \"on\"\n");
+  ASSERT_TRUE(wide.ok());
+  EXPECT_TRUE(wide->validate().ok()) << wide->validate().toString();
+  EXPECT_EQ(wide->idmapRange(), (std::pair<uint32_t, uint32_t>{1000000, 1000000000}));
+  auto off = load("idmap = \"off\"\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->validate().ok());
+  EXPECT_EQ(off->idmapRange().second, 0u);
+  for (const char* bad : {"0:65536", "100000:100", "100000", "x:65536", "4294967000:65536", "100000:-1"}) {
+    auto b = load(std::string("idmap = \"") + bad + "\"\n");
+    ASSERT_TRUE(b.ok());
+    EXPECT_NE(b->validate().message().find("bad idmap"), std::string::npos) << bad;
+  }
+  auto yes = load("userns = \"yes\"\n");
+  ASSERT_TRUE(yes.ok());
+  EXPECT_EQ(yes->validate().message(), "bad userns `yes` (on or off)");
+}
+
 TEST_F(ConfigTest, ImagesDiskDirIsAnAbsolutePathOrOff) {
   for (const char* good : {"/srv/lxmig-images", "off"}) {
     auto c = load(std::string("images_disk_dir = \"") + good + "\"\n");

@@ -99,6 +99,20 @@ TEST(SpecCheck, TheInitAndThePidRangeTravelWithTheSpec) {
             (std::vector<std::string>{"10.200.1.10", "10.200.1.11", "10.200.1.12"}));
   EXPECT_EQ(Spec::fromProto(s.toProto()).extraIps, s.extraIps);
   EXPECT_TRUE(old->extraIps.empty());
+  // The id map of a container with a user namespace of its own.
+  s.idmapBase = 100000;
+  s.idmapSize = 65536;
+  ASSERT_TRUE(s.check().ok()) << s.check().toString();
+  EXPECT_EQ(Spec::fromJson(s.toJson())->idmapBase, 100000u);
+  EXPECT_EQ(Spec::fromProto(s.toProto()).idmapSize, 65536u);
+  EXPECT_EQ(old->idmapSize, 0u);
+  for (auto [base, size] :
+       {std::pair<uint32_t, uint32_t>{0, 65536}, {100000, 0}, {100000, 100}, {4294967000u, 65536}}) {
+    s.idmapBase = base;
+    s.idmapSize = size;
+    EXPECT_EQ(s.check().code(), Code::kInvalidArgument) << base << ":" << size;
+  }
+  s.idmapBase = s.idmapSize = 0;
   s.pidBase = 1u << 22;
   EXPECT_EQ(s.check().code(), Code::kInvalidArgument);
   EXPECT_EQ(Spec::fromJson(R"({"name": "web", "ip": "10.200.1.10", "pid_base": -1})").status().code(),

@@ -68,6 +68,9 @@ struct ContainerParams {
   std::vector<Bind> binds;
   std::vector<std::string> env;
   std::vector<DeviceParam> devices;
+  // A user namespace of its own: container ids 0..idmapSize-1 are host
+  // ids idmapBase... (uid and gid); 0: none.
+  uint32_t idmapBase = 0, idmapSize = 0;
 };
 
 // The pid of a host process inside its PID namespace (the last NSpid of

@@ -54,6 +54,9 @@ class Target {
  public:
   struct Options {
     int maxIncoming = 4;  // migrations prepared at once; more are refused
+    // The host ids this node maps containers with a user namespace of
+    // their own onto (agent config `idmap`); size 0: none.
+    uint32_t idmapBase = 0, idmapSize = 0;
   };
   // All three outlive the Target.
   Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations, Options options)

@@ -49,9 +49,11 @@
 // Flags given on the command line override the file.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lxmig/base/status.h"
@@ -113,6 +115,15 @@ struct AgentConfig {
   // this node's CRIU was built with lxmig's patch, criu/held_pages.h) or
   // drains them all and rewrites the images after ("off").
   std::string criuHeldPages = "auto";
+  // The host ids this node maps containers with a user namespace of their
+  // own onto ("BASE:SIZE", uid and gid alike; "off": none): root inside is
+  // BASE. A container migrates only to a node whose range holds its map.
+  std::string idmap = "100000:65536";
+  // lxmig run gives every new container a user namespace ("on") or only
+  // when asked (--userns; "off").
+  std::string userns = "off";
+  // idmap parsed: base and size, {0, 0} for "off" or a bad value.
+  std::pair<uint32_t, uint32_t> idmapRange() const;
   // Operator commands another node of the cluster forwards for its operator
   // are served ("true") or refused ("false").
   std::string acceptForwarded = "true";

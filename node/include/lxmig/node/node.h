@@ -43,6 +43,9 @@ struct Spec {
   // lxmig merge: the addresses of the containers merged into this one,
   // which it answers on too (with `ip`, addresses()).
   std::vector<std::string> extraIps;
+  // lxmig run --userns: a user namespace of its own, root inside being
+  // host id idmapBase, idmapSize ids mapped (uid and gid alike); 0: none.
+  uint32_t idmapBase = 0, idmapSize = 0;
 
   std::vector<std::string> addresses() const {
     std::vector<std::string> all = {ip};

@@ -49,12 +49,22 @@ class DaemonsTest : public TestbedSuite {
     EXPECT_EQ(r.exitCode, 0) << query << ": " << r.err;
     return std::string(trim(r.out));
   }
+
+  void postgresMovesLiveAndLosesNothing(const std::vector<std::string>& runFlags);
 };
 
-TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) {
+// PostgreSQL 15 under pgbench, moved with pre-copy and back with
+// stop-and-copy; `runFlags` go to `lxmig run` (--userns).
+void DaemonsTest::postgresMovesLiveAndLosesNothing(const std::vector<std::string>& runFlags) {
   testing::TempDir dir("lxmig-pg");
-  Cli run = tb().lxmig({"--json", "--node", "n1", "run", "--name", "pg", "--publish", std::to_string(kPgPort), "--bind",
-                        tb().workloadsDir() + ":/opt/lxmig-tests", "--", "/opt/lxmig-tests/postgres_start.sh"});
+  std::vector<std::string> argv = {"--json",    "--node",
+                                   "n1",        "run",
+                                   "--name",    "pg",
+                                   "--publish", std::to_string(kPgPort),
+                                   "--bind",    tb().workloadsDir() + ":/opt/lxmig-tests"};
+  argv.insert(argv.end(), runFlags.begin(), runFlags.end());
+  argv.insert(argv.end(), {"--", "/opt/lxmig-tests/postgres_start.sh"});
+  Cli run = tb().lxmig(argv);
   ASSERT_EQ(run.code, 0) << run.err;
   const std::string ip = run.json().value("ip", "");
   bool up = false;
@@ -66,6 +76,15 @@ TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) {
   // Its processes run as postgres, not root.
   Cli uid = tb().lxmig({"exec", "pg", "--", "/bin/sh", "-c", kWorkloadUser});
   ASSERT_EQ(trim(uid.out), "postgres");
+  const bool userns = std::find(runFlags.begin(), runFlags.end(), "--userns") != runFlags.end();
+  auto uidMap = [&] {
+    Cli c = tb().lxmig({"exec", "pg", "--", "/bin/sh", "-c", "cat /proc/1/uid_map"});
+    std::istringstream f(c.out);
+    std::string inside, outside, count;
+    f >> inside >> outside >> count;
+    return inside + " " + outside + " " + count;
+  };
+  ASSERT_EQ(uidMap(), userns ? "0 100000 65536" : "0 0 4294967295");
 
   const std::string pgbench = std::string(kPgBin) + "/pgbench";
   CommandOutput init =
@@ -167,9 +186,18 @@ TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) {
   RecordProperty("slowest_connection_ms", static_cast<int>(slowestConnect));
   RecordProperty("failed_connections", failed);
   EXPECT_GT(longestTx, 0) << "pgbench wrote no transaction log";
+  EXPECT_EQ(uidMap(), userns ? "0 100000 65536" : "0 0 4294967295") << "the id map did not come along";
 
   Cli rm = tb().lxmig({"rm", "pg"});
   EXPECT_EQ(rm.code, 0) << rm.err;
+}
+
+TEST_F(DaemonsTest, PostgresUnderPgbenchMovesLiveAndLosesNothing) { postgresMovesLiveAndLosesNothing({}); }
+
+// The same in a user namespace of its own: postgres inside is host uid
+// 100000 + its uid, root inside is no root on the host.
+TEST_F(DaemonsTest, PostgresInAUserNamespaceMovesLiveAndLosesNothing) {
+  postgresMovesLiveAndLosesNothing({"--userns"});
 }
 
 TEST_F(DaemonsTest, RedisOfUidRedisUnderLoadMovesLiveAndLosesNoWrite) {

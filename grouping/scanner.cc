@@ -325,6 +325,9 @@ class Scanner {
       if (!kind) continue;  // read-only shared mapping of a file: not IPC
       std::string object = key;
       if (kind == kSysvShm) {
+        // Every IPC namespace numbers its segments from 0 on one internal
+        // mount: the same dev:inode is another segment in another one.
+        key += "@ipc:" + std::to_string(h->proc.ipcNs);
         object = "shmid " + std::to_string(m->inode);
         // /proc/sysvipc/shm shows the scanner's IPC namespace only.
         auto it = sysvShm_.find(m->inode);

@@ -297,6 +297,21 @@ TEST(GroupingTest, SysvSharedMemory) {
   ::shmctl(id, IPC_RMID, nullptr);
 }
 
+// Two IPC namespaces, each with its first segment: both are shmid 0 on the
+// same internal mount (the same dev:inode in maps), yet not one object.
+TEST(GroupingTest, SysvSegmentsOfTheSameIdInTwoIpcNamespacesAreNotShared) {
+  auto own = [] {
+    if (::unshare(CLONE_NEWIPC) != 0) std::abort();
+    int id = ::shmget(IPC_PRIVATE, 1 << 16, IPC_CREAT | 0600);
+    if (id != 0 || ::shmat(id, nullptr, 0) == (void*)-1) std::abort();
+    return std::vector<int>{};
+  };
+  Child a(own), b(own);
+  Scan scan = scanNode({});
+  expectAlone(scan, a.pid());
+  expectAlone(scan, b.pid());
+}
+
 TEST(GroupingTest, PosixSharedMemoryMappedOrOpen) {
   std::string name = "/lxmig-test-" + std::to_string(::getpid());
   int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);

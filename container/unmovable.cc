@@ -1,9 +1,11 @@
 #include "lxmig/container/unmovable.h"
 
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+
+#include <linux/kcmp.h>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
@@ -99,6 +103,27 @@ uint64_t lockedKb(const std::string& status) {
     return !w.empty() && parseUint64(w[0], &kb) ? kb : 0;
   }
   return 0;
+}
+
+// The processes of `pids` that have a System V semaphore undo list: kcmp
+// KCMP_SYSVSEM compares each with a child forked here that only waits to
+// be killed (a fork never inherits a list; liblxc's container init has
+// none either). Such a list holds what the SEM_UNDO operations of the
+// process will undo at its exit; no interface reads it, so CRIU cannot
+// carry it. Empty when the reference child cannot be made (nothing is
+// refused on a guess).
+std::vector<pid_t> withSemaphoreUndo(const std::vector<pid_t>& pids) {
+  const pid_t ref = ::fork();
+  if (ref < 0) return {};
+  if (ref == 0)
+    for (;;) ::pause();
+  std::vector<pid_t> out;
+  for (pid_t pid : pids)
+    if (::syscall(SYS_kcmp, ref, pid, KCMP_SYSVSEM, 0, 0) > 0) out.push_back(pid);
+  ::kill(ref, SIGKILL);
+  while (::waitpid(ref, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return out;
 }
 
 }  // namespace
@@ -239,6 +264,10 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
     out.push_back(processLabel(static_cast<pid_t>(pid)) + " waits for a " + w[2] + " lock on inode " + w[6] +
                   ": after CRIU's restore it got the lock while its holder still held it; migrate once it has it");
   }
+  for (pid_t p : withSemaphoreUndo(pids))
+    out.push_back(processLabel(p) +
+                  " holds System V semaphore adjustments (semop SEM_UNDO): CRIU does not carry them, so its exit "
+                  "would no longer undo them after the move; migrate once it has exited");
   return out;
 }
 

@@ -7,7 +7,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/sem.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,6 +57,23 @@ TEST(UnmovableFiles, EventfdInSemaphoreModeOnly) {
   ASSERT_EQ(sem.size(), 1u) << joined(sem);
   EXPECT_NE(sem[0].find("semaphore mode"), std::string::npos) << sem[0];
   EXPECT_NE(sem[0].find("fd "), std::string::npos) << sem[0];
+}
+
+TEST(UnmovableFiles, SemaphoreAdjustmentsWithUndoOnly) {
+  const int sem = ::semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+  ASSERT_GE(sem, 0) << std::strerror(errno);
+  auto plain = linesOfChild([sem] {
+    sembuf up = {0, 1, 0};
+    (void)::semop(sem, &up, 1);
+  });
+  EXPECT_TRUE(plain.empty()) << joined(plain);
+  auto undo = linesOfChild([sem] {
+    sembuf down = {0, -1, SEM_UNDO};
+    (void)::semop(sem, &down, 1);
+  });
+  ::semctl(sem, 0, IPC_RMID);
+  ASSERT_EQ(undo.size(), 1u) << joined(undo);
+  EXPECT_NE(undo[0].find("System V semaphore adjustments (semop SEM_UNDO)"), std::string::npos) << undo[0];
 }
 
 TEST(UnmovableFiles, EpollOneshotThatFired) {

@@ -17,7 +17,9 @@
 //   still held it after the restore); a stopped or traced process (CRIU's
 //   ptrace attach waits for good on a stopped task in a frozen cgroup);
 //   a region locked with mlock2(MLOCK_ONFAULT) that is not wholly resident
-//   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole).
+//   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole); a
+//   process that made System V semaphore operations with SEM_UNDO (its undo
+//   list cannot be read, so CRIU drops it: its exit would undo nothing).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
@@ -42,7 +44,8 @@ std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std:
 std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
 // One line per other open file of `pids` listed above, naming the file
 // descriptor, the process and what CRIU would do to it; and per process
-// of `pids` waiting for a file lock or stopped.
+// of `pids` waiting for a file lock, stopped or holding semaphore
+// adjustments.
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids);
 
 // A mapping locked on fault (smaps VmFlags "lf") with pages not resident.

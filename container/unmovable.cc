@@ -1,5 +1,6 @@
 #include "lxmig/container/unmovable.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -13,12 +14,14 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include <linux/kcmp.h>
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/process.h"
 
 namespace lxmig::container {
 namespace {
@@ -105,23 +108,47 @@ uint64_t lockedKb(const std::string& status) {
   return 0;
 }
 
-// The processes of `pids` that have a System V semaphore undo list: kcmp
-// KCMP_SYSVSEM compares each with a child forked here that only waits to
-// be killed (a fork never inherits a list; liblxc's container init has
-// none either). Such a list holds what the SEM_UNDO operations of the
-// process will undo at its exit; no interface reads it, so CRIU cannot
-// carry it. Empty when the reference child cannot be made (nothing is
-// refused on a guess).
+// Whether the IPC namespace of `pid` holds a System V semaphore set
+// (/proc/sysvipc/sem shows the reading thread's namespace). Nothing
+// readable counts as none: nothing is refused on a guess.
+bool hasSemaphoreSets(pid_t pid) {
+  bool any = false;
+  (void)inNamespace("/proc/" + std::to_string(pid) + "/ns/ipc", CLONE_NEWIPC, [&]() -> Status {
+    LXMIG_ASSIGN_OR_RETURN(std::string table, readFileHead("/proc/sysvipc/sem", 1 << 16));
+    const auto lines = split(table, '\n');  // a header, then a row per set
+    any = std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return !trim(l).empty(); }) > 1;
+    return okStatus();
+  });
+  return any;
+}
+
+// The processes of `pids` that may hold System V semaphore adjustments:
+// they have an undo list (kcmp KCMP_SYSVSEM against a child forked here,
+// which has none: a fork never inherits one) and their IPC namespace holds
+// semaphore sets (a list's entries name sets of the namespace it was made
+// in; leaving that namespace drops the list). Such a list holds what the
+// SEM_UNDO operations of the process will undo at its exit; no interface
+// reads it (nor tells an empty one: every pthread_create() makes one for
+// the threads to share), so CRIU cannot carry it.
 std::vector<pid_t> withSemaphoreUndo(const std::vector<pid_t>& pids) {
   const pid_t ref = ::fork();
   if (ref < 0) return {};
   if (ref == 0)
     for (;;) ::pause();
-  std::vector<pid_t> out;
+  std::vector<pid_t> listed;
   for (pid_t pid : pids)
-    if (::syscall(SYS_kcmp, ref, pid, KCMP_SYSVSEM, 0, 0) > 0) out.push_back(pid);
+    if (::syscall(SYS_kcmp, ref, pid, KCMP_SYSVSEM, 0, 0) > 0) listed.push_back(pid);
   ::kill(ref, SIGKILL);
   while (::waitpid(ref, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  std::map<std::string, bool> setsIn;  // IPC namespace -> it holds semaphore sets
+  std::vector<pid_t> out;
+  for (pid_t pid : listed) {
+    auto ns = readLink("/proc/" + std::to_string(pid) + "/ns/ipc");
+    if (!ns.ok()) continue;
+    auto it = setsIn.find(*ns);
+    if (it == setsIn.end()) it = setsIn.emplace(*ns, hasSemaphoreSets(pid)).first;
+    if (it->second) out.push_back(pid);
   }
   return out;
 }
@@ -265,9 +292,11 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
                   ": after CRIU's restore it got the lock while its holder still held it; migrate once it has it");
   }
   for (pid_t p : withSemaphoreUndo(pids))
-    out.push_back(processLabel(p) +
-                  " holds System V semaphore adjustments (semop SEM_UNDO): CRIU does not carry them, so its exit "
-                  "would no longer undo them after the move; migrate once it has exited");
+    out.push_back(
+        processLabel(p) +
+        " has a System V semaphore undo list (semop SEM_UNDO) and its IPC namespace holds semaphore sets: its "
+        "adjustments cannot be read and CRIU drops them, so its exit would no longer undo them after the "
+        "move; migrate once it has exited");
   return out;
 }
 

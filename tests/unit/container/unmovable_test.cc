@@ -3,6 +3,7 @@
 // kinds that move are not named.
 #include "lxmig/container/unmovable.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -73,7 +75,16 @@ TEST(UnmovableFiles, SemaphoreAdjustmentsWithUndoOnly) {
   });
   ::semctl(sem, 0, IPC_RMID);
   ASSERT_EQ(undo.size(), 1u) << joined(undo);
-  EXPECT_NE(undo[0].find("System V semaphore adjustments (semop SEM_UNDO)"), std::string::npos) << undo[0];
+  EXPECT_NE(undo[0].find("System V semaphore undo list (semop SEM_UNDO)"), std::string::npos) << undo[0];
+  // A thread makes an (empty) undo list too: not named while its IPC
+  // namespace holds no semaphore set.
+  auto threads = linesOfChild([] {
+    if (::unshare(CLONE_NEWIPC) != 0) std::abort();
+    std::thread([] {
+      for (;;) ::pause();
+    }).detach();
+  });
+  EXPECT_TRUE(threads.empty()) << joined(threads);
 }
 
 TEST(UnmovableFiles, EpollOneshotThatFired) {

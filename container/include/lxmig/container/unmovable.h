@@ -18,8 +18,9 @@
 //   ptrace attach waits for good on a stopped task in a frozen cgroup);
 //   a region locked with mlock2(MLOCK_ONFAULT) that is not wholly resident
 //   (CRIU maps it MAP_LOCKED: it comes back filled and locked whole); a
-//   process that made System V semaphore operations with SEM_UNDO (its undo
-//   list cannot be read, so CRIU drops it: its exit would undo nothing).
+//   process with a System V semaphore undo list in an IPC namespace that
+//   holds semaphore sets (SEM_UNDO adjustments cannot be read, so CRIU
+//   drops them: its exit would undo nothing).
 //
 //   auto lines = container::locksInBinds(lxc.pids(name).value(), spec.binds);
 //   // "`/shared/db.lock` (bind of /srv/shared) is locked by pid 12 'postgres' (FLOCK WRITE): ..."
@@ -44,7 +45,7 @@ std::vector<std::string> locksInBinds(const std::vector<pid_t>& pids, const std:
 std::vector<std::string> messageQueues(const std::vector<pid_t>& pids);
 // One line per other open file of `pids` listed above, naming the file
 // descriptor, the process and what CRIU would do to it; and per process
-// of `pids` waiting for a file lock, stopped or holding semaphore
+// of `pids` waiting for a file lock, stopped or maybe holding semaphore
 // adjustments.
 std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids);
 

@@ -121,4 +121,6 @@ bool criuHandsOverUnixPeers() { return criuSays(kUnixPeerVersionLine); }
 
 bool criuDumpsSysvOutside() { return criuSays(kSysvOutsideVersionLine); }
 
+bool criuNamesAcceptedEnds() { return criuSays(kAcceptedNameVersionLine); }
+
 }  // namespace lxmig::node

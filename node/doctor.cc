@@ -196,6 +196,12 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
                 : "without lxmig's merge patch: merge refuses Unix connections between the merged containers and "
                   "System V objects",
         setupHint + " (it builds CRIU with criu/patches/ applied)", false);
+    const bool names = criuNamesAcceptedEnds();
+    add(r, "criu-unix-names", names,
+        names ? "built with lxmig's patch: a connection accepted from an abstract Unix listener keeps its name"
+              : "without lxmig's patch: a connection accepted from an abstract Unix listener comes back unnamed "
+                "(getpeername of its client is empty)",
+        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);
     add(r, "criu-kerndat-cache", cached, cache,

@@ -1,7 +1,9 @@
-/* Abstract-namespace Unix sockets: a stream listener with a connection made
- * through it (data queued both ways) and a datagram socket with a datagram
- * queued to its name. After the move the names are still bound, all data
- * arrives, and new connections and datagrams reach them. */
+/* Abstract-namespace Unix sockets: a stream listener with two connections
+ * made through it (data queued both ways on the first) and a datagram
+ * socket with a datagram queued to its name. After the move the names are
+ * still bound, the accepted ends still carry the listener's name (and
+ * their clients see it as their peer's), all data arrives, and new
+ * connections and datagrams reach them. */
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -34,6 +36,10 @@ int main(void) {
   CONF_CHECK(connect(c, (const struct sockaddr*)&sa, sl) == 0, "connect: %s", strerror(errno));
   int s = accept(l, NULL, NULL);
   CONF_CHECK(s >= 0, "accept: %s", strerror(errno));
+  int c1 = socket(AF_UNIX, SOCK_STREAM, 0);
+  CONF_CHECK(connect(c1, (const struct sockaddr*)&sa, sl) == 0, "second connect: %s", strerror(errno));
+  int s1 = accept(l, NULL, NULL);
+  CONF_CHECK(s1 >= 0, "second accept: %s", strerror(errno));
   unsigned char m[2][2000], b[2000];
   conf_fill(m[0], sizeof m[0], 71, 0);
   conf_fill(m[1], sizeof m[1], 72, 0);
@@ -49,6 +55,10 @@ int main(void) {
   socklen_t gl = sizeof g;
   CONF_CHECK(getpeername(c, (struct sockaddr*)&g, &gl) == 0 && gl == sl && memcmp(&g, &sa, sl) == 0,
              "connected client lost its peer's abstract name");
+  named(s, &sa, sl, "accepted end");
+  named(s1, &sa, sl, "second accepted end");
+  CONF_CHECK(send(c1, "c1", 2, 0) == 2 && recv(s1, b, sizeof b, 0) == 2 && memcmp(b, "c1", 2) == 0,
+             "second connection carries no data");
   CONF_CHECK(recv(s, b, sizeof b, MSG_DONTWAIT | MSG_WAITALL) == (ssize_t)sizeof b && memcmp(b, m[0], sizeof b) == 0,
              "client to server: queued data lost");
   CONF_CHECK(recv(c, b, sizeof b, MSG_DONTWAIT) == (ssize_t)sizeof b && memcmp(b, m[1], sizeof b) == 0,

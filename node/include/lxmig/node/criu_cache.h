@@ -44,4 +44,11 @@ bool criuHandsOverUnixPeers();
 inline constexpr char kSysvOutsideVersionLine[] = "lxmig: sysv-outside 1";
 bool criuDumpsSysvOutside();
 
+// Whether the `criu` in PATH restores the accepted end of a connection to
+// a listener of an abstract name with that name
+// (criu/patches/criu-4.2.1-usk-names.patch: the pair is made through a
+// listener of the name; stock CRIU leaves both ends unnamed).
+inline constexpr char kAcceptedNameVersionLine[] = "lxmig: accepted-abstract-name 1";
+bool criuNamesAcceptedEnds();
+
 }  // namespace lxmig::node

@@ -13,6 +13,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/process.h"
+#include "lxmig/base/sysvipc.h"
 #include "lxmig/container/lxc_host.h"
 
 namespace lxmig::container {
@@ -52,16 +53,9 @@ Result<CriuGaps> readCriuGaps(const std::vector<pid_t>& pids, pid_t ipcPid) {
   if (ipcPid > 0) {
     // "key shmid perms size ...": SHM_DEST is part of perms (octal).
     LXMIG_RETURN_IF_ERROR(inIpcNamespace(ipcPid, [&]() -> Status {
-      LXMIG_ASSIGN_OR_RETURN(std::string table, readFile("/proc/sysvipc/shm"));
-      for (const auto& line : split(table, '\n')) {
-        std::vector<std::string> f;
-        for (const auto& w : split(line, ' '))
-          if (!trim(w).empty()) f.emplace_back(trim(w));
-        uint64_t id = 0;
-        if (f.size() < 3 || !parseUint64(f[1], &id) || id > INT32_MAX) continue;  // the header
-        const unsigned long perms = std::strtoul(f[2].c_str(), nullptr, 8);
-        if (perms & SHM_DEST) gaps.removedShm.insert(static_cast<int32_t>(id));
-      }
+      LXMIG_ASSIGN_OR_RETURN(auto rows, readSysvTable("shm"));
+      for (const SysvRow& r : rows)
+        if (r.perms & SHM_DEST) gaps.removedShm.insert(r.id);
       return okStatus();
     }));
   }

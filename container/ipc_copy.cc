@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "lxmig/base/sysvipc.h"
+
 namespace lxmig::container {
 namespace {
 
@@ -59,44 +61,24 @@ bool enter(const char* init, std::string* err) {
 
 // The rows of /proc/sysvipc/TABLE of this process's IPC namespace.
 bool readTable(IpcKind kind, std::vector<Object>* out, std::string* err) {
-  const std::string path = std::string("/proc/sysvipc/") + table(kind);
-  FILE* f = std::fopen(path.c_str(), "re");
-  if (!f) {
-    *err = joinError("open " + path);
+  auto rows = readSysvTable(table(kind));
+  if (!rows.ok()) {
+    *err = rows.status().message();
     return false;
   }
-  char line[512];
-  bool header = true;
-  while (std::fgets(line, sizeof line, f)) {
-    if (header) {
-      header = false;
-      continue;
-    }
+  for (const SysvRow& r : *rows) {
     Object o;
     o.kind = kind;
-    long long id = 0, a = 0, b = 0, c = 0, d = 0, e = 0;
-    unsigned long long uid = 0, gid = 0;
-    bool n = false;
-    if (kind == IpcKind::kShm)  // key shmid perms size cpid lpid nattch uid gid
-      n = std::sscanf(line, "%lld %lld %o %llu %lld %lld %lld %llu %llu", &o.key, &id, &o.mode, &o.size, &a, &b, &c,
-                      &uid, &gid) == 9;
-    else if (kind == IpcKind::kSem)  // key semid perms nsems uid gid
-      n = std::sscanf(line, "%lld %lld %o %llu %llu %llu", &o.key, &id, &o.mode, &o.size, &uid, &gid) == 6;
-    else  // key msqid perms cbytes qnum lspid lrpid uid gid
-      n = std::sscanf(line, "%lld %lld %o %lld %lld %lld %lld %llu %llu", &o.key, &id, &o.mode, &c, &d, &e, &a, &uid,
-                      &gid) == 9;
-    if (!n || id < 0 || id > INT32_MAX) {
-      std::fclose(f);
-      *err = path + ": a line it cannot read: " + line;
-      return false;
-    }
-    o.id = static_cast<int>(id);
-    o.uid = static_cast<uid_t>(uid);
-    o.gid = static_cast<gid_t>(gid);
-    o.mode &= 0777;
+    o.key = r.key;
+    o.id = r.id;
+    o.mode = r.perms & 0777;
+    // shm: bytes; sem: semaphores in the set; msg: nothing (read with the queue).
+    const int64_t size = r.get(kind == IpcKind::kShm ? "size" : "nsems", 0);
+    o.size = static_cast<unsigned long long>(std::max<int64_t>(size, 0));
+    o.uid = static_cast<uid_t>(r.get("uid", 0));
+    o.gid = static_cast<gid_t>(r.get("gid", 0));
     out->push_back(std::move(o));
   }
-  std::fclose(f);
   return true;
 }
 

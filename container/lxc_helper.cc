@@ -81,6 +81,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -90,6 +91,7 @@
 #include <vector>
 
 #include "ipc_copy.h"
+#include "lxmig/base/sysvipc.h"
 #include "rlimits.h"
 
 namespace {
@@ -173,21 +175,14 @@ int pruneShm(int argc, char** argv) {
   if (ns < 0 || ::setns(ns, CLONE_NEWIPC) != 0) return fail(std::string("join the IPC namespace of pid ") + argv[2]);
   std::vector<long long> keep;
   for (int i = 3; i < argc; ++i) keep.push_back(std::atoll(argv[i]));
-  FILE* f = std::fopen("/proc/sysvipc/shm", "re");  // the table of this IPC namespace
-  if (!f) return fail("open /proc/sysvipc/shm");
-  char line[512];
-  std::vector<int> drop;
-  while (std::fgets(line, sizeof line, f)) {
-    long long key = 0, id = 0, size = 0, nattch = 0;
-    unsigned perms = 0;
-    int cpid = 0, lpid = 0;
-    if (std::sscanf(line, "%lld %lld %o %lld %d %d %lld", &key, &id, &perms, &size, &cpid, &lpid, &nattch) != 7)
-      continue;
-    bool kept = false;
-    for (long long k : keep) kept |= k == id;
-    if (!kept && nattch == 0 && id >= 0 && id <= INT32_MAX) drop.push_back(static_cast<int>(id));
+  auto rows = lxmig::readSysvTable("shm");  // the table of this IPC namespace
+  if (!rows.ok()) {
+    std::fprintf(stderr, "lxmig-lxc: %s\n", rows.status().message().c_str());
+    return kJoinFailed;
   }
-  std::fclose(f);
+  std::vector<int> drop;
+  for (const lxmig::SysvRow& r : *rows)
+    if (std::find(keep.begin(), keep.end(), r.id) == keep.end() && r.get("nattch") == 0) drop.push_back(r.id);
   for (int id : drop)
     if (::shmctl(id, IPC_RMID, nullptr) != 0) return fail("remove System V segment " + std::to_string(id));
   std::printf("%zu\n", drop.size());

@@ -22,6 +22,7 @@
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
 #include "lxmig/base/process.h"
+#include "lxmig/base/sysvipc.h"
 
 namespace lxmig::container {
 namespace {
@@ -114,9 +115,8 @@ uint64_t lockedKb(const std::string& status) {
 bool hasSemaphoreSets(pid_t pid) {
   bool any = false;
   (void)inNamespace("/proc/" + std::to_string(pid) + "/ns/ipc", CLONE_NEWIPC, [&]() -> Status {
-    LXMIG_ASSIGN_OR_RETURN(std::string table, readFileHead("/proc/sysvipc/sem", 1 << 16));
-    const auto lines = split(table, '\n');  // a header, then a row per set
-    any = std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return !trim(l).empty(); }) > 1;
+    LXMIG_ASSIGN_OR_RETURN(auto rows, readSysvTable("sem"));
+    any = !rows.empty();
     return okStatus();
   });
   return any;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "lxmig/base/sysvipc.h"
+
 namespace lxmig::grouping::internal {
 namespace {
 
@@ -153,21 +155,14 @@ std::optional<NetRow> parseNetLine(std::string_view line, std::string_view proto
 
 std::map<uint64_t, std::string> parseSysvShm(std::string_view text) {
   std::map<uint64_t, std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    auto f = fields(text.substr(start, end - start));
-    start = end + 1;
-    // key shmid perms size cpid lpid nattch ...
-    uint64_t shmid = 0;
-    long long key = 0;
-    if (f.size() < 7 || !num(f[1], &shmid) || !num(f[0], &key)) continue;  // also skips the header
+  auto rows = parseSysvTable(text);
+  if (!rows.ok()) return out;  // evidence only: a table it cannot read adds none
+  for (const auto& r : *rows) {
     char buf[96];
-    std::snprintf(buf, sizeof buf, "key 0x%08llx nattch %.*s cpid %.*s",
-                  static_cast<unsigned long long>(key) & 0xffffffffull, static_cast<int>(f[6].size()), f[6].data(),
-                  static_cast<int>(f[4].size()), f[4].data());
-    out[shmid] = buf;
+    std::snprintf(buf, sizeof buf, "key 0x%08llx nattch %lld cpid %lld",
+                  static_cast<unsigned long long>(r.key) & 0xffffffffull, static_cast<long long>(r.get("nattch")),
+                  static_cast<long long>(r.get("cpid")));
+    out[static_cast<uint64_t>(r.id)] = buf;
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
+#include "lxmig/base/sysvipc.h"
 #include "lxmig/grouping/adoption.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
@@ -38,12 +39,9 @@ constexpr const char* kStoppedEvent = "stopped on the host:";
 // container right after the restore, but dumped and restored first).
 uint64_t otherSegmentBytes(const std::vector<uint64_t>& used) {
   uint64_t total = 0;
-  for (const auto& line : split(readFile("/proc/sysvipc/shm").value_or(""), '\n')) {
-    auto f = split(line, ' ');
-    uint64_t id = 0, size = 0;
-    if (f.size() < 4 || !parseUint64(f[1], &id) || !parseUint64(f[3], &size)) continue;  // the header
-    if (std::find(used.begin(), used.end(), id) == used.end()) total += size;
-  }
+  for (const SysvRow& r : readSysvTable("shm").value_or(std::vector<SysvRow>{}))
+    if (std::find(used.begin(), used.end(), static_cast<uint64_t>(r.id)) == used.end())
+      total += static_cast<uint64_t>(std::max<int64_t>(r.get("size"), 0));
   return total;
 }
 

@@ -17,6 +17,7 @@
 #include "lxmig/base/grammar.h"
 #include "lxmig/base/log.h"
 #include "lxmig/base/process.h"
+#include "lxmig/base/sysvipc.h"
 #include "lxmig/grouping/adoption.h"
 #include "lxmig/grouping/ipc_graph.h"
 #include "lxmig/migration/source.h"
@@ -265,20 +266,9 @@ Result<IpcHeld> ipcHeld(pid_t init) {
   // /proc/sysvipc shows the reading thread's IPC namespace.
   LXMIG_RETURN_IF_ERROR(inNamespace(proc + "/ns/ipc", CLONE_NEWIPC, [&]() -> Status {
     for (auto [table, count] : {std::pair{"shm", &held.shm}, {"sem", &held.sem}, {"msg", &held.msg}}) {
-      LXMIG_ASSIGN_OR_RETURN(std::string text, readFileHead(std::string("/proc/sysvipc/") + table, 1 << 20));
-      bool header = true;
-      for (const auto& line : split(text, '\n')) {
-        if (trim(line).empty()) continue;
-        if (header) {
-          header = false;
-          continue;
-        }
-        ++*count;
-        // key id perms ... in every table.
-        IpcObject o;
-        o.kind = table;
-        if (std::sscanf(line.c_str(), "%lld %lld %o", &o.key, &o.id, &o.mode) == 3) held.objects.push_back(o);
-      }
+      LXMIG_ASSIGN_OR_RETURN(auto rows, readSysvTable(table));
+      *count = rows.size();
+      for (const SysvRow& r : rows) held.objects.push_back({table, r.key, r.id, r.perms});
     }
     return okStatus();
   }));

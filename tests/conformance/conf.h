@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t conf_term;
@@ -92,6 +93,23 @@ static unsigned char conf_byte(unsigned seed, size_t i) {
 
 static void conf_fill(unsigned char* p, size_t n, unsigned seed, size_t from) {
   for (size_t i = 0; i < n; ++i) p[i] = conf_byte(seed, from + i);
+}
+
+/* A FIFO made at `path` (removed first), opened both ways without
+ * blocking: *r and *w get the ends. */
+static void conf_fifo(const char* path, int* r, int* w) {
+  unlink(path);
+  CONF_CHECK(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno));
+  *r = open(path, O_RDONLY | O_NONBLOCK);
+  *w = open(path, O_WRONLY | O_NONBLOCK);
+  CONF_CHECK(*r >= 0 && *w >= 0, "open %s: %s", path, strerror(errno));
+}
+
+/* The path of a file beside the verdict, in the runner's bind (/results):
+ * $CONF_OUT with `suffix` appended. */
+static void conf_results_path(char* path, size_t n, const char* suffix) {
+  const char* out = getenv("CONF_OUT");
+  snprintf(path, n, "%s%s", out ? out : "/results/conf", suffix);
 }
 
 /* A TCP listener on 127.0.0.1, an ephemeral port; *a gets its address. */

@@ -11,8 +11,7 @@
 int main(void) {
   conf_init();
   char dir[256], file[300];
-  const char* out = getenv("CONF_OUT");
-  snprintf(dir, sizeof dir, "%s.watched", out ? out : "/results/inotify_in_bind");
+  conf_results_path(dir, sizeof dir, ".watched");
   snprintf(file, sizeof file, "%s/new", dir);
   mkdir(dir, 0700);
   unlink(file);

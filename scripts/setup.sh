@@ -82,7 +82,8 @@ fi
 # containers), and System V mappings dumped and restored without their
 # IPC namespace, whose objects lxmig copies itself (same ids); userns, the
 # veth of a container with a user namespace restored without its old
-# ifindex (lxmig run --userns); usk-names, the accepted end of a
+# ifindex, and its time namespace's image read only after the id maps are
+# written (lxmig run --userns); usk-names, the accepted end of a
 # connection to an abstract Unix listener restored with its name (made
 # through a listener of that name, not a socketpair).
 CRIU_WANT=4.2.1

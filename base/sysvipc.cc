@@ -9,20 +9,6 @@
 namespace lxmig {
 namespace {
 
-// The words of a line, split on spaces.
-std::vector<std::string_view> words(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ') ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
 bool number(std::string_view w, int base, int64_t* out) {
   if (w.empty() || w.size() > 24) return false;
   const std::string s(w);

@@ -141,6 +141,19 @@ bool removeObject(IpcKind kind, int id) {
   return ::msgctl(id, IPC_RMID, nullptr) == 0;
 }
 
+// Gives the object the owner and mode of `o`: the record is read with
+// IPC_STAT and written back with IPC_SET by `ctl(cmd, &record)`, where
+// `perm` is the record's ipc_perm.
+template <typename Ds, typename Ctl>
+bool setOwner(const Object& o, ipc_perm Ds::*perm, Ctl ctl) {
+  Ds ds{};
+  if (ctl(IPC_STAT, &ds) != 0) return false;
+  (ds.*perm).uid = o.uid;
+  (ds.*perm).gid = o.gid;
+  (ds.*perm).mode = static_cast<unsigned short>(o.mode);
+  return ctl(IPC_SET, &ds) == 0;
+}
+
 // Makes `o` in this namespace with its id, owner, mode and content.
 bool make(const Object& o, std::string* err) {
   const std::string what = std::string(table(o.kind)) + " " + std::to_string(o.id);
@@ -167,20 +180,10 @@ bool make(const Object& o, std::string* err) {
       std::memcpy(p, o.content, o.size);
       ::shmdt(p);
     }
-    shmid_ds ds{};
-    ok = ok && ::shmctl(id, IPC_STAT, &ds) == 0;
-    ds.shm_perm.uid = o.uid;
-    ds.shm_perm.gid = o.gid;
-    ds.shm_perm.mode = static_cast<unsigned short>(o.mode);
-    ok = ok && ::shmctl(id, IPC_SET, &ds) == 0;
+    ok = ok && setOwner(o, &shmid_ds::shm_perm, [id](int cmd, shmid_ds* ds) { return ::shmctl(id, cmd, ds); });
   } else if (o.kind == IpcKind::kSem) {
     ok = o.values.empty() || ::semctl(id, 0, SETALL, const_cast<unsigned short*>(o.values.data())) == 0;
-    semid_ds ds{};
-    ok = ok && ::semctl(id, 0, IPC_STAT, &ds) == 0;
-    ds.sem_perm.uid = o.uid;
-    ds.sem_perm.gid = o.gid;
-    ds.sem_perm.mode = static_cast<unsigned short>(o.mode);
-    ok = ok && ::semctl(id, 0, IPC_SET, &ds) == 0;
+    ok = ok && setOwner(o, &semid_ds::sem_perm, [id](int cmd, semid_ds* ds) { return ::semctl(id, 0, cmd, ds); });
   } else {
     msqid_ds ds{};
     ok = ::msgctl(id, IPC_STAT, &ds) == 0;
@@ -194,12 +197,7 @@ bool make(const Object& o, std::string* err) {
       std::memcpy(buf.data() + sizeof(long), m.text.data(), m.text.size());
       ok = ::msgsnd(id, buf.data(), m.text.size(), IPC_NOWAIT) == 0;
     }
-    ds = msqid_ds{};
-    ok = ok && ::msgctl(id, IPC_STAT, &ds) == 0;
-    ds.msg_perm.uid = o.uid;
-    ds.msg_perm.gid = o.gid;
-    ds.msg_perm.mode = static_cast<unsigned short>(o.mode);
-    ok = ok && ::msgctl(id, IPC_SET, &ds) == 0;
+    ok = ok && setOwner(o, &msqid_ds::msg_perm, [id](int cmd, msqid_ds* ds) { return ::msgctl(id, cmd, ds); });
   }
   if (!ok) {
     *err = joinError("fill " + what);

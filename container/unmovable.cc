@@ -75,10 +75,8 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
     constexpr uint32_t kFlagBits = EPOLLONESHOT | EPOLLET | EPOLLWAKEUP | EPOLLEXCLUSIVE;
     for (const auto& line : split(info, '\n')) {
       if (!startsWith(line, "tfd:")) continue;
-      auto f = split(line, ' ');
       std::vector<std::string> w;
-      for (const auto& x : f)
-        if (!trim(x).empty()) w.emplace_back(trim(x));
+      for (auto x : words(line)) w.emplace_back(x);
       for (size_t i = 0; i + 1 < w.size(); ++i) {
         if (w[i] != "events:") continue;
         const uint32_t ev = static_cast<uint32_t>(std::strtoul(w[i + 1].c_str(), nullptr, 16));
@@ -131,24 +129,27 @@ bool hasSemaphoreSets(pid_t pid) {
 // reads it (nor tells an empty one: every pthread_create() makes one for
 // the threads to share), so CRIU cannot carry it.
 std::vector<pid_t> withSemaphoreUndo(const std::vector<pid_t>& pids) {
-  const pid_t ref = ::fork();
-  if (ref < 0) return {};
-  if (ref == 0)
-    for (;;) ::pause();
-  std::vector<pid_t> listed;
-  for (pid_t pid : pids)
-    if (::syscall(SYS_kcmp, ref, pid, KCMP_SYSVSEM, 0, 0) > 0) listed.push_back(pid);
-  ::kill(ref, SIGKILL);
-  while (::waitpid(ref, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  // The namespaces first: almost no container holds a semaphore set, and
+  // then nothing is forked.
   std::map<std::string, bool> setsIn;  // IPC namespace -> it holds semaphore sets
-  std::vector<pid_t> out;
-  for (pid_t pid : listed) {
+  std::vector<pid_t> candidates;
+  for (pid_t pid : pids) {
     auto ns = readLink("/proc/" + std::to_string(pid) + "/ns/ipc");
     if (!ns.ok()) continue;
     auto it = setsIn.find(*ns);
     if (it == setsIn.end()) it = setsIn.emplace(*ns, hasSemaphoreSets(pid)).first;
-    if (it->second) out.push_back(pid);
+    if (it->second) candidates.push_back(pid);
+  }
+  if (candidates.empty()) return {};
+  const pid_t ref = ::fork();
+  if (ref < 0) return {};
+  if (ref == 0)
+    for (;;) ::pause();
+  std::vector<pid_t> out;
+  for (pid_t pid : candidates)
+    if (::syscall(SYS_kcmp, ref, pid, KCMP_SYSVSEM, 0, 0) > 0) out.push_back(pid);
+  ::kill(ref, SIGKILL);
+  while (::waitpid(ref, nullptr, 0) < 0 && errno == EINTR) {
   }
   return out;
 }
@@ -163,8 +164,7 @@ std::vector<LockOnFaultGap> lockOnFaultGaps(std::string_view smaps) {
   bool have = false, rss = false, size = false;
   for (const auto& line : split(smaps, '\n')) {
     std::vector<std::string> w;
-    for (const auto& x : split(line, ' '))
-      if (!trim(x).empty()) w.emplace_back(trim(x));
+    for (auto x : words(line)) w.emplace_back(x);
     if (w.empty()) continue;
     const size_t dash = w[0].find('-');
     if (w[0].back() != ':' && dash != std::string::npos && w.size() >= 5) {
@@ -284,8 +284,7 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
   // "1: -> POSIX  ADVISORY  WRITE 1234 fe:00:1311 0 EOF": a waiter.
   for (const auto& line : split(readFile("/proc/locks").value_or(""), '\n')) {
     std::vector<std::string> w;
-    for (const auto& x : split(line, ' '))
-      if (!trim(x).empty()) w.emplace_back(trim(x));
+    for (auto x : words(line)) w.emplace_back(x);
     uint64_t pid = 0;
     if (w.size() < 7 || w[1] != "->" || !parseUint64(w[5], &pid) || !mine.count(static_cast<pid_t>(pid))) continue;
     out.push_back(processLabel(static_cast<pid_t>(pid)) + " waits for a " + w[2] + " lock on inode " + w[6] +

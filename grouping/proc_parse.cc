@@ -7,23 +7,11 @@
 #include <cstring>
 #include <vector>
 
+#include "lxmig/base/files.h"
 #include "lxmig/base/sysvipc.h"
 
 namespace lxmig::grouping::internal {
 namespace {
-
-std::vector<std::string_view> fields(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 template <typename T>
 bool num(std::string_view s, T* out, int base = 10) {
@@ -40,7 +28,7 @@ std::optional<StatLine> parseStat(std::string_view text) {
   StatLine st;
   if (!num(text.substr(0, open > 0 ? open - 1 : 0), &st.pid)) return std::nullopt;
   st.comm = std::string(text.substr(open + 1, close - open - 1));
-  auto f = fields(text.substr(close + 1));
+  auto f = words(text.substr(close + 1));
   // After comm: state(3) ppid(4) pgrp session tty_nr tpgid flags(9) ... starttime(22)
   if (f.size() < 20) return std::nullopt;
   st.state = f[0].empty() ? '?' : f[0][0];
@@ -115,7 +103,7 @@ std::optional<uint64_t> bracketInode(std::string_view link, std::string_view pre
 std::optional<NetRow> parseNetLine(std::string_view line, std::string_view proto, bool v6) {
   //  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
   //   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 ...
-  auto f = fields(line);
+  auto f = words(line);
   if (f.size() < 10 || f[0].empty() || f[0].back() != ':') return std::nullopt;
   NetRow row;
   if (!num(f[9], &row.inode) || row.inode == 0) return std::nullopt;

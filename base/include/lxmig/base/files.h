@@ -76,6 +76,9 @@ Status pwriteAll(int fd, const char* p, uint64_t n, uint64_t off, const std::str
 
 std::vector<std::string> split(std::string_view s, char sep, bool skipEmpty = true);
 std::string_view trim(std::string_view s);
+// The words of a line: the runs of characters between spaces and tabs
+// (views into `s`).
+std::vector<std::string_view> words(std::string_view s);
 bool startsWith(std::string_view s, std::string_view prefix);
 bool parseUint64(std::string_view s, uint64_t* out);
 

@@ -302,7 +302,8 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
       id = c.migration_id();
       LXMIG_ASSIGN_OR_RETURN(st, findFor(peer, id));
       images = std::make_unique<transport::TreeWriter>(st->imagesDir, checksums, st->budget.get());
-      rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums, st->budget.get());
+      rootfs = std::make_unique<transport::TreeWriter>(st->stagingDir + "/rootfs", checksums, st->budget.get(),
+                                                       /*writeback=*/true);
     }
     if (c.migration_id() != id)
       return invalidArgument("one stream, one migration: chunk of " + c.migration_id().substr(0, 64));

@@ -522,6 +522,9 @@ Status TreeWriter::closeCurrent() {
       {0, UTIME_OMIT},
       {static_cast<time_t>(curMeta_.mtime_ns() / 1000000000), static_cast<long>(curMeta_.mtime_ns() % 1000000000)}};
   if (st.ok() && ::futimens(fd.get(), ts) != 0) st = Status::fromErrno("utimens", p);
+  // Only started: nothing waits for the disk here. A filesystem that
+  // cannot is made durable by the later syncfs all the same.
+  if (st.ok() && writeback_) (void)::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   int fdNum = fd.release();
   if (::close(fdNum) != 0 && st.ok()) st = Status::fromErrno("close", p);
   if (!curTmp_.empty()) {

@@ -113,8 +113,13 @@ class ByteBudget {
 // their AEAD tag instead. `budget` (optional) bounds the bytes written.
 class TreeWriter {
  public:
-  explicit TreeWriter(std::string root, bool verifyChecksums = true, ByteBudget* budget = nullptr)
-      : root_(std::move(root)), verifyChecksums_(verifyChecksums), budget_(budget) {}
+  // With `writeback`, each file finished starts its way to disk at once
+  // (sync_file_range): the syncfs that makes the tree durable later finds
+  // little left, and does not hold up the writes of a container that runs
+  // on the tree meanwhile.
+  explicit TreeWriter(std::string root, bool verifyChecksums = true, ByteBudget* budget = nullptr,
+                      bool writeback = false)
+      : root_(std::move(root)), verifyChecksums_(verifyChecksums), budget_(budget), writeback_(writeback) {}
   ~TreeWriter();
   Status apply(const v1::TransferChunk& c);
   // Finishes the file in progress (size, mode, owner, times).
@@ -137,6 +142,7 @@ class TreeWriter {
   std::string root_;
   bool verifyChecksums_;
   ByteBudget* budget_;
+  bool writeback_;
   UniqueFd rootFd_;
   // The file being written: its directory, its name, and the temporary name
   // it is written under when it replaces an entry of another type.

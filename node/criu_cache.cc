@@ -122,5 +122,6 @@ bool criuHandsOverUnixPeers() { return criuSays(kUnixPeerVersionLine); }
 bool criuDumpsSysvOutside() { return criuSays(kSysvOutsideVersionLine); }
 
 bool criuNamesAcceptedEnds() { return criuSays(kAcceptedNameVersionLine); }
+bool criuWritesShmem() { return criuSays(kShmemWriteVersionLine); }
 
 }  // namespace lxmig::node

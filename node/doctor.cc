@@ -202,6 +202,12 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
               : "without lxmig's patch: a connection accepted from an abstract Unix listener comes back unnamed "
                 "(getpeername of its client is empty)",
         setupHint + " (it builds CRIU with criu/patches/ applied)", false);
+    const bool shmemWrite = criuWritesShmem();
+    add(r, "criu-shmem-write", shmemWrite,
+        shmemWrite ? "built with lxmig's patch: shared memory is restored with pwrite (no page-table faults)"
+                   : "without lxmig's patch: shared memory is restored through a mapping (a fault per page in the "
+                     "frozen window)",
+        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);
     add(r, "criu-kerndat-cache", cached, cache,

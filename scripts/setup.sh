@@ -85,7 +85,10 @@ fi
 # ifindex, and its time namespace's image read only after the id maps are
 # written (lxmig run --userns); usk-names, the accepted end of a
 # connection to an abstract Unix listener restored with its name (made
-# through a listener of that name, not a socketpair).
+# through a listener of that name, not a socketpair); write-shmem, a memfd's
+# content (shared memory, PostgreSQL's shared buffers) restored with
+# pwrite instead of through a mapping (no page-table faults in the frozen
+# window).
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -108,7 +111,8 @@ criu_ok() {
   v=$("$PREFIX/criu" --version 2>/dev/null) || return 1
   grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
     grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
-    grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v"
+    grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v" &&
+    grep -q "^lxmig: shmem-by-write" <<<"$v"
 }
 
 if ! criu_ok; then

@@ -51,4 +51,11 @@ bool criuDumpsSysvOutside();
 inline constexpr char kAcceptedNameVersionLine[] = "lxmig: accepted-abstract-name 1";
 bool criuNamesAcceptedEnds();
 
+// Whether the `criu` in PATH restores a memfd's content (shared memory)
+// with pwrite rather than through a mapping
+// (criu/patches/criu-4.2.1-write-shmem.patch): no page-table fault per
+// page in the frozen window, ~10x faster on a VM whose faults trap.
+inline constexpr char kShmemWriteVersionLine[] = "lxmig: shmem-by-write 1";
+bool criuWritesShmem();
+
 }  // namespace lxmig::node

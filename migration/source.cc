@@ -709,11 +709,42 @@ Status Source::dump() {
       st = writeFileAtomic(held, criu::serializeHeldPages(pc_->heldPages(), pc_->rebuiltSharedObjects()), 0600);
     if (st.ok()) out.heldPages = held;
   }
+  int64_t treeMs = 0;
+  uint64_t treeBytes = 0;
   if (st.ok()) {
     // The network state is taken meanwhile (exportNet): it reads what the
     // freeze and the isolation hold still, CRIU's dump changes none of it,
     // and the two share no object.
     netTaken_ = std::async(std::launch::async, [this] { return takeNet(); });
+    // So is the writable area's last pass (what changed since SYNC's): the
+    // container is frozen, so its tree holds still, and reading the files
+    // a database rewrote to find their changed blocks (~1.3 GB for
+    // PostgreSQL at scale 100) need not wait for CRIU. Its chunks share
+    // the images stream with the page files' tail; the target writes each
+    // area with a writer of its own, so the two may interleave.
+    std::mutex streamMu;
+    auto sharedSink = [&](v1::TransferChunk& c) {
+      std::lock_guard lk(streamMu);
+      return sink(c);
+    };
+    auto sharedCounted = [&](uint64_t n) {
+      std::lock_guard lk(streamMu);
+      counted(n);
+    };
+    auto treeCounted = [&](uint64_t n) {
+      std::lock_guard lk(streamMu);
+      treeBytes += n;
+      counted(n);
+    };
+    Status treeSt;
+    std::thread treePass([&] {
+      const int64_t t0 = monotonicNs();
+      auto m = transport::sendTree(rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
+                                   sharedSink, treeCounted);
+      treeSt = m.status();
+      if (m.ok()) manifest_ = std::move(*m);
+      treeMs = (monotonicNs() - t0) / 1000000;
+    });
     std::atomic<bool> done{false};
     localWork_ = true;
     std::thread dumper([&] {
@@ -730,13 +761,16 @@ Status Source::dump() {
       // sends them; a CRIU built with lxmig's patch writes real ones with
       // only what the target lacks.
       if (streamError_.ok()) {
-        auto r = tail_->poll(sink, counted);
+        auto r = tail_->poll(sharedSink, sharedCounted);
         if (r.ok()) n = *r;
         else streamError_ = r.status();
       }
       if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     dumper.join();
+    treePass.join();
+    if (st.ok() && !treeSt.ok()) st = treeSt.withContext("writable area");
+    treeSent_ = treeSt.ok();
   }
   if (!out.heldPages.empty() && ::unlink(out.heldPages.c_str()) != 0 && errno != ENOENT && st.ok())
     st = Status::fromErrno("remove", out.heldPages);
@@ -748,8 +782,10 @@ Status Source::dump() {
   // and the dump itself (CRIU, started by the agent).
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
-             kv("criu_ms", criuMs) + " " + kv("netns_outside", out.inode != 0 ? 1 : 0) + " " +
-             kv("dev_shm_outside", out.devShm ? 1 : 0) + " " + kv("dev_outside", out.dev ? 1 : 0));
+             kv("criu_ms", criuMs) + " " + kv("writable_area_ms", treeMs) + " " +
+             kv("writable_area_bytes", static_cast<int64_t>(treeBytes)) + " " +
+             kv("netns_outside", out.inode != 0 ? 1 : 0) + " " + kv("dev_shm_outside", out.devShm ? 1 : 0) + " " +
+             kv("dev_outside", out.dev ? 1 : 0));
   return st;
 }
 
@@ -869,7 +905,12 @@ Status Source::transfer() {
     auto m = sendTree(*images_, v1::TransferChunk::IMAGES, imagesDir_, {}, &bytes, &tail_->sent(),
                       criu::kLazyPagesStartupInputs);
     st = m.status();
-    if (st.ok())
+    // The writable area's last pass went beside CRIU's dump (dump()).
+    // When CRIU remapped a file (remap-fpath.img), its --link-remap may
+    // have linked it into the tree and removed it again meanwhile: the tree
+    // is walked once more, so the target's copy is the tree the dump left
+    // (a walk of names and times; only what differs travels).
+    if (st.ok() && (!treeSent_ || pathExists(imagesDir_ + "/remap-fpath.img")))
       st = sendTree(*images_, v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_, &bytes).status();
     sent_ += bytes;
   }

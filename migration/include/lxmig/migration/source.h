@@ -184,6 +184,7 @@ class Source {
   std::string imagesDir_;
   uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)
   transport::Manifest manifest_;  // the writable area as SYNC sent it
+  bool treeSent_ = false;         // its last pass went during the dump
   std::unique_ptr<PreCopy> pc_;   // its destructor disarms the trackers
   std::unique_ptr<FinalStats> final_;
   std::unique_ptr<transport::ChunkWriter> images_;  // the stream of the frozen window

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 #include "lxmig/base/process.h"
 #include "lxmig/base/sysvipc.h"
 
@@ -94,6 +96,28 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
       (fdinfoValue(info, "it_value") != "(0, 0)" || fdinfoValue(info, "it_interval") != "(0, 0)"))
     return "an armed CLOCK_REALTIME timerfd: it does not fire after CRIU's restore";
   return "";
+}
+
+// What CRIU would do to the open file `link` (the text of /proc/PID/fd/N,
+// `fdPath`): "" when it moves. A file unlinked while open but still linked
+// under another name: CRIU links it back into the tree under a name of its
+// own for the dump (--link-remap) and, leaving the tasks running, removes
+// that name again when the dump ends, so the writable area never carries
+// it and the restore cannot open it. (One with no link left moves: its
+// content goes into the images.)
+std::string unlinkedButLinkedProblem(const std::string& link, const std::string& fdPath) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (link.empty() || link[0] != '/' || link.size() <= kDeleted.size() ||
+      link.compare(link.size() - kDeleted.size(), kDeleted.size(), kDeleted) != 0)
+    return "";
+  struct stat st {};
+  // stat of the open file itself (the magic link), not of a path of the
+  // container's.
+  if (::stat(fdPath.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink == 0) return "";
+  return "the file " + quote(link.substr(0, link.size() - kDeleted.size()), 200) +
+         ", unlinked while open but linked elsewhere (" + std::to_string(st.st_nlink) +
+         " links): CRIU links it back for the dump and removes that link when the dump ends, so the restore "
+         "cannot open it; close it or remove its other names first";
 }
 
 // The "VmLck:" of a /proc/PID/status text in kB (0 when absent).
@@ -272,6 +296,10 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
       }
     for (const auto& fd : listDir(base + "/fd").value_or({})) {
       auto link = readLink(base + "/fd/" + fd);
+      if (link.ok()) {
+        const std::string why = unlinkedButLinkedProblem(*link, base + "/fd/" + fd);
+        if (!why.empty()) out.push_back("fd " + fd + " of " + processLabel(p) + " is " + why);
+      }
       if (!link.ok() || !startsWith(*link, "anon_inode:")) continue;
       const std::string kind = link->substr(11);
       uint64_t n = 0;

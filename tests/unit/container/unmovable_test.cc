@@ -3,6 +3,7 @@
 // kinds that move are not named.
 #include "lxmig/container/unmovable.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -118,6 +119,30 @@ TEST(UnmovableFiles, InotifyWithEventsQueued) {
   ::rmdir(dir);
   ASSERT_EQ(queued.size(), 1u) << joined(queued);
   EXPECT_NE(queued[0].find("inotify instance with events queued"), std::string::npos) << queued[0];
+}
+
+// An open file whose name was removed: refused while another name keeps
+// it linked (CRIU's link remap), not when it has no link left (a ghost
+// file, carried in the images).
+TEST(UnmovableFiles, UnlinkedOpenFileStillLinkedElsewhereOnly) {
+  char dir[] = "/tmp/lxmig-unmovable-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string d = dir;
+  auto ghost = linesOfChild([&] {
+    (void)::open((d + "/ghost").c_str(), O_CREAT | O_RDWR, 0600);
+    ::unlink((d + "/ghost").c_str());
+  });
+  EXPECT_TRUE(ghost.empty()) << joined(ghost);
+  auto linked = linesOfChild([&] {
+    (void)::open((d + "/a").c_str(), O_CREAT | O_RDWR, 0600);
+    (void)!::link((d + "/a").c_str(), (d + "/b").c_str());
+    ::unlink((d + "/a").c_str());
+  });
+  ::unlink((d + "/b").c_str());
+  ::rmdir(dir);
+  ASSERT_EQ(linked.size(), 1u) << joined(linked);
+  EXPECT_NE(linked[0].find("`" + d + "/a`, unlinked while open but linked elsewhere (1 links)"), std::string::npos)
+      << linked[0];
 }
 
 TEST(UnmovableFiles, ArmedRealtimeTimerfd) {

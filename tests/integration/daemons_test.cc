@@ -163,7 +163,9 @@ void DaemonsTest::postgresMovesLiveAndLosesNothing(const std::vector<std::string
     slowestConnect = std::max(slowestConnect, ms);
   }
   EXPECT_GT(connects, 50);
-  EXPECT_LT(failed, connects / 10) << "new connections fail beyond the frozen window";
+  // Packets that reach the container while it is frozen are held and
+  // delivered on the target (issue 16): no connection is lost.
+  EXPECT_EQ(failed, 0) << "new connections failed during the moves";
   long long longestTx = 0;
   for (const auto& name : listDir(out).value_or({})) {
     if (!startsWith(name, "steady.")) continue;

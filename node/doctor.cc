@@ -184,30 +184,32 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
     bool lok = lazy.ok() && lazy->exitCode == 0;
     add(r, "criu-lazy-pages", lok, lok ? "uffd-noncoop supported" : "not supported",
         "lazy restore needs userfaultfd non-cooperative events", false);
-    const bool held = criuLeavesOutHeldPages();
-    add(r, "criu-held-pages", held,
-        held ? "built with lxmig's patch: pre-copy's dump leaves out the pages the target holds"
-             : "without lxmig's patch: pre-copy's dump drains every page (a longer frozen window)",
-        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
-    const bool mergeOk = criuHandsOverUnixPeers() && criuDumpsSysvOutside();
-    add(r, "criu-merge", mergeOk,
-        mergeOk ? "built with lxmig's patch: merge carries Unix connections between the merged containers and "
-                  "System V objects"
-                : "without lxmig's merge patch: merge refuses Unix connections between the merged containers and "
-                  "System V objects",
-        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
-    const bool names = criuNamesAcceptedEnds();
-    add(r, "criu-unix-names", names,
-        names ? "built with lxmig's patch: a connection accepted from an abstract Unix listener keeps its name"
-              : "without lxmig's patch: a connection accepted from an abstract Unix listener comes back unnamed "
-                "(getpeername of its client is empty)",
-        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
-    const bool shmemWrite = criuWritesShmem();
-    add(r, "criu-shmem-write", shmemWrite,
-        shmemWrite ? "built with lxmig's patch: shared memory is restored with pwrite (no page-table faults)"
-                   : "without lxmig's patch: shared memory is restored through a mapping (a fault per page in the "
-                     "frozen window)",
-        setupHint + " (it builds CRIU with criu/patches/ applied)", false);
+    // What each of lxmig's CRIU patches gives (criu/patches/), and what
+    // lacking it costs.
+    struct PatchCheck {
+      const char* name;
+      bool ok;
+      const char* with;
+      const char* without;
+    };
+    const PatchCheck patches[] = {
+        {"criu-held-pages", criuLeavesOutHeldPages(), "pre-copy's dump leaves out the pages the target holds",
+         "pre-copy's dump drains every page (a longer frozen window)"},
+        {"criu-merge", criuHandsOverUnixPeers() && criuDumpsSysvOutside(),
+         "merge carries Unix connections between the merged containers and System V objects",
+         "merge refuses Unix connections between the merged containers and System V objects"},
+        {"criu-unix-names", criuNamesAcceptedEnds(),
+         "a connection accepted from an abstract Unix listener keeps its name",
+         "a connection accepted from an abstract Unix listener comes back unnamed (getpeername of its client is "
+         "empty)"},
+        {"criu-shmem-write", criuWritesShmem(), "shared memory is restored with pwrite (no page-table faults)",
+         "shared memory is restored through a mapping (a fault per page in the frozen window)"},
+    };
+    for (const auto& p : patches)
+      add(r, p.name, p.ok,
+          p.ok ? std::string("built with lxmig's patch: ") + p.with
+               : std::string("without lxmig's patch: ") + p.without,
+          setupHint + " (it builds CRIU with criu/patches/ applied)", false);
     bool cached = false;
     const std::string cache = criuKerndatState(&cached);
     add(r, "criu-kerndat-cache", cached, cache,

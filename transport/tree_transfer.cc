@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <vector>
 
 #include "lxmig/base/fd.h"
@@ -151,6 +152,8 @@ struct Walker {
   Manifest now;
   dev_t dev = 0;
   int64_t startedNs = 0;  // wall clock when the pass began
+  // The name each file of several names was sent under this pass.
+  std::map<std::pair<dev_t, ino_t>, std::string> firstNames;
   static constexpr int64_t kCoarseClockNs = 50'000'000;
   static constexpr int64_t kUnsettled = INT64_MIN;
 
@@ -160,6 +163,26 @@ struct Walker {
     auto c = metaChunk(id, area, rel, st, type, link);
     if (!sink(c)) return unavailable("transfer stream broke while sending `" + rel + "`");
     return okStatus();
+  }
+
+  Status sendDeleted(const std::string& rel) {
+    v1::TransferChunk c;
+    c.set_migration_id(id);
+    c.set_area(area);
+    c.set_path(rel);
+    c.mutable_meta()->set_type(v1::FileMeta::DELETED);
+    if (!sink(c)) return unavailable("transfer stream broke while deleting `" + rel + "`");
+    return okStatus();
+  }
+
+  // `rel` is another name of the file sent as `firstName` this pass.
+  Status sendHardLink(const std::string& rel, const struct stat& st, const std::string& firstName) {
+    EntryState es;
+    es.type = v1::FileMeta::HARDLINK;
+    es.linkTo = firstName;
+    const bool send = changed(rel, es);
+    now[rel] = std::move(es);
+    return send ? sendMeta(rel, st, v1::FileMeta::HARDLINK, firstName) : okStatus();
   }
 
   // A file from where a TailSender left it; otherwise the blocks that
@@ -191,6 +214,8 @@ struct Walker {
     // again next pass, whatever its time then.
     if (type == v1::FileMeta::REGULAR && es.mtimeNs > startedNs - kCoarseClockNs) es.mtimeNs = kUnsettled;
     es.mode = st.st_mode;
+    // Renamed over by a file of the same size and time: another file all the same.
+    if (type == v1::FileMeta::REGULAR) es.ino = st.st_ino;
     return es;
   }
   bool changed(const std::string& rel, const EntryState& es) const {
@@ -234,8 +259,17 @@ struct Walker {
       return Status::fromErrno("open", shown(rel));
     }
     if (S_ISREG(st.st_mode)) {
+      if (st.st_nlink > 1) {
+        auto [known, fresh] = firstNames.try_emplace({st.st_dev, st.st_ino}, rel);
+        if (!fresh) return sendHardLink(rel, st, known->second);
+      }
       EntryState es = stateOf(st, v1::FileMeta::REGULAR);
       if (changed(rel, es)) {
+        // The receiver's copy is another name of a file it holds under a
+        // name sent earlier: written in place, that file would change too.
+        auto was = previous.find(rel);
+        if (was != previous.end() && was->second.type == v1::FileMeta::HARDLINK)
+          LXMIG_RETURN_IF_ERROR(sendDeleted(rel));
         LXMIG_RETURN_IF_ERROR(sendFile(rel, fd.get(), st, es));
       } else {
         es.blocks = previous.at(rel).blocks;
@@ -280,16 +314,18 @@ Result<UniqueFd> openRoot(const std::string& root, struct stat* st) {
   return fd;
 }
 
-uint64_t bytesBelow(int dirfd, dev_t dev, size_t depth) {
+// `linked`: the files of several names counted so far.
+uint64_t bytesBelow(int dirfd, dev_t dev, size_t depth, std::set<ino_t>& linked) {
   if (depth > kMaxPathDepth) return 0;
   uint64_t total = 0;
   for (const auto& e : listDirAt(dirfd, "").value_or({})) {
     struct stat st {};
     if (::fstatat(dirfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    if (S_ISREG(st.st_mode) && (st.st_nlink < 2 || linked.insert(st.st_ino).second))
+      total += static_cast<uint64_t>(st.st_size);
     if (!S_ISDIR(st.st_mode) || st.st_dev != dev) continue;
     UniqueFd sub(::openat(dirfd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (sub) total += bytesBelow(sub.get(), dev, depth + 1);
+    if (sub) total += bytesBelow(sub.get(), dev, depth + 1, linked);
   }
   return total;
 }
@@ -306,15 +342,8 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
   LXMIG_RETURN_IF_ERROR(w.walk(rootFd.get(), "", 0));
   // Deletions, deepest first so directories are empty when removed.
-  for (auto it = previous.rbegin(); it != previous.rend(); ++it) {
-    if (w.now.count(it->first)) continue;
-    v1::TransferChunk c;
-    c.set_migration_id(migrationId);
-    c.set_area(area);
-    c.set_path(it->first);
-    c.mutable_meta()->set_type(v1::FileMeta::DELETED);
-    if (!sink(c)) return unavailable("transfer stream broke while sending deletions");
-  }
+  for (auto it = previous.rbegin(); it != previous.rend(); ++it)
+    if (!w.now.count(it->first)) LXMIG_RETURN_IF_ERROR(w.sendDeleted(it->first));
   return std::move(w.now);
 }
 
@@ -354,7 +383,8 @@ Result<uint64_t> TailSender::poll(const ChunkSink& sink, const BytesCallback& on
 uint64_t treeBytes(const std::string& root) {
   struct stat st {};
   auto fd = openRoot(root, &st);
-  return fd.ok() ? bytesBelow(fd->get(), st.st_dev, 0) : 0;
+  std::set<ino_t> linked;
+  return fd.ok() ? bytesBelow(fd->get(), st.st_dev, 0, linked) : 0;
 }
 
 Status ByteBudget::take(uint64_t n, const std::string& what) {
@@ -463,6 +493,29 @@ Status TreeWriter::makeFifo(const std::string& rel, const v1::FileMeta& m) {
   return replace(parent.get(), tmp, leaf, shown);
 }
 
+Status TreeWriter::makeHardLink(const std::string& rel, const v1::FileMeta& m) {
+  const std::string shown = root_ + "/" + rel, target = m.link_target();
+  if (Status st = checkRelativePath(target); !st.ok() || target == ".")
+    return invalidArgument("bad hard link target for `" + rel + "`");
+  std::string leaf, targetLeaf;
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd targetDir, parentOf(target, &targetLeaf));
+  struct stat there {
+  }, here{};
+  if (::fstatat(targetDir.get(), targetLeaf.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0)
+    return Status::fromErrno("stat the file linked as `" + rel + "`", root_ + "/" + target);
+  if (!S_ISREG(there.st_mode))
+    return invalidArgument("`" + rel + "` is sent as another name of `" + target + "`, which is not a regular file");
+  if (::fstatat(parent.get(), leaf.c_str(), &here, AT_SYMLINK_NOFOLLOW) == 0 && here.st_dev == there.st_dev &&
+      here.st_ino == there.st_ino)
+    return okStatus();  // linked already
+  // Without AT_SYMLINK_FOLLOW: whatever is there by now is linked, never what it points to.
+  const std::string tmp = tempName(leaf);
+  if (::linkat(targetDir.get(), targetLeaf.c_str(), parent.get(), tmp.c_str(), 0) != 0)
+    return Status::fromErrno("link `" + target + "` as", shown);
+  return replace(parent.get(), tmp, leaf, shown);
+}
+
 Status TreeWriter::beginFile(const std::string& rel, const v1::FileMeta& m) {
   const std::string shown = root_ + "/" + rel;
   if (budget_ && m.size() > budget_->total())
@@ -555,6 +608,9 @@ Status TreeWriter::apply(const v1::TransferChunk& c) {
       case v1::FileMeta::FIFO:
         if (c.path() == ".") return invalidArgument("the tree's root cannot be a FIFO");
         return makeFifo(c.path(), m);
+      case v1::FileMeta::HARDLINK:
+        if (c.path() == ".") return invalidArgument("the tree's root cannot be a hard link");
+        return makeHardLink(c.path(), m);
       default:
         return invalidArgument("unknown entry type in transfer for `" + c.path() + "`");
     }

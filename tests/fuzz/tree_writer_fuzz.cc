@@ -1,7 +1,8 @@
 // The tree receiver (transport::TreeWriter) on chunks a hostile peer makes
 // up, in a tree that already holds links to a directory and a file outside
 // it. Whatever the chunks, nothing outside the tree's root changes: the
-// outside directory keeps exactly its one file, with its content.
+// outside directory keeps exactly its one file, with its content and its
+// one name.
 //
 // Input: a sequence of records: u8 op (entry type), u8 path length, path,
 // u8 payload length, payload (a link target or file data).
@@ -62,12 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t size) {
       lxmig::v1::TransferChunk c;
       c.set_migration_id("0123456789abcdef");
       c.set_path(path);
-      if (op % 5 == 4) {  // data for the file in progress
+      if (op % 7 == 6) {  // data for the file in progress
         c.set_offset(payload.empty() ? 0 : static_cast<uint8_t>(payload[0]) * 4096u);
         c.set_data(payload);
       } else {
         auto* m = c.mutable_meta();
-        m->set_type(static_cast<lxmig::v1::FileMeta::Type>(op % 4));
+        m->set_type(static_cast<lxmig::v1::FileMeta::Type>(op % 7));  // every type
         m->set_mode(0700 | (op & 0x7000));
         m->set_uid(::getuid());
         m->set_gid(::getgid());
@@ -82,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t size) {
   LXMIG_FUZZ_CHECK(names.ok() && names->size() == 1 && (*names)[0] == "secret");
   LXMIG_FUZZ_CHECK(lxmig::readFile(outside + "/secret").value_or("") == "host secret");
   struct stat st {};
+  LXMIG_FUZZ_CHECK(::lstat((outside + "/secret").c_str(), &st) == 0 && st.st_nlink == 1);  // linked nowhere else
   LXMIG_FUZZ_CHECK(::lstat(outside.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755);
   return 0;
 }

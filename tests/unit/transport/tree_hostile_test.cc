@@ -88,6 +88,36 @@ TEST_F(HostileTreeTest, NothingIsWrittenThroughALinkInTheTree) {
   EXPECT_EQ(readFile(outside() + "/secret").value_or(""), "host secret\n");
 }
 
+// A hard link the peer asks for names a file of the tree, never one
+// outside it, through a link, or anything but a regular file; and a file
+// written through a name that is a hard link stays in the tree.
+TEST_F(HostileTreeTest, AHardLinkNamesOnlyARegularFileOfTheTree) {
+  ASSERT_EQ(::symlink(outside().c_str(), (root() + "/d").c_str()), 0);
+  ASSERT_EQ(::symlink((outside() + "/secret").c_str(), (root() + "/f").c_str()), 0);
+  TreeWriter w(root(), false);
+  ASSERT_TRUE(w.apply(meta("dir", v1::FileMeta::DIRECTORY)).ok());
+  for (const char* target : {"../host/secret", "/etc/passwd", "a/../../x", "", ".", "f", "dir"}) {
+    SCOPED_TRACE(target);
+    Status st = w.apply(meta("l", v1::FileMeta::HARDLINK, target));
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.toString();
+  }
+  EXPECT_EQ(w.apply(meta("l", v1::FileMeta::HARDLINK, "d/secret")).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(w.apply(meta("l", v1::FileMeta::HARDLINK, "missing")).code(), Code::kNotFound);
+  EXPECT_EQ(w.apply(meta(".", v1::FileMeta::HARDLINK, "x")).code(), Code::kInvalidArgument);
+  EXPECT_EQ(w.apply(meta("d/l", v1::FileMeta::HARDLINK, "x")).code(), Code::kFailedPrecondition);
+  // A link in the place of the new name is replaced, not followed.
+  ASSERT_TRUE(file(w, "x", "mine\n").ok());
+  Status st = w.apply(meta("f", v1::FileMeta::HARDLINK, "x"));
+  ASSERT_TRUE(st.ok()) << st.toString();
+  ASSERT_TRUE(file(w, "f", "written through the second name\n").ok());
+  EXPECT_EQ(readFile(root() + "/x").value_or(""), "written through the second name\n");
+  struct stat host {};
+  ASSERT_EQ(::stat((outside() + "/secret").c_str(), &host), 0);
+  EXPECT_EQ(host.st_nlink, 1u);
+  EXPECT_EQ(readFile(outside() + "/secret").value_or(""), "host secret\n");
+  EXPECT_EQ(outsideEntries(), std::vector<std::string>{"secret"});
+}
+
 // The link itself, replaced by a file or a directory: the link goes, its
 // target stays as it was.
 TEST_F(HostileTreeTest, ALinkReplacedByAFileOrADirectoryLeavesItsTargetAlone) {

@@ -172,6 +172,67 @@ TEST_F(TransferTest, ALaterPassSendsOnlyTheBlocksThatChanged) {
   EXPECT_EQ(m.at("db/heap").blocks.size(), (data.size() + kTreeBlockBytes - 1) / kTreeBlockBytes);
 }
 
+// A file of several names (a package manager's hard links, a database's
+// backup by `cp -l`) arrives as one file with all its names, its content
+// sent once, and stays so while names are added, broken off and removed
+// between passes; a name broken off is never written through the others.
+TEST_F(TransferTest, AFileOfSeveralNamesArrivesAsOneFileWithEachPass) {
+  std::string data = noise(100000, 20);
+  write("a", data);
+  std::filesystem::create_directories(path("sub"));
+  ASSERT_EQ(::link(path("a").c_str(), path("b").c_str()), 0);
+  ASSERT_EQ(::link(path("a").c_str(), path("sub/c").c_str()), 0);
+  write("x", "alone");
+  auto inode = [&](const std::string& rel) {
+    struct stat st {};
+    return ::lstat((tmp_.path() + "/dst/" + rel).c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  auto links = [&](const std::string& rel) {
+    struct stat st {};
+    return ::lstat((tmp_.path() + "/dst/" + rel).c_str(), &st) == 0 ? st.st_nlink : 0;
+  };
+  uint64_t bytes = 0;
+  Manifest m = pass({}, &bytes);
+  EXPECT_EQ(bytes, data.size() + 5) << "the content of a file of three names travels once";
+  ASSERT_NE(inode("a"), 0u);
+  EXPECT_EQ(inode("b"), inode("a"));
+  EXPECT_EQ(inode("sub/c"), inode("a"));
+  EXPECT_EQ(links("a"), 3u);
+  EXPECT_TRUE(arrived("sub/c") == data);
+
+  // Written through one name: the blocks travel once, every name shows them.
+  const std::string page = noise(8192, 21);
+  overwrite("b", 40000, page);
+  data.replace(40000, page.size(), page);
+  bytes = 0;
+  m = pass(m, &bytes);
+  EXPECT_LE(bytes, 2 * kTreeBlockBytes);
+  EXPECT_TRUE(arrived("a") == data);
+  EXPECT_EQ(inode("sub/c"), inode("a"));
+
+  // `b` replaced by a file of its own (written aside, renamed over), a new name `d`.
+  const std::string own = noise(3000, 22);
+  write("b", own);
+  ASSERT_EQ(::link(path("a").c_str(), path("d").c_str()), 0);
+  m = pass(m, &bytes);
+  EXPECT_TRUE(arrived("b") == own);
+  EXPECT_NE(inode("b"), inode("a"));
+  EXPECT_EQ(links("b"), 1u);
+  EXPECT_TRUE(arrived("a") == data) << "the file was written through a name broken off it";
+  EXPECT_EQ(inode("d"), inode("a"));
+  EXPECT_EQ(inode("sub/c"), inode("a"));
+
+  // The first name removed: the others keep the file, still one.
+  ASSERT_EQ(::unlink(path("a").c_str()), 0);
+  m = pass(m, &bytes);
+  EXPECT_EQ(inode("a"), 0u);
+  EXPECT_TRUE(arrived("d") == data);
+  EXPECT_EQ(inode("sub/c"), inode("d"));
+  EXPECT_EQ(links("d"), 2u);
+  EXPECT_TRUE(arrived("b") == own);
+  EXPECT_EQ(treeBytes(tmp_.path() + "/tree"), data.size() + own.size() + 5) << "a file of two names counted once";
+}
+
 // The target's writer of a writable area starts each finished file on its
 // way to disk (sync_file_range); the tree, written in place pass after
 // pass, is the same.

@@ -27,10 +27,14 @@ struct EntryState {
   uint64_t size = 0;
   int64_t mtimeNs = 0;
   uint32_t mode = 0;
+  ino_t ino = 0;  // regular files
   // XXH3 of each kTreeBlockBytes block as sent (regular files).
   std::vector<uint64_t> blocks;
+  // A second name of a regular file (HARDLINK): the name it was sent as.
+  std::string linkTo;
   bool sameMeta(const EntryState& o) const {
-    return type == o.type && size == o.size && mtimeNs == o.mtimeNs && mode == o.mode;
+    return type == o.type && size == o.size && mtimeNs == o.mtimeNs && mode == o.mode && ino == o.ino &&
+           linkTo == o.linkTo;
   }
 };
 using Manifest = std::map<std::string, EntryState>;
@@ -42,7 +46,9 @@ using BytesCallback = std::function<void(uint64_t)>;
 // Sends every entry of `root` that differs from `previous` (all of them when
 // it is empty) plus deletions, and returns the new manifest. Of a regular
 // file `previous` holds, only the blocks that changed travel (the receiver
-// writes in place). Sockets and
+// writes in place). A regular file with several names in the tree is sent
+// once, under the first name the walk meets; its other names follow as
+// HARDLINK entries naming that one (the receiver links them). Sockets and
 // device nodes are skipped, and so are other filesystems mounted inside.
 // The tree may belong to a running container: it is walked through
 // directory fds, never following a link (a link is sent as a link), and an
@@ -80,7 +86,8 @@ class TailSender {
   std::map<std::string, uint64_t> sent_;
 };
 
-// Sum of regular file sizes below root (same walk as sendTree's).
+// Sum of regular file sizes below root (same walk as sendTree's; a file
+// of several names counts once).
 uint64_t treeBytes(const std::string& root);
 
 // How many bytes a migration may still write on this node: what the source
@@ -133,6 +140,7 @@ class TreeWriter {
   Status makeDirectory(const std::string& rel, const v1::FileMeta& m);
   Status makeSymlink(const std::string& rel, const v1::FileMeta& m);
   Status makeFifo(const std::string& rel, const v1::FileMeta& m);
+  Status makeHardLink(const std::string& rel, const v1::FileMeta& m);
   Status beginFile(const std::string& rel, const v1::FileMeta& m);
   Status remove(const std::string& rel);
   Status closeCurrent();

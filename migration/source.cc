@@ -737,10 +737,14 @@ Status Source::dump() {
       counted(n);
     };
     Status treeSt;
+    // A dump that failed stops the pass: the rollback thaws the container
+    // only once it ended.
+    std::atomic<bool> dumpFailed{false};
     std::thread treePass([&] {
       const int64_t t0 = monotonicNs();
-      auto m = transport::sendTree(rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
-                                   sharedSink, treeCounted);
+      auto m = transport::sendTree(
+          rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
+          [&](v1::TransferChunk& c) { return !dumpFailed && sharedSink(c); }, treeCounted);
       treeSt = m.status();
       if (m.ok()) manifest_ = std::move(*m);
       treeMs = (monotonicNs() - t0) / 1000000;
@@ -750,6 +754,7 @@ Status Source::dump() {
     std::thread dumper([&] {
       const int64_t criuStart = monotonicNs();
       st = ctx_.host.dump(spec_.name, imagesDir_, discard, dumpLimits(), out);
+      dumpFailed = !st.ok();
       criuMs = (monotonicNs() - criuStart) / 1000000;
       localWork_ = false;  // from here on the wait is for the target
       done = true;

@@ -6,8 +6,10 @@
 # writable area; pgbench runs in the client namespace (4 clients, -n).
 # Per run: downtime (lxmig's report), the frozen window step by step, the
 # client's longest transaction during the run (pgbench's per-transaction
-# log), failed transactions, bytes sent before the freeze and inside the
-# window.
+# log), new connections opened every 50 ms during the run (PostgreSQL's
+# psql: connect, one query, disconnect; the slowest, the median and how
+# many failed), failed transactions, bytes sent before the freeze and
+# inside the window.
 # Writes docs/benchmarks-daemons.json; prints a table.
 # Usage (as root): scripts/bench_daemons.sh [--runs 3] [--scales "20 100"]
 set -euo pipefail
@@ -34,10 +36,17 @@ one_run() { # scale mode run
   "$TB" client -- "$PG/pgbench" -h "$ip" -U postgres -n -c 4 -j 2 -T "$secs" --max-tries=1 -l \
     --log-prefix="$OUT/tx" postgres >"$OUT/pgbench.txt" 2>&1 &
   local bench=$!
+  # shellcheck disable=SC2016 # expanded by the client's bash
+  "$TB" client -- bash -c 'end=$((SECONDS+$1)); while ((SECONDS<end)); do t0=$(date +%s%N)
+    if PGCONNECT_TIMEOUT=10 timeout 15 "$2/psql" -h "$3" -U postgres -Atc "select 1" postgres >/dev/null 2>&1
+    then r=ok; else r=failed; fi; echo "$r $(( ($(date +%s%N) - t0) / 1000000 ))"; sleep 0.05; done' \
+    prober "$secs" "$PG" "$ip" >"$OUT/connects.txt" 2>&1 &
+  local prober=$!
   sleep 5
   local rc=0
   "$LXMIG" --json migrate pg --to "$to" --mode "$mode" >"$OUT/mig.json" 2>"$OUT/mig.err" || rc=$?
   wait "$bench" || true
+  wait "$prober" || true
   python3 - "$scale" "$mode" "$run" "$rc" "$OUT" >>"$OUT/results.jsonl" <<'PY'
 import glob, json, re, sys
 scale, mode, run, rc, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -55,6 +64,8 @@ for f in glob.glob(out + "/tx.*"):
         p = line.split()
         if len(p) >= 3:
             longest = max(longest, int(p[2]) // 1000)
+conns = [line.split() for line in open(out + "/connects.txt") if len(line.split()) == 2]
+conn_ms = sorted(int(ms) for r, ms in conns if r == "ok")
 ph = {p["name"]: p for p in m.get("phases", [])}
 frozen_steps = ("freeze", "final-scan", "dump", "rewrite", "net-export", "transfer", "restore")
 target_steps = ("target-net-import", "target-prelayout-wait", "target-assemble", "target-lazy-start",
@@ -66,6 +77,9 @@ print(json.dumps({
     "result": m.get("result"), "error": m.get("error", ""), "mode_used": m.get("mode"),
     "downtime_ms": m.get("downtime_ms"), "total_ms": m.get("total_ms"),
     "longest_tx_ms": longest,
+    "slowest_connection_ms": conn_ms[-1] if conn_ms else None,
+    "median_connection_ms": conn_ms[len(conn_ms) // 2] if conn_ms else None,
+    "connections": len(conns), "failed_connections": sum(1 for r, _ in conns if r != "ok"),
     "failed_tx": count("number of failed transactions"), "tx": count("number of transactions actually processed"),
     "bytes_before_freeze": before, "bytes_in_window": inside,
     "frozen": {k: ph[k]["duration_ms"] for k in frozen_steps if k in ph},
@@ -126,6 +140,12 @@ for scale in sorted({r["scale"] for r in rows}):
             "downtime_ms": med([r["downtime_ms"] for r in ok]),
             "downtimes_ms": [r["downtime_ms"] for r in ok],
             "longest_tx_ms": med([r["longest_tx_ms"] for r in ok]),
+            "longest_tx_over_downtime_ms": [r["longest_tx_ms"] - r["downtime_ms"] for r in ok],
+            "slowest_connection_ms": med([r.get("slowest_connection_ms") for r in ok]),
+            "slowest_connection_over_downtime_ms": [r["slowest_connection_ms"] - r["downtime_ms"] for r in ok
+                                                    if r.get("slowest_connection_ms") is not None],
+            "median_connection_ms": med([r.get("median_connection_ms") for r in ok]),
+            "failed_connections": sum(r.get("failed_connections", 0) for r in ok),
             "failed_tx": sum(max(r["failed_tx"], 0) for r in ok),
             "bytes_before_freeze": med([r["bytes_before_freeze"] for r in ok]),
             "bytes_in_window": med([r["bytes_in_window"] for r in ok]),
@@ -140,14 +160,18 @@ machine = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinf
                          capture_output=True, text=True).stdout.split("\n")
 json.dump({"machine": {"cpus": machine[0], "cpu": machine[1].strip(), "kernel": machine[2]},
            "summary": summary, "runs": rows}, open(sys.argv[2], "w"), indent=1)
-print(f"{'scale':>5} {'mode':<14} {'downtime':>9} {'longest tx':>10} {'before':>9} {'window':>9} "
-      f"{'failed tx':>9}  frozen window (ms)")
+print(f"{'scale':>5} {'mode':<14} {'downtime':>9} {'longest tx':>10} {'slowest conn':>12} {'before':>9} "
+      f"{'window':>9} {'failed tx':>9} {'failed conn':>11}  frozen window (ms)")
 for s in summary:
     for m in ("pre_copy", "stop_and_copy"):
         b = s[m]
         steps = " ".join(f"{k}={v}" for k, v in b["frozen_ms"].items())
         print(f"{s['scale']:>5} {m:<14} {b['downtime_ms']!s:>9} {b['longest_tx_ms']!s:>10} "
+              f"{b['slowest_connection_ms']!s:>12} "
               f"{(b['bytes_before_freeze'] or 0) / 2**20:>8.0f}M {(b['bytes_in_window'] or 0) / 2**20:>8.0f}M "
-              f"{b['failed_tx']:>9}  {steps}")
+              f"{b['failed_tx']:>9} {b['failed_connections']:>11}  {steps}")
+        print(f"{'':>5} {'':<14} over downtime: longest tx {b['longest_tx_over_downtime_ms']}, slowest connection "
+              f"{b['slowest_connection_over_downtime_ms']} (a connection takes {b['median_connection_ms']} ms "
+              f"at the median)")
     print(f"{s['scale']:>5} pre-copy / stop-and-copy downtime: {s['ratio_precopy_to_stopcopy']}")
 PY

@@ -24,6 +24,7 @@
 #include "lxmig/migration/settle.h"
 #include "lxmig/migration/source.h"
 #include "lxmig/migration/target.h"
+#include "lxmig/node/criu_cache.h"
 #include "lxmig/node/node.h"
 #include "lxmig/proto/rpc_status.h"
 #include "lxmig/v1/agent.grpc.pb.h"
@@ -39,7 +40,8 @@ class AgentService final : public v1::Agent::Service {
         target_(host_, node.audit(), node.reservations(),
                 {.maxIncoming = node.config().maxIncomingCount(),
                  .idmapBase = node.config().idmapRange().first,
-                 .idmapSize = node.config().idmapRange().second}),
+                 .idmapSize = node.config().idmapRange().second,
+                 .lazyInUserns = node::criuLazyInUserns()}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
   ~AgentService() { stopDetached(); }
   // Cancels the migrations started with --detach that still run (before

@@ -457,10 +457,12 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 
 }  // namespace
 
-// A container with a user namespace of its own is restored eagerly: its
-// tasks would have to create their userfaultfd inside it, which the kernel
-// refuses without vm.unprivileged_userfaultfd (EPERM).
-bool Target::worthLazy(State& s) { return s.spec.idmapSize == 0 && s.heldBytes.load() >= kLazyRestoreMinBytes; }
+// A container with a user namespace of its own is restored eagerly unless
+// CRIU makes its tasks' userfaultfds through /dev/userfaultfd: the kernel
+// refuses userfaultfd(2) inside it without vm.unprivileged_userfaultfd.
+bool Target::lazyPossible(const State& s) const { return s.spec.idmapSize == 0 || options_.lazyInUserns; }
+
+bool Target::worthLazy(State& s) { return lazyPossible(s) && s.heldBytes.load() >= kLazyRestoreMinBytes; }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net, int64_t deadlineMs, RestoreOptions prepared) {
@@ -522,7 +524,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       if (as->pages * tracking::kPageSize < kLazyRestoreMinBytes) lazy = false;
     }
   }
-  if (st->spec.idmapSize > 0) lazy = false;  // worthLazy: no userfaultfd inside a user namespace
+  if (!lazyPossible(*st)) lazy = false;
   r.set_restored_lazily(lazy);
   if (st->sameKernel) {
     auto dropped = dropSharedFifoData(st->imagesDir, st->spec);

@@ -124,4 +124,6 @@ bool criuDumpsSysvOutside() { return criuSays(kSysvOutsideVersionLine); }
 bool criuNamesAcceptedEnds() { return criuSays(kAcceptedNameVersionLine); }
 bool criuWritesShmem() { return criuSays(kShmemWriteVersionLine); }
 
+bool criuLazyInUserns() { return criuSays(kUsernsLazyVersionLine) && pathExists("/dev/userfaultfd"); }
+
 }  // namespace lxmig::node

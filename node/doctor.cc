@@ -204,6 +204,9 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
          "empty)"},
         {"criu-shmem-write", criuWritesShmem(), "shared memory is restored with pwrite (no page-table faults)",
          "shared memory is restored through a mapping (a fault per page in the frozen window)"},
+        {"criu-userns-lazy", criuLazyInUserns(),
+         "a container with a user namespace of its own is restored lazily (userfaultfd from /dev/userfaultfd)",
+         "a container with a user namespace of its own is restored eagerly (every page before its processes run)"},
     };
     for (const auto& p : patches)
       add(r, p.name, p.ok,

@@ -73,8 +73,8 @@ fi
 # Debian 12's criu fails on this kernel and Debian 13's cannot dump INET
 # sockets on 6.16+ (PLATFORM.md, "CRIU"); 4.2.1 works. It is built here from
 # the release tarball (Debian's copy, checksum pinned) against the system's
-# own libraries, with lxmig's patches applied in name order
-# (criu/patches/criu-4.2.1-*.patch): held-pages, a dump writes the pages a
+# own libraries, with lxmig's patches applied in the order
+# criu/patches/series lists them: held-pages, a dump writes the pages a
 # migration target already holds as PARENT holes instead of draining them
 # (docs/architecture.md, "The frozen window"); merge, what lxmig merge
 # needs: a Unix socket whose peer is in another network namespace handed
@@ -88,7 +88,9 @@ fi
 # through a listener of that name, not a socketpair); write-shmem, a memfd's
 # content (shared memory, PostgreSQL's shared buffers) restored with
 # pwrite instead of through a mapping (no page-table faults in the frozen
-# window).
+# window); userns-lazy, the userfaultfd of a restored task in a user
+# namespace of its own made through /dev/userfaultfd (opened before any
+# namespace), so such a container is restored lazily.
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -98,8 +100,16 @@ BIN=/opt/lxmig/bin
 CACHE=/var/cache/lxmig
 
 CRIU_PATCHES=()
-for p in "$PATCH_DIR"/criu-"$CRIU_WANT"-*.patch; do [[ -r $p ]] && CRIU_PATCHES+=("$p"); done
-[[ ${#CRIU_PATCHES[@]} -gt 0 ]] || die "no CRIU patch in $PATCH_DIR"
+while read -r name _; do
+  [[ -z $name || $name == \#* ]] && continue
+  [[ $name =~ ^criu-$CRIU_WANT-[a-z0-9-]+\.patch$ && -r $PATCH_DIR/$name ]] ||
+    die "criu/patches/series names \`$name\`, not a readable patch for CRIU $CRIU_WANT"
+  CRIU_PATCHES+=("$PATCH_DIR/$name")
+done <"$PATCH_DIR/series"
+[[ ${#CRIU_PATCHES[@]} -gt 0 ]] || die "no CRIU patch in $PATCH_DIR/series"
+for p in "$PATCH_DIR"/criu-"$CRIU_WANT"-*.patch; do
+  grep -qx "$(basename "$p")" "$PATCH_DIR/series" || die "$p is not in criu/patches/series"
+done
 # One checksum over all of them, in the order they apply.
 PATCH_SUM=$(cat "${CRIU_PATCHES[@]}" | sha256sum | cut -d' ' -f1)
 
@@ -112,7 +122,7 @@ criu_ok() {
   grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
     grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
     grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v" &&
-    grep -q "^lxmig: shmem-by-write" <<<"$v"
+    grep -q "^lxmig: shmem-by-write" <<<"$v" && grep -q "^lxmig: userns-lazy" <<<"$v"
 }
 
 if ! criu_ok; then

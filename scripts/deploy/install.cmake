@@ -44,7 +44,7 @@ install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/testbed.sh ${PROJECT_SOURCE_DIR}/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/scripts)
 # setup.sh builds CRIU with lxmig's patch, found beside it as in the sources.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/criu/patches/ DESTINATION ${CMAKE_INSTALL_DATADIR}/lxmig/criu/patches
-        FILES_MATCHING PATTERN "*.patch")
+        FILES_MATCHING PATTERN "*.patch" PATTERN "series")
 install(FILES ${deploy}/lxmig-rebalance.timer DESTINATION lib/systemd/system)
 install(FILES ${deploy}/lxmig.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME lxmig)
 install(DIRECTORY ${CMAKE_BINARY_DIR}/man/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 FILES_MATCHING PATTERN "*.1")

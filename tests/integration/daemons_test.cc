@@ -113,8 +113,7 @@ void DaemonsTest::postgresMovesLiveAndLosesNothing(const std::vector<std::string
   const std::string loop =
       "end=$((SECONDS+40)); while ((SECONDS<end)); do t0=$(date +%s%N); "
       "if PGCONNECT_TIMEOUT=10 timeout 15 " +
-      std::string(kPgBin) + "/psql -h " +
-      ip +
+      std::string(kPgBin) + "/psql -h " + ip +
       " -U postgres -Atc 'select 1' postgres >/dev/null 2>&1; then r=ok; else r=failed; fi; "
       "echo \"$r $(( ($(date +%s%N) - t0) / 1000000 ))\"; sleep 0.05; done";
   auto prober = spawn(tb().clientArgv({"bash", "-c", loop}), so);

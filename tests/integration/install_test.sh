@@ -48,7 +48,8 @@ check "installed libexec/lxmig/liblxmig-rlimits.so" test -f "$D/libexec/lxmig/li
 check "setup.sh finds lxmig's CRIU patches beside it" \
   test -f "$D/share/lxmig/criu/patches/criu-4.2.1-held-pages.patch" -a \
   -f "$D/share/lxmig/criu/patches/criu-4.2.1-merge.patch" -a \
-  -f "$D/share/lxmig/criu/patches/criu-4.2.1-userns.patch"
+  -f "$D/share/lxmig/criu/patches/criu-4.2.1-userns.patch" -a \
+  -f "$D/share/lxmig/criu/patches/series"
 check "sbin/lxmigd links to the agent beside its helpers" \
   test "$(readlink "$D/sbin/lxmigd")" = ../libexec/lxmig/lxmigd
 for u in lxmigd.service lxmig-rebalance.service lxmig-rebalance.timer; do

@@ -57,6 +57,9 @@ class Target {
     // The host ids this node maps containers with a user namespace of
     // their own onto (agent config `idmap`); size 0: none.
     uint32_t idmapBase = 0, idmapSize = 0;
+    // CRIU restores a container with a user namespace of its own lazily
+    // (node::criuLazyInUserns); otherwise eagerly.
+    bool lazyInUserns = false;
   };
   // All three outlive the Target.
   Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations, Options options)
@@ -165,9 +168,11 @@ class Target {
   };
   // Waits for a PRELAYOUT still laying out `s`'s store.
   static void awaitPrelayout(State& s);
+  // Whether CRIU can restore `s` lazily here at all.
+  bool lazyPossible(const State& s) const;
   // Whether the images will be worth CRIU's lazy-pages daemon, judged from
   // the pages the rounds brought (the final delta adds few).
-  static bool worthLazy(State& s);
+  bool worthLazy(State& s);
   Result<std::shared_ptr<State>> find(const std::string& id);
   // find() for `peer`, which must be the migration's source.
   Result<std::shared_ptr<State>> findFor(const std::string& peer, const std::string& id);

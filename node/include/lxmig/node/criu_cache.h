@@ -57,5 +57,11 @@ bool criuNamesAcceptedEnds();
 // page in the frozen window, ~10x faster on a VM whose faults trap.
 inline constexpr char kShmemWriteVersionLine[] = "lxmig: shmem-by-write 1";
 bool criuWritesShmem();
+// Built with lxmig's patch criu-4.2.1-userns-lazy.patch: a restored task in
+// a user namespace of its own makes its userfaultfd through /dev/userfaultfd
+// (opened by CRIU before any namespace), so such a container is restored
+// lazily like any other.
+inline constexpr char kUsernsLazyVersionLine[] = "lxmig: userns-lazy 1";
+bool criuLazyInUserns();
 
 }  // namespace lxmig::node

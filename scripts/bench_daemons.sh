@@ -10,13 +10,23 @@
 # psql: connect, one query, disconnect; the slowest, the median and how
 # many failed), failed transactions, bytes sent before the freeze and
 # inside the window.
-# Writes docs/benchmarks-daemons.json; prints a table.
-# Usage (as root): scripts/bench_daemons.sh [--runs 3] [--scales "20 100"]
+# With --userns yes the container has a user namespace of its own
+# (lxmig run --userns).
+# Writes docs/benchmarks-daemons.json (-userns.json); prints a table.
+# Usage (as root): scripts/bench_daemons.sh [--runs 3] [--scales "20 100"] [--userns no|yes]
 set -euo pipefail
 source "$(dirname "$0")/bench_lib.sh"
 RUNS=3
 SCALES="20 100"
-bench_options "runs=RUNS scales=SCALES" "$@"
+USERNS=no
+bench_options "runs=RUNS scales=SCALES userns=USERNS" "$@"
+[[ $USERNS =~ ^(yes|no)$ ]] || { echo "bench: --userns takes yes or no" >&2; exit 2; }
+RUN_FLAGS=()
+SUMMARY=$ROOT/docs/benchmarks-daemons.json
+if [[ $USERNS == yes ]]; then
+  RUN_FLAGS=(--userns)
+  SUMMARY=$ROOT/docs/benchmarks-daemons-userns.json
+fi
 bench_need_root
 bench_on_exit() { cp "$OUT/results.jsonl" "$ROOT/build/bench-daemons-raw.jsonl" 2>/dev/null; }
 bench_scratch
@@ -94,7 +104,7 @@ PY
 
 for scale in $SCALES; do
   bench_fresh_testbed
-  "$LXMIG" --quiet --node n1 run --name pg --publish 5432 --bind "$WORK:/opt/lxmig-tests" -- \
+  "$LXMIG" --quiet --node n1 run --name pg "${RUN_FLAGS[@]}" --publish 5432 --bind "$WORK:/opt/lxmig-tests" -- \
     /opt/lxmig-tests/postgres_start.sh
   ip=$(bench_container_ip pg)
   for _ in $(seq 1 120); do
@@ -121,7 +131,7 @@ for scale in $SCALES; do
   "$LXMIG" --quiet rm pg || true
 done
 
-python3 - "$OUT/results.jsonl" "$ROOT/docs/benchmarks-daemons.json" <<'PY'
+python3 - "$OUT/results.jsonl" "$SUMMARY" "$USERNS" <<'PY'
 import json, statistics, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def med(xs):
@@ -159,6 +169,7 @@ for scale in sorted({r["scale"] for r in rows}):
 machine = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; uname -r"],
                          capture_output=True, text=True).stdout.split("\n")
 json.dump({"machine": {"cpus": machine[0], "cpu": machine[1].strip(), "kernel": machine[2]},
+           "userns": sys.argv[3] == "yes",
            "summary": summary, "runs": rows}, open(sys.argv[2], "w"), indent=1)
 print(f"{'scale':>5} {'mode':<14} {'downtime':>9} {'longest tx':>10} {'slowest conn':>12} {'before':>9} "
       f"{'window':>9} {'failed tx':>9} {'failed conn':>11}  frozen window (ms)")

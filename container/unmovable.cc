@@ -1,5 +1,6 @@
 #include "lxmig/container/unmovable.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -98,6 +99,19 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
   return "";
 }
 
+// Whether `path` (absolute, as process `pid` sees it) names the file `st`,
+// looked up beneath that process's root without following a link.
+bool namesFile(pid_t pid, const std::string& path, const struct stat& st) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 >= path.size()) return false;
+  const std::string dir = slash == 0 ? "." : path.substr(1, slash - 1), leaf = path.substr(slash + 1);
+  std::string shown;
+  auto d = openDirBeneathRootOf(pid, dir, &shown);
+  struct stat there {};
+  return d.ok() && ::fstatat(d->get(), leaf.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 && there.st_dev == st.st_dev &&
+         there.st_ino == st.st_ino;
+}
+
 // What CRIU would do to the open file `link` (the text of /proc/PID/fd/N,
 // `fdPath`): "" when it moves. A file unlinked while open but still linked
 // under another name: CRIU links it back into the tree under a name of its
@@ -105,7 +119,7 @@ std::string anonFileProblem(const std::string& kind, const std::string& info, pi
 // that name again when the dump ends, so the writable area never carries
 // it and the restore cannot open it. (One with no link left moves: its
 // content goes into the images.)
-std::string unlinkedButLinkedProblem(const std::string& link, const std::string& fdPath) {
+std::string unlinkedButLinkedProblem(pid_t pid, const std::string& link, const std::string& fdPath) {
   constexpr std::string_view kDeleted = " (deleted)";
   if (link.empty() || link[0] != '/' || link.size() <= kDeleted.size() ||
       link.compare(link.size() - kDeleted.size(), kDeleted.size(), kDeleted) != 0)
@@ -114,6 +128,8 @@ std::string unlinkedButLinkedProblem(const std::string& link, const std::string&
   // stat of the open file itself (the magic link), not of a path of the
   // container's.
   if (::stat(fdPath.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink == 0) return "";
+  // A file whose own name ends in " (deleted)", still there under it.
+  if (namesFile(pid, link, st)) return "";
   return "the file " + quote(link.substr(0, link.size() - kDeleted.size()), 200) +
          ", unlinked while open but linked elsewhere (" + std::to_string(st.st_nlink) +
          " links): CRIU links it back for the dump and removes that link when the dump ends, so the restore "
@@ -297,7 +313,7 @@ std::vector<std::string> unmovableFiles(const std::vector<pid_t>& pids) {
     for (const auto& fd : listDir(base + "/fd").value_or({})) {
       auto link = readLink(base + "/fd/" + fd);
       if (link.ok()) {
-        const std::string why = unlinkedButLinkedProblem(*link, base + "/fd/" + fd);
+        const std::string why = unlinkedButLinkedProblem(p, *link, base + "/fd/" + fd);
         if (!why.empty()) out.push_back("fd " + fd + " of " + processLabel(p) + " is " + why);
       }
       if (!link.ok() || !startsWith(*link, "anon_inode:")) continue;

@@ -138,7 +138,11 @@ TEST(UnmovableFiles, UnlinkedOpenFileStillLinkedElsewhereOnly) {
     (void)!::link((d + "/a").c_str(), (d + "/b").c_str());
     ::unlink((d + "/a").c_str());
   });
+  // A file named so, still there under that name, is no unlinked one.
+  auto named = linesOfChild([&] { (void)::open((d + "/c (deleted)").c_str(), O_CREAT | O_RDWR, 0600); });
+  EXPECT_TRUE(named.empty()) << joined(named);
   ::unlink((d + "/b").c_str());
+  ::unlink((d + "/c (deleted)").c_str());
   ::rmdir(dir);
   ASSERT_EQ(linked.size(), 1u) << joined(linked);
   EXPECT_NE(linked[0].find("`" + d + "/a`, unlinked while open but linked elsewhere (1 links)"), std::string::npos)

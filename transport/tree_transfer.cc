@@ -500,8 +500,8 @@ Status TreeWriter::makeHardLink(const std::string& rel, const v1::FileMeta& m) {
   std::string leaf, targetLeaf;
   LXMIG_ASSIGN_OR_RETURN(UniqueFd parent, parentOf(rel, &leaf));
   LXMIG_ASSIGN_OR_RETURN(UniqueFd targetDir, parentOf(target, &targetLeaf));
-  struct stat there {
-  }, here{};
+  struct stat there {};
+  struct stat here {};
   if (::fstatat(targetDir.get(), targetLeaf.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0)
     return Status::fromErrno("stat the file linked as `" + rel + "`", root_ + "/" + target);
   if (!S_ISREG(there.st_mode))

@@ -32,6 +32,7 @@ bench_on_exit() { cp "$OUT/results.jsonl" "$ROOT/build/bench-daemons-raw.jsonl" 
 bench_scratch
 bench_prepare
 PG=/usr/lib/postgresql/15/bin
+PROBE=$ROOT/tests/workloads/pg_connect_probe.sh  # new connections, timed
 [[ -x $PG/postgres ]] || { echo "bench: PostgreSQL 15 missing (scripts/setup.sh installs it)" >&2; exit 1; }
 
 : >"$OUT/results.jsonl"
@@ -46,11 +47,7 @@ one_run() { # scale mode run
   "$TB" client -- "$PG/pgbench" -h "$ip" -U postgres -n -c 4 -j 2 -T "$secs" --max-tries=1 -l \
     --log-prefix="$OUT/tx" postgres >"$OUT/pgbench.txt" 2>&1 &
   local bench=$!
-  # shellcheck disable=SC2016 # expanded by the client's bash
-  "$TB" client -- bash -c 'end=$((SECONDS+$1)); while ((SECONDS<end)); do t0=$(date +%s%N)
-    if PGCONNECT_TIMEOUT=10 timeout 15 "$2/psql" -h "$3" -U postgres -Atc "select 1" postgres >/dev/null 2>&1
-    then r=ok; else r=failed; fi; echo "$r $(( ($(date +%s%N) - t0) / 1000000 ))"; sleep 0.05; done' \
-    prober "$secs" "$PG" "$ip" >"$OUT/connects.txt" 2>&1 &
+  "$TB" client -- "$PROBE" "$secs" "$PG" "$ip" >"$OUT/connects.txt" 2>&1 &
   local prober=$!
   sleep 5
   local rc=0

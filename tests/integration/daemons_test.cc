@@ -110,13 +110,8 @@ void DaemonsTest::postgresMovesLiveAndLosesNothing(const std::vector<std::string
   ASSERT_TRUE(steady.ok());
   so.stdoutPath = out + "/connects.txt";
   so.stderrPath = out + "/connects.err";
-  const std::string loop =
-      "end=$((SECONDS+40)); while ((SECONDS<end)); do t0=$(date +%s%N); "
-      "if PGCONNECT_TIMEOUT=10 timeout 15 " +
-      std::string(kPgBin) + "/psql -h " + ip +
-      " -U postgres -Atc 'select 1' postgres >/dev/null 2>&1; then r=ok; else r=failed; fi; "
-      "echo \"$r $(( ($(date +%s%N) - t0) / 1000000 ))\"; sleep 0.05; done";
-  auto prober = spawn(tb().clientArgv({"bash", "-c", loop}), so);
+  auto prober =
+      spawn(tb().clientArgv({std::string(LXMIG_WORKLOADS_DIR) + "/pg_connect_probe.sh", "40", kPgBin, ip}), so);
   ASSERT_TRUE(prober.ok());
   std::this_thread::sleep_for(std::chrono::seconds(5));
 

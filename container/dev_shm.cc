@@ -1,5 +1,6 @@
 #include "lxmig/container/dev_shm.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
+#include "lxmig/base/grammar.h"
 
 namespace lxmig::container {
 namespace {
@@ -29,7 +31,7 @@ Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown) {
   return openDirBeneathRootOf(init, "dev/shm", shown);
 }
 
-Result<std::string> devShmProblem(pid_t init) {
+Result<std::string> devShmProblem(pid_t init, DevShmFiles* files) {
   if (init <= 0) return invalidArgument("no init process");
   const std::string proc = "/proc/" + std::to_string(init);
   LXMIG_ASSIGN_OR_RETURN(std::string mountinfo, readFileHead(proc + "/mountinfo", 4 << 20));
@@ -38,7 +40,26 @@ Result<std::string> devShmProblem(pid_t init) {
   auto dir = openDevShmDir(init, &shown);
   if (!dir.ok()) return "/dev/shm cannot be read: " + dir.status().message();
   LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), shown));
-  if (!entries.empty()) return "/dev/shm holds " + std::to_string(entries.size()) + " file(s)";
+  if (!files) {
+    if (!entries.empty()) return "/dev/shm holds " + std::to_string(entries.size()) + " file(s)";
+    return std::string();
+  }
+  *files = {};
+  if (entries.size() > kDevShmMaxFiles)
+    return "/dev/shm holds " + std::to_string(entries.size()) + " entries (more than " +
+           std::to_string(kDevShmMaxFiles) + ")";
+  for (const auto& e : entries) {
+    struct stat st {};
+    if (::fstatat(dir->get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // gone since the listing (the container runs at PREPARE)
+      return "/dev/shm cannot be read: " + Status::fromErrno("stat", shown + "/" + e.name).message();
+    }
+    const std::string name = quote(e.name);
+    if (!S_ISREG(st.st_mode)) return "/dev/shm holds " + name + ", which is not a regular file";
+    if (st.st_nlink != 1) return "/dev/shm holds " + name + ", a file of " + std::to_string(st.st_nlink) + " names";
+    ++files->files;
+    files->bytes += static_cast<uint64_t>(st.st_size);
+  }
   return std::string();
 }
 

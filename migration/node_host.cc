@@ -223,10 +223,17 @@ Result<std::unique_ptr<net::PreparedNetns>> NodeHost::prepareNetns(const net::Ne
   return net::PreparedNetns::create(layout);
 }
 
-Result<std::string> NodeHost::devShmProblem(const std::string& name) {
+Result<std::string> NodeHost::devShmProblem(const std::string& name, container::DevShmFiles* files) {
   const int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
-  return container::devShmProblem(init);
+  return container::devShmProblem(init, files);
+}
+
+Result<UniqueFd> NodeHost::openDevShm(const std::string& name) {
+  const int init = initPid(name);
+  if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
+  std::string shown;
+  return container::openDevShmDir(init, &shown);
 }
 
 Result<std::string> NodeHost::devProblem(const std::string& name, std::string* bootId) {

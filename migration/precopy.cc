@@ -666,6 +666,37 @@ std::vector<uint64_t> PreCopy::rebuiltSharedObjects() const {
   return out;
 }
 
+Result<PageSet> PreCopy::unchangedPages(uint64_t shmid, int fd, const std::string& name, std::vector<char>& buf) const {
+  PageSet same;
+  auto held = shared_.find(shmid);
+  if (held == shared_.end()) return same;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::fromErrno("stat", name);
+  const auto& sent = held->second.pages;
+  size_t j = 0;
+  LXMIG_RETURN_IF_ERROR(
+      forEachDataPage(fd, name, static_cast<uint64_t>(st.st_size), buf, [&](uint64_t a, const char* page) {
+        while (j < sent.size() && sent[j].first < a) ++j;
+        if (j < sent.size() && sent[j].first == a && sent[j].second == XXH3_64bits(page, kPageSize))
+          same.add(a, a + kPageSize);
+        return okStatus();
+      }));
+  return same;
+}
+
+Status PreCopy::compareSharedFrozen() {
+  frozenSame_.clear();
+  if (!frozenObjects_ || roundsDone_ == 0) return okStatus();
+  std::vector<char> buf;  // buf_ is rewriteDump's
+  for (const auto& [shmid, path] : *frozenObjects_) {
+    if (!shared_.count(shmid)) continue;
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Status::fromErrno("open shared memory " + std::to_string(shmid) + " as", path);
+    LXMIG_ASSIGN_OR_RETURN(frozenSame_[shmid], unchangedPages(shmid, in.get(), path, buf));
+  }
+  return okStatus();
+}
+
 size_t PreCopy::pageFilesBeforeSysv() {
   auto pids = pids_();
   if (!pids.ok()) return 0;
@@ -794,20 +825,14 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     UniqueFd in(::open(obj->second.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return Status::fromErrno("open shared memory " + name + " as", obj->second);
     // Pages whose content is still what the target holds become PARENT;
-    // the others are read into the delta.
+    // the others are read into the delta. Compared beside the dump when
+    // compareSharedFrozen() got to it.
     PageSet same;
-    struct stat st {};
-    if (::fstat(in.get(), &st) != 0) return Status::fromErrno("stat", obj->second);
-    if (auto held = shared_.find(shmid); held != shared_.end()) {
-      const auto& sent = held->second.pages;
-      size_t j = 0;
-      const uint64_t size = static_cast<uint64_t>(st.st_size);
-      LXMIG_RETURN_IF_ERROR(forEachDataPage(in.get(), obj->second, size, buf_, [&](uint64_t a, const char* page) {
-        while (j < sent.size() && sent[j].first < a) ++j;
-        if (j < sent.size() && sent[j].first == a && sent[j].second == XXH3_64bits(page, kPageSize))
-          same.add(a, a + kPageSize);
-        return okStatus();
-      }));
+    if (auto pre = frozenSame_.find(shmid); pre != frozenSame_.end()) {
+      same = std::move(pre->second);
+      frozenSame_.erase(pre);
+    } else {
+      LXMIG_ASSIGN_OR_RETURN(same, unchangedPages(shmid, in.get(), obj->second, buf_));
     }
     PagemapRewrite rw = rewritePagemap(*pm, same);
     LXMIG_ASSIGN_OR_RETURN(UniqueFd out, replaceDiscarded(imagesDir, pagesPath, growing));

@@ -322,9 +322,12 @@ Status Source::prepare() {
   } else if (l.status().code() != Code::kUnimplemented) {
     note("info", "network namespace saved by CRIU: " + l.status().message());
   }
-  // Its /dev/shm, when lxmig's standard empty tmpfs: the target mounts one
-  // (container/dev_shm.h). Otherwise CRIU carries its files.
-  if (auto why = ctx_.host.devShmProblem(spec_.name); why.ok() && why->empty()) pr.set_dev_shm_standard(true);
+  // Its /dev/shm, when lxmig's standard tmpfs holding nothing or plain
+  // files: the target mounts one (container/dev_shm.h), the files follow
+  // during the dump. Otherwise CRIU carries its files.
+  container::DevShmFiles shmFiles;
+  if (auto why = ctx_.host.devShmProblem(spec_.name, &shmFiles); why.ok() && why->empty())
+    pr.set_dev_shm_standard(true);
   else if (why.ok()) note("info", "/dev/shm saved by CRIU: " + *why);
   // Its /dev, when liblxc's tree: the target builds one (container/dev_tree.h).
   if (auto why = ctx_.host.devProblem(spec_.name, &devBootId_); why.ok() && why->empty())
@@ -337,6 +340,7 @@ Status Source::prepare() {
   dataPort_ = static_cast<uint16_t>(reply->data_port());
   targetNetnsShape_ = reply->netns_shape();
   devShmPrepared_ = reply->dev_shm_prepared();
+  devShmTakesFiles_ = devShmPrepared_ && reply->dev_shm_takes_files();
   devPrepared_ = reply->dev_prepared() && !pr.dev_boot_id().empty();
   if (!reply->netns_not_prepared().empty())
     note("info", "network namespace saved by CRIU: " + reply->netns_not_prepared().substr(0, 300));
@@ -676,12 +680,14 @@ Status Source::dump() {
       journal_->event("info", "network namespace saved by CRIU: it changed before the freeze");
     }
   }
+  container::DevShmFiles shmFiles;  // what the tree pass sends into the target's /dev/shm
   if (st.ok() && devShmPrepared_) {
     // Frozen now: nothing can put a file there before the dump.
-    auto why = ctx_.host.devShmProblem(spec_.name);
+    auto why = ctx_.host.devShmProblem(spec_.name, devShmTakesFiles_ ? &shmFiles : nullptr);
     if (why.ok() && why->empty()) {
       out.devShm = true;
     } else {
+      shmFiles = {};
       devShmPrepared_ = false;
       journal_->event("info", "/dev/shm saved by CRIU: " + (why.ok() ? *why : why.status().message()));
     }
@@ -709,7 +715,7 @@ Status Source::dump() {
       st = writeFileAtomic(held, criu::serializeHeldPages(pc_->heldPages(), pc_->rebuiltSharedObjects()), 0600);
     if (st.ok()) out.heldPages = held;
   }
-  int64_t treeMs = 0;
+  int64_t treeMs = 0, sharedCompareMs = -1;
   uint64_t treeBytes = 0;
   if (st.ok()) {
     // The network state is taken meanwhile (exportNet): it reads what the
@@ -742,12 +748,24 @@ Status Source::dump() {
     std::atomic<bool> dumpFailed{false};
     std::thread treePass([&] {
       const int64_t t0 = monotonicNs();
-      auto m = transport::sendTree(
-          rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
-          [&](v1::TransferChunk& c) { return !dumpFailed && sharedSink(c); }, treeCounted);
+      const transport::ChunkSink treeSink = [&](v1::TransferChunk& c) { return !dumpFailed && sharedSink(c); };
+      auto m = transport::sendTree(rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
+                                   treeSink, treeCounted);
       treeSt = m.status();
       if (m.ok()) manifest_ = std::move(*m);
+      // Then the files of its /dev/shm, whole, into the target's tmpfs.
+      if (treeSt.ok() && shmFiles.files > 0) treeSt = sendDevShm(treeSink, treeCounted);
       treeMs = (monotonicNs() - t0) / 1000000;
+    });
+    // And so is the comparison of its shared memory with what the target
+    // holds (pre-copy): the rewrite then reads only what changed.
+    int64_t sharedMs = -1;
+    std::thread sharedPass([&] {
+      if (!pc_) return;
+      const int64_t t0 = monotonicNs();
+      if (Status s = pc_->compareSharedFrozen(); !s.ok())
+        LXMIG_LOG(kInfo, kLog) << rep_.id() << ": shared memory compared after the dump: " << s.toString();
+      sharedMs = (monotonicNs() - t0) / 1000000;
     });
     std::atomic<bool> done{false};
     localWork_ = true;
@@ -774,6 +792,8 @@ Status Source::dump() {
     }
     dumper.join();
     treePass.join();
+    sharedPass.join();
+    sharedCompareMs = sharedMs;
     if (st.ok() && !treeSt.ok()) st = treeSt.withContext("writable area");
     treeSent_ = treeSt.ok();
   }
@@ -788,9 +808,11 @@ Status Source::dump() {
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
              kv("criu_ms", criuMs) + " " + kv("writable_area_ms", treeMs) + " " +
+             (sharedCompareMs >= 0 ? kv("shared_compared_ms", sharedCompareMs) + " " : std::string()) +
              kv("writable_area_bytes", static_cast<int64_t>(treeBytes)) + " " +
              kv("netns_outside", out.inode != 0 ? 1 : 0) + " " + kv("dev_shm_outside", out.devShm ? 1 : 0) + " " +
-             kv("dev_outside", out.dev ? 1 : 0));
+             kv("dev_shm_files", shmFiles.files) + " " + kv("dev_shm_bytes", static_cast<int64_t>(shmFiles.bytes)) +
+             " " + kv("dev_outside", out.dev ? 1 : 0));
   return st;
 }
 
@@ -885,6 +907,14 @@ Status Source::exportNet() {
          kv("conntrack_entries", static_cast<int64_t>(taken.entries)) + " " + kv("export_ms", taken.ms) + " " +
              kv("udp_queued", net_.udp_queued_size()) + (req_.no_conntrack() ? " (replication switched off)" : ""));
   return st.withContext("export network state");
+}
+
+Status Source::sendDevShm(const transport::ChunkSink& sink, const transport::BytesCallback& counted) {
+  LXMIG_ASSIGN_OR_RETURN(UniqueFd dir, ctx_.host.openDevShm(spec_.name));
+  return transport::sendTreeAt(rep_.id(), v1::TransferChunk::DEV_SHM, dir.get(), "/dev/shm of " + spec_.name, {}, sink,
+                               counted)
+      .status()
+      .withContext("/dev/shm");
 }
 
 Source::NetTaken Source::takeNet() {

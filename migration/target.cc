@@ -238,12 +238,16 @@ Status Target::prepare(const std::string& peer, const v1::PrepareRequest& req, v
     }
   }
   if (req.dev_shm_standard()) {
-    // An empty tmpfs for its /dev/shm, beside the images (the id is hex);
+    // An empty tmpfs for its /dev/shm, beside the images (the id is hex),
+    // which the container's files (DEV_SHM) fill in the frozen window;
     // without it the images carry /dev/shm.
     auto shm = host_.prepareDevShm(st->imagesDir + std::string(container::kDevShmSuffix));
     if (shm.ok()) {
       st->devShm = std::move(*shm);
-      if (reply) reply->set_dev_shm_prepared(true);
+      if (reply) {
+        reply->set_dev_shm_prepared(true);
+        reply->set_dev_shm_takes_files(true);
+      }
     } else {
       LXMIG_LOG(kWarn, kLog) << id << ": no /dev/shm prepared for " << spec.name << ": " << shm.status().toString();
     }
@@ -290,7 +294,7 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
   v1::TransferChunk c;
   std::shared_ptr<State> st;
   std::string id;
-  std::unique_ptr<transport::TreeWriter> images, rootfs;
+  std::unique_ptr<transport::TreeWriter> images, rootfs, devShm;
   const std::string& self = host_.nodeName();
   bool rounds = false;  // a stream of pre-copy rounds (not the images after the dump)
   criu::LazyStartGate lazyGate;
@@ -308,13 +312,23 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
     if (c.migration_id() != id)
       return invalidArgument("one stream, one migration: chunk of " + c.migration_id().substr(0, 64));
     st->lastActivityNs = monotonicNs();
+    if (!v1::TransferChunk::Area_IsValid(c.area()))
+      return invalidArgument("target " + self + ": chunk of an unknown area " + std::to_string(c.area()));
     const bool isImages = c.area() == v1::TransferChunk::IMAGES;
     rounds |= isImages && startsWith(c.path(), "rounds");
     // Pre-copy's images after the dump (the source sends what CRIU's
     // lazy-pages daemon reads at start-up first): once those are whole, the
     // daemon can start, and its start-up runs while the rest arrives.
     const bool startLazy = isImages && !rounds && c.has_meta() && lazyGate.next(c.path());
-    transport::TreeWriter& w = isImages ? *images : *rootfs;
+    if (c.area() == v1::TransferChunk::DEV_SHM && !devShm) {
+      // Into the tmpfs prepared at PREPARE, never anywhere else.
+      std::lock_guard op(st->opMu);
+      if (!st->devShm || st->restored)
+        return failedPrecondition("target " + self +
+                                  ": files for /dev/shm, but no /dev/shm was prepared for migration " + id);
+      devShm = std::make_unique<transport::TreeWriter>(st->devShm->path(), checksums, st->budget.get());
+    }
+    transport::TreeWriter& w = isImages ? *images : c.area() == v1::TransferChunk::DEV_SHM ? *devShm : *rootfs;
     if (auto s = w.apply(c); !s.ok()) return s.withContext("target " + self);
     if (startLazy) {  // the next file's header closed the last of them
       std::lock_guard op(st->opMu);
@@ -329,6 +343,7 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
   if (!st) return r;
   LXMIG_RETURN_IF_ERROR(images->finish().withContext("target " + self));
   LXMIG_RETURN_IF_ERROR(rootfs->finish().withContext("target " + self));
+  if (devShm) LXMIG_RETURN_IF_ERROR(devShm->finish().withContext("target " + self + ": /dev/shm"));
   if (rounds) {
     std::lock_guard lk(st->pagesMu);
     if (!st->pages) st->pages = std::make_unique<criu::PageStore>(st->imagesDir);
@@ -336,8 +351,8 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
     st->heldBytes = st->pages->heldPages() * tracking::kPageSize;
     st->roundsApplied = true;
   }
-  r.set_bytes(images->bytes() + rootfs->bytes());
-  r.set_files(images->files() + rootfs->files());
+  r.set_bytes(images->bytes() + rootfs->bytes() + (devShm ? devShm->bytes() : 0));
+  r.set_files(images->files() + rootfs->files() + (devShm ? devShm->files() : 0));
   return r;
 }
 

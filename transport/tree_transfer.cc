@@ -337,10 +337,20 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
                           const std::map<std::string, uint64_t>* resume, const std::vector<std::string>& first) {
   struct stat st {};
   LXMIG_ASSIGN_OR_RETURN(UniqueFd rootFd, openRoot(root, &st));
-  Walker w{migrationId, area, root, previous, sink, onBytes, resume, first, {}, st.st_dev, wallMs() * 1000000};
+  return sendTreeAt(migrationId, area, rootFd.get(), root, previous, sink, onBytes, resume, first);
+}
+
+Result<Manifest> sendTreeAt(const std::string& migrationId, v1::TransferChunk::Area area, int rootFd,
+                            const std::string& shown, const Manifest& previous, const ChunkSink& sink,
+                            const BytesCallback& onBytes, const std::map<std::string, uint64_t>* resume,
+                            const std::vector<std::string>& first) {
+  struct stat st {};
+  if (::fstat(rootFd, &st) != 0) return Status::fromErrno("stat", shown);
+  if (!S_ISDIR(st.st_mode)) return failedPrecondition(shown + " is not a directory");
+  Walker w{migrationId, area, shown, previous, sink, onBytes, resume, first, {}, st.st_dev, wallMs() * 1000000};
   // The root's own mode and owner first: CRIU checks the rootfs mode.
   LXMIG_RETURN_IF_ERROR(w.sendMeta(".", st, v1::FileMeta::DIRECTORY, ""));
-  LXMIG_RETURN_IF_ERROR(w.walk(rootFd.get(), "", 0));
+  LXMIG_RETURN_IF_ERROR(w.walk(rootFd, "", 0));
   // Deletions, deepest first so directories are empty when removed.
   for (auto it = previous.rbegin(); it != previous.rend(); ++it)
     if (!w.now.count(it->first)) LXMIG_RETURN_IF_ERROR(w.sendDeleted(it->first));

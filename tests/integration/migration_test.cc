@@ -547,10 +547,12 @@ TEST(DevTreeTest, ThePreparedTreeIsLiblxcsAndTheCheckSeesWhatMountsHide) {
 }
 
 TEST_F(MigrationTest, TheTargetPreparesDevAndDevShmUnlessTheContainerChangedThem) {
-  // An empty /dev/shm and liblxc's /dev stay out of CRIU's images: the
-  // target mounts an empty tmpfs and builds liblxc's tree at PREPARE, the
-  // restore binds them there (container/dev_shm.h, dev_tree.h); with a file
-  // of the container's in them, they go with the images.
+  // /dev/shm (empty or holding plain files) and liblxc's /dev stay out of
+  // CRIU's images: the target mounts an empty tmpfs and builds liblxc's
+  // tree at PREPARE, the source sends /dev/shm's files during the dump, the
+  // restore binds them there (container/dev_shm.h, dev_tree.h); with a
+  // file of the container's in /dev or a directory in /dev/shm, they go
+  // with the images.
   std::string ip = runServer("shm1", "n1", {});
   ASSERT_FALSE(ip.empty());
   // Moves shm1; the dump phase's detail and the events, one per line.
@@ -588,21 +590,31 @@ TEST_F(MigrationTest, TheTargetPreparesDevAndDevShmUnlessTheContainerChangedThem
       << "the bound tmpfs has the standard options, so it stays out again";
   EXPECT_EQ(trim(inside("echo kept > /dev/shm/f && cat /dev/shm/f")), "kept") << "a working tmpfs";
 
-  // A file in each: CRIU carries them with their content.
-  inside("echo mine > /dev/extra");
+  // A file in each: the agent sends /dev/shm's plain files to the target's
+  // tmpfs itself, with their owner and mode; CRIU carries /dev's.
+  inside("echo mine > /dev/extra && chmod 640 /dev/shm/f && chown 65534:65534 /dev/shm/f");
   out = move("n1", "pre-copy");
-  EXPECT_NE(out.find("dev_shm_outside=0"), std::string::npos) << out;
-  EXPECT_NE(out.find("/dev/shm saved by CRIU: /dev/shm holds 1 file(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find("dev_shm_outside=1 dev_shm_files=1 dev_shm_bytes=5"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/dev/shm saved by CRIU"), std::string::npos) << out;
   EXPECT_NE(out.find("dev_outside=0"), std::string::npos) << out;
   EXPECT_NE(out.find("/dev saved by CRIU: /proc/"), std::string::npos) << out;
   EXPECT_NE(out.find("root/dev holds 16 entries"), std::string::npos) << out;
-  EXPECT_EQ(trim(inside("cat /dev/shm/f")), "kept");
+  EXPECT_EQ(trim(inside("cat /dev/shm/f && stat -c '%a %u:%g' /dev/shm/f /dev/shm")),
+            "kept\n640 65534:65534\n1777 0:0");
   EXPECT_EQ(trim(inside("cat /dev/extra")), "mine");
   EXPECT_EQ(trim(inside("cat /proc/sys/kernel/random/boot_id")), bootId);
 
+  // A directory in /dev/shm: CRIU carries it all, files included.
+  inside("mkdir /dev/shm/d && echo deep > /dev/shm/d/g");
+  out = move("n2", "stop-and-copy");
+  EXPECT_NE(out.find("dev_shm_outside=0 dev_shm_files=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("/dev/shm saved by CRIU: /dev/shm holds `d`, which is not a regular file"), std::string::npos)
+      << out;
+  EXPECT_EQ(trim(inside("cat /dev/shm/f /dev/shm/d/g")), "kept\ndeep");
+
   // Emptied: out of the images again, and the target keeps no mount of them.
-  inside("rm /dev/shm/f /dev/extra");
-  out = move("n2", "pre-copy");
+  inside("rm -r /dev/shm/f /dev/shm/d /dev/extra");
+  out = move("n1", "pre-copy");
   EXPECT_NE(out.find("dev_shm_outside=1"), std::string::npos) << out;
   EXPECT_NE(out.find("dev_outside=1"), std::string::npos) << out;
   EXPECT_EQ(trim(inside("cat /proc/sys/kernel/random/boot_id")), bootId);

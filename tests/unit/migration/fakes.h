@@ -108,7 +108,10 @@ class FakeNode final : public ContainerHost {
   }
   std::vector<net::NetnsLayout> preparedLayouts;
   // /dev/shm and /dev outside the images: the fake's containers have none.
-  Result<std::string> devShmProblem(const std::string& name) override {
+  Result<std::string> devShmProblem(const std::string& name, container::DevShmFiles*) override {
+    return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev/shm of `" + name + "`");
+  }
+  Result<UniqueFd> openDevShm(const std::string& name) override {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev/shm of `" + name + "`");
   }
   Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string&) override {

@@ -154,6 +154,44 @@ TEST_F(TargetTest, AContainerThatGrewGetsMoreRoomOrIsRefusedWithTheSizes) {
   ASSERT_TRUE(n2.target().abort("n1", "0000000000000007", "test").ok());
 }
 
+TEST_F(TargetTest, DevShmFilesAreTakenOnlyIntoAPreparedTmpfsAndUnknownAreasNot) {
+  // The fake node prepares no /dev/shm: files for it are refused, not
+  // written anywhere else (the writable area, the images).
+  auto pr = request("0000000000000008", "web", "10.200.1.10");
+  pr.set_dev_shm_standard(true);
+  v1::PrepareReply rep;
+  ASSERT_TRUE(n2.target().prepare("n1", pr, &rep).ok());
+  EXPECT_FALSE(rep.dev_shm_prepared());
+  EXPECT_FALSE(rep.dev_shm_takes_files());
+  auto sendOne = [&](v1::TransferChunk::Area area) {
+    v1::TransferChunk c;
+    c.set_migration_id("0000000000000008");
+    c.set_area(area);
+    c.set_path("PostgreSQL.1");
+    c.mutable_meta()->set_type(v1::FileMeta::REGULAR);
+    c.mutable_meta()->set_mode(0600);
+    bool first = true;
+    return n2.target().receive(
+        "n1",
+        [&](v1::TransferChunk& out) -> Result<bool> {
+          if (!first) return false;
+          first = false;
+          out = c;
+          return true;
+        },
+        false);
+  };
+  auto got = sendOne(v1::TransferChunk::DEV_SHM);
+  EXPECT_EQ(got.status().code(), Code::kFailedPrecondition) << got.status().toString();
+  EXPECT_NE(got.status().message().find("no /dev/shm was prepared for migration 0000000000000008"), std::string::npos)
+      << got.status().toString();
+  got = sendOne(static_cast<v1::TransferChunk::Area>(7));
+  EXPECT_EQ(got.status().code(), Code::kInvalidArgument) << got.status().toString();
+  EXPECT_NE(got.status().message().find("chunk of an unknown area 7"), std::string::npos) << got.status().toString();
+  EXPECT_FALSE(pathExists(n2.imagesRoot() + "/0000000000000008/PostgreSQL.1"));
+  ASSERT_TRUE(n2.target().abort("n1", "0000000000000008", "test").ok());
+}
+
 TEST_F(TargetTest, PrepareTwiceAndBusyNames) {
   ASSERT_TRUE(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).ok());
   EXPECT_EQ(n2.target().prepare("n1", request("0000000000000001", "web", "10.200.1.10")).code(), Code::kAlreadyExists);

@@ -3,8 +3,9 @@
 // CRIU tars an empty tmpfs in ~18 ms at the dump and untars it in as much at
 // the restore here, inside the frozen window. Every container lxmig
 // defines gets the same /dev/shm (lxc_host.cc: a tmpfs, rw,nosuid,nodev).
-// When the container's is still that mount and empty at the freeze, the
-// target mounts an empty tmpfs like it before the freeze, the dump names
+// When the container's is still that mount at the freeze, and empty or
+// holding only plain files, the target mounts an empty tmpfs like it
+// before the freeze, the source sends the files into it, the dump names
 // /dev/shm external and the restore binds the prepared one there.
 //
 //   source, at PREPARE and again frozen: *devShmProblem(init) == ""
@@ -15,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,9 +42,23 @@ Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown);
 // owner of its own).
 std::string devShmMountProblem(std::string_view mountinfo);
 
+// What a container's /dev/shm holds that the agent carries itself.
+struct DevShmFiles {
+  uint32_t files = 0;
+  uint64_t bytes = 0;
+};
+// At most this many files are carried; more go with CRIU's images.
+inline constexpr uint32_t kDevShmMaxFiles = 4096;
+
 // The same for the container whose init is `init`, whose /dev/shm must
-// also be empty (read beneath its root, no link followed).
-Result<std::string> devShmProblem(pid_t init);
+// also be empty (read beneath its root, no link followed). With `files`, it
+// may hold regular files of one name each directly in it instead (POSIX
+// shared memory: PostgreSQL's dynamic shared memory, shm_open(3)), at most
+// kDevShmMaxFiles; *files counts them. The agent sends those to the
+// target's tmpfs itself (transfer area DEV_SHM) while CRIU dumps: CRIU
+// would tar and gzip them inside the frozen window (~40 ms for
+// PostgreSQL's two, and as much again to unpack them at the restore).
+Result<std::string> devShmProblem(pid_t init, DevShmFiles* files = nullptr);
 
 // Target: an empty tmpfs like the standard one at `dir` (kept_tmpfs.h).
 Result<std::unique_ptr<PreparedTmpfs>> prepareDevShm(const std::string& dir);

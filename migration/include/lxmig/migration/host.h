@@ -130,8 +130,12 @@ class ContainerHost {
 
   // ---- /dev/shm kept out of CRIU's images (container/dev_shm.h) ----
   // Why the running container's /dev/shm is not lxmig's standard empty
-  // tmpfs ("" when it is): asked at PREPARE, and again while frozen.
-  virtual Result<std::string> devShmProblem(const std::string& name) = 0;
+  // tmpfs ("" when it is): asked at PREPARE, and again while frozen. With
+  // `files`, plain files in it are no problem: counted there, the source
+  // sends them (container::devShmProblem).
+  virtual Result<std::string> devShmProblem(const std::string& name, container::DevShmFiles* files) = 0;
+  // Source, frozen: the container's /dev/shm, opened beneath its root.
+  virtual Result<UniqueFd> openDevShm(const std::string& name) = 0;
   // Target: an empty tmpfs mounted at `dir` (made here), before the freeze.
   virtual Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string& dir) = 0;
 

@@ -119,6 +119,9 @@ class Source {
     int64_t ms = 0;
   };
   Status dump();
+  // The files of the frozen container's /dev/shm, whole, into the tmpfs the
+  // target prepared (transfer area DEV_SHM; beside the dump).
+  Status sendDevShm(const transport::ChunkSink& sink, const transport::BytesCallback& counted);
   Status rewrite();
   Status exportNet();
   NetTaken takeNet();
@@ -176,10 +179,11 @@ class Source {
   // The network namespace the target prepared (its shape; "" none), and
   // what compareNetns() found: glance_ is checked again while frozen.
   std::string targetNetnsShape_, netnsGlance_;
-  uint64_t netnsInode_ = 0;      // != 0: dump without the namespace
-  bool devShmPrepared_ = false;  // the target mounted a /dev/shm: dump without it if still empty
-  bool devPrepared_ = false;     // the target built a /dev: dump without it if still the same
-  std::string devBootId_;        // the boot id in the /dev sent at PREPARE
+  uint64_t netnsInode_ = 0;        // != 0: dump without the namespace
+  bool devShmPrepared_ = false;    // the target mounted a /dev/shm: dump without it if still empty
+  bool devShmTakesFiles_ = false;  // ... and writes the files of ours into it (or only if empty)
+  bool devPrepared_ = false;       // the target built a /dev: dump without it if still the same
+  std::string devBootId_;          // the boot id in the /dev sent at PREPARE
   bool useLink_ = true;
   std::string imagesDir_;
   uint64_t reservedBytes_ = 0;    // memory the target made room for (PREPARE, then Reserve)

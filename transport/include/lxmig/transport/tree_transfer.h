@@ -60,6 +60,13 @@ Result<Manifest> sendTree(const std::string& migrationId, v1::TransferChunk::Are
                           const Manifest& previous, const ChunkSink& sink, const BytesCallback& onBytes,
                           const std::map<std::string, uint64_t>* resume = nullptr,
                           const std::vector<std::string>& first = {});
+// The same for a tree the caller opened (a container's /dev/shm, reached
+// through its init's root); `shown` names it in errors. rootFd stays the
+// caller's.
+Result<Manifest> sendTreeAt(const std::string& migrationId, v1::TransferChunk::Area area, int rootFd,
+                            const std::string& shown, const Manifest& previous, const ChunkSink& sink,
+                            const BytesCallback& onBytes, const std::map<std::string, uint64_t>* resume = nullptr,
+                            const std::vector<std::string>& first = {});
 
 // Follows files that only grow while another process writes them (CRIU's
 // pages-*.img during a dump) and sends what was appended since the last

@@ -126,4 +126,6 @@ bool criuWritesShmem() { return criuSays(kShmemWriteVersionLine); }
 
 bool criuLazyInUserns() { return criuSays(kUsernsLazyVersionLine) && pathExists("/dev/userfaultfd"); }
 
+bool criuListsDiscardedShmem() { return criuSays(kShmemListedVersionLine); }
+
 }  // namespace lxmig::node

@@ -207,6 +207,9 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         {"criu-userns-lazy", criuLazyInUserns(),
          "a container with a user namespace of its own is restored lazily (userfaultfd from /dev/userfaultfd)",
          "a container with a user namespace of its own is restored eagerly (every page before its processes run)"},
+        {"criu-shmem-listed", criuListsDiscardedShmem(),
+         "pre-copy's dump lists the shared memory the agent rebuilds without moving its pages",
+         "pre-copy's dump moves every page of shared memory into /dev/null (~30 ms per 140 MiB, frozen)"},
     };
     for (const auto& p : patches)
       add(r, p.name, p.ok,

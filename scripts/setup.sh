@@ -90,7 +90,9 @@ fi
 # pwrite instead of through a mapping (no page-table faults in the frozen
 # window); userns-lazy, the userfaultfd of a restored task in a user
 # namespace of its own made through /dev/userfaultfd (opened before any
-# namespace), so such a container is restored lazily.
+# namespace), so such a container is restored lazily; shmem-listed, a
+# shared memory object whose page file goes to /dev/null (pre-copy: the
+# agent rebuilds it) listed by its data segments without moving its pages.
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -122,7 +124,8 @@ criu_ok() {
   grep -q "^Version: $CRIU_WANT\$" <<<"$v" && grep -q "^lxmig: held-pages" <<<"$v" &&
     grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
     grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v" &&
-    grep -q "^lxmig: shmem-by-write" <<<"$v" && grep -q "^lxmig: userns-lazy" <<<"$v"
+    grep -q "^lxmig: shmem-by-write" <<<"$v" && grep -q "^lxmig: userns-lazy" <<<"$v" &&
+    grep -q "^lxmig: shmem-listed" <<<"$v"
 }
 
 if ! criu_ok; then

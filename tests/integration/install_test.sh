@@ -49,6 +49,7 @@ check "setup.sh finds lxmig's CRIU patches beside it" \
   test -f "$D/share/lxmig/criu/patches/criu-4.2.1-held-pages.patch" -a \
   -f "$D/share/lxmig/criu/patches/criu-4.2.1-merge.patch" -a \
   -f "$D/share/lxmig/criu/patches/criu-4.2.1-userns.patch" -a \
+  -f "$D/share/lxmig/criu/patches/criu-4.2.1-shmem-listed.patch" -a \
   -f "$D/share/lxmig/criu/patches/series"
 check "sbin/lxmigd links to the agent beside its helpers" \
   test "$(readlink "$D/sbin/lxmigd")" = ../libexec/lxmig/lxmigd

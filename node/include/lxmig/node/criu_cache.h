@@ -63,5 +63,10 @@ bool criuWritesShmem();
 // lazily like any other.
 inline constexpr char kUsernsLazyVersionLine[] = "lxmig: userns-lazy 1";
 bool criuLazyInUserns();
+// Built with lxmig's patch criu-4.2.1-shmem-listed.patch: a shared memory
+// object whose page file goes to /dev/null (pre-copy: the agent rebuilds
+// it) is listed by its data segments, its pages not moved through a pipe.
+inline constexpr char kShmemListedVersionLine[] = "lxmig: shmem-listed 1";
+bool criuListsDiscardedShmem();
 
 }  // namespace lxmig::node

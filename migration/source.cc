@@ -759,13 +759,12 @@ Status Source::dump() {
     });
     // And so is the comparison of its shared memory with what the target
     // holds (pre-copy): the rewrite then reads only what changed.
-    int64_t sharedMs = -1;
     std::thread sharedPass([&] {
       if (!pc_) return;
       const int64_t t0 = monotonicNs();
       if (Status s = pc_->compareSharedFrozen(); !s.ok())
         LXMIG_LOG(kInfo, kLog) << rep_.id() << ": shared memory compared after the dump: " << s.toString();
-      sharedMs = (monotonicNs() - t0) / 1000000;
+      sharedCompareMs = (monotonicNs() - t0) / 1000000;
     });
     std::atomic<bool> done{false};
     localWork_ = true;
@@ -793,7 +792,6 @@ Status Source::dump() {
     dumper.join();
     treePass.join();
     sharedPass.join();
-    sharedCompareMs = sharedMs;
     if (st.ok() && !treeSt.ok()) st = treeSt.withContext("writable area");
     treeSent_ = treeSt.ok();
   }

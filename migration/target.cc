@@ -477,7 +477,7 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 // refuses userfaultfd(2) inside it without vm.unprivileged_userfaultfd.
 bool Target::lazyPossible(const State& s) const { return s.spec.idmapSize == 0 || options_.lazyInUserns; }
 
-bool Target::worthLazy(State& s) { return lazyPossible(s) && s.heldBytes.load() >= kLazyRestoreMinBytes; }
+bool Target::worthLazy(State& s) const { return lazyPossible(s) && s.heldBytes.load() >= kLazyRestoreMinBytes; }
 
 Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::string& id, bool lazy,
                                          const v1::NetState& net, int64_t deadlineMs, RestoreOptions prepared) {

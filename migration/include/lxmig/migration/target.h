@@ -172,7 +172,7 @@ class Target {
   bool lazyPossible(const State& s) const;
   // Whether the images will be worth CRIU's lazy-pages daemon, judged from
   // the pages the rounds brought (the final delta adds few).
-  bool worthLazy(State& s);
+  bool worthLazy(State& s) const;
   Result<std::shared_ptr<State>> find(const std::string& id);
   // find() for `peer`, which must be the migration's source.
   Result<std::shared_ptr<State>> findFor(const std::string& peer, const std::string& id);

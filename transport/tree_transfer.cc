@@ -15,6 +15,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
 #include "lxmig/transport/data_link.h"
+#include "mapped_file.h"
 
 namespace lxmig::transport {
 namespace {
@@ -72,6 +73,51 @@ Result<uint64_t> sendRange(const std::string& id, v1::TransferChunk::Area area, 
   return off;
 }
 
+// The blocks of a file sent before whose hash differs from `old` (or that
+// lie beyond it), hashed through a mapping (mapped_file.h); fills `hashes`
+// with every block's, each changed one as sent. False when the file faulted
+// under the mapping or could not be mapped: the caller reads it the plain
+// way (what was sent meanwhile is sent again, at the same offsets).
+Result<bool> sendChangedMapped(const std::string& id, v1::TransferChunk::Area area, const std::string& rel, int fd,
+                               uint64_t size, const std::vector<uint64_t>& old, std::vector<uint64_t>& hashes,
+                               const ChunkSink& sink, const BytesCallback& onBytes) {
+  constexpr uint64_t kWindowBytes = 64 << 20;
+  static_assert(kWindowBytes % kChunkBytes == 0 && kChunkBytes % kTreeBlockBytes == 0);
+  hashes.assign(static_cast<size_t>((size + kTreeBlockBytes - 1) / kTreeBlockBytes), 0);
+  for (uint64_t off = 0; off < size; off += kWindowBytes) {
+    const MappedWindow w(fd, off, static_cast<size_t>(std::min(kWindowBytes, size - off)));
+    uint64_t* h = hashes.data() + off / kTreeBlockBytes;
+    if (!w.ok() || !w.hashBlocks(kTreeBlockBytes, h)) return false;
+    const size_t first = static_cast<size_t>(off / kTreeBlockBytes);
+    auto same = [&](size_t b) { return first + b < old.size() && old[first + b] == h[b]; };
+    const size_t blocks = static_cast<size_t>((w.size() + kTreeBlockBytes - 1) / kTreeBlockBytes);
+    for (size_t b = 0; b < blocks;) {
+      if (same(b)) {
+        ++b;
+        continue;
+      }
+      // A run of changed blocks, a chunk at most: copied out of the page
+      // cache, hashed again as copied (a running container may have written
+      // meanwhile: the manifest keeps what the receiver holds).
+      size_t e = b + 1;
+      while (e < blocks && !same(e) && (e - b) * kTreeBlockBytes < kChunkBytes) ++e;
+      const size_t from = b * kTreeBlockBytes, n = std::min<size_t>(e * kTreeBlockBytes, w.size()) - from;
+      std::string buf = takeBuffer(n);
+      if (!w.copy(from, n, buf.data())) {
+        recycleBuffer(std::move(buf));
+        return false;
+      }
+      for (size_t k = b; k < e; ++k) {
+        const size_t at = (k - b) * kTreeBlockBytes;
+        h[k] = XXH3_64bits(buf.data() + at, std::min<size_t>(kTreeBlockBytes, n - at));
+      }
+      LXMIG_RETURN_IF_ERROR(sendData(id, area, rel, off + from, std::move(buf), sink, onBytes));
+      b = e;
+    }
+  }
+  return true;
+}
+
 // Sends a regular file's first `size` bytes: every block when `old` is
 // null, else only the blocks whose hash differs from `old` (or that lie
 // beyond it). Fills `hashes` with every block's.
@@ -79,6 +125,10 @@ Status sendBlocks(const std::string& id, v1::TransferChunk::Area area, const std
                   const std::vector<uint64_t>* old, std::vector<uint64_t>& hashes, const ChunkSink& sink,
                   const BytesCallback& onBytes) {
   static_assert(kChunkBytes % kTreeBlockBytes == 0);
+  if (old) {  // read again for a few changed blocks: hashed where the page cache holds them
+    LXMIG_ASSIGN_OR_RETURN(bool done, sendChangedMapped(id, area, rel, fd, size, *old, hashes, sink, onBytes));
+    if (done) return okStatus();
+  }
   hashes.clear();
   hashes.reserve(static_cast<size_t>((size + kTreeBlockBytes - 1) / kTreeBlockBytes));
   auto send = [&](uint64_t off, std::string data) {

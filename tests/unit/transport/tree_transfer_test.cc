@@ -172,6 +172,32 @@ TEST_F(TransferTest, ALaterPassSendsOnlyTheBlocksThatChanged) {
   EXPECT_EQ(m.at("db/heap").blocks.size(), (data.size() + kTreeBlockBytes - 1) / kTreeBlockBytes);
 }
 
+// A file larger than one mapped window (64 MiB): a change across the
+// windows' border and one in the last, short block travel, nothing else.
+TEST_F(TransferTest, ALaterPassOverALargeFileSendsOnlyTheBlocksThatChangedAcrossWindows) {
+  constexpr uint64_t kSize = (uint64_t{70} << 20) + 1000;
+  write("db/big", noise(100000, 30));
+  ASSERT_EQ(::truncate(path("db/big").c_str(), static_cast<off_t>(kSize)), 0);  // the rest a hole
+  uint64_t bytes = 0;
+  Manifest m = pass({}, &bytes);
+  EXPECT_EQ(bytes, kSize);
+  const std::string page = noise(8192, 31);
+  overwrite("db/big", (uint64_t{64} << 20) - 4096,
+            page);  // the last block of the first window and the first of the next
+  overwrite("db/big", kSize - 500, page.substr(0, 500));
+  bytes = 0;
+  m = pass(m, &bytes);
+  EXPECT_EQ(bytes, 2 * kTreeBlockBytes + 1000) << "the two blocks at the border and the short last one";
+  std::string want = noise(100000, 30) + std::string(kSize - 100000, '\0');
+  want.replace((uint64_t{64} << 20) - 4096, page.size(), page);
+  want.replace(kSize - 500, 500, page.substr(0, 500));
+  EXPECT_TRUE(arrived("db/big") == want);
+  EXPECT_EQ(m.at("db/big").blocks.size(), (kSize + kTreeBlockBytes - 1) / kTreeBlockBytes);
+  bytes = 0;
+  pass(m, &bytes);
+  EXPECT_EQ(bytes, 0u);
+}
+
 // A file of several names (a package manager's hard links, a database's
 // backup by `cp -l`) arrives as one file with all its names, its content
 // sent once, and stays so while names are added, broken off and removed

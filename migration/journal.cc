@@ -1,5 +1,7 @@
 #include "journal.h"
 
+#include <cstdlib>
+
 #include "lxmig/base/files.h"
 #include "lxmig/base/log.h"
 #include "lxmig/migration/report.h"
@@ -40,6 +42,11 @@ void keepLogs(const std::string& imagesDir, const std::string& dest) {
     if (!text.ok()) continue;
     if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
   }
+}
+
+bool keepEveryLog() {
+  const char* keep = std::getenv("LXMIG_KEEP_LOGS");
+  return keep && std::string(keep) == "1";
 }
 
 void Journal::check(const Status& st) {

@@ -421,7 +421,7 @@ Status PreCopy::protectPieces(Proc& p, const std::vector<Range>& pieces, uint64_
   return st.code() == Code::kNotFound ? okStatus() : st;
 }
 
-Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes) {
+Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallback& onBytes, bool mayStop) {
   v1::RoundReport rs;
   rs.set_round(roundsDone_);
   rs.set_started_ms(wallMs());
@@ -456,7 +456,7 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
   if (!first) {
     auto d = stopRule_.decide(rs.dirty_pages() * kPageSize, footprint, rs.dirty_rate_bps(), sendRate_, roundsDone_);
     rs.set_predicted_downtime_ms(d.predictedDowntimeMs);
-    rs.set_stop(std::move(d.stop));
+    if (mayStop) rs.set_stop(std::move(d.stop));
     if (!rs.stop().empty()) {
       rs.set_send_rate_bps(sendRate_);
       rs.set_duration_ms((monotonicNs() - t0) / 1000000);

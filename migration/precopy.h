@@ -76,9 +76,12 @@ class PreCopy {
   // caller falls back to stop-and-copy; nothing is left attached then.
   Status start();
   // One round: scan (round 0: arm) and send; each call appends a round
-  // directory on the target. Stops early (sending nothing) when the stop
-  // rule already holds after the scan; then stats.stop says why.
-  Result<v1::RoundReport> round(const transport::ChunkSink& sink, const transport::BytesCallback& onBytes);
+  // directory on the target. With `mayStop`, stops early (sending nothing)
+  // when the stop rule already holds after the scan; then stats.stop says
+  // why. Without, the round is sent whatever the rule says (its prediction
+  // is still reported).
+  Result<v1::RoundReport> round(const transport::ChunkSink& sink, const transport::BytesCallback& onBytes,
+                                bool mayStop = true);
   // With the container frozen: the last scan.
   Result<FinalStats> finalScan();
   // With the container frozen, after finalScan(): per process (pid inside

@@ -41,17 +41,10 @@ constexpr int kAbortAttemptsAfterRestore = 5;
 constexpr int kMaxTreePasses = 5;
 constexpr uint64_t kTreeSettledBytes = 4 << 20;
 constexpr int64_t kTreeRefreshAfterMs = 1000;
+// The stop reason of the round that follows those passes.
+constexpr const char* kRoundAfterTree = "one more round after the writable area's passes";
 
 Status cancelledByOperator() { return cancelled("cancelled by the operator"); }
-
-// CRIU's logs of a failed migration outlive the images for the operator.
-void keepCriuLogs(const std::string& imagesDir, const std::string& dest) {
-  for (const char* f : {"dump.log", "restore.log", "lxc.log"}) {
-    auto text = readFile(imagesDir + "/" + f);
-    if (!text.ok()) continue;
-    if (makeDirs(dest, 0700).ok()) (void)writeFileAtomic(dest + "/" + f, *text, 0600);
-  }
-}
 
 std::string kv(const char* key, int64_t v) { return std::string(key) + "=" + std::to_string(v); }
 
@@ -395,49 +388,71 @@ Result<transport::Manifest> Source::sendTree(transport::ChunkWriter& w, v1::Tran
 }
 
 // ---- SYNC: the writable area while the container runs ----
-Status Source::sync() {
+// Passes over the writable area from manifest_ (all of it the first time)
+// while they shrink: each sends what changed during the one before (blocks
+// of changed files); they stop once one sends less than kTreeSettledBytes
+// or more than half the one before. The frozen window carries only what
+// changes during the last.
+Result<int> Source::treePasses(transport::ChunkWriter& w, uint64_t* bytes) {
   const std::string root = ctx_.host.rootfs(spec_.name);
-  progress_->phase(v1::PHASE_SYNC, transport::treeBytes(root));
-  PhaseClock ph(*journal_, v1::PHASE_SYNC);
-  auto w = openStream();
-  LiveStream live(*this, w.get());
-  uint64_t bytes = 0;
-  auto m = sendTree(*w, v1::TransferChunk::ROOTFS, root, {}, &bytes);
-  // Passes over what changed meanwhile (blocks of changed files), while
-  // they shrink: the frozen window carries only the last pass's changes.
-  int passes = 1;
-  for (uint64_t last = bytes; m.ok() && passes < kMaxTreePasses;) {
-    const uint64_t before = bytes;
-    auto again = sendTree(*w, v1::TransferChunk::ROOTFS, root, *m, &bytes);
-    m = std::move(again);
+  int passes = 0;
+  for (uint64_t last = UINT64_MAX; passes < kMaxTreePasses;) {
+    const uint64_t before = *bytes;
+    LXMIG_ASSIGN_OR_RETURN(manifest_, sendTree(w, v1::TransferChunk::ROOTFS, root, manifest_, bytes));
     ++passes;
-    const uint64_t now = bytes - before;
-    if (now < kTreeSettledBytes || now > last / 2) break;
+    const uint64_t now = *bytes - before;
+    if (now < kTreeSettledBytes || (last != UINT64_MAX && now > last / 2)) break;
     last = now;
   }
-  Status st = w->finish().status();
-  if (st.ok() && !m.ok()) st = m.status();
-  rep_.set_bytes(rep_.bytes() + bytes);
-  ph.end(st, bytes, std::string("via ") + w->kind() + " " + kv("passes", passes));
-  if (!st.ok()) return st.withContext("sync");
-  manifest_ = std::move(*m);
-  return okStatus();
+  return passes;
 }
 
-// One more pass over the writable area right before the freeze, after the
-// memory rounds (which may have taken a while).
-Status Source::syncAgain(uint64_t* bytes) {
+Status Source::sync() {
+  progress_->phase(v1::PHASE_SYNC, transport::treeBytes(ctx_.host.rootfs(spec_.name)));
+  PhaseClock ph(*journal_, v1::PHASE_SYNC);
+  uint64_t bytes = 0;
+  int passes = 0;
+  std::string via;
+  Status st = treePassesOnStream(&bytes, &passes, &via);
+  rep_.set_bytes(rep_.bytes() + bytes);
+  ph.end(st, bytes, "via " + via + " " + kv("passes", passes));
+  return st.withContext("sync");
+}
+
+// The passes on a stream of their own (its end tells that the target
+// applied them); `via` (optional) is told which stream it was.
+Status Source::treePassesOnStream(uint64_t* bytes, int* passes, std::string* via) {
   auto w = openStream();
   LiveStream live(*this, w.get());
-  auto m = sendTree(*w, v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_, bytes);
+  auto n = treePasses(*w, bytes);
+  if (via) *via = w->kind();
   Status st = w->finish().status();
-  if (st.ok() && !m.ok()) st = m.status();
-  if (!st.ok()) return st.withContext("writable area pass before the freeze");
-  manifest_ = std::move(*m);
-  return okStatus();
+  if (st.ok() && !n.ok()) st = n.status();
+  if (st.ok()) *passes = *n;
+  return st;
 }
 
 // ---- PRE-COPY: memory rounds while the container runs ----
+// One round on a stream of its own (when the stream ends, the target folds
+// the round into its page store). True when the stop rule ended the rounds.
+// With a `last` reason the rule is not asked: the round is sent, and the
+// reason is the one the report and the audit give for the end.
+Result<bool> Source::memoryRound(const transport::BytesCallback& counted, const char* last) {
+  auto w = openStream();
+  LiveStream live(*this, w.get());
+  auto r = pc_->round([&](v1::TransferChunk& c) { return !cancelled() && w->write(c); }, counted, !last);
+  Status fin = w->finish().status();
+  if (!r.ok()) {
+    if (!fin.ok() && r.status().code() == Code::kUnavailable) return fin;  // the target's reason
+    return r.status();
+  }
+  if (!fin.ok()) return fin;
+  if (last) r->set_stop(last);
+  journal_->round(*r);
+  progress_->round(r->round(), r->dirty_pages() * tracking::kPageSize, r->predicted_downtime_ms());
+  return !r->stop().empty();
+}
+
 Status Source::precopy() {
   if (!backend_) return okStatus();
   const uint64_t memBytes = ctx_.host.memoryBytes(spec_.name);
@@ -471,36 +486,26 @@ Status Source::precopy() {
     progress_->add(n);
   };
   Status st;
-  while (st.ok() && !cancelled()) {
-    // One stream per round: when it ends, the target folds the round into
-    // its page store.
-    auto w = openStream();
-    LiveStream live(*this, w.get());
-    auto r = pc_->round([&](v1::TransferChunk& c) { return !cancelled() && w->write(c); }, counted);
-    Status fin = w->finish().status();
-    if (!r.ok()) {
-      st = r.status();
-      if (!fin.ok() && st.code() == Code::kUnavailable) st = fin;  // the target's reason
-      break;
-    }
-    if (!fin.ok()) {
-      st = fin;
-      break;
-    }
-    journal_->round(*r);
-    progress_->round(r->round(), r->dirty_pages() * tracking::kPageSize, r->predicted_downtime_ms());
-    if (!r->stop().empty()) break;
+  for (bool stop = false; !stop && st.ok() && !cancelled();) {
+    auto r = memoryRound(counted);
+    if (r.ok()) stop = *r;
+    else st = r.status();
   }
-  // The writable area changed while the rounds ran: one more pass, so the
-  // frozen window carries only what changes from here on.
+  // The writable area changed while the rounds ran: passes over it while
+  // they shrink. The processes wrote meanwhile: one more round, whatever
+  // the stop rule said (within the round limit), so that the frozen window
+  // carries only what either changes from here on.
   uint64_t treeBytes = 0;
-  if (st.ok() && !cancelled() && (monotonicNs() - ph.startedNs()) / 1000000 >= kTreeRefreshAfterMs)
-    st = syncAgain(&treeBytes);
+  int passes = 0;
+  if (st.ok() && !cancelled() && (monotonicNs() - ph.startedNs()) / 1000000 >= kTreeRefreshAfterMs) {
+    st = treePassesOnStream(&treeBytes, &passes).withContext("writable area before the freeze");
+    if (st.ok() && !cancelled() && pc_->roundsDone() < o.maxRounds) st = memoryRound(counted, kRoundAfterTree).status();
+  }
   for (const auto& wn : pc_->warnings()) rep_.add_warnings(wn);
   rep_.set_bytes(rep_.bytes() + bytes + treeBytes);
   ph.end(st, bytes + treeBytes,
          "tracker=" + std::string(backend_->name) + " rounds=" + std::to_string(pc_->roundsDone()) + " " +
-             kv("writable_area_bytes", static_cast<int64_t>(treeBytes)));
+             kv("writable_area_bytes", static_cast<int64_t>(treeBytes)) + " " + kv("writable_area_passes", passes));
   return st.withContext("pre-copy");
 }
 
@@ -716,6 +721,9 @@ Status Source::dump() {
     if (st.ok()) out.heldPages = held;
   }
   int64_t treeMs = 0, sharedCompareMs = -1;
+  // Where the writable area's pass spent its time: its own CPU, and its
+  // waits for the stream it shares.
+  int64_t treeCpuMs = 0, treeSinkNs = 0;
   uint64_t treeBytes = 0;
   if (st.ok()) {
     // The network state is taken meanwhile (exportNet): it reads what the
@@ -747,8 +755,13 @@ Status Source::dump() {
     // only once it ended.
     std::atomic<bool> dumpFailed{false};
     std::thread treePass([&] {
-      const int64_t t0 = monotonicNs();
-      const transport::ChunkSink treeSink = [&](v1::TransferChunk& c) { return !dumpFailed && sharedSink(c); };
+      const int64_t t0 = monotonicNs(), cpu0 = threadCpuNs();
+      const transport::ChunkSink treeSink = [&](v1::TransferChunk& c) {
+        const int64_t s0 = monotonicNs();
+        const bool ok = !dumpFailed && sharedSink(c);
+        treeSinkNs += monotonicNs() - s0;
+        return ok;
+      };
       auto m = transport::sendTree(rep_.id(), v1::TransferChunk::ROOTFS, ctx_.host.rootfs(spec_.name), manifest_,
                                    treeSink, treeCounted);
       treeSt = m.status();
@@ -756,6 +769,7 @@ Status Source::dump() {
       // Then the files of its /dev/shm, whole, into the target's tmpfs.
       if (treeSt.ok() && shmFiles.files > 0) treeSt = sendDevShm(treeSink, treeCounted);
       treeMs = (monotonicNs() - t0) / 1000000;
+      treeCpuMs = (threadCpuNs() - cpu0) / 1000000;
     });
     // And so is the comparison of its shared memory with what the target
     // holds (pre-copy): the rewrite then reads only what changed.
@@ -806,6 +820,7 @@ Status Source::dump() {
   ph.end(st, imageBytes_,
          kv("streamed_during_dump", static_cast<int64_t>(sent_)) + " " + kv("objects_scan_ms", objectsScanMs) + " " +
              kv("criu_ms", criuMs) + " " + kv("writable_area_ms", treeMs) + " " +
+             kv("writable_area_cpu_ms", treeCpuMs) + " " + kv("writable_area_sink_ms", treeSinkNs / 1000000) + " " +
              (sharedCompareMs >= 0 ? kv("shared_compared_ms", sharedCompareMs) + " " : std::string()) +
              kv("writable_area_bytes", static_cast<int64_t>(treeBytes)) + " " +
              kv("netns_outside", out.inode != 0 ? 1 : 0) + " " + kv("dev_shm_outside", out.devShm ? 1 : 0) + " " +
@@ -1093,6 +1108,7 @@ void Source::commit() {
   }
   Status st = ctx_.host.destroy(spec_.name);
   ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
+  if (keepEveryLog()) keepLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
   (void)removeTree(imagesDir_);
   reservation_.release();
   if (!durableAtCommit_) {
@@ -1150,7 +1166,7 @@ v1::MigrationReport Source::abort(const Status& why) {
     local = ctx_.host.thaw(spec_.name);
     if (Status st = ctx_.host.reconnect(spec_); !st.ok() && local.ok()) local = st;
   }
-  keepCriuLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
+  keepLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
   (void)removeTree(imagesDir_);
   reservation_.release();
   ph.end(local);

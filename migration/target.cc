@@ -658,6 +658,7 @@ void Target::discard(const std::string& id, State& s) {
     s.lazyPages.reset();  // a daemon still running serves a container being destroyed
     host_.endMemoryFill(s.spec.name);
   }
+  if (s.restored && keepEveryLog()) keepLogs(s.imagesDir, host_.logsRoot() + "/" + id);
   if (!s.restored) {
     const std::string logs = host_.logsRoot() + "/" + id;
     keepLogs(s.imagesDir, logs);
@@ -776,6 +777,7 @@ void Target::awaitFill(std::string id, std::shared_ptr<State> s) {
     keepLogs(s->imagesDir, host_.logsRoot() + "/" + id);
   } else {
     (void)audit_.addEvent(id, "info", "lazy-pages daemon filled all memory");
+    if (keepEveryLog()) keepLogs(s->imagesDir, host_.logsRoot() + "/" + id);
   }
   s->lazyPages.reset();
   host_.endMemoryFill(s->spec.name);

@@ -93,6 +93,9 @@ print(json.dumps({
     "target": {k: ph[k]["duration_ms"] for k in target_steps if k in ph},
     "durable_ms": ph.get("target-durable", {}).get("duration_ms"),
     "sync_detail": ph.get("sync", {}).get("detail", ""),
+    "dump_detail": ph.get("dump", {}).get("detail", ""),
+    "live_ms": {k: ph[k]["duration_ms"] for k in ("sync", "precopy") if k in ph},
+    "precopy_detail": ph.get("precopy", {}).get("detail", ""),
     "warnings": m.get("warnings", []),
 }))
 PY

@@ -101,7 +101,7 @@ Status FakeNode::dump(const std::string& name, const std::string& dir, int, cons
   LXMIG_RETURN_IF_ERROR(op("dump", name));
   if (!frozen(name)) return failedPrecondition("container `" + name + "` must be frozen before dump");
   LXMIG_RETURN_IF_ERROR(makeDirs(dir, 0700));
-  for (const char* f : {"inventory.img", "pstree.img", "core-1.img", "pages-1.img"})
+  for (const char* f : {"inventory.img", "pstree.img", "core-1.img", "pages-1.img", "dump.log"})
     LXMIG_RETURN_IF_ERROR(writeFileAtomic(dir + "/" + f, std::string(f) + " of " + name, 0600));
   return okStatus();
 }

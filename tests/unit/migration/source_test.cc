@@ -2,6 +2,7 @@
 // commit path, and a failure in every phase rolled back with exactly one
 // copy running (no LXC, CRIU or network; tests/integration has those).
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -74,6 +75,23 @@ TEST_F(SourceTest, CommitMovesTheContainerWithItsFilesAndNetwork) {
                                                  "target-durable", "commit"}));
   EXPECT_EQ(auditResult(n1, r.id()), "committed");
   EXPECT_EQ(auditResult(n2, r.id()), "committed");
+  EXPECT_TRUE(listDir(n1.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n1";
+  EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n2";
+  EXPECT_FALSE(listDir(n1.logsRoot() + "/" + r.id()).ok()) << "logs of a committed migration kept on n1";
+  EXPECT_FALSE(listDir(n2.logsRoot() + "/" + r.id()).ok()) << "logs of a committed migration kept on n2";
+}
+
+// CRIU's logs of a committed migration are kept when the agent's
+// environment asks for every migration's (LXMIG_KEEP_LOGS=1); without it,
+// they go with the images (CommitMovesTheContainerWithItsFilesAndNetwork).
+TEST_F(SourceTest, TheLogsOfACommittedMigrationAreKeptWhenAsked) {
+  ::setenv("LXMIG_KEEP_LOGS", "1", 1);  // before the migration's threads
+  auto r = migrate();
+  ::unsetenv("LXMIG_KEEP_LOGS");
+  ASSERT_EQ(r.result(), v1::RESULT_COMMITTED) << r.error();
+  // The source's log of its dump, and the target's copy of it.
+  EXPECT_EQ(readFile(n1.logsRoot() + "/" + r.id() + "/dump.log").value_or(""), "dump.log of web");
+  EXPECT_EQ(readFile(n2.logsRoot() + "/" + r.id() + "/dump.log").value_or(""), "dump.log of web");
   EXPECT_TRUE(listDir(n1.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n1";
   EXPECT_TRUE(listDir(n2.imagesRoot()).value_or(std::vector<std::string>{"?"}).empty()) << "images left on n2";
 }

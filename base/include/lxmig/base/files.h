@@ -85,6 +85,8 @@ bool parseUint64(std::string_view s, uint64_t* out);
 // Monotonic clock in nanoseconds and wall clock in milliseconds since epoch.
 int64_t monotonicNs();
 int64_t wallMs();
+// CPU time of the calling thread in nanoseconds.
+int64_t threadCpuNs();
 // "1.5 MiB", "640 KiB"
 std::string humanBytes(uint64_t bytes);
 

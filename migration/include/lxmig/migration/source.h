@@ -104,8 +104,10 @@ class Source {
   Status checkGroup();
   Status prepare();
   Status sync();
-  Status syncAgain(uint64_t* bytes);
+  Result<int> treePasses(transport::ChunkWriter& w, uint64_t* bytes);
+  Status treePassesOnStream(uint64_t* bytes, int* passes, std::string* via = nullptr);
   Status precopy();
+  Result<bool> memoryRound(const transport::BytesCallback& counted, const char* last = nullptr);
   // Whether the container's network namespace can stay out of CRIU's
   // images: it is still the layout the target prepared (net/netns.h).
   Status compareNetns();

@@ -44,9 +44,9 @@ void keepLogs(const std::string& imagesDir, const std::string& dest) {
   }
 }
 
-bool keepEveryLog() {
-  const char* keep = std::getenv("LXMIG_KEEP_LOGS");
-  return keep && std::string(keep) == "1";
+bool switchedOn(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "1";
 }
 
 void Journal::check(const Status& st) {

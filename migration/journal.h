@@ -18,10 +18,11 @@ namespace lxmig::migration {
 // CRIU's logs of a failed migration outlive the images for the operator:
 // copied from imagesDir to dest (<state>/logs/<id>).
 void keepLogs(const std::string& imagesDir, const std::string& dest);
-// LXMIG_KEEP_LOGS=1 in the agent's environment: the logs of every
-// migration are kept so, not only a failed one's (profiling, post-mortem;
-// nothing removes them).
-bool keepEveryLog();
+// A post-mortem switch in the agent's environment is on (`name`=1):
+// LXMIG_KEEP_LOGS keeps the logs of every migration so, not only a failed
+// one's (profiling; nothing removes them); LXMIG_KEEP_FAILED_IMAGES keeps
+// a failed incoming restore's image set with its logs.
+bool switchedOn(const char* name);
 
 // The rows of `mode` still "running" in the audit: at an agent's start,
 // steps it stopped under (adopt, merge), for it to settle. An audit that

@@ -1108,7 +1108,7 @@ void Source::commit() {
   }
   Status st = ctx_.host.destroy(spec_.name);
   ctx_.host.forgetNet(spec_);  // its rules and entries live on the target now
-  if (keepEveryLog()) keepLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
+  if (switchedOn("LXMIG_KEEP_LOGS")) keepLogs(imagesDir_, ctx_.host.logsRoot() + "/" + rep_.id());
   (void)removeTree(imagesDir_);
   reservation_.release();
   if (!durableAtCommit_) {

@@ -658,15 +658,11 @@ void Target::discard(const std::string& id, State& s) {
     s.lazyPages.reset();  // a daemon still running serves a container being destroyed
     host_.endMemoryFill(s.spec.name);
   }
-  if (s.restored && keepEveryLog()) keepLogs(s.imagesDir, host_.logsRoot() + "/" + id);
-  if (!s.restored) {
-    const std::string logs = host_.logsRoot() + "/" + id;
-    keepLogs(s.imagesDir, logs);
-    // For a post-mortem of a failed restore: LXMIG_KEEP_FAILED_IMAGES=1 in
-    // the agent's environment keeps the whole image set with the logs.
-    if (const char* keep = std::getenv("LXMIG_KEEP_FAILED_IMAGES"); keep && std::string(keep) == "1")
-      if (makeDirs(logs, 0700).ok()) (void)runCommand({"cp", "-a", s.imagesDir, logs + "/images"});
-  }
+  const std::string logs = host_.logsRoot() + "/" + id;
+  if (!s.restored || switchedOn("LXMIG_KEEP_LOGS")) keepLogs(s.imagesDir, logs);
+  // For a post-mortem of a failed restore, the whole image set too.
+  if (!s.restored && switchedOn("LXMIG_KEEP_FAILED_IMAGES") && makeDirs(logs, 0700).ok())
+    (void)runCommand({"cp", "-a", s.imagesDir, logs + "/images"});
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);
   s.netns.reset();
@@ -769,16 +765,16 @@ void Target::awaitFill(std::string id, std::shared_ptr<State> s) {
       (void)audit_.addEvent(id, "warn", "lazy-pages daemon still running after 10 minutes");
     }
   }
-  if (!rc.ok() || *rc != 0) {
+  const bool failed = !rc.ok() || *rc != 0;
+  if (failed) {
     const std::string why = rc.ok() ? "exit code " + std::to_string(*rc) : rc.status().message();
     LXMIG_LOG(kError, kLog) << "lazy-pages daemon of migration " << id << " failed (" << why << "): container `"
                             << s->spec.name << "` may miss memory; log kept in " << host_.logsRoot() << "/" << id;
     (void)audit_.addEvent(id, "error", "lazy-pages daemon failed: " + why);
-    keepLogs(s->imagesDir, host_.logsRoot() + "/" + id);
   } else {
     (void)audit_.addEvent(id, "info", "lazy-pages daemon filled all memory");
-    if (keepEveryLog()) keepLogs(s->imagesDir, host_.logsRoot() + "/" + id);
   }
+  if (failed || switchedOn("LXMIG_KEEP_LOGS")) keepLogs(s->imagesDir, host_.logsRoot() + "/" + id);
   s->lazyPages.reset();
   host_.endMemoryFill(s->spec.name);
   (void)removeTree(s->stagingDir);

@@ -40,6 +40,10 @@ void catchSigbus() {
 
 }  // namespace
 
+void hashBlocks(const char* data, size_t len, size_t block, uint64_t* out) {
+  for (size_t b = 0, i = 0; b < len; b += block, ++i) out[i] = XXH3_64bits(data + b, std::min(block, len - b));
+}
+
 MappedWindow::MappedWindow(int fd, uint64_t offset, size_t length) {
   if (length == 0) return;
   catchSigbus();
@@ -60,7 +64,7 @@ bool MappedWindow::hashBlocks(size_t block, uint64_t* out) const {
   sigjmp_buf jump;
   if (sigsetjmp(jump, 1) != 0) return false;
   tJump = &jump;
-  for (size_t b = 0, i = 0; b < length_; b += block, ++i) out[i] = XXH3_64bits(data_ + b, std::min(block, length_ - b));
+  transport::hashBlocks(data_, length_, block, out);
   tJump = nullptr;
   return true;
 }

@@ -16,6 +16,10 @@
 
 namespace lxmig::transport {
 
+// XXH3 of each `block`-byte block of [data, data + len) (the last one may
+// be shorter) into out[0..].
+void hashBlocks(const char* data, size_t len, size_t block, uint64_t* out);
+
 class MappedWindow {
  public:
   // [offset, offset + length) of `fd`, offset a multiple of the page size.

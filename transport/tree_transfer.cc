@@ -107,10 +107,7 @@ Result<bool> sendChangedMapped(const std::string& id, v1::TransferChunk::Area ar
         recycleBuffer(std::move(buf));
         return false;
       }
-      for (size_t k = b; k < e; ++k) {
-        const size_t at = (k - b) * kTreeBlockBytes;
-        h[k] = XXH3_64bits(buf.data() + at, std::min<size_t>(kTreeBlockBytes, n - at));
-      }
+      hashBlocks(buf.data(), n, kTreeBlockBytes, h + b);
       LXMIG_RETURN_IF_ERROR(sendData(id, area, rel, off + from, std::move(buf), sink, onBytes));
       b = e;
     }

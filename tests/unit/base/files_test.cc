@@ -125,7 +125,9 @@ TEST(TomlTest, WhatConfigsNeverHoldIsRefused) {
                           "[[node]]\na = 1\n", "a = [[1, 2]]\n", "a = [\"ok\", \"bad\\nline\"]\n"}) {
     auto r = parseToml(bad, "f");
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.status().message().rfind("f:", 0), 0u) << r.status().message();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().message().rfind("f:", 0), 0u) << r.status().message();
+    }
   }
 }
 

@@ -31,7 +31,7 @@ Result<UniqueFd> openDevShmDir(pid_t init, std::string* shown) {
   return openDirBeneathRootOf(init, "dev/shm", shown);
 }
 
-Result<std::string> devShmProblem(pid_t init, DevShmFiles* files) {
+Result<std::string> devShmProblem(pid_t init, DevShmHolds holds, DevShmFiles* files) {
   if (init <= 0) return invalidArgument("no init process");
   const std::string proc = "/proc/" + std::to_string(init);
   LXMIG_ASSIGN_OR_RETURN(std::string mountinfo, readFileHead(proc + "/mountinfo", 4 << 20));
@@ -40,11 +40,11 @@ Result<std::string> devShmProblem(pid_t init, DevShmFiles* files) {
   auto dir = openDevShmDir(init, &shown);
   if (!dir.ok()) return "/dev/shm cannot be read: " + dir.status().message();
   LXMIG_ASSIGN_OR_RETURN(auto entries, listDirAt(dir->get(), shown));
-  if (!files) {
+  *files = {};
+  if (holds == DevShmHolds::kNothing) {
     if (!entries.empty()) return "/dev/shm holds " + std::to_string(entries.size()) + " file(s)";
     return std::string();
   }
-  *files = {};
   if (entries.size() > kDevShmMaxFiles)
     return "/dev/shm holds " + std::to_string(entries.size()) + " entries (more than " +
            std::to_string(kDevShmMaxFiles) + ")";

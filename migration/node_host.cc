@@ -223,10 +223,11 @@ Result<std::unique_ptr<net::PreparedNetns>> NodeHost::prepareNetns(const net::Ne
   return net::PreparedNetns::create(layout);
 }
 
-Result<std::string> NodeHost::devShmProblem(const std::string& name, container::DevShmFiles* files) {
+Result<std::string> NodeHost::devShmProblem(const std::string& name, container::DevShmHolds holds,
+                                            container::DevShmFiles* files) {
   const int init = initPid(name);
   if (init <= 0) return failedPrecondition("container `" + name + "` is not running");
-  return container::devShmProblem(init, files);
+  return container::devShmProblem(init, holds, files);
 }
 
 Result<UniqueFd> NodeHost::openDevShm(const std::string& name) {

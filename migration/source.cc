@@ -319,7 +319,8 @@ Status Source::prepare() {
   // files: the target mounts one (container/dev_shm.h), the files follow
   // during the dump. Otherwise CRIU carries its files.
   container::DevShmFiles shmFiles;
-  if (auto why = ctx_.host.devShmProblem(spec_.name, &shmFiles); why.ok() && why->empty())
+  if (auto why = ctx_.host.devShmProblem(spec_.name, container::DevShmHolds::kPlainFiles, &shmFiles);
+      why.ok() && why->empty())
     pr.set_dev_shm_standard(true);
   else if (why.ok()) note("info", "/dev/shm saved by CRIU: " + *why);
   // Its /dev, when liblxc's tree: the target builds one (container/dev_tree.h).
@@ -688,7 +689,8 @@ Status Source::dump() {
   container::DevShmFiles shmFiles;  // what the tree pass sends into the target's /dev/shm
   if (st.ok() && devShmPrepared_) {
     // Frozen now: nothing can put a file there before the dump.
-    auto why = ctx_.host.devShmProblem(spec_.name, devShmTakesFiles_ ? &shmFiles : nullptr);
+    const auto holds = devShmTakesFiles_ ? container::DevShmHolds::kPlainFiles : container::DevShmHolds::kNothing;
+    auto why = ctx_.host.devShmProblem(spec_.name, holds, &shmFiles);
     if (why.ok() && why->empty()) {
       out.devShm = true;
     } else {

@@ -43,7 +43,11 @@ TEST(DevShm, OnlyTheStandardTmpfsStaysOut) {
             "/dev/shm is mounted 2 times");
 }
 
-TEST(DevShm, AProcessWithoutInitIsRefused) { EXPECT_FALSE(devShmProblem(0).ok()); }
+TEST(DevShm, AProcessWithoutInitIsRefused) {
+  DevShmFiles files;
+  EXPECT_FALSE(devShmProblem(0, DevShmHolds::kNothing, &files).ok());
+  EXPECT_FALSE(devShmProblem(0, DevShmHolds::kPlainFiles, &files).ok());
+}
 
 TEST(DevShm, APathTheWrapperWouldSplitIsNotPrepared) {
   // Checked before anything is made (no root needed to see it refused).

@@ -108,7 +108,7 @@ class FakeNode final : public ContainerHost {
   }
   std::vector<net::NetnsLayout> preparedLayouts;
   // /dev/shm and /dev outside the images: the fake's containers have none.
-  Result<std::string> devShmProblem(const std::string& name, container::DevShmFiles*) override {
+  Result<std::string> devShmProblem(const std::string& name, container::DevShmHolds, container::DevShmFiles*) override {
     return Status(Code::kUnimplemented, "fake node " + name_ + ": no /dev/shm of `" + name + "`");
   }
   Result<UniqueFd> openDevShm(const std::string& name) override {

@@ -8,7 +8,8 @@
 // before the freeze, the source sends the files into it, the dump names
 // /dev/shm external and the restore binds the prepared one there.
 //
-//   source, at PREPARE and again frozen: *devShmProblem(init) == ""
+//   source, at PREPARE and again frozen:
+//     *devShmProblem(init, DevShmHolds::kPlainFiles, &files) == ""
 //   target, at PREPARE: LXMIG_ASSIGN_OR_RETURN(auto shm, prepareDevShm(dir));
 //   dump: --external mnt[/dev/shm]:lxmig-shm
 //   restore: --external mnt[lxmig-shm]:shm->path()
@@ -50,15 +51,19 @@ struct DevShmFiles {
 // At most this many files are carried; more go with CRIU's images.
 inline constexpr uint32_t kDevShmMaxFiles = 4096;
 
+// What a /dev/shm kept out of the images may hold: nothing (a target that
+// cannot take files), or regular files of one name each directly in it
+// (POSIX shared memory: PostgreSQL's dynamic shared memory, shm_open(3)),
+// at most kDevShmMaxFiles. The agent sends those to the target's tmpfs
+// itself (transfer area DEV_SHM) while CRIU dumps: CRIU would tar and gzip
+// them inside the frozen window (~40 ms for PostgreSQL's two, and as much
+// again to unpack them at the restore).
+enum class DevShmHolds { kNothing, kPlainFiles };
+
 // The same for the container whose init is `init`, whose /dev/shm must
-// also be empty (read beneath its root, no link followed). With `files`, it
-// may hold regular files of one name each directly in it instead (POSIX
-// shared memory: PostgreSQL's dynamic shared memory, shm_open(3)), at most
-// kDevShmMaxFiles; *files counts them. The agent sends those to the
-// target's tmpfs itself (transfer area DEV_SHM) while CRIU dumps: CRIU
-// would tar and gzip them inside the frozen window (~40 ms for
-// PostgreSQL's two, and as much again to unpack them at the restore).
-Result<std::string> devShmProblem(pid_t init, DevShmFiles* files = nullptr);
+// also hold no more than `holds` allows (read beneath its root, no link
+// followed); *files counts what it holds.
+Result<std::string> devShmProblem(pid_t init, DevShmHolds holds, DevShmFiles* files);
 
 // Target: an empty tmpfs like the standard one at `dir` (kept_tmpfs.h).
 Result<std::unique_ptr<PreparedTmpfs>> prepareDevShm(const std::string& dir);

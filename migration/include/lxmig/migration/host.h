@@ -129,11 +129,12 @@ class ContainerHost {
   virtual Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) = 0;
 
   // ---- /dev/shm kept out of CRIU's images (container/dev_shm.h) ----
-  // Why the running container's /dev/shm is not lxmig's standard empty
-  // tmpfs ("" when it is): asked at PREPARE, and again while frozen. With
-  // `files`, plain files in it are no problem: counted there, the source
-  // sends them (container::devShmProblem).
-  virtual Result<std::string> devShmProblem(const std::string& name, container::DevShmFiles* files) = 0;
+  // Why the running container's /dev/shm is not lxmig's standard tmpfs
+  // holding no more than `holds` allows ("" when it is): asked at PREPARE,
+  // and again while frozen. Plain files it holds are counted in *files; the
+  // source sends them (container::devShmProblem).
+  virtual Result<std::string> devShmProblem(const std::string& name, container::DevShmHolds holds,
+                                            container::DevShmFiles* files) = 0;
   // Source, frozen: the container's /dev/shm, opened beneath its root.
   virtual Result<UniqueFd> openDevShm(const std::string& name) = 0;
   // Target: an empty tmpfs mounted at `dir` (made here), before the freeze.

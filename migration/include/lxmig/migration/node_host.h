@@ -61,7 +61,8 @@ class NodeHost final : public ContainerHost {
   Result<std::string> netnsShape(const std::string& name) override;
   Result<std::string> netnsGlance(const std::string& name, uint64_t* inode) override;
   Result<std::unique_ptr<net::PreparedNetns>> prepareNetns(const net::NetnsLayout& layout) override;
-  Result<std::string> devShmProblem(const std::string& name, container::DevShmFiles* files) override;
+  Result<std::string> devShmProblem(const std::string& name, container::DevShmHolds holds,
+                                    container::DevShmFiles* files) override;
   Result<UniqueFd> openDevShm(const std::string& name) override;
   Result<std::unique_ptr<container::PreparedTmpfs>> prepareDevShm(const std::string& dir) override {
     return container::prepareDevShm(dir);

@@ -41,7 +41,8 @@ class AgentService final : public v1::Agent::Service {
                 {.maxIncoming = node.config().maxIncomingCount(),
                  .idmapBase = node.config().idmapRange().first,
                  .idmapSize = node.config().idmapRange().second,
-                 .lazyInUserns = node::criuLazyInUserns()}),
+                 .lazyInUserns = node::criuLazyInUserns(),
+                 .heldShmem = node.config().criuHeldShmem != "off" && node::criuTakesHeldShmem()}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
   ~AgentService() { stopDetached(); }
   // Cancels the migrations started with --detach that still run (before

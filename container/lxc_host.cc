@@ -365,14 +365,31 @@ int LxcHost::initPid(const std::string& name) const {
 }
 
 uint64_t LxcHost::memoryBytes(const std::string& name) const {
-  std::string rel = "/" + cgroupParent_ + "/payload." + name;
-  std::string p = pureCgroup2() ? std::string(kCgroupRoot) + rel + "/memory.current"
-                                : std::string(kCgroupRoot) + "/memory" + rel + "/memory.usage_in_bytes";
-  auto t = readFile(p);
-  uint64_t v = 0;
-  if (t.ok()) parseUint64(trim(*t), &v);
-  return v;
+  uint64_t sum = 0;
+  for (const char* kind : {"/payload.", "/held."}) {
+    std::string rel = "/" + cgroupParent_ + kind + name;
+    std::string p = pureCgroup2() ? std::string(kCgroupRoot) + rel + "/memory.current"
+                                  : std::string(kCgroupRoot) + "/memory" + rel + "/memory.usage_in_bytes";
+    auto t = readFile(p);
+    uint64_t v = 0;
+    if (t.ok() && parseUint64(trim(*t), &v)) sum += v;
+  }
+  return sum;
 }
+
+std::string LxcHost::heldMemoryDir(const std::string& name) const {
+  return std::string(kCgroupRoot) + (pureCgroup2() ? "" : "/memory") + "/" + cgroupParent_ + "/held." + name;
+}
+
+Result<UniqueFd> LxcHost::heldMemoryCgroup(const std::string& name) const {
+  const std::string d = heldMemoryDir(name);
+  LXMIG_RETURN_IF_ERROR(makeDirs(d, 0755).withContext("held memory cgroup of `" + name + "`"));
+  UniqueFd fd(::open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Status::fromErrno("open", d + "/cgroup.procs");
+  return fd;
+}
+
+void LxcHost::removeHeldMemoryCgroup(const std::string& name) const { ::rmdir(heldMemoryDir(name).c_str()); }
 
 uint64_t LxcHost::cpuUsageNs(const std::string& name) const {
   std::string rel = "/" + cgroupParent_ + "/payload." + name;
@@ -805,8 +822,9 @@ Result<Child> LxcHost::startLazyPages(const std::string& dir) {
 Status LxcHost::restore(const std::string& name, const std::string& imagesDir, bool lazy, const CallLimits& limits,
                         const KeptOut& out) {
   if (!defined(name)) return notFound("container `" + name + "` is not defined");
-  // Leftovers of an earlier copy of this name would make liblxc fail.
-  LXMIG_RETURN_IF_ERROR(removeCgroups(name).withContext("restore `" + name + "`"));
+  // Leftovers of an earlier copy of this name would make liblxc fail. The
+  // held memory cgroup is this copy's (its shared memory is charged there).
+  LXMIG_RETURN_IF_ERROR(removeCgroups(name, /*keepHeld=*/true).withContext("restore `" + name + "`"));
   // liblxc passes --cgroup-root for v1 controllers only; without a default
   // the tasks land in the source's cgroup2 path (PLATFORM.md).
   std::string opts = "--cgroup-root /" + cgroupParent_ + "/payload." + name;
@@ -824,6 +842,13 @@ Status LxcHost::restore(const std::string& name, const std::string& imagesDir, b
     // host end from the config, and CRIU puts that end on the bridge.
     LXMIG_RETURN_IF_ERROR(setVethPair(name, out.hostVeth));
     env.push_back("LXMIG_CRIU_NETNS=" + out.path);
+  }
+  if (!out.heldShmem.empty()) {
+    // SHMID=PATH words for the criu wrapper: the agent's own paths, never blank.
+    std::string held;
+    for (const auto& [shmid, path] : out.heldShmem)
+      held += (held.empty() ? "" : " ") + std::to_string(shmid) + "=" + path;
+    env.push_back("LXMIG_CRIU_SHMEM=" + held);
   }
   auto rc = runHelper("restore", name, imagesDir, std::move(env), limits);
   if (!rc.ok()) {
@@ -944,10 +969,11 @@ void LxcHost::killCgroupTasks(const std::string& name) {
   (void)thaw(name);
 }
 
-Status LxcHost::removeCgroups(const std::string& name) const {
+Status LxcHost::removeCgroups(const std::string& name, bool keepHeld) const {
   // The monitor leaves its cgroup a moment after the container stopped, so
   // an rmdir right after stop meets EBUSY: retry for a while.
   std::vector<std::string> left;
+  if (!keepHeld) removeHeldMemoryCgroup(name);
   for (int attempt = 0; attempt < 60; ++attempt) {
     left.clear();
     for (const auto& h : cgroupHierarchies()) {

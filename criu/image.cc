@@ -73,6 +73,13 @@ Result<Pagemap> parsePagemap(std::string_view b) {
       if (!h.ParseFromArray(msg.data(), static_cast<int>(msg.size())) || !h.has_pages_id())
         return invalidArgument("bad pagemap head");
       pm.pagesId = h.pages_id();
+      if (h.has_lxmig_memfd_name()) {
+        const std::string& name = h.lxmig_memfd_name();
+        if (name.size() > kMaxMemfdName || name.find('\0') != std::string::npos)
+          return invalidArgument("bad memfd name in the pagemap head (" + std::to_string(name.size()) +
+                                 " bytes; at most " + std::to_string(kMaxMemfdName) + ", no NUL)");
+        pm.memfdName = name;
+      }
       head = false;
       continue;
     }
@@ -105,6 +112,7 @@ std::string serializePagemap(const Pagemap& pm) {
   appendU32(out, kPagemapMagic);
   pb::PagemapHead h;
   h.set_pages_id(pm.pagesId);
+  if (pm.memfdName) h.set_lxmig_memfd_name(*pm.memfdName);
   appendMessage(out, h);
   for (const auto& pe : pm.entries) {
     pb::PagemapEntry e;

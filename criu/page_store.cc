@@ -2,6 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +55,65 @@ UniqueFd openOrFail(const std::string& path, int flags, Status& st) {
   return fd;
 }
 
+// A stretch of a round's (or the delta's) pages file and where it goes in
+// a shared memory object.
+struct MirrorCopy {
+  uint64_t src = 0, dst = 0, len = 0;
+};
+
+// Copies pages from `in` into the memfd `out` with pread and pwrite (the
+// images' tmpfs and the memfd are two filesystems: copy_file_range says
+// EXDEV). Pages new to `out` (`fresh`) are charged to the memory cgroup of
+// the process whose mm allocates them: with `procs` >= 0 a child process
+// that first joins the cgroup of that procs file writes those
+// (PageStore::chargeMirrorsTo); it only makes system calls, as a child of
+// a threaded process must. Pages `out` holds already (`held`) are
+// overwritten here, without a child (their charge stays): a delta in the
+// frozen window rarely needs one.
+Status copyIntoMirror(int in, int out, const std::vector<MirrorCopy>& held, const std::vector<MirrorCopy>& fresh,
+                      int procs, const std::string& what) {
+  std::vector<char> buf(1 << 20);
+  auto copyAll = [&](const std::vector<MirrorCopy>& todo) -> int {  // 0 or an errno
+    for (const auto& op : todo)
+      for (uint64_t done = 0; done < op.len;) {
+        const ssize_t r =
+            ::pread(in, buf.data(), std::min<uint64_t>(buf.size(), op.len - done), static_cast<off_t>(op.src + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r == 0 ? EIO : errno;
+        for (ssize_t w = 0; w < r;) {
+          const ssize_t k = ::pwrite(out, buf.data() + w, static_cast<size_t>(r - w),
+                                     static_cast<off_t>(op.dst + done + static_cast<uint64_t>(w)));
+          if (k < 0 && errno == EINTR) continue;
+          if (k <= 0) return k == 0 ? EIO : errno;
+          w += k;
+        }
+        done += static_cast<uint64_t>(r);
+      }
+    return 0;
+  };
+  if (const int e = copyAll(held)) return Status::fromErrno("copy into", what, e);
+  if (fresh.empty()) return okStatus();
+  if (procs < 0) {
+    const int e = copyAll(fresh);
+    return e ? Status::fromErrno("copy into", what, e) : okStatus();
+  }
+  // Exit codes: 0, an errno of the copy, or 128 + the errno of the join.
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status::fromErrno("fork the writer of", what);
+  if (pid == 0) {
+    if (::write(procs, "0", 1) != 1) ::_exit(128 + (errno & 127));
+    ::_exit(copyAll(fresh) & 127);
+  }
+  int ws = 0;
+  while (::waitpid(pid, &ws, 0) < 0)
+    if (errno != EINTR) return Status::fromErrno("wait for the writer of", what);
+  if (!WIFEXITED(ws))
+    return internalError("the writer of " + what + " died (signal " + std::to_string(WTERMSIG(ws)) + ")");
+  const int code = WEXITSTATUS(ws);
+  if (code >= 128) return Status::fromErrno("join the memory cgroup of", what, code - 128);
+  return code ? Status::fromErrno("copy into", what, code) : okStatus();
+}
+
 }  // namespace
 
 std::string PageStore::flatPath(const std::string& key) const { return dir_ + "/store/flat-" + key + ".img"; }
@@ -75,6 +137,43 @@ Status PageStore::applyRounds() {
   }
 }
 
+void PageStore::writeMirror(const std::string& key, const Pagemap& pm, const std::string& pagesPath) {
+  auto m = mirrors_.find(key);
+  if (m == mirrors_.end()) return;
+  // Every page the store holds of the object is in its mirror too.
+  auto found = procs_.find(key);
+  const Proc* p = found == procs_.end() ? nullptr : &found->second;
+  auto inMirror = [&](uint64_t a) { return p && (flatOffset(*p, a) != UINT64_MAX || p->extra.count(a)); };
+  std::vector<MirrorCopy> held, fresh;
+  uint64_t src = 0;
+  for (const auto& e : pm.entries) {
+    if (!(e.flags & kPePresent)) continue;
+    for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize, src += kPageSize) {
+      auto& to = inMirror(a) ? held : fresh;
+      if (!to.empty() && to.back().src + to.back().len == src && to.back().dst + to.back().len == a)
+        to.back().len += kPageSize;
+      else to.push_back({src, a, kPageSize});
+    }
+  }
+  Status st;
+  UniqueFd in = openOrFail(pagesPath, O_RDONLY, st);
+  if (st.ok())
+    st = copyIntoMirror(in.get(), m->second.fd.get(), held, fresh, chargeTo_, "the memfd of " + describe(key));
+  if (st.ok()) return;
+  // The images stay complete: CRIU writes this object's content itself.
+  LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd (" << st.message() << ")";
+  mirrors_.erase(m);
+}
+
+std::vector<std::pair<uint64_t, int>> PageStore::mirrors() const {
+  std::vector<std::pair<uint64_t, int>> out;
+  for (const auto& [key, m] : mirrors_) {
+    uint64_t shmid = 0;
+    if (m.complete && parseUint64(key.substr(6), &shmid)) out.emplace_back(shmid, m.fd.get());
+  }
+  return out;
+}
+
 Status PageStore::applyRound(int k) {
   const std::string rd = dir_ + "/" + roundDirName(k);
   LXMIG_RETURN_IF_ERROR(makeDirs(dir_ + "/store", 0700));
@@ -84,6 +183,15 @@ Status PageStore::applyRound(int k) {
     if (!pm.ok()) return pm.status().withContext(pmPath);
     const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
     auto found = procs_.find(key);
+    if (found == procs_.end() && pm->memfdName && !mirrorsOff_ && startsWith(key, "shmem-")) {
+      // From its first round on, or never: a mirror must hold every page.
+      UniqueFd fd(::memfd_create(pm->memfdName->c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      if (fd) mirrors_[key].fd = std::move(fd);
+      else
+        LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd ("
+                                      << Status::fromErrno("memfd_create", "its name").message() << ")";
+    }
+    writeMirror(key, *pm, pages);
     if (found == procs_.end()) {
       // First pages of this process (or object): its flat store, as they are.
       Proc p;
@@ -125,6 +233,32 @@ Status PageStore::applyRound(int k) {
   }
   return okStatus();
 }
+
+namespace {
+
+// Makes a hole of every part of a mirror that no page of `pm` covers: the
+// object has none there (a fresh memfd reads zeros).
+Status punchOutside(int fd, const Pagemap& pm) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::fromErrno("stat", "a shared memory mirror");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t at = 0;
+  auto punch = [&](uint64_t end) -> Status {
+    end = std::min(end, size);
+    if (end > at && ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+                                static_cast<off_t>(end - at)) != 0)
+      return Status::fromErrno("punch a hole into", "a shared memory mirror");
+    return okStatus();
+  };
+  for (const auto& e : pm.entries) {
+    if (!(e.flags & (kPeParent | kPePresent))) continue;
+    LXMIG_RETURN_IF_ERROR(punch(e.vaddr));
+    at = std::max(at, e.vaddr + e.pages * kPageSize);
+  }
+  return punch(size);
+}
+
+}  // namespace
 
 // Where each byte of a process's assembled pages file comes from.
 struct PageStore::Piece {
@@ -286,7 +420,10 @@ Result<AssembleStats> PageStore::assemble() {
       if (e.flags & (kPeParent | kPePresent)) total += e.pages;
     }
     as.pages += total;
-    if (!anyParent) continue;  // sent complete (the process was not tracked)
+    if (!anyParent) {  // sent complete (the process was not tracked)
+      mirrors_.erase(key);
+      continue;
+    }
     auto found = procs_.find(key);
     if (found == procs_.end()) return internalError(describe(key) + " has pages in PARENT but none in the store");
     const Proc& p = found->second;
@@ -319,6 +456,25 @@ Result<AssembleStats> PageStore::assemble() {
         addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
         out += kPageSize;
         a += kPageSize;
+      }
+    }
+    if (auto m = mirrors_.find(key); m != mirrors_.end()) {
+      const int64_t t0 = monotonicNs();
+      writeMirror(key, pm, pagesPath);  // the delta
+      const int64_t t1 = monotonicNs();
+      if (m = mirrors_.find(key); m != mirrors_.end()) {
+        if (Status st = punchOutside(m->second.fd.get(), pm); st.ok()) {
+          m->second.complete = true;
+          uint64_t delta = 0;
+          for (const auto& e : pm.entries)
+            if (e.flags & kPePresent) delta += e.pages;
+          LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": its memfd brought to the dump (" << delta
+                                        << " pages written in " << (t1 - t0) / 1000 << " us, holes made in "
+                                        << (monotonicNs() - t1) / 1000 << " us)";
+        } else {
+          LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd (" << st.message() << ")";
+          mirrors_.erase(m);
+        }
       }
     }
     bool moved = false;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <optional>
 #include <set>
@@ -211,6 +212,24 @@ std::optional<uint64_t> shmemInode(const std::string& path) {
       st.st_ino != before.st_ino)
     return std::nullopt;
   return static_cast<uint64_t>(st.st_ino);
+}
+
+// The name CRIU 4.2.1 gives the memfd it restores a shared memory object
+// as (criu/memfd.c, dump_one_memfd): the object's link without its
+// " (deleted)", and without "/memfd:" for a memfd ("/dev/zero" for a
+// shared anonymous mapping). Nothing for a link of another form, or one
+// longer than a memfd's name may be.
+std::optional<std::string> criuMemfdName(const std::string& opener) {
+  char link[PATH_MAX];
+  const ssize_t n = ::readlink(opener.c_str(), link, sizeof link);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof link) return std::nullopt;
+  std::string_view v(link, static_cast<size_t>(n));
+  constexpr std::string_view kDeleted = " (deleted)", kMemfd = "/memfd:";
+  if (!v.ends_with(kDeleted)) return std::nullopt;
+  v.remove_suffix(kDeleted.size());
+  if (v.starts_with(kMemfd)) v.remove_prefix(kMemfd.size());
+  if (v.size() > criu::kMaxMemfdName) return std::nullopt;
+  return std::string(v);
 }
 
 }  // namespace
@@ -605,8 +624,9 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     PageSet held;
     for (const auto& pg : obj.pages) held.add(pg.first, pg.first + kPageSize);
     rs.set_pages_sent(rs.pages_sent() + off / kPageSize);
-    LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-shmem-" + std::to_string(shmid) + ".img",
-                                   serializePagemap(roundPagemap(pagesId, held, changed))));
+    criu::Pagemap pm = roundPagemap(pagesId, held, changed);
+    pm.memfdName = criuMemfdName(opener);  // the target keeps the object in a memfd of that name
+    LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-shmem-" + std::to_string(shmid) + ".img", serializePagemap(pm)));
     ++pagesId;
   }
   const int64_t tEnd = monotonicNs();

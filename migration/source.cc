@@ -1003,7 +1003,8 @@ Status Source::restore() {
              kv("assemble_moved", static_cast<int64_t>(r->assembled_moved_bytes())) + " " +
              kv("lazy_start_ms", r->lazy_start_ms()) + " " + kv("net_import_ms", r->net_import_ms()) + " " +
              kv("conntrack_imported", r->conntrack_imported()) + " " + kv("restore_ms", r->restore_ms()) + " " +
-             kv("cutover_ms", r->cutover_ms()));
+             kv("cutover_ms", r->cutover_ms()) + " " +
+             kv("held_shmem_objects", static_cast<int64_t>(r->held_shmem_objects())));
   // A target of an older agent made the writable area durable after the
   // container resumed there, before answering: not downtime.
   rep_.set_downtime_ms((monotonicNs() - tFreeze_) / 1000000 - r->durable_ms());

@@ -346,7 +346,7 @@ Result<v1::TransferReply> Target::receive(const std::string& peer, const transpo
   if (devShm) LXMIG_RETURN_IF_ERROR(devShm->finish().withContext("target " + self + ": /dev/shm"));
   if (rounds) {
     std::lock_guard lk(st->pagesMu);
-    if (!st->pages) st->pages = std::make_unique<criu::PageStore>(st->imagesDir);
+    if (!st->pages) st->pages = newPageStore(*st);
     LXMIG_RETURN_IF_ERROR(st->pages->applyRounds().withContext("target " + self + ": page store"));
     st->heldBytes = st->pages->heldPages() * tracking::kPageSize;
     st->roundsApplied = true;
@@ -475,6 +475,26 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 // A container with a user namespace of its own is restored eagerly unless
 // CRIU makes its tasks' userfaultfds through /dev/userfaultfd: the kernel
 // refuses userfaultfd(2) inside it without vm.unprivileged_userfaultfd.
+std::unique_ptr<criu::PageStore> Target::newPageStore(State& s) {
+  auto store = std::make_unique<criu::PageStore>(s.imagesDir);
+  if (!options_.heldShmem) {
+    store->withoutMirrors();
+    return store;
+  }
+  // The mirrors' pages live on as the container's shared memory: charged
+  // to its held memory cgroup, never to this agent.
+  auto cg = host_.heldMemoryCgroup(s.spec.name);
+  if (cg.ok()) {
+    s.heldCgroup = std::move(*cg);
+    store->chargeMirrorsTo(s.heldCgroup.get());
+  } else {
+    LXMIG_LOG(kInfo, kLog) << "shared memory of `" << s.spec.name
+                           << "` restored from the images: " << cg.status().message();
+    store->withoutMirrors();
+  }
+  return store;
+}
+
 bool Target::lazyPossible(const State& s) const { return s.spec.idmapSize == 0 || options_.lazyInUserns; }
 
 bool Target::worthLazy(State& s) const { return lazyPossible(s) && s.heldBytes.load() >= kLazyRestoreMinBytes; }
@@ -523,6 +543,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
     if (st->prelayoutStats.ok())
       r.set_prelayout_bytes(st->prelayoutStats->movedBytes + st->prelayoutStats->copiedBytes);
   }
+  std::vector<std::pair<uint64_t, std::string>> heldShmem;  // the page store's mirrors
   {
     std::lock_guard lk(st->pagesMu);
     if (st->pages) {
@@ -532,6 +553,17 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       r.set_assembled_copied_bytes(as->copiedBytes);
       r.set_assembled_moved_bytes(as->movedBytes);
       r.set_restored_pages(as->pages);
+      for (auto [shmid, fd] : st->pages->mirrors()) {
+        // Owned by the container's root when it has a user namespace:
+        // CRIU gives the object its owner from inside it.
+        if (st->spec.idmapSize > 0 && ::fchown(fd, st->spec.idmapBase, st->spec.idmapBase) != 0) {
+          LXMIG_LOG(kWarn, kLog) << id << ": shared memory " << shmid
+                                 << " restored from the images: " << Status::fromErrno("chown", "its memfd").message();
+          continue;
+        }
+        heldShmem.emplace_back(shmid, "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd));
+      }
+      r.set_held_shmem_objects(static_cast<uint32_t>(heldShmem.size()));
       if (as->joinedEntries)
         LXMIG_LOG(kInfo, kLog) << id << ": " << as->joinedEntries << " pagemap entries joined to their neighbours";
       // A few megabytes are read by CRIU's restore faster than its
@@ -562,6 +594,7 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
   st->lazyEarly.reset();  // not lazy after all
   if (st->cancelRestore) return fail(Status(Code::kCancelled, "restore of `" + name + "` cancelled by an abort"));
   container::KeptOut out;  // of the images: prepared here
+  out.heldShmem = std::move(heldShmem);
   if (prepared.netns) {
     if (!st->netns) return fail(failedPrecondition("no network namespace was prepared for `" + name + "`"));
     out.path = st->netns->path();
@@ -663,6 +696,14 @@ void Target::discard(const std::string& id, State& s) {
   // For a post-mortem of a failed restore, the whole image set too.
   if (!s.restored && switchedOn("LXMIG_KEEP_FAILED_IMAGES") && makeDirs(logs, 0700).ok())
     (void)runCommand({"cp", "-a", s.imagesDir, logs + "/images"});
+  if (!s.restored) {
+    {
+      std::lock_guard lk(s.pagesMu);
+      s.pages.reset();  // its mirrors' memory goes
+    }
+    s.heldCgroup.reset();
+    host_.removeHeldMemoryCgroup(s.spec.name);
+  }
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);
   s.netns.reset();

@@ -81,6 +81,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"tls_key", &AgentConfig::tlsKey},
       {"data_link_cipher", &AgentConfig::dataLinkCipher},
       {"criu_held_pages", &AgentConfig::criuHeldPages},
+      {"criu_held_shmem", &AgentConfig::criuHeldShmem},
       {"idmap", &AgentConfig::idmap},
       {"userns", &AgentConfig::userns},
       {"cluster", &AgentConfig::clusterFile},
@@ -189,6 +190,8 @@ std::vector<std::string> AgentConfig::problems() const {
   if (holdQueue != "off") add(parseUint(holdQueue, "hold_queue", 0, 65535).status());
   if (criuHeldPages != "auto" && criuHeldPages != "off")
     out.push_back("bad criu_held_pages " + quote(criuHeldPages) + " (auto or off)");
+  if (criuHeldShmem != "auto" && criuHeldShmem != "off")
+    out.push_back("bad criu_held_shmem " + quote(criuHeldShmem) + " (auto or off)");
   if (idmap != "off" && idmapRange().second == 0)
     out.push_back("bad idmap " + quote(idmap) + " (BASE:SIZE, base >= 1, at least 65536 ids, or off)");
   if (userns != "on" && userns != "off") out.push_back("bad userns " + quote(userns) + " (on or off)");

@@ -128,4 +128,6 @@ bool criuLazyInUserns() { return criuSays(kUsernsLazyVersionLine) && pathExists(
 
 bool criuListsDiscardedShmem() { return criuSays(kShmemListedVersionLine); }
 
+bool criuTakesHeldShmem() { return criuSays(kShmemHeldVersionLine); }
+
 }  // namespace lxmig::node

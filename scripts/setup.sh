@@ -92,7 +92,10 @@ fi
 # namespace of its own made through /dev/userfaultfd (opened before any
 # namespace), so such a container is restored lazily; shmem-listed, a
 # shared memory object whose page file goes to /dev/null (pre-copy: the
-# agent rebuilds it) listed by its data segments without moving its pages.
+# agent rebuilds it) listed by its data segments without moving its pages;
+# shmem-held, a memfd the target kept up to date during the rounds and
+# hands over (--inherit-fd lxmig-shmem:<shmid>) becomes the restored shared
+# memory object, whose content is then not written in the frozen window.
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -125,7 +128,7 @@ criu_ok() {
     grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
     grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v" &&
     grep -q "^lxmig: shmem-by-write" <<<"$v" && grep -q "^lxmig: userns-lazy" <<<"$v" &&
-    grep -q "^lxmig: shmem-listed" <<<"$v"
+    grep -q "^lxmig: shmem-listed" <<<"$v" && grep -q "^lxmig: shmem-held" <<<"$v"
 }
 
 if ! criu_ok; then
@@ -156,11 +159,11 @@ if ! criu_ok; then
 fi
 
 mkdir -p "$BIN"
-WRAPPER_VERSION=6
+WRAPPER_VERSION=7
 CRIU_VERSION_TEXT=$("$PREFIX/criu" --version | tr -d "'\\\\")
 {
   cat <<EOF
-#!/bin/sh
+#!/bin/bash
 # lxmig criu wrapper v$WRAPPER_VERSION: liblxc runs \`criu\` from PATH; this entry
 # point runs the private CRIU without /etc/criu/default.conf and adds the
 # per-action options liblxc has no field for (PLATFORM.md, "CRIU").
@@ -168,6 +171,9 @@ CRIU_VERSION_TEXT=$("$PREFIX/criu" --version | tr -d "'\\\\")
 #   LXMIG_CRIU_NETNS: a network namespace prepared by lxmigd (a path that
 #     opens it); the restore's tasks join it (CRIU's --inherit-fd, key
 #     lxmig-net) instead of a namespace rebuilt from the images
+#   LXMIG_CRIU_SHMEM: blank-separated SHMID=PATH, a memfd lxmigd kept up to
+#     date with a shared memory object's content (PATH opens it, read-write);
+#     CRIU's restore makes it that object (--inherit-fd key lxmig-shmem:SHMID)
 # liblxc asks for the version before every dump and restore: answered here
 # with what this CRIU printed when setup.sh wrote the wrapper (setup.sh
 # writes it again when the binary's answer changes).
@@ -183,6 +189,10 @@ case "\$action" in
              exec 9<"\$LXMIG_CRIU_NETNS" || exit 1
              set -- --inherit-fd "fd[9]:lxmig-net" "\$@"
            fi
+           for held in \${LXMIG_CRIU_SHMEM:-}; do
+             exec {fd}<>"\${held#*=}" || exit 1
+             set -- --inherit-fd "fd[\$fd]:lxmig-shmem:\${held%%=*}" "\$@"
+           done
            exec $PREFIX/criu restore --no-default-config --network-lock nftables --mntns-compat-mode \
              \${LXMIG_CRIU_RESTORE_OPTS:-} "\$@" ;;
   "")      exec $PREFIX/criu ;;

@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   sent.add(0x7f0000000000, 0x7f0000000000 + 8 * kPageSize);
   ok &= put(pm, "round.img", criu::serializePagemap(criu::roundPagemap(3, valid, sent)));
   ok &= put(pm, "empty.img", criu::serializePagemap(criu::Pagemap{7, {}}));
+  criu::Pagemap shm = criu::roundPagemap(2147483648u, valid, sent);
+  shm.memfdName = "/dev/zero";
+  ok &= put(pm, "round-shmem.img", criu::serializePagemap(shm));
 
   // Conntrack records: an established TCP flow behind DNAT, a UDP flow, an
   // ICMP echo, and an empty set.

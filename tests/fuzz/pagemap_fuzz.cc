@@ -32,7 +32,9 @@ uint64_t checkWellFormed(const Pagemap& pm) {
   return total;
 }
 
-bool samePagemap(const Pagemap& a, const Pagemap& b) { return a.pagesId == b.pagesId && a.entries == b.entries; }
+bool samePagemap(const Pagemap& a, const Pagemap& b) {
+  return a.pagesId == b.pagesId && a.entries == b.entries && a.memfdName == b.memfdName;
+}
 
 }  // namespace
 
@@ -44,6 +46,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   checkWellFormed(*pm);
+  // A memfd name is one memfd_create(2) takes.
+  if (pm->memfdName)
+    LXMIG_FUZZ_CHECK(pm->memfdName->size() <= lxmig::criu::kMaxMemfdName &&
+                     pm->memfdName->find('\0') == std::string::npos);
 
   // parse -> serialize -> parse is the identity, and serializing is stable.
   const std::string wire = lxmig::criu::serializePagemap(*pm);

@@ -45,6 +45,25 @@ TEST(CriuImage, RejectsGarbage) {
   EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{1, {{0x1000, 0, kPePresent}}})).ok()) << "an empty entry";
 }
 
+TEST(CriuImage, MemfdNameTravelsInTheHeadWithinTheKernelsBounds) {
+  Pagemap pm{3, {{0, 2, kPePresent}}};
+  pm.memfdName = "/dev/zero";
+  auto back = parsePagemap(serializePagemap(pm));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->memfdName, std::optional<std::string>("/dev/zero"));
+  EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{3, {}})).value().memfdName) << "none unless sent";
+  pm.memfdName = "";
+  EXPECT_EQ(parsePagemap(serializePagemap(pm)).value().memfdName, std::optional<std::string>(""));
+  pm.memfdName = std::string(kMaxMemfdName, 'x');
+  EXPECT_TRUE(parsePagemap(serializePagemap(pm)).ok());
+  pm.memfdName = std::string(kMaxMemfdName + 1, 'x');
+  auto tooLong = parsePagemap(serializePagemap(pm));
+  ASSERT_FALSE(tooLong.ok());
+  EXPECT_NE(tooLong.status().message().find("bad memfd name"), std::string::npos) << tooLong.status().message();
+  pm.memfdName = std::string("a\0b", 3);
+  EXPECT_FALSE(parsePagemap(serializePagemap(pm)).ok()) << "memfd_create stops at a NUL";
+}
+
 TEST(CriuImage, RoundPagemapSplitsPresentAndParent) {
   PageSet valid, sent;
   valid.add(0, 10 * P);

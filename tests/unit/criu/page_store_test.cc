@@ -2,8 +2,10 @@
 // folded in, and the final images come out complete and self-contained.
 #include "lxmig/criu/page_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -163,6 +165,100 @@ TEST_F(PageStoreTest, SharedMemoryIsKeptApartFromTheProcessOfTheSameNumber) {
   auto out = parsePagemap(*readFile(dir() + "/pagemap-shmem-7.img"));
   ASSERT_TRUE(out.ok());
   for (const auto& e : out->entries) EXPECT_EQ(e.flags, kPePresent) << "no PARENT left";
+}
+
+// Two rounds and the dump of shared memory object 7 whose round pagemaps
+// name its memfd (when `name`): offsets 0-3 sent, 1 changed, then at the
+// dump 2 changed again (the delta), 3 gone (a hole now), 4 new.
+class MirrorTest : public PageStoreTest {
+ protected:
+  void rounds(PageStore& st, const std::optional<std::string>& name) {
+    write("rounds/0000/pages-2147483648.img", page('a') + page('b') + page('c') + page('d'));
+    PageSet sent;
+    sent.add(0, 4 * P);
+    Pagemap pm = roundPagemap(2147483648u, sent, sent);
+    pm.memfdName = name;
+    write("rounds/0000/pagemap-shmem-7.img", serializePagemap(pm));
+    ASSERT_TRUE(st.applyRounds().ok());
+    write("rounds/0001/pages-2147483648.img", page('B'));
+    PageSet changed;
+    changed.add(P, 2 * P);
+    pm = roundPagemap(2147483648u, sent, changed);
+    pm.memfdName = name;
+    write("rounds/0001/pagemap-shmem-7.img", serializePagemap(pm));
+    ASSERT_TRUE(st.applyRounds().ok());
+    Pagemap shm;
+    shm.pagesId = 2;
+    shm.entries = {{0, 2, kPeParent}, {2 * P, 1, kPePresent}, {4 * P, 1, kPePresent}};
+    write("pagemap-shmem-7.img", serializePagemap(shm));
+    write("pages-2.img", page('C') + page('e'));
+  }
+  // The first `pages` pages of a memfd, as fills() shows them ('\0' a hole).
+  static std::string content(int fd, uint64_t pages) {
+    std::string data(pages * P, 'x');
+    EXPECT_EQ(::pread(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    return fills(data);
+  }
+  static std::string link(int fd) {
+    char b[512];
+    ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), b, sizeof b);
+    return n > 0 ? std::string(b, static_cast<size_t>(n)) : "";
+  }
+};
+
+TEST_F(MirrorTest, SharedMemoryIsKeptWholeInAMemfdOfItsName) {
+  PageStore st(dir());
+  rounds(st, "/dev/zero");
+  auto as = st.assemble();
+  ASSERT_TRUE(as.ok()) << as.status().toString();
+  auto m = st.mirrors();
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].first, 7u);
+  EXPECT_EQ(link(m[0].second), "/memfd:/dev/zero (deleted)") << "CRIU's restore checks the name";
+  EXPECT_EQ(content(m[0].second, 5), std::string("aBC") + '\0' + "e") << "the delta in, the vanished page a hole";
+  EXPECT_EQ(::lseek(m[0].second, 3 * P, SEEK_HOLE), static_cast<off_t>(3 * P)) << "a hole, not zeros written";
+  EXPECT_EQ(::fcntl(m[0].second, F_GET_SEALS), 0) << "sealable, with no seal yet (CRIU adds them)";
+  // The images stay complete: a restore without the mirror reads them.
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBCe");
+}
+
+TEST_F(MirrorTest, NewPagesAreWrittenByAChildThatJoinsTheChargedCgroupFirst) {
+  // A plain file stands in for cgroup.procs: a child writes "0" (itself)
+  // into it before it writes pages new to the memfd. Pages the memfd holds
+  // are overwritten without one (their charge does not move).
+  const std::string procs = dir() + "/cgroup.procs";
+  ASSERT_TRUE(writeFileAtomic(procs, "", 0600).ok());
+  UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  PageStore st(dir());
+  st.chargeMirrorsTo(fd.get());
+  rounds(st, "");
+  ASSERT_TRUE(st.assemble().ok());
+  auto m = st.mirrors();
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(link(m[0].second), "/memfd: (deleted)");
+  EXPECT_EQ(content(m[0].second, 5), std::string("aBC") + '\0' + "e");
+  EXPECT_EQ(*readFile(procs), "00") << "round 0 (all new) and the delta's new page 4; round 1 only overwrote";
+}
+
+TEST_F(MirrorTest, AMirrorThatCannotBeWrittenIsDroppedAndTheImagesStayComplete) {
+  const std::string procs = dir() + "/cgroup.procs";
+  ASSERT_TRUE(writeFileAtomic(procs, "", 0600).ok());
+  UniqueFd readOnly(::open(procs.c_str(), O_RDONLY | O_CLOEXEC));  // the join fails
+  PageStore st(dir());
+  st.chargeMirrorsTo(readOnly.get());
+  rounds(st, "/dev/zero");
+  auto as = st.assemble();
+  ASSERT_TRUE(as.ok()) << as.status().toString();
+  EXPECT_TRUE(st.mirrors().empty());
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBCe");
+}
+
+TEST_F(MirrorTest, NoMirrorWithoutAName) {
+  PageStore st(dir());
+  rounds(st, std::nullopt);
+  ASSERT_TRUE(st.assemble().ok());
+  EXPECT_TRUE(st.mirrors().empty());
 }
 
 TEST_F(PageStoreTest, SharedMemoryInParentThatTheStoreLacksIsAnError) {

@@ -125,6 +125,11 @@ class FakeNode final : public ContainerHost {
   }
   int initPid(const std::string&) override { return 1; }
   void killRestore(const std::string& name) override { (void)op("killRestore", name); }
+  // No cgroups here: the page store keeps no mirror.
+  Result<UniqueFd> heldMemoryCgroup(const std::string& name) override {
+    return unavailable("no memory cgroup for `" + name + "` in the fake node");
+  }
+  void removeHeldMemoryCgroup(const std::string&) override {}
   Result<std::vector<container::devices::Device>> deviceNeeds(const std::string& name) override;
   Result<std::vector<container::devices::Device>> deviceOffer() override { return devices_; }
   Result<container::devices::Device> statDevice(const std::string& path) override;

@@ -113,6 +113,18 @@ TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
   EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
 }
 
+TEST_F(ConfigTest, CriuHeldShmemIsAutoOrOff) {
+  auto c = load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->criuHeldShmem, "auto");
+  auto off = load("criu_held_shmem = \"off\"\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->validate().ok());
+  auto bad = load("criu_held_shmem = \"on\"\n");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->validate().message(), "bad criu_held_shmem `on` (auto or off)");
+}
+
 TEST_F(ConfigTest, IdmapIsABaseAndASizeOrOff) {
   auto c = load("");
   ASSERT_TRUE(c.ok());

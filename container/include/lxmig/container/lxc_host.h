@@ -48,6 +48,10 @@ struct KeptOut {
   // dump: a file of the pages the migration target holds (criu/held_pages.h),
   // left out of the images as PARENT holes by a CRIU built with lxmig's patch
   std::string heldPages;
+  // restore: (CRIU's shmid, a path that opens a memfd holding that shared
+  // memory object's content at the dump): CRIU makes each memfd the object
+  // (criu::PageStore's mirrors; CRIU with lxmig's shmem-held patch)
+  std::vector<std::pair<uint64_t, std::string>> heldShmem;
 };
 
 // A device node bound into the container, with its device cgroup rule.
@@ -109,7 +113,18 @@ class LxcHost {
   Status start(const std::string& name, const std::vector<std::string>& argv);
   RunState state(const std::string& name) const;
   int initPid(const std::string& name) const;
+  // Its payload cgroup's memory use, and its held memory cgroup's.
   uint64_t memoryBytes(const std::string& name) const;
+  // The memory cgroup a migration target charges the container's shared
+  // memory to while it receives it, ahead of the container's own cgroups
+  // (criu::PageStore::chargeMirrorsTo): held.NAME beside payload.NAME,
+  // made if missing; an open cgroup.procs of it. Shared memory pages stay
+  // charged where they were first written, so it lives as long as the
+  // container here (removed with its other cgroups); memoryBytes() counts
+  // it.
+  Result<UniqueFd> heldMemoryCgroup(const std::string& name) const;
+  // Removes it (a migration that did not restore); fine when absent.
+  void removeHeldMemoryCgroup(const std::string& name) const;
   // CPU time the container's processes used since it started (its payload
   // cgroup), in nanoseconds; 0 when unknown.
   uint64_t cpuUsageNs(const std::string& name) const;
@@ -251,7 +266,10 @@ class LxcHost {
   Result<int> runTool(const std::string& verb, const std::string& name, const std::vector<std::string>& argv,
                       std::vector<std::string> env, const CallLimits& limits = {});
 
-  Status removeCgroups(const std::string& name) const;
+  // `keepHeld`: but the held memory cgroup (a restore charges to it).
+  Status removeCgroups(const std::string& name, bool keepHeld = false) const;
+  // The memory hierarchy's (or cgroup2's) directory of the held cgroup.
+  std::string heldMemoryDir(const std::string& name) const;
   // SIGKILL to the sessions of the processes whose command line starts
   // with helperArgv (a helper call and liblxc's forks of it).
   void killHelperSessions(const std::vector<std::string>& helperArgv);

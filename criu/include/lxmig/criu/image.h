@@ -46,9 +46,16 @@ struct PagemapEntry {
   bool operator==(const PagemapEntry&) const = default;
 };
 
+// The longest name memfd_create(2) takes (MFD_NAME_MAX_LEN).
+constexpr size_t kMaxMemfdName = 249;
+
 struct Pagemap {
   uint32_t pagesId = 0;
   std::vector<PagemapEntry> entries;
+  // A round's pagemap of a shared memory object: the name of the memfd CRIU
+  // restores it as (lxmig's field of the head; at most kMaxMemfdName bytes,
+  // no NUL). Nothing for a process, or when the source does not know it.
+  std::optional<std::string> memfdName;
 };
 
 // The number N of a CRIU image name `<kind>N.img` (kind "pagemap-" or

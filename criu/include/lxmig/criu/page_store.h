@@ -20,6 +20,14 @@
 // prelayout() lays the flat file out that way while CRIU dumps on the
 // source; assemble() then moves only what the prediction missed.
 //
+// A shared memory object whose round pagemap names the memfd CRIU restores
+// it as is also kept whole in a memfd of that name (its mirror), written as
+// each round is applied and, at assemble(), with the delta, holes punched
+// where the object has none: CRIU's restore then takes the mirror as the
+// object itself (criu/patches, shmem-held), and its content is not written
+// in the frozen window. A mirror that cannot be kept is dropped (the images
+// stay complete: CRIU then writes the content as before).
+//
 // (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
 // local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
 // on pages read from a parent; see docs/architecture.md.)
@@ -30,7 +38,9 @@
 #include <string>
 #include <vector>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/status.h"
+#include "lxmig/criu/image.h"
 #include "lxmig/tracking/page_set.h"
 
 namespace lxmig::criu {
@@ -70,6 +80,18 @@ class PageStore {
   // would read, less what the final delta adds.
   uint64_t heldPages() const;
 
+  // Shared memory pages are charged, for as long as they live, to the
+  // cgroup of the task that first wrote them, and a mirror's live on as
+  // the restored container's: with `procs` (an open cgroup.procs or tasks
+  // file; not owned) the mirrors are written by a child process that joins
+  // that cgroup first. Without, by this process.
+  void chargeMirrorsTo(int procs) { chargeTo_ = procs; }
+  // Keeps no mirror (before the first round).
+  void withoutMirrors() { mirrorsOff_ = true; }
+  // After assemble(): (CRIU's shmid, memfd) of each mirror complete at the
+  // dump, for the restore to hand over. Valid while the store lives.
+  std::vector<std::pair<uint64_t, int>> mirrors() const;
+
   // Where a stretch of an assembled pages file comes from (defined in
   // page_store.cc; opaque here).
   struct Piece;
@@ -81,7 +103,14 @@ class PageStore {
     std::map<uint64_t, uint64_t> extra;  // page address -> offset in extra file
     uint64_t extraSize = 0;
   };
+  struct Mirror {
+    UniqueFd fd;
+    bool complete = false;  // assemble() brought it to the dump
+  };
   Status applyRound(int k);
+  // Writes the PRESENT pages of `pm` (data in `pagesPath`, in entry order)
+  // into the mirror of `key`, or drops the mirror when that fails.
+  void writeMirror(const std::string& key, const Pagemap& pm, const std::string& pagesPath);
   static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra, int delta,
                          const std::string& deltaName, AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.
@@ -93,6 +122,9 @@ class PageStore {
   // By "<pid>" (a process, pid inside the container) or "shmem-<id>" (a
   // shared memory object by CRIU's shmid: addresses are offsets in it).
   std::map<std::string, Proc> procs_;
+  std::map<std::string, Mirror> mirrors_;  // by key "shmem-<id>"
+  int chargeTo_ = -1;
+  bool mirrorsOff_ = false;
   Status broken_;  // a prelayout() that failed halfway
   int nextRound_ = 0;
 };

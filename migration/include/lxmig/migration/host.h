@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "lxmig/base/fd.h"
 #include "lxmig/base/process.h"
 #include "lxmig/base/status.h"
 #include "lxmig/container/dev_shm.h"
@@ -114,6 +115,10 @@ class ContainerHost {
   virtual Status restore(const std::string& name, const std::string& dir, bool lazy,
                          const container::CallLimits& limits, const container::KeptOut& out) = 0;
   virtual int initPid(const std::string& name) = 0;
+  // The memory cgroup the container's shared memory is charged to while it
+  // arrives (container::LxcHost::heldMemoryCgroup): an open cgroup.procs.
+  virtual Result<UniqueFd> heldMemoryCgroup(const std::string& name) = 0;
+  virtual void removeHeldMemoryCgroup(const std::string& name) = 0;
   // Kills a restore of `name` a previous agent left running (CRIU, liblxc's
   // monitor, what was restored so far); destroy() can then proceed.
   virtual void killRestore(const std::string& name) = 0;

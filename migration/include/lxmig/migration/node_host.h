@@ -55,6 +55,8 @@ class NodeHost final : public ContainerHost {
     return node_.lxc().restore(name, dir, lazy, limits, out);
   }
   void killRestore(const std::string& name) override { node_.lxc().killRestoreLeftovers(name); }
+  Result<UniqueFd> heldMemoryCgroup(const std::string& name) override { return node_.lxc().heldMemoryCgroup(name); }
+  void removeHeldMemoryCgroup(const std::string& name) override { node_.lxc().removeHeldMemoryCgroup(name); }
   int initPid(const std::string& name) override { return node_.lxc().initPid(name); }
 
   Result<net::NetnsLayout> netnsLayout(const std::string& name) override;

@@ -60,6 +60,9 @@ class Target {
     // CRIU restores a container with a user namespace of its own lazily
     // (node::criuLazyInUserns); otherwise eagerly.
     bool lazyInUserns = false;
+    // Shared memory is kept whole in memfds the restore takes as the
+    // objects (criu::PageStore's mirrors; node::criuTakesHeldShmem).
+    bool heldShmem = false;
   };
   // All three outlive the Target.
   Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations, Options options)
@@ -152,6 +155,7 @@ class Target {
     std::atomic<bool> cancelRestore{false};
     std::mutex pagesMu;
     std::unique_ptr<criu::PageStore> pages;  // pre-copy rounds received
+    UniqueFd heldCgroup;                     // cgroup.procs its shared memory mirrors are charged to
     std::atomic<bool> roundsApplied{false};  // pre-copy: the restore will be lazy
     // What the store held after the last round (bytes): read without
     // pagesMu, which a PRELAYOUT holds for as long as it moves pages (the
@@ -170,6 +174,9 @@ class Target {
   static void awaitPrelayout(State& s);
   // Whether CRIU can restore `s` lazily here at all.
   bool lazyPossible(const State& s) const;
+  // The page store of the rounds, keeping shared memory in mirrors charged
+  // to the container's held memory cgroup when it can.
+  std::unique_ptr<criu::PageStore> newPageStore(State& s);
   // Whether the images will be worth CRIU's lazy-pages daemon, judged from
   // the pages the rounds brought (the final delta adds few).
   bool worthLazy(State& s) const;

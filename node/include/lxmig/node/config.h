@@ -115,6 +115,11 @@ struct AgentConfig {
   // this node's CRIU was built with lxmig's patch, criu/held_pages.h) or
   // drains them all and rewrites the images after ("off").
   std::string criuHeldPages = "auto";
+  // A pre-copy target keeps the container's shared memory whole in memfds
+  // that CRIU's restore takes as the objects ("auto": when this node's CRIU
+  // was built with lxmig's patch, criu::PageStore's mirrors), or lets the
+  // restore write it ("off").
+  std::string criuHeldShmem = "auto";
   // The host ids this node maps containers with a user namespace of their
   // own onto ("BASE:SIZE", uid and gid alike; "off": none): root inside is
   // BASE. A container migrates only to a node whose range holds its map.

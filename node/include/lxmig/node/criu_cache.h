@@ -68,5 +68,10 @@ bool criuLazyInUserns();
 // it) is listed by its data segments, its pages not moved through a pipe.
 inline constexpr char kShmemListedVersionLine[] = "lxmig: shmem-listed 1";
 bool criuListsDiscardedShmem();
+// Built with lxmig's patch criu-4.2.1-shmem-held.patch: a memfd handed over
+// as --inherit-fd fd[N]:lxmig-shmem:<shmid> becomes that restored shared
+// memory object, its content not written (criu::PageStore's mirrors).
+inline constexpr char kShmemHeldVersionLine[] = "lxmig: shmem-held 1";
+bool criuTakesHeldShmem();
 
 }  // namespace lxmig::node

@@ -165,15 +165,32 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
         EXPECT_FALSE(check["hint"].get<std::string>().empty()) << check.dump();
       }
     }
-    for (const char* want : {"kernel", "namespaces", "cgroups", "criu-version", "criu-check", "lxc", "nftables",
-                             "conntrack", "cap-sys-resource", "cap-sys-ptrace", "userfaultfd-non-root",
-                             "criu-kerndat-cache", "criu-dump-pipes", "criu-held-pages", "criu-merge",
-                             "criu-unix-names", "criu-shmem-write", "criu-userns-lazy", "criu-shmem-listed"})
+    for (const char* want : {"kernel",
+                             "namespaces",
+                             "cgroups",
+                             "criu-version",
+                             "criu-check",
+                             "lxc",
+                             "nftables",
+                             "conntrack",
+                             "cap-sys-resource",
+                             "cap-sys-ptrace",
+                             "userfaultfd-non-root",
+                             "criu-kerndat-cache",
+                             "criu-dump-pipes",
+                             "criu-held-pages",
+                             "criu-merge",
+                             "criu-unix-names",
+                             "criu-shmem-write",
+                             "criu-userns-lazy",
+                             "criu-shmem-listed",
+                             "criu-shmem-held"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
     // scripts/setup.sh builds CRIU with lxmig's patch.
     for (const auto& check : j["checks"])
       if (check["name"] == "criu-held-pages" || check["name"] == "criu-merge" || check["name"] == "criu-unix-names" ||
-          check["name"] == "criu-shmem-write" || check["name"] == "criu-shmem-listed") {
+          check["name"] == "criu-shmem-write" || check["name"] == "criu-shmem-listed" ||
+          check["name"] == "criu-shmem-held") {
         EXPECT_TRUE(check["ok"].get<bool>()) << check.dump();
       }
     // CRIU's dump gets its 4 MiB pipes with CAP_SYS_RESOURCE or a

@@ -137,32 +137,26 @@ Status PageStore::applyRounds() {
   }
 }
 
-void PageStore::writeMirror(const std::string& key, const Pagemap& pm, const std::string& pagesPath) {
-  auto m = mirrors_.find(key);
-  if (m == mirrors_.end()) return;
-  // Every page the store holds of the object is in its mirror too.
-  auto found = procs_.find(key);
-  const Proc* p = found == procs_.end() ? nullptr : &found->second;
-  auto inMirror = [&](uint64_t a) { return p && (flatOffset(*p, a) != UINT64_MAX || p->extra.count(a)); };
+Status PageStore::writeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath) {
   std::vector<MirrorCopy> held, fresh;
+  PageSet written;
   uint64_t src = 0;
   for (const auto& e : pm.entries) {
     if (!(e.flags & kPePresent)) continue;
     for (uint64_t a = e.vaddr; a < e.vaddr + e.pages * kPageSize; a += kPageSize, src += kPageSize) {
-      auto& to = inMirror(a) ? held : fresh;
+      auto& to = m.held.contains(a) ? held : fresh;
       if (!to.empty() && to.back().src + to.back().len == src && to.back().dst + to.back().len == a)
         to.back().len += kPageSize;
       else to.push_back({src, a, kPageSize});
     }
+    written.add(e.vaddr, e.vaddr + e.pages * kPageSize);
   }
   Status st;
   UniqueFd in = openOrFail(pagesPath, O_RDONLY, st);
-  if (st.ok())
-    st = copyIntoMirror(in.get(), m->second.fd.get(), held, fresh, chargeTo_, "the memfd of " + describe(key));
-  if (st.ok()) return;
-  // The images stay complete: CRIU writes this object's content itself.
-  LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd (" << st.message() << ")";
-  mirrors_.erase(m);
+  LXMIG_RETURN_IF_ERROR(st);
+  LXMIG_RETURN_IF_ERROR(copyIntoMirror(in.get(), m.fd.get(), held, fresh, chargeTo_, "the memfd of " + describe(key)));
+  for (const auto& r : written.ranges()) m.held.add(r);
+  return okStatus();
 }
 
 std::vector<std::pair<uint64_t, int>> PageStore::mirrors() const {
@@ -183,15 +177,20 @@ Status PageStore::applyRound(int k) {
     if (!pm.ok()) return pm.status().withContext(pmPath);
     const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
     auto found = procs_.find(key);
-    if (found == procs_.end() && pm->memfdName && !mirrorsOff_ && startsWith(key, "shmem-")) {
-      // From its first round on, or never: a mirror must hold every page.
+    if (found == procs_.end() && !mirrors_.count(key) && pm->memfdName && !mirrorsOff_ && startsWith(key, "shmem-") &&
+        mirrors_.size() < kMaxMirrors) {
+      // From its first round on, or never: a mirror holds every page.
       UniqueFd fd(::memfd_create(pm->memfdName->c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
       if (fd) mirrors_[key].fd = std::move(fd);
       else
-        LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd ("
+        LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": kept in the page store ("
                                       << Status::fromErrno("memfd_create", "its name").message() << ")";
     }
-    writeMirror(key, *pm, pages);
+    if (auto m = mirrors_.find(key); m != mirrors_.end()) {
+      // The only copy the store keeps of this object.
+      LXMIG_RETURN_IF_ERROR(writeMirror(key, m->second, *pm, pages).withContext(describe(key)));
+      continue;
+    }
     if (found == procs_.end()) {
       // First pages of this process (or object): its flat store, as they are.
       Proc p;
@@ -424,10 +423,16 @@ Result<AssembleStats> PageStore::assemble() {
       mirrors_.erase(key);
       continue;
     }
+    const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
+    if (auto m = mirrors_.find(key); m != mirrors_.end()) {
+      LXMIG_RETURN_IF_ERROR(completeMirror(key, m->second, pm, pagesPath));
+      for (const auto& e : pm.entries)
+        if (e.flags & kPeParent) as.fromStore += e.pages;
+      continue;  // the images stay as sent: only the mirror restores it
+    }
     auto found = procs_.find(key);
     if (found == procs_.end()) return internalError(describe(key) + " has pages in PARENT but none in the store");
     const Proc& p = found->second;
-    const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
 
     // Where every page of CRIU's pages file comes from, in its order.
     std::vector<Piece> pieces;
@@ -456,25 +461,6 @@ Result<AssembleStats> PageStore::assemble() {
         addPiece(pieces, Piece::kExtra, x->second, out, kPageSize);
         out += kPageSize;
         a += kPageSize;
-      }
-    }
-    if (auto m = mirrors_.find(key); m != mirrors_.end()) {
-      const int64_t t0 = monotonicNs();
-      writeMirror(key, pm, pagesPath);  // the delta
-      const int64_t t1 = monotonicNs();
-      if (m = mirrors_.find(key); m != mirrors_.end()) {
-        if (Status st = punchOutside(m->second.fd.get(), pm); st.ok()) {
-          m->second.complete = true;
-          uint64_t delta = 0;
-          for (const auto& e : pm.entries)
-            if (e.flags & kPePresent) delta += e.pages;
-          LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": its memfd brought to the dump (" << delta
-                                        << " pages written in " << (t1 - t0) / 1000 << " us, holes made in "
-                                        << (monotonicNs() - t1) / 1000 << " us)";
-        } else {
-          LXMIG_LOG(kWarn, "pagestore") << describe(key) << ": not kept in a memfd (" << st.message() << ")";
-          mirrors_.erase(m);
-        }
       }
     }
     bool moved = false;
@@ -514,9 +500,32 @@ Result<AssembleStats> PageStore::assemble() {
   return as;
 }
 
+Status PageStore::completeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath) {
+  for (const auto& e : pm.entries) {
+    if (!(e.flags & kPeParent)) continue;
+    uint64_t covered = 0;
+    m.held.forEachOverlap(e.vaddr, e.vaddr + e.pages * kPageSize, [&](uint64_t a, uint64_t b) { covered += b - a; });
+    if (covered != e.pages * kPageSize)
+      return internalError(describe(key) + " has pages in PARENT at offset " + std::to_string(e.vaddr) +
+                           " that its memfd lacks");
+  }
+  const int64_t t0 = monotonicNs();
+  LXMIG_RETURN_IF_ERROR(writeMirror(key, m, pm, pagesPath).withContext(describe(key) + ": the delta"));
+  const int64_t t1 = monotonicNs();
+  LXMIG_RETURN_IF_ERROR(punchOutside(m.fd.get(), pm).withContext(describe(key)));
+  m.complete = true;
+  uint64_t delta = 0;
+  for (const auto& e : pm.entries)
+    if (e.flags & kPePresent) delta += e.pages;
+  LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": its memfd brought to the dump (" << delta << " pages written in "
+                                << (t1 - t0) / 1000 << " us, holes made in " << (monotonicNs() - t1) / 1000 << " us)";
+  return okStatus();
+}
+
 uint64_t PageStore::heldPages() const {
   uint64_t n = 0;
   for (const auto& [key, p] : procs_) n += p.layoutPages + p.extra.size();
+  for (const auto& [key, m] : mirrors_) n += m.held.bytes() / kPageSize;
   return n;
 }
 

@@ -556,11 +556,8 @@ Result<v1::RestoreReply> Target::restore(const std::string& peer, const std::str
       for (auto [shmid, fd] : st->pages->mirrors()) {
         // Owned by the container's root when it has a user namespace:
         // CRIU gives the object its owner from inside it.
-        if (st->spec.idmapSize > 0 && ::fchown(fd, st->spec.idmapBase, st->spec.idmapBase) != 0) {
-          LXMIG_LOG(kWarn, kLog) << id << ": shared memory " << shmid
-                                 << " restored from the images: " << Status::fromErrno("chown", "its memfd").message();
-          continue;
-        }
+        if (st->spec.idmapSize > 0 && ::fchown(fd, st->spec.idmapBase, st->spec.idmapBase) != 0)
+          return fail(Status::fromErrno("chown", "the memfd of shared memory " + std::to_string(shmid)));
         heldShmem.emplace_back(shmid, "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd));
       }
       r.set_held_shmem_objects(static_cast<uint32_t>(heldShmem.size()));

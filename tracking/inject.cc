@@ -34,6 +34,9 @@ static_assert(sizeof(user_regs_struct) <= 27 * 8);
 Result<uint64_t> findSyscallInsn(pid_t pid) {
   auto maps = readFile("/proc/" + std::to_string(pid) + "/maps");
   if (!maps.ok()) return maps.status();
+  // No mapping at all: the process is exiting (its memory is gone already)
+  // or a zombie. NotFound, as for one that has exited: nothing to watch.
+  if (trim(*maps).empty()) return notFound("pid " + std::to_string(pid) + " is exiting");
   for (const auto& line : split(*maps, '\n')) {
     if (line.find("[vdso]") == std::string::npos) continue;
     uint64_t start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);

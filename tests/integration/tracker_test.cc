@@ -445,6 +445,24 @@ TEST(UffdWp, ExitedProcessIsNotFound) {
   EXPECT_EQ(s.status().code(), Code::kNotFound) << s.status().toString();
 }
 
+TEST(UffdWp, AZombieIsNotFoundNotAFailure) {
+  LXMIG_REQUIRE(::geteuid() == 0, "root");
+  // A process that exits while a round attaches to it (a PostgreSQL
+  // backend whose client left) has nothing left to watch: NotFound, never
+  // a "not tracked" warning. A zombie stands in for it here; caught a
+  // moment earlier, with its mappings gone but its memory not yet, the
+  // injector says the same (an empty maps, tracking/inject.cc).
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  for (int i = 0; i < 500 && readFile("/proc/" + std::to_string(child) + "/maps").value_or("x") != ""; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  auto t = backend("uffd-wp").create(child);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kNotFound) << t.status().toString();
+}
+
 TEST(Trackers, ChooseReportsWhatWorksHere) {
   auto a = chooseTracker("auto");
   ASSERT_TRUE(a.ok());

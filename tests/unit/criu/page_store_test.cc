@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "lxmig/base/files.h"
 #include "lxmig/criu/image.h"
@@ -218,8 +219,15 @@ TEST_F(MirrorTest, SharedMemoryIsKeptWholeInAMemfdOfItsName) {
   EXPECT_EQ(content(m[0].second, 5), std::string("aBC") + '\0' + "e") << "the delta in, the vanished page a hole";
   EXPECT_EQ(::lseek(m[0].second, 3 * P, SEEK_HOLE), static_cast<off_t>(3 * P)) << "a hole, not zeros written";
   EXPECT_EQ(::fcntl(m[0].second, F_GET_SEALS), 0) << "sealable, with no seal yet (CRIU adds them)";
-  // The images stay complete: a restore without the mirror reads them.
-  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBCe");
+  // The store kept no other copy: the images stay as sent, so a restore
+  // that would not take the memfd fails on the missing parent instead of
+  // restoring anything else.
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "Ce");
+  auto pm = parsePagemap(*readFile(dir() + "/pagemap-shmem-7.img"));
+  ASSERT_TRUE(pm.ok());
+  EXPECT_EQ(pm->entries.front().flags, kPeParent);
+  EXPECT_FALSE(pathExists(dir() + "/store/flat-shmem-7.img"));
+  EXPECT_EQ(as->fromStore, 2u);
 }
 
 TEST_F(MirrorTest, NewPagesAreWrittenByAChildThatJoinsTheChargedCgroupFirst) {
@@ -241,17 +249,66 @@ TEST_F(MirrorTest, NewPagesAreWrittenByAChildThatJoinsTheChargedCgroupFirst) {
   EXPECT_EQ(*readFile(procs), "00") << "round 0 (all new) and the delta's new page 4; round 1 only overwrote";
 }
 
-TEST_F(MirrorTest, AMirrorThatCannotBeWrittenIsDroppedAndTheImagesStayComplete) {
+TEST_F(MirrorTest, AMirrorThatCannotBeWrittenFailsTheRound) {
+  // The memfd is the store's only copy of the object.
   const std::string procs = dir() + "/cgroup.procs";
   ASSERT_TRUE(writeFileAtomic(procs, "", 0600).ok());
   UniqueFd readOnly(::open(procs.c_str(), O_RDONLY | O_CLOEXEC));  // the join fails
   PageStore st(dir());
   st.chargeMirrorsTo(readOnly.get());
+  write("rounds/0000/pages-2147483648.img", page('a'));
+  PageSet one;
+  one.add(0, P);
+  Pagemap pm = roundPagemap(2147483648u, one, one);
+  pm.memfdName = "/dev/zero";
+  write("rounds/0000/pagemap-shmem-7.img", serializePagemap(pm));
+  auto applied = st.applyRounds();
+  ASSERT_FALSE(applied.ok());
+  EXPECT_NE(applied.message().find("shared memory 7"), std::string::npos) << applied.message();
+  EXPECT_NE(applied.message().find("join the memory cgroup"), std::string::npos) << applied.message();
+}
+
+TEST_F(MirrorTest, ParentPagesTheMemfdLacksAreAnError) {
+  PageStore st(dir());
   rounds(st, "/dev/zero");
+  Pagemap shm;
+  shm.pagesId = 2;
+  shm.entries = {{0, 2, kPeParent}, {8 * P, 1, kPeParent}};  // offset 8 was never sent
+  write("pagemap-shmem-7.img", serializePagemap(shm));
+  auto as = st.assemble();
+  ASSERT_FALSE(as.ok());
+  EXPECT_NE(as.status().message().find("that its memfd lacks"), std::string::npos) << as.status().message();
+}
+
+TEST_F(MirrorTest, AtMostSoManyObjectsAreKeptInMemfds) {
+  // A peer names the objects: each mirror is a descriptor of the agent.
+  PageStore st(dir());
+  PageSet one;
+  one.add(0, P);
+  const uint64_t n = PageStore::kMaxMirrors + 3;
+  for (uint64_t id = 1; id <= n; ++id) {
+    write("rounds/0000/pages-" + std::to_string(1000 + id) + ".img", page('a'));
+    Pagemap pm = roundPagemap(static_cast<uint32_t>(1000 + id), one, one);
+    pm.memfdName = "/dev/zero";
+    write("rounds/0000/pagemap-shmem-" + std::to_string(id) + ".img", serializePagemap(pm));
+  }
+  ASSERT_TRUE(st.applyRounds().ok());
+  for (uint64_t id = 1; id <= n; ++id) {
+    Pagemap shm;
+    shm.pagesId = static_cast<uint32_t>(5000 + id);
+    shm.entries = {{0, 1, kPeParent}};
+    write("pagemap-shmem-" + std::to_string(id) + ".img", serializePagemap(shm));
+    write("pages-" + std::to_string(5000 + id) + ".img", "");
+  }
   auto as = st.assemble();
   ASSERT_TRUE(as.ok()) << as.status().toString();
-  EXPECT_TRUE(st.mirrors().empty());
-  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBCe");
+  auto m = st.mirrors();
+  EXPECT_EQ(m.size(), PageStore::kMaxMirrors);
+  std::set<uint64_t> mirrored;
+  for (const auto& [shmid, fd] : m) mirrored.insert(shmid);
+  for (uint64_t id = 1; id <= n; ++id)  // the rest kept by the store, restored from the images as before
+    EXPECT_EQ(fills(*readFile(dir() + "/pages-" + std::to_string(5000 + id) + ".img")), mirrored.count(id) ? "" : "a")
+        << id;
 }
 
 TEST_F(MirrorTest, NoMirrorWithoutAName) {

@@ -21,12 +21,14 @@
 // source; assemble() then moves only what the prediction missed.
 //
 // A shared memory object whose round pagemap names the memfd CRIU restores
-// it as is also kept whole in a memfd of that name (its mirror), written as
-// each round is applied and, at assemble(), with the delta, holes punched
-// where the object has none: CRIU's restore then takes the mirror as the
+// it as is kept instead whole in a memfd of that name (its mirror), written
+// as each round is applied and, at assemble(), with the delta, holes
+// punched where the object has none: CRIU's restore takes the mirror as the
 // object itself (criu/patches, shmem-held), and its content is not written
-// in the frozen window. A mirror that cannot be kept is dropped (the images
-// stay complete: CRIU then writes the content as before).
+// in the frozen window. The store keeps no other copy of such an object:
+// its images stay as sent (PARENT entries), so a restore that does not take
+// the mirror fails rather than restoring anything else; a mirror that
+// cannot be written fails the round.
 //
 // (CRIU's own answer, a "parent" image chain, cannot be restored lazily from
 // local images by CRIU 4.2.1: its lazy-pages daemon never completes faults
@@ -91,6 +93,9 @@ class PageStore {
   // After assemble(): (CRIU's shmid, memfd) of each mirror complete at the
   // dump, for the restore to hand over. Valid while the store lives.
   std::vector<std::pair<uint64_t, int>> mirrors() const;
+  // Objects kept in mirrors at most (each holds a descriptor of the agent,
+  // and the peer names the objects); the others are restored as before.
+  static constexpr size_t kMaxMirrors = 64;
 
   // Where a stretch of an assembled pages file comes from (defined in
   // page_store.cc; opaque here).
@@ -105,12 +110,15 @@ class PageStore {
   };
   struct Mirror {
     UniqueFd fd;
-    bool complete = false;  // assemble() brought it to the dump
+    tracking::PageSet held;  // pages written into it (offsets)
+    bool complete = false;   // assemble() brought it to the dump
   };
   Status applyRound(int k);
   // Writes the PRESENT pages of `pm` (data in `pagesPath`, in entry order)
-  // into the mirror of `key`, or drops the mirror when that fails.
-  void writeMirror(const std::string& key, const Pagemap& pm, const std::string& pagesPath);
+  // into `m`.
+  Status writeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath);
+  // Brings the mirror to the dump whose pagemap of the object is `pm`.
+  Status completeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath);
   static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra, int delta,
                          const std::string& deltaName, AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.

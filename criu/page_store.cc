@@ -177,8 +177,18 @@ Status PageStore::applyRound(int k) {
     if (!pm.ok()) return pm.status().withContext(pmPath);
     const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
     auto found = procs_.find(key);
-    if (found == procs_.end() && !mirrors_.count(key) && pm->memfdName && !mirrorsOff_ && startsWith(key, "shmem-") &&
-        mirrors_.size() < kMaxMirrors) {
+    const bool mirrorable = found == procs_.end() && !mirrors_.count(key) && pm->memfdName &&
+                            startsWith(key, "shmem-") && mirrors_.size() < kMaxMirrors;
+    if (mirrorable && !mirrorsOff_ && chargeTo_ < 0 && chargeOpener_) {
+      auto procs = chargeOpener_();
+      if (procs.ok()) {
+        chargeTo_ = *procs;
+      } else {
+        LXMIG_LOG(kInfo, "pagestore") << "shared memory kept in the page store: " << procs.status().message();
+        mirrorsOff_ = true;
+      }
+    }
+    if (mirrorable && !mirrorsOff_) {
       // From its first round on, or never: a mirror holds every page.
       UniqueFd fd(::memfd_create(pm->memfdName->c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
       if (fd) mirrors_[key].fd = std::move(fd);

@@ -51,7 +51,13 @@ void Target::cleanupStale() {
   store::MigrationFilter running{.result = std::string(name(v1::RESULT_RUNNING)), .limit = 10000};
   for (const auto& m : audit_.listMigrations(running).value_or({})) {
     std::string container;
-    if (pastOf(m.id, &container) != Past::kInterrupted || !host_.defined(container)) continue;
+    if (pastOf(m.id, &container) != Past::kInterrupted) continue;
+    if (!host_.defined(container)) {
+      // Cut off before the container was defined: only the memory cgroup
+      // its shared memory was charged to may be left (nothing in it now).
+      if (!container.empty()) host_.removeHeldMemoryCgroup(container);
+      continue;
+    }
     LXMIG_LOG(kWarn, kLog) << "migration " << m.id << " was not restored before the agent restarted: removing `"
                            << container << "` here";
     host_.killRestore(container);
@@ -482,16 +488,13 @@ std::unique_ptr<criu::PageStore> Target::newPageStore(State& s) {
     return store;
   }
   // The mirrors' pages live on as the container's shared memory: charged
-  // to its held memory cgroup, never to this agent.
-  auto cg = host_.heldMemoryCgroup(s.spec.name);
-  if (cg.ok()) {
-    s.heldCgroup = std::move(*cg);
-    store->chargeMirrorsTo(s.heldCgroup.get());
-  } else {
-    LXMIG_LOG(kInfo, kLog) << "shared memory of `" << s.spec.name
-                           << "` restored from the images: " << cg.status().message();
-    store->withoutMirrors();
-  }
+  // to its held memory cgroup (made with the first), never to this agent.
+  // The store lives in `s`.
+  store->chargeMirrorsWith([this, &s]() -> Result<int> {
+    LXMIG_ASSIGN_OR_RETURN(UniqueFd fd, host_.heldMemoryCgroup(s.spec.name));
+    s.heldCgroup = std::move(fd);
+    return s.heldCgroup.get();
+  });
   return store;
 }
 
@@ -698,8 +701,10 @@ void Target::discard(const std::string& id, State& s) {
       std::lock_guard lk(s.pagesMu);
       s.pages.reset();  // its mirrors' memory goes
     }
-    s.heldCgroup.reset();
-    host_.removeHeldMemoryCgroup(s.spec.name);
+    if (s.heldCgroup) {  // made for this migration
+      s.heldCgroup.reset();
+      host_.removeHeldMemoryCgroup(s.spec.name);
+    }
   }
   (void)removeTree(s.stagingDir);
   (void)removeTree(s.imagesDir);

@@ -249,6 +249,41 @@ TEST_F(MirrorTest, NewPagesAreWrittenByAChildThatJoinsTheChargedCgroupFirst) {
   EXPECT_EQ(*readFile(procs), "00") << "round 0 (all new) and the delta's new page 4; round 1 only overwrote";
 }
 
+TEST_F(MirrorTest, TheChargedCgroupIsMadeWithTheFirstMirrorOnly) {
+  const std::string procs = dir() + "/cgroup.procs";
+  ASSERT_TRUE(writeFileAtomic(procs, "", 0600).ok());
+  UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  int opened = 0;
+  auto opener = [&]() -> Result<int> {
+    ++opened;
+    return fd.get();
+  };
+  {
+    PageStore st(dir());  // a container without shared memory: no cgroup
+    st.chargeMirrorsWith(opener);
+    round(0, 5, {{1, 'a'}});
+    ASSERT_TRUE(st.applyRounds().ok());
+    EXPECT_EQ(opened, 0);
+  }
+  std::filesystem::remove_all(dir() + "/store");
+  PageStore st(dir());
+  st.chargeMirrorsWith(opener);
+  rounds(st, "/dev/zero");
+  ASSERT_TRUE(st.assemble().ok());
+  EXPECT_EQ(opened, 1) << "once, for the first mirror";
+  EXPECT_EQ(st.mirrors().size(), 1u);
+  EXPECT_EQ(*readFile(procs), "00");
+}
+
+TEST_F(MirrorTest, ACgroupThatCannotBeMadeKeepsTheObjectInTheStore) {
+  PageStore st(dir());
+  st.chargeMirrorsWith([]() -> Result<int> { return unavailable("no memory cgroup here"); });
+  rounds(st, "/dev/zero");
+  ASSERT_TRUE(st.assemble().ok());
+  EXPECT_TRUE(st.mirrors().empty());
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-2.img")), "aBCe") << "restored from complete images, as before";
+}
+
 TEST_F(MirrorTest, AMirrorThatCannotBeWrittenFailsTheRound) {
   // The memfd is the store's only copy of the object.
   const std::string procs = dir() + "/cgroup.procs";

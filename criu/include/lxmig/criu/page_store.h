@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -88,6 +89,10 @@ class PageStore {
   // file; not owned) the mirrors are written by a child process that joins
   // that cgroup first. Without, by this process.
   void chargeMirrorsTo(int procs) { chargeTo_ = procs; }
+  // The same, the procs file opened when the first mirror is made (a
+  // container without shared memory gets no cgroup); a failure keeps the
+  // objects in the store, as without mirrors.
+  void chargeMirrorsWith(std::function<Result<int>()> open) { chargeOpener_ = std::move(open); }
   // Keeps no mirror (before the first round).
   void withoutMirrors() { mirrorsOff_ = true; }
   // After assemble(): (CRIU's shmid, memfd) of each mirror complete at the
@@ -132,6 +137,7 @@ class PageStore {
   std::map<std::string, Proc> procs_;
   std::map<std::string, Mirror> mirrors_;  // by key "shmem-<id>"
   int chargeTo_ = -1;
+  std::function<Result<int>()> chargeOpener_;
   bool mirrorsOff_ = false;
   Status broken_;  // a prelayout() that failed halfway
   int nextRound_ = 0;

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "cgroup_tree.h"
 #include "criu_dump.h"
 #include "lxmig/base/fd.h"
 #include "lxmig/base/files.h"
@@ -383,6 +384,9 @@ std::string LxcHost::heldMemoryDir(const std::string& name) const {
 
 Result<UniqueFd> LxcHost::heldMemoryCgroup(const std::string& name) const {
   const std::string d = heldMemoryDir(name);
+  if (pureCgroup2())
+    LXMIG_RETURN_IF_ERROR(
+        enableControllerDown(kCgroupRoot, cgroupParent_, "memory").withContext("held memory cgroup of `" + name + "`"));
   LXMIG_RETURN_IF_ERROR(makeDirs(d, 0755).withContext("held memory cgroup of `" + name + "`"));
   UniqueFd fd(::open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return Status::fromErrno("open", d + "/cgroup.procs");

@@ -66,7 +66,7 @@ struct MirrorCopy {
 // EXDEV). Pages new to `out` (`fresh`) are charged to the memory cgroup of
 // the process whose mm allocates them: with `procs` >= 0 a child process
 // that first joins the cgroup of that procs file writes those
-// (PageStore::chargeMirrorsTo); it only makes system calls, as a child of
+// (PageStore::chargeMirrorsWith); it only makes system calls, as a child of
 // a threaded process must. Pages `out` holds already (`held`) are
 // overwritten here, without a child (their charge stays): a delta in the
 // frozen window rarely needs one.

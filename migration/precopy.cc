@@ -625,7 +625,11 @@ Result<v1::RoundReport> PreCopy::round(const ChunkSink& sink, const BytesCallbac
     for (const auto& pg : obj.pages) held.add(pg.first, pg.first + kPageSize);
     rs.set_pages_sent(rs.pages_sent() + off / kPageSize);
     criu::Pagemap pm = roundPagemap(pagesId, held, changed);
-    pm.memfdName = criuMemfdName(opener);  // the target keeps the object in a memfd of that name
+    if (!obj.named) {
+      obj.memfdName = criuMemfdName(opener);
+      obj.named = true;
+    }
+    pm.memfdName = obj.memfdName;  // the target keeps the object in a memfd of that name
     LXMIG_RETURN_IF_ERROR(em.whole(dir + "/pagemap-shmem-" + std::to_string(shmid) + ".img", serializePagemap(pm)));
     ++pagesId;
   }

@@ -142,6 +142,11 @@ class PreCopy {
   // the frozen window).
   struct SharedObject {
     std::vector<std::pair<uint64_t, uint64_t>> pages;
+    // The memfd CRIU will restore it as, read at the object's first round
+    // only: the target keeps an object the same way in every round (a
+    // memfd's name never changes, nor does an unlinked file's).
+    std::optional<std::string> memfdName;
+    bool named = false;
   };
 
  private:

@@ -239,7 +239,7 @@ TEST_F(MirrorTest, NewPagesAreWrittenByAChildThatJoinsTheChargedCgroupFirst) {
   UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
   ASSERT_TRUE(fd);
   PageStore st(dir());
-  st.chargeMirrorsTo(fd.get());
+  st.chargeMirrorsWith([&]() -> Result<int> { return fd.get(); });
   rounds(st, "");
   ASSERT_TRUE(st.assemble().ok());
   auto m = st.mirrors();
@@ -290,7 +290,7 @@ TEST_F(MirrorTest, AMirrorThatCannotBeWrittenFailsTheRound) {
   ASSERT_TRUE(writeFileAtomic(procs, "", 0600).ok());
   UniqueFd readOnly(::open(procs.c_str(), O_RDONLY | O_CLOEXEC));  // the join fails
   PageStore st(dir());
-  st.chargeMirrorsTo(readOnly.get());
+  st.chargeMirrorsWith([&]() -> Result<int> { return readOnly.get(); });
   write("rounds/0000/pages-2147483648.img", page('a'));
   PageSet one;
   one.add(0, P);

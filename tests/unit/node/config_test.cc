@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "lxmig/base/files.h"
 #include "lxmig/node/config.h"
@@ -101,28 +102,47 @@ TEST_F(ConfigTest, CapacityIsAutoOrAFigure) {
   }
 }
 
-TEST_F(ConfigTest, DataLinkCipherIsAutoOrGcm) {
-  auto c = load("");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->dataLinkCipher, "auto");
-  auto gcm = load("data_link_cipher = \"aes-128-gcm\"\n");
-  ASSERT_TRUE(gcm.ok());
-  EXPECT_TRUE(gcm->validate().ok());
-  auto bad = load("data_link_cipher = \"chacha\"\n");
-  ASSERT_TRUE(bad.ok());
-  EXPECT_EQ(bad->validate().message(), "bad data_link_cipher `chacha` (auto or aes-128-gcm)");
-}
-
-TEST_F(ConfigTest, CriuHeldShmemIsAutoOrOff) {
-  auto c = load("");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->criuHeldShmem, "auto");
-  auto off = load("criu_held_shmem = \"off\"\n");
-  ASSERT_TRUE(off.ok());
-  EXPECT_TRUE(off->validate().ok());
-  auto bad = load("criu_held_shmem = \"on\"\n");
-  ASSERT_TRUE(bad.ok());
-  EXPECT_EQ(bad->validate().message(), "bad criu_held_shmem `on` (auto or off)");
+// Keys that take one of a few words: the default, every other word
+// accepted, and a wrong one refused with the words it could have been.
+TEST_F(ConfigTest, WordKeysTakeTheirWordsOnly) {
+  struct Case {
+    const char* key;
+    std::string AgentConfig::*field;
+    const char* byDefault;
+    std::vector<const char*> others;
+    const char* bad;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"data_link_cipher",
+       &AgentConfig::dataLinkCipher,
+       "auto",
+       {"aes-128-gcm"},
+       "chacha",
+       "bad data_link_cipher `chacha` (auto or aes-128-gcm)"},
+      {"criu_held_pages", &AgentConfig::criuHeldPages, "auto", {"off"}, "on", "bad criu_held_pages `on` (auto or off)"},
+      {"criu_held_shmem", &AgentConfig::criuHeldShmem, "auto", {"off"}, "on", "bad criu_held_shmem `on` (auto or off)"},
+      {"accept_forwarded",
+       &AgentConfig::acceptForwarded,
+       "true",
+       {"false"},
+       "yes",
+       "bad accept_forwarded `yes` (true or false)"},
+  };
+  auto plain = load("");
+  ASSERT_TRUE(plain.ok());
+  for (const auto& c : cases) {
+    EXPECT_EQ((*plain).*c.field, c.byDefault) << c.key;
+    for (const char* word : c.others) {
+      auto ok = load(std::string(c.key) + " = \"" + word + "\"\n");
+      ASSERT_TRUE(ok.ok()) << c.key;
+      EXPECT_EQ((*ok).*c.field, word) << c.key;
+      EXPECT_TRUE(ok->validate().ok()) << c.key << " = " << word;
+    }
+    auto bad = load(std::string(c.key) + " = \"" + c.bad + "\"\n");
+    ASSERT_TRUE(bad.ok()) << c.key;
+    EXPECT_EQ(bad->validate().message(), c.expected);
+  }
 }
 
 TEST_F(ConfigTest, IdmapIsABaseAndASizeOrOff) {

@@ -117,7 +117,7 @@ class LxcHost {
   uint64_t memoryBytes(const std::string& name) const;
   // The memory cgroup a migration target charges the container's shared
   // memory to while it receives it, ahead of the container's own cgroups
-  // (criu::PageStore::chargeMirrorsTo): held.NAME beside payload.NAME,
+  // (criu::PageStore::chargeMirrorsWith): held.NAME beside payload.NAME,
   // made if missing; an open cgroup.procs of it. Shared memory pages stay
   // charged where they were first written, so it lives as long as the
   // container here (removed with its other cgroups); memoryBytes() counts

@@ -85,13 +85,12 @@ class PageStore {
 
   // Shared memory pages are charged, for as long as they live, to the
   // cgroup of the task that first wrote them, and a mirror's live on as
-  // the restored container's: with `procs` (an open cgroup.procs or tasks
-  // file; not owned) the mirrors are written by a child process that joins
-  // that cgroup first. Without, by this process.
-  void chargeMirrorsTo(int procs) { chargeTo_ = procs; }
-  // The same, the procs file opened when the first mirror is made (a
-  // container without shared memory gets no cgroup); a failure keeps the
-  // objects in the store, as without mirrors.
+  // the restored container's: the mirrors' new pages are written by a
+  // child process that first joins the cgroup whose procs file (cgroup.procs
+  // or tasks; not owned) `open` gives, called when the first mirror is made
+  // (a container without shared memory gets no cgroup). A failure keeps the
+  // objects in the store, as without mirrors. Without an opener, this
+  // process writes them.
   void chargeMirrorsWith(std::function<Result<int>()> open) { chargeOpener_ = std::move(open); }
   // Keeps no mirror (before the first round).
   void withoutMirrors() { mirrorsOff_ = true; }

@@ -53,6 +53,21 @@ void addImagesCheck(v1::DoctorReply& r, const std::string& tmpfs, const std::str
       false);
 }
 
+bool hostReclaimsFreeMemory(const std::string& sys) {
+  // virtio device id 5 is the balloon; its `features` file has one '0' or
+  // '1' per feature bit, bit 5 being VIRTIO_BALLOON_F_REPORTING.
+  constexpr size_t kReportingBit = 5;
+  const std::string devices = sys + "/bus/virtio/devices";
+  for (const auto& d : listDir(devices).value_or(std::vector<std::string>{})) {
+    auto id = readFileHead(devices + "/" + d + "/device", 64);
+    auto features = readFileHead(devices + "/" + d + "/features", 4096);
+    if (id.ok() && trim(*id) == "0x0005" && features.ok() && features->size() > kReportingBit &&
+        (*features)[kReportingBit] == '1')
+      return true;
+  }
+  return false;
+}
+
 void preferLxmigCriu() {
   const char* dir = std::getenv("LXMIG_CRIU_DIR");
   std::string d = dir ? dir : "/opt/lxmig/bin";
@@ -265,10 +280,16 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
       "modprobe nf_conntrack nf_conntrack_netlink; apt-get install conntrack");
 
   bool bridge = pathExists("/sys/module/bridge") || pathExists("/proc/sys/net/bridge");
-  auto mods = readFile("/proc/modules");
   add(r, "bridge", true, bridge ? "bridge support loaded" : "bridge module not loaded yet (auto-loads on first use)",
       "", false);
-  (void)mods;
+
+  add(r, "host-memory", true,
+      hostReclaimsFreeMemory()
+          ? "the host takes back free memory of this virtual machine (virtio balloon free page reporting): memory "
+            "one migration frees and a later one uses is faulted in from the host again, up to seconds per GiB "
+            "(docs/operations.md, \"Room for images\")"
+          : "no free page reporting: memory freed here stays this machine's",
+      "", false);
   return r;
 }
 

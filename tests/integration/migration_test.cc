@@ -26,6 +26,7 @@
 #include "lxmig/base/files.h"
 #include "lxmig/container/dev_shm.h"
 #include "lxmig/container/dev_tree.h"
+#include "lxmig/node/doctor.h"
 #include "lxmig/tracking/dirty_tracker.h"
 #include "unit/temp_dir.h"
 
@@ -184,8 +185,15 @@ TEST_F(MigrationTest, DoctorChecksEveryPrerequisite) {
                              "criu-shmem-write",
                              "criu-userns-lazy",
                              "criu-shmem-listed",
-                             "criu-shmem-held"})
+                             "criu-shmem-held",
+                             "host-memory"})
       EXPECT_TRUE(names.count(want)) << "doctor lacks check " << want;
+    // This machine's host takes back its free memory or not, as sysfs says.
+    for (const auto& check : j["checks"])
+      if (check["name"] == "host-memory") {
+        EXPECT_EQ(startsWith(check["detail"].get<std::string>(), "the host takes back"), node::hostReclaimsFreeMemory())
+            << check.dump();
+      }
     // scripts/setup.sh builds CRIU with lxmig's patch.
     for (const auto& check : j["checks"])
       if (check["name"] == "criu-held-pages" || check["name"] == "criu-merge" || check["name"] == "criu-unix-names" ||

@@ -156,6 +156,19 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
   return c;
 }
 
+namespace {
+
+// A network interface's name as the kernel takes it (dev_valid_name).
+constexpr const char* kInterfaceRule = ": an interface name, 1 to 15 bytes without '/', ':' or spaces";
+bool interfaceName(const std::string& n) {
+  if (n.empty() || n.size() > 15 || n == "." || n == "..") return false;
+  for (unsigned char ch : n)
+    if (ch == '/' || ch == ':' || ch <= ' ' || ch == 0x7f) return false;
+  return true;
+}
+
+}  // namespace
+
 std::vector<std::string> AgentConfig::problems() const {
   std::vector<std::string> out;
   auto add = [&](const Status& st) {
@@ -214,6 +227,12 @@ std::vector<std::string> AgentConfig::problems() const {
   if (auto hp = splitHostPort(listen); dataListen.empty() && hp.ok() && hp->second == 65535)
     out.push_back("`listen` port 65535 leaves no next port for the data link; set data_listen");
   if (firewallTable.empty()) out.push_back("missing `firewall_table`");
+  // Made, joined and removed as directories under /sys/fs/cgroup.
+  if (cgroupParent == "." || !checkRelativePath(cgroupParent).ok())
+    out.push_back("bad cgroup_parent " + quote(cgroupParent) +
+                  ": cgroup names joined by '/', none empty, \".\" or \"..\"");
+  if (!interfaceName(bridge)) out.push_back("bad bridge " + quote(bridge) + kInterfaceRule);
+  if (!fabricIf.empty() && !interfaceName(fabricIf)) out.push_back("bad fabric_if " + quote(fabricIf) + kInterfaceRule);
   if (!imagesDiskDir.empty() && imagesDiskDir != "off" && imagesDiskDir.front() != '/')
     out.push_back("bad images_disk_dir " + quote(imagesDiskDir) + ": an absolute path or off");
   if (log::Level level; !log::parseLevel(logLevel, &level))

@@ -55,6 +55,38 @@ TEST_F(ConfigTest, BadValuesAreOneLineErrors) {
   EXPECT_NE(unknown.status().message().find("unknown key `sourcesilence`"), std::string::npos);
 }
 
+TEST_F(ConfigTest, CgroupParentAndInterfacesAreNamesNotPaths) {
+  auto plain = load("");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->validate().ok()) << plain->validate().message();
+  for (const char* good : {"lxmig", "lxbench-n1", "machine.slice/lxmig"}) {
+    auto c = load(std::string("cgroup_parent = \"") + good + "\"\n");
+    ASSERT_TRUE(c.ok()) << good;
+    EXPECT_TRUE(c->validate().ok()) << good << ": " << c->validate().message();
+  }
+  // The agent makes, joins and removes directories there.
+  for (const char* bad : {"", ".", "..", "../../etc", "/lxmig", "a//b", "a/../b", "lxmig/"}) {
+    auto c = load(std::string("cgroup_parent = \"") + bad + "\"\n");
+    ASSERT_TRUE(c.ok()) << bad;
+    EXPECT_EQ(c->validate().message(),
+              std::string("bad cgroup_parent `") + bad + "`: cgroup names joined by '/', none empty, \".\" or \"..\"");
+  }
+  for (const char* key : {"bridge", "fabric_if"}) {
+    auto ok = load(std::string(key) + " = \"br-fab.0\"\n");
+    ASSERT_TRUE(ok.ok()) << key;
+    EXPECT_TRUE(ok->validate().ok()) << key << ": " << ok->validate().message();
+    for (const char* bad : {"a/b", "eth0:1", "has space", "sixteen-bytes-ab", ".."}) {
+      auto c = load(std::string(key) + " = \"" + bad + "\"\n");
+      ASSERT_TRUE(c.ok()) << key << " " << bad;
+      EXPECT_EQ(c->validate().message(), std::string("bad ") + key + " `" + bad +
+                                             "`: an interface name, 1 to 15 bytes without '/', ':' or spaces");
+    }
+  }
+  auto noBridge = load("bridge = \"\"\n");
+  ASSERT_TRUE(noBridge.ok());
+  EXPECT_NE(noBridge->validate().message().find("bad bridge"), std::string::npos);
+}
+
 TEST_F(ConfigTest, AuditRetentionIsDaysWeeksOrOff) {
   auto c = load("");
   ASSERT_TRUE(c.ok());

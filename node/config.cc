@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "lxmig/base/files.h"
 #include "lxmig/base/grammar.h"
@@ -167,6 +168,19 @@ bool interfaceName(const std::string& n) {
   return true;
 }
 
+// The images tmpfs's `size=` as mount(8) takes it: "0" (no tmpfs), bytes
+// with an optional k, m, g or t, or a percentage of the RAM up to 100.
+// Nothing else reaches the mount options (a comma would add one).
+bool tmpfsSize(const std::string& v) {
+  size_t digits = 0;
+  while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+  if (digits == 0 || digits > 15 || digits + 1 < v.size()) return false;
+  if (digits == v.size()) return true;
+  const char unit = v.back();
+  if (unit == '%') return std::strtoull(v.c_str(), nullptr, 10) <= 100;
+  return std::strchr("kKmMgGtT", unit) != nullptr;
+}
+
 }  // namespace
 
 std::vector<std::string> AgentConfig::problems() const {
@@ -233,8 +247,15 @@ std::vector<std::string> AgentConfig::problems() const {
                   ": cgroup names joined by '/', none empty, \".\" or \"..\"");
   if (!interfaceName(bridge)) out.push_back("bad bridge " + quote(bridge) + kInterfaceRule);
   if (!fabricIf.empty() && !interfaceName(fabricIf)) out.push_back("bad fabric_if " + quote(fabricIf) + kInterfaceRule);
-  if (!imagesDiskDir.empty() && imagesDiskDir != "off" && imagesDiskDir.front() != '/')
+  if (!imagesDiskDir.empty() && imagesDiskDir != "off" && !checkAbsolutePath(imagesDiskDir).ok())
     out.push_back("bad images_disk_dir " + quote(imagesDiskDir) + ": an absolute path or off");
+  if (!tmpfsSize(imagesTmpfsSize))
+    out.push_back("bad images_tmpfs_size " + quote(imagesTmpfsSize) +
+                  ": 0, bytes with an optional k, m, g or t, or a percentage of the RAM (50%)");
+  for (const auto& [key, dir] :
+       {std::pair<const char*, const std::string*>{"state_dir", &stateDir}, {"lxc_path", &lxcPath}})
+    if (!dir->empty() && !checkAbsolutePath(*dir).ok())
+      out.push_back(std::string("bad ") + key + " " + quote(*dir) + ": an absolute path without . or .. components");
   if (log::Level level; !log::parseLevel(logLevel, &level))
     out.push_back("bad log_level " + quote(logLevel) + " (debug, info, warn, error or off)");
   return out;

@@ -16,10 +16,10 @@ class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(tmp_.ok()); }
   // A valid minimal config plus `extra` lines.
-  Result<AgentConfig> load(const std::string& extra) {
+  Result<AgentConfig> load(const std::string& extra, const std::string& stateDir = "/var/lib/x") {
     const std::string path = tmp_.path() + "/agent.conf";
-    const std::string base =
-        "node = \"n1\"\nstate_dir = \"/var/lib/x\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
+    const std::string base = "node = \"n1\"\nstate_dir = \"" + stateDir +
+                             "\"\ncontainer_subnet = \"10.200.1.0/24\"\ngateway = \"10.200.0.1\"\n";
     EXPECT_TRUE(writeFileAtomic(path, base + extra).ok());
     return AgentConfig::load(path);
   }
@@ -85,6 +85,35 @@ TEST_F(ConfigTest, CgroupParentAndInterfacesAreNamesNotPaths) {
   auto noBridge = load("bridge = \"\"\n");
   ASSERT_TRUE(noBridge.ok());
   EXPECT_NE(noBridge->validate().message().find("bad bridge"), std::string::npos);
+}
+
+TEST_F(ConfigTest, TmpfsSizeAndDirectoriesAreWhatTheirUseTakes) {
+  for (const char* good : {"0", "50%", "100%", "24m", "1G", "4294967296", "2t"}) {
+    auto c = load(std::string("images_tmpfs_size = \"") + good + "\"\n");
+    ASSERT_TRUE(c.ok()) << good;
+    EXPECT_TRUE(c->validate().ok()) << good << ": " << c->validate().message();
+  }
+  // The size goes into the tmpfs's mount options: a comma would add one.
+  for (const char* bad : {"", "50%,mode=0777", "1g,uid=1000", "101%", "-1", "1.5g", "g", "1gb", "1 g"}) {
+    auto c = load(std::string("images_tmpfs_size = \"") + bad + "\"\n");
+    ASSERT_TRUE(c.ok()) << bad;
+    EXPECT_EQ(c->validate().message(),
+              std::string("bad images_tmpfs_size `") + bad +
+                  "`: 0, bytes with an optional k, m, g or t, or a percentage of the RAM (50%)");
+  }
+  for (const char* bad : {"relative/dir", "/var/lib/../etc", "/var//lib"}) {
+    auto state = load("", bad);
+    ASSERT_TRUE(state.ok()) << bad;
+    EXPECT_EQ(state->validate().message(),
+              std::string("bad state_dir `") + bad + "`: an absolute path without . or .. components");
+    auto lxc = load(std::string("lxc_path = \"") + bad + "\"\n");
+    ASSERT_TRUE(lxc.ok()) << bad;
+    EXPECT_EQ(lxc->validate().message(),
+              std::string("bad lxc_path `") + bad + "`: an absolute path without . or .. components");
+    auto disk = load(std::string("images_disk_dir = \"") + bad + "\"\n");
+    ASSERT_TRUE(disk.ok()) << bad;
+    EXPECT_EQ(disk->validate().message(), std::string("bad images_disk_dir `") + bad + "`: an absolute path or off");
+  }
 }
 
 TEST_F(ConfigTest, AuditRetentionIsDaysWeeksOrOff) {

@@ -103,6 +103,12 @@ Status checkAbsolutePath(std::string_view path) {
   return checkComponents(path.substr(1), "path");
 }
 
+Status checkInterfaceName(std::string_view name, std::string_view what) {
+  bool ok = !name.empty() && name.size() <= 15 && name != "." && name != "..";
+  for (unsigned char ch : name) ok = ok && ch != '/' && ch != ':' && ch > ' ' && ch != 0x7f;
+  return ok ? okStatus() : bad(what, name, "an interface name, 1 to 15 bytes without '/', ':' or spaces");
+}
+
 Status checkPlainText(std::string_view text, std::string_view what, size_t max) {
   if (text.size() > max) return bad(what, text, "longer than " + std::to_string(max) + " bytes");
   for (char c : text) {

@@ -159,15 +159,6 @@ Result<AgentConfig> AgentConfig::parse(const std::string& text, const std::strin
 
 namespace {
 
-// A network interface's name as the kernel takes it (dev_valid_name).
-constexpr const char* kInterfaceRule = ": an interface name, 1 to 15 bytes without '/', ':' or spaces";
-bool interfaceName(const std::string& n) {
-  if (n.empty() || n.size() > 15 || n == "." || n == "..") return false;
-  for (unsigned char ch : n)
-    if (ch == '/' || ch == ':' || ch <= ' ' || ch == 0x7f) return false;
-  return true;
-}
-
 // The images tmpfs's `size=` as mount(8) takes it: "0" (no tmpfs), bytes
 // with an optional k, m, g or t, or a percentage of the RAM up to 100.
 // Nothing else reaches the mount options (a comma would add one).
@@ -245,8 +236,8 @@ std::vector<std::string> AgentConfig::problems() const {
   if (cgroupParent == "." || !checkRelativePath(cgroupParent).ok())
     out.push_back("bad cgroup_parent " + quote(cgroupParent) +
                   ": cgroup names joined by '/', none empty, \".\" or \"..\"");
-  if (!interfaceName(bridge)) out.push_back("bad bridge " + quote(bridge) + kInterfaceRule);
-  if (!fabricIf.empty() && !interfaceName(fabricIf)) out.push_back("bad fabric_if " + quote(fabricIf) + kInterfaceRule);
+  add(checkInterfaceName(bridge, "bridge"));
+  if (!fabricIf.empty()) add(checkInterfaceName(fabricIf, "fabric_if"));
   if (!imagesDiskDir.empty() && imagesDiskDir != "off" && !checkAbsolutePath(imagesDiskDir).ok())
     out.push_back("bad images_disk_dir " + quote(imagesDiskDir) + ": an absolute path or off");
   if (!tmpfsSize(imagesTmpfsSize))

@@ -55,6 +55,13 @@ TEST(Grammar, AbsolutePaths) {
   for (const char* bad : {"", "dev/fuse", "/dev/../etc", "/a//b", "/a/"}) expectBad(checkAbsolutePath(bad), "bad path");
 }
 
+TEST(Grammar, InterfaceNames) {
+  for (const char* ok : {"lxbr0", "br-fab.0", "eth0", "fifteen-bytes-a"})
+    EXPECT_TRUE(checkInterfaceName(ok, "bridge").ok()) << ok;
+  for (const char* bad : {"", ".", "..", "a/b", "eth0:1", "has space", "tab\tx", "sixteen-bytes-ab"})
+    expectBad(checkInterfaceName(bad, "bridge"), "bad bridge");
+}
+
 TEST(Grammar, PlainText) {
   EXPECT_TRUE(checkPlainText("A=b c;'\"$", "value").ok());
   for (const char* bad : {"a\nb", "a\rb", "a\x1b[31m", "a\x7f"})

@@ -35,6 +35,10 @@ Status checkRelativePath(std::string_view path);
 // An absolute path without "..", empty components or NUL (a bind source,
 // a device node).
 Status checkAbsolutePath(std::string_view path);
+// A network interface's name as the kernel takes it (dev_valid_name): 1 to
+// 15 bytes, none '/', ':' or white space, not "." or "..". `what` names the
+// value in the error.
+Status checkInterfaceName(std::string_view name, std::string_view what);
 // Text that may reach a configuration file or a log line as one value: no
 // control characters (newline, NUL, escape ...), at most `max` bytes.
 // `what` names the value in the error.

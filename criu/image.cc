@@ -106,6 +106,13 @@ Result<Pagemap> parsePagemap(std::string_view b) {
   return pm;
 }
 
+uint64_t pagesWith(const Pagemap& pm, uint32_t flags) {
+  uint64_t n = 0;
+  for (const auto& e : pm.entries)
+    if (e.flags & flags) n += e.pages;
+  return n;
+}
+
 std::string serializePagemap(const Pagemap& pm) {
   std::string out;
   appendU32(out, kImgCommonMagic);

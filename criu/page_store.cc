@@ -422,22 +422,16 @@ Result<AssembleStats> PageStore::assemble() {
     auto pmr = parsePagemap(text);
     if (!pmr.ok()) return pmr.status().withContext(pmPath);
     Pagemap pm = std::move(*pmr);
-    bool anyParent = false;
-    uint64_t total = 0;
-    for (const auto& e : pm.entries) {
-      anyParent |= (e.flags & kPeParent) != 0;
-      if (e.flags & (kPeParent | kPePresent)) total += e.pages;
-    }
+    const uint64_t total = pagesWith(pm, kPeParent | kPePresent);
     as.pages += total;
-    if (!anyParent) {  // sent complete (the process was not tracked)
+    if (pagesWith(pm, kPeParent) == 0) {  // sent complete (the process was not tracked)
       mirrors_.erase(key);
       continue;
     }
     const std::string pagesPath = dir_ + "/pages-" + std::to_string(pm.pagesId) + ".img";
     if (auto m = mirrors_.find(key); m != mirrors_.end()) {
       LXMIG_RETURN_IF_ERROR(completeMirror(key, m->second, pm, pagesPath));
-      for (const auto& e : pm.entries)
-        if (e.flags & kPeParent) as.fromStore += e.pages;
+      as.fromStore += pagesWith(pm, kPeParent);
       continue;  // the images stay as sent: only the mirror restores it
     }
     auto found = procs_.find(key);
@@ -524,11 +518,9 @@ Status PageStore::completeMirror(const std::string& key, Mirror& m, const Pagema
   const int64_t t1 = monotonicNs();
   LXMIG_RETURN_IF_ERROR(punchOutside(m.fd.get(), pm).withContext(describe(key)));
   m.complete = true;
-  uint64_t delta = 0;
-  for (const auto& e : pm.entries)
-    if (e.flags & kPePresent) delta += e.pages;
-  LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": its memfd brought to the dump (" << delta << " pages written in "
-                                << (t1 - t0) / 1000 << " us, holes made in " << (monotonicNs() - t1) / 1000 << " us)";
+  LXMIG_LOG(kInfo, "pagestore") << describe(key) << ": its memfd brought to the dump (" << pagesWith(pm, kPePresent)
+                                << " pages written in " << (t1 - t0) / 1000 << " us, holes made in "
+                                << (monotonicNs() - t1) / 1000 << " us)";
   return okStatus();
 }
 

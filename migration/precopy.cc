@@ -880,16 +880,12 @@ Status PreCopy::rewriteDump(const std::string& imagesDir, FinalStats& fs,
     // (held_pages.h): those pages are PARENT already, and the page file it
     // wrote holds the rest. A real page file may be on its way to the
     // target since the dump (realFilesSent): it is never rewritten then.
-    uint64_t heldByCriu = 0, presentByCriu = 0;
-    for (const auto& e : pm->entries) {
-      if (e.flags & kPeParent) heldByCriu += e.pages;
-      if (e.flags & kPePresent) presentByCriu += e.pages;
-    }
+    const uint64_t heldByCriu = pagesWith(*pm, kPeParent);
     if (!discarded && valid.empty()) continue;  // CRIU's files travel as they are
     fs.criuHeldPages += heldByCriu;
     if (!discarded && (heldByCriu > 0 || realFilesSent)) {
       fs.parentPages += heldByCriu;
-      fs.deltaPages += presentByCriu;
+      fs.deltaPages += pagesWith(*pm, kPePresent);
       continue;
     }
     PagemapRewrite rw = rewritePagemap(*pm, valid);

@@ -161,11 +161,15 @@ namespace {
 
 // The images tmpfs's `size=` as mount(8) takes it: "0" (no tmpfs), bytes
 // with an optional k, m, g or t, or a percentage of the RAM up to 100.
-// Nothing else reaches the mount options (a comma would add one).
+// Nothing else reaches the mount options (a comma would add one). Any other
+// spelling of zero ("00", "0k", "0%") is refused: tmpfs reads size=0 as no
+// limit at all, not as no tmpfs.
 bool tmpfsSize(const std::string& v) {
+  if (v == "0") return true;
   size_t digits = 0;
   while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
   if (digits == 0 || digits > 15 || digits + 1 < v.size()) return false;
+  if (std::strtoull(v.c_str(), nullptr, 10) == 0) return false;
   if (digits == v.size()) return true;
   const char unit = v.back();
   if (unit == '%') return std::strtoull(v.c_str(), nullptr, 10) <= 100;
@@ -239,10 +243,12 @@ std::vector<std::string> AgentConfig::problems() const {
   add(checkInterfaceName(bridge, "bridge"));
   if (!fabricIf.empty()) add(checkInterfaceName(fabricIf, "fabric_if"));
   if (!imagesDiskDir.empty() && imagesDiskDir != "off" && !checkAbsolutePath(imagesDiskDir).ok())
-    out.push_back("bad images_disk_dir " + quote(imagesDiskDir) + ": an absolute path or off");
+    out.push_back("bad images_disk_dir " + quote(imagesDiskDir) +
+                  ": an absolute path without . or .. components, or off");
   if (!tmpfsSize(imagesTmpfsSize))
     out.push_back("bad images_tmpfs_size " + quote(imagesTmpfsSize) +
-                  ": 0, bytes with an optional k, m, g or t, or a percentage of the RAM (50%)");
+                  ": 0 (no tmpfs), bytes above 0 with an optional k, m, g or t, or a percentage of "
+                  "the RAM (50%)");
   for (const auto& [key, dir] :
        {std::pair<const char*, const std::string*>{"state_dir", &stateDir}, {"lxc_path", &lxcPath}})
     if (!dir->empty() && !checkAbsolutePath(*dir).ok())

@@ -26,6 +26,15 @@ TEST(CriuImage, RoundTrip) {
   EXPECT_EQ(back->entries, pm.entries);
 }
 
+TEST(CriuImage, PagesWithCountsTheEntriesCarryingAFlag) {
+  const Pagemap pm{1, {{0x1000, 3, kPePresent | kPeLazy}, {0x9000, 2, kPeParent}, {0xf000, 4, 0}}};
+  EXPECT_EQ(pagesWith(pm, kPePresent), 3u);
+  EXPECT_EQ(pagesWith(pm, kPeParent), 2u);
+  EXPECT_EQ(pagesWith(pm, kPeParent | kPePresent), 5u) << "either flag";
+  EXPECT_EQ(pagesWith(pm, kPeLazy), 3u);
+  EXPECT_EQ(pagesWith(Pagemap{}, kPePresent), 0u);
+}
+
 TEST(CriuImage, RejectsGarbage) {
   EXPECT_FALSE(parsePagemap("short").ok());
   std::string bad = serializePagemap(Pagemap{1, {{0x1000, 1, kPePresent}}});

@@ -94,12 +94,14 @@ TEST_F(ConfigTest, TmpfsSizeAndDirectoriesAreWhatTheirUseTakes) {
     EXPECT_TRUE(c->validate().ok()) << good << ": " << c->validate().message();
   }
   // The size goes into the tmpfs's mount options: a comma would add one.
-  for (const char* bad : {"", "50%,mode=0777", "1g,uid=1000", "101%", "-1", "1.5g", "g", "1gb", "1 g"}) {
+  for (const char* bad : {"", "50%,mode=0777", "1g,uid=1000", "101%", "-1", "1.5g", "g", "1gb", "1 g",
+                          // zero other than "0": tmpfs would read it as no limit
+                          "00", "0k", "0%", "000g"}) {
     auto c = load(std::string("images_tmpfs_size = \"") + bad + "\"\n");
     ASSERT_TRUE(c.ok()) << bad;
     EXPECT_EQ(c->validate().message(),
               std::string("bad images_tmpfs_size `") + bad +
-                  "`: 0, bytes with an optional k, m, g or t, or a percentage of the RAM (50%)");
+                  "`: 0 (no tmpfs), bytes above 0 with an optional k, m, g or t, or a percentage of the RAM (50%)");
   }
   for (const char* bad : {"relative/dir", "/var/lib/../etc", "/var//lib"}) {
     auto state = load("", bad);
@@ -112,7 +114,8 @@ TEST_F(ConfigTest, TmpfsSizeAndDirectoriesAreWhatTheirUseTakes) {
               std::string("bad lxc_path `") + bad + "`: an absolute path without . or .. components");
     auto disk = load(std::string("images_disk_dir = \"") + bad + "\"\n");
     ASSERT_TRUE(disk.ok()) << bad;
-    EXPECT_EQ(disk->validate().message(), std::string("bad images_disk_dir `") + bad + "`: an absolute path or off");
+    EXPECT_EQ(disk->validate().message(),
+              std::string("bad images_disk_dir `") + bad + "`: an absolute path without . or .. components, or off");
   }
 }
 
@@ -237,7 +240,8 @@ TEST_F(ConfigTest, ImagesDiskDirIsAnAbsolutePathOrOff) {
   }
   auto bad = load("images_disk_dir = \"images\"\n");
   ASSERT_TRUE(bad.ok());
-  EXPECT_EQ(bad->validate().message(), "bad images_disk_dir `images`: an absolute path or off");
+  EXPECT_EQ(bad->validate().message(),
+            "bad images_disk_dir `images`: an absolute path without . or .. components, or off");
 }
 
 TEST_F(ConfigTest, DataLinkDefaultsToTheNextPort) {

@@ -58,6 +58,10 @@ struct Pagemap {
   std::optional<std::string> memfdName;
 };
 
+// Pages of the entries of `pm` that carry any of `flags` (kPePresent: in its
+// pages file; kPeParent: in the parent's).
+uint64_t pagesWith(const Pagemap& pm, uint32_t flags);
+
 // The number N of a CRIU image name `<kind>N.img` (kind "pagemap-" or
 // "netdev-", say; N decimal, canonical, 0..max), or nothing when the name
 // has another grammar: "pagemap-shmem-5.img" is not a "pagemap-" one.

@@ -42,7 +42,8 @@ class AgentService final : public v1::Agent::Service {
                  .idmapBase = node.config().idmapRange().first,
                  .idmapSize = node.config().idmapRange().second,
                  .lazyInUserns = node::criuLazyInUserns(),
-                 .heldShmem = node.config().criuHeldShmem != "off" && node::criuTakesHeldShmem()}),
+                 .heldShmem = node.config().criuHeldShmem != "off" && node::criuTakesHeldShmem(),
+                 .pagemapOffsets = node.config().criuPagemapOffsets != "off" && node::criuReadsPagemapOffsets()}),
         frozen_(host_, peers_, node.audit(), node.reservations()) {}
   ~AgentService() { stopDetached(); }
   // Cancels the migrations started with --detach that still run (before

@@ -32,17 +32,20 @@ void appendMessage(std::string& out, const google::protobuf::MessageLite& m) {
 // Appends a range, continuing the last entry when it can and the result
 // stays within kMaxEntryPages (a range longer than that on its own, which
 // CRIU never writes, is kept whole).
-void addEntry(Pagemap& pm, uint64_t vaddr, uint64_t pages, uint32_t flags) {
+void addEntry(Pagemap& pm, uint64_t vaddr, uint64_t pages, uint32_t flags,
+              std::optional<uint64_t> offset = std::nullopt) {
   if (pages == 0) return;
   if (!pm.entries.empty()) {
     auto& last = pm.entries.back();
-    if (last.flags == flags && last.vaddr + last.pages * kPageSize == vaddr && last.pages <= kMaxEntryPages &&
-        pages <= kMaxEntryPages - last.pages) {
+    const bool filesContinue =
+        last.offset.has_value() == offset.has_value() && (!offset || *last.offset + last.pages * kPageSize == *offset);
+    if (last.flags == flags && last.vaddr + last.pages * kPageSize == vaddr && filesContinue &&
+        last.pages <= kMaxEntryPages && pages <= kMaxEntryPages - last.pages) {
       last.pages += pages;
       return;
     }
   }
-  pm.entries.push_back({vaddr, pages, flags});
+  pm.entries.push_back({vaddr, pages, flags, offset});
 }
 
 }  // namespace
@@ -91,6 +94,12 @@ Result<Pagemap> parsePagemap(std::string_view b) {
     pe.pages = e.has_nr_pages() ? e.nr_pages() : e.compat_nr_pages();
     if (e.has_flags()) pe.flags = e.flags();
     else pe.flags = (e.has_in_parent() && e.in_parent()) ? kPeParent : kPePresent;
+    if (e.has_lxmig_off()) {
+      if (e.lxmig_off() % kPageSize != 0 || !(pe.flags & kPePresent))
+        return invalidArgument("pagemap entry #" + std::to_string(pm.entries.size()) +
+                               ": an offset that is not a present entry's page boundary");
+      pe.offset = e.lxmig_off();
+    }
     if (pe.vaddr % kPageSize != 0) return invalidArgument("pagemap entry at unaligned address");
     // Addresses of a process: the end of the range must not wrap (its
     // end is computed below and by every user of the entry).
@@ -127,6 +136,7 @@ std::string serializePagemap(const Pagemap& pm) {
     e.set_compat_nr_pages(static_cast<uint32_t>(pe.pages));
     e.set_flags(pe.flags);
     e.set_nr_pages(pe.pages);
+    if (pe.offset) e.set_lxmig_off(*pe.offset);
     appendMessage(out, e);
   }
   return out;
@@ -182,7 +192,7 @@ PagemapRewrite rewritePagemap(const Pagemap& in, const PageSet& onTarget) {
 
 size_t joinAdjacentEntries(Pagemap& pm) {
   Pagemap joined;
-  for (const auto& e : pm.entries) addEntry(joined, e.vaddr, e.pages, e.flags);
+  for (const auto& e : pm.entries) addEntry(joined, e.vaddr, e.pages, e.flags, e.offset);
   const size_t gone = pm.entries.size() - joined.entries.size();
   pm.entries = std::move(joined.entries);
   return gone;

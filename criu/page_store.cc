@@ -127,6 +127,18 @@ uint64_t PageStore::flatOffset(const Proc& p, uint64_t addr) {
   return it->second.second + (addr - it->first);
 }
 
+namespace {
+
+// Offsets in a pagemap are the target's own (assembleInPlace): a pagemap
+// from the source, a round's or the dump's, has none.
+Status noOffsets(const Pagemap& pm, const std::string& path) {
+  for (const auto& e : pm.entries)
+    if (e.offset) return invalidArgument(path + ": a pagemap entry names an offset (only the target writes those)");
+  return okStatus();
+}
+
+}  // namespace
+
 Status PageStore::applyRounds() {
   for (;;) {
     const std::string rd = dir_ + "/" + roundDirName(nextRound_);
@@ -175,6 +187,7 @@ Status PageStore::applyRound(int k) {
     LXMIG_ASSIGN_OR_RETURN(std::string text, readFile(pmPath));
     auto pm = parsePagemap(text);
     if (!pm.ok()) return pm.status().withContext(pmPath);
+    LXMIG_RETURN_IF_ERROR(noOffsets(*pm, pmPath));
     const std::string pages = rd + "/pages-" + std::to_string(pm->pagesId) + ".img";
     auto found = procs_.find(key);
     const bool mirrorable = found == procs_.end() && !mirrors_.count(key) && pm->memfdName &&
@@ -357,6 +370,7 @@ void addSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint6
 
 Result<PrelayoutStats> PageStore::prelayout(const std::map<uint32_t, PageSet>& predicted) {
   PrelayoutStats ps;
+  if (offsets_) return ps;  // assemble() moves nothing
   for (const auto& [vpid, pages] : predicted) {
     const std::string key = std::to_string(vpid);
     auto found = procs_.find(key);
@@ -422,6 +436,7 @@ Result<AssembleStats> PageStore::assemble() {
     auto pmr = parsePagemap(text);
     if (!pmr.ok()) return pmr.status().withContext(pmPath);
     Pagemap pm = std::move(*pmr);
+    LXMIG_RETURN_IF_ERROR(noOffsets(pm, pmPath));
     const uint64_t total = pagesWith(pm, kPeParent | kPePresent);
     as.pages += total;
     if (pagesWith(pm, kPeParent) == 0) {  // sent complete (the process was not tracked)
@@ -437,6 +452,12 @@ Result<AssembleStats> PageStore::assemble() {
     auto found = procs_.find(key);
     if (found == procs_.end()) return internalError(describe(key) + " has pages in PARENT but none in the store");
     const Proc& p = found->second;
+    if (offsets_) {
+      LXMIG_RETURN_IF_ERROR(assembleInPlace(key, p, pm, pagesPath, as));
+      as.joinedEntries += joinAdjacentEntries(pm);
+      LXMIG_RETURN_IF_ERROR(writeFileAtomic(pmPath, serializePagemap(pm), 0600));
+      continue;
+    }
 
     // Where every page of CRIU's pages file comes from, in its order.
     std::vector<Piece> pieces;
@@ -502,6 +523,67 @@ Result<AssembleStats> PageStore::assemble() {
   (void)removeTree(dir_ + "/store");
   (void)removeTree(dir_ + "/rounds");
   return as;
+}
+
+Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap& pm, const std::string& pagesPath,
+                                  AssembleStats& as) {
+  Status st;
+  UniqueFd flat = openOrFail(flatPath(key), O_RDWR, st);
+  UniqueFd delta = openOrFail(pagesPath, O_RDONLY, st);
+  UniqueFd extra;
+  if (pathExists(extraPath(key))) extra = openOrFail(extraPath(key), O_RDONLY, st);
+  LXMIG_RETURN_IF_ERROR(st);
+  struct stat fs {
+  }, ds{};
+  if (::fstat(flat.get(), &fs) != 0) return Status::fromErrno("stat", flatPath(key));
+  if (::fstat(delta.get(), &ds) != 0) return Status::fromErrno("stat", pagesPath);
+  // The delta, whole, after the flat file's pages: its entries' pages are
+  // in entry order, as CRIU wrote them.
+  const uint64_t deltaBase = (static_cast<uint64_t>(fs.st_size) + kPageSize - 1) / kPageSize * kPageSize;
+  const uint64_t deltaBytes = static_cast<uint64_t>(ds.st_size);
+  if (deltaBytes != pagesWith(pm, kPePresent) * kPageSize)
+    return invalidArgument(pagesPath + " holds " + std::to_string(deltaBytes) + " bytes, its pagemap names " +
+                           std::to_string(pagesWith(pm, kPePresent)) + " pages");
+  if (deltaBytes > 0)
+    LXMIG_RETURN_IF_ERROR(copyFileRange(delta.get(), 0, flat.get(), deltaBase, deltaBytes, flatPath(key)));
+  uint64_t end = deltaBase + deltaBytes, deltaOff = 0;
+  Pagemap out;
+  out.pagesId = pm.pagesId;
+  for (const auto& e : pm.entries) {
+    const uint64_t eEnd = e.vaddr + e.pages * kPageSize;
+    if (e.flags & kPePresent) {
+      out.entries.push_back({e.vaddr, e.pages, e.flags, deltaBase + deltaOff});
+      deltaOff += e.pages * kPageSize;
+      continue;
+    }
+    if (!(e.flags & kPeParent)) {  // no pages in any file
+      out.entries.push_back(e);
+      continue;
+    }
+    as.fromStore += e.pages;
+    const uint32_t flags = (e.flags & ~kPeParent) | kPePresent;
+    for (uint64_t a = e.vaddr; a < eEnd;) {
+      if (uint64_t off = flatOffset(p, a); off != UINT64_MAX) {
+        const uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, eEnd);
+        out.entries.push_back({a, (segEnd - a) / kPageSize, flags, off});
+        a = segEnd;
+        continue;
+      }
+      auto x = p.extra.find(a);
+      if (x == p.extra.end())
+        return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
+      LXMIG_RETURN_IF_ERROR(
+          copyFileRange(extra.get(), x->second, flat.get(), end, kPageSize, flatPath(key)).withContext("extra pages"));
+      out.entries.push_back({a, 1, flags, end});
+      as.copiedBytes += kPageSize;
+      end += kPageSize;
+      a += kPageSize;
+    }
+  }
+  if (::rename(flatPath(key).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(key));
+  ::unlink(extraPath(key).c_str());
+  pm = std::move(out);
+  return okStatus();
 }
 
 Status PageStore::completeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath) {

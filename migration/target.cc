@@ -483,6 +483,7 @@ Result<std::vector<net::LoweredMtu>> lowerNetdevMtus(const std::string& imagesDi
 // refuses userfaultfd(2) inside it without vm.unprivileged_userfaultfd.
 std::unique_ptr<criu::PageStore> Target::newPageStore(State& s) {
   auto store = std::make_unique<criu::PageStore>(s.imagesDir);
+  if (options_.pagemapOffsets) store->withPagemapOffsets();
   if (!options_.heldShmem) {
     store->withoutMirrors();
     return store;

@@ -83,6 +83,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"data_link_cipher", &AgentConfig::dataLinkCipher},
       {"criu_held_pages", &AgentConfig::criuHeldPages},
       {"criu_held_shmem", &AgentConfig::criuHeldShmem},
+      {"criu_pagemap_offsets", &AgentConfig::criuPagemapOffsets},
       {"idmap", &AgentConfig::idmap},
       {"userns", &AgentConfig::userns},
       {"cluster", &AgentConfig::clusterFile},
@@ -214,6 +215,8 @@ std::vector<std::string> AgentConfig::problems() const {
     out.push_back("bad criu_held_pages " + quote(criuHeldPages) + " (auto or off)");
   if (criuHeldShmem != "auto" && criuHeldShmem != "off")
     out.push_back("bad criu_held_shmem " + quote(criuHeldShmem) + " (auto or off)");
+  if (criuPagemapOffsets != "auto" && criuPagemapOffsets != "off")
+    out.push_back("bad criu_pagemap_offsets " + quote(criuPagemapOffsets) + " (auto or off)");
   if (idmap != "off" && idmapRange().second == 0)
     out.push_back("bad idmap " + quote(idmap) + " (BASE:SIZE, base >= 1, at least 65536 ids, or off)");
   if (userns != "on" && userns != "off") out.push_back("bad userns " + quote(userns) + " (on or off)");

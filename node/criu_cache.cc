@@ -130,4 +130,6 @@ bool criuListsDiscardedShmem() { return criuSays(kShmemListedVersionLine); }
 
 bool criuTakesHeldShmem() { return criuSays(kShmemHeldVersionLine); }
 
+bool criuReadsPagemapOffsets() { return criuSays(kPagemapOffsetsVersionLine); }
+
 }  // namespace lxmig::node

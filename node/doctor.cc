@@ -228,6 +228,9 @@ v1::DoctorReply runDoctor(const std::string& nodeName) {
         {"criu-shmem-held", criuTakesHeldShmem(),
          "pre-copy's restore takes the shared memory the target kept up to date as it is (nothing written frozen)",
          "pre-copy's restore writes every page of shared memory into a new object (~70 ms per 140 MiB, frozen)"},
+        {"criu-pagemap-offsets", criuReadsPagemapOffsets(),
+         "pre-copy's target hands over the pages it kept where they are (nothing moved in the frozen window)",
+         "pre-copy's target moves the pages it kept into address order (up to the whole memory, beside the dump)"},
     };
     for (const auto& p : patches)
       add(r, p.name, p.ok,

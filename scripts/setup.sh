@@ -95,7 +95,10 @@ fi
 # agent rebuilds it) listed by its data segments without moving its pages;
 # shmem-held, a memfd the target kept up to date during the rounds and
 # hands over (--inherit-fd lxmig-shmem:<shmid>) becomes the restored shared
-# memory object, whose content is then not written in the frozen window.
+# memory object, whose content is then not written in the frozen window;
+# pagemap-offsets, a pagemap entry may name where its pages start in the
+# pages file (the target's page store then hands over its file as it is,
+# nothing moved into address order in the frozen window).
 CRIU_WANT=4.2.1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_URL=http://deb.debian.org/debian/pool/main/c/criu/criu_$CRIU_WANT.orig.tar.xz
@@ -128,7 +131,8 @@ criu_ok() {
     grep -q "^lxmig: unix-peer-elsewhere" <<<"$v" && grep -q "^lxmig: sysv-outside" <<<"$v" &&
     grep -q "^lxmig: userns-veth" <<<"$v" && grep -q "^lxmig: accepted-abstract-name" <<<"$v" &&
     grep -q "^lxmig: shmem-by-write" <<<"$v" && grep -q "^lxmig: userns-lazy" <<<"$v" &&
-    grep -q "^lxmig: shmem-listed" <<<"$v" && grep -q "^lxmig: shmem-held" <<<"$v"
+    grep -q "^lxmig: shmem-listed" <<<"$v" && grep -q "^lxmig: shmem-held" <<<"$v" &&
+    grep -q "^lxmig: pagemap-offsets" <<<"$v"
 }
 
 if ! criu_ok; then

@@ -35,6 +35,29 @@ TEST(CriuImage, PagesWithCountsTheEntriesCarryingAFlag) {
   EXPECT_EQ(pagesWith(Pagemap{}, kPePresent), 0u);
 }
 
+TEST(CriuImage, AnOffsetTravelsOnPresentEntriesAtPageBoundariesOnly) {
+  Pagemap pm{2, {{0x1000, 2, kPePresent, 5 * P}, {0x9000, 1, kPeParent}}};
+  auto back = parsePagemap(serializePagemap(pm));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->entries, pm.entries);
+  EXPECT_FALSE(back->entries[1].offset) << "none unless written";
+  EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{2, {{0x1000, 1, kPePresent, 100}}})).ok()) << "unaligned";
+  EXPECT_FALSE(parsePagemap(serializePagemap(Pagemap{2, {{0x1000, 1, kPeParent, 0}}})).ok()) << "not present";
+}
+
+TEST(CriuImage, EntriesJoinOnlyWhereTheirPagesContinueInTheFile) {
+  Pagemap pm{1,
+             {{0x1000, 1, kPePresent, 0},
+              {0x2000, 1, kPePresent, P},      // continues: joined
+              {0x3000, 1, kPePresent, 7 * P},  // elsewhere in the file
+              {0x4000, 1, kPePresent},         // no offset after one with
+              {0x5000, 1, kPePresent}}};       // both without: joined
+  EXPECT_EQ(joinAdjacentEntries(pm), 2u);
+  const std::vector<PagemapEntry> want = {
+      {0x1000, 2, kPePresent, 0}, {0x3000, 1, kPePresent, 7 * P}, {0x4000, 2, kPePresent}};
+  EXPECT_EQ(pm.entries, want);
+}
+
 TEST(CriuImage, RejectsGarbage) {
   EXPECT_FALSE(parsePagemap("short").ok());
   std::string bad = serializePagemap(Pagemap{1, {{0x1000, 1, kPePresent}}});

@@ -70,6 +70,28 @@ class PageStoreTest : public ::testing::Test {
     write("pages-" + std::to_string(pagesId) + ".img", delta);
   }
   const std::string& dir() const { return tmp_.path(); }
+  // The pages of pagemap-<vpid>.img in address order, read as CRIU reads
+  // them: an entry's pages at its offset, or after the previous present
+  // entry's.
+  std::string criuView(uint32_t vpid) const {
+    auto pm = parsePagemap(readFile(dir() + "/pagemap-" + std::to_string(vpid) + ".img").value_or(""));
+    EXPECT_TRUE(pm.ok());
+    if (!pm.ok()) return "";
+    const std::string file = readFile(dir() + "/pages-" + std::to_string(pm->pagesId) + ".img").value_or("");
+    std::string out;
+    uint64_t at = 0;
+    for (const auto& e : pm->entries) {
+      if (!(e.flags & kPePresent)) continue;
+      if (e.offset) at = *e.offset;
+      EXPECT_LE(at + e.pages * P, file.size()) << "entry at " << e.vaddr;
+      out += file.substr(at, e.pages * P);
+      at += e.pages * P;
+    }
+    return out;
+  }
+  // Random rounds, dumps and predictions; every assembled page checked
+  // (PagesThatAppearOrVanishAnywhere...).
+  void appearOrVanishTrials(bool offsets);
   testing::TempDir tmp_{"lxmig-pagestore"};
 };
 
@@ -394,7 +416,7 @@ TEST_F(PageStoreTest, ParentPageTheStoreLacksIsAnError) {
 // in runs or alone) against a plain model: each page of the assembled file
 // must hold the content last sent for its address, in address order. Each
 // page carries its address and version in its first bytes.
-TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) {
+void PageStoreTest::appearOrVanishTrials(bool offsets) {
   auto content = [](uint64_t n, int version) {
     std::string pg(P, static_cast<char>('a' + (n + version) % 26));
     std::snprintf(pg.data(), 32, "page %llu v%d", static_cast<unsigned long long>(n), version);
@@ -410,6 +432,7 @@ TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) {
     std::filesystem::remove_all(dir());
     std::filesystem::create_directories(dir());
     PageStore st(dir());
+    if (offsets) st.withPagemapOffsets();
     const uint64_t span = 8 + rnd(120);
     std::map<uint64_t, int> held;  // page -> version the store holds
     // Round 0: a random part of the span; later rounds: some of those
@@ -475,6 +498,11 @@ TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) {
     auto as = st.assemble();
     ASSERT_TRUE(as.ok()) << "trial " << trial << ": " << as.status().toString();
     moved += as->movedBytes;
+    if (offsets) {
+      EXPECT_EQ(as->movedBytes, 0u) << "trial " << trial << ": nothing moves when the entries name their offsets";
+      ASSERT_EQ(criuView(1), want) << "trial " << trial;
+      continue;
+    }
     if (exact) {
       EXPECT_EQ(as->movedBytes, 0u) << "trial " << trial << ": the exact prelayout left moves to the frozen window";
       EXPECT_EQ(as->copiedBytes, 0u) << "trial " << trial;
@@ -487,8 +515,73 @@ TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) {
       ASSERT_EQ(got->substr(i, 32), want.substr(i, 32)) << "trial " << trial << ", page " << i / P << " of the file";
     ASSERT_EQ(*got, want) << "trial " << trial;
   }
+  if (offsets) {
+    EXPECT_EQ(moved + preMoved, 0u) << "neither the prelayouts nor the assemblies moved a page";
+    return;
+  }
   EXPECT_GT(moved, 0u) << "the trials moved pages inside the file";
   EXPECT_GT(preMoved, 0u) << "the prelayouts moved pages";
+}
+
+TEST_F(PageStoreTest, PagesThatAppearOrVanishAnywhereAreLaidOutInPlace) { appearOrVanishTrials(false); }
+
+TEST_F(PageStoreTest, WithOffsetsPagesThatAppearOrVanishMoveNothingAndReadBackRight) { appearOrVanishTrials(true); }
+
+TEST_F(PageStoreTest, WithOffsetsTheFlatFileIsHandedOverAsItIs) {
+  PageStore st(dir());
+  st.withPagemapOffsets();
+  round(0, 2, {{10, 'a'}, {11, 'b'}, {12, 'c'}, {20, 'd'}});
+  ASSERT_TRUE(st.applyRounds().ok());
+  round(1, 2, {{11, 'B'}, {30, 'e'}});  // 30: outside the layout (the extra file)
+  ASSERT_TRUE(st.applyRounds().ok());
+  // 10 vanished; 11, 20, 30 held; 12 sent in the dump; 40 new.
+  dump(2, 7,
+       {{11 * P, 1, kPeParent | kPeLazy},
+        {12 * P, 1, kPePresent | kPeLazy},
+        {20 * P, 1, kPeParent | kPeLazy},
+        {30 * P, 1, kPeParent | kPeLazy},
+        {40 * P, 1, kPePresent | kPeLazy}},
+       page('C') + page('f'));
+  auto as = st.assemble();
+  ASSERT_TRUE(as.ok()) << as.status().toString();
+  EXPECT_EQ(as->movedBytes, 0u);
+  EXPECT_EQ(as->copiedBytes, P) << "the extra page, appended";
+  EXPECT_EQ(fills(criuView(2)), "BCdef");
+  // The round-0 file as it was (the vanished page 10 stays, unnamed), the
+  // delta after it, then the extra page.
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-7.img")), "aBcdCfe");
+  auto out = parsePagemap(*readFile(dir() + "/pagemap-2.img"));
+  ASSERT_TRUE(out.ok());
+  const std::vector<PagemapEntry> want = {{11 * P, 1, kPePresent | kPeLazy, 1 * P},
+                                          {12 * P, 1, kPePresent | kPeLazy, 4 * P},
+                                          {20 * P, 1, kPePresent | kPeLazy, 3 * P},
+                                          {30 * P, 1, kPePresent | kPeLazy, 6 * P},
+                                          {40 * P, 1, kPePresent | kPeLazy, 5 * P}};
+  EXPECT_EQ(out->entries, want);
+  EXPECT_FALSE(pathExists(dir() + "/store"));
+}
+
+// Offsets are the target's own: a peer's round or dump naming one is refused.
+TEST_F(PageStoreTest, AnOffsetFromThePeerIsRefused) {
+  Pagemap pm;
+  pm.pagesId = 3;
+  pm.entries = {{4 * P, 1, kPePresent, 0}};
+  write("rounds/0000/pagemap-3.img", serializePagemap(pm));
+  write("rounds/0000/pages-3.img", page('a'));
+  PageStore st(dir());
+  st.withPagemapOffsets();
+  auto applied = st.applyRounds();
+  ASSERT_FALSE(applied.ok());
+  EXPECT_NE(applied.message().find("names an offset"), std::string::npos) << applied.message();
+
+  std::filesystem::remove_all(dir() + "/rounds");
+  PageStore other(dir());
+  round(0, 5, {{4, 'a'}});
+  ASSERT_TRUE(other.applyRounds().ok());
+  dump(5, 8, {{4 * P, 1, kPePresent, 0}}, page('b'));
+  auto as = other.assemble();
+  ASSERT_FALSE(as.ok());
+  EXPECT_NE(as.status().message().find("names an offset"), std::string::npos) << as.status().message();
 }
 
 // The prelayout does the moves while the source dumps: with a right

@@ -43,6 +43,10 @@ struct PagemapEntry {
   uint64_t vaddr = 0;
   uint64_t pages = 0;
   uint32_t flags = 0;
+  // Where the pages start in the pages file (CRIU with lxmig's
+  // pagemap-offsets patch), page-aligned; none: right after the previous
+  // present entry's, as CRIU writes them.
+  std::optional<uint64_t> offset;
   bool operator==(const PagemapEntry&) const = default;
 };
 

@@ -20,6 +20,13 @@
 // prelayout() lays the flat file out that way while CRIU dumps on the
 // source; assemble() then moves only what the prediction missed.
 //
+// With a CRIU that reads where each pagemap entry's pages start
+// (withPagemapOffsets(): lxmig's pagemap-offsets patch) nothing moves at
+// all: assemble() appends the delta and the extra pages to the flat file,
+// which becomes the pages file as it is, and each entry names the offset
+// of its pages in it (pages that vanished stay in the file, unnamed);
+// prelayout() then does nothing.
+//
 // A shared memory object whose round pagemap names the memfd CRIU restores
 // it as is kept instead whole in a memfd of that name (its mirror), written
 // as each round is applied and, at assemble(), with the delta, holes
@@ -94,6 +101,8 @@ class PageStore {
   void chargeMirrorsWith(std::function<Result<int>()> open) { chargeOpener_ = std::move(open); }
   // Keeps no mirror (before the first round).
   void withoutMirrors() { mirrorsOff_ = true; }
+  // The images' pagemaps may name where each entry's pages are (see above).
+  void withPagemapOffsets() { offsets_ = true; }
   // After assemble(): (CRIU's shmid, memfd) of each mirror complete at the
   // dump, for the restore to hand over. Valid while the store lives.
   std::vector<std::pair<uint64_t, int>> mirrors() const;
@@ -125,6 +134,10 @@ class PageStore {
   Status completeMirror(const std::string& key, Mirror& m, const Pagemap& pm, const std::string& pagesPath);
   static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra, int delta,
                          const std::string& deltaName, AssembleStats& as);
+  // assemble() of one process with offsets: the flat file as it is, the
+  // delta and extra pages appended, `pm` rewritten to name where each is.
+  Status assembleInPlace(const std::string& key, const Proc& p, Pagemap& pm, const std::string& pagesPath,
+                         AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.
   static uint64_t flatOffset(const Proc& p, uint64_t addr);
   std::string flatPath(const std::string& key) const;
@@ -138,6 +151,7 @@ class PageStore {
   int chargeTo_ = -1;
   std::function<Result<int>()> chargeOpener_;
   bool mirrorsOff_ = false;
+  bool offsets_ = false;
   Status broken_;  // a prelayout() that failed halfway
   int nextRound_ = 0;
 };

@@ -63,6 +63,10 @@ class Target {
     // Shared memory is kept whole in memfds the restore takes as the
     // objects (criu::PageStore's mirrors; node::criuTakesHeldShmem).
     bool heldShmem = false;
+    // CRIU reads where each pagemap entry's pages are: the page store is
+    // handed over as it is (criu::PageStore::withPagemapOffsets;
+    // node::criuReadsPagemapOffsets).
+    bool pagemapOffsets = false;
   };
   // All three outlive the Target.
   Target(ContainerHost& host, store::AuditLog& audit, node::Reservations& reservations, Options options)

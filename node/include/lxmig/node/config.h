@@ -120,6 +120,11 @@ struct AgentConfig {
   // was built with lxmig's patch, criu::PageStore's mirrors), or lets the
   // restore write it ("off").
   std::string criuHeldShmem = "auto";
+  // The pre-copy target hands its page store to CRIU as it is, each
+  // pagemap entry naming where its pages are ("auto": when this node's CRIU
+  // was built with lxmig's patch, criu::PageStore::withPagemapOffsets), or
+  // moves the pages into address order first ("off").
+  std::string criuPagemapOffsets = "auto";
   // The host ids this node maps containers with a user namespace of their
   // own onto ("BASE:SIZE", uid and gid alike; "off": none): root inside is
   // BASE. A container migrates only to a node whose range holds its map.

@@ -73,5 +73,11 @@ bool criuListsDiscardedShmem();
 // memory object, its content not written (criu::PageStore's mirrors).
 inline constexpr char kShmemHeldVersionLine[] = "lxmig: shmem-held 1";
 bool criuTakesHeldShmem();
+// Built with lxmig's patch criu-4.2.1-pagemap-offsets.patch: a pagemap
+// entry may name where its pages start in the pages file (lxmig_off), so
+// the pre-copy target hands its page store over as it is
+// (criu::PageStore::withPagemapOffsets).
+inline constexpr char kPagemapOffsetsVersionLine[] = "lxmig: pagemap-offsets 1";
+bool criuReadsPagemapOffsets();
 
 }  // namespace lxmig::node

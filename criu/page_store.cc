@@ -129,6 +129,22 @@ uint64_t PageStore::flatOffset(const Proc& p, uint64_t addr) {
 
 namespace {
 
+// Records [start, end) of a layout at `off`, joined to the segment before it
+// in address order when both continue each other in the file too. The
+// range lies outside every segment.
+void appendSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint64_t start, uint64_t end,
+                   uint64_t off) {
+  auto next = layout.upper_bound(start);
+  if (next != layout.begin()) {
+    auto& [prevStart, prev] = *std::prev(next);
+    if (prev.first == start && prev.second + (start - prevStart) == off) {
+      prev.first = end;
+      return;
+    }
+  }
+  layout[start] = {end, off};
+}
+
 // Offsets in a pagemap are the target's own (assembleInPlace): a pagemap
 // from the source, a round's or the dump's, has none.
 Status noOffsets(const Pagemap& pm, const std::string& path) {
@@ -243,6 +259,21 @@ Status PageStore::applyRound(int k) {
           LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), off, end - a, flatPath(key)));
           src += end - a;
           a = end;
+          continue;
+        }
+        if (offsets_) {
+          // The flat file needs no address order when the entries name
+          // their offsets: the run of pages outside the layout is appended
+          // to it, and the layout learns where.
+          const uint64_t eEnd = e.vaddr + e.pages * kPageSize;
+          uint64_t runEnd = a + kPageSize;
+          while (runEnd < eEnd && flatOffset(p, runEnd) == UINT64_MAX) runEnd += kPageSize;
+          const uint64_t at = p.layoutPages * kPageSize;
+          LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), at, runEnd - a, flatPath(key)));
+          appendSegment(p.layout, a, runEnd, at);
+          p.layoutPages += (runEnd - a) / kPageSize;
+          src += runEnd - a;
+          a = runEnd;
           continue;
         }
         auto [it, fresh] = p.extra.try_emplace(a, p.extraSize);

@@ -70,6 +70,13 @@ int main(int argc, char** argv) {
   criu::Pagemap shm = criu::roundPagemap(2147483648u, valid, sent);
   shm.memfdName = "/dev/zero";
   ok &= put(pm, "round-shmem.img", criu::serializePagemap(shm));
+  // The target's assembled images, entries naming their offsets.
+  criu::Pagemap assembled;
+  assembled.pagesId = 1;
+  assembled.entries = {{0x55d1c0a00000, 33, criu::kPePresent | criu::kPeLazy, 132 * kPageSize},
+                       {0x7f3a2c000000, 132, criu::kPePresent, 0},
+                       {0x7f3a2c200000, 1, criu::kPePresent, 165 * kPageSize}};
+  ok &= put(pm, "assembled-offsets.img", criu::serializePagemap(assembled));
 
   // Conntrack records: an established TCP flow behind DNAT, a UDP flow, an
   // ICMP echo, and an empty set.

@@ -101,7 +101,9 @@ class PageStore {
   void chargeMirrorsWith(std::function<Result<int>()> open) { chargeOpener_ = std::move(open); }
   // Keeps no mirror (before the first round).
   void withoutMirrors() { mirrorsOff_ = true; }
-  // The images' pagemaps may name where each entry's pages are (see above).
+  // The images' pagemaps may name where each entry's pages are (see above);
+  // pages outside round 0's layout are then appended to the flat file as
+  // the rounds bring them. Before the first round.
   void withPagemapOffsets() { offsets_ = true; }
   // After assemble(): (CRIU's shmid, memfd) of each mirror complete at the
   // dump, for the restore to hand over. Valid while the store lives.

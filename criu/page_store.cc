@@ -564,52 +564,54 @@ Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap
   UniqueFd extra;
   if (pathExists(extraPath(key))) extra = openOrFail(extraPath(key), O_RDONLY, st);
   LXMIG_RETURN_IF_ERROR(st);
-  struct stat fs {
-  }, ds{};
+  struct stat fs = {};
+  struct stat ds = {};
   if (::fstat(flat.get(), &fs) != 0) return Status::fromErrno("stat", flatPath(key));
   if (::fstat(delta.get(), &ds) != 0) return Status::fromErrno("stat", pagesPath);
-  // The delta, whole, after the flat file's pages: its entries' pages are
-  // in entry order, as CRIU wrote them.
-  const uint64_t deltaBase = (static_cast<uint64_t>(fs.st_size) + kPageSize - 1) / kPageSize * kPageSize;
-  const uint64_t deltaBytes = static_cast<uint64_t>(ds.st_size);
-  if (deltaBytes != pagesWith(pm, kPePresent) * kPageSize)
-    return invalidArgument(pagesPath + " holds " + std::to_string(deltaBytes) + " bytes, its pagemap names " +
+  if (static_cast<uint64_t>(ds.st_size) != pagesWith(pm, kPePresent) * kPageSize)
+    return invalidArgument(pagesPath + " holds " + std::to_string(ds.st_size) + " bytes, its pagemap names " +
                            std::to_string(pagesWith(pm, kPePresent)) + " pages");
-  if (deltaBytes > 0)
-    LXMIG_RETURN_IF_ERROR(copyFileRange(delta.get(), 0, flat.get(), deltaBase, deltaBytes, flatPath(key)));
-  uint64_t end = deltaBase + deltaBytes, deltaOff = 0;
+  // A delta page the layout places is written over its stale copy there
+  // (its entry then continues its neighbours' in the file, and joins
+  // them); the others, and the extra pages, go after the file's end.
+  uint64_t end = (static_cast<uint64_t>(fs.st_size) + kPageSize - 1) / kPageSize * kPageSize, deltaOff = 0;
   Pagemap out;
   out.pagesId = pm.pagesId;
   for (const auto& e : pm.entries) {
     const uint64_t eEnd = e.vaddr + e.pages * kPageSize;
-    if (e.flags & kPePresent) {
-      out.entries.push_back({e.vaddr, e.pages, e.flags, deltaBase + deltaOff});
-      deltaOff += e.pages * kPageSize;
-      continue;
-    }
-    if (!(e.flags & kPeParent)) {  // no pages in any file
+    if (!(e.flags & (kPePresent | kPeParent))) {  // no pages in any file
       out.entries.push_back(e);
       continue;
     }
-    as.fromStore += e.pages;
+    const bool fromDelta = e.flags & kPePresent;
+    if (!fromDelta) as.fromStore += e.pages;
     const uint32_t flags = (e.flags & ~kPeParent) | kPePresent;
     for (uint64_t a = e.vaddr; a < eEnd;) {
+      uint64_t runEnd = a + kPageSize, at = end;
       if (uint64_t off = flatOffset(p, a); off != UINT64_MAX) {
-        const uint64_t segEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, eEnd);
-        out.entries.push_back({a, (segEnd - a) / kPageSize, flags, off});
-        a = segEnd;
-        continue;
+        runEnd = std::min(std::prev(p.layout.upper_bound(a))->second.first, eEnd);
+        at = off;
+        if (fromDelta)
+          LXMIG_RETURN_IF_ERROR(
+              copyFileRange(delta.get(), deltaOff + (a - e.vaddr), flat.get(), at, runEnd - a, flatPath(key)));
+      } else if (fromDelta) {
+        while (runEnd < eEnd && flatOffset(p, runEnd) == UINT64_MAX) runEnd += kPageSize;
+        LXMIG_RETURN_IF_ERROR(
+            copyFileRange(delta.get(), deltaOff + (a - e.vaddr), flat.get(), at, runEnd - a, flatPath(key)));
+        end += runEnd - a;
+      } else {
+        auto x = p.extra.find(a);
+        if (x == p.extra.end())
+          return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
+        LXMIG_RETURN_IF_ERROR(
+            copyFileRange(extra.get(), x->second, flat.get(), at, kPageSize, flatPath(key)).withContext("extra pages"));
+        as.copiedBytes += kPageSize;
+        end += kPageSize;
       }
-      auto x = p.extra.find(a);
-      if (x == p.extra.end())
-        return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
-      LXMIG_RETURN_IF_ERROR(
-          copyFileRange(extra.get(), x->second, flat.get(), end, kPageSize, flatPath(key)).withContext("extra pages"));
-      out.entries.push_back({a, 1, flags, end});
-      as.copiedBytes += kPageSize;
-      end += kPageSize;
-      a += kPageSize;
+      out.entries.push_back({a, (runEnd - a) / kPageSize, flags, at});
+      a = runEnd;
     }
+    if (fromDelta) deltaOff += e.pages * kPageSize;
   }
   if (::rename(flatPath(key).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(key));
   ::unlink(extraPath(key).c_str());

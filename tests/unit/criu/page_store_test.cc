@@ -547,17 +547,18 @@ TEST_F(PageStoreTest, WithOffsetsTheFlatFileIsHandedOverAsItIs) {
   EXPECT_EQ(as->movedBytes, 0u);
   EXPECT_EQ(as->copiedBytes, 0u) << "page 30 went into the flat file in its round";
   EXPECT_EQ(fills(criuView(2)), "BCdef");
-  // The round-0 file as it was (the vanished page 10 stays, unnamed), the
-  // page round 1 brought, then the dump's delta.
-  EXPECT_EQ(fills(*readFile(dir() + "/pages-7.img")), "aBcdeCf");
+  // The round-0 file as it was (the vanished page 10 stays, unnamed) with
+  // the delta's page 12 over its stale copy, the page round 1 brought,
+  // then the delta's new page.
+  EXPECT_EQ(fills(*readFile(dir() + "/pages-7.img")), "aBCdef");
   auto out = parsePagemap(*readFile(dir() + "/pagemap-2.img"));
   ASSERT_TRUE(out.ok());
-  const std::vector<PagemapEntry> want = {{11 * P, 1, kPePresent | kPeLazy, 1 * P},
-                                          {12 * P, 1, kPePresent | kPeLazy, 5 * P},
+  const std::vector<PagemapEntry> want = {{11 * P, 2, kPePresent | kPeLazy, 1 * P},
                                           {20 * P, 1, kPePresent | kPeLazy, 3 * P},
                                           {30 * P, 1, kPePresent | kPeLazy, 4 * P},
-                                          {40 * P, 1, kPePresent | kPeLazy, 6 * P}};
+                                          {40 * P, 1, kPePresent | kPeLazy, 5 * P}};
   EXPECT_EQ(out->entries, want);
+  EXPECT_EQ(as->joinedEntries, 1u) << "11 and 12 continue each other in the file";
   EXPECT_FALSE(pathExists(dir() + "/store"));
 }
 

@@ -22,10 +22,12 @@
 //
 // With a CRIU that reads where each pagemap entry's pages start
 // (withPagemapOffsets(): lxmig's pagemap-offsets patch) nothing moves at
-// all: assemble() appends the delta and the extra pages to the flat file,
-// which becomes the pages file as it is, and each entry names the offset
-// of its pages in it (pages that vanished stay in the file, unnamed);
-// prelayout() then does nothing.
+// all: pages outside round 0's layout are appended to the flat file as the
+// rounds bring them, assemble() writes the delta over the layout's stale
+// copies (appending the pages it does not place), the flat file becomes
+// the pages file as it is, and each entry names the offset of its pages
+// in it (pages that vanished stay in the file, unnamed); prelayout() then
+// does nothing.
 //
 // A shared memory object whose round pagemap names the memfd CRIU restores
 // it as is kept instead whole in a memfd of that name (its mirror), written
@@ -137,7 +139,8 @@ class PageStore {
   static Status relayout(int flat, const std::string& flatName, const std::vector<Piece>& pieces, int extra, int delta,
                          const std::string& deltaName, AssembleStats& as);
   // assemble() of one process with offsets: the flat file as it is, the
-  // delta and extra pages appended, `pm` rewritten to name where each is.
+  // delta written over the layout's stale copies or appended, `pm`
+  // rewritten to name where each page is.
   Status assembleInPlace(const std::string& key, const Proc& p, Pagemap& pm, const std::string& pagesPath,
                          AssembleStats& as);
   // Offset in the flat file of the page at addr, or UINT64_MAX.

@@ -145,6 +145,13 @@ void appendSegment(std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, ui
   layout[start] = {end, off};
 }
 
+// The end of the run of pages from `a` (not in the layout) up to `limit`
+// that the layout does not hold either.
+uint64_t outsideLayoutEnd(const std::map<uint64_t, std::pair<uint64_t, uint64_t>>& layout, uint64_t a, uint64_t limit) {
+  auto next = layout.upper_bound(a);
+  return next == layout.end() ? limit : std::min(next->first, limit);
+}
+
 // Offsets in a pagemap are the target's own (assembleInPlace): a pagemap
 // from the source, a round's or the dump's, has none.
 Status noOffsets(const Pagemap& pm, const std::string& path) {
@@ -265,9 +272,7 @@ Status PageStore::applyRound(int k) {
           // The flat file needs no address order when the entries name
           // their offsets: the run of pages outside the layout is appended
           // to it, and the layout learns where.
-          const uint64_t eEnd = e.vaddr + e.pages * kPageSize;
-          uint64_t runEnd = a + kPageSize;
-          while (runEnd < eEnd && flatOffset(p, runEnd) == UINT64_MAX) runEnd += kPageSize;
+          const uint64_t runEnd = outsideLayoutEnd(p.layout, a, e.vaddr + e.pages * kPageSize);
           const uint64_t at = p.layoutPages * kPageSize;
           LXMIG_RETURN_IF_ERROR(copyFileRange(in.get(), src, flat.get(), at, runEnd - a, flatPath(key)));
           appendSegment(p.layout, a, runEnd, at);
@@ -561,8 +566,6 @@ Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap
   Status st;
   UniqueFd flat = openOrFail(flatPath(key), O_RDWR, st);
   UniqueFd delta = openOrFail(pagesPath, O_RDONLY, st);
-  UniqueFd extra;
-  if (pathExists(extraPath(key))) extra = openOrFail(extraPath(key), O_RDONLY, st);
   LXMIG_RETURN_IF_ERROR(st);
   struct stat fs = {};
   struct stat ds = {};
@@ -573,7 +576,8 @@ Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap
                            std::to_string(pagesWith(pm, kPePresent)) + " pages");
   // A delta page the layout places is written over its stale copy there
   // (its entry then continues its neighbours' in the file, and joins
-  // them); the others, and the extra pages, go after the file's end.
+  // them); the others go after the file's end. Held pages are all in the
+  // layout: in this mode the rounds append what it lacked (applyRound).
   uint64_t end = (static_cast<uint64_t>(fs.st_size) + kPageSize - 1) / kPageSize * kPageSize, deltaOff = 0;
   Pagemap out;
   out.pagesId = pm.pagesId;
@@ -595,18 +599,12 @@ Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap
           LXMIG_RETURN_IF_ERROR(
               copyFileRange(delta.get(), deltaOff + (a - e.vaddr), flat.get(), at, runEnd - a, flatPath(key)));
       } else if (fromDelta) {
-        while (runEnd < eEnd && flatOffset(p, runEnd) == UINT64_MAX) runEnd += kPageSize;
+        runEnd = outsideLayoutEnd(p.layout, a, eEnd);
         LXMIG_RETURN_IF_ERROR(
             copyFileRange(delta.get(), deltaOff + (a - e.vaddr), flat.get(), at, runEnd - a, flatPath(key)));
         end += runEnd - a;
       } else {
-        auto x = p.extra.find(a);
-        if (x == p.extra.end())
-          return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
-        LXMIG_RETURN_IF_ERROR(
-            copyFileRange(extra.get(), x->second, flat.get(), at, kPageSize, flatPath(key)).withContext("extra pages"));
-        as.copiedBytes += kPageSize;
-        end += kPageSize;
+        return internalError("page " + std::to_string(a) + " of " + describe(key) + " is not in the store");
       }
       out.entries.push_back({a, (runEnd - a) / kPageSize, flags, at});
       a = runEnd;
@@ -614,7 +612,6 @@ Status PageStore::assembleInPlace(const std::string& key, const Proc& p, Pagemap
     if (fromDelta) deltaOff += e.pages * kPageSize;
   }
   if (::rename(flatPath(key).c_str(), pagesPath.c_str()) != 0) return Status::fromErrno("rename", flatPath(key));
-  ::unlink(extraPath(key).c_str());
   pm = std::move(out);
   return okStatus();
 }
